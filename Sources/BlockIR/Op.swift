@@ -1,0 +1,134 @@
+/// The operation of one instruction of a block program.
+///
+/// Values are blocks (rank 0, 1 or 2) in the `local` or `reg` tier; only `load` and `store`
+/// touch global memory. Shapes of results are given by the instruction's result types.
+public indirect enum Op: Hashable, Sendable {
+    /// Reads a block of a global tensor; one `AxisAccess` per tensor axis. The block's axes are
+    /// the sliced axes, in tensor order.
+    case load(TensorID, [AxisAccess])
+    /// Writes a block to a global tensor (only the elements inside the tensor and the block's
+    /// extent). No result.
+    case store(ValueID, TensorID, [AxisAccess])
+    /// A block whose every element is the constant.
+    case fill(Float)
+    /// Elementwise function of one block.
+    case unary(UnaryOp, ValueID)
+    /// Elementwise function of two blocks of the same shape, or of a block and a scalar (rank 0).
+    case binary(BinaryOp, ValueID, ValueID)
+    /// Inserts a new axis at `axis` (0 or 1), repeating the operand along it; the result type
+    /// gives the new axis's size.
+    case broadcast(ValueID, axis: Int)
+    /// Reduces a block along `axis`, dropping that axis.
+    case reduce(ReduceOp, ValueID, axis: Int)
+    /// Block matrix product `op(a) · op(b)`, where `op` transposes when asked.
+    case dot(ValueID, ValueID, transposeA: Bool, transposeB: Bool)
+    /// Swaps the two axes of a rank-2 block.
+    case transpose(ValueID)
+    /// Replaces the elements of a rank-2 block where the predicate is false by `fill`. Element
+    /// `(r, c)` of the block is at row `rowOffset + r`, column `columnOffset + c` of the tensor's
+    /// last two axes.
+    case mask(ValueID, rowOffset: IndexExpr, columnOffset: IndexExpr, Predicate, fill: Float)
+    /// A sequential loop with loop-carried values; the instruction's results are the carried
+    /// values after the last iteration.
+    case loop(Loop)
+    /// Ends a loop body, giving the carried values of the next iteration.
+    case yield([ValueID])
+
+    /// The SSA operands read directly by the op (not those inside a loop body).
+    public var operands: [ValueID] {
+        switch self {
+        case .load, .fill: return []
+        case .store(let v, _, _): return [v]
+        case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a):
+            return [a]
+        case .binary(_, let a, let b), .dot(let a, let b, _, _): return [a, b]
+        case .mask(let a, _, _, _, _): return [a]
+        case .loop(let l): return l.initial
+        case .yield(let vs): return vs
+        }
+    }
+
+    /// The op with every operand (not inside a loop body) renamed.
+    public func mappingOperands(_ f: (ValueID) -> ValueID) -> Op {
+        switch self {
+        case .load, .fill: return self
+        case .store(let v, let t, let a): return .store(f(v), t, a)
+        case .unary(let o, let a): return .unary(o, f(a))
+        case .binary(let o, let a, let b): return .binary(o, f(a), f(b))
+        case .broadcast(let a, let axis): return .broadcast(f(a), axis: axis)
+        case .reduce(let o, let a, let axis): return .reduce(o, f(a), axis: axis)
+        case .dot(let a, let b, let ta, let tb): return .dot(f(a), f(b), transposeA: ta, transposeB: tb)
+        case .transpose(let a): return .transpose(f(a))
+        case .mask(let a, let r, let c, let p, let fill):
+            return .mask(f(a), rowOffset: r, columnOffset: c, p, fill: fill)
+        case .loop(var l):
+            l.initial = l.initial.map(f)
+            return .loop(l)
+        case .yield(let vs): return .yield(vs.map(f))
+        }
+    }
+
+    /// The op's keyword in the text form.
+    public var mnemonic: String {
+        switch self {
+        case .load: return "load"
+        case .store: return "store"
+        case .fill: return "fill"
+        case .unary(let o, _): return o.rawValue
+        case .binary(let o, _, _): return o.rawValue
+        case .broadcast: return "broadcast"
+        case .reduce(let o, _, _): return "reduce_" + o.rawValue
+        case .dot: return "dot"
+        case .transpose: return "transpose"
+        case .mask: return "mask"
+        case .loop: return "for"
+        case .yield: return "yield"
+        }
+    }
+}
+
+/// A sequential loop `for v in lower ..< upper` with carried values.
+public struct Loop: Hashable, Sendable {
+    /// The loop counter (a block index).
+    public var variable: IndexVar
+    /// The first iteration (inclusive).
+    public var lower: IndexExpr
+    /// The end of the range (exclusive).
+    public var upper: IndexExpr
+    /// The initial carried values, defined before the loop.
+    public var initial: [ValueID]
+    /// The carried values as seen by the body (block arguments), one per initial value.
+    public var carried: [Value]
+    /// The body; it ends with a `yield` of one value per carried value.
+    public var body: [Instruction]
+
+    /// Makes a loop.
+    public init(
+        variable: IndexVar, lower: IndexExpr, upper: IndexExpr, initial: [ValueID], carried: [Value],
+        body: [Instruction]
+    ) {
+        self.variable = variable
+        self.lower = lower
+        self.upper = upper
+        self.initial = initial
+        self.carried = carried
+        self.body = body
+    }
+}
+
+/// One instruction: an op and the values it defines.
+public struct Instruction: Hashable, Sendable {
+    /// The values defined (none for `store` and `yield`, one per carried value for a loop).
+    public var results: [Value]
+    /// The operation.
+    public var op: Op
+
+    /// Makes an instruction.
+    public init(_ results: [Value], _ op: Op) {
+        self.results = results
+        self.op = op
+    }
+
+    /// The single result (the first result).
+    public var result: Value? { results.first }
+}

@@ -1,0 +1,109 @@
+/// What a global tensor is for.
+public enum TensorRole: String, Hashable, Sendable {
+    /// Supplied by the caller.
+    case input
+    /// Returned to the caller.
+    case output
+    /// An intermediate in global memory, written and read by kernels.
+    case temp
+}
+
+/// A tensor in global memory.
+public struct GlobalTensor: Hashable, Sendable {
+    /// The name (unique in the program).
+    public var name: String
+    /// The shape (row-major, fp32).
+    public var shape: [Int]
+    /// Input, output or temporary.
+    public var role: TensorRole
+    /// When set, the tensor is a view of another tensor's storage with the same element count
+    /// (a reshape): reads and writes go to that tensor's memory.
+    public var viewOf: TensorID?
+
+    /// Makes a global tensor.
+    public init(name: String, shape: [Int], role: TensorRole, viewOf: TensorID? = nil) {
+        self.name = name
+        self.shape = shape
+        self.role = role
+        self.viewOf = viewOf
+    }
+
+    /// The number of elements.
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A parallel axis of a kernel's grid: `variable` runs over `0 ..< extent`, independently.
+public struct GridAxis: Hashable, Sendable {
+    /// The block index variable.
+    public var variable: IndexVar
+    /// The number of blocks.
+    public var extent: Int
+
+    /// Makes a grid axis.
+    public init(_ variable: IndexVar, _ extent: Int) {
+        self.variable = variable
+        self.extent = extent
+    }
+}
+
+/// A kernel: a parallel grid of independent instances of one body.
+public struct Kernel: Hashable, Sendable {
+    /// The name (unique in the program).
+    public var name: String
+    /// The grid; every combination of grid indices runs the body once, in any order.
+    public var grid: [GridAxis]
+    /// The body.
+    public var body: [Instruction]
+
+    /// Makes a kernel.
+    public init(name: String, grid: [GridAxis], body: [Instruction]) {
+        self.name = name
+        self.grid = grid
+        self.body = body
+    }
+}
+
+/// A block program: global tensors and the kernels that run in order over them.
+public struct Program: Hashable, Sendable {
+    /// The name, also the C entry point's name.
+    public var name: String
+    /// The global tensors: inputs, outputs, temporaries and views.
+    public var tensors: [GlobalTensor]
+    /// The kernels, run one after the other.
+    public var kernels: [Kernel]
+
+    /// Makes a program.
+    public init(name: String, tensors: [GlobalTensor], kernels: [Kernel]) {
+        self.name = name
+        self.tensors = tensors
+        self.kernels = kernels
+    }
+
+    /// The tensor with an ID.
+    public subscript(_ id: TensorID) -> GlobalTensor { tensors[id.index] }
+
+    /// The ID of the tensor with a name.
+    public func tensorID(named name: String) -> TensorID? {
+        tensors.firstIndex { $0.name == name }.map(TensorID.init)
+    }
+
+    /// The tensor whose storage a tensor uses (itself unless it is a view).
+    public func storage(of id: TensorID) -> TensorID {
+        var current = id
+        var steps = 0
+        while let next = tensors[current.index].viewOf, steps < tensors.count {
+            current = next
+            steps += 1
+        }
+        return current
+    }
+
+    /// The IDs of the inputs, in declaration order.
+    public var inputs: [TensorID] { ids(of: .input) }
+    /// The IDs of the outputs, in declaration order.
+    public var outputs: [TensorID] { ids(of: .output) }
+
+    private func ids(of role: TensorRole) -> [TensorID] {
+        tensors.indices.filter { tensors[$0].role == role }.map(TensorID.init)
+    }
+}

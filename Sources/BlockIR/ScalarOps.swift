@@ -1,0 +1,75 @@
+import Foundation
+
+/// Elementwise functions of one argument, shared by the graph and the block program.
+public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
+    case neg, exp, log, sqrt, rsqrt, recip, tanh, sigmoid, silu, gelu, abs, square
+
+    /// The reference semantics of the op on one fp32 value.
+    public func apply(_ x: Float) -> Float {
+        switch self {
+        case .neg: return -x
+        case .exp: return Foundation.exp(x)
+        case .log: return Foundation.log(x)
+        case .sqrt: return x.squareRoot()
+        case .rsqrt: return 1 / x.squareRoot()
+        case .recip: return 1 / x
+        case .tanh: return Foundation.tanh(x)
+        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+        case .silu: return x / (1 + Foundation.exp(-x))
+        case .gelu:
+            // tanh approximation, as in most inference runtimes.
+            let c: Float = 0.797_884_56  // sqrt(2/pi)
+            return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
+        case .abs: return Swift.abs(x)
+        case .square: return x * x
+        }
+    }
+}
+
+/// Elementwise functions of two arguments, shared by the graph and the block program.
+public enum BinaryOp: String, Hashable, Sendable, CaseIterable {
+    case add, sub, mul, div, max, min, pow
+
+    /// The reference semantics of the op on fp32 values.
+    public func apply(_ a: Float, _ b: Float) -> Float {
+        switch self {
+        case .add: return a + b
+        case .sub: return a - b
+        case .mul: return a * b
+        case .div: return a / b
+        case .max: return a.isNaN || b.isNaN ? .nan : Swift.max(a, b)
+        case .min: return a.isNaN || b.isNaN ? .nan : Swift.min(a, b)
+        case .pow: return Foundation.pow(a, b)
+        }
+    }
+}
+
+/// Reductions over an axis, shared by the graph and the block program.
+public enum ReduceOp: String, Hashable, Sendable, CaseIterable {
+    case sum, max
+
+    /// The identity element: `0` for `sum`, `-inf` for `max`.
+    public var identity: Float {
+        switch self {
+        case .sum: return 0
+        case .max: return -.infinity
+        }
+    }
+
+    /// The binary op that combines two partial results.
+    public var combiner: BinaryOp {
+        switch self {
+        case .sum: return .add
+        case .max: return .max
+        }
+    }
+}
+
+/// Formats an fp32 constant so that parsing the text gives back the same value.
+public func formatFloat(_ x: Float) -> String {
+    if x == .infinity { return "inf" }
+    if x == -.infinity { return "-inf" }
+    if x.isNaN { return "nan" }
+    if x == x.rounded() && Swift.abs(x) < 1e9 { return String(format: "%.1f", Double(x)) }
+    return "\(x)"
+}

@@ -1,0 +1,44 @@
+/// A target description: the capacities of the memory tiers and the default block sizes.
+public struct TargetDescription: Hashable, Sendable {
+    /// The name (`cpu`, `sm_80`, `sm_90`).
+    public var name: String
+    /// Bytes of the local tier available to one kernel instance.
+    public var localCapacityBytes: Int
+    /// Bytes of the register tier available to one kernel instance.
+    public var registerCapacityBytes: Int
+    /// fp32 SIMD lanes (CPU) or threads per warp (GPU).
+    public var vectorLanes: Int
+    /// Default block size along rows (second-to-last axis).
+    public var rowBlock: Int
+    /// Default block size along columns (last axis) and reduction axes.
+    public var columnBlock: Int
+
+    /// Makes a target.
+    public init(
+        name: String, localCapacityBytes: Int, registerCapacityBytes: Int, vectorLanes: Int, rowBlock: Int,
+        columnBlock: Int
+    ) {
+        self.name = name
+        self.localCapacityBytes = localCapacityBytes
+        self.registerCapacityBytes = registerCapacityBytes
+        self.vectorLanes = vectorLanes
+        self.rowBlock = rowBlock
+        self.columnBlock = columnBlock
+    }
+
+    /// This project's CPU: Zen 4, 1 MiB L2 per core (the local tier), AVX-512.
+    public static let cpu = TargetDescription(
+        name: "cpu", localCapacityBytes: 1 << 20, registerCapacityBytes: 32 * 64, vectorLanes: 16, rowBlock: 64,
+        columnBlock: 64)
+    /// NVIDIA Ampere: 164 KiB shared memory per block, 255 registers per thread.
+    public static let sm80 = TargetDescription(
+        name: "sm_80", localCapacityBytes: 164 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
+        rowBlock: 64, columnBlock: 64)
+    /// NVIDIA Hopper: 227 KiB shared memory per block, 255 registers per thread.
+    public static let sm90 = TargetDescription(
+        name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
+        rowBlock: 64, columnBlock: 64)
+
+    /// The known targets by name.
+    public static let all: [TargetDescription] = [.cpu, .sm80, .sm90]
+}

@@ -1,0 +1,123 @@
+import BlockIR
+
+/// The identity of a node of a graph (an index into `Graph.nodes`).
+public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The index into `Graph.nodes`.
+    public var index: Int
+
+    /// Makes an ID.
+    public init(_ index: Int) { self.index = index }
+
+    public var description: String { "n\(index)" }
+    public static func < (a: NodeID, b: NodeID) -> Bool { a.index < b.index }
+}
+
+/// A tensor operation of the graph level. Shapes are static; every tensor is fp32.
+public enum GraphOp: Hashable, Sendable {
+    /// A tensor supplied by the caller.
+    case input
+    /// A scalar (rank-0) constant.
+    case constant(Float)
+    /// Elementwise function of one tensor.
+    case unary(UnaryOp, NodeID)
+    /// Elementwise function of two tensors with NumPy broadcasting.
+    case binary(BinaryOp, NodeID, NodeID)
+    /// Batched matrix product over the last two axes, with optional transposes; leading (batch)
+    /// axes broadcast.
+    case matmul(NodeID, NodeID, transposeA: Bool, transposeB: Bool)
+    /// Reduction over one axis (non-negative); the axis is kept with size 1 when `keepDims`.
+    case reduce(ReduceOp, NodeID, axis: Int, keepDims: Bool)
+    /// Axis permutation: output axis `k` is input axis `permutation[k]`.
+    case transpose(NodeID, permutation: [Int])
+    /// Same elements in row-major order, the node's shape.
+    case reshape(NodeID)
+    /// Keeps the elements of the last two axes `(i, j)` where the predicate holds and replaces
+    /// the others by `fill` (`where(pred, x, fill)`).
+    case mask(NodeID, Predicate, fill: Float)
+
+    /// The nodes the op reads.
+    public var operands: [NodeID] {
+        switch self {
+        case .input, .constant: return []
+        case .unary(_, let a), .reduce(_, let a, _, _), .transpose(let a, _), .reshape(let a), .mask(let a, _, _):
+            return [a]
+        case .binary(_, let a, let b), .matmul(let a, let b, _, _): return [a, b]
+        }
+    }
+}
+
+/// One node: a named tensor and the op that computes it.
+public struct Node: Hashable, Sendable {
+    /// The identity.
+    public var id: NodeID
+    /// The tensor's name (unique in the graph; generated names start with `_`... or `t`).
+    public var name: String
+    /// The static shape.
+    public var shape: [Int]
+    /// The op.
+    public var op: GraphOp
+
+    /// Makes a node.
+    public init(id: NodeID, name: String, shape: [Int], op: GraphOp) {
+        self.id = id
+        self.name = name
+        self.shape = shape
+        self.op = op
+    }
+}
+
+/// A named dimension and the value it took.
+public struct DimBinding: Hashable, Sendable {
+    /// The name.
+    public var name: String
+    /// The value.
+    public var value: Int
+
+    /// Makes a binding.
+    public init(name: String, value: Int) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A tensor program at the graph level: nodes in topological order and the outputs.
+public struct Graph: Hashable, Sendable {
+    /// The name; it becomes the block program's and the C entry point's name.
+    public var name: String
+    /// The named dimensions with the values used to build the graph.
+    public var dims: [DimBinding]
+    /// The nodes; every node's operands come before it.
+    public var nodes: [Node]
+    /// The output nodes, in declaration order.
+    public var outputs: [NodeID]
+
+    /// Makes a graph.
+    public init(name: String, dims: [DimBinding], nodes: [Node], outputs: [NodeID]) {
+        self.name = name
+        self.dims = dims
+        self.nodes = nodes
+        self.outputs = outputs
+    }
+
+    /// The node with an ID.
+    public subscript(_ id: NodeID) -> Node { nodes[id.index] }
+
+    /// The input nodes, in declaration order.
+    public var inputs: [NodeID] {
+        nodes.filter { $0.op == .input }.map(\.id)
+    }
+
+    /// The node with a name.
+    public func node(named name: String) -> Node? { nodes.first { $0.name == name } }
+}
+
+/// An error in building a graph: a shape mismatch, a bad axis, a name used twice.
+public struct GraphError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What is wrong and what to change.
+    public var message: String
+
+    /// Makes an error.
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}

@@ -1,0 +1,314 @@
+import BlockIR
+
+/// Builds a `Graph` op by op, checking shapes as it goes. This is the Swift API of the graph
+/// level; the `.graph` parser is a client of it.
+///
+/// ```swift
+/// var b = GraphBuilder(name: "attention")
+/// let q = try b.input("Q", [8, 1024, 64])
+/// let k = try b.input("K", [8, 1024, 64])
+/// let v = try b.input("V", [8, 1024, 64])
+/// let s = try b.mul(b.matmul(q, k, transposeB: true), b.constant(0.125))
+/// let o = try b.matmul(b.softmax(s, axis: -1), v)
+/// try b.output(o, name: "O")
+/// let graph = try b.build()
+/// ```
+///
+/// Ops whose operands are all scalar constants fold to a constant.
+public struct GraphBuilder: Sendable {
+    private var name: String
+    private var dims: [DimBinding]
+    private var nodes: [Node] = []
+    private var outputs: [NodeID] = []
+    private var userNamed: Set<NodeID> = []
+
+    /// Starts a graph.
+    public init(name: String, dims: [DimBinding] = []) {
+        self.name = name
+        self.dims = dims
+    }
+
+    /// The shape of a node built so far.
+    public func shape(of node: NodeID) -> [Int] { nodes[node.index].shape }
+
+    /// The name of a node built so far.
+    public func name(of node: NodeID) -> String { nodes[node.index].name }
+
+    /// The constant value of a node, if it is a scalar constant.
+    public func constantValue(of node: NodeID) -> Float? {
+        if case .constant(let c) = nodes[node.index].op { return c }
+        return nil
+    }
+
+    /// Whether the node carries a name the user gave (an input, or `setName`).
+    public func hasUserName(_ node: NodeID) -> Bool { userNamed.contains(node) }
+
+    /// Records a named dimension (for printing and reports).
+    public mutating func addDim(_ name: String, _ value: Int) {
+        dims.append(DimBinding(name: name, value: value))
+    }
+
+    private mutating func add(_ op: GraphOp, _ shape: [Int], name: String? = nil) -> NodeID {
+        let id = NodeID(nodes.count)
+        nodes.append(Node(id: id, name: name ?? "t\(id.index)", shape: shape, op: op))
+        return id
+    }
+
+    private func check(_ node: NodeID) throws(GraphError) {
+        guard node.index >= 0 && node.index < nodes.count else {
+            throw GraphError("node \(node) does not belong to this graph")
+        }
+    }
+
+    /// Declares an input tensor.
+    public mutating func input(_ name: String, _ shape: [Int]) throws(GraphError) -> NodeID {
+        try checkFreshName(name)
+        guard shape.allSatisfy({ $0 > 0 }) else {
+            throw GraphError("input '\(name)' has shape \(shape); every dimension must be positive")
+        }
+        guard shape.count <= 6 else { throw GraphError("input '\(name)' has rank \(shape.count); at most 6 is supported") }
+        let id = add(.input, shape, name: name)
+        userNamed.insert(id)
+        return id
+    }
+
+    /// A scalar constant.
+    public mutating func constant(_ value: Float) -> NodeID {
+        add(.constant(value), [])
+    }
+
+    /// Gives a node a user-visible name (used for outputs and `.npy` files).
+    public mutating func setName(_ node: NodeID, _ name: String) throws(GraphError) {
+        try check(node)
+        try checkFreshName(name)
+        nodes[node.index].name = name
+        userNamed.insert(node)
+    }
+
+    private func checkFreshName(_ name: String) throws(GraphError) {
+        if let other = nodes.first(where: { $0.name == name }), userNamed.contains(other.id) {
+            throw GraphError("the name '\(name)' is already used; choose another name")
+        }
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }),
+            !(name.first!.isNumber)
+        else {
+            throw GraphError("'\(name)' is not a valid tensor name (letters, digits and '_', not starting with a digit)")
+        }
+    }
+
+    /// Elementwise function of one tensor.
+    public mutating func unary(_ op: UnaryOp, _ x: NodeID) throws(GraphError) -> NodeID {
+        try check(x)
+        if let c = constantValue(of: x) { return constant(op.apply(c)) }
+        return add(.unary(op, x), shape(of: x))
+    }
+
+    /// Elementwise function of two tensors, broadcasting as NumPy does.
+    public mutating func binary(_ op: BinaryOp, _ a: NodeID, _ b: NodeID) throws(GraphError) -> NodeID {
+        try check(a)
+        try check(b)
+        if let x = constantValue(of: a), let y = constantValue(of: b) { return constant(op.apply(x, y)) }
+        let shape = try Self.broadcastShape(shape(of: a), shape(of: b), op: op.rawValue)
+        return add(.binary(op, a, b), shape)
+    }
+
+    /// `a + b`
+    public mutating func add(_ a: NodeID, _ b: NodeID) throws(GraphError) -> NodeID { try binary(.add, a, b) }
+    /// `a - b`
+    public mutating func sub(_ a: NodeID, _ b: NodeID) throws(GraphError) -> NodeID { try binary(.sub, a, b) }
+    /// `a * b`
+    public mutating func mul(_ a: NodeID, _ b: NodeID) throws(GraphError) -> NodeID { try binary(.mul, a, b) }
+    /// `a / b`
+    public mutating func div(_ a: NodeID, _ b: NodeID) throws(GraphError) -> NodeID { try binary(.div, a, b) }
+
+    /// NumPy broadcasting of two shapes.
+    public static func broadcastShape(_ a: [Int], _ b: [Int], op: String) throws(GraphError) -> [Int] {
+        let rank = max(a.count, b.count)
+        var out: [Int] = []
+        for k in 0..<rank {
+            let x = k < rank - a.count ? 1 : a[k - (rank - a.count)]
+            let y = k < rank - b.count ? 1 : b[k - (rank - b.count)]
+            if x == y || y == 1 {
+                out.append(x)
+            } else if x == 1 {
+                out.append(y)
+            } else {
+                throw GraphError("\(op): shapes \(a) and \(b) do not broadcast (axis \(k): \(x) vs \(y))")
+            }
+        }
+        return out
+    }
+
+    /// Batched matrix product over the last two axes; leading axes broadcast.
+    public mutating func matmul(
+        _ a: NodeID, _ b: NodeID, transposeA: Bool = false, transposeB: Bool = false
+    ) throws(GraphError) -> NodeID {
+        try check(a)
+        try check(b)
+        let sa = shape(of: a)
+        let sb = shape(of: b)
+        guard sa.count >= 2, sb.count >= 2 else {
+            throw GraphError("matmul needs operands of rank 2 or more, got \(sa) and \(sb)")
+        }
+        let (m, ka) = transposeA ? (sa[sa.count - 1], sa[sa.count - 2]) : (sa[sa.count - 2], sa[sa.count - 1])
+        let (kb, n) = transposeB ? (sb[sb.count - 1], sb[sb.count - 2]) : (sb[sb.count - 2], sb[sb.count - 1])
+        guard ka == kb else {
+            throw GraphError(
+                "matmul: inner dimensions differ (\(sa)\(transposeA ? "ᵀ" : "") · \(sb)\(transposeB ? "ᵀ" : ""): \(ka) vs \(kb))"
+            )
+        }
+        let batch = try Self.broadcastShape(Array(sa.dropLast(2)), Array(sb.dropLast(2)), op: "matmul batch")
+        return add(.matmul(a, b, transposeA: transposeA, transposeB: transposeB), batch + [m, n])
+    }
+
+    private func normalizedAxis(_ axis: Int, rank: Int, op: String) throws(GraphError) -> Int {
+        let a = axis < 0 ? axis + rank : axis
+        guard a >= 0 && a < rank else {
+            throw GraphError("\(op): axis \(axis) is out of range for rank \(rank)")
+        }
+        return a
+    }
+
+    /// Reduction over one axis (negative axes count from the end).
+    public mutating func reduce(
+        _ op: ReduceOp, _ x: NodeID, axis: Int, keepDims: Bool = false
+    ) throws(GraphError) -> NodeID {
+        try check(x)
+        let s = shape(of: x)
+        let a = try normalizedAxis(axis, rank: s.count, op: "reduce_\(op.rawValue)")
+        var out = s
+        if keepDims { out[a] = 1 } else { out.remove(at: a) }
+        return add(.reduce(op, x, axis: a, keepDims: keepDims), out)
+    }
+
+    /// Mean over one axis: a sum times `1/n`.
+    public mutating func mean(_ x: NodeID, axis: Int, keepDims: Bool = false) throws(GraphError) -> NodeID {
+        try check(x)
+        let s = shape(of: x)
+        let a = try normalizedAxis(axis, rank: s.count, op: "reduce_mean")
+        let sum = try reduce(.sum, x, axis: a, keepDims: keepDims)
+        return try mul(sum, constant(1 / Float(s[a])))
+    }
+
+    /// Axis permutation.
+    public mutating func transpose(_ x: NodeID, permutation: [Int]) throws(GraphError) -> NodeID {
+        try check(x)
+        let s = shape(of: x)
+        guard permutation.count == s.count, permutation.sorted() == Array(0..<s.count) else {
+            throw GraphError("transpose: \(permutation) is not a permutation of the \(s.count) axes of \(s)")
+        }
+        if permutation == Array(0..<s.count) { return x }
+        return add(.transpose(x, permutation: permutation), permutation.map { s[$0] })
+    }
+
+    /// Swaps the last two axes.
+    public mutating func transposeLast(_ x: NodeID) throws(GraphError) -> NodeID {
+        let r = shape(of: x).count
+        guard r >= 2 else { throw GraphError("transpose needs rank 2 or more, got \(shape(of: x))") }
+        return try transpose(x, permutation: Array(0..<(r - 2)) + [r - 1, r - 2])
+    }
+
+    /// Same elements, another shape with the same element count.
+    public mutating func reshape(_ x: NodeID, _ newShape: [Int]) throws(GraphError) -> NodeID {
+        try check(x)
+        let s = shape(of: x)
+        guard newShape.allSatisfy({ $0 > 0 }), newShape.reduce(1, *) == s.reduce(1, *) else {
+            throw GraphError("reshape: \(s) has \(s.reduce(1, *)) elements, \(newShape) has \(newShape.reduce(1, *))")
+        }
+        if newShape == s { return x }
+        return add(.reshape(x), newShape)
+    }
+
+    /// `where(pred(i, j), x, fill)` over the last two axes.
+    public mutating func mask(_ x: NodeID, _ predicate: Predicate, fill: Float) throws(GraphError) -> NodeID {
+        try check(x)
+        guard shape(of: x).count >= 2 else {
+            throw GraphError("where: masks apply to the last two axes; the tensor has shape \(shape(of: x))")
+        }
+        return add(.mask(x, predicate, fill: fill), shape(of: x))
+    }
+
+    /// `exp(x - max(x)) / sum(exp(x - max(x)))` along an axis.
+    public mutating func softmax(_ x: NodeID, axis: Int = -1) throws(GraphError) -> NodeID {
+        let m = try reduce(.max, x, axis: axis, keepDims: true)
+        let e = try unary(.exp, sub(x, m))
+        let l = try reduce(.sum, e, axis: axis, keepDims: true)
+        return try div(e, l)
+    }
+
+    /// `(x - mean) * rsqrt(var + eps) * gamma + beta` over the last axis.
+    public mutating func layerNorm(
+        _ x: NodeID, gamma: NodeID?, beta: NodeID?, epsilon: Float = 1e-5
+    ) throws(GraphError) -> NodeID {
+        let mu = try mean(x, axis: -1, keepDims: true)
+        let centered = try sub(x, mu)
+        let variance = try mean(unary(.square, centered), axis: -1, keepDims: true)
+        let rstd = try unary(.rsqrt, add(variance, constant(epsilon)))
+        var y = try mul(centered, rstd)
+        if let gamma { y = try mul(y, gamma) }
+        if let beta { y = try add(y, beta) }
+        return y
+    }
+
+    /// `x * rsqrt(mean(x²) + eps) * gamma` over the last axis.
+    public mutating func rmsNorm(_ x: NodeID, gamma: NodeID?, epsilon: Float = 1e-6) throws(GraphError) -> NodeID {
+        let ms = try mean(unary(.square, x), axis: -1, keepDims: true)
+        let r = try unary(.rsqrt, add(ms, constant(epsilon)))
+        var y = try mul(x, r)
+        if let gamma { y = try mul(y, gamma) }
+        return y
+    }
+
+    /// Marks a node as an output, optionally naming it.
+    public mutating func output(_ node: NodeID, name: String? = nil) throws(GraphError) {
+        try check(node)
+        if let name, nodes[node.index].name != name { try setName(node, name) }
+        if case .constant = nodes[node.index].op {
+            throw GraphError("output '\(nodes[node.index].name)' is a constant; outputs must be computed from inputs")
+        }
+        if nodes[node.index].op == .input {
+            throw GraphError("output '\(nodes[node.index].name)' is an input; outputs must be computed from inputs")
+        }
+        guard !outputs.contains(node) else {
+            throw GraphError("'\(nodes[node.index].name)' is already an output")
+        }
+        outputs.append(node)
+    }
+
+    /// Finishes the graph: drops nodes that no output needs, and checks there is an output.
+    public func build() throws(GraphError) -> Graph {
+        guard !outputs.isEmpty else { throw GraphError("the graph has no output; mark one with 'output NAME'") }
+        var live = Array(repeating: false, count: nodes.count)
+        for o in outputs { live[o.index] = true }
+        for node in nodes.reversed() where live[node.id.index] {
+            for operand in node.op.operands { live[operand.index] = true }
+        }
+        // Inputs stay even when unused: they are part of the signature.
+        for node in nodes where node.op == .input { live[node.id.index] = true }
+        var remap: [Int] = Array(repeating: -1, count: nodes.count)
+        var kept: [Node] = []
+        for node in nodes where live[node.id.index] {
+            remap[node.id.index] = kept.count
+            var n = node
+            n.id = NodeID(kept.count)
+            n.op = Self.remapOperands(n.op) { NodeID(remap[$0.index]) }
+            if !userNamed.contains(node.id) { n.name = "t\(kept.count)" }
+            kept.append(n)
+        }
+        return Graph(
+            name: name, dims: dims, nodes: kept, outputs: outputs.map { NodeID(remap[$0.index]) })
+    }
+
+    static func remapOperands(_ op: GraphOp, _ f: (NodeID) -> NodeID) -> GraphOp {
+        switch op {
+        case .input, .constant: return op
+        case .unary(let o, let a): return .unary(o, f(a))
+        case .binary(let o, let a, let b): return .binary(o, f(a), f(b))
+        case .matmul(let a, let b, let ta, let tb): return .matmul(f(a), f(b), transposeA: ta, transposeB: tb)
+        case .reduce(let o, let a, let axis, let k): return .reduce(o, f(a), axis: axis, keepDims: k)
+        case .transpose(let a, let p): return .transpose(f(a), permutation: p)
+        case .reshape(let a): return .reshape(f(a))
+        case .mask(let a, let p, let fill): return .mask(f(a), p, fill: fill)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import Driver
+
+Driver.main()
