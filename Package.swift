@@ -4,19 +4,25 @@ import PackageDescription
 let package = Package(
     name: "blockc",
     products: [
-        .library(name: "Blockc", targets: ["BlockIR", "Graph", "BlockParser", "Interpreter", "Driver"]),
+        .library(name: "Blockc", targets: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen", "Driver"]),
         .executable(name: "blockc", targets: ["blockc"]),
     ],
     targets: [
         .target(name: "BlockIR"),
         .target(name: "Graph", dependencies: ["BlockIR"]),
+        .target(name: "Fusion", dependencies: ["BlockIR"]),
         .target(name: "BlockParser", dependencies: ["BlockIR"]),
         .target(name: "Interpreter", dependencies: ["BlockIR", "Graph"]),
-        .target(name: "Driver", dependencies: ["BlockIR", "Graph", "BlockParser", "Interpreter"]),
+        .target(name: "Codegen", dependencies: ["BlockIR"]),
+        .target(name: "Driver", dependencies: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen"]),
         .executableTarget(name: "blockc", dependencies: ["Driver"]),
+        .target(name: "BlockTestSupport", dependencies: ["Graph", "BlockIR"]),
         .testTarget(name: "BlockIRTests", dependencies: ["BlockIR", "BlockParser"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "BlockIR"]),
         .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "Graph", "BlockIR"]),
-        .testTarget(name: "DriverTests", dependencies: ["Driver"]),
+        .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
+        .testTarget(
+            name: "FusionTests", dependencies: ["Fusion", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
+        .testTarget(name: "CodegenTests", dependencies: ["Codegen", "BlockIR", "Graph", "Interpreter"]),
     ]
 )

@@ -1,0 +1,112 @@
+/// Prints block programs in the `.block` text form of `Docs/IR.md`.
+///
+/// The output is deterministic and the `.block` parser reads it back to an equal program. The
+/// printer never traps, even on programs the verifier would reject (out-of-range tensor IDs print
+/// as `<invalid T5>`), so it can show the program after any stage.
+public enum BlockPrinter {
+    /// Prints a whole program: `program NAME`, a blank line, one `tensor` line per tensor, then
+    /// every kernel preceded by a blank line. The text ends with a newline.
+    public static func print(_ program: Program) -> String {
+        var out = "program \(program.name)\n"
+        if !program.tensors.isEmpty {
+            out += "\n"
+            for tensor in program.tensors {
+                out += tensorLine(tensor, in: program) + "\n"
+            }
+        }
+        for kernel in program.kernels {
+            out += "\n"
+            out += print(kernel, in: program)
+        }
+        return out
+    }
+
+    /// Prints one kernel (`kernel NAME grid(...) { ... }`), ending with a newline; tensor names are
+    /// taken from `program`.
+    public static func print(_ kernel: Kernel, in program: Program) -> String {
+        var out = "kernel \(kernel.name) grid("
+        out += kernel.grid.map { "\($0.variable.name) < \($0.extent)" }.joined(separator: ", ")
+        out += ") {\n"
+        printBody(kernel.body, indent: 1, program: program, into: &out)
+        out += "}\n"
+        return out
+    }
+
+    /// The one-line form of an instruction, without indentation; a loop prints only its header
+    /// line (`%1 = for k in 0 ..< 4 iter(%2 = %0) : f32[64,64] @local {`).
+    public static func line(_ instruction: Instruction, in program: Program) -> String {
+        let results = instruction.results.map(\.id.description).joined(separator: ", ")
+        let prefix = results.isEmpty ? "" : results + " = "
+        let typeSuffix = instruction.results.first.map { " : \($0.type)" } ?? ""
+        switch instruction.op {
+        case .load(let t, let access):
+            return prefix + "load " + tensorName(t, program) + accessText(access) + typeSuffix
+        case .store(let v, let t, let access):
+            return prefix + "store \(v) -> " + tensorName(t, program) + accessText(access) + typeSuffix
+        case .fill(let c):
+            return prefix + "fill " + formatFloat(c) + typeSuffix
+        case .unary(_, let a):
+            return prefix + "\(instruction.op.mnemonic) \(a)" + typeSuffix
+        case .binary(_, let a, let b):
+            return prefix + "\(instruction.op.mnemonic) \(a), \(b)" + typeSuffix
+        case .broadcast(let a, let axis):
+            return prefix + "broadcast \(a) axis \(axis)" + typeSuffix
+        case .reduce(_, let a, let axis):
+            return prefix + "\(instruction.op.mnemonic) \(a) axis \(axis)" + typeSuffix
+        case .dot(let a, let b, let ta, let tb):
+            let flags = (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
+            return prefix + "dot \(a), \(b)" + flags + typeSuffix
+        case .transpose(let a):
+            return prefix + "transpose \(a)" + typeSuffix
+        case .mask(let a, let row, let column, let predicate, let fill):
+            let pred = predicate.atoms.isEmpty ? "true" : predicate.description
+            return prefix + "mask \(a) at (\(row), \(column)) if \(pred) else " + formatFloat(fill) + typeSuffix
+        case .loop(let loop):
+            var text = prefix + "for \(loop.variable.name) in \(loop.lower) ..< \(loop.upper)"
+            if !loop.carried.isEmpty || !loop.initial.isEmpty {
+                let count = Swift.max(loop.carried.count, loop.initial.count)
+                var pairs: [String] = []
+                for k in 0..<count {
+                    let c = k < loop.carried.count ? loop.carried[k].id.description : "%?"
+                    let i = k < loop.initial.count ? loop.initial[k].description : "%?"
+                    pairs.append("\(c) = \(i)")
+                }
+                text += " iter(" + pairs.joined(separator: ", ") + ")"
+            }
+            let types = instruction.results.isEmpty ? loop.carried.map(\.type) : instruction.results.map(\.type)
+            if !types.isEmpty {
+                text += " : " + types.map(\.description).joined(separator: ", ")
+            }
+            return text + " {"
+        case .yield(let values):
+            let list = values.map(\.description).joined(separator: ", ")
+            return prefix + (list.isEmpty ? "yield" : "yield " + list)
+        }
+    }
+
+    private static func printBody(_ body: [Instruction], indent: Int, program: Program, into out: inout String) {
+        let pad = String(repeating: "  ", count: indent)
+        for inst in body {
+            out += pad + line(inst, in: program) + "\n"
+            if case .loop(let loop) = inst.op {
+                printBody(loop.body, indent: indent + 1, program: program, into: &out)
+                out += pad + "}\n"
+            }
+        }
+    }
+
+    private static func tensorLine(_ tensor: GlobalTensor, in program: Program) -> String {
+        var text = "tensor \(tensor.name): " + BlockType(tensor.shape, .global).description + " \(tensor.role.rawValue)"
+        if let view = tensor.viewOf { text += " view " + tensorName(view, program) }
+        return text
+    }
+
+    private static func tensorName(_ id: TensorID, _ program: Program) -> String {
+        guard id.index >= 0 && id.index < program.tensors.count else { return "<invalid \(id)>" }
+        return program.tensors[id.index].name
+    }
+
+    private static func accessText(_ access: [AxisAccess]) -> String {
+        "[" + access.map(\.description).joined(separator: ", ") + "]"
+    }
+}

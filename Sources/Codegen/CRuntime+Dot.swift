@@ -1,0 +1,91 @@
+extension CRuntime {
+    /// The block matrix product `C (+)= op(A) · op(B)` and its packing step.
+    ///
+    /// `blk_gemm` computes `C[i][j] (+)= Σ_k A(i,k)·B[k][j]` for `i < m`, `j < n`, `k < kk`,
+    /// where `A(i,k) = A[i·ars + k·aks]` (any strides: transposed `A` costs nothing) and `B` has
+    /// unit stride along `j` (the emitter packs other layouts with `blk_pack`). With AVX-512 it
+    /// walks 32-column strips and register-blocks 8 rows × 32 columns (16 `zmm` accumulators,
+    /// 2 loads and 8 broadcasts per 16 FMAs); masked loads and stores handle partial strips and
+    /// never touch memory past the valid extent. Without AVX-512 a scalar loop that gcc
+    /// vectorises along `j` stands in.
+    public static let dot = #"""
+        /* ---- runtime: block dot ---- */
+        /* S[k][j] = B[k*ks + j*js] for k < kk, j < n: gives a unit-stride B to blk_gemm */
+        static inline void blk_pack(long kk, long n, const float *restrict B, long ks, long js,
+                                    float *restrict S, long lds) {
+            for (long k = 0; k < kk; k++)
+                for (long j = 0; j < n; j++) S[k * lds + j] = B[k * ks + j * js];
+        }
+        #ifdef __AVX512F__
+        #include <immintrin.h>
+        static inline __attribute__((always_inline)) void blk_gemm_tile(
+            const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+            float *restrict C, long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+            __m512 c0[8], c1[8];
+            for (int r = 0; r < R; r++) {
+                c0[r] = _mm512_setzero_ps();
+                c1[r] = _mm512_setzero_ps();
+            }
+            for (long k = 0; k < kk; k++) {
+                const float *b = B + k * ldb;
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+                __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+                const float *a = A + k * aks;
+                for (int r = 0; r < R; r++) {
+                    __m512 av = _mm512_set1_ps(a[r * ars]);
+                    c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+                    c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                float *c = C + r * ldc;
+                if (accumulate) {
+                    c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+                    c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+                }
+                _mm512_mask_storeu_ps(c, m0, c0[r]);
+                _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+            }
+        }
+        static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                             const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+            for (long j0 = 0; j0 < n; j0 += 32) {
+                long w = n - j0 < 32 ? n - j0 : 32;
+                __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
+                __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
+                long i0 = 0;
+                for (; i0 + 8 <= m; i0 += 8)
+                    blk_gemm_tile(8, kk, A + i0 * ars, ars, aks, B + j0, ldb, C + i0 * ldc + j0, ldc, m0, m1,
+                                  accumulate);
+                const float *a = A + i0 * ars;
+                float *c = C + i0 * ldc + j0;
+                switch (m - i0) {
+                case 7: blk_gemm_tile(7, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 6: blk_gemm_tile(6, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 5: blk_gemm_tile(5, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 4: blk_gemm_tile(4, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 3: blk_gemm_tile(3, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 2: blk_gemm_tile(2, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 1: blk_gemm_tile(1, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                default: break;
+                }
+            }
+        }
+        #else
+        static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                             const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+            for (long i = 0; i < m; i++) {
+                float *c = C + i * ldc;
+                if (!accumulate)
+                    for (long j = 0; j < n; j++) c[j] = 0.0f;
+                for (long k = 0; k < kk; k++) {
+                    const float a = A[i * ars + k * aks];
+                    const float *b = B + k * ldb;
+        #pragma omp simd
+                    for (long j = 0; j < n; j++) c[j] += a * b[j];
+                }
+            }
+        }
+        #endif
+        """#
+}

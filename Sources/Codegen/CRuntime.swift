@@ -1,0 +1,65 @@
+/// The C runtime helpers a generated source starts with, as text.
+///
+/// They are `static inline` so that gcc inlines them into the kernels' loops and vectorises
+/// them there; every generated file carries its own copy, so the output is self-contained.
+public enum CRuntime {
+    /// Allocation, index arithmetic and the NaN-propagating `max`/`min` of `ScalarOps`.
+    public static let basics = #"""
+        /* ---- runtime: allocation and index arithmetic ---- */
+        static inline float *blk_alloc(size_t bytes) {
+            void *p = NULL;
+            size_t rounded = (bytes + 63) / 64 * 64;
+            if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) abort();
+            return (float *)p;
+        }
+        static inline float *blk_alloc_zeroed(size_t bytes) {
+            float *p = blk_alloc(bytes);
+            memset(p, 0, bytes);
+            return p;
+        }
+        /* floor division (rounds toward minus infinity, as IndexExpr does) */
+        static inline long blk_floordiv(long a, long b) {
+            long q = a / b;
+            return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+        }
+        static inline long blk_imin(long a, long b) { return a < b ? a : b; }
+        static inline long blk_imax(long a, long b) { return a > b ? a : b; }
+        /* the valid elements of a slice `start +: n` of an axis of size d */
+        static inline long blk_extent(long d, long start, long n) {
+            long e = d - start;
+            return e < 0 ? 0 : (e > n ? n : e);
+        }
+        /* max/min that return NaN when either operand is NaN (fmaxf does not) */
+        static inline float blk_maxf(float a, float b) { return a > b ? a : (a <= b ? b : a + b); }
+        static inline float blk_minf(float a, float b) { return a < b ? a : (a >= b ? b : a + b); }
+        """#
+
+    /// Row reductions over contiguous elements, written with 16 independent partial results so
+    /// that gcc vectorises them without reassociation flags.
+    public static let reductions = #"""
+        /* ---- runtime: contiguous reductions (16 partial lanes, vectorisable) ---- */
+        static inline float blk_sum_contig(const float *x, long n) {
+            float p[16] = {0};
+            long c = 0;
+            for (; c + 16 <= n; c += 16)
+                for (int l = 0; l < 16; l++) p[l] += x[c + l];
+            for (int w = 8; w > 0; w /= 2)
+                for (int l = 0; l < w; l++) p[l] += p[l + w];
+            float s = p[0];
+            for (; c < n; c++) s += x[c];
+            return s;
+        }
+        static inline float blk_max_contig(const float *x, long n) {
+            float p[16];
+            for (int l = 0; l < 16; l++) p[l] = -INFINITY;
+            long c = 0;
+            for (; c + 16 <= n; c += 16)
+                for (int l = 0; l < 16; l++) p[l] = blk_maxf(p[l], x[c + l]);
+            for (int w = 8; w > 0; w /= 2)
+                for (int l = 0; l < w; l++) p[l] = blk_maxf(p[l], p[l + w]);
+            float s = p[0];
+            for (; c < n; c++) s = blk_maxf(s, x[c]);
+            return s;
+        }
+        """#
+}

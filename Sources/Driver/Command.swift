@@ -1,0 +1,152 @@
+import BlockIR
+import Foundation
+import Fusion
+import Graph
+import Interpreter
+
+/// A subcommand: its name, options, help and action.
+struct Command: Sendable {
+    /// The name typed on the command line.
+    var name: String
+    /// One line for the overview.
+    var summary: String
+    /// The usage line and description.
+    var usage: String
+    /// The options it accepts.
+    var options: Set<CommandLineOptions.Key>
+    /// The action.
+    var action: @Sendable (CommandLineOptions, Console) throws(DriverError) -> Void
+
+    /// Runs the action.
+    func run(_ options: CommandLineOptions, _ console: Console) throws(DriverError) {
+        try action(options, console)
+    }
+
+    /// The `--help` text.
+    var help: String {
+        let keys = CommandLineOptions.Key.allCases.filter { options.contains($0) }
+        return "\(usage)\n\nOPTIONS:\n" + keys.map(Help.describe).joined(separator: "\n")
+            + "\n  -h, --help              show this help\n"
+    }
+
+    /// The subcommands, in the order the overview lists them.
+    static let all: [Command] = [lower, fuse, explain, run, report, check]
+
+    /// The subcommand with a name.
+    static func named(_ name: String) -> Command? { all.first { $0.name == name } }
+
+    static let common: Set<CommandLineOptions.Key> = [.dim, .block, .target, .printAfter]
+
+    static let lower = Command(
+        name: "lower", summary: "print the naive block program of a .graph (one kernel per op)",
+        usage: """
+            USAGE: blockc lower FILE [options]
+
+            Lowers a .graph to its naive block program (every op one kernel through global memory),
+            verifies it and prints it in the .block text form.
+            """,
+        options: common.union([.output])
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(path: try options.inputFile(command: "lower"), options: options, console: console)
+        let program = try pipeline.lowered()
+        try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
+    }
+
+    static let check = Command(
+        name: "check", summary: "parse and verify a .graph or .block file",
+        usage: """
+            USAGE: blockc check FILE [options]
+
+            Parses the file, lowers a .graph, and runs the verifier (types, tiers, shapes, SSA
+            dominance, local-tier capacity of the target). Prints 'ok' and exits 0 when all hold.
+            """,
+        options: common
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(path: try options.inputFile(command: "check"), options: options, console: console)
+        let program = try pipeline.lowered()
+        console.out("\(pipeline.path): ok (\(program.kernels.count) kernels, \(program.tensors.count) tensors)\n")
+    }
+
+    static let report = Command(
+        name: "report", summary: "print global bytes, FLOPs and local peak per kernel",
+        usage: """
+            USAGE: blockc report FILE [options]
+
+            Prints, per kernel and in total, the global bytes read and written, the FLOPs (2 per
+            multiply-add of a dot, 1 per elementwise op or reduction step) and the peak live
+            local-tier bytes of the block program (the fused one unless --stage lower or
+            --no-fusion).
+            """,
+        options: common.union([.json, .output, .stage, .noFusion, .onlyRule])
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(path: try options.inputFile(command: "report"), options: options, console: console)
+        let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
+        let report = CostReport.analyze(program, localPeak: Verifier.localPeakBytes)
+        try emit(options.json ? report.json : report.text, to: options.outputPath, console: console)
+    }
+
+    static let run = Command(
+        name: "run", summary: "run a program in the interpreter on random or .npy inputs",
+        usage: """
+            USAGE: blockc run FILE [options]
+
+            Runs the program in the reference interpreter. Inputs are standard-normal random numbers
+            from --seed (input number k uses stream k) unless given with --input. Prints a summary
+            of every output; with --output-dir writes them as NAME.npy.
+            """,
+        options: common.union([.input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule])
+    ) { options, console throws(DriverError) in
+        try RunCommand(options: options, console: console).execute()
+    }
+
+    static let fuse = Command(
+        name: "fuse", summary: "print the fused block program",
+        usage: """
+            USAGE: blockc fuse FILE [options]
+
+            Lowers a .graph (or reads a .block), applies the fusion rules to a fixed point, verifies
+            the result and prints it in the .block text form. Fusing a fused program changes nothing.
+            """,
+        options: common.union([.output, .noFusion, .onlyRule])
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(path: try options.inputFile(command: "fuse"), options: options, console: console)
+        let program = try pipeline.fused().program
+        try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
+    }
+
+    static let explain = Command(
+        name: "explain", summary: "print the fusion plan's decisions and every rule application",
+        usage: """
+            USAGE: blockc explain FILE [options]
+
+            Prints the rules in priority order, the fusion plan's decisions (what may be recomputed
+            where, and why not), and the trace: every rule application with its place and the
+            program's size before and after.
+            """,
+        options: common.union([.output, .onlyRule])
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(path: try options.inputFile(command: "explain"), options: options, console: console)
+        guard let result = try pipeline.fused().fusion else { return }
+        var text = "rules, in priority order:\n"
+        for rule in Fusion.rules { text += "  \(rule.id) \(rule.name): \(rule.summary)\n" }
+        text += "\nplan decisions:\n"
+        text += result.decisions.isEmpty ? "  (none)\n" : result.decisions.map { "  " + $0 + "\n" }.joined()
+        text += "\ntrace (\(result.trace.count) steps):\n"
+        text += result.trace.map { "  \($0)\n" }.joined()
+        if result.hitStepCap { text += "  (stopped at the step cap before a fixed point)\n" }
+        text += "\nresult: \(result.program.kernels.count) kernel(s): "
+            + result.program.kernels.map(\.name).joined(separator: ", ") + "\n"
+        try emit(text, to: options.outputPath, console: console)
+    }
+
+    /// Writes text to a file or standard output.
+    static func emit(_ text: String, to path: String?, console: Console) throws(DriverError) {
+        guard let path else {
+            console.out(text)
+            return
+        }
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+            throw DriverError("cannot write '\(path)'; check that its folder exists and is writable")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import BlockIR
+import Fusion
+
+/// The options of one `blockc` invocation, parsed from its arguments.
+struct CommandLineOptions {
+    /// Positional arguments (the input file).
+    var positional: [String] = []
+    /// `--dim NAME=VALUE`, in order.
+    var dims: [(key: String, value: Int)] = []
+    /// `--block i=64,j=64,k=64`, in order.
+    var blocks: [(key: String, value: Int)] = []
+    /// `--input NAME=file.npy`, in order.
+    var inputs: [(key: String, value: String)] = []
+    /// `-o FILE`.
+    var outputPath: String?
+    /// `--output-dir DIR`.
+    var outputDir: String?
+    /// `--seed N`.
+    var seed: UInt64 = 0
+    /// `--save-inputs`.
+    var saveInputs = false
+    /// `--stage NAME`.
+    var stage: String?
+    /// `--print-after STAGE`.
+    var printAfter: [String] = []
+    /// `--json`.
+    var json = false
+    /// `--target NAME`.
+    var target: TargetDescription = .cpu
+    /// `--help`.
+    var help = false
+    /// `--no-fusion`: stop after lowering.
+    var noFusion = false
+    /// `--only-rule NAME`: apply only one fusion rule.
+    var onlyRule: String?
+
+    /// Which options a subcommand accepts (besides `--help`).
+    enum Key: String, CaseIterable {
+        case dim, block, input, output = "o", outputDir = "output-dir", seed, saveInputs = "save-inputs", stage
+        case printAfter = "print-after", json, target
+        case noFusion = "no-fusion", onlyRule = "only-rule"
+    }
+
+    /// Parses `arguments`, accepting only `allowed` options.
+    static func parse(_ arguments: [String], allowed: Set<Key>, command: String) throws(DriverError) -> Self {
+        var o = Self()
+        var index = 0
+        func fail(_ message: String) -> DriverError {
+            DriverError("\(message) (see 'blockc \(command) --help')")
+        }
+        while index < arguments.count {
+            let arg = arguments[index]
+            index += 1
+            if arg == "--help" || arg == "-h" {
+                o.help = true
+                continue
+            }
+            guard arg.hasPrefix("-") && arg != "-" else {
+                o.positional.append(arg)
+                continue
+            }
+            var name = String(arg.drop { $0 == "-" })
+            var inlineValue: String?
+            if let eq = name.firstIndex(of: "=") {
+                inlineValue = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard let key = Key(rawValue: name), allowed.contains(key) else {
+                throw fail("unknown option '\(arg)' for '\(command)'")
+            }
+            func value() throws(DriverError) -> String {
+                if let inlineValue { return inlineValue }
+                guard index < arguments.count else { throw fail("option '--\(name)' needs a value") }
+                index += 1
+                return arguments[index - 1]
+            }
+            switch key {
+            case .dim:
+                for (k, v) in try keyValues(try value(), option: "--dim", command: command) {
+                    guard let n = Int(v), n > 0 else {
+                        throw fail("--dim \(k)=\(v): the value must be a positive integer")
+                    }
+                    o.dims.append((k, n))
+                }
+            case .block:
+                for (k, v) in try keyValues(try value(), option: "--block", command: command) {
+                    guard let n = Int(v), n > 0 else {
+                        throw fail("--block \(k)=\(v): the value must be a positive integer")
+                    }
+                    o.blocks.append((k, n))
+                }
+            case .input:
+                o.inputs += try keyValues(try value(), option: "--input", command: command)
+            case .output: o.outputPath = try value()
+            case .outputDir: o.outputDir = try value()
+            case .seed:
+                let v = try value()
+                guard let s = UInt64(v) else { throw fail("--seed \(v): expected a non-negative integer") }
+                o.seed = s
+            case .saveInputs: o.saveInputs = true
+            case .stage: o.stage = try value()
+            case .printAfter:
+                let v = try value()
+                guard Pipeline.stageNames.contains(v) else {
+                    throw fail("unknown stage '\(v)' for --print-after; stages: \(Pipeline.stageNames.joined(separator: ", "))")
+                }
+                o.printAfter.append(v)
+            case .json: o.json = true
+            case .noFusion: o.noFusion = true
+            case .onlyRule:
+                let v = try value()
+                guard Fusion.rule(named: v) != nil else {
+                    let names = Fusion.rules.map(\.name).joined(separator: ", ")
+                    throw fail("unknown rule '\(v)' for --only-rule; rules: \(names)")
+                }
+                o.onlyRule = v
+            case .target:
+                let v = try value()
+                guard let t = TargetDescription.all.first(where: { $0.name == v }) else {
+                    throw fail("unknown target '\(v)'; targets: \(TargetDescription.all.map(\.name).joined(separator: ", "))")
+                }
+                o.target = t
+            }
+        }
+        return o
+    }
+
+    /// Splits `A=1,B=2` into pairs.
+    static func keyValues(_ text: String, option: String, command: String) throws(DriverError) -> [(
+        key: String, value: String
+    )] {
+        var out: [(key: String, value: String)] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let eq = part.firstIndex(of: "="), eq != part.startIndex else {
+                throw DriverError("\(option) expects NAME=VALUE, got '\(part)' (see 'blockc \(command) --help')")
+            }
+            out.append((String(part[..<eq]), String(part[part.index(after: eq)...])))
+        }
+        return out
+    }
+
+    /// The single input file, or an error saying one is needed.
+    func inputFile(command: String) throws(DriverError) -> String {
+        guard positional.count == 1 else {
+            throw DriverError(
+                positional.isEmpty
+                    ? "'\(command)' needs an input file (.graph or .block); see 'blockc \(command) --help'"
+                    : "'\(command)' takes one input file, got \(positional.count): \(positional.joined(separator: " "))")
+        }
+        return positional[0]
+    }
+}

@@ -1,0 +1,42 @@
+/// The help texts of the command line.
+enum Help {
+    /// The version string.
+    static let version = "0.1.0"
+
+    /// `blockc --help`.
+    static let overview = """
+        blockc — a block-level operator-fusion compiler
+
+        USAGE: blockc <subcommand> [options] FILE
+
+        FILE is a tensor graph (.graph) or a block program (.block).
+
+        SUBCOMMANDS:
+        \(Command.all.map { "  " + $0.name.padding(toLength: 9, withPad: " ", startingAt: 0) + $0.summary }
+            .joined(separator: "\n"))
+
+        Run 'blockc <subcommand> --help' for a subcommand's options.
+        Stages (for --print-after): \(Pipeline.stageNames.joined(separator: ", ")).
+
+        """
+
+    /// Lines describing the options shared by several subcommands.
+    static func describe(_ key: CommandLineOptions.Key) -> String {
+        switch key {
+        case .dim: return "  --dim NAME=N[,NAME=N]   override a dimension of a .graph (repeatable)"
+        case .block: return "  --block i=N,j=N,k=N     block sizes: rows, columns, reductions (default from target)"
+        case .input: return "  --input NAME=FILE.npy   read an input from a .npy file (float32, C order)"
+        case .output: return "  -o FILE                 write the result to FILE instead of standard output"
+        case .outputDir: return "  --output-dir DIR        write outputs (and inputs with --save-inputs) as NAME.npy"
+        case .seed: return "  --seed N                seed for random standard-normal inputs (default 0)"
+        case .saveInputs: return "  --save-inputs           also write every input as NAME.npy in --output-dir"
+        case .stage: return "  --stage NAME            which program: graph (run only), lower or fuse (default: the last one)"
+        case .printAfter:
+            return "  --print-after STAGE     print the program after a stage to standard error (\(Pipeline.stageNames.joined(separator: ", ")))"
+        case .json: return "  --json                  print JSON instead of a table"
+        case .noFusion: return "  --no-fusion             stop after lowering (the naive program)"
+        case .onlyRule: return "  --only-rule NAME        apply only this fusion rule (see 'blockc explain --help')"
+        case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"
+        }
+    }
+}

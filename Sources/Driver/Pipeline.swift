@@ -1,0 +1,145 @@
+import BlockIR
+import BlockParser
+import Foundation
+import Fusion
+import Graph
+
+/// The compilation pipeline: the stages in order, by name. Each name is a `--print-after` key.
+///
+/// ```
+/// parse (.graph → Graph, or .block → block program) → lower (naive block program, verified)
+///   → fuse (rules to a fixed point, verified)
+/// ```
+struct Pipeline {
+    /// The stage names, in order.
+    static let stageNames = ["parse", "lower", "fuse"]
+
+    /// What a source file holds once parsed.
+    enum Parsed {
+        case graph(Graph)
+        case program(Program)
+    }
+
+    let options: CommandLineOptions
+    let console: Console
+    /// The input file's path as given.
+    let path: String
+    /// The input file's text.
+    let text: String
+
+    /// Reads the input file.
+    init(path: String, options: CommandLineOptions, console: Console) throws(DriverError) {
+        self.options = options
+        self.console = console
+        self.path = path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw DriverError("'\(path)' is a directory; give a .graph or .block file")
+            }
+            throw DriverError("cannot read '\(path)': no such file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw DriverError("'\(path)' is not UTF-8 text")
+        }
+        self.text = text
+    }
+
+    /// Whether the file is a `.block` program (otherwise a `.graph`).
+    var isBlockFile: Bool { path.hasSuffix(".block") }
+
+    /// Renders a diagnostic against the input file.
+    func render(_ d: Diagnostic) -> DriverError {
+        DriverError(rendered: d.rendered(file: path, source: text))
+    }
+
+    /// Runs `parse`.
+    func parse() throws(DriverError) -> Parsed {
+        let parsed: Parsed
+        if isBlockFile {
+            guard options.dims.isEmpty else {
+                throw DriverError("--dim applies to .graph files; '\(path)' is a block program with fixed shapes")
+            }
+            do {
+                parsed = .program(try BlockParser.parse(text))
+            } catch {
+                throw render(error)
+            }
+        } else {
+            let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            var overrides: [String: Int] = [:]
+            for (k, v) in options.dims { overrides[k] = v }
+            do {
+                parsed = .graph(try GraphParser.parse(text, defaultName: sanitized(name), dimOverrides: overrides))
+            } catch {
+                throw render(error)
+            }
+        }
+        if options.printAfter.contains("parse") {
+            switch parsed {
+            case .graph(let g): console.err("// after parse\n" + GraphPrinter.print(g))
+            case .program(let p): console.err("// after parse\n" + BlockPrinter.print(p))
+            }
+        }
+        return parsed
+    }
+
+    /// Runs `parse` and `lower`, verifying the block program.
+    func lowered() throws(DriverError) -> Program {
+        let program: Program
+        switch try parse() {
+        case .program(let p):
+            program = p
+        case .graph(let g):
+            var lowering = LoweringOptions(target: options.target)
+            do {
+                try lowering.override(options.blocks)
+                program = try Lowering.lower(g, options: lowering)
+            } catch {
+                throw DriverError(error.message)
+            }
+            if options.printAfter.contains("lower") { console.err("// after lower\n" + BlockPrinter.print(program)) }
+        }
+        try verify(program, stage: isBlockFile ? "parse" : "lower")
+        return program
+    }
+
+    /// Runs `parse`, `lower` and `fuse` (unless `--no-fusion`), verifying the result.
+    func fused() throws(DriverError) -> (program: Program, fusion: FusionResult?) {
+        let lowered = try lowered()
+        guard !options.noFusion else { return (lowered, nil) }
+        let result = Fusion.fuse(lowered, options: FusionOptions(onlyRule: options.onlyRule))
+        if options.printAfter.contains("fuse") { console.err("// after fuse\n" + BlockPrinter.print(result.program)) }
+        try verify(result.program, stage: "fuse")
+        return (result.program, result)
+    }
+
+    /// The program at a stage: `lower` or `fuse` (default: `fuse`, or `lower` with `--no-fusion`).
+    func program(at stage: String?) throws(DriverError) -> Program {
+        switch stage ?? "fuse" {
+        case "lower": return try lowered()
+        case "fuse": return try fused().program
+        default:
+            throw DriverError("unknown stage '\(stage ?? "")'; choose lower or fuse")
+        }
+    }
+
+    /// Runs the verifier; errors in a user's `.block` file are user errors, errors after a
+    /// compiler stage are compiler bugs (still reported, never a trap).
+    func verify(_ program: Program, stage: String) throws(DriverError) {
+        let errors = Verifier.verify(program, target: options.target)
+        guard errors.isEmpty else {
+            let lines = errors.map { "\(path): error: \($0)" }
+            let suffix =
+                stage == "parse"
+                ? "" : "\n\(path): note: this is a compiler bug in stage '\(stage)'; please report it with the input file"
+            throw DriverError(rendered: lines.joined(separator: "\n") + suffix)
+        }
+    }
+
+    private func sanitized(_ name: String) -> String {
+        let s = String(name.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
+        if let first = s.first, first.isNumber { return "g_" + s }
+        return s.isEmpty ? "graph" : s
+    }
+}

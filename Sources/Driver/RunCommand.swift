@@ -1,0 +1,119 @@
+import BlockIR
+import Foundation
+import Graph
+import Interpreter
+
+/// `blockc run`: the interpreter on seeded or given inputs.
+struct RunCommand {
+    let options: CommandLineOptions
+    let console: Console
+
+    func execute() throws(DriverError) {
+        let pipeline = try Pipeline(path: try options.inputFile(command: "run"), options: options, console: console)
+        let stages = pipeline.isBlockFile ? ["lower", "fuse"] : ["graph", "lower", "fuse"]
+        let stage = options.stage ?? (options.noFusion ? "lower" : "fuse")
+        guard stages.contains(stage) else {
+            throw DriverError("unknown stage '\(stage)' for this file; choose one of: \(stages.joined(separator: ", "))")
+        }
+        if options.saveInputs && options.outputDir == nil {
+            throw DriverError("--save-inputs needs --output-dir DIR to know where to write")
+        }
+        let signature: [(name: String, shape: [Int])]
+        let execute: ([String: NDArray]) throws(Diagnostic) -> [String: NDArray]
+        let outputNames: [String]
+        if stage == "graph", case .graph(let graph) = try pipeline.parse() {
+            signature = graph.inputs.map { (graph[$0].name, graph[$0].shape) }
+            outputNames = graph.outputs.map { graph[$0].name }
+            execute = { inputs throws(Diagnostic) in try GraphInterpreter.run(graph, inputs: inputs) }
+        } else {
+            let program = try pipeline.program(at: stage)
+            signature = program.inputs.map { (program[$0].name, program[$0].shape) }
+            outputNames = program.outputs.map { program[$0].name }
+            execute = { inputs throws(Diagnostic) in try BlockInterpreter.run(program, inputs: inputs) }
+        }
+        let inputs = try makeInputs(signature)
+        if let dir = options.outputDir { try makeDirectory(dir) }
+        if options.saveInputs, let dir = options.outputDir {
+            for (name, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
+        }
+        let outputs: [String: NDArray]
+        do {
+            outputs = try execute(inputs)
+        } catch {
+            throw DriverError(error.message)
+        }
+        for name in outputNames {
+            guard let array = outputs[name] else { continue }
+            console.out(summary(name, array) + "\n")
+            if let dir = options.outputDir { try write(array, name: name, dir: dir) }
+        }
+    }
+
+    func makeInputs(_ signature: [(name: String, shape: [Int])]) throws(DriverError) -> [String: NDArray] {
+        var given: [String: String] = [:]
+        for (name, path) in options.inputs {
+            guard signature.contains(where: { $0.name == name }) else {
+                let names = signature.map(\.name).joined(separator: ", ")
+                throw DriverError("--input \(name)=...: the program has no input '\(name)'; its inputs are: \(names)")
+            }
+            given[name] = path
+        }
+        var inputs: [String: NDArray] = [:]
+        for (k, (name, shape)) in signature.enumerated() {
+            if let path = given[name] {
+                let array: NDArray
+                do {
+                    array = try NPY.readFile(path)
+                } catch {
+                    throw DriverError(error.description.hasPrefix("error: ") ? String(error.description.dropFirst(7)) : error.message)
+                }
+                guard array.shape == shape else {
+                    throw DriverError("\(path): input '\(name)' has shape \(array.shape), the program expects \(shape)")
+                }
+                inputs[name] = array
+            } else {
+                inputs[name] = RandomInputs.standardNormal(shape: shape, seed: options.seed, stream: UInt64(k))
+            }
+        }
+        return inputs
+    }
+
+    func makeDirectory(_ dir: String) throws(DriverError) {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw DriverError("cannot create the output directory '\(dir)': \(error.localizedDescription)")
+        }
+    }
+
+    func write(_ array: NDArray, name: String, dir: String) throws(DriverError) {
+        do {
+            try NPY.writeFile(array, to: dir + "/" + name + ".npy")
+        } catch {
+            throw DriverError(error.message)
+        }
+    }
+
+    func summary(_ name: String, _ a: NDArray) -> String {
+        let n = a.data.count
+        var sum = 0.0
+        var lo = Float.infinity
+        var hi = -Float.infinity
+        var nonFinite = 0
+        for x in a.data {
+            if x.isFinite {
+                sum += Double(x)
+                lo = min(lo, x)
+                hi = max(hi, x)
+            } else {
+                nonFinite += 1
+            }
+        }
+        let mean = n > nonFinite ? sum / Double(n - nonFinite) : 0
+        var s = "\(name): f32\(a.shape) mean \(fmt(mean)) min \(fmt(Double(lo))) max \(fmt(Double(hi)))"
+        if nonFinite > 0 { s += " (\(nonFinite) non-finite)" }
+        return s
+    }
+
+    func fmt(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "\(x)" }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import BlockIR
+
+/// The fusion plan: the profitability side of fusion. Rules ask it whether recomputing a
+/// producer inside a consumer is worth it; it answers from a cost model (extra FLOPs against the
+/// consumer's own work) and records each decision so `blockc explain` can print them.
+public final class FusionPlan: @unchecked Sendable {
+    /// Recomputation is allowed while the extra FLOPs stay within this fraction of the consumer's.
+    public var recomputeBudget: Double
+    /// The decisions taken, in order.
+    public private(set) var decisions: [String] = []
+    private var seen: Set<String> = []
+
+    /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs).
+    public init(recomputeBudget: Double = 0.25) {
+        self.recomputeBudget = recomputeBudget
+    }
+
+    /// Whether `producer` may be recomputed at a point of `consumer` that runs `readsPerBlock`
+    /// times per block `producer` writes (1 when every block is read once).
+    func allowsRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double, tensor: String) -> Bool {
+        let producerFlops = Double(producer.estimatedFlops)
+        let extra = max(0, readsPerBlock - 1) * producerFlops
+        let budget = recomputeBudget * Double(max(1, consumer.estimatedFlops))
+        let allowed = extra <= budget
+        let verdict =
+            allowed
+            ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
+            : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
+        note(verdict)
+        return allowed
+    }
+
+    /// Records a decision once.
+    func note(_ text: String) {
+        if seen.insert(text).inserted { decisions.append(text) }
+    }
+
+    private func format(_ x: Double) -> String {
+        x == x.rounded() ? String(Int(x)) : String(format: "%.2f", x)
+    }
+}
+
+extension Kernel {
+    /// A static FLOP estimate: every instruction's FLOPs (2·m·n·k per dot, one per element of
+    /// elementwise ops and reductions) times the trip counts of its loops and the grid size.
+    /// Loop bounds that depend on grid indices are evaluated at index 0 of those.
+    public var estimatedFlops: Int {
+        var types: [ValueID: BlockType] = [:]
+        return instanceCount * Self.flops(of: body, types: &types)
+    }
+
+    static func flops(of body: [Instruction], types: inout [ValueID: BlockType]) -> Int {
+        var total = 0
+        for inst in body {
+            for r in inst.results { types[r.id] = r.type }
+            let out = inst.results.first?.type.elementCount ?? 0
+            switch inst.op {
+            case .dot(let a, _, let ta, _):
+                let k = types[a].map { ta ? $0.shape.first ?? 1 : $0.shape.last ?? 1 } ?? 1
+                total += 2 * out * k
+            case .unary, .binary, .mask: total += out
+            case .reduce(_, let a, _): total += types[a]?.elementCount ?? out
+            case .loop(let loop):
+                for c in loop.carried { types[c.id] = c.type }
+                let trips = max(0, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))
+                total += trips * flops(of: loop.body, types: &types)
+            case .load, .store, .fill, .broadcast, .transpose, .yield: break
+            }
+        }
+        return total
+    }
+}

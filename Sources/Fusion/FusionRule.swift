@@ -1,0 +1,63 @@
+import BlockIR
+
+/// A rewrite rule of the fusion pass: a named value whose `rewrite` finds the first place in a
+/// program where the rule applies (in program order) and returns the rewritten program, or `nil`
+/// when it applies nowhere. Rules decide legality only; profitability questions go to the
+/// `FusionPlan` they are given.
+public struct FusionRule: Sendable {
+    /// The short identifier from the rule catalogue (`R1`, `R7`, …).
+    public let id: String
+    /// The name used by `--only-rule` (`inline-producer`, `hoist`, …).
+    public let name: String
+    /// One line: what the rule does.
+    public let summary: String
+    let rewrite: @Sendable (Program, FusionPlan) -> RuleApplication?
+
+    /// Makes a rule.
+    public init(
+        id: String, name: String, summary: String,
+        rewrite: @escaping @Sendable (Program, FusionPlan) -> RuleApplication?
+    ) {
+        self.id = id
+        self.name = name
+        self.summary = summary
+        self.rewrite = rewrite
+    }
+
+    /// Applies the rule once, if it matches anywhere.
+    public func apply(_ program: Program, plan: FusionPlan) -> RuleApplication? { rewrite(program, plan) }
+}
+
+/// One successful rule application.
+public struct RuleApplication: Sendable {
+    /// The rewritten program.
+    public var program: Program
+    /// Where: the kernel (and loop) rewritten.
+    public var place: String
+    /// What changed, in a few words.
+    public var detail: String
+
+    /// Makes an application record.
+    public init(program: Program, place: String, detail: String) {
+        self.program = program
+        self.place = place
+        self.detail = detail
+    }
+}
+
+/// Helpers for rules that rewrite one kernel at a time.
+enum KernelRewrite {
+    /// Tries `rewrite` on each kernel in order; the first kernel it changes is replaced (and
+    /// renumbered) and the application returned.
+    static func first(
+        _ program: Program, _ rewrite: (Kernel, Program) -> (kernel: Kernel, detail: String)?
+    ) -> RuleApplication? {
+        for (index, kernel) in program.kernels.enumerated() {
+            guard let (rewritten, detail) = rewrite(kernel, program) else { continue }
+            var out = program
+            out.kernels[index] = rewritten.renumbered()
+            return RuleApplication(program: out, place: kernel.name, detail: detail)
+        }
+        return nil
+    }
+}

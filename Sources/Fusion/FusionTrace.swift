@@ -1,0 +1,34 @@
+import BlockIR
+
+/// One step of a fusion run: which rule applied where, and what changed.
+public struct TraceEntry: Hashable, Sendable, CustomStringConvertible {
+    /// The step number, from 1.
+    public var step: Int
+    /// The rule's catalogue identifier (`R1`, …).
+    public var ruleID: String
+    /// The rule's name.
+    public var rule: String
+    /// The kernel rewritten.
+    public var place: String
+    /// What changed.
+    public var detail: String
+    /// Kernels and global bytes moved before → after (a one-line summary).
+    public var summary: String
+
+    /// `step. R1 inline-producer @ k7_matmul_O: detail [summary]`
+    public var description: String {
+        "\(step). \(ruleID) \(rule) @ \(place): \(detail) [\(summary)]"
+    }
+}
+
+/// The outcome of fusing a program.
+public struct FusionResult: Sendable {
+    /// The fused program.
+    public var program: Program
+    /// Every rule application, in order.
+    public var trace: [TraceEntry]
+    /// The plan's decisions, in order.
+    public var decisions: [String]
+    /// Whether the driver stopped at its step cap before reaching a fixed point.
+    public var hitStepCap: Bool
+}

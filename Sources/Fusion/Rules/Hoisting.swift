@@ -1,0 +1,85 @@
+import BlockIR
+
+extension FusionRule {
+    /// R7 — hoisting loop-invariant computations.
+    ///
+    /// A store-free instruction at the top level of a loop body whose operands are all defined
+    /// outside the loop, whose index expressions do not read the loop counter, and (for loads and
+    /// loops that load) whose tensors the kernel never stores to, computes the same value in every
+    /// iteration: it moves before the loop.
+    ///
+    /// ```
+    /// %4 = for k in 0 ..< 16 iter(%5 = %3) : … { %6 = load Q[b0, i * 64 +: 64, 0 +: 64] : …; … }
+    /// ```
+    /// → `%6 = load Q[…]` before the loop. Exact: same value, computed once (a loop that runs zero
+    /// times computes it needlessly, which is harmless for pure code).
+    public static let hoist = FusionRule(
+        id: "R7", name: "hoist", summary: "move loop-invariant computations before their loop"
+    ) { program, _ in
+        KernelRewrite.first(program) { kernel, program in
+            let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
+            guard let (body, detail) = hoist(kernel.body, program: program, stored: stored) else { return nil }
+            var out = kernel
+            out.body = body
+            return (out, detail)
+        }
+    }
+
+    private static func hoist(_ body: [Instruction], program: Program, stored: Set<TensorID>) -> (
+        [Instruction], String
+    )? {
+        for (index, inst) in body.enumerated() {
+            guard case .loop(var loop) = inst.op else { continue }
+            var local = Set(loop.carried.map(\.id))
+            var moved: [Instruction] = []
+            var kept: [Instruction] = []
+            for candidate in loop.body {
+                let operands = Set(candidate.op.operands).union(
+                    { if case .loop(let l) = candidate.op { return l.body.freeValues } else { return [] } }())
+                let invariant =
+                    operands.isDisjoint(with: local)
+                    && !candidate.indexVariablesRead.contains(loop.variable)
+                    && isHoistable(candidate, program: program, stored: stored)
+                if invariant {
+                    moved.append(candidate)
+                } else {
+                    kept.append(candidate)
+                    local.formUnion(candidate.results.map(\.id))
+                }
+            }
+            if !moved.isEmpty {
+                loop.body = kept
+                var out = Array(body[..<index]) + moved
+                var newLoop = inst
+                newLoop.op = .loop(loop)
+                out.append(newLoop)
+                out += body[(index + 1)...]
+                return (out, "hoisted \(moved.count) invariant instruction\(moved.count == 1 ? "" : "s") out of loop \(loop.variable)")
+            }
+            if let (inner, detail) = hoist(loop.body, program: program, stored: stored) {
+                loop.body = inner
+                var out = body
+                out[index].op = .loop(loop)
+                return (out, detail)
+            }
+        }
+        return nil
+    }
+
+    private static func isHoistable(_ inst: Instruction, program: Program, stored: Set<TensorID>) -> Bool {
+        switch inst.op {
+        case .store, .yield: return false
+        case .load(let t, _): return !stored.contains(program.storage(of: t))
+        case .loop(let loop):
+            return loop.body.isStoreFree
+                && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
+        case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: return true
+        }
+    }
+}
+
+extension Instruction {
+    /// The index variables the instruction reads (for a loop: its bounds and its body's free
+    /// variables).
+    var indexVariablesRead: Set<IndexVar> { [self].freeIndexVariables }
+}

@@ -1,0 +1,159 @@
+import BlockIR
+
+extension FusionRule {
+    /// R1 — inline a producer kernel at a consumer's load.
+    ///
+    /// Preconditions: the consumer loads a block of tensor `T`; the last kernel before it that
+    /// writes `T`'s storage is the producer, which stores `T` at the top level of its body with
+    /// an access whose grid variables can be solved from the load's access (same block sizes,
+    /// `b0 := b0, i := i, j := k`); the computation of the stored value is store-free and reads
+    /// only tensors that neither the consumer nor any kernel between them writes; and the plan
+    /// allows recomputing it as often as the consumer reads each block.
+    ///
+    /// ```
+    /// kernel p grid(b0 < 8, i < 16, j < 16) { %0 = load S[b0, i * 64 +: 64, j * 64 +: 64] …
+    ///                                         %2 = exp %1 …; store %2 -> E[b0, i * 64 +: 64, j * 64 +: 64] }
+    /// kernel c grid(b0 < 8, i < 16) { … for k … { %7 = load E[b0, i * 64 +: 64, k * 64 +: 64] … } }
+    /// ```
+    /// → in `c`'s loop: `%7' = load S[b0, i * 64 +: 64, k * 64 +: 64]; …; %7 = exp …` (the
+    /// producer's computation with `j := k`). The producer keeps its store while `T` has other
+    /// readers or is an output (R8 removes it otherwise). Exact: the consumer computes the very
+    /// value the producer stored, from the same inputs.
+    public static let inlineProducer = FusionRule(
+        id: "R1", name: "inline-producer",
+        summary: "recompute a producer's block at the consumer's load instead of going through global memory"
+    ) { program, plan in
+        for (c, consumer) in program.kernels.enumerated() {
+            var search = InlineSearch(program: program, consumerIndex: c, plan: plan)
+            guard let body = search.visit(consumer.body, trips: Double(consumer.instanceCount)) else { continue }
+            var out = program
+            out.kernels[c].body = body
+            out.kernels[c] = out.kernels[c].renumbered()
+            return RuleApplication(program: out, place: consumer.name, detail: search.detail)
+        }
+        return nil
+    }
+}
+
+private struct InlineSearch {
+    let program: Program
+    let consumerIndex: Int
+    let plan: FusionPlan
+    var detail = ""
+
+    var consumer: Kernel { program.kernels[consumerIndex] }
+
+    mutating func visit(_ body: [Instruction], trips: Double) -> [Instruction]? {
+        for (index, inst) in body.enumerated() {
+            switch inst.op {
+            case .loop(var loop):
+                let count = Double(max(1, loop.upper.evaluate([:]) - loop.lower.evaluate([:])))
+                if let inner = visit(loop.body, trips: trips * count) {
+                    loop.body = inner
+                    var out = body
+                    out[index].op = .loop(loop)
+                    return out
+                }
+            case .load(let tensor, let access):
+                guard let result = inst.result, let replacement = inlined(tensor, access, result, reads: trips) else {
+                    continue
+                }
+                var out = Array(body[..<index]) + replacement.instructions
+                out += Array(body[(index + 1)...]).replacingUses([result.id: replacement.value])
+                return out
+            default: continue
+            }
+        }
+        return nil
+    }
+
+    /// The producer's computation of the block, ready to insert, and the value standing for it.
+    mutating func inlined(_ tensor: TensorID, _ access: [AxisAccess], _ result: Value, reads: Double) -> (
+        instructions: [Instruction], value: ValueID
+    )? {
+        let storage = program.storage(of: tensor)
+        let writers = program.kernels[..<consumerIndex].indices.filter { k in
+            program.kernels[k].body.storedTensors.contains { program.storage(of: $0) == storage }
+        }
+        guard let p = writers.last else { return nil }
+        let producer = program.kernels[p]
+        // The store of T at the producer's top level.
+        let stores = producer.body.filter {
+            if case .store(_, let t, _) = $0.op { return t == tensor } else { return false }
+        }
+        guard stores.count == 1, case .store(let stored, _, let storeAccess) = stores[0].op,
+            producer.body.storedTensors.filter({ program.storage(of: $0) == storage }) == [tensor],
+            producer.valueTypes()[stored]?.shape == result.type.shape,
+            let binding = unify(storeAccess, access, gridVariables: Set(producer.gridVariables)),
+            binding.count == producer.grid.count
+        else { return nil }
+        // The stored value's computation.
+        let needed = producer.body.backwardSlice(from: [stored])
+        let slice = producer.body.filter { inst in
+            inst.results.contains { needed.contains($0.id) }
+        }
+        guard slice.isStoreFree else { return nil }
+        let sliceReads = Set(slice.loadedTensors.map { program.storage(of: $0) })
+        for k in (p + 1)...consumerIndex {
+            let writes = Set(program.kernels[k].body.storedTensors.map { program.storage(of: $0) })
+            guard writes.isDisjoint(with: sliceReads) else { return nil }
+        }
+        let readsPerBlock = reads / Double(max(1, producer.instanceCount))
+        guard
+            plan.allowsRecompute(
+                producer: producer, consumer: consumer, readsPerBlock: readsPerBlock, tensor: program[tensor].name)
+        else { return nil }
+        // Rename the producer's loop counters away from the consumer's names, then bind its grid.
+        var taken = consumer.indexVariableNames
+        for e in binding.values { taken.formUnion(e.variables.map(\.name)) }
+        let renamed = slice.renamingLoopVariables { v in
+            var n = 1
+            while taken.contains("\(v.name)\(n)") { n += 1 }
+            taken.insert("\(v.name)\(n)")
+            return IndexVar("\(v.name)\(n)")
+        }
+        let bound = renamed.substitutingIndices(binding)
+        let base = consumer.nextValueNumber
+        let renumbered = bound.renumberingDefinitions { ValueID($0.number + base) }
+        detail = "inlined \(producer.name)'s \(program[tensor].name) block at \(result.id)"
+        return (renumbered, ValueID(stored.number + base))
+    }
+
+    /// Solves the producer's grid variables from its store access and the consumer's load.
+    func unify(_ store: [AxisAccess], _ load: [AxisAccess], gridVariables: Set<IndexVar>) -> [IndexVar: IndexExpr]? {
+        guard store.count == load.count else { return nil }
+        var binding: [IndexVar: IndexExpr] = [:]
+        func bind(_ v: IndexVar, _ e: IndexExpr) -> Bool {
+            if let old = binding[v] { return old == e }
+            binding[v] = e
+            return true
+        }
+        for (s, l) in zip(store, load) {
+            switch (s, l) {
+            case (.point(let ps), .point(let pl)):
+                if case .variable(let v) = ps, gridVariables.contains(v) {
+                    guard bind(v, pl) else { return nil }
+                } else if ps != pl {
+                    return nil
+                }
+            case (.slice(let ss, let n), .slice(let sl, let m)):
+                guard n == m else { return nil }
+                switch ss {
+                case .mul(.variable(let v), let size) where size == n && gridVariables.contains(v):
+                    if case .mul(let e, let size2) = sl, size2 == n {
+                        guard bind(v, e) else { return nil }
+                    } else if case .constant(let c) = sl, c % n == 0 {
+                        guard bind(v, .constant(c / n)) else { return nil }
+                    } else {
+                        return nil
+                    }
+                default:
+                    guard ss == sl, ss.variables.allSatisfy({ !gridVariables.contains($0) }) else { return nil }
+                }
+            default:
+                return nil
+            }
+        }
+        return binding
+    }
+}

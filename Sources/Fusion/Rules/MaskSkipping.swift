@@ -1,0 +1,197 @@
+import BlockIR
+
+extension FusionRule {
+    /// R9 — skipping blocks an index-predicate mask removes entirely.
+    ///
+    /// Precondition: a loop over block index `k` whose body masks a block at offsets affine in
+    /// `k` (one mask, one predicate), and where, if that mask removed every element (each element
+    /// becomes its fill, e.g. `-inf`), every carried value would come out of the iteration
+    /// unchanged — checked by evaluating the body abstractly with the ops' identities (`max(x,
+    /// -inf) = x`, `exp(-inf) = 0`, `x + 0 = x`, `x·1 = x`, `dot(0, y) = 0`, …).
+    ///
+    /// ```
+    /// for k in 0 ..< 16 { …; %s = mask %x at (i * 64, k * 64) if i - j >= 0 else -inf … }
+    /// ```
+    /// → `for k in 0 ..< min(16, (i * 64 + 63) / 64 + 1)`: interval arithmetic on the block's
+    /// rows and columns bounds `k` to the blocks where some element satisfies every affine atom.
+    /// Exact: the skipped iterations would not have changed any carried value. Partly masked
+    /// blocks keep the element test.
+    public static let maskSkipping = FusionRule(
+        id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
+    ) { program, _ in
+        KernelRewrite.first(program) { kernel, _ in
+            guard let (body, detail) = skip(kernel.body) else { return nil }
+            var out = kernel
+            out.body = body
+            return (out, detail)
+        }
+    }
+
+    private static func skip(_ body: [Instruction]) -> ([Instruction], String)? {
+        for (index, inst) in body.enumerated() {
+            guard case .loop(var loop) = inst.op else { continue }
+            if let (inner, detail) = skip(loop.body) {
+                loop.body = inner
+                var out = body
+                out[index].op = .loop(loop)
+                return (out, detail)
+            }
+            // The masks whose position moves with k.
+            var masks: [(row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int])] = []
+            for b in loop.body {
+                if case .mask(_, let r, let c, let p, _) = b.op,
+                    r.variables.contains(loop.variable) || c.variables.contains(loop.variable)
+                {
+                    masks.append((r, c, p, b.results[0].type.shape))
+                }
+            }
+            guard let mask = masks.first,
+                masks.allSatisfy({ $0.row == mask.row && $0.column == mask.column && $0.predicate == mask.predicate }),
+                masks.count == loop.body.filter({ if case .mask = $0.op { return true } else { return false } }).count,
+                identitiesWhenMasked(loop)
+            else { continue }
+            guard let (lower, upper) = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape) else { continue }
+            let newLower = lower.map { covers(loop.lower, $0, isMax: true) ? loop.lower : .max(loop.lower, $0).simplified() }
+            let newUpper = upper.map { covers(loop.upper, $0, isMax: false) ? loop.upper : .min(loop.upper, $0).simplified() }
+            guard (newLower ?? loop.lower) != loop.lower || (newUpper ?? loop.upper) != loop.upper else { continue }
+            loop.lower = newLower ?? loop.lower
+            loop.upper = newUpper ?? loop.upper
+            var out = body
+            out[index].op = .loop(loop)
+            return (out, "loop \(loop.variable) now runs \(loop.lower) ..< \(loop.upper), skipping fully masked blocks")
+        }
+        return nil
+    }
+
+    /// Whether `bound` already includes the clamp `extra`.
+    private static func covers(_ bound: IndexExpr, _ extra: IndexExpr, isMax: Bool) -> Bool {
+        let e = extra.simplified()
+        if bound == e { return true }
+        switch bound {
+        case .max(let a, let b) where isMax: return a == e || b == e
+        case .min(let a, let b) where !isMax: return a == e || b == e
+        default: return false
+        }
+    }
+
+    /// The range of `k` outside which some affine atom is false on the whole block.
+    private static func bounds(
+        _ loop: Loop, _ row: IndexExpr, _ column: IndexExpr, _ predicate: Predicate, _ shape: [Int]
+    ) -> (IndexExpr?, IndexExpr?)? {
+        guard shape.count == 2 else { return nil }
+        let k = loop.variable
+        guard let (rk, rRest) = row.affine(in: k), let (ck, cRest) = column.affine(in: k), (rk == 0) != (ck == 0)
+        else { return nil }
+        let onRows = rk != 0
+        let stride = onRows ? rk : ck
+        guard stride > 0 else { return nil }
+        let (movingRest, movingSize) = onRows ? (rRest, shape[0]) : (cRest, shape[1])
+        let (fixedStart, fixedSize) = onRows ? (column, shape[1]) : (row, shape[0])
+        var lower: IndexExpr?
+        var upper: IndexExpr?
+        var atoms: [(Int, Int, Int)] = []
+        for atom in predicate.atoms {
+            switch atom {
+            case .affineNonNegative(let a, let b, let c): atoms.append((a, b, c))
+            case .affineZero(let a, let b, let c):
+                atoms.append((a, b, c))
+                atoms.append((-a, -b, -c))
+            case .sameSegment: continue
+            }
+        }
+        for (a, b, c) in atoms {
+            // p·x + q·y + c ≥ 0 somewhere, x the moving axis, y the fixed one.
+            let (p, q) = onRows ? (a, b) : (b, a)
+            guard p != 0 else { continue }
+            let fixedMax: IndexExpr = q > 0 ? .mul(.add(fixedStart, .constant(fixedSize - 1)), q) : .mul(fixedStart, q)
+            if p > 0 {
+                // p·(stride·k + rest + size − 1) + fixedMax + c ≥ 0 ⇒ k ≥ ⌈−(p·(rest + size − 1) + fixedMax + c) / (p·stride)⌉
+                let num = IndexExpr.mul(
+                    .add(.add(.mul(.add(movingRest, .constant(movingSize - 1)), p), fixedMax), .constant(c)), -1)
+                let d = p * stride
+                let bound = IndexExpr.floorDiv(.add(num, .constant(d - 1)), d)
+                lower = lower.map { .max($0, bound) } ?? bound
+            } else {
+                // p·(stride·k + rest) + fixedMax + c ≥ 0 ⇒ k ≤ ⌊(p·rest + fixedMax + c) / (−p·stride)⌋
+                let num = IndexExpr.add(.add(.mul(movingRest, p), fixedMax), .constant(c))
+                let bound = IndexExpr.add(.floorDiv(num, -p * stride), .constant(1))
+                upper = upper.map { .min($0, bound) } ?? bound
+            }
+        }
+        guard lower != nil || upper != nil else { return nil }
+        return (lower?.simplified(), upper?.simplified())
+    }
+
+    /// Abstract values for the "fully masked iteration" check.
+    private enum Abstract: Hashable {
+        case carried(Int)
+        case constant(Float)
+        case unknown
+    }
+
+    /// Whether an iteration in which every element of the moving mask is its fill leaves every
+    /// carried value unchanged.
+    private static func identitiesWhenMasked(_ loop: Loop) -> Bool {
+        var env: [ValueID: Abstract] = [:]
+        for (i, c) in loop.carried.enumerated() { env[c.id] = .carried(i) }
+        func get(_ v: ValueID) -> Abstract { env[v] ?? .unknown }
+        for inst in loop.body {
+            guard let r = inst.result else {
+                if case .yield(let ys) = inst.op {
+                    return ys.enumerated().allSatisfy { get($0.element) == .carried($0.offset) }
+                }
+                continue
+            }
+            let value: Abstract
+            switch inst.op {
+            case .fill(let c): value = .constant(c)
+            case .mask(_, let row, let col, _, let fill):
+                let moves = row.variables.contains(loop.variable) || col.variables.contains(loop.variable)
+                value = moves ? .constant(fill) : .unknown
+            case .broadcast(let x, _), .transpose(let x):
+                if case .constant = get(x) { value = get(x) } else { value = .unknown }
+            case .reduce(let op, let x, _):
+                if case .constant(let c) = get(x), c == op.identity || op == .max { value = .constant(c) } else {
+                    value = .unknown
+                }
+            case .unary(let op, let x):
+                if case .constant(let c) = get(x) { value = .constant(op.apply(c)) } else { value = .unknown }
+            case .dot(let x, let y, _, _):
+                value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
+            case .binary(let op, let x, let y):
+                value = binary(op, get(x), get(y))
+            case .load, .loop, .store, .yield: value = .unknown
+            }
+            env[r.id] = value
+        }
+        return false
+    }
+
+    private static func binary(_ op: BinaryOp, _ x: Abstract, _ y: Abstract) -> Abstract {
+        if case .constant(let a) = x, case .constant(let b) = y { return .constant(op.apply(a, b)) }
+        let lowest = -Float.greatestFiniteMagnitude
+        switch op {
+        case .max:
+            // max(m, lowest) clamps a running maximum (R6); it is m except when m = -inf, and then
+            // every accumulator still holds its identity, which any factor leaves unchanged.
+            if y == .constant(-.infinity) || y == .constant(lowest) { return x }
+            if x == .constant(-.infinity) || x == .constant(lowest) { return y }
+        case .add:
+            if y == .constant(0) { return x }
+            if x == .constant(0) { return y }
+        case .sub:
+            if y == .constant(0) { return x }
+            if x == y, case .carried = x { return .constant(0) }
+            if x == .constant(-.infinity) { return x }
+        case .mul:
+            if y == .constant(1) { return x }
+            if x == .constant(1) { return y }
+            if x == .constant(0) || y == .constant(0) { return .constant(0) }
+        case .div:
+            if y == .constant(1) { return x }
+            if x == .constant(0) { return .constant(0) }
+        case .min, .pow: break
+        }
+        return .unknown
+    }
+}

@@ -1,0 +1,88 @@
+import BlockIR
+
+extension FusionRule {
+    /// R4a — a row scale commutes with linear maps along rows.
+    ///
+    /// A row scale is `broadcast %v axis 1` (one factor per row). Scaling the rows of a matrix
+    /// product's left operand scales the rows of the product, and scaling the rows of a block
+    /// scales its row sums:
+    ///
+    /// ```
+    /// %r = broadcast %l axis 1 : f32[64,64];  %p = div %e, %r;  %o = dot %p, %v
+    /// ```
+    /// → `%o' = dot %e, %v;  %r' = broadcast %l axis 1 : f32[64,N];  %o = div %o', %r'`, and
+    /// `reduce_sum (mul %x, %r) axis 1` → `mul (reduce_sum %x axis 1), %v`.
+    /// Exact over the reals: `(D·X)·Y = D·(X·Y)` for a diagonal `D`, and `Σⱼ dᵢ xᵢⱼ = dᵢ Σⱼ xᵢⱼ`.
+    public static let scaleMotion = FusionRule(
+        id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
+    ) { program, _ in
+        KernelRewrite.first(program) { kernel, _ in
+            let types = kernel.valueTypes()
+            var next = kernel.nextValueNumber
+            guard let (body, detail) = moveScales(kernel.body, types: types, next: &next) else { return nil }
+            var out = kernel
+            out.body = body
+            return (out, detail)
+        }
+    }
+
+    /// Finds `(x, v, op)` when `id` is `x op broadcast(v, axis 1)` with `op` ∈ {mul, div}.
+    private static func rowScaled(
+        _ id: ValueID, _ defs: [ValueID: Instruction], _ types: [ValueID: BlockType]
+    ) -> (x: ValueID, v: ValueID, op: BinaryOp)? {
+        guard let inst = defs[id], case .binary(let op, let a, let b) = inst.op, op == .mul || op == .div else {
+            return nil
+        }
+        func scale(_ s: ValueID) -> ValueID? {
+            guard let d = defs[s], case .broadcast(let v, axis: 1) = d.op, types[v]?.rank == 1 else { return nil }
+            return v
+        }
+        if let v = scale(b), types[a]?.rank == 2 { return (a, v, op) }
+        if op == .mul, let v = scale(a), types[b]?.rank == 2 { return (b, v, op) }
+        return nil
+    }
+
+    private static func moveScales(
+        _ body: [Instruction], types: [ValueID: BlockType], next: inout Int, outer: [ValueID: Instruction] = [:]
+    ) -> ([Instruction], String)? {
+        var defs = outer
+        for (index, inst) in body.enumerated() {
+            for r in inst.results { defs[r.id] = inst }
+            switch inst.op {
+            case .loop(var loop):
+                if let (inner, detail) = moveScales(loop.body, types: types, next: &next, outer: defs) {
+                    loop.body = inner
+                    var out = body
+                    out[index].op = .loop(loop)
+                    return (out, detail)
+                }
+            case .dot(let a, let b, false, let tb):
+                guard let r = inst.result, let (x, v, op) = rowScaled(a, defs, types) else { continue }
+                let product = Value(ValueID(next), r.type)
+                let scale = Value(ValueID(next + 1), BlockType(r.type.shape, types[v]?.tier ?? .local))
+                next += 2
+                let replacement = [
+                    Instruction([product], .dot(x, b, transposeA: false, transposeB: tb)),
+                    Instruction([scale], .broadcast(v, axis: 1)),
+                    Instruction([r], .binary(op, product.id, scale.id)),
+                ]
+                var out = body
+                out.replaceSubrange(index...index, with: replacement)
+                return (out, "moved the row scale \(v) out of the dot \(r.id)")
+            case .reduce(.sum, let a, axis: 1):
+                guard let r = inst.result, let (x, v, op) = rowScaled(a, defs, types) else { continue }
+                let sum = Value(ValueID(next), r.type)
+                next += 1
+                let replacement = [
+                    Instruction([sum], .reduce(.sum, x, axis: 1)),
+                    Instruction([r], .binary(op, sum.id, v)),
+                ]
+                var out = body
+                out.replaceSubrange(index...index, with: replacement)
+                return (out, "moved the row scale \(v) out of the row sum \(r.id)")
+            default: continue
+            }
+        }
+        return nil
+    }
+}

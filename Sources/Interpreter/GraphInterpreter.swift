@@ -1,0 +1,297 @@
+import BlockIR
+import Graph
+
+/// The reference semantics of the graph level: evaluates every node of a graph in order on
+/// dense fp32 arrays.
+///
+/// Binary ops broadcast as NumPy does; `matmul` is a batched product over the last two axes
+/// (leading axes broadcast) accumulated in fp32; reductions fold along one axis in index order;
+/// masks test `Predicate.holds(row:column:)` on the last two axes. Scalar functions are
+/// `UnaryOp.apply` and `BinaryOp.apply`. Intermediate arrays are released after their last use.
+public enum GraphInterpreter {
+    /// Runs `graph` on `inputs` (by input name) and returns the outputs by node name.
+    ///
+    /// A missing input or one of the wrong shape is a `Diagnostic` naming the input and the
+    /// expected shape. Inputs the graph does not declare are ignored.
+    public static func run(_ graph: Graph, inputs: [String: NDArray]) throws(Diagnostic) -> [String: NDArray] {
+        let count = graph.nodes.count
+        // The last node reading each node; outputs live to the end.
+        var lastUse = Array(0..<count)
+        for node in graph.nodes {
+            for operand in node.op.operands where operand.index >= 0 && operand.index < count {
+                lastUse[operand.index] = max(lastUse[operand.index], node.id.index)
+            }
+        }
+        for output in graph.outputs where output.index >= 0 && output.index < count { lastUse[output.index] = count }
+        var values: [NDArray?] = Array(repeating: nil, count: count)
+        for (position, node) in graph.nodes.enumerated() {
+            func operand(_ id: NodeID) throws(Diagnostic) -> NDArray {
+                guard id.index >= 0 && id.index < position, let value = values[id.index] else {
+                    throw Diagnostic("node '\(node.name)' reads \(id), which is not computed before it")
+                }
+                return value
+            }
+            let result: NDArray
+            switch node.op {
+            case .input:
+                guard let given = inputs[node.name] else {
+                    throw Diagnostic("missing input '\(node.name)': expected an f32 array of shape \(node.shape)")
+                }
+                guard given.shape == node.shape else {
+                    throw Diagnostic(
+                        "input '\(node.name)' has shape \(given.shape); the graph expects shape \(node.shape)")
+                }
+                result = given
+            case .constant(let c):
+                result = NDArray(shape: [], data: [c])
+            case .unary(let op, let a):
+                result = unary(op, try operand(a))
+            case .binary(let op, let a, let b):
+                result = try binary(op, try operand(a), try operand(b))
+            case .matmul(let a, let b, let transposeA, let transposeB):
+                result = try matmul(try operand(a), try operand(b), transposeA: transposeA, transposeB: transposeB)
+            case .reduce(let op, let a, let axis, let keepDims):
+                result = try reduce(op, try operand(a), axis: axis, keepDims: keepDims)
+            case .transpose(let a, let permutation):
+                result = try transpose(try operand(a), permutation: permutation)
+            case .reshape(let a):
+                let x = try operand(a)
+                guard node.shape.allSatisfy({ $0 >= 0 }), NDArray.elementCount(of: node.shape) == x.elementCount else {
+                    throw Diagnostic("node '\(node.name)': cannot reshape \(x.shape) to \(node.shape)")
+                }
+                result = NDArray(shape: node.shape, data: x.data)
+            case .mask(let a, let predicate, let fill):
+                result = try mask(try operand(a), predicate, fill: fill)
+            }
+            guard result.shape == node.shape else {
+                throw Diagnostic("node '\(node.name)' computes shape \(result.shape) but is declared \(node.shape)")
+            }
+            values[position] = result
+            for operand in node.op.operands where operand.index >= 0 && operand.index < count {
+                if lastUse[operand.index] == position { values[operand.index] = nil }
+            }
+        }
+        var outputs: [String: NDArray] = [:]
+        for id in graph.outputs {
+            guard id.index >= 0 && id.index < count, let value = values[id.index] else {
+                throw Diagnostic("output \(id) is not a node of the graph")
+            }
+            outputs[graph[id].name] = value
+        }
+        return outputs
+    }
+
+    // MARK: Ops
+
+    /// Elementwise unary op.
+    static func unary(_ op: UnaryOp, _ x: NDArray) -> NDArray {
+        var out = [Float](repeating: 0, count: x.elementCount)
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                Dense.apply(op, s, d, count: src.count)
+            }
+        }
+        return NDArray(shape: x.shape, data: out)
+    }
+
+    /// Elementwise binary op with NumPy broadcasting.
+    static func binary(_ op: BinaryOp, _ a: NDArray, _ b: NDArray) throws(Diagnostic) -> NDArray {
+        let shape: [Int]
+        do {
+            shape = try GraphBuilder.broadcastShape(a.shape, b.shape, op: op.rawValue)
+        } catch {
+            throw Diagnostic(error.message)
+        }
+        let rank = shape.count
+        // Broadcast strides: 0 along axes an operand lacks or has size 1.
+        func strides(_ x: NDArray) -> [Int] {
+            let own = x.strides
+            return (0..<rank).map { k in
+                let axis = k - (rank - x.rank)
+                return axis < 0 || x.shape[axis] == 1 ? 0 : own[axis]
+            }
+        }
+        let sa = strides(a)
+        let sb = strides(b)
+        let total = NDArray.elementCount(of: shape)
+        var out = [Float](repeating: 0, count: total)
+        guard total > 0 else { return NDArray(shape: shape, data: out) }
+        let inner = rank == 0 ? 1 : shape[rank - 1]
+        let innerA = rank == 0 ? 0 : sa[rank - 1]
+        let innerB = rank == 0 ? 0 : sb[rank - 1]
+        a.data.withUnsafeBufferPointer { pa in
+            b.data.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { po in
+                    guard let xa = pa.baseAddress, let xb = pb.baseAddress, let xo = po.baseAddress else { return }
+                    var index = Array(repeating: 0, count: max(0, rank - 1))
+                    var offset = 0
+                    while offset < total {
+                        var oa = 0
+                        var ob = 0
+                        for (k, i) in index.enumerated() {
+                            oa += i * sa[k]
+                            ob += i * sb[k]
+                        }
+                        Dense.apply(op, xa + oa, aStride: innerA, xb + ob, bStride: innerB, xo + offset, count: inner)
+                        offset += inner
+                        var k = index.count - 1
+                        while k >= 0 {
+                            index[k] += 1
+                            if index[k] < shape[k] { break }
+                            index[k] = 0
+                            k -= 1
+                        }
+                    }
+                }
+            }
+        }
+        return NDArray(shape: shape, data: out)
+    }
+
+    /// Batched matrix product over the last two axes with broadcast batch axes.
+    static func matmul(
+        _ a: NDArray, _ b: NDArray, transposeA: Bool, transposeB: Bool
+    ) throws(Diagnostic) -> NDArray {
+        guard a.rank >= 2 && b.rank >= 2 else {
+            throw Diagnostic("matmul needs operands of rank 2 or more, got \(a.shape) and \(b.shape)")
+        }
+        let (ra, ca) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (rb, cb) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let (m, k) = transposeA ? (ca, ra) : (ra, ca)
+        let (kb, n) = transposeB ? (cb, rb) : (rb, cb)
+        guard k == kb else {
+            throw Diagnostic("matmul: inner dimensions differ (\(a.shape) and \(b.shape))")
+        }
+        let batchA = Array(a.shape.dropLast(2))
+        let batchB = Array(b.shape.dropLast(2))
+        let batch: [Int]
+        do {
+            batch = try GraphBuilder.broadcastShape(batchA, batchB, op: "matmul batch")
+        } catch {
+            throw Diagnostic(error.message)
+        }
+        func batchStrides(_ own: [Int], _ matrix: Int) -> [Int] {
+            let ownStrides = NDArray.strides(of: own).map { $0 * matrix }
+            return (0..<batch.count).map { d in
+                let axis = d - (batch.count - own.count)
+                return axis < 0 || own[axis] == 1 ? 0 : ownStrides[axis]
+            }
+        }
+        let strideA = batchStrides(batchA, ra * ca)
+        let strideB = batchStrides(batchB, rb * cb)
+        let batches = NDArray.elementCount(of: batch)
+        var out = [Float](repeating: 0, count: batches * m * n)
+        let (aRow, aColumn) = transposeA ? (1, ca) : (ca, 1)
+        let (bRow, bColumn) = transposeB ? (1, cb) : (cb, 1)
+        a.data.withUnsafeBufferPointer { pa in
+            b.data.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { po in
+                    guard let xa = pa.baseAddress, let xb = pb.baseAddress, let xo = po.baseAddress else { return }
+                    var index = Array(repeating: 0, count: batch.count)
+                    for t in 0..<batches {
+                        var oa = 0
+                        var ob = 0
+                        for (d, i) in index.enumerated() {
+                            oa += i * strideA[d]
+                            ob += i * strideB[d]
+                        }
+                        Dense.matmul(
+                            m: m, n: n, k: k, a: xa + oa, aRow: aRow, aColumn: aColumn, b: xb + ob, bRow: bRow,
+                            bColumn: bColumn, c: xo + t * m * n, ldc: n)
+                        var d = index.count - 1
+                        while d >= 0 {
+                            index[d] += 1
+                            if index[d] < batch[d] { break }
+                            index[d] = 0
+                            d -= 1
+                        }
+                    }
+                }
+            }
+        }
+        return NDArray(shape: batch + [m, n], data: out)
+    }
+
+    /// Reduction over one axis, optionally keeping it with size 1.
+    static func reduce(_ op: ReduceOp, _ x: NDArray, axis: Int, keepDims: Bool) throws(Diagnostic) -> NDArray {
+        guard axis >= 0 && axis < x.rank else {
+            throw Diagnostic("reduce_\(op.rawValue): axis \(axis) is out of range for shape \(x.shape)")
+        }
+        let outer = NDArray.elementCount(of: Array(x.shape[..<axis]))
+        let length = x.shape[axis]
+        let inner = NDArray.elementCount(of: Array(x.shape[(axis + 1)...]))
+        var shape = x.shape
+        if keepDims { shape[axis] = 1 } else { shape.remove(at: axis) }
+        var out = [Float](repeating: op.identity, count: outer * inner)
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                Dense.reduce(
+                    op, s, outer: outer, length: length, inner: inner, validOuter: outer, validLength: length,
+                    validInner: inner, into: d)
+            }
+        }
+        return NDArray(shape: shape, data: out)
+    }
+
+    /// Axis permutation: output axis `k` is input axis `permutation[k]`.
+    static func transpose(_ x: NDArray, permutation: [Int]) throws(Diagnostic) -> NDArray {
+        guard permutation.count == x.rank, permutation.sorted() == Array(0..<x.rank) else {
+            throw Diagnostic("transpose: \(permutation) is not a permutation of the axes of \(x.shape)")
+        }
+        let shape = permutation.map { x.shape[$0] }
+        let inStrides = x.strides
+        let strides = permutation.map { inStrides[$0] }
+        let total = x.elementCount
+        var out = [Float](repeating: 0, count: total)
+        guard total > 0, x.rank > 0 else { return NDArray(shape: shape, data: x.data) }
+        let inner = shape[x.rank - 1]
+        let innerStride = strides[x.rank - 1]
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                var index = Array(repeating: 0, count: x.rank - 1)
+                var offset = 0
+                while offset < total {
+                    var base = 0
+                    for (k, i) in index.enumerated() { base += i * strides[k] }
+                    var j = 0
+                    while j < inner {
+                        d[offset + j] = s[base + j * innerStride]
+                        j += 1
+                    }
+                    offset += inner
+                    var k = index.count - 1
+                    while k >= 0 {
+                        index[k] += 1
+                        if index[k] < shape[k] { break }
+                        index[k] = 0
+                        k -= 1
+                    }
+                }
+            }
+        }
+        return NDArray(shape: shape, data: out)
+    }
+
+    /// Replaces the elements of the last two axes where the predicate fails by `fill`.
+    static func mask(_ x: NDArray, _ predicate: Predicate, fill: Float) throws(Diagnostic) -> NDArray {
+        guard x.rank >= 2 else {
+            throw Diagnostic("where: masks apply to the last two axes; the tensor has shape \(x.shape)")
+        }
+        let rows = x.shape[x.rank - 2]
+        let columns = x.shape[x.rank - 1]
+        let matrices = NDArray.elementCount(of: Array(x.shape.dropLast(2)))
+        var out = x.data
+        out.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for t in 0..<matrices {
+                MaskRows.apply(
+                    predicate, fill: fill, to: base + t * rows * columns, rows: rows, columns: columns, ld: columns,
+                    rowOffset: 0, columnOffset: 0)
+            }
+        }
+        return NDArray(shape: x.shape, data: out)
+    }
+}

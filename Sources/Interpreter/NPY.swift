@@ -1,0 +1,336 @@
+import BlockIR
+import Foundation
+
+/// Reading and writing NumPy `.npy` files of fp32 arrays.
+///
+/// Reading accepts format versions 1.0, 2.0 and 3.0 whose header says `'descr': '<f4'` and
+/// `'fortran_order': False`; anything else (other dtypes, Fortran order, malformed headers,
+/// truncated data) is a `Diagnostic` naming the file and what to change. Writing produces
+/// exactly what `numpy.save` writes for a C-ordered float32 array: version 1.0, the header
+/// dictionary with NumPy's spare space for growing the first axis, padded with spaces to a
+/// multiple of 64 bytes and ended by a newline.
+public enum NPY {
+    /// The magic string `\x93NUMPY`.
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+    /// NumPy leaves room for the first axis to grow to this many digits.
+    static let growthAxisMaxDigits = 21
+    /// Header alignment (NumPy's `ARRAY_ALIGN`).
+    static let alignment = 64
+
+    /// Parses the bytes of a `.npy` file; `name` (usually the path) starts every message.
+    public static func read(_ bytes: [UInt8], name: String) throws(Diagnostic) -> NDArray {
+        func fail(_ message: String) -> Diagnostic { Diagnostic("\(name): \(message)") }
+        guard bytes.count >= 8, Array(bytes[0..<6]) == magic else {
+            throw fail("not a .npy file (it does not start with the \\x93NUMPY magic string)")
+        }
+        let major = bytes[6]
+        let minor = bytes[7]
+        let lengthSize: Int
+        switch major {
+        case 1: lengthSize = 2
+        case 2, 3: lengthSize = 4
+        default:
+            throw fail("unsupported .npy format version \(major).\(minor); save with numpy's default format (1.0)")
+        }
+        guard bytes.count >= 8 + lengthSize else { throw fail("truncated header (the file ends after the version)") }
+        var headerLength = 0
+        for k in 0..<lengthSize { headerLength |= Int(bytes[8 + k]) << (8 * k) }
+        let headerStart = 8 + lengthSize
+        guard headerLength <= bytes.count - headerStart else {
+            throw fail(
+                "truncated header (the header claims \(headerLength) bytes, the file has \(bytes.count - headerStart) "
+                    + "after the preamble)")
+        }
+        let dataStart = headerStart + headerLength
+        let header = Array(bytes[headerStart..<dataStart])
+        let shape: [Int]
+        do {
+            shape = try HeaderParser.parse(header)
+        } catch {
+            throw fail(error.isMalformed ? "malformed header: \(error.message)" : error.message)
+        }
+        var count = 1
+        for d in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw fail("the shape \(shape) has too many elements") }
+            count = product
+        }
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: 4)
+        let available = bytes.count - dataStart
+        guard !overflow, byteCount <= available else {
+            throw fail(
+                "truncated data: the shape \(shape) needs \(count) float32 elements (\(count) × 4 bytes) but only "
+                    + "\(available) bytes follow the header")
+        }
+        guard byteCount == available else {
+            throw fail(
+                "\(available - byteCount) unexpected bytes after the \(count) float32 elements of shape \(shape)")
+        }
+        var data = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            data.withUnsafeMutableBufferPointer { out in
+                for k in 0..<count {
+                    let bits = raw.loadUnaligned(fromByteOffset: dataStart + 4 * k, as: UInt32.self)
+                    out[k] = Float(bitPattern: UInt32(littleEndian: bits))
+                }
+            }
+        }
+        return NDArray(shape: shape, data: data)
+    }
+
+    /// The bytes of a `.npy` file (format 1.0, as `numpy.save` writes them) holding `array`.
+    public static func write(_ array: NDArray) -> [UInt8] {
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText(array.shape)), }"
+        if let first = array.shape.first {
+            header += String(repeating: " ", count: max(0, growthAxisMaxDigits - String(first).utf8.count))
+        }
+        var version: UInt8 = 1
+        var lengthSize = 2
+        // NumPy pads even an aligned header by a full 64 bytes; keep its arithmetic.
+        var headerLength = header.utf8.count + 1
+        var padding = alignment - ((magic.count + 2 + lengthSize + headerLength) % alignment)
+        if headerLength + padding > Int(UInt16.max) {
+            version = 2
+            lengthSize = 4
+            padding = alignment - ((magic.count + 2 + lengthSize + headerLength) % alignment)
+        }
+        headerLength += padding
+        var bytes = magic + [version, 0]
+        for k in 0..<lengthSize { bytes.append(UInt8(truncatingIfNeeded: headerLength >> (8 * k))) }
+        bytes.append(contentsOf: Array(header.utf8))
+        bytes.append(contentsOf: [UInt8](repeating: 0x20, count: padding))
+        bytes.append(0x0A)
+        let dataStart = bytes.count
+        bytes.append(contentsOf: [UInt8](repeating: 0, count: 4 * array.data.count))
+        bytes.withUnsafeMutableBytes { raw in
+            for (k, x) in array.data.enumerated() {
+                raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: dataStart + 4 * k, as: UInt32.self)
+            }
+        }
+        return bytes
+    }
+
+    /// Python's `repr` of a shape tuple: `()`, `(5,)`, `(8, 1024, 64)`.
+    static func shapeText(_ shape: [Int]) -> String {
+        switch shape.count {
+        case 0: return "()"
+        case 1: return "(\(shape[0]),)"
+        default: return "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        }
+    }
+
+    /// Reads and parses a `.npy` file; messages start with `path`.
+    public static func readFile(_ path: String) throws(Diagnostic) -> NDArray {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Diagnostic("\(path): cannot read the file; check that it exists and is readable")
+        }
+        return try read([UInt8](data), name: path)
+    }
+
+    /// Writes `array` as a `.npy` file at `path` (replacing it).
+    public static func writeFile(_ array: NDArray, to path: String) throws(Diagnostic) {
+        do {
+            try Data(write(array)).write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw Diagnostic("\(path): cannot write the file (\(error.localizedDescription))")
+        }
+    }
+}
+
+/// A problem with a `.npy` header: a syntax error (malformed) or an unsupported array layout.
+private struct HeaderError: Error {
+    var message: String
+    var isMalformed = true
+
+    init(_ message: String, malformed: Bool = true) {
+        self.message = message
+        self.isMalformed = malformed
+    }
+}
+
+/// A Python literal as it appears in a `.npy` header.
+private enum PyLiteral {
+    case string(String)
+    case integer(Int)
+    case boolean(Bool)
+    case none
+    case sequence([PyLiteral])
+    case dictionary([(String, PyLiteral)])
+
+    /// Python-like text for messages.
+    var text: String {
+        switch self {
+        case .string(let s): return "'\(s)'"
+        case .integer(let i): return String(i)
+        case .boolean(let b): return b ? "True" : "False"
+        case .none: return "None"
+        case .sequence(let items): return "(" + items.map(\.text).joined(separator: ", ") + ")"
+        case .dictionary(let items): return "{" + items.map { "'\($0.0)': \($0.1.text)" }.joined(separator: ", ") + "}"
+        }
+    }
+}
+
+/// A small recursive-descent parser for the Python dictionary literal of a `.npy` header.
+private struct HeaderParser {
+    let bytes: [UInt8]
+    var position = 0
+    /// Nesting depth, bounded so that hostile headers cannot exhaust the stack.
+    var depth = 0
+
+    static func parse(_ header: [UInt8]) throws(HeaderError) -> [Int] {
+        var parser = HeaderParser(bytes: header)
+        parser.skipSpace()
+        let literal = try parser.value()
+        parser.skipSpace()
+        guard parser.position == header.count else {
+            throw HeaderError("unexpected text after the header dictionary at byte \(parser.position)")
+        }
+        guard case .dictionary(let entries) = literal else {
+            throw HeaderError("the header is not a dictionary")
+        }
+        var descr: PyLiteral?
+        var fortran: PyLiteral?
+        var shape: PyLiteral?
+        for (key, value) in entries {
+            switch key {
+            case "descr": descr = value
+            case "fortran_order": fortran = value
+            case "shape": shape = value
+            default: throw HeaderError("unexpected key '\(key)'; expected 'descr', 'fortran_order' and 'shape'")
+            }
+        }
+        guard let descr, let fortran, let shape else {
+            throw HeaderError("the header needs the keys 'descr', 'fortran_order' and 'shape'")
+        }
+        // Dtype and order problems are not "malformed": report them plainly.
+        guard case .string(let dtype) = descr else {
+            throw HeaderError(
+                "dtype \(descr.text) is not supported; save float32 (numpy: a.astype(np.float32))", malformed: false)
+        }
+        guard dtype == "<f4" else {
+            if dtype == ">f4" {
+                throw HeaderError(
+                    "dtype '>f4' (big-endian) is not supported; save little-endian float32 (numpy: a.astype('<f4'))",
+                    malformed: false)
+            }
+            throw HeaderError(
+                "dtype '\(dtype)' is not supported; save float32 (numpy: a.astype(np.float32))", malformed: false)
+        }
+        guard case .boolean(let isFortran) = fortran else {
+            throw HeaderError("'fortran_order' is \(fortran.text); expected False")
+        }
+        guard !isFortran else {
+            throw HeaderError(
+                "Fortran-ordered arrays are not supported; save a C-ordered array (numpy: np.ascontiguousarray(a))",
+                malformed: false)
+        }
+        guard case .sequence(let dims) = shape else {
+            throw HeaderError("'shape' is \(shape.text); expected a tuple of integers")
+        }
+        var out: [Int] = []
+        for d in dims {
+            guard case .integer(let n) = d, n >= 0 else {
+                throw HeaderError("'shape' is \(shape.text); expected a tuple of non-negative integers")
+            }
+            out.append(n)
+        }
+        return out
+    }
+
+    mutating func skipSpace() {
+        while position < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[position]) { position += 1 }
+    }
+
+    func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    mutating func expect(_ c: Character) throws(HeaderError) {
+        skipSpace()
+        guard let b = peek(), b == c.asciiValue else {
+            throw HeaderError("expected '\(c)' at byte \(position)")
+        }
+        position += 1
+    }
+
+    mutating func value() throws(HeaderError) -> PyLiteral {
+        skipSpace()
+        guard let b = peek() else { throw HeaderError("the header ends too early") }
+        depth += 1
+        defer { depth -= 1 }
+        guard depth < 32 else { throw HeaderError("the header nests too deeply") }
+        switch b {
+        case UInt8(ascii: "{"):
+            position += 1
+            var entries: [(String, PyLiteral)] = []
+            while true {
+                skipSpace()
+                if peek() == UInt8(ascii: "}") {
+                    position += 1
+                    return .dictionary(entries)
+                }
+                guard case .string(let key) = try value() else {
+                    throw HeaderError("dictionary keys must be strings (byte \(position))")
+                }
+                try expect(":")
+                let v = try value()
+                entries.append((key, v))
+                skipSpace()
+                if peek() == UInt8(ascii: ",") {
+                    position += 1
+                } else {
+                    try expect("}")
+                    return .dictionary(entries)
+                }
+            }
+        case UInt8(ascii: "("), UInt8(ascii: "["):
+            let close = b == UInt8(ascii: "(") ? UInt8(ascii: ")") : UInt8(ascii: "]")
+            position += 1
+            var items: [PyLiteral] = []
+            while true {
+                skipSpace()
+                if peek() == close {
+                    position += 1
+                    return .sequence(items)
+                }
+                items.append(try value())
+                skipSpace()
+                if peek() == UInt8(ascii: ",") {
+                    position += 1
+                } else {
+                    guard peek() == close else {
+                        throw HeaderError("expected ',' or a closing bracket at byte \(position)")
+                    }
+                    position += 1
+                    return .sequence(items)
+                }
+            }
+        case UInt8(ascii: "'"), UInt8(ascii: "\""):
+            position += 1
+            var text: [UInt8] = []
+            while let c = peek(), c != b {
+                guard c != UInt8(ascii: "\\") else { throw HeaderError("escapes in strings are not supported") }
+                text.append(c)
+                position += 1
+            }
+            guard peek() == b else { throw HeaderError("unterminated string") }
+            position += 1
+            return .string(String(decoding: text, as: UTF8.self))
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"):
+            let start = position
+            position += 1
+            while let c = peek(), c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") { position += 1 }
+            let digits = String(decoding: bytes[start..<position], as: UTF8.self)
+            if peek() == UInt8(ascii: "L") { position += 1 }  // Python 2 longs
+            guard let n = Int(digits) else { throw HeaderError("bad integer '\(digits)'") }
+            return .integer(n)
+        default:
+            for (word, literal) in [("True", PyLiteral.boolean(true)), ("False", .boolean(false)), ("None", .none)] {
+                let w = Array(word.utf8)
+                if position + w.count <= bytes.count && Array(bytes[position..<position + w.count]) == w {
+                    position += w.count
+                    return literal
+                }
+            }
+            throw HeaderError("unexpected character at byte \(position)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// Deterministic pseudo-random inputs for `blockc run` and the differential tests.
+///
+/// The generator is SplitMix64 (Steele, Lea and Flood, 2014) seeded from `(seed, stream)`, and
+/// standard-normal values come from the Box–Muller transform over pairs of 53-bit uniform doubles:
+///
+/// ```
+/// state₀ = mix(seed ⊕ mix(stream + 0x632BE59BD9B4E019))
+/// state₊ = state + 0x9E3779B97F4A7C15, output = mix(state₊)
+/// u₁ = (output₁ >> 11 + 1) · 2⁻⁵³ ∈ (0, 1],  u₂ = (output₂ >> 11) · 2⁻⁵³ ∈ [0, 1)
+/// z₂ₚ = r·cos(2πu₂), z₂ₚ₊₁ = r·sin(2πu₂) with r = √(−2 ln u₁), rounded to fp32
+/// ```
+///
+/// where `mix` is SplitMix64's finalizer. The integer part is exact on every platform; the
+/// transcendental functions run in double precision and the results are rounded to fp32, so
+/// values agree across platforms unless the C libraries' `log`/`cos`/`sin` differ by enough to
+/// change the fp32 rounding (not observed with glibc and Apple's libm). The driver passes the
+/// input's index as `stream`, so every input of a program gets an independent sequence.
+public enum RandomInputs {
+    /// A SplitMix64 generator.
+    struct SplitMix64 {
+        /// The state, advanced by the golden-ratio increment.
+        var state: UInt64
+
+        /// SplitMix64's output finalizer.
+        static func mix(_ x: UInt64) -> UInt64 {
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+
+        /// A generator for one `(seed, stream)` pair.
+        init(seed: UInt64, stream: UInt64) {
+            state = Self.mix(seed ^ Self.mix(stream &+ 0x632B_E59B_D9B4_E019))
+        }
+
+        /// The next 64 random bits.
+        mutating func next() -> UInt64 {
+            state = state &+ 0x9E37_79B9_7F4A_7C15
+            return Self.mix(state)
+        }
+    }
+
+    /// An array of `shape` filled with standard-normal values, the same for the same
+    /// `(shape, seed, stream)`; a prefix of a longer array's data for a smaller shape.
+    public static func standardNormal(shape: [Int], seed: UInt64, stream: UInt64) -> NDArray {
+        let count = NDArray.elementCount(of: shape.map { max(0, $0) })
+        var data = [Float](repeating: 0, count: count)
+        var generator = SplitMix64(seed: seed, stream: stream)
+        let scale = 1.0 / 9_007_199_254_740_992.0  // 2⁻⁵³
+        var k = 0
+        while k < count {
+            let u1 = (Double(generator.next() >> 11) + 1) * scale
+            let u2 = Double(generator.next() >> 11) * scale
+            let r = (-2 * Foundation.log(u1)).squareRoot()
+            let theta = 2 * Double.pi * u2
+            data[k] = Float(r * Foundation.cos(theta))
+            if k + 1 < count { data[k + 1] = Float(r * Foundation.sin(theta)) }
+            k += 2
+        }
+        return NDArray(shape: shape.map { max(0, $0) }, data: data)
+    }
+}

@@ -1,0 +1,325 @@
+import BlockIR
+import BlockParser
+import XCTest
+
+final class VerifierTests: XCTestCase {
+    private let header = """
+        program p
+
+        tensor X: f32[64,64] @global input
+        tensor Y: f32[64,64] @global output
+
+        """
+
+    /// Parses a program whose single kernel `k` has `body` (indented by two spaces).
+    private func program(_ body: String, grid: String = "i < 1", tensors: String = "") throws -> Program {
+        try BlockParser.parse(header + tensors + "\nkernel k grid(\(grid)) {\n" + body + "\n}\n")
+    }
+
+    /// Asserts that verification reports exactly one error, in kernel `kernel`, mentioning every fragment.
+    private func assertOneError(
+        _ program: Program, kernel: String? = "k", _ fragments: String..., file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
+        let errors = Verifier.verify(program, target: .cpu)
+        guard errors.count == 1 else {
+            return XCTFail("expected one error, got \(errors)", file: file, line: line)
+        }
+        XCTAssertEqual(errors[0].kernel, kernel, file: file, line: line)
+        for f in fragments {
+            XCTAssertTrue(errors[0].message.contains(f), "'\(errors[0])' lacks '\(f)'", file: file, line: line)
+        }
+    }
+
+    private let load = "  %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local\n"
+
+    func testSamplesVerify() throws {
+        for text in BlockSamples.all {
+            XCTAssertEqual(Verifier.verify(try BlockParser.parse(text), target: .cpu), [])
+        }
+        XCTAssertEqual(Verifier.verify(try program(load + "  store %0 -> Y[0 +: 64, 0 +: 64]"), target: .sm80), [])
+    }
+
+    func testErrorDescription() {
+        XCTAssertEqual(VerificationError(kernel: "k0", message: "bad").description, "kernel k0: bad")
+        XCTAssertEqual(VerificationError(kernel: nil, message: "bad").description, "bad")
+    }
+
+    // MARK: Program level
+
+    func testDuplicateNames() throws {
+        var p = try program("")
+        p.tensors.append(GlobalTensor(name: "X", shape: [1], role: .temp))
+        assertOneError(p, kernel: nil, "tensor name 'X' is declared twice")
+        var q = try program("")
+        q.kernels.append(q.kernels[0])
+        assertOneError(q, kernel: nil, "kernel name 'k' is used twice")
+    }
+
+    func testViews() throws {
+        assertOneError(
+            try program("", tensors: "tensor V: f32[64,63] @global temp view X\n"), kernel: nil,
+            "view 'V' has 4032 elements but 'X' has 4096")
+        assertOneError(
+            try program(
+                "", tensors: "tensor V: f32[4096] @global temp view X\ntensor W: f32[4096] @global temp view V\n"),
+            kernel: nil, "'W' is a view of 'V', which is itself a view")
+        var p = try program("")
+        p.tensors[0].viewOf = TensorID(1)
+        assertOneError(p, kernel: nil, "'X' is a view of T1, which is not a tensor declared before it")
+    }
+
+    func testStoreToInput() throws {
+        assertOneError(try program(load + "  store %0 -> X[0 +: 64, 0 +: 64]"), "input tensor 'X'")
+        assertOneError(
+            try program(
+                load + "  store %0 -> V[0 +: 64, 0 +: 64]", tensors: "tensor V: f32[64,64] @global temp view X\n"),
+            "input tensor 'V'")
+    }
+
+    // MARK: Grid, loops and index variables
+
+    func testGrid() throws {
+        assertOneError(try program("", grid: "i < 0"), "grid axis 'i' has extent 0")
+        assertOneError(try program("", grid: "i < 2, i < 3"), "grid variable 'i' is declared twice")
+    }
+
+    func testLoopVariableShadowing() throws {
+        assertOneError(try program("  for i in 0 ..< 2 {\n    yield\n  }"), "loop variable 'i' shadows")
+        // Sibling loops may reuse a name.
+        let siblings = "  for k in 0 ..< 2 {\n    yield\n  }\n  for k in 0 ..< 2 {\n    yield\n  }"
+        XCTAssertEqual(Verifier.verify(try program(siblings), target: .cpu), [])
+    }
+
+    func testIndexVariableOutOfScope() throws {
+        var p = try program(load + "  store %0 -> Y[0 +: 64, 0 +: 64]")
+        p.kernels[0].body[1].op = .store(
+            ValueID(0), TensorID(1), [.slice(start: .v("k"), size: 64), .slice(start: .constant(0), size: 64)])
+        assertOneError(p, "index variable 'k' is not in scope (in scope: i)")
+        p.kernels[0].body[1].op = .store(
+            ValueID(0), TensorID(1),
+            [.slice(start: .floorDiv(.v("i"), 0), size: 64), .slice(start: .constant(0), size: 64)])
+        assertOneError(p, "divides by zero")
+    }
+
+    // MARK: SSA
+
+    func testUseBeforeDefinition() throws {
+        var p = try program(load + "  %1 = exp %0 : f32[64,64] @local")
+        p.kernels[0].body.swapAt(0, 1)
+        assertOneError(p, "'%1 = exp': value %0 is used before it is defined")
+        p.kernels[0].body[0].op = .unary(.exp, ValueID(42))
+        assertOneError(p, "value %42 is never defined")
+    }
+
+    func testDefinedTwice() throws {
+        var p = try program(load + "  %1 = exp %0 : f32[64,64] @local")
+        p.kernels[0].body[1].results[0].id = ValueID(0)
+        assertOneError(p, "value %0 is defined twice")
+    }
+
+    func testUseOutsideDefiningLoop() throws {
+        var p = try program("  for k in 0 ..< 2 {\n    %0 = fill 0.0 : f32[] @reg\n    yield\n  }")
+        p.kernels[0].body.append(Instruction([Value(ValueID(1), BlockType([], .reg))], .unary(.exp, ValueID(0))))
+        assertOneError(p, "value %0 is used outside the loop that defines it")
+    }
+
+    // MARK: Loops
+
+    private let loopText = """
+          %0 = fill 0.0 : f32[64] @local
+          %1 = for k in 0 ..< 2 iter(%2 = %0) : f32[64] @local {
+            %3 = exp %2 : f32[64] @local
+            yield %3
+          }
+        """
+
+    func testLoopCounts() throws {
+        var p = try program(loopText)
+        guard case .loop(var loop) = p.kernels[0].body[1].op else { return XCTFail() }
+        loop.initial.append(ValueID(0))
+        p.kernels[0].body[1].op = .loop(loop)
+        assertOneError(p, "1 results, 1 carried values and 2 initial values")
+    }
+
+    func testLoopTypes() throws {
+        var p = try program(loopText)
+        p.kernels[0].body[0].results[0].type = BlockType([32], .local)
+        assertOneError(p, "carried value %2 has type f32[64] @local but its initial value %0 has type f32[32] @local")
+        var q = try program(loopText)
+        q.kernels[0].body[1].results[0].type = BlockType([64], .reg)
+        assertOneError(q, "result %1 has type f32[64] @reg but carried value %2 has type f32[64] @local")
+        let r = try program(
+            loopText.replacingOccurrences(of: "%3 = exp %2 : f32[64] @local", with: "%3 = exp %2 : f32[64] @reg"))
+        assertOneError(r, "yielded value %3 has type f32[64] @reg but carried value %2 has type f32[64] @local")
+    }
+
+    func testYieldPlacement() throws {
+        var p = try program(loopText)
+        guard case .loop(var loop) = p.kernels[0].body[1].op else { return XCTFail() }
+        let yield = loop.body.removeLast()
+        p.kernels[0].body[1].op = .loop(loop)
+        assertOneError(p, "does not end with 'yield'")
+        loop.body.insert(yield, at: 0)
+        p.kernels[0].body[1].op = .loop(loop)
+        let errors = Verifier.verify(p, target: .cpu).map(\.message)
+        XCTAssertTrue(errors.contains { $0.contains("'yield' must be the last instruction") }, "\(errors)")
+        XCTAssertTrue(errors.contains { $0.contains("does not end with 'yield'") }, "\(errors)")
+        var q = try program("")
+        q.kernels[0].body = [Instruction([], .yield([]))]
+        assertOneError(q, "'yield' outside a loop")
+        var r = try program(loopText)
+        guard case .loop(var loop2) = r.kernels[0].body[1].op else { return XCTFail() }
+        loop2.body[1] = Instruction([], .yield([]))
+        r.kernels[0].body[1].op = .loop(loop2)
+        assertOneError(r, "yields 0 values but the loop carries 1")
+    }
+
+    // MARK: Op typing
+
+    func testLoadTyping() throws {
+        assertOneError(try program("  %0 = load X[0 +: 64] : f32[64] @local"), "1 indices for tensor 'X' of rank 2")
+        assertOneError(
+            try program("  %0 = load X[0 +: 64, 0 +: 32] : f32[64,64] @local"),
+            "result shape [64, 64] does not match the loaded slice sizes [64, 32]")
+        let zero = Verifier.verify(try program("  %0 = load X[0 +: 0, 0] : f32[0] @local"), target: .cpu)
+        XCTAssertEqual(
+            zero.map(\.message),
+            [
+                "'%0 = load': slice size 0 of 'X' must be positive",
+                "'%0 = load': value %0 has shape [0]; block sizes must be positive",
+            ])
+        assertOneError(try program("  %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @global"), "value %0 has tier global")
+    }
+
+    func testStoreTyping() throws {
+        assertOneError(
+            try program(load + "  store %0 -> Y[0 +: 64, 0]"),
+            "stored value %0 has shape [64, 64] but the slice sizes of 'Y' are [64]")
+    }
+
+    func testFillRank() throws {
+        assertOneError(try program("  %0 = fill 0.0 : f32[2,2,2] @local"), "value %0 has rank 3")
+    }
+
+    func testElementwiseTyping() throws {
+        assertOneError(
+            try program(load + "  %1 = exp %0 : f32[64] @local"),
+            "result shape [64] differs from the operand's shape [64, 64]")
+        assertOneError(
+            try program(load + "  %1 = fill 1.0 : f32[64] @local\n  %2 = add %0, %1 : f32[64,64] @local"),
+            "operand shapes [64, 64] and [64] differ")
+        assertOneError(
+            try program(load + "  %1 = fill 1.0 : f32[] @reg\n  %2 = add %1, %0 : f32[64] @local"),
+            "result shape [64] should be [64, 64]")
+        XCTAssertEqual(
+            Verifier.verify(
+                try program(load + "  %1 = fill 1.0 : f32[] @reg\n  %2 = add %1, %0 : f32[64,64] @local"),
+                target: .cpu), [])
+    }
+
+    func testBroadcastAndReduceTyping() throws {
+        let row = "  %0 = fill 0.0 : f32[64] @local\n"
+        assertOneError(
+            try program(row + "  %1 = broadcast %0 axis 2 : f32[64,64] @local"), "broadcast axis 2 is out of range")
+        assertOneError(
+            try program(row + "  %1 = broadcast %0 axis 0 : f32[32,32] @local"),
+            "broadcasting shape [64] along axis 0 cannot give shape [32, 32]")
+        assertOneError(
+            try program(load + "  %1 = reduce_sum %0 axis 2 : f32[64] @local"), "reduce axis 2 is out of range")
+        assertOneError(
+            try program(load + "  %1 = reduce_max %0 axis 1 : f32[] @reg"),
+            "reducing shape [64, 64] along axis 1 gives [64], not []")
+    }
+
+    func testDotTransposeMaskTyping() throws {
+        let two = load + "  %1 = load X[0 +: 64, 0 +: 32] : f32[64,32] @local\n"
+        assertOneError(
+            try program(two + "  %2 = dot %1, %0 : f32[64,64] @local"), "inner sizes of dot differ (32 and 64)")
+        assertOneError(
+            try program(two + "  %2 = dot %0, %1 transpose_b : f32[64,32] @local"), "inner sizes of dot differ")
+        XCTAssertEqual(
+            Verifier.verify(try program(two + "  %2 = dot %1, %0 transpose_a : f32[32,64] @local"), target: .cpu), [])
+        assertOneError(
+            try program(two + "  %2 = dot %0, %1 : f32[64,64] @local"),
+            "result shape [64, 64] of dot should be [64, 32]")
+        assertOneError(
+            try program("  %0 = fill 0.0 : f32[64] @local\n  %1 = dot %0, %0 : f32[] @reg"), "dot needs rank-2 operands"
+        )
+        assertOneError(
+            try program(two + "  %2 = transpose %1 : f32[64,32] @local"), "transposing shape [64, 32] gives [32, 64]")
+        assertOneError(
+            try program("  %0 = fill 0.0 : f32[64] @local\n  %1 = transpose %0 : f32[64] @local"),
+            "transpose needs a rank-2 operand")
+        assertOneError(
+            try program(
+                "  %0 = fill 0.0 : f32[64] @local\n  %1 = mask %0 at (0, 0) if i - j >= 0 else 0.0 : f32[64] @local"),
+            "mask needs a rank-2 operand")
+        assertOneError(
+            try program(two + "  %2 = mask %1 at (0, 0) if i - j >= 0 else 0.0 : f32[64,64] @local"),
+            "result shape [64, 64] differs from the operand's shape [64, 32]")
+    }
+
+    func testGlobalTierValue() throws {
+        assertOneError(try program("  %0 = fill 0.0 : f32[64] @global"), "value %0 has tier global")
+    }
+
+    func testResultCounts() throws {
+        var p = try program(load + "  store %0 -> Y[0 +: 64, 0 +: 64]")
+        p.kernels[0].body[1].results = [Value(ValueID(5), BlockType([], .reg))]
+        assertOneError(p, "store defines no value but has 1 results")
+        var q = try program(load)
+        q.kernels[0].body[0].results.append(Value(ValueID(5), BlockType([64, 64], .local)))
+        assertOneError(q, "load defines exactly one value but has 2 results")
+    }
+
+    func testErrorsComeInProgramOrder() throws {
+        var p = try program(load + "  %1 = exp %0 : f32[64] @local\n  %2 = fill 0.0 : f32[3,3,3] @local")
+        p.tensors.append(GlobalTensor(name: "Y", shape: [1], role: .temp))
+        let messages = Verifier.verify(p, target: .cpu).map(\.description)
+        XCTAssertEqual(messages.count, 3, "\(messages)")
+        XCTAssertTrue(messages[0].hasPrefix("tensor name 'Y'"))
+        XCTAssertTrue(messages[1].hasPrefix("kernel k: '%1 = exp'"))
+        XCTAssertTrue(messages[2].hasPrefix("kernel k: '%2 = fill'"))
+    }
+
+    // MARK: Capacity
+
+    func testCapacityViolation() throws {
+        let text = """
+              %0 = load A[0 +: 512, 0 +: 512] : f32[512,512] @local
+              %1 = load A[0 +: 128, 0 +: 512] : f32[128,512] @local
+              %2 = fill 0.0 : f32[] @reg
+              %3 = exp %0 : f32[512,512] @local
+              store %3 -> B[0 +: 512, 0 +: 512]
+              store %1 -> B[0 +: 128, 0 +: 512]
+            """
+        let p = try program(
+            text, tensors: "tensor A: f32[512,512] @global input\ntensor B: f32[512,512] @global output\n")
+        XCTAssertEqual(Verifier.localPeakBytes(p.kernels[0]), 2 * 1_048_576 + 262_144)
+        assertOneError(
+            p,
+            "local tier needs 2359296 bytes at %3 but cpu has 1048576; live: %0 f32[512,512] @local, "
+                + "%3 f32[512,512] @local, %1 f32[128,512] @local")
+    }
+
+    func testLocalPeakWithLoops() throws {
+        // Matmul: at the dot, the accumulator and three 64x64 blocks are live.
+        XCTAssertEqual(Verifier.localPeakBytes(try BlockParser.parse(BlockSamples.matmul).kernels[0]), 4 * 16384)
+        // Softmax: %18 and %19 stay live through the second loop, where two more 64x64 blocks are
+        // live at once (the first loop peaks at three blocks and four vectors).
+        let softmax = try BlockParser.parse(BlockSamples.softmax).kernels[0]
+        XCTAssertEqual(Verifier.localPeakBytes(softmax), 4 * 16384)
+        // Values used inside a loop stay live through it.
+        let text = """
+              %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
+              for k in 0 ..< 2 {
+                %1 = exp %0 : f32[64,64] @local
+                %2 = exp %1 : f32[64,64] @local
+                yield
+              }
+            """
+        XCTAssertEqual(Verifier.localPeakBytes(try program(text).kernels[0]), 3 * 16384)
+        XCTAssertEqual(Verifier.localPeakBytes(Kernel(name: "empty", grid: [], body: [])), 0)
+    }
+}

@@ -1,0 +1,65 @@
+import BlockTestSupport
+import Foundation
+import XCTest
+
+/// Every example, at reduced sizes, run by the interpreter (graph level and naive block program)
+/// against NumPy on the same saved inputs (`Tests/NumPy/reference.py`; tolerance there).
+final class NumPyTests: XCTestCase {
+    /// Reduced sizes: small enough for a debug-build interpreter, odd enough for edge blocks.
+    static let cases: [(example: String, dims: [String], extra: [String])] = [
+        ("attention", ["--dim", "BH=2,N=128,d=64"], []),
+        ("attention", ["--dim", "BH=1,N=100,d=40"], []),
+        ("attention_causal", ["--dim", "BH=2,N=128,d=64"], []),
+        ("attention_causal", ["--dim", "BH=1,N=90,d=24"], []),
+        ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
+        ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
+        ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),
+    ]
+
+    func testExamplesMatchNumPy() throws {
+        for (example, dims, extra) in Self.cases {
+            for stage in ["graph", "lower"] {
+                let dir = CLI.temporaryDirectory("numpy")
+                defer { try? FileManager.default.removeItem(atPath: dir) }
+                let run = CLI.blockc(
+                    ["run", "Examples/\(example).graph", "--seed", "1", "--save-inputs", "--output-dir", dir, "--stage", stage]
+                        + dims)
+                XCTAssertEqual(run.status, 0, "\(example) \(dims) \(stage): \(run.stderr)")
+                let check = CLI.run(
+                    "/usr/bin/env", ["python3", "Tests/NumPy/reference.py", example, dir] + extra)
+                XCTAssertEqual(check.status, 0, "\(example) \(dims) stage \(stage): \(check.stdout)\(check.stderr)")
+            }
+        }
+    }
+
+    /// The acceptance check: the attention example writes Q, K, V and O, and O matches.
+    func testAttentionSavesInputsAndOutput() throws {
+        let dir = CLI.temporaryDirectory("attn")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = CLI.blockc(
+            ["run", "Examples/attention.graph", "--seed", "1", "--save-inputs", "--output-dir", dir, "--dim", "N=128"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for name in ["Q", "K", "V", "O"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(name).npy"), "\(name).npy missing")
+        }
+        XCTAssertTrue(run.stdout.hasPrefix("O: f32[8, 128, 64]"), run.stdout)
+        let check = CLI.run("/usr/bin/env", ["python3", "Tests/NumPy/reference.py", "attention", dir])
+        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+    }
+
+    /// Inputs given as .npy files are used instead of random ones.
+    func testInputFromNpyFile() throws {
+        let dir = CLI.temporaryDirectory("npyin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = CLI.blockc(
+            ["run", "Examples/layernorm_matmul.graph", "--dim", "M=8,K=16,N=8", "--seed", "7", "--save-inputs",
+             "--output-dir", dir])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let again = CLI.blockc(
+            ["run", "Examples/layernorm_matmul.graph", "--dim", "M=8,K=16,N=8", "--seed", "99",
+             "--input", "X=\(dir)/X.npy", "--input", "gamma=\(dir)/gamma.npy", "--input", "beta=\(dir)/beta.npy",
+             "--input", "W=\(dir)/W.npy"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(first.stdout, again.stdout)
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class DriverTestsPlaceholder: XCTestCase {
-    func testNothingYet() { XCTAssertTrue(true) }
-}

@@ -1,0 +1,106 @@
+import BlockIR
+import BlockTestSupport
+import Foundation
+import Fusion
+import Graph
+import Interpreter
+import XCTest
+
+/// Every transformation is checked by the interpreter against the unfused program on seeded
+/// standard-normal inputs: after every single rule application, outputs agree within
+/// `1e-4 · max(1, max |reference|)` (float reassociation only) and the verifier accepts the program.
+final class DifferentialTests: XCTestCase {
+    static func inputs(_ program: Program, seed: UInt64) -> [String: NDArray] {
+        var out: [String: NDArray] = [:]
+        for (k, id) in program.inputs.enumerated() {
+            out[program[id].name] = RandomInputs.standardNormal(shape: program[id].shape, seed: seed, stream: UInt64(k))
+        }
+        return out
+    }
+
+    static func maxError(_ a: [String: NDArray], _ b: [String: NDArray]) -> (error: Float, scale: Float) {
+        var err: Float = 0
+        var scale: Float = 1
+        for (name, x) in a.sorted(by: { $0.key < $1.key }) {
+            guard let y = b[name], y.shape == x.shape else { return (.infinity, 1) }
+            for (p, q) in zip(x.data, y.data) {
+                if p.isNaN != q.isNaN { return (.infinity, 1) }
+                if p.isFinite || q.isFinite { err = max(err, abs(p - q)) }
+                if p.isFinite { scale = max(scale, abs(p)) }
+            }
+        }
+        return (err, scale)
+    }
+
+    /// Fuses `program`, checking the interpreter and the verifier after every step.
+    static func checkEveryStep(_ program: Program, seed: UInt64, label: String) throws -> FusionResult {
+        let inputs = inputs(program, seed: seed)
+        let reference = try BlockInterpreter.run(program, inputs: inputs)
+        var failure: String?
+        let result = Fusion.fuse(program) { step, entry in
+            guard failure == nil else { return }
+            let errors = Verifier.verify(step, target: .cpu)
+            if !errors.isEmpty {
+                failure = "\(label): verifier after \(entry): \(errors.map(\.description).joined(separator: "; "))"
+                return
+            }
+            do {
+                let outputs = try BlockInterpreter.run(step, inputs: inputs)
+                let (err, scale) = maxError(reference, outputs)
+                if !(err <= 1e-4 * scale) {
+                    failure = "\(label): error \(err) (scale \(scale)) after \(entry)"
+                }
+            } catch {
+                failure = "\(label): interpreter failed after \(entry): \(error)"
+            }
+        }
+        if let failure { XCTFail(failure) }
+        XCTAssertFalse(result.hitStepCap, "\(label): fusion hit the step cap")
+        return result
+    }
+
+    static func example(_ name: String, dims: [String: Int], blocks: [(key: String, value: Int)] = []) throws
+        -> Program
+    {
+        let path = CLI.packageRoot + "/Examples/\(name).graph"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let graph = try GraphParser.parse(text, defaultName: name, dimOverrides: dims)
+        var options = LoweringOptions()
+        try options.override(blocks)
+        return try Lowering.lower(graph, options: options)
+    }
+
+    func testExamplesAfterEveryStep() throws {
+        let cases: [(String, [String: Int], [(key: String, value: Int)])] = [
+            ("attention", ["BH": 2, "N": 80, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
+            ("attention_causal", ["BH": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
+            ("layernorm_matmul", ["M": 40, "K": 48, "N": 24], [("i", 16), ("j", 16), ("k", 16)]),
+            ("rmsnorm_swiglu", ["M": 24, "d": 40, "h": 56], [("i", 16), ("j", 16), ("k", 16)]),
+            ("transformer_layer", ["S": 24, "H": 2, "dh": 8, "F": 40], [("i", 16), ("j", 16), ("k", 16)]),
+        ]
+        for (name, dims, blocks) in cases {
+            let program = try Self.example(name, dims: dims, blocks: blocks)
+            let result = try Self.checkEveryStep(program, seed: 3, label: name)
+            XCTAssertGreaterThan(result.trace.count, 0, "\(name): no rule applied")
+        }
+    }
+
+    func testRandomProgramsFuseCorrectly() throws {
+        var applied = 0
+        for seed in 0..<300 as Range<UInt64> {
+            let graph = RandomGraphs.make(seed: seed)
+            var options = LoweringOptions()
+            try options.override([("i", 8), ("j", 16), ("k", 8)])
+            let program = try Lowering.lower(graph, options: options)
+            let inputs = Self.inputs(program, seed: seed)
+            let reference = try BlockInterpreter.run(program, inputs: inputs)
+            let result = Fusion.fuse(program)
+            applied += result.trace.count
+            XCTAssertEqual(Verifier.verify(result.program, target: .cpu), [], "seed \(seed)")
+            let fused = try BlockInterpreter.run(result.program, inputs: inputs)
+            let (err, scale) = Self.maxError(reference, fused)
+            XCTAssertLessThanOrEqual(err, 1e-4 * scale, "random program \(seed): \(result.trace.map(\.description))")
+        }
+        XCTAssertGreaterThan(applied, 300, "fusion should do work on random programs")
+    }
+}

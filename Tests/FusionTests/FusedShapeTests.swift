@@ -1,0 +1,68 @@
+import BlockIR
+import BlockTestSupport
+import Foundation
+import Fusion
+import Graph
+import Interpreter
+import XCTest
+
+/// The shapes the fusion issue asks for, checked on the fused programs of the examples.
+final class FusedShapeTests: XCTestCase {
+    static func fused(_ name: String, dims: [String: Int]) throws -> (Program, Program) {
+        let program = try DifferentialTests.example(name, dims: dims)
+        return (program, Fusion.fuse(program).program)
+    }
+
+    /// The top-level loops of a kernel.
+    static func loops(_ kernel: Kernel) -> [Loop] {
+        kernel.body.compactMap { if case .loop(let l) = $0.op { return l } else { return nil } }
+    }
+
+    func testAttentionFusesIntoOneStreamingKernel() throws {
+        let (naive, fused) = try Self.fused("attention", dims: ["BH": 2, "N": 256, "d": 64])
+        XCTAssertEqual(fused.kernels.count, 1, BlockPrinter.print(fused))
+        let kernel = fused.kernels[0]
+        XCTAssertEqual(kernel.grid.map(\.variable.name), ["b0", "i", "j"])
+        let loops = Self.loops(kernel)
+        XCTAssertEqual(loops.count, 1)
+        // Running max, running sum, output accumulator.
+        XCTAssertEqual(loops.first?.carried.map(\.type.shape), [[64], [64], [64, 64]])
+        XCTAssertFalse(fused.tensors.contains { $0.role == .temp }, "no intermediate in global memory")
+        // Global traffic: Q and O once, K and V once per query block.
+        let report = CostReport.analyze(fused, localPeak: { _ in 0 })
+        let qkvo = 2 * 256 * 64 * 4
+        XCTAssertEqual(report.total.globalReadBytes, qkvo + 2 * qkvo * (256 / 64))
+        XCTAssertEqual(report.total.globalWriteBytes, qkvo)
+        let naiveReport = CostReport.analyze(naive, localPeak: { _ in 0 })
+        XCTAssertLessThan(report.total.globalReadBytes, naiveReport.total.globalReadBytes / 2)
+    }
+
+    func testCausalAttentionSkipsBlocksAboveTheDiagonal() throws {
+        let (_, full) = try Self.fused("attention", dims: ["BH": 2, "N": 512, "d": 64])
+        let (_, causal) = try Self.fused("attention_causal", dims: ["BH": 2, "N": 512, "d": 64])
+        XCTAssertEqual(causal.kernels.count, 1, BlockPrinter.print(causal))
+        let loop = Self.loops(causal.kernels[0]).first
+        XCTAssertNotNil(loop)
+        XCTAssertTrue(loop?.upper.variables.contains(IndexVar("i")) ?? false, "the key loop stops at the diagonal")
+        let fullFlops = CostReport.analyze(full, localPeak: { _ in 0 }).total.flops
+        let causalFlops = CostReport.analyze(causal, localPeak: { _ in 0 }).total.flops
+        // 8 query blocks visit 1…8 key blocks: 36 of 64, about half.
+        let ratio = Double(causalFlops) / Double(fullFlops)
+        XCTAssertEqual(ratio, 36.0 / 64.0, accuracy: 0.02)
+    }
+
+    func testFusingAFusedProgramChangesNothing() throws {
+        for name in ["attention", "attention_causal"] {
+            let (_, fused) = try Self.fused(name, dims: ["BH": 1, "N": 128, "d": 32])
+            let again = Fusion.fuse(fused)
+            XCTAssertEqual(again.trace.map(\.description), [], name)
+            XCTAssertEqual(again.program, fused, name)
+        }
+    }
+
+    func testNoFusionRuleLeavesTheProgram() throws {
+        let program = try DifferentialTests.example("attention", dims: ["BH": 1, "N": 64, "d": 16])
+        let only = Fusion.fuse(program, options: FusionOptions(onlyRule: "hoist"))
+        XCTAssertTrue(only.trace.allSatisfy { $0.rule == "hoist" })
+    }
+}

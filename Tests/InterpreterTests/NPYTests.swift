@@ -1,0 +1,160 @@
+import BlockIR
+import XCTest
+
+@testable import Interpreter
+
+/// `.npy` reading and writing.
+final class NPYTests: XCTestCase {
+    /// What `np.save` writes for `np.arange(6, dtype=np.float32).reshape(2, 3)` (NumPy 2.4).
+    static let numpyArange: [UInt8] = {
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, 0x76, 0]
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"
+        bytes += Array(dict.utf8) + [UInt8](repeating: 0x20, count: 128 - 10 - dict.utf8.count - 1) + [0x0A]
+        let data: [UInt8] = [
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0x40,
+            0x00, 0x00, 0x40, 0x40, 0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xA0, 0x40,
+        ]
+        return bytes + data
+    }()
+
+    func testWriteMatchesNumPyByteForByte() {
+        let array = NDArray(shape: [2, 3], data: [0, 1, 2, 3, 4, 5])
+        let bytes = NPY.write(array)
+        XCTAssertEqual(bytes, Self.numpyArange)
+        XCTAssertEqual(bytes.count, 128 + 24)
+    }
+
+    func testReadNumPyFile() throws {
+        let array = try NPY.read(Self.numpyArange, name: "x.npy")
+        XCTAssertEqual(array, NDArray(shape: [2, 3], data: [0, 1, 2, 3, 4, 5]))
+    }
+
+    func testRoundTrips() throws {
+        let arrays = [
+            NDArray.scalar(3.5),
+            NDArray(shape: [5], data: [1, -2, 0.25, .infinity, -0.0]),
+            NDArray(shape: [2, 3, 4], data: (0..<24).map { Float($0) * 0.5 - 3 }),
+            NDArray(shape: [0, 3], data: []),
+        ]
+        for array in arrays {
+            let bytes = NPY.write(array)
+            XCTAssertEqual((bytes.count - array.data.count * 4) % 64, 0, "header of \(array.shape) is aligned")
+            XCTAssertEqual(bytes[bytes.count - array.data.count * 4 - 1], 0x0A)
+            XCTAssertEqual(try NPY.read(bytes, name: "a.npy"), array)
+        }
+        // Shape tuples are written as Python writes them.
+        XCTAssertTrue(String(decoding: NPY.write(.scalar(1)), as: UTF8.self).contains("'shape': (), }"))
+        XCTAssertTrue(
+            String(decoding: NPY.write(NDArray(shape: [5], repeating: 0)), as: UTF8.self).contains("'shape': (5,), }"))
+        XCTAssertEqual(NPY.shapeText([8, 1024, 64]), "(8, 1024, 64)")
+    }
+
+    func testFiles() throws {
+        let path = NSTemporaryDirectory() + "/npy-test-\(getpid()).npy"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let array = NDArray(shape: [3, 2], data: [1, 2, 3, 4, 5, 6])
+        try NPY.writeFile(array, to: path)
+        XCTAssertEqual(try NPY.readFile(path), array)
+        XCTAssertThrowsError(try NPY.readFile(path + ".missing"))
+        XCTAssertThrowsError(try NPY.writeFile(array, to: "/nonexistent-dir/x.npy"))
+    }
+
+    /// A header with the given dictionary text (v1.0, aligned) followed by `data`.
+    func file(_ dict: String, data: [UInt8], version: UInt8 = 1) -> [UInt8] {
+        var header = Array(dict.utf8)
+        let prefix = version == 1 ? 10 : 12
+        while (prefix + header.count + 1) % 64 != 0 { header.append(0x20) }
+        header.append(0x0A)
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [version, 0]
+        let n = header.count
+        bytes += version == 1 ? [UInt8(n & 0xFF), UInt8(n >> 8)] : [UInt8(n & 0xFF), UInt8(n >> 8), 0, 0]
+        return bytes + header + data
+    }
+
+    func message(_ bytes: [UInt8], name: String = "Q.npy") -> String {
+        do {
+            _ = try NPY.read(bytes, name: name)
+            return "accepted"
+        } catch {
+            return error.message
+        }
+    }
+
+    func testVersions2And3AndKeyOrder() throws {
+        let data = [UInt8](repeating: 0, count: 8)
+        for version: UInt8 in [2, 3] {
+            let array = try NPY.read(
+                file("{'shape': (2,), 'fortran_order': False, 'descr': '<f4'}", data: data, version: version), name: "a"
+            )
+            XCTAssertEqual(array, NDArray(shape: [2], data: [0, 0]))
+        }
+    }
+
+    func testRejectsOtherDtypes() {
+        let f8 = file(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", data: [UInt8](repeating: 0, count: 8))
+        XCTAssertEqual(
+            message(f8), "Q.npy: dtype '<f8' is not supported; save float32 (numpy: a.astype(np.float32))")
+        for dtype in [">f4", "<i4", "|u1", "<f2"] {
+            let bytes = file(
+                "{'descr': '\(dtype)', 'fortran_order': False, 'shape': (1,), }", data: [UInt8](repeating: 0, count: 4))
+            let text = message(bytes)
+            XCTAssertTrue(text.contains("dtype '\(dtype)'") && text.contains("is not supported"), text)
+        }
+        let structured = file(
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", data: [UInt8](repeating: 0, count: 4))
+        XCTAssertTrue(message(structured).contains("is not supported"), message(structured))
+    }
+
+    func testRejectsFortranOrder() {
+        let bytes = file(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", data: [UInt8](repeating: 0, count: 16))
+        XCTAssertTrue(message(bytes).contains("Fortran-ordered arrays are not supported"), message(bytes))
+    }
+
+    func testRejectsTruncatedAndExtraData() {
+        let short = file(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", data: [UInt8](repeating: 0, count: 20))
+        XCTAssertTrue(message(short).contains("truncated data"), message(short))
+        let long = file(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", data: [UInt8](repeating: 0, count: 12))
+        XCTAssertTrue(message(long).contains("unexpected bytes"), message(long))
+        var cut = Self.numpyArange
+        cut.removeLast(100 + 24)
+        XCTAssertTrue(message(cut).contains("truncated header"), message(cut))
+        let huge = file(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (9999999999, 9999999999), }", data: [])
+        XCTAssertTrue(message(huge).hasPrefix("Q.npy: "), message(huge))
+    }
+
+    func testRejectsGarbageWithoutTrapping() {
+        XCTAssertTrue(message([]).contains("not a .npy file"))
+        XCTAssertTrue(message(Array("hello world, not numpy".utf8)).contains("not a .npy file"))
+        XCTAssertTrue(message([0x93] + Array("NUMPY".utf8) + [9, 0, 0, 0]).contains("unsupported .npy format version"))
+        for dict in [
+            "{'descr': '<f4', 'fortran_order': False}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,)}",
+            "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}",
+            "{'descr': '<f4' 'fortran_order': False, 'shape': (2,)}",
+            "{'descr: '<f4', 'fortran_order': False, 'shape': (2,)}",
+            "['descr', '<f4']",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} trailing",
+            String(repeating: "(", count: 200),
+            "",
+        ] {
+            let bytes = file(dict, data: [UInt8](repeating: 0, count: 8))
+            XCTAssertTrue(message(bytes).hasPrefix("Q.npy: "), "\(dict): \(message(bytes))")
+            XCTAssertNotEqual(message(bytes), "accepted", dict)
+        }
+        // Every prefix and many corruptions of a valid file are rejected or read, never trap.
+        var generator = RandomInputs.SplitMix64(seed: 1, stream: 2)
+        for length in 0..<Self.numpyArange.count { _ = message(Array(Self.numpyArange.prefix(length))) }
+        for _ in 0..<2000 {
+            var bytes = Self.numpyArange
+            let k = Int(generator.next() % UInt64(bytes.count))
+            bytes[k] = UInt8(truncatingIfNeeded: generator.next())
+            _ = message(bytes)
+        }
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class InterpreterTestsPlaceholder: XCTestCase {
-    func testNothingYet() { XCTAssertTrue(true) }
-}

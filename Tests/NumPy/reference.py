@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""NumPy reference for blockc's examples.
+
+usage: reference.py EXAMPLE DIR
+
+Reads the inputs blockc saved in DIR (NAME.npy, from `blockc run --save-inputs`), computes the
+example's outputs with NumPy in float64, and compares them with blockc's outputs in DIR.
+Prints the maximum absolute error per output; exits 1 when an error exceeds 1e-4 absolute for
+attention, 1e-4 * max(1, max|reference|) for the others (fp32 accumulation over their reduction
+lengths).
+"""
+import sys
+import numpy as np
+
+
+def rmsnorm(x, g, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
+
+
+def softmax(s):
+    m = np.max(s, axis=-1, keepdims=True)
+    e = np.exp(s - m)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def silu(x):
+    return x / (1 + np.exp(-x))
+
+
+def attention(t, causal=False):
+    q, k, v = t["Q"], t["K"], t["V"]
+    d = q.shape[-1]
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
+    if causal:
+        n = s.shape[-1]
+        keep = np.tril(np.ones((s.shape[-2], n), dtype=bool))
+        s = np.where(keep, s, -np.inf)
+    return {"O": softmax(s) @ v}
+
+
+def layernorm_matmul(t):
+    x = t["X"]
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    xn = (x - mu) / np.sqrt(var + 1e-5) * t["gamma"] + t["beta"]
+    return {"Y": xn @ t["W"]}
+
+
+def rmsnorm_swiglu(t):
+    xn = rmsnorm(t["X"], t["g"], 1e-6)
+    return {"Y": (silu(xn @ t["W1"]) * (xn @ t["W3"])) @ t["W2"]}
+
+
+def transformer_layer(t):
+    x = t["X"]
+    s_len, d_model = x.shape
+    dh = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    h = d_model // dh
+    xa = rmsnorm(x, t["g_attn"], 1e-6)
+
+    def heads(w):
+        return (xa @ w).reshape(s_len, h, dh).transpose(1, 0, 2)
+
+    q, k, v = heads(t["Wq"]), heads(t["Wk"]), heads(t["Wv"])
+    sc = q @ np.swapaxes(k, -1, -2) / np.sqrt(dh)
+    keep = np.tril(np.ones((s_len, s_len), dtype=bool))
+    p = softmax(np.where(keep, sc, -np.inf))
+    a = (p @ v).transpose(1, 0, 2).reshape(s_len, d_model)
+    x1 = x + a @ t["Wo"]
+    xf = rmsnorm(x1, t["g_ffn"], 1e-6)
+    return {"Y": x1 + (silu(xf @ t["W1"]) * (xf @ t["W3"])) @ t["W2"]}
+
+
+EXAMPLES = {
+    "attention": attention,
+    "attention_causal": lambda t: attention(t, causal=True),
+    "layernorm_matmul": layernorm_matmul,
+    "rmsnorm_swiglu": rmsnorm_swiglu,
+    "transformer_layer": transformer_layer,
+}
+
+INPUTS = {
+    "attention": ["Q", "K", "V"],
+    "attention_causal": ["Q", "K", "V"],
+    "layernorm_matmul": ["X", "gamma", "beta", "W"],
+    "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
+    "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],
+}
+
+
+def main():
+    name, folder = sys.argv[1], sys.argv[2]
+    tensors = {}
+    for n in INPUTS[name]:
+        a = np.load(f"{folder}/{n}.npy")
+        assert a.dtype == np.float32, f"{n}.npy has dtype {a.dtype}"
+        tensors[n] = a.astype(np.float64)
+    expected = EXAMPLES[name](tensors)
+    ok = True
+    for out, ref in expected.items():
+        got = np.load(f"{folder}/{out}.npy")
+        if got.shape != ref.shape:
+            print(f"{name}.{out}: shape {got.shape} != reference {ref.shape}")
+            ok = False
+            continue
+        err = float(np.max(np.abs(got.astype(np.float64) - ref)))
+        # Attention outputs are averages of V rows: an absolute 1e-4. Others scale with |ref|.
+        tol = 1e-4 if name.startswith("attention") else 1e-4 * max(1.0, float(np.max(np.abs(ref))))
+        status = "ok" if err <= tol else "FAIL"
+        print(f"{name}.{out}: max abs error {err:.3g} (tolerance {tol:.3g}) {status}")
+        ok = ok and err <= tol
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
