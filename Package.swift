@@ -4,7 +4,8 @@ import PackageDescription
 let package = Package(
     name: "blockc",
     products: [
-        .library(name: "Blockc", targets: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen", "Driver"]),
+        .library(
+            name: "Blockc", targets: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen", "Driver"]),
         .executable(name: "blockc", targets: ["blockc"]),
     ],
     targets: [

@@ -44,7 +44,8 @@ public struct BodyBuilder: Sendable {
         inner.emit(.yield(yielded))
         nextNumber = inner.nextNumber
         let loop = Loop(
-            variable: variable, lower: lower, upper: upper, initial: initial, carried: carried, body: inner.instructions)
+            variable: variable, lower: lower, upper: upper, initial: initial, carried: carried, body: inner.instructions
+        )
         instructions.append(Instruction(results, .loop(loop)))
         return results.map(\.id)
     }

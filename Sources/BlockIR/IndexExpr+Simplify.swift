@@ -10,7 +10,8 @@ extension IndexExpr {
             case (.constant(let p), .constant(let q)): return .constant(p &+ q)
             case (_, .constant(0)): return x
             case (.constant(0), _): return y
-            case (.add(let u, .constant(let p)), .constant(let q)): return IndexExpr.add(u, .constant(p &+ q)).simplified()
+            case (.add(let u, .constant(let p)), .constant(let q)):
+                return IndexExpr.add(u, .constant(p &+ q)).simplified()
             case (.constant, _): return .add(y, x)
             default: return .add(x, y)
             }

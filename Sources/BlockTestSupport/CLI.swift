@@ -23,7 +23,9 @@ public enum CLI {
     /// or `$BLOCKC_BIN`.
     public static let binary: String = {
         if let env = ProcessInfo.processInfo.environment["BLOCKC_BIN"] { return env }
-        var url = URL(fileURLWithPath: CommandLine.arguments.first(where: { $0.hasSuffix(".xctest") }) ?? CommandLine.arguments[0])
+        var url = URL(
+            fileURLWithPath: CommandLine.arguments.first(where: { $0.hasSuffix(".xctest") }) ?? CommandLine.arguments[0]
+        )
         url.deleteLastPathComponent()
         return url.appendingPathComponent("blockc").path
     }()
@@ -67,7 +69,9 @@ public enum CLI {
 
     /// A fresh temporary directory.
     public static func temporaryDirectory(_ tag: String) -> String {
-        let path = NSTemporaryDirectory() + "blockc-\(tag)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+        let path =
+            NSTemporaryDirectory()
+            + "blockc-\(tag)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }

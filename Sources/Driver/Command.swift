@@ -134,7 +134,8 @@ struct Command: Sendable {
         text += "\ntrace (\(result.trace.count) steps):\n"
         text += result.trace.map { "  \($0)\n" }.joined()
         if result.hitStepCap { text += "  (stopped at the step cap before a fixed point)\n" }
-        text += "\nresult: \(result.program.kernels.count) kernel(s): "
+        text +=
+            "\nresult: \(result.program.kernels.count) kernel(s): "
             + result.program.kernels.map(\.name).joined(separator: ", ") + "\n"
         try emit(text, to: options.outputPath, console: console)
     }

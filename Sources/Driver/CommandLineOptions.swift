@@ -102,7 +102,9 @@ struct CommandLineOptions {
             case .printAfter:
                 let v = try value()
                 guard Pipeline.stageNames.contains(v) else {
-                    throw fail("unknown stage '\(v)' for --print-after; stages: \(Pipeline.stageNames.joined(separator: ", "))")
+                    throw fail(
+                        "unknown stage '\(v)' for --print-after; stages: \(Pipeline.stageNames.joined(separator: ", "))"
+                    )
                 }
                 o.printAfter.append(v)
             case .json: o.json = true
@@ -117,7 +119,8 @@ struct CommandLineOptions {
             case .target:
                 let v = try value()
                 guard let t = TargetDescription.all.first(where: { $0.name == v }) else {
-                    throw fail("unknown target '\(v)'; targets: \(TargetDescription.all.map(\.name).joined(separator: ", "))")
+                    throw fail(
+                        "unknown target '\(v)'; targets: \(TargetDescription.all.map(\.name).joined(separator: ", "))")
                 }
                 o.target = t
             }
@@ -145,7 +148,8 @@ struct CommandLineOptions {
             throw DriverError(
                 positional.isEmpty
                     ? "'\(command)' needs an input file (.graph or .block); see 'blockc \(command) --help'"
-                    : "'\(command)' takes one input file, got \(positional.count): \(positional.joined(separator: " "))")
+                    : "'\(command)' takes one input file, got \(positional.count): \(positional.joined(separator: " "))"
+            )
         }
         return positional[0]
     }

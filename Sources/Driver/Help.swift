@@ -30,9 +30,11 @@ enum Help {
         case .outputDir: return "  --output-dir DIR        write outputs (and inputs with --save-inputs) as NAME.npy"
         case .seed: return "  --seed N                seed for random standard-normal inputs (default 0)"
         case .saveInputs: return "  --save-inputs           also write every input as NAME.npy in --output-dir"
-        case .stage: return "  --stage NAME            which program: graph (run only), lower or fuse (default: the last one)"
+        case .stage:
+            return "  --stage NAME            which program: graph (run only), lower or fuse (default: the last one)"
         case .printAfter:
-            return "  --print-after STAGE     print the program after a stage to standard error (\(Pipeline.stageNames.joined(separator: ", ")))"
+            return
+                "  --print-after STAGE     print the program after a stage to standard error (\(Pipeline.stageNames.joined(separator: ", ")))"
         case .json: return "  --json                  print JSON instead of a table"
         case .noFusion: return "  --no-fusion             stop after lowering (the naive program)"
         case .onlyRule: return "  --only-rule NAME        apply only this fusion rule (see 'blockc explain --help')"

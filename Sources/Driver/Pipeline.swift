@@ -132,7 +132,8 @@ struct Pipeline {
             let lines = errors.map { "\(path): error: \($0)" }
             let suffix =
                 stage == "parse"
-                ? "" : "\n\(path): note: this is a compiler bug in stage '\(stage)'; please report it with the input file"
+                ? ""
+                : "\n\(path): note: this is a compiler bug in stage '\(stage)'; please report it with the input file"
             throw DriverError(rendered: lines.joined(separator: "\n") + suffix)
         }
     }

@@ -13,7 +13,8 @@ struct RunCommand {
         let stages = pipeline.isBlockFile ? ["lower", "fuse"] : ["graph", "lower", "fuse"]
         let stage = options.stage ?? (options.noFusion ? "lower" : "fuse")
         guard stages.contains(stage) else {
-            throw DriverError("unknown stage '\(stage)' for this file; choose one of: \(stages.joined(separator: ", "))")
+            throw DriverError(
+                "unknown stage '\(stage)' for this file; choose one of: \(stages.joined(separator: ", "))")
         }
         if options.saveInputs && options.outputDir == nil {
             throw DriverError("--save-inputs needs --output-dir DIR to know where to write")
@@ -65,7 +66,8 @@ struct RunCommand {
                 do {
                     array = try NPY.readFile(path)
                 } catch {
-                    throw DriverError(error.description.hasPrefix("error: ") ? String(error.description.dropFirst(7)) : error.message)
+                    throw DriverError(
+                        error.description.hasPrefix("error: ") ? String(error.description.dropFirst(7)) : error.message)
                 }
                 guard array.shape == shape else {
                     throw DriverError("\(path): input '\(name)' has shape \(array.shape), the program expects \(shape)")

@@ -1,5 +1,5 @@
-import Foundation
 import BlockIR
+import Foundation
 
 /// The fusion plan: the profitability side of fusion. Rules ask it whether recomputing a
 /// producer inside a consumer is worth it; it answers from a cost model (extra FLOPs against the

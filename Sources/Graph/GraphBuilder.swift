@@ -66,7 +66,9 @@ public struct GraphBuilder: Sendable {
         guard shape.allSatisfy({ $0 > 0 }) else {
             throw GraphError("input '\(name)' has shape \(shape); every dimension must be positive")
         }
-        guard shape.count <= 6 else { throw GraphError("input '\(name)' has rank \(shape.count); at most 6 is supported") }
+        guard shape.count <= 6 else {
+            throw GraphError("input '\(name)' has rank \(shape.count); at most 6 is supported")
+        }
         let id = add(.input, shape, name: name)
         userNamed.insert(id)
         return id
@@ -92,7 +94,8 @@ public struct GraphBuilder: Sendable {
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }),
             !(name.first!.isNumber)
         else {
-            throw GraphError("'\(name)' is not a valid tensor name (letters, digits and '_', not starting with a digit)")
+            throw GraphError(
+                "'\(name)' is not a valid tensor name (letters, digits and '_', not starting with a digit)")
         }
     }
 

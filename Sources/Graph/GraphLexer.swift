@@ -29,7 +29,9 @@ struct GraphToken: Equatable {
 
 /// Splits `.graph` text into tokens; `#` starts a comment to the end of the line.
 enum GraphLexer {
-    static let symbols = ["&&", ">=", "<=", "==", "!=", "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", "/", ">", "<"]
+    static let symbols = [
+        "&&", ">=", "<=", "==", "!=", "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", "/", ">", "<",
+    ]
 
     /// The tokens of a text, ending with `.end`.
     static func tokenize(_ source: String) throws(Diagnostic) -> [GraphToken] {
@@ -57,13 +59,16 @@ enum GraphLexer {
             } else if c.properties.isAlphabetic || c == "_" {
                 var text = ""
                 while index < scalars.count,
-                    scalars[index].properties.isAlphabetic || scalars[index] == "_" || ("0"..."9").contains(scalars[index])
+                    scalars[index].properties.isAlphabetic || scalars[index] == "_"
+                        || ("0"..."9").contains(scalars[index])
                 {
                     text.unicodeScalars.append(scalars[index])
                     advance()
                 }
                 tokens.append(GraphToken(kind: .identifier(text), location: here))
-            } else if ("0"..."9").contains(c) || (c == "." && index + 1 < scalars.count && ("0"..."9").contains(scalars[index + 1])) {
+            } else if ("0"..."9").contains(c)
+                || (c == "." && index + 1 < scalars.count && ("0"..."9").contains(scalars[index + 1]))
+            {
                 var text = ""
                 while index < scalars.count, ("0"..."9").contains(scalars[index]) || scalars[index] == "." {
                     text.unicodeScalars.append(scalars[index])

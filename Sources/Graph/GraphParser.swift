@@ -287,7 +287,9 @@ private struct Parser {
             while current.kind != .symbol(")") {
                 let argLoc = current.location
                 var key: String?
-                if case .identifier(let k) = current.kind, tokens[min(position + 1, tokens.count - 1)].kind == .symbol("=") {
+                if case .identifier(let k) = current.kind,
+                    tokens[min(position + 1, tokens.count - 1)].kind == .symbol("=")
+                {
                     key = k
                     advance()
                     advance()
@@ -332,7 +334,9 @@ private struct Parser {
             guard let v = Int(text) else { throw error("expected an integer, found '\(text)'", loc) }
             return v
         case .name(let n, let loc):
-            guard let v = dims[n] else { throw error("unknown dimension '\(n)'; declare it with 'dim \(n) = ...'", loc) }
+            guard let v = dims[n] else {
+                throw error("unknown dimension '\(n)'; declare it with 'dim \(n) = ...'", loc)
+            }
             return v
         case .negate(let x, let loc):
             let (v, o) = (0).subtractingReportingOverflow(try integer(x))
@@ -452,7 +456,9 @@ private struct Parser {
             let count =
                 positional.lowerBound == positional.upperBound
                 ? "\(positional.lowerBound)" : "\(positional.lowerBound) to \(positional.upperBound)"
-            throw error("'\(name)' takes \(count) positional argument\(positional.upperBound == 1 ? "" : "s"), got \(values.count)", loc)
+            throw error(
+                "'\(name)' takes \(count) positional argument\(positional.upperBound == 1 ? "" : "s"), got \(values.count)",
+                loc)
         }
         return (values, keyed)
     }
@@ -482,7 +488,8 @@ private struct Parser {
         case "reduce_sum", "reduce_max", "reduce_mean":
             let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis", "keepdims"], loc)
             guard !(v.count == 2 && k["axis"] != nil) else { throw error("axis is given twice", loc) }
-            let axis = try (v.count == 2 ? v[1] : k["axis"]).map { (e: GraphExpr) throws(Diagnostic) in try integer(e) }
+            let axis =
+                try (v.count == 2 ? v[1] : k["axis"]).map { (e: GraphExpr) throws(Diagnostic) in try integer(e) }
                 ?? -1
             let keep = try k["keepdims"].map { (e: GraphExpr) throws(Diagnostic) in try bool(e) } ?? false
             let x = try build(v[0])
@@ -497,7 +504,9 @@ private struct Parser {
             let (v, k) = try arguments(name, args, positional: 1...1, keys: ["perm"], loc)
             let x = try build(v[0])
             if let p = k["perm"] {
-                guard case .list(let items, _) = p else { throw error("perm must be a list like [0, 2, 1]", p.location) }
+                guard case .list(let items, _) = p else {
+                    throw error("perm must be a list like [0, 2, 1]", p.location)
+                }
                 var perm: [Int] = []
                 for item in items { perm.append(try integer(item)) }
                 return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
@@ -523,7 +532,8 @@ private struct Parser {
             }
         case "softmax":
             let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis"], loc)
-            let axis = try (v.count == 2 ? v[1] : k["axis"]).map { (e: GraphExpr) throws(Diagnostic) in try integer(e) }
+            let axis =
+                try (v.count == 2 ? v[1] : k["axis"]).map { (e: GraphExpr) throws(Diagnostic) in try integer(e) }
                 ?? -1
             let x = try build(v[0])
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.softmax(x, axis: axis) }

@@ -24,7 +24,8 @@ public enum GraphPrinter {
             case .unary(let op, let a): rhs = "\(op.rawValue)(\(ref(a)))"
             case .binary(let op, let a, let b): rhs = "\(op.rawValue)(\(ref(a)), \(ref(b)))"
             case .matmul(let a, let b, let ta, let tb):
-                rhs = "matmul(\(ref(a)), \(ref(b))" + (ta ? ", transpose_a=true" : "") + (tb ? ", transpose_b=true" : "")
+                rhs =
+                    "matmul(\(ref(a)), \(ref(b))" + (ta ? ", transpose_a=true" : "") + (tb ? ", transpose_b=true" : "")
                     + ")"
             case .reduce(let op, let a, let axis, let keep):
                 rhs = "reduce_\(op.rawValue)(\(ref(a)), axis=\(axis)" + (keep ? ", keepdims=true" : "") + ")"

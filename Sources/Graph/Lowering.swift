@@ -103,13 +103,14 @@ private struct State {
         case .binary(let op, let a, let c):
             let out = addTensor(node)
             elementwise(node, out, operands: [a, c], what: op.rawValue) { b, v, _ in
-                let type = Self.typeOf(v[0], in: b).rank >= Self.typeOf(v[1], in: b).rank
+                let type =
+                    Self.typeOf(v[0], in: b).rank >= Self.typeOf(v[1], in: b).rank
                     ? Self.typeOf(v[0], in: b) : Self.typeOf(v[1], in: b)
                 return b.emit(.binary(op, v[0], v[1]), type)
             }
         case .mask(let a, let predicate, let fill):
             let out = addTensor(node)
-            elementwise(node, out, operands: [a], what: "where") { b, v, origin in
+            elementwise(node, out, operands: [a], what: "where", unitPoints: false) { b, v, origin in
                 b.emit(
                     .mask(v[0], rowOffset: origin.row, columnOffset: origin.column, predicate, fill: fill),
                     Self.typeOf(v[0], in: b))
@@ -130,7 +131,8 @@ private struct State {
             if graph[a].op == .input || outputSet.contains(node.id) {
                 // The result needs storage of its own: copy through a view with the operand's shape.
                 let out = addTensor(node)
-                let viewNode = Node(id: node.id, name: node.name + "_as_" + graph[a].name, shape: graph[a].shape, op: node.op)
+                let viewNode = Node(
+                    id: node.id, name: node.name + "_as_" + graph[a].name, shape: graph[a].shape, op: node.op)
                 let view = TensorID(tensors.count)
                 tensors.append(GlobalTensor(name: viewNode.name, shape: viewNode.shape, role: .temp, viewOf: out))
                 elementwise(viewNode, view, operands: [a], what: "copy") { _, v, _ in v[0] }
@@ -163,11 +165,15 @@ private struct State {
         var column: IndexExpr = .constant(0)
     }
 
-    func tiling(_ shape: [Int], skipping skipped: Int? = nil) -> OutputTiling {
+    /// `unitPoints`: axes of size 1 are addressed as the point 0 (the block drops them), so a
+    /// `[M, 1]` statistic is a `[64]` block whether it is produced or broadcast.
+    func tiling(_ shape: [Int], skipping skipped: Int? = nil, unitPoints: Bool = true) -> OutputTiling {
         var t = OutputTiling()
         let r = shape.count
         for (k, n) in shape.enumerated() where k != skipped {
-            if k < r - 2 {
+            if unitPoints && n == 1 {
+                t.access.append(.point(.constant(0)))
+            } else if k < r - 2 {
                 let v = IndexVar("b\(k)")
                 t.grid.append(GridAxis(v, n))
                 t.access.append(.point(.variable(v)))
@@ -222,10 +228,10 @@ private struct State {
     }
 
     mutating func elementwise(
-        _ node: Node, _ out: TensorID, operands: [NodeID], what: String,
+        _ node: Node, _ out: TensorID, operands: [NodeID], what: String, unitPoints: Bool = true,
         compute: (inout BodyBuilder, [ValueID], (row: IndexExpr, column: IndexExpr)) -> ValueID
     ) {
-        let t = tiling(node.shape)
+        let t = tiling(node.shape, unitPoints: unitPoints)
         var b = BodyBuilder()
         let values = operands.map { loadBroadcast(source($0), into: &b, outShape: node.shape, tiling: t) }
         var result = compute(&b, values, (t.row, t.column))
@@ -241,7 +247,8 @@ private struct State {
         var current = v
         var rank = Self.typeOf(v, in: b).rank
         if rank == 0 {
-            current = b.emit(.binary(.add, current, b.emit(.fill(0), BlockType(shape, .local))), BlockType(shape, .local))
+            current = b.emit(
+                .binary(.add, current, b.emit(.fill(0), BlockType(shape, .local))), BlockType(shape, .local))
             return current
         }
         while rank < shape.count {
@@ -259,7 +266,7 @@ private struct State {
         guard case .tensor(let ta, let sa) = source(a), case .tensor(let tb, let sb) = source(c) else {
             throw GraphError("matmul of a constant is not supported")
         }
-        let t = tiling(node.shape)
+        let t = tiling(node.shape, unitPoints: false)
         let r = node.shape.count
         let kDim = transposeA ? sa[sa.count - 2] : sa[sa.count - 1]
         let bk = min(options.reductionBlock, kDim)
@@ -372,7 +379,7 @@ private struct State {
         for acc in inAccess { if case .slice(_, let s) = acc { loaded.append(s) } }
         var b = BodyBuilder()
         var v = b.emit(.load(input, inAccess), BlockType(loaded, .local))
-        if r >= 2 && permutation[r - 2] > permutation[r - 1] {
+        if loaded.count == 2 && permutation[r - 2] > permutation[r - 1] {
             v = b.emit(.transpose(v), BlockType(t.blockShape, .local))
         }
         b.emit(.store(v, out, t.access))

@@ -54,7 +54,8 @@ final class CLITests: XCTestCase {
         let dir = CLI.temporaryDirectory("diagb")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = "\(dir)/bad.block"
-        try "program p\n\ntensor X: f32[4] @global input\ntensor Y: f32[4] @global output\n\nkernel k grid(i < 1) {\n  store %9 -> Y[0 +: 4]\n}\n"
+        try
+            "program p\n\ntensor X: f32[4] @global input\ntensor Y: f32[4] @global output\n\nkernel k grid(i < 1) {\n  store %9 -> Y[0 +: 4]\n}\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let result = CLI.blockc(["check", path])
         XCTAssertEqual(result.status, 1)

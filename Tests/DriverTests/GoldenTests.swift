@@ -25,7 +25,8 @@ final class GoldenTests: XCTestCase {
             }
             let result = CLI.blockc(["lower", golden])
             XCTAssertEqual(result.status, 0, "\(golden): \(result.stderr)")
-            XCTAssertEqual(result.stdout, text, "\(golden) does not print back to itself:\n" + lineDiff(text, result.stdout))
+            XCTAssertEqual(
+                result.stdout, text, "\(golden) does not print back to itself:\n" + lineDiff(text, result.stdout))
         }
     }
 }

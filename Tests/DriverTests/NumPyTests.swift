@@ -22,7 +22,10 @@ final class NumPyTests: XCTestCase {
                 let dir = CLI.temporaryDirectory("numpy")
                 defer { try? FileManager.default.removeItem(atPath: dir) }
                 let run = CLI.blockc(
-                    ["run", "Examples/\(example).graph", "--seed", "1", "--save-inputs", "--output-dir", dir, "--stage", stage]
+                    [
+                        "run", "Examples/\(example).graph", "--seed", "1", "--save-inputs", "--output-dir", dir,
+                        "--stage", stage,
+                    ]
                         + dims)
                 XCTAssertEqual(run.status, 0, "\(example) \(dims) \(stage): \(run.stderr)")
                 let check = CLI.run(
@@ -52,13 +55,17 @@ final class NumPyTests: XCTestCase {
         let dir = CLI.temporaryDirectory("npyin")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let first = CLI.blockc(
-            ["run", "Examples/layernorm_matmul.graph", "--dim", "M=8,K=16,N=8", "--seed", "7", "--save-inputs",
-             "--output-dir", dir])
+            [
+                "run", "Examples/layernorm_matmul.graph", "--dim", "M=8,K=16,N=8", "--seed", "7", "--save-inputs",
+                "--output-dir", dir,
+            ])
         XCTAssertEqual(first.status, 0, first.stderr)
         let again = CLI.blockc(
-            ["run", "Examples/layernorm_matmul.graph", "--dim", "M=8,K=16,N=8", "--seed", "99",
-             "--input", "X=\(dir)/X.npy", "--input", "gamma=\(dir)/gamma.npy", "--input", "beta=\(dir)/beta.npy",
-             "--input", "W=\(dir)/W.npy"])
+            [
+                "run", "Examples/layernorm_matmul.graph", "--dim", "M=8,K=16,N=8", "--seed", "99",
+                "--input", "X=\(dir)/X.npy", "--input", "gamma=\(dir)/gamma.npy", "--input", "beta=\(dir)/beta.npy",
+                "--input", "W=\(dir)/W.npy",
+            ])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(first.stdout, again.stdout)
     }

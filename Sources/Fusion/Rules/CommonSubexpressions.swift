@@ -71,7 +71,10 @@ extension FusionRule {
                     newInst.op = .loop(newLoop)
                     var out = Array(body[..<index]) + [newInst]
                     out += Array(body[(index + 1)...]).replacingUses([dropped.id: inst.results[a].id])
-                    return (out, "merged the carried value \(loop.carried[b].id) into \(loop.carried[a].id) of loop \(loop.variable): same start, same update")
+                    return (
+                        out,
+                        "merged the carried value \(loop.carried[b].id) into \(loop.carried[a].id) of loop \(loop.variable): same start, same update"
+                    )
                 }
             }
         }

@@ -54,7 +54,10 @@ extension FusionRule {
                 newLoop.op = .loop(loop)
                 out.append(newLoop)
                 out += body[(index + 1)...]
-                return (out, "hoisted \(moved.count) invariant instruction\(moved.count == 1 ? "" : "s") out of loop \(loop.variable)")
+                return (
+                    out,
+                    "hoisted \(moved.count) invariant instruction\(moved.count == 1 ? "" : "s") out of loop \(loop.variable)"
+                )
             }
             if let (inner, detail) = hoist(loop.body, program: program, stored: stored) {
                 loop.body = inner

@@ -51,8 +51,12 @@ extension FusionRule {
                 identitiesWhenMasked(loop)
             else { continue }
             guard let (lower, upper) = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape) else { continue }
-            let newLower = lower.map { covers(loop.lower, $0, isMax: true) ? loop.lower : .max(loop.lower, $0).simplified() }
-            let newUpper = upper.map { covers(loop.upper, $0, isMax: false) ? loop.upper : .min(loop.upper, $0).simplified() }
+            let newLower = lower.map {
+                covers(loop.lower, $0, isMax: true) ? loop.lower : .max(loop.lower, $0).simplified()
+            }
+            let newUpper = upper.map {
+                covers(loop.upper, $0, isMax: false) ? loop.upper : .min(loop.upper, $0).simplified()
+            }
             guard (newLower ?? loop.lower) != loop.lower || (newUpper ?? loop.upper) != loop.upper else { continue }
             loop.lower = newLower ?? loop.lower
             loop.upper = newUpper ?? loop.upper
@@ -151,7 +155,9 @@ extension FusionRule {
             case .broadcast(let x, _), .transpose(let x):
                 if case .constant = get(x) { value = get(x) } else { value = .unknown }
             case .reduce(let op, let x, _):
-                if case .constant(let c) = get(x), c == op.identity || op == .max { value = .constant(c) } else {
+                if case .constant(let c) = get(x), c == op.identity || op == .max {
+                    value = .constant(c)
+                } else {
                     value = .unknown
                 }
             case .unary(let op, let x):

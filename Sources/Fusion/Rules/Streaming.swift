@@ -130,7 +130,8 @@ extension FusionRule {
                 role[r.id] = .scaled
             case .reduce(.sum, let x, axis: 1) where role[x] == .scaled: role[r.id] = .scaled
             case .dot(let x, let y, false, _) where role[x] == .scaled && role[y] == nil: role[r.id] = .scaled
-            case .binary(.mul, let x, let y) where (role[x] == .scaled) != (role[y] == .scaled)
+            case .binary(.mul, let x, let y)
+            where (role[x] == .scaled) != (role[y] == .scaled)
                 && (role[x] == nil || role[y] == nil):
                 role[r.id] = .scaled
             case .binary(.div, let x, let y) where role[x] == .scaled && role[y] == nil: role[r.id] = .scaled
