@@ -19,7 +19,7 @@ let package = Package(
         .executableTarget(name: "blockc", dependencies: ["Driver"]),
         .target(name: "BlockTestSupport", dependencies: ["Graph", "BlockIR"]),
         .testTarget(name: "BlockIRTests", dependencies: ["BlockIR", "BlockParser"]),
-        .testTarget(name: "GraphTests", dependencies: ["Graph", "BlockIR"]),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "BlockIR", "BlockTestSupport"]),
         .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "Graph", "BlockIR"]),
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(

@@ -1,5 +1,0 @@
-import XCTest
-
-final class GraphTestsPlaceholder: XCTestCase {
-    func testNothingYet() { XCTAssertTrue(true) }
-}
