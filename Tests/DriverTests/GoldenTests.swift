@@ -5,7 +5,10 @@ import XCTest
 /// Goldens of the printed block program of every example after lowering, at full size; each
 /// golden also parses back to itself (`blockc lower X.block` prints the same text).
 final class GoldenTests: XCTestCase {
-    static let examples = ["attention", "attention_causal", "layernorm_matmul", "rmsnorm_swiglu", "transformer_layer"]
+    static let examples = [
+        "attention", "attention_causal", "attention_sliding_window", "attention_documents", "layernorm_matmul",
+        "rmsnorm_swiglu", "transformer_layer",
+    ]
 
     func testLoweredExamples() throws {
         for example in Self.examples {
@@ -13,6 +16,22 @@ final class GoldenTests: XCTestCase {
             let result = CLI.blockc(["lower", "Examples/\(example).graph"])
             XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
             assertGolden(result.stdout, path: golden)
+        }
+    }
+
+    /// The fused program and the fusion trace of every example; fusing the fused program again
+    /// changes nothing.
+    func testFusedExamplesAndTraces() throws {
+        for example in Self.examples {
+            let fused = CLI.blockc(["fuse", "Examples/\(example).graph"])
+            XCTAssertEqual(fused.status, 0, "\(example): \(fused.stderr)")
+            assertGolden(fused.stdout, path: "\(CLI.packageRoot)/Tests/Golden/fuse/\(example).block")
+            let explain = CLI.blockc(["explain", "Examples/\(example).graph"])
+            XCTAssertEqual(explain.status, 0, "\(example): \(explain.stderr)")
+            assertGolden(explain.stdout, path: "\(CLI.packageRoot)/Tests/Golden/fuse/\(example).trace")
+            let again = CLI.blockc(["fuse", "Tests/Golden/fuse/\(example).block"])
+            XCTAssertEqual(again.status, 0, "\(example): \(again.stderr)")
+            XCTAssertEqual(again.stdout, fused.stdout, "\(example): fusing the fused program changed it")
         }
     }
 

@@ -11,6 +11,8 @@ final class NumPyTests: XCTestCase {
         ("attention", ["--dim", "BH=1,N=100,d=40"], []),
         ("attention_causal", ["--dim", "BH=2,N=128,d=64"], []),
         ("attention_causal", ["--dim", "BH=1,N=90,d=24"], []),
+        ("attention_sliding_window", ["--dim", "BH=1,N=300,d=16,W=40"], ["40"]),
+        ("attention_documents", ["--dim", "BH=1,N=800,d=16"], []),
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),
@@ -18,7 +20,7 @@ final class NumPyTests: XCTestCase {
 
     func testExamplesMatchNumPy() throws {
         for (example, dims, extra) in Self.cases {
-            for stage in ["graph", "lower"] {
+            for stage in ["graph", "lower", "fuse"] {
                 let dir = CLI.temporaryDirectory("numpy")
                 defer { try? FileManager.default.removeItem(atPath: dir) }
                 let run = CLI.blockc(

@@ -27,15 +27,19 @@ def silu(x):
     return x / (1 + np.exp(-x))
 
 
-def attention(t, causal=False):
+def attention(t, keep=None):
     q, k, v = t["Q"], t["K"], t["V"]
     d = q.shape[-1]
     s = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
-    if causal:
-        n = s.shape[-1]
-        keep = np.tril(np.ones((s.shape[-2], n), dtype=bool))
-        s = np.where(keep, s, -np.inf)
+    if keep is not None:
+        i = np.arange(s.shape[-2])[:, None]
+        j = np.arange(s.shape[-1])[None, :]
+        s = np.where(keep(i, j), s, -np.inf)
     return {"O": softmax(s) @ v}
+
+
+def same_segment(i, j, bounds):
+    return np.searchsorted(bounds, i, side="right") == np.searchsorted(bounds, j, side="right")
 
 
 def layernorm_matmul(t):
@@ -73,7 +77,9 @@ def transformer_layer(t):
 
 EXAMPLES = {
     "attention": attention,
-    "attention_causal": lambda t: attention(t, causal=True),
+    "attention_causal": lambda t: attention(t, lambda i, j: i >= j),
+    "attention_sliding_window": lambda t: attention(t, lambda i, j: (j <= i) & (i - j < int(sys.argv[3]))),
+    "attention_documents": lambda t: attention(t, lambda i, j: same_segment(i, j, [300, 700, 1500])),
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -82,6 +88,8 @@ EXAMPLES = {
 INPUTS = {
     "attention": ["Q", "K", "V"],
     "attention_causal": ["Q", "K", "V"],
+    "attention_sliding_window": ["Q", "K", "V"],
+    "attention_documents": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],

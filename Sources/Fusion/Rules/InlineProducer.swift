@@ -107,10 +107,12 @@ private struct InlineSearch {
         var taken = consumer.indexVariableNames
         for e in binding.values { taken.formUnion(e.variables.map(\.name)) }
         let renamed = slice.renamingLoopVariables { v in
+            // `k` → `k1`, `k2`, …: the first free numbered name on the letters of the old one.
+            let base = String(v.name.reversed().drop { $0.isNumber }.reversed())
             var n = 1
-            while taken.contains("\(v.name)\(n)") { n += 1 }
-            taken.insert("\(v.name)\(n)")
-            return IndexVar("\(v.name)\(n)")
+            while taken.contains("\(base)\(n)") { n += 1 }
+            taken.insert("\(base)\(n)")
+            return IndexVar("\(base)\(n)")
         }
         let bound = renamed.substitutingIndices(binding)
         let base = consumer.nextValueNumber

@@ -100,7 +100,19 @@ extension FusionRule {
             case .affineZero(let a, let b, let c):
                 atoms.append((a, b, c))
                 atoms.append((-a, -b, -c))
-            case .sameSegment: continue
+            case .sameSegment(let boundaries):
+                // Keep the moving blocks that meet [start of the first segment, end of the last
+                // segment) touched by the fixed range.
+                let last = IndexExpr.add(fixedStart, .constant(fixedSize - 1))
+                let lo = segmentStart(fixedStart, boundaries)
+                let hi = segmentEnd(last, boundaries)
+                // stride·k + rest + size − 1 ≥ lo  and  stride·k + rest ≤ hi − 1
+                let l = IndexExpr.floorDiv(
+                    .add(.add(lo, .mul(movingRest, -1)), .constant(-movingSize + 1 + stride - 1)), stride)
+                let u = IndexExpr.add(
+                    .floorDiv(.add(.add(hi, .constant(-1)), .mul(movingRest, -1)), stride), .constant(1))
+                lower = lower.map { .max($0, l) } ?? l
+                upper = upper.map { .min($0, u) } ?? u
             }
         }
         for (a, b, c) in atoms {
@@ -124,6 +136,32 @@ extension FusionRule {
         }
         guard lower != nil || upper != nil else { return nil }
         return (lower?.simplified(), upper?.simplified())
+    }
+
+    /// `[x ≥ b]` for integers: `min(1, max(0, x − b + 1))`.
+    private static func atLeast(_ x: IndexExpr, _ b: Int) -> IndexExpr {
+        .min(.constant(1), .max(.constant(0), .add(x, .constant(1 - b))))
+    }
+
+    /// The first element of the segment holding `x`: `Σₜ (bₜ − bₜ₋₁)·[x ≥ bₜ]`.
+    private static func segmentStart(_ x: IndexExpr, _ boundaries: [Int]) -> IndexExpr {
+        var e = IndexExpr.constant(0)
+        var previous = 0
+        for b in boundaries {
+            e = .add(e, .mul(atLeast(x, b), b - previous))
+            previous = b
+        }
+        return e
+    }
+
+    /// One past the last element of the segment holding `x` (a large sentinel for the last one).
+    private static func segmentEnd(_ x: IndexExpr, _ boundaries: [Int]) -> IndexExpr {
+        let ends = boundaries + [1 << 40]
+        var e = IndexExpr.constant(ends[0])
+        for (t, b) in boundaries.enumerated() {
+            e = .add(e, .mul(atLeast(x, b), ends[t + 1] - ends[t]))
+        }
+        return e
     }
 
     /// Abstract values for the "fully masked iteration" check.
