@@ -30,7 +30,7 @@ struct Command: Sendable {
     }
 
     /// The subcommands, in the order the overview lists them.
-    static let all: [Command] = [lower, fuse, explain, run, report, check]
+    static let all: [Command] = [lower, fuse, explain, run, report, check, dot]
 
     /// The subcommand with a name.
     static func named(_ name: String) -> Command? { all.first { $0.name == name } }
@@ -138,6 +138,22 @@ struct Command: Sendable {
             "\nresult: \(result.program.kernels.count) kernel(s): "
             + result.program.kernels.map(\.name).joined(separator: ", ") + "\n"
         try emit(text, to: options.outputPath, console: console)
+    }
+
+    static let dot = Command(
+        name: "dot", summary: "draw a block program as Graphviz DOT",
+        usage: """
+            USAGE: blockc dot FILE [options]
+
+            Writes the block program (the fused one unless --stage lower or --no-fusion) as Graphviz
+            DOT: global tensors, kernels with their grids, loops with their carried values and tiers,
+            and the loads and stores between them. Render with 'dot -Tsvg out.dot -o out.svg'.
+            """,
+        options: common.union([.output, .stage, .noFusion, .onlyRule])
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(path: try options.inputFile(command: "dot"), options: options, console: console)
+        let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
+        try emit(DotPrinter.print(program), to: options.outputPath, console: console)
     }
 
     /// Writes text to a file or standard output.

@@ -4,7 +4,7 @@ import XCTest
 
 /// The command line: help, diagnostics with file:line:col and a caret, exit statuses, report.
 final class CLITests: XCTestCase {
-    static let subcommands = ["lower", "run", "report", "check"]
+    static let subcommands = ["lower", "fuse", "explain", "run", "report", "check", "dot"]
 
     func testHelpOnEverySubcommand() {
         let overview = CLI.blockc(["--help"])
@@ -129,5 +129,21 @@ final class CLITests: XCTestCase {
         let wrong = CLI.blockc(["run", "Examples/attention.graph", "--dim", "N=8", "--input", "Q=\(dir)/q.npy"])
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(wrong.stderr.contains("<f8"), wrong.stderr)
+    }
+}
+
+/// `blockc dot` draws programs before and after fusion.
+final class DotTests: XCTestCase {
+    func testDotBeforeAndAfterFusion() {
+        let before = CLI.blockc(["dot", "--stage", "lower", "Examples/attention.graph"])
+        XCTAssertEqual(before.status, 0, before.stderr)
+        XCTAssertTrue(before.stdout.hasPrefix("digraph \"attention\" {"), before.stdout)
+        XCTAssertEqual(before.stdout.components(separatedBy: "subgraph cluster_k").count - 1 >= 8, true)
+        XCTAssertTrue(before.stdout.contains("S\\n8×1024×1024 @global"), "the scores are a global tensor")
+        let after = CLI.blockc(["dot", "Examples/attention.graph"])
+        XCTAssertEqual(after.status, 0, after.stderr)
+        XCTAssertFalse(after.stdout.contains("@global (view"), after.stdout)
+        XCTAssertFalse(after.stdout.contains("S\\n8×1024×1024"), "no scores in global memory after fusion")
+        XCTAssertTrue(after.stdout.contains("carries f32[64] @local, f32[64] @local, f32[64,64] @local"))
     }
 }
