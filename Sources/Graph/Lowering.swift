@@ -171,7 +171,7 @@ private struct State {
         var t = OutputTiling()
         let r = shape.count
         for (k, n) in shape.enumerated() where k != skipped {
-            if unitPoints && n == 1 {
+            if n == 1 && (unitPoints || k < r - 2) {
                 t.access.append(.point(.constant(0)))
             } else if k < r - 2 {
                 let v = IndexVar("b\(k)")

@@ -37,6 +37,15 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertLessThan(report.total.globalReadBytes, naiveReport.total.globalReadBytes / 2)
     }
 
+    /// Unit batch axes and sizes that are not multiples of the block fuse the same way.
+    func testAttentionFusesAtOddShapes() throws {
+        for dims in [["BH": 1, "N": 256, "d": 64], ["BH": 3, "N": 100, "d": 40]] {
+            let (_, fused) = try Self.fused("attention", dims: dims)
+            XCTAssertEqual(fused.kernels.count, 1, "\(dims): " + BlockPrinter.print(fused))
+            XCTAssertFalse(fused.tensors.contains { $0.role == .temp }, "\(dims)")
+        }
+    }
+
     func testCausalAttentionSkipsBlocksAboveTheDiagonal() throws {
         let (_, full) = try Self.fused("attention", dims: ["BH": 2, "N": 512, "d": 64])
         let (_, causal) = try Self.fused("attention_causal", dims: ["BH": 2, "N": 512, "d": 64])
