@@ -5,7 +5,9 @@
 public enum DotPrinter {
     /// The DOT text of a program.
     public static func print(_ program: Program) -> String {
-        var lines = ["digraph \"\(escape(program.name))\" {", "  rankdir=LR;", "  node [fontname=\"Helvetica\", fontsize=10];"]
+        var lines = [
+            "digraph \"\(escape(program.name))\" {", "  rankdir=LR;", "  node [fontname=\"Helvetica\", fontsize=10];",
+        ]
         for (index, tensor) in program.tensors.enumerated() {
             let color: String
             switch tensor.role {
@@ -16,7 +18,8 @@ public enum DotPrinter {
             let shape = tensor.shape.map(String.init).joined(separator: "×")
             let view = tensor.viewOf.map { " (view of \(program[$0].name))" } ?? ""
             lines.append(
-                "  t\(index) [shape=ellipse, style=filled, fillcolor=\(color), label=\"\(escape(tensor.name))\\n\(shape) @global\(view)\"];")
+                "  t\(index) [shape=ellipse, style=filled, fillcolor=\(color), label=\"\(escape(tensor.name))\\n\(shape) @global\(view)\"];"
+            )
         }
         var edges: [String] = []
         for (k, kernel) in program.kernels.enumerated() {
