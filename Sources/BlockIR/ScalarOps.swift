@@ -3,6 +3,8 @@ import Foundation
 /// Elementwise functions of one argument, shared by the graph and the block program.
 public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
     case neg, exp, log, sqrt, rsqrt, recip, tanh, sigmoid, silu, gelu, abs, square
+    /// `1` at every valid element (ones shaped like the operand): counts elements in reductions.
+    case one
 
     /// The reference semantics of the op on one fp32 value.
     public func apply(_ x: Float) -> Float {
@@ -22,6 +24,7 @@ public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
             return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
         case .abs: return Swift.abs(x)
         case .square: return x * x
+        case .one: return 1
         }
     }
 }

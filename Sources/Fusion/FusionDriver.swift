@@ -25,7 +25,7 @@ public struct FusionOptions: Sendable {
 public enum Fusion {
     /// The rules in priority order.
     public static let rules: [FusionRule] = [
-        .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .loopFusion,
+        .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .momentExpansion, .loopFusion,
         .streaming, .maskSkipping, .inlineProducer,
     ]
 

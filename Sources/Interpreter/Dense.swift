@@ -128,6 +128,11 @@ enum Dense {
                 out[i] = x[i] * x[i]
                 i += 1
             }
+        case .one:
+            while i < count {
+                out[i] = 1
+                i += 1
+            }
         case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs:
             while i < count {
                 out[i] = op.apply(x[i])
