@@ -26,7 +26,7 @@ public enum Fusion {
     /// The rules in priority order.
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .momentExpansion, .loopFusion,
-        .streaming, .maskSkipping, .inlineProducer,
+        .streaming, .maskSkipping, .inlineProducer, .reblocking,
     ]
 
     /// The rule with a name or catalogue ID.

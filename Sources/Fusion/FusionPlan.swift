@@ -31,6 +31,12 @@ public final class FusionPlan: @unchecked Sendable {
         return allowed
     }
 
+    /// Whether recomputation would be allowed at `readsPerBlock`, without recording anything.
+    func wouldAllowRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double) -> Bool {
+        let extra = max(0, readsPerBlock - 1) * Double(producer.estimatedFlops)
+        return extra <= recomputeBudget * Double(max(1, consumer.estimatedFlops))
+    }
+
     /// Records a decision once.
     func note(_ text: String) {
         if seen.insert(text).inserted { decisions.append(text) }

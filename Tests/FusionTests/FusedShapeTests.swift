@@ -60,9 +60,52 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertEqual(ratio, 36.0 / 64.0, accuracy: 0.02)
     }
 
+    /// 2·m·n·k per executed dot (constant loop bounds).
+    static func dotFlops(_ program: Program) -> Int {
+        func flops(_ body: [Instruction], _ types: [ValueID: BlockType]) -> Int {
+            var total = 0
+            for inst in body {
+                switch inst.op {
+                case .dot(let a, _, let ta, _):
+                    let k = types[a].map { ta ? $0.shape[0] : $0.shape[1] } ?? 0
+                    total += 2 * inst.results[0].type.elementCount * k
+                case .loop(let l):
+                    total += max(0, l.upper.evaluate([:]) - l.lower.evaluate([:])) * flops(l.body, types)
+                default: break
+                }
+            }
+            return total
+        }
+        return program.kernels.reduce(0) { $0 + $1.instanceCount * flops($1.body, $1.valueTypes()) }
+    }
+
+    /// RMSNorm + SwiGLU: one kernel over row blocks; none of Xn, H1, H3, G in global memory; the
+    /// matmuls do exactly the unfused work.
+    func testRMSNormSwiGLUFusesIntoOneKernel() throws {
+        let (naive, fused) = try Self.fused("rmsnorm_swiglu", dims: ["M": 256, "d": 256, "h": 384])
+        XCTAssertEqual(fused.kernels.count, 1, BlockPrinter.print(fused))
+        XCTAssertEqual(fused.kernels.first?.grid.map(\.variable.name), ["i"])
+        XCTAssertEqual(fused.tensors.map(\.name), ["X", "g", "W1", "W3", "W2", "Y"])
+        XCTAssertEqual(Self.dotFlops(fused), Self.dotFlops(naive))
+        XCTAssertEqual(Self.dotFlops(naive), 2 * 256 * 256 * 384 * 3)
+    }
+
+    /// LayerNorm + matmul: one kernel, Xn never stored, the statistics in one pass.
+    func testLayerNormMatmulFusesIntoOneKernel() throws {
+        let (_, fused) = try Self.fused("layernorm_matmul", dims: ["M": 256, "K": 256, "N": 128])
+        XCTAssertEqual(fused.kernels.count, 1, BlockPrinter.print(fused))
+        XCTAssertEqual(fused.tensors.map(\.name), ["X", "gamma", "beta", "W", "Y"])
+        let loops = Self.loops(fused.kernels[0])
+        XCTAssertEqual(loops.count, 2, "one statistics pass and the matmul's loop")
+        XCTAssertEqual(loops.first?.carried.count, 3, "Σx, Σx², count")
+    }
+
     func testFusingAFusedProgramChangesNothing() throws {
-        for name in ["attention", "attention_causal"] {
-            let (_, fused) = try Self.fused(name, dims: ["BH": 1, "N": 128, "d": 32])
+        for (name, dims) in [
+            ("attention", ["BH": 1, "N": 128, "d": 32]), ("attention_causal", ["BH": 1, "N": 128, "d": 32]),
+            ("layernorm_matmul", ["M": 128, "K": 128, "N": 128]), ("rmsnorm_swiglu", ["M": 128, "d": 128, "h": 192]),
+        ] {
+            let (_, fused) = try Self.fused(name, dims: dims)
             let again = Fusion.fuse(fused)
             XCTAssertEqual(again.trace.map(\.description), [], name)
             XCTAssertEqual(again.program, fused, name)

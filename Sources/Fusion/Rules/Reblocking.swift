@@ -1,0 +1,153 @@
+import BlockIR
+
+extension FusionRule {
+    /// R11 — re-blocking: fold a grid dimension into the block.
+    ///
+    /// Precondition: the plan asks for it — a kernel loads, inside a loop, blocks of a temporary
+    /// whose producer the plan would recompute there if the kernel did not repeat the load for
+    /// every block of grid axis `j` — and `j` appears only as slice starts `j * B +: B`. The
+    /// widened kernel must fit the local tier (the verifier's capacity check).
+    ///
+    /// ```
+    /// kernel k grid(i < 32, j < 16) { … for h … { %g = load G[i * 64 +: 64, h * 64 +: 64]
+    ///     %w = load W2[h * 64 +: 64, j * 64 +: 64] : f32[64,64] … } store … -> Y[i * 64 +: 64, j * 64 +: 64] }
+    /// ```
+    /// → `grid(i < 32)`, `W2[h * 64 +: 64, 0 +: 1024] : f32[64,1024]`, the accumulator
+    /// `f32[64,1024]`, every shape recomputed from the new accesses. Exact: each instance now
+    /// computes all of the former instances' column blocks; rows of a block are computed the same
+    /// way, and elements past a tensor's edge are outside every extent.
+    public static let reblocking = FusionRule(
+        id: "R11", name: "reblock", summary: "widen a kernel's block over a grid axis so a producer can be inlined once"
+    ) { program, plan in
+        for (c, kernel) in program.kernels.enumerated() {
+            for axis in kernel.grid where axis.extent > 1 {
+                guard let size = sliceSize(of: axis.variable, in: kernel.body),
+                    let (tensor, reads) = repeatedLoad(program, c, axis: axis.variable),
+                    plan.wouldAllowRecompute(
+                        producer: program.kernels[tensor.producer], consumer: kernel,
+                        readsPerBlock: reads / Double(axis.extent))
+                else { continue }
+                let widened = widen(kernel, axis: axis, size: size)
+                guard let retyped = widened.retyped(),
+                    Verifier.verify(
+                        Program(name: program.name, tensors: program.tensors, kernels: [retyped]), target: plan.target
+                    ).isEmpty
+                else {
+                    plan.note(
+                        "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
+                    )
+                    continue
+                }
+                plan.note(
+                    "re-block \(kernel.name) over \(axis.variable) (\(axis.extent) blocks of \(size) → one of \(axis.extent * size)) so \(program[tensor.id].name) is read once per block"
+                )
+                var out = program
+                out.kernels[c] = retyped.renumbered()
+                return RuleApplication(
+                    program: out, place: kernel.name,
+                    detail: "folded grid axis \(axis.variable) into the block (\(size) → \(axis.extent * size))")
+            }
+        }
+        return nil
+    }
+
+    /// The block size `B` when `v` appears only as `v * B +: B` slice starts.
+    private static func sliceSize(of v: IndexVar, in body: [Instruction]) -> Int? {
+        var size: Int?
+        var ok = true
+        func check(_ access: [AxisAccess]) {
+            for a in access {
+                switch a {
+                case .slice(.mul(.variable(let w), let b), let n) where w == v && b == n:
+                    if size == nil { size = n } else if size != n { ok = false }
+                case .slice(let s, _): if s.variables.contains(v) { ok = false }
+                case .point(let e): if e.variables.contains(v) { ok = false }
+                }
+            }
+        }
+        func visit(_ body: [Instruction]) {
+            for inst in body {
+                switch inst.op {
+                case .load(_, let a), .store(_, _, let a): check(a)
+                case .mask(_, let r, let c, _, _):
+                    if r.variables.contains(v) || c.variables.contains(v) { ok = false }
+                case .loop(let loop):
+                    if loop.lower.variables.contains(v) || loop.upper.variables.contains(v) { ok = false }
+                    visit(loop.body)
+                default: break
+                }
+            }
+        }
+        visit(body)
+        return ok ? size : nil
+    }
+
+    /// A load inside a loop of a temporary written by an earlier kernel, whose access does not
+    /// involve `axis`; with how many times each of its blocks is read.
+    private static func repeatedLoad(_ program: Program, _ c: Int, axis: IndexVar) -> (
+        (id: TensorID, producer: Int), Double
+    )? {
+        let kernel = program.kernels[c]
+        var found: ((id: TensorID, producer: Int), Double)?
+        func visit(_ body: [Instruction], trips: Double, inLoop: Bool) {
+            for inst in body where found == nil {
+                switch inst.op {
+                case .loop(let loop):
+                    let n = Double(max(1, loop.upper.evaluate([:]) - loop.lower.evaluate([:])))
+                    visit(loop.body, trips: trips * n, inLoop: true)
+                case .load(let t, let access) where inLoop && program[t].role == .temp:
+                    let vars = access.flatMap { a -> [IndexVar] in
+                        switch a {
+                        case .point(let e), .slice(let e, _): return e.variables
+                        }
+                    }
+                    guard !vars.contains(axis) else { continue }
+                    let storage = program.storage(of: t)
+                    guard
+                        let p = program.kernels[..<c].lastIndex(where: { k in
+                            k.body.storedTensors.contains { program.storage(of: $0) == storage }
+                        })
+                    else { continue }
+                    found = ((t, p), trips / Double(max(1, program.kernels[p].instanceCount)))
+                default: continue
+                }
+            }
+        }
+        visit(kernel.body, trips: Double(kernel.instanceCount), inLoop: false)
+        return found
+    }
+
+    private static func widen(_ kernel: Kernel, axis: GridAxis, size: Int) -> Kernel {
+        func fix(_ access: [AxisAccess]) -> [AxisAccess] {
+            access.map { a in
+                if case .slice(.mul(.variable(let w), _), _) = a, w == axis.variable {
+                    return .slice(start: .constant(0), size: size * axis.extent)
+                }
+                return a
+            }
+        }
+        func visit(_ body: [Instruction]) -> [Instruction] {
+            body.map { inst in
+                var out = inst
+                switch inst.op {
+                case .load(let t, let a): out.op = .load(t, fix(a))
+                case .store(let v, let t, let a): out.op = .store(v, t, fix(a))
+                case .loop(var loop):
+                    loop.body = visit(loop.body)
+                    out.op = .loop(loop)
+                default: break
+                }
+                return out
+            }
+        }
+        var out = kernel
+        out.grid.removeAll { $0.variable == axis.variable }
+        out.body = visit(kernel.body)
+        return out
+    }
+}
+
+extension FusionPlan {
+    /// The target whose capacities bound re-blocking.
+    var target: TargetDescription { .cpu }
+}
