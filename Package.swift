@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "Codegen", dependencies: ["BlockIR"]),
         .target(name: "Driver", dependencies: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen"]),
         .executableTarget(name: "blockc", dependencies: ["Driver"]),
+        .executableTarget(name: "transformer-stack", dependencies: ["Graph", "Fusion", "BlockIR"]),
         .target(name: "BlockTestSupport", dependencies: ["Graph", "BlockIR"]),
         .testTarget(name: "BlockIRTests", dependencies: ["BlockIR", "BlockParser"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "BlockIR", "BlockTestSupport"]),
@@ -24,6 +25,6 @@ let package = Package(
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(
             name: "FusionTests", dependencies: ["Fusion", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
-        .testTarget(name: "CodegenTests", dependencies: ["Codegen", "BlockIR", "Graph", "Interpreter"]),
+        .testTarget(name: "CodegenTests", dependencies: ["Codegen", "BlockIR", "Graph", "Interpreter", "Fusion"]),
     ]
 )

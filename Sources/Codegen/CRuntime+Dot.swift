@@ -13,11 +13,14 @@ extension CRuntime {
         /* S[k][j] = B[k*ks + j*js] for k < kk, j < n: gives a unit-stride B to blk_gemm */
         static inline void blk_pack(long kk, long n, const float *restrict B, long ks, long js,
                                     float *restrict S, long lds) {
-            for (long k = 0; k < kk; k++)
-                for (long j = 0; j < n; j++) S[k * lds + j] = B[k * ks + j * js];
+            for (long k0 = 0; k0 < kk; k0 += 16)
+                for (long j0 = 0; j0 < n; j0 += 16) {
+                    long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
+                    for (long j = j0; j < j1; j++)
+                        for (long k = k0; k < k1; k++) S[k * lds + j] = B[k * ks + j * js];
+                }
         }
         #ifdef __AVX512F__
-        #include <immintrin.h>
         static inline __attribute__((always_inline)) void blk_gemm_tile(
             const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
             float *restrict C, long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {

@@ -6,7 +6,7 @@ extension CRuntime {
     /// exponent bits; it has no branches or calls, so gcc vectorises loops over it. `exp(-inf)`
     /// and every `x ≤ -87` give exactly 0, `x > 88.72` gives `inf`, NaN stays NaN. `tanh`,
     /// `sigmoid`, `silu` and `gelu` follow `UnaryOp.apply` (gelu in its tanh form).
-    public static let math = basics + "\n" + #"""
+    public static let math = #"""
         /* ---- runtime: math ---- */
         static inline float blk_expf(float x) {
             x = x < -87.0f ? -87.0f : x;

@@ -6,6 +6,9 @@ public enum CRuntime {
     /// Allocation, index arithmetic and the NaN-propagating `max`/`min` of `ScalarOps`.
     public static let basics = #"""
         /* ---- runtime: allocation and index arithmetic ---- */
+        #ifdef __AVX512F__
+        #include <immintrin.h>
+        #endif
         static inline float *blk_alloc(size_t bytes) {
             void *p = NULL;
             size_t rounded = (bytes + 63) / 64 * 64;
@@ -29,15 +32,48 @@ public enum CRuntime {
             long e = d - start;
             return e < 0 ? 0 : (e > n ? n : e);
         }
-        /* max/min that return NaN when either operand is NaN (fmaxf does not) */
-        static inline float blk_maxf(float a, float b) { return a > b ? a : (a <= b ? b : a + b); }
-        static inline float blk_minf(float a, float b) { return a < b ? a : (a >= b ? b : a + b); }
+        /* max/min that return NaN when either operand is NaN (fmaxf does not); only selects, so
+           they vectorise: a NaN `b` fails the comparison and is chosen, a NaN `a` is kept */
+        static inline float blk_maxf(float a, float b) {
+            float m = a > b ? a : b;
+            return a != a ? a : m;
+        }
+        static inline float blk_minf(float a, float b) {
+            float m = a < b ? a : b;
+            return a != a ? a : m;
+        }
         """#
 
     /// Row reductions over contiguous elements, written with 16 independent partial results so
     /// that gcc vectorises them without reassociation flags.
     public static let reductions = #"""
-        /* ---- runtime: contiguous reductions (16 partial lanes, vectorisable) ---- */
+        /* ---- runtime: contiguous reductions (vectorised; max propagates NaN) ---- */
+        #ifdef __AVX512F__
+        static inline float blk_sum_contig(const float *x, long n) {
+            __m512 acc = _mm512_setzero_ps();
+            long c = 0;
+            for (; c + 16 <= n; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
+            if (c < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - c)) - 1u), x + c));
+            return _mm512_reduce_add_ps(acc);
+        }
+        static inline float blk_max_contig(const float *x, long n) {
+            const __m512 lowest = _mm512_set1_ps(-INFINITY);
+            __m512 acc = lowest;
+            __mmask16 nan = 0;
+            long c = 0;
+            for (; c + 16 <= n; c += 16) {
+                __m512 v = _mm512_loadu_ps(x + c);
+                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                acc = _mm512_max_ps(acc, v);
+            }
+            if (c < n) {
+                __m512 v = _mm512_mask_loadu_ps(lowest, (__mmask16)((1u << (n - c)) - 1u), x + c);
+                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                acc = _mm512_max_ps(acc, v);
+            }
+            return nan ? NAN : _mm512_reduce_max_ps(acc);
+        }
+        #else
         static inline float blk_sum_contig(const float *x, long n) {
             float p[16] = {0};
             long c = 0;
@@ -50,16 +86,10 @@ public enum CRuntime {
             return s;
         }
         static inline float blk_max_contig(const float *x, long n) {
-            float p[16];
-            for (int l = 0; l < 16; l++) p[l] = -INFINITY;
-            long c = 0;
-            for (; c + 16 <= n; c += 16)
-                for (int l = 0; l < 16; l++) p[l] = blk_maxf(p[l], x[c + l]);
-            for (int w = 8; w > 0; w /= 2)
-                for (int l = 0; l < w; l++) p[l] = blk_maxf(p[l], p[l + w]);
-            float s = p[0];
-            for (; c < n; c++) s = blk_maxf(s, x[c]);
+            float s = -INFINITY;
+            for (long c = 0; c < n; c++) s = blk_maxf(s, x[c]);
             return s;
         }
+        #endif
         """#
 }

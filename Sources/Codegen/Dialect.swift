@@ -121,7 +121,7 @@ public struct Dialect: Hashable, Sendable {
             .neg: "(-$0)", .exp: "blk_expf($0)", .log: "logf($0)", .sqrt: "sqrtf($0)",
             .rsqrt: "(1.0f / sqrtf($0))", .recip: "(1.0f / $0)", .tanh: "blk_tanhf($0)",
             .sigmoid: "blk_sigmoidf($0)", .silu: "blk_siluf($0)", .gelu: "blk_geluf($0)", .abs: "fabsf($0)",
-            .square: "($0 * $0)",
+            .square: "($0 * $0)", .one: "1.0f",
         ],
         binaryTemplates: [
             .add: "($0 + $1)", .sub: "($0 - $1)", .mul: "($0 * $1)", .div: "($0 / $1)",
@@ -135,7 +135,7 @@ public struct Dialect: Hashable, Sendable {
             "volatile", "while", "main", "free", "malloc", "calloc", "exit", "abs", "exp", "log", "sqrt",
             "tanh", "pow", "fabsf", "expf", "logf", "sqrtf", "powf", "tanhf", "NULL", "INFINITY", "NAN",
         ],
-        runtime: CRuntime.math + "\n" + CRuntime.reductions + "\n" + CRuntime.dot)
+        runtime: [CRuntime.basics, CRuntime.math, CRuntime.reductions, CRuntime.dot].joined(separator: "\n") + "\n")
 
     /// Instantiates a template: `$0`, `$1` become the operands.
     public func apply(_ template: String, _ operands: [String]) -> String {

@@ -33,12 +33,19 @@ struct CommandLineOptions {
     var noFusion = false
     /// `--only-rule NAME`: apply only one fusion rule.
     var onlyRule: String?
+    /// `--reps N`: timed repetitions of `bench`.
+    var reps = 20
+    /// `--peak GFLOPS`: the peak `bench` reports a percentage of.
+    var peak = 245.0
+    /// `--sanitize`: `verify` builds with address and undefined-behaviour sanitizers.
+    var sanitize = false
 
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
         case dim, block, input, output = "o", outputDir = "output-dir", seed, saveInputs = "save-inputs", stage
         case printAfter = "print-after", json, target
         case noFusion = "no-fusion", onlyRule = "only-rule"
+        case reps, peak, sanitize
     }
 
     /// Parses `arguments`, accepting only `allowed` options.
@@ -109,6 +116,19 @@ struct CommandLineOptions {
                 o.printAfter.append(v)
             case .json: o.json = true
             case .noFusion: o.noFusion = true
+            case .reps:
+                let v = try value()
+                guard let n = Int(v), n > 0, n <= 100_000 else {
+                    throw fail("--reps \(v): expected a positive integer")
+                }
+                o.reps = n
+            case .peak:
+                let v = try value()
+                guard let x = Double(v), x > 0, x.isFinite else {
+                    throw fail("--peak \(v): expected a positive number")
+                }
+                o.peak = x
+            case .sanitize: o.sanitize = true
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {

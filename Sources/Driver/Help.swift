@@ -36,6 +36,9 @@ enum Help {
             return
                 "  --print-after STAGE     print the program after a stage to standard error (\(Pipeline.stageNames.joined(separator: ", ")))"
         case .json: return "  --json                  print JSON instead of a table"
+        case .reps: return "  --reps N                bench: timed repetitions after one warm-up (default 20)"
+        case .peak: return "  --peak GFLOPS           bench: the peak to report a percentage of (default 245)"
+        case .sanitize: return "  --sanitize              verify: build with -fsanitize=address,undefined"
         case .noFusion: return "  --no-fusion             stop after lowering (the naive program)"
         case .onlyRule: return "  --only-rule NAME        apply only this fusion rule (see 'blockc explain --help')"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"

@@ -1,4 +1,5 @@
 import BlockIR
+import Foundation
 
 /// Options of a fusion run.
 public struct FusionOptions: Sendable {
@@ -44,29 +45,57 @@ public enum Fusion {
         var current = program
         var trace: [TraceEntry] = []
         var hitCap = false
-        search: while true {
+        // Kernels no rule applies to, by name. A rule looks at one kernel and its neighbours (the
+        // kernels sharing a tensor with it), so after a step only the rewritten kernel and its
+        // neighbours need another look: the work stays near-linear in the program's size.
+        var stable: Set<String> = []
+        var examinations = 0
+        search: while let focus = current.kernels.firstIndex(where: { !stable.contains($0.name) }) {
+            plan.focus = focus
+            examinations += 1
             for rule in active {
                 guard let application = rule.apply(current, plan: plan) else { continue }
                 guard trace.count < options.maxSteps else {
                     hitCap = true
                     break search
                 }
-                let before = summary(current)
-                current = application.program.removingUnusedTensors()
+                let before = current
+                current = application.program
+                let name = before.kernels[focus].name
+                let old = neighbours(of: name, before, plan)
+                plan.invalidate(name)
+                for n in old + neighbours(of: name, current, plan) { stable.remove(n) }
                 let entry = TraceEntry(
                     step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
-                    detail: application.detail, summary: before + " → " + summary(current))
+                    detail: application.detail, summary: summary(before) + " → " + summary(current))
                 trace.append(entry)
                 observe?(current, entry)
                 continue search
             }
-            break
+            stable.insert(current.kernels[focus].name)
+        }
+        plan.focus = nil
+        current = current.removingUnusedTensors()
+        if ProcessInfo.processInfo.environment["BLOCKC_FUSION_STATS"] != nil {
+            FileHandle.standardError.write(
+                Data("fusion: \(examinations) kernel examinations, \(trace.count) steps\n".utf8))
         }
         return FusionResult(program: current, trace: trace, decisions: plan.decisions, hitStepCap: hitCap)
     }
 
+    /// The kernel and every kernel sharing a tensor's storage with it.
+    static func neighbours(of name: String, _ p: Program, _ plan: FusionPlan) -> [String] {
+        guard let kernel = p.kernels.first(where: { $0.name == name }) else { return [] }
+        let mine = plan.access(kernel, p)
+        let touched = mine.loads.union(mine.stores)
+        return [name]
+            + p.kernels.filter { k in
+                let a = plan.access(k, p)
+                return !touched.isDisjoint(with: a.loads) || !touched.isDisjoint(with: a.stores)
+            }.map(\.name)
+    }
+
     static func summary(_ p: Program) -> String {
-        let temps = p.tensors.filter { $0.role == .temp && $0.viewOf == nil }.count
-        return "\(p.kernels.count) kernels, \(temps) temps"
+        "\(p.kernels.count) kernel\(p.kernels.count == 1 ? "" : "s")"
     }
 }

@@ -7,6 +7,32 @@ import Foundation
 public final class FusionPlan: @unchecked Sendable {
     /// Recomputation is allowed while the extra FLOPs stay within this fraction of the consumer's.
     public var recomputeBudget: Double
+    /// The kernel the driver is looking at (rules consider only it); `nil` means every kernel.
+    var focus: Int?
+
+    /// Per kernel name: the storages it loads and stores (a cache the driver invalidates when a
+    /// kernel changes), so rules find producers and readers without walking every body.
+    private var touched: [String: (loads: Set<TensorID>, stores: Set<TensorID>)] = [:]
+
+    /// The storages a kernel loads and stores.
+    func access(_ kernel: Kernel, _ program: Program) -> (loads: Set<TensorID>, stores: Set<TensorID>) {
+        if let cached = touched[kernel.name] { return cached }
+        let value = (
+            Set(kernel.body.loadedTensors.map { program.storage(of: $0) }),
+            Set(kernel.body.storedTensors.map { program.storage(of: $0) })
+        )
+        touched[kernel.name] = value
+        return value
+    }
+
+    /// Forgets the cached accesses of a kernel that changed.
+    func invalidate(_ name: String) { touched[name] = nil }
+
+    /// The kernel indices a rule should consider.
+    func candidates(_ program: Program) -> [Int] {
+        if let focus { return focus < program.kernels.count ? [focus] : [] }
+        return Array(program.kernels.indices)
+    }
     /// The decisions taken, in order.
     public private(set) var decisions: [String] = []
     private var seen: Set<String> = []
@@ -28,6 +54,21 @@ public final class FusionPlan: @unchecked Sendable {
             ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
             : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
         note(verdict)
+        return allowed
+    }
+
+    /// Whether a producer that stays materialized (its tensor has other readers or is an output)
+    /// may also be recomputed in `consumer`: only when the copy makes the consumer read at most
+    /// one more intermediate (program inputs do not count), so duplicated work stays local and
+    /// never chains from kernel to kernel (a residual stream recomputed from all earlier
+    /// layers, say).
+    func allowsDuplicate(producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String) -> Bool {
+        let allowed = newInputs <= 1
+        if !allowed {
+            note(
+                "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
+            )
+        }
         return allowed
     }
 

@@ -50,9 +50,10 @@ enum KernelRewrite {
     /// Tries `rewrite` on each kernel in order; the first kernel it changes is replaced (and
     /// renumbered) and the application returned.
     static func first(
-        _ program: Program, _ rewrite: (Kernel, Program) -> (kernel: Kernel, detail: String)?
+        _ program: Program, _ plan: FusionPlan, _ rewrite: (Kernel, Program) -> (kernel: Kernel, detail: String)?
     ) -> RuleApplication? {
-        for (index, kernel) in program.kernels.enumerated() {
+        for index in plan.candidates(program) {
+            let kernel = program.kernels[index]
             guard let (rewritten, detail) = rewrite(kernel, program) else { continue }
             var out = program
             out.kernels[index] = rewritten.renumbered()

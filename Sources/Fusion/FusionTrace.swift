@@ -12,7 +12,7 @@ public struct TraceEntry: Hashable, Sendable, CustomStringConvertible {
     public var place: String
     /// What changed.
     public var detail: String
-    /// Kernels and global bytes moved before → after (a one-line summary).
+    /// The program's kernel count before → after.
     public var summary: String
 
     /// `step. R1 inline-producer @ k7_matmul_O: detail [summary]`

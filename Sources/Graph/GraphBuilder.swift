@@ -290,12 +290,17 @@ public struct GraphBuilder: Sendable {
         for node in nodes where node.op == .input { live[node.id.index] = true }
         var remap: [Int] = Array(repeating: -1, count: nodes.count)
         var kept: [Node] = []
+        // Generated names avoid the user's (a user may name a tensor `t3`).
+        let userNames = Set(nodes.filter { userNamed.contains($0.id) }.map(\.name))
         for node in nodes where live[node.id.index] {
             remap[node.id.index] = kept.count
             var n = node
             n.id = NodeID(kept.count)
             n.op = Self.remapOperands(n.op) { NodeID(remap[$0.index]) }
-            if !userNamed.contains(node.id) { n.name = "t\(kept.count)" }
+            if !userNamed.contains(node.id) {
+                n.name = "t\(kept.count)"
+                while userNames.contains(n.name) { n.name = "_" + n.name }
+            }
             kept.append(n)
         }
         return Graph(

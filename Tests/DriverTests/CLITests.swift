@@ -4,7 +4,9 @@ import XCTest
 
 /// The command line: help, diagnostics with file:line:col and a caret, exit statuses, report.
 final class CLITests: XCTestCase {
-    static let subcommands = ["lower", "fuse", "explain", "run", "report", "check", "dot"]
+    static let subcommands = [
+        "lower", "fuse", "explain", "run", "report", "check", "dot", "emit-c", "build", "verify", "bench",
+    ]
 
     func testHelpOnEverySubcommand() {
         let overview = CLI.blockc(["--help"])

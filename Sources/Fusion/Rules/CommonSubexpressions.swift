@@ -16,8 +16,8 @@ extension FusionRule {
     /// → `%10 = dot %2, %3 transpose_b`. Exact: the same computation on the same inputs.
     public static let commonSubexpressions = FusionRule(
         id: "R10", name: "cse", summary: "merge identical computations visible from one another"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, program in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, program in
             let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
             var merged = 0
             let body = cse(kernel.body, available: [:], program: program, stored: stored, merged: &merged)

@@ -20,11 +20,11 @@ extension FusionRule {
     public static let deadCode = FusionRule(
         id: "R8", name: "dead-code",
         summary: "forward stored blocks to later loads; drop dead stores, kernels, carried values and code"
-    ) { program, _ in
-        if let a = KernelRewrite.first(program, { k, _ in forwardStores(k) }) { return a }
-        if let a = removeDeadStores(program) { return a }
-        if let a = KernelRewrite.first(program, { k, _ in removeDeadCarried(k) }) { return a }
-        return KernelRewrite.first(program, { k, _ in removeDeadCode(k) })
+    ) { program, plan in
+        if let a = KernelRewrite.first(program, plan, { k, _ in forwardStores(k) }) { return a }
+        if let a = removeDeadStores(program, plan) { return a }
+        if let a = KernelRewrite.first(program, plan, { k, _ in removeDeadCarried(k) }) { return a }
+        return KernelRewrite.first(program, plan, { k, _ in removeDeadCode(k) })
     }
 
     private static func forwardStores(_ kernel: Kernel) -> (kernel: Kernel, detail: String)? {
@@ -57,14 +57,15 @@ extension FusionRule {
         return (out, detail)
     }
 
-    private static func removeDeadStores(_ program: Program) -> RuleApplication? {
-        for (index, kernel) in program.kernels.enumerated() {
+    private static func removeDeadStores(_ program: Program, _ plan: FusionPlan) -> RuleApplication? {
+        for index in plan.candidates(program) {
+            let kernel = program.kernels[index]
             for tensor in kernel.body.storedTensors.sorted() {
                 let storage = program.storage(of: tensor)
                 let aliases = program.tensors.indices.map(TensorID.init).filter { program.storage(of: $0) == storage }
                 guard aliases.allSatisfy({ program[$0].role == .temp }) else { continue }
                 let readLater = program.kernels[index...].contains { k in
-                    k.body.loadedTensors.contains { program.storage(of: $0) == storage }
+                    plan.access(k, program).loads.contains(storage)
                 }
                 guard !readLater else { continue }
                 var out = program

@@ -15,8 +15,8 @@ extension FusionRule {
     /// times computes it needlessly, which is harmless for pure code).
     public static let hoist = FusionRule(
         id: "R7", name: "hoist", summary: "move loop-invariant computations before their loop"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, program in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, program in
             let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
             guard let (body, detail) = hoist(kernel.body, program: program, stored: stored) else { return nil }
             var out = kernel

@@ -23,7 +23,8 @@ extension FusionRule {
         id: "R1", name: "inline-producer",
         summary: "recompute a producer's block at the consumer's load instead of going through global memory"
     ) { program, plan in
-        for (c, consumer) in program.kernels.enumerated() {
+        for c in plan.candidates(program) {
+            let consumer = program.kernels[c]
             var search = InlineSearch(program: program, consumerIndex: c, plan: plan)
             guard let body = search.visit(consumer.body, trips: Double(consumer.instanceCount)) else { continue }
             var out = program
@@ -72,10 +73,11 @@ private struct InlineSearch {
         instructions: [Instruction], value: ValueID
     )? {
         let storage = program.storage(of: tensor)
-        let writers = program.kernels[..<consumerIndex].indices.filter { k in
-            program.kernels[k].body.storedTensors.contains { program.storage(of: $0) == storage }
-        }
-        guard let p = writers.last else { return nil }
+        guard
+            let p = program.kernels[..<consumerIndex].lastIndex(where: { k in
+                plan.access(k, program).stores.contains(storage)
+            })
+        else { return nil }
         let producer = program.kernels[p]
         // The store of T at the producer's top level.
         let stores = producer.body.filter {
@@ -95,8 +97,23 @@ private struct InlineSearch {
         guard slice.isStoreFree else { return nil }
         let sliceReads = Set(slice.loadedTensors.map { program.storage(of: $0) })
         for k in (p + 1)...consumerIndex {
-            let writes = Set(program.kernels[k].body.storedTensors.map { program.storage(of: $0) })
-            guard writes.isDisjoint(with: sliceReads) else { return nil }
+            guard plan.access(program.kernels[k], program).stores.isDisjoint(with: sliceReads) else { return nil }
+        }
+        // A producer that keeps its store (an output, or read by another kernel too) is
+        // duplicated, not moved: the plan bounds how far such copies spread.
+        let keepsStore =
+            program[tensor].role == .output
+            || program.kernels.indices.contains { k in
+                k != consumerIndex && plan.access(program.kernels[k], program).loads.contains(storage)
+            }
+        if keepsStore {
+            let consumerLoads = plan.access(consumer, program).loads
+            // Inputs of the program cost no recomputation upstream; count new temporaries.
+            let added = sliceReads.subtracting(consumerLoads).filter { program[$0].role != .input }.count
+            guard
+                plan.allowsDuplicate(
+                    producer: producer, consumer: consumer, newInputs: added, tensor: program[tensor].name)
+            else { return nil }
         }
         let readsPerBlock = reads / Double(max(1, producer.instanceCount))
         guard

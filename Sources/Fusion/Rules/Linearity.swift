@@ -16,8 +16,8 @@ extension FusionRule {
     /// depend on `k`; the accumulator must have no other use in the body.
     public static let linearity = FusionRule(
         id: "R4", name: "linearity", summary: "apply a loop-invariant factor once after an accumulation"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
             guard let (body, detail) = factorOut(kernel.body, next: &next) else { return nil }
             var out = kernel

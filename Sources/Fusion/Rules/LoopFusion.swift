@@ -17,8 +17,8 @@ extension FusionRule {
     /// them computes the same carried values.
     public static let loopFusion = FusionRule(
         id: "R3", name: "loop-fusion", summary: "run two independent loops over the same range as one"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             guard let (body, detail) = fuseLoops(kernel.body) else { return nil }
             var out = kernel
             out.body = body

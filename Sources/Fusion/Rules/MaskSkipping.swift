@@ -18,8 +18,8 @@ extension FusionRule {
     /// blocks keep the element test.
     public static let maskSkipping = FusionRule(
         id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             guard let (body, detail) = skip(kernel.body) else { return nil }
             var out = kernel
             out.body = body

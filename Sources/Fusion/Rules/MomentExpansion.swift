@@ -20,8 +20,8 @@ extension FusionRule {
     public static let momentExpansion = FusionRule(
         id: "R5", name: "moment-expansion",
         summary: "expand a row sum of a polynomial in a loop-invariant value into power sums"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
             guard let (body, detail) = expand(kernel.body, next: &next) else { return nil }
             var out = kernel

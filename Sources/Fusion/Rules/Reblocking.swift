@@ -19,10 +19,11 @@ extension FusionRule {
     public static let reblocking = FusionRule(
         id: "R11", name: "reblock", summary: "widen a kernel's block over a grid axis so a producer can be inlined once"
     ) { program, plan in
-        for (c, kernel) in program.kernels.enumerated() {
+        for c in plan.candidates(program) {
+            let kernel = program.kernels[c]
             for axis in kernel.grid where axis.extent > 1 {
                 guard let size = sliceSize(of: axis.variable, in: kernel.body),
-                    let (tensor, reads) = repeatedLoad(program, c, axis: axis.variable),
+                    let (tensor, reads) = repeatedLoad(program, c, axis: axis.variable, plan),
                     plan.wouldAllowRecompute(
                         producer: program.kernels[tensor.producer], consumer: kernel,
                         readsPerBlock: reads / Double(axis.extent))
@@ -84,7 +85,7 @@ extension FusionRule {
 
     /// A load inside a loop of a temporary written by an earlier kernel, whose access does not
     /// involve `axis`; with how many times each of its blocks is read.
-    private static func repeatedLoad(_ program: Program, _ c: Int, axis: IndexVar) -> (
+    private static func repeatedLoad(_ program: Program, _ c: Int, axis: IndexVar, _ plan: FusionPlan) -> (
         (id: TensorID, producer: Int), Double
     )? {
         let kernel = program.kernels[c]
@@ -105,7 +106,7 @@ extension FusionRule {
                     let storage = program.storage(of: t)
                     guard
                         let p = program.kernels[..<c].lastIndex(where: { k in
-                            k.body.storedTensors.contains { program.storage(of: $0) == storage }
+                            plan.access(k, program).stores.contains(storage)
                         })
                     else { continue }
                     found = ((t, p), trips / Double(max(1, program.kernels[p].instanceCount)))

@@ -15,8 +15,8 @@ extension FusionRule {
     /// Exact over the reals: `(D·X)·Y = D·(X·Y)` for a diagonal `D`, and `Σⱼ dᵢ xᵢⱼ = dᵢ Σⱼ xᵢⱼ`.
     public static let scaleMotion = FusionRule(
         id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             let types = kernel.valueTypes()
             var next = kernel.nextValueNumber
             guard let (body, detail) = moveScales(kernel.body, types: types, next: &next) else { return nil }

@@ -15,8 +15,8 @@ extension FusionRule {
     /// → `%3 = … 0 …` and uses of `%1` read `%3`. Exact: the same operations run once.
     public static let simplify = FusionRule(
         id: "R0", name: "simplify", summary: "unroll single-trip loops; drop operations with an identity operand"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             guard let (body, detail) = simplify(kernel.body, kernel.valueTypes()) else { return nil }
             var out = kernel
             out.body = body

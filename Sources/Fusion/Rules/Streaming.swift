@@ -24,8 +24,8 @@ extension FusionRule {
     public static let streaming = FusionRule(
         id: "R6", name: "streaming",
         summary: "merge a max loop into a loop that uses the max through exp, rescaling partial sums"
-    ) { program, _ in
-        KernelRewrite.first(program) { kernel, _ in
+    ) { program, plan in
+        KernelRewrite.first(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
             guard let (body, detail) = stream(kernel.body, types: kernel.valueTypes(), next: &next) else {
                 return nil

@@ -1,0 +1,274 @@
+import BlockIR
+
+/// What provides the memory of a block value in generated code.
+enum StorageBase: Hashable, Sendable {
+    /// A scalar C variable `sN` of value `N`: a rank-0 value, or a splat (a fill, a broadcast
+    /// scalar) read with zero strides.
+    case scalar(ValueID)
+    /// The local buffer of value `N` (a buffer owner; views of it read it with other strides).
+    case buffer(ValueID)
+    /// Global memory: the pointer `vN` that load `N` computed into its tensor.
+    case global(ValueID)
+}
+
+/// How a block value's elements are addressed: element `(r, c)` is at
+/// `base[r·strides[0] + c·strides[1]]`; `extents` holds the statically known extents.
+struct BlockLayout: Hashable, Sendable {
+    /// The static shape.
+    var shape: [Int]
+    /// Where the elements are.
+    var base: StorageBase
+    /// The element stride of each axis (0 repeats an element).
+    var strides: [Int]
+    /// Per axis: the extent when it is the same for every kernel instance, else `nil`.
+    var staticExtents: [Int?]
+
+    /// The row-major strides of a buffer of a shape.
+    static func rowMajor(_ shape: [Int]) -> [Int] {
+        var s = Array(repeating: 1, count: shape.count)
+        for k in stride(from: shape.count - 2, through: 0, by: -1) { s[k] = s[k + 1] * shape[k + 1] }
+        return s
+    }
+
+    /// Whether the value is the whole content of its own buffer, row-major.
+    var ownsRowMajorBuffer: Bool {
+        guard case .buffer = base else { return false }
+        return strides == Self.rowMajor(shape)
+    }
+}
+
+/// The facts the C emitter needs about one kernel before writing it: every value's layout and
+/// static extents, which loads alias global memory, and which `dot`s accumulate in place.
+struct KernelAnalysis {
+    let program: Program
+    let kernel: Kernel
+    /// The layout of every value, carried values and loop results included.
+    var layouts: [ValueID: BlockLayout] = [:]
+    /// How often each value is read (operands, yields, loop initial values).
+    var useCounts: [ValueID: Int] = [:]
+    /// `add` results that accumulate a `dot` in place, mapped to that dot's result.
+    var fusedDotOfAdd: [ValueID: ValueID] = [:]
+    /// The `dot` results computed by the `add` that reads them.
+    var fusedDots: Set<ValueID> = []
+    /// The dot instructions by result.
+    var dots: [ValueID: Op] = [:]
+    /// The storage tensors the kernel stores to (loads from them are copied, never aliased).
+    var storedStorage: Set<TensorID> = []
+    /// The storage tensors the kernel loads from.
+    var loadedStorage: Set<TensorID> = []
+    /// The type of every value.
+    let types: [ValueID: BlockType]
+
+    /// Analyses a kernel.
+    init(program: Program, kernel: Kernel) {
+        self.program = program
+        self.kernel = kernel
+        self.types = kernel.valueTypes()
+        kernel.walk { inst in
+            for v in inst.op.operands { useCounts[v, default: 0] += 1 }
+            switch inst.op {
+            case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
+            case .load(let t, _): loadedStorage.insert(program.storage(of: t))
+            case .dot: if let r = inst.result { dots[r.id] = inst.op }
+            case .fill, .unary, .binary, .broadcast, .reduce, .transpose, .mask, .loop, .yield: break
+            }
+        }
+        findFusedDots(kernel.body)
+        var env: [IndexVar: IndexRange] = [:]
+        for axis in kernel.grid { env[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }
+        analyse(kernel.body, env: env)
+    }
+
+    /// Finds `add(x, dot(a, b))` where the dot has no other reader and lives in the same body.
+    private mutating func findFusedDots(_ body: [Instruction]) {
+        var definedHere: Set<ValueID> = []
+        for inst in body {
+            if case .loop(let loop) = inst.op { findFusedDots(loop.body) }
+            if case .binary(.add, let x, let y) = inst.op, let r = inst.result, r.type.rank == 2 {
+                for (d, other) in [(y, x), (x, y)] where d != other {
+                    guard definedHere.contains(d), dots[d] != nil, useCounts[d] == 1, !fusedDots.contains(d),
+                        types[other]?.shape == r.type.shape
+                    else { continue }
+                    fusedDotOfAdd[r.id] = d
+                    fusedDots.insert(d)
+                    break
+                }
+            }
+            for r in inst.results { definedHere.insert(r.id) }
+        }
+    }
+
+    /// Whether a load reads its tensor in place (no copy): not a tensor the kernel writes, unit
+    /// stride along the block's last axis, and not a `dot` operand that packing would not cover.
+    private func aliases(_ id: ValueID, tensor: TensorID, strides: [Int]) -> Bool {
+        guard !strides.isEmpty, strides.last == 1 else { return false }
+        return !storedStorage.contains(program.storage(of: tensor))
+    }
+
+    /// The row-major strides of a global tensor.
+    func tensorStrides(_ t: TensorID) -> [Int] { BlockLayout.rowMajor(program[t].shape) }
+
+    private mutating func analyse(_ body: [Instruction], env: [IndexVar: IndexRange]) {
+        for inst in body {
+            guard let result = inst.results.first else {
+                continue
+            }
+            let shape = result.type.shape
+            let id = result.id
+            if shape.isEmpty, inst.results.count == 1, !inst.op.isLoop {
+                layouts[id] = BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
+                continue
+            }
+            switch inst.op {
+            case .load(let t, let access):
+                let tStrides = tensorStrides(t)
+                var strides: [Int] = []
+                var extents: [Int?] = []
+                for (axis, a) in access.enumerated() {
+                    guard case .slice(let start, let size) = a else { continue }
+                    strides.append(tStrides[axis])
+                    let range = IndexRange.of(start, env)
+                    extents.append(
+                        IndexRange.staticExtent(dimension: program[t].shape[axis], start: range, size: size))
+                }
+                if aliases(id, tensor: t, strides: strides) {
+                    layouts[id] = BlockLayout(shape: shape, base: .global(id), strides: strides, staticExtents: extents)
+                } else {
+                    layouts[id] = owned(id, shape, extents)
+                }
+            case .store, .yield:
+                break
+            case .fill:
+                layouts[id] = BlockLayout(
+                    shape: shape, base: .scalar(id), strides: shape.map { _ in 0 }, staticExtents: shape)
+            case .unary(_, let a):
+                layouts[id] = owned(id, shape, extents(a, shape))
+            case .mask(let a, _, _, _, _):
+                layouts[id] = owned(id, shape, extents(a, shape))
+            case .binary(_, let a, let b):
+                if shape.isEmpty {
+                    layouts[id] = BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
+                } else {
+                    let ea = extents(a, shape)
+                    let eb = extents(b, shape)
+                    layouts[id] = owned(id, shape, zip(ea, eb).map(Self.minExtent))
+                }
+            case .broadcast(let a, let axis):
+                let la = layouts[a]!
+                var strides = la.strides
+                var ext = la.staticExtents
+                strides.insert(0, at: Swift.min(axis, strides.count))
+                ext.insert(shape[Swift.min(axis, shape.count - 1)], at: Swift.min(axis, ext.count))
+                layouts[id] = BlockLayout(shape: shape, base: la.base, strides: strides, staticExtents: ext)
+            case .reduce(_, let a, let axis):
+                var ext = layouts[a]!.staticExtents
+                if axis < ext.count { ext.remove(at: axis) }
+                layouts[id] =
+                    shape.isEmpty
+                    ? BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
+                    : owned(id, shape, ext)
+            case .dot(let a, let b, let ta, let tb):
+                let ea = layouts[a]!.staticExtents
+                let eb = layouts[b]!.staticExtents
+                let m = ea.count == 2 ? (ta ? ea[1] : ea[0]) : nil
+                let n = eb.count == 2 ? (tb ? eb[0] : eb[1]) : nil
+                layouts[id] = owned(id, shape, [m, n])
+            case .transpose(let a):
+                let la = layouts[a]!
+                layouts[id] = BlockLayout(
+                    shape: shape, base: la.base, strides: la.strides.reversed(),
+                    staticExtents: la.staticExtents.reversed())
+            case .loop(let loop):
+                analyseLoop(inst, loop, env: env)
+            }
+            if let d = fusedDotOfAdd[id], let ld = layouts[d], var l = layouts[id] {
+                l.staticExtents = zip(l.staticExtents, ld.staticExtents).map(Self.minExtent)
+                layouts[id] = l
+            }
+        }
+    }
+
+    private mutating func analyseLoop(_ inst: Instruction, _ loop: Loop, env: [IndexVar: IndexRange]) {
+        var inner = env
+        let lo = IndexRange.of(loop.lower, env)
+        let hi = IndexRange.of(loop.upper, env)
+        inner[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
+        var carriedExtents = loop.initial.map { layouts[$0]?.staticExtents ?? [] }
+        for _ in 0..<4 {
+            for (k, c) in loop.carried.enumerated() {
+                layouts[c.id] = carriedLayout(c, carriedExtents[k])
+            }
+            analyse(loop.body, env: inner)
+            guard case .yield(let ys)? = loop.body.last?.op else { break }
+            var changed = false
+            for (k, y) in ys.enumerated() where k < carriedExtents.count {
+                let ey = layouts[y]?.staticExtents ?? []
+                let merged = zip(carriedExtents[k], ey).map { $0 == $1 ? $0 : nil }
+                if merged != carriedExtents[k] {
+                    carriedExtents[k] = merged
+                    changed = true
+                }
+            }
+            if !changed { break }
+        }
+        for (k, r) in inst.results.enumerated() where k < loop.carried.count {
+            var l = carriedLayout(loop.carried[k], carriedExtents[k])
+            l.shape = r.type.shape
+            layouts[r.id] = l
+        }
+    }
+
+    private func carriedLayout(_ c: Value, _ extents: [Int?]) -> BlockLayout {
+        let shape = c.type.shape
+        if shape.isEmpty { return BlockLayout(shape: [], base: .scalar(c.id), strides: [], staticExtents: []) }
+        return owned(c.id, shape, extents.count == shape.count ? extents : shape.map { _ in nil })
+    }
+
+    private func owned(_ id: ValueID, _ shape: [Int], _ extents: [Int?]) -> BlockLayout {
+        BlockLayout(
+            shape: shape, base: .buffer(id), strides: BlockLayout.rowMajor(shape),
+            staticExtents: extents.count == shape.count ? extents : shape.map { _ in nil })
+    }
+
+    /// A value's static extents seen from a result of `shape` (a rank-0 operand spans it).
+    private func extents(_ v: ValueID, _ shape: [Int]) -> [Int?] {
+        guard let l = layouts[v], !l.shape.isEmpty else { return shape }
+        return l.staticExtents
+    }
+
+    static func minExtent(_ a: Int?, _ b: Int?) -> Int? {
+        if a == 0 || b == 0 { return 0 }
+        guard let a, let b else { return nil }
+        return Swift.min(a, b)
+    }
+}
+
+extension Op {
+    /// Whether the op is a loop.
+    var isLoop: Bool {
+        if case .loop = self { return true }
+        return false
+    }
+}
+
+extension KernelAnalysis {
+    /// The strides of `op(b)` of a dot along its `k` and `j` axes.
+    func rightStrides(_ b: ValueID, transposed: Bool) -> (k: Int, j: Int) {
+        let s = layouts[b]!.strides
+        return transposed ? (s[1], s[0]) : (s[0], s[1])
+    }
+
+    /// Whether a dot's right operand must be packed to unit stride along `j` first.
+    func needsPacking(_ dot: ValueID) -> Bool {
+        guard case .dot(_, let b, _, let tb)? = dots[dot] else { return false }
+        return rightStrides(b, transposed: tb).j != 1
+    }
+
+    /// The elements of the packed right operand of a dot (`k × n` of its static shape).
+    func packedCount(_ dot: ValueID) -> Int {
+        guard case .dot(_, let b, _, let tb)? = dots[dot], let shape = types[b]?.shape, shape.count == 2 else {
+            return 0
+        }
+        return tb ? shape[1] * shape[0] : shape[0] * shape[1]
+    }
+}

@@ -1,0 +1,129 @@
+import BlockIR
+
+/// The C source of a stand-alone harness for a program's entry point.
+///
+/// `harness DIR [REPS]` reads every input from `DIR/NAME.npy` (fp32, little-endian, C order),
+/// calls the entry once and writes every output to `DIR/NAME.npy`. With `REPS > 0` it then
+/// warms up and times `REPS` further calls, printing `median_ms M min_ms N reps R`.
+public enum CHarness {
+    /// The harness source for a program; it includes the program's header by name.
+    public static func source(for program: Program, dialect: Dialect = .c, headerName: String? = nil) -> String {
+        let names = CNames(program: program, dialect: dialect)
+        var w = CodeWriter()
+        w.line("/* harness for \(names.entry): reads inputs from DIR/NAME.npy, writes outputs there. */")
+        w.line("#include <omp.h>")
+        w.line("#include <stdio.h>")
+        w.line("#include <stdlib.h>")
+        w.line("#include <string.h>")
+        w.line("#include \"\(headerName ?? names.entry).\(dialect.headerExtension)\"")
+        w.lines(support)
+        w.block("int main(int argc, char **argv)") { w in
+            w.line("if (argc < 2) { fprintf(stderr, \"usage: %s DIR [REPS]\\n\", argv[0]); return 2; }")
+            w.line("const char *dir = argv[1];")
+            w.line("int reps = argc > 2 ? atoi(argv[2]) : 0;")
+            for t in program.inputs {
+                let p = names.parameter(t)
+                w.line("float *\(p) = npy_read(dir, \"\(program[t].name)\", \(program[t].elementCount)L);")
+                w.line("if (!\(p)) return 1;")
+            }
+            for t in program.outputs {
+                let p = names.parameter(t)
+                w.line("float *\(p) = (float *)calloc(\(program[t].elementCount)L, sizeof(float));")
+            }
+            let args = (program.inputs + program.outputs).map { names.parameter($0) }.joined(separator: ", ")
+            w.line("\(names.entry)(\(args));")
+            for t in program.outputs {
+                let shape = program[t].shape.map { "\($0)L" }.joined(separator: ", ")
+                w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
+                w.line(
+                    "  if (npy_write(dir, \"\(program[t].name)\", \(names.parameter(t)), shape, "
+                        + "\(program[t].shape.count))) return 1; }")
+            }
+            w.block("if (reps > 0)") { w in
+                w.line("\(names.entry)(\(args)); /* warm-up */")
+                w.line("double *times = (double *)malloc(sizeof(double) * (size_t)reps);")
+                w.block("for (int r = 0; r < reps; r++)") { w in
+                    w.line("double t0 = omp_get_wtime();")
+                    w.line("\(names.entry)(\(args));")
+                    w.line("times[r] = (omp_get_wtime() - t0) * 1e3;")
+                    w.line(
+                        "if (reps >= 10 && (r + 1) % (reps / 5) == 0) "
+                            + "{ fprintf(stderr, \"  %d/%d runs\\n\", r + 1, reps); }")
+                }
+                w.line("qsort(times, (size_t)reps, sizeof(double), cmp_double);")
+                w.line(
+                    "printf(\"median_ms %.6f min_ms %.6f reps %d threads %d\\n\", times[reps / 2], times[0], reps, "
+                        + "omp_get_max_threads());")
+                w.line("free(times);")
+            }
+            for t in program.inputs + program.outputs { w.line("free(\(names.parameter(t)));") }
+            w.line("return 0;")
+        }
+        return w.text
+    }
+
+    /// `.npy` reading and writing (fp32, little-endian, C order, format 1.0) and a comparator.
+    static let support = #"""
+        static int cmp_double(const void *a, const void *b) {
+            double x = *(const double *)a, y = *(const double *)b;
+            return x < y ? -1 : x > y;
+        }
+        static float *npy_read(const char *dir, const char *name, long count) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+            FILE *f = fopen(path, "rb");
+            if (!f) { fprintf(stderr, "error: cannot open %s\n", path); return NULL; }
+            unsigned char pre[10];
+            if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+                fprintf(stderr, "error: %s is not a .npy file\n", path); fclose(f); return NULL;
+            }
+            long hlen;
+            if (pre[6] == 1) { hlen = pre[8] | (pre[9] << 8); }
+            else {
+                unsigned char more[2];
+                if (fread(more, 1, 2, f) != 2) { fclose(f); return NULL; }
+                hlen = (long)pre[8] | ((long)pre[9] << 8) | ((long)more[0] << 16) | ((long)more[1] << 24);
+            }
+            char *header = (char *)calloc((size_t)hlen + 1, 1);
+            if (fread(header, 1, (size_t)hlen, f) != (size_t)hlen) { fclose(f); free(header); return NULL; }
+            if (!strstr(header, "<f4") || strstr(header, "True")) {
+                fprintf(stderr, "error: %s must hold little-endian float32 in C order\n", path);
+                fclose(f); free(header); return NULL;
+            }
+            free(header);
+            float *data = (float *)malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
+            if ((long)fread(data, sizeof(float), (size_t)count, f) != count) {
+                fprintf(stderr, "error: %s holds fewer than %ld floats\n", path, count);
+                fclose(f); free(data); return NULL;
+            }
+            fclose(f);
+            return data;
+        }
+        static int npy_write(const char *dir, const char *name, const float *data, const long *shape, int rank) {
+            char path[4096], header[512], dims[400] = "";
+            snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+            long count = 1;
+            for (int k = 0; k < rank; k++) {
+                char d[32];
+                snprintf(d, sizeof d, rank == 1 ? "%ld," : (k ? " %ld" : "%ld"), shape[k]);
+                if (rank > 1 && k < rank - 1) strcat(d, ",");
+                strcat(dims, d);
+                count *= shape[k];
+            }
+            int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+            int total = 10 + n + 1, pad = (64 - total % 64) % 64;
+            FILE *f = fopen(path, "wb");
+            if (!f) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+            unsigned short hlen = (unsigned short)(n + pad + 1);
+            fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+            fputc(hlen & 0xFF, f);
+            fputc(hlen >> 8, f);
+            fwrite(header, 1, (size_t)n, f);
+            for (int k = 0; k < pad; k++) fputc(' ', f);
+            fputc('\n', f);
+            fwrite(data, sizeof(float), (size_t)count, f);
+            fclose(f);
+            return 0;
+        }
+        """#
+}

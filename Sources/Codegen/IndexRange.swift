@@ -1,0 +1,80 @@
+import BlockIR
+
+/// The closed range of values an index expression can take, for proving extents static.
+///
+/// Grid variables range over `0 ..< extent`, loop counters over their bounds. When the range
+/// of a slice's start shows the slice always lies inside the tensor, its extent is the slice
+/// size and the emitter writes a constant instead of a run-time clamp.
+struct IndexRange: Hashable, Sendable {
+    /// The smallest value.
+    var lower: Int
+    /// The largest value.
+    var upper: Int
+
+    /// A range of one value.
+    init(_ value: Int) {
+        lower = value
+        upper = value
+    }
+
+    /// A range `lower ... upper`.
+    init(lower: Int, upper: Int) {
+        self.lower = lower
+        self.upper = upper
+    }
+
+    /// A range that says nothing.
+    static let unknown = IndexRange(lower: -(1 << 40), upper: 1 << 40)
+
+    /// The range of an expression given the ranges of its variables.
+    static func of(_ e: IndexExpr, _ env: [IndexVar: IndexRange]) -> IndexRange {
+        switch e {
+        case .constant(let c): return IndexRange(c)
+        case .variable(let v): return env[v] ?? .unknown
+        case .add(let a, let b):
+            let x = of(a, env)
+            let y = of(b, env)
+            return IndexRange(lower: clamp(x.lower + y.lower), upper: clamp(x.upper + y.upper))
+        case .mul(let a, let c):
+            let x = of(a, env)
+            let p = clamp(x.lower * c)
+            let q = clamp(x.upper * c)
+            return IndexRange(lower: Swift.min(p, q), upper: Swift.max(p, q))
+        case .floorDiv(let a, let c):
+            guard c != 0 else { return IndexRange(0) }
+            let x = of(a, env)
+            let p = e.floorDivide(x.lower, c)
+            let q = e.floorDivide(x.upper, c)
+            return IndexRange(lower: Swift.min(p, q), upper: Swift.max(p, q))
+        case .min(let a, let b):
+            let x = of(a, env)
+            let y = of(b, env)
+            return IndexRange(lower: Swift.min(x.lower, y.lower), upper: Swift.min(x.upper, y.upper))
+        case .max(let a, let b):
+            let x = of(a, env)
+            let y = of(b, env)
+            return IndexRange(lower: Swift.max(x.lower, y.lower), upper: Swift.max(x.upper, y.upper))
+        }
+    }
+
+    private static func clamp(_ x: Int) -> Int { Swift.max(-(1 << 40), Swift.min(1 << 40, x)) }
+
+    /// The extent of a slice `start +: size` of an axis of `dimension` elements, when the
+    /// start's range decides it.
+    static func staticExtent(dimension: Int, start: IndexRange, size: Int) -> Int? {
+        let most = dimension - start.lower
+        let least = dimension - start.upper
+        func clampExtent(_ e: Int) -> Int { Swift.max(0, Swift.min(size, e)) }
+        let a = clampExtent(least)
+        let b = clampExtent(most)
+        return a == b ? a : nil
+    }
+}
+
+extension IndexExpr {
+    /// Floor division as `evaluate` does it.
+    fileprivate func floorDivide(_ x: Int, _ c: Int) -> Int {
+        let q = x / c
+        return (x % c != 0 && ((x < 0) != (c < 0))) ? q - 1 : q
+    }
+}

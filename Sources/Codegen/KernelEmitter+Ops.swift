@@ -1,0 +1,388 @@
+import BlockIR
+
+extension KernelEmitter {
+    /// Emits a body; `carried` are the enclosing loop's carried values (for its `yield`).
+    mutating func emitBody(_ body: [Instruction], carried: [Value]) {
+        for inst in body {
+            if let r = inst.result, analysis.fusedDots.contains(r.id) {
+                w.line("// \(Self.describe(inst, program)): accumulated in place by its add")
+                continue
+            }
+            w.line("// \(Self.describe(inst, program))")
+            emit(inst, carried: carried)
+        }
+    }
+
+    /// Declares the buffer pointer of a value that owns storage.
+    private mutating func declareBuffer(_ v: ValueID) {
+        let b = plan.bufferOf[v].map { "B\($0)" } ?? "NULL"
+        w.line("float *v\(v.number) = \(b);")
+    }
+
+    /// The row length of a value's own buffer.
+    private func rowLength(_ v: ValueID) -> Int { analysis.layouts[v]!.shape.last ?? 1 }
+
+    private mutating func emit(_ inst: Instruction, carried: [Value]) {
+        let result = inst.result
+        switch inst.op {
+        case .load(let t, let access):
+            emitLoad(result!, t, access)
+        case .store(let v, let t, let access):
+            emitStore(v, t, access)
+        case .fill(let c):
+            w.line("const float s\(result!.id.number) = \(Self.float(c));")
+            extents[result!.id] = result!.type.shape.map { "\($0)" }
+        case .unary(let op, let a):
+            let r = result!.id
+            emitElementwise(r, operands: [a]) { me, x in me.dialect.apply(me.dialect.unaryTemplates[op]!, x) }
+        case .binary(let op, let a, let b):
+            let r = result!.id
+            if let d = analysis.fusedDotOfAdd[r] {
+                emitAccumulatingDot(r, other: a == d ? b : a, dot: d)
+            } else {
+                emitElementwise(r, operands: [a, b]) { me, x in me.dialect.apply(me.dialect.binaryTemplates[op]!, x) }
+            }
+        case .broadcast(let a, let axis):
+            var e = extents[a]!
+            let shape = result!.type.shape
+            e.insert("\(shape[Swift.min(axis, shape.count - 1)])", at: Swift.min(axis, e.count))
+            extents[result!.id] = e
+        case .transpose(let a):
+            extents[result!.id] = extents[a]!.reversed()
+        case .reduce(let op, let a, let axis):
+            emitReduce(result!.id, op, a, axis: axis)
+        case .dot(let a, let b, let ta, let tb):
+            emitDot(result!.id, a, b, transposeA: ta, transposeB: tb, accumulate: false)
+        case .mask(let a, let row, let column, let predicate, let fill):
+            emitMask(result!.id, a, row: row, column: column, predicate, fill: fill)
+        case .loop(let loop):
+            emitLoop(inst, loop)
+        case .yield(let ys):
+            emitYield(ys, carried: carried)
+        }
+    }
+
+    // MARK: Memory
+
+    /// The element offset of an access into a tensor and, per sliced axis, its tensor stride,
+    /// extent expression and size.
+    private func address(_ t: TensorID, _ access: [AxisAccess]) -> (
+        offset: String, strides: [Int], extents: [String]
+    ) {
+        let shape = program[t].shape
+        let tStrides = BlockLayout.rowMajor(shape)
+        var terms: [String] = []
+        var strides: [Int] = []
+        var ext: [String] = []
+        for (axis, a) in access.enumerated() {
+            let e: IndexExpr
+            switch a {
+            case .point(let p): e = p
+            case .slice(let start, let size):
+                e = start
+                strides.append(tStrides[axis])
+                let range = IndexRange.of(start, ranges)
+                if let s = IndexRange.staticExtent(dimension: shape[axis], start: range, size: size) {
+                    ext.append("\(s)")
+                } else {
+                    ext.append("blk_extent(\(shape[axis]), \(index(start)), \(size))")
+                }
+            }
+            if case .constant(0) = e { continue }
+            terms.append(tStrides[axis] == 1 ? index(e) : "\(index(e)) * \(tStrides[axis])")
+        }
+        return (terms.isEmpty ? "0" : terms.joined(separator: " + "), strides, ext)
+    }
+
+    private mutating func emitLoad(_ result: Value, _ t: TensorID, _ access: [AxisAccess]) {
+        let r = result.id
+        let g = names.storage(program.storage(of: t))
+        let (offset, strides, ext) = address(t, access)
+        if result.type.shape.isEmpty {
+            w.line("const float s\(r.number) = \(g)[\(offset)];")
+            extents[r] = []
+            return
+        }
+        if case .global = analysis.layouts[r]!.base {
+            w.line("const float *v\(r.number) = \(g) + \(offset);")
+            defineExtents(r, ext)
+            return
+        }
+        declareBuffer(r)
+        defineExtents(r, ext)
+        let src = temp("src")
+        w.line("const float *\(src) = \(g) + \(offset);")
+        let row = rowLength(r)
+        forEach(extents[r]!) { me, i in
+            let dst = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
+            let s = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
+            me.w.line("v\(r.number)[\(dst)] = \(src)[\(s)];")
+        }
+    }
+
+    private mutating func emitStore(_ v: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
+        let g = names.storage(program.storage(of: t))
+        let (offset, strides, ext) = address(t, access)
+        if strides.isEmpty {
+            w.line("\(g)[\(offset)] = \(element(v, []));")
+            return
+        }
+        open("")
+        let dst = temp("dst")
+        w.line("float *\(dst) = \(g) + \(offset);")
+        let bounds = zip(extents[v]!, ext).map { minExtent($0, $1) }
+        forEach(bounds) { me, i in
+            let d = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
+            me.w.line("\(dst)[\(d)] = \(me.element(v, i));")
+        }
+        close()
+    }
+
+    /// Copies the valid elements of `v` into the row-major buffer `dst` of row length `row`.
+    mutating func copy(_ v: ValueID, into dst: String, row: Int) {
+        forEach(extents[v]!) { me, i in
+            let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
+            me.w.line("\(dst)[\(d)] = \(me.element(v, i));")
+        }
+    }
+
+    // MARK: Elementwise
+
+    /// `r = f(operands)` elementwise; rank-0 operands broadcast.
+    private mutating func emitElementwise(
+        _ r: ValueID, operands: [ValueID], _ f: (KernelEmitter, [String]) -> String
+    ) {
+        let shape = analysis.layouts[r]!.shape
+        if shape.isEmpty {
+            w.line("const float s\(r.number) = \(f(self, operands.map { element($0, []) }));")
+            extents[r] = []
+            return
+        }
+        declareBuffer(r)
+        var bounds: [String] = []
+        for a in operands where !(analysis.layouts[a]!.shape.isEmpty) {
+            bounds = bounds.isEmpty ? extents[a]! : zip(bounds, extents[a]!).map { minExtent($0, $1) }
+        }
+        defineExtents(r, bounds.isEmpty ? shape.map { "\($0)" } : bounds)
+        let row = rowLength(r)
+        forEach(extents[r]!) { me, i in
+            let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
+            me.w.line("v\(r.number)[\(d)] = \(f(me, operands.map { me.element($0, i) }));")
+        }
+    }
+
+    private mutating func emitMask(
+        _ r: ValueID, _ a: ValueID, row: IndexExpr, column: IndexExpr, _ predicate: Predicate, fill: Float
+    ) {
+        declareBuffer(r)
+        defineExtents(r, extents[a]!)
+        let rowBase = temp("row0")
+        let colBase = temp("col0")
+        w.line("const \(dialect.indexType) \(rowBase) = \(index(row)), \(colBase) = \(index(column));")
+        let n = rowLength(r)
+        forEach(extents[r]!) { me, i in
+            let gi = "(\(rowBase) + \(i[0]))"
+            let gj = "(\(colBase) + \(i[1]))"
+            let cond = Self.predicate(predicate, row: gi, column: gj)
+            me.w.line("v\(r.number)[\(i[0]) * \(n) + \(i[1])] = \(cond) ? \(me.element(a, i)) : \(Self.float(fill));")
+        }
+    }
+
+    /// A predicate over element positions in C.
+    static func predicate(_ p: Predicate, row: String, column: String) -> String {
+        if p.atoms.isEmpty { return "1" }
+        func affine(_ a: Int, _ b: Int, _ c: Int) -> String {
+            var terms: [String] = []
+            if a != 0 { terms.append(a == 1 ? row : "\(a) * \(row)") }
+            if b != 0 { terms.append(b == 1 ? column : "\(b) * \(column)") }
+            if c != 0 || terms.isEmpty { terms.append("\(c)") }
+            return terms.joined(separator: " + ")
+        }
+        func segment(_ x: String, _ bounds: [Int]) -> String {
+            bounds.isEmpty ? "0" : "(" + bounds.map { "(\(x) >= \($0))" }.joined(separator: " + ") + ")"
+        }
+        let parts = p.atoms.map { atom -> String in
+            switch atom {
+            case .affineNonNegative(let a, let b, let c): return "(\(affine(a, b, c)) >= 0)"
+            case .affineZero(let a, let b, let c): return "(\(affine(a, b, c)) == 0)"
+            case .sameSegment(let bounds): return "(\(segment(row, bounds)) == \(segment(column, bounds)))"
+            }
+        }
+        return "(" + parts.joined(separator: " && ") + ")"
+    }
+
+    // MARK: Reductions
+
+    private mutating func emitReduce(_ r: ValueID, _ op: ReduceOp, _ a: ValueID, axis: Int) {
+        let la = analysis.layouts[a]!
+        let comb = dialect.reduceTemplates[op]!
+        let identity = Self.float(op.identity)
+        let contiguous = op == .sum ? "blk_sum_contig" : "blk_max_contig"
+        let ea = extents[a]!
+        if la.shape.count == 1 {
+            if la.strides[0] == 1 {
+                w.line("const float s\(r.number) = \(contiguous)(\(pointer(a)), \(ea[0]));")
+            } else {
+                w.line("float s\(r.number) = \(identity);")
+                forEach([ea[0]]) { me, i in
+                    me.w.line("s\(r.number) = \(me.dialect.apply(comb, ["s\(r.number)", me.element(a, i)]));")
+                }
+            }
+            extents[r] = []
+            return
+        }
+        declareBuffer(r)
+        let kept = axis == 1 ? ea[0] : ea[1]
+        defineExtents(r, [kept])
+        let out = "v\(r.number)"
+        if axis == 1 {
+            if la.strides[1] == 1 {
+                open("for (\(dialect.indexType) r_ = 0; r_ < \(extents[r]![0]); r_++)")
+                let rowStride = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
+                w.line("\(out)[r_] = \(contiguous)(\(pointer(a))\(rowStride), \(ea[1]));")
+                close()
+            } else {
+                open("for (\(dialect.indexType) r_ = 0; r_ < \(extents[r]![0]); r_++)")
+                w.line("float acc_ = \(identity);")
+                w.flushLeft(dialect.simdLoop)
+                open("for (\(dialect.indexType) c_ = 0; c_ < \(ea[1]); c_++)")
+                w.line("acc_ = \(dialect.apply(comb, ["acc_", element(a, ["r_", "c_"])]));")
+                close()
+                w.line("\(out)[r_] = acc_;")
+                close()
+            }
+        } else {
+            forEach([extents[r]![0]]) { me, i in me.w.line("\(out)[\(i[0])] = \(identity);") }
+            open("for (\(dialect.indexType) r_ = 0; r_ < \(ea[0]); r_++)")
+            w.flushLeft(dialect.simdLoop)
+            open("for (\(dialect.indexType) c_ = 0; c_ < \(extents[r]![0]); c_++)")
+            w.line("\(out)[c_] = \(dialect.apply(comb, ["\(out)[c_]", element(a, ["r_", "c_"])]));")
+            close()
+            close()
+        }
+    }
+
+    // MARK: Dot
+
+    /// `r = dot(a, b)` into `r`'s buffer, or added to its content when `accumulate`.
+    private mutating func emitDot(
+        _ r: ValueID, _ a: ValueID, _ b: ValueID, transposeA: Bool, transposeB: Bool, accumulate: Bool,
+        into target: ValueID? = nil, dotID: ValueID? = nil
+    ) {
+        let ea = extents[a]!
+        let eb = extents[b]!
+        let m = transposeA ? ea[1] : ea[0]
+        let ka = transposeA ? ea[0] : ea[1]
+        let kb = transposeB ? eb[1] : eb[0]
+        let n = transposeB ? eb[0] : eb[1]
+        let k = minExtent(ka, kb)
+        let dst = target ?? r
+        if !accumulate {
+            declareBuffer(r)
+            defineExtents(r, [m, n])
+        }
+        let sa = analysis.layouts[a]!.strides
+        let (ars, aks) = transposeA ? (sa[1], sa[0]) : (sa[0], sa[1])
+        let (ks, js) = analysis.rightStrides(b, transposed: transposeB)
+        var bPointer = pointer(b)
+        var ldb = ks
+        let dotValue = dotID ?? r
+        if js != 1 {
+            let packed = "B\(plan.packBufferOf[dotValue]!)"
+            let cols = analysis.types[dotValue]!.shape[1]
+            w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(cols));")
+            bPointer = packed
+            ldb = cols
+        }
+        let rows = accumulate ? extents[dst]!.first! : m
+        let cols = accumulate ? extents[dst]!.last! : n
+        w.line(
+            "blk_gemm(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
+                + "\(rowLength(dst)), \(accumulate ? 1 : 0));")
+    }
+
+    /// `r = add(x, dot(a, b))`: `x` lands in `r`'s buffer (in place when it dies here), then
+    /// the product accumulates onto it.
+    private mutating func emitAccumulatingDot(_ r: ValueID, other x: ValueID, dot d: ValueID) {
+        guard case .dot(let a, let b, let ta, let tb)? = analysis.dots[d] else { return }
+        declareBuffer(r)
+        let ea = extents[a]!
+        let eb = extents[b]!
+        let m = ta ? ea[1] : ea[0]
+        let n = tb ? eb[0] : eb[1]
+        let ex = extents[x]!
+        defineExtents(r, [minExtent(ex[0], m), minExtent(ex[1], n)])
+        if !plan.inPlace.contains(r) { copy(x, into: "v\(r.number)", row: rowLength(r)) }
+        emitDot(r, a, b, transposeA: ta, transposeB: tb, accumulate: true, into: r, dotID: d)
+    }
+
+    // MARK: Loops
+
+    private mutating func emitLoop(_ inst: Instruction, _ loop: Loop) {
+        for (k, c) in loop.carried.enumerated() {
+            let x = loop.initial[k]
+            if c.type.shape.isEmpty {
+                w.line("float s\(c.id.number) = \(element(x, []));")
+                extents[c.id] = []
+                continue
+            }
+            declareBuffer(c.id)
+            defineExtents(c.id, extents[x]!, mutable: true)
+            if !plan.inPlace.contains(c.id) {
+                copy(x, into: "v\(c.id.number)", row: rowLength(c.id))
+            }
+        }
+        let v = names.index(loop.variable)
+        let lo = IndexRange.of(loop.lower, ranges)
+        let hi = IndexRange.of(loop.upper, ranges)
+        let saved = ranges[loop.variable]
+        ranges[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
+        open("for (\(dialect.indexType) \(v) = \(index(loop.lower)); \(v) < \(index(loop.upper)); \(v)++)")
+        emitBody(loop.body, carried: loop.carried)
+        close()
+        ranges[loop.variable] = saved
+        for (k, r) in inst.results.enumerated() where k < loop.carried.count {
+            extents[r.id] = extents[loop.carried[k].id]
+        }
+    }
+
+    private mutating func emitYield(_ ys: [ValueID], carried: [Value]) {
+        open("")
+        // 1. Values that sit in a carried buffer another slot overwrites: stage them first.
+        for (k, y) in ys.enumerated() where k < carried.count {
+            let c = carried[k].id
+            guard let s = plan.stagingOf[c] else { continue }
+            copy(y, into: "B\(s)", row: rowLength(c))
+        }
+        // 2. New extents and scalars, computed before any carried value changes.
+        var updates: [String] = []
+        for (k, y) in ys.enumerated() where k < carried.count {
+            let c = carried[k].id
+            if carried[k].type.shape.isEmpty {
+                let t = temp("next")
+                w.line("const float \(t) = \(element(y, []));")
+                updates.append("s\(c.number) = \(t);")
+                continue
+            }
+            for (axis, e) in extents[c]!.enumerated() where Int(e) == nil {
+                let t = temp("ext")
+                w.line("const \(dialect.indexType) \(t) = \(extents[y]![axis]);")
+                updates.append("\(e) = \(t);")
+            }
+        }
+        // 3. Copies into the carried buffers (none when the value was computed in place).
+        for (k, y) in ys.enumerated() where k < carried.count && !carried[k].type.shape.isEmpty {
+            let c = carried[k].id
+            if let s = plan.stagingOf[c] {
+                forEach(extents[y]!) { me, i in
+                    let d = i.count == 2 ? "\(i[0]) * \(me.rowLength(c)) + \(i[1])" : i[0]
+                    me.w.line("v\(c.number)[\(d)] = B\(s)[\(d)];")
+                }
+            } else if !plan.yieldsInPlace(y, into: c) {
+                copy(y, into: "v\(c.number)", row: rowLength(c))
+            }
+        }
+        for u in updates { w.line(u) }
+        close()
+    }
+}

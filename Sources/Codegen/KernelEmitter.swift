@@ -1,0 +1,260 @@
+import BlockIR
+
+/// Writes one kernel as a C function: thread-private block buffers, the grid as a parallel
+/// loop nest, and the body.
+///
+/// Block values are addressed through their `BlockLayout`: a buffer `vN` (or a pointer into a
+/// global tensor, or a scalar `sN`) with compile-time strides, and extents that are constants
+/// where `KernelAnalysis` proved them, else `long` variables `eN_k`.
+struct KernelEmitter {
+    let program: Program
+    let kernel: Kernel
+    let index: Int
+    let names: CNames
+    let dialect: Dialect
+    let analysis: KernelAnalysis
+    let plan: BufferPlan
+    /// The text written.
+    var w = CodeWriter()
+    /// The C expression of each value's extent along each axis.
+    var extents: [ValueID: [String]] = [:]
+    /// Index ranges of the variables in scope (to drop needless floor-division helpers).
+    var ranges: [IndexVar: IndexRange] = [:]
+    private var tempCounter = 0
+
+    init(program: Program, kernel: Kernel, index: Int, names: CNames, dialect: Dialect) {
+        self.program = program
+        self.kernel = kernel
+        self.index = index
+        self.names = names
+        self.dialect = dialect
+        self.analysis = KernelAnalysis(program: program, kernel: kernel)
+        self.plan = BufferPlan(analysis)
+        for axis in kernel.grid { ranges[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }
+    }
+
+    /// The storage tensors a kernel touches, in tensor order, and whether it writes them.
+    static func storageParameters(_ program: Program, _ kernel: Kernel) -> [(tensor: TensorID, written: Bool)] {
+        var touched: Set<TensorID> = []
+        var written: Set<TensorID> = []
+        kernel.walk { inst in
+            switch inst.op {
+            case .load(let t, _): touched.insert(program.storage(of: t))
+            case .store(_, let t, _):
+                touched.insert(program.storage(of: t))
+                written.insert(program.storage(of: t))
+            case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop, .yield: break
+            }
+        }
+        return touched.sorted().map { ($0, written.contains($0)) }
+    }
+
+    /// A fresh temporary name.
+    mutating func temp(_ stem: String) -> String {
+        tempCounter += 1
+        return "t\(tempCounter)_\(stem)"
+    }
+
+    // MARK: Function
+
+    mutating func emitFunction() {
+        let r = dialect.restrictQualifier
+        let params = Self.storageParameters(program, kernel).map { p in
+            (p.written ? "float *\(r) " : "const float *\(r) ") + names.storage(p.tensor)
+        }
+        let grid = kernel.grid.map { "\($0.variable.name) < \($0.extent)" }.joined(separator: ", ")
+        w.line(
+            "/* kernel \(kernel.name): grid(\(grid)), \(kernel.instanceCount) instance(s); local blocks: "
+                + "\(plan.capacities.count) buffer(s), \(plan.totalBytes) bytes per thread */")
+        let params_ = params.isEmpty ? "void" : params.joined(separator: ", ")
+        open("\(dialect.kernelQualifier) \(names.kernel(index))(\(params_))")
+        if kernel.grid.isEmpty {
+            declareBuffers()
+            emitBody(kernel.body, carried: [])
+            releaseBuffers()
+            close()
+            return
+        }
+        w.flushLeft(dialect.parallelRegion)
+        open("")
+        declareBuffers()
+        let schedule = usesGridInLoopBounds ? dialect.dynamicSchedule : dialect.staticSchedule
+        w.flushLeft(dialect.fill(dialect.parallelFor, [("COLLAPSE", "\(kernel.grid.count)"), ("SCHEDULE", schedule)]))
+        for (k, axis) in kernel.grid.enumerated() {
+            let v = names.index(axis.variable)
+            let loop = "for (\(dialect.indexType) \(v) = 0; \(v) < \(axis.extent); \(v)++)"
+            if k == kernel.grid.count - 1 {
+                open(loop)
+            } else {
+                w.line(loop)
+                w.indent()
+            }
+        }
+        emitBody(kernel.body, carried: [])
+        close()
+        for _ in 0..<(kernel.grid.count - 1) { w.dedent() }
+        releaseBuffers()
+        close()
+        close()
+    }
+
+    /// Opens a brace scope: `header {` and one more indentation level.
+    mutating func open(_ header: String) {
+        w.line(header.isEmpty ? "{" : header + " {")
+        w.indent()
+    }
+
+    /// Closes the innermost brace scope.
+    mutating func close() {
+        w.dedent()
+        w.line("}")
+    }
+
+    /// Whether a loop bound reads a grid variable (instances then do unequal work).
+    private var usesGridInLoopBounds: Bool {
+        var found = false
+        let grid = Set(kernel.gridVariables)
+        kernel.walk { inst in
+            if case .loop(let l) = inst.op,
+                !(l.lower.variables + l.upper.variables).allSatisfy({ !grid.contains($0) })
+            {
+                found = true
+            }
+        }
+        return found
+    }
+
+    private var usesArena: Bool { plan.totalBytes > dialect.stackLimitBytes }
+
+    private mutating func declareBuffers() {
+        guard !plan.capacities.isEmpty else { return }
+        let aligned = dialect.fill(dialect.alignedArraySuffix, [("BYTES", "\(dialect.alignmentBytes)")])
+        if usesArena {
+            let bytes = "(size_t)\(plan.totalBytes)"
+            w.line("/* \(plan.totalBytes) bytes of blocks: one allocation per thread, not the stack */")
+            w.line("float *blk_arena = \(dialect.fill(dialect.allocateScratch, [("BYTES", bytes)]));")
+            var offset = 0
+            for (k, c) in plan.capacities.enumerated() {
+                w.line("float *\(dialect.restrictQualifier) B\(k) = blk_arena + \(offset);")
+                offset += c
+            }
+        } else {
+            for (k, c) in plan.capacities.enumerated() { w.line("float B\(k)[\(c)] \(aligned);") }
+        }
+    }
+
+    private mutating func releaseBuffers() {
+        if usesArena && !plan.capacities.isEmpty { w.line(dialect.fill(dialect.free, [("PTR", "blk_arena")]) + ";") }
+    }
+
+    // MARK: Values
+
+    /// The C pointer expression of a block value's base.
+    func pointer(_ v: ValueID) -> String {
+        switch analysis.layouts[v]!.base {
+        case .scalar(let o): return "(&s\(o.number))"
+        case .buffer(let o), .global(let o): return "v\(o.number)"
+        }
+    }
+
+    /// The C expression of element `idx` (one index expression per axis) of a value.
+    func element(_ v: ValueID, _ idx: [String]) -> String {
+        let l = analysis.layouts[v]!
+        if case .scalar(let o) = l.base, l.strides.allSatisfy({ $0 == 0 }) { return "s\(o.number)" }
+        var terms: [String] = []
+        for (k, s) in l.strides.enumerated() where s != 0 && k < idx.count {
+            terms.append(s == 1 ? idx[k] : "\(idx[k]) * \(s)")
+        }
+        return pointer(v) + "[" + (terms.isEmpty ? "0" : terms.joined(separator: " + ")) + "]"
+    }
+
+    /// Records a value's extents: constants where static, else variables declared from `exprs`.
+    mutating func defineExtents(_ v: ValueID, _ exprs: [String], mutable: Bool = false) {
+        let l = analysis.layouts[v]!
+        var out: [String] = []
+        for (k, e) in exprs.enumerated() {
+            if k < l.staticExtents.count, let s = l.staticExtents[k] {
+                out.append("\(s)")
+            } else if Int(e) != nil && !mutable {
+                out.append(e)
+            } else {
+                let name = "e\(v.number)_\(k)"
+                w.line("\(mutable ? "" : "const ")\(dialect.indexType) \(name) = \(e);")
+                out.append(name)
+            }
+        }
+        extents[v] = out
+    }
+
+    /// `min` of two extent expressions, folded when both are constants.
+    func minExtent(_ a: String, _ b: String) -> String {
+        if let x = Int(a), let y = Int(b) { return "\(Swift.min(x, y))" }
+        if a == b { return a }
+        return "blk_imin(\(a), \(b))"
+    }
+
+    /// A C float literal.
+    static func float(_ x: Float) -> String {
+        if x.isNaN { return "NAN" }
+        if x == .infinity { return "INFINITY" }
+        if x == -.infinity { return "(-INFINITY)" }
+        let s = "\(x)"
+        return (x < 0 ? "(" : "") + s + (s.contains(".") || s.contains("e") ? "f" : ".0f") + (x < 0 ? ")" : "")
+    }
+
+    /// An index expression in C.
+    func index(_ e: IndexExpr) -> String {
+        switch e {
+        case .constant(let c): return c < 0 ? "(\(c))" : "\(c)"
+        case .variable(let v): return names.index(v)
+        case .add(let a, let b):
+            if case .constant(let c) = b, c < 0 { return "(\(index(a)) - \(-c))" }
+            return "(\(index(a)) + \(index(b)))"
+        case .mul(let a, let c): return "\(index(a)) * \(c < 0 ? "(\(c))" : "\(c)")"
+        case .floorDiv(let a, let c):
+            if c > 0 && IndexRange.of(a, ranges).lower >= 0 { return "(\(index(a)) / \(c))" }
+            return "blk_floordiv(\(index(a)), \(c))"
+        case .min(let a, let b): return "blk_imin(\(index(a)), \(index(b)))"
+        case .max(let a, let b): return "blk_imax(\(index(a)), \(index(b)))"
+        }
+    }
+
+    /// The loop nest over a block's valid elements: calls `body` with the index names inside
+    /// the innermost loop (vectorised with the dialect's simd pragma).
+    mutating func forEach(_ bounds: [String], _ body: (inout KernelEmitter, [String]) -> Void) {
+        let counters = Array(["r_", "c_"].prefix(bounds.count))
+        for (k, v) in counters.enumerated() {
+            if k == bounds.count - 1 { w.flushLeft(dialect.simdLoop) }
+            open("for (\(dialect.indexType) \(v) = 0; \(v) < \(bounds[k]); \(v)++)")
+        }
+        body(&self, counters)
+        for _ in counters { close() }
+    }
+
+    /// The text of an instruction for a comment.
+    static func describe(_ inst: Instruction, _ program: Program) -> String {
+        let results = inst.results.map(\.id.description).joined(separator: ", ")
+        let lhs = results.isEmpty ? "" : results + " = "
+        func access(_ t: TensorID, _ a: [AxisAccess]) -> String {
+            program[t].name + "[" + a.map(\.description).joined(separator: ", ") + "]"
+        }
+        switch inst.op {
+        case .load(let t, let a): return lhs + "load " + access(t, a)
+        case .store(let v, let t, let a): return "store \(v) -> " + access(t, a)
+        case .fill(let c): return lhs + "fill \(formatFloat(c))"
+        case .unary(let o, let a): return lhs + "\(o.rawValue) \(a)"
+        case .binary(let o, let a, let b): return lhs + "\(o.rawValue) \(a), \(b)"
+        case .broadcast(let a, let axis): return lhs + "broadcast \(a) axis \(axis)"
+        case .reduce(let o, let a, let axis): return lhs + "reduce_\(o.rawValue) \(a) axis \(axis)"
+        case .dot(let a, let b, let ta, let tb):
+            return lhs + "dot \(a), \(b)" + (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
+        case .transpose(let a): return lhs + "transpose \(a)"
+        case .mask(let a, let r, let c, let p, let fill):
+            return lhs + "mask \(a) at (\(r), \(c)) if \(p) else \(formatFloat(fill))"
+        case .loop(let l):
+            let iter = zip(l.carried, l.initial).map { "\($0.id) = \($1)" }.joined(separator: ", ")
+            return lhs + "for \(l.variable) in \(l.lower) ..< \(l.upper) iter(\(iter))"
+        case .yield(let vs): return "yield " + vs.map(\.description).joined(separator: ", ")
+        }
+    }
+}

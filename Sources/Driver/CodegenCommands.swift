@@ -1,0 +1,261 @@
+import BlockIR
+import Codegen
+import Foundation
+import Interpreter
+
+/// The settings of the code-generation subcommands, read from `--reps`, `--peak` and
+/// `--sanitize`.
+struct CodegenSettings {
+    /// Timed repetitions of `bench` (after one warm-up).
+    var reps = 20
+    /// The FLOP/s peak `bench` reports a percentage of (2 threads, FMA, this project's CPU).
+    var peakGFLOPS = 245.0
+    /// Whether `verify` builds with address and undefined-behaviour sanitizers.
+    var sanitize = false
+
+    init(_ options: CommandLineOptions) {
+        reps = options.reps
+        peakGFLOPS = options.peak
+        sanitize = options.sanitize
+    }
+}
+
+extension Command {
+    /// The options of the code-generation subcommands.
+    static let codegenOptions: Set<CommandLineOptions.Key> = common.union([.output, .noFusion, .onlyRule])
+
+    /// The program code generation works on: the fused one (the naive one with --no-fusion).
+    static func codegenProgram(_ command: String, _ options: CommandLineOptions, _ console: Console) throws(DriverError)
+        -> Program
+    {
+        let pipeline = try Pipeline(path: try options.inputFile(command: command), options: options, console: console)
+        return try pipeline.fused().program
+    }
+
+    /// `blockc emit-c FILE -o out.c`: writes `out.c` and `out.h`.
+    static let emitC = Command(
+        name: "emit-c", summary: "write the program as C/OpenMP (a .c and a .h)",
+        usage: """
+            USAGE: blockc emit-c FILE [-o OUT.c] [options]
+
+            Emits the (fused) block program as one self-contained C file with OpenMP kernels and a C
+            entry point, plus a header declaring it. With -o OUT.c the header is OUT.h (the source
+            includes it by that name); without -o the source goes to standard output.
+            """,
+        options: codegenOptions
+    ) { options, console throws(DriverError) in
+        let program = try codegenProgram("emit-c", options, console)
+        guard let path = options.outputPath else {
+            console.out(CEmitter.emit(program).source)
+            return
+        }
+        let url = URL(fileURLWithPath: path)
+        let stem = url.deletingPathExtension().lastPathComponent
+        let c = CEmitter.emit(program, headerName: stem)
+        let headerPath = url.deletingPathExtension().appendingPathExtension("h").path
+        try emit(c.source, to: path, console: console)
+        try emit(c.header, to: headerPath, console: console)
+    }
+
+    /// `blockc build FILE -o libNAME.so`: compiles the C with gcc into a shared library.
+    static let build = Command(
+        name: "build", summary: "compile the program's C into a shared library with gcc",
+        usage: """
+            USAGE: blockc build FILE [-o libNAME.so] [options]
+
+            Emits the (fused) program as C and compiles it with
+            '\(CCompiler.baseFlags.joined(separator: " ")) -fPIC -shared'. NAME.c and NAME.h are
+            written beside the library (default lib<program>.so in the current directory).
+            """,
+        options: codegenOptions
+    ) { options, console throws(DriverError) in
+        let program = try codegenProgram("build", options, console)
+        let c = CEmitter.emit(program)
+        let output = options.outputPath ?? "lib\(c.name).so"
+        do throws(CCompiler.Failure) {
+            try CCompiler.compileSharedLibrary(
+                source: c.source, header: c.header, name: c.name, outputPath: output)
+        } catch {
+            throw DriverError(error.message)
+        }
+        console.out("built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n")
+    }
+
+    /// `blockc verify FILE`: the compiled C against the interpreter on the same random inputs.
+    static let verify = Command(
+        name: "verify", summary: "compare the compiled C with the interpreter on random inputs",
+        usage: """
+            USAGE: blockc verify FILE [--seed N] [options]
+
+            Compiles the (fused) program's C with a harness, runs it and the interpreter on the same
+            standard-normal inputs (--seed), and prints each output's largest absolute and relative
+            error. Fails (exit 1) when an output's absolute error exceeds 1e-4 · max(1, max|ref|).
+            """,
+        options: codegenOptions.union([.seed, .sanitize])
+    ) { options, console throws(DriverError) in
+        let program = try codegenProgram("verify", options, console)
+        let settings = CodegenSettings(options)
+        let run = try CodegenRun(program: program, seed: options.seed, console: console)
+        defer { run.cleanUp() }
+        let reference: [String: NDArray]
+        do throws(Diagnostic) {
+            reference = try BlockInterpreter.run(program, inputs: run.inputs)
+        } catch {
+            throw DriverError(error.message)
+        }
+        let exe = try run.build(extraFlags: settings.sanitize ? CCompiler.sanitizerFlags : [])
+        _ = try run.execute(exe, reps: 0)
+        var failed: [String] = []
+        for t in program.outputs {
+            let name = program[t].name
+            let got = try run.output(name)
+            let errors = OutputErrors(got: got.data, reference: reference[name]?.data ?? [])
+            console.out(errors.line(name: name) + "\n")
+            if !errors.withinTolerance { failed.append(name) }
+        }
+        guard failed.isEmpty else {
+            throw DriverError(
+                "compiled C differs from the interpreter beyond tolerance in: " + failed.joined(separator: ", "))
+        }
+    }
+
+    /// `blockc bench FILE`: times the compiled C.
+    static let bench = Command(
+        name: "bench", summary: "time the compiled C (median/min ms, GFLOP/s, % of peak)",
+        usage: """
+            USAGE: blockc bench FILE [--seed N] [options]
+
+            Compiles the (fused) program's C with a harness, runs it once to warm up, then times
+            repeated runs; prints the median and minimum milliseconds, GFLOP/s (FLOPs as counted
+            by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA).
+            """,
+        options: codegenOptions.union([.seed, .reps, .peak])
+    ) { options, console throws(DriverError) in
+        let program = try codegenProgram("bench", options, console)
+        let settings = CodegenSettings(options)
+        let run = try CodegenRun(program: program, seed: options.seed, console: console)
+        defer { run.cleanUp() }
+        let exe = try run.build(extraFlags: [])
+        console.err("running \(settings.reps) timed repetitions after a warm-up...\n")
+        let output = try run.execute(exe, reps: settings.reps)
+        let fields = output.split(separator: " ").map(String.init)
+        func field(_ key: String) -> Double? {
+            guard let k = fields.firstIndex(of: key), k + 1 < fields.count else { return nil }
+            return Double(fields[k + 1].trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        guard let median = field("median_ms"), let best = field("min_ms") else {
+            throw DriverError("the benchmark harness printed no timing: \(output)")
+        }
+        let flops = Double(CostReport.analyze(program, localPeak: { _ in 0 }).total.flops)
+        let gflops = flops / (median * 1e6)
+        let percent = 100 * gflops / settings.peakGFLOPS
+        console.out(
+            String(
+                format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak\n",
+                program.name, median, best, settings.reps, gflops, percent, settings.peakGFLOPS))
+    }
+}
+
+/// The largest errors of one output against the interpreter's.
+struct OutputErrors {
+    /// The largest absolute difference (infinite when NaN or infinity patterns differ).
+    var maxAbsolute: Float = 0
+    /// The largest `|got - ref| / max(|ref|, 1e-6)`.
+    var maxRelative: Float = 0
+    /// The largest finite `|ref|`.
+    var referenceMax: Float = 0
+
+    init(got: [Float], reference: [Float]) {
+        if got.count != reference.count { maxAbsolute = .infinity }
+        for (x, y) in zip(got, reference) {
+            if y.isFinite { referenceMax = Swift.max(referenceMax, Swift.abs(y)) }
+            if x.isNaN || y.isNaN || x.isInfinite || y.isInfinite {
+                if !(x.isNaN && y.isNaN) && x != y { maxAbsolute = .infinity }
+                continue
+            }
+            let d = Swift.abs(x - y)
+            maxAbsolute = Swift.max(maxAbsolute, d)
+            maxRelative = Swift.max(maxRelative, d / Swift.max(Swift.abs(y), 1e-6))
+        }
+    }
+
+    /// The allowed absolute error.
+    var tolerance: Float { 1e-4 * Swift.max(1, referenceMax) }
+
+    /// Whether the output is within tolerance.
+    var withinTolerance: Bool { maxAbsolute <= tolerance }
+
+    /// One report line.
+    func line(name: String) -> String {
+        String(
+            format: "%@: max abs error %.3g, max rel error %.3g (tolerance %.3g) %@", name, Double(maxAbsolute),
+            Double(maxRelative), Double(tolerance), withinTolerance ? "ok" : "FAILED")
+    }
+}
+
+/// A scratch directory with a program's random inputs, its compiled harness and outputs.
+struct CodegenRun {
+    let program: Program
+    let directory: String
+    let inputs: [String: NDArray]
+    let console: Console
+
+    init(program: Program, seed: UInt64, console: Console) throws(DriverError) {
+        self.program = program
+        self.console = console
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "blockc-\(program.name)-\(ProcessInfo.processInfo.processIdentifier)"
+            ).path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw DriverError("cannot create the scratch directory '\(directory)': \(error.localizedDescription)")
+        }
+        var inputs: [String: NDArray] = [:]
+        for (k, t) in program.inputs.enumerated() {
+            let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
+            inputs[program[t].name] = a
+            do {
+                try NPY.writeFile(a, to: directory + "/" + program[t].name + ".npy")
+            } catch {
+                throw DriverError(error.message)
+            }
+        }
+        self.inputs = inputs
+    }
+
+    func build(extraFlags: [String]) throws(DriverError) -> String {
+        do {
+            return try CCompiler.buildHarness(
+                program: program, source: CEmitter.emit(program), directory: directory, extraFlags: extraFlags)
+        } catch {
+            throw DriverError(error.message)
+        }
+    }
+
+    /// Runs the harness; returns its standard output.
+    func execute(_ exe: String, reps: Int) throws(DriverError) -> String {
+        let result: CCompiler.RunResult
+        do {
+            result = try CCompiler.run(exe, [directory] + (reps > 0 ? ["\(reps)"] : []))
+        } catch {
+            throw DriverError(error.message)
+        }
+        if !result.stderr.isEmpty { console.err(result.stderr) }
+        guard result.status == 0 else {
+            throw DriverError("the compiled program failed (status \(result.status))")
+        }
+        return result.stdout
+    }
+
+    func output(_ name: String) throws(DriverError) -> NDArray {
+        do {
+            return try NPY.readFile(directory + "/" + name + ".npy")
+        } catch {
+            throw DriverError(error.message)
+        }
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+}

@@ -1,0 +1,318 @@
+import BlockIR
+
+/// Evaluating parsed expressions: integers (dims, shapes, axes) and tensors (through the builder).
+extension GraphTextParser {
+    // MARK: Integer expressions (dims, shapes, axes)
+
+    /// The value of an integer expression over literals and dimension names.
+    func integer(_ e: GraphExpr) throws(Diagnostic) -> Int {
+        switch e.kind {
+        case .number(let text):
+            if let v = Int(text) { return v }
+            if text.allSatisfy(\.isNumber) {
+                throw error("the integer \(text) is too large; use a value below 2^40", e.location)
+            }
+            throw error("expected an integer, found '\(text)'", e.location)
+        case .name(let n):
+            if let v = dims[n] { return v }
+            if symbols[n] != nil {
+                throw error("'\(n)' is a tensor; integer expressions use numbers and dimensions", e.location)
+            }
+            throw error("unknown dimension '\(n)'; declare it before use with 'dim \(n) = ...'", e.location)
+        case .negate(let x):
+            return try checked(0.subtractingReportingOverflow(try integer(x)), e.location)
+        case .binary(let op, let a, let b):
+            let x = try integer(a)
+            let y = try integer(b)
+            switch op {
+            case "+": return try checked(x.addingReportingOverflow(y), e.location)
+            case "-": return try checked(x.subtractingReportingOverflow(y), e.location)
+            case "*": return try checked(x.multipliedReportingOverflow(by: y), e.location)
+            case "/":
+                guard y != 0 else { throw error("division by zero in an integer expression", e.location) }
+                return try checked(x.dividedReportingOverflow(by: y), e.location)
+            default:
+                throw error(
+                    "'\(op)' is not allowed in an integer expression; use + - * / and parentheses", e.location)
+            }
+        case .call(let n, _):
+            throw error("expected an integer, found a call to '\(n)'; sizes are numbers and dimensions", e.location)
+        case .list:
+            throw error("expected an integer, found a list", e.location)
+        }
+    }
+
+    private func checked(_ r: (partialValue: Int, overflow: Bool), _ loc: SourceLocation) throws(Diagnostic) -> Int {
+        guard !r.overflow else { throw error("integer overflow; use smaller sizes", loc) }
+        return r.partialValue
+    }
+
+    /// A shape `[D, ...]`: positive integers, rank at most 6, at most 2^40 elements.
+    func shapeList(_ e: GraphExpr, what: String) throws(Diagnostic) -> [Int] {
+        guard case .list(let items) = e.kind else {
+            throw error("expected a shape like [N, d] for \(what)", e.location)
+        }
+        guard items.count <= 6 else {
+            throw error("\(what) has rank \(items.count); at most 6 axes are supported", e.location)
+        }
+        var shape: [Int] = []
+        var count = 1
+        for item in items {
+            let v = try integer(item)
+            guard v > 0 else { throw error("dimensions must be positive, got \(v) for \(what)", item.location) }
+            let (c, o) = count.multipliedReportingOverflow(by: v)
+            guard !o, c <= GraphParser.maximumElements else {
+                throw error("\(what) has too many elements (more than 2^40); use smaller dimensions", item.location)
+            }
+            count = c
+            shape.append(v)
+        }
+        return shape
+    }
+
+    /// `true` or `false`.
+    func bool(_ e: GraphExpr, _ key: String) throws(Diagnostic) -> Bool {
+        if case .name(let n) = e.kind, n == "true" || n == "false" { return n == "true" }
+        throw error("'\(key)' takes true or false", e.location)
+    }
+
+    /// An optional integer argument given positionally or by keyword (not both).
+    func integerArgument(
+        _ positional: GraphExpr?, _ keyed: GraphExpr?, key: String, default value: Int, _ loc: SourceLocation
+    ) throws(Diagnostic) -> Int {
+        if let positional, keyed != nil {
+            throw error("'\(key)' is given twice (positionally and as \(key)=); keep one", positional.location)
+        }
+        guard let e = positional ?? keyed else { return value }
+        return try integer(e)
+    }
+
+    // MARK: Building tensors
+
+    /// Builds the node an expression computes.
+    mutating func build(_ e: GraphExpr) throws(Diagnostic) -> NodeID {
+        switch e.kind {
+        case .number(let text):
+            guard let v = Float(text) else { throw error("'\(text)' is not a number", e.location) }
+            return builder.constant(v)
+        case .name(let n):
+            if let node = symbols[n] { return node }
+            if let d = dims[n] { return builder.constant(Float(d)) }
+            if n == "inf" { return builder.constant(.infinity) }
+            if n == "nan" { return builder.constant(.nan) }
+            var hint = "declare it with 'input \(n): [...]' or assign it before use"
+            if n == "i" || n == "j" {
+                hint = "'i' and 'j' are mask indices only in the predicate of where(...)"
+            } else if n == "true" || n == "false" {
+                hint = "true and false are values of options such as transpose_b=true"
+            }
+            throw error("unknown tensor '\(n)'; \(hint)", e.location)
+        case .negate(let x):
+            let v = try build(x)
+            return try guarded(e.location) { (b: inout GraphBuilder) throws(GraphError) in try b.unary(.neg, v) }
+        case .binary(let op, let a, let b):
+            let bop: BinaryOp
+            switch op {
+            case "+": bop = .add
+            case "-": bop = .sub
+            case "*": bop = .mul
+            case "/": bop = .div
+            default:
+                throw error(
+                    "'\(op)' compares mask indices; it is allowed only in the predicate of where(...)", e.location)
+            }
+            let x = try build(a)
+            let y = try build(b)
+            return try guarded(e.location) { (g: inout GraphBuilder) throws(GraphError) in try g.binary(bop, x, y) }
+        case .list:
+            throw error("a list is not a tensor; lists are for shapes, permutations and segment bounds", e.location)
+        case .call(let name, let args):
+            return try call(name, args, e.location)
+        }
+    }
+
+    /// Runs a builder operation, turning its error into a diagnostic at `loc` and checking the
+    /// result's element count.
+    mutating func guarded(
+        _ loc: SourceLocation, _ body: (inout GraphBuilder) throws(GraphError) -> NodeID
+    ) throws(Diagnostic) -> NodeID {
+        let node: NodeID
+        do {
+            node = try body(&builder)
+        } catch {
+            throw self.error(error.message, loc)
+        }
+        let shape = builder.shape(of: node)
+        var count = 1
+        for d in shape {
+            let (c, o) = count.multipliedReportingOverflow(by: d)
+            guard !o, c <= GraphParser.maximumElements else {
+                throw error("the result has shape \(shape), more than 2^40 elements; use smaller dimensions", loc)
+            }
+            count = c
+        }
+        return node
+    }
+
+    /// The functions a call may name (for hints).
+    static let functions: [String] =
+        UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
+            "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
+            "layernorm", "rmsnorm",
+        ]
+
+    /// Splits arguments into positional values and keywords, checking the keywords and the count.
+    func arguments(
+        _ name: String, _ args: [GraphArgument], positional: ClosedRange<Int>, keys: [String], _ loc: SourceLocation
+    ) throws(Diagnostic) -> ([GraphExpr], [String: GraphExpr]) {
+        var values: [GraphExpr] = []
+        var keyed: [String: GraphExpr] = [:]
+        for a in args {
+            if let k = a.key {
+                guard keys.contains(k) else {
+                    let allowed = keys.isEmpty ? "it takes none" : "it takes " + keys.joined(separator: ", ")
+                    let hint = closest(k, among: keys).map { "; did you mean '\($0)'?" } ?? ""
+                    throw error("'\(name)' has no argument '\(k)' (\(allowed))\(hint)", a.location)
+                }
+                guard keyed[k] == nil else { throw error("argument '\(k)' is given twice; keep one", a.location) }
+                keyed[k] = a.value
+            } else {
+                guard keyed.isEmpty else {
+                    throw error("positional arguments must come before keyword arguments", a.location)
+                }
+                values.append(a.value)
+            }
+        }
+        guard positional.contains(values.count) else {
+            let count =
+                positional.lowerBound == positional.upperBound
+                ? "\(positional.lowerBound)" : "\(positional.lowerBound) to \(positional.upperBound)"
+            let plural = positional.upperBound == 1 ? "" : "s"
+            throw error("'\(name)' takes \(count) positional argument\(plural), got \(values.count)", loc)
+        }
+        return (values, keyed)
+    }
+
+    /// Builds a call.
+    mutating func call(_ name: String, _ args: [GraphArgument], _ loc: SourceLocation) throws(Diagnostic) -> NodeID {
+        if let op = UnaryOp(rawValue: name) {
+            let (v, _) = try arguments(name, args, positional: 1...1, keys: [], loc)
+            let x = try build(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.unary(op, x) }
+        }
+        if let op = BinaryOp(rawValue: name) {
+            let (v, _) = try arguments(name, args, positional: 2...2, keys: [], loc)
+            let x = try build(v[0])
+            let y = try build(v[1])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.binary(op, x, y) }
+        }
+        switch name {
+        case "matmul":
+            let (v, k) = try arguments(name, args, positional: 2...2, keys: ["transpose_a", "transpose_b"], loc)
+            let ta = try k["transpose_a"].map { (e: GraphExpr) throws(Diagnostic) in try bool(e, "transpose_a") }
+            let tb = try k["transpose_b"].map { (e: GraphExpr) throws(Diagnostic) in try bool(e, "transpose_b") }
+            let x = try build(v[0])
+            let y = try build(v[1])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.matmul(x, y, transposeA: ta ?? false, transposeB: tb ?? false)
+            }
+        case "reduce_sum", "reduce_max", "reduce_mean":
+            let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis", "keepdims"], loc)
+            let axis = try integerArgument(v.count > 1 ? v[1] : nil, k["axis"], key: "axis", default: -1, loc)
+            let keep = try k["keepdims"].map { (e: GraphExpr) throws(Diagnostic) in try bool(e, "keepdims") }
+            let x = try build(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                switch name {
+                case "reduce_sum": return try b.reduce(.sum, x, axis: axis, keepDims: keep ?? false)
+                case "reduce_max": return try b.reduce(.max, x, axis: axis, keepDims: keep ?? false)
+                default: return try b.mean(x, axis: axis, keepDims: keep ?? false)
+                }
+            }
+        case "transpose":
+            let (v, k) = try arguments(name, args, positional: 1...1, keys: ["perm"], loc)
+            var perm: [Int]?
+            if let p = k["perm"] {
+                guard case .list(let items) = p.kind else {
+                    throw error("perm must be a list of axes like [0, 2, 1]", p.location)
+                }
+                var axes: [Int] = []
+                for item in items { axes.append(try integer(item)) }
+                perm = axes
+            }
+            let x = try build(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                if let perm { return try b.transpose(x, permutation: perm) }
+                return try b.transposeLast(x)
+            }
+        case "reshape":
+            let (v, _) = try arguments(name, args, positional: 2...2, keys: [], loc)
+            let shape = try shapeList(v[1], what: "reshape")
+            let x = try build(v[0])
+            guard builder.constantValue(of: x) == nil else {
+                throw error("reshape needs a tensor, got a number; numbers broadcast without a reshape", v[0].location)
+            }
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.reshape(x, shape) }
+        case "where":
+            let (v, _) = try arguments(name, args, positional: 3...3, keys: [], loc)
+            let predicate = try self.predicate(v[0])
+            let x = try build(v[1])
+            let fill = try float(v[2], "the fill value of where(...) (e.g. -inf or 0)")
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.mask(x, predicate, fill: fill)
+            }
+        case "softmax":
+            let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis"], loc)
+            let axis = try integerArgument(v.count > 1 ? v[1] : nil, k["axis"], key: "axis", default: -1, loc)
+            let x = try build(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.softmax(x, axis: axis) }
+        case "layernorm":
+            let (v, k) = try arguments(name, args, positional: 1...3, keys: ["gamma", "beta", "eps"], loc)
+            let eps = try k["eps"].map { (e: GraphExpr) throws(Diagnostic) in try float(e, "eps") } ?? 1e-5
+            let x = try build(v[0])
+            let gamma = try optionalTensor(v.count > 1 ? v[1] : nil, k["gamma"], key: "gamma")
+            let beta = try optionalTensor(v.count > 2 ? v[2] : nil, k["beta"], key: "beta")
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.layerNorm(x, gamma: gamma, beta: beta, epsilon: eps)
+            }
+        case "rmsnorm":
+            let (v, k) = try arguments(name, args, positional: 1...2, keys: ["gamma", "eps"], loc)
+            let eps = try k["eps"].map { (e: GraphExpr) throws(Diagnostic) in try float(e, "eps") } ?? 1e-6
+            let x = try build(v[0])
+            let gamma = try optionalTensor(v.count > 1 ? v[1] : nil, k["gamma"], key: "gamma")
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.rmsNorm(x, gamma: gamma, epsilon: eps)
+            }
+        case "same_segment":
+            throw error(
+                "same_segment(i, j, [...]) is a mask predicate; use it as where(same_segment(...), x, fill)", loc)
+        default:
+            var hint = closest(name, among: Self.functions).map { "; did you mean '\($0)'?" } ?? ""
+            if symbols[name] != nil {
+                hint = "; '\(name)' is a tensor, not a function"
+            } else if hint.isEmpty {
+                hint = "; see Docs/IR.md for the functions of the graph form"
+            }
+            throw error("unknown function '\(name)'\(hint)", loc)
+        }
+    }
+
+    /// An optional tensor argument given positionally or by keyword (not both).
+    mutating func optionalTensor(_ positional: GraphExpr?, _ keyed: GraphExpr?, key: String) throws(Diagnostic)
+        -> NodeID?
+    {
+        if let positional, keyed != nil {
+            throw error("'\(key)' is given twice (positionally and as \(key)=); keep one", positional.location)
+        }
+        guard let e = positional ?? keyed else { return nil }
+        return try build(e)
+    }
+
+    /// A numeric constant (a literal, `-inf`, a dimension, or arithmetic over them).
+    mutating func float(_ e: GraphExpr, _ what: String) throws(Diagnostic) -> Float {
+        let node = try build(e)
+        guard let v = builder.constantValue(of: node) else {
+            throw error("\(what) must be a constant number, not a tensor", e.location)
+        }
+        return v
+    }
+}
