@@ -35,6 +35,21 @@ final class GoldenTests: XCTestCase {
         }
     }
 
+    /// The generated C (source and header) of every fused example.
+    func testGeneratedC() throws {
+        let dir = CLI.temporaryDirectory("emitc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for example in Self.examples {
+            let result = CLI.blockc(["emit-c", "Examples/\(example).graph", "-o", "\(dir)/\(example).c"])
+            XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
+            for ext in ["c", "h"] {
+                let text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                XCTAssertFalse(text.isEmpty, "\(example).\(ext) was not written")
+                assertGolden(text, path: "\(CLI.packageRoot)/Tests/Golden/c/\(example).\(ext)")
+            }
+        }
+    }
+
     func testGoldensRoundTrip() throws {
         for example in Self.examples {
             let golden = "Tests/Golden/lower/\(example).block"
