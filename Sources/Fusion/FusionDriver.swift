@@ -26,7 +26,8 @@ public struct FusionOptions: Sendable {
 public enum Fusion {
     /// The rules in priority order.
     public static let rules: [FusionRule] = [
-        .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .momentExpansion, .loopFusion,
+        .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
+        .loopFusion,
         .streaming, .maskSkipping, .inlineProducer, .reblocking,
     ]
 

@@ -204,15 +204,18 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 5 buffer(s), 33536 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 8 buffer(s), 34304 bytes per thread */
 static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict g_gamma, const float *restrict g_beta, const float *restrict g_W, float *restrict g_Y) {
 #pragma omp parallel
     {
-        float B0[4096] __attribute__((aligned(64)));
-        float B1[64] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
+        float B1[4096] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
-        float B3[4096] __attribute__((aligned(64)));
+        float B3[64] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+        float B5[64] __attribute__((aligned(64)));
+        float B6[4096] __attribute__((aligned(64)));
+        float B7[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
@@ -220,212 +223,283 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2, %3, %4 = for k1 in 0 ..< 16 iter(%5 = %1, %6 = %1, %7 = %1)
-                float *v5 = B0;
+                // %2, %3, %4, %5, %6, %7 = for k1 in 0 ..< 16 iter(%8 = %1, %9 = %0, %10 = %1, %11 = %1, %12 = %1, %13 = %1)
+                float *v8 = B0;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v5[r_] = s1;
+                    v8[r_] = s1;
                 }
-                float *v6 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v6[r_] = s1;
-                }
-                float *v7 = B2;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v7[r_] = s1;
-                }
-                for (long k1 = 0; k1 < 16; k1++) {
-                    // %8 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v8 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %9 = reduce_sum %8 axis 1
-                    float *v9 = B3;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v9[r_] = blk_sum_contig(v8 + r_ * 1024, 64);
-                    }
-                    // %10 = add %5, %9
-                    float *v10 = B0;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v10[r_] = (v5[r_] + v9[r_]);
-                    }
-                    // %11 = square %8
-                    float *v11 = B3;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v11[r_ * 64 + c_] = (v8[r_ * 1024 + c_] * v8[r_ * 1024 + c_]);
-                        }
-                    }
-                    // %12 = reduce_sum %11 axis 1
-                    float *v12 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
-                    }
-                    // %13 = add %6, %12
-                    float *v13 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v13[r_] = (v6[r_] + v12[r_]);
-                    }
-                    // %14 = one %8
-                    float *v14 = B3;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = 1.0f;
-                        }
-                    }
-                    // %15 = reduce_sum %14 axis 1
-                    float *v15 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
-                    }
-                    // %16 = add %7, %15
-                    float *v16 = B2;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v16[r_] = (v7[r_] + v15[r_]);
-                    }
-                    // yield %10, %13, %16
-                    {
-                    }
-                }
-                // %17 = fill 0.0009765625
-                const float s17 = 0.0009765625f;
-                // %18 = mul %2, %17
-                float *v18 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v18[r_] = (v5[r_] * s17);
-                }
-                // %19 = broadcast %18 axis 1
-                // %20 = fill 2.0
-                const float s20 = 2.0f;
-                // %21 = mul %18, %2
-                float *v21 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v21[r_] = (v18[r_] * v5[r_]);
-                }
-                // %22 = mul %21, %20
-                float *v22 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v22[r_] = (v21[r_] * s20);
-                }
-                // %23 = mul %18, %18
-                float *v23 = B3;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v23[r_] = (v18[r_] * v18[r_]);
-                }
-                // %24 = mul %23, %4
-                float *v24 = B3;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v24[r_] = (v23[r_] * v7[r_]);
-                }
-                // %25 = sub %3, %22
-                float *v25 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v25[r_] = (v6[r_] - v22[r_]);
-                }
-                // %26 = add %25, %24
-                float *v26 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v26[r_] = (v25[r_] + v24[r_]);
-                }
-                // %27 = mul %26, %17
-                float *v27 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v27[r_] = (v26[r_] * s17);
-                }
-                // %28 = fill 1e-05
-                const float s28 = 1e-05f;
-                // %29 = add %27, %28
-                float *v29 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v29[r_] = (v27[r_] + s28);
-                }
-                // %30 = rsqrt %29
-                float *v30 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v30[r_] = (1.0f / sqrtf(v29[r_]));
-                }
-                // %31 = broadcast %30 axis 1
-                // %32 = for k in 0 ..< 16 iter(%33 = %0)
-                float *v33 = B3;
+                float *v9 = B1;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v33[r_ * 64 + c_] = s0;
+                        v9[r_ * 64 + c_] = s0;
                     }
                 }
-                for (long k = 0; k < 16; k++) {
-                    // %34 = load X[i * 64 +: 64, k * 64 +: 64]
-                    const float *v34 = g_X + i * 64 * 1024 + k * 64;
-                    // %35 = sub %34, %19
-                    float *v35 = B0;
+                float *v10 = B2;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v10[r_] = s1;
+                }
+                float *v11 = B3;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v11[r_] = s1;
+                }
+                float *v12 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v12[r_] = s1;
+                }
+                float *v13 = B5;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v13[r_] = s1;
+                }
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v14 = g_X + i * 64 * 1024 + k1 * 64;
+                    // %15 = reduce_sum %14 axis 1
+                    float *v15 = B6;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v15[r_] = blk_sum_contig(v14 + r_ * 1024, 64);
+                    }
+                    // %16 = add %8, %15
+                    float *v16 = B0;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v16[r_] = (v8[r_] + v15[r_]);
+                    }
+                    // %17 = load gamma[k1 * 64 +: 64]
+                    const float *v17 = g_gamma + k1 * 64;
+                    // %18 = load beta[k1 * 64 +: 64]
+                    const float *v18 = g_beta + k1 * 64;
+                    // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v19 = g_W + k1 * 64 * 1024 + j * 64;
+                    // %20 = broadcast %17 axis 0
+                    // %21 = mul %14, %20
+                    float *v21 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v35[r_ * 64 + c_] = (v34[r_ * 1024 + c_] - v18[r_]);
+                            v21[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v17[c_]);
                         }
                     }
-                    // %36 = mul %35, %31
-                    float *v36 = B0;
+                    // %22 = dot %21, %19: accumulated in place by its add
+                    // %23 = add %9, %22
+                    float *v23 = B1;
+                    blk_gemm(64, 64, 64, v21, 64, 1, v19, 1024, v23, 64, 1);
+                    // %24 = broadcast %17 axis 0
+                    // %25 = dot %24, %19
+                    float *v25 = B6;
+                    blk_gemm(1, 64, 64, v17, 0, 1, v19, 1024, v25, 64, 0);
+                    // %26 = reduce_sum %25 axis 0
+                    float *v26 = B7;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v26[r_] = 0.0f;
+                    }
+                    for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v26[c_] = (v26[c_] + v25[r_ * 64 + c_]);
+                        }
+                    }
+                    // %27 = add %10, %26
+                    float *v27 = B2;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v27[r_] = (v10[r_] + v26[r_]);
+                    }
+                    // %28 = broadcast %18 axis 0
+                    // %29 = dot %28, %19
+                    float *v29 = B7;
+                    blk_gemm(1, 64, 64, v18, 0, 1, v19, 1024, v29, 64, 0);
+                    // %30 = reduce_sum %29 axis 0
+                    float *v30 = B6;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v30[r_] = 0.0f;
+                    }
+                    for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v30[c_] = (v30[c_] + v29[r_ * 64 + c_]);
+                        }
+                    }
+                    // %31 = add %11, %30
+                    float *v31 = B3;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v31[r_] = (v11[r_] + v30[r_]);
+                    }
+                    // %32 = square %14
+                    float *v32 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v36[r_ * 64 + c_] = (v35[r_ * 64 + c_] * v30[r_]);
+                            v32[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v14[r_ * 1024 + c_]);
                         }
                     }
-                    // %37 = load gamma[k * 64 +: 64]
-                    const float *v37 = g_gamma + k * 64;
-                    // %38 = broadcast %37 axis 0
-                    // %39 = mul %36, %38
-                    float *v39 = B0;
+                    // %33 = reduce_sum %32 axis 1
+                    float *v33 = B7;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
+                    }
+                    // %34 = add %12, %33
+                    float *v34 = B4;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v34[r_] = (v12[r_] + v33[r_]);
+                    }
+                    // %35 = one %14
+                    float *v35 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v39[r_ * 64 + c_] = (v36[r_ * 64 + c_] * v37[c_]);
+                            v35[r_ * 64 + c_] = 1.0f;
                         }
                     }
-                    // %40 = load beta[k * 64 +: 64]
-                    const float *v40 = g_beta + k * 64;
-                    // %41 = broadcast %40 axis 0
-                    // %42 = add %39, %41
-                    float *v42 = B0;
+                    // %36 = reduce_sum %35 axis 1
+                    float *v36 = B7;
                     for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v42[r_ * 64 + c_] = (v39[r_ * 64 + c_] + v40[c_]);
-                        }
+                        v36[r_] = blk_sum_contig(v35 + r_ * 64, 64);
                     }
-                    // %43 = load W[k * 64 +: 64, j * 64 +: 64]
-                    const float *v43 = g_W + k * 64 * 1024 + j * 64;
-                    // %44 = dot %42, %43: accumulated in place by its add
-                    // %45 = add %33, %44
-                    float *v45 = B3;
-                    blk_gemm(64, 64, 64, v42, 64, 1, v43, 1024, v45, 64, 1);
-                    // yield %45
+                    // %37 = add %13, %36
+                    float *v37 = B5;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v37[r_] = (v13[r_] + v36[r_]);
+                    }
+                    // yield %16, %23, %27, %31, %34, %37
                     {
                     }
                 }
-                // store %32 -> Y[i * 64 +: 64, j * 64 +: 64]
+                // %38 = fill 0.0009765625
+                const float s38 = 0.0009765625f;
+                // %39 = mul %2, %38
+                float *v39 = B7;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v39[r_] = (v8[r_] * s38);
+                }
+                // %40 = fill 2.0
+                const float s40 = 2.0f;
+                // %41 = mul %39, %2
+                float *v41 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v41[r_] = (v39[r_] * v8[r_]);
+                }
+                // %42 = mul %41, %40
+                float *v42 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v42[r_] = (v41[r_] * s40);
+                }
+                // %43 = mul %39, %39
+                float *v43 = B6;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v43[r_] = (v39[r_] * v39[r_]);
+                }
+                // %44 = mul %43, %7
+                float *v44 = B6;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v44[r_] = (v43[r_] * v13[r_]);
+                }
+                // %45 = sub %6, %42
+                float *v45 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v45[r_] = (v12[r_] - v42[r_]);
+                }
+                // %46 = add %45, %44
+                float *v46 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v46[r_] = (v45[r_] + v44[r_]);
+                }
+                // %47 = mul %46, %38
+                float *v47 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v47[r_] = (v46[r_] * s38);
+                }
+                // %48 = fill 1e-05
+                const float s48 = 1e-05f;
+                // %49 = add %47, %48
+                float *v49 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v49[r_] = (v47[r_] + s48);
+                }
+                // %50 = rsqrt %49
+                float *v50 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v50[r_] = (1.0f / sqrtf(v49[r_]));
+                }
+                // %51 = fill -1.0
+                const float s51 = (-1.0f);
+                // %52 = mul %4, %51
+                float *v52 = B2;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v52[r_] = (v10[r_] * s51);
+                }
+                // %53 = broadcast %50 axis 1
+                // %54 = mul %3, %53
+                float *v54 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v54[r_ * 64 + c_] = (v9[r_ * 64 + c_] * v50[r_]);
+                    }
+                }
+                // %55 = broadcast %52 axis 0
+                // %56 = broadcast %39 axis 1
+                // %57 = mul %55, %56
+                float *v57 = B6;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v57[r_ * 64 + c_] = (v52[c_] * v39[r_]);
+                    }
+                }
+                // %58 = mul %57, %53
+                float *v58 = B6;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v58[r_ * 64 + c_] = (v57[r_ * 64 + c_] * v50[r_]);
+                    }
+                }
+                // %59 = add %54, %58
+                float *v59 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v59[r_ * 64 + c_] = (v54[r_ * 64 + c_] + v58[r_ * 64 + c_]);
+                    }
+                }
+                // %60 = broadcast %5 axis 0
+                // %61 = add %59, %60
+                float *v61 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v61[r_ * 64 + c_] = (v59[r_ * 64 + c_] + v11[c_]);
+                    }
+                }
+                // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
                     float *t1_dst = g_Y + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v33[r_ * 64 + c_];
+                            t1_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
                         }
                     }
                 }

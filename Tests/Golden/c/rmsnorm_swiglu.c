@@ -204,17 +204,18 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 5 buffer(s), 311552 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 6 buffer(s), 311808 bytes per thread */
 static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g_g, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, float *restrict g_Y) {
 #pragma omp parallel
     {
-        /* 311552 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)311552);
+        /* 311808 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)311808);
         float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 64;
+        float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
         float *restrict B3 = blk_arena + 69696;
         float *restrict B4 = blk_arena + 73792;
+        float *restrict B5 = blk_arena + 77888;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 32; i++) {
             // %0 = fill 0.0
@@ -223,156 +224,156 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
             const float s1 = 0.0f;
             // %2 = fill 0.0
             const float s2 = 0.0f;
-            // %3 = for k1 in 0 ..< 16 iter(%4 = %2)
-            float *v4 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v4[r_] = s2;
-            }
-            for (long k1 = 0; k1 < 16; k1++) {
-                // %5 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                const float *v5 = g_X + i * 64 * 1024 + k1 * 64;
-                // %6 = square %5
-                float *v6 = B1;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v6[r_ * 64 + c_] = (v5[r_ * 1024 + c_] * v5[r_ * 1024 + c_]);
-                    }
-                }
-                // %7 = reduce_sum %6 axis 1
-                float *v7 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v7[r_] = blk_sum_contig(v6 + r_ * 64, 64);
-                }
-                // %8 = add %4, %7
-                float *v8 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v8[r_] = (v4[r_] + v7[r_]);
-                }
-                // yield %8
-                {
-                }
-            }
-            // %9 = fill 0.0009765625
-            const float s9 = 0.0009765625f;
-            // %10 = mul %3, %9
-            float *v10 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v10[r_] = (v4[r_] * s9);
-            }
-            // %11 = fill 1e-06
-            const float s11 = 1e-06f;
-            // %12 = add %10, %11
-            float *v12 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v12[r_] = (v10[r_] + s11);
-            }
-            // %13 = rsqrt %12
-            float *v13 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v13[r_] = (1.0f / sqrtf(v12[r_]));
-            }
-            // %14 = broadcast %13 axis 1
-            // %15 = for k in 0 ..< 44 iter(%16 = %0)
-            float *v16 = B1;
+            // %3 = fill 0.0009765625
+            const float s3 = 0.0009765625f;
+            // %4 = fill 1e-06
+            const float s4 = 1e-06f;
+            // %5 = for k in 0 ..< 44 iter(%6 = %0)
+            float *v6 = B0;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
-                    v16[r_ * 1024 + c_] = s0;
+                    v6[r_ * 1024 + c_] = s0;
                 }
             }
             for (long k = 0; k < 44; k++) {
-                // %17, %18 = for k2 in 0 ..< 16 iter(%19 = %1, %20 = %1)
-                float *v19 = B2;
+                // %7, %8, %9 = for k1 in 0 ..< 16 iter(%10 = %2, %11 = %1, %12 = %1)
+                float *v10 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v10[r_] = s2;
+                }
+                float *v11 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v19[r_ * 64 + c_] = s1;
+                        v11[r_ * 64 + c_] = s1;
                     }
                 }
-                float *v20 = B3;
+                float *v12 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v20[r_ * 64 + c_] = s1;
+                        v12[r_ * 64 + c_] = s1;
                     }
                 }
-                for (long k2 = 0; k2 < 16; k2++) {
-                    // %21 = load X[i * 64 +: 64, k2 * 64 +: 64]
-                    const float *v21 = g_X + i * 64 * 1024 + k2 * 64;
-                    // %22 = mul %21, %14
-                    float *v22 = B4;
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v13 = g_X + i * 64 * 1024 + k1 * 64;
+                    // %14 = square %13
+                    float *v14 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v22[r_ * 64 + c_] = (v21[r_ * 1024 + c_] * v13[r_]);
+                            v14[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v13[r_ * 1024 + c_]);
                         }
                     }
-                    // %23 = load g[k2 * 64 +: 64]
-                    const float *v23 = g_g + k2 * 64;
-                    // %24 = broadcast %23 axis 0
-                    // %25 = mul %22, %24
-                    float *v25 = B4;
+                    // %15 = reduce_sum %14 axis 1
+                    float *v15 = B5;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
+                    }
+                    // %16 = add %10, %15
+                    float *v16 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v16[r_] = (v10[r_] + v15[r_]);
+                    }
+                    // %17 = load g[k1 * 64 +: 64]
+                    const float *v17 = g_g + k1 * 64;
+                    // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v18 = g_W1 + k1 * 64 * 2816 + k * 64;
+                    // %19 = broadcast %17 axis 0
+                    // %20 = mul %13, %19
+                    float *v20 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v25[r_ * 64 + c_] = (v22[r_ * 64 + c_] * v23[c_]);
+                            v20[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v17[c_]);
                         }
                     }
-                    // %26 = load W1[k2 * 64 +: 64, k * 64 +: 64]
-                    const float *v26 = g_W1 + k2 * 64 * 2816 + k * 64;
-                    // %27 = dot %25, %26: accumulated in place by its add
-                    // %28 = add %19, %27
-                    float *v28 = B2;
-                    blk_gemm(64, 64, 64, v25, 64, 1, v26, 2816, v28, 64, 1);
-                    // %29 = load W3[k2 * 64 +: 64, k * 64 +: 64]
-                    const float *v29 = g_W3 + k2 * 64 * 2816 + k * 64;
-                    // %30 = dot %25, %29: accumulated in place by its add
-                    // %31 = add %20, %30
-                    float *v31 = B3;
-                    blk_gemm(64, 64, 64, v25, 64, 1, v29, 2816, v31, 64, 1);
-                    // yield %28, %31
+                    // %21 = dot %20, %18: accumulated in place by its add
+                    // %22 = add %11, %21
+                    float *v22 = B2;
+                    blk_gemm(64, 64, 64, v20, 64, 1, v18, 2816, v22, 64, 1);
+                    // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v23 = g_W3 + k1 * 64 * 2816 + k * 64;
+                    // %24 = dot %20, %23: accumulated in place by its add
+                    // %25 = add %12, %24
+                    float *v25 = B3;
+                    blk_gemm(64, 64, 64, v20, 64, 1, v23, 2816, v25, 64, 1);
+                    // yield %16, %22, %25
                     {
                     }
                 }
-                // %32 = silu %17
-                float *v32 = B2;
+                // %26 = mul %7, %3
+                float *v26 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v26[r_] = (v10[r_] * s3);
+                }
+                // %27 = add %26, %4
+                float *v27 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v27[r_] = (v26[r_] + s4);
+                }
+                // %28 = rsqrt %27
+                float *v28 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v28[r_] = (1.0f / sqrtf(v27[r_]));
+                }
+                // %29 = broadcast %28 axis 1
+                // %30 = mul %8, %29
+                float *v30 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v32[r_ * 64 + c_] = blk_siluf(v19[r_ * 64 + c_]);
+                        v30[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v28[r_]);
                     }
                 }
-                // %33 = mul %32, %18
+                // %31 = silu %30
+                float *v31 = B2;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v31[r_ * 64 + c_] = blk_siluf(v30[r_ * 64 + c_]);
+                    }
+                }
+                // %32 = mul %9, %29
+                float *v32 = B3;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v28[r_]);
+                    }
+                }
+                // %33 = mul %31, %32
                 float *v33 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v33[r_ * 64 + c_] = (v32[r_ * 64 + c_] * v20[r_ * 64 + c_]);
+                        v33[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v32[r_ * 64 + c_]);
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
                 const float *v34 = g_W2 + k * 64 * 1024;
                 // %35 = dot %33, %34: accumulated in place by its add
-                // %36 = add %16, %35
-                float *v36 = B1;
+                // %36 = add %6, %35
+                float *v36 = B0;
                 blk_gemm(64, 1024, 64, v33, 64, 1, v34, 1024, v36, 1024, 1);
                 // yield %36
                 {
                 }
             }
-            // store %15 -> Y[i * 64 +: 64, 0 +: 1024]
+            // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
             {
                 float *t1_dst = g_Y + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t1_dst[r_ * 1024 + c_] = v16[r_ * 1024 + c_];
+                        t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }

@@ -204,13 +204,14 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
+/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
 static void transformer_layer_k0(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wq, float *restrict g_t19_) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+        float B3[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -218,108 +219,100 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2 = for k1 in 0 ..< 16 iter(%3 = %1)
-                float *v3 = B0;
+                // %2, %3 = for k1 in 0 ..< 16 iter(%4 = %1, %5 = %0)
+                float *v4 = B0;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v3[r_] = s1;
+                    v4[r_] = s1;
                 }
-                for (long k1 = 0; k1 < 16; k1++) {
-                    // %4 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v4 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %5 = square %4
-                    float *v5 = B1;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v5[r_ * 64 + c_] = (v4[r_ * 1024 + c_] * v4[r_ * 1024 + c_]);
-                        }
-                    }
-                    // %6 = reduce_sum %5 axis 1
-                    float *v6 = B2;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v6[r_] = blk_sum_contig(v5 + r_ * 64, 64);
-                    }
-                    // %7 = add %3, %6
-                    float *v7 = B0;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v7[r_] = (v3[r_] + v6[r_]);
-                    }
-                    // yield %7
-                    {
-                    }
-                }
-                // %8 = fill 0.0009765625
-                const float s8 = 0.0009765625f;
-                // %9 = mul %2, %8
-                float *v9 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v9[r_] = (v3[r_] * s8);
-                }
-                // %10 = fill 1e-06
-                const float s10 = 1e-06f;
-                // %11 = add %9, %10
-                float *v11 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v11[r_] = (v9[r_] + s10);
-                }
-                // %12 = rsqrt %11
-                float *v12 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = (1.0f / sqrtf(v11[r_]));
-                }
-                // %13 = broadcast %12 axis 1
-                // %14 = for k in 0 ..< 16 iter(%15 = %0)
-                float *v15 = B1;
+                float *v5 = B1;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v15[r_ * 64 + c_] = s0;
+                        v5[r_ * 64 + c_] = s0;
                     }
                 }
-                for (long k = 0; k < 16; k++) {
-                    // %16 = load X[i * 64 +: 64, k * 64 +: 64]
-                    const float *v16 = g_X + i * 64 * 1024 + k * 64;
-                    // %17 = mul %16, %13
-                    float *v17 = B2;
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
+                    // %7 = square %6
+                    float *v7 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v17[r_ * 64 + c_] = (v16[r_ * 1024 + c_] * v12[r_]);
+                            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
                         }
                     }
-                    // %18 = load g_attn[k * 64 +: 64]
-                    const float *v18 = g_g_attn_ + k * 64;
-                    // %19 = broadcast %18 axis 0
-                    // %20 = mul %17, %19
-                    float *v20 = B2;
+                    // %8 = reduce_sum %7 axis 1
+                    float *v8 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v8[r_] = blk_sum_contig(v7 + r_ * 64, 64);
+                    }
+                    // %9 = add %4, %8
+                    float *v9 = B0;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v9[r_] = (v4[r_] + v8[r_]);
+                    }
+                    // %10 = load g_attn[k1 * 64 +: 64]
+                    const float *v10 = g_g_attn_ + k1 * 64;
+                    // %11 = load Wq[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v11 = g_Wq + k1 * 64 * 1024 + j * 64;
+                    // %12 = broadcast %10 axis 0
+                    // %13 = mul %6, %12
+                    float *v13 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v17[r_ * 64 + c_] * v18[c_]);
+                            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
                         }
                     }
-                    // %21 = load Wq[k * 64 +: 64, j * 64 +: 64]
-                    const float *v21 = g_Wq + k * 64 * 1024 + j * 64;
-                    // %22 = dot %20, %21: accumulated in place by its add
-                    // %23 = add %15, %22
-                    float *v23 = B1;
-                    blk_gemm(64, 64, 64, v20, 64, 1, v21, 1024, v23, 64, 1);
-                    // yield %23
+                    // %14 = dot %13, %11: accumulated in place by its add
+                    // %15 = add %5, %14
+                    float *v15 = B1;
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
+                    // yield %9, %15
                     {
                     }
                 }
-                // store %14 -> t19[i * 64 +: 64, j * 64 +: 64]
+                // %16 = fill 0.0009765625
+                const float s16 = 0.0009765625f;
+                // %17 = mul %2, %16
+                float *v17 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v17[r_] = (v4[r_] * s16);
+                }
+                // %18 = fill 1e-06
+                const float s18 = 1e-06f;
+                // %19 = add %17, %18
+                float *v19 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v19[r_] = (v17[r_] + s18);
+                }
+                // %20 = rsqrt %19
+                float *v20 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v20[r_] = (1.0f / sqrtf(v19[r_]));
+                }
+                // %21 = broadcast %20 axis 1
+                // %22 = mul %3, %21
+                float *v22 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v22[r_ * 64 + c_] = (v5[r_ * 64 + c_] * v20[r_]);
+                    }
+                }
+                // store %22 -> t19[i * 64 +: 64, j * 64 +: 64]
                 {
                     float *t1_dst = g_t19_ + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v15[r_ * 64 + c_];
+                            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
                         }
                     }
                 }
@@ -327,13 +320,14 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
+/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
 static void transformer_layer_k1(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wk, float *restrict g_t22_) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+        float B3[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -341,108 +335,100 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2 = for k1 in 0 ..< 16 iter(%3 = %1)
-                float *v3 = B0;
+                // %2, %3 = for k1 in 0 ..< 16 iter(%4 = %1, %5 = %0)
+                float *v4 = B0;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v3[r_] = s1;
+                    v4[r_] = s1;
                 }
-                for (long k1 = 0; k1 < 16; k1++) {
-                    // %4 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v4 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %5 = square %4
-                    float *v5 = B1;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v5[r_ * 64 + c_] = (v4[r_ * 1024 + c_] * v4[r_ * 1024 + c_]);
-                        }
-                    }
-                    // %6 = reduce_sum %5 axis 1
-                    float *v6 = B2;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v6[r_] = blk_sum_contig(v5 + r_ * 64, 64);
-                    }
-                    // %7 = add %3, %6
-                    float *v7 = B0;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v7[r_] = (v3[r_] + v6[r_]);
-                    }
-                    // yield %7
-                    {
-                    }
-                }
-                // %8 = fill 0.0009765625
-                const float s8 = 0.0009765625f;
-                // %9 = mul %2, %8
-                float *v9 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v9[r_] = (v3[r_] * s8);
-                }
-                // %10 = fill 1e-06
-                const float s10 = 1e-06f;
-                // %11 = add %9, %10
-                float *v11 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v11[r_] = (v9[r_] + s10);
-                }
-                // %12 = rsqrt %11
-                float *v12 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = (1.0f / sqrtf(v11[r_]));
-                }
-                // %13 = broadcast %12 axis 1
-                // %14 = for k in 0 ..< 16 iter(%15 = %0)
-                float *v15 = B1;
+                float *v5 = B1;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v15[r_ * 64 + c_] = s0;
+                        v5[r_ * 64 + c_] = s0;
                     }
                 }
-                for (long k = 0; k < 16; k++) {
-                    // %16 = load X[i * 64 +: 64, k * 64 +: 64]
-                    const float *v16 = g_X + i * 64 * 1024 + k * 64;
-                    // %17 = mul %16, %13
-                    float *v17 = B2;
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
+                    // %7 = square %6
+                    float *v7 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v17[r_ * 64 + c_] = (v16[r_ * 1024 + c_] * v12[r_]);
+                            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
                         }
                     }
-                    // %18 = load g_attn[k * 64 +: 64]
-                    const float *v18 = g_g_attn_ + k * 64;
-                    // %19 = broadcast %18 axis 0
-                    // %20 = mul %17, %19
-                    float *v20 = B2;
+                    // %8 = reduce_sum %7 axis 1
+                    float *v8 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v8[r_] = blk_sum_contig(v7 + r_ * 64, 64);
+                    }
+                    // %9 = add %4, %8
+                    float *v9 = B0;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v9[r_] = (v4[r_] + v8[r_]);
+                    }
+                    // %10 = load g_attn[k1 * 64 +: 64]
+                    const float *v10 = g_g_attn_ + k1 * 64;
+                    // %11 = load Wk[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v11 = g_Wk + k1 * 64 * 1024 + j * 64;
+                    // %12 = broadcast %10 axis 0
+                    // %13 = mul %6, %12
+                    float *v13 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v17[r_ * 64 + c_] * v18[c_]);
+                            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
                         }
                     }
-                    // %21 = load Wk[k * 64 +: 64, j * 64 +: 64]
-                    const float *v21 = g_Wk + k * 64 * 1024 + j * 64;
-                    // %22 = dot %20, %21: accumulated in place by its add
-                    // %23 = add %15, %22
-                    float *v23 = B1;
-                    blk_gemm(64, 64, 64, v20, 64, 1, v21, 1024, v23, 64, 1);
-                    // yield %23
+                    // %14 = dot %13, %11: accumulated in place by its add
+                    // %15 = add %5, %14
+                    float *v15 = B1;
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
+                    // yield %9, %15
                     {
                     }
                 }
-                // store %14 -> t22[i * 64 +: 64, j * 64 +: 64]
+                // %16 = fill 0.0009765625
+                const float s16 = 0.0009765625f;
+                // %17 = mul %2, %16
+                float *v17 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v17[r_] = (v4[r_] * s16);
+                }
+                // %18 = fill 1e-06
+                const float s18 = 1e-06f;
+                // %19 = add %17, %18
+                float *v19 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v19[r_] = (v17[r_] + s18);
+                }
+                // %20 = rsqrt %19
+                float *v20 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v20[r_] = (1.0f / sqrtf(v19[r_]));
+                }
+                // %21 = broadcast %20 axis 1
+                // %22 = mul %3, %21
+                float *v22 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v22[r_ * 64 + c_] = (v5[r_ * 64 + c_] * v20[r_]);
+                    }
+                }
+                // store %22 -> t22[i * 64 +: 64, j * 64 +: 64]
                 {
                     float *t1_dst = g_t22_ + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v15[r_ * 64 + c_];
+                            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
                         }
                     }
                 }
@@ -450,13 +436,14 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
+/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
 static void transformer_layer_k2(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wv, float *restrict g_t25_) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+        float B3[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -464,108 +451,100 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2 = for k1 in 0 ..< 16 iter(%3 = %1)
-                float *v3 = B0;
+                // %2, %3 = for k1 in 0 ..< 16 iter(%4 = %1, %5 = %0)
+                float *v4 = B0;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v3[r_] = s1;
+                    v4[r_] = s1;
                 }
-                for (long k1 = 0; k1 < 16; k1++) {
-                    // %4 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v4 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %5 = square %4
-                    float *v5 = B1;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v5[r_ * 64 + c_] = (v4[r_ * 1024 + c_] * v4[r_ * 1024 + c_]);
-                        }
-                    }
-                    // %6 = reduce_sum %5 axis 1
-                    float *v6 = B2;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v6[r_] = blk_sum_contig(v5 + r_ * 64, 64);
-                    }
-                    // %7 = add %3, %6
-                    float *v7 = B0;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v7[r_] = (v3[r_] + v6[r_]);
-                    }
-                    // yield %7
-                    {
-                    }
-                }
-                // %8 = fill 0.0009765625
-                const float s8 = 0.0009765625f;
-                // %9 = mul %2, %8
-                float *v9 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v9[r_] = (v3[r_] * s8);
-                }
-                // %10 = fill 1e-06
-                const float s10 = 1e-06f;
-                // %11 = add %9, %10
-                float *v11 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v11[r_] = (v9[r_] + s10);
-                }
-                // %12 = rsqrt %11
-                float *v12 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = (1.0f / sqrtf(v11[r_]));
-                }
-                // %13 = broadcast %12 axis 1
-                // %14 = for k in 0 ..< 16 iter(%15 = %0)
-                float *v15 = B1;
+                float *v5 = B1;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v15[r_ * 64 + c_] = s0;
+                        v5[r_ * 64 + c_] = s0;
                     }
                 }
-                for (long k = 0; k < 16; k++) {
-                    // %16 = load X[i * 64 +: 64, k * 64 +: 64]
-                    const float *v16 = g_X + i * 64 * 1024 + k * 64;
-                    // %17 = mul %16, %13
-                    float *v17 = B2;
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
+                    // %7 = square %6
+                    float *v7 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v17[r_ * 64 + c_] = (v16[r_ * 1024 + c_] * v12[r_]);
+                            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
                         }
                     }
-                    // %18 = load g_attn[k * 64 +: 64]
-                    const float *v18 = g_g_attn_ + k * 64;
-                    // %19 = broadcast %18 axis 0
-                    // %20 = mul %17, %19
-                    float *v20 = B2;
+                    // %8 = reduce_sum %7 axis 1
+                    float *v8 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v8[r_] = blk_sum_contig(v7 + r_ * 64, 64);
+                    }
+                    // %9 = add %4, %8
+                    float *v9 = B0;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v9[r_] = (v4[r_] + v8[r_]);
+                    }
+                    // %10 = load g_attn[k1 * 64 +: 64]
+                    const float *v10 = g_g_attn_ + k1 * 64;
+                    // %11 = load Wv[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v11 = g_Wv + k1 * 64 * 1024 + j * 64;
+                    // %12 = broadcast %10 axis 0
+                    // %13 = mul %6, %12
+                    float *v13 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v17[r_ * 64 + c_] * v18[c_]);
+                            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
                         }
                     }
-                    // %21 = load Wv[k * 64 +: 64, j * 64 +: 64]
-                    const float *v21 = g_Wv + k * 64 * 1024 + j * 64;
-                    // %22 = dot %20, %21: accumulated in place by its add
-                    // %23 = add %15, %22
-                    float *v23 = B1;
-                    blk_gemm(64, 64, 64, v20, 64, 1, v21, 1024, v23, 64, 1);
-                    // yield %23
+                    // %14 = dot %13, %11: accumulated in place by its add
+                    // %15 = add %5, %14
+                    float *v15 = B1;
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
+                    // yield %9, %15
                     {
                     }
                 }
-                // store %14 -> t25[i * 64 +: 64, j * 64 +: 64]
+                // %16 = fill 0.0009765625
+                const float s16 = 0.0009765625f;
+                // %17 = mul %2, %16
+                float *v17 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v17[r_] = (v4[r_] * s16);
+                }
+                // %18 = fill 1e-06
+                const float s18 = 1e-06f;
+                // %19 = add %17, %18
+                float *v19 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v19[r_] = (v17[r_] + s18);
+                }
+                // %20 = rsqrt %19
+                float *v20 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v20[r_] = (1.0f / sqrtf(v19[r_]));
+                }
+                // %21 = broadcast %20 axis 1
+                // %22 = mul %3, %21
+                float *v22 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v22[r_ * 64 + c_] = (v5[r_ * 64 + c_] * v20[r_]);
+                    }
+                }
+                // store %22 -> t25[i * 64 +: 64, j * 64 +: 64]
                 {
                     float *t1_dst = g_t25_ + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v15[r_ * 64 + c_];
+                            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
                         }
                     }
                 }
@@ -818,17 +797,19 @@ static void transformer_layer_k5(const float *restrict g_Wo, const float *restri
     }
 }
 
-/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 5 buffer(s), 311552 bytes per thread */
+/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 344320 bytes per thread */
 static void transformer_layer_k6(const float *restrict g_X, const float *restrict g_g_ffn_, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, const float *restrict g_t40_, float *restrict g_t55_) {
 #pragma omp parallel
     {
-        /* 311552 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)311552);
+        /* 344320 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)344320);
         float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 64;
+        float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
         float *restrict B3 = blk_arena + 69696;
         float *restrict B4 = blk_arena + 73792;
+        float *restrict B5 = blk_arena + 77888;
+        float *restrict B6 = blk_arena + 81984;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
@@ -837,176 +818,196 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
             const float s1 = 0.0f;
             // %2 = fill 0.0
             const float s2 = 0.0f;
-            // %3 = for k1 in 0 ..< 16 iter(%4 = %2)
-            float *v4 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v4[r_] = s2;
-            }
-            for (long k1 = 0; k1 < 16; k1++) {
-                // %5 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                const float *v5 = g_X + i * 64 * 1024 + k1 * 64;
-                // %6 = load t40[i * 64 +: 64, k1 * 64 +: 64]
-                const float *v6 = g_t40_ + i * 64 * 1024 + k1 * 64;
-                // %7 = add %5, %6
-                float *v7 = B1;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v7[r_ * 64 + c_] = (v5[r_ * 1024 + c_] + v6[r_ * 1024 + c_]);
-                    }
-                }
-                // %8 = square %7
-                float *v8 = B1;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v7[r_ * 64 + c_]);
-                    }
-                }
-                // %9 = reduce_sum %8 axis 1
-                float *v9 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v9[r_] = blk_sum_contig(v8 + r_ * 64, 64);
-                }
-                // %10 = add %4, %9
-                float *v10 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v10[r_] = (v4[r_] + v9[r_]);
-                }
-                // yield %10
-                {
-                }
-            }
-            // %11 = fill 0.0009765625
-            const float s11 = 0.0009765625f;
-            // %12 = mul %3, %11
-            float *v12 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v12[r_] = (v4[r_] * s11);
-            }
-            // %13 = fill 1e-06
-            const float s13 = 1e-06f;
-            // %14 = add %12, %13
-            float *v14 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v14[r_] = (v12[r_] + s13);
-            }
-            // %15 = rsqrt %14
-            float *v15 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v15[r_] = (1.0f / sqrtf(v14[r_]));
-            }
-            // %16 = broadcast %15 axis 1
-            // %17 = for k in 0 ..< 44 iter(%18 = %0)
-            float *v18 = B1;
+            // %3 = fill 0.0009765625
+            const float s3 = 0.0009765625f;
+            // %4 = fill 1e-06
+            const float s4 = 1e-06f;
+            // %5 = for k in 0 ..< 44 iter(%6 = %0)
+            float *v6 = B0;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
-                    v18[r_ * 1024 + c_] = s0;
+                    v6[r_ * 1024 + c_] = s0;
                 }
             }
             for (long k = 0; k < 44; k++) {
-                // %19, %20 = for k2 in 0 ..< 16 iter(%21 = %1, %22 = %1)
-                float *v21 = B2;
+                // %7, %8, %9 = for k1 in 0 ..< 16 iter(%10 = %2, %11 = %1, %12 = %1)
+                float *v10 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v10[r_] = s2;
+                }
+                float *v11 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v21[r_ * 64 + c_] = s1;
+                        v11[r_ * 64 + c_] = s1;
                     }
                 }
-                float *v22 = B3;
+                float *v12 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v22[r_ * 64 + c_] = s1;
+                        v12[r_ * 64 + c_] = s1;
                     }
                 }
-                for (long k2 = 0; k2 < 16; k2++) {
-                    // %23 = load X[i * 64 +: 64, k2 * 64 +: 64]
-                    const float *v23 = g_X + i * 64 * 1024 + k2 * 64;
-                    // %24 = load t40[i * 64 +: 64, k2 * 64 +: 64]
-                    const float *v24 = g_t40_ + i * 64 * 1024 + k2 * 64;
-                    // %25 = add %23, %24
-                    float *v25 = B4;
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v13 = g_X + i * 64 * 1024 + k1 * 64;
+                    // %14 = load t40[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v14 = g_t40_ + i * 64 * 1024 + k1 * 64;
+                    // %15 = add %13, %14
+                    float *v15 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v25[r_ * 64 + c_] = (v23[r_ * 1024 + c_] + v24[r_ * 1024 + c_]);
+                            v15[r_ * 64 + c_] = (v13[r_ * 1024 + c_] + v14[r_ * 1024 + c_]);
                         }
                     }
-                    // %26 = mul %25, %16
-                    float *v26 = B4;
+                    // %16 = square %15
+                    float *v16 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v26[r_ * 64 + c_] = (v25[r_ * 64 + c_] * v15[r_]);
+                            v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v15[r_ * 64 + c_]);
                         }
                     }
-                    // %27 = load g_ffn[k2 * 64 +: 64]
-                    const float *v27 = g_g_ffn_ + k2 * 64;
-                    // %28 = broadcast %27 axis 0
-                    // %29 = mul %26, %28
-                    float *v29 = B4;
+                    // %17 = reduce_sum %16 axis 1
+                    float *v17 = B5;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v17[r_] = blk_sum_contig(v16 + r_ * 64, 64);
+                    }
+                    // %18 = add %10, %17
+                    float *v18 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v18[r_] = (v10[r_] + v17[r_]);
+                    }
+                    // %19 = load g_ffn[k1 * 64 +: 64]
+                    const float *v19 = g_g_ffn_ + k1 * 64;
+                    // %20 = broadcast %19 axis 0
+                    // %21 = load W1[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v21 = g_W1 + k1 * 64 * 2816 + k * 64;
+                    // %22 = load W3[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v22 = g_W3 + k1 * 64 * 2816 + k * 64;
+                    // %23 = mul %13, %20
+                    float *v23 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v29[r_ * 64 + c_] = (v26[r_ * 64 + c_] * v27[c_]);
+                            v23[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v19[c_]);
                         }
                     }
-                    // %30 = load W1[k2 * 64 +: 64, k * 64 +: 64]
-                    const float *v30 = g_W1 + k2 * 64 * 2816 + k * 64;
-                    // %31 = dot %29, %30: accumulated in place by its add
-                    // %32 = add %21, %31
-                    float *v32 = B2;
-                    blk_gemm(64, 64, 64, v29, 64, 1, v30, 2816, v32, 64, 1);
-                    // %33 = load W3[k2 * 64 +: 64, k * 64 +: 64]
-                    const float *v33 = g_W3 + k2 * 64 * 2816 + k * 64;
-                    // %34 = dot %29, %33: accumulated in place by its add
-                    // %35 = add %22, %34
-                    float *v35 = B3;
-                    blk_gemm(64, 64, 64, v29, 64, 1, v33, 2816, v35, 64, 1);
-                    // yield %32, %35
+                    // %24 = dot %23, %21
+                    float *v24 = B5;
+                    blk_gemm(64, 64, 64, v23, 64, 1, v21, 2816, v24, 64, 0);
+                    // %25 = mul %14, %20
+                    float *v25 = B6;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v25[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v19[c_]);
+                        }
+                    }
+                    // %26 = dot %25, %21: accumulated in place by its add
+                    // %27 = add %24, %26
+                    float *v27 = B5;
+                    blk_gemm(64, 64, 64, v25, 64, 1, v21, 2816, v27, 64, 1);
+                    // %28 = add %11, %27
+                    float *v28 = B2;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] + v27[r_ * 64 + c_]);
+                        }
+                    }
+                    // %29 = dot %23, %22
+                    float *v29 = B5;
+                    blk_gemm(64, 64, 64, v23, 64, 1, v22, 2816, v29, 64, 0);
+                    // %30 = dot %25, %22: accumulated in place by its add
+                    // %31 = add %29, %30
+                    float *v31 = B5;
+                    blk_gemm(64, 64, 64, v25, 64, 1, v22, 2816, v31, 64, 1);
+                    // %32 = add %12, %31
+                    float *v32 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] + v31[r_ * 64 + c_]);
+                        }
+                    }
+                    // yield %18, %28, %32
                     {
                     }
                 }
-                // %36 = silu %19
-                float *v36 = B2;
+                // %33 = mul %7, %3
+                float *v33 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v33[r_] = (v10[r_] * s3);
+                }
+                // %34 = add %33, %4
+                float *v34 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v34[r_] = (v33[r_] + s4);
+                }
+                // %35 = rsqrt %34
+                float *v35 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v35[r_] = (1.0f / sqrtf(v34[r_]));
+                }
+                // %36 = broadcast %35 axis 1
+                // %37 = mul %9, %36
+                float *v37 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v36[r_ * 64 + c_] = blk_siluf(v21[r_ * 64 + c_]);
+                        v37[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v35[r_]);
                     }
                 }
-                // %37 = mul %36, %20
-                float *v37 = B2;
+                // %38 = mul %8, %36
+                float *v38 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v37[r_ * 64 + c_] = (v36[r_ * 64 + c_] * v22[r_ * 64 + c_]);
+                        v38[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v35[r_]);
                     }
                 }
-                // %38 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v38 = g_W2 + k * 64 * 1024;
-                // %39 = dot %37, %38: accumulated in place by its add
-                // %40 = add %18, %39
-                float *v40 = B1;
-                blk_gemm(64, 1024, 64, v37, 64, 1, v38, 1024, v40, 1024, 1);
-                // yield %40
+                // %39 = silu %38
+                float *v39 = B2;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v39[r_ * 64 + c_] = blk_siluf(v38[r_ * 64 + c_]);
+                    }
+                }
+                // %40 = mul %39, %37
+                float *v40 = B2;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v40[r_ * 64 + c_] = (v39[r_ * 64 + c_] * v37[r_ * 64 + c_]);
+                    }
+                }
+                // %41 = load W2[k * 64 +: 64, 0 +: 1024]
+                const float *v41 = g_W2 + k * 64 * 1024;
+                // %42 = dot %40, %41: accumulated in place by its add
+                // %43 = add %6, %42
+                float *v43 = B0;
+                blk_gemm(64, 1024, 64, v40, 64, 1, v41, 1024, v43, 1024, 1);
+                // yield %43
                 {
                 }
             }
-            // store %17 -> t55[i * 64 +: 64, 0 +: 1024]
+            // store %5 -> t55[i * 64 +: 64, 0 +: 1024]
             {
                 float *t1_dst = g_t55_ + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t1_dst[r_ * 1024 + c_] = v18[r_ * 1024 + c_];
+                        t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }
