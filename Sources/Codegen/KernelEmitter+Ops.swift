@@ -180,12 +180,51 @@ extension KernelEmitter {
         let colBase = temp("col0")
         w.line("const \(dialect.indexType) \(rowBase) = \(index(row)), \(colBase) = \(index(column));")
         let n = rowLength(r)
-        forEach(extents[r]!) { me, i in
+        // Blocks wholly inside the predicate (checked at the block's corners: the atoms are
+        // affine or piecewise constant) copy without the element test.
+        let e = extents[r]!
+        let inside = Self.wholeBlockCondition(
+            predicate, row: rowBase, column: colBase, lastRow: "(\(rowBase) + \(e[0]) - 1)",
+            lastColumn: "(\(colBase) + \(e[1]) - 1)")
+        open("if (\(inside))")
+        forEach(e) { me, i in
+            me.w.line("v\(r.number)[\(i[0]) * \(n) + \(i[1])] = \(me.element(a, i));")
+        }
+        close()
+        open("else")
+        forEach(e) { me, i in
             let gi = "(\(rowBase) + \(i[0]))"
             let gj = "(\(colBase) + \(i[1]))"
             let cond = Self.predicate(predicate, row: gi, column: gj)
             me.w.line("v\(r.number)[\(i[0]) * \(n) + \(i[1])] = \(cond) ? \(me.element(a, i)) : \(Self.float(fill));")
         }
+        close()
+    }
+
+    /// A C condition that holds when every element of the rows `row ... lastRow` and columns
+    /// `column ... lastColumn` satisfies the predicate: affine atoms at their worst corner, segment
+    /// atoms when all four corners lie in one segment.
+    static func wholeBlockCondition(
+        _ p: Predicate, row: String, column: String, lastRow: String, lastColumn: String
+    ) -> String {
+        if p.atoms.isEmpty { return "1" }
+        func segment(_ x: String, _ bounds: [Int]) -> String {
+            bounds.isEmpty ? "0" : "(" + bounds.map { "(\(x) >= \($0))" }.joined(separator: " + ") + ")"
+        }
+        let parts = p.atoms.map { atom -> String in
+            switch atom {
+            case .affineNonNegative(let a, let b, let c):
+                let i = a > 0 ? row : lastRow
+                let j = b > 0 ? column : lastColumn
+                return "(\(a) * \(i) + \(b) * \(j) + \(c) >= 0)"
+            case .affineZero(let a, let b, let c):
+                return a == 0 && b == 0 && c == 0 ? "1" : "0"
+            case .sameSegment(let bounds):
+                let s = segment(row, bounds)
+                return "(\(s) == \(segment(lastRow, bounds)) && \(s) == \(segment(column, bounds)) && \(s) == \(segment(lastColumn, bounds)))"
+            }
+        }
+        return "(" + parts.joined(separator: " && ") + ")"
     }
 
     /// A predicate over element positions in C.
