@@ -221,7 +221,8 @@ extension KernelEmitter {
                 return a == 0 && b == 0 && c == 0 ? "1" : "0"
             case .sameSegment(let bounds):
                 let s = segment(row, bounds)
-                return "(\(s) == \(segment(lastRow, bounds)) && \(s) == \(segment(column, bounds)) && \(s) == \(segment(lastColumn, bounds)))"
+                let others = [lastRow, column, lastColumn].map { "\(s) == \(segment($0, bounds))" }
+                return "(" + others.joined(separator: " && ") + ")"
             }
         }
         return "(" + parts.joined(separator: " && ") + ")"
