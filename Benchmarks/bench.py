@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""Runs blockc (fused and --no-fusion) and its peers side by side and prints one table.
+
+Called by Benchmarks/run.sh (which builds blockc and installs the peers); see Benchmarks/README.md.
+Only the standard library is used here; the peers run in child processes with the venv's python
+(Benchmarks/peers.py), one framework per process so that one runtime's spinning thread pool cannot
+steal the two cores from the next.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PEERS_DIR = "/work/shared/peers"
+PEAK = 245.0
+THREADS = "2"
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("--quick", action="store_true", help="small sizes, 3 reps: a smoke test (minutes)")
+ap.add_argument("--n4096", action="store_true", help="also attention full/causal at N=4096")
+ap.add_argument("--reps", type=int, default=None, help="timed repetitions per case (default 10, --quick 3)")
+ap.add_argument("--warmup", type=int, default=2, help="untimed calls before the timed ones (peers)")
+ap.add_argument("--blockc", default=os.path.join(REPO, ".build/release/blockc"))
+ap.add_argument("--python", default=os.path.join(REPO, ".venv-bench/bin/python"), help="python with the peers")
+ap.add_argument("--peers-dir", default=PEERS_DIR, help="folder with attn.c and peak_flops.c")
+ap.add_argument("--workdir", default=None, help="scratch folder for builds and logs (default: a new /tmp folder)")
+ap.add_argument("--skip", default="", help="comma list of parts to skip: blockc-unfused,numpy,torch,flex,ort,"
+                                          "attnc,memory,peak")
+ap.add_argument("--json", default=None, help="also write every measurement to this JSON file")
+args = ap.parse_args()
+REPS = args.reps or (3 if args.quick else 10)
+if REPS > 64:
+    sys.exit("--reps must be at most 64 (peers/attn.c keeps at most 64 samples)")
+SKIP = set(filter(None, args.skip.split(",")))
+WORK = args.workdir or subprocess.run(["mktemp", "-d", "/tmp/blockc-bench.XXXXXX"], capture_output=True,
+                                      text=True, check=True).stdout.strip()
+os.makedirs(WORK, exist_ok=True)
+LOG = open(os.path.join(WORK, "log.txt"), "a")
+T_START = time.perf_counter()
+
+BASE_ENV = dict(os.environ, OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, OPENBLAS_NUM_THREADS=THREADS)
+# OpenBLAS tuning variables this machine's environment sets (they select a slower AVX2 kernel and a small
+# L2 model for OpenBLAS): unset for the NumPy measurements only.
+OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def status(msg):
+    print(f"[{time.perf_counter() - T_START:6.0f} s] {msg}", file=sys.stderr, flush=True)
+    LOG.write(f"## {msg}\n")
+    LOG.flush()
+
+
+def sh(cmd, env=None, timeout=1800, cwd=REPO):
+    """Runs a command; returns (rc, stdout, stderr). Everything goes to the log."""
+    LOG.write("$ " + " ".join(cmd) + "\n")
+    try:
+        r = subprocess.run(cmd, env=env or BASE_ENV, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        rc, out, err = r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = "timeout", (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (
+            e.stdout or ""), f"timed out after {timeout} s"
+    except OSError as e:
+        rc, out, err = "oserror", "", str(e)
+    LOG.write(out + ("\n[stderr]\n" + err if err else "") + f"\n[rc {rc}]\n")
+    LOG.flush()
+    return rc, out, err
+
+
+# ------------------------------------------------------------------------------------------------
+# workloads
+# ------------------------------------------------------------------------------------------------
+BH, D, W = 8, 64, 256
+if args.quick:
+    ATTN_N, SLIDE_N = (256, 512), (512, 1024)
+    LN = dict(M=512, K=256, N=256)
+    FFN = dict(M=256, d=256, h=704)
+    MEM_N = 4096
+else:
+    ATTN_N, SLIDE_N = (1024, 2048) + ((4096,) if args.n4096 else ()), (1024, 2048)
+    LN = dict(M=4096, K=1024, N=1024)
+    FFN = dict(M=2048, d=1024, h=2816)
+    MEM_N = 32768
+
+
+def kept_pairs(N, W):
+    """(i, j) pairs with j <= i and i - j < W."""
+    return sum(min(i + 1, W) for i in range(N))
+
+
+WORKLOADS = []  # dicts: key, label, kind, graph, dims, flop, + shape fields for peers.py
+for causal in (False, True):
+    for N in ATTN_N:
+        WORKLOADS.append(dict(
+            key=f"attn_{'causal' if causal else 'full'}_{N}", label=f"attn {'causal' if causal else 'full'} N={N}",
+            kind="attn", causal=causal, BH=BH, N=N, d=D,
+            graph="Examples/attention_causal.graph" if causal else "Examples/attention.graph",
+            dims=f"BH={BH},N={N},d={D}", flop=4.0 * BH * N * N * D * (0.5 if causal else 1.0)))
+for N in SLIDE_N:
+    WORKLOADS.append(dict(key=f"sliding_{N}", label=f"sliding W={W} N={N}", kind="sliding", BH=BH, N=N, d=D, W=W,
+                          graph="Examples/attention_sliding_window.graph", dims=f"BH={BH},N={N},d={D},W={W}",
+                          flop=4.0 * BH * D * kept_pairs(N, W)))
+WORKLOADS.append(dict(key="ln_mm", label=f"LN+matmul {LN['M']}x{LN['K']}x{LN['N']}", kind="ln", **LN,
+                      graph="Examples/layernorm_matmul.graph", dims=f"M={LN['M']},K={LN['K']},N={LN['N']}",
+                      flop=2.0 * LN["M"] * LN["K"] * LN["N"]))
+WORKLOADS.append(dict(key="swiglu", label=f"RMSNorm+SwiGLU {FFN['M']}/{FFN['d']}/{FFN['h']}", kind="swiglu",
+                      **FFN, graph="Examples/rmsnorm_swiglu.graph",
+                      dims=f"M={FFN['M']},d={FFN['d']},h={FFN['h']}", flop=6.0 * FFN["M"] * FFN["d"] * FFN["h"]))
+BY_KEY = {w["key"]: w for w in WORKLOADS}
+
+# results[key][impl] = dict(median_ms, min_ms, reps, note) or dict(error=...)
+results = {w["key"]: {} for w in WORKLOADS}
+infos = []
+
+
+def record(key, impl, **kw):
+    results.setdefault(key, {})[impl] = kw
+
+
+# ------------------------------------------------------------------------------------------------
+# machine facts
+# ------------------------------------------------------------------------------------------------
+def loadavg():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def machine_facts():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    gcc = sh(["gcc", "--version"])[1].splitlines()[:1]
+    rev = sh(["git", "describe", "--always", "--dirty"])[1].strip()
+    infos.append(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  cpu '{cpu}' x{os.cpu_count()}  "
+                 f"{gcc[0] if gcc else 'gcc ?'}  blockc {rev or '?'}  OMP_NUM_THREADS={THREADS}")
+    infos.append(f"load average at start: {loadavg()} (anything else running skews every figure)")
+    if "peak" in SKIP:
+        return
+    exe = os.path.join(WORK, "peak_flops")
+    rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", os.path.join(args.peers_dir, "peak_flops.c"),
+                     "-o", exe])
+    if rc != 0:
+        infos.append(f"peak_flops.c did not build: {err.strip()[:200]}")
+        return
+    rc, out, _ = sh([exe])
+    m = re.search(r"avx512_zmm_fma: max ([\d.]+) GFLOP/s\s+median ([\d.]+)", out)
+    if m:
+        measured = float(m.group(2))
+        warn = "" if abs(measured / PEAK - 1) < 0.2 else \
+            f"  NOTE: this host's FMA peak differs from BENCHMARKS.md's {PEAK:.0f}; the % column still uses {PEAK:.0f}"
+        infos.append(f"measured FMA peak (peers/peak_flops.c, 2 threads, zmm): {measured:.0f} GFLOP/s{warn}")
+
+
+# ------------------------------------------------------------------------------------------------
+# blockc
+# ------------------------------------------------------------------------------------------------
+BENCH_RE = re.compile(r"median ([\d.]+) ms, min ([\d.]+) ms \((\d+) reps\)")
+
+
+def run_blockc():
+    for w in WORKLOADS:
+        for impl, extra in (("fused", []), ("unfused", ["--no-fusion"])):
+            if impl == "unfused" and "blockc-unfused" in SKIP:
+                continue
+            status(f"blockc {impl}: {w['label']}")
+            rc, out, err = sh([args.blockc, "bench", w["graph"], "--dim", w["dims"], "--reps", str(REPS)] + extra,
+                              timeout=1800)
+            m = BENCH_RE.search(out)
+            if rc == 0 and m:
+                record(w["key"], impl, median_ms=float(m.group(1)), min_ms=float(m.group(2)), reps=int(m.group(3)))
+            else:
+                msg = (err.strip().splitlines() or [f"rc {rc}"])[-1][:200]
+                record(w["key"], impl, error=f"rc {rc}: {msg}")
+
+
+# ------------------------------------------------------------------------------------------------
+# peers
+# ------------------------------------------------------------------------------------------------
+def run_peer_child(impl, kinds, env, timeout):
+    cases = [{k: v for k, v in w.items() if k not in ("graph", "dims", "flop", "label")}
+             for w in WORKLOADS if w["kind"] in kinds]
+    if not cases:
+        return
+    path = os.path.join(WORK, f"cases_{impl}.json")
+    with open(path, "w") as fh:
+        json.dump(cases, fh)
+    status(f"peer {impl}: {', '.join(c['key'] for c in cases)}")
+    rc, out, err = sh([args.python, os.path.join(HERE, "peers.py"), "--impl", impl, "--cases", path,
+                       "--reps", str(REPS), "--warmup", str(args.warmup)], env=env, timeout=timeout)
+    seen = set()
+    for line in out.splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if "info" in r:
+            infos.append(r["info"])
+            continue
+        key, name = r.pop("key"), r.pop("impl")
+        seen.add(key)
+        record(key, name, **r)
+    if rc != 0:
+        msg = (err.strip().splitlines() or [f"rc {rc}"])[-1][:200]
+        infos.append(f"peer process '{impl}' ended with rc {rc}: {msg}")
+        for c in cases:
+            if c["key"] not in seen:
+                record(c["key"], impl, error=f"process failed: {msg}")
+
+
+def run_peers():
+    if not os.path.exists(args.python):
+        infos.append(f"peers skipped: {args.python} not found (run.sh installs it)")
+        return
+    if "numpy" not in SKIP:
+        env = {k: v for k, v in BASE_ENV.items() if k not in OPENBLAS_TUNING}
+        run_peer_child("numpy", ("attn", "ln", "swiglu"), env, 1800)
+    if "torch" not in SKIP:
+        run_peer_child("torch", ("attn", "swiglu"), BASE_ENV, 1800)
+    if "flex" not in SKIP:
+        run_peer_child("flex", ("sliding",), BASE_ENV, 1800)
+    if "ort" not in SKIP:
+        run_peer_child("ort", ("attn",), BASE_ENV, 1800)
+
+
+def run_attn_c():
+    if "attnc" in SKIP:
+        return
+    src = os.path.join(args.peers_dir, "attn.c")
+    exe = os.path.join(WORK, "attn")
+    status("peer attn.c (hand-written flash kernel)")
+    rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", src, "-o", exe, "-lm"])
+    keys = [w["key"] for w in WORKLOADS if w["kind"] == "attn"]
+    if rc != 0:
+        for k in keys:
+            record(k, "attn_c", error=f"build failed: {err.strip()[:200]}")
+        return
+    rc, out, err = sh([exe, str(REPS)] + [str(n) for n in ATTN_N], timeout=3600)
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[2] == "fused_flash":
+            N, causal = int(f[0]), f[1] == "1"
+            key = f"attn_{'causal' if causal else 'full'}_{N}"
+            record(key, "attn_c", min_ms=float(f[3]), median_ms=float(f[4]), reps=REPS,
+                   note=f"max abs err vs its naive C {f[6] if len(f) > 6 else '?'}")
+    for k in keys:
+        if "attn_c" not in results[k]:
+            record(k, "attn_c", error=f"rc {rc}: {(err.strip().splitlines() or ['no output'])[-1][:200]}")
+
+
+# ------------------------------------------------------------------------------------------------
+# memory: fused attention at N=32768 (quick: 4096) under /usr/bin/time -v
+# ------------------------------------------------------------------------------------------------
+memory = {}
+
+
+def run_memory():
+    if "memory" in SKIP:
+        return
+    status(f"memory: fused attention N={MEM_N} BH={BH} (one call under /usr/bin/time -v)")
+    memory.update(N=MEM_N)
+    d = os.path.join(WORK, "mem")
+    os.makedirs(d, exist_ok=True)
+    rc, _, err = sh([args.blockc, "emit-c", "Examples/attention.graph", "--dim", f"BH={BH},N={MEM_N},d={D}",
+                     "-o", os.path.join(d, "attention.c")])
+    if rc != 0:
+        memory["error"] = f"emit-c failed: {err.strip()[-200:]}"
+        return
+    exe = os.path.join(d, "mem_attention")
+    rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+                     "-std=gnu11", "-I", d, "-DENTRY=attention", "-DENTRY_HEADER=\"attention.h\"", f"-DBH={BH}",
+                     f"-DN={MEM_N}", f"-DD={D}", os.path.join(d, "attention.c"), os.path.join(HERE, "mem_driver.c"),
+                     "-o", exe, "-lm"])
+    if rc != 0:
+        memory["error"] = f"gcc failed: {err.strip()[-300:]}"
+        return
+    timebin = "/usr/bin/time"
+    cmd = ([timebin, "-v"] if os.path.exists(timebin) else []) + [exe]
+    rc, out, err = sh(cmd, timeout=1800)
+    m = re.search(r"io_bytes (\d+) rss_before_io_kib (\d+) rss_with_io_kib (\d+) peak_rss_kib (\d+) seconds ([\d.]+)",
+                  out)
+    if rc != 0 or not m:
+        memory["error"] = f"rc {rc}: {(err.strip().splitlines() or ['no output'])[-1][:200]}"
+        return
+    io, before, with_io, peak, secs = int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), float(
+        m.group(5))
+    t = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    peak_time = int(t.group(1)) if t else None
+    memory.update(io_bytes=io, rss_before_io_kib=before, rss_with_io_kib=with_io, peak_rss_kib=peak,
+                  time_v_peak_kib=peak_time, seconds=secs, source="/usr/bin/time -v" if t else "getrusage")
+    use = peak_time if peak_time is not None else peak
+    memory["extra_bytes"] = use * 1024 - io
+    memory["entry_growth_bytes"] = max(0, (peak - with_io) * 1024)
+
+
+# ------------------------------------------------------------------------------------------------
+# the table
+# ------------------------------------------------------------------------------------------------
+PEER_COLS = [("numpy", "numpy"), ("numpy_matmul", "np matmul"), ("torch_sdpa", "torch SDPA"),
+             ("torch_eager", "torch eager"), ("flex", "FlexAttn"), ("ort_mha", "ORT MHA"), ("attn_c", "attn.c")]
+
+
+def med(key, impl):
+    r = results.get(key, {}).get(impl)
+    return r.get("median_ms") if r else None
+
+
+def fmt_ms(x):
+    return "-" if x is None else (f"{x:.2f}" if x < 100 else f"{x:.1f}")
+
+
+def print_table():
+    print()
+    print(f"blockc benchmark ({'--quick smoke test' if args.quick else 'full'}): median ms of {REPS} timed reps "
+          f"after warm-up (peers: {args.warmup} warm-up calls; blockc bench: 1 first run + 1 warm-up), "
+          f"OMP_NUM_THREADS={THREADS}")
+    for i in infos:
+        print("  " + i)
+    print("  ratios: 'peer ms (peer/fused)' and unf/fu = unfused/fused; > 1 means blockc fused is faster.")
+    print(f"  %pk = fused GFLOP/s over {PEAK:.0f} GFLOP/s, FLOPs as in BENCHMARKS.md (attention 4*BH*N^2*d, "
+          "causal halved, sliding: kept pairs only; LN 2MKN; SwiGLU 6Mdh).")
+    cols = [c for c in PEER_COLS if any(c[0] in results[w["key"]] for w in WORKLOADS)]
+    head = f"{'workload':<28} {'fused':>9} {'unfused':>9} {'unf/fu':>7} {'%pk':>6}"
+    for _, name in cols:
+        head += f" {name:>17}"
+    print()
+    print(head)
+    print("-" * len(head))
+    for w in WORKLOADS:
+        k = w["key"]
+        f, u = med(k, "fused"), med(k, "unfused")
+        ratio = f"{u / f:.2f}x" if f and u else "-"
+        pk = f"{100 * w['flop'] / (f * 1e6) / PEAK:.0f}%" if f else "-"
+        row = f"{w['label']:<28} {fmt_ms(f):>9} {fmt_ms(u):>9} {ratio:>7} {pk:>6}"
+        for impl, _ in cols:
+            r = results[k].get(impl)
+            if r is None:
+                cell = ""
+            elif "error" in r:
+                cell = "FAILED"
+            else:
+                p = r["median_ms"]
+                cell = f"{fmt_ms(p)} ({p / f:.2f}x)" if f else fmt_ms(p)
+            row += f" {cell:>17}"
+        print(row)
+    failures = [(k, impl, r["error"]) for k in results for impl, r in results[k].items() if "error" in r]
+    notes = [(k, impl, r["note"]) for k in results for impl, r in results[k].items() if r.get("note")]
+    if notes:
+        print()
+        print("notes:")
+        for k, impl, n in notes:
+            print(f"  {k} {impl}: {n}")
+    if failures:
+        print()
+        print("failed or skipped:")
+        for k, impl, e in failures:
+            print(f"  {k} {impl}: {e}")
+
+
+# ------------------------------------------------------------------------------------------------
+# targets (BENCHMARKS.md, "Targets for generated code")
+# ------------------------------------------------------------------------------------------------
+def check(label, num, den, need):
+    """'label: yes (3.1x)' for num/den >= need (a speedup of fused over something)."""
+    if num is None or den is None:
+        return f"{label}: n/a (missing measurement)"
+    r = num / den
+    return f"{label}: {'yes' if r >= need else 'NO'} ({r:.2f}x)"
+
+
+def print_targets():
+    req, stretch = [], []
+    for N in ATTN_N:
+        fk, ck = f"attn_full_{N}", f"attn_causal_{N}"
+        f = med(fk, "fused")
+        req.append(check(f"attention full N={N}: fused >= 2x blockc unfused", med(fk, "unfused"), f, 2.0))
+        req.append(check(f"attention full N={N}: fused >= 1.5x numpy unfused", med(fk, "numpy"), f, 1.5))
+        if f:
+            pct = 100 * BY_KEY[fk]["flop"] / (f * 1e6) / PEAK
+            req.append(f"attention full N={N}: fused >= 50% of FMA peak: {'yes' if pct >= 50 else 'NO'} ({pct:.0f}%)")
+        else:
+            req.append(f"attention full N={N}: fused >= 50% of FMA peak: n/a (missing measurement)")
+        stretch.append(check(f"attention full N={N}: fused >= 1.0x ORT MultiHeadAttention", med(fk, "ort_mha"), f, 1.0))
+        stretch.append(check(f"attention full N={N}: fused >= 1.0x hand-written attn.c", med(fk, "attn_c"), f, 1.0))
+        c = med(ck, "fused")
+        req.append(check(f"attention causal N={N}: fused causal >= 1.8x faster than fused full", f, c, 1.8))
+        req.append(check(f"attention causal N={N}: fused >= 1.0x torch SDPA causal", med(ck, "torch_sdpa"), c, 1.0))
+        stretch.append(check(f"attention causal N={N}: fused >= 1.0x hand-written attn.c causal",
+                             med(ck, "attn_c"), c, 1.0))
+        stretch.append(check(f"attention causal N={N}: fused >= 1.3x torch SDPA causal", med(ck, "torch_sdpa"), c, 1.3))
+        stretch.append(check(f"attention causal N={N}: fused >= 1.0x ORT MultiHeadAttention (unidirectional)",
+                             med(ck, "ort_mha"), c, 1.0))
+    # sliding window: time should follow the kept blocks, i.e. grow like the number of kept (i, j)
+    # pairs from N1 to N2 (about 2x), not like N^2 (4x).
+    if len(SLIDE_N) >= 2:
+        n1, n2 = SLIDE_N[0], SLIDE_N[-1]
+        t1, t2 = med(f"sliding_{n1}", "fused"), med(f"sliding_{n2}", "fused")
+        kr = kept_pairs(n2, W) / kept_pairs(n1, W)
+        if t1 and t2:
+            tr = t2 / t1
+            ok = tr <= 1.3 * kr
+            req.append(f"sliding window: time follows kept blocks (N={n1}->{n2}: time x{tr:.2f}, kept pairs x{kr:.2f}, "
+                       f"full attention would be x{(n2 / n1) ** 2:.0f}; pass if time ratio <= 1.3x kept ratio): "
+                       f"{'yes' if ok else 'NO'}")
+        else:
+            req.append("sliding window: time follows kept blocks: n/a (missing measurement)")
+    for N in SLIDE_N:
+        k = f"sliding_{N}"
+        s = med(k, "fused")
+        if f"attn_causal_{N}" in results and s and med(f"attn_causal_{N}", "fused"):
+            c = med(f"attn_causal_{N}", "fused")
+            req.append(f"sliding window N={N}: fused sliding / fused causal time = {s / c:.2f} "
+                       f"(kept pairs {kept_pairs(N, W) / (N * (N + 1) / 2):.2f}) [info]")
+        req.append(check(f"sliding window N={N}: fused >= 1.0x FlexAttention", med(k, "flex"), s, 1.0))
+        stretch.append(check(f"sliding window N={N}: fused >= 2x FlexAttention", med(k, "flex"), s, 2.0))
+    f = med("ln_mm", "fused")
+    req.append(check("LayerNorm+matmul: fused faster than blockc unfused", med("ln_mm", "unfused"), f, 1.0))
+    req.append(check("LayerNorm+matmul: fused faster than numpy unfused", med("ln_mm", "numpy"), f, 1.0))
+    stretch.append(check("LayerNorm+matmul: fused >= 1.0x numpy matmul alone", med("ln_mm", "numpy_matmul"), f, 1.0))
+    f = med("swiglu", "fused")
+    req.append(check("RMSNorm+SwiGLU: fused faster than blockc unfused", med("swiglu", "unfused"), f, 1.0))
+    req.append(check("RMSNorm+SwiGLU: fused faster than numpy unfused", med("swiglu", "numpy"), f, 1.0))
+    stretch.append(check("RMSNorm+SwiGLU: fused >= 1.1x numpy", med("swiglu", "numpy"), f, 1.1))
+    stretch.append(check("RMSNorm+SwiGLU: fused >= 1.1x torch eager", med("swiglu", "torch_eager"), f, 1.1))
+    # memory
+    if "memory" not in SKIP:
+        tag = "" if MEM_N == 32768 else f" [--quick: N={MEM_N}, not the target size]"
+        if "extra_bytes" in memory:
+            m = memory
+            extra = m["extra_bytes"]
+            req.append(f"memory: fused attention N={MEM_N} BH={BH} within 1 GiB extra: "
+                       f"{'yes' if extra <= 2 ** 30 else 'NO'} (peak RSS {m['time_v_peak_kib'] or m['peak_rss_kib']} KiB "
+                       f"from {m['source']} - Q,K,V,O {m['io_bytes'] / 2 ** 20:.0f} MiB = {extra / 2 ** 20:.1f} MiB extra; "
+                       f"the entry point itself grew RSS by {m['entry_growth_bytes'] / 2 ** 20:.1f} MiB; "
+                       f"one call {m['seconds']:.2f} s){tag}")
+        else:
+            req.append(f"memory: fused attention N={MEM_N}: n/a ({memory.get('error', 'not run')}){tag}")
+    print()
+    print("required targets (BENCHMARKS.md):")
+    for line in req:
+        print("  " + line)
+    print("stretch targets:")
+    for line in stretch:
+        print("  " + line)
+    print("not measured here: compile time (transformer layer .graph -> C < 0.5 s) and the CUDA targets.")
+    n_no = sum(1 for line in req if ": NO" in line or line.endswith("NO"))
+    n_na = sum(1 for line in req if "n/a" in line)
+    print(f"required: {sum(1 for line in req if ': yes' in line)} hold, {n_no} do not, {n_na} not measured.")
+
+
+def main():
+    machine_facts()
+    run_blockc()
+    run_peers()
+    run_attn_c()
+    run_memory()
+    infos.append(f"load average at end: {loadavg()}")
+    print_table()
+    print_targets()
+    print(f"\n(total {time.perf_counter() - T_START:.0f} s; commands and raw output in {LOG.name})")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dict(infos=infos, reps=REPS, quick=args.quick, workloads=WORKLOADS, results=results,
+                           memory=memory), fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
