@@ -258,10 +258,13 @@ extension KernelAnalysis {
         return transposed ? (s[1], s[0]) : (s[0], s[1])
     }
 
-    /// Whether a dot's right operand must be packed to unit stride along `j` first.
+    /// Whether a dot's right operand is packed first: to unit stride along `j`, or into a dense
+    /// block when its rows lie far apart (a block of a wide global matrix: rows 2 KiB or more
+    /// apart map to few L1 sets and evict each other during the product).
     func needsPacking(_ dot: ValueID) -> Bool {
         guard case .dot(_, let b, _, let tb)? = dots[dot] else { return false }
-        return rightStrides(b, transposed: tb).j != 1
+        let (k, j) = rightStrides(b, transposed: tb)
+        return j != 1 || k >= 512
     }
 
     /// The elements of the packed right operand of a dot (`k × n` of its static shape).

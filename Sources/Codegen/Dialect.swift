@@ -65,6 +65,9 @@ public struct Dialect: Hashable, Sendable {
     /// The runtime helpers every generated source starts with (math, reductions, the dot
     /// micro-kernel).
     public var runtime: String
+    /// The GPU spellings (threads, barriers, shared memory); `nil` for a CPU dialect, whose
+    /// grid is a parallel loop nest and whose blocks are thread-private.
+    public var gpu: GPUSpellings?
 
     /// Makes a dialect.
     public init(
@@ -75,7 +78,7 @@ public struct Dialect: Hashable, Sendable {
         staticSchedule: String, dynamicSchedule: String, simdLoop: String, allocateZeroed: String,
         allocateScratch: String, free: String, unaryTemplates: [UnaryOp: String],
         binaryTemplates: [BinaryOp: String], reduceTemplates: [ReduceOp: String], keywords: Set<String>,
-        runtime: String
+        runtime: String, gpu: GPUSpellings? = nil
     ) {
         self.name = name
         self.sourceExtension = sourceExtension
@@ -104,6 +107,7 @@ public struct Dialect: Hashable, Sendable {
         self.reduceTemplates = reduceTemplates
         self.keywords = keywords
         self.runtime = runtime
+        self.gpu = gpu
     }
 
     /// C99 with OpenMP and GNU attributes, for `gcc -O3 -march=native -fopenmp`.

@@ -10,6 +10,7 @@ extension KernelEmitter {
             }
             w.line("// \(Self.describe(inst, program))")
             emit(inst, carried: carried)
+            if dialect.gpu != nil && ThreadMapping.barrierAfter(inst, analysis) { barrier() }
         }
     }
 
@@ -124,7 +125,7 @@ extension KernelEmitter {
         let g = names.storage(program.storage(of: t))
         let (offset, strides, ext) = address(t, access)
         if strides.isEmpty {
-            w.line("\(g)[\(offset)] = \(element(v, []));")
+            w.line("\(dialect.gpu?.singleThread ?? "")\(g)[\(offset)] = \(element(v, []));")
             return
         }
         open("")
@@ -254,6 +255,10 @@ extension KernelEmitter {
     // MARK: Reductions
 
     private mutating func emitReduce(_ r: ValueID, _ op: ReduceOp, _ a: ValueID, axis: Int) {
+        if let gpu = dialect.gpu {
+            emitGPUReduce(r, op, a, axis: axis, gpu)
+            return
+        }
         let la = analysis.layouts[a]!
         let comb = dialect.reduceTemplates[op]!
         let identity = Self.float(op.identity)
@@ -302,6 +307,50 @@ extension KernelEmitter {
         }
     }
 
+    /// A reduction on a GPU: a warp per row (lanes stride, a shuffle butterfly combines), every
+    /// warp for a scalar result, a thread per column for a reduction over rows.
+    private mutating func emitGPUReduce(_ r: ValueID, _ op: ReduceOp, _ a: ValueID, axis: Int, _ gpu: GPUSpellings) {
+        let comb = dialect.reduceTemplates[op]!
+        let warp = gpu.warpReduceTemplates[op]!
+        let identity = Self.float(op.identity)
+        let ea = extents[a]!
+        let it = dialect.indexType
+        if analysis.layouts[a]!.shape.count == 1 {
+            w.line("float s\(r.number);")
+            open("")
+            w.line("float acc_ = \(identity);")
+            open("for (\(it) c_ = \(gpu.laneIndex); c_ < \(ea[0]); c_ += \(gpu.warpSize))")
+            w.line("acc_ = \(dialect.apply(comb, ["acc_", element(a, ["c_"])]));")
+            close()
+            w.line("s\(r.number) = \(dialect.apply(warp, ["acc_"]));")
+            close()
+            extents[r] = []
+            return
+        }
+        declareBuffer(r)
+        defineExtents(r, [axis == 1 ? ea[0] : ea[1]])
+        let out = "v\(r.number)"
+        if axis == 1 {
+            open("for (\(it) r_ = \(gpu.warpIndex); r_ < \(extents[r]![0]); r_ += \(gpu.warpCount))")
+            w.line("float acc_ = \(identity);")
+            open("for (\(it) c_ = \(gpu.laneIndex); c_ < \(ea[1]); c_ += \(gpu.warpSize))")
+            w.line("acc_ = \(dialect.apply(comb, ["acc_", element(a, ["r_", "c_"])]));")
+            close()
+            w.line("acc_ = \(dialect.apply(warp, ["acc_"]));")
+            w.line("if (\(gpu.laneIndex) == 0) \(out)[r_] = acc_;")
+            close()
+        } else {
+            open(ThreadMapping.cooperativeLoop(extents[r]![0], gpu: gpu, indexType: it))
+            w.line("const \(it) c_ = f_;")
+            w.line("float acc_ = \(identity);")
+            open("for (\(it) r_ = 0; r_ < \(ea[0]); r_++)")
+            w.line("acc_ = \(dialect.apply(comb, ["acc_", element(a, ["r_", "c_"])]));")
+            close()
+            w.line("\(out)[c_] = acc_;")
+            close()
+        }
+    }
+
     // MARK: Dot
 
     /// `r = dot(a, b)` into `r`'s buffer, or added to its content when `accumulate`.
@@ -327,10 +376,11 @@ extension KernelEmitter {
         var bPointer = pointer(b)
         var ldb = ks
         let dotValue = dotID ?? r
-        if js != 1 {
+        if analysis.needsPacking(dotValue) {
             let packed = "B\(plan.packBufferOf[dotValue]!)"
             let cols = analysis.types[dotValue]!.shape[1]
             w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(cols));")
+            barrier()
             bPointer = packed
             ldb = cols
         }
@@ -352,7 +402,10 @@ extension KernelEmitter {
         let n = tb ? eb[0] : eb[1]
         let ex = extents[x]!
         defineExtents(r, [minExtent(ex[0], m), minExtent(ex[1], n)])
-        if !plan.inPlace.contains(r) { copy(x, into: "v\(r.number)", row: rowLength(r)) }
+        if !plan.inPlace.contains(r) {
+            copy(x, into: "v\(r.number)", row: rowLength(r))
+            barrier()
+        }
         emitDot(r, a, b, transposeA: ta, transposeB: tb, accumulate: true, into: r, dotID: d)
     }
 
@@ -372,6 +425,7 @@ extension KernelEmitter {
                 copy(x, into: "v\(c.id.number)", row: rowLength(c.id))
             }
         }
+        if loop.carried.contains(where: { !$0.type.shape.isEmpty }) { barrier() }
         let v = names.index(loop.variable)
         let lo = IndexRange.of(loop.lower, ranges)
         let hi = IndexRange.of(loop.upper, ranges)
@@ -394,6 +448,7 @@ extension KernelEmitter {
             guard let s = plan.stagingOf[c] else { continue }
             copy(y, into: "B\(s)", row: rowLength(c))
         }
+        if carried.contains(where: { plan.stagingOf[$0.id] != nil }) { barrier() }
         // 2. New extents and scalars, computed before any carried value changes.
         var updates: [String] = []
         for (k, y) in ys.enumerated() where k < carried.count {

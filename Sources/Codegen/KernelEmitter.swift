@@ -67,6 +67,10 @@ struct KernelEmitter {
             "/* kernel \(kernel.name): grid(\(grid)), \(kernel.instanceCount) instance(s); local blocks: "
                 + "\(plan.capacities.count) buffer(s), \(plan.totalBytes) bytes per thread */")
         let params_ = params.isEmpty ? "void" : params.joined(separator: ", ")
+        if let gpu = dialect.gpu {
+            emitGPUFunction(params_, gpu)
+            return
+        }
         open("\(dialect.kernelQualifier) \(names.kernel(index))(\(params_))")
         if kernel.grid.isEmpty {
             declareBuffers()
@@ -96,6 +100,36 @@ struct KernelEmitter {
         releaseBuffers()
         close()
         close()
+    }
+
+    /// A GPU kernel: one CUDA block per grid instance, the grid variables from the block index,
+    /// the local blocks in shared memory.
+    private mutating func emitGPUFunction(_ params: String, _ gpu: GPUSpellings) {
+        let mapping = ThreadMapping(kernel: kernel, plan: plan, gpu: gpu)
+        if mapping.scratchFloats > 0 {
+            w.line(
+                "/* launch: \(mapping.blocks) block(s) x \(mapping.threads) threads; blocks in global scratch, "
+                    + "\(mapping.blockFloats) floats per block */")
+        } else {
+            w.line(
+                "/* launch: \(mapping.blocks) block(s) x \(mapping.threads) threads, \(mapping.sharedBytes) bytes of "
+                    + "dynamic shared memory */")
+        }
+        let qualifier = dialect.fill(gpu.kernelQualifier, [("THREADS", "\(mapping.threads)")])
+        var allParams = params == "void" ? "" : params
+        if mapping.scratchFloats > 0 {
+            allParams += (allParams.isEmpty ? "" : ", ") + "float *\(dialect.restrictQualifier) blk_scratch"
+        }
+        open("\(qualifier) \(names.kernel(index))(\(allParams.isEmpty ? "void" : allParams))")
+        for (v, e) in mapping.gridVariables { w.line("const \(dialect.indexType) \(names.index(v)) = \(e);") }
+        declareBuffers()
+        emitBody(kernel.body, carried: [])
+        close()
+    }
+
+    /// Writes a barrier of the block's threads (GPU dialects only).
+    mutating func barrier() {
+        if let gpu = dialect.gpu { w.line(gpu.barrier) }
     }
 
     /// Opens a brace scope: `header {` and one more indentation level.
@@ -128,6 +162,20 @@ struct KernelEmitter {
 
     private mutating func declareBuffers() {
         guard !plan.capacities.isEmpty else { return }
+        if let gpu = dialect.gpu {
+            let mapping = ThreadMapping(kernel: kernel, plan: plan, gpu: gpu)
+            if mapping.scratchFloats > 0 {
+                w.line("float *blk_smem = blk_scratch + (long)\(gpu.blockIndex) * \(mapping.blockFloats);")
+            } else {
+                w.line(gpu.sharedArena)
+            }
+            var offset = 0
+            for (k, c) in plan.capacities.enumerated() {
+                w.line("float *\(dialect.restrictQualifier) B\(k) = blk_smem + \(offset);")
+                offset += c
+            }
+            return
+        }
         let aligned = dialect.fill(dialect.alignedArraySuffix, [("BYTES", "\(dialect.alignmentBytes)")])
         if usesArena {
             let bytes = "(size_t)\(plan.totalBytes)"
@@ -222,6 +270,10 @@ struct KernelEmitter {
     /// The loop nest over a block's valid elements: calls `body` with the index names inside
     /// the innermost loop (vectorised with the dialect's simd pragma).
     mutating func forEach(_ bounds: [String], _ body: (inout KernelEmitter, [String]) -> Void) {
+        if let gpu = dialect.gpu {
+            cooperativeForEach(bounds, gpu, body)
+            return
+        }
         let counters = Array(["r_", "c_"].prefix(bounds.count))
         for (k, v) in counters.enumerated() {
             if k == bounds.count - 1 { w.flushLeft(dialect.simdLoop) }
@@ -229,6 +281,26 @@ struct KernelEmitter {
         }
         body(&self, counters)
         for _ in counters { close() }
+    }
+
+    /// `forEach` on a GPU: the block's threads stride over the flattened elements.
+    private mutating func cooperativeForEach(
+        _ bounds: [String], _ gpu: GPUSpellings, _ body: (inout KernelEmitter, [String]) -> Void
+    ) {
+        let it = dialect.indexType
+        if bounds.count == 2 {
+            let count =
+                Int(bounds[0]).flatMap { a in Int(bounds[1]).map { "\(a * $0)" } }
+                ?? "\(bounds[0]) * \(bounds[1])"
+            open(ThreadMapping.cooperativeLoop(count, gpu: gpu, indexType: it))
+            w.line("const \(it) r_ = f_ / \(bounds[1]), c_ = f_ % \(bounds[1]);")
+            body(&self, ["r_", "c_"])
+        } else {
+            open(ThreadMapping.cooperativeLoop(bounds.first ?? "1", gpu: gpu, indexType: it))
+            w.line("const \(it) r_ = f_;")
+            body(&self, Array(["r_"].prefix(bounds.count)))
+        }
+        close()
     }
 
     /// The text of an instruction for a comment.

@@ -30,7 +30,7 @@ struct Command: Sendable {
     }
 
     /// The subcommands, in the order the overview lists them.
-    static let all: [Command] = [lower, fuse, explain, run, report, check, dot, emitC, build, verify, bench]
+    static let all: [Command] = [lower, fuse, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench]
 
     /// The subcommand with a name.
     static func named(_ name: String) -> Command? { all.first { $0.name == name } }

@@ -39,13 +39,15 @@ struct CommandLineOptions {
     var peak = 245.0
     /// `--sanitize`: `verify` builds with address and undefined-behaviour sanitizers.
     var sanitize = false
+    /// `--bundle DIR`: `emit-cuda` writes a self-contained GPU bundle there.
+    var bundleDir: String?
 
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
         case dim, block, input, output = "o", outputDir = "output-dir", seed, saveInputs = "save-inputs", stage
         case printAfter = "print-after", json, target
         case noFusion = "no-fusion", onlyRule = "only-rule"
-        case reps, peak, sanitize
+        case reps, peak, sanitize, bundle
     }
 
     /// Parses `arguments`, accepting only `allowed` options.
@@ -129,6 +131,7 @@ struct CommandLineOptions {
                 }
                 o.peak = x
             case .sanitize: o.sanitize = true
+            case .bundle: o.bundleDir = try value()
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {

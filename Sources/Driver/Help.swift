@@ -39,6 +39,8 @@ enum Help {
         case .reps: return "  --reps N                bench: timed repetitions after one warm-up (default 20)"
         case .peak: return "  --peak GFLOPS           bench: the peak to report a percentage of (default 245)"
         case .sanitize: return "  --sanitize              verify: build with -fsanitize=address,undefined"
+        case .bundle:
+            return "  --bundle DIR            emit-cuda: write a GPU bundle (.cu, harness, .npy, run.sh) to DIR"
         case .noFusion: return "  --no-fusion             stop after lowering (the naive program)"
         case .onlyRule: return "  --only-rule NAME        apply only this fusion rule (see 'blockc explain --help')"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"

@@ -163,9 +163,60 @@ static inline __attribute__((always_inline)) void blk_gemm_tile(
         _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
     }
 }
+/* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 FMAs */
+static inline __attribute__((always_inline)) void blk_gemm_tile64(
+    const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, const __mmask16 *m, int accumulate) {
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m[1], b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m[2], b + 32);
+        __m512 b3 = _mm512_maskz_loadu_ps(m[3], b + 48);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * ars]);
+            c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+            c[r][2] = _mm512_fmadd_ps(av, b2, c[r][2]);
+            c[r][3] = _mm512_fmadd_ps(av, b3, c[r][3]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *cr = C + r * ldc;
+        for (int q = 0; q < 4; q++) {
+            if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+            _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
+        }
+    }
+}
+static inline __mmask16 blk_mask(long w) {
+    return (__mmask16)(w >= 16 ? 0xFFFF : (w > 0 ? ((1u << w) - 1u) : 0u));
+}
 static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
                      const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
-    for (long j0 = 0; j0 < n; j0 += 32) {
+    long js = 0;
+    for (; js + 32 < n; js += 64) {
+        long w = n - js < 64 ? n - js : 64;
+        __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+        long i0 = 0;
+        for (; i0 + 6 <= m; i0 += 6)
+            blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+        const float *a = A + i0 * ars;
+        float *c = C + i0 * ldc + js;
+        switch (m - i0) {
+        case 5: blk_gemm_tile64(5, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 4: blk_gemm_tile64(4, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 3: blk_gemm_tile64(3, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 2: blk_gemm_tile64(2, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 1: blk_gemm_tile64(1, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        default: break;
+        }
+    }
+    for (long j0 = js; j0 < n; j0 += 32) {
         long w = n - j0 < 32 ? n - j0 : 32;
         __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
         __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));

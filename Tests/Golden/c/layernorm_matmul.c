@@ -163,9 +163,60 @@ static inline __attribute__((always_inline)) void blk_gemm_tile(
         _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
     }
 }
+/* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 FMAs */
+static inline __attribute__((always_inline)) void blk_gemm_tile64(
+    const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, const __mmask16 *m, int accumulate) {
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m[1], b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m[2], b + 32);
+        __m512 b3 = _mm512_maskz_loadu_ps(m[3], b + 48);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * ars]);
+            c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+            c[r][2] = _mm512_fmadd_ps(av, b2, c[r][2]);
+            c[r][3] = _mm512_fmadd_ps(av, b3, c[r][3]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *cr = C + r * ldc;
+        for (int q = 0; q < 4; q++) {
+            if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+            _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
+        }
+    }
+}
+static inline __mmask16 blk_mask(long w) {
+    return (__mmask16)(w >= 16 ? 0xFFFF : (w > 0 ? ((1u << w) - 1u) : 0u));
+}
 static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
                      const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
-    for (long j0 = 0; j0 < n; j0 += 32) {
+    long js = 0;
+    for (; js + 32 < n; js += 64) {
+        long w = n - js < 64 ? n - js : 64;
+        __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+        long i0 = 0;
+        for (; i0 + 6 <= m; i0 += 6)
+            blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+        const float *a = A + i0 * ars;
+        float *c = C + i0 * ldc + js;
+        switch (m - i0) {
+        case 5: blk_gemm_tile64(5, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 4: blk_gemm_tile64(4, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 3: blk_gemm_tile64(3, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 2: blk_gemm_tile64(2, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 1: blk_gemm_tile64(1, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        default: break;
+        }
+    }
+    for (long j0 = js; j0 < n; j0 += 32) {
         long w = n - j0 < 32 ? n - j0 : 32;
         __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
         __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
@@ -204,7 +255,7 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 8 buffer(s), 34304 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 8 buffer(s), 50432 bytes per thread */
 static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict g_gamma, const float *restrict g_beta, const float *restrict g_W, float *restrict g_Y) {
 #pragma omp parallel
     {
@@ -215,7 +266,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
         float B4[64] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
-        float B7[64] __attribute__((aligned(64)));
+        float B7[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
@@ -288,11 +339,13 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     // %22 = dot %21, %19: accumulated in place by its add
                     // %23 = add %9, %22
                     float *v23 = B1;
-                    blk_gemm(64, 64, 64, v21, 64, 1, v19, 1024, v23, 64, 1);
+                    blk_pack(64, 64, v19, 1024, 1, B7, 64);
+                    blk_gemm(64, 64, 64, v21, 64, 1, B7, 64, v23, 64, 1);
                     // %24 = broadcast %17 axis 0
                     // %25 = dot %24, %19
                     float *v25 = B6;
-                    blk_gemm(1, 64, 64, v17, 0, 1, v19, 1024, v25, 64, 0);
+                    blk_pack(64, 64, v19, 1024, 1, B7, 64);
+                    blk_gemm(1, 64, 64, v17, 0, 1, B7, 64, v25, 64, 0);
                     // %26 = reduce_sum %25 axis 0
                     float *v26 = B7;
 #pragma omp simd
@@ -313,10 +366,11 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     }
                     // %28 = broadcast %18 axis 0
                     // %29 = dot %28, %19
-                    float *v29 = B7;
-                    blk_gemm(1, 64, 64, v18, 0, 1, v19, 1024, v29, 64, 0);
+                    float *v29 = B6;
+                    blk_pack(64, 64, v19, 1024, 1, B7, 64);
+                    blk_gemm(1, 64, 64, v18, 0, 1, B7, 64, v29, 64, 0);
                     // %30 = reduce_sum %29 axis 0
-                    float *v30 = B6;
+                    float *v30 = B7;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v30[r_] = 0.0f;
@@ -378,7 +432,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 // %38 = fill 0.0009765625
                 const float s38 = 0.0009765625f;
                 // %39 = mul %2, %38
-                float *v39 = B7;
+                float *v39 = B6;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v39[r_] = (v8[r_] * s38);
@@ -398,13 +452,13 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     v42[r_] = (v41[r_] * s40);
                 }
                 // %43 = mul %39, %39
-                float *v43 = B6;
+                float *v43 = B7;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v43[r_] = (v39[r_] * v39[r_]);
                 }
                 // %44 = mul %43, %7
-                float *v44 = B6;
+                float *v44 = B7;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v44[r_] = (v43[r_] * v13[r_]);
@@ -461,7 +515,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 // %55 = broadcast %52 axis 0
                 // %56 = broadcast %39 axis 1
                 // %57 = mul %55, %56
-                float *v57 = B6;
+                float *v57 = B7;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -469,7 +523,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     }
                 }
                 // %58 = mul %57, %53
-                float *v58 = B6;
+                float *v58 = B7;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {

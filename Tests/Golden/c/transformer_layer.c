@@ -163,9 +163,60 @@ static inline __attribute__((always_inline)) void blk_gemm_tile(
         _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
     }
 }
+/* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 FMAs */
+static inline __attribute__((always_inline)) void blk_gemm_tile64(
+    const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, const __mmask16 *m, int accumulate) {
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m[1], b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m[2], b + 32);
+        __m512 b3 = _mm512_maskz_loadu_ps(m[3], b + 48);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * ars]);
+            c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+            c[r][2] = _mm512_fmadd_ps(av, b2, c[r][2]);
+            c[r][3] = _mm512_fmadd_ps(av, b3, c[r][3]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *cr = C + r * ldc;
+        for (int q = 0; q < 4; q++) {
+            if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+            _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
+        }
+    }
+}
+static inline __mmask16 blk_mask(long w) {
+    return (__mmask16)(w >= 16 ? 0xFFFF : (w > 0 ? ((1u << w) - 1u) : 0u));
+}
 static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
                      const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
-    for (long j0 = 0; j0 < n; j0 += 32) {
+    long js = 0;
+    for (; js + 32 < n; js += 64) {
+        long w = n - js < 64 ? n - js : 64;
+        __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+        long i0 = 0;
+        for (; i0 + 6 <= m; i0 += 6)
+            blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+        const float *a = A + i0 * ars;
+        float *c = C + i0 * ldc + js;
+        switch (m - i0) {
+        case 5: blk_gemm_tile64(5, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 4: blk_gemm_tile64(4, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 3: blk_gemm_tile64(3, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 2: blk_gemm_tile64(2, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 1: blk_gemm_tile64(1, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        default: break;
+        }
+    }
+    for (long j0 = js; j0 < n; j0 += 32) {
         long w = n - j0 < 32 ? n - j0 : 32;
         __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
         __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
@@ -204,14 +255,14 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
+/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
 static void transformer_layer_k0(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wq, float *restrict g_t19_) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
-        float B3[64] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -270,7 +321,8 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
+                    blk_pack(64, 64, v11, 1024, 1, B3, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -320,14 +372,14 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
+/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
 static void transformer_layer_k1(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wk, float *restrict g_t22_) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
-        float B3[64] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -386,7 +438,8 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
+                    blk_pack(64, 64, v11, 1024, 1, B3, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -436,14 +489,14 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
+/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
 static void transformer_layer_k2(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wv, float *restrict g_t25_) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
-        float B3[64] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -502,7 +555,8 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
+                    blk_pack(64, 64, v11, 1024, 1, B3, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -552,7 +606,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
+/* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void transformer_layer_k3(const float *restrict g_t19_, const float *restrict g_t22_, const float *restrict g_t25_, float *restrict g_t37_) {
 #pragma omp parallel
     {
@@ -561,7 +615,7 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[64] __attribute__((aligned(64)));
+        float B5[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 16; b0++)
             for (long i = 0; i < 16; i++)
@@ -707,7 +761,8 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
                         // %30 = dot %26, %29: accumulated in place by its add
                         // %31 = add %24, %30
                         float *v31 = B2;
-                        blk_gemm(64, 64, 64, v26, 64, 1, v29, 1024, v31, 64, 1);
+                        blk_pack(64, 64, v29, 1024, 1, B5, 64);
+                        blk_gemm(64, 64, 64, v26, 64, 1, B5, 64, v31, 64, 1);
                         // yield %17, %28, %31
                         {
 #pragma omp simd
@@ -763,11 +818,14 @@ static void transformer_layer_k4(const float *restrict g_t37_, float *restrict g
     }
 }
 
-/* kernel k23_matmul_t40: grid(i < 16), 16 instance(s); local blocks: 1 buffer(s), 262144 bytes per thread */
+/* kernel k23_matmul_t40: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 524288 bytes per thread */
 static void transformer_layer_k5(const float *restrict g_Wo, const float *restrict g_t38_, float *restrict g_t40_) {
 #pragma omp parallel
     {
-        float B0[65536] __attribute__((aligned(64)));
+        /* 524288 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)524288);
+        float *restrict B0 = blk_arena + 0;
+        float *restrict B1 = blk_arena + 65536;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
@@ -788,7 +846,8 @@ static void transformer_layer_k5(const float *restrict g_Wo, const float *restri
                 // %5 = dot %3, %4: accumulated in place by its add
                 // %6 = add %2, %5
                 float *v6 = B0;
-                blk_gemm(64, 1024, 64, v3, 1024, 1, v4, 1024, v6, 1024, 1);
+                blk_pack(64, 1024, v4, 1024, 1, B1, 1024);
+                blk_gemm(64, 1024, 64, v3, 1024, 1, B1, 1024, v6, 1024, 1);
                 // yield %6
                 {
                 }
@@ -804,22 +863,24 @@ static void transformer_layer_k5(const float *restrict g_Wo, const float *restri
                 }
             }
         }
+        free(blk_arena);
     }
 }
 
-/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 344320 bytes per thread */
+/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 8 buffer(s), 606464 bytes per thread */
 static void transformer_layer_k6(const float *restrict g_X, const float *restrict g_g_ffn_, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, const float *restrict g_t40_, float *restrict g_t55_) {
 #pragma omp parallel
     {
-        /* 344320 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)344320);
+        /* 606464 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)606464);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
         float *restrict B3 = blk_arena + 69696;
-        float *restrict B4 = blk_arena + 73792;
-        float *restrict B5 = blk_arena + 77888;
-        float *restrict B6 = blk_arena + 81984;
+        float *restrict B4 = blk_arena + 135232;
+        float *restrict B5 = blk_arena + 139328;
+        float *restrict B6 = blk_arena + 143424;
+        float *restrict B7 = blk_arena + 147520;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
@@ -910,7 +971,8 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     }
                     // %24 = dot %23, %21
                     float *v24 = B5;
-                    blk_gemm(64, 64, 64, v23, 64, 1, v21, 2816, v24, 64, 0);
+                    blk_pack(64, 64, v21, 2816, 1, B6, 64);
+                    blk_gemm(64, 64, 64, v23, 64, 1, B6, 64, v24, 64, 0);
                     // %25 = mul %14, %20
                     float *v25 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
@@ -922,7 +984,8 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     // %26 = dot %25, %21: accumulated in place by its add
                     // %27 = add %24, %26
                     float *v27 = B5;
-                    blk_gemm(64, 64, 64, v25, 64, 1, v21, 2816, v27, 64, 1);
+                    blk_pack(64, 64, v21, 2816, 1, B7, 64);
+                    blk_gemm(64, 64, 64, v25, 64, 1, B7, 64, v27, 64, 1);
                     // %28 = add %11, %27
                     float *v28 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
@@ -933,11 +996,13 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     }
                     // %29 = dot %23, %22
                     float *v29 = B5;
-                    blk_gemm(64, 64, 64, v23, 64, 1, v22, 2816, v29, 64, 0);
+                    blk_pack(64, 64, v22, 2816, 1, B7, 64);
+                    blk_gemm(64, 64, 64, v23, 64, 1, B7, 64, v29, 64, 0);
                     // %30 = dot %25, %22: accumulated in place by its add
                     // %31 = add %29, %30
                     float *v31 = B5;
-                    blk_gemm(64, 64, 64, v25, 64, 1, v22, 2816, v31, 64, 1);
+                    blk_pack(64, 64, v22, 2816, 1, B4, 64);
+                    blk_gemm(64, 64, 64, v25, 64, 1, B4, 64, v31, 64, 1);
                     // %32 = add %12, %31
                     float *v32 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
@@ -1006,7 +1071,8 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                 // %42 = dot %40, %41: accumulated in place by its add
                 // %43 = add %6, %42
                 float *v43 = B0;
-                blk_gemm(64, 1024, 64, v40, 64, 1, v41, 1024, v43, 1024, 1);
+                blk_pack(64, 1024, v41, 1024, 1, B3, 1024);
+                blk_gemm(64, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1);
                 // yield %43
                 {
                 }

@@ -1,0 +1,93 @@
+import BlockIR
+
+extension CHarness {
+    /// The message a CUDA harness prints (and exits with status 3) when no GPU is present.
+    public static let noGPUMessage = "no GPU: the harness was built but there is no CUDA device to run it on"
+
+    /// The source of a CUDA harness (`harness.cu`) for a program emitted with `Dialect.cuda`.
+    ///
+    /// `harness IN OUT [REPS]` reads every input from `IN/NAME.npy`, runs the program once on
+    /// device pointers, writes every output to `OUT/NAME.npy`, then times `REPS` further runs with
+    /// CUDA events and prints `median_ms M min_ms N reps R`. Without a device it prints
+    /// `noGPUMessage` and exits with status 3.
+    public static func cudaSource(for program: Program, headerName: String? = nil) -> String {
+        let dialect = Dialect.cuda
+        let names = CNames(program: program, dialect: dialect)
+        var w = CodeWriter()
+        w.line("/* CUDA harness for \(names.entry): reads IN/NAME.npy, writes OUT/NAME.npy. */")
+        w.line("#include <cuda_runtime.h>")
+        w.line("#include <stdio.h>")
+        w.line("#include <stdlib.h>")
+        w.line("#include <string.h>")
+        w.line("#include \"\(headerName ?? names.entry).\(dialect.headerExtension)\"")
+        w.lines(support)
+        w.block("int main(int argc, char **argv)") { w in
+            w.line("if (argc < 3) { fprintf(stderr, \"usage: %s IN OUT [REPS]\\n\", argv[0]); return 2; }")
+            w.line("int reps = argc > 3 ? atoi(argv[3]) : 0;")
+            w.line("int devices = 0;")
+            w.block("if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)") { w in
+                w.line("printf(\"\(noGPUMessage)\\n\");")
+                w.line("return 3;")
+            }
+            var args: [String] = []
+            for t in program.inputs + program.outputs {
+                let p = names.parameter(t)
+                let n = program[t].elementCount
+                if program[t].role == .input {
+                    w.line("float *\(p) = npy_read(argv[1], \"\(program[t].name)\", \(n)L);")
+                    w.line("if (!\(p)) return 1;")
+                } else {
+                    w.line("float *\(p) = (float *)calloc(\(Swift.max(n, 1))L, sizeof(float));")
+                }
+                w.line("float *d_\(p) = NULL;")
+                w.line(
+                    "if (cudaMalloc((void **)&d_\(p), \(Swift.max(n, 1))L * sizeof(float)) != cudaSuccess) return 1;")
+                if program[t].role == .input {
+                    w.line("cudaMemcpy(d_\(p), \(p), \(n)L * sizeof(float), cudaMemcpyHostToDevice);")
+                }
+                args.append("d_\(p)")
+            }
+            let call = "\(names.entry)_device(\(args.joined(separator: ", ")))"
+            w.line("int status = \(call);")
+            w.line("if (status == 0) status = (int)cudaDeviceSynchronize();")
+            w.block("if (status != 0)") { w in
+                w.line("fprintf(stderr, \"error: CUDA: %s\\n\", cudaGetErrorString((cudaError_t)status));")
+                w.line("return 1;")
+            }
+            for t in program.outputs {
+                let p = names.parameter(t)
+                w.line("cudaMemcpy(\(p), d_\(p), \(program[t].elementCount)L * sizeof(float), cudaMemcpyDeviceToHost);")
+                let shape = program[t].shape.map { "\($0)L" }.joined(separator: ", ")
+                w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
+                w.line(
+                    "  if (npy_write(argv[2], \"\(program[t].name)\", \(p), shape, \(program[t].shape.count))) return 1; }"
+                )
+            }
+            w.block("if (reps > 0)") { w in
+                w.line("cudaEvent_t start, stop;")
+                w.line("cudaEventCreate(&start);")
+                w.line("cudaEventCreate(&stop);")
+                w.line("\(call); /* warm-up */")
+                w.line("double *times = (double *)malloc(sizeof(double) * (size_t)reps);")
+                w.block("for (int r = 0; r < reps; r++)") { w in
+                    w.line("cudaEventRecord(start);")
+                    w.line("\(call);")
+                    w.line("cudaEventRecord(stop);")
+                    w.line("cudaEventSynchronize(stop);")
+                    w.line("float ms = 0.0f;")
+                    w.line("cudaEventElapsedTime(&ms, start, stop);")
+                    w.line("times[r] = ms;")
+                }
+                w.line("qsort(times, (size_t)reps, sizeof(double), cmp_double);")
+                w.line("printf(\"median_ms %.6f min_ms %.6f reps %d\\n\", times[reps / 2], times[0], reps);")
+                w.line("free(times);")
+            }
+            for t in program.inputs + program.outputs {
+                w.line("cudaFree(d_\(names.parameter(t)));")
+                w.line("free(\(names.parameter(t)));")
+            }
+            w.line("return 0;")
+        }
+        return w.text
+    }
+}

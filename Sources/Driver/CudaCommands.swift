@@ -1,0 +1,144 @@
+import BlockIR
+import Codegen
+import Foundation
+import Interpreter
+
+extension Command {
+    /// `blockc emit-cuda FILE -o out.cu [--bundle DIR]`: writes CUDA and, optionally, a GPU bundle.
+    static let emitCuda = Command(
+        name: "emit-cuda", summary: "write the program as CUDA (a .cu and a .h), or a GPU bundle",
+        usage: """
+            USAGE: blockc emit-cuda FILE [-o OUT.cu] [--bundle DIR] [--seed N] [options]
+
+            Emits the (fused) block program as CUDA: one kernel per block-program kernel (a CUDA
+            block per grid instance, local blocks in shared memory) and two host launchers with a C
+            ABI, NAME_device (device pointers) and NAME (host pointers, copies in and out). With
+            -o OUT.cu the header is OUT.h; without -o (and without --bundle) the source goes to
+            standard output. With --bundle DIR it writes a self-contained folder: NAME.cu, NAME.h,
+            harness.cu, inputs/*.npy (seeded, --seed), expected/*.npy (the interpreter's outputs),
+            compare.py and run.sh, which builds with nvcc ($NVCC or nvcc on PATH), runs on the GPU,
+            and prints max errors and timings. See Docs/CUDA.md.
+            """,
+        options: codegenOptions.union([.bundle, .seed])
+    ) { options, console throws(DriverError) in
+        let program = try codegenProgram("emit-cuda", options, console)
+        if let dir = options.bundleDir {
+            try CudaBundle.write(program, to: dir, seed: options.seed, console: console)
+            if options.outputPath == nil { return }
+        }
+        guard let path = options.outputPath else {
+            console.out(CEmitter.emit(program, dialect: .cuda).source)
+            return
+        }
+        let url = URL(fileURLWithPath: path)
+        let stem = url.deletingPathExtension().lastPathComponent
+        let cu = CEmitter.emit(program, dialect: .cuda, headerName: stem)
+        try emit(cu.source, to: path, console: console)
+        try emit(cu.header, to: url.deletingPathExtension().appendingPathExtension("h").path, console: console)
+    }
+}
+
+/// A self-contained folder to build and check a program's CUDA on a machine with a GPU.
+enum CudaBundle {
+    /// Writes the bundle of a program into `dir` (created if missing).
+    static func write(_ program: Program, to dir: String, seed: UInt64, console: Console) throws(DriverError) {
+        let fm = FileManager.default
+        for sub in ["", "/inputs", "/expected"] {
+            do {
+                try fm.createDirectory(atPath: dir + sub, withIntermediateDirectories: true)
+            } catch {
+                throw DriverError("cannot create '\(dir + sub)': \(error.localizedDescription)")
+            }
+        }
+        let cu = CEmitter.emit(program, dialect: .cuda)
+        var inputs: [String: NDArray] = [:]
+        for (k, t) in program.inputs.enumerated() {
+            let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
+            inputs[program[t].name] = a
+            try writeNPY(a, dir + "/inputs/" + program[t].name + ".npy")
+        }
+        let expected: [String: NDArray]
+        do throws(Diagnostic) {
+            expected = try BlockInterpreter.run(program, inputs: inputs)
+        } catch {
+            throw DriverError("the interpreter failed: \(error.message)")
+        }
+        for t in program.outputs {
+            guard let a = expected[program[t].name] else { continue }
+            try writeNPY(a, dir + "/expected/" + program[t].name + ".npy")
+        }
+        let outputs = program.outputs.map { program[$0].name }
+        try Command.emit(cu.source, to: dir + "/\(cu.name).cu", console: console)
+        try Command.emit(cu.header, to: dir + "/\(cu.name).h", console: console)
+        try Command.emit(
+            CHarness.cudaSource(for: program, headerName: cu.name), to: dir + "/harness.cu", console: console)
+        try Command.emit(compareScript(outputs), to: dir + "/compare.py", console: console)
+        try Command.emit(runScript(cu.name), to: dir + "/run.sh", console: console)
+        _ = try? fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/run.sh")
+    }
+
+    private static func writeNPY(_ a: NDArray, _ path: String) throws(DriverError) {
+        do throws(Diagnostic) {
+            try NPY.writeFile(a, to: path)
+        } catch {
+            throw DriverError("cannot write '\(path)': \(error.message)")
+        }
+    }
+
+    /// `run.sh`: build with nvcc, run, compare, print errors and timings.
+    static func runScript(_ name: String) -> String {
+        """
+        #!/bin/sh
+        # Builds the CUDA harness for \(name) with nvcc, runs it on the GPU and compares the outputs
+        # with the interpreter's (expected/*.npy). Environment: NVCC (default: nvcc on PATH),
+        # NVCC_ARCH (default: sm_80 and sm_90 code), REPS (timed runs, default 20), TOL (default 1e-3).
+        set -u
+        cd "$(dirname "$0")"
+        NVCC="${NVCC:-nvcc}"
+        if ! command -v "$NVCC" >/dev/null 2>&1; then
+            echo "error: nvcc not found (set NVCC or put nvcc on PATH)" >&2
+            exit 2
+        fi
+        ARCH="${NVCC_ARCH:--gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90}"
+        LIBDIR="$(dirname "$(command -v "$NVCC")")/../lib"
+        LINK=""
+        if [ -d "$LIBDIR" ]; then LINK="-L$LIBDIR"; fi
+        echo "building: $NVCC -O3 $ARCH harness.cu \(name).cu"
+        # shellcheck disable=SC2086
+        "$NVCC" -O3 $ARCH -o harness harness.cu \(name).cu $LINK || { echo "error: build failed" >&2; exit 1; }
+        mkdir -p out
+        ./harness inputs out "${REPS:-20}"
+        status=$?
+        if [ "$status" -eq 3 ]; then
+            echo "run.sh: built ./harness, but no GPU is available here: copy this folder to a machine with a GPU" >&2
+            exit 3
+        fi
+        if [ "$status" -ne 0 ]; then echo "error: the harness failed ($status)" >&2; exit 1; fi
+        python3 compare.py "${TOL:-1e-3}"
+
+        """
+    }
+
+    /// `compare.py`: max absolute and relative errors of each output.
+    static func compareScript(_ outputs: [String]) -> String {
+        let list = outputs.map { "\"\($0)\"" }.joined(separator: ", ")
+        return """
+            import sys
+            import numpy as np
+
+            tol = float(sys.argv[1]) if len(sys.argv) > 1 else 1e-3
+            ok = True
+            for name in [\(list)]:
+                got = np.load(f"out/{name}.npy").astype(np.float64)
+                want = np.load(f"expected/{name}.npy").astype(np.float64)
+                err = float(np.max(np.abs(got - want))) if got.size else 0.0
+                scale = float(np.max(np.abs(want))) if want.size else 0.0
+                rel = err / max(scale, 1e-30)
+                good = got.shape == want.shape and rel <= tol
+                ok = ok and good
+                print(f"{name}: max_abs_err {err:.3e} max_rel_err {rel:.3e} {'ok' if good else 'MISMATCH'}")
+            sys.exit(0 if ok else 1)
+
+            """
+    }
+}

@@ -1,0 +1,212 @@
+import BlockTestSupport
+import Foundation
+import XCTest
+
+/// The CUDA dialect: goldens of every example's `.cu` and `.h`; every example's CUDA, at full and
+/// at a reduced size, compiled by the pinned nvcc for sm_80 and sm_90 (`-cubin -Xptxas -v`)
+/// with no register spills and shared memory within the target's limit; a GPU bundle whose
+/// `run.sh` builds its harness and, without a GPU, stops with the no-GPU message.
+///
+/// nvcc comes from `$BLOCKC_NVCC` or the `.venv-cuda` in the package root (see Docs/CUDA.md).
+/// Without it the compile tests skip locally and fail in CI (`CI=true`).
+final class CudaTests: XCTestCase {
+    static let examples = [
+        "attention", "attention_causal", "attention_documents", "attention_sliding_window", "layernorm_matmul",
+        "rmsnorm_swiglu", "transformer_layer",
+    ]
+    /// A reduced size per example (odd shapes: partial blocks at the edges).
+    static let reduced: [String: String] = [
+        "attention": "BH=1,N=200,d=40", "attention_causal": "BH=1,N=200,d=40",
+        "attention_documents": "BH=1,N=300,d=32", "attention_sliding_window": "BH=1,N=300,d=32,W=50",
+        "layernorm_matmul": "M=70,K=90,N=50", "rmsnorm_swiglu": "M=100,d=200,h=300",
+        "transformer_layer": "S=100,H=2,dh=40,F=200",
+    ]
+    /// Shared memory per block of each target (bytes), as in `TargetDescription`.
+    static let targets: [(arch: String, sharedLimit: Int)] = [("sm_80", 164 * 1024), ("sm_90", 227 * 1024)]
+
+    /// The pinned nvcc, or a skip (a failure in CI) saying how to install it.
+    static func nvcc() throws -> String {
+        let fm = FileManager.default
+        if let env = ProcessInfo.processInfo.environment["BLOCKC_NVCC"], fm.isExecutableFile(atPath: env) {
+            return env
+        }
+        let lib = CLI.packageRoot + "/.venv-cuda/lib"
+        for python in (try? fm.contentsOfDirectory(atPath: lib))?.sorted() ?? [] {
+            let path = "\(lib)/\(python)/site-packages/nvidia/cu13/bin/nvcc"
+            if fm.isExecutableFile(atPath: path) { return path }
+        }
+        let message =
+            "nvcc not found: set BLOCKC_NVCC or install the pinned nvcc into .venv-cuda (see Docs/CUDA.md)"
+        if ProcessInfo.processInfo.environment["CI"] == "true" {
+            XCTFail(message)
+            throw XCTSkip(message + " (failed: CI)")
+        }
+        throw XCTSkip(message)
+    }
+
+    func testGoldens() {
+        for example in Self.examples {
+            let dir = CLI.temporaryDirectory("cuda-golden")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let result = CLI.blockc(["emit-cuda", "Examples/\(example).graph", "-o", "\(dir)/\(example).cu"])
+            XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
+            for ext in ["cu", "h"] {
+                let text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                assertGolden(text, path: "\(CLI.packageRoot)/Tests/Golden/cuda/\(example).\(ext)")
+            }
+        }
+    }
+
+    /// One kernel's resources as ptxas reports them.
+    struct KernelUsage: Equatable {
+        var name: String
+        var registers = 0
+        var staticShared = 0
+        var spillStores = 0
+        var spillLoads = 0
+    }
+
+    /// Parses `ptxas -v` output: one entry per compiled kernel.
+    static func parsePtxas(_ text: String) -> [KernelUsage] {
+        var out: [KernelUsage] = []
+        func number(before word: String, in line: Substring) -> Int? {
+            guard let r = line.range(of: " " + word) else { return nil }
+            let head = line[..<r.lowerBound]
+            let digits = head.reversed().prefix { $0.isNumber }
+            return Int(String(digits.reversed()))
+        }
+        for line in text.split(separator: "\n") {
+            if let r = line.range(of: "Compiling entry function '") {
+                let rest = line[r.upperBound...]
+                out.append(KernelUsage(name: String(rest.prefix { $0 != "'" })))
+            } else if !out.isEmpty {
+                if let n = number(before: "registers", in: line) { out[out.count - 1].registers = n }
+                if let n = number(before: "bytes smem", in: line) { out[out.count - 1].staticShared = n }
+                if let n = number(before: "bytes spill stores", in: line) { out[out.count - 1].spillStores = n }
+                if let n = number(before: "bytes spill loads", in: line) { out[out.count - 1].spillLoads = n }
+            }
+        }
+        return out
+    }
+
+    /// The dynamic shared memory of each kernel, from the header's launch requirements.
+    static func dynamicShared(_ header: String) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for line in header.split(separator: "\n") where line.hasSuffix("bytes shared */") {
+            let words = line.split(separator: " ")
+            guard words.count > 4, let bytes = Int(words[words.count - 4]) else { continue }
+            out[String(words[1])] = bytes
+        }
+        return out
+    }
+
+    func testParsePtxas() {
+        let text = """
+            ptxas info    : Compiling entry function 'attention_k0' for 'sm_90'
+            ptxas info    : Function properties for attention_k0
+                8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads
+            ptxas info    : Used 40 registers, used 1 barriers, 1024 bytes smem, 384 bytes cmem[0]
+            """
+        XCTAssertEqual(
+            Self.parsePtxas(text),
+            [KernelUsage(name: "attention_k0", registers: 40, staticShared: 1024, spillStores: 4, spillLoads: 4)])
+        XCTAssertEqual(
+            Self.dynamicShared("/*   attention_k0 (k7_matmul_O): 128 block(s) x 256 threads, 49920 bytes shared */"),
+            ["attention_k0": 49920])
+    }
+
+    func testEveryExampleCompilesWithoutSpills() throws {
+        let nvcc = try Self.nvcc()
+        var jobs: [(example: String, dims: String?, arch: String, limit: Int)] = []
+        for example in Self.examples {
+            for dims in [nil, Self.reduced[example]] {
+                for t in Self.targets { jobs.append((example, dims, t.arch, t.sharedLimit)) }
+            }
+        }
+        let allJobs = jobs
+        let dir = CLI.temporaryDirectory("cuda-ptxas")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let failures = LockedStrings()
+        DispatchQueue.concurrentPerform(iterations: allJobs.count) { k in
+            let job = allJobs[k]
+            let label = "\(job.example) [\(job.dims ?? "default size")] \(job.arch)"
+            let stem = "\(dir)/\(job.example)_\(k)"
+            var args = ["emit-cuda", "Examples/\(job.example).graph", "-o", stem + ".cu"]
+            if let dims = job.dims { args += ["--dim", dims] }
+            let emitted = CLI.blockc(args)
+            guard emitted.status == 0 else { return failures.append("\(label): emit-cuda failed: \(emitted.stderr)") }
+            let compiled = CLI.run(
+                nvcc, ["-arch=\(job.arch)", "-cubin", "-Xptxas", "-v", "-o", stem + ".cubin", stem + ".cu"])
+            let log = compiled.stdout + compiled.stderr
+            guard compiled.status == 0 else { return failures.append("\(label): nvcc failed:\n\(log)") }
+            let header = (try? String(contentsOfFile: stem + ".h", encoding: .utf8)) ?? ""
+            let dynamic = Self.dynamicShared(header)
+            let usages = Self.parsePtxas(log)
+            if usages.isEmpty { failures.append("\(label): no kernels in the ptxas output:\n\(log)") }
+            for u in usages {
+                if u.spillStores != 0 || u.spillLoads != 0 {
+                    failures.append("\(label): kernel \(u.name) spills (\(u.spillStores) bytes stored)")
+                }
+                let shared = u.staticShared + (dynamic[u.name] ?? 0)
+                if shared > job.limit {
+                    failures.append("\(label): kernel \(u.name) uses \(shared) bytes of shared memory > \(job.limit)")
+                }
+                if u.registers > 255 { failures.append("\(label): kernel \(u.name) uses \(u.registers) registers") }
+            }
+            if ProcessInfo.processInfo.environment["BLOCKC_CUDA_REPORT"] == "1" {
+                for u in usages {
+                    print(
+                        "ptxas \(label) \(u.name): \(u.registers) registers, \(u.staticShared) + "
+                            + "\(dynamic[u.name] ?? 0) bytes shared, \(u.spillStores) bytes spill stores")
+                }
+            }
+        }
+        for f in failures.values { XCTFail(f) }
+    }
+
+    func testBundleBuildsAndReportsNoGPU() throws {
+        let nvcc = try Self.nvcc()
+        let dir = CLI.temporaryDirectory("cuda-bundle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let emitted = CLI.blockc([
+            "emit-cuda", "Examples/attention_causal.graph", "--dim", "BH=1,N=100,d=32", "--bundle", dir, "--seed", "3",
+        ])
+        XCTAssertEqual(emitted.status, 0, emitted.stderr)
+        let fm = FileManager.default
+        for file in [
+            "attention_causal.cu", "attention_causal.h", "harness.cu", "run.sh", "compare.py", "inputs/Q.npy",
+            "inputs/K.npy", "inputs/V.npy", "expected/O.npy",
+        ] {
+            XCTAssertTrue(fm.fileExists(atPath: "\(dir)/\(file)"), "bundle lacks \(file)")
+        }
+        let bin = (nvcc as NSString).deletingLastPathComponent
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let run = CLI.run("/usr/bin/env", ["PATH=\(path)", "REPS=2", "sh", "\(dir)/run.sh"])
+        let log = run.stdout + run.stderr
+        XCTAssertTrue(fm.fileExists(atPath: "\(dir)/harness"), "run.sh did not build the harness:\n\(log)")
+        if run.status == 0 {
+            XCTAssertTrue(log.contains("max_abs_err"), log)  // a machine with a GPU
+        } else {
+            XCTAssertEqual(run.status, 3, log)
+            XCTAssertTrue(log.contains("no GPU"), log)
+        }
+    }
+}
+
+/// Strings appended from concurrent work.
+final class LockedStrings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+
+    func append(_ s: String) {
+        lock.lock()
+        items.append(s)
+        lock.unlock()
+    }
+
+    var values: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return items
+    }
+}
