@@ -102,6 +102,9 @@ struct KernelAnalysis {
     /// stride along the block's last axis, and not a `dot` operand that packing would not cover.
     private func aliases(_ id: ValueID, tensor: TensorID, strides: [Int]) -> Bool {
         guard !strides.isEmpty, strides.last == 1 else { return false }
+        // A block of a wide matrix read more than once is copied into a dense local buffer: its
+        // rows, 2 KiB or more apart, would map to few L1 sets and evict each other on every pass.
+        if strides.count == 2 && strides[0] >= 512 && (useCounts[id] ?? 0) >= 2 { return false }
         return !storedStorage.contains(program.storage(of: tensor))
     }
 

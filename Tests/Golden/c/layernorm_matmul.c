@@ -255,7 +255,7 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 8 buffer(s), 50432 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
 static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict g_gamma, const float *restrict g_beta, const float *restrict g_W, float *restrict g_Y) {
 #pragma omp parallel
     {
@@ -267,6 +267,8 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
         float B5[64] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
         float B7[4096] __attribute__((aligned(64)));
+        float B8[4096] __attribute__((aligned(64)));
+        float B9[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
@@ -309,11 +311,18 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v14 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %15 = reduce_sum %14 axis 1
-                    float *v15 = B6;
+                    float *v14 = B6;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v15[r_] = blk_sum_contig(v14 + r_ * 1024, 64);
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %15 = reduce_sum %14 axis 1
+                    float *v15 = B7;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                     }
                     // %16 = add %8, %15
                     float *v16 = B0;
@@ -326,28 +335,33 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     // %18 = load beta[k1 * 64 +: 64]
                     const float *v18 = g_beta + k1 * 64;
                     // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v19 = g_W + k1 * 64 * 1024 + j * 64;
-                    // %20 = broadcast %17 axis 0
-                    // %21 = mul %14, %20
-                    float *v21 = B6;
+                    float *v19 = B7;
+                    const float *t2_src = g_W + k1 * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v21[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v17[c_]);
+                            v19[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %20 = broadcast %17 axis 0
+                    // %21 = mul %14, %20
+                    float *v21 = B8;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v21[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v17[c_]);
                         }
                     }
                     // %22 = dot %21, %19: accumulated in place by its add
                     // %23 = add %9, %22
                     float *v23 = B1;
-                    blk_pack(64, 64, v19, 1024, 1, B7, 64);
-                    blk_gemm(64, 64, 64, v21, 64, 1, B7, 64, v23, 64, 1);
+                    blk_gemm(64, 64, 64, v21, 64, 1, v19, 64, v23, 64, 1);
                     // %24 = broadcast %17 axis 0
                     // %25 = dot %24, %19
-                    float *v25 = B6;
-                    blk_pack(64, 64, v19, 1024, 1, B7, 64);
-                    blk_gemm(1, 64, 64, v17, 0, 1, B7, 64, v25, 64, 0);
+                    float *v25 = B8;
+                    blk_gemm(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
                     // %26 = reduce_sum %25 axis 0
-                    float *v26 = B7;
+                    float *v26 = B9;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v26[r_] = 0.0f;
@@ -366,9 +380,8 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     }
                     // %28 = broadcast %18 axis 0
                     // %29 = dot %28, %19
-                    float *v29 = B6;
-                    blk_pack(64, 64, v19, 1024, 1, B7, 64);
-                    blk_gemm(1, 64, 64, v18, 0, 1, B7, 64, v29, 64, 0);
+                    float *v29 = B9;
+                    blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
                     // %30 = reduce_sum %29 axis 0
                     float *v30 = B7;
 #pragma omp simd
@@ -388,15 +401,15 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                         v31[r_] = (v11[r_] + v30[r_]);
                     }
                     // %32 = square %14
-                    float *v32 = B6;
+                    float *v32 = B7;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v32[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v14[r_ * 1024 + c_]);
+                            v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
                         }
                     }
                     // %33 = reduce_sum %32 axis 1
-                    float *v33 = B7;
+                    float *v33 = B9;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
                     }
@@ -415,7 +428,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                         }
                     }
                     // %36 = reduce_sum %35 axis 1
-                    float *v36 = B7;
+                    float *v36 = B9;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v36[r_] = blk_sum_contig(v35 + r_ * 64, 64);
                     }
@@ -432,7 +445,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 // %38 = fill 0.0009765625
                 const float s38 = 0.0009765625f;
                 // %39 = mul %2, %38
-                float *v39 = B6;
+                float *v39 = B9;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v39[r_] = (v8[r_] * s38);
@@ -452,13 +465,13 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     v42[r_] = (v41[r_] * s40);
                 }
                 // %43 = mul %39, %39
-                float *v43 = B7;
+                float *v43 = B6;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v43[r_] = (v39[r_] * v39[r_]);
                 }
                 // %44 = mul %43, %7
-                float *v44 = B7;
+                float *v44 = B6;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v44[r_] = (v43[r_] * v13[r_]);
@@ -515,7 +528,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 // %55 = broadcast %52 axis 0
                 // %56 = broadcast %39 axis 1
                 // %57 = mul %55, %56
-                float *v57 = B7;
+                float *v57 = B6;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -523,7 +536,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                     }
                 }
                 // %58 = mul %57, %53
-                float *v58 = B7;
+                float *v58 = B6;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -549,11 +562,11 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 }
                 // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t1_dst = g_Y + i * 64 * 1024 + j * 64;
+                    float *t3_dst = g_Y + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
+                            t3_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
                         }
                     }
                 }

@@ -255,18 +255,19 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 6 buffer(s), 573696 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
 static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g_g, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, float *restrict g_Y) {
 #pragma omp parallel
     {
-        /* 573696 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)573696);
+        /* 573952 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)573952);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
         float *restrict B3 = blk_arena + 69696;
         float *restrict B4 = blk_arena + 135232;
         float *restrict B5 = blk_arena + 139328;
+        float *restrict B6 = blk_arena + 143424;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 32; i++) {
             // %0 = fill 0.0
@@ -310,17 +311,24 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v13 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %14 = square %13
-                    float *v14 = B4;
+                    float *v13 = B4;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v13[r_ * 1024 + c_]);
+                            v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %14 = square %13
+                    float *v14 = B5;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
                         }
                     }
                     // %15 = reduce_sum %14 axis 1
-                    float *v15 = B5;
+                    float *v15 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                     }
@@ -340,7 +348,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v17[c_]);
+                            v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
                         }
                     }
                     // %21 = dot %20, %18: accumulated in place by its add
@@ -423,11 +431,11 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
             }
             // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
             {
-                float *t1_dst = g_Y + i * 64 * 1024;
+                float *t2_dst = g_Y + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+                        t2_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }

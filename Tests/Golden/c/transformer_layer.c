@@ -255,7 +255,7 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
+/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void transformer_layer_k0(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wq, float *restrict g_t19_) {
 #pragma omp parallel
     {
@@ -263,6 +263,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
+        float B4[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -285,17 +286,24 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %7 = square %6
-                    float *v7 = B2;
+                    float *v6 = B2;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
+                            v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %7 = square %6
+                    float *v7 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v7[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v6[r_ * 64 + c_]);
                         }
                     }
                     // %8 = reduce_sum %7 axis 1
-                    float *v8 = B3;
+                    float *v8 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v8[r_] = blk_sum_contig(v7 + r_ * 64, 64);
                     }
@@ -315,7 +323,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
+                            v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
                         }
                     }
                     // %14 = dot %13, %11: accumulated in place by its add
@@ -360,11 +368,11 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                 }
                 // store %22 -> t19[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t1_dst = g_t19_ + i * 64 * 1024 + j * 64;
+                    float *t2_dst = g_t19_ + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
+                            t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
                         }
                     }
                 }
@@ -372,7 +380,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
+/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void transformer_layer_k1(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wk, float *restrict g_t22_) {
 #pragma omp parallel
     {
@@ -380,6 +388,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
+        float B4[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -402,17 +411,24 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %7 = square %6
-                    float *v7 = B2;
+                    float *v6 = B2;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
+                            v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %7 = square %6
+                    float *v7 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v7[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v6[r_ * 64 + c_]);
                         }
                     }
                     // %8 = reduce_sum %7 axis 1
-                    float *v8 = B3;
+                    float *v8 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v8[r_] = blk_sum_contig(v7 + r_ * 64, 64);
                     }
@@ -432,7 +448,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
+                            v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
                         }
                     }
                     // %14 = dot %13, %11: accumulated in place by its add
@@ -477,11 +493,11 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                 }
                 // store %22 -> t22[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t1_dst = g_t22_ + i * 64 * 1024 + j * 64;
+                    float *t2_dst = g_t22_ + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
+                            t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
                         }
                     }
                 }
@@ -489,7 +505,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
     }
 }
 
-/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
+/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void transformer_layer_k2(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wv, float *restrict g_t25_) {
 #pragma omp parallel
     {
@@ -497,6 +513,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
         float B1[4096] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
+        float B4[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -519,17 +536,24 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %7 = square %6
-                    float *v7 = B2;
+                    float *v6 = B2;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
+                            v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %7 = square %6
+                    float *v7 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v7[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v6[r_ * 64 + c_]);
                         }
                     }
                     // %8 = reduce_sum %7 axis 1
-                    float *v8 = B3;
+                    float *v8 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v8[r_] = blk_sum_contig(v7 + r_ * 64, 64);
                     }
@@ -549,7 +573,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
+                            v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
                         }
                     }
                     // %14 = dot %13, %11: accumulated in place by its add
@@ -594,11 +618,11 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                 }
                 // store %22 -> t25[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t1_dst = g_t25_ + i * 64 * 1024 + j * 64;
+                    float *t2_dst = g_t25_ + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
+                            t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
                         }
                     }
                 }
@@ -867,12 +891,12 @@ static void transformer_layer_k5(const float *restrict g_Wo, const float *restri
     }
 }
 
-/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 8 buffer(s), 606464 bytes per thread */
+/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 9 buffer(s), 622848 bytes per thread */
 static void transformer_layer_k6(const float *restrict g_X, const float *restrict g_g_ffn_, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, const float *restrict g_t40_, float *restrict g_t55_) {
 #pragma omp parallel
     {
-        /* 606464 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)606464);
+        /* 622848 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)622848);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
@@ -881,6 +905,7 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
         float *restrict B5 = blk_arena + 139328;
         float *restrict B6 = blk_arena + 143424;
         float *restrict B7 = blk_arena + 147520;
+        float *restrict B8 = blk_arena + 151616;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
@@ -924,19 +949,33 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v13 = g_X + i * 64 * 1024 + k1 * 64;
-                    // %14 = load t40[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v14 = g_t40_ + i * 64 * 1024 + k1 * 64;
-                    // %15 = add %13, %14
-                    float *v15 = B4;
+                    float *v13 = B4;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v15[r_ * 64 + c_] = (v13[r_ * 1024 + c_] + v14[r_ * 1024 + c_]);
+                            v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %14 = load t40[i * 64 +: 64, k1 * 64 +: 64]
+                    float *v14 = B5;
+                    const float *t2_src = g_t40_ + i * 64 * 1024 + k1 * 64;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v14[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
+                        }
+                    }
+                    // %15 = add %13, %14
+                    float *v15 = B6;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v15[r_ * 64 + c_] = (v13[r_ * 64 + c_] + v14[r_ * 64 + c_]);
                         }
                     }
                     // %16 = square %15
-                    float *v16 = B4;
+                    float *v16 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -944,7 +983,7 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                         }
                     }
                     // %17 = reduce_sum %16 axis 1
-                    float *v17 = B5;
+                    float *v17 = B7;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v17[r_] = blk_sum_contig(v16 + r_ * 64, 64);
                     }
@@ -958,34 +997,46 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     const float *v19 = g_g_ffn_ + k1 * 64;
                     // %20 = broadcast %19 axis 0
                     // %21 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v21 = g_W1 + k1 * 64 * 2816 + k * 64;
+                    float *v21 = B6;
+                    const float *t3_src = g_W1 + k1 * 64 * 2816 + k * 64;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v21[r_ * 64 + c_] = t3_src[r_ * 2816 + c_];
+                        }
+                    }
                     // %22 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v22 = g_W3 + k1 * 64 * 2816 + k * 64;
+                    float *v22 = B7;
+                    const float *t4_src = g_W3 + k1 * 64 * 2816 + k * 64;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v22[r_ * 64 + c_] = t4_src[r_ * 2816 + c_];
+                        }
+                    }
                     // %23 = mul %13, %20
                     float *v23 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v23[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v19[c_]);
+                            v23[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v19[c_]);
                         }
                     }
                     // %24 = dot %23, %21
-                    float *v24 = B5;
-                    blk_pack(64, 64, v21, 2816, 1, B6, 64);
-                    blk_gemm(64, 64, 64, v23, 64, 1, B6, 64, v24, 64, 0);
+                    float *v24 = B8;
+                    blk_gemm(64, 64, 64, v23, 64, 1, v21, 64, v24, 64, 0);
                     // %25 = mul %14, %20
-                    float *v25 = B6;
+                    float *v25 = B5;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v25[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v19[c_]);
+                            v25[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v19[c_]);
                         }
                     }
                     // %26 = dot %25, %21: accumulated in place by its add
                     // %27 = add %24, %26
-                    float *v27 = B5;
-                    blk_pack(64, 64, v21, 2816, 1, B7, 64);
-                    blk_gemm(64, 64, 64, v25, 64, 1, B7, 64, v27, 64, 1);
+                    float *v27 = B8;
+                    blk_gemm(64, 64, 64, v25, 64, 1, v21, 64, v27, 64, 1);
                     // %28 = add %11, %27
                     float *v28 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
@@ -995,14 +1046,12 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                         }
                     }
                     // %29 = dot %23, %22
-                    float *v29 = B5;
-                    blk_pack(64, 64, v22, 2816, 1, B7, 64);
-                    blk_gemm(64, 64, 64, v23, 64, 1, B7, 64, v29, 64, 0);
+                    float *v29 = B6;
+                    blk_gemm(64, 64, 64, v23, 64, 1, v22, 64, v29, 64, 0);
                     // %30 = dot %25, %22: accumulated in place by its add
                     // %31 = add %29, %30
-                    float *v31 = B5;
-                    blk_pack(64, 64, v22, 2816, 1, B4, 64);
-                    blk_gemm(64, 64, 64, v25, 64, 1, B4, 64, v31, 64, 1);
+                    float *v31 = B6;
+                    blk_gemm(64, 64, 64, v25, 64, 1, v22, 64, v31, 64, 1);
                     // %32 = add %12, %31
                     float *v32 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
@@ -1079,11 +1128,11 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
             }
             // store %5 -> t55[i * 64 +: 64, 0 +: 1024]
             {
-                float *t1_dst = g_t55_ + i * 64 * 1024;
+                float *t5_dst = g_t55_ + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+                        t5_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }

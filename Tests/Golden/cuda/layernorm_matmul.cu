@@ -65,8 +65,8 @@ __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *_
     }
 }
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 8 buffer(s), 50432 bytes per thread */
-/* launch: 1024 block(s) x 256 threads, 50432 bytes of dynamic shared memory */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
+/* launch: 1024 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const float *__restrict__ g_X, const float *__restrict__ g_gamma, const float *__restrict__ g_beta, const float *__restrict__ g_W, float *__restrict__ g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
@@ -79,6 +79,8 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     float *__restrict__ B5 = blk_smem + 4352;
     float *__restrict__ B6 = blk_smem + 4416;
     float *__restrict__ B7 = blk_smem + 8512;
+    float *__restrict__ B8 = blk_smem + 12608;
+    float *__restrict__ B9 = blk_smem + 16704;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -117,13 +119,19 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v14 = g_X + i * 64 * 1024 + k1 * 64;
+        float *v14 = B6;
+        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+        }
+        __syncthreads();
         // %15 = reduce_sum %14 axis 1
-        float *v15 = B6;
+        float *v15 = B7;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
-                acc_ = (acc_ + v14[r_ * 1024 + c_]);
+                acc_ = (acc_ + v14[r_ * 64 + c_]);
             }
             acc_ = blk_warp_sum(acc_);
             if ((threadIdx.x & 31) == 0) v15[r_] = acc_;
@@ -141,31 +149,33 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
         // %18 = load beta[k1 * 64 +: 64]
         const float *v18 = g_beta + k1 * 64;
         // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v19 = g_W + k1 * 64 * 1024 + j * 64;
-        // %20 = broadcast %17 axis 0
-        // %21 = mul %14, %20
-        float *v21 = B6;
+        float *v19 = B7;
+        const float *t2_src = g_W + k1 * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v21[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v17[c_]);
+            v19[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
+        }
+        __syncthreads();
+        // %20 = broadcast %17 axis 0
+        // %21 = mul %14, %20
+        float *v21 = B8;
+        for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v21[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v17[c_]);
         }
         __syncthreads();
         // %22 = dot %21, %19: accumulated in place by its add
         // %23 = add %9, %22
         float *v23 = B1;
-        blk_pack(64, 64, v19, 1024, 1, B7, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v21, 64, 1, B7, 64, v23, 64, 1);
+        blk_gemm(64, 64, 64, v21, 64, 1, v19, 64, v23, 64, 1);
         __syncthreads();
         // %24 = broadcast %17 axis 0
         // %25 = dot %24, %19
-        float *v25 = B6;
-        blk_pack(64, 64, v19, 1024, 1, B7, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v17, 0, 1, B7, 64, v25, 64, 0);
+        float *v25 = B8;
+        blk_gemm(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
         __syncthreads();
         // %26 = reduce_sum %25 axis 0
-        float *v26 = B7;
+        float *v26 = B9;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long c_ = f_;
             float acc_ = 0.0f;
@@ -184,10 +194,8 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
         __syncthreads();
         // %28 = broadcast %18 axis 0
         // %29 = dot %28, %19
-        float *v29 = B6;
-        blk_pack(64, 64, v19, 1024, 1, B7, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v18, 0, 1, B7, 64, v29, 64, 0);
+        float *v29 = B9;
+        blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
         __syncthreads();
         // %30 = reduce_sum %29 axis 0
         float *v30 = B7;
@@ -208,14 +216,14 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
         }
         __syncthreads();
         // %32 = square %14
-        float *v32 = B6;
+        float *v32 = B7;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v32[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v14[r_ * 1024 + c_]);
+            v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
         }
         __syncthreads();
         // %33 = reduce_sum %32 axis 1
-        float *v33 = B7;
+        float *v33 = B9;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -240,7 +248,7 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
         }
         __syncthreads();
         // %36 = reduce_sum %35 axis 1
-        float *v36 = B7;
+        float *v36 = B9;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -266,7 +274,7 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     // %38 = fill 0.0009765625
     const float s38 = 0.0009765625f;
     // %39 = mul %2, %38
-    float *v39 = B6;
+    float *v39 = B9;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v39[r_] = (v8[r_] * s38);
@@ -289,14 +297,14 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     }
     __syncthreads();
     // %43 = mul %39, %39
-    float *v43 = B7;
+    float *v43 = B6;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v43[r_] = (v39[r_] * v39[r_]);
     }
     __syncthreads();
     // %44 = mul %43, %7
-    float *v44 = B7;
+    float *v44 = B6;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v44[r_] = (v43[r_] * v13[r_]);
@@ -359,14 +367,14 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     // %55 = broadcast %52 axis 0
     // %56 = broadcast %39 axis 1
     // %57 = mul %55, %56
-    float *v57 = B7;
+    float *v57 = B6;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v57[r_ * 64 + c_] = (v52[c_] * v39[r_]);
     }
     __syncthreads();
     // %58 = mul %57, %53
-    float *v58 = B7;
+    float *v58 = B6;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v58[r_ * 64 + c_] = (v57[r_ * 64 + c_] * v50[r_]);
@@ -389,10 +397,10 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     __syncthreads();
     // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_Y + i * 64 * 1024 + j * 64;
+        float *t3_dst = g_Y + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            t1_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
+            t3_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
         }
     }
     __syncthreads();
@@ -408,8 +416,8 @@ extern "C" int layernorm_matmul_device(const float *X, const float *gamma, const
     const float *g_beta = beta;
     const float *g_W = W;
     float *g_Y = Y;
-    BLK_CHECK(cudaFuncSetAttribute(layernorm_matmul_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 50432));
-    layernorm_matmul_k0<<<1024, 256, 50432>>>(g_X, g_gamma, g_beta, g_W, (float *)g_Y); /* k11_matmul_Y */
+    BLK_CHECK(cudaFuncSetAttribute(layernorm_matmul_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 67072));
+    layernorm_matmul_k0<<<1024, 256, 67072>>>(g_X, g_gamma, g_beta, g_W, (float *)g_Y); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }

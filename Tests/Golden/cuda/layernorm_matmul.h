@@ -11,7 +11,7 @@
 /*   Y (output): f32[4096, 1024], 4194304 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   layernorm_matmul_k0 (k11_matmul_Y): 1024 block(s) x 256 threads, 50432 bytes shared */
+/*   layernorm_matmul_k0 (k11_matmul_Y): 1024 block(s) x 256 threads, 67072 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

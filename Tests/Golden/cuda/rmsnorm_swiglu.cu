@@ -65,17 +65,18 @@ __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *_
     }
 }
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 6 buffer(s), 573696 bytes per thread */
-/* launch: 32 block(s) x 256 threads; blocks in global scratch, 143424 floats per block */
+/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
+/* launch: 32 block(s) x 256 threads; blocks in global scratch, 143488 floats per block */
 extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float *__restrict__ g_X, const float *__restrict__ g_g, const float *__restrict__ g_W1, const float *__restrict__ g_W3, const float *__restrict__ g_W2, float *__restrict__ g_Y, float *__restrict__ blk_scratch) {
     const long i = (long)blockIdx.x;
-    float *blk_smem = blk_scratch + (long)blockIdx.x * 143424;
+    float *blk_smem = blk_scratch + (long)blockIdx.x * 143488;
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 65536;
     float *__restrict__ B2 = blk_smem + 65600;
     float *__restrict__ B3 = blk_smem + 69696;
     float *__restrict__ B4 = blk_smem + 135232;
     float *__restrict__ B5 = blk_smem + 139328;
+    float *__restrict__ B6 = blk_smem + 143424;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -113,16 +114,22 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
         __syncthreads();
         for (long k1 = 0; k1 < 16; k1++) {
             // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
-            const float *v13 = g_X + i * 64 * 1024 + k1 * 64;
-            // %14 = square %13
-            float *v14 = B4;
+            float *v13 = B4;
+            const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
-                v14[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v13[r_ * 1024 + c_]);
+                v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+            }
+            __syncthreads();
+            // %14 = square %13
+            float *v14 = B5;
+            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+                const long r_ = f_ / 64, c_ = f_ % 64;
+                v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
             }
             __syncthreads();
             // %15 = reduce_sum %14 axis 1
-            float *v15 = B5;
+            float *v15 = B6;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = 0.0f;
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -148,7 +155,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
             float *v20 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
-                v20[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v17[c_]);
+                v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
             }
             __syncthreads();
             // %21 = dot %20, %18: accumulated in place by its add
@@ -240,10 +247,10 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
     __syncthreads();
     // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
     {
-        float *t1_dst = g_Y + i * 64 * 1024;
+        float *t2_dst = g_Y + i * 64 * 1024;
         for (long f_ = threadIdx.x; f_ < 65536; f_ += blockDim.x) {
             const long r_ = f_ / 1024, c_ = f_ % 1024;
-            t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+            t2_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
         }
     }
     __syncthreads();
@@ -261,7 +268,7 @@ extern "C" int rmsnorm_swiglu_device(const float *X, const float *g, const float
     const float *g_W2 = W2;
     float *g_Y = Y;
     float *blk_scratch0 = NULL; /* the blocks of k11_matmul_Y exceed shared memory */
-    BLK_CHECK(cudaMalloc((void **)&blk_scratch0, (size_t)4589568 * sizeof(float)));
+    BLK_CHECK(cudaMalloc((void **)&blk_scratch0, (size_t)4591616 * sizeof(float)));
     rmsnorm_swiglu_k0<<<32, 256, 0>>>(g_X, g_g, g_W1, g_W3, g_W2, (float *)g_Y, blk_scratch0); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_scratch0));

@@ -65,8 +65,8 @@ __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *_
     }
 }
 
-/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 49408 bytes of dynamic shared memory */
+/* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const float *__restrict__ g_X, const float *__restrict__ g_g_attn_, const float *__restrict__ g_Wq, float *__restrict__ g_t19_) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
@@ -75,6 +75,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
     float *__restrict__ B1 = blk_smem + 64;
     float *__restrict__ B2 = blk_smem + 4160;
     float *__restrict__ B3 = blk_smem + 8256;
+    float *__restrict__ B4 = blk_smem + 12352;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -93,16 +94,22 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
-        // %7 = square %6
-        float *v7 = B2;
+        float *v6 = B2;
+        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
+            v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+        }
+        __syncthreads();
+        // %7 = square %6
+        float *v7 = B3;
+        for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v7[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v6[r_ * 64 + c_]);
         }
         __syncthreads();
         // %8 = reduce_sum %7 axis 1
-        float *v8 = B3;
+        float *v8 = B4;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -128,7 +135,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
         float *v13 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
+            v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
         __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
@@ -179,17 +186,17 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
     __syncthreads();
     // store %22 -> t19[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_t19_ + i * 64 * 1024 + j * 64;
+        float *t2_dst = g_t19_ + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
+            t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
         }
     }
     __syncthreads();
 }
 
-/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 49408 bytes of dynamic shared memory */
+/* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const float *__restrict__ g_X, const float *__restrict__ g_g_attn_, const float *__restrict__ g_Wk, float *__restrict__ g_t22_) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
@@ -198,6 +205,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
     float *__restrict__ B1 = blk_smem + 64;
     float *__restrict__ B2 = blk_smem + 4160;
     float *__restrict__ B3 = blk_smem + 8256;
+    float *__restrict__ B4 = blk_smem + 12352;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -216,16 +224,22 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
-        // %7 = square %6
-        float *v7 = B2;
+        float *v6 = B2;
+        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
+            v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+        }
+        __syncthreads();
+        // %7 = square %6
+        float *v7 = B3;
+        for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v7[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v6[r_ * 64 + c_]);
         }
         __syncthreads();
         // %8 = reduce_sum %7 axis 1
-        float *v8 = B3;
+        float *v8 = B4;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -251,7 +265,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
         float *v13 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
+            v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
         __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
@@ -302,17 +316,17 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
     __syncthreads();
     // store %22 -> t22[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_t22_ + i * 64 * 1024 + j * 64;
+        float *t2_dst = g_t22_ + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
+            t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
         }
     }
     __syncthreads();
 }
 
-/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 4 buffer(s), 49408 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 49408 bytes of dynamic shared memory */
+/* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const float *__restrict__ g_X, const float *__restrict__ g_g_attn_, const float *__restrict__ g_Wv, float *__restrict__ g_t25_) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
@@ -321,6 +335,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
     float *__restrict__ B1 = blk_smem + 64;
     float *__restrict__ B2 = blk_smem + 4160;
     float *__restrict__ B3 = blk_smem + 8256;
+    float *__restrict__ B4 = blk_smem + 12352;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -339,16 +354,22 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v6 = g_X + i * 64 * 1024 + k1 * 64;
-        // %7 = square %6
-        float *v7 = B2;
+        float *v6 = B2;
+        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v7[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v6[r_ * 1024 + c_]);
+            v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+        }
+        __syncthreads();
+        // %7 = square %6
+        float *v7 = B3;
+        for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v7[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v6[r_ * 64 + c_]);
         }
         __syncthreads();
         // %8 = reduce_sum %7 axis 1
-        float *v8 = B3;
+        float *v8 = B4;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -374,7 +395,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
         float *v13 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v13[r_ * 64 + c_] = (v6[r_ * 1024 + c_] * v10[c_]);
+            v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
         __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
@@ -425,10 +446,10 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
     __syncthreads();
     // store %22 -> t25[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_t25_ + i * 64 * 1024 + j * 64;
+        float *t2_dst = g_t25_ + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            t1_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
+            t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
         }
     }
     __syncthreads();
@@ -697,11 +718,11 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k5(const flo
     __syncthreads();
 }
 
-/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 8 buffer(s), 606464 bytes per thread */
-/* launch: 16 block(s) x 256 threads; blocks in global scratch, 151616 floats per block */
+/* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 9 buffer(s), 622848 bytes per thread */
+/* launch: 16 block(s) x 256 threads; blocks in global scratch, 155712 floats per block */
 extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const float *__restrict__ g_X, const float *__restrict__ g_g_ffn_, const float *__restrict__ g_W1, const float *__restrict__ g_W3, const float *__restrict__ g_W2, const float *__restrict__ g_t40_, float *__restrict__ g_t55_, float *__restrict__ blk_scratch) {
     const long i = (long)blockIdx.x;
-    float *blk_smem = blk_scratch + (long)blockIdx.x * 151616;
+    float *blk_smem = blk_scratch + (long)blockIdx.x * 155712;
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 65536;
     float *__restrict__ B2 = blk_smem + 65600;
@@ -710,6 +731,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
     float *__restrict__ B5 = blk_smem + 139328;
     float *__restrict__ B6 = blk_smem + 143424;
     float *__restrict__ B7 = blk_smem + 147520;
+    float *__restrict__ B8 = blk_smem + 151616;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -747,25 +769,37 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
         __syncthreads();
         for (long k1 = 0; k1 < 16; k1++) {
             // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
-            const float *v13 = g_X + i * 64 * 1024 + k1 * 64;
-            // %14 = load t40[i * 64 +: 64, k1 * 64 +: 64]
-            const float *v14 = g_t40_ + i * 64 * 1024 + k1 * 64;
-            // %15 = add %13, %14
-            float *v15 = B4;
+            float *v13 = B4;
+            const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
-                v15[r_ * 64 + c_] = (v13[r_ * 1024 + c_] + v14[r_ * 1024 + c_]);
+                v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+            }
+            __syncthreads();
+            // %14 = load t40[i * 64 +: 64, k1 * 64 +: 64]
+            float *v14 = B5;
+            const float *t2_src = g_t40_ + i * 64 * 1024 + k1 * 64;
+            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+                const long r_ = f_ / 64, c_ = f_ % 64;
+                v14[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
+            }
+            __syncthreads();
+            // %15 = add %13, %14
+            float *v15 = B6;
+            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+                const long r_ = f_ / 64, c_ = f_ % 64;
+                v15[r_ * 64 + c_] = (v13[r_ * 64 + c_] + v14[r_ * 64 + c_]);
             }
             __syncthreads();
             // %16 = square %15
-            float *v16 = B4;
+            float *v16 = B6;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v15[r_ * 64 + c_]);
             }
             __syncthreads();
             // %17 = reduce_sum %16 axis 1
-            float *v17 = B5;
+            float *v17 = B7;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = 0.0f;
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -786,35 +820,43 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
             const float *v19 = g_g_ffn_ + k1 * 64;
             // %20 = broadcast %19 axis 0
             // %21 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-            const float *v21 = g_W1 + k1 * 64 * 2816 + k * 64;
+            float *v21 = B6;
+            const float *t3_src = g_W1 + k1 * 64 * 2816 + k * 64;
+            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+                const long r_ = f_ / 64, c_ = f_ % 64;
+                v21[r_ * 64 + c_] = t3_src[r_ * 2816 + c_];
+            }
+            __syncthreads();
             // %22 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-            const float *v22 = g_W3 + k1 * 64 * 2816 + k * 64;
+            float *v22 = B7;
+            const float *t4_src = g_W3 + k1 * 64 * 2816 + k * 64;
+            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
+                const long r_ = f_ / 64, c_ = f_ % 64;
+                v22[r_ * 64 + c_] = t4_src[r_ * 2816 + c_];
+            }
+            __syncthreads();
             // %23 = mul %13, %20
             float *v23 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
-                v23[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v19[c_]);
+                v23[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v19[c_]);
             }
             __syncthreads();
             // %24 = dot %23, %21
-            float *v24 = B5;
-            blk_pack(64, 64, v21, 2816, 1, B6, 64);
-            __syncthreads();
-            blk_gemm(64, 64, 64, v23, 64, 1, B6, 64, v24, 64, 0);
+            float *v24 = B8;
+            blk_gemm(64, 64, 64, v23, 64, 1, v21, 64, v24, 64, 0);
             __syncthreads();
             // %25 = mul %14, %20
-            float *v25 = B6;
+            float *v25 = B5;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
-                v25[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v19[c_]);
+                v25[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v19[c_]);
             }
             __syncthreads();
             // %26 = dot %25, %21: accumulated in place by its add
             // %27 = add %24, %26
-            float *v27 = B5;
-            blk_pack(64, 64, v21, 2816, 1, B7, 64);
-            __syncthreads();
-            blk_gemm(64, 64, 64, v25, 64, 1, B7, 64, v27, 64, 1);
+            float *v27 = B8;
+            blk_gemm(64, 64, 64, v25, 64, 1, v21, 64, v27, 64, 1);
             __syncthreads();
             // %28 = add %11, %27
             float *v28 = B2;
@@ -824,17 +866,13 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
             }
             __syncthreads();
             // %29 = dot %23, %22
-            float *v29 = B5;
-            blk_pack(64, 64, v22, 2816, 1, B7, 64);
-            __syncthreads();
-            blk_gemm(64, 64, 64, v23, 64, 1, B7, 64, v29, 64, 0);
+            float *v29 = B6;
+            blk_gemm(64, 64, 64, v23, 64, 1, v22, 64, v29, 64, 0);
             __syncthreads();
             // %30 = dot %25, %22: accumulated in place by its add
             // %31 = add %29, %30
-            float *v31 = B5;
-            blk_pack(64, 64, v22, 2816, 1, B4, 64);
-            __syncthreads();
-            blk_gemm(64, 64, 64, v25, 64, 1, B4, 64, v31, 64, 1);
+            float *v31 = B6;
+            blk_gemm(64, 64, 64, v25, 64, 1, v22, 64, v31, 64, 1);
             __syncthreads();
             // %32 = add %12, %31
             float *v32 = B3;
@@ -916,10 +954,10 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
     __syncthreads();
     // store %5 -> t55[i * 64 +: 64, 0 +: 1024]
     {
-        float *t1_dst = g_t55_ + i * 64 * 1024;
+        float *t5_dst = g_t55_ + i * 64 * 1024;
         for (long f_ = threadIdx.x; f_ < 65536; f_ += blockDim.x) {
             const long r_ = f_ / 1024, c_ = f_ % 1024;
-            t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+            t5_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
         }
     }
     __syncthreads();
@@ -1000,14 +1038,14 @@ extern "C" int transformer_layer_device(const float *X, const float *g_attn_, co
     BLK_CHECK(cudaMalloc((void **)&g_t55_, (size_t)1048576 * sizeof(float)));
     BLK_CHECK(cudaMemset(g_t55_, 0, (size_t)1048576 * sizeof(float)));
     float *g_Y = Y;
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49408));
-    transformer_layer_k0<<<256, 256, 49408>>>(g_X, g_g_attn_, g_Wq, (float *)g_t19_); /* k7_matmul_t19 */
+    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
+    transformer_layer_k0<<<256, 256, 49664>>>(g_X, g_g_attn_, g_Wq, (float *)g_t19_); /* k7_matmul_t19 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 49408));
-    transformer_layer_k1<<<256, 256, 49408>>>(g_X, g_g_attn_, g_Wk, (float *)g_t22_); /* k9_matmul_t22 */
+    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
+    transformer_layer_k1<<<256, 256, 49664>>>(g_X, g_g_attn_, g_Wk, (float *)g_t22_); /* k9_matmul_t22 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49408));
-    transformer_layer_k2<<<256, 256, 49408>>>(g_X, g_g_attn_, g_Wv, (float *)g_t25_); /* k11_matmul_t25 */
+    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
+    transformer_layer_k2<<<256, 256, 49664>>>(g_X, g_g_attn_, g_Wv, (float *)g_t25_); /* k11_matmul_t25 */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
     transformer_layer_k3<<<256, 256, 66048>>>(g_t19_, g_t22_, g_t25_, (float *)g_t37_); /* k21_matmul_t37 */
@@ -1020,7 +1058,7 @@ extern "C" int transformer_layer_device(const float *X, const float *g_attn_, co
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_scratch5));
     float *blk_scratch6 = NULL; /* the blocks of k36_matmul_t55 exceed shared memory */
-    BLK_CHECK(cudaMalloc((void **)&blk_scratch6, (size_t)2425856 * sizeof(float)));
+    BLK_CHECK(cudaMalloc((void **)&blk_scratch6, (size_t)2491392 * sizeof(float)));
     transformer_layer_k6<<<16, 256, 0>>>(g_X, g_g_ffn_, g_W1, g_W3, g_W2, g_t40_, (float *)g_t55_, blk_scratch6); /* k36_matmul_t55 */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_scratch6));

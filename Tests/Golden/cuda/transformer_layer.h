@@ -17,13 +17,13 @@
 /*   Y (output): f32[1024, 1024], 1048576 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   transformer_layer_k0 (k7_matmul_t19): 256 block(s) x 256 threads, 49408 bytes shared */
-/*   transformer_layer_k1 (k9_matmul_t22): 256 block(s) x 256 threads, 49408 bytes shared */
-/*   transformer_layer_k2 (k11_matmul_t25): 256 block(s) x 256 threads, 49408 bytes shared */
+/*   transformer_layer_k0 (k7_matmul_t19): 256 block(s) x 256 threads, 49664 bytes shared */
+/*   transformer_layer_k1 (k9_matmul_t22): 256 block(s) x 256 threads, 49664 bytes shared */
+/*   transformer_layer_k2 (k11_matmul_t25): 256 block(s) x 256 threads, 49664 bytes shared */
 /*   transformer_layer_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 66048 bytes shared */
 /*   transformer_layer_k4 (k22_transpose_t38): 1024 block(s) x 256 threads, 0 bytes shared */
 /*   transformer_layer_k5 (k23_matmul_t40): 16 block(s) x 256 threads, blocks in 8388608 bytes of global scratch (allocated by the launcher) */
-/*   transformer_layer_k6 (k36_matmul_t55): 16 block(s) x 256 threads, blocks in 9703424 bytes of global scratch (allocated by the launcher) */
+/*   transformer_layer_k6 (k36_matmul_t55): 16 block(s) x 256 threads, blocks in 9965568 bytes of global scratch (allocated by the launcher) */
 /*   transformer_layer_k7 (k37_add_Y): 256 block(s) x 256 threads, 16384 bytes shared */
 
 #ifdef __cplusplus
