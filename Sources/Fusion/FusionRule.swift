@@ -47,6 +47,18 @@ public struct RuleApplication: Sendable {
 
 /// Helpers for rules that rewrite one kernel at a time.
 enum KernelRewrite {
+    /// Like `first`, for rewrites that replace a kernel's body.
+    static func body(
+        _ program: Program, _ plan: FusionPlan, _ rewrite: (Kernel, Program) -> (body: [Instruction], detail: String)?
+    ) -> RuleApplication? {
+        first(program, plan) { kernel, program in
+            guard let (body, detail) = rewrite(kernel, program) else { return nil }
+            var out = kernel
+            out.body = body
+            return (out, detail)
+        }
+    }
+
     /// Tries `rewrite` on each kernel in order; the first kernel it changes is replaced (and
     /// renumbered) and the application returned.
     static func first(

@@ -23,14 +23,9 @@ extension FusionRule {
         id: "R4b", name: "distribution",
         summary: "split an accumulated matmul of a sum into per-term accumulators; invariant row factors apply after"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
-            guard let (body, detail) = distribute(kernel.body, types: kernel.valueTypes(), next: &next) else {
-                return nil
-            }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+            return distribute(kernel.body, types: kernel.valueTypes(), next: &next)
         }
     }
 

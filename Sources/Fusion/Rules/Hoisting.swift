@@ -16,12 +16,9 @@ extension FusionRule {
     public static let hoist = FusionRule(
         id: "R7", name: "hoist", summary: "move loop-invariant computations before their loop"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, program in
+        KernelRewrite.body(program, plan) { kernel, program in
             let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
-            guard let (body, detail) = hoist(kernel.body, program: program, stored: stored) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+            return hoist(kernel.body, program: program, stored: stored)
         }
     }
 

@@ -17,12 +17,9 @@ extension FusionRule {
     public static let linearity = FusionRule(
         id: "R4", name: "linearity", summary: "apply a loop-invariant factor once after an accumulation"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
-            guard let (body, detail) = factorOut(kernel.body, next: &next) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+            return factorOut(kernel.body, next: &next)
         }
     }
 

@@ -18,11 +18,8 @@ extension FusionRule {
     public static let loopFusion = FusionRule(
         id: "R3", name: "loop-fusion", summary: "run two independent loops over the same range as one"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
-            guard let (body, detail) = fuseLoops(kernel.body) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+        KernelRewrite.body(program, plan) { kernel, _ in
+            fuseLoops(kernel.body)
         }
     }
 

@@ -19,11 +19,8 @@ extension FusionRule {
     public static let maskSkipping = FusionRule(
         id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
-            guard let (body, detail) = skip(kernel.body) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+        KernelRewrite.body(program, plan) { kernel, _ in
+            skip(kernel.body)
         }
     }
 

@@ -21,12 +21,9 @@ extension FusionRule {
         id: "R5", name: "moment-expansion",
         summary: "expand a row sum of a polynomial in a loop-invariant value into power sums"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
-            guard let (body, detail) = expand(kernel.body, next: &next) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+            return expand(kernel.body, next: &next)
         }
     }
 

@@ -16,13 +16,10 @@ extension FusionRule {
     public static let scaleMotion = FusionRule(
         id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan) { kernel, _ in
             let types = kernel.valueTypes()
             var next = kernel.nextValueNumber
-            guard let (body, detail) = moveScales(kernel.body, types: types, next: &next) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+            return moveScales(kernel.body, types: types, next: &next)
         }
     }
 

@@ -16,11 +16,8 @@ extension FusionRule {
     public static let simplify = FusionRule(
         id: "R0", name: "simplify", summary: "unroll single-trip loops; drop operations with an identity operand"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
-            guard let (body, detail) = simplify(kernel.body, kernel.valueTypes()) else { return nil }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+        KernelRewrite.body(program, plan) { kernel, _ in
+            simplify(kernel.body, kernel.valueTypes())
         }
     }
 

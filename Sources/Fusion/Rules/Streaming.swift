@@ -25,14 +25,9 @@ extension FusionRule {
         id: "R6", name: "streaming",
         summary: "merge a max loop into a loop that uses the max through exp, rescaling partial sums"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan) { kernel, _ in
             var next = kernel.nextValueNumber
-            guard let (body, detail) = stream(kernel.body, types: kernel.valueTypes(), next: &next) else {
-                return nil
-            }
-            var out = kernel
-            out.body = body
-            return (out, detail)
+            return stream(kernel.body, types: kernel.valueTypes(), next: &next)
         }
     }
 
