@@ -126,6 +126,16 @@ static inline float blk_max_contig(const float *x, long n) {
 /* S[k][j] = B[k*ks + j*js] for k < kk, j < n: gives a unit-stride B to blk_gemm */
 static inline void blk_pack(long kk, long n, const float *restrict B, long ks, long js,
                             float *restrict S, long lds) {
+    if (js == 1) {
+        /* rows far apart: copy row by row */
+        for (long k = 0; k < kk; k++) {
+            const float *restrict b = B + k * ks;
+            float *restrict s = S + k * lds;
+#pragma omp simd
+            for (long j = 0; j < n; j++) s[j] = b[j];
+        }
+        return;
+    }
     for (long k0 = 0; k0 < kk; k0 += 16)
         for (long j0 = 0; j0 < n; j0 += 16) {
             long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
