@@ -5,13 +5,14 @@ import Foundation
 public struct FusionOptions: Sendable {
     /// Apply only the rule with this name (or catalogue ID); `nil` applies all.
     public var onlyRule: String?
-    /// The most rule applications before the driver stops.
-    public var maxSteps: Int
+    /// The most rule applications before the driver stops; `nil` scales with the program
+    /// (100 per kernel, at least 5000).
+    public var maxSteps: Int?
     /// The plan's recompute budget.
     public var recomputeBudget: Double
 
-    /// Default options: every rule, at most 5000 steps.
-    public init(onlyRule: String? = nil, maxSteps: Int = 5000, recomputeBudget: Double = 0.25) {
+    /// Default options: every rule, a step cap that scales with the program.
+    public init(onlyRule: String? = nil, maxSteps: Int? = nil, recomputeBudget: Double = 0.25) {
         self.onlyRule = onlyRule
         self.maxSteps = maxSteps
         self.recomputeBudget = recomputeBudget
@@ -50,13 +51,14 @@ public enum Fusion {
         // kernels sharing a tensor with it), so after a step only the rewritten kernel and its
         // neighbours need another look: the work stays near-linear in the program's size.
         var stable: Set<String> = []
+        for kernel in current.kernels { _ = plan.access(kernel, current) }
         var examinations = 0
         search: while let focus = current.kernels.firstIndex(where: { !stable.contains($0.name) }) {
             plan.focus = focus
             examinations += 1
             for rule in active {
                 guard let application = rule.apply(current, plan: plan) else { continue }
-                guard trace.count < options.maxSteps else {
+                guard trace.count < (options.maxSteps ?? max(5000, 100 * program.kernels.count)) else {
                     hitCap = true
                     break search
                 }
@@ -88,12 +90,12 @@ public enum Fusion {
     static func neighbours(of name: String, _ p: Program, _ plan: FusionPlan) -> [String] {
         guard let kernel = p.kernels.first(where: { $0.name == name }) else { return [] }
         let mine = plan.access(kernel, p)
-        let touched = mine.loads.union(mine.stores)
-        return [name]
-            + p.kernels.filter { k in
-                let a = plan.access(k, p)
-                return !touched.isDisjoint(with: a.loads) || !touched.isDisjoint(with: a.stores)
-            }.map(\.name)
+        var out: Set<String> = [name]
+        for t in mine.loads.union(mine.stores) {
+            out.formUnion(plan.readers(of: t))
+            out.formUnion(plan.writers(of: t))
+        }
+        return out.sorted()
     }
 
     static func summary(_ p: Program) -> String {

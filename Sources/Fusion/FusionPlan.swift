@@ -22,11 +22,28 @@ public final class FusionPlan: @unchecked Sendable {
             Set(kernel.body.storedTensors.map { program.storage(of: $0) })
         )
         touched[kernel.name] = value
+        for t in value.0 { readers[t, default: []].insert(kernel.name) }
+        for t in value.1 { writers[t, default: []].insert(kernel.name) }
         return value
     }
 
-    /// Forgets the cached accesses of a kernel that changed.
-    func invalidate(_ name: String) { touched[name] = nil }
+    /// Per storage: the kernels (by name) that load it and that store it, for kernels whose
+    /// accesses are cached (the driver caches every kernel's before it starts).
+    private var readers: [TensorID: Set<String>] = [:]
+    private var writers: [TensorID: Set<String>] = [:]
+
+    /// The kernels that load a storage.
+    func readers(of storage: TensorID) -> Set<String> { readers[storage] ?? [] }
+
+    /// The kernels that store a storage.
+    func writers(of storage: TensorID) -> Set<String> { writers[storage] ?? [] }
+
+    /// Forgets the cached accesses of a kernel that changed (or disappeared).
+    func invalidate(_ name: String) {
+        guard let old = touched.removeValue(forKey: name) else { return }
+        for t in old.loads { readers[t]?.remove(name) }
+        for t in old.stores { writers[t]?.remove(name) }
+    }
 
     /// The kernel indices a rule should consider.
     func candidates(_ program: Program) -> [Int] {

@@ -64,9 +64,8 @@ extension FusionRule {
                 let storage = program.storage(of: tensor)
                 let aliases = program.tensors.indices.map(TensorID.init).filter { program.storage(of: $0) == storage }
                 guard aliases.allSatisfy({ program[$0].role == .temp }) else { continue }
-                let readLater = program.kernels[index...].contains { k in
-                    plan.access(k, program).loads.contains(storage)
-                }
+                // Temporaries are written before they are read, so any reader reads this store.
+                let readLater = !plan.readers(of: storage).isEmpty
                 guard !readLater else { continue }
                 var out = program
                 let stripped = kernel.body.removingStores(to: tensor)

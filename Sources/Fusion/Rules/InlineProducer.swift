@@ -73,10 +73,11 @@ private struct InlineSearch {
         instructions: [Instruction], value: ValueID
     )? {
         let storage = program.storage(of: tensor)
+        let writerNames = plan.writers(of: storage)
         guard
-            let p = program.kernels[..<consumerIndex].lastIndex(where: { k in
-                plan.access(k, program).stores.contains(storage)
-            })
+            let p = writerNames.isEmpty
+                ? nil
+                : program.kernels[..<consumerIndex].lastIndex(where: { writerNames.contains($0.name) })
         else { return nil }
         let producer = program.kernels[p]
         // The store of T at the producer's top level.
@@ -103,9 +104,7 @@ private struct InlineSearch {
         // duplicated, not moved: the plan bounds how far such copies spread.
         let keepsStore =
             program[tensor].role == .output
-            || program.kernels.indices.contains { k in
-                k != consumerIndex && plan.access(program.kernels[k], program).loads.contains(storage)
-            }
+            || !plan.readers(of: storage).subtracting([consumer.name]).isEmpty
         if keepsStore {
             let consumerLoads = plan.access(consumer, program).loads
             // Inputs of the program cost no recomputation upstream; count new temporaries.
