@@ -134,6 +134,8 @@ struct Command: Sendable {
         text += "\ntrace (\(result.trace.count) steps):\n"
         text += result.trace.map { "  \($0)\n" }.joined()
         if result.hitStepCap { text += "  (stopped at the step cap before a fixed point)\n" }
+        text += "\ncandidates (each fused kernel and the naive kernels whose work it does):\n"
+        for c in result.candidates { text += "  \(c.kernel) ← " + c.from.joined(separator: ", ") + "\n" }
         text +=
             "\nresult: \(result.program.kernels.count) kernel(s): "
             + result.program.kernels.map(\.name).joined(separator: ", ") + "\n"

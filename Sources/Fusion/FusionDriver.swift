@@ -51,6 +51,8 @@ public enum Fusion {
         // kernels sharing a tensor with it), so after a step only the rewritten kernel and its
         // neighbours need another look: the work stays near-linear in the program's size.
         var stable: Set<String> = []
+        // Which input kernels' work each kernel performs (grows as R1 inlines producers).
+        var from: [String: [String]] = Dictionary(uniqueKeysWithValues: program.kernels.map { ($0.name, [$0.name]) })
         for kernel in current.kernels { _ = plan.access(kernel, current) }
         var examinations = 0
         search: while let focus = current.kernels.firstIndex(where: { !stable.contains($0.name) }) {
@@ -64,6 +66,13 @@ public enum Fusion {
                 }
                 let before = current
                 current = application.program
+                for name in application.absorbed {
+                    let merged = (from[application.place] ?? []) + (from[name] ?? [])
+                    from[application.place] = Array(Set(merged)).sorted { a, b in
+                        (program.kernels.firstIndex { $0.name == a } ?? 0)
+                            < (program.kernels.firstIndex { $0.name == b } ?? 0)
+                    }
+                }
                 let name = before.kernels[focus].name
                 let old = neighbours(of: name, before, plan)
                 plan.invalidate(name)
@@ -83,7 +92,9 @@ public enum Fusion {
             FileHandle.standardError.write(
                 Data("fusion: \(examinations) kernel examinations, \(trace.count) steps\n".utf8))
         }
-        return FusionResult(program: current, trace: trace, decisions: plan.decisions, hitStepCap: hitCap)
+        let candidates = current.kernels.map { (kernel: $0.name, from: from[$0.name] ?? [$0.name]) }
+        return FusionResult(
+            program: current, trace: trace, decisions: plan.decisions, hitStepCap: hitCap, candidates: candidates)
     }
 
     /// The kernel and every kernel sharing a tensor's storage with it.

@@ -36,12 +36,15 @@ public struct RuleApplication: Sendable {
     public var place: String
     /// What changed, in a few words.
     public var detail: String
+    /// Kernels whose computation now also runs in `place` (a producer R1 inlined there).
+    public var absorbed: [String]
 
     /// Makes an application record.
-    public init(program: Program, place: String, detail: String) {
+    public init(program: Program, place: String, detail: String, absorbed: [String] = []) {
         self.program = program
         self.place = place
         self.detail = detail
+        self.absorbed = absorbed
     }
 }
 

@@ -31,4 +31,7 @@ public struct FusionResult: Sendable {
     public var decisions: [String]
     /// Whether the driver stopped at its step cap before reaching a fixed point.
     public var hitStepCap: Bool
+    /// The candidates the plan's decisions formed: for each kernel of the fused program, the
+    /// kernels of the input program whose computation it now performs (itself included).
+    public var candidates: [(kernel: String, from: [String])]
 }

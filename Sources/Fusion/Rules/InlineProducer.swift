@@ -30,7 +30,8 @@ extension FusionRule {
             var out = program
             out.kernels[c].body = body
             out.kernels[c] = out.kernels[c].renumbered()
-            return RuleApplication(program: out, place: consumer.name, detail: search.detail)
+            return RuleApplication(
+                program: out, place: consumer.name, detail: search.detail, absorbed: [search.producerName])
         }
         return nil
     }
@@ -41,6 +42,7 @@ private struct InlineSearch {
     let consumerIndex: Int
     let plan: FusionPlan
     var detail = ""
+    var producerName = ""
 
     var consumer: Kernel { program.kernels[consumerIndex] }
 
@@ -133,6 +135,7 @@ private struct InlineSearch {
         let bound = renamed.substitutingIndices(binding)
         let base = consumer.nextValueNumber
         let renumbered = bound.renumberingDefinitions { ValueID($0.number + base) }
+        producerName = producer.name
         detail = "inlined \(producer.name)'s \(program[tensor].name) block at \(result.id)"
         return (renumbered, ValueID(stored.number + base))
     }
