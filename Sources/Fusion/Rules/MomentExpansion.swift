@@ -82,89 +82,93 @@ extension FusionRule {
                 }
                 return (
                     rewrite(
-                        body, index, loop, c, x: x, mu: mu, sign: sign, degree: degree, drop: [yields[c], r, p, d]),
+                        body, index, loop, c, x: x, xType: xType, mu: mu, sign: sign, degree: degree,
+                        drop: [yields[c], r, p, d], next: &next),
                     "expanded a degree-\(degree) row sum around \(mu) in loop \(loop.variable) into power sums"
                 )
-                func rewrite(
-                    _ body: [Instruction], _ index: Int, _ loop: Loop, _ c: Int, x: ValueID, mu: ValueID, sign: Float,
-                    degree: Int, drop: Set<ValueID>
-                ) -> [Instruction] {
-                    func fresh(_ t: BlockType) -> Value {
-                        defer { next += 1 }
-                        return Value(ValueID(next), t)
-                    }
-                    let rowType = loop.carried[c].type
-                    let blockType = BlockType(xType.shape, xType.tier)
-                    var inner = loop.body.dropLast().filter { !$0.results.contains { drop.contains($0.id) } }
-                    var newCarried: [Value] = []
-                    var newYields: [ValueID] = []
-                    for power in degree == 2 ? [2, 1, 0] : [1, 0] {
-                        var term = x
-                        if power == 2 {
-                            let sq = fresh(blockType)
-                            inner.append(Instruction([sq], .unary(.square, x)))
-                            term = sq.id
-                        } else if power == 0 {
-                            let ones = fresh(blockType)
-                            inner.append(Instruction([ones], .unary(.one, x)))
-                            term = ones.id
-                        }
-                        let sum = fresh(rowType)
-                        inner.append(Instruction([sum], .reduce(.sum, term, axis: 1)))
-                        let acc = fresh(rowType)
-                        let updated = fresh(rowType)
-                        inner.append(Instruction([updated], .binary(.add, acc.id, sum.id)))
-                        newCarried.append(acc)
-                        newYields.append(updated.id)
-                    }
-                    guard case .yield(var yields) = loop.body.last?.op else { return body }
-                    var newLoop = loop
-                    var carried = loop.carried
-                    var initial = loop.initial
-                    carried.remove(at: c)
-                    initial.remove(at: c)
-                    yields.remove(at: c)
-                    newLoop.carried = carried + newCarried
-                    newLoop.initial = initial + Array(repeating: loop.initial[c], count: newCarried.count)
-                    newLoop.body = inner + [Instruction([], .yield(yields + newYields))]
-                    var results = body[index].results
-                    let old = results.remove(at: c)
-                    let sums = newCarried.map { fresh($0.type) }
-                    var loopInst = body[index]
-                    loopInst.results = results + sums
-                    loopInst.op = .loop(newLoop)
-                    // Epilogue: the polynomial in μ over the power sums.
-                    var epilogue: [Instruction] = []
-                    if degree == 2 {
-                        let two = fresh(BlockType([], .reg))
-                        let muS1 = fresh(rowType)
-                        let twoMuS1 = fresh(rowType)
-                        let mu2 = fresh(rowType)
-                        let mu2S0 = fresh(rowType)
-                        let diff = fresh(rowType)
-                        epilogue = [
-                            Instruction([two], .fill(2)),
-                            Instruction([muS1], .binary(.mul, mu, sums[1].id)),
-                            Instruction([twoMuS1], .binary(.mul, muS1.id, two.id)),
-                            Instruction([mu2], .binary(.mul, mu, mu)),
-                            Instruction([mu2S0], .binary(.mul, mu2.id, sums[2].id)),
-                            Instruction([diff], .binary(.sub, sums[0].id, twoMuS1.id)),
-                            Instruction([old], .binary(.add, diff.id, mu2S0.id)),
-                        ]
-                    } else {
-                        let muS0 = fresh(rowType)
-                        epilogue = [
-                            Instruction([muS0], .binary(.mul, mu, sums[1].id)),
-                            Instruction(
-                                [old],
-                                sign > 0 ? .binary(.sub, sums[0].id, muS0.id) : .binary(.sub, muS0.id, sums[0].id)),
-                        ]
-                    }
-                    return Array(body[..<index]) + [loopInst] + epilogue + Array(body[(index + 1)...])
-                }
             }
         }
         return nil
+    }
+
+    /// The loop at `index` carrying the power sums of `x` instead of its carried value `c`, and
+    /// the polynomial in `mu` after it.
+    private static func rewrite(
+        _ body: [Instruction], _ index: Int, _ loop: Loop, _ c: Int, x: ValueID, xType: BlockType, mu: ValueID,
+        sign: Float, degree: Int, drop: Set<ValueID>, next: inout Int
+    ) -> [Instruction] {
+        func fresh(_ t: BlockType) -> Value {
+            defer { next += 1 }
+            return Value(ValueID(next), t)
+        }
+        let rowType = loop.carried[c].type
+        let blockType = BlockType(xType.shape, xType.tier)
+        var inner = loop.body.dropLast().filter { !$0.results.contains { drop.contains($0.id) } }
+        var newCarried: [Value] = []
+        var newYields: [ValueID] = []
+        for power in degree == 2 ? [2, 1, 0] : [1, 0] {
+            var term = x
+            if power == 2 {
+                let sq = fresh(blockType)
+                inner.append(Instruction([sq], .unary(.square, x)))
+                term = sq.id
+            } else if power == 0 {
+                let ones = fresh(blockType)
+                inner.append(Instruction([ones], .unary(.one, x)))
+                term = ones.id
+            }
+            let sum = fresh(rowType)
+            inner.append(Instruction([sum], .reduce(.sum, term, axis: 1)))
+            let acc = fresh(rowType)
+            let updated = fresh(rowType)
+            inner.append(Instruction([updated], .binary(.add, acc.id, sum.id)))
+            newCarried.append(acc)
+            newYields.append(updated.id)
+        }
+        guard case .yield(var yields) = loop.body.last?.op else { return body }
+        var newLoop = loop
+        var carried = loop.carried
+        var initial = loop.initial
+        carried.remove(at: c)
+        initial.remove(at: c)
+        yields.remove(at: c)
+        newLoop.carried = carried + newCarried
+        newLoop.initial = initial + Array(repeating: loop.initial[c], count: newCarried.count)
+        newLoop.body = inner + [Instruction([], .yield(yields + newYields))]
+        var results = body[index].results
+        let old = results.remove(at: c)
+        let sums = newCarried.map { fresh($0.type) }
+        var loopInst = body[index]
+        loopInst.results = results + sums
+        loopInst.op = .loop(newLoop)
+        // Epilogue: the polynomial in μ over the power sums.
+        var epilogue: [Instruction] = []
+        if degree == 2 {
+            let two = fresh(BlockType([], .reg))
+            let muS1 = fresh(rowType)
+            let twoMuS1 = fresh(rowType)
+            let mu2 = fresh(rowType)
+            let mu2S0 = fresh(rowType)
+            let diff = fresh(rowType)
+            epilogue = [
+                Instruction([two], .fill(2)),
+                Instruction([muS1], .binary(.mul, mu, sums[1].id)),
+                Instruction([twoMuS1], .binary(.mul, muS1.id, two.id)),
+                Instruction([mu2], .binary(.mul, mu, mu)),
+                Instruction([mu2S0], .binary(.mul, mu2.id, sums[2].id)),
+                Instruction([diff], .binary(.sub, sums[0].id, twoMuS1.id)),
+                Instruction([old], .binary(.add, diff.id, mu2S0.id)),
+            ]
+        } else {
+            let muS0 = fresh(rowType)
+            epilogue = [
+                Instruction([muS0], .binary(.mul, mu, sums[1].id)),
+                Instruction(
+                    [old],
+                    sign > 0 ? .binary(.sub, sums[0].id, muS0.id) : .binary(.sub, muS0.id, sums[0].id)),
+            ]
+        }
+        return Array(body[..<index]) + [loopInst] + epilogue + Array(body[(index + 1)...])
     }
 
     /// `μ` when `id` is `broadcast μ axis 1` defined before the loop (hoisted there).
