@@ -17,10 +17,13 @@ extension Command {
             standard output. With --bundle DIR it writes a self-contained folder: NAME.cu, NAME.h,
             harness.cu, inputs/*.npy (seeded, --seed), expected/*.npy (the interpreter's outputs),
             compare.py and run.sh, which builds with nvcc ($NVCC or nvcc on PATH), runs on the GPU,
-            and prints max errors and timings. See Docs/CUDA.md.
+            and prints max errors and timings. The program is fused for sm_90's shared memory
+            unless --target names another GPU target (sm_80). See Docs/CUDA.md.
             """,
-        options: codegenOptions.union([.bundle, .seed])
+        options: codegenOptions.union([.bundle, .seed, .target])
     ) { options, console throws(DriverError) in
+        var options = options
+        if options.target == .cpu { options.target = .sm90 }
         let program = try codegenProgram("emit-cuda", options, console)
         if let dir = options.bundleDir {
             try CudaBundle.write(program, to: dir, seed: options.seed, console: console)

@@ -108,7 +108,7 @@ struct Pipeline {
     func fused() throws(DriverError) -> (program: Program, fusion: FusionResult?) {
         let lowered = try lowered()
         guard !options.noFusion else { return (lowered, nil) }
-        let result = Fusion.fuse(lowered, options: FusionOptions(onlyRule: options.onlyRule))
+        let result = Fusion.fuse(lowered, options: FusionOptions(onlyRule: options.onlyRule, target: options.target))
         if options.printAfter.contains("fuse") { console.err("// after fuse\n" + BlockPrinter.print(result.program)) }
         try verify(result.program, stage: "fuse")
         return (result.program, result)

@@ -10,12 +10,18 @@ public struct FusionOptions: Sendable {
     public var maxSteps: Int?
     /// The plan's recompute budget.
     public var recomputeBudget: Double
+    /// The target whose capacities bound the plan (re-blocking must fit its local tier).
+    public var target: TargetDescription
 
     /// Default options: every rule, a step cap that scales with the program.
-    public init(onlyRule: String? = nil, maxSteps: Int? = nil, recomputeBudget: Double = 0.25) {
+    public init(
+        onlyRule: String? = nil, maxSteps: Int? = nil, recomputeBudget: Double = 0.25,
+        target: TargetDescription = .cpu
+    ) {
         self.onlyRule = onlyRule
         self.maxSteps = maxSteps
         self.recomputeBudget = recomputeBudget
+        self.target = target
     }
 }
 
@@ -42,7 +48,7 @@ public enum Fusion {
         _ program: Program, options: FusionOptions = FusionOptions(),
         observe: ((Program, TraceEntry) -> Void)? = nil
     ) -> FusionResult {
-        let plan = FusionPlan(recomputeBudget: options.recomputeBudget)
+        let plan = FusionPlan(recomputeBudget: options.recomputeBudget, target: options.target)
         let active = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
         var current = program
         var trace: [TraceEntry] = []

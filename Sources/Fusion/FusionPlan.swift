@@ -54,9 +54,13 @@ public final class FusionPlan: @unchecked Sendable {
     public private(set) var decisions: [String] = []
     private var seen: Set<String> = []
 
-    /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs).
-    public init(recomputeBudget: Double = 0.25) {
+    /// The target whose tier capacities bound re-blocking.
+    public let target: TargetDescription
+
+    /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs) for a target.
+    public init(recomputeBudget: Double = 0.25, target: TargetDescription = .cpu) {
         self.recomputeBudget = recomputeBudget
+        self.target = target
     }
 
     /// Whether `producer` may be recomputed at a point of `consumer` that runs `readsPerBlock`

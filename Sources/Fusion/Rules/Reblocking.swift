@@ -147,8 +147,3 @@ extension FusionRule {
         return out
     }
 }
-
-extension FusionPlan {
-    /// The target whose capacities bound re-blocking.
-    var target: TargetDescription { .cpu }
-}

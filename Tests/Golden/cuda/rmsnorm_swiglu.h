@@ -12,7 +12,8 @@
 /*   Y (output): f32[2048, 1024], 2097152 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   rmsnorm_swiglu_k0 (k11_matmul_Y): 32 block(s) x 256 threads, blocks in 18366464 bytes of global scratch (allocated by the launcher) */
+/*   rmsnorm_swiglu_k0 (k10_mul_G): 1408 block(s) x 256 threads, 66048 bytes shared */
+/*   rmsnorm_swiglu_k1 (k11_matmul_Y): 512 block(s) x 256 threads, 32768 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {
