@@ -59,6 +59,7 @@ public enum Fusion {
         var stable: Set<String> = []
         // Which input kernels' work each kernel performs (grows as R1 inlines producers).
         var from: [String: [String]] = Dictionary(uniqueKeysWithValues: program.kernels.map { ($0.name, [$0.name]) })
+        let order = Dictionary(uniqueKeysWithValues: program.kernels.enumerated().map { ($1.name, $0) })
         for kernel in current.kernels { _ = plan.access(kernel, current) }
         var examinations = 0
         search: while let focus = current.kernels.firstIndex(where: { !stable.contains($0.name) }) {
@@ -74,10 +75,7 @@ public enum Fusion {
                 current = application.program
                 for name in application.absorbed {
                     let merged = (from[application.place] ?? []) + (from[name] ?? [])
-                    from[application.place] = Array(Set(merged)).sorted { a, b in
-                        (program.kernels.firstIndex { $0.name == a } ?? 0)
-                            < (program.kernels.firstIndex { $0.name == b } ?? 0)
-                    }
+                    from[application.place] = Array(Set(merged)).sorted { (order[$0] ?? 0) < (order[$1] ?? 0) }
                 }
                 let name = before.kernels[focus].name
                 let old = neighbours(of: name, before, plan)

@@ -30,9 +30,7 @@ extension FusionRule {
                 else { continue }
                 let widened = widen(kernel, axis: axis, size: size)
                 guard let retyped = widened.retyped(),
-                    Verifier.verify(
-                        Program(name: program.name, tensors: program.tensors, kernels: [retyped]), target: plan.target
-                    ).isEmpty
+                    Verifier.localPeakBytes(retyped) <= plan.target.localCapacityBytes
                 else {
                     plan.note(
                         "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
