@@ -28,7 +28,7 @@ public struct TargetDescription: Hashable, Sendable {
 
     /// This project's CPU: Zen 4, 1 MiB L2 per core (the local tier), AVX-512.
     public static let cpu = TargetDescription(
-        name: "cpu", localCapacityBytes: 1 << 20, registerCapacityBytes: 32 * 64, vectorLanes: 16, rowBlock: 64,
+        name: "cpu", localCapacityBytes: 1 << 20, registerCapacityBytes: 32 * 64, vectorLanes: 16, rowBlock: 128,
         columnBlock: 64)
     /// NVIDIA Ampere: 164 KiB shared memory per block, 255 registers per thread.
     public static let sm80 = TargetDescription(

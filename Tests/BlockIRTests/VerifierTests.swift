@@ -293,9 +293,12 @@ final class VerifierTests: XCTestCase {
               %3 = exp %0 : f32[512,512] @local
               store %3 -> B[0 +: 512, 0 +: 512]
               store %1 -> B[0 +: 128, 0 +: 512]
+              store %0 -> C[0 +: 512, 0 +: 512]
             """
         let p = try program(
-            text, tensors: "tensor A: f32[512,512] @global input\ntensor B: f32[512,512] @global output\n")
+            text,
+            tensors: "tensor A: f32[512,512] @global input\ntensor B: f32[512,512] @global output\n"
+                + "tensor C: f32[512,512] @global output\n")
         XCTAssertEqual(Verifier.localPeakBytes(p.kernels[0]), 2 * 1_048_576 + 262_144)
         assertOneError(
             p,
@@ -304,13 +307,15 @@ final class VerifierTests: XCTestCase {
     }
 
     func testLocalPeakWithLoops() throws {
-        // Matmul: at the dot, the accumulator and three 64x64 blocks are live.
-        XCTAssertEqual(Verifier.localPeakBytes(try BlockParser.parse(BlockSamples.matmul).kernels[0]), 4 * 16384)
-        // Softmax: %18 and %19 stay live through the second loop, where two more 64x64 blocks are
-        // live at once (the first loop peaks at three blocks and four vectors).
+        // Matmul: the dot accumulates into its add, which reads both blocks, and the add's
+        // result, yielded for the accumulator, overwrites it: 3 blocks.
+        XCTAssertEqual(Verifier.localPeakBytes(try BlockParser.parse(BlockSamples.matmul).kernels[0]), 3 * 16384)
+        // Softmax: broadcasts are views of vectors, and each elementwise op overwrites the block
+        // that dies at it: one 64x64 block and five vectors (%4, %5, %7, %8 and %9 or %10).
         let softmax = try BlockParser.parse(BlockSamples.softmax).kernels[0]
-        XCTAssertEqual(Verifier.localPeakBytes(softmax), 4 * 16384)
-        // Values used inside a loop stay live through it.
+        XCTAssertEqual(Verifier.localPeakBytes(softmax), 16384 + 5 * 256)
+        // Values used inside a loop stay live through it, so %1 cannot overwrite %0; %2
+        // overwrites %1.
         let text = """
               %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
               for k in 0 ..< 2 {
@@ -319,7 +324,25 @@ final class VerifierTests: XCTestCase {
                 yield
               }
             """
-        XCTAssertEqual(Verifier.localPeakBytes(try program(text).kernels[0]), 3 * 16384)
+        XCTAssertEqual(Verifier.localPeakBytes(try program(text).kernels[0]), 2 * 16384)
+        // A dot read twice has storage of its own; one read only by an add accumulates into it.
+        let twice = """
+              %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
+              %1 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
+              %2 = dot %1, %1 : f32[64,64] @local
+              %3 = add %0, %2 : f32[64,64] @local
+              store %2 -> Y[0 +: 64, 0 +: 64]
+              store %3 -> Y[0 +: 64, 0 +: 64]
+            """
+        XCTAssertEqual(Verifier.localPeakBytes(try program(twice).kernels[0]), 3 * 16384)
+        let once = """
+              %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
+              %1 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
+              %2 = dot %1, %1 : f32[64,64] @local
+              %3 = add %0, %2 : f32[64,64] @local
+              store %3 -> Y[0 +: 64, 0 +: 64]
+            """
+        XCTAssertEqual(Verifier.localPeakBytes(try program(once).kernels[0]), 2 * 16384)
         XCTAssertEqual(Verifier.localPeakBytes(Kernel(name: "empty", grid: [], body: [])), 0)
     }
 }

@@ -265,21 +265,21 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
 static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g_g, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, float *restrict g_Y) {
 #pragma omp parallel
     {
-        /* 573952 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)573952);
+        /* 885760 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)885760);
         float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 65536;
-        float *restrict B2 = blk_arena + 65600;
-        float *restrict B3 = blk_arena + 69696;
-        float *restrict B4 = blk_arena + 135232;
-        float *restrict B5 = blk_arena + 139328;
-        float *restrict B6 = blk_arena + 143424;
+        float *restrict B1 = blk_arena + 131072;
+        float *restrict B2 = blk_arena + 131200;
+        float *restrict B3 = blk_arena + 139392;
+        float *restrict B4 = blk_arena + 204928;
+        float *restrict B5 = blk_arena + 213120;
+        float *restrict B6 = blk_arena + 221312;
 #pragma omp for collapse(1) schedule(static)
-        for (long i = 0; i < 32; i++) {
+        for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
             const float s0 = 0.0f;
             // %1 = fill 0.0
@@ -292,7 +292,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
             const float s4 = 1e-06f;
             // %5 = for k in 0 ..< 44 iter(%6 = %0)
             float *v6 = B0;
-            for (long r_ = 0; r_ < 64; r_++) {
+            for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
                     v6[r_ * 1024 + c_] = s0;
@@ -302,28 +302,28 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 // %7, %8, %9 = for k1 in 0 ..< 16 iter(%10 = %2, %11 = %1, %12 = %1)
                 float *v10 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
                     v10[r_] = s2;
                 }
                 float *v11 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v11[r_ * 64 + c_] = s1;
                     }
                 }
                 float *v12 = B3;
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v12[r_ * 64 + c_] = s1;
                     }
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
                     float *v13 = B4;
-                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    const float *t1_src = g_X + i * 128 * 1024 + k1 * 64;
+                    for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
@@ -331,7 +331,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     }
                     // %14 = square %13
                     float *v14 = B5;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
@@ -339,13 +339,13 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     }
                     // %15 = reduce_sum %14 axis 1
                     float *v15 = B6;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    for (long r_ = 0; r_ < 128; r_++) {
                         v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                     }
                     // %16 = add %10, %15
                     float *v16 = B1;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    for (long r_ = 0; r_ < 128; r_++) {
                         v16[r_] = (v10[r_] + v15[r_]);
                     }
                     // %17 = load g[k1 * 64 +: 64]
@@ -355,7 +355,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     // %19 = broadcast %17 axis 0
                     // %20 = mul %13, %19
                     float *v20 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
@@ -365,14 +365,14 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     // %22 = add %11, %21
                     float *v22 = B2;
                     blk_pack(64, 64, v18, 2816, 1, B5, 64);
-                    blk_gemm(64, 64, 64, v20, 64, 1, B5, 64, v22, 64, 1);
+                    blk_gemm(128, 64, 64, v20, 64, 1, B5, 64, v22, 64, 1);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     const float *v23 = g_W3 + k1 * 64 * 2816 + k * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
                     blk_pack(64, 64, v23, 2816, 1, B5, 64);
-                    blk_gemm(64, 64, 64, v20, 64, 1, B5, 64, v25, 64, 1);
+                    blk_gemm(128, 64, 64, v20, 64, 1, B5, 64, v25, 64, 1);
                     // yield %16, %22, %25
                     {
                     }
@@ -380,25 +380,25 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 // %26 = mul %7, %3
                 float *v26 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
                     v26[r_] = (v10[r_] * s3);
                 }
                 // %27 = add %26, %4
                 float *v27 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
                     v27[r_] = (v26[r_] + s4);
                 }
                 // %28 = rsqrt %27
                 float *v28 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
                     v28[r_] = (1.0f / sqrtf(v27[r_]));
                 }
                 // %29 = broadcast %28 axis 1
                 // %30 = mul %8, %29
                 float *v30 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v30[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v28[r_]);
@@ -406,7 +406,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 }
                 // %31 = silu %30
                 float *v31 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v31[r_ * 64 + c_] = blk_siluf(v30[r_ * 64 + c_]);
@@ -414,7 +414,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 }
                 // %32 = mul %9, %29
                 float *v32 = B3;
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v28[r_]);
@@ -422,7 +422,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 }
                 // %33 = mul %31, %32
                 float *v33 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v33[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v32[r_ * 64 + c_]);
@@ -434,15 +434,15 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 // %36 = add %6, %35
                 float *v36 = B0;
                 blk_pack(64, 1024, v34, 1024, 1, B3, 1024);
-                blk_gemm(64, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1);
+                blk_gemm(128, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1);
                 // yield %36
                 {
                 }
             }
-            // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
+            // store %5 -> Y[i * 128 +: 128, 0 +: 1024]
             {
-                float *t2_dst = g_Y + i * 64 * 1024;
-                for (long r_ = 0; r_ < 64; r_++) {
+                float *t2_dst = g_Y + i * 128 * 1024;
+                for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
                         t2_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
