@@ -63,6 +63,17 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertEqual(ratio, (n + 1) / (2 * n), accuracy: 0.02)
     }
 
+    /// In the transformer layer too, the causal attention's key loop stops at the diagonal, though
+    /// hoisting has moved the running maximum's clamp constant out of the loop by then.
+    func testTransformerLayerAttentionSkipsMaskedBlocks() throws {
+        let (_, fused) = try Self.fused("transformer_layer", dims: ["S": 512, "H": 2, "dh": 64, "F": 256])
+        let masked = fused.kernels.flatMap(Self.loops).filter { loop in
+            loop.body.contains { if case .mask = $0.op { return true } else { return false } }
+        }
+        XCTAssertEqual(masked.count, 1, BlockPrinter.print(fused))
+        XCTAssertTrue(masked.first?.upper.variables.contains(IndexVar("i")) ?? false, BlockPrinter.print(fused))
+    }
+
     /// 2·m·n·k per executed dot (constant loop bounds).
     static func dotFlops(_ program: Program) -> Int {
         func flops(_ body: [Instruction], _ types: [ValueID: BlockType]) -> Int {

@@ -20,14 +20,19 @@ extension FusionRule {
         id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
     ) { program, plan in
         KernelRewrite.body(program, plan) { kernel, _ in
-            skip(kernel.body)
+            // Fills are constants wherever they are defined (hoisting moves them out of loops).
+            var constants: [ValueID: Float] = [:]
+            kernel.walk { inst in
+                if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
+            }
+            return skip(kernel.body, constants: constants)
         }
     }
 
-    private static func skip(_ body: [Instruction]) -> ([Instruction], String)? {
+    private static func skip(_ body: [Instruction], constants: [ValueID: Float]) -> ([Instruction], String)? {
         for (index, inst) in body.enumerated() {
             guard case .loop(var loop) = inst.op else { continue }
-            if let (inner, detail) = skip(loop.body) {
+            if let (inner, detail) = skip(loop.body, constants: constants) {
                 loop.body = inner
                 var out = body
                 out[index].op = .loop(loop)
@@ -45,7 +50,7 @@ extension FusionRule {
             guard let mask = masks.first,
                 masks.allSatisfy({ $0.row == mask.row && $0.column == mask.column && $0.predicate == mask.predicate }),
                 masks.count == loop.body.filter({ if case .mask = $0.op { return true } else { return false } }).count,
-                identitiesWhenMasked(loop)
+                identitiesWhenMasked(loop, constants: constants)
             else { continue }
             guard let (lower, upper) = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape) else { continue }
             let newLower = lower.map {
@@ -170,8 +175,8 @@ extension FusionRule {
 
     /// Whether an iteration in which every element of the moving mask is its fill leaves every
     /// carried value unchanged.
-    private static func identitiesWhenMasked(_ loop: Loop) -> Bool {
-        var env: [ValueID: Abstract] = [:]
+    private static func identitiesWhenMasked(_ loop: Loop, constants: [ValueID: Float]) -> Bool {
+        var env = constants.mapValues { Abstract.constant($0) }
         for (i, c) in loop.carried.enumerated() { env[c.id] = .carried(i) }
         func get(_ v: ValueID) -> Abstract { env[v] ?? .unknown }
         for inst in loop.body {

@@ -698,7 +698,7 @@ static void transformer_layer_k5(const float *restrict g_t19_, const float *rest
         float B3[8192] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[128] __attribute__((aligned(64)));
-#pragma omp for collapse(3) schedule(static)
+#pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 16; b0++)
             for (long i = 0; i < 8; i++)
                 for (long j = 0; j < 1; j++) {
@@ -714,7 +714,7 @@ static void transformer_layer_k5(const float *restrict g_t19_, const float *rest
                     const float *v4 = g_t19_ + i * 128 * 1024 + b0 * 64;
                     // %5 = fill 0.125
                     const float s5 = 0.125f;
-                    // %6, %7, %8 = for k2 in 0 ..< 16 iter(%9 = %2, %10 = %1, %11 = %0)
+                    // %6, %7, %8 = for k2 in 0 ..< min(16, i * 2 + 2) iter(%9 = %2, %10 = %1, %11 = %0)
                     float *v9 = B0;
 #pragma omp simd
                     for (long r_ = 0; r_ < 128; r_++) {
@@ -732,7 +732,7 @@ static void transformer_layer_k5(const float *restrict g_t19_, const float *rest
                             v11[r_ * 64 + c_] = s0;
                         }
                     }
-                    for (long k2 = 0; k2 < 16; k2++) {
+                    for (long k2 = 0; k2 < blk_imin(16, (i * 2 + 2)); k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         const float *v12 = g_K + b0 * 65536 + k2 * 64 * 64;
                         // %13 = dot %4, %12 transpose_b

@@ -480,7 +480,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
     const float *v4 = g_t19_ + i * 64 * 1024 + b0 * 64;
     // %5 = fill 0.125
     const float s5 = 0.125f;
-    // %6, %7, %8 = for k2 in 0 ..< 16 iter(%9 = %2, %10 = %1, %11 = %0)
+    // %6, %7, %8 = for k2 in 0 ..< min(16, i + 1) iter(%9 = %2, %10 = %1, %11 = %0)
     float *v9 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
@@ -497,7 +497,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
         v11[r_ * 64 + c_] = s0;
     }
     __syncthreads();
-    for (long k2 = 0; k2 < 16; k2++) {
+    for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %12 = load t23[k2 * 64 +: 64, b0, 0 +: 64]
         const float *v12 = g_t22_ + k2 * 64 * 1024 + b0 * 64;
         // %13 = dot %4, %12 transpose_b
