@@ -107,6 +107,7 @@ extension KernelEmitter {
         if case .global = analysis.layouts[r]!.base {
             w.line("const float *v\(r.number) = \(g) + \(offset);")
             defineExtents(r, ext)
+            planPrefetch(r, t, access)
             return
         }
         declareBuffer(r)
@@ -119,6 +120,25 @@ extension KernelEmitter {
             let s = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
             me.w.line("v\(r.number)[\(dst)] = \(src)[\(s)];")
         }
+    }
+
+    /// Records where the next iteration of the innermost loop reads the same 2-D block, when
+    /// the access moves with that loop: the CPU `blk_gemm` prefetches it while it computes.
+    private mutating func planPrefetch(_ r: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
+        guard dialect.gpu == nil, let loop = loops.last, analysis.layouts[r]!.strides.count == 2,
+            access.contains(where: { a in
+                switch a {
+                case .point(let e), .slice(let e, _): return e.variables.contains(loop.variable)
+                }
+            })
+        else { return }
+        let next = access.map { $0.substituting([loop.variable: .add(.variable(loop.variable), .constant(1))]) }
+        let (offset, strides, _) = address(t, next)
+        let e = extents[r]!
+        let v = names.index(loop.variable)
+        let g = names.storage(program.storage(of: t))
+        nextBlock[r] =
+            "\(v) + 1 < \(index(loop.upper)) ? \(g) + \(offset) : 0, \(e[0]), \(strides[0]), \(e[1])"
     }
 
     private mutating func emitStore(_ v: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
@@ -386,9 +406,10 @@ extension KernelEmitter {
         }
         let rows = accumulate ? extents[dst]!.first! : m
         let cols = accumulate ? extents[dst]!.last! : n
+        let prefetch = nextBlock[b].map { ", " + $0 } ?? ""
         w.line(
-            "blk_gemm(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
-                + "\(rowLength(dst)), \(accumulate ? 1 : 0));")
+            "blk_gemm\(prefetch.isEmpty ? "" : "_pf")(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
+                + "\(rowLength(dst)), \(accumulate ? 1 : 0)\(prefetch));")
     }
 
     /// `r = add(x, dot(a, b))`: `x` lands in `r`'s buffer (in place when it dies here), then
@@ -432,7 +453,9 @@ extension KernelEmitter {
         let saved = ranges[loop.variable]
         ranges[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
         open("for (\(dialect.indexType) \(v) = \(index(loop.lower)); \(v) < \(index(loop.upper)); \(v)++)")
+        loops.append((loop.variable, loop.upper))
         emitBody(loop.body, carried: loop.carried)
+        loops.removeLast()
         close()
         ranges[loop.variable] = saved
         for (k, r) in inst.results.enumerated() where k < loop.carried.count {

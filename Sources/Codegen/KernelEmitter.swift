@@ -20,6 +20,11 @@ struct KernelEmitter {
     var extents: [ValueID: [String]] = [:]
     /// Index ranges of the variables in scope (to drop needless floor-division helpers).
     var ranges: [IndexVar: IndexRange] = [:]
+    /// The enclosing loops, innermost last: counter and upper bound.
+    var loops: [(variable: IndexVar, upper: IndexExpr)] = []
+    /// For a block read in place from global memory inside a loop: the C arguments that let
+    /// `blk_gemm` prefetch the same block of the loop's next iteration (CPU only).
+    var nextBlock: [ValueID: String] = [:]
     private var tempCounter = 0
 
     init(program: Program, kernel: Kernel, index: Int, names: CNames, dialect: Dialect) {

@@ -206,15 +206,33 @@ static inline __attribute__((always_inline)) void blk_gemm_tile64(
 static inline __mmask16 blk_mask(long w) {
     return (__mmask16)(w >= 16 ? 0xFFFF : (w > 0 ? ((1u << w) - 1u) : 0u));
 }
-static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
-                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+/* Prefetches the next block a loop reads (pf: pfr rows of pfc floats, pfld apart) into L1, a
+   few cache lines before each register tile, so the loads overlap the FMAs. */
+typedef struct { const float *p; long rows, ld, lines, row, line, per; } blk_prefetcher;
+static inline blk_prefetcher blk_prefetch_plan(const float *pf, long pfr, long pfld, long pfc, long tiles) {
+    blk_prefetcher q = {pf, pfr, pfld, (pfc + 15) / 16, 0, 0, 0};
+    if (pf && tiles > 0) q.per = (pfr * q.lines + tiles - 1) / tiles;
+    return q;
+}
+static inline void blk_prefetch_step(blk_prefetcher *q) {
+    for (long t = 0; t < q->per && q->row < q->rows; t++) {
+        _mm_prefetch((const char *)(q->p + q->row * q->ld + 16 * q->line), _MM_HINT_T0);
+        if (++q->line == q->lines) { q->line = 0; q->row++; }
+    }
+}
+static inline __attribute__((always_inline)) void blk_gemm_impl(
+    long m, long n, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, int accumulate, const float *pf, long pfr, long pfld, long pfc) {
+    blk_prefetcher q = blk_prefetch_plan(pf, pfr, pfld, pfc, ((n + 63) / 64) * ((m + 5) / 6));
     long js = 0;
     for (; js + 32 < n; js += 64) {
         long w = n - js < 64 ? n - js : 64;
         __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
         long i0 = 0;
-        for (; i0 + 6 <= m; i0 += 6)
+        for (; i0 + 6 <= m; i0 += 6) {
+            blk_prefetch_step(&q);
             blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+        }
         const float *a = A + i0 * ars;
         float *c = C + i0 * ldc + js;
         switch (m - i0) {
@@ -231,9 +249,11 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
         __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
         __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
         long i0 = 0;
-        for (; i0 + 8 <= m; i0 += 8)
+        for (; i0 + 8 <= m; i0 += 8) {
+            blk_prefetch_step(&q);
             blk_gemm_tile(8, kk, A + i0 * ars, ars, aks, B + j0, ldb, C + i0 * ldc + j0, ldc, m0, m1,
                           accumulate);
+        }
         const float *a = A + i0 * ars;
         float *c = C + i0 * ldc + j0;
         switch (m - i0) {
@@ -248,8 +268,18 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
         }
     }
 }
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+    blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, NULL, 0, 0, 0);
+}
+/* blk_gemm that also prefetches the block the next loop iteration reads */
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, pf, pfr, pfld, pfc);
+}
 #else
-static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
                      const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
     for (long i = 0; i < m; i++) {
         float *c = C + i * ldc;
@@ -262,6 +292,12 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
             for (long j = 0; j < n; j++) c[j] += a * b[j];
         }
     }
+}
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    (void)pf, (void)pfr, (void)pfld, (void)pfc;
+    blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
 #endif
 
@@ -315,7 +351,7 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
                         blk_pack(64, 64, v12, 1, 64, B4, 64);
-                        blk_gemm(128, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0);
+                        blk_gemm_pf(128, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(16, (i * 2 + 2)) ? g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
                         // %14 = mul %13, %2
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 128; r_++) {
@@ -420,7 +456,7 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                         // %30 = dot %24, %29: accumulated in place by its add
                         // %31 = add %28, %30
                         float *v31 = B2;
-                        blk_gemm(128, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1);
+                        blk_gemm_pf(128, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i * 2 + 2)) ? g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %17, %26, %31
                         {
 #pragma omp simd

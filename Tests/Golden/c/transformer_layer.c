@@ -206,15 +206,33 @@ static inline __attribute__((always_inline)) void blk_gemm_tile64(
 static inline __mmask16 blk_mask(long w) {
     return (__mmask16)(w >= 16 ? 0xFFFF : (w > 0 ? ((1u << w) - 1u) : 0u));
 }
-static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
-                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+/* Prefetches the next block a loop reads (pf: pfr rows of pfc floats, pfld apart) into L1, a
+   few cache lines before each register tile, so the loads overlap the FMAs. */
+typedef struct { const float *p; long rows, ld, lines, row, line, per; } blk_prefetcher;
+static inline blk_prefetcher blk_prefetch_plan(const float *pf, long pfr, long pfld, long pfc, long tiles) {
+    blk_prefetcher q = {pf, pfr, pfld, (pfc + 15) / 16, 0, 0, 0};
+    if (pf && tiles > 0) q.per = (pfr * q.lines + tiles - 1) / tiles;
+    return q;
+}
+static inline void blk_prefetch_step(blk_prefetcher *q) {
+    for (long t = 0; t < q->per && q->row < q->rows; t++) {
+        _mm_prefetch((const char *)(q->p + q->row * q->ld + 16 * q->line), _MM_HINT_T0);
+        if (++q->line == q->lines) { q->line = 0; q->row++; }
+    }
+}
+static inline __attribute__((always_inline)) void blk_gemm_impl(
+    long m, long n, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, int accumulate, const float *pf, long pfr, long pfld, long pfc) {
+    blk_prefetcher q = blk_prefetch_plan(pf, pfr, pfld, pfc, ((n + 63) / 64) * ((m + 5) / 6));
     long js = 0;
     for (; js + 32 < n; js += 64) {
         long w = n - js < 64 ? n - js : 64;
         __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
         long i0 = 0;
-        for (; i0 + 6 <= m; i0 += 6)
+        for (; i0 + 6 <= m; i0 += 6) {
+            blk_prefetch_step(&q);
             blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+        }
         const float *a = A + i0 * ars;
         float *c = C + i0 * ldc + js;
         switch (m - i0) {
@@ -231,9 +249,11 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
         __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
         __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
         long i0 = 0;
-        for (; i0 + 8 <= m; i0 += 8)
+        for (; i0 + 8 <= m; i0 += 8) {
+            blk_prefetch_step(&q);
             blk_gemm_tile(8, kk, A + i0 * ars, ars, aks, B + j0, ldb, C + i0 * ldc + j0, ldc, m0, m1,
                           accumulate);
+        }
         const float *a = A + i0 * ars;
         float *c = C + i0 * ldc + j0;
         switch (m - i0) {
@@ -248,8 +268,18 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
         }
     }
 }
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+    blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, NULL, 0, 0, 0);
+}
+/* blk_gemm that also prefetches the block the next loop iteration reads */
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, pf, pfr, pfld, pfc);
+}
 #else
-static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
                      const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
     for (long i = 0; i < m; i++) {
         float *c = C + i * ldc;
@@ -262,6 +292,12 @@ static void blk_gemm(long m, long n, long kk, const float *restrict A, long ars,
             for (long j = 0; j < n; j++) c[j] += a * b[j];
         }
     }
+}
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    (void)pf, (void)pfr, (void)pfld, (void)pfc;
+    blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
 #endif
 
@@ -340,7 +376,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                     // %15 = add %5, %14
                     float *v15 = B1;
                     blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm(128, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+                    blk_gemm_pf(128, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? g_Wq + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
                     // yield %9, %15
                     {
                     }
@@ -465,7 +501,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                     // %15 = add %5, %14
                     float *v15 = B1;
                     blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm(128, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+                    blk_gemm_pf(128, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? g_Wk + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
                     // yield %9, %15
                     {
                     }
@@ -614,7 +650,7 @@ static void transformer_layer_k3(const float *restrict g_X, const float *restric
                     // %15 = add %5, %14
                     float *v15 = B1;
                     blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm(128, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+                    blk_gemm_pf(128, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? g_Wv + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
                     // yield %9, %15
                     {
                     }
@@ -738,7 +774,7 @@ static void transformer_layer_k5(const float *restrict g_t19_, const float *rest
                         // %13 = dot %4, %12 transpose_b
                         float *v13 = B3;
                         blk_pack(64, 64, v12, 1, 64, B4, 64);
-                        blk_gemm(128, 64, 64, v4, 1024, 1, B4, 64, v13, 64, 0);
+                        blk_gemm_pf(128, 64, 64, v4, 1024, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(16, (i * 2 + 2)) ? g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
                         // %14 = mul %13, %5
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 128; r_++) {
@@ -843,7 +879,7 @@ static void transformer_layer_k5(const float *restrict g_t19_, const float *rest
                         // %30 = dot %26, %29: accumulated in place by its add
                         // %31 = add %24, %30
                         float *v31 = B2;
-                        blk_gemm(128, 64, 64, v26, 64, 1, v29, 64, v31, 64, 1);
+                        blk_gemm_pf(128, 64, 64, v26, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i * 2 + 2)) ? g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %17, %28, %31
                         {
 #pragma omp simd
@@ -928,7 +964,7 @@ static void transformer_layer_k7(const float *restrict g_Wo, const float *restri
                 // %6 = add %2, %5
                 float *v6 = B0;
                 blk_pack(64, 1024, v4, 1024, 1, B1, 1024);
-                blk_gemm(128, 1024, 64, v3, 1024, 1, B1, 1024, v6, 1024, 1);
+                blk_gemm_pf(128, 1024, 64, v3, 1024, 1, B1, 1024, v6, 1024, 1, k + 1 < 16 ? g_Wo + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
                 // yield %6
                 {
                 }
@@ -1178,7 +1214,7 @@ static void transformer_layer_k8(const float *restrict g_X, const float *restric
                 // %43 = add %6, %42
                 float *v43 = B0;
                 blk_pack(64, 1024, v41, 1024, 1, B3, 1024);
-                blk_gemm(128, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1);
+                blk_gemm_pf(128, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1, k + 1 < 44 ? g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
                 // yield %43
                 {
                 }
