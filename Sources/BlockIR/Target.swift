@@ -12,11 +12,13 @@ public struct TargetDescription: Hashable, Sendable {
     public var rowBlock: Int
     /// Default block size along columns (last axis) and reduction axes.
     public var columnBlock: Int
+    /// The largest row block row coarsening (R12) may widen a kernel to.
+    public var maxRowBlock: Int
 
     /// Makes a target.
     public init(
         name: String, localCapacityBytes: Int, registerCapacityBytes: Int, vectorLanes: Int, rowBlock: Int,
-        columnBlock: Int
+        columnBlock: Int, maxRowBlock: Int? = nil
     ) {
         self.name = name
         self.localCapacityBytes = localCapacityBytes
@@ -24,12 +26,14 @@ public struct TargetDescription: Hashable, Sendable {
         self.vectorLanes = vectorLanes
         self.rowBlock = rowBlock
         self.columnBlock = columnBlock
+        self.maxRowBlock = maxRowBlock ?? rowBlock
     }
 
-    /// This project's CPU: Zen 4, 1 MiB L2 per core (the local tier), AVX-512.
+    /// This project's CPU: Zen 4, 1 MiB L2 per core (the local tier), AVX-512. Kernels that
+    /// stream more than the local tier per instance may be coarsened to 128-row blocks.
     public static let cpu = TargetDescription(
-        name: "cpu", localCapacityBytes: 1 << 20, registerCapacityBytes: 32 * 64, vectorLanes: 16, rowBlock: 128,
-        columnBlock: 64)
+        name: "cpu", localCapacityBytes: 1 << 20, registerCapacityBytes: 32 * 64, vectorLanes: 16, rowBlock: 64,
+        columnBlock: 64, maxRowBlock: 128)
     /// NVIDIA Ampere: 164 KiB shared memory per block, 255 registers per thread.
     public static let sm80 = TargetDescription(
         name: "sm_80", localCapacityBytes: 164 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,

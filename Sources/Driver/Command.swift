@@ -129,6 +129,8 @@ struct Command: Sendable {
         guard let result = try pipeline.fused().fusion else { return }
         var text = "rules, in priority order:\n"
         for rule in Fusion.rules { text += "  \(rule.id) \(rule.name): \(rule.summary)\n" }
+        text += "then once per kernel, after the fixed point:\n"
+        for rule in Fusion.finishing { text += "  \(rule.id) \(rule.name): \(rule.summary)\n" }
         text += "\nplan decisions:\n"
         text += result.decisions.isEmpty ? "  (none)\n" : result.decisions.map { "  " + $0 + "\n" }.joined()
         text += "\ntrace (\(result.trace.count) steps):\n"

@@ -38,9 +38,13 @@ public enum Fusion {
         .streaming, .maskSkipping, .inlineProducer, .reblocking,
     ]
 
+    /// Rules applied once per kernel after the fixed point, in order: they change block sizes,
+    /// which would keep the other rules from inlining producers at the old ones.
+    public static let finishing: [FusionRule] = [.coarsening]
+
     /// The rule with a name or catalogue ID.
     public static func rule(named name: String) -> FusionRule? {
-        rules.first { $0.name == name || $0.id == name }
+        (rules + finishing).first { $0.name == name || $0.id == name }
     }
 
     /// Fuses a program. `observe` sees the program after every step (differential tests use it).
@@ -50,6 +54,8 @@ public enum Fusion {
     ) -> FusionResult {
         let plan = FusionPlan(recomputeBudget: options.recomputeBudget, target: options.target)
         let active = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
+        let finishingActive =
+            options.onlyRule.map { name in finishing.filter { $0.name == name || $0.id == name } } ?? finishing
         var current = program
         var trace: [TraceEntry] = []
         var hitCap = false
@@ -89,6 +95,21 @@ public enum Fusion {
                 continue search
             }
             stable.insert(current.kernels[focus].name)
+        }
+        for focus in current.kernels.indices where !hitCap {
+            plan.focus = focus
+            for rule in finishingActive {
+                while let application = rule.apply(current, plan: plan) {
+                    let before = current
+                    current = application.program
+                    plan.invalidate(before.kernels[focus].name)
+                    let entry = TraceEntry(
+                        step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
+                        detail: application.detail, summary: summary(before) + " → " + summary(current))
+                    trace.append(entry)
+                    observe?(current, entry)
+                }
+            }
         }
         plan.focus = nil
         current = current.removingUnusedTensors()

@@ -147,7 +147,7 @@ final class DotTests: XCTestCase {
         XCTAssertFalse(after.stdout.contains("@global (view"), after.stdout)
         XCTAssertFalse(after.stdout.contains("S\\n8×1024×1024"), "no scores in global memory after fusion")
         XCTAssertTrue(
-            after.stdout.contains("carries f32[128] @local, f32[128] @local, f32[128,64] @local"),
-            "the CPU target's 128-row block")
+            after.stdout.contains("carries f32[64] @local, f32[64] @local, f32[64,64] @local"),
+            "attention streams K and V within the local tier: no coarsening")
     }
 }

@@ -51,7 +51,7 @@ extension FusionRule {
     }
 
     /// The block size `B` when `v` appears only as `v * B +: B` slice starts.
-    private static func sliceSize(of v: IndexVar, in body: [Instruction]) -> Int? {
+    static func sliceSize(of v: IndexVar, in body: [Instruction]) -> Int? {
         var size: Int?
         var ok = true
         func check(_ access: [AxisAccess]) {

@@ -301,24 +301,24 @@ static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const
 }
 #endif
 
-/* kernel k7_matmul_O: grid(b0 < 8, i < 8, j < 1), 64 instance(s); local blocks: 6 buffer(s), 83456 bytes per thread */
+/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 static void attention_k0(const float *restrict g_Q, const float *restrict g_K, const float *restrict g_V, float *restrict g_O) {
 #pragma omp parallel
     {
-        float B0[128] __attribute__((aligned(64)));
-        float B1[128] __attribute__((aligned(64)));
-        float B2[8192] __attribute__((aligned(64)));
-        float B3[8192] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
+        float B2[4096] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[128] __attribute__((aligned(64)));
+        float B5[64] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 8; b0++)
-            for (long i = 0; i < 8; i++)
+            for (long i = 0; i < 16; i++)
                 for (long j = 0; j < 1; j++) {
                     // %0 = fill 0.0
                     const float s0 = 0.0f;
-                    // %1 = load Q[b0, i * 128 +: 128, 0 +: 64]
-                    const float *v1 = g_Q + b0 * 65536 + i * 128 * 64;
+                    // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
+                    const float *v1 = g_Q + b0 * 65536 + i * 64 * 64;
                     // %2 = fill 0.125
                     const float s2 = 0.125f;
                     // %3 = fill -inf
@@ -330,16 +330,16 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                     // %6, %7, %8 = for k2 in 0 ..< 16 iter(%9 = %3, %10 = %4, %11 = %0)
                     float *v9 = B0;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
                         v9[r_] = s3;
                     }
                     float *v10 = B1;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
                     float *v11 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v11[r_ * 64 + c_] = s0;
@@ -351,10 +351,10 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
                         blk_pack(64, 64, v12, 1, 64, B4, 64);
-                        blk_gemm_pf(128, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < 16 ? g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < 16 ? g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
                         // %14 = mul %13, %2
                         float *v14 = B3;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
@@ -362,43 +362,43 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                         }
                         // %15 = reduce_max %14 axis 1
                         float *v15 = B4;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
                         }
                         // %16 = max %9, %15
                         float *v16 = B4;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v16[r_] = blk_maxf(v9[r_], v15[r_]);
                         }
                         // %17 = max %16, %5
                         float *v17 = B5;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v17[r_] = blk_maxf(v16[r_], s5);
                         }
                         // %18 = sub %9, %17
                         float *v18 = B0;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v18[r_] = (v9[r_] - v17[r_]);
                         }
                         // %19 = exp %18
                         float *v19 = B0;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v19[r_] = blk_expf(v18[r_]);
                         }
                         // %20 = broadcast %17 axis 1
                         // %21 = mul %10, %19
                         float *v21 = B1;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v21[r_] = (v10[r_] * v19[r_]);
                         }
                         // %22 = sub %14, %20
                         float *v22 = B3;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] - v17[r_]);
@@ -406,7 +406,7 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                         }
                         // %23 = exp %22
                         float *v23 = B3;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v23[r_ * 64 + c_] = blk_expf(v22[r_ * 64 + c_]);
@@ -414,19 +414,19 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                         }
                         // %24 = reduce_sum %23 axis 1
                         float *v24 = B5;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
                         }
                         // %25 = add %21, %24
                         float *v25 = B1;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v25[r_] = (v21[r_] + v24[r_]);
                         }
                         // %26 = broadcast %19 axis 1
                         // %27 = mul %11, %26
                         float *v27 = B2;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v19[r_]);
@@ -437,11 +437,11 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B2;
-                        blk_gemm_pf(128, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1, k2 + 1 < 16 ? g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1, k2 + 1 < 16 ? g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %16, %25, %30
                         {
 #pragma omp simd
-                            for (long r_ = 0; r_ < 128; r_++) {
+                            for (long r_ = 0; r_ < 64; r_++) {
                                 v9[r_] = v16[r_];
                             }
                         }
@@ -449,16 +449,16 @@ static void attention_k0(const float *restrict g_Q, const float *restrict g_K, c
                     // %31 = broadcast %7 axis 1
                     // %32 = div %8, %31
                     float *v32 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v32[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
                         }
                     }
-                    // store %32 -> O[b0, i * 128 +: 128, j * 64 +: 64]
+                    // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t1_dst = g_O + b0 * 65536 + i * 128 * 64 + j * 64;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        float *t1_dst = g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 t1_dst[r_ * 64 + c_] = v32[r_ * 64 + c_];

@@ -301,24 +301,24 @@ static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const
 }
 #endif
 
-/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 83456 bytes per thread */
+/* kernel k8_matmul_O: grid(b0 < 8, i < 32, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 static void attention_sliding_window_k0(const float *restrict g_Q, const float *restrict g_K, const float *restrict g_V, float *restrict g_O) {
 #pragma omp parallel
     {
-        float B0[128] __attribute__((aligned(64)));
-        float B1[128] __attribute__((aligned(64)));
-        float B2[8192] __attribute__((aligned(64)));
-        float B3[8192] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
+        float B2[4096] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[128] __attribute__((aligned(64)));
+        float B5[64] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 8; b0++)
-            for (long i = 0; i < 16; i++)
+            for (long i = 0; i < 32; i++)
                 for (long j = 0; j < 1; j++) {
                     // %0 = fill 0.0
                     const float s0 = 0.0f;
-                    // %1 = load Q[b0, i * 128 +: 128, 0 +: 64]
-                    const float *v1 = g_Q + b0 * 131072 + i * 128 * 64;
+                    // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
+                    const float *v1 = g_Q + b0 * 131072 + i * 64 * 64;
                     // %2 = fill 0.125
                     const float s2 = 0.125f;
                     // %3 = fill -inf
@@ -327,44 +327,44 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                     const float s4 = 0.0f;
                     // %5 = fill -3.4028235e+38
                     const float s5 = (-3.4028235e+38f);
-                    // %6, %7, %8 = for k2 in max(0, i * 2 + (-4)) ..< min(32, i * 2 + 2) iter(%9 = %3, %10 = %4, %11 = %0)
+                    // %6, %7, %8 = for k2 in max(0, i + (-4)) ..< min(32, i + 1) iter(%9 = %3, %10 = %4, %11 = %0)
                     float *v9 = B0;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
                         v9[r_] = s3;
                     }
                     float *v10 = B1;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
                     float *v11 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v11[r_ * 64 + c_] = s0;
                         }
                     }
-                    for (long k2 = blk_imax(0, (i * 2 - 4)); k2 < blk_imin(32, (i * 2 + 2)); k2++) {
+                    for (long k2 = blk_imax(0, (i - 4)); k2 < blk_imin(32, (i + 1)); k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         const float *v12 = g_K + b0 * 131072 + k2 * 64 * 64;
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
                         blk_pack(64, 64, v12, 1, 64, B4, 64);
-                        blk_gemm_pf(128, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(32, (i * 2 + 2)) ? g_K + b0 * 131072 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(32, (i + 1)) ? g_K + b0 * 131072 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
                         // %14 = mul %13, %2
                         float *v14 = B3;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
                             }
                         }
-                        // %15 = mask %14 at (i * 128, k2 * 64) if i - j >= 0 && -i + j + 255 >= 0 else -inf
+                        // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 && -i + j + 255 >= 0 else -inf
                         float *v15 = B3;
-                        const long t1_row0 = i * 128, t2_col0 = k2 * 64;
-                        if (((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0) && (-1 * (t1_row0 + 128 - 1) + 1 * t2_col0 + 255 >= 0))) {
-                            for (long r_ = 0; r_ < 128; r_++) {
+                        const long t1_row0 = i * 64, t2_col0 = k2 * 64;
+                        if (((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0) && (-1 * (t1_row0 + 64 - 1) + 1 * t2_col0 + 255 >= 0))) {
+                            for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v15[r_ * 64 + c_] = v14[r_ * 64 + c_];
@@ -372,7 +372,7 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                             }
                         }
                         else {
-                            for (long r_ = 0; r_ < 128; r_++) {
+                            for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v15[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0) && (-1 * (t1_row0 + r_) + (t2_col0 + c_) + 255 >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
@@ -381,43 +381,43 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                         }
                         // %16 = reduce_max %15 axis 1
                         float *v16 = B4;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v16[r_] = blk_max_contig(v15 + r_ * 64, 64);
                         }
                         // %17 = max %9, %16
                         float *v17 = B4;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v17[r_] = blk_maxf(v9[r_], v16[r_]);
                         }
                         // %18 = max %17, %5
                         float *v18 = B5;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v18[r_] = blk_maxf(v17[r_], s5);
                         }
                         // %19 = sub %9, %18
                         float *v19 = B0;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v19[r_] = (v9[r_] - v18[r_]);
                         }
                         // %20 = exp %19
                         float *v20 = B0;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v20[r_] = blk_expf(v19[r_]);
                         }
                         // %21 = broadcast %18 axis 1
                         // %22 = mul %10, %20
                         float *v22 = B1;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v22[r_] = (v10[r_] * v20[r_]);
                         }
                         // %23 = sub %15, %21
                         float *v23 = B3;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v23[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
@@ -425,7 +425,7 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                         }
                         // %24 = exp %23
                         float *v24 = B3;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v24[r_ * 64 + c_] = blk_expf(v23[r_ * 64 + c_]);
@@ -433,19 +433,19 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                         }
                         // %25 = reduce_sum %24 axis 1
                         float *v25 = B5;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
                         }
                         // %26 = add %22, %25
                         float *v26 = B1;
 #pragma omp simd
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
                             v26[r_] = (v22[r_] + v25[r_]);
                         }
                         // %27 = broadcast %20 axis 1
                         // %28 = mul %11, %27
                         float *v28 = B2;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v20[r_]);
@@ -456,11 +456,11 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                         // %30 = dot %24, %29: accumulated in place by its add
                         // %31 = add %28, %30
                         float *v31 = B2;
-                        blk_gemm_pf(128, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(32, (i * 2 + 2)) ? g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(32, (i + 1)) ? g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %17, %26, %31
                         {
 #pragma omp simd
-                            for (long r_ = 0; r_ < 128; r_++) {
+                            for (long r_ = 0; r_ < 64; r_++) {
                                 v9[r_] = v17[r_];
                             }
                         }
@@ -468,16 +468,16 @@ static void attention_sliding_window_k0(const float *restrict g_Q, const float *
                     // %32 = broadcast %7 axis 1
                     // %33 = div %8, %32
                     float *v33 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v33[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
                         }
                     }
-                    // store %33 -> O[b0, i * 128 +: 128, j * 64 +: 64]
+                    // store %33 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t3_dst = g_O + b0 * 131072 + i * 128 * 64 + j * 64;
-                        for (long r_ = 0; r_ < 128; r_++) {
+                        float *t3_dst = g_O + b0 * 131072 + i * 64 * 64 + j * 64;
+                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 t3_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];

@@ -301,320 +301,318 @@ static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const
 }
 #endif
 
-/* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 10 buffer(s), 116992 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
 static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict g_gamma, const float *restrict g_beta, const float *restrict g_W, float *restrict g_Y) {
 #pragma omp parallel
     {
-        float B0[128] __attribute__((aligned(64)));
-        float B1[8192] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
+        float B1[4096] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
         float B3[64] __attribute__((aligned(64)));
-        float B4[128] __attribute__((aligned(64)));
-        float B5[128] __attribute__((aligned(64)));
-        float B6[8192] __attribute__((aligned(64)));
+        float B4[64] __attribute__((aligned(64)));
+        float B5[64] __attribute__((aligned(64)));
+        float B6[4096] __attribute__((aligned(64)));
         float B7[4096] __attribute__((aligned(64)));
-        float B8[8192] __attribute__((aligned(64)));
+        float B8[4096] __attribute__((aligned(64)));
         float B9[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
-        for (long i = 0; i < 32; i++)
+        for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
                 // %0 = fill 0.0
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2 = fill 0.0
-                const float s2 = 0.0f;
-                // %3, %4, %5, %6, %7, %8 = for k1 in 0 ..< 16 iter(%9 = %1, %10 = %0, %11 = %2, %12 = %2, %13 = %1, %14 = %1)
-                float *v9 = B0;
+                // %2, %3, %4, %5, %6, %7 = for k1 in 0 ..< 16 iter(%8 = %1, %9 = %0, %10 = %1, %11 = %1, %12 = %1, %13 = %1)
+                float *v8 = B0;
 #pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v9[r_] = s1;
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v8[r_] = s1;
                 }
-                float *v10 = B1;
-                for (long r_ = 0; r_ < 128; r_++) {
+                float *v9 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v10[r_ * 64 + c_] = s0;
+                        v9[r_ * 64 + c_] = s0;
                     }
                 }
-                float *v11 = B2;
+                float *v10 = B2;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v11[r_] = s2;
+                    v10[r_] = s1;
                 }
-                float *v12 = B3;
+                float *v11 = B3;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = s2;
+                    v11[r_] = s1;
                 }
-                float *v13 = B4;
+                float *v12 = B4;
 #pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v12[r_] = s1;
+                }
+                float *v13 = B5;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
                     v13[r_] = s1;
                 }
-                float *v14 = B5;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v14[r_] = s1;
-                }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %15 = load X[i * 128 +: 128, k1 * 64 +: 64]
-                    float *v15 = B6;
-                    const float *t1_src = g_X + i * 128 * 1024 + k1 * 64;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    float *v14 = B6;
+                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v15[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                            v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
                         }
                     }
-                    // %16 = reduce_sum %15 axis 1
-                    float *v16 = B7;
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
+                    // %15 = reduce_sum %14 axis 1
+                    float *v15 = B7;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                     }
-                    // %17 = add %9, %16
-                    float *v17 = B0;
+                    // %16 = add %8, %15
+                    float *v16 = B0;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v17[r_] = (v9[r_] + v16[r_]);
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v16[r_] = (v8[r_] + v15[r_]);
                     }
-                    // %18 = load gamma[k1 * 64 +: 64]
-                    const float *v18 = g_gamma + k1 * 64;
-                    // %19 = load beta[k1 * 64 +: 64]
-                    const float *v19 = g_beta + k1 * 64;
-                    // %20 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    float *v20 = B7;
+                    // %17 = load gamma[k1 * 64 +: 64]
+                    const float *v17 = g_gamma + k1 * 64;
+                    // %18 = load beta[k1 * 64 +: 64]
+                    const float *v18 = g_beta + k1 * 64;
+                    // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
+                    float *v19 = B7;
                     const float *t2_src = g_W + k1 * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
+                            v19[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
                         }
                     }
-                    // %21 = broadcast %18 axis 0
-                    // %22 = mul %15, %21
-                    float *v22 = B8;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    // %20 = broadcast %17 axis 0
+                    // %21 = mul %14, %20
+                    float *v21 = B8;
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v22[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v18[c_]);
+                            v21[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v17[c_]);
                         }
                     }
-                    // %23 = dot %22, %20: accumulated in place by its add
-                    // %24 = add %10, %23
-                    float *v24 = B1;
-                    blk_gemm(128, 64, 64, v22, 64, 1, v20, 64, v24, 64, 1);
-                    // %25 = broadcast %18 axis 0
-                    // %26 = dot %25, %20
-                    float *v26 = B8;
-                    blk_gemm(1, 64, 64, v18, 0, 1, v20, 64, v26, 64, 0);
-                    // %27 = reduce_sum %26 axis 0
-                    float *v27 = B9;
+                    // %22 = dot %21, %19: accumulated in place by its add
+                    // %23 = add %9, %22
+                    float *v23 = B1;
+                    blk_gemm(64, 64, 64, v21, 64, 1, v19, 64, v23, 64, 1);
+                    // %24 = broadcast %17 axis 0
+                    // %25 = dot %24, %19
+                    float *v25 = B8;
+                    blk_gemm(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
+                    // %26 = reduce_sum %25 axis 0
+                    float *v26 = B9;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v27[r_] = 0.0f;
+                        v26[r_] = 0.0f;
                     }
                     for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v27[c_] = (v27[c_] + v26[r_ * 64 + c_]);
+                            v26[c_] = (v26[c_] + v25[r_ * 64 + c_]);
                         }
                     }
-                    // %28 = add %11, %27
-                    float *v28 = B2;
+                    // %27 = add %10, %26
+                    float *v27 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v28[r_] = (v11[r_] + v27[r_]);
+                        v27[r_] = (v10[r_] + v26[r_]);
                     }
-                    // %29 = broadcast %19 axis 0
-                    // %30 = dot %29, %20
-                    float *v30 = B9;
-                    blk_gemm(1, 64, 64, v19, 0, 1, v20, 64, v30, 64, 0);
-                    // %31 = reduce_sum %30 axis 0
-                    float *v31 = B7;
+                    // %28 = broadcast %18 axis 0
+                    // %29 = dot %28, %19
+                    float *v29 = B9;
+                    blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
+                    // %30 = reduce_sum %29 axis 0
+                    float *v30 = B7;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v31[r_] = 0.0f;
+                        v30[r_] = 0.0f;
                     }
                     for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v31[c_] = (v31[c_] + v30[r_ * 64 + c_]);
+                            v30[c_] = (v30[c_] + v29[r_ * 64 + c_]);
                         }
                     }
-                    // %32 = add %12, %31
-                    float *v32 = B3;
+                    // %31 = add %11, %30
+                    float *v31 = B3;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v32[r_] = (v12[r_] + v31[r_]);
+                        v31[r_] = (v11[r_] + v30[r_]);
                     }
-                    // %33 = square %15
-                    float *v33 = B8;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    // %32 = square %14
+                    float *v32 = B7;
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v33[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v15[r_ * 64 + c_]);
+                            v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
                         }
                     }
-                    // %34 = reduce_sum %33 axis 1
-                    float *v34 = B7;
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v34[r_] = blk_sum_contig(v33 + r_ * 64, 64);
+                    // %33 = reduce_sum %32 axis 1
+                    float *v33 = B9;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
                     }
-                    // %35 = add %13, %34
-                    float *v35 = B4;
+                    // %34 = add %12, %33
+                    float *v34 = B4;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v35[r_] = (v13[r_] + v34[r_]);
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v34[r_] = (v12[r_] + v33[r_]);
                     }
-                    // %36 = one %15
-                    float *v36 = B6;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    // %35 = one %14
+                    float *v35 = B6;
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v36[r_ * 64 + c_] = 1.0f;
+                            v35[r_ * 64 + c_] = 1.0f;
                         }
                     }
-                    // %37 = reduce_sum %36 axis 1
-                    float *v37 = B7;
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v37[r_] = blk_sum_contig(v36 + r_ * 64, 64);
+                    // %36 = reduce_sum %35 axis 1
+                    float *v36 = B9;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v36[r_] = blk_sum_contig(v35 + r_ * 64, 64);
                     }
-                    // %38 = add %14, %37
-                    float *v38 = B5;
+                    // %37 = add %13, %36
+                    float *v37 = B5;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v38[r_] = (v14[r_] + v37[r_]);
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v37[r_] = (v13[r_] + v36[r_]);
                     }
-                    // yield %17, %24, %28, %32, %35, %38
+                    // yield %16, %23, %27, %31, %34, %37
                     {
                     }
                 }
-                // %39 = fill 0.0009765625
-                const float s39 = 0.0009765625f;
-                // %40 = mul %3, %39
-                float *v40 = B7;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v40[r_] = (v9[r_] * s39);
-                }
-                // %41 = fill 2.0
-                const float s41 = 2.0f;
-                // %42 = mul %40, %3
-                float *v42 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v42[r_] = (v40[r_] * v9[r_]);
-                }
-                // %43 = mul %42, %41
-                float *v43 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v43[r_] = (v42[r_] * s41);
-                }
-                // %44 = mul %40, %40
-                float *v44 = B6;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v44[r_] = (v40[r_] * v40[r_]);
-                }
-                // %45 = mul %44, %8
-                float *v45 = B6;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v45[r_] = (v44[r_] * v14[r_]);
-                }
-                // %46 = sub %7, %43
-                float *v46 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v46[r_] = (v13[r_] - v43[r_]);
-                }
-                // %47 = add %46, %45
-                float *v47 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v47[r_] = (v46[r_] + v45[r_]);
-                }
-                // %48 = mul %47, %39
-                float *v48 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v48[r_] = (v47[r_] * s39);
-                }
-                // %49 = fill 1e-05
-                const float s49 = 1e-05f;
-                // %50 = add %48, %49
-                float *v50 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v50[r_] = (v48[r_] + s49);
-                }
-                // %51 = rsqrt %50
-                float *v51 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v51[r_] = (1.0f / sqrtf(v50[r_]));
-                }
-                // %52 = fill -1.0
-                const float s52 = (-1.0f);
-                // %53 = mul %5, %52
-                float *v53 = B2;
+                // %38 = fill 0.0009765625
+                const float s38 = 0.0009765625f;
+                // %39 = mul %2, %38
+                float *v39 = B9;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v53[r_] = (v11[r_] * s52);
+                    v39[r_] = (v8[r_] * s38);
                 }
-                // %54 = broadcast %51 axis 1
-                // %55 = mul %4, %54
-                float *v55 = B1;
-                for (long r_ = 0; r_ < 128; r_++) {
+                // %40 = fill 2.0
+                const float s40 = 2.0f;
+                // %41 = mul %39, %2
+                float *v41 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v41[r_] = (v39[r_] * v8[r_]);
+                }
+                // %42 = mul %41, %40
+                float *v42 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v42[r_] = (v41[r_] * s40);
+                }
+                // %43 = mul %39, %39
+                float *v43 = B6;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v43[r_] = (v39[r_] * v39[r_]);
+                }
+                // %44 = mul %43, %7
+                float *v44 = B6;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v44[r_] = (v43[r_] * v13[r_]);
+                }
+                // %45 = sub %6, %42
+                float *v45 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v45[r_] = (v12[r_] - v42[r_]);
+                }
+                // %46 = add %45, %44
+                float *v46 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v46[r_] = (v45[r_] + v44[r_]);
+                }
+                // %47 = mul %46, %38
+                float *v47 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v47[r_] = (v46[r_] * s38);
+                }
+                // %48 = fill 1e-05
+                const float s48 = 1e-05f;
+                // %49 = add %47, %48
+                float *v49 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v49[r_] = (v47[r_] + s48);
+                }
+                // %50 = rsqrt %49
+                float *v50 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v50[r_] = (1.0f / sqrtf(v49[r_]));
+                }
+                // %51 = fill -1.0
+                const float s51 = (-1.0f);
+                // %52 = mul %4, %51
+                float *v52 = B2;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v52[r_] = (v10[r_] * s51);
+                }
+                // %53 = broadcast %50 axis 1
+                // %54 = mul %3, %53
+                float *v54 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v55[r_ * 64 + c_] = (v10[r_ * 64 + c_] * v51[r_]);
+                        v54[r_ * 64 + c_] = (v9[r_ * 64 + c_] * v50[r_]);
                     }
                 }
-                // %56 = broadcast %53 axis 0
-                // %57 = broadcast %40 axis 1
-                // %58 = mul %56, %57
+                // %55 = broadcast %52 axis 0
+                // %56 = broadcast %39 axis 1
+                // %57 = mul %55, %56
+                float *v57 = B6;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v57[r_ * 64 + c_] = (v52[c_] * v39[r_]);
+                    }
+                }
+                // %58 = mul %57, %53
                 float *v58 = B6;
-                for (long r_ = 0; r_ < 128; r_++) {
+                for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v58[r_ * 64 + c_] = (v53[c_] * v40[r_]);
+                        v58[r_ * 64 + c_] = (v57[r_ * 64 + c_] * v50[r_]);
                     }
                 }
-                // %59 = mul %58, %54
-                float *v59 = B6;
-                for (long r_ = 0; r_ < 128; r_++) {
+                // %59 = add %54, %58
+                float *v59 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v59[r_ * 64 + c_] = (v58[r_ * 64 + c_] * v51[r_]);
+                        v59[r_ * 64 + c_] = (v54[r_ * 64 + c_] + v58[r_ * 64 + c_]);
                     }
                 }
-                // %60 = add %55, %59
-                float *v60 = B1;
-                for (long r_ = 0; r_ < 128; r_++) {
+                // %60 = broadcast %5 axis 0
+                // %61 = add %59, %60
+                float *v61 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v60[r_ * 64 + c_] = (v55[r_ * 64 + c_] + v59[r_ * 64 + c_]);
+                        v61[r_ * 64 + c_] = (v59[r_ * 64 + c_] + v11[c_]);
                     }
                 }
-                // %61 = broadcast %6 axis 0
-                // %62 = add %60, %61
-                float *v62 = B1;
-                for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v62[r_ * 64 + c_] = (v60[r_ * 64 + c_] + v12[c_]);
-                    }
-                }
-                // store %62 -> Y[i * 128 +: 128, j * 64 +: 64]
+                // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t3_dst = g_Y + i * 128 * 1024 + j * 64;
-                    for (long r_ = 0; r_ < 128; r_++) {
+                    float *t3_dst = g_Y + i * 64 * 1024 + j * 64;
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t3_dst[r_ * 1024 + c_] = v62[r_ * 64 + c_];
+                            t3_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
                         }
                     }
                 }
