@@ -207,12 +207,20 @@ extension KernelEmitter {
         let inside = Self.wholeBlockCondition(
             predicate, row: rowBase, column: colBase, lastRow: "(\(rowBase) + \(e[0]) - 1)",
             lastColumn: "(\(colBase) + \(e[1]) - 1)")
-        open("if (\(inside))")
-        forEach(e) { me, i in
-            me.w.line("v\(r.number)[\(i[0]) * \(n) + \(i[1])] = \(me.element(a, i));")
+        // Written in place over a row-major operand of the same row length, a kept block is
+        // already there.
+        let alreadyThere =
+            plan.inPlace.contains(r) && (analysis.layouts[a]?.ownsRowMajorBuffer ?? false) && rowLength(a) == n
+        if alreadyThere {
+            open("if (!(\(inside)))")
+        } else {
+            open("if (\(inside))")
+            forEach(e) { me, i in
+                me.w.line("v\(r.number)[\(i[0]) * \(n) + \(i[1])] = \(me.element(a, i));")
+            }
+            close()
+            open("else")
         }
-        close()
-        open("else")
         forEach(e) { me, i in
             let gi = "(\(rowBase) + \(i[0]))"
             let gj = "(\(colBase) + \(i[1]))"

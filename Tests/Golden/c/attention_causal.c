@@ -363,15 +363,7 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                         // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 else -inf
                         float *v15 = B3;
                         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-                        if (((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0))) {
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v15[r_ * 64 + c_] = v14[r_ * 64 + c_];
-                                }
-                            }
-                        }
-                        else {
+                        if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {

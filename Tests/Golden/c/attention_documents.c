@@ -363,15 +363,7 @@ static void attention_documents_k0(const float *restrict g_Q, const float *restr
                         // %15 = mask %14 at (i * 64, k2 * 64) if segments(300, 700, 1500) else -inf
                         float *v15 = B3;
                         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-                        if (((((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t1_row0 + 64 - 1) >= 300) + ((t1_row0 + 64 - 1) >= 700) + ((t1_row0 + 64 - 1) >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == ((t2_col0 >= 300) + (t2_col0 >= 700) + (t2_col0 >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t2_col0 + 64 - 1) >= 300) + ((t2_col0 + 64 - 1) >= 700) + ((t2_col0 + 64 - 1) >= 1500))))) {
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v15[r_ * 64 + c_] = v14[r_ * 64 + c_];
-                                }
-                            }
-                        }
-                        else {
+                        if (!(((((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t1_row0 + 64 - 1) >= 300) + ((t1_row0 + 64 - 1) >= 700) + ((t1_row0 + 64 - 1) >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == ((t2_col0 >= 300) + (t2_col0 >= 700) + (t2_col0 >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t2_col0 + 64 - 1) >= 300) + ((t2_col0 + 64 - 1) >= 700) + ((t2_col0 + 64 - 1) >= 1500)))))) {
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {

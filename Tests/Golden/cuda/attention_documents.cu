@@ -126,13 +126,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_documents_k0(const f
         // %15 = mask %14 at (i * 64, k2 * 64) if segments(300, 700, 1500) else -inf
         float *v15 = B3;
         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-        if (((((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t1_row0 + 64 - 1) >= 300) + ((t1_row0 + 64 - 1) >= 700) + ((t1_row0 + 64 - 1) >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == ((t2_col0 >= 300) + (t2_col0 >= 700) + (t2_col0 >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t2_col0 + 64 - 1) >= 300) + ((t2_col0 + 64 - 1) >= 700) + ((t2_col0 + 64 - 1) >= 1500))))) {
-            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-                const long r_ = f_ / 64, c_ = f_ % 64;
-                v15[r_ * 64 + c_] = v14[r_ * 64 + c_];
-            }
-        }
-        else {
+        if (!(((((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t1_row0 + 64 - 1) >= 300) + ((t1_row0 + 64 - 1) >= 700) + ((t1_row0 + 64 - 1) >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == ((t2_col0 >= 300) + (t2_col0 >= 700) + (t2_col0 >= 1500)) && ((t1_row0 >= 300) + (t1_row0 >= 700) + (t1_row0 >= 1500)) == (((t2_col0 + 64 - 1) >= 300) + ((t2_col0 + 64 - 1) >= 700) + ((t2_col0 + 64 - 1) >= 1500)))))) {
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v15[r_ * 64 + c_] = (((((t1_row0 + r_) >= 300) + ((t1_row0 + r_) >= 700) + ((t1_row0 + r_) >= 1500)) == (((t2_col0 + c_) >= 300) + ((t2_col0 + c_) >= 700) + ((t2_col0 + c_) >= 1500)))) ? v14[r_ * 64 + c_] : (-INFINITY);

@@ -516,13 +516,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
         // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 else -inf
         float *v15 = B3;
         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-        if (((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0))) {
-            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-                const long r_ = f_ / 64, c_ = f_ % 64;
-                v15[r_ * 64 + c_] = v14[r_ * 64 + c_];
-            }
-        }
-        else {
+        if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0)))) {
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v15[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
