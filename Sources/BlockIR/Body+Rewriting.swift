@@ -15,6 +15,22 @@ extension Array where Element == Instruction {
         }
     }
 
+    /// Rewrites every load's and store's per-axis accesses with `fix`, recursively.
+    public func mappingAccesses(_ fix: (AxisAccess) -> AxisAccess) -> [Instruction] {
+        self.map { inst in
+            var out = inst
+            switch inst.op {
+            case .load(let t, let access): out.op = .load(t, access.map(fix))
+            case .store(let v, let t, let access): out.op = .store(v, t, access.map(fix))
+            case .loop(var loop):
+                loop.body = loop.body.mappingAccesses(fix)
+                out.op = .loop(loop)
+            default: break
+            }
+            return out
+        }
+    }
+
     /// Substitutes index variables in every index expression (accesses, mask offsets, loop
     /// bounds), recursively. Variables bound by loops inside are not protected: rename them first.
     public func substitutingIndices(_ map: [IndexVar: IndexExpr]) -> [Instruction] {

@@ -111,6 +111,13 @@ public enum AxisAccess: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The index variables the access uses.
+    public var variables: [IndexVar] {
+        switch self {
+        case .point(let e), .slice(let e, _): return e.variables
+        }
+    }
+
     /// The same access with variables substituted.
     public func substituting(_ map: [IndexVar: IndexExpr]) -> AxisAccess {
         switch self {

@@ -126,11 +126,7 @@ extension KernelEmitter {
     /// the access moves with that loop: the CPU `blk_gemm` prefetches it while it computes.
     private mutating func planPrefetch(_ r: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
         guard dialect.gpu == nil, let loop = loops.last, analysis.layouts[r]!.strides.count == 2,
-            access.contains(where: { a in
-                switch a {
-                case .point(let e), .slice(let e, _): return e.variables.contains(loop.variable)
-                }
-            })
+            access.contains(where: { $0.variables.contains(loop.variable) })
         else { return }
         let next = access.map { $0.substituting([loop.variable: .add(.variable(loop.variable), .constant(1))]) }
         let (offset, strides, _) = address(t, next)

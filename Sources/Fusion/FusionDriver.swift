@@ -68,6 +68,14 @@ public enum Fusion {
         let order = Dictionary(uniqueKeysWithValues: program.kernels.enumerated().map { ($1.name, $0) })
         for kernel in current.kernels { _ = plan.access(kernel, current) }
         var examinations = 0
+        // Records a step: the trace entry, shown to `observe`.
+        func record(_ rule: FusionRule, _ application: RuleApplication, before: Program) {
+            let entry = TraceEntry(
+                step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
+                detail: application.detail, summary: summary(before) + " → " + summary(current))
+            trace.append(entry)
+            observe?(current, entry)
+        }
         search: while let focus = current.kernels.firstIndex(where: { !stable.contains($0.name) }) {
             plan.focus = focus
             examinations += 1
@@ -87,11 +95,7 @@ public enum Fusion {
                 let old = neighbours(of: name, before, plan)
                 plan.invalidate(name)
                 for n in old + neighbours(of: name, current, plan) { stable.remove(n) }
-                let entry = TraceEntry(
-                    step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
-                    detail: application.detail, summary: summary(before) + " → " + summary(current))
-                trace.append(entry)
-                observe?(current, entry)
+                record(rule, application, before: before)
                 continue search
             }
             stable.insert(current.kernels[focus].name)
@@ -103,11 +107,7 @@ public enum Fusion {
                     let before = current
                     current = application.program
                     plan.invalidate(before.kernels[focus].name)
-                    let entry = TraceEntry(
-                        step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
-                        detail: application.detail, summary: summary(before) + " → " + summary(current))
-                    trace.append(entry)
-                    observe?(current, entry)
+                    record(rule, application, before: before)
                 }
             }
         }

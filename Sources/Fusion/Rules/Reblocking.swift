@@ -95,11 +95,7 @@ extension FusionRule {
                     let n = Double(max(1, loop.upper.evaluate([:]) - loop.lower.evaluate([:])))
                     visit(loop.body, trips: trips * n, inLoop: true)
                 case .load(let t, let access) where inLoop && program[t].role == .temp:
-                    let vars = access.flatMap { a -> [IndexVar] in
-                        switch a {
-                        case .point(let e), .slice(let e, _): return e.variables
-                        }
-                    }
+                    let vars = access.flatMap(\.variables)
                     guard !vars.contains(axis) else { continue }
                     let storage = program.storage(of: t)
                     guard
@@ -117,31 +113,14 @@ extension FusionRule {
     }
 
     private static func widen(_ kernel: Kernel, axis: GridAxis, size: Int) -> Kernel {
-        func fix(_ access: [AxisAccess]) -> [AxisAccess] {
-            access.map { a in
-                if case .slice(.mul(.variable(let w), _), _) = a, w == axis.variable {
-                    return .slice(start: .constant(0), size: size * axis.extent)
-                }
-                return a
-            }
-        }
-        func visit(_ body: [Instruction]) -> [Instruction] {
-            body.map { inst in
-                var out = inst
-                switch inst.op {
-                case .load(let t, let a): out.op = .load(t, fix(a))
-                case .store(let v, let t, let a): out.op = .store(v, t, fix(a))
-                case .loop(var loop):
-                    loop.body = visit(loop.body)
-                    out.op = .loop(loop)
-                default: break
-                }
-                return out
-            }
-        }
         var out = kernel
         out.grid.removeAll { $0.variable == axis.variable }
-        out.body = visit(kernel.body)
+        out.body = kernel.body.mappingAccesses { a in
+            if case .slice(.mul(.variable(let w), _), _) = a, w == axis.variable {
+                return .slice(start: .constant(0), size: size * axis.extent)
+            }
+            return a
+        }
         return out
     }
 }

@@ -66,11 +66,7 @@ extension FusionRule {
                     let n = max(1, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))
                     total += visit(loop.body, trips: trips * n, inLoop: true)
                 case .load(_, let access) where inLoop:
-                    let vars = access.flatMap { a -> [IndexVar] in
-                        switch a {
-                        case .point(let e), .slice(let e, _): return e.variables
-                        }
-                    }
+                    let vars = access.flatMap(\.variables)
                     guard !vars.contains(v), let r = inst.result else { continue }
                     total += trips * r.type.elementCount * 4
                 default: continue
@@ -82,33 +78,16 @@ extension FusionRule {
     }
 
     private static func coarsen(_ kernel: Kernel, axis: GridAxis, size: Int) -> Kernel {
-        func fix(_ access: [AxisAccess]) -> [AxisAccess] {
-            access.map { a in
-                if case .slice(.mul(.variable(let w), _), _) = a, w == axis.variable {
-                    return .slice(start: .mul(.variable(w), 2 * size), size: 2 * size)
-                }
-                return a
-            }
-        }
-        func visit(_ body: [Instruction]) -> [Instruction] {
-            body.map { inst in
-                var out = inst
-                switch inst.op {
-                case .load(let t, let a): out.op = .load(t, fix(a))
-                case .store(let v, let t, let a): out.op = .store(v, t, fix(a))
-                case .loop(var loop):
-                    loop.body = visit(loop.body)
-                    out.op = .loop(loop)
-                default: break
-                }
-                return out
-            }
-        }
         var out = kernel
         out.grid = kernel.grid.map { g in
             g.variable == axis.variable ? GridAxis(g.variable, (g.extent + 1) / 2) : g
         }
-        out.body = visit(kernel.body)
+        out.body = kernel.body.mappingAccesses { a in
+            if case .slice(.mul(.variable(let w), _), _) = a, w == axis.variable {
+                return .slice(start: .mul(.variable(w), 2 * size), size: 2 * size)
+            }
+            return a
+        }
         return out
     }
 }
