@@ -5,7 +5,10 @@ let package = Package(
     name: "blockc",
     products: [
         .library(
-            name: "Blockc", targets: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen", "Driver"]),
+            name: "Blockc",
+            targets: [
+                "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen", "Driver",
+            ]),
         .executable(name: "blockc", targets: ["blockc"]),
     ],
     targets: [
@@ -14,8 +17,13 @@ let package = Package(
         .target(name: "Fusion", dependencies: ["BlockIR"]),
         .target(name: "BlockParser", dependencies: ["BlockIR"]),
         .target(name: "Interpreter", dependencies: ["BlockIR", "Graph"]),
-        .target(name: "Codegen", dependencies: ["BlockIR"]),
-        .target(name: "Driver", dependencies: ["BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Codegen"]),
+        .target(name: "Schedule", dependencies: ["BlockIR"]),
+        .target(name: "Codegen", dependencies: ["BlockIR", "Schedule"]),
+        .target(
+            name: "Driver",
+            dependencies: [
+                "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen",
+            ]),
         .executableTarget(name: "blockc", dependencies: ["Driver"]),
         .executableTarget(name: "transformer-stack", dependencies: ["Graph", "Fusion", "BlockIR"]),
         .target(name: "BlockTestSupport", dependencies: ["Graph", "BlockIR"]),
@@ -25,6 +33,7 @@ let package = Package(
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(
             name: "FusionTests", dependencies: ["Fusion", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
-        .testTarget(name: "CodegenTests", dependencies: ["Codegen", "BlockIR", "Graph", "Interpreter", "Fusion"]),
+        .testTarget(
+            name: "CodegenTests", dependencies: ["Codegen", "Schedule", "BlockIR", "Graph", "Interpreter", "Fusion"]),
     ]
 )

@@ -12,13 +12,15 @@ public struct TargetDescription: Hashable, Sendable {
     public var rowBlock: Int
     /// Default block size along columns (last axis) and reduction axes.
     public var columnBlock: Int
-    /// The largest row block row coarsening (R12) may widen a kernel to.
+    /// The largest row block row coarsening may widen a kernel to.
     public var maxRowBlock: Int
+    /// GPU targets: threads of one CUDA block (the launch configuration); `nil` for CPUs.
+    public var threadsPerBlock: Int?
 
     /// Makes a target.
     public init(
         name: String, localCapacityBytes: Int, registerCapacityBytes: Int, vectorLanes: Int, rowBlock: Int,
-        columnBlock: Int, maxRowBlock: Int? = nil
+        columnBlock: Int, maxRowBlock: Int? = nil, threadsPerBlock: Int? = nil
     ) {
         self.name = name
         self.localCapacityBytes = localCapacityBytes
@@ -27,7 +29,11 @@ public struct TargetDescription: Hashable, Sendable {
         self.rowBlock = rowBlock
         self.columnBlock = columnBlock
         self.maxRowBlock = maxRowBlock ?? rowBlock
+        self.threadsPerBlock = threadsPerBlock
     }
+
+    /// Whether the target is a GPU (its local tier is a CUDA block's shared memory).
+    public var isGPU: Bool { threadsPerBlock != nil }
 
     /// This project's CPU: Zen 4, 1 MiB L2 per core (the local tier), AVX-512. Kernels that
     /// stream more than the local tier per instance may be coarsened to 128-row blocks.
@@ -37,11 +43,11 @@ public struct TargetDescription: Hashable, Sendable {
     /// NVIDIA Ampere: 164 KiB shared memory per block, 255 registers per thread.
     public static let sm80 = TargetDescription(
         name: "sm_80", localCapacityBytes: 164 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256)
     /// NVIDIA Hopper: 227 KiB shared memory per block, 255 registers per thread.
     public static let sm90 = TargetDescription(
         name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256)
 
     /// The known targets by name.
     public static let all: [TargetDescription] = [.cpu, .sm80, .sm90]

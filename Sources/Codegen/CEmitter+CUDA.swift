@@ -1,4 +1,5 @@
 import BlockIR
+import Schedule
 
 /// The host side of the CUDA dialect: the header and the two C ABI launchers.
 ///
@@ -8,9 +9,12 @@ import BlockIR
 /// copies the outputs back. Both return 0 or a `cudaError_t`.
 extension CEmitter {
     /// The launch facts of each kernel of a program under a GPU dialect.
-    static func launches(_ program: Program, gpu: GPUSpellings) -> [ThreadMapping] {
-        program.kernels.map { kernel in
-            ThreadMapping(kernel: kernel, plan: BufferPlan(KernelAnalysis(program: program, kernel: kernel)), gpu: gpu)
+    static func launches(_ schedule: ProgramSchedule) -> [LaunchConfiguration] {
+        schedule.kernels.map { k in
+            k.launch
+                ?? LaunchConfiguration(
+                    kernel: k.kernel, plan: k.buffers, threads: 256,
+                    sharedLimitBytes: schedule.target.localCapacityBytes)
         }
     }
 
@@ -22,13 +26,16 @@ extension CEmitter {
         return params.isEmpty ? "void" : params.joined(separator: ", ")
     }
 
-    static func gpuHeader(_ program: Program, names: CNames, dialect: Dialect, gpu: GPUSpellings) -> String {
+    static func gpuHeader(_ schedule: ProgramSchedule, names: CNames, dialect: Dialect) -> String {
+        let program = schedule.program
+        let mappings = launches(schedule)
         var w = CodeWriter()
         headerPreamble(
             &w, program, names: names, dialect: dialect, intro: "Tensors: fp32, row-major (C order), densely packed.")
-        w.line("/* Launch requirements (one CUDA block per grid instance, \(gpu.threadsPerBlock) threads each,")
+        w.line(
+            "/* Launch requirements (one CUDA block per grid instance, \(mappings.first?.threads ?? 0) threads each,")
         w.line("   dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */")
-        for (k, (kernel, m)) in zip(program.kernels, launches(program, gpu: gpu)).enumerated() {
+        for (k, (kernel, m)) in zip(program.kernels, mappings).enumerated() {
             let memory =
                 m.scratchFloats > 0
                 ? "blocks in \(m.scratchFloats * 4) bytes of global scratch (allocated by the launcher)"
@@ -53,9 +60,10 @@ extension CEmitter {
     }
 
     static func gpuEntry(
-        _ program: Program, names: CNames, dialect: Dialect, gpu: GPUSpellings, into w: inout CodeWriter
+        _ schedule: ProgramSchedule, names: CNames, dialect: Dialect, gpu: GPUSpellings, into w: inout CodeWriter
     ) {
-        let mappings = launches(program, gpu: gpu)
+        let program = schedule.program
+        let mappings = launches(schedule)
         w.line("/* ---- host: launchers with a C ABI ---- */")
         w.line("#define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)")
         w.line()

@@ -1,8 +1,6 @@
 extension Dialect {
-    /// CUDA C++ for `nvcc -arch=sm_80` or `sm_90`: one CUDA block of 256 threads per grid
-    /// instance, local blocks in dynamic shared memory up to sm_80's 164 KiB, beyond it in global
-    /// scratch (see `ThreadMapping`), a C ABI host
-    /// launcher. Elementwise spellings are those of C; the runtime is the device version.
+    /// CUDA C++ for `nvcc -arch=sm_80` or `sm_90`: one CUDA block per grid instance (threads
+    /// and shared memory from the schedule's `LaunchConfiguration`), a C ABI host launcher. Elementwise spellings are those of C; the runtime is the device version.
     public static let cuda: Dialect = {
         var d = Dialect.c
         d.name = "cuda"
@@ -31,15 +29,14 @@ extension Dialect {
         ])
         d.runtime = CRuntime.cuda
         d.gpu = GPUSpellings(
-            threadsPerBlock: 256, warpSize: 32,
+            warpSize: 32,
             kernelQualifier: "extern \"C\" __global__ void __launch_bounds__(%THREADS%)",
             threadIndex: "threadIdx.x", threadCount: "blockDim.x", blockIndex: "blockIdx.x",
             barrier: "__syncthreads();",
             sharedArena: "extern __shared__ __align__(16) float blk_smem[];",
             singleThread: "if (threadIdx.x == 0) ", laneIndex: "(threadIdx.x & 31)", warpIndex: "(threadIdx.x >> 5)",
             warpCount: "(blockDim.x >> 5)",
-            warpReduceTemplates: [.sum: "blk_warp_sum($0)", .max: "blk_warp_max($0)"],
-            sharedLimitBytes: 164 * 1024)
+            warpReduceTemplates: [.sum: "blk_warp_sum($0)", .max: "blk_warp_max($0)"])
         return d
     }()
 }

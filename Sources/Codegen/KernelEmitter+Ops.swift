@@ -1,4 +1,5 @@
 import BlockIR
+import Schedule
 
 extension KernelEmitter {
     /// Emits a body; `carried` are the enclosing loop's carried values (for its `yield`).
@@ -10,7 +11,7 @@ extension KernelEmitter {
             }
             w.line("// \(Self.describe(inst, program))")
             emit(inst, carried: carried)
-            if dialect.gpu != nil && ThreadMapping.barrierAfter(inst, analysis) { barrier() }
+            if dialect.gpu != nil && LaunchConfiguration.barrierAfter(inst, analysis) { barrier() }
         }
     }
 
@@ -125,9 +126,7 @@ extension KernelEmitter {
     /// Records where the next iteration of the innermost loop reads the same 2-D block, when
     /// the access moves with that loop: the CPU `blk_gemm` prefetches it while it computes.
     private mutating func planPrefetch(_ r: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
-        guard dialect.gpu == nil, let loop = loops.last, analysis.layouts[r]!.strides.count == 2,
-            access.contains(where: { $0.variables.contains(loop.variable) })
-        else { return }
+        guard schedule.prefetchedLoads.contains(r), let loop = loops.last else { return }
         let next = access.map { $0.substituting([loop.variable: .add(.variable(loop.variable), .constant(1))]) }
         let (offset, strides, _) = address(t, next)
         let e = extents[r]!
@@ -364,7 +363,7 @@ extension KernelEmitter {
             w.line("if (\(gpu.laneIndex) == 0) \(out)[r_] = acc_;")
             close()
         } else {
-            open(ThreadMapping.cooperativeLoop(extents[r]![0], gpu: gpu, indexType: it))
+            open(gpu.cooperativeLoop(extents[r]![0], indexType: it))
             w.line("const \(it) c_ = f_;")
             w.line("float acc_ = \(identity);")
             open("for (\(it) r_ = 0; r_ < \(ea[0]); r_++)")

@@ -1,4 +1,5 @@
 import BlockIR
+import Schedule
 
 /// Writes one kernel as a C function: thread-private block buffers, the grid as a parallel
 /// loop nest, and the body.
@@ -12,8 +13,12 @@ struct KernelEmitter {
     let index: Int
     let names: CNames
     let dialect: Dialect
-    let analysis: KernelAnalysis
-    let plan: BufferPlan
+    /// The kernel's schedule: storage, buffers, parallel axes, launch, micro-kernels.
+    let schedule: KernelSchedule
+    /// The schedule's storage analysis.
+    var analysis: KernelAnalysis { schedule.analysis }
+    /// The schedule's buffers.
+    var plan: BufferPlan { schedule.buffers }
     /// The text written.
     var w = CodeWriter()
     /// The C expression of each value's extent along each axis.
@@ -27,14 +32,13 @@ struct KernelEmitter {
     var nextBlock: [ValueID: String] = [:]
     private var tempCounter = 0
 
-    init(program: Program, kernel: Kernel, index: Int, names: CNames, dialect: Dialect) {
+    init(program: Program, schedule: KernelSchedule, names: CNames, dialect: Dialect) {
         self.program = program
-        self.kernel = kernel
-        self.index = index
+        self.kernel = schedule.kernel
+        self.index = schedule.index
         self.names = names
         self.dialect = dialect
-        self.analysis = KernelAnalysis(program: program, kernel: kernel)
-        self.plan = BufferPlan(analysis)
+        self.schedule = schedule
         for axis in kernel.grid { ranges[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }
     }
 
@@ -87,8 +91,9 @@ struct KernelEmitter {
         w.flushLeft(dialect.parallelRegion)
         open("")
         declareBuffers()
-        let schedule = usesGridInLoopBounds ? dialect.dynamicSchedule : dialect.staticSchedule
-        w.flushLeft(dialect.fill(dialect.parallelFor, [("COLLAPSE", "\(kernel.grid.count)"), ("SCHEDULE", schedule)]))
+        let balance = schedule.balance == .dynamic ? dialect.dynamicSchedule : dialect.staticSchedule
+        w.flushLeft(
+            dialect.fill(dialect.parallelFor, [("COLLAPSE", "\(schedule.parallelAxes.count)"), ("SCHEDULE", balance)]))
         for (k, axis) in kernel.grid.enumerated() {
             let v = names.index(axis.variable)
             let loop = "for (\(dialect.indexType) \(v) = 0; \(v) < \(axis.extent); \(v)++)"
@@ -110,8 +115,8 @@ struct KernelEmitter {
     /// A GPU kernel: one CUDA block per grid instance, the grid variables from the block index,
     /// the local blocks in shared memory.
     private mutating func emitGPUFunction(_ params: String, _ gpu: GPUSpellings) {
-        let mapping = ThreadMapping(kernel: kernel, plan: plan, gpu: gpu)
-        if mapping.scratchFloats > 0 {
+        let mapping = schedule.launch!
+        if mapping.usesGlobalScratch {
             w.line(
                 "/* launch: \(mapping.blocks) block(s) x \(mapping.threads) threads; blocks in global scratch, "
                     + "\(mapping.blockFloats) floats per block */")
@@ -122,11 +127,15 @@ struct KernelEmitter {
         }
         let qualifier = dialect.fill(gpu.kernelQualifier, [("THREADS", "\(mapping.threads)")])
         var allParams = params == "void" ? "" : params
-        if mapping.scratchFloats > 0 {
+        if mapping.usesGlobalScratch {
             allParams += (allParams.isEmpty ? "" : ", ") + "float *\(dialect.restrictQualifier) blk_scratch"
         }
         open("\(qualifier) \(names.kernel(index))(\(allParams.isEmpty ? "void" : allParams))")
-        for (v, e) in mapping.gridVariables { w.line("const \(dialect.indexType) \(names.index(v)) = \(e);") }
+        for g in mapping.gridIndices {
+            var e = g.divisor == 1 ? "(long)\(gpu.blockIndex)" : "((long)\(gpu.blockIndex) / \(g.divisor))"
+            if let m = g.modulus { e = "\(e) % \(m)" }
+            w.line("const \(dialect.indexType) \(names.index(g.variable)) = \(e);")
+        }
         declareBuffers()
         emitBody(kernel.body, carried: [])
         close()
@@ -149,27 +158,13 @@ struct KernelEmitter {
         w.line("}")
     }
 
-    /// Whether a loop bound reads a grid variable (instances then do unequal work).
-    private var usesGridInLoopBounds: Bool {
-        var found = false
-        let grid = Set(kernel.gridVariables)
-        kernel.walk { inst in
-            if case .loop(let l) = inst.op,
-                !(l.lower.variables + l.upper.variables).allSatisfy({ !grid.contains($0) })
-            {
-                found = true
-            }
-        }
-        return found
-    }
-
     private var usesArena: Bool { plan.totalBytes > dialect.stackLimitBytes }
 
     private mutating func declareBuffers() {
         guard !plan.capacities.isEmpty else { return }
         if let gpu = dialect.gpu {
-            let mapping = ThreadMapping(kernel: kernel, plan: plan, gpu: gpu)
-            if mapping.scratchFloats > 0 {
+            let mapping = schedule.launch!
+            if mapping.usesGlobalScratch {
                 w.line("float *blk_smem = blk_scratch + (long)\(gpu.blockIndex) * \(mapping.blockFloats);")
             } else {
                 w.line(gpu.sharedArena)
@@ -297,11 +292,11 @@ struct KernelEmitter {
             let count =
                 Int(bounds[0]).flatMap { a in Int(bounds[1]).map { "\(a * $0)" } }
                 ?? "\(bounds[0]) * \(bounds[1])"
-            open(ThreadMapping.cooperativeLoop(count, gpu: gpu, indexType: it))
+            open(gpu.cooperativeLoop(count, indexType: it))
             w.line("const \(it) r_ = f_ / \(bounds[1]), c_ = f_ % \(bounds[1]);")
             body(&self, ["r_", "c_"])
         } else {
-            open(ThreadMapping.cooperativeLoop(bounds.first ?? "1", gpu: gpu, indexType: it))
+            open(gpu.cooperativeLoop(bounds.first ?? "1", indexType: it))
             w.line("const \(it) r_ = f_;")
             body(&self, Array(["r_"].prefix(bounds.count)))
         }

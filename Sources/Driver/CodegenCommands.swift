@@ -2,6 +2,7 @@ import BlockIR
 import Codegen
 import Foundation
 import Interpreter
+import Schedule
 
 /// The settings of the code-generation subcommands, read from `--reps`, `--peak` and
 /// `--sanitize`.
@@ -24,12 +25,13 @@ extension Command {
     /// The options of the code-generation subcommands.
     static let codegenOptions: Set<CommandLineOptions.Key> = common.union([.output, .noFusion, .onlyRule])
 
-    /// The program code generation works on: the fused one (the naive one with --no-fusion).
-    static func codegenProgram(_ command: String, _ options: CommandLineOptions, _ console: Console) throws(DriverError)
-        -> Program
+    /// What code generation renders: the fused program (the naive one with --no-fusion) and its
+    /// schedule for `--target`.
+    static func codegenSchedule(_ command: String, _ options: CommandLineOptions, _ console: Console)
+        throws(DriverError) -> ProgramSchedule
     {
         let pipeline = try Pipeline(path: try options.inputFile(command: command), options: options, console: console)
-        return try pipeline.fused().program
+        return try pipeline.scheduled()
     }
 
     /// `blockc emit-c FILE -o out.c`: writes `out.c` and `out.h`.
@@ -44,14 +46,14 @@ extension Command {
             """,
         options: codegenOptions
     ) { options, console throws(DriverError) in
-        let program = try codegenProgram("emit-c", options, console)
+        let schedule = try codegenSchedule("emit-c", options, console)
         guard let path = options.outputPath else {
-            console.out(CEmitter.emit(program).source)
+            console.out(CEmitter.emit(schedule).source)
             return
         }
         let url = URL(fileURLWithPath: path)
         let stem = url.deletingPathExtension().lastPathComponent
-        let c = CEmitter.emit(program, headerName: stem)
+        let c = CEmitter.emit(schedule, headerName: stem)
         let headerPath = url.deletingPathExtension().appendingPathExtension("h").path
         try emit(c.source, to: path, console: console)
         try emit(c.header, to: headerPath, console: console)
@@ -69,8 +71,9 @@ extension Command {
             """,
         options: codegenOptions
     ) { options, console throws(DriverError) in
-        let program = try codegenProgram("build", options, console)
-        let c = CEmitter.emit(program)
+        let schedule = try codegenSchedule("build", options, console)
+        let program = schedule.program
+        let c = CEmitter.emit(schedule)
         let output = options.outputPath ?? "lib\(c.name).so"
         do throws(CCompiler.Failure) {
             try CCompiler.compileSharedLibrary(
@@ -93,9 +96,10 @@ extension Command {
             """,
         options: codegenOptions.union([.seed, .sanitize])
     ) { options, console throws(DriverError) in
-        let program = try codegenProgram("verify", options, console)
+        let schedule = try codegenSchedule("verify", options, console)
+        let program = schedule.program
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(program: program, seed: options.seed, console: console)
+        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
         defer { run.cleanUp() }
         let reference: [String: NDArray]
         do throws(Diagnostic) {
@@ -131,9 +135,10 @@ extension Command {
             """,
         options: codegenOptions.union([.seed, .reps, .peak])
     ) { options, console throws(DriverError) in
-        let program = try codegenProgram("bench", options, console)
+        let schedule = try codegenSchedule("bench", options, console)
+        let program = schedule.program
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(program: program, seed: options.seed, console: console)
+        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
         defer { run.cleanUp() }
         let exe = try run.build(extraFlags: [])
         console.err("running \(settings.reps) timed repetitions after a warm-up...\n")
@@ -195,13 +200,15 @@ struct OutputErrors {
 
 /// A scratch directory with a program's random inputs, its compiled harness and outputs.
 struct CodegenRun {
-    let program: Program
+    let schedule: ProgramSchedule
+    var program: Program { schedule.program }
     let directory: String
     let inputs: [String: NDArray]
     let console: Console
 
-    init(program: Program, seed: UInt64, console: Console) throws(DriverError) {
-        self.program = program
+    init(schedule: ProgramSchedule, seed: UInt64, console: Console) throws(DriverError) {
+        self.schedule = schedule
+        let program = schedule.program
         self.console = console
         directory =
             FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -228,7 +235,7 @@ struct CodegenRun {
     func build(extraFlags: [String]) throws(DriverError) -> String {
         do {
             return try CCompiler.buildHarness(
-                program: program, source: CEmitter.emit(program), directory: directory, extraFlags: extraFlags)
+                program: program, source: CEmitter.emit(schedule), directory: directory, extraFlags: extraFlags)
         } catch {
             throw DriverError(error.message)
         }

@@ -3,6 +3,7 @@ import Foundation
 import Fusion
 import Graph
 import Interpreter
+import Schedule
 
 /// A subcommand: its name, options, help and action.
 struct Command: Sendable {
@@ -30,7 +31,9 @@ struct Command: Sendable {
     }
 
     /// The subcommands, in the order the overview lists them.
-    static let all: [Command] = [lower, fuse, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench]
+    static let all: [Command] = [
+        lower, fuse, schedule, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench,
+    ]
 
     /// The subcommand with a name.
     static func named(_ name: String) -> Command? { all.first { $0.name == name } }
@@ -112,6 +115,24 @@ struct Command: Sendable {
         let pipeline = try Pipeline(path: try options.inputFile(command: "fuse"), options: options, console: console)
         let program = try pipeline.fused().program
         try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
+    }
+
+    static let schedule = Command(
+        name: "schedule", summary: "print every kernel's schedule for a target",
+        usage: """
+            USAGE: blockc schedule FILE [--target cpu|sm_80|sm_90] [options]
+
+            Runs the pipeline through the schedule stage and prints, per kernel: the grid and its
+            parallel axes, the block sizes, the local buffers and every value's storage (a buffer,
+            a view, a splat, in place), each dot's micro-kernel and, on a GPU target, the launch
+            configuration. The emitters render exactly this schedule.
+            """,
+        options: common.union([.output, .noFusion, .onlyRule])
+    ) { options, console throws(DriverError) in
+        let pipeline = try Pipeline(
+            path: try options.inputFile(command: "schedule"), options: options, console: console)
+        let schedule = try pipeline.scheduled()
+        try emit(SchedulePrinter.print(schedule), to: options.outputPath, console: console)
     }
 
     static let explain = Command(

@@ -27,6 +27,8 @@ struct CommandLineOptions {
     var json = false
     /// `--target NAME`.
     var target: TargetDescription = .cpu
+    /// Whether `--target` was given (commands with another default say which they chose).
+    var targetGiven = false
     /// `--help`.
     var help = false
     /// `--no-fusion`: stop after lowering.
@@ -146,6 +148,7 @@ struct CommandLineOptions {
                         "unknown target '\(v)'; targets: \(TargetDescription.all.map(\.name).joined(separator: ", "))")
                 }
                 o.target = t
+                o.targetGiven = true
             }
         }
         return o

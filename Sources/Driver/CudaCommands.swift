@@ -2,6 +2,7 @@ import BlockIR
 import Codegen
 import Foundation
 import Interpreter
+import Schedule
 
 extension Command {
     /// `blockc emit-cuda FILE -o out.cu [--bundle DIR]`: writes CUDA and, optionally, a GPU bundle.
@@ -23,19 +24,26 @@ extension Command {
         options: codegenOptions.union([.bundle, .seed, .target])
     ) { options, console throws(DriverError) in
         var options = options
-        if options.target == .cpu { options.target = .sm90 }
-        let program = try codegenProgram("emit-cuda", options, console)
+        if !options.target.isGPU {
+            if options.targetGiven {
+                throw DriverError(
+                    "emit-cuda needs a GPU target; --target \(options.target.name) is a CPU (use sm_80 or sm_90)")
+            }
+            options.target = .sm90
+            console.err("note: no --target given; scheduling for sm_90\n")
+        }
+        let schedule = try codegenSchedule("emit-cuda", options, console)
         if let dir = options.bundleDir {
-            try CudaBundle.write(program, to: dir, seed: options.seed, console: console)
+            try CudaBundle.write(schedule, to: dir, seed: options.seed, console: console)
             if options.outputPath == nil { return }
         }
         guard let path = options.outputPath else {
-            console.out(CEmitter.emit(program, dialect: .cuda).source)
+            console.out(CEmitter.emit(schedule, dialect: .cuda).source)
             return
         }
         let url = URL(fileURLWithPath: path)
         let stem = url.deletingPathExtension().lastPathComponent
-        let cu = CEmitter.emit(program, dialect: .cuda, headerName: stem)
+        let cu = CEmitter.emit(schedule, dialect: .cuda, headerName: stem)
         try emit(cu.source, to: path, console: console)
         try emit(cu.header, to: url.deletingPathExtension().appendingPathExtension("h").path, console: console)
     }
@@ -44,7 +52,10 @@ extension Command {
 /// A self-contained folder to build and check a program's CUDA on a machine with a GPU.
 enum CudaBundle {
     /// Writes the bundle of a program into `dir` (created if missing).
-    static func write(_ program: Program, to dir: String, seed: UInt64, console: Console) throws(DriverError) {
+    static func write(_ schedule: ProgramSchedule, to dir: String, seed: UInt64, console: Console)
+        throws(DriverError)
+    {
+        let program = schedule.program
         let fm = FileManager.default
         for sub in ["", "/inputs", "/expected"] {
             do {
@@ -53,7 +64,7 @@ enum CudaBundle {
                 throw DriverError("cannot create '\(dir + sub)': \(error.localizedDescription)")
             }
         }
-        let cu = CEmitter.emit(program, dialect: .cuda)
+        let cu = CEmitter.emit(schedule, dialect: .cuda)
         var inputs: [String: NDArray] = [:]
         for (k, t) in program.inputs.enumerated() {
             let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))

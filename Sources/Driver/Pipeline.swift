@@ -3,16 +3,21 @@ import BlockParser
 import Foundation
 import Fusion
 import Graph
+import Schedule
 
 /// The compilation pipeline: the stages in order, by name. Each name is a `--print-after` key.
 ///
 /// ```
 /// parse (.graph → Graph, or .block → block program) → lower (naive block program, verified)
-///   → fuse (rules to a fixed point, verified)
+///   → fuse (rules to a fixed point, verified) → schedule (block sizes, storage, parallel axes,
+///   launch, micro-kernels; verified) → emit (C/OpenMP or CUDA, by a subcommand's dialect)
 /// ```
+///
+/// `scheduled()` runs the stages up to `schedule` top to bottom; commands that stop earlier call
+/// `lowered()` or `fused()`, and the code-generation commands render the schedule (`emit`).
 struct Pipeline {
     /// The stage names, in order.
-    static let stageNames = ["parse", "lower", "fuse"]
+    static let stageNames = ["parse", "lower", "fuse", "schedule", "emit"]
 
     /// What a source file holds once parsed.
     enum Parsed {
@@ -114,13 +119,27 @@ struct Pipeline {
         return (result.program, result)
     }
 
-    /// The program at a stage: `lower` or `fuse` (default: `fuse`, or `lower` with `--no-fusion`).
+    /// The pipeline through `schedule`, top to bottom: parse, lower, fuse (each verified), then
+    /// the schedule for `--target`, whose program is verified again (its block sizes are final).
+    func scheduled() throws(DriverError) -> ProgramSchedule {
+        let fused = try fused().program
+        let schedule = Scheduler.schedule(fused, target: options.target)
+        if options.printAfter.contains("schedule") {
+            console.err("// after schedule\n" + SchedulePrinter.print(schedule))
+        }
+        try verify(schedule.program, stage: "schedule")
+        return schedule
+    }
+
+    /// The program at a stage: `lower`, `fuse` or `schedule` (default: `fuse`, or `lower` with
+    /// `--no-fusion`).
     func program(at stage: String?) throws(DriverError) -> Program {
         switch stage ?? "fuse" {
         case "lower": return try lowered()
         case "fuse": return try fused().program
+        case "schedule": return try scheduled().program
         default:
-            throw DriverError("unknown stage '\(stage ?? "")'; choose lower or fuse")
+            throw DriverError("unknown stage '\(stage ?? "")'; choose lower, fuse or schedule")
         }
     }
 

@@ -7,21 +7,21 @@ import BlockIR
 /// its initial value's buffer when that dies at the loop, and loop results share their carried
 /// value's buffer. Virtual buffers are then packed into physical ones by a linear scan over
 /// their live ranges (program points; a value used inside a loop stays live to the loop's end).
-struct BufferPlan {
+package struct BufferPlan {
     /// The physical buffer of each buffer-owning value.
-    var bufferOf: [ValueID: Int] = [:]
+    package var bufferOf: [ValueID: Int] = [:]
     /// The scratch buffer of each dot whose right operand is packed.
-    var packBufferOf: [ValueID: Int] = [:]
+    package var packBufferOf: [ValueID: Int] = [:]
     /// The staging buffer of a carried value whose yielded value lives in another carried
     /// value's buffer.
-    var stagingOf: [ValueID: Int] = [:]
+    package var stagingOf: [ValueID: Int] = [:]
     /// Result values written in place over an operand.
-    var inPlace: Set<ValueID> = []
+    package var inPlace: Set<ValueID> = []
     /// The capacity of each physical buffer, in floats (a multiple of 16).
-    var capacities: [Int] = []
+    package var capacities: [Int] = []
 
     /// The total bytes of all physical buffers.
-    var totalBytes: Int { capacities.reduce(0, +) * 4 }
+    package var totalBytes: Int { capacities.reduce(0, +) * 4 }
 
     private struct Virtual {
         var start: Int
@@ -39,7 +39,7 @@ struct BufferPlan {
     private var loopOrdinal = 0
 
     /// Plans the buffers of an analysed kernel.
-    init(_ analysis: KernelAnalysis) {
+    package init(_ analysis: KernelAnalysis) {
         self.analysis = analysis
         numberLoops(analysis.kernel.body)
         counter = 0
@@ -206,7 +206,7 @@ struct BufferPlan {
     }
 
     /// Whether a yielded value already sits in its carried value's buffer, row-major.
-    func yieldsInPlace(_ y: ValueID, into c: ValueID) -> Bool {
+    package func yieldsInPlace(_ y: ValueID, into c: ValueID) -> Bool {
         guard let l = analysis.layouts[y], l.ownsRowMajorBuffer, let o = owner(y) else { return false }
         return virtualOf[o] != nil && virtualOf[o] == virtualOf[c]
     }

@@ -1,66 +1,29 @@
 import BlockIR
 
-/// What provides the memory of a block value in generated code.
-enum StorageBase: Hashable, Sendable {
-    /// A scalar C variable `sN` of value `N`: a rank-0 value, or a splat (a fill, a broadcast
-    /// scalar) read with zero strides.
-    case scalar(ValueID)
-    /// The local buffer of value `N` (a buffer owner; views of it read it with other strides).
-    case buffer(ValueID)
-    /// Global memory: the pointer `vN` that load `N` computed into its tensor.
-    case global(ValueID)
-}
-
-/// How a block value's elements are addressed: element `(r, c)` is at
-/// `base[r·strides[0] + c·strides[1]]`; `extents` holds the statically known extents.
-struct BlockLayout: Hashable, Sendable {
-    /// The static shape.
-    var shape: [Int]
-    /// Where the elements are.
-    var base: StorageBase
-    /// The element stride of each axis (0 repeats an element).
-    var strides: [Int]
-    /// Per axis: the extent when it is the same for every kernel instance, else `nil`.
-    var staticExtents: [Int?]
-
-    /// The row-major strides of a buffer of a shape.
-    static func rowMajor(_ shape: [Int]) -> [Int] {
-        var s = Array(repeating: 1, count: shape.count)
-        for k in stride(from: shape.count - 2, through: 0, by: -1) { s[k] = s[k + 1] * shape[k + 1] }
-        return s
-    }
-
-    /// Whether the value is the whole content of its own buffer, row-major.
-    var ownsRowMajorBuffer: Bool {
-        guard case .buffer = base else { return false }
-        return strides == Self.rowMajor(shape)
-    }
-}
-
 /// The facts the C emitter needs about one kernel before writing it: every value's layout and
 /// static extents, which loads alias global memory, and which `dot`s accumulate in place.
-struct KernelAnalysis {
-    let program: Program
-    let kernel: Kernel
+package struct KernelAnalysis {
+    package let program: Program
+    package let kernel: Kernel
     /// The layout of every value, carried values and loop results included.
-    var layouts: [ValueID: BlockLayout] = [:]
+    package var layouts: [ValueID: BlockLayout] = [:]
     /// How often each value is read (operands, yields, loop initial values).
-    var useCounts: [ValueID: Int] = [:]
+    package var useCounts: [ValueID: Int] = [:]
     /// `add` results that accumulate a `dot` in place, mapped to that dot's result.
-    var fusedDotOfAdd: [ValueID: ValueID] = [:]
+    package var fusedDotOfAdd: [ValueID: ValueID] = [:]
     /// The `dot` results computed by the `add` that reads them.
-    var fusedDots: Set<ValueID> = []
+    package var fusedDots: Set<ValueID> = []
     /// The dot instructions by result.
-    var dots: [ValueID: Op] = [:]
+    package var dots: [ValueID: Op] = [:]
     /// The storage tensors the kernel stores to (loads from them are copied, never aliased).
-    var storedStorage: Set<TensorID> = []
+    package var storedStorage: Set<TensorID> = []
     /// The storage tensors the kernel loads from.
-    var loadedStorage: Set<TensorID> = []
+    package var loadedStorage: Set<TensorID> = []
     /// The type of every value.
-    let types: [ValueID: BlockType]
+    package let types: [ValueID: BlockType]
 
     /// Analyses a kernel.
-    init(program: Program, kernel: Kernel) {
+    package init(program: Program, kernel: Kernel) {
         self.program = program
         self.kernel = kernel
         self.types = kernel.valueTypes()
@@ -109,7 +72,7 @@ struct KernelAnalysis {
     }
 
     /// The row-major strides of a global tensor.
-    func tensorStrides(_ t: TensorID) -> [Int] { BlockLayout.rowMajor(program[t].shape) }
+    package func tensorStrides(_ t: TensorID) -> [Int] { BlockLayout.rowMajor(program[t].shape) }
 
     private mutating func analyse(_ body: [Instruction], env: [IndexVar: IndexRange]) {
         for inst in body {
@@ -239,7 +202,7 @@ struct KernelAnalysis {
         return l.staticExtents
     }
 
-    static func minExtent(_ a: Int?, _ b: Int?) -> Int? {
+    package static func minExtent(_ a: Int?, _ b: Int?) -> Int? {
         if a == 0 || b == 0 { return 0 }
         guard let a, let b else { return nil }
         return Swift.min(a, b)
@@ -248,7 +211,7 @@ struct KernelAnalysis {
 
 extension Op {
     /// Whether the op is a loop.
-    var isLoop: Bool {
+    package var isLoop: Bool {
         if case .loop = self { return true }
         return false
     }
@@ -256,7 +219,7 @@ extension Op {
 
 extension KernelAnalysis {
     /// The strides of `op(b)` of a dot along its `k` and `j` axes.
-    func rightStrides(_ b: ValueID, transposed: Bool) -> (k: Int, j: Int) {
+    package func rightStrides(_ b: ValueID, transposed: Bool) -> (k: Int, j: Int) {
         let s = layouts[b]!.strides
         return transposed ? (s[1], s[0]) : (s[0], s[1])
     }
@@ -264,14 +227,14 @@ extension KernelAnalysis {
     /// Whether a dot's right operand is packed first: to unit stride along `j`, or into a dense
     /// block when its rows lie far apart (a block of a wide global matrix: rows 2 KiB or more
     /// apart map to few L1 sets and evict each other during the product).
-    func needsPacking(_ dot: ValueID) -> Bool {
+    package func needsPacking(_ dot: ValueID) -> Bool {
         guard case .dot(_, let b, _, let tb)? = dots[dot] else { return false }
         let (k, j) = rightStrides(b, transposed: tb)
         return j != 1 || k >= 512
     }
 
     /// The elements of the packed right operand of a dot (`k × n` of its static shape).
-    func packedCount(_ dot: ValueID) -> Int {
+    package func packedCount(_ dot: ValueID) -> Int {
         guard case .dot(_, let b, _, let tb)? = dots[dot], let shape = types[b]?.shape, shape.count == 2 else {
             return 0
         }

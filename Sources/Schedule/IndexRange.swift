@@ -5,29 +5,29 @@ import BlockIR
 /// Grid variables range over `0 ..< extent`, loop counters over their bounds. When the range
 /// of a slice's start shows the slice always lies inside the tensor, its extent is the slice
 /// size and the emitter writes a constant instead of a run-time clamp.
-struct IndexRange: Hashable, Sendable {
+package struct IndexRange: Hashable, Sendable {
     /// The smallest value.
-    var lower: Int
+    package var lower: Int
     /// The largest value.
-    var upper: Int
+    package var upper: Int
 
     /// A range of one value.
-    init(_ value: Int) {
+    package init(_ value: Int) {
         lower = value
         upper = value
     }
 
     /// A range `lower ... upper`.
-    init(lower: Int, upper: Int) {
+    package init(lower: Int, upper: Int) {
         self.lower = lower
         self.upper = upper
     }
 
     /// A range that says nothing.
-    static let unknown = IndexRange(lower: -(1 << 40), upper: 1 << 40)
+    package static let unknown = IndexRange(lower: -(1 << 40), upper: 1 << 40)
 
     /// The range of an expression given the ranges of its variables.
-    static func of(_ e: IndexExpr, _ env: [IndexVar: IndexRange]) -> IndexRange {
+    package static func of(_ e: IndexExpr, _ env: [IndexVar: IndexRange]) -> IndexRange {
         switch e {
         case .constant(let c): return IndexRange(c)
         case .variable(let v): return env[v] ?? .unknown
@@ -61,7 +61,7 @@ struct IndexRange: Hashable, Sendable {
 
     /// The extent of a slice `start +: size` of an axis of `dimension` elements, when the
     /// start's range decides it.
-    static func staticExtent(dimension: Int, start: IndexRange, size: Int) -> Int? {
+    package static func staticExtent(dimension: Int, start: IndexRange, size: Int) -> Int? {
         let most = dimension - start.lower
         let least = dimension - start.upper
         func clampExtent(_ e: Int) -> Int { Swift.max(0, Swift.min(size, e)) }

@@ -1,0 +1,109 @@
+import BlockIR
+
+/// Prints a schedule as text, one paragraph per kernel: what `--print-after=schedule` and
+/// `blockc schedule` show.
+///
+/// ```
+/// schedule for cpu: 1 kernel(s)
+///
+/// kernel k7_matmul_O (#0): grid(b < 8, i < 16), 128 instance(s)
+///   parallel: b, i (collapsed), balance even
+///   blocks: i 64 rows
+///   local: 886016 bytes in 6 buffer(s): B0 65536, B1 …
+///   %3 f32[64,64] @local: view of global memory
+///   %5 f32[64,64] @local: B0
+///   dot %9: accumulates into %10, packs its right operand, prefetches the next block
+/// ```
+public enum SchedulePrinter {
+    /// The text of a schedule.
+    public static func print(_ schedule: ProgramSchedule) -> String {
+        var lines = ["schedule for \(schedule.target.name): \(schedule.kernels.count) kernel(s)"]
+        for d in schedule.decisions { lines.append("decision: " + d) }
+        for k in schedule.kernels {
+            lines.append("")
+            lines += kernelLines(k)
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func kernelLines(_ k: KernelSchedule) -> [String] {
+        let kernel = k.kernel
+        let grid = kernel.grid.map { "\($0.variable.name) < \($0.extent)" }.joined(separator: ", ")
+        var lines = ["kernel \(kernel.name) (#\(k.index)): grid(\(grid)), \(kernel.instanceCount) instance(s)"]
+        if k.parallelAxes.isEmpty {
+            lines.append("  parallel: none (one instance)")
+        } else {
+            let axes = k.parallelAxes.map(\.variable.name).joined(separator: ", ")
+            lines.append("  parallel: \(axes)\(k.parallelAxes.count > 1 ? " (collapsed)" : ""), balance \(k.balance)")
+        }
+        let sizes = BlockSizes.of(kernel)
+        if !sizes.isEmpty {
+            lines.append(
+                "  blocks: " + sizes.map { "\($0.variable.name) \($0.size)" }.joined(separator: ", "))
+        }
+        let caps = k.buffers.capacities.enumerated().map { "B\($0.offset) \($0.element * 4)" }
+        lines.append(
+            "  local: \(k.buffers.totalBytes) bytes in \(caps.count) buffer(s)"
+                + (caps.isEmpty ? "" : ": " + caps.joined(separator: ", ")))
+        var values: [(ValueID, BlockType)] = k.analysis.types.map { ($0.key, $0.value) }
+        values.sort { $0.0.number < $1.0.number }
+        for (v, type) in values {
+            guard let layout = k.analysis.layouts[v] else { continue }
+            lines.append("  \(v) \(type): " + storage(v, layout, k))
+        }
+        for d in k.dots {
+            var facts: [String] = []
+            if let a = d.accumulatesInto { facts.append("accumulates into \(a)") }
+            if d.packsRight { facts.append("packs its right operand into B\(k.buffers.packBufferOf[d.dot] ?? -1)") }
+            if d.prefetchesNext { facts.append("prefetches the next block") }
+            lines.append("  dot \(d.dot): " + (facts.isEmpty ? "plain" : facts.joined(separator: ", ")))
+        }
+        if let l = k.launch {
+            let memory =
+                l.usesGlobalScratch
+                ? "blocks in global scratch (\(l.blockFloats * 4) bytes per block)"
+                : "\(l.sharedBytes) bytes of shared memory"
+            lines.append("  launch: \(l.blocks) block(s) x \(l.threads) threads, \(memory)")
+        }
+        return lines
+    }
+
+    private static func storage(_ v: ValueID, _ layout: BlockLayout, _ k: KernelSchedule) -> String {
+        switch layout.base {
+        case .scalar(let s):
+            return layout.shape.isEmpty ? "scalar" : (s == v ? "splat" : "splat of \(s)")
+        case .global:
+            return "view of global memory"
+        case .buffer(let owner):
+            if owner != v { return "in the storage of \(owner)" + stridesNote(layout) }
+            if k.analysis.fusedDots.contains(v) { return "accumulated by its add" }
+            guard let b = k.buffers.bufferOf[v] else { return "no buffer" }
+            return "B\(b)" + (k.buffers.inPlace.contains(v) ? " (in place)" : "")
+        }
+    }
+
+    private static func stridesNote(_ layout: BlockLayout) -> String {
+        layout.strides == BlockLayout.rowMajor(layout.shape) ? "" : " (strides \(layout.strides))"
+    }
+}
+
+/// The block size each grid variable steps through: `v * B +: B` slices give `B`.
+struct BlockSizes {
+    /// The grid variables' block sizes, in grid order (those that slice some tensor).
+    static func of(_ kernel: Kernel) -> [(variable: IndexVar, size: Int)] {
+        var sizes: [IndexVar: Int] = [:]
+        kernel.walk { inst in
+            let access: [AxisAccess]
+            switch inst.op {
+            case .load(_, let a), .store(_, _, let a): access = a
+            default: return
+            }
+            for a in access {
+                if case .slice(.mul(.variable(let w), let b), let size) = a, b == size, sizes[w] == nil {
+                    sizes[w] = size
+                }
+            }
+        }
+        return kernel.grid.compactMap { g in sizes[g.variable].map { (g.variable, $0) } }
+    }
+}
