@@ -32,7 +32,8 @@ let package = Package(
         .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "Graph", "BlockIR"]),
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(
-            name: "FusionTests", dependencies: ["Fusion", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
+            name: "FusionTests",
+            dependencies: ["Fusion", "Schedule", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
         .testTarget(
             name: "CodegenTests", dependencies: ["Codegen", "Schedule", "BlockIR", "Graph", "Interpreter", "Fusion"]),
     ]

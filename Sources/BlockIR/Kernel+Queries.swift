@@ -40,4 +40,35 @@ extension Kernel {
 
     /// The number of kernel instances (the product of the grid extents).
     public var instanceCount: Int { grid.reduce(1) { $0 * $1.extent } }
+
+    /// The block size `B` when `v` appears only as `v * B +: B` slice starts.
+    public func blockSize(of v: IndexVar) -> Int? {
+        var size: Int?
+        var ok = true
+        func check(_ access: [AxisAccess]) {
+            for a in access {
+                switch a {
+                case .slice(.mul(.variable(let w), let b), let n) where w == v && b == n:
+                    if size == nil { size = n } else if size != n { ok = false }
+                case .slice(let s, _): if s.variables.contains(v) { ok = false }
+                case .point(let e): if e.variables.contains(v) { ok = false }
+                }
+            }
+        }
+        func visit(_ body: [Instruction]) {
+            for inst in body {
+                switch inst.op {
+                case .load(_, let a), .store(_, _, let a): check(a)
+                case .mask(_, let r, let c, _, _):
+                    if r.variables.contains(v) || c.variables.contains(v) { ok = false }
+                case .loop(let loop):
+                    if loop.lower.variables.contains(v) || loop.upper.variables.contains(v) { ok = false }
+                    visit(loop.body)
+                default: break
+                }
+            }
+        }
+        visit(self.body)
+        return ok ? size : nil
+    }
 }

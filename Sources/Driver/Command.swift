@@ -141,8 +141,9 @@ struct Command: Sendable {
             USAGE: blockc explain FILE [options]
 
             Prints the rules in priority order, the fusion plan's decisions (what may be recomputed
-            where, and why not), and the trace: every rule application with its place and the
-            program's size before and after.
+            where, and why not), the trace: every rule application with its place and the
+            program's size before and after, and the schedule's decisions for --target (block
+            sizes: row coarsening).
             """,
         options: common.union([.output, .onlyRule])
     ) { options, console throws(DriverError) in
@@ -150,8 +151,6 @@ struct Command: Sendable {
         guard let result = try pipeline.fused().fusion else { return }
         var text = "rules, in priority order:\n"
         for rule in Fusion.rules { text += "  \(rule.id) \(rule.name): \(rule.summary)\n" }
-        text += "then once per kernel, after the fixed point:\n"
-        for rule in Fusion.finishing { text += "  \(rule.id) \(rule.name): \(rule.summary)\n" }
         text += "\nplan decisions:\n"
         text += result.decisions.isEmpty ? "  (none)\n" : result.decisions.map { "  " + $0 + "\n" }.joined()
         text += "\ntrace (\(result.trace.count) steps):\n"
@@ -162,6 +161,9 @@ struct Command: Sendable {
         text +=
             "\nresult: \(result.program.kernels.count) kernel(s): "
             + result.program.kernels.map(\.name).joined(separator: ", ") + "\n"
+        let schedule = Scheduler.schedule(result.program, target: options.target)
+        text += "\nschedule decisions for \(options.target.name):\n"
+        text += schedule.decisions.isEmpty ? "  (none)\n" : schedule.decisions.map { "  " + $0 + "\n" }.joined()
         try emit(text, to: options.outputPath, console: console)
     }
 

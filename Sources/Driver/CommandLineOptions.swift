@@ -137,7 +137,7 @@ struct CommandLineOptions {
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {
-                    let names = (Fusion.rules + Fusion.finishing).map(\.name).joined(separator: ", ")
+                    let names = Fusion.rules.map(\.name).joined(separator: ", ")
                     throw fail("unknown rule '\(v)' for --only-rule; rules: \(names)")
                 }
                 o.onlyRule = v

@@ -38,13 +38,9 @@ public enum Fusion {
         .streaming, .maskSkipping, .inlineProducer, .reblocking,
     ]
 
-    /// Rules applied once per kernel after the fixed point, in order: they change block sizes,
-    /// which would keep the other rules from inlining producers at the old ones.
-    public static let finishing: [FusionRule] = [.coarsening]
-
     /// The rule with a name or catalogue ID.
     public static func rule(named name: String) -> FusionRule? {
-        (rules + finishing).first { $0.name == name || $0.id == name }
+        rules.first { $0.name == name || $0.id == name }
     }
 
     /// Fuses a program. `observe` sees the program after every step (differential tests use it).
@@ -54,8 +50,6 @@ public enum Fusion {
     ) -> FusionResult {
         let plan = FusionPlan(recomputeBudget: options.recomputeBudget, target: options.target)
         let active = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
-        let finishingActive =
-            options.onlyRule.map { name in finishing.filter { $0.name == name || $0.id == name } } ?? finishing
         var current = program
         var trace: [TraceEntry] = []
         var hitCap = false
@@ -99,17 +93,6 @@ public enum Fusion {
                 continue search
             }
             stable.insert(current.kernels[focus].name)
-        }
-        for focus in current.kernels.indices where !hitCap {
-            plan.focus = focus
-            for rule in finishingActive {
-                while let application = rule.apply(current, plan: plan) {
-                    let before = current
-                    current = application.program
-                    plan.invalidate(before.kernels[focus].name)
-                    record(rule, application, before: before)
-                }
-            }
         }
         plan.focus = nil
         current = current.removingUnusedTensors()

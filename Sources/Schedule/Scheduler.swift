@@ -8,6 +8,7 @@ import BlockIR
 public enum Scheduler {
     /// Schedules a fused program for a target.
     public static func schedule(_ program: Program, target: TargetDescription) -> ProgramSchedule {
-        ProgramSchedule(program, target: target)
+        let (coarsened, decisions) = RowCoarsening.apply(program, target: target)
+        return ProgramSchedule(coarsened, target: target, decisions: decisions)
     }
 }

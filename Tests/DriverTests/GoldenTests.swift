@@ -35,6 +35,19 @@ final class GoldenTests: XCTestCase {
         }
     }
 
+    /// The schedule of every fused example for the CPU and for sm_90: block sizes (row
+    /// coarsening), storage, buffers, micro-kernels and launches, as the emitters render them.
+    func testSchedules() throws {
+        for example in Self.examples {
+            for target in ["cpu", "sm_90"] {
+                let result = CLI.blockc(["schedule", "Examples/\(example).graph", "--target", target])
+                XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
+                XCTAssertTrue(result.stdout.hasPrefix("schedule for \(target): "), result.stdout)
+                assertGolden(result.stdout, path: "\(CLI.packageRoot)/Tests/Golden/schedule/\(example).\(target)")
+            }
+        }
+    }
+
     /// The generated C (source and header) of every fused example.
     func testGeneratedC() throws {
         let dir = CLI.temporaryDirectory("emitc")

@@ -16,7 +16,7 @@ final class VerifyTests: XCTestCase {
         ("layernorm_matmul", "M=300,K=200,N=100", nil),
         ("layernorm_matmul", "M=70,K=90,N=50", "i=16,j=32,k=16"),
         ("rmsnorm_swiglu", "M=100,d=200,h=300", nil),
-        // Streams 1.03 MiB of weights per row block: coarsened (R12) to 128-row blocks, the last partial.
+        // Streams 1.03 MiB of weights per row block: the schedule coarsens it to 128-row blocks, the last partial.
         ("rmsnorm_swiglu", "M=1000,d=256,h=352", nil),
         ("transformer_layer", "S=100,H=2,dh=40,F=200", nil),
     ]

@@ -72,22 +72,6 @@ final class DifferentialTests: XCTestCase {
         return try Lowering.lower(graph, options: options)
     }
 
-    /// Row coarsening (R12), on a small target where RMSNorm+SwiGLU streams more weight bytes
-    /// per instance than the local tier holds: 16-row blocks become 32-row blocks, with a
-    /// partial last block (300 rows), checked by the interpreter like every other step.
-    func testRowCoarseningAfterEveryStep() throws {
-        let small = TargetDescription(
-            name: "small", localCapacityBytes: 32 * 1024, registerCapacityBytes: 2048, vectorLanes: 16, rowBlock: 16,
-            columnBlock: 16, maxRowBlock: 32)
-        let program = try Self.example(
-            "rmsnorm_swiglu", dims: ["M": 300, "d": 48, "h": 80], blocks: [("i", 16), ("j", 16), ("k", 16)])
-        let result = try Self.checkEveryStep(program, seed: 12, label: "coarsening", target: small)
-        XCTAssertEqual(result.trace.last?.ruleID, "R12", result.trace.map(\.description).joined(separator: "\n"))
-        XCTAssertEqual(result.program.kernels.map { $0.grid.map(\.extent) }, [[10]])
-        // The same program on the CPU target streams less than 1 MiB per instance: no coarsening.
-        XCTAssertFalse(Fusion.fuse(program).trace.contains { $0.ruleID == "R12" })
-    }
-
     func testExamplesAfterEveryStep() throws {
         let cases: [(String, [String: Int], [(key: String, value: Int)])] = [
             ("attention", ["BH": 2, "N": 80, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),

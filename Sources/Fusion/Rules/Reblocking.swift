@@ -22,7 +22,7 @@ extension FusionRule {
         for c in plan.candidates(program) {
             let kernel = program.kernels[c]
             for axis in kernel.grid where axis.extent > 1 {
-                guard let size = sliceSize(of: axis.variable, in: kernel.body),
+                guard let size = kernel.blockSize(of: axis.variable),
                     let (tensor, reads) = repeatedLoad(program, c, axis: axis.variable, plan),
                     plan.wouldAllowRecompute(
                         producer: program.kernels[tensor.producer], consumer: kernel,
@@ -48,37 +48,6 @@ extension FusionRule {
             }
         }
         return nil
-    }
-
-    /// The block size `B` when `v` appears only as `v * B +: B` slice starts.
-    static func sliceSize(of v: IndexVar, in body: [Instruction]) -> Int? {
-        var size: Int?
-        var ok = true
-        func check(_ access: [AxisAccess]) {
-            for a in access {
-                switch a {
-                case .slice(.mul(.variable(let w), let b), let n) where w == v && b == n:
-                    if size == nil { size = n } else if size != n { ok = false }
-                case .slice(let s, _): if s.variables.contains(v) { ok = false }
-                case .point(let e): if e.variables.contains(v) { ok = false }
-                }
-            }
-        }
-        func visit(_ body: [Instruction]) {
-            for inst in body {
-                switch inst.op {
-                case .load(_, let a), .store(_, _, let a): check(a)
-                case .mask(_, let r, let c, _, _):
-                    if r.variables.contains(v) || c.variables.contains(v) { ok = false }
-                case .loop(let loop):
-                    if loop.lower.variables.contains(v) || loop.upper.variables.contains(v) { ok = false }
-                    visit(loop.body)
-                default: break
-                }
-            }
-        }
-        visit(body)
-        return ok ? size : nil
     }
 
     /// A load inside a loop of a temporary written by an earlier kernel, whose access does not

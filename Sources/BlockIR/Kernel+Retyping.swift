@@ -1,11 +1,9 @@
-import BlockIR
-
 extension Kernel {
     /// The kernel with every value's shape recomputed after its accesses changed: loads take the
     /// shapes of their slices, elementwise ops, reductions, dots and transposes follow their
     /// operands, and fills, broadcasts and loop-carried values widen to what their users combine
     /// them with. `nil` when the shapes cannot be made consistent.
-    func retyped() -> Kernel? {
+    public func retyped() -> Kernel? {
         var shapes: [ValueID: [Int]] = [:]
         walk { inst in
             for r in inst.results { shapes[r.id] = r.type.shape }

@@ -1,0 +1,78 @@
+import BlockIR
+import BlockTestSupport
+import Foundation
+import Fusion
+import Graph
+import Interpreter
+import Schedule
+import XCTest
+
+/// The schedule stage: its block-size policy (row coarsening) keeps the program's meaning, and
+/// what it computes per kernel agrees with the target.
+final class ScheduleTests: XCTestCase {
+    /// Row coarsening, on a small target where RMSNorm+SwiGLU streams more weight bytes per
+    /// instance than the local tier holds: 16-row blocks become 32-row blocks, with a partial
+    /// last block (300 rows); the scheduled program matches the unfused one in the interpreter
+    /// (within `1e-4 · max(1, max |reference|)`) and verifies.
+    func testRowCoarseningKeepsMeaning() throws {
+        let small = TargetDescription(
+            name: "small", localCapacityBytes: 32 * 1024, registerCapacityBytes: 2048, vectorLanes: 16, rowBlock: 16,
+            columnBlock: 16, maxRowBlock: 32)
+        let program = try DifferentialTests.example(
+            "rmsnorm_swiglu", dims: ["M": 300, "d": 48, "h": 80], blocks: [("i", 16), ("j", 16), ("k", 16)])
+        let fused = Fusion.fuse(program, options: FusionOptions(target: small)).program
+        XCTAssertEqual(fused.kernels.map { $0.grid.map(\.extent) }, [[19]], "fusion leaves block sizes alone")
+        let schedule = Scheduler.schedule(fused, target: small)
+        XCTAssertEqual(schedule.program.kernels.map { $0.grid.map(\.extent) }, [[10]], schedule.decisions.joined())
+        XCTAssertEqual(schedule.decisions.count, 1)
+        XCTAssertTrue(schedule.decisions[0].hasPrefix("coarsen k11_matmul_Y to 32-row blocks"), schedule.decisions[0])
+        XCTAssertEqual(Verifier.verify(schedule.program, target: small), [])
+        let inputs = DifferentialTests.inputs(program, seed: 12)
+        let reference = try BlockInterpreter.run(program, inputs: inputs)
+        let scheduled = try BlockInterpreter.run(schedule.program, inputs: inputs)
+        let (err, scale) = DifferentialTests.maxError(reference, scheduled)
+        XCTAssertLessThanOrEqual(err, 1e-4 * scale)
+        // On the CPU target the same program streams less than 1 MiB per instance: no coarsening.
+        let cpu = Scheduler.schedule(Fusion.fuse(program).program, target: .cpu)
+        XCTAssertEqual(cpu.decisions, [])
+    }
+
+    /// A kernel whose row block cannot double (its local tier holds exactly the 16-row kernel)
+    /// keeps its blocks, and the schedule says why.
+    func testCoarseningRespectsCapacity() throws {
+        let small = TargetDescription(
+            name: "small", localCapacityBytes: 32 * 1024, registerCapacityBytes: 2048, vectorLanes: 16, rowBlock: 16,
+            columnBlock: 16, maxRowBlock: 32)
+        let program = try DifferentialTests.example(
+            "rmsnorm_swiglu", dims: ["M": 300, "d": 48, "h": 80], blocks: [("i", 16), ("j", 16), ("k", 16)])
+        let fused = Fusion.fuse(program, options: FusionOptions(target: small)).program
+        var tight = small
+        tight.name = "tight"
+        tight.localCapacityBytes = Verifier.localPeakBytes(fused.kernels[0])
+        let schedule = Scheduler.schedule(fused, target: tight)
+        XCTAssertEqual(schedule.program, fused)
+        XCTAssertEqual(
+            schedule.decisions, ["keep k11_matmul_Y at 16-row blocks: 32 rows do not fit tight's local tier"])
+    }
+
+    /// On a GPU target every kernel gets a launch whose shared memory is the kernel's buffers
+    /// (within the target's capacity) and whose blocks are the grid's instances; on a CPU none.
+    func testLaunchesFollowTheTarget() throws {
+        let program = try DifferentialTests.example("transformer_layer", dims: [:])
+        for target in [TargetDescription.sm80, .sm90] {
+            let fused = Fusion.fuse(program, options: FusionOptions(target: target)).program
+            let schedule = Scheduler.schedule(fused, target: target)
+            XCTAssertEqual(schedule.localBytes.count, schedule.program.kernels.count)
+            let text = SchedulePrinter.print(schedule)
+            for (kernel, bytes) in zip(schedule.program.kernels, schedule.localBytes) {
+                XCTAssertLessThanOrEqual(bytes, target.localCapacityBytes, kernel.name)
+                XCTAssertTrue(
+                    text.contains("launch: \(max(1, kernel.instanceCount)) block(s) x 256 threads, \(bytes) bytes"),
+                    "\(kernel.name) on \(target.name)")
+            }
+        }
+        let cpu = SchedulePrinter.print(Scheduler.schedule(Fusion.fuse(program).program, target: .cpu))
+        XCTAssertFalse(cpu.contains("launch:"))
+        XCTAssertTrue(cpu.contains("prefetches the next block"), "the CPU GEMMs prefetch streamed weight blocks")
+    }
+}
