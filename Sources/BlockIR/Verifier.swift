@@ -37,11 +37,7 @@ public enum Verifier {
         for kernel in program.kernels {
             var checker = KernelChecker(program: program, kernel: kernel)
             checker.run()
-            var messages = checker.errors
-            if messages.isEmpty, let capacity = capacityError(kernel, target: target) {
-                messages.append(capacity)
-            }
-            errors += messages.map { VerificationError(kernel: kernel.name, message: $0) }
+            errors += checker.errors.map { VerificationError(kernel: kernel.name, message: $0) }
         }
         return errors
     }
@@ -92,7 +88,7 @@ public enum Verifier {
     }
 
     /// A block's size in bytes, saturating at `Int.max`.
-    static func safeByteCount(_ type: BlockType) -> Int {
+    public static func safeByteCount(_ type: BlockType) -> Int {
         let (bytes, overflow) = safeElementCount(type.shape).multipliedReportingOverflow(by: 4)
         return overflow ? Int.max : bytes
     }

@@ -84,7 +84,7 @@ struct Command: Sendable {
     ) { options, console throws(DriverError) in
         let pipeline = try Pipeline(path: try options.inputFile(command: "report"), options: options, console: console)
         let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
-        let report = CostReport.analyze(program, localPeak: Verifier.localPeakBytes)
+        let report = CostReport.analyze(program, localPeak: { LocalStorage.bytes($0, in: program) })
         try emit(options.json ? report.json : report.text, to: options.outputPath, console: console)
     }
 

@@ -146,7 +146,7 @@ struct Pipeline {
     /// Runs the verifier; errors in a user's `.block` file are user errors, errors after a
     /// compiler stage are compiler bugs (still reported, never a trap).
     func verify(_ program: Program, stage: String) throws(DriverError) {
-        let errors = Verifier.verify(program, target: options.target)
+        let errors = LocalStorage.verify(program, target: options.target)
         guard errors.isEmpty else {
             let lines = errors.map { "\(path): error: \($0)" }
             let suffix =

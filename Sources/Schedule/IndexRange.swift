@@ -29,22 +29,22 @@ package struct IndexRange: Hashable, Sendable {
     /// The range of an expression given the ranges of its variables.
     package static func of(_ e: IndexExpr, _ env: [IndexVar: IndexRange]) -> IndexRange {
         switch e {
-        case .constant(let c): return IndexRange(c)
+        case .constant(let c): return IndexRange(clamp(c))
         case .variable(let v): return env[v] ?? .unknown
         case .add(let a, let b):
             let x = of(a, env)
             let y = of(b, env)
-            return IndexRange(lower: clamp(x.lower + y.lower), upper: clamp(x.upper + y.upper))
+            return IndexRange(lower: clamp(x.lower &+ y.lower), upper: clamp(x.upper &+ y.upper))
         case .mul(let a, let c):
             let x = of(a, env)
-            let p = clamp(x.lower * c)
-            let q = clamp(x.upper * c)
+            let p = product(x.lower, c)
+            let q = product(x.upper, c)
             return IndexRange(lower: Swift.min(p, q), upper: Swift.max(p, q))
         case .floorDiv(let a, let c):
             guard c != 0 else { return IndexRange(0) }
             let x = of(a, env)
-            let p = e.floorDivide(x.lower, c)
-            let q = e.floorDivide(x.upper, c)
+            let p = clamp(e.floorDivide(x.lower, c))
+            let q = clamp(e.floorDivide(x.upper, c))
             return IndexRange(lower: Swift.min(p, q), upper: Swift.max(p, q))
         case .min(let a, let b):
             let x = of(a, env)
@@ -57,13 +57,20 @@ package struct IndexRange: Hashable, Sendable {
         }
     }
 
+    /// Bounds are kept within ±2^40, so sums of two never overflow; products saturate.
     private static func clamp(_ x: Int) -> Int { Swift.max(-(1 << 40), Swift.min(1 << 40, x)) }
+
+    private static func product(_ a: Int, _ b: Int) -> Int {
+        let (p, overflow) = a.multipliedReportingOverflow(by: b)
+        guard overflow else { return clamp(p) }
+        return (a < 0) != (b < 0) ? -(1 << 40) : 1 << 40
+    }
 
     /// The extent of a slice `start +: size` of an axis of `dimension` elements, when the
     /// start's range decides it.
     package static func staticExtent(dimension: Int, start: IndexRange, size: Int) -> Int? {
-        let most = dimension - start.lower
-        let least = dimension - start.upper
+        let most = dimension &- start.lower
+        let least = dimension &- start.upper
         func clampExtent(_ e: Int) -> Int { Swift.max(0, Swift.min(size, e)) }
         let a = clampExtent(least)
         let b = clampExtent(most)

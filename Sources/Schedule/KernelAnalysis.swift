@@ -77,6 +77,8 @@ package struct KernelAnalysis {
     private mutating func analyse(_ body: [Instruction], env: [IndexVar: IndexRange]) {
         for inst in body {
             guard let result = inst.results.first else {
+                // A loop without results still has a body to analyse.
+                if case .loop(let loop) = inst.op { analyseLoop(inst, loop, env: env) }
                 continue
             }
             let shape = result.type.shape

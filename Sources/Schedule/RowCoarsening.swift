@@ -28,7 +28,8 @@ enum RowCoarsening {
         var out = program
         var decisions: [String] = []
         for c in out.kernels.indices {
-            while let (widened, decision) = coarsenOnce(out.kernels[c], target: target, decisions: &decisions) {
+            while let (widened, decision) = coarsenOnce(out.kernels[c], in: out, target: target, decisions: &decisions)
+            {
                 out.kernels[c] = widened
                 decisions.append(decision)
             }
@@ -37,9 +38,9 @@ enum RowCoarsening {
     }
 
     /// One doubling of a kernel's row block, when legal and worth it.
-    private static func coarsenOnce(_ kernel: Kernel, target: TargetDescription, decisions: inout [String]) -> (
-        Kernel, String
-    )? {
+    private static func coarsenOnce(
+        _ kernel: Kernel, in program: Program, target: TargetDescription, decisions: inout [String]
+    ) -> (Kernel, String)? {
         let row = IndexVar("i")
         guard let axis = kernel.grid.first(where: { $0.variable == row }), axis.extent > 1,
             let size = kernel.blockSize(of: row), 2 * size <= target.maxRowBlock,
@@ -48,7 +49,7 @@ enum RowCoarsening {
         let streamed = streamedBytes(kernel, independentOf: row)
         guard streamed > target.localCapacityBytes else { return nil }
         guard let widened = coarsen(kernel, axis: axis, size: size).retyped(),
-            Verifier.localPeakBytes(widened) <= target.localCapacityBytes
+            LocalStorage.bytes(widened, in: program) <= target.localCapacityBytes
         else {
             decisions.append(
                 "keep \(kernel.name) at \(size)-row blocks: \(2 * size) rows do not fit \(target.name)'s local tier")

@@ -37,4 +37,35 @@ final class VerifyTests: XCTestCase {
         ])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
     }
+
+    /// A loop without results (no carried values) in a program run unfused: the schedule's
+    /// storage analysis must still see its body (it used to skip it, and the emitter trapped).
+    func testLoopWithoutResultsUnfused() throws {
+        let dir = CLI.temporaryDirectory("noresults")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = """
+            program p
+
+            tensor X: f32[64,48] @global input
+            tensor Y: f32[64,48] @global output
+
+            kernel k grid(i < 2) {
+              for k in 0 ..< 2 {
+                %0 = load X[i * 32 +: 32, 0 +: 48] : f32[32,48] @local
+                %1 = exp %0 : f32[32,48] @local
+                store %1 -> Y[i * 32 +: 32, 0 +: 48]
+                yield
+              }
+            }
+
+            """
+        try text.write(toFile: dir + "/loop.block", atomically: true, encoding: .utf8)
+        for target in ["cpu", "sm_90"] {
+            let schedule = CLI.blockc(["schedule", "--no-fusion", dir + "/loop.block", "--target", target])
+            XCTAssertEqual(schedule.status, 0, schedule.stderr)
+            XCTAssertTrue(schedule.stdout.contains("%1 f32[32,48] @local: B0"), schedule.stdout)
+        }
+        let verify = CLI.blockc(["verify", "--no-fusion", dir + "/loop.block"])
+        XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+    }
 }

@@ -48,7 +48,7 @@ final class ScheduleTests: XCTestCase {
         let fused = Fusion.fuse(program, options: FusionOptions(target: small)).program
         var tight = small
         tight.name = "tight"
-        tight.localCapacityBytes = Verifier.localPeakBytes(fused.kernels[0])
+        tight.localCapacityBytes = LocalStorage.bytes(fused.kernels[0], in: fused)
         let schedule = Scheduler.schedule(fused, target: tight)
         XCTAssertEqual(schedule.program, fused)
         XCTAssertEqual(

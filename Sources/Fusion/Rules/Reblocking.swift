@@ -1,4 +1,5 @@
 import BlockIR
+import Schedule
 
 extension FusionRule {
     /// R11 — re-blocking: fold a grid dimension into the block.
@@ -6,7 +7,7 @@ extension FusionRule {
     /// Precondition: the plan asks for it — a kernel loads, inside a loop, blocks of a temporary
     /// whose producer the plan would recompute there if the kernel did not repeat the load for
     /// every block of grid axis `j` — and `j` appears only as slice starts `j * B +: B`. The
-    /// widened kernel must fit the local tier (the verifier's capacity check).
+    /// widened kernel must fit the local tier (`LocalStorage`, the emitters' storage model).
     ///
     /// ```
     /// kernel k grid(i < 32, j < 16) { … for h … { %g = load G[i * 64 +: 64, h * 64 +: 64]
@@ -30,7 +31,7 @@ extension FusionRule {
                 else { continue }
                 let widened = widen(kernel, axis: axis, size: size)
                 guard let retyped = widened.retyped(),
-                    Verifier.localPeakBytes(retyped) <= plan.target.localCapacityBytes
+                    LocalStorage.bytes(retyped, in: program) <= plan.target.localCapacityBytes
                 else {
                     plan.note(
                         "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"

@@ -1,0 +1,70 @@
+import BlockIR
+
+/// The local-tier capacity of kernels, read off the storage model the emitters use
+/// (`KernelAnalysis` and `BufferPlan`): a kernel fits when the physical buffers one instance
+/// allocates fit the target's local tier.
+///
+/// The verifier (`Verifier.verify`) checks structure; `LocalStorage.verify` adds this check, and
+/// it is what the driver runs after every stage and the tests after every rule application.
+/// Fusion asks `bytes` before a rewrite that widens blocks (R11), the schedule before row
+/// coarsening.
+public enum LocalStorage {
+    /// The bytes of local blocks one instance of `kernel` allocates (its physical buffers:
+    /// splats, views of global memory or of other blocks and accumulated dots have none;
+    /// in-place results share their operand's).
+    public static func bytes(_ kernel: Kernel, in program: Program) -> Int {
+        if let huge = oversized(kernel) { return huge.bytes }
+        return BufferPlan(KernelAnalysis(program: program, kernel: kernel)).totalBytes
+    }
+
+    /// The first value too large for any buffer arithmetic (over 2^40 bytes, saturating): such a
+    /// kernel fits no target, and the buffer plan is not computed for it.
+    private static func oversized(_ kernel: Kernel) -> (value: Value, bytes: Int)? {
+        var found: (Value, Int)?
+        kernel.walk { inst in
+            var values = inst.results
+            if case .loop(let l) = inst.op { values += l.carried }
+            for v in values where found == nil {
+                let b = Verifier.safeByteCount(v.type)
+                if b > 1 << 40 { found = (v, b) }
+            }
+        }
+        return found
+    }
+
+    /// The capacity error of a kernel whose buffers exceed the target's local tier: the bytes,
+    /// and the largest buffers with the values they hold.
+    public static func capacityError(_ kernel: Kernel, in program: Program, target: TargetDescription) -> String? {
+        if let (v, b) = oversized(kernel) {
+            return "local tier needs at least \(b) bytes for \(v.id) \(v.type) but \(target.name) has "
+                + "\(target.localCapacityBytes); use smaller blocks"
+        }
+        let analysis = KernelAnalysis(program: program, kernel: kernel)
+        let plan = BufferPlan(analysis)
+        guard plan.totalBytes > target.localCapacityBytes else { return nil }
+        var holders: [Int: [ValueID]] = [:]
+        for (v, b) in plan.bufferOf { holders[b, default: []].append(v) }
+        let largest = plan.capacities.indices.sorted { (plan.capacities[$1], $0) < (plan.capacities[$0], $1) }
+        let shown = largest.prefix(3).map { b -> String in
+            let values = (holders[b] ?? []).sorted { $0.number < $1.number }.prefix(3)
+            let named = values.map { "\($0) \(analysis.types[$0].map { "\($0)" } ?? "")" }
+            return "B\(b) \(plan.capacities[b] * 4) bytes (" + named.joined(separator: ", ") + ")"
+        }
+        let more = largest.count > shown.count ? ", and \(largest.count - shown.count) more" : ""
+        return "local tier needs \(plan.totalBytes) bytes but \(target.name) has \(target.localCapacityBytes); "
+            + "largest buffers: " + shown.joined(separator: ", ") + more
+    }
+
+    /// The verifier's errors, then the capacity error of every structurally sound kernel.
+    public static func verify(_ program: Program, target: TargetDescription) -> [VerificationError] {
+        let errors = Verifier.verify(program, target: target)
+        let broken = Set(errors.compactMap(\.kernel))
+        var out = errors
+        for kernel in program.kernels where !broken.contains(kernel.name) {
+            if let message = capacityError(kernel, in: program, target: target) {
+                out.append(VerificationError(kernel: kernel.name, message: message))
+            }
+        }
+        return out
+    }
+}
