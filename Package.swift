@@ -24,7 +24,8 @@ let package = Package(
         .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "Graph", "BlockIR"]),
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(
-            name: "FusionTests", dependencies: ["Fusion", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
+            name: "FusionTests",
+            dependencies: ["Fusion", "Graph", "BlockIR", "BlockParser", "Interpreter", "BlockTestSupport"]),
         .testTarget(name: "CodegenTests", dependencies: ["Codegen", "BlockIR", "Graph", "Interpreter", "Fusion"]),
     ]
 )
