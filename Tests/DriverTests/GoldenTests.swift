@@ -5,13 +5,8 @@ import XCTest
 /// Goldens of the printed block program of every example after lowering, at full size; each
 /// golden also parses back to itself (`blockc lower X.block` prints the same text).
 final class GoldenTests: XCTestCase {
-    static let examples = [
-        "attention", "attention_causal", "attention_sliding_window", "attention_documents", "layernorm_matmul",
-        "rmsnorm_swiglu", "transformer_layer",
-    ]
-
     func testLoweredExamples() throws {
-        for example in Self.examples {
+        for example in Examples.names {
             let golden = "\(CLI.packageRoot)/Tests/Golden/lower/\(example).block"
             let result = CLI.blockc(["lower", "Examples/\(example).graph"])
             XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
@@ -22,7 +17,7 @@ final class GoldenTests: XCTestCase {
     /// The fused program and the fusion trace of every example; fusing the fused program again
     /// changes nothing.
     func testFusedExamplesAndTraces() throws {
-        for example in Self.examples {
+        for example in Examples.names {
             let fused = CLI.blockc(["fuse", "Examples/\(example).graph"])
             XCTAssertEqual(fused.status, 0, "\(example): \(fused.stderr)")
             assertGolden(fused.stdout, path: "\(CLI.packageRoot)/Tests/Golden/fuse/\(example).block")
@@ -39,7 +34,7 @@ final class GoldenTests: XCTestCase {
     func testGeneratedC() throws {
         let dir = CLI.temporaryDirectory("emitc")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for example in Self.examples {
+        for example in Examples.names {
             let result = CLI.blockc(["emit-c", "Examples/\(example).graph", "-o", "\(dir)/\(example).c"])
             XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
             for ext in ["c", "h"] {
@@ -51,7 +46,7 @@ final class GoldenTests: XCTestCase {
     }
 
     func testGoldensRoundTrip() throws {
-        for example in Self.examples {
+        for example in Examples.names {
             let golden = "Tests/Golden/lower/\(example).block"
             guard let text = try? String(contentsOfFile: "\(CLI.packageRoot)/\(golden)", encoding: .utf8) else {
                 XCTFail("missing golden \(golden)")
