@@ -41,17 +41,34 @@ final class CudaTests: XCTestCase {
         throw XCTSkip(message)
     }
 
+    /// The device runtime is compared once, with `Tests/Golden/cuda/runtime.cu`; each example's
+    /// `.cu` golden holds the rest (as in `GoldenTests.testGeneratedC`).
     func testGoldens() {
+        var runtimes: [(example: String, text: String)] = []
         for example in Examples.names {
             let dir = CLI.temporaryDirectory("cuda-golden")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let result = CLI.blockc(["emit-cuda", "Examples/\(example).graph", "-o", "\(dir)/\(example).cu"])
             XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
             for ext in ["cu", "h"] {
-                let text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                var text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                if ext == "cu" {
+                    guard let split = GeneratedSource.split(text, runtimeGolden: "Tests/Golden/cuda/runtime.cu") else {
+                        XCTFail("\(example).cu: no runtime between the markers of GeneratedSource")
+                        continue
+                    }
+                    runtimes.append((example, split.runtime))
+                    XCTAssertEqual(
+                        GeneratedSource.join(
+                            runtime: split.runtime, program: split.program,
+                            runtimeGolden: "Tests/Golden/cuda/runtime.cu"), text,
+                        "\(example): the split loses text")
+                    text = split.program
+                }
                 assertGolden(text, path: "\(CLI.packageRoot)/Tests/Golden/cuda/\(example).\(ext)")
             }
         }
+        GoldenTests.assertOneRuntime(runtimes, golden: "\(CLI.packageRoot)/Tests/Golden/cuda/runtime.cu")
     }
 
     /// One kernel's resources as ptxas reports them.

@@ -30,18 +30,50 @@ final class GoldenTests: XCTestCase {
         }
     }
 
-    /// The generated C (source and header) of every fused example.
+    /// The generated C (source and header) of every fused example. The C runtime every source
+    /// starts with is compared once, with `Tests/Golden/c/runtime.c`; each example's golden holds
+    /// the rest of its source, a marker line in the runtime's place (`GeneratedSource`).
     func testGeneratedC() throws {
         let dir = CLI.temporaryDirectory("emitc")
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        var runtimes: [(example: String, text: String)] = []
         for example in Examples.names {
             let result = CLI.blockc(["emit-c", "Examples/\(example).graph", "-o", "\(dir)/\(example).c"])
             XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
             for ext in ["c", "h"] {
-                let text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                var text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
                 XCTAssertFalse(text.isEmpty, "\(example).\(ext) was not written")
+                if ext == "c" {
+                    guard let split = GeneratedSource.split(text, runtimeGolden: "Tests/Golden/c/runtime.c") else {
+                        XCTFail("\(example).c: no runtime between the markers of GeneratedSource")
+                        continue
+                    }
+                    runtimes.append((example, split.runtime))
+                    XCTAssertEqual(
+                        GeneratedSource.join(
+                            runtime: split.runtime, program: split.program, runtimeGolden: "Tests/Golden/c/runtime.c"),
+                        text,
+                        "\(example): the split loses text")
+                    text = split.program
+                }
                 assertGolden(text, path: "\(CLI.packageRoot)/Tests/Golden/c/\(example).\(ext)")
             }
+        }
+        Self.assertOneRuntime(runtimes, golden: "\(CLI.packageRoot)/Tests/Golden/c/runtime.c")
+    }
+
+    /// Every source carries the same runtime, which matches its golden.
+    static func assertOneRuntime(
+        _ runtimes: [(example: String, text: String)], golden: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
+        guard let first = runtimes.first else { return XCTFail("no runtime found", file: file, line: line) }
+        assertGolden(first.text, path: golden, file: file, line: line)
+        for r in runtimes.dropFirst() where r.text != first.text {
+            XCTFail(
+                "\(r.example): its runtime differs from \(first.example)'s:\n" + lineDiff(first.text, r.text),
+                file: file,
+                line: line)
         }
     }
 
