@@ -34,7 +34,7 @@ let package = Package(
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(
             name: "FusionTests",
-            dependencies: ["Fusion", "Schedule", "Graph", "BlockIR", "Interpreter", "BlockTestSupport"]),
+            dependencies: ["Fusion", "Schedule", "Graph", "BlockIR", "BlockParser", "Interpreter", "BlockTestSupport"]),
         .testTarget(
             name: "CodegenTests", dependencies: ["Codegen", "Schedule", "BlockIR", "Graph", "Interpreter", "Fusion"]),
     ]

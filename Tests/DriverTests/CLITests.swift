@@ -90,7 +90,7 @@ final class CLITests: XCTestCase {
     }
 
     func testCheckPrintsOk() {
-        for example in GoldenTests.examples {
+        for example in Examples.names {
             let result = CLI.blockc(["check", "Examples/\(example).graph"])
             XCTAssertEqual(result.status, 0, result.stderr)
             XCTAssertTrue(result.stdout.contains(": ok ("), result.stdout)

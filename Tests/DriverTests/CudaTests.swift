@@ -10,11 +10,8 @@ import XCTest
 /// nvcc comes from `$BLOCKC_NVCC` or the `.venv-cuda` in the package root (see Docs/CUDA.md).
 /// Without it the compile tests skip locally and fail in CI (`CI=true`).
 final class CudaTests: XCTestCase {
-    static let examples = [
-        "attention", "attention_causal", "attention_documents", "attention_sliding_window", "layernorm_matmul",
-        "rmsnorm_swiglu", "transformer_layer",
-    ]
-    /// A reduced size per example (odd shapes: partial blocks at the edges).
+    /// A reduced size per example (odd shapes: partial blocks at the edges); an example without one
+    /// is compiled at its default size only.
     static let reduced: [String: String] = [
         "attention": "BH=1,N=200,d=40", "attention_causal": "BH=1,N=200,d=40",
         "attention_documents": "BH=1,N=300,d=32", "attention_sliding_window": "BH=1,N=300,d=32,W=50",
@@ -44,17 +41,34 @@ final class CudaTests: XCTestCase {
         throw XCTSkip(message)
     }
 
+    /// The device runtime is compared once, with `Tests/Golden/cuda/runtime.cu`; each example's
+    /// `.cu` golden holds the rest (as in `GoldenTests.testGeneratedC`).
     func testGoldens() {
-        for example in Self.examples {
+        var runtimes: [(example: String, text: String)] = []
+        for example in Examples.names {
             let dir = CLI.temporaryDirectory("cuda-golden")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let result = CLI.blockc(["emit-cuda", "Examples/\(example).graph", "-o", "\(dir)/\(example).cu"])
             XCTAssertEqual(result.status, 0, "\(example): \(result.stderr)")
             for ext in ["cu", "h"] {
-                let text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                var text = (try? String(contentsOfFile: "\(dir)/\(example).\(ext)", encoding: .utf8)) ?? ""
+                if ext == "cu" {
+                    guard let split = GeneratedSource.split(text, runtimeGolden: "Tests/Golden/cuda/runtime.cu") else {
+                        XCTFail("\(example).cu: no runtime between the markers of GeneratedSource")
+                        continue
+                    }
+                    runtimes.append((example, split.runtime))
+                    XCTAssertEqual(
+                        GeneratedSource.join(
+                            runtime: split.runtime, program: split.program,
+                            runtimeGolden: "Tests/Golden/cuda/runtime.cu"), text,
+                        "\(example): the split loses text")
+                    text = split.program
+                }
                 assertGolden(text, path: "\(CLI.packageRoot)/Tests/Golden/cuda/\(example).\(ext)")
             }
         }
+        GoldenTests.assertOneRuntime(runtimes, golden: "\(CLI.packageRoot)/Tests/Golden/cuda/runtime.cu")
     }
 
     /// One kernel's resources as ptxas reports them.
@@ -118,7 +132,7 @@ final class CudaTests: XCTestCase {
     func testEveryExampleCompilesWithoutSpills() throws {
         let nvcc = try Self.nvcc()
         var jobs: [(example: String, dims: String?, arch: String, limit: Int)] = []
-        for example in Self.examples {
+        for example in Examples.names {
             for dims in [nil, Self.reduced[example]] {
                 for t in Self.targets { jobs.append((example, dims, t.arch, t.sharedLimit)) }
             }

@@ -19,6 +19,7 @@ final class NumPyTests: XCTestCase {
     ]
 
     func testExamplesMatchNumPy() throws {
+        Examples.assertCovered(by: Self.cases.map(\.example), in: "NumPyTests.cases")
         for (example, dims, extra) in Self.cases {
             for stage in ["graph", "lower", "fuse"] {
                 let dir = CLI.temporaryDirectory("numpy")

@@ -22,6 +22,7 @@ final class VerifyTests: XCTestCase {
     ]
 
     func testGeneratedCMatchesTheInterpreter() {
+        Examples.assertCovered(by: Self.cases.map(\.0), in: "VerifyTests.cases")
         for (example, dims, blocks) in Self.cases {
             var args = ["verify", "Examples/\(example).graph", "--dim", dims, "--seed", "5"]
             if let blocks { args += ["--block", blocks] }

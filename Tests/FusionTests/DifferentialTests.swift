@@ -82,6 +82,7 @@ final class DifferentialTests: XCTestCase {
             ("rmsnorm_swiglu", ["M": 24, "d": 40, "h": 56], [("i", 16), ("j", 16), ("k", 16)]),
             ("transformer_layer", ["S": 24, "H": 2, "dh": 8, "F": 40], [("i", 16), ("j", 16), ("k", 16)]),
         ]
+        Examples.assertCovered(by: cases.map(\.0), in: "DifferentialTests.testExamplesAfterEveryStep")
         for (name, dims, blocks) in cases {
             let program = try Self.example(name, dims: dims, blocks: blocks)
             let result = try Self.checkEveryStep(program, seed: 3, label: name)

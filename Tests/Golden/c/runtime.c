@@ -1,0 +1,294 @@
+/* ---- runtime: allocation and index arithmetic ---- */
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+static inline float *blk_alloc(size_t bytes) {
+    void *p = NULL;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) abort();
+    return (float *)p;
+}
+static inline float *blk_alloc_zeroed(size_t bytes) {
+    float *p = blk_alloc(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+/* floor division (rounds toward minus infinity, as IndexExpr does) */
+static inline long blk_floordiv(long a, long b) {
+    long q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+static inline long blk_imin(long a, long b) { return a < b ? a : b; }
+static inline long blk_imax(long a, long b) { return a > b ? a : b; }
+/* the valid elements of a slice `start +: n` of an axis of size d */
+static inline long blk_extent(long d, long start, long n) {
+    long e = d - start;
+    return e < 0 ? 0 : (e > n ? n : e);
+}
+/* max/min that return NaN when either operand is NaN (fmaxf does not); only selects, so
+   they vectorise: a NaN `b` fails the comparison and is chosen, a NaN `a` is kept */
+static inline float blk_maxf(float a, float b) {
+    float m = a > b ? a : b;
+    return a != a ? a : m;
+}
+static inline float blk_minf(float a, float b) {
+    float m = a < b ? a : b;
+    return a != a ? a : m;
+}
+/* ---- runtime: math ---- */
+static inline float blk_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.8f ? 88.8f : x;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float nm = x * 1.44269504088896341f + shifter;
+    float n = nm - shifter;
+    float r = fmaf(n, -0.693145751953125f, x);
+    r = fmaf(n, -1.428606765330187045e-06f, r);
+    float p = 1.3888888888888889e-3f;
+    p = fmaf(p, r, 8.3333333333333333e-3f);
+    p = fmaf(p, r, 4.1666666666666667e-2f);
+    p = fmaf(p, r, 1.6666666666666667e-1f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    uint32_t u, bits;
+    memcpy(&u, &nm, 4);
+    bits = (u - 0x4B400000u + 126u) << 23; /* 2^(n-1); n >= -126 gives a field >= 0 */
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return (p + p) * scale;
+}
+static inline float blk_tanhf(float x) {
+    float a = fabsf(x);
+    float e = blk_expf(-2.0f * a);
+    float t = (1.0f - e) / (1.0f + e);
+    return x < 0.0f ? -t : (x == x ? t : x);
+}
+static inline float blk_sigmoidf(float x) { return 1.0f / (1.0f + blk_expf(-x)); }
+static inline float blk_siluf(float x) { return x / (1.0f + blk_expf(-x)); }
+static inline float blk_geluf(float x) {
+    const float c = 0.79788456f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + blk_tanhf(c * (x + 0.044715f * x * x * x)));
+}
+/* ---- runtime: contiguous reductions (vectorised; max propagates NaN) ---- */
+#ifdef __AVX512F__
+static inline float blk_sum_contig(const float *x, long n) {
+    __m512 acc = _mm512_setzero_ps();
+    long c = 0;
+    for (; c + 16 <= n; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
+    if (c < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - c)) - 1u), x + c));
+    return _mm512_reduce_add_ps(acc);
+}
+static inline float blk_max_contig(const float *x, long n) {
+    const __m512 lowest = _mm512_set1_ps(-INFINITY);
+    __m512 acc = lowest;
+    __mmask16 nan = 0;
+    long c = 0;
+    for (; c + 16 <= n; c += 16) {
+        __m512 v = _mm512_loadu_ps(x + c);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        acc = _mm512_max_ps(acc, v);
+    }
+    if (c < n) {
+        __m512 v = _mm512_mask_loadu_ps(lowest, (__mmask16)((1u << (n - c)) - 1u), x + c);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        acc = _mm512_max_ps(acc, v);
+    }
+    return nan ? NAN : _mm512_reduce_max_ps(acc);
+}
+#else
+static inline float blk_sum_contig(const float *x, long n) {
+    float p[16] = {0};
+    long c = 0;
+    for (; c + 16 <= n; c += 16)
+        for (int l = 0; l < 16; l++) p[l] += x[c + l];
+    for (int w = 8; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) p[l] += p[l + w];
+    float s = p[0];
+    for (; c < n; c++) s += x[c];
+    return s;
+}
+static inline float blk_max_contig(const float *x, long n) {
+    float s = -INFINITY;
+    for (long c = 0; c < n; c++) s = blk_maxf(s, x[c]);
+    return s;
+}
+#endif
+/* ---- runtime: block dot ---- */
+/* S[k][j] = B[k*ks + j*js] for k < kk, j < n: gives a unit-stride B to blk_gemm */
+static inline void blk_pack(long kk, long n, const float *restrict B, long ks, long js,
+                            float *restrict S, long lds) {
+    if (js == 1) {
+        /* rows far apart: copy row by row */
+        for (long k = 0; k < kk; k++) {
+            const float *restrict b = B + k * ks;
+            float *restrict s = S + k * lds;
+#pragma omp simd
+            for (long j = 0; j < n; j++) s[j] = b[j];
+        }
+        return;
+    }
+    for (long k0 = 0; k0 < kk; k0 += 16)
+        for (long j0 = 0; j0 < n; j0 += 16) {
+            long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
+            for (long j = j0; j < j1; j++)
+                for (long k = k0; k < k1; k++) S[k * lds + j] = B[k * ks + j * js];
+        }
+}
+#ifdef __AVX512F__
+static inline __attribute__((always_inline)) void blk_gemm_tile(
+    const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 c0[8], c1[8];
+    for (int r = 0; r < R; r++) {
+        c0[r] = _mm512_setzero_ps();
+        c1[r] = _mm512_setzero_ps();
+    }
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * ars]);
+            c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *c = C + r * ldc;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, c0[r]);
+        _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+    }
+}
+/* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 FMAs */
+static inline __attribute__((always_inline)) void blk_gemm_tile64(
+    const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, const __mmask16 *m, int accumulate) {
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m[0], b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m[1], b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m[2], b + 32);
+        __m512 b3 = _mm512_maskz_loadu_ps(m[3], b + 48);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * ars]);
+            c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+            c[r][2] = _mm512_fmadd_ps(av, b2, c[r][2]);
+            c[r][3] = _mm512_fmadd_ps(av, b3, c[r][3]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *cr = C + r * ldc;
+        for (int q = 0; q < 4; q++) {
+            if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+            _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
+        }
+    }
+}
+static inline __mmask16 blk_mask(long w) {
+    return (__mmask16)(w >= 16 ? 0xFFFF : (w > 0 ? ((1u << w) - 1u) : 0u));
+}
+/* Prefetches the next block a loop reads (pf: pfr rows of pfc floats, pfld apart) into L1, a
+   few cache lines before each register tile, so the loads overlap the FMAs. */
+typedef struct { const float *p; long rows, ld, lines, row, line, per; } blk_prefetcher;
+static inline blk_prefetcher blk_prefetch_plan(const float *pf, long pfr, long pfld, long pfc, long tiles) {
+    blk_prefetcher q = {pf, pfr, pfld, (pfc + 15) / 16, 0, 0, 0};
+    if (pf && tiles > 0) q.per = (pfr * q.lines + tiles - 1) / tiles;
+    return q;
+}
+static inline void blk_prefetch_step(blk_prefetcher *q) {
+    for (long t = 0; t < q->per && q->row < q->rows; t++) {
+        _mm_prefetch((const char *)(q->p + q->row * q->ld + 16 * q->line), _MM_HINT_T0);
+        if (++q->line == q->lines) { q->line = 0; q->row++; }
+    }
+}
+static inline __attribute__((always_inline)) void blk_gemm_impl(
+    long m, long n, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, int accumulate, const float *pf, long pfr, long pfld, long pfc) {
+    blk_prefetcher q = blk_prefetch_plan(pf, pfr, pfld, pfc, ((n + 63) / 64) * ((m + 5) / 6));
+    long js = 0;
+    for (; js + 32 < n; js += 64) {
+        long w = n - js < 64 ? n - js : 64;
+        __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+        long i0 = 0;
+        for (; i0 + 6 <= m; i0 += 6) {
+            blk_prefetch_step(&q);
+            blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+        }
+        const float *a = A + i0 * ars;
+        float *c = C + i0 * ldc + js;
+        switch (m - i0) {
+        case 5: blk_gemm_tile64(5, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 4: blk_gemm_tile64(4, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 3: blk_gemm_tile64(3, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 2: blk_gemm_tile64(2, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        case 1: blk_gemm_tile64(1, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+        default: break;
+        }
+    }
+    for (long j0 = js; j0 < n; j0 += 32) {
+        long w = n - j0 < 32 ? n - j0 : 32;
+        __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : ((1u << w) - 1u));
+        __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
+        long i0 = 0;
+        for (; i0 + 8 <= m; i0 += 8) {
+            blk_prefetch_step(&q);
+            blk_gemm_tile(8, kk, A + i0 * ars, ars, aks, B + j0, ldb, C + i0 * ldc + j0, ldc, m0, m1,
+                          accumulate);
+        }
+        const float *a = A + i0 * ars;
+        float *c = C + i0 * ldc + j0;
+        switch (m - i0) {
+        case 7: blk_gemm_tile(7, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        case 6: blk_gemm_tile(6, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        case 5: blk_gemm_tile(5, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        case 4: blk_gemm_tile(4, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        case 3: blk_gemm_tile(3, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        case 2: blk_gemm_tile(2, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        case 1: blk_gemm_tile(1, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+        default: break;
+        }
+    }
+}
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+    blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, NULL, 0, 0, 0);
+}
+/* blk_gemm that also prefetches the block the next loop iteration reads */
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, pf, pfr, pfld, pfc);
+}
+#else
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+    for (long i = 0; i < m; i++) {
+        float *c = C + i * ldc;
+        if (!accumulate)
+            for (long j = 0; j < n; j++) c[j] = 0.0f;
+        for (long k = 0; k < kk; k++) {
+            const float a = A[i * ars + k * aks];
+            const float *b = B + k * ldb;
+#pragma omp simd
+            for (long j = 0; j < n; j++) c[j] += a * b[j];
+        }
+    }
+}
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    (void)pf, (void)pfr, (void)pfld, (void)pfc;
+    blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+#endif
