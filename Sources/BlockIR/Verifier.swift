@@ -4,11 +4,15 @@ public struct VerificationError: Error, Hashable, Sendable, CustomStringConverti
     public var kernel: String?
     /// What is wrong.
     public var message: String
+    /// Where in the `.block` text the problem is, when the program was verified with the source
+    /// map its parser recorded (`BlockParser.parseWithSourceMap`).
+    public var location: SourceLocation?
 
     /// Makes an error.
-    public init(kernel: String?, message: String) {
+    public init(kernel: String?, message: String, location: SourceLocation? = nil) {
         self.kernel = kernel
         self.message = message
+        self.location = location
     }
 
     /// `kernel NAME: message`, or just the message for program-level problems.
@@ -19,58 +23,94 @@ public struct VerificationError: Error, Hashable, Sendable, CustomStringConverti
 }
 
 /// Checks that a block program is well formed: names, views, SSA and scoping, loop structure,
-/// the typing rule of every op, tiers, and the local-tier capacity of the target.
+/// the typing rule of every op, tiers, trip counts, the register-tier capacity of the target, and
+/// that every element of every output is written exactly once. (The local tier's capacity is
+/// checked on the emitters' storage model: `LocalStorage.verify` in the Schedule module.)
 ///
 /// Errors come in a deterministic order: tensors, kernel names, then every kernel in program order
-/// (its grid, then its instructions in program order, then its capacity). The verifier never
-/// traps, whatever the program.
+/// (its grid, then its instructions in program order, then its trip counts and register capacity), then
+/// the outputs' coverage (only when everything else holds). The verifier never traps, whatever
+/// the program.
 public enum Verifier {
     /// Returns every problem found; an empty array means the program is well formed for `target`.
-    public static func verify(_ program: Program, target: TargetDescription) -> [VerificationError] {
-        var errors = checkTensors(program).map { VerificationError(kernel: nil, message: $0) }
+    /// With the source map of the program's `.block` text, errors carry their `file:line:col`.
+    public static func verify(
+        _ program: Program, target: TargetDescription, sourceMap: BlockSourceMap? = nil
+    ) -> [VerificationError] {
+        var errors = checkTensors(program).map { tensor, message in
+            VerificationError(kernel: nil, message: message, location: tensor.flatMap { sourceMap?.tensor($0) })
+        }
         var kernelNames: Set<String> = []
-        for kernel in program.kernels where !kernelNames.insert(kernel.name).inserted {
+        for (index, kernel) in program.kernels.enumerated() where !kernelNames.insert(kernel.name).inserted {
             errors.append(
                 VerificationError(
-                    kernel: nil, message: "kernel name '\(kernel.name)' is used twice; kernel names must be unique"))
+                    kernel: nil, message: "kernel name '\(kernel.name)' is used twice; kernel names must be unique",
+                    location: sourceMap?.kernel(index)))
         }
-        for kernel in program.kernels {
+        for (index, kernel) in program.kernels.enumerated() {
             var checker = KernelChecker(program: program, kernel: kernel)
             checker.run()
-            errors += checker.errors.map { VerificationError(kernel: kernel.name, message: $0) }
+            var problems = checker.errors
+            if problems.isEmpty {
+                problems += tripCountErrors(kernel)
+            }
+            if problems.isEmpty {
+                if let registers = registerError(kernel, target: target) { problems.append((nil, registers)) }
+            }
+            errors += problems.map { path, message in
+                VerificationError(
+                    kernel: kernel.name, message: message,
+                    location: sourceMap.flatMap { map in
+                        path.flatMap { map.instruction(InstructionPath(kernel: index, indices: $0)) }
+                            ?? map.kernel(index)
+                    })
+            }
+        }
+        if errors.isEmpty {
+            errors += coverageErrors(program, sourceMap: sourceMap)
         }
         return errors
     }
 
-    private static func checkTensors(_ program: Program) -> [String] {
-        var errors: [String] = []
+    private static func checkTensors(_ program: Program) -> [(tensor: Int?, message: String)] {
+        var errors: [(tensor: Int?, message: String)] = []
         var names: Set<String> = []
         for (index, tensor) in program.tensors.enumerated() {
             let name = tensor.name
             if !names.insert(name).inserted {
-                errors.append("tensor name '\(name)' is declared twice; tensor names must be unique")
+                errors.append((index, "tensor name '\(name)' is declared twice; tensor names must be unique"))
             }
             if tensor.shape.contains(where: { $0 <= 0 }) {
                 errors.append(
-                    "tensor '\(name)' has shape \(tensor.shape); every dimension must be positive")
+                    (
+                        index,
+                        "tensor '\(name)' has shape \(tensor.shape); every dimension must be positive"
+                    ))
             }
             guard let view = tensor.viewOf else { continue }
             guard view.index >= 0 && view.index < index else {
-                errors.append("tensor '\(name)' is a view of \(view), which is not a tensor declared before it")
+                errors.append(
+                    (index, "tensor '\(name)' is a view of \(view), which is not a tensor declared before it"))
                 continue
             }
             let target = program.tensors[view.index]
             if target.viewOf != nil {
                 errors.append(
-                    "tensor '\(name)' is a view of '\(target.name)', which is itself a view; "
-                        + "view the underlying tensor instead")
+                    (
+                        index,
+                        "tensor '\(name)' is a view of '\(target.name)', which is itself a view; "
+                            + "view the underlying tensor instead"
+                    ))
             }
             let count = safeElementCount(tensor.shape)
             let targetCount = safeElementCount(target.shape)
             if count != targetCount {
                 errors.append(
-                    "view '\(name)' has \(count) elements but '\(target.name)' has \(targetCount); "
-                        + "a view must have the same element count")
+                    (
+                        index,
+                        "view '\(name)' has \(count) elements but '\(target.name)' has \(targetCount); "
+                            + "a view must have the same element count"
+                    ))
             }
         }
         return errors
@@ -101,7 +141,10 @@ private struct KernelChecker {
     /// Every value the kernel defines anywhere (to tell "used too early" from "never defined").
     let allDefined: Set<ValueID>
 
-    var errors: [String] = []
+    /// The problems found, each with the index path of its instruction (`nil`: the kernel's grid).
+    var errors: [(path: [Int]?, message: String)] = []
+    /// The index path of the instruction being checked (empty while checking the grid).
+    var path: [Int] = []
     /// The values visible at the current point, with their types.
     var visible: [ValueID: BlockType] = [:]
     /// The values defined so far.
@@ -120,21 +163,28 @@ private struct KernelChecker {
         for axis in kernel.grid {
             let name = axis.variable.name
             if seen.contains(name) {
-                errors.append("grid variable '\(name)' is declared twice; grid variables must be unique")
+                report("grid variable '\(name)' is declared twice; grid variables must be unique")
             }
             seen.append(name)
             if axis.extent <= 0 {
-                errors.append("grid axis '\(name)' has extent \(axis.extent); grid extents must be positive")
+                report("grid axis '\(name)' has extent \(axis.extent); grid extents must be positive")
             }
         }
         indexScope = seen
         checkBody(kernel.body, carried: nil)
     }
 
+    /// Records a problem at the current instruction.
+    mutating func report(_ message: String) {
+        errors.append((path.isEmpty ? nil : path, message))
+    }
+
     /// Checks a body; `carried` is the enclosing loop's carried values (nil at kernel level).
     mutating func checkBody(_ body: [Instruction], carried: [Value]?) {
         for (k, inst) in body.enumerated() {
+            path.append(k)
             check(inst, carried: carried, isLast: k == body.count - 1)
+            path.removeLast()
         }
         if carried != nil {
             let last = body.last.map { inst -> Bool in
@@ -142,7 +192,7 @@ private struct KernelChecker {
                 return false
             }
             if last != true {
-                errors.append("a loop body does not end with 'yield'; end it with one yield of the carried values")
+                report("a loop body does not end with 'yield'; end it with one yield of the carried values")
             }
         }
     }
@@ -161,10 +211,10 @@ private struct KernelChecker {
             return
         }
         if expectsResult && inst.results.count != 1 {
-            errors.append(
+            report(
                 "\(label): \(inst.op.mnemonic) defines exactly one value but has \(inst.results.count) results")
         } else if !expectsResult && !inst.results.isEmpty {
-            errors.append("\(label): \(inst.op.mnemonic) defines no value but has \(inst.results.count) results")
+            report("\(label): \(inst.op.mnemonic) defines no value but has \(inst.results.count) results")
         }
         let result = inst.results.count == 1 ? inst.results[0].type : nil
         switch inst.op {
@@ -172,7 +222,7 @@ private struct KernelChecker {
             guard let tensor = tensor(t, label) else { break }
             let sizes = checkAccess(access, tensor: tensor, label: label)
             if let result, let sizes, result.shape != sizes {
-                errors.append(
+                report(
                     "\(label): the result shape \(result.shape) does not match the loaded slice sizes \(sizes) "
                         + "of '\(tensor.name)'")
             }
@@ -180,11 +230,11 @@ private struct KernelChecker {
             let value = type(of: v, label)
             guard let tensor = tensor(t, label) else { break }
             if isInput(t) {
-                errors.append("\(label): stores to input tensor '\(tensor.name)'; inputs are read-only")
+                report("\(label): stores to input tensor '\(tensor.name)'; inputs are read-only")
             }
             let sizes = checkAccess(access, tensor: tensor, label: label)
             if let value, let sizes, value.shape != sizes {
-                errors.append(
+                report(
                     "\(label): the stored value \(v) has shape \(value.shape) but the slice sizes of "
                         + "'\(tensor.name)' are \(sizes)")
             }
@@ -192,7 +242,7 @@ private struct KernelChecker {
             break
         case .unary(_, let a):
             if let ta = type(of: a, label), let result, ta.shape != result.shape {
-                errors.append("\(label): the result shape \(result.shape) differs from the operand's shape \(ta.shape)")
+                report("\(label): the result shape \(result.shape) differs from the operand's shape \(ta.shape)")
             }
         case .binary(_, let a, let b):
             let ta = type(of: a, label)
@@ -207,16 +257,16 @@ private struct KernelChecker {
                 expected = ta.shape
             } else {
                 expected = nil
-                errors.append(
+                report(
                     "\(label): operand shapes \(ta.shape) and \(tb.shape) differ; use equal shapes or one scalar f32[]")
             }
             if let expected, expected != result.shape {
-                errors.append("\(label): the result shape \(result.shape) should be \(expected)")
+                report("\(label): the result shape \(result.shape) should be \(expected)")
             }
         case .broadcast(let a, let axis):
             guard let ta = type(of: a, label), let result else { break }
             guard axis >= 0 && axis <= ta.rank else {
-                errors.append("\(label): broadcast axis \(axis) is out of range for a rank-\(ta.rank) operand")
+                report("\(label): broadcast axis \(axis) is out of range for a rank-\(ta.rank) operand")
                 break
             }
             var reduced = result.shape
@@ -224,19 +274,19 @@ private struct KernelChecker {
                 reduced.remove(at: axis)
             }
             if result.rank != ta.rank + 1 || reduced != ta.shape {
-                errors.append(
+                report(
                     "\(label): broadcasting shape \(ta.shape) along axis \(axis) cannot give shape \(result.shape)")
             }
         case .reduce(_, let a, let axis):
             guard let ta = type(of: a, label), let result else { break }
             guard axis >= 0 && axis < ta.rank else {
-                errors.append("\(label): reduce axis \(axis) is out of range for a rank-\(ta.rank) operand")
+                report("\(label): reduce axis \(axis) is out of range for a rank-\(ta.rank) operand")
                 break
             }
             var expected = ta.shape
             expected.remove(at: axis)
             if expected != result.shape {
-                errors.append(
+                report(
                     "\(label): reducing shape \(ta.shape) along axis \(axis) gives \(expected), not \(result.shape)")
             }
         case .dot(let a, let b, let transposeA, let transposeB):
@@ -244,25 +294,25 @@ private struct KernelChecker {
             let tb = type(of: b, label)
             guard let ta, let tb, let result else { break }
             guard ta.rank == 2 && tb.rank == 2 else {
-                errors.append("\(label): dot needs rank-2 operands, got shapes \(ta.shape) and \(tb.shape)")
+                report("\(label): dot needs rank-2 operands, got shapes \(ta.shape) and \(tb.shape)")
                 break
             }
             let (m, k1) = transposeA ? (ta.shape[1], ta.shape[0]) : (ta.shape[0], ta.shape[1])
             let (k2, n) = transposeB ? (tb.shape[1], tb.shape[0]) : (tb.shape[0], tb.shape[1])
             if k1 != k2 {
-                errors.append(
+                report(
                     "\(label): the inner sizes of dot differ (\(k1) and \(k2)) for shapes \(ta.shape) and \(tb.shape)")
             } else if result.shape != [m, n] {
-                errors.append("\(label): the result shape \(result.shape) of dot should be \([m, n])")
+                report("\(label): the result shape \(result.shape) of dot should be \([m, n])")
             }
         case .transpose(let a):
             guard let ta = type(of: a, label), let result else { break }
             guard ta.rank == 2 else {
-                errors.append("\(label): transpose needs a rank-2 operand, got shape \(ta.shape)")
+                report("\(label): transpose needs a rank-2 operand, got shape \(ta.shape)")
                 break
             }
             if result.shape != [ta.shape[1], ta.shape[0]] {
-                errors.append(
+                report(
                     "\(label): transposing shape \(ta.shape) gives \([ta.shape[1], ta.shape[0]]), not \(result.shape)")
             }
         case .mask(let a, let row, let column, _, _):
@@ -270,25 +320,25 @@ private struct KernelChecker {
             checkIndex(column, label)
             guard let ta = type(of: a, label), let result else { break }
             if ta.rank != 2 {
-                errors.append("\(label): mask needs a rank-2 operand, got shape \(ta.shape)")
+                report("\(label): mask needs a rank-2 operand, got shape \(ta.shape)")
             } else if result.shape != ta.shape {
-                errors.append("\(label): the result shape \(result.shape) differs from the operand's shape \(ta.shape)")
+                report("\(label): the result shape \(result.shape) differs from the operand's shape \(ta.shape)")
             }
         case .yield(let values):
             let types = values.map { type(of: $0, label) }
             guard let carried else {
-                errors.append("\(label): 'yield' outside a loop; only a loop body ends with yield")
+                report("\(label): 'yield' outside a loop; only a loop body ends with yield")
                 break
             }
             if !isLast {
-                errors.append("\(label): 'yield' must be the last instruction of its loop body")
+                report("\(label): 'yield' must be the last instruction of its loop body")
             }
             if values.count != carried.count {
-                errors.append("\(label): yields \(values.count) values but the loop carries \(carried.count)")
+                report("\(label): yields \(values.count) values but the loop carries \(carried.count)")
             } else {
                 for (k, (t, c)) in zip(types, carried).enumerated() {
                     if let t, t != c.type {
-                        errors.append(
+                        report(
                             "\(label): yielded value \(values[k]) has type \(t) but carried value \(c.id) "
                                 + "has type \(c.type)")
                     }
@@ -306,25 +356,25 @@ private struct KernelChecker {
         checkIndex(loop.upper, label)
         let name = loop.variable.name
         if indexScope.contains(name) {
-            errors.append(
+            report(
                 "\(label): loop variable '\(name)' shadows a grid or loop variable of the same name; rename it")
         }
         let counts = [inst.results.count, loop.carried.count, loop.initial.count]
         if counts[0] != counts[1] || counts[1] != counts[2] {
-            errors.append(
+            report(
                 "\(label): the loop has \(counts[0]) results, \(counts[1]) carried values and \(counts[2]) initial "
                     + "values; they must be equal in number")
         } else {
             for k in 0..<counts[0] {
                 let c = loop.carried[k]
                 if let t = initialTypes[k], t != c.type {
-                    errors.append(
+                    report(
                         "\(label): carried value \(c.id) has type \(c.type) but its initial value \(loop.initial[k]) "
                             + "has type \(t)")
                 }
                 let r = inst.results[k]
                 if r.type != c.type {
-                    errors.append(
+                    report(
                         "\(label): result \(r.id) has type \(r.type) but carried value \(c.id) has type \(c.type)")
                 }
             }
@@ -358,11 +408,11 @@ private struct KernelChecker {
     mutating func type(of v: ValueID, _ label: String) -> BlockType? {
         if let t = visible[v] { return t }
         if defined.contains(v) {
-            errors.append("\(label): value \(v) is used outside the loop that defines it; carry it out with 'yield'")
+            report("\(label): value \(v) is used outside the loop that defines it; carry it out with 'yield'")
         } else if allDefined.contains(v) {
-            errors.append("\(label): value \(v) is used before it is defined")
+            report("\(label): value \(v) is used before it is defined")
         } else {
-            errors.append("\(label): value \(v) is never defined")
+            report("\(label): value \(v) is never defined")
         }
         return nil
     }
@@ -375,23 +425,23 @@ private struct KernelChecker {
 
     mutating func checkFresh(_ value: Value, _ label: String) {
         if !defined.insert(value.id).inserted {
-            errors.append("\(label): value \(value.id) is defined twice; every value must be defined once")
+            report("\(label): value \(value.id) is defined twice; every value must be defined once")
         }
         let t = value.type
         if t.tier == .global {
-            errors.append("\(label): value \(value.id) has tier global; block values live in the local or reg tier")
+            report("\(label): value \(value.id) has tier global; block values live in the local or reg tier")
         }
         if t.rank > 2 {
-            errors.append("\(label): value \(value.id) has rank \(t.rank) (\(t)); blocks have rank 0, 1 or 2")
+            report("\(label): value \(value.id) has rank \(t.rank) (\(t)); blocks have rank 0, 1 or 2")
         }
         if t.shape.contains(where: { $0 <= 0 }) {
-            errors.append("\(label): value \(value.id) has shape \(t.shape); block sizes must be positive")
+            report("\(label): value \(value.id) has shape \(t.shape); block sizes must be positive")
         }
     }
 
     mutating func tensor(_ id: TensorID, _ label: String) -> GlobalTensor? {
         guard id.index >= 0 && id.index < program.tensors.count else {
-            errors.append("\(label): tensor \(id) does not exist")
+            report("\(label): tensor \(id) does not exist")
             return nil
         }
         return program.tensors[id.index]
@@ -419,13 +469,13 @@ private struct KernelChecker {
             case .slice(let start, let size):
                 checkIndex(start, label)
                 if size <= 0 {
-                    errors.append("\(label): slice size \(size) of '\(tensor.name)' must be positive")
+                    report("\(label): slice size \(size) of '\(tensor.name)' must be positive")
                 }
                 sizes.append(size)
             }
         }
         guard access.count == tensor.shape.count else {
-            errors.append(
+            report(
                 "\(label): \(access.count) indices for tensor '\(tensor.name)' of rank \(tensor.shape.count); "
                     + "give one index per axis")
             return nil
@@ -437,10 +487,10 @@ private struct KernelChecker {
     mutating func checkIndex(_ e: IndexExpr, _ label: String) {
         for v in e.variables where !indexScope.contains(v.name) {
             let inScope = indexScope.isEmpty ? "none" : indexScope.joined(separator: ", ")
-            errors.append("\(label): index variable '\(v.name)' is not in scope (in scope: \(inScope))")
+            report("\(label): index variable '\(v.name)' is not in scope (in scope: \(inScope))")
         }
         if Self.dividesByZero(e) {
-            errors.append("\(label): index expression '\(e)' divides by zero")
+            report("\(label): index expression '\(e)' divides by zero")
         }
     }
 

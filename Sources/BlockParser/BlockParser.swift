@@ -15,8 +15,17 @@ public enum BlockParser {
 
     /// Parses a program.
     public static func parse(_ source: String) throws(Diagnostic) -> Program {
+        try parseWithSourceMap(source).program
+    }
+
+    /// Parses a program and records where its tensors, kernels and instructions are written, so
+    /// the verifier's errors can carry `file:line:col`.
+    public static func parseWithSourceMap(_ source: String) throws(Diagnostic) -> (
+        program: Program, sourceMap: BlockSourceMap
+    ) {
         var parser = Parser(tokens: try BlockLexer.tokenize(source))
-        return try parser.parseProgram()
+        let program = try parser.parseProgram()
+        return (program, parser.sourceMap)
     }
 }
 
@@ -31,6 +40,10 @@ private struct Parser {
     var tensors: [GlobalTensor] = []
     var tensorLines: [String: Int] = [:]
     var kernels: [Kernel] = []
+    /// Where the tensors, kernels and instructions parsed so far are.
+    var sourceMap = BlockSourceMap()
+    /// The index path of the instruction being parsed in the current kernel.
+    var instructionPath: [Int] = []
 
     // Per kernel.
     /// Where each value of the current kernel is defined.
@@ -189,6 +202,7 @@ private struct Parser {
         try endOfLine(after: "the tensor declaration")
         tensorLines[name] = nameToken.location.line
         tensors.append(GlobalTensor(name: name, shape: shape, role: role, viewOf: view))
+        sourceMap.tensors.append(nameToken.location)
     }
 
     /// `f32[d, ...] @tier`.
@@ -265,6 +279,7 @@ private struct Parser {
         let body = try parseBody(opener: "kernel '\(name)'", openedAt: kernelToken.location, inLoop: false)
         try endOfLine(after: "'}'")
         kernels.append(Kernel(name: name, grid: grid, body: body))
+        sourceMap.kernels.append(kernelToken.location)
     }
 
     /// Parses instructions up to and including the closing `}`.
@@ -288,7 +303,10 @@ private struct Parser {
             if yielded {
                 throw error("'yield' must be the last instruction of the loop body; move this instruction above it")
             }
+            instructionPath.append(body.count)
+            sourceMap.instructions[InstructionPath(kernel: kernels.count, indices: instructionPath)] = current.location
             let inst = try parseInstruction(inLoop: inLoop)
+            instructionPath.removeLast()
             if case .yield = inst.op { yielded = true }
             body.append(inst)
         }

@@ -146,9 +146,16 @@ struct Pipeline {
     /// Runs the verifier; errors in a user's `.block` file are user errors, errors after a
     /// compiler stage are compiler bugs (still reported, never a trap).
     func verify(_ program: Program, stage: String) throws(DriverError) {
-        let errors = LocalStorage.verify(program, target: options.target)
+        var errors = LocalStorage.verify(program, target: options.target)
         guard errors.isEmpty else {
-            let lines = errors.map { "\(path): error: \($0)" }
+            // A user's .block file: verify again with its source map, so errors carry positions.
+            if stage == "parse", isBlockFile, let map = try? BlockParser.parseWithSourceMap(text).sourceMap {
+                errors = LocalStorage.verify(program, target: options.target, sourceMap: map)
+            }
+            let lines = errors.map { e in
+                e.location.map { Diagnostic(e.description, at: $0).rendered(file: path, source: text) }
+                    ?? "\(path): error: \(e)"
+            }
             let suffix =
                 stage == "parse"
                 ? ""

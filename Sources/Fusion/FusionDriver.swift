@@ -53,63 +53,92 @@ public enum Fusion {
         var current = program
         var trace: [TraceEntry] = []
         var hitCap = false
-        // Kernels no rule applies to, by name. A rule looks at one kernel and its neighbours (the
-        // kernels sharing a tensor with it), so after a step only the rewritten kernel and its
-        // neighbours need another look: the work stays near-linear in the program's size.
-        var stable: Set<String> = []
+        var statistics = FusionStatistics()
         // Which input kernels' work each kernel performs (grows as R1 inlines producers).
         var from: [String: [String]] = Dictionary(uniqueKeysWithValues: program.kernels.map { ($0.name, [$0.name]) })
+        // Rules rewrite or remove kernels but never add or reorder them, so a kernel's position
+        // in the input program (its rank) orders the kernels of every later program too.
         let order = Dictionary(uniqueKeysWithValues: program.kernels.enumerated().map { ($1.name, $0) })
+        var worklist = KernelWorklist(count: program.kernels.count)
         for kernel in current.kernels { _ = plan.access(kernel, current) }
-        var examinations = 0
         // Records a step: the trace entry, shown to `observe`.
-        func record(_ rule: FusionRule, _ application: RuleApplication, before: Program) {
+        func record(_ rule: FusionRule, _ application: RuleApplication, kernelsBefore: Int) {
             let entry = TraceEntry(
                 step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
-                detail: application.detail, summary: summary(before) + " → " + summary(current))
+                detail: application.detail, summary: summary(kernelsBefore) + " → " + summary(current.kernels.count))
             trace.append(entry)
             observe?(current, entry)
         }
-        search: while let focus = current.kernels.firstIndex(where: { !stable.contains($0.name) }) {
+        // Makes a step's change in place, counting the kernels copied when the program's kernel
+        // list could not be changed in place.
+        func applyChange(_ application: RuleApplication, counted: Bool = true) {
+            let buffer = current.kernels.withUnsafeBufferPointer { $0.baseAddress }
+            application.apply(to: &current)
+            if counted && current.kernels.withUnsafeBufferPointer({ $0.baseAddress }) != buffer {
+                statistics.kernelsCopied += current.kernels.count
+            }
+        }
+        // The driver looks at one kernel at a time: the first, in program order, that no rule
+        // applies to yet. A rule looks at one kernel and its neighbours (the kernels sharing a
+        // tensor with it), so after a step only the rewritten kernel and its neighbours need
+        // another look: the work per step stays independent of the program's size.
+        search: while let rank = worklist.first {
+            let focus = worklist.position(of: rank)
+            let kernel = current.kernels[focus]
             plan.focus = focus
-            examinations += 1
+            statistics.examinations += 1
             for rule in active {
                 guard let application = rule.apply(current, plan: plan) else { continue }
                 guard trace.count < (options.maxSteps ?? max(5000, 100 * program.kernels.count)) else {
                     hitCap = true
                     break search
                 }
-                let before = current
-                current = application.program
+                let kernelsBefore = current.kernels.count
+                let old = neighbours(of: kernel, current, plan)
+                var removed: Int?
+                if case .remove(let index) = application.change { removed = order[current.kernels[index].name] }
+                applyChange(application)
                 for name in application.absorbed {
                     let merged = (from[application.place] ?? []) + (from[name] ?? [])
                     from[application.place] = Array(Set(merged)).sorted { (order[$0] ?? 0) < (order[$1] ?? 0) }
                 }
-                let name = before.kernels[focus].name
-                let old = neighbours(of: name, before, plan)
-                plan.invalidate(name)
-                for n in old + neighbours(of: name, current, plan) { stable.remove(n) }
-                record(rule, application, before: before)
+                plan.invalidate(kernel.name)
+                switch application.change {
+                case .replace: break
+                case .remove: removed.map { worklist.delete($0) }
+                case .program: worklist.rebuild(present: current.kernels.compactMap { order[$0.name] })
+                }
+                var new: [String] = []
+                if worklist.contains(rank) {
+                    new = neighbours(of: current.kernels[worklist.position(of: rank)], current, plan)
+                }
+                for name in old + new {
+                    if let r = order[name], worklist.contains(r) { worklist.insert(r) }
+                }
+                statistics.neighboursVisited += old.count + new.count
+                record(rule, application, kernelsBefore: kernelsBefore)
                 continue search
             }
-            stable.insert(current.kernels[focus].name)
+            worklist.remove(rank)
         }
         plan.focus = nil
         current = current.removingUnusedTensors()
+        statistics.steps = trace.count
+        statistics.producersVisited = plan.producersVisited
         if ProcessInfo.processInfo.environment["BLOCKC_FUSION_STATS"] != nil {
             FileHandle.standardError.write(
-                Data("fusion: \(examinations) kernel examinations, \(trace.count) steps\n".utf8))
+                Data("fusion: \(statistics.examinations) kernel examinations, \(trace.count) steps\n".utf8))
         }
         let candidates = current.kernels.map { (kernel: $0.name, from: from[$0.name] ?? [$0.name]) }
         return FusionResult(
-            program: current, trace: trace, decisions: plan.decisions, hitStepCap: hitCap, candidates: candidates)
+            program: current, trace: trace, decisions: plan.decisions, hitStepCap: hitCap, candidates: candidates,
+            statistics: statistics)
     }
 
     /// The kernel and every kernel sharing a tensor's storage with it.
-    static func neighbours(of name: String, _ p: Program, _ plan: FusionPlan) -> [String] {
-        guard let kernel = p.kernels.first(where: { $0.name == name }) else { return [] }
+    static func neighbours(of kernel: Kernel, _ p: Program, _ plan: FusionPlan) -> [String] {
         let mine = plan.access(kernel, p)
-        var out: Set<String> = [name]
+        var out: Set<String> = [kernel.name]
         for t in mine.loads.union(mine.stores) {
             out.formUnion(plan.readers(of: t))
             out.formUnion(plan.writers(of: t))
@@ -117,7 +146,7 @@ public enum Fusion {
         return out.sorted()
     }
 
-    static func summary(_ p: Program) -> String {
-        "\(p.kernels.count) kernel\(p.kernels.count == 1 ? "" : "s")"
+    static func summary(_ kernels: Int) -> String {
+        "\(kernels) kernel\(kernels == 1 ? "" : "s")"
     }
 }

@@ -45,6 +45,41 @@ public final class FusionPlan: @unchecked Sendable {
         for t in old.stores { writers[t]?.remove(name) }
     }
 
+    /// The storages every tensor viewing which is a temporary, for the tensor list they were
+    /// computed from (a program's tensors do not change while it is fused).
+    private var temporaries: (tensors: [GlobalTensor], storages: Set<TensorID>)?
+
+    /// Whether a storage and every tensor viewing it are temporaries (so a store to it that no
+    /// kernel reads is dead).
+    func isTemporary(_ storage: TensorID, _ program: Program) -> Bool {
+        if let temporaries, temporaries.tensors == program.tensors { return temporaries.storages.contains(storage) }
+        var notTemporary: Set<TensorID> = []
+        for id in program.tensors.indices.map(TensorID.init) where program[id].role != .temp {
+            notTemporary.insert(program.storage(of: id))
+        }
+        let storages = Set(
+            program.tensors.indices.map(TensorID.init).map { program.storage(of: $0) }.filter {
+                !notTemporary.contains($0)
+            })
+        temporaries = (program.tensors, storages)
+        return storages.contains(storage)
+    }
+
+    /// Kernels R1 looked at while searching for producers (a work count for the tests).
+    var producersVisited = 0
+
+    /// The index of the last kernel before `index` among `writers` (by name), if any.
+    func lastWriter(among writers: Set<String>, before index: Int, _ program: Program) -> Int? {
+        guard !writers.isEmpty else { return nil }
+        var k = index
+        while k > 0 {
+            k -= 1
+            producersVisited += 1
+            if writers.contains(program.kernels[k].name) { return k }
+        }
+        return nil
+    }
+
     /// The kernel indices a rule should consider.
     func candidates(_ program: Program) -> [Int] {
         if let focus { return focus < program.kernels.count ? [focus] : [] }

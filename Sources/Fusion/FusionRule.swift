@@ -29,9 +29,23 @@ public struct FusionRule: Sendable {
 }
 
 /// One successful rule application.
+///
+/// A rule that rewrites one kernel says so (`replacing` or `removing` a kernel) instead of
+/// building a whole new program: the driver then changes its program in place, so a step costs
+/// the size of the kernel it rewrites, never the size of the program.
 public struct RuleApplication: Sendable {
-    /// The rewritten program.
-    public var program: Program
+    /// What a step changes in the program.
+    public enum Change: Sendable {
+        /// The kernel at an index becomes this kernel.
+        case replace(Int, Kernel)
+        /// The kernel at an index is removed.
+        case remove(Int)
+        /// The whole program becomes this one.
+        case program(Program)
+    }
+
+    /// What changed in the program.
+    public var change: Change
     /// Where: the kernel (and loop) rewritten.
     public var place: String
     /// What changed, in a few words.
@@ -39,12 +53,34 @@ public struct RuleApplication: Sendable {
     /// Kernels whose computation now also runs in `place` (a producer R1 inlined there).
     public var absorbed: [String]
 
-    /// Makes an application record.
+    /// Makes an application record that replaces the whole program.
     public init(program: Program, place: String, detail: String, absorbed: [String] = []) {
-        self.program = program
+        self.init(change: .program(program), place: place, detail: detail, absorbed: absorbed)
+    }
+
+    /// Makes an application record.
+    public init(change: Change, place: String, detail: String, absorbed: [String] = []) {
+        self.change = change
         self.place = place
         self.detail = detail
         self.absorbed = absorbed
+    }
+
+    /// Makes the change to a program (in place: the kernels are not copied when `program` holds
+    /// the only reference to them).
+    public func apply(to program: inout Program) {
+        switch change {
+        case .replace(let index, let kernel): program.kernels[index] = kernel
+        case .remove(let index): program.kernels.remove(at: index)
+        case .program(let p): program = p
+        }
+    }
+
+    /// The rewritten program.
+    public func applied(to program: Program) -> Program {
+        var out = program
+        apply(to: &out)
+        return out
     }
 }
 
@@ -70,9 +106,8 @@ enum KernelRewrite {
         for index in plan.candidates(program) {
             let kernel = program.kernels[index]
             guard let (rewritten, detail) = rewrite(kernel, program) else { continue }
-            var out = program
-            out.kernels[index] = rewritten.renumbered()
-            return RuleApplication(program: out, place: kernel.name, detail: detail)
+            return RuleApplication(
+                change: .replace(index, rewritten.renumbered()), place: kernel.name, detail: detail)
         }
         return nil
     }

@@ -34,4 +34,25 @@ public struct FusionResult: Sendable {
     /// The candidates the plan's decisions formed: for each kernel of the fused program, the
     /// kernels of the input program whose computation it now performs (itself included).
     public var candidates: [(kernel: String, from: [String])]
+    /// How much work the driver did.
+    public var statistics = FusionStatistics()
+}
+
+/// Counts of the work a fusion run did, to check that it grows with the number of steps and not
+/// with the program's size (Tests/FusionTests/FusionScalingTests.swift).
+public struct FusionStatistics: Hashable, Sendable {
+    /// Kernels the driver chose to look at (each tried against the rules).
+    public var examinations = 0
+    /// Rule applications.
+    public var steps = 0
+    /// Kernels copied when a step of the fixed-point loop could not change the program in place (a
+    /// whole program built by a rule, or a kernel list whose storage was shared).
+    public var kernelsCopied = 0
+    /// Neighbours of rewritten kernels marked to be looked at again.
+    public var neighboursVisited = 0
+    /// Kernels R1 looked at while searching for a load's producer.
+    public var producersVisited = 0
+
+    /// Makes empty counts.
+    public init() {}
 }

@@ -55,14 +55,17 @@ public enum LocalStorage {
             + "largest buffers: " + shown.joined(separator: ", ") + more
     }
 
-    /// The verifier's errors, then the capacity error of every structurally sound kernel.
-    public static func verify(_ program: Program, target: TargetDescription) -> [VerificationError] {
-        let errors = Verifier.verify(program, target: target)
+    /// The verifier's errors, then the capacity error of every structurally sound kernel. With
+    /// the source map of the program's `.block` text, errors carry their `file:line:col`.
+    public static func verify(
+        _ program: Program, target: TargetDescription, sourceMap: BlockSourceMap? = nil
+    ) -> [VerificationError] {
+        let errors = Verifier.verify(program, target: target, sourceMap: sourceMap)
         let broken = Set(errors.compactMap(\.kernel))
         var out = errors
-        for kernel in program.kernels where !broken.contains(kernel.name) {
+        for (index, kernel) in program.kernels.enumerated() where !broken.contains(kernel.name) {
             if let message = capacityError(kernel, in: program, target: target) {
-                out.append(VerificationError(kernel: kernel.name, message: message))
+                out.append(VerificationError(kernel: kernel.name, message: message, location: sourceMap?.kernel(index)))
             }
         }
         return out

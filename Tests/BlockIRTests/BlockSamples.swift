@@ -87,9 +87,9 @@ enum BlockSamples {
           %1 = transpose %0 : f32[32,1] @local
           %2 = fill 0.125 : f32[] @reg
           %3 = mul %1, %2 : f32[32,1] @local
-          %4 = load P2[i, max(i + (-1), 0) +: 300] : f32[300] @local
+          %4 = load P2[i, max(i + (-1), 0) +: 30] : f32[30] @local
           %5 = dot %1, %0 transpose_a transpose_b : f32[1,1] @local
-          store %4 -> Z[0 +: 300]
+          store %4 -> Z[i * 30 +: 30]
         }
 
         """

@@ -7,13 +7,17 @@ final class VerifierTests: XCTestCase {
         program p
 
         tensor X: f32[64,64] @global input
-        tensor Y: f32[64,64] @global output
+        tensor Y: f32[64,64] @global temp
 
         """
 
-    /// Parses a program whose single kernel `k` has `body` (indented by two spaces).
-    private func program(_ body: String, grid: String = "i < 1", tensors: String = "") throws -> Program {
-        try BlockParser.parse(header + tensors + "\nkernel k grid(\(grid)) {\n" + body + "\n}\n")
+    /// Parses a program whose single kernel `k` has `body` (indented by two spaces); `Y` is a
+    /// temporary unless `output` (then every element of it must be stored once).
+    private func program(
+        _ body: String, grid: String = "i < 1", tensors: String = "", output: Bool = false
+    ) throws -> Program {
+        let head = output ? header.replacingOccurrences(of: "@global temp", with: "@global output") : header
+        return try BlockParser.parse(head + tensors + "\nkernel k grid(\(grid)) {\n" + body + "\n}\n")
     }
 
     /// Asserts that verification reports exactly one error, in kernel `kernel`, mentioning every fragment.
@@ -281,5 +285,88 @@ final class VerifierTests: XCTestCase {
         XCTAssertTrue(messages[0].hasPrefix("tensor name 'Y'"))
         XCTAssertTrue(messages[1].hasPrefix("kernel k: '%1 = exp'"))
         XCTAssertTrue(messages[2].hasPrefix("kernel k: '%2 = fill'"))
+    }
+
+    // MARK: Coverage, registers, trip counts, locations
+
+    private let copy = "  %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local\n"
+
+    func testOutputWrittenExactlyOnce() throws {
+        // A store per 16-row block: all of Y once.
+        let tiled = try program(
+            "  %0 = load X[i * 16 +: 16, 0 +: 64] : f32[16,64] @local\n  store %0 -> Y[i * 16 +: 16, 0 +: 64]",
+            grid: "i < 4", output: true)
+        XCTAssertEqual(Verifier.verify(tiled, target: .cpu), [])
+        // Past the edge: the last 8 rows of Y are never written.
+        let shifted = try program(
+            "  %0 = load X[i * 16 +: 16, 0 +: 64] : f32[16,64] @local\n  store %0 -> Y[i * 16 + 8 +: 16, 0 +: 64]",
+            grid: "i < 4", output: true)
+        assertOneError(shifted, kernel: nil, "no store writes Y[0 ..< 8, 0 ..< 64] of output 'Y'")
+        // A store that misses the tensor entirely.
+        let outside = try program(copy + "  store %0 -> Y[i * 5 + 100 +: 64, 0 +: 64]", output: true)
+        assertOneError(outside, kernel: nil, "no store writes Y[0 ..< 64, 0 ..< 64]")
+        // No store at all.
+        assertOneError(try program(copy, output: true), kernel: nil, "output 'Y' is never written")
+        // Twice: every instance writes the whole of Y.
+        let twice = try program(copy + "  store %0 -> Y[0 +: 64, 0 +: 64]", grid: "i < 2", output: true)
+        assertOneError(
+            twice, "'store %0' writes Y[0 ..< 64, 0 ..< 64] of output 'Y' a second time (at i = 1)",
+            "already written by k's store %0")
+        // Stores inside a loop count once per iteration.
+        let looped = try program(
+            """
+              for k in 0 ..< 4 {
+                %0 = load X[k * 16 +: 16, 0 +: 64] : f32[16,64] @local
+                store %0 -> Y[k * 16 +: 16, 0 +: 64]
+                yield
+              }
+            """, output: true)
+        XCTAssertEqual(Verifier.verify(looped, target: .cpu), [])
+    }
+
+    func testRegisterCapacity() throws {
+        let big = try program(
+            copy + "  %1 = fill 0.0 : f32[4096,4096] @reg\n  store %0 -> Y[0 +: 64, 0 +: 64]")
+        assertOneError(big, "reg tier needs 67108864 bytes but cpu has 2048", "%1 f32[4096,4096] @reg")
+        XCTAssertTrue(Verifier.verify(big, target: .sm90).contains { $0.message.contains("sm_90 has 261120") })
+        // Scalars are fine.
+        let scalar = try program(
+            copy
+                + "  %1 = fill 2.0 : f32[] @reg\n  %2 = mul %0, %1 : f32[64,64] @local\n  store %2 -> Y[0 +: 64, 0 +: 64]"
+        )
+        XCTAssertEqual(Verifier.verify(scalar, target: .cpu), [])
+    }
+
+    func testAbsurdTripCounts() throws {
+        let grid = try program(copy + "  store %0 -> Y[0 +: 64, 0 +: 64]", grid: "i < 1000000, j < 1000000")
+        assertOneError(grid, "the grid (i < 1000000, j < 1000000) has 1000000000000 instances")
+        let axis = try program(copy + "  store %0 -> Y[0 +: 64, 0 +: 64]", grid: "i < 4294967296")
+        assertOneError(axis, "grid axis 'i' has extent 4294967296")
+        let loop = try program(
+            """
+              %0 = load X[0 +: 64, 0 +: 64] : f32[64,64] @local
+              %1 = for k in 0 ..< 1000000 iter(%2 = %0) : f32[64,64] @local {
+                %3 = for m in 0 ..< i * 1000 + 1000 iter(%4 = %2) : f32[64,64] @local {
+                  yield %4
+                }
+                yield %3
+              }
+              store %1 -> Y[0 +: 64, 0 +: 64]
+            """, grid: "i < 8")
+        assertOneError(loop, "'for m': the kernel may run 64000000000 iterations")
+    }
+
+    func testErrorsOfAParsedProgramCarryLocations() throws {
+        let text =
+            header.replacingOccurrences(of: "temp", with: "output") + "\nkernel k grid(i < 1) {\n" + copy
+            + "  %1 = fill 0.0 : f32[4096,4096] @reg\n"
+            + "  %2 = exp %0 : f32[32,64] @local\n  store %0 -> Y[0 +: 64, 0 +: 64]\n}\n"
+        let (p, map) = try BlockParser.parseWithSourceMap(text)
+        let errors = Verifier.verify(p, target: .cpu, sourceMap: map)
+        XCTAssertEqual(errors.map(\.location), [SourceLocation(line: 9, column: 3)], "\(errors)")
+        XCTAssertEqual(map.kernel(0), SourceLocation(line: 6, column: 1))
+        XCTAssertEqual(map.tensor(1), SourceLocation(line: 4, column: 8))
+        // Without a map, no locations.
+        XCTAssertEqual(Verifier.verify(p, target: .cpu).map(\.location), [nil])
     }
 }

@@ -65,6 +65,29 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("%9"), result.stderr)
     }
 
+    func testBlockVerifierErrorHasLocation() throws {
+        let dir = CLI.temporaryDirectory("diagv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/bad.block"
+        try
+            "program p\n\ntensor X: f32[4] @global input\ntensor Y: f32[4] @global output\n\nkernel k grid(i < 1) {\n  %0 = load X[0 +: 4] : f32[4] @local\n  store %0 -> Y[2 +: 4]\n}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let result = CLI.blockc(["check", path])
+        XCTAssertEqual(result.status, 1)
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(
+            lines.first.map(String.init),
+            "\(path):4:8: error: no store writes Y[0 ..< 2] of output 'Y'; store every element of every output once")
+        XCTAssertEqual(lines.count >= 3 ? String(lines[1]) : "", "tensor Y: f32[4] @global output")
+        let reg = "\(dir)/reg.block"
+        try
+            "program p\n\ntensor X: f32[4] @global input\ntensor Y: f32[4] @global output\n\nkernel k grid(i < 1) {\n  %0 = load X[0 +: 4] : f32[4] @local\n  %1 = fill 0.0 : f32[4096,4096] @reg\n  store %0 -> Y[0 +: 4]\n}\n"
+            .write(toFile: reg, atomically: true, encoding: .utf8)
+        let regResult = CLI.blockc(["check", reg, "--target", "sm_90"])
+        XCTAssertEqual(regResult.status, 1)
+        XCTAssertTrue(regResult.stderr.hasPrefix("\(reg):6:1: error: kernel k: reg tier needs"), regResult.stderr)
+    }
+
     func testBadDimOverride() {
         let unknown = CLI.blockc(["lower", "Examples/attention.graph", "--dim", "Q=3"])
         XCTAssertEqual(unknown.status, 1)

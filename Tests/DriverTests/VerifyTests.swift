@@ -47,14 +47,14 @@ final class VerifyTests: XCTestCase {
         let text = """
             program p
 
-            tensor X: f32[64,48] @global input
-            tensor Y: f32[64,48] @global output
+            tensor X: f32[64,96] @global input
+            tensor Y: f32[64,96] @global output
 
             kernel k grid(i < 2) {
               for k in 0 ..< 2 {
-                %0 = load X[i * 32 +: 32, 0 +: 48] : f32[32,48] @local
+                %0 = load X[i * 32 +: 32, k * 48 +: 48] : f32[32,48] @local
                 %1 = exp %0 : f32[32,48] @local
-                store %1 -> Y[i * 32 +: 32, 0 +: 48]
+                store %1 -> Y[i * 32 +: 32, k * 48 +: 48]
                 yield
               }
             }

@@ -29,13 +29,23 @@ final class LocalStorageTests: XCTestCase {
               %2 = fill 0.0 : f32[] @reg
               %3 = exp %0 : f32[512,512] @local
               store %3 -> B[0 +: 512, 0 +: 512]
-              store %1 -> B[0 +: 128, 0 +: 512]
+              store %1 -> D[0 +: 128, 0 +: 512]
               store %0 -> C[0 +: 512, 0 +: 512]
             """
-        let p = try program(
-            text,
-            tensors: "tensor A: f32[512,512] @global input\ntensor B: f32[512,512] @global output\n"
-                + "tensor C: f32[512,512] @global output\n")
+        let p = try BlockParser.parse(
+            """
+            program p
+
+            tensor A: f32[512,512] @global input
+            tensor B: f32[512,512] @global output
+            tensor C: f32[512,512] @global output
+            tensor D: f32[128,512] @global output
+
+            kernel k grid(i < 1) {
+            \(text)
+            }
+
+            """)
         // %0 is read twice from a matrix with 2 KiB rows: copied (1 MiB); %1 is read once: a view
         // of A; %3 cannot overwrite %0, stored after it: 1 MiB more.
         XCTAssertEqual(bytes(p), 2 * 1_048_576)

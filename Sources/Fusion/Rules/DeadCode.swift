@@ -62,23 +62,20 @@ extension FusionRule {
             let kernel = program.kernels[index]
             for tensor in kernel.body.storedTensors.sorted() {
                 let storage = program.storage(of: tensor)
-                let aliases = program.tensors.indices.map(TensorID.init).filter { program.storage(of: $0) == storage }
-                guard aliases.allSatisfy({ program[$0].role == .temp }) else { continue }
+                guard plan.isTemporary(storage, program) else { continue }
                 // Temporaries are written before they are read, so any reader reads this store.
                 let readLater = !plan.readers(of: storage).isEmpty
                 guard !readLater else { continue }
-                var out = program
                 let stripped = kernel.body.removingStores(to: tensor)
                 if stripped.storedTensors.isEmpty {
-                    out.kernels.remove(at: index)
                     return RuleApplication(
-                        program: out, place: kernel.name,
+                        change: .remove(index), place: kernel.name,
                         detail: "removed the kernel: its only output \(program[tensor].name) is never read")
                 }
-                out.kernels[index].body = stripped
-                out.kernels[index] = out.kernels[index].renumbered()
+                var out = kernel
+                out.body = stripped
                 return RuleApplication(
-                    program: out, place: kernel.name,
+                    change: .replace(index, out.renumbered()), place: kernel.name,
                     detail: "removed the dead store to \(program[tensor].name)")
             }
         }

@@ -27,11 +27,11 @@ extension FusionRule {
             let consumer = program.kernels[c]
             var search = InlineSearch(program: program, consumerIndex: c, plan: plan)
             guard let body = search.visit(consumer.body, trips: Double(consumer.instanceCount)) else { continue }
-            var out = program
-            out.kernels[c].body = body
-            out.kernels[c] = out.kernels[c].renumbered()
+            var out = consumer
+            out.body = body
             return RuleApplication(
-                program: out, place: consumer.name, detail: search.detail, absorbed: [search.producerName])
+                change: .replace(c, out.renumbered()), place: consumer.name, detail: search.detail,
+                absorbed: [search.producerName])
         }
         return nil
     }
@@ -76,11 +76,7 @@ private struct InlineSearch {
     )? {
         let storage = program.storage(of: tensor)
         let writerNames = plan.writers(of: storage)
-        guard
-            let p = writerNames.isEmpty
-                ? nil
-                : program.kernels[..<consumerIndex].lastIndex(where: { writerNames.contains($0.name) })
-        else { return nil }
+        guard let p = plan.lastWriter(among: writerNames, before: consumerIndex, program) else { return nil }
         let producer = program.kernels[p]
         // The store of T at the producer's top level.
         let stores = producer.body.filter {

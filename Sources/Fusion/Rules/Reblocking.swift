@@ -41,10 +41,8 @@ extension FusionRule {
                 plan.note(
                     "re-block \(kernel.name) over \(axis.variable) (\(axis.extent) blocks of \(size) → one of \(axis.extent * size)) so \(program[tensor.id].name) is read once per block"
                 )
-                var out = program
-                out.kernels[c] = retyped.renumbered()
                 return RuleApplication(
-                    program: out, place: kernel.name,
+                    change: .replace(c, retyped.renumbered()), place: kernel.name,
                     detail: "folded grid axis \(axis.variable) into the block (\(size) → \(axis.extent * size))")
             }
         }
