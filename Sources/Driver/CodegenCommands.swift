@@ -45,7 +45,7 @@ extension Command {
         options: codegenOptions
     ) { options, console throws(DriverError) in
         let program = try codegenProgram("emit-c", options, console)
-        guard let path = options.outputPath else {
+        guard let path = options.outputPath, path != "-" else {
             console.out(CEmitter.emit(program).source)
             return
         }
@@ -72,13 +72,34 @@ extension Command {
         let program = try codegenProgram("build", options, console)
         let c = CEmitter.emit(program)
         let output = options.outputPath ?? "lib\(c.name).so"
+        // gcc builds in a scratch folder; the results are then written like any other output.
+        let scratch = try ScratchDirectory(tag: c.name)
+        defer { scratch.remove() }
+        let library: [UInt8]
         do throws(CCompiler.Failure) {
             try CCompiler.compileSharedLibrary(
-                source: c.source, header: c.header, name: c.name, outputPath: output)
+                source: c.source, header: c.header, name: c.name, outputPath: scratch.path + "/lib.so")
+            library = try readScratch(scratch.path + "/lib.so")
         } catch {
             throw DriverError(error.message)
         }
-        console.out("built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n")
+        if output != "-" {
+            let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+            try OutputFile(folder + "/" + c.name + ".c").write(c.source)
+            try OutputFile(folder + "/" + c.name + ".h").write(c.header)
+        }
+        try OutputFile(output).write(library, newFileMode: 0o777)
+        let line = "built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n"
+        // With -o - the library is standard output; the summary goes to standard error.
+        if output == "-" { console.err(line) } else { console.out(line) }
+    }
+
+    /// The bytes of a file the compiler wrote into a scratch folder.
+    static func readScratch(_ path: String) throws(CCompiler.Failure) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CCompiler.Failure("the C compiler reported success but wrote no '\(path)'")
+        }
+        return [UInt8](data)
     }
 
     /// `blockc verify FILE`: the compiled C against the interpreter on the same random inputs.
@@ -196,31 +217,30 @@ struct OutputErrors {
 /// A scratch directory with a program's random inputs, its compiled harness and outputs.
 struct CodegenRun {
     let program: Program
-    let directory: String
+    let scratch: ScratchDirectory
     let inputs: [String: NDArray]
     let console: Console
 
+    /// The scratch folder's path.
+    var directory: String { scratch.path }
+
+    /// Creates the scratch folder and writes the random inputs there; on failure nothing is
+    /// left behind.
     init(program: Program, seed: UInt64, console: Console) throws(DriverError) {
         self.program = program
         self.console = console
-        directory =
-            FileManager.default.temporaryDirectory.appendingPathComponent(
-                "blockc-\(program.name)-\(ProcessInfo.processInfo.processIdentifier)"
-            ).path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw DriverError("cannot create the scratch directory '\(directory)': \(error.localizedDescription)")
-        }
+        let scratch = try ScratchDirectory(tag: program.name)
+        self.scratch = scratch
         var inputs: [String: NDArray] = [:]
-        for (k, t) in program.inputs.enumerated() {
-            let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
-            inputs[program[t].name] = a
-            do {
-                try NPY.writeFile(a, to: directory + "/" + program[t].name + ".npy")
-            } catch {
-                throw DriverError(error.message)
+        do throws(DriverError) {
+            for (k, t) in program.inputs.enumerated() {
+                let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
+                inputs[program[t].name] = a
+                try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
             }
+        } catch {
+            scratch.remove()
+            throw error
         }
         self.inputs = inputs
     }
@@ -257,5 +277,6 @@ struct CodegenRun {
         }
     }
 
-    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+    /// Removes the scratch folder.
+    func cleanUp() { scratch.remove() }
 }

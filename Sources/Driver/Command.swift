@@ -160,14 +160,13 @@ struct Command: Sendable {
         try emit(DotPrinter.print(program), to: options.outputPath, console: console)
     }
 
-    /// Writes text to a file or standard output.
+    /// Writes text to a file (see `OutputFile`; `-` is standard output), or to the console
+    /// without a path.
     static func emit(_ text: String, to path: String?, console: Console) throws(DriverError) {
         guard let path else {
             console.out(text)
             return
         }
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw DriverError("cannot write '\(path)'; check that its folder exists and is writable")
-        }
+        try OutputFile(path).write(text)
     }
 }

@@ -29,7 +29,7 @@ extension Command {
             try CudaBundle.write(program, to: dir, seed: options.seed, console: console)
             if options.outputPath == nil { return }
         }
-        guard let path = options.outputPath else {
+        guard let path = options.outputPath, path != "-" else {
             console.out(CEmitter.emit(program, dialect: .cuda).source)
             return
         }
@@ -76,16 +76,11 @@ enum CudaBundle {
         try Command.emit(
             CHarness.cudaSource(for: program, headerName: cu.name), to: dir + "/harness.cu", console: console)
         try Command.emit(compareScript(outputs), to: dir + "/compare.py", console: console)
-        try Command.emit(runScript(cu.name), to: dir + "/run.sh", console: console)
-        _ = try? fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/run.sh")
+        try OutputFile(dir + "/run.sh").write(runScript(cu.name), newFileMode: 0o777)
     }
 
     private static func writeNPY(_ a: NDArray, _ path: String) throws(DriverError) {
-        do throws(Diagnostic) {
-            try NPY.writeFile(a, to: path)
-        } catch {
-            throw DriverError("cannot write '\(path)': \(error.message)")
-        }
+        try OutputFile(path).write(NPY.write(a))
     }
 
     /// `run.sh`: build with nvcc, run, compare, print errors and timings.

@@ -89,11 +89,7 @@ struct RunCommand {
     }
 
     func write(_ array: NDArray, name: String, dir: String) throws(DriverError) {
-        do {
-            try NPY.writeFile(array, to: dir + "/" + name + ".npy")
-        } catch {
-            throw DriverError(error.message)
-        }
+        try OutputFile(dir + "/" + name + ".npy").write(NPY.write(array))
     }
 
     func summary(_ name: String, _ a: NDArray) -> String {
