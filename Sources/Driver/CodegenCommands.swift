@@ -44,15 +44,21 @@ extension Command {
             """,
         options: codegenOptions
     ) { options, console throws(DriverError) in
+        let headerPath = options.outputPath.map(Self.headerPath)
+        var plan = OutputPlan(options, withOutput: false)
+        if let path = options.outputPath, let headerPath, path != "-" {
+            plan.write("the C source (-o)", path)
+            plan.write("the header", headerPath)
+            plan.hint = "give -o a path ending in .c, and not the path of an input"
+        }
+        try plan.check()
         let program = try codegenProgram("emit-c", options, console)
-        guard let path = options.outputPath, path != "-" else {
+        guard let path = options.outputPath, let headerPath, path != "-" else {
             console.out(CEmitter.emit(program).source)
             return
         }
-        let url = URL(fileURLWithPath: path)
-        let stem = url.deletingPathExtension().lastPathComponent
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let c = CEmitter.emit(program, headerName: stem)
-        let headerPath = url.deletingPathExtension().appendingPathExtension("h").path
         try emit(c.source, to: path, console: console)
         try emit(c.header, to: headerPath, console: console)
     }
@@ -72,6 +78,14 @@ extension Command {
         let program = try codegenProgram("build", options, console)
         let c = CEmitter.emit(program)
         let output = options.outputPath ?? "lib\(c.name).so"
+        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var plan = OutputPlan(options, withOutput: false)
+        plan.write("the library (-o)", output)
+        if output != "-" {
+            plan.write("the C source", folder + "/" + c.name + ".c")
+            plan.write("the header", folder + "/" + c.name + ".h")
+        }
+        try plan.check()
         // gcc builds in a scratch folder; the results are then written like any other output.
         let scratch = try ScratchDirectory(tag: c.name)
         defer { scratch.remove() }
@@ -84,7 +98,6 @@ extension Command {
             throw DriverError(error.message)
         }
         if output != "-" {
-            let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
             try OutputFile(folder + "/" + c.name + ".c").write(c.source)
             try OutputFile(folder + "/" + c.name + ".h").write(c.header)
         }
@@ -92,6 +105,11 @@ extension Command {
         let line = "built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n"
         // With -o - the library is standard output; the summary goes to standard error.
         if output == "-" { console.err(line) } else { console.out(line) }
+    }
+
+    /// The header written beside a source: `out.c` → `out.h`.
+    static func headerPath(_ sourcePath: String) -> String {
+        (sourcePath as NSString).deletingPathExtension + ".h"
     }
 
     /// The bytes of a file the compiler wrote into a scratch folder.

@@ -47,6 +47,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "lower"), options: options, console: console)
         let program = try pipeline.lowered()
         try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
@@ -79,6 +80,7 @@ struct Command: Sendable {
             """,
         options: common.union([.json, .output, .stage, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "report"), options: options, console: console)
         let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
         let report = CostReport.analyze(program, localPeak: Verifier.localPeakBytes)
@@ -109,6 +111,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "fuse"), options: options, console: console)
         let program = try pipeline.fused().program
         try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
@@ -125,6 +128,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "explain"), options: options, console: console)
         guard let result = try pipeline.fused().fusion else { return }
         var text = "rules, in priority order:\n"
@@ -155,6 +159,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output, .stage, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "dot"), options: options, console: console)
         let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
         try emit(DotPrinter.print(program), to: options.outputPath, console: console)

@@ -25,6 +25,16 @@ extension Command {
         var options = options
         if options.target == .cpu { options.target = .sm90 }
         let program = try codegenProgram("emit-cuda", options, console)
+        var plan = OutputPlan(options, withOutput: false)
+        if let path = options.outputPath, path != "-" {
+            plan.write("the CUDA source (-o)", path)
+            plan.write("the header", headerPath(path))
+        }
+        if let dir = options.bundleDir {
+            for file in CudaBundle.files(of: program) { plan.write("the bundle's file", dir + "/" + file) }
+        }
+        plan.hint = "give -o a path ending in .cu outside the bundle, and not the path of an input"
+        try plan.check()
         if let dir = options.bundleDir {
             try CudaBundle.write(program, to: dir, seed: options.seed, console: console)
             if options.outputPath == nil { return }
@@ -33,16 +43,23 @@ extension Command {
             console.out(CEmitter.emit(program, dialect: .cuda).source)
             return
         }
-        let url = URL(fileURLWithPath: path)
-        let stem = url.deletingPathExtension().lastPathComponent
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let cu = CEmitter.emit(program, dialect: .cuda, headerName: stem)
         try emit(cu.source, to: path, console: console)
-        try emit(cu.header, to: url.deletingPathExtension().appendingPathExtension("h").path, console: console)
+        try emit(cu.header, to: headerPath(path), console: console)
     }
 }
 
 /// A self-contained folder to build and check a program's CUDA on a machine with a GPU.
 enum CudaBundle {
+    /// The files a bundle holds, relative to its folder.
+    static func files(of program: Program) -> [String] {
+        let name = CEmitter.emit(program, dialect: .cuda).name
+        return [name + ".cu", name + ".h", "harness.cu", "compare.py", "run.sh"]
+            + program.inputs.map { "inputs/" + program[$0].name + ".npy" }
+            + program.outputs.map { "expected/" + program[$0].name + ".npy" }
+    }
+
     /// Writes the bundle of a program into `dir` (created if missing).
     static func write(_ program: Program, to dir: String, seed: UInt64, console: Console) throws(DriverError) {
         let fm = FileManager.default

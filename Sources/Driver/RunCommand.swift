@@ -32,6 +32,13 @@ struct RunCommand {
             outputNames = program.outputs.map { program[$0].name }
             execute = { inputs throws(Diagnostic) in try BlockInterpreter.run(program, inputs: inputs) }
         }
+        if let dir = options.outputDir {
+            var plan = OutputPlan(options)
+            let written = outputNames + (options.saveInputs ? signature.map(\.name) : [])
+            for name in written { plan.write("the output file of '\(name)' (--output-dir)", dir + "/" + name + ".npy") }
+            plan.hint = "choose another --output-dir"
+            try plan.check()
+        }
         let inputs = try makeInputs(signature)
         if let dir = options.outputDir { try makeDirectory(dir) }
         if options.saveInputs, let dir = options.outputDir {
