@@ -128,10 +128,12 @@ extension Command {
 
             Compiles the (fused) program's C with a harness, runs it and the interpreter on the same
             standard-normal inputs (--seed), and prints each output's largest absolute and relative
-            error. Fails (exit 1) when an output's absolute error exceeds 1e-4 · max(1, max|ref|).
+            error (to standard output, or to the file -o names). Fails (exit 1) when an output's
+            absolute error exceeds 1e-4 · max(1, max|ref|).
             """,
         options: codegenOptions.union([.seed, .sanitize])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let program = try codegenProgram("verify", options, console)
         let settings = CodegenSettings(options)
         let run = try CodegenRun(program: program, seed: options.seed, console: console)
@@ -145,13 +147,15 @@ extension Command {
         let exe = try run.build(extraFlags: settings.sanitize ? CCompiler.sanitizerFlags : [])
         _ = try run.execute(exe, reps: 0)
         var failed: [String] = []
+        var report = ""
         for t in program.outputs {
             let name = program[t].name
             let got = try run.output(name)
             let errors = OutputErrors(got: got.data, reference: reference[name]?.data ?? [])
-            console.out(errors.line(name: name) + "\n")
+            report += errors.line(name: name) + "\n"
             if !errors.withinTolerance { failed.append(name) }
         }
+        try emit(report, to: options.outputPath, console: console)
         guard failed.isEmpty else {
             throw DriverError(
                 "compiled C differs from the interpreter beyond tolerance in: " + failed.joined(separator: ", "))
@@ -166,10 +170,12 @@ extension Command {
 
             Compiles the (fused) program's C with a harness, runs it once to warm up, then times
             repeated runs; prints the median and minimum milliseconds, GFLOP/s (FLOPs as counted
-            by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA).
+            by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA),
+            to standard output or to the file -o names.
             """,
         options: codegenOptions.union([.seed, .reps, .peak])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let program = try codegenProgram("bench", options, console)
         let settings = CodegenSettings(options)
         let run = try CodegenRun(program: program, seed: options.seed, console: console)
@@ -188,10 +194,10 @@ extension Command {
         let flops = Double(CostReport.analyze(program, localPeak: { _ in 0 }).total.flops)
         let gflops = flops / (median * 1e6)
         let percent = 100 * gflops / settings.peakGFLOPS
-        console.out(
-            String(
-                format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak\n",
-                program.name, median, best, settings.reps, gflops, percent, settings.peakGFLOPS))
+        let line = String(
+            format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak\n",
+            program.name, median, best, settings.reps, gflops, percent, settings.peakGFLOPS)
+        try emit(line, to: options.outputPath, console: console)
     }
 }
 

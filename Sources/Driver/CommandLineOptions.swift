@@ -86,20 +86,19 @@ struct CommandLineOptions {
             switch key {
             case .dim:
                 for (k, v) in try keyValues(try value(), option: "--dim", command: command) {
-                    guard let n = Int(v), n > 0 else {
-                        throw fail("--dim \(k)=\(v): the value must be a positive integer")
-                    }
-                    o.dims.append((k, n))
+                    guard !o.dims.contains(where: { $0.key == k }) else { throw fail(repeated("--dim", k)) }
+                    o.dims.append((k, try positiveInteger(v, option: "--dim \(k)", command: command)))
                 }
             case .block:
                 for (k, v) in try keyValues(try value(), option: "--block", command: command) {
-                    guard let n = Int(v), n > 0 else {
-                        throw fail("--block \(k)=\(v): the value must be a positive integer")
-                    }
-                    o.blocks.append((k, n))
+                    guard !o.blocks.contains(where: { $0.key == k }) else { throw fail(repeated("--block", k)) }
+                    o.blocks.append((k, try positiveInteger(v, option: "--block \(k)", command: command)))
                 }
             case .input:
-                o.inputs += try keyValues(try value(), option: "--input", command: command)
+                for (k, v) in try keyValues(try value(), option: "--input", command: command) {
+                    guard !o.inputs.contains(where: { $0.key == k }) else { throw fail(repeated("--input", k)) }
+                    o.inputs.append((k, v))
+                }
             case .output: o.outputPath = try value()
             case .outputDir: o.outputDir = try value()
             case .seed:
@@ -149,6 +148,21 @@ struct CommandLineOptions {
             }
         }
         return o
+    }
+
+    /// The message for a key given twice (`--dim N=1 --dim N=2`).
+    static func repeated(_ option: String, _ key: String) -> String {
+        "\(option) \(key) is given more than once; give each name once"
+    }
+
+    /// The value of `NAME=N`: a positive integer that fits in 64 bits.
+    static func positiveInteger(_ text: String, option: String, command: String) throws(DriverError) -> Int {
+        if let n = Int(text), n > 0 { return n }
+        let digits = text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        let why =
+            !digits.isEmpty && digits.allSatisfy(\.isASCII) && digits.allSatisfy(\.isNumber)
+            ? "is too large (at most \(Int.max))" : "must be a positive integer"
+        throw DriverError("\(option)=\(text): the value \(why) (see 'blockc \(command) --help')")
     }
 
     /// Splits `A=1,B=2` into pairs.

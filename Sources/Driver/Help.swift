@@ -3,6 +3,9 @@ enum Help {
     /// The version string.
     static let version = "0.1.0"
 
+    /// The width of the overview's name column: the longest name and two spaces.
+    static let nameWidth = (Command.all.map(\.name.count).max() ?? 0) + 2
+
     /// `blockc --help`.
     static let overview = """
         blockc — a block-level operator-fusion compiler
@@ -12,7 +15,7 @@ enum Help {
         FILE is a tensor graph (.graph) or a block program (.block).
 
         SUBCOMMANDS:
-        \(Command.all.map { "  " + $0.name.padding(toLength: 9, withPad: " ", startingAt: 0) + $0.summary }
+        \(Command.all.map { "  " + $0.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + $0.summary }
             .joined(separator: "\n"))
 
         Run 'blockc <subcommand> --help' for a subcommand's options.

@@ -91,8 +91,28 @@ struct RunCommand {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
-            throw DriverError("cannot create the output directory '\(dir)': \(error.localizedDescription)")
+            throw DriverError("cannot create the output directory '\(dir)': \(Self.whyNotAFolder(dir))")
         }
+    }
+
+    /// Why a folder cannot be made at `dir`: the first component that exists and is not a
+    /// folder, or the system's reason.
+    static func whyNotAFolder(_ dir: String) -> String {
+        var prefix = dir.hasPrefix("/") ? "" : "."
+        for component in dir.split(separator: "/") {
+            prefix = prefix.isEmpty ? "/" + component : prefix + "/" + component
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory) else { break }
+            if !isDirectory.boolValue {
+                let shown = prefix.hasPrefix("./") ? String(prefix.dropFirst(2)) : prefix
+                return "'\(shown)' is a file, not a folder; choose another --output-dir"
+            }
+        }
+        let parent = (dir as NSString).deletingLastPathComponent
+        if access(parent.isEmpty ? "." : parent, W_OK) != 0, FileManager.default.fileExists(atPath: parent) {
+            return "'\(parent)' is not writable; choose another --output-dir"
+        }
+        return "check that its parent folders exist and are writable"
     }
 
     func write(_ array: NDArray, name: String, dir: String) throws(DriverError) {
