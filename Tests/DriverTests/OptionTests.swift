@@ -70,6 +70,20 @@ final class OptionTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: dir + "/bench.txt", encoding: .utf8).contains("median"))
     }
 
+    /// A multi-gigabyte `--input` that is not a `.npy` fails on its first bytes.
+    func testHugeNonNPYInputFailsFast() throws {
+        let path = dir + "/big"
+        FileManager.default.createFile(atPath: path, contents: Data("junk".utf8))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: 3 << 30)
+        try handle.close()
+        let start = Date()
+        let result = CLI.blockc(["run", "Examples/attention.graph", "--dim", "N=8,BH=1", "--input", "Q=\(path)"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.hasPrefix("error: \(path): not a .npy file"), result.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+
     /// The scratch folders under `$TMPDIR`.
     func scratchFolders(_ tmp: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).filter { $0.hasPrefix("blockc-") }
