@@ -131,17 +131,23 @@ extension Command {
             error (to standard output, or to the file -o names). Fails (exit 1) when an output's
             absolute error exceeds 1e-4 · max(1, max|ref|).
             """,
-        options: codegenOptions.union([.seed, .sanitize])
+        options: codegenOptions.union([.seed, .sanitize, .maxMemory])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
         let program = try codegenProgram("verify", options, console)
+        // The interpreter's tensors and the compiled program's outputs, read back.
+        try MemoryBudget(options).check(
+            MemoryBudget.bytes(of: program, extraOutputCopies: 1), running: "verifying '\(program.name)'")
         let settings = CodegenSettings(options)
         let run = try CodegenRun(program: program, seed: options.seed, console: console)
         defer { run.cleanUp() }
         let reference: [String: NDArray]
+        let progress = Progress.forStandardError(console)
         do throws(Diagnostic) {
-            reference = try BlockInterpreter.run(program, inputs: run.inputs)
+            reference = try BlockInterpreter.run(program, inputs: run.inputs, progress: progress?.report)
+            progress?.finish()
         } catch {
+            progress?.finish()
             throw DriverError(error.message)
         }
         let exe = try run.build(extraFlags: settings.sanitize ? CCompiler.sanitizerFlags : [])

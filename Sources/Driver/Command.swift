@@ -96,7 +96,7 @@ struct Command: Sendable {
             from --seed (input number k uses stream k) unless given with --input. Prints a summary
             of every output; with --output-dir writes them as NAME.npy.
             """,
-        options: common.union([.input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule])
+        options: common.union([.input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule, .maxMemory])
     ) { options, console throws(DriverError) in
         try RunCommand(options: options, console: console).execute()
     }

@@ -41,6 +41,8 @@ struct CommandLineOptions {
     var sanitize = false
     /// `--bundle DIR`: `emit-cuda` writes a self-contained GPU bundle there.
     var bundleDir: String?
+    /// `--max-memory BYTES`: the most an interpreter run may need (default: half the RAM).
+    var maxMemory: Int?
 
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
@@ -48,6 +50,7 @@ struct CommandLineOptions {
         case printAfter = "print-after", json, target
         case noFusion = "no-fusion", onlyRule = "only-rule"
         case reps, peak, sanitize, bundle
+        case maxMemory = "max-memory"
     }
 
     /// Parses `arguments`, accepting only `allowed` options.
@@ -131,6 +134,12 @@ struct CommandLineOptions {
                 o.peak = x
             case .sanitize: o.sanitize = true
             case .bundle: o.bundleDir = try value()
+            case .maxMemory:
+                let v = try value()
+                guard let bytes = MemoryBudget.parse(v) else {
+                    throw fail("--max-memory \(v): expected a size in bytes such as 8G, 512M or 1000000")
+                }
+                o.maxMemory = bytes
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {

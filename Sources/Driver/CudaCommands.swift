@@ -20,7 +20,7 @@ extension Command {
             and prints max errors and timings. The program is fused for sm_90's shared memory
             unless --target names another GPU target (sm_80). See Docs/CUDA.md.
             """,
-        options: codegenOptions.union([.bundle, .seed, .target])
+        options: codegenOptions.union([.bundle, .seed, .target, .maxMemory])
     ) { options, console throws(DriverError) in
         var options = options
         if options.target == .cpu { options.target = .sm90 }
@@ -32,6 +32,9 @@ extension Command {
         }
         if let dir = options.bundleDir {
             for file in CudaBundle.files(of: program) { plan.write("the bundle's file", dir + "/" + file) }
+            // The bundle's expected outputs come from the interpreter.
+            try MemoryBudget(options).check(
+                MemoryBudget.bytes(of: program), running: "computing the expected outputs of '\(program.name)'")
         }
         plan.hint = "give -o a path ending in .cu outside the bundle, and not the path of an input"
         try plan.check()

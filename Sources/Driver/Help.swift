@@ -46,6 +46,9 @@ enum Help {
             return "  --bundle DIR            emit-cuda: write a GPU bundle (.cu, harness, .npy, run.sh) to DIR"
         case .noFusion: return "  --no-fusion             stop after lowering (the naive program)"
         case .onlyRule: return "  --only-rule NAME        apply only this fusion rule (see 'blockc explain --help')"
+        case .maxMemory:
+            return
+                "  --max-memory BYTES      interpreter: the most memory a run may need, e.g. 8G, 512M (default: half the RAM)"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"
         }
     }

@@ -22,15 +22,23 @@ struct RunCommand {
         let signature: [(name: String, shape: [Int])]
         let execute: ([String: NDArray]) throws(Diagnostic) -> [String: NDArray]
         let outputNames: [String]
+        let budget = MemoryBudget(options)
+        let progress = Progress.forStandardError(console)
         if stage == "graph", case .graph(let graph) = try pipeline.parse() {
+            try budget.check(MemoryBudget.bytes(of: graph), running: "running '\(graph.name)' at stage graph")
             signature = graph.inputs.map { (graph[$0].name, graph[$0].shape) }
             outputNames = graph.outputs.map { graph[$0].name }
-            execute = { inputs throws(Diagnostic) in try GraphInterpreter.run(graph, inputs: inputs) }
+            execute = { inputs throws(Diagnostic) in
+                try GraphInterpreter.run(graph, inputs: inputs, progress: progress?.report)
+            }
         } else {
             let program = try pipeline.program(at: stage)
+            try budget.check(MemoryBudget.bytes(of: program), running: "running '\(program.name)' at stage \(stage)")
             signature = program.inputs.map { (program[$0].name, program[$0].shape) }
             outputNames = program.outputs.map { program[$0].name }
-            execute = { inputs throws(Diagnostic) in try BlockInterpreter.run(program, inputs: inputs) }
+            execute = { inputs throws(Diagnostic) in
+                try BlockInterpreter.run(program, inputs: inputs, progress: progress?.report)
+            }
         }
         if let dir = options.outputDir {
             var plan = OutputPlan(options)
@@ -47,7 +55,9 @@ struct RunCommand {
         let outputs: [String: NDArray]
         do {
             outputs = try execute(inputs)
+            progress?.finish()
         } catch {
+            progress?.finish()
             throw DriverError(error.message)
         }
         for name in outputNames {
