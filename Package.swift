@@ -25,7 +25,7 @@ let package = Package(
                 "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen",
             ]),
         .executableTarget(name: "blockc", dependencies: ["Driver"]),
-        .executableTarget(name: "transformer-stack", dependencies: ["Graph", "Fusion", "Schedule", "BlockIR"]),
+        .executableTarget(name: "transformer-stack", dependencies: ["Graph", "Fusion", "BlockIR"]),
         .target(name: "BlockTestSupport", dependencies: ["Graph", "BlockIR"]),
         .testTarget(name: "BlockIRTests", dependencies: ["BlockIR", "BlockParser", "Schedule"]),
         .testTarget(name: "ScheduleTests", dependencies: ["Schedule", "BlockIR", "BlockParser"]),

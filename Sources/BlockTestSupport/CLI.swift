@@ -30,16 +30,22 @@ public enum CLI {
         return url.appendingPathComponent("blockc").path
     }()
 
-    /// Runs `blockc` with arguments, in the package root.
-    public static func blockc(_ arguments: [String]) -> CommandResult {
-        run(binary, arguments)
+    /// Runs `blockc` with arguments, in the package root; `environment` adds to (or overrides)
+    /// the test's environment.
+    public static func blockc(_ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
+        run(binary, arguments, environment: environment)
     }
 
     /// Runs an executable with arguments in the package root; output is captured.
-    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) -> CommandResult {
+    public static func run(
+        _ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]
+    ) -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         let out = Pipe()
         let err = Pipe()

@@ -46,15 +46,21 @@ extension Command {
             """,
         options: codegenOptions
     ) { options, console throws(DriverError) in
+        let headerPath = options.outputPath.map(Self.headerPath)
+        var plan = OutputPlan(options, withOutput: false)
+        if let path = options.outputPath, let headerPath, path != "-" {
+            plan.write("the C source (-o)", path)
+            plan.write("the header", headerPath)
+            plan.hint = "give -o a path ending in .c, and not the path of an input"
+        }
+        try plan.check()
         let schedule = try codegenSchedule("emit-c", options, console)
-        guard let path = options.outputPath else {
+        guard let path = options.outputPath, let headerPath, path != "-" else {
             console.out(CEmitter.emit(schedule).source)
             return
         }
-        let url = URL(fileURLWithPath: path)
-        let stem = url.deletingPathExtension().lastPathComponent
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let c = CEmitter.emit(schedule, headerName: stem)
-        let headerPath = url.deletingPathExtension().appendingPathExtension("h").path
         try emit(c.source, to: path, console: console)
         try emit(c.header, to: headerPath, console: console)
     }
@@ -75,13 +81,46 @@ extension Command {
         let program = schedule.program
         let c = CEmitter.emit(schedule)
         let output = options.outputPath ?? "lib\(c.name).so"
+        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var plan = OutputPlan(options, withOutput: false)
+        plan.write("the library (-o)", output)
+        if output != "-" {
+            plan.write("the C source", folder + "/" + c.name + ".c")
+            plan.write("the header", folder + "/" + c.name + ".h")
+        }
+        try plan.check()
+        // gcc builds in a scratch folder; the results are then written like any other output.
+        let scratch = try ScratchDirectory(tag: c.name)
+        defer { scratch.remove() }
+        let library: [UInt8]
         do throws(CCompiler.Failure) {
             try CCompiler.compileSharedLibrary(
-                source: c.source, header: c.header, name: c.name, outputPath: output)
+                source: c.source, header: c.header, name: c.name, outputPath: scratch.path + "/lib.so")
+            library = try readScratch(scratch.path + "/lib.so")
         } catch {
             throw DriverError(error.message)
         }
-        console.out("built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n")
+        if output != "-" {
+            try OutputFile(folder + "/" + c.name + ".c").write(c.source)
+            try OutputFile(folder + "/" + c.name + ".h").write(c.header)
+        }
+        try OutputFile(output).write(library, newFileMode: 0o777)
+        let line = "built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n"
+        // With -o - the library is standard output; the summary goes to standard error.
+        if output == "-" { console.err(line) } else { console.out(line) }
+    }
+
+    /// The header written beside a source: `out.c` → `out.h`.
+    static func headerPath(_ sourcePath: String) -> String {
+        (sourcePath as NSString).deletingPathExtension + ".h"
+    }
+
+    /// The bytes of a file the compiler wrote into a scratch folder.
+    static func readScratch(_ path: String) throws(CCompiler.Failure) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CCompiler.Failure("the C compiler reported success but wrote no '\(path)'")
+        }
+        return [UInt8](data)
     }
 
     /// `blockc verify FILE`: the compiled C against the interpreter on the same random inputs.
@@ -92,31 +131,41 @@ extension Command {
 
             Compiles the (fused) program's C with a harness, runs it and the interpreter on the same
             standard-normal inputs (--seed), and prints each output's largest absolute and relative
-            error. Fails (exit 1) when an output's absolute error exceeds 1e-4 · max(1, max|ref|).
+            error (to standard output, or to the file -o names). Fails (exit 1) when an output's
+            absolute error exceeds 1e-4 · max(1, max|ref|).
             """,
-        options: codegenOptions.union([.seed, .sanitize])
+        options: codegenOptions.union([.seed, .sanitize, .maxMemory])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let schedule = try codegenSchedule("verify", options, console)
         let program = schedule.program
+        // The interpreter's tensors and the compiled program's outputs, read back.
+        try MemoryBudget(options).check(
+            MemoryBudget.bytes(of: program, extraOutputCopies: 1), running: "verifying '\(program.name)'")
         let settings = CodegenSettings(options)
         let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
         defer { run.cleanUp() }
         let reference: [String: NDArray]
+        let progress = Progress.forStandardError(console)
         do throws(Diagnostic) {
-            reference = try BlockInterpreter.run(program, inputs: run.inputs)
+            reference = try BlockInterpreter.run(program, inputs: run.inputs, progress: progress?.report)
+            progress?.finish()
         } catch {
+            progress?.finish()
             throw DriverError(error.message)
         }
         let exe = try run.build(extraFlags: settings.sanitize ? CCompiler.sanitizerFlags : [])
         _ = try run.execute(exe, reps: 0)
         var failed: [String] = []
+        var report = ""
         for t in program.outputs {
             let name = program[t].name
             let got = try run.output(name)
             let errors = OutputErrors(got: got.data, reference: reference[name]?.data ?? [])
-            console.out(errors.line(name: name) + "\n")
+            report += errors.line(name: name) + "\n"
             if !errors.withinTolerance { failed.append(name) }
         }
+        try emit(report, to: options.outputPath, console: console)
         guard failed.isEmpty else {
             throw DriverError(
                 "compiled C differs from the interpreter beyond tolerance in: " + failed.joined(separator: ", "))
@@ -131,10 +180,12 @@ extension Command {
 
             Compiles the (fused) program's C with a harness, runs it once to warm up, then times
             repeated runs; prints the median and minimum milliseconds, GFLOP/s (FLOPs as counted
-            by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA).
+            by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA),
+            to standard output or to the file -o names.
             """,
         options: codegenOptions.union([.seed, .reps, .peak])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let schedule = try codegenSchedule("bench", options, console)
         let program = schedule.program
         let settings = CodegenSettings(options)
@@ -154,10 +205,10 @@ extension Command {
         let flops = Double(CostReport.analyze(program, localPeak: { _ in 0 }).total.flops)
         let gflops = flops / (median * 1e6)
         let percent = 100 * gflops / settings.peakGFLOPS
-        console.out(
-            String(
-                format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak\n",
-                program.name, median, best, settings.reps, gflops, percent, settings.peakGFLOPS))
+        let line = String(
+            format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak\n",
+            program.name, median, best, settings.reps, gflops, percent, settings.peakGFLOPS)
+        try emit(line, to: options.outputPath, console: console)
     }
 }
 
@@ -202,32 +253,31 @@ struct OutputErrors {
 struct CodegenRun {
     let schedule: ProgramSchedule
     var program: Program { schedule.program }
-    let directory: String
+    let scratch: ScratchDirectory
     let inputs: [String: NDArray]
     let console: Console
 
+    /// The scratch folder's path.
+    var directory: String { scratch.path }
+
+    /// Creates the scratch folder and writes the random inputs there; on failure nothing is
+    /// left behind.
     init(schedule: ProgramSchedule, seed: UInt64, console: Console) throws(DriverError) {
         self.schedule = schedule
         let program = schedule.program
         self.console = console
-        directory =
-            FileManager.default.temporaryDirectory.appendingPathComponent(
-                "blockc-\(program.name)-\(ProcessInfo.processInfo.processIdentifier)"
-            ).path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw DriverError("cannot create the scratch directory '\(directory)': \(error.localizedDescription)")
-        }
+        let scratch = try ScratchDirectory(tag: program.name)
+        self.scratch = scratch
         var inputs: [String: NDArray] = [:]
-        for (k, t) in program.inputs.enumerated() {
-            let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
-            inputs[program[t].name] = a
-            do {
-                try NPY.writeFile(a, to: directory + "/" + program[t].name + ".npy")
-            } catch {
-                throw DriverError(error.message)
+        do throws(DriverError) {
+            for (k, t) in program.inputs.enumerated() {
+                let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
+                inputs[program[t].name] = a
+                try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
             }
+        } catch {
+            scratch.remove()
+            throw error
         }
         self.inputs = inputs
     }
@@ -264,5 +314,6 @@ struct CodegenRun {
         }
     }
 
-    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+    /// Removes the scratch folder.
+    func cleanUp() { scratch.remove() }
 }

@@ -50,6 +50,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "lower"), options: options, console: console)
         let program = try pipeline.lowered()
         try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
@@ -82,6 +83,7 @@ struct Command: Sendable {
             """,
         options: common.union([.json, .output, .stage, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "report"), options: options, console: console)
         let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
         let report = CostReport.analyze(program, localPeak: { LocalStorage.bytes($0, in: program) })
@@ -97,7 +99,7 @@ struct Command: Sendable {
             from --seed (input number k uses stream k) unless given with --input. Prints a summary
             of every output; with --output-dir writes them as NAME.npy.
             """,
-        options: common.union([.input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule])
+        options: common.union([.input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule, .maxMemory])
     ) { options, console throws(DriverError) in
         try RunCommand(options: options, console: console).execute()
     }
@@ -112,6 +114,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "fuse"), options: options, console: console)
         let program = try pipeline.fused().program
         try emit(BlockPrinter.print(program), to: options.outputPath, console: console)
@@ -147,6 +150,7 @@ struct Command: Sendable {
             """,
         options: common.union([.output, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "explain"), options: options, console: console)
         guard let result = try pipeline.fused().fusion else { return }
         var text = "rules, in priority order:\n"
@@ -178,19 +182,19 @@ struct Command: Sendable {
             """,
         options: common.union([.output, .stage, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "dot"), options: options, console: console)
         let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
         try emit(DotPrinter.print(program), to: options.outputPath, console: console)
     }
 
-    /// Writes text to a file or standard output.
+    /// Writes text to a file (see `OutputFile`; `-` is standard output), or to the console
+    /// without a path.
     static func emit(_ text: String, to path: String?, console: Console) throws(DriverError) {
         guard let path else {
             console.out(text)
             return
         }
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw DriverError("cannot write '\(path)'; check that its folder exists and is writable")
-        }
+        try OutputFile(path).write(text)
     }
 }

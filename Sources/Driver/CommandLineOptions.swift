@@ -43,6 +43,8 @@ struct CommandLineOptions {
     var sanitize = false
     /// `--bundle DIR`: `emit-cuda` writes a self-contained GPU bundle there.
     var bundleDir: String?
+    /// `--max-memory BYTES`: the most an interpreter run may need (default: half the RAM).
+    var maxMemory: Int?
 
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
@@ -50,6 +52,7 @@ struct CommandLineOptions {
         case printAfter = "print-after", json, target
         case noFusion = "no-fusion", onlyRule = "only-rule"
         case reps, peak, sanitize, bundle
+        case maxMemory = "max-memory"
     }
 
     /// Parses `arguments`, accepting only `allowed` options.
@@ -88,20 +91,19 @@ struct CommandLineOptions {
             switch key {
             case .dim:
                 for (k, v) in try keyValues(try value(), option: "--dim", command: command) {
-                    guard let n = Int(v), n > 0 else {
-                        throw fail("--dim \(k)=\(v): the value must be a positive integer")
-                    }
-                    o.dims.append((k, n))
+                    guard !o.dims.contains(where: { $0.key == k }) else { throw fail(repeated("--dim", k)) }
+                    o.dims.append((k, try positiveInteger(v, option: "--dim \(k)", command: command)))
                 }
             case .block:
                 for (k, v) in try keyValues(try value(), option: "--block", command: command) {
-                    guard let n = Int(v), n > 0 else {
-                        throw fail("--block \(k)=\(v): the value must be a positive integer")
-                    }
-                    o.blocks.append((k, n))
+                    guard !o.blocks.contains(where: { $0.key == k }) else { throw fail(repeated("--block", k)) }
+                    o.blocks.append((k, try positiveInteger(v, option: "--block \(k)", command: command)))
                 }
             case .input:
-                o.inputs += try keyValues(try value(), option: "--input", command: command)
+                for (k, v) in try keyValues(try value(), option: "--input", command: command) {
+                    guard !o.inputs.contains(where: { $0.key == k }) else { throw fail(repeated("--input", k)) }
+                    o.inputs.append((k, v))
+                }
             case .output: o.outputPath = try value()
             case .outputDir: o.outputDir = try value()
             case .seed:
@@ -134,6 +136,12 @@ struct CommandLineOptions {
                 o.peak = x
             case .sanitize: o.sanitize = true
             case .bundle: o.bundleDir = try value()
+            case .maxMemory:
+                let v = try value()
+                guard let bytes = MemoryBudget.parse(v) else {
+                    throw fail("--max-memory \(v): expected a size in bytes such as 8G, 512M or 1000000")
+                }
+                o.maxMemory = bytes
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {
@@ -152,6 +160,21 @@ struct CommandLineOptions {
             }
         }
         return o
+    }
+
+    /// The message for a key given twice (`--dim N=1 --dim N=2`).
+    static func repeated(_ option: String, _ key: String) -> String {
+        "\(option) \(key) is given more than once; give each name once"
+    }
+
+    /// The value of `NAME=N`: a positive integer that fits in 64 bits.
+    static func positiveInteger(_ text: String, option: String, command: String) throws(DriverError) -> Int {
+        if let n = Int(text), n > 0 { return n }
+        let digits = text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        let why =
+            !digits.isEmpty && digits.allSatisfy(\.isASCII) && digits.allSatisfy(\.isNumber)
+            ? "is too large (at most \(Int.max))" : "must be a positive integer"
+        throw DriverError("\(option)=\(text): the value \(why) (see 'blockc \(command) --help')")
     }
 
     /// Splits `A=1,B=2` into pairs.

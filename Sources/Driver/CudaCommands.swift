@@ -21,7 +21,7 @@ extension Command {
             and prints max errors and timings. The program is fused for sm_90's shared memory
             unless --target names another GPU target (sm_80). See Docs/CUDA.md.
             """,
-        options: codegenOptions.union([.bundle, .seed, .target])
+        options: codegenOptions.union([.bundle, .seed, .target, .maxMemory])
     ) { options, console throws(DriverError) in
         var options = options
         if !options.target.isGPU {
@@ -33,24 +33,46 @@ extension Command {
             console.err("note: no --target given; scheduling for sm_90\n")
         }
         let schedule = try codegenSchedule("emit-cuda", options, console)
+        let program = schedule.program
+        var plan = OutputPlan(options, withOutput: false)
+        if let path = options.outputPath, path != "-" {
+            plan.write("the CUDA source (-o)", path)
+            plan.write("the header", headerPath(path))
+        }
+        if let dir = options.bundleDir {
+            for file in CudaBundle.files(of: schedule) { plan.write("the bundle's file", dir + "/" + file) }
+            // The bundle's expected outputs come from the interpreter.
+            try MemoryBudget(options).check(
+                MemoryBudget.bytes(of: program), running: "computing the expected outputs of '\(program.name)'")
+        }
+        plan.hint = "give -o a path ending in .cu outside the bundle, and not the path of an input"
+        try plan.check()
         if let dir = options.bundleDir {
             try CudaBundle.write(schedule, to: dir, seed: options.seed, console: console)
             if options.outputPath == nil { return }
         }
-        guard let path = options.outputPath else {
+        guard let path = options.outputPath, path != "-" else {
             console.out(CEmitter.emit(schedule, dialect: .cuda).source)
             return
         }
-        let url = URL(fileURLWithPath: path)
-        let stem = url.deletingPathExtension().lastPathComponent
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let cu = CEmitter.emit(schedule, dialect: .cuda, headerName: stem)
         try emit(cu.source, to: path, console: console)
-        try emit(cu.header, to: url.deletingPathExtension().appendingPathExtension("h").path, console: console)
+        try emit(cu.header, to: headerPath(path), console: console)
     }
 }
 
 /// A self-contained folder to build and check a program's CUDA on a machine with a GPU.
 enum CudaBundle {
+    /// The files a bundle holds, relative to its folder.
+    static func files(of schedule: ProgramSchedule) -> [String] {
+        let program = schedule.program
+        let name = CEmitter.emit(schedule, dialect: .cuda).name
+        return [name + ".cu", name + ".h", "harness.cu", "compare.py", "run.sh"]
+            + program.inputs.map { "inputs/" + program[$0].name + ".npy" }
+            + program.outputs.map { "expected/" + program[$0].name + ".npy" }
+    }
+
     /// Writes the bundle of a program into `dir` (created if missing).
     static func write(_ schedule: ProgramSchedule, to dir: String, seed: UInt64, console: Console)
         throws(DriverError)
@@ -87,16 +109,11 @@ enum CudaBundle {
         try Command.emit(
             CHarness.cudaSource(for: program, headerName: cu.name), to: dir + "/harness.cu", console: console)
         try Command.emit(compareScript(outputs), to: dir + "/compare.py", console: console)
-        try Command.emit(runScript(cu.name), to: dir + "/run.sh", console: console)
-        _ = try? fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/run.sh")
+        try OutputFile(dir + "/run.sh").write(runScript(cu.name), newFileMode: 0o777)
     }
 
     private static func writeNPY(_ a: NDArray, _ path: String) throws(DriverError) {
-        do throws(Diagnostic) {
-            try NPY.writeFile(a, to: path)
-        } catch {
-            throw DriverError("cannot write '\(path)': \(error.message)")
-        }
+        try OutputFile(path).write(NPY.write(a))
     }
 
     /// `run.sh`: build with nvcc, run, compare, print errors and timings.

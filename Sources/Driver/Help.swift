@@ -3,6 +3,9 @@ enum Help {
     /// The version string.
     static let version = "0.1.0"
 
+    /// The width of the overview's name column: the longest name and two spaces.
+    static let nameWidth = (Command.all.map(\.name.count).max() ?? 0) + 2
+
     /// `blockc --help`.
     static let overview = """
         blockc — a block-level operator-fusion compiler
@@ -12,7 +15,7 @@ enum Help {
         FILE is a tensor graph (.graph) or a block program (.block).
 
         SUBCOMMANDS:
-        \(Command.all.map { "  " + $0.name.padding(toLength: 9, withPad: " ", startingAt: 0) + $0.summary }
+        \(Command.all.map { "  " + $0.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + $0.summary }
             .joined(separator: "\n"))
 
         Run 'blockc <subcommand> --help' for a subcommand's options.
@@ -43,6 +46,9 @@ enum Help {
             return "  --bundle DIR            emit-cuda: write a GPU bundle (.cu, harness, .npy, run.sh) to DIR"
         case .noFusion: return "  --no-fusion             stop after lowering (the naive program)"
         case .onlyRule: return "  --only-rule NAME        apply only this fusion rule (see 'blockc explain --help')"
+        case .maxMemory:
+            return
+                "  --max-memory BYTES      interpreter: the most memory a run may need, e.g. 8G, 512M (default: half the RAM)"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"
         }
     }

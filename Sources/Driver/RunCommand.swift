@@ -22,15 +22,30 @@ struct RunCommand {
         let signature: [(name: String, shape: [Int])]
         let execute: ([String: NDArray]) throws(Diagnostic) -> [String: NDArray]
         let outputNames: [String]
+        let budget = MemoryBudget(options)
+        let progress = Progress.forStandardError(console)
         if stage == "graph", case .graph(let graph) = try pipeline.parse() {
+            try budget.check(MemoryBudget.bytes(of: graph), running: "running '\(graph.name)' at stage graph")
             signature = graph.inputs.map { (graph[$0].name, graph[$0].shape) }
             outputNames = graph.outputs.map { graph[$0].name }
-            execute = { inputs throws(Diagnostic) in try GraphInterpreter.run(graph, inputs: inputs) }
+            execute = { inputs throws(Diagnostic) in
+                try GraphInterpreter.run(graph, inputs: inputs, progress: progress?.report)
+            }
         } else {
             let program = try pipeline.program(at: stage)
+            try budget.check(MemoryBudget.bytes(of: program), running: "running '\(program.name)' at stage \(stage)")
             signature = program.inputs.map { (program[$0].name, program[$0].shape) }
             outputNames = program.outputs.map { program[$0].name }
-            execute = { inputs throws(Diagnostic) in try BlockInterpreter.run(program, inputs: inputs) }
+            execute = { inputs throws(Diagnostic) in
+                try BlockInterpreter.run(program, inputs: inputs, progress: progress?.report)
+            }
+        }
+        if let dir = options.outputDir {
+            var plan = OutputPlan(options)
+            let written = outputNames + (options.saveInputs ? signature.map(\.name) : [])
+            for name in written { plan.write("the output file of '\(name)' (--output-dir)", dir + "/" + name + ".npy") }
+            plan.hint = "choose another --output-dir"
+            try plan.check()
         }
         let inputs = try makeInputs(signature)
         if let dir = options.outputDir { try makeDirectory(dir) }
@@ -40,7 +55,9 @@ struct RunCommand {
         let outputs: [String: NDArray]
         do {
             outputs = try execute(inputs)
+            progress?.finish()
         } catch {
+            progress?.finish()
             throw DriverError(error.message)
         }
         for name in outputNames {
@@ -84,16 +101,32 @@ struct RunCommand {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
-            throw DriverError("cannot create the output directory '\(dir)': \(error.localizedDescription)")
+            throw DriverError("cannot create the output directory '\(dir)': \(Self.whyNotAFolder(dir))")
         }
     }
 
-    func write(_ array: NDArray, name: String, dir: String) throws(DriverError) {
-        do {
-            try NPY.writeFile(array, to: dir + "/" + name + ".npy")
-        } catch {
-            throw DriverError(error.message)
+    /// Why a folder cannot be made at `dir`: the first component that exists and is not a
+    /// folder, or the system's reason.
+    static func whyNotAFolder(_ dir: String) -> String {
+        var prefix = dir.hasPrefix("/") ? "" : "."
+        for component in dir.split(separator: "/") {
+            prefix = prefix.isEmpty ? "/" + component : prefix + "/" + component
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory) else { break }
+            if !isDirectory.boolValue {
+                let shown = prefix.hasPrefix("./") ? String(prefix.dropFirst(2)) : prefix
+                return "'\(shown)' is a file, not a folder; choose another --output-dir"
+            }
         }
+        let parent = (dir as NSString).deletingLastPathComponent
+        if access(parent.isEmpty ? "." : parent, W_OK) != 0, FileManager.default.fileExists(atPath: parent) {
+            return "'\(parent)' is not writable; choose another --output-dir"
+        }
+        return "check that its parent folders exist and are writable"
+    }
+
+    func write(_ array: NDArray, name: String, dir: String) throws(DriverError) {
+        try OutputFile(dir + "/" + name + ".npy").write(NPY.write(array))
     }
 
     func summary(_ name: String, _ a: NDArray) -> String {

@@ -1,5 +1,10 @@
 import BlockIR
 
+extension GraphExpr {
+    /// The operators of integer and tensor arithmetic.
+    static let arithmetic: Set<String> = ["+", "-", "*", "/"]
+}
+
 /// Evaluating parsed expressions: integers (dims, shapes, axes) and tensors (through the builder).
 extension GraphTextParser {
     // MARK: Integer expressions (dims, shapes, axes)
@@ -21,20 +26,25 @@ extension GraphTextParser {
             throw error("unknown dimension '\(n)'; declare it before use with 'dim \(n) = ...'", e.location)
         case .negate(let x):
             return try checked(0.subtractingReportingOverflow(try integer(x)), e.location)
-        case .binary(let op, let a, let b):
-            let x = try integer(a)
-            let y = try integer(b)
-            switch op {
-            case "+": return try checked(x.addingReportingOverflow(y), e.location)
-            case "-": return try checked(x.subtractingReportingOverflow(y), e.location)
-            case "*": return try checked(x.multipliedReportingOverflow(by: y), e.location)
-            case "/":
-                guard y != 0 else { throw error("division by zero in an integer expression", e.location) }
-                return try checked(x.dividedReportingOverflow(by: y), e.location)
-            default:
-                throw error(
-                    "'\(op)' is not allowed in an integer expression; use + - * / and parentheses", e.location)
+        case .binary:
+            let chain = e.leftChain(through: GraphExpr.arithmetic)
+            guard !chain.steps.isEmpty else {
+                guard case .binary(let op, _, _) = e.kind else { return try integer(e) }
+                throw error("'\(op)' is not allowed in an integer expression; use + - * / and parentheses", e.location)
             }
+            var x = try integer(chain.first)
+            for step in chain.steps {
+                let y = try integer(step.rhs)
+                switch step.op {
+                case "+": x = try checked(x.addingReportingOverflow(y), step.location)
+                case "-": x = try checked(x.subtractingReportingOverflow(y), step.location)
+                case "*": x = try checked(x.multipliedReportingOverflow(by: y), step.location)
+                default:
+                    guard y != 0 else { throw error("division by zero in an integer expression", step.location) }
+                    x = try checked(x.dividedReportingOverflow(by: y), step.location)
+                }
+            }
+            return x
         case .call(let n, _):
             throw error("expected an integer, found a call to '\(n)'; sizes are numbers and dimensions", e.location)
         case .list:
@@ -110,20 +120,28 @@ extension GraphTextParser {
         case .negate(let x):
             let v = try build(x)
             return try guarded(e.location) { (b: inout GraphBuilder) throws(GraphError) in try b.unary(.neg, v) }
-        case .binary(let op, let a, let b):
-            let bop: BinaryOp
-            switch op {
-            case "+": bop = .add
-            case "-": bop = .sub
-            case "*": bop = .mul
-            case "/": bop = .div
-            default:
+        case .binary(let op, _, _):
+            let chain = e.leftChain(through: GraphExpr.arithmetic)
+            guard !chain.steps.isEmpty else {
                 throw error(
                     "'\(op)' compares mask indices; it is allowed only in the predicate of where(...)", e.location)
             }
-            let x = try build(a)
-            let y = try build(b)
-            return try guarded(e.location) { (g: inout GraphBuilder) throws(GraphError) in try g.binary(bop, x, y) }
+            var x = try build(chain.first)
+            for step in chain.steps {
+                let bop: BinaryOp
+                switch step.op {
+                case "+": bop = .add
+                case "-": bop = .sub
+                case "*": bop = .mul
+                default: bop = .div
+                }
+                let y = try build(step.rhs)
+                let lhs = x
+                x = try guarded(step.location) { (g: inout GraphBuilder) throws(GraphError) in
+                    try g.binary(bop, lhs, y)
+                }
+            }
+            return x
         case .list:
             throw error("a list is not a tensor; lists are for shapes, permutations and segment bounds", e.location)
         case .call(let name, let args):

@@ -56,8 +56,11 @@ extension GraphTextParser {
     /// The predicate of a `where`.
     func predicate(_ e: GraphExpr) throws(Diagnostic) -> Predicate {
         switch e.kind {
-        case .binary("&&", let a, let b):
-            return Predicate(try predicate(a).atoms + predicate(b).atoms)
+        case .binary("&&", _, _):
+            let chain = e.leftChain(through: ["&&"])
+            var atoms = try predicate(chain.first).atoms
+            for step in chain.steps { atoms += try predicate(step.rhs).atoms }
+            return Predicate(atoms)
         case .binary("!=", _, _):
             throw error("'!=' is not supported in masks; combine two comparisons, e.g. 'i < j' or 'i > j'", e.location)
         case .binary(let op, let a, let b) where [">=", ">", "<=", "<", "=="].contains(op):
@@ -127,25 +130,29 @@ extension GraphTextParser {
         case .negate(let x):
             guard let r = try affine(x).scaled(by: -1) else { throw overflow(e.location) }
             return r
-        case .binary("+", let a, let b):
-            guard let r = try affine(a).adding(affine(b)) else { throw overflow(e.location) }
-            return r
-        case .binary("-", let a, let b):
-            guard let r = try affine(a).subtracting(affine(b)) else { throw overflow(e.location) }
-            return r
-        case .binary("*", let a, let b):
-            let x = try affine(a)
-            let y = try affine(b)
-            let r: AffineIndex?
-            if x.isConstant {
-                r = y.scaled(by: x.constant)
-            } else if y.isConstant {
-                r = x.scaled(by: y.constant)
-            } else {
-                throw error("masks are affine in i and j; one side of a product must be a constant", e.location)
+        case .binary("+", _, _), .binary("-", _, _), .binary("*", _, _):
+            let chain = e.leftChain(through: ["+", "-", "*"])
+            var x = try affine(chain.first)
+            for step in chain.steps {
+                let y = try affine(step.rhs)
+                let r: AffineIndex?
+                switch step.op {
+                case "+": r = x.adding(y)
+                case "-": r = x.subtracting(y)
+                default:
+                    if x.isConstant {
+                        r = y.scaled(by: x.constant)
+                    } else if y.isConstant {
+                        r = x.scaled(by: y.constant)
+                    } else {
+                        throw error(
+                            "masks are affine in i and j; one side of a product must be a constant", step.location)
+                    }
+                }
+                guard let r else { throw overflow(step.location) }
+                x = r
             }
-            guard let r else { throw overflow(e.location) }
-            return r
+            return x
         case .binary(let op, _, _) where op == "/":
             throw error(
                 "'/' is not allowed in a mask; masks are affine in i and j (use + - and constant *)", e.location)

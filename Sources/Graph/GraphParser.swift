@@ -46,8 +46,31 @@ struct GraphExpr {
     var kind: Kind
     /// Where the node starts (for a binary node: the operator).
     var location: SourceLocation
-    /// 1 for a leaf, else 1 + the deepest child.
+    /// How deep evaluating the node recurses: 1 for a leaf, else 1 + the deepest child, except
+    /// that a binary node whose left operand is binary continues that operand's chain
+    /// (`a + b + c` is evaluated by a loop over `leftChain`, not by recursion), so a flat chain
+    /// of any length stays shallow.
     var depth: Int
+
+    /// One step of a left-associated chain: `op rhs` at `location`.
+    struct ChainStep {
+        var op: String
+        var rhs: GraphExpr
+        var location: SourceLocation
+    }
+
+    /// A left-associated chain of binary operators in `ops`, as its first operand and the
+    /// steps after it, in source order: `a + b - c` is `(a, [+ b, - c])`. Walking it is a loop,
+    /// so evaluating a chain of thousands of terms does not recurse once per term.
+    func leftChain(through ops: Set<String>) -> (first: GraphExpr, steps: [ChainStep]) {
+        var steps: [ChainStep] = []
+        var e = self
+        while case .binary(let op, let a, let b) = e.kind, ops.contains(op) {
+            steps.append(ChainStep(op: op, rhs: b, location: e.location))
+            e = a
+        }
+        return (e, steps.reversed())
+    }
 }
 
 /// A call argument: positional or `key=value`.
@@ -314,9 +337,12 @@ struct GraphTextParser {
         }
     }
 
-    /// A node with children, failing when the tree gets too deep.
+    /// A node with children, failing when the tree gets too deep (see `GraphExpr.depth`).
     func node(_ kind: GraphExpr.Kind, _ loc: SourceLocation, children: [GraphExpr]) throws(Diagnostic) -> GraphExpr {
-        let d = 1 + children.reduce(0) { max($0, $1.depth) }
+        var d = 1 + children.reduce(0) { max($0, $1.depth) }
+        if case .binary(_, let lhs, let rhs) = kind, case .binary = lhs.kind {
+            d = max(lhs.depth, 1 + rhs.depth)
+        }
         guard d <= GraphParser.maximumDepth else {
             throw error(
                 "expression nested too deeply (more than \(GraphParser.maximumDepth) levels); "
@@ -395,6 +421,11 @@ struct GraphTextParser {
             return GraphExpr(kind: .number(text), location: loc, depth: 1)
         case .identifier(let name):
             advance()
+            if current.kind == .symbol("[") {
+                throw error(
+                    "indexing and slicing ('\(name)[...]') are not supported yet; compute on the whole tensor, "
+                        + "or make the part you need a separate input")
+            }
             guard current.kind == .symbol("(") else { return GraphExpr(kind: .name(name), location: loc, depth: 1) }
             advance()
             var args: [GraphArgument] = []

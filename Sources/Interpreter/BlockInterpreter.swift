@@ -14,8 +14,11 @@ public enum BlockInterpreter {
     /// Runs `program` on `inputs` (by tensor name) and returns every output-role tensor by name.
     ///
     /// A missing input or one of the wrong shape is a `Diagnostic` naming the input and the
-    /// expected shape; arrays for names that are not inputs are ignored.
-    public static func run(_ program: Program, inputs: [String: NDArray]) throws(Diagnostic) -> [String: NDArray] {
+    /// expected shape; arrays for names that are not inputs are ignored. `progress`, when given,
+    /// is called before each kernel with its number, the kernel count and its name.
+    public static func run(
+        _ program: Program, inputs: [String: NDArray], progress: ((Int, Int, String) -> Void)? = nil
+    ) throws(Diagnostic) -> [String: NDArray] {
         var machine = try BlockMachine(program: program, computesData: true)
         for id in program.inputs {
             let tensor = program[id]
@@ -28,7 +31,8 @@ public enum BlockInterpreter {
             }
             machine.memory[machine.storage[id.index]] = given.data
         }
-        for kernel in program.kernels {
+        for (k, kernel) in program.kernels.enumerated() {
+            progress?(k, program.kernels.count, kernel.name)
             try machine.run(try KernelCompiler.compile(kernel, in: program))
         }
         var outputs: [String: NDArray] = [:]

@@ -13,7 +13,12 @@ public enum GraphInterpreter {
     ///
     /// A missing input or one of the wrong shape is a `Diagnostic` naming the input and the
     /// expected shape. Inputs the graph does not declare are ignored.
-    public static func run(_ graph: Graph, inputs: [String: NDArray]) throws(Diagnostic) -> [String: NDArray] {
+    ///
+    /// `progress`, when given, is called before each node with its number, the node count and
+    /// its name.
+    public static func run(
+        _ graph: Graph, inputs: [String: NDArray], progress: ((Int, Int, String) -> Void)? = nil
+    ) throws(Diagnostic) -> [String: NDArray] {
         let count = graph.nodes.count
         // The last node reading each node; outputs live to the end.
         var lastUse = Array(0..<count)
@@ -25,6 +30,7 @@ public enum GraphInterpreter {
         for output in graph.outputs where output.index >= 0 && output.index < count { lastUse[output.index] = count }
         var values: [NDArray?] = Array(repeating: nil, count: count)
         for (position, node) in graph.nodes.enumerated() {
+            progress?(position, count, node.name)
             func operand(_ id: NodeID) throws(Diagnostic) -> NDArray {
                 guard id.index >= 0 && id.index < position, let value = values[id.index] else {
                     throw Diagnostic("node '\(node.name)' reads \(id), which is not computed before it")

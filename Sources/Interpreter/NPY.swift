@@ -19,7 +19,26 @@ public enum NPY {
 
     /// Parses the bytes of a `.npy` file; `name` (usually the path) starts every message.
     public static func read(_ bytes: [UInt8], name: String) throws(Diagnostic) -> NDArray {
+        let layout = try parseHeader(bytes, fileSize: bytes.count, name: name)
+        return decode(bytes, from: layout.dataStart, count: layout.count, shape: layout.shape)
+    }
+
+    /// What a `.npy` header says: the shape, its element count and where the data starts.
+    struct Layout {
+        var shape: [Int]
+        var count: Int
+        var dataStart: Int
+    }
+
+    /// The preamble's size: magic, version and header length (4 bytes in versions 2 and 3).
+    static let maximumPreamble = 12
+
+    /// Checks the preamble and header in `prefix` (the file's first bytes: at least the
+    /// preamble and header where the file has them) against a file of `fileSize` bytes, including
+    /// that exactly the data the shape needs follows the header.
+    static func parseHeader(_ prefix: [UInt8], fileSize: Int, name: String) throws(Diagnostic) -> Layout {
         func fail(_ message: String) -> Diagnostic { Diagnostic("\(name): \(message)") }
+        let bytes = prefix
         guard bytes.count >= 8, Array(bytes[0..<6]) == magic else {
             throw fail("not a .npy file (it does not start with the \\x93NUMPY magic string)")
         }
@@ -36,9 +55,9 @@ public enum NPY {
         var headerLength = 0
         for k in 0..<lengthSize { headerLength |= Int(bytes[8 + k]) << (8 * k) }
         let headerStart = 8 + lengthSize
-        guard headerLength <= bytes.count - headerStart else {
+        guard headerLength <= fileSize - headerStart, headerLength <= bytes.count - headerStart else {
             throw fail(
-                "truncated header (the header claims \(headerLength) bytes, the file has \(bytes.count - headerStart) "
+                "truncated header (the header claims \(headerLength) bytes, the file has \(fileSize - headerStart) "
                     + "after the preamble)")
         }
         let dataStart = headerStart + headerLength
@@ -56,7 +75,7 @@ public enum NPY {
             count = product
         }
         let (byteCount, overflow) = count.multipliedReportingOverflow(by: 4)
-        let available = bytes.count - dataStart
+        let available = fileSize - dataStart
         guard !overflow, byteCount <= available else {
             throw fail(
                 "truncated data: the shape \(shape) needs \(count) float32 elements (\(count) × 4 bytes) but only "
@@ -66,6 +85,11 @@ public enum NPY {
             throw fail(
                 "\(available - byteCount) unexpected bytes after the \(count) float32 elements of shape \(shape)")
         }
+        return Layout(shape: shape, count: count, dataStart: dataStart)
+    }
+
+    /// The little-endian float32 values at `start` of `bytes`.
+    static func decode(_ bytes: [UInt8], from dataStart: Int, count: Int, shape: [Int]) -> NDArray {
         var data = [Float](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
             data.withUnsafeMutableBufferPointer { out in
@@ -119,12 +143,59 @@ public enum NPY {
         }
     }
 
-    /// Reads and parses a `.npy` file; messages start with `path`.
+    /// Reads and parses a `.npy` file; messages start with `path`. Only the preamble and header
+    /// are read before they are checked, then exactly the data the shape needs (checked
+    /// against the file's size first), so a large file that is not a `.npy`, or whose header
+    /// promises more than it holds, fails fast. A file whose size is unknown (a FIFO) is read
+    /// whole.
     public static func readFile(_ path: String) throws(Diagnostic) -> NDArray {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Diagnostic("\(path): cannot read the file; check that it exists and is readable")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let handle = FileHandle(forReadingAtPath: path)
+        else {
+            throw Diagnostic("\(path): cannot read the file; check that it exists, is a file and is readable")
         }
-        return try read([UInt8](data), name: path)
+        defer { try? handle.close() }
+        func failure(_ error: Error) -> Diagnostic {
+            Diagnostic("\(path): cannot read the file (\(error.localizedDescription))")
+        }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        guard (attributes?[.type] as? FileAttributeType) == .typeRegular,
+            let size = (attributes?[.size] as? NSNumber)?.intValue
+        else {
+            do {
+                return try read([UInt8](try handle.readToEnd() ?? Data()), name: path)
+            } catch let error as Diagnostic {
+                throw error
+            } catch {
+                throw failure(error)
+            }
+        }
+        do {
+            var prefix = [UInt8](try handle.read(upToCount: min(size, maximumPreamble)) ?? Data())
+            if prefix.count >= 8, Array(prefix[0..<6]) == magic, prefix[6] >= 1, prefix[6] <= 3 {
+                let lengthSize = prefix[6] == 1 ? 2 : 4
+                var headerLength = 0
+                for k in 0..<min(lengthSize, prefix.count - 8) { headerLength |= Int(prefix[8 + k]) << (8 * k) }
+                let headerEnd = 8 + lengthSize + headerLength
+                if headerEnd <= size, headerEnd > prefix.count {
+                    prefix += try handle.read(upToCount: headerEnd - prefix.count) ?? Data()
+                }
+            }
+            let layout = try parseHeader(prefix, fileSize: size, name: path)
+            try handle.seek(toOffset: UInt64(layout.dataStart))
+            let data = [UInt8](try handle.read(upToCount: 4 * layout.count) ?? Data())
+            guard data.count == 4 * layout.count else {
+                throw Diagnostic(
+                    "\(path): truncated data: the file shrank while it was read (\(data.count) of "
+                        + "\(4 * layout.count) bytes)")
+            }
+            return decode(data, from: 0, count: layout.count, shape: layout.shape)
+        } catch let error as Diagnostic {
+            throw error
+        } catch {
+            throw failure(error)
+        }
     }
 
     /// Writes `array` as a `.npy` file at `path` (replacing it).

@@ -268,14 +268,43 @@ final class GraphParserTests: XCTestCase {
         let deep =
             "input X: [4]\nY = " + String(repeating: "(", count: 5000) + "X" + String(repeating: ")", count: 5000)
         XCTAssertTrue(parseError(deep + "\noutput Y\n")?.message.contains("nested too deeply") ?? false)
-        let chain = "input X: [4]\nY = X" + String(repeating: " + 1", count: 5000) + "\noutput Y\n"
-        XCTAssertTrue(parseError(chain)?.message.contains("nested too deeply") ?? false)
+        // Parentheses around each step of a chain nest.
+        let nestedChain =
+            "input X: [4]\nY = " + String(repeating: "(", count: 300) + "X"
+            + String(repeating: " + 1)", count: 300) + "\noutput Y\n"
+        XCTAssertTrue(parseError(nestedChain)?.message.contains("nested too deeply") ?? false)
         let negations = "input X: [4]\nY = " + String(repeating: "-", count: 5000) + "X\noutput Y\n"
         XCTAssertTrue(parseError(negations)?.message.contains("nested too deeply") ?? false)
         let calls = "input X: [4]\nY = " + String(repeating: "exp(", count: 5000) + "X" + "\noutput Y\n"
         XCTAssertTrue(parseError(calls)?.message.contains("nested too deeply") ?? false)
         // A long but shallow chain within the cap parses.
         XCTAssertNoThrow(try parse("input X: [4]\nY = X" + String(repeating: " + 1", count: 150) + "\noutput Y\n"))
+    }
+
+    /// A flat chain of binary operators is not deep, however long: tensors, integers and masks.
+    func testLongFlatChainsParse() throws {
+        let terms = Array(repeating: "X", count: 1000).joined(separator: " + ")
+        let g = try parse("input X: [4]\nY = \(terms)\noutput Y\n")
+        XCTAssertEqual(opKinds(g).filter { $0 != "input" }.count, 999)
+        let mixed = try parse("input X: [4]\nY = X" + String(repeating: " * 2 - X / 3", count: 2000) + "\noutput Y\n")
+        XCTAssertEqual(opKinds(mixed).filter { $0 != "input" }.count, 6000)
+        let dims = try parse(
+            "dim N = 1" + String(repeating: " + 1", count: 5000) + "\ninput X: [N]\nY = exp(X)\noutput Y\n")
+        XCTAssertEqual(dims[dims.inputs[0]].shape, [5001])
+        let mask = Array(repeating: "i - j + 1 - 1 >= 0", count: 1000).joined(separator: " && ")
+        XCTAssertNoThrow(try parse("input X: [4, 4]\nY = where(\(mask), X, 0)\noutput Y\n"))
+        // Chains of chains: each parenthesised level counts once.
+        let inner = "(" + Array(repeating: "X", count: 500).joined(separator: " + ") + ")"
+        let outer = Array(repeating: inner, count: 50).joined(separator: " * ")
+        XCTAssertNoThrow(try parse("input X: [4]\nY = \(outer)\noutput Y\n"))
+    }
+
+    /// Slicing is reported as unsupported at the '[', not as a second statement on the line.
+    func testSlicingIsReportedAsUnsupported() {
+        let d = parseError("dim N = 32\ninput Q: [N, N]\nO = Q[:, 0:16]\noutput O\n")
+        XCTAssertEqual(d?.location, SourceLocation(line: 3, column: 6))
+        XCTAssertTrue(
+            d?.message.contains("slicing ('Q[...]') are not supported yet") ?? false, "\(String(describing: d))")
     }
 
     func testHugeBroadcastIsRejected() {

@@ -59,6 +59,53 @@ final class NPYTests: XCTestCase {
         XCTAssertThrowsError(try NPY.writeFile(array, to: "/nonexistent-dir/x.npy"))
     }
 
+    /// Reading a file checks the header before reading the data: a huge file that is not a
+    /// `.npy`, or whose header disagrees with its size, fails at once without reading it.
+    func testLargeFilesFailBeforeTheirDataIsRead() throws {
+        let dir = NSTemporaryDirectory() + "/npy-large-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func sparse(_ name: String, _ prefix: [UInt8], size: UInt64) throws -> String {
+            let path = dir + "/" + name
+            FileManager.default.createFile(atPath: path, contents: Data(prefix))
+            let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+            try handle.truncate(atOffset: size)
+            try handle.close()
+            return path
+        }
+        func readMessage(_ path: String) -> String {
+            do {
+                _ = try NPY.readFile(path)
+                return "accepted"
+            } catch {
+                return error.message
+            }
+        }
+        let gigabytes: UInt64 = 4 << 30
+        let start = Date()
+        let notNPY = try sparse("big.bin", Array("not numpy".utf8), size: gigabytes)
+        XCTAssertTrue(readMessage(notNPY).contains("big.bin: not a .npy file"), readMessage(notNPY))
+        // A valid header for 10 floats, then gigabytes: the size disagrees with the shape.
+        let tooLong = try sparse(
+            "long.npy", file("{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", data: []), size: gigabytes)
+        XCTAssertTrue(
+            readMessage(tooLong).contains("unexpected bytes after the 10 float32 elements"), readMessage(tooLong))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the data was not read")
+        // A header promising far more data than the file holds.
+        let promised = file("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 8), }", data: [1, 2, 3, 4])
+        let promise = try sparse("short.npy", promised, size: UInt64(promised.count))
+        XCTAssertTrue(
+            readMessage(promise).contains(
+                "truncated data: the shape [1000000000, 8] needs 8000000000 float32 elements"),
+            readMessage(promise))
+        // A header that claims to be longer than the file.
+        var longHeader = file("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", data: [])
+        longHeader[8] = 0xFF
+        longHeader[9] = 0xFF
+        let shortHeader = try sparse("header.npy", longHeader, size: UInt64(longHeader.count))
+        XCTAssertTrue(readMessage(shortHeader).contains("truncated header"), readMessage(shortHeader))
+    }
+
     /// A header with the given dictionary text (v1.0, aligned) followed by `data`.
     func file(_ dict: String, data: [UInt8], version: UInt8 = 1) -> [UInt8] {
         var header = Array(dict.utf8)

@@ -1,0 +1,126 @@
+import BlockTestSupport
+import Foundation
+import XCTest
+
+/// Options and their messages: help layout, sizes, repeated keys, output folders, `-o` of
+/// `verify` and `bench`, and scratch folders that never outlive a run.
+final class OptionTests: XCTestCase {
+    var dir = ""
+
+    override func setUp() { dir = CLI.temporaryDirectory("opts") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func testOverviewSeparatesEveryNameFromItsSummary() {
+        let overview = CLI.blockc(["--help"]).stdout
+        XCTAssertTrue(overview.contains("  emit-cuda  write the program as CUDA"), overview)
+        for name in CLITests.subcommands + ["emit-cuda"] {
+            XCTAssertTrue(overview.contains("  \(name)  "), "\(name) is followed by two spaces:\n\(overview)")
+        }
+    }
+
+    func testDimTooLargeSaysSo() {
+        let result = CLI.blockc(["lower", "Examples/attention.graph", "--dim", "N=99999999999999999999"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("--dim N=99999999999999999999: the value is too large"), result.stderr)
+        let block = CLI.blockc(["lower", "Examples/attention.graph", "--block", "i=99999999999999999999"])
+        XCTAssertTrue(block.stderr.contains("is too large"), block.stderr)
+        let negative = CLI.blockc(["lower", "Examples/attention.graph", "--dim", "N=-3"])
+        XCTAssertTrue(negative.stderr.contains("must be a positive integer"), negative.stderr)
+    }
+
+    func testRepeatedKeysAreErrors() {
+        for arguments in [
+            ["--dim", "N=8,N=16"], ["--dim", "N=8", "--dim", "BH=1,N=16"],
+            ["--input", "Q=a.npy", "--input", "Q=b.npy"],
+            ["--block", "i=8,i=16"],
+        ] {
+            let result = CLI.blockc(["run", "Examples/attention.graph"] + arguments)
+            XCTAssertEqual(result.status, 1, "\(arguments)")
+            let key = arguments[1].split(separator: "=")[0]
+            XCTAssertTrue(
+                result.stderr.hasPrefix("error: \(arguments[0]) \(key) is given more than once"),
+                "\(arguments): \(result.stderr)")
+        }
+    }
+
+    func testOutputDirUnderAFileSaysWhich() throws {
+        try "x".write(toFile: dir + "/afile", atomically: false, encoding: .utf8)
+        let result = CLI.blockc([
+            "run", "Examples/attention.graph", "--dim", "N=8,BH=1", "--output-dir", dir + "/afile/sub",
+        ])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("'\(dir)/afile' is a file, not a folder"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("NSCocoaErrorDomain"), result.stderr)
+    }
+
+    func testVerifyAndBenchWriteTheirReportToO() throws {
+        let verify = CLI.blockc([
+            "verify", "Examples/layernorm_matmul.graph", "--dim", "M=64,K=64,N=64", "-o", dir + "/verify.txt",
+        ])
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        XCTAssertEqual(verify.stdout, "")
+        let report = try String(contentsOfFile: dir + "/verify.txt", encoding: .utf8)
+        XCTAssertTrue(report.contains("max abs error") && report.hasSuffix("ok\n"), report)
+        let bench = CLI.blockc([
+            "bench", "Examples/layernorm_matmul.graph", "--dim", "M=64,K=64,N=64", "--reps", "1", "-o",
+            dir + "/bench.txt",
+        ])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        XCTAssertEqual(bench.stdout, "")
+        XCTAssertTrue(try String(contentsOfFile: dir + "/bench.txt", encoding: .utf8).contains("median"))
+    }
+
+    /// A multi-gigabyte `--input` that is not a `.npy` fails on its first bytes.
+    func testHugeNonNPYInputFailsFast() throws {
+        let path = dir + "/big"
+        FileManager.default.createFile(atPath: path, contents: Data("junk".utf8))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: 3 << 30)
+        try handle.close()
+        let start = Date()
+        let result = CLI.blockc(["run", "Examples/attention.graph", "--dim", "N=8,BH=1", "--input", "Q=\(path)"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.hasPrefix("error: \(path): not a .npy file"), result.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+
+    /// The scratch folders under `$TMPDIR`.
+    func scratchFolders(_ tmp: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).filter { $0.hasPrefix("blockc-") }
+    }
+
+    func testVerifyRemovesItsScratchFolderWhenTheBuildFails() throws {
+        let tmp = dir + "/tmp"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let result = CLI.blockc(
+            ["verify", "Examples/layernorm_matmul.graph", "--dim", "M=64,K=64,N=64"],
+            environment: ["TMPDIR": tmp, "BLOCKC_CC": "false"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(scratchFolders(tmp), [])
+    }
+
+    func testVerifyRemovesItsScratchFolderOnSIGINT() throws {
+        let tmp = dir + "/tmp"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        // A "compiler" that takes a while, so that the interrupt arrives while verify waits for it.
+        let slow = dir + "/slow-cc"
+        try "#!/bin/sh\nexec sleep 3\n".write(toFile: slow, atomically: false, encoding: .utf8)
+        XCTAssertEqual(chmod(slow, 0o755), 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["verify", "Examples/layernorm_matmul.graph", "--dim", "M=64,K=64,N=64"]
+        process.currentDirectoryURL = URL(fileURLWithPath: CLI.packageRoot)
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp, "BLOCKC_CC": slow]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while scratchFolders(tmp).isEmpty && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(scratchFolders(tmp).isEmpty, "verify made a scratch folder")
+        usleep(300_000)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130)
+        XCTAssertEqual(scratchFolders(tmp), [])
+    }
+}
