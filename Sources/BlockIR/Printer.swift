@@ -96,7 +96,8 @@ public enum BlockPrinter {
     }
 
     private static func tensorLine(_ tensor: GlobalTensor, in program: Program) -> String {
-        var text = "tensor \(tensor.name): " + BlockType(tensor.shape, .global).description + " \(tensor.role.rawValue)"
+        let type = BlockType(tensor.shape, .global).description.dropFirst(3)  // the shape and tier after "f32"
+        var text = "tensor \(tensor.name): \(tensor.elementType)" + type + " \(tensor.role.rawValue)"
         if let view = tensor.viewOf { text += " view " + tensorName(view, program) }
         return text
     }

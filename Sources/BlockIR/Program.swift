@@ -12,8 +12,10 @@ public enum TensorRole: String, Hashable, Sendable {
 public struct GlobalTensor: Hashable, Sendable {
     /// The name (unique in the program).
     public var name: String
-    /// The shape (row-major, fp32).
+    /// The shape (row-major).
     public var shape: [Int]
+    /// How each element is stored (loads convert to f32, stores convert back).
+    public var elementType: ElementType
     /// Input, output or temporary.
     public var role: TensorRole
     /// When set, the tensor is a view of another tensor's storage with the same element count
@@ -21,15 +23,20 @@ public struct GlobalTensor: Hashable, Sendable {
     public var viewOf: TensorID?
 
     /// Makes a global tensor.
-    public init(name: String, shape: [Int], role: TensorRole, viewOf: TensorID? = nil) {
+    public init(
+        name: String, shape: [Int], role: TensorRole, viewOf: TensorID? = nil, elementType: ElementType = .f32
+    ) {
         self.name = name
         self.shape = shape
+        self.elementType = elementType
         self.role = role
         self.viewOf = viewOf
     }
 
     /// The number of elements.
     public var elementCount: Int { shape.reduce(1, *) }
+    /// The bytes of its storage.
+    public var byteCount: Int { elementCount * elementType.byteSize }
 }
 
 /// A parallel axis of a kernel's grid: `variable` runs over `0 ..< extent`, independently.

@@ -102,6 +102,14 @@ public enum Verifier {
                             + "view the underlying tensor instead"
                     ))
             }
+            if target.elementType != tensor.elementType {
+                errors.append(
+                    (
+                        index,
+                        "view '\(name)' is \(tensor.elementType) but '\(target.name)' is \(target.elementType); "
+                            + "a view has its tensor's element type"
+                    ))
+            }
             let count = safeElementCount(tensor.shape)
             let targetCount = safeElementCount(target.shape)
             if count != targetCount {

@@ -176,7 +176,17 @@ private struct Parser {
                 at: nameToken.location)
         }
         try expectSymbol(":", "':' and a type after the tensor name")
-        let (shape, tier) = try parseType()
+        // A tensor's element type: f32 (the type of blocks too), f16, bf16, i32 or bool.
+        var elementType = ElementType.f32
+        let shape: [Int]
+        let tier: Tier
+        if current.kind == .identifier, let e = ElementType(rawValue: current.text), e != .f32 {
+            advance()
+            elementType = e
+            (shape, tier) = try parseShapeAndTier(after: e.rawValue)
+        } else {
+            (shape, tier) = try parseType()
+        }
         guard tier == .global else {
             throw Diagnostic(
                 "a tensor lives in global memory; write '@global' instead of '@\(tier.rawValue)'",
@@ -201,18 +211,27 @@ private struct Parser {
         }
         try endOfLine(after: "the tensor declaration")
         tensorLines[name] = nameToken.location.line
-        tensors.append(GlobalTensor(name: name, shape: shape, role: role, viewOf: view))
+        tensors.append(GlobalTensor(name: name, shape: shape, role: role, viewOf: view, elementType: elementType))
         sourceMap.tensors.append(nameToken.location)
     }
 
-    /// `f32[d, ...] @tier`.
+    /// `f32[d, ...] @tier`: the type of a block value (blocks compute in f32).
     mutating func parseType() throws(Diagnostic) -> (shape: [Int], tier: Tier) {
+        if let other = ElementType(rawValue: current.text), other != .f32, current.kind == .identifier {
+            throw error(
+                "blocks compute in f32; '\(other)' is an element type of global tensors only (loads convert to f32)")
+        }
         guard isKeyword("f32") else {
             throw error("expected a type such as 'f32[64,64] @local', found \(current.quoted)")
         }
         advance()
+        return try parseShapeAndTier(after: "f32")
+    }
+
+    /// `[d, ...] @tier` after an element type.
+    mutating func parseShapeAndTier(after elementType: String) throws(Diagnostic) -> (shape: [Int], tier: Tier) {
         let open = current
-        try expectSymbol("[", "'[' after 'f32'")
+        try expectSymbol("[", "'[' after '\(elementType)'")
         var shape: [Int] = []
         var count = 1
         if !isSymbol("]") {

@@ -31,7 +31,13 @@ extension Command {
         throws(DriverError) -> ProgramSchedule
     {
         let pipeline = try Pipeline(path: try options.inputFile(command: command), options: options, console: console)
-        return try pipeline.scheduled()
+        let schedule = try pipeline.scheduled()
+        if let t = schedule.program.tensors.first(where: { $0.elementType != .f32 }) {
+            throw DriverError(
+                "\(command): tensor '\(t.name)' is \(t.elementType); code generation supports f32 tensors only so far "
+                    + "(the interpreter runs every element type: use 'blockc run')")
+        }
+        return schedule
     }
 
     /// `blockc emit-c FILE -o out.c`: writes `out.c` and `out.h`.
@@ -56,11 +62,11 @@ extension Command {
         try plan.check()
         let schedule = try codegenSchedule("emit-c", options, console)
         guard let path = options.outputPath, let headerPath, path != "-" else {
-            console.out(CEmitter.emit(schedule).source)
+            console.out(Pipeline.emit(schedule, options: options, console: console).source)
             return
         }
         let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let c = CEmitter.emit(schedule, headerName: stem)
+        let c = Pipeline.emit(schedule, headerName: stem, options: options, console: console)
         try emit(c.source, to: path, console: console)
         try emit(c.header, to: headerPath, console: console)
     }
@@ -79,7 +85,7 @@ extension Command {
     ) { options, console throws(DriverError) in
         let schedule = try codegenSchedule("build", options, console)
         let program = schedule.program
-        let c = CEmitter.emit(schedule)
+        let c = Pipeline.emit(schedule, options: options, console: console)
         let output = options.outputPath ?? "lib\(c.name).so"
         let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var plan = OutputPlan(options, withOutput: false)
@@ -271,7 +277,8 @@ struct CodegenRun {
         var inputs: [String: NDArray] = [:]
         do throws(DriverError) {
             for (k, t) in program.inputs.enumerated() {
-                let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
+                let a = RandomInputs.values(
+                    shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k))
                 inputs[program[t].name] = a
                 try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
             }

@@ -52,11 +52,11 @@ extension Command {
             if options.outputPath == nil { return }
         }
         guard let path = options.outputPath, path != "-" else {
-            console.out(CEmitter.emit(schedule, dialect: .cuda).source)
+            console.out(Pipeline.emit(schedule, dialect: .cuda, options: options, console: console).source)
             return
         }
         let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let cu = CEmitter.emit(schedule, dialect: .cuda, headerName: stem)
+        let cu = Pipeline.emit(schedule, dialect: .cuda, headerName: stem, options: options, console: console)
         try emit(cu.source, to: path, console: console)
         try emit(cu.header, to: headerPath(path), console: console)
     }
@@ -89,7 +89,8 @@ enum CudaBundle {
         let cu = CEmitter.emit(schedule, dialect: .cuda)
         var inputs: [String: NDArray] = [:]
         for (k, t) in program.inputs.enumerated() {
-            let a = RandomInputs.standardNormal(shape: program[t].shape, seed: seed, stream: UInt64(k))
+            let a = RandomInputs.values(
+                shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k))
             inputs[program[t].name] = a
             try writeNPY(a, dir + "/inputs/" + program[t].name + ".npy")
         }

@@ -34,7 +34,7 @@ enum Help {
         case .seed: return "  --seed N                seed for random standard-normal inputs (default 0)"
         case .saveInputs: return "  --save-inputs           also write every input as NAME.npy in --output-dir"
         case .stage:
-            return "  --stage NAME            which program: graph (run only), lower or fuse (default: the last one)"
+            return "  --stage NAME            which program: graph (run only), lower, fuse or schedule (default: fuse)"
         case .printAfter:
             return
                 "  --print-after STAGE     print the program after a stage to standard error (\(Pipeline.stageNames.joined(separator: ", ")))"

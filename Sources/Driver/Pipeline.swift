@@ -1,5 +1,6 @@
 import BlockIR
 import BlockParser
+import Codegen
 import Foundation
 import Fusion
 import Graph
@@ -129,6 +130,17 @@ struct Pipeline {
         }
         try verify(schedule.program, stage: "schedule")
         return schedule
+    }
+
+    /// The `emit` stage: renders a schedule in a dialect (the C family's one emitter), printing the
+    /// source after it with `--print-after=emit`.
+    static func emit(
+        _ schedule: ProgramSchedule, dialect: Dialect = .c, headerName: String? = nil, options: CommandLineOptions,
+        console: Console
+    ) -> CSource {
+        let source = CEmitter.emit(schedule, dialect: dialect, headerName: headerName)
+        if options.printAfter.contains("emit") { console.err("// after emit\n" + source.source) }
+        return source
     }
 
     /// The program at a stage: `lower`, `fuse` or `schedule` (default: `fuse`, or `lower` with

@@ -10,7 +10,7 @@ struct RunCommand {
 
     func execute() throws(DriverError) {
         let pipeline = try Pipeline(path: try options.inputFile(command: "run"), options: options, console: console)
-        let stages = pipeline.isBlockFile ? ["lower", "fuse"] : ["graph", "lower", "fuse"]
+        let stages = pipeline.isBlockFile ? ["lower", "fuse", "schedule"] : ["graph", "lower", "fuse", "schedule"]
         let stage = options.stage ?? (options.noFusion ? "lower" : "fuse")
         guard stages.contains(stage) else {
             throw DriverError(
@@ -19,14 +19,14 @@ struct RunCommand {
         if options.saveInputs && options.outputDir == nil {
             throw DriverError("--save-inputs needs --output-dir DIR to know where to write")
         }
-        let signature: [(name: String, shape: [Int])]
+        let signature: [(name: String, shape: [Int], type: ElementType)]
         let execute: ([String: NDArray]) throws(Diagnostic) -> [String: NDArray]
         let outputNames: [String]
         let budget = MemoryBudget(options)
         let progress = Progress.forStandardError(console)
         if stage == "graph", case .graph(let graph) = try pipeline.parse() {
             try budget.check(MemoryBudget.bytes(of: graph), running: "running '\(graph.name)' at stage graph")
-            signature = graph.inputs.map { (graph[$0].name, graph[$0].shape) }
+            signature = graph.inputs.map { (graph[$0].name, graph[$0].shape, graph[$0].elementType) }
             outputNames = graph.outputs.map { graph[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try GraphInterpreter.run(graph, inputs: inputs, progress: progress?.report)
@@ -34,7 +34,7 @@ struct RunCommand {
         } else {
             let program = try pipeline.program(at: stage)
             try budget.check(MemoryBudget.bytes(of: program), running: "running '\(program.name)' at stage \(stage)")
-            signature = program.inputs.map { (program[$0].name, program[$0].shape) }
+            signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
             outputNames = program.outputs.map { program[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try BlockInterpreter.run(program, inputs: inputs, progress: progress?.report)
@@ -50,7 +50,7 @@ struct RunCommand {
         let inputs = try makeInputs(signature)
         if let dir = options.outputDir { try makeDirectory(dir) }
         if options.saveInputs, let dir = options.outputDir {
-            for (name, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
+            for (name, _, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
         }
         let outputs: [String: NDArray]
         do {
@@ -67,7 +67,9 @@ struct RunCommand {
         }
     }
 
-    func makeInputs(_ signature: [(name: String, shape: [Int])]) throws(DriverError) -> [String: NDArray] {
+    func makeInputs(_ signature: [(name: String, shape: [Int], type: ElementType)]) throws(DriverError) -> [String:
+        NDArray]
+    {
         var given: [String: String] = [:]
         for (name, path) in options.inputs {
             guard signature.contains(where: { $0.name == name }) else {
@@ -77,7 +79,7 @@ struct RunCommand {
             given[name] = path
         }
         var inputs: [String: NDArray] = [:]
-        for (k, (name, shape)) in signature.enumerated() {
+        for (k, (name, shape, type)) in signature.enumerated() {
             if let path = given[name] {
                 let array: NDArray
                 do {
@@ -89,9 +91,14 @@ struct RunCommand {
                 guard array.shape == shape else {
                     throw DriverError("\(path): input '\(name)' has shape \(array.shape), the program expects \(shape)")
                 }
+                guard array.elementType == type else {
+                    throw DriverError(
+                        "\(path): input '\(name)' holds \(array.elementType) ('\(NPY.dtype(array.elementType))'), "
+                            + "the program expects \(type) ('\(NPY.dtype(type))'); convert the array when saving it")
+                }
                 inputs[name] = array
             } else {
-                inputs[name] = RandomInputs.standardNormal(shape: shape, seed: options.seed, stream: UInt64(k))
+                inputs[name] = RandomInputs.values(shape: shape, type: type, seed: options.seed, stream: UInt64(k))
             }
         }
         return inputs
@@ -145,7 +152,7 @@ struct RunCommand {
             }
         }
         let mean = n > nonFinite ? sum / Double(n - nonFinite) : 0
-        var s = "\(name): f32\(a.shape) mean \(fmt(mean)) min \(fmt(Double(lo))) max \(fmt(Double(hi)))"
+        var s = "\(name): \(a.elementType)\(a.shape) mean \(fmt(mean)) min \(fmt(Double(lo))) max \(fmt(Double(hi)))"
         if nonFinite > 0 { s += " (\(nonFinite) non-finite)" }
         return s
     }

@@ -12,7 +12,8 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static func < (a: NodeID, b: NodeID) -> Bool { a.index < b.index }
 }
 
-/// A tensor operation of the graph level. Shapes are static; every tensor is fp32.
+/// A tensor operation of the graph level. Shapes are static; every tensor has an element type
+/// (`f32` unless declared otherwise), and types never mix implicitly: `cast` converts.
 public enum GraphOp: Hashable, Sendable {
     /// A tensor supplied by the caller.
     case input
@@ -34,12 +35,16 @@ public enum GraphOp: Hashable, Sendable {
     /// Keeps the elements of the last two axes `(i, j)` where the predicate holds and replaces
     /// the others by `fill` (`where(pred, x, fill)`).
     case mask(NodeID, Predicate, fill: Float)
+    /// The same tensor stored as another element type (rounded to nearest even to f16/bf16,
+    /// truncated toward zero and saturated to i32, non-zero to bool).
+    case cast(NodeID, ElementType)
 
     /// The nodes the op reads.
     public var operands: [NodeID] {
         switch self {
         case .input, .constant: return []
-        case .unary(_, let a), .reduce(_, let a, _, _), .transpose(let a, _), .reshape(let a), .mask(let a, _, _):
+        case .unary(_, let a), .reduce(_, let a, _, _), .transpose(let a, _), .reshape(let a), .mask(let a, _, _),
+            .cast(let a, _):
             return [a]
         case .binary(_, let a, let b), .matmul(let a, let b, _, _): return [a, b]
         }
@@ -56,13 +61,16 @@ public struct Node: Hashable, Sendable {
     public var shape: [Int]
     /// The op.
     public var op: GraphOp
+    /// How the tensor's elements are stored.
+    public var elementType: ElementType
 
     /// Makes a node.
-    public init(id: NodeID, name: String, shape: [Int], op: GraphOp) {
+    public init(id: NodeID, name: String, shape: [Int], op: GraphOp, elementType: ElementType = .f32) {
         self.id = id
         self.name = name
         self.shape = shape
         self.op = op
+        self.elementType = elementType
     }
 }
 

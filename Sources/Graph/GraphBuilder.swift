@@ -48,10 +48,37 @@ public struct GraphBuilder: Sendable {
         dims.append(DimBinding(name: name, value: value))
     }
 
-    private mutating func add(_ op: GraphOp, _ shape: [Int], name: String? = nil) -> NodeID {
+    private mutating func add(_ op: GraphOp, _ shape: [Int], _ type: ElementType, name: String? = nil) -> NodeID {
         let id = NodeID(nodes.count)
-        nodes.append(Node(id: id, name: name ?? "t\(id.index)", shape: shape, op: op))
+        nodes.append(Node(id: id, name: name ?? "t\(id.index)", shape: shape, op: op, elementType: type))
         return id
+    }
+
+    /// The element type of a node built so far.
+    public func elementType(of node: NodeID) -> ElementType { nodes[node.index].elementType }
+
+    /// The element type of an op's operands taken together: scalar constants adopt the other
+    /// operand's type; otherwise the types must be equal (no implicit conversion).
+    private func commonType(_ operands: [NodeID], op: String) throws(GraphError) -> ElementType {
+        let typed = operands.filter { constantValue(of: $0) == nil }
+        guard let first = typed.first else { return .f32 }
+        let type = elementType(of: first)
+        for other in typed.dropFirst() where elementType(of: other) != type {
+            throw GraphError(
+                "\(op): '\(name(of: first))' is \(type) but '\(name(of: other))' is \(elementType(of: other)); "
+                    + "types never mix implicitly: convert one with cast(\(name(of: other)), \(type))")
+        }
+        return type
+    }
+
+    /// Checks that an op that computes in floating point gets floating-point operands.
+    private func requireFloat(_ type: ElementType, _ node: NodeID, op: String) throws(GraphError) {
+        guard type.isFloat else {
+            throw GraphError(
+                "\(op) is not defined on \(type) ('\(name(of: node))' is \(type)); "
+                    + (type == .bool ? "there is no arithmetic on bool; " : "")
+                    + "convert with cast(\(name(of: node)), f32)")
+        }
     }
 
     private func check(_ node: NodeID) throws(GraphError) {
@@ -61,7 +88,8 @@ public struct GraphBuilder: Sendable {
     }
 
     /// Declares an input tensor.
-    public mutating func input(_ name: String, _ shape: [Int]) throws(GraphError) -> NodeID {
+    public mutating func input(_ name: String, _ shape: [Int], _ type: ElementType = .f32) throws(GraphError) -> NodeID
+    {
         try checkFreshName(name)
         guard shape.allSatisfy({ $0 > 0 }) else {
             throw GraphError("input '\(name)' has shape \(shape); every dimension must be positive")
@@ -69,14 +97,14 @@ public struct GraphBuilder: Sendable {
         guard shape.count <= 6 else {
             throw GraphError("input '\(name)' has rank \(shape.count); at most 6 is supported")
         }
-        let id = add(.input, shape, name: name)
+        let id = add(.input, shape, type, name: name)
         userNamed.insert(id)
         return id
     }
 
     /// A scalar constant.
     public mutating func constant(_ value: Float) -> NodeID {
-        add(.constant(value), [])
+        add(.constant(value), [], .f32)
     }
 
     /// Gives a node a user-visible name (used for outputs and `.npy` files).
@@ -103,7 +131,9 @@ public struct GraphBuilder: Sendable {
     public mutating func unary(_ op: UnaryOp, _ x: NodeID) throws(GraphError) -> NodeID {
         try check(x)
         if let c = constantValue(of: x) { return constant(op.apply(c)) }
-        return add(.unary(op, x), shape(of: x))
+        let type = elementType(of: x)
+        try requireFloat(type, x, op: op.rawValue)
+        return add(.unary(op, x), shape(of: x), type)
     }
 
     /// Elementwise function of two tensors, broadcasting as NumPy does.
@@ -112,7 +142,17 @@ public struct GraphBuilder: Sendable {
         try check(b)
         if let x = constantValue(of: a), let y = constantValue(of: b) { return constant(op.apply(x, y)) }
         let shape = try Self.broadcastShape(shape(of: a), shape(of: b), op: op.rawValue)
-        return add(.binary(op, a, b), shape)
+        let type = try commonType([a, b], op: op.rawValue)
+        let typed = constantValue(of: a) == nil ? a : b
+        if type == .i32 {
+            // Integers add, subtract, multiply and compare exactly; other functions are floating point.
+            guard [.add, .sub, .mul, .max, .min].contains(op) else {
+                throw GraphError.notOnIntegers(op.rawValue, name(of: typed))
+            }
+        } else {
+            try requireFloat(type, typed, op: op.rawValue)
+        }
+        return add(.binary(op, a, b), shape, type)
     }
 
     /// `a + b`
@@ -161,7 +201,9 @@ public struct GraphBuilder: Sendable {
             )
         }
         let batch = try Self.broadcastShape(Array(sa.dropLast(2)), Array(sb.dropLast(2)), op: "matmul batch")
-        return add(.matmul(a, b, transposeA: transposeA, transposeB: transposeB), batch + [m, n])
+        let type = try commonType([a, b], op: "matmul")
+        try requireFloat(type, a, op: "matmul")
+        return add(.matmul(a, b, transposeA: transposeA, transposeB: transposeB), batch + [m, n], type)
     }
 
     private func normalizedAxis(_ axis: Int, rank: Int, op: String) throws(GraphError) -> Int {
@@ -181,7 +223,9 @@ public struct GraphBuilder: Sendable {
         let a = try normalizedAxis(axis, rank: s.count, op: "reduce_\(op.rawValue)")
         var out = s
         if keepDims { out[a] = 1 } else { out.remove(at: a) }
-        return add(.reduce(op, x, axis: a, keepDims: keepDims), out)
+        let type = elementType(of: x)
+        try requireFloat(type, x, op: "reduce_\(op.rawValue)")
+        return add(.reduce(op, x, axis: a, keepDims: keepDims), out, type)
     }
 
     /// Mean over one axis: a sum times `1/n`.
@@ -201,7 +245,7 @@ public struct GraphBuilder: Sendable {
             throw GraphError("transpose: \(permutation) is not a permutation of the \(s.count) axes of \(s)")
         }
         if permutation == Array(0..<s.count) { return x }
-        return add(.transpose(x, permutation: permutation), permutation.map { s[$0] })
+        return add(.transpose(x, permutation: permutation), permutation.map { s[$0] }, elementType(of: x))
     }
 
     /// Swaps the last two axes.
@@ -209,6 +253,14 @@ public struct GraphBuilder: Sendable {
         let r = shape(of: x).count
         guard r >= 2 else { throw GraphError("transpose needs rank 2 or more, got \(shape(of: x))") }
         return try transpose(x, permutation: Array(0..<(r - 2)) + [r - 1, r - 2])
+    }
+
+    /// The same tensor stored as another element type (the only conversion between types).
+    public mutating func cast(_ x: NodeID, to type: ElementType) throws(GraphError) -> NodeID {
+        try check(x)
+        if let c = constantValue(of: x) { return constant(type.stored(c)) }
+        if elementType(of: x) == type { return x }
+        return add(.cast(x, type), shape(of: x), type)
     }
 
     /// Same elements, another shape with the same element count.
@@ -219,7 +271,7 @@ public struct GraphBuilder: Sendable {
             throw GraphError("reshape: \(s) has \(s.reduce(1, *)) elements, \(newShape) has \(newShape.reduce(1, *))")
         }
         if newShape == s { return x }
-        return add(.reshape(x), newShape)
+        return add(.reshape(x), newShape, elementType(of: x))
     }
 
     /// `where(pred(i, j), x, fill)` over the last two axes.
@@ -228,7 +280,9 @@ public struct GraphBuilder: Sendable {
         guard shape(of: x).count >= 2 else {
             throw GraphError("where: masks apply to the last two axes; the tensor has shape \(shape(of: x))")
         }
-        return add(.mask(x, predicate, fill: fill), shape(of: x))
+        let type = elementType(of: x)
+        try requireFloat(type, x, op: "where")
+        return add(.mask(x, predicate, fill: fill), shape(of: x), type)
     }
 
     /// `exp(x - max(x)) / sum(exp(x - max(x)))` along an axis.
@@ -316,7 +370,14 @@ public struct GraphBuilder: Sendable {
         case .reduce(let o, let a, let axis, let k): return .reduce(o, f(a), axis: axis, keepDims: k)
         case .transpose(let a, let p): return .transpose(f(a), permutation: p)
         case .reshape(let a): return .reshape(f(a))
+        case .cast(let a, let t): return .cast(f(a), t)
         case .mask(let a, let p, let fill): return .mask(f(a), p, fill: fill)
         }
+    }
+}
+
+extension GraphError {
+    static func notOnIntegers(_ op: String, _ name: String) -> GraphError {
+        GraphError("\(op) is not defined on i32 ('\(name)' is i32); convert with cast(\(name), f32)")
     }
 }

@@ -176,7 +176,7 @@ extension GraphTextParser {
     static let functions: [String] =
         UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
             "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
-            "layernorm", "rmsnorm",
+            "layernorm", "rmsnorm", "cast",
         ]
 
     /// Splits arguments into positional values and keywords, checking the keywords and the count.
@@ -262,6 +262,14 @@ extension GraphTextParser {
                 if let perm { return try b.transpose(x, permutation: perm) }
                 return try b.transposeLast(x)
             }
+        case "cast":
+            let (v, _) = try arguments(name, args, positional: 2...2, keys: [], loc)
+            guard case .name(let typeName) = v[1].kind, let type = ElementType(rawValue: typeName) else {
+                let types = ElementType.allCases.map(\.rawValue).joined(separator: ", ")
+                throw error("cast takes an element type as its second argument (\(types))", v[1].location)
+            }
+            let x = try build(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.cast(x, to: type) }
         case "reshape":
             let (v, _) = try arguments(name, args, positional: 2...2, keys: [], loc)
             let shape = try shapeList(v[1], what: "reshape")

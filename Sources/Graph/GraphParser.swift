@@ -248,12 +248,21 @@ struct GraphTextParser {
         builder.addDim(name, value)
     }
 
-    /// `input NAME: [D, ...]`
+    /// `input NAME: [D, ...]` or `input NAME: TYPE[D, ...]` (TYPE: f32, f16, bf16, i32, bool).
     mutating func input() throws(Diagnostic) {
         advance()
         let (name, loc) = try expectIdentifier("an input name after 'input'")
         try checkFreshTensorName(name, loc)
         try expectSymbol(":", "after the input name (input \(name): [D, ...])")
+        var type = ElementType.f32
+        if case .identifier(let word) = current.kind {
+            guard let t = ElementType(rawValue: word) else {
+                let types = ElementType.allCases.map(\.rawValue).joined(separator: ", ")
+                throw error("unknown element type '\(word)'; use one of \(types) (or none for f32)")
+            }
+            type = t
+            advance()
+        }
         guard current.kind == .symbol("[") else {
             throw error("expected a shape like [N, d] after 'input \(name):', found \(current.spelling)")
         }
@@ -261,7 +270,7 @@ struct GraphTextParser {
         try endOfStatement()
         let shape = try shapeList(shapeExpr, what: "input '\(name)'")
         do {
-            symbols[name] = try builder.input(name, shape)
+            symbols[name] = try builder.input(name, shape, type)
         } catch {
             throw self.error(error.message, loc)
         }

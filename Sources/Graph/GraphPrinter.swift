@@ -17,7 +17,8 @@ public enum GraphPrinter {
             let rhs: String
             switch node.op {
             case .input:
-                lines.append("input \(node.name): \(shape(node.shape))")
+                let type = node.elementType == .f32 ? "" : node.elementType.rawValue
+                lines.append("input \(node.name): \(type)\(shape(node.shape))")
                 continue
             case .constant:
                 continue
@@ -32,6 +33,7 @@ public enum GraphPrinter {
             case .transpose(let a, let perm):
                 rhs = "transpose(\(ref(a)), perm=\(shape(perm)))"
             case .reshape(let a): rhs = "reshape(\(ref(a)), \(shape(node.shape)))"
+            case .cast(let a, let type): rhs = "cast(\(ref(a)), \(type))"
             case .mask(let a, let p, let fill):
                 rhs = "where(\(predicateText(p)), \(ref(a)), \(constantText(fill)))"
             }

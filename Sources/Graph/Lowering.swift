@@ -78,7 +78,8 @@ private struct State {
     mutating func addTensor(_ node: Node, viewOf: TensorID? = nil) -> TensorID {
         let role: TensorRole = node.op == .input ? .input : (outputSet.contains(node.id) ? .output : .temp)
         let id = TensorID(tensors.count)
-        tensors.append(GlobalTensor(name: node.name, shape: node.shape, role: role, viewOf: viewOf))
+        tensors.append(
+            GlobalTensor(name: node.name, shape: node.shape, role: role, viewOf: viewOf, elementType: node.elementType))
         sources[node.id.index] = .tensor(id, shape: node.shape)
         return id
     }
@@ -124,6 +125,10 @@ private struct State {
         case .transpose(let a, let permutation):
             let out = addTensor(node)
             try transpose(node, out, a, permutation: permutation)
+        case .cast(let a, let type):
+            // Loads convert the operand to f32; the store converts to the result's type.
+            let out = addTensor(node)
+            elementwise(node, out, operands: [a], what: "cast_\(type)") { _, v, _ in v[0] }
         case .reshape(let a):
             guard case .tensor(let base, _) = source(a) else {
                 throw GraphError("reshape of the constant '\(graph[a].name)' is not supported")
@@ -134,7 +139,10 @@ private struct State {
                 let viewNode = Node(
                     id: node.id, name: node.name + "_as_" + graph[a].name, shape: graph[a].shape, op: node.op)
                 let view = TensorID(tensors.count)
-                tensors.append(GlobalTensor(name: viewNode.name, shape: viewNode.shape, role: .temp, viewOf: out))
+                tensors.append(
+                    GlobalTensor(
+                        name: viewNode.name, shape: viewNode.shape, role: .temp, viewOf: out,
+                        elementType: node.elementType))
                 elementwise(viewNode, view, operands: [a], what: "copy") { _, v, _ in v[0] }
                 sources[node.id.index] = .tensor(out, shape: node.shape)
             } else {

@@ -23,13 +23,15 @@ public enum BlockInterpreter {
         for id in program.inputs {
             let tensor = program[id]
             guard let given = inputs[tensor.name] else {
-                throw Diagnostic("missing input '\(tensor.name)': expected an f32 array of shape \(tensor.shape)")
+                throw Diagnostic(
+                    "missing input '\(tensor.name)': expected an \(tensor.elementType) array of shape \(tensor.shape)")
             }
             guard given.shape == tensor.shape, given.data.count == tensor.elementCount else {
                 throw Diagnostic(
                     "input '\(tensor.name)' has shape \(given.shape); the program expects shape \(tensor.shape)")
             }
-            machine.memory[machine.storage[id.index]] = given.data
+            let type = tensor.elementType
+            machine.memory[machine.storage[id.index]] = type == .f32 ? given.data : given.data.map(type.stored)
         }
         for (k, kernel) in program.kernels.enumerated() {
             progress?(k, program.kernels.count, kernel.name)
@@ -38,7 +40,8 @@ public enum BlockInterpreter {
         var outputs: [String: NDArray] = [:]
         for id in program.outputs {
             let tensor = program[id]
-            outputs[tensor.name] = NDArray(shape: tensor.shape, data: machine.memory[machine.storage[id.index]])
+            outputs[tensor.name] = NDArray(
+                shape: tensor.shape, data: machine.memory[machine.storage[id.index]], elementType: tensor.elementType)
         }
         return outputs
     }

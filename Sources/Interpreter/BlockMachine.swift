@@ -37,8 +37,12 @@ struct BlockMachine {
     var memory: [[Float]]
     /// Valid elements read by loads (the counters accumulate over kernels until reset).
     var readElements = 0
+    /// Bytes read by loads (valid elements times their tensor's element size).
+    var readBytes = 0
     /// Valid elements written by stores.
     var writtenElements = 0
+    /// Bytes written by stores.
+    var writtenBytes = 0
     /// FLOPs over valid extents.
     var flops = 0
     /// The current kernel's values by slot.
@@ -261,6 +265,7 @@ struct BlockMachine {
         let (base, shape, extent, blockStrides) = try locate(t, access, step, env)
         let valid = extent.reduce(1, &*)
         readElements &+= valid
+        readBytes &+= valid &* program.tensors[t].elementType.byteSize
         guard computesData else { return RuntimeBlock(shape: shape, extent: extent, data: []) }
         var data = [Float](repeating: 0, count: NDArray.elementCount(of: shape))
         if valid > 0 {
@@ -287,8 +292,12 @@ struct BlockMachine {
         let extent = zip(inside, block.extent).map { Swift.min($0, $1) }
         let valid = extent.reduce(1, &*)
         writtenElements &+= valid
+        writtenBytes &+= valid &* program.tensors[t].elementType.byteSize
         guard computesData, valid > 0 else { return }
-        block.data.withUnsafeBufferPointer { source in
+        // Storage in a narrower type rounds on every store (the block computes in f32).
+        let type = program.tensors[t].elementType
+        let data = type == .f32 ? block.data : block.data.map(type.stored)
+        data.withUnsafeBufferPointer { source in
             memory[storage[t]].withUnsafeMutableBufferPointer { target in
                 guard let src = source.baseAddress, let dst = target.baseAddress else { return }
                 Self.copy(

@@ -5,9 +5,11 @@ import Foundation
 public struct KernelCost: Hashable, Sendable {
     /// The kernel's name (`total` for the program).
     public var name: String
-    /// Bytes loaded from global memory: 4 × the valid elements of every executed `load`.
+    /// Bytes loaded from global memory: the valid elements of every executed `load` times their
+    /// tensor's element size.
     public var globalReadBytes: Int
-    /// Bytes stored to global memory: 4 × the valid elements of every executed `store`.
+    /// Bytes stored to global memory: the valid elements of every executed `store` times their
+    /// tensor's element size.
     public var globalWriteBytes: Int
     /// Floating-point operations: 2·m·n·k per `dot` over valid extents, 1 per valid result
     /// element of elementwise ops and masks, 1 per valid input element of a reduction.
@@ -58,8 +60,8 @@ public struct CostReport: Hashable, Sendable {
         var machine = try? BlockMachine(program: program, computesData: false)
         for kernel in program.kernels {
             if machine != nil {
-                machine!.readElements = 0
-                machine!.writtenElements = 0
+                machine!.readBytes = 0
+                machine!.writtenBytes = 0
                 machine!.flops = 0
                 if let compiled = try? KernelCompiler.compile(kernel, in: program) {
                     try? machine!.run(compiled)
@@ -67,8 +69,8 @@ public struct CostReport: Hashable, Sendable {
             }
             costs.append(
                 KernelCost(
-                    name: kernel.name, globalReadBytes: 4 &* (machine?.readElements ?? 0),
-                    globalWriteBytes: 4 &* (machine?.writtenElements ?? 0), flops: machine?.flops ?? 0,
+                    name: kernel.name, globalReadBytes: machine?.readBytes ?? 0,
+                    globalWriteBytes: machine?.writtenBytes ?? 0, flops: machine?.flops ?? 0,
                     localPeakBytes: localPeak(kernel)))
         }
         return CostReport(kernels: costs)

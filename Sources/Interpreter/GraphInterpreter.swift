@@ -41,7 +41,8 @@ public enum GraphInterpreter {
             switch node.op {
             case .input:
                 guard let given = inputs[node.name] else {
-                    throw Diagnostic("missing input '\(node.name)': expected an f32 array of shape \(node.shape)")
+                    throw Diagnostic(
+                        "missing input '\(node.name)': expected an \(node.elementType) array of shape \(node.shape)")
                 }
                 guard given.shape == node.shape else {
                     throw Diagnostic(
@@ -68,11 +69,17 @@ public enum GraphInterpreter {
                 result = NDArray(shape: node.shape, data: x.data)
             case .mask(let a, let predicate, let fill):
                 result = try mask(try operand(a), predicate, fill: fill)
+            case .cast(let a, _):
+                result = try operand(a)
             }
-            guard result.shape == node.shape else {
-                throw Diagnostic("node '\(node.name)' computes shape \(result.shape) but is declared \(node.shape)")
+            // Every node's tensor is stored in its element type: narrower types round here.
+            var stored = result
+            if node.elementType != .f32 { stored.data = result.data.map(node.elementType.stored) }
+            stored.elementType = node.elementType
+            guard stored.shape == node.shape else {
+                throw Diagnostic("node '\(node.name)' computes shape \(stored.shape) but is declared \(node.shape)")
             }
-            values[position] = result
+            values[position] = stored
             for operand in node.op.operands where operand.index >= 0 && operand.index < count {
                 if lastUse[operand.index] == position { values[operand.index] = nil }
             }

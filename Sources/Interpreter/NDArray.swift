@@ -1,19 +1,25 @@
-/// A dense fp32 tensor in row-major (C) order: the interpreters' inputs and outputs and what
-/// `.npy` files hold.
+import BlockIR
+
+/// A dense tensor in row-major (C) order: the interpreters' inputs and outputs and what `.npy`
+/// files hold. Elements are held as f32 values of the element type (an f16, bf16, i32 or bool
+/// array holds only values that type can store; i32 values are exact up to 2^24 in magnitude).
 public struct NDArray: Hashable, Sendable {
     /// The shape; `[]` is a scalar (one element).
     public var shape: [Int]
     /// The elements in row-major order; `data.count` is the product of `shape`.
     public var data: [Float]
+    /// The element type (how `.npy` files store it).
+    public var elementType: ElementType
 
     /// Makes an array from its elements in row-major order. `data.count` must equal the product
     /// of `shape` (a programming error otherwise).
-    public init(shape: [Int], data: [Float]) {
+    public init(shape: [Int], data: [Float], elementType: ElementType = .f32) {
         precondition(
             shape.allSatisfy { $0 >= 0 } && NDArray.elementCount(of: shape) == data.count,
             "NDArray: \(data.count) elements do not fill shape \(shape)")
         self.shape = shape
         self.data = data
+        self.elementType = elementType
     }
 
     /// Makes an array whose every element is `value`.
@@ -21,6 +27,7 @@ public struct NDArray: Hashable, Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "NDArray: negative dimension in \(shape)")
         self.shape = shape
         self.data = Array(repeating: value, count: NDArray.elementCount(of: shape))
+        self.elementType = .f32
     }
 
     /// A rank-0 array holding one value.

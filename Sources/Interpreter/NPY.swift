@@ -1,12 +1,17 @@
 import BlockIR
 import Foundation
 
-/// Reading and writing NumPy `.npy` files of fp32 arrays.
+/// Reading and writing NumPy `.npy` files.
 ///
-/// Reading accepts format versions 1.0, 2.0 and 3.0 whose header says `'descr': '<f4'` and
+/// The element types map to NumPy dtypes: f32 `<f4`, f16 `<f2`, i32 `<i4`, bool `|b1`, and
+/// bf16, which NumPy lacks, as `<u2`: each element's 16-bit bfloat16 pattern (the upper half of
+/// its float32 bits; from NumPy, `(a.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)`
+/// truncates, rounding needs the usual `+ 0x7FFF + lsb` step; back: `(u.astype(np.uint32) << 16).view(np.float32)`).
+///
+/// Reading accepts format versions 1.0, 2.0 and 3.0 with one of those dtypes and
 /// `'fortran_order': False`; anything else (other dtypes, Fortran order, malformed headers,
 /// truncated data) is a `Diagnostic` naming the file and what to change. Writing produces
-/// exactly what `numpy.save` writes for a C-ordered float32 array: version 1.0, the header
+/// exactly what `numpy.save` writes for a C-ordered array of the dtype: version 1.0, the header
 /// dictionary with NumPy's spare space for growing the first axis, padded with spaces to a
 /// multiple of 64 bytes and ended by a newline.
 public enum NPY {
@@ -20,14 +25,29 @@ public enum NPY {
     /// Parses the bytes of a `.npy` file; `name` (usually the path) starts every message.
     public static func read(_ bytes: [UInt8], name: String) throws(Diagnostic) -> NDArray {
         let layout = try parseHeader(bytes, fileSize: bytes.count, name: name)
-        return decode(bytes, from: layout.dataStart, count: layout.count, shape: layout.shape)
+        return decode(bytes, from: layout.dataStart, layout)
     }
 
-    /// What a `.npy` header says: the shape, its element count and where the data starts.
+    /// What a `.npy` header says: the shape, its element count, the element type and where the
+    /// data starts.
     struct Layout {
         var shape: [Int]
         var count: Int
+        var elementType: ElementType
         var dataStart: Int
+        /// The data's size in bytes.
+        var byteCount: Int { count * elementType.byteSize }
+    }
+
+    /// The NumPy dtype of each element type (bf16: its bit patterns as `<u2`).
+    public static func dtype(_ type: ElementType) -> String {
+        switch type {
+        case .f32: return "<f4"
+        case .f16: return "<f2"
+        case .bf16: return "<u2"
+        case .i32: return "<i4"
+        case .bool: return "|b1"
+        }
     }
 
     /// The preamble's size: magic, version and header length (4 bytes in versions 2 and 3).
@@ -63,8 +83,9 @@ public enum NPY {
         let dataStart = headerStart + headerLength
         let header = Array(bytes[headerStart..<dataStart])
         let shape: [Int]
+        let type: ElementType
         do {
-            shape = try HeaderParser.parse(header)
+            (shape, type) = try HeaderParser.parse(header)
         } catch {
             throw fail(error.isMalformed ? "malformed header: \(error.message)" : error.message)
         }
@@ -74,37 +95,63 @@ public enum NPY {
             guard !overflow else { throw fail("the shape \(shape) has too many elements") }
             count = product
         }
-        let (byteCount, overflow) = count.multipliedReportingOverflow(by: 4)
+        let size = type.byteSize
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: size)
         let available = fileSize - dataStart
+        let what = "\(type) (\(dtype(type)))"
         guard !overflow, byteCount <= available else {
             throw fail(
-                "truncated data: the shape \(shape) needs \(count) float32 elements (\(count) × 4 bytes) but only "
-                    + "\(available) bytes follow the header")
+                "truncated data: the shape \(shape) needs \(count) \(what) elements (\(count) × \(size) bytes) but "
+                    + "only \(available) bytes follow the header")
         }
         guard byteCount == available else {
             throw fail(
-                "\(available - byteCount) unexpected bytes after the \(count) float32 elements of shape \(shape)")
+                "\(available - byteCount) unexpected bytes after the \(count) \(what) elements of shape \(shape)")
         }
-        return Layout(shape: shape, count: count, dataStart: dataStart)
+        return Layout(shape: shape, count: count, elementType: type, dataStart: dataStart)
     }
 
-    /// The little-endian float32 values at `start` of `bytes`.
-    static func decode(_ bytes: [UInt8], from dataStart: Int, count: Int, shape: [Int]) -> NDArray {
+    /// The little-endian values at `dataStart` of `bytes`, as f32 values of the layout's type.
+    static func decode(_ bytes: [UInt8], from dataStart: Int, _ layout: Layout) -> NDArray {
+        let count = layout.count
         var data = [Float](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
             data.withUnsafeMutableBufferPointer { out in
-                for k in 0..<count {
-                    let bits = raw.loadUnaligned(fromByteOffset: dataStart + 4 * k, as: UInt32.self)
-                    out[k] = Float(bitPattern: UInt32(littleEndian: bits))
+                switch layout.elementType {
+                case .f32:
+                    for k in 0..<count {
+                        let bits = raw.loadUnaligned(fromByteOffset: dataStart + 4 * k, as: UInt32.self)
+                        out[k] = Float(bitPattern: UInt32(littleEndian: bits))
+                    }
+                case .f16:
+                    for k in 0..<count {
+                        let bits = raw.loadUnaligned(fromByteOffset: dataStart + 2 * k, as: UInt16.self)
+                        out[k] = Float(Float16(bitPattern: UInt16(littleEndian: bits)))
+                    }
+                case .bf16:
+                    for k in 0..<count {
+                        let bits = raw.loadUnaligned(fromByteOffset: dataStart + 2 * k, as: UInt16.self)
+                        out[k] = Float(bitPattern: UInt32(UInt16(littleEndian: bits)) << 16)
+                    }
+                case .i32:
+                    for k in 0..<count {
+                        let bits = raw.loadUnaligned(fromByteOffset: dataStart + 4 * k, as: UInt32.self)
+                        out[k] = Float(Int32(bitPattern: UInt32(littleEndian: bits)))
+                    }
+                case .bool:
+                    for k in 0..<count { out[k] = raw[dataStart + k] != 0 ? 1 : 0 }
                 }
             }
         }
-        return NDArray(shape: shape, data: data)
+        return NDArray(shape: layout.shape, data: data, elementType: layout.elementType)
     }
 
-    /// The bytes of a `.npy` file (format 1.0, as `numpy.save` writes them) holding `array`.
+    /// The bytes of a `.npy` file (format 1.0, as `numpy.save` writes them) holding `array` in
+    /// its element type (its values are stored as that type stores them).
     public static func write(_ array: NDArray) -> [UInt8] {
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText(array.shape)), }"
+        let type = array.elementType
+        var header =
+            "{'descr': '\(dtype(type))', 'fortran_order': False, 'shape': \(shapeText(array.shape)), }"
         if let first = array.shape.first {
             header += String(repeating: " ", count: max(0, growthAxisMaxDigits - String(first).utf8.count))
         }
@@ -125,10 +172,31 @@ public enum NPY {
         bytes.append(contentsOf: [UInt8](repeating: 0x20, count: padding))
         bytes.append(0x0A)
         let dataStart = bytes.count
-        bytes.append(contentsOf: [UInt8](repeating: 0, count: 4 * array.data.count))
+        bytes.append(contentsOf: [UInt8](repeating: 0, count: type.byteSize * array.data.count))
         bytes.withUnsafeMutableBytes { raw in
-            for (k, x) in array.data.enumerated() {
-                raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: dataStart + 4 * k, as: UInt32.self)
+            switch type {
+            case .f32:
+                for (k, x) in array.data.enumerated() {
+                    raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: dataStart + 4 * k, as: UInt32.self)
+                }
+            case .f16:
+                for (k, x) in array.data.enumerated() {
+                    raw.storeBytes(
+                        of: Float16(x).bitPattern.littleEndian, toByteOffset: dataStart + 2 * k, as: UInt16.self)
+                }
+            case .bf16:
+                for (k, x) in array.data.enumerated() {
+                    raw.storeBytes(
+                        of: ElementType.bf16Bits(x).littleEndian, toByteOffset: dataStart + 2 * k, as: UInt16.self)
+                }
+            case .i32:
+                for (k, x) in array.data.enumerated() {
+                    let v = Int32(ElementType.i32.stored(x))
+                    raw.storeBytes(
+                        of: UInt32(bitPattern: v).littleEndian, toByteOffset: dataStart + 4 * k, as: UInt32.self)
+                }
+            case .bool:
+                for (k, x) in array.data.enumerated() { raw[dataStart + k] = x != 0 ? 1 : 0 }
             }
         }
         return bytes
@@ -184,13 +252,13 @@ public enum NPY {
             }
             let layout = try parseHeader(prefix, fileSize: size, name: path)
             try handle.seek(toOffset: UInt64(layout.dataStart))
-            let data = [UInt8](try handle.read(upToCount: 4 * layout.count) ?? Data())
-            guard data.count == 4 * layout.count else {
+            let data = [UInt8](try handle.read(upToCount: layout.byteCount) ?? Data())
+            guard data.count == layout.byteCount else {
                 throw Diagnostic(
                     "\(path): truncated data: the file shrank while it was read (\(data.count) of "
-                        + "\(4 * layout.count) bytes)")
+                        + "\(layout.byteCount) bytes)")
             }
-            return decode(data, from: 0, count: layout.count, shape: layout.shape)
+            return decode(data, from: 0, layout)
         } catch let error as Diagnostic {
             throw error
         } catch {
@@ -248,7 +316,7 @@ private struct HeaderParser {
     /// Nesting depth, bounded so that hostile headers cannot exhaust the stack.
     var depth = 0
 
-    static func parse(_ header: [UInt8]) throws(HeaderError) -> [Int] {
+    static func parse(_ header: [UInt8]) throws(HeaderError) -> (shape: [Int], type: ElementType) {
         var parser = HeaderParser(bytes: header)
         parser.skipSpace()
         let literal = try parser.value()
@@ -274,18 +342,18 @@ private struct HeaderParser {
             throw HeaderError("the header needs the keys 'descr', 'fortran_order' and 'shape'")
         }
         // Dtype and order problems are not "malformed": report them plainly.
+        let supported = "'<f4' (f32), '<f2' (f16), '<u2' (bf16 bit patterns), '<i4' (i32) or '|b1' (bool)"
         guard case .string(let dtype) = descr else {
-            throw HeaderError(
-                "dtype \(descr.text) is not supported; save float32 (numpy: a.astype(np.float32))", malformed: false)
+            throw HeaderError("dtype \(descr.text) is not supported; save \(supported)", malformed: false)
         }
-        guard dtype == "<f4" else {
-            if dtype == ">f4" {
+        let aliases = ["<f4": ElementType.f32, "<f2": .f16, "<u2": .bf16, "<i4": .i32, "|b1": .bool, "<b1": .bool]
+        guard let type = aliases[dtype] else {
+            if dtype.hasPrefix(">") {
                 throw HeaderError(
-                    "dtype '>f4' (big-endian) is not supported; save little-endian float32 (numpy: a.astype('<f4'))",
+                    "dtype '\(dtype)' (big-endian) is not supported; save little-endian (numpy: a.astype('<\(dtype.dropFirst())'))",
                     malformed: false)
             }
-            throw HeaderError(
-                "dtype '\(dtype)' is not supported; save float32 (numpy: a.astype(np.float32))", malformed: false)
+            throw HeaderError("dtype '\(dtype)' is not supported; save \(supported)", malformed: false)
         }
         guard case .boolean(let isFortran) = fortran else {
             throw HeaderError("'fortran_order' is \(fortran.text); expected False")
@@ -305,7 +373,7 @@ private struct HeaderParser {
             }
             out.append(n)
         }
-        return out
+        return (out, type)
     }
 
     mutating func skipSpace() {

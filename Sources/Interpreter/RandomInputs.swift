@@ -1,3 +1,4 @@
+import BlockIR
 import Foundation
 
 /// Deterministic pseudo-random inputs for `blockc run` and the differential tests.
@@ -41,6 +42,24 @@ public enum RandomInputs {
             state = state &+ 0x9E37_79B9_7F4A_7C15
             return Self.mix(state)
         }
+    }
+
+    /// Random values of an element type: standard-normal values stored as the type (rounded to
+    /// f16 or bf16) for floating-point types; for `i32`, the standard-normal values times 8
+    /// truncated toward zero (small signed integers); for `bool`, whether the value is positive
+    /// (about half true). The same for the same `(shape, type, seed, stream)`.
+    public static func values(
+        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64
+    ) -> NDArray {
+        var a = standardNormal(shape: shape, seed: seed, stream: stream)
+        switch type {
+        case .f32: break
+        case .f16, .bf16: a.data = a.data.map(type.stored)
+        case .i32: a.data = a.data.map { ElementType.i32.stored($0 * 8) }
+        case .bool: a.data = a.data.map { $0 > 0 ? 1 : 0 }
+        }
+        a.elementType = type
+        return a
     }
 
     /// An array of `shape` filled with standard-normal values, the same for the same

@@ -49,6 +49,7 @@ final class GraphParserTests: XCTestCase {
             case .transpose: return "transpose"
             case .reshape: return "reshape"
             case .mask: return "mask"
+            case .cast(_, let t): return "cast_\(t)"
             }
         }
     }

@@ -89,14 +89,14 @@ final class NPYTests: XCTestCase {
         let tooLong = try sparse(
             "long.npy", file("{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", data: []), size: gigabytes)
         XCTAssertTrue(
-            readMessage(tooLong).contains("unexpected bytes after the 10 float32 elements"), readMessage(tooLong))
+            readMessage(tooLong).contains("unexpected bytes after the 10 f32 (<f4) elements"), readMessage(tooLong))
         XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the data was not read")
         // A header promising far more data than the file holds.
         let promised = file("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 8), }", data: [1, 2, 3, 4])
         let promise = try sparse("short.npy", promised, size: UInt64(promised.count))
         XCTAssertTrue(
             readMessage(promise).contains(
-                "truncated data: the shape [1000000000, 8] needs 8000000000 float32 elements"),
+                "truncated data: the shape [1000000000, 8] needs 8000000000 f32 (<f4) elements"),
             readMessage(promise))
         // A header that claims to be longer than the file.
         var longHeader = file("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", data: [])
@@ -141,8 +141,10 @@ final class NPYTests: XCTestCase {
         let f8 = file(
             "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", data: [UInt8](repeating: 0, count: 8))
         XCTAssertEqual(
-            message(f8), "Q.npy: dtype '<f8' is not supported; save float32 (numpy: a.astype(np.float32))")
-        for dtype in [">f4", "<i4", "|u1", "<f2"] {
+            message(f8),
+            "Q.npy: dtype '<f8' is not supported; save '<f4' (f32), '<f2' (f16), '<u2' (bf16 bit patterns), "
+                + "'<i4' (i32) or '|b1' (bool)")
+        for dtype in [">f4", "|u1", "<i8", ">f2"] {
             let bytes = file(
                 "{'descr': '\(dtype)', 'fortran_order': False, 'shape': (1,), }", data: [UInt8](repeating: 0, count: 4))
             let text = message(bytes)
@@ -203,5 +205,33 @@ final class NPYTests: XCTestCase {
             bytes[k] = UInt8(truncatingIfNeeded: generator.next())
             _ = message(bytes)
         }
+    }
+
+    /// Every element type round-trips through its dtype, with the values its storage holds:
+    /// f16 and bf16 round to nearest even, i32 truncates toward zero, bool is non-zero.
+    func testElementTypesRoundTrip() throws {
+        let values: [Float] = [0, 1, -2.5, 1 + 1.0 / 256, 1 + 3.0 / 512, 65504, 1e-3, -7.9]
+        let expected: [ElementType: [Float]] = [
+            .f32: values,
+            .f16: [0, 1, -2.5, 1 + 1.0 / 256, 1 + 3.0 / 512, 65504, Float(Float16(1e-3)), Float(Float16(-7.9))],
+            // bf16 keeps 8 significant bits: 1 + 2^-8 is a tie and rounds to the even 1; 1 + 3·2^-9
+            // rounds up to 1 + 2^-7.
+            .bf16: [0, 1, -2.5, 1, 1 + 1.0 / 128, 65536, Float(bitPattern: 0x3A83_0000), -7.90625],
+            .i32: [0, 1, -2, 1, 1, 65504, 0, -7],
+            .bool: [0, 1, 1, 1, 1, 1, 1, 1],
+        ]
+        for type in ElementType.allCases {
+            let stored = values.map(type.stored)
+            XCTAssertEqual(stored, expected[type], "\(type)")
+            let array = NDArray(shape: [2, 4], data: stored, elementType: type)
+            let bytes = NPY.write(array)
+            let header = String(decoding: bytes[10..<70], as: UTF8.self)
+            XCTAssertTrue(header.contains("'descr': '\(NPY.dtype(type))'"), header)
+            XCTAssertEqual(bytes.count % type.byteSize, 0)
+            XCTAssertEqual(try NPY.read(bytes, name: "a"), array, "\(type)")
+        }
+        // bf16 files hold the upper 16 bits of each float32 pattern.
+        let bf16 = NPY.write(NDArray(shape: [1], data: [-2.5], elementType: .bf16))
+        XCTAssertEqual(Array(bf16.suffix(2)), [0x20, 0xC0])
     }
 }
