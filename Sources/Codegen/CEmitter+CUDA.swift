@@ -19,10 +19,14 @@ extension CEmitter {
     }
 
     /// The parameter list of an entry (inputs const, then outputs).
-    static func parameters(_ program: Program, names: CNames, suffix: String = "") -> String {
+    static func parameters(_ program: Program, names: CNames, dialect: Dialect, suffix: String = "") -> String {
         var params: [String] = []
-        for t in program.inputs { params.append("const float *\(names.parameter(t))\(suffix)") }
-        for t in program.outputs { params.append("float *\(names.parameter(t))\(suffix)") }
+        for t in program.inputs {
+            params.append("const \(dialect.abiType(program[t].elementType)) *\(names.parameter(t))\(suffix)")
+        }
+        for t in program.outputs {
+            params.append("\(dialect.abiType(program[t].elementType)) *\(names.parameter(t))\(suffix)")
+        }
         return params.isEmpty ? "void" : params.joined(separator: ", ")
     }
 
@@ -31,7 +35,11 @@ extension CEmitter {
         let mappings = launches(schedule)
         var w = CodeWriter()
         headerPreamble(
-            &w, program, names: names, dialect: dialect, intro: "Tensors: fp32, row-major (C order), densely packed.")
+            &w, program, names: names, dialect: dialect,
+            intro: narrowTypes(program).isEmpty
+                ? "Tensors: fp32, row-major (C order), densely packed."
+                : "Tensors: row-major (C order), densely packed, each in its element type (f16 and bf16 as uint16_t bit patterns)."
+        )
         w.line(
             "/* Launch requirements (one CUDA block per grid instance, \(mappings.first?.threads ?? 0) threads each,")
         w.line("   dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */")
@@ -48,9 +56,9 @@ extension CEmitter {
         w.line("extern \"C\" {")
         w.line("#endif")
         w.line("/* Device pointers; runs on the default stream. Returns 0 or a cudaError_t. */")
-        w.line("int \(names.entry)_device(\(parameters(program, names: names)));")
+        w.line("int \(names.entry)_device(\(parameters(program, names: names, dialect: dialect)));")
         w.line("/* Host pointers: copies inputs in and outputs out. Returns 0 or a cudaError_t. */")
-        w.line("int \(names.entry)(\(parameters(program, names: names)));")
+        w.line("int \(names.entry)(\(parameters(program, names: names, dialect: dialect)));")
         w.line("#ifdef __cplusplus")
         w.line("}")
         w.line("#endif")
@@ -68,32 +76,37 @@ extension CEmitter {
         w.line("#define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)")
         w.line()
         w.line("/* Runs the kernels in program order on device pointers. */")
-        w.block("extern \"C\" int \(names.entry)_device(\(parameters(program, names: names)))") { w in
+        w.block("extern \"C\" int \(names.entry)_device(\(parameters(program, names: names, dialect: dialect)))") { w in
             for (index, t) in program.tensors.enumerated() {
                 let id = TensorID(index)
                 guard t.viewOf == nil else { continue }
-                let bytes = "(size_t)\(t.elementCount) * sizeof(float)"
+                let type = dialect.storageType(t.elementType)
+                let bytes = "(size_t)\(t.elementCount) * sizeof(\(type))"
+                let cast =
+                    type == dialect.abiType(t.elementType) ? "" : "(\(t.role == .input ? "const " : "")\(type) *)"
                 switch t.role {
                 case .temp:
-                    w.line("float *\(names.storage(id)) = NULL; /* temp \(t.name): f32\(t.shape) */")
+                    w.line("\(type) *\(names.storage(id)) = NULL; /* temp \(t.name): \(t.elementType)\(t.shape) */")
                     w.line("BLK_CHECK(cudaMalloc((void **)&\(names.storage(id)), \(bytes)));")
                     w.line("BLK_CHECK(cudaMemset(\(names.storage(id)), 0, \(bytes)));")
                 case .input:
-                    w.line("const float *\(names.storage(id)) = \(names.parameter(id));")
+                    w.line("const \(type) *\(names.storage(id)) = \(cast)\(names.parameter(id));")
                 case .output:
-                    w.line("float *\(names.storage(id)) = \(names.parameter(id));")
+                    w.line("\(type) *\(names.storage(id)) = \(cast)\(names.parameter(id));")
                 }
             }
             for t in program.inputs where program[t].viewOf != nil {
                 let s = names.storage(program.storage(of: t))
                 w.line(
                     "BLK_CHECK(cudaMemcpy((void *)\(s), \(names.parameter(t)), (size_t)\(program[t].elementCount) * "
-                        + "sizeof(float), cudaMemcpyDeviceToDevice));")
+                        + "sizeof(\(dialect.storageType(program[t].elementType))), cudaMemcpyDeviceToDevice));")
             }
             for (k, kernel) in program.kernels.enumerated() {
                 let m = mappings[k]
                 var args = KernelEmitter.storageParameters(program, kernel).map { p in
-                    p.written ? "(float *)\(names.storage(p.tensor))" : names.storage(p.tensor)
+                    p.written
+                        ? "(\(dialect.storageType(program[p.tensor].elementType)) *)\(names.storage(p.tensor))"
+                        : names.storage(p.tensor)
                 }
                 if m.scratchFloats > 0 {
                     w.line("float *blk_scratch\(k) = NULL; /* the blocks of \(kernel.name) exceed shared memory */")
@@ -116,7 +129,7 @@ extension CEmitter {
                 let s = names.storage(program.storage(of: t))
                 w.line(
                     "BLK_CHECK(cudaMemcpy(\(names.parameter(t)), \(s), (size_t)\(program[t].elementCount) * "
-                        + "sizeof(float), cudaMemcpyDeviceToDevice));")
+                        + "sizeof(\(dialect.storageType(program[t].elementType))), cudaMemcpyDeviceToDevice));")
             }
             for (index, t) in program.tensors.enumerated() where t.viewOf == nil && t.role == .temp {
                 w.line("BLK_CHECK(cudaFree(\(names.storage(TensorID(index)))));")
@@ -125,12 +138,13 @@ extension CEmitter {
         }
         w.line()
         w.line("/* Copies the inputs to the device, runs the kernels, copies the outputs back. */")
-        w.block("extern \"C\" int \(names.entry)(\(parameters(program, names: names)))") { w in
+        w.block("extern \"C\" int \(names.entry)(\(parameters(program, names: names, dialect: dialect)))") { w in
             var args: [String] = []
             for t in program.inputs + program.outputs {
                 let p = names.parameter(t)
-                let bytes = "(size_t)\(program[t].elementCount) * sizeof(float)"
-                w.line("float *d_\(p) = NULL;")
+                let abi = dialect.abiType(program[t].elementType)
+                let bytes = "(size_t)\(program[t].elementCount) * sizeof(\(abi))"
+                w.line("\(abi) *d_\(p) = NULL;")
                 w.line("BLK_CHECK(cudaMalloc((void **)&d_\(p), \(bytes)));")
                 if program[t].role == .input {
                     w.line("BLK_CHECK(cudaMemcpy(d_\(p), \(p), \(bytes), cudaMemcpyHostToDevice));")
@@ -142,7 +156,7 @@ extension CEmitter {
             w.line("BLK_CHECK(cudaDeviceSynchronize());")
             for t in program.outputs {
                 let p = names.parameter(t)
-                let bytes = "(size_t)\(program[t].elementCount) * sizeof(float)"
+                let bytes = "(size_t)\(program[t].elementCount) * sizeof(\(dialect.abiType(program[t].elementType)))"
                 w.line("BLK_CHECK(cudaMemcpy(\(p), d_\(p), \(bytes), cudaMemcpyDeviceToHost));")
             }
             for t in program.inputs + program.outputs { w.line("BLK_CHECK(cudaFree(d_\(names.parameter(t))));") }

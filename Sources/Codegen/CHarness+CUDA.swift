@@ -33,17 +33,21 @@ extension CHarness {
             for t in program.inputs + program.outputs {
                 let p = names.parameter(t)
                 let n = program[t].elementCount
+                let type = program[t].elementType
+                let abi = dialect.abiType(type)
                 if program[t].role == .input {
-                    w.line("float *\(p) = npy_read(argv[1], \"\(program[t].name)\", \(n)L);")
+                    w.line(
+                        "\(abi) *\(p) = (\(abi) *)npy_read(argv[1], \"\(program[t].name)\", \(n)L, "
+                            + "\"\(dtypeLiteral(type))\", \(type.byteSize));")
                     w.line("if (!\(p)) return 1;")
                 } else {
-                    w.line("float *\(p) = (float *)calloc(\(Swift.max(n, 1))L, sizeof(float));")
+                    w.line("\(abi) *\(p) = (\(abi) *)calloc(\(Swift.max(n, 1))L, sizeof(\(abi)));")
                 }
-                w.line("float *d_\(p) = NULL;")
+                w.line("\(abi) *d_\(p) = NULL;")
                 w.line(
-                    "if (cudaMalloc((void **)&d_\(p), \(Swift.max(n, 1))L * sizeof(float)) != cudaSuccess) return 1;")
+                    "if (cudaMalloc((void **)&d_\(p), \(Swift.max(n, 1))L * sizeof(\(abi))) != cudaSuccess) return 1;")
                 if program[t].role == .input {
-                    w.line("cudaMemcpy(d_\(p), \(p), \(n)L * sizeof(float), cudaMemcpyHostToDevice);")
+                    w.line("cudaMemcpy(d_\(p), \(p), \(n)L * sizeof(\(abi)), cudaMemcpyHostToDevice);")
                 }
                 args.append("d_\(p)")
             }
@@ -56,11 +60,15 @@ extension CHarness {
             }
             for t in program.outputs {
                 let p = names.parameter(t)
-                w.line("cudaMemcpy(\(p), d_\(p), \(program[t].elementCount)L * sizeof(float), cudaMemcpyDeviceToHost);")
+                let type = program[t].elementType
+                w.line(
+                    "cudaMemcpy(\(p), d_\(p), \(program[t].elementCount)L * sizeof(\(dialect.abiType(type))), "
+                        + "cudaMemcpyDeviceToHost);")
                 let shape = program[t].shape.map { "\($0)L" }.joined(separator: ", ")
                 w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
                 w.line(
-                    "  if (npy_write(argv[2], \"\(program[t].name)\", \(p), shape, \(program[t].shape.count))) return 1; }"
+                    "  if (npy_write(argv[2], \"\(program[t].name)\", \(p), shape, \(program[t].shape.count), "
+                        + "\"\(dtypeLiteral(type))\", \(type.byteSize))) return 1; }"
                 )
             }
             w.block("if (reps > 0)") { w in

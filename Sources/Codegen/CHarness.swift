@@ -2,7 +2,8 @@ import BlockIR
 
 /// The C source of a stand-alone harness for a program's entry point.
 ///
-/// `harness DIR [REPS]` reads every input from `DIR/NAME.npy` (fp32, little-endian, C order),
+/// `harness DIR [REPS]` reads every input from `DIR/NAME.npy` (little-endian, C order, the
+/// tensor's dtype as `NPY.dtype` gives it: `<f4`, `<f2`, `<u2` for bf16, `<i4`, `|b1`),
 /// calls the entry once and writes every output to `DIR/NAME.npy`. With `REPS > 0` it then
 /// warms up and times `REPS` further calls, printing `median_ms M min_ms N reps R`.
 public enum CHarness {
@@ -23,12 +24,17 @@ public enum CHarness {
             w.line("int reps = argc > 2 ? atoi(argv[2]) : 0;")
             for t in program.inputs {
                 let p = names.parameter(t)
-                w.line("float *\(p) = npy_read(dir, \"\(program[t].name)\", \(program[t].elementCount)L);")
+                let type = program[t].elementType
+                let abi = dialect.abiType(type)
+                w.line(
+                    "\(abi) *\(p) = (\(abi) *)npy_read(dir, \"\(program[t].name)\", \(program[t].elementCount)L, "
+                        + "\"\(dtypeLiteral(type))\", \(type.byteSize));")
                 w.line("if (!\(p)) return 1;")
             }
             for t in program.outputs {
                 let p = names.parameter(t)
-                w.line("float *\(p) = (float *)calloc(\(program[t].elementCount)L, sizeof(float));")
+                let abi = dialect.abiType(program[t].elementType)
+                w.line("\(abi) *\(p) = (\(abi) *)calloc(\(program[t].elementCount)L, sizeof(\(abi)));")
             }
             let args = (program.inputs + program.outputs).map { names.parameter($0) }.joined(separator: ", ")
             w.line("\(names.entry)(\(args));")
@@ -37,7 +43,8 @@ public enum CHarness {
                 w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
                 w.line(
                     "  if (npy_write(dir, \"\(program[t].name)\", \(names.parameter(t)), shape, "
-                        + "\(program[t].shape.count))) return 1; }")
+                        + "\(program[t].shape.count), \"\(dtypeLiteral(program[t].elementType))\", "
+                        + "\(program[t].elementType.byteSize))) return 1; }")
             }
             w.block("if (reps > 0)") { w in
                 w.line("\(names.entry)(\(args)); /* warm-up */")
@@ -62,13 +69,25 @@ public enum CHarness {
         return w.text
     }
 
-    /// `.npy` reading and writing (fp32, little-endian, C order, format 1.0) and a comparator.
+    /// The `.npy` dtype of an element type as a C string literal's contents.
+    static func dtypeLiteral(_ type: ElementType) -> String {
+        switch type {
+        case .f32: return "<f4"
+        case .f16: return "<f2"
+        case .bf16: return "<u2"
+        case .i32: return "<i4"
+        case .bool: return "|b1"
+        }
+    }
+
+    /// `.npy` reading and writing (little-endian, C order, format 1.0, any element size) and a
+    /// comparator.
     static let support = #"""
         static int cmp_double(const void *a, const void *b) {
             double x = *(const double *)a, y = *(const double *)b;
             return x < y ? -1 : x > y;
         }
-        static float *npy_read(const char *dir, const char *name, long count) {
+        static void *npy_read(const char *dir, const char *name, long count, const char *descr, int size) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s.npy", dir, name);
             FILE *f = fopen(path, "rb");
@@ -86,20 +105,21 @@ public enum CHarness {
             }
             char *header = (char *)calloc((size_t)hlen + 1, 1);
             if (fread(header, 1, (size_t)hlen, f) != (size_t)hlen) { fclose(f); free(header); return NULL; }
-            if (!strstr(header, "<f4") || strstr(header, "True")) {
-                fprintf(stderr, "error: %s must hold little-endian float32 in C order\n", path);
+            if (!strstr(header, descr) || strstr(header, "True")) {
+                fprintf(stderr, "error: %s must hold dtype '%s' in C order\n", path, descr);
                 fclose(f); free(header); return NULL;
             }
             free(header);
-            float *data = (float *)malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
-            if ((long)fread(data, sizeof(float), (size_t)count, f) != count) {
-                fprintf(stderr, "error: %s holds fewer than %ld floats\n", path, count);
+            void *data = malloc((size_t)size * (size_t)(count > 0 ? count : 1));
+            if ((long)fread(data, (size_t)size, (size_t)count, f) != count) {
+                fprintf(stderr, "error: %s holds fewer than %ld elements\n", path, count);
                 fclose(f); free(data); return NULL;
             }
             fclose(f);
             return data;
         }
-        static int npy_write(const char *dir, const char *name, const float *data, const long *shape, int rank) {
+        static int npy_write(const char *dir, const char *name, const void *data, const long *shape, int rank,
+                             const char *descr, int size) {
             char path[4096], header[512], dims[400] = "";
             snprintf(path, sizeof path, "%s/%s.npy", dir, name);
             long count = 1;
@@ -110,7 +130,8 @@ public enum CHarness {
                 strcat(dims, d);
                 count *= shape[k];
             }
-            int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+            int n = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr,
+                             dims);
             int total = 10 + n + 1, pad = (64 - total % 64) % 64;
             FILE *f = fopen(path, "wb");
             if (!f) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
@@ -121,7 +142,7 @@ public enum CHarness {
             fwrite(header, 1, (size_t)n, f);
             for (int k = 0; k < pad; k++) fputc(' ', f);
             fputc('\n', f);
-            fwrite(data, sizeof(float), (size_t)count, f);
+            fwrite(data, (size_t)size, (size_t)count, f);
             fclose(f);
             return 0;
         }

@@ -28,6 +28,7 @@ extension Dialect {
             "threadIdx", "blockIdx", "blockDim", "gridDim", "warpSize", "dim3", "stream", "nullptr",
         ])
         d.runtime = CRuntime.cuda
+        d.elements = .cuda
         d.gpu = GPUSpellings(
             warpSize: 32,
             kernelQualifier: "extern \"C\" __global__ void __launch_bounds__(%THREADS%)",

@@ -68,6 +68,8 @@ public struct Dialect: Hashable, Sendable {
     /// The GPU spellings (threads, barriers, shared memory); `nil` for a CPU dialect, whose
     /// grid is a parallel loop nest and whose blocks are thread-private.
     public var gpu: GPUSpellings?
+    /// How each element type is stored and converted.
+    public var elements: ElementSpellings = .c
 
     /// Makes a dialect.
     public init(
@@ -140,6 +142,22 @@ public struct Dialect: Hashable, Sendable {
             "tanh", "pow", "fabsf", "expf", "logf", "sqrtf", "powf", "tanhf", "NULL", "INFINITY", "NAN",
         ],
         runtime: [CRuntime.basics, CRuntime.math, CRuntime.reductions, CRuntime.dot].joined(separator: "\n") + "\n")
+
+    /// The storage type of a tensor's elements (`float`, `uint16_t`).
+    public func storageType(_ type: ElementType) -> String { elements.storage[type] ?? "float" }
+
+    /// The entry point's parameter type of a tensor's elements.
+    public func abiType(_ type: ElementType) -> String { elements.abi[type] ?? "float" }
+
+    /// The f32 value of a stored element expression.
+    public func loaded(_ type: ElementType, _ expression: String) -> String {
+        apply(elements.load[type] ?? "$0", [expression])
+    }
+
+    /// The stored form of an f32 expression.
+    public func stored(_ type: ElementType, _ expression: String) -> String {
+        apply(elements.store[type] ?? "$0", [expression])
+    }
 
     /// Instantiates a template: `$0`, `$1` become the operands.
     public func apply(_ template: String, _ operands: [String]) -> String {

@@ -100,8 +100,9 @@ extension KernelEmitter {
         let r = result.id
         let g = names.storage(program.storage(of: t))
         let (offset, strides, ext) = address(t, access)
+        let type = program[t].elementType
         if result.type.shape.isEmpty {
-            w.line("const float s\(r.number) = \(g)[\(offset)];")
+            w.line("const float s\(r.number) = \(dialect.loaded(type, "\(g)[\(offset)]"));")
             extents[r] = []
             return
         }
@@ -114,12 +115,12 @@ extension KernelEmitter {
         declareBuffer(r)
         defineExtents(r, ext)
         let src = temp("src")
-        w.line("const float *\(src) = \(g) + \(offset);")
+        w.line("const \(dialect.storageType(type)) *\(src) = \(g) + \(offset);")
         let row = rowLength(r)
         forEach(extents[r]!) { me, i in
             let dst = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
             let s = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
-            me.w.line("v\(r.number)[\(dst)] = \(src)[\(s)];")
+            me.w.line("v\(r.number)[\(dst)] = \(me.dialect.loaded(type, "\(src)[\(s)]"));")
         }
     }
 
@@ -139,17 +140,18 @@ extension KernelEmitter {
     private mutating func emitStore(_ v: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
         let g = names.storage(program.storage(of: t))
         let (offset, strides, ext) = address(t, access)
+        let type = program[t].elementType
         if strides.isEmpty {
-            w.line("\(dialect.gpu?.singleThread ?? "")\(g)[\(offset)] = \(element(v, []));")
+            w.line("\(dialect.gpu?.singleThread ?? "")\(g)[\(offset)] = \(dialect.stored(type, element(v, [])));")
             return
         }
         open("")
         let dst = temp("dst")
-        w.line("float *\(dst) = \(g) + \(offset);")
+        w.line("\(dialect.storageType(type)) *\(dst) = \(g) + \(offset);")
         let bounds = zip(extents[v]!, ext).map { minExtent($0, $1) }
         forEach(bounds) { me, i in
             let d = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
-            me.w.line("\(dst)[\(d)] = \(me.element(v, i));")
+            me.w.line("\(dst)[\(d)] = \(me.dialect.stored(type, me.element(v, i)));")
         }
         close()
     }

@@ -69,7 +69,8 @@ struct KernelEmitter {
     mutating func emitFunction() {
         let r = dialect.restrictQualifier
         let params = Self.storageParameters(program, kernel).map { p in
-            (p.written ? "float *\(r) " : "const float *\(r) ") + names.storage(p.tensor)
+            let type = dialect.storageType(program[p.tensor].elementType)
+            return (p.written ? "\(type) *\(r) " : "const \(type) *\(r) ") + names.storage(p.tensor)
         }
         let grid = kernel.grid.map { "\($0.variable.name) < \($0.extent)" }.joined(separator: ", ")
         w.line(

@@ -32,11 +32,6 @@ extension Command {
     {
         let pipeline = try Pipeline(path: try options.inputFile(command: command), options: options, console: console)
         let schedule = try pipeline.scheduled()
-        if let t = schedule.program.tensors.first(where: { $0.elementType != .f32 }) {
-            throw DriverError(
-                "\(command): tensor '\(t.name)' is \(t.elementType); code generation supports f32 tensors only so far "
-                    + "(the interpreter runs every element type: use 'blockc run')")
-        }
         return schedule
     }
 
@@ -167,7 +162,8 @@ extension Command {
         for t in program.outputs {
             let name = program[t].name
             let got = try run.output(name)
-            let errors = OutputErrors(got: got.data, reference: reference[name]?.data ?? [])
+            let errors = OutputErrors(
+                got: got.data, reference: reference[name]?.data ?? [], elementType: program[t].elementType)
             report += errors.line(name: name) + "\n"
             if !errors.withinTolerance { failed.append(name) }
         }
@@ -226,8 +222,11 @@ struct OutputErrors {
     var maxRelative: Float = 0
     /// The largest finite `|ref|`.
     var referenceMax: Float = 0
+    /// The output's element type (narrower types allow one unit in the last place of rounding).
+    var elementType: ElementType = .f32
 
-    init(got: [Float], reference: [Float]) {
+    init(got: [Float], reference: [Float], elementType: ElementType = .f32) {
+        self.elementType = elementType
         if got.count != reference.count { maxAbsolute = .infinity }
         for (x, y) in zip(got, reference) {
             if y.isFinite { referenceMax = Swift.max(referenceMax, Swift.abs(y)) }
@@ -241,8 +240,20 @@ struct OutputErrors {
         }
     }
 
-    /// The allowed absolute error.
-    var tolerance: Float { 1e-4 * Swift.max(1, referenceMax) }
+    /// The allowed absolute error: `1e-4 · max(1, max|ref|)` for f32 (float reassociation); for
+    /// f16 and bf16 one unit in the last place at that magnitude (`2^-10`, `2^-7`), since the C
+    /// and the interpreter may round a value that differs in its last f32 bits to neighbouring
+    /// values; 1 for i32 (truncation of such a value); 0 for bool.
+    var tolerance: Float {
+        let scale = Swift.max(1, referenceMax)
+        switch elementType {
+        case .f32: return 1e-4 * scale
+        case .f16: return 0x1p-10 * scale
+        case .bf16: return 0x1p-7 * scale
+        case .i32: return Swift.max(1, 1e-4 * scale)
+        case .bool: return 0
+        }
+    }
 
     /// Whether the output is within tolerance.
     var withinTolerance: Bool { maxAbsolute <= tolerance }

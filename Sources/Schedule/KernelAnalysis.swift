@@ -61,10 +61,11 @@ package struct KernelAnalysis {
         }
     }
 
-    /// Whether a load reads its tensor in place (no copy): not a tensor the kernel writes, unit
-    /// stride along the block's last axis, and not a `dot` operand that packing would not cover.
+    /// Whether a load reads its tensor in place (no copy): an f32 tensor (other element types
+    /// are converted into a buffer), not a tensor the kernel writes, unit stride along the
+    /// block's last axis, and not a `dot` operand that packing would not cover.
     private func aliases(_ id: ValueID, tensor: TensorID, strides: [Int]) -> Bool {
-        guard !strides.isEmpty, strides.last == 1 else { return false }
+        guard !strides.isEmpty, strides.last == 1, program[tensor].elementType == .f32 else { return false }
         // A block of a wide matrix read more than once is copied into a dense local buffer: its
         // rows, 2 KiB or more apart, would map to few L1 sets and evict each other on every pass.
         if strides.count == 2 && strides[0] >= 512 && (useCounts[id] ?? 0) >= 2 { return false }

@@ -16,7 +16,8 @@ final class CudaTests: XCTestCase {
         "attention": "BH=1,N=200,d=40", "attention_causal": "BH=1,N=200,d=40",
         "attention_documents": "BH=1,N=300,d=32", "attention_sliding_window": "BH=1,N=300,d=32,W=50",
         "layernorm_matmul": "M=70,K=90,N=50", "rmsnorm_swiglu": "M=100,d=200,h=300",
-        "transformer_layer": "S=100,H=2,dh=40,F=200",
+        "transformer_layer": "S=100,H=2,dh=40,F=200", "attention_bf16": "BH=1,N=200,d=40",
+        "rmsnorm_swiglu_bf16": "M=100,d=200,h=300",
     ]
     /// Shared memory per block of each target (bytes), as in `TargetDescription`.
     static let targets: [(arch: String, sharedLimit: Int)] = [("sm_80", 164 * 1024), ("sm_90", 227 * 1024)]
@@ -145,7 +146,8 @@ final class CudaTests: XCTestCase {
             let job = allJobs[k]
             let label = "\(job.example) [\(job.dims ?? "default size")] \(job.arch)"
             let stem = "\(dir)/\(job.example)_\(k)"
-            var args = ["emit-cuda", "Examples/\(job.example).graph", "-o", stem + ".cu"]
+            // Fused and scheduled for the architecture it is compiled for (its shared memory).
+            var args = ["emit-cuda", "Examples/\(job.example).graph", "--target", job.arch, "-o", stem + ".cu"]
             if let dims = job.dims { args += ["--dim", dims] }
             let emitted = CLI.blockc(args)
             guard emitted.status == 0 else { return failures.append("\(label): emit-cuda failed: \(emitted.stderr)") }

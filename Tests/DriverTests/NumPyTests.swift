@@ -16,6 +16,8 @@ final class NumPyTests: XCTestCase {
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),
+        ("attention_bf16", ["--dim", "BH=2,N=128,d=64"], []),
+        ("rmsnorm_swiglu_bf16", ["--dim", "M=64,d=96,h=160"], []),
     ]
 
     func testExamplesMatchNumPy() throws {

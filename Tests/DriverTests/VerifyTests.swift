@@ -19,6 +19,9 @@ final class VerifyTests: XCTestCase {
         // Streams 1.03 MiB of weights per row block: the schedule coarsens it to 128-row blocks, the last partial.
         ("rmsnorm_swiglu", "M=1000,d=256,h=352", nil),
         ("transformer_layer", "S=100,H=2,dh=40,F=200", nil),
+        // bf16 tensors: the tolerance is one bf16 unit in the last place at max |reference|.
+        ("attention_bf16", "BH=2,N=200,d=40", nil),
+        ("rmsnorm_swiglu_bf16", "M=100,d=200,h=300", nil),
     ]
 
     func testGeneratedCMatchesTheInterpreter() {

@@ -7,7 +7,10 @@ Reads the inputs blockc saved in DIR (NAME.npy, from `blockc run --save-inputs`)
 example's outputs with NumPy in float64, and compares them with blockc's outputs in DIR.
 Prints the maximum absolute error per output; exits 1 when an error exceeds 1e-4 absolute for
 attention, 1e-4 * max(1, max|reference|) for the others (fp32 accumulation over their reduction
-lengths).
+lengths). Examples whose name ends in _bf16 store every tensor as bf16 (.npy '<u2' bit
+patterns): the reference computes in float64 from the same bf16 inputs, and the tolerance is
+2^-5 * max(1, max|reference|), a few bf16 roundings of the intermediates (the graph and the naive
+program round every intermediate to bf16; the fused program rounds only the output).
 """
 import sys
 import numpy as np
@@ -75,6 +78,15 @@ def transformer_layer(t):
     return {"Y": x1 + (silu(xf @ t["W1"]) * (xf @ t["W3"])) @ t["W2"]}
 
 
+def load(path):
+    """An array from a .npy file blockc wrote, as float64; bf16 arrays are '<u2' bit patterns."""
+    a = np.load(path)
+    if a.dtype == np.uint16:
+        return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    assert a.dtype in (np.float32, np.float16), f"{path} has dtype {a.dtype}"
+    return a.astype(np.float64)
+
+
 EXAMPLES = {
     "attention": attention,
     "attention_causal": lambda t: attention(t, lambda i, j: i >= j),
@@ -83,6 +95,8 @@ EXAMPLES = {
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
+    "attention_bf16": attention,
+    "rmsnorm_swiglu_bf16": rmsnorm_swiglu,
 }
 
 INPUTS = {
@@ -93,6 +107,8 @@ INPUTS = {
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],
+    "attention_bf16": ["Q", "K", "V"],
+    "rmsnorm_swiglu_bf16": ["X", "g", "W1", "W3", "W2"],
 }
 
 
@@ -100,20 +116,22 @@ def main():
     name, folder = sys.argv[1], sys.argv[2]
     tensors = {}
     for n in INPUTS[name]:
-        a = np.load(f"{folder}/{n}.npy")
-        assert a.dtype == np.float32, f"{n}.npy has dtype {a.dtype}"
-        tensors[n] = a.astype(np.float64)
+        tensors[n] = load(f"{folder}/{n}.npy")
     expected = EXAMPLES[name](tensors)
     ok = True
     for out, ref in expected.items():
-        got = np.load(f"{folder}/{out}.npy")
+        got = load(f"{folder}/{out}.npy")
         if got.shape != ref.shape:
             print(f"{name}.{out}: shape {got.shape} != reference {ref.shape}")
             ok = False
             continue
         err = float(np.max(np.abs(got.astype(np.float64) - ref)))
         # Attention outputs are averages of V rows: an absolute 1e-4. Others scale with |ref|.
-        tol = 1e-4 if name.startswith("attention") else 1e-4 * max(1.0, float(np.max(np.abs(ref))))
+        scale = max(1.0, float(np.max(np.abs(ref))))
+        if name.endswith("_bf16"):
+            tol = 2**-5 * scale
+        else:
+            tol = 1e-4 if name.startswith("attention") else 1e-4 * scale
         status = "ok" if err <= tol else "FAIL"
         print(f"{name}.{out}: max abs error {err:.3g} (tolerance {tol:.3g}) {status}")
         ok = ok and err <= tol

@@ -1,4 +1,5 @@
 import BlockIR
+import Schedule
 
 extension FusionRule {
     /// R1 — inline a producer kernel at a consumer's load.
@@ -8,7 +9,8 @@ extension FusionRule {
     /// an access whose grid variables can be solved from the load's access (same block sizes,
     /// `b0 := b0, i := i, j := k`); the computation of the stored value is store-free and reads
     /// only tensors that neither the consumer nor any kernel between them writes; and the plan
-    /// allows recomputing it as often as the consumer reads each block.
+    /// allows recomputing it as often as the consumer reads each block; and the consumer with the
+    /// computation inlined still fits the target's local tier (`LocalStorage`).
     ///
     /// ```
     /// kernel p grid(b0 < 8, i < 16, j < 16) { %0 = load S[b0, i * 64 +: 64, j * 64 +: 64] …
@@ -29,6 +31,15 @@ extension FusionRule {
             guard let body = search.visit(consumer.body, trips: Double(consumer.instanceCount)) else { continue }
             var out = consumer
             out.body = body
+            // Legality: the consumer with the producer's computation must still fit the local
+            // tier (inlined loads of narrow tensors, converted into buffers, can overflow it).
+            let bytes = LocalStorage.bytes(out, in: program)
+            if bytes > plan.target.localCapacityBytes && bytes > LocalStorage.bytes(consumer, in: program) {
+                plan.note(
+                    "keep \(search.producerName)'s output in global memory for \(consumer.name): inlining needs "
+                        + "\(bytes) bytes of local tier, more than \(plan.target.name) has")
+                continue
+            }
             return RuleApplication(
                 change: .replace(c, out.renumbered()), place: consumer.name, detail: search.detail,
                 absorbed: [search.producerName])
