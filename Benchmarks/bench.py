@@ -272,7 +272,7 @@ def run_memory():
         return
     exe = os.path.join(d, "mem_attention")
     rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
-                     "-std=gnu11", "-I", d, "-DENTRY=attention", "-DENTRY_HEADER=\"attention.h\"", f"-DBH={BH}",
+                     "-std=gnu11", "-I", d, "-DENTRY=blk_u_attention", "-DENTRY_HEADER=\"attention.h\"", f"-DBH={BH}",
                      f"-DN={MEM_N}", f"-DD={D}", os.path.join(d, "attention.c"), os.path.join(HERE, "mem_driver.c"),
                      "-o", exe, "-lm"])
     if rc != 0:

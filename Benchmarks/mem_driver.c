@@ -4,7 +4,7 @@
  * Build (bench.py does this):
  *   blockc emit-c Examples/attention.graph --dim BH=8,N=32768,d=64 -o DIR/attention.c
  *   gcc -O3 -march=native -fopenmp -fno-math-errno -fno-trapping-math -std=gnu11 -I DIR \
- *       -DENTRY=attention -DENTRY_HEADER='"attention.h"' -DBH=8 -DN=32768 -DD=64 \
+ *       -DENTRY=blk_u_attention -DENTRY_HEADER='"attention.h"' -DBH=8 -DN=32768 -DD=64 \
  *       DIR/attention.c mem_driver.c -o DIR/mem_attention -lm
  * Run:   OMP_NUM_THREADS=2 /usr/bin/time -v DIR/mem_attention
  * Prints: io_bytes B rss_before_io_kib A rss_with_io_kib X peak_rss_kib Y seconds S checksum C

@@ -118,10 +118,10 @@ public enum CCompiler {
         } catch {
             throw Failure("cannot create '\(directory)': \(error.localizedDescription)")
         }
-        let cPath = directory + "/" + source.name + "." + dialect.sourceExtension
+        let cPath = directory + "/" + source.headerName + "." + dialect.sourceExtension
         let hPath = directory + "/" + source.headerName + "." + dialect.headerExtension
-        let harnessPath = directory + "/harness_" + source.name + ".c"
-        let exe = directory + "/harness_" + source.name
+        let harnessPath = directory + "/harness_" + source.headerName + ".c"
+        let exe = directory + "/harness_" + source.headerName
         try write(source.source, to: cPath)
         try write(source.header, to: hPath)
         try write(CHarness.source(for: program, dialect: dialect, headerName: source.headerName), to: harnessPath)

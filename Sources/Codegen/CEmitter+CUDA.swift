@@ -3,10 +3,11 @@ import Schedule
 
 /// The host side of the CUDA dialect: the header and the two C ABI launchers.
 ///
-/// `NAME_device(...)` takes device pointers: it allocates the temporaries (zeroed), launches
-/// the kernels in program order on the default stream and frees the temporaries.
-/// `NAME(...)` takes host pointers: it copies the inputs to the device, runs `NAME_device` and
-/// copies the outputs back. Both return 0 or a `cudaError_t`.
+/// `blk_u_NAME_device(...)` takes device pointers: it allocates the temporaries (zeroed),
+/// launches the kernels in program order on the default stream and frees the temporaries.
+/// `blk_u_NAME(...)` takes host pointers: it copies the inputs to the device, runs
+/// `blk_u_NAME_device` and copies the outputs back. Both return 0 or a `cudaError_t`. (`CNames`
+/// says how names are formed.)
 extension CEmitter {
     /// The launch facts of each kernel of a program under a GPU dialect.
     static func launches(_ schedule: ProgramSchedule) -> [LaunchConfiguration] {
@@ -36,10 +37,13 @@ extension CEmitter {
         var w = CodeWriter()
         headerPreamble(
             &w, program, names: names, dialect: dialect,
-            intro: narrowTypes(program).isEmpty
-                ? "Tensors: fp32, row-major (C order), densely packed."
-                : "Tensors: row-major (C order), densely packed, each in its element type (f16 and bf16 as uint16_t bit patterns)."
-        )
+            intro: [
+                "\(names.entry) (host pointers) and \(names.deviceEntry) (device pointers) run the program.",
+                narrowTypes(program).isEmpty
+                    ? "Tensors: fp32, row-major (C order), densely packed."
+                    : "Tensors: row-major (C order), densely packed, each in its element type (f16 and bf16 as "
+                        + "uint16_t bit patterns).",
+            ])
         w.line(
             "/* Launch requirements (one CUDA block per grid instance, \(mappings.first?.threads ?? 0) threads each,")
         w.line("   dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */")
@@ -49,14 +53,15 @@ extension CEmitter {
                 ? "blocks in \(m.scratchFloats * 4) bytes of global scratch (allocated by the launcher)"
                 : "\(m.sharedBytes) bytes shared"
             w.line(
-                "/*   \(names.kernel(k)) (\(kernel.name)): \(m.blocks) block(s) x \(m.threads) threads, \(memory) */")
+                "/*   \(names.kernel(k)) (\(CNames.comment(kernel.name))): \(m.blocks) block(s) x \(m.threads) threads, "
+                    + "\(memory) */")
         }
         w.line()
         w.line("#ifdef __cplusplus")
         w.line("extern \"C\" {")
         w.line("#endif")
         w.line("/* Device pointers; runs on the default stream. Returns 0 or a cudaError_t. */")
-        w.line("int \(names.entry)_device(\(parameters(program, names: names, dialect: dialect)));")
+        w.line("int \(names.deviceEntry)(\(parameters(program, names: names, dialect: dialect)));")
         w.line("/* Host pointers: copies inputs in and outputs out. Returns 0 or a cudaError_t. */")
         w.line("int \(names.entry)(\(parameters(program, names: names, dialect: dialect)));")
         w.line("#ifdef __cplusplus")
@@ -76,7 +81,7 @@ extension CEmitter {
         w.line("#define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)")
         w.line()
         w.line("/* Runs the kernels in program order on device pointers. */")
-        w.block("extern \"C\" int \(names.entry)_device(\(parameters(program, names: names, dialect: dialect)))") { w in
+        w.block("extern \"C\" int \(names.deviceEntry)(\(parameters(program, names: names, dialect: dialect)))") { w in
             for (index, t) in program.tensors.enumerated() {
                 let id = TensorID(index)
                 guard t.viewOf == nil else { continue }
@@ -86,7 +91,8 @@ extension CEmitter {
                     type == dialect.abiType(t.elementType) ? "" : "(\(t.role == .input ? "const " : "")\(type) *)"
                 switch t.role {
                 case .temp:
-                    w.line("\(type) *\(names.storage(id)) = NULL; /* temp \(t.name): \(t.elementType)\(t.shape) */")
+                    let note = "temp \(CNames.comment(t.name)): \(t.elementType)\(t.shape)"
+                    w.line("\(type) *\(names.storage(id)) = NULL; /* \(note) */")
                     w.line("BLK_CHECK(cudaMalloc((void **)&\(names.storage(id)), \(bytes)));")
                     w.line("BLK_CHECK(cudaMemset(\(names.storage(id)), 0, \(bytes)));")
                 case .input:
@@ -109,7 +115,9 @@ extension CEmitter {
                         : names.storage(p.tensor)
                 }
                 if m.scratchFloats > 0 {
-                    w.line("float *blk_scratch\(k) = NULL; /* the blocks of \(kernel.name) exceed shared memory */")
+                    w.line(
+                        "float *blk_scratch\(k) = NULL; /* the blocks of \(CNames.comment(kernel.name)) exceed shared "
+                            + "memory */")
                     w.line(
                         "BLK_CHECK(cudaMalloc((void **)&blk_scratch\(k), (size_t)\(m.scratchFloats) * sizeof(float)));")
                     args.append("blk_scratch\(k)")
@@ -121,7 +129,7 @@ extension CEmitter {
                 }
                 w.line(
                     "\(names.kernel(k))<<<\(m.blocks), \(m.threads), \(m.sharedBytes)>>>(\(args.joined(separator: ", ")));"
-                        + " /* \(kernel.name) */")
+                        + " /* \(CNames.comment(kernel.name)) */")
                 w.line("BLK_CHECK(cudaGetLastError());")
                 if m.scratchFloats > 0 { w.line("BLK_CHECK(cudaFree(blk_scratch\(k)));") }
             }
@@ -142,24 +150,25 @@ extension CEmitter {
             var args: [String] = []
             for t in program.inputs + program.outputs {
                 let p = names.parameter(t)
+                let d = names.device(t)
                 let abi = dialect.abiType(program[t].elementType)
                 let bytes = "(size_t)\(program[t].elementCount) * sizeof(\(abi))"
-                w.line("\(abi) *d_\(p) = NULL;")
-                w.line("BLK_CHECK(cudaMalloc((void **)&d_\(p), \(bytes)));")
+                w.line("\(abi) *\(d) = NULL;")
+                w.line("BLK_CHECK(cudaMalloc((void **)&\(d), \(bytes)));")
                 if program[t].role == .input {
-                    w.line("BLK_CHECK(cudaMemcpy(d_\(p), \(p), \(bytes), cudaMemcpyHostToDevice));")
+                    w.line("BLK_CHECK(cudaMemcpy(\(d), \(p), \(bytes), cudaMemcpyHostToDevice));")
                 }
-                args.append("d_\(p)")
+                args.append(d)
             }
-            w.line("int status_ = \(names.entry)_device(\(args.joined(separator: ", ")));")
+            w.line("int status_ = \(names.deviceEntry)(\(args.joined(separator: ", ")));")
             w.line("if (status_ != 0) return status_;")
             w.line("BLK_CHECK(cudaDeviceSynchronize());")
             for t in program.outputs {
                 let p = names.parameter(t)
                 let bytes = "(size_t)\(program[t].elementCount) * sizeof(\(dialect.abiType(program[t].elementType)))"
-                w.line("BLK_CHECK(cudaMemcpy(\(p), d_\(p), \(bytes), cudaMemcpyDeviceToHost));")
+                w.line("BLK_CHECK(cudaMemcpy(\(p), \(names.device(t)), \(bytes), cudaMemcpyDeviceToHost));")
             }
-            for t in program.inputs + program.outputs { w.line("BLK_CHECK(cudaFree(d_\(names.parameter(t))));") }
+            for t in program.inputs + program.outputs { w.line("BLK_CHECK(cudaFree(\(names.device(t))));") }
             w.line("return 0;")
         }
     }

@@ -9,7 +9,8 @@ extension CHarness {
     /// `harness IN OUT [REPS]` reads every input from `IN/NAME.npy`, runs the program once on
     /// device pointers, writes every output to `OUT/NAME.npy`, then times `REPS` further runs with
     /// CUDA events and prints `median_ms M min_ms N reps R`. Without a device it prints
-    /// `noGPUMessage` and exits with status 3.
+    /// `noGPUMessage` and exits with status 3. Arrays are named as in `CNames` (`blk_t_NAME`,
+    /// `blk_d_NAME`).
     public static func cudaSource(for program: Program, headerName: String? = nil) -> String {
         let dialect = Dialect.cuda
         let names = CNames(program: program, dialect: dialect)
@@ -19,7 +20,7 @@ extension CHarness {
         w.line("#include <stdio.h>")
         w.line("#include <stdlib.h>")
         w.line("#include <string.h>")
-        w.line("#include \"\(headerName ?? names.entry).\(dialect.headerExtension)\"")
+        w.line("#include \"\(headerName ?? names.stem).\(dialect.headerExtension)\"")
         w.lines(support)
         w.block("int main(int argc, char **argv)") { w in
             w.line("if (argc < 3) { fprintf(stderr, \"usage: %s IN OUT [REPS]\\n\", argv[0]); return 2; }")
@@ -32,26 +33,27 @@ extension CHarness {
             var args: [String] = []
             for t in program.inputs + program.outputs {
                 let p = names.parameter(t)
+                let d = names.device(t)
                 let n = program[t].elementCount
                 let type = program[t].elementType
                 let abi = dialect.abiType(type)
                 if program[t].role == .input {
                     w.line(
-                        "\(abi) *\(p) = (\(abi) *)npy_read(argv[1], \"\(program[t].name)\", \(n)L, "
-                            + "\"\(dtypeLiteral(type))\", \(type.byteSize));")
+                        "\(abi) *\(p) = (\(abi) *)npy_read(argv[1], \"\(CNames.stringLiteral(program[t].name))\", "
+                            + "\(n)L, \"\(dtypeLiteral(type))\", \(type.byteSize));")
                     w.line("if (!\(p)) return 1;")
                 } else {
                     w.line("\(abi) *\(p) = (\(abi) *)calloc(\(Swift.max(n, 1))L, sizeof(\(abi)));")
                 }
-                w.line("\(abi) *d_\(p) = NULL;")
+                w.line("\(abi) *\(d) = NULL;")
                 w.line(
-                    "if (cudaMalloc((void **)&d_\(p), \(Swift.max(n, 1))L * sizeof(\(abi))) != cudaSuccess) return 1;")
+                    "if (cudaMalloc((void **)&\(d), \(Swift.max(n, 1))L * sizeof(\(abi))) != cudaSuccess) return 1;")
                 if program[t].role == .input {
-                    w.line("cudaMemcpy(d_\(p), \(p), \(n)L * sizeof(\(abi)), cudaMemcpyHostToDevice);")
+                    w.line("cudaMemcpy(\(d), \(p), \(n)L * sizeof(\(abi)), cudaMemcpyHostToDevice);")
                 }
-                args.append("d_\(p)")
+                args.append(d)
             }
-            let call = "\(names.entry)_device(\(args.joined(separator: ", ")))"
+            let call = "\(names.deviceEntry)(\(args.joined(separator: ", ")))"
             w.line("int status = \(call);")
             w.line("if (status == 0) status = (int)cudaDeviceSynchronize();")
             w.block("if (status != 0)") { w in
@@ -62,13 +64,13 @@ extension CHarness {
                 let p = names.parameter(t)
                 let type = program[t].elementType
                 w.line(
-                    "cudaMemcpy(\(p), d_\(p), \(program[t].elementCount)L * sizeof(\(dialect.abiType(type))), "
+                    "cudaMemcpy(\(p), \(names.device(t)), \(program[t].elementCount)L * sizeof(\(dialect.abiType(type))), "
                         + "cudaMemcpyDeviceToHost);")
                 let shape = program[t].shape.map { "\($0)L" }.joined(separator: ", ")
                 w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
                 w.line(
-                    "  if (npy_write(argv[2], \"\(program[t].name)\", \(p), shape, \(program[t].shape.count), "
-                        + "\"\(dtypeLiteral(type))\", \(type.byteSize))) return 1; }"
+                    "  if (npy_write(argv[2], \"\(CNames.stringLiteral(program[t].name))\", \(p), shape, "
+                        + "\(program[t].shape.count), \"\(dtypeLiteral(type))\", \(type.byteSize))) return 1; }"
                 )
             }
             w.block("if (reps > 0)") { w in
@@ -91,7 +93,7 @@ extension CHarness {
                 w.line("free(times);")
             }
             for t in program.inputs + program.outputs {
-                w.line("cudaFree(d_\(names.parameter(t)));")
+                w.line("cudaFree(\(names.device(t)));")
                 w.line("free(\(names.parameter(t)));")
             }
             w.line("return 0;")

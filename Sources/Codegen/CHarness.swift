@@ -5,7 +5,9 @@ import BlockIR
 /// `harness DIR [REPS]` reads every input from `DIR/NAME.npy` (little-endian, C order, the
 /// tensor's dtype as `NPY.dtype` gives it: `<f4`, `<f2`, `<u2` for bf16, `<i4`, `|b1`),
 /// calls the entry once and writes every output to `DIR/NAME.npy`. With `REPS > 0` it then
-/// warms up and times `REPS` further calls, printing `median_ms M min_ms N reps R`.
+/// warms up and times `REPS` further calls, printing `median_ms M min_ms N reps R`. `NAME` is
+/// the tensor's own name; the harness's arrays and the entry carry `CNames`'s prefixes
+/// (`blk_t_NAME`, `blk_u_PROGRAM`), so no name can clash with `main`'s locals or with libc.
 public enum CHarness {
     /// The harness source for a program; it includes the program's header by name.
     public static func source(for program: Program, dialect: Dialect = .c, headerName: String? = nil) -> String {
@@ -16,7 +18,7 @@ public enum CHarness {
         w.line("#include <stdio.h>")
         w.line("#include <stdlib.h>")
         w.line("#include <string.h>")
-        w.line("#include \"\(headerName ?? names.entry).\(dialect.headerExtension)\"")
+        w.line("#include \"\(headerName ?? names.stem).\(dialect.headerExtension)\"")
         w.lines(support)
         w.block("int main(int argc, char **argv)") { w in
             w.line("if (argc < 2) { fprintf(stderr, \"usage: %s DIR [REPS]\\n\", argv[0]); return 2; }")
@@ -26,8 +28,9 @@ public enum CHarness {
                 let p = names.parameter(t)
                 let type = program[t].elementType
                 let abi = dialect.abiType(type)
+                let file = CNames.stringLiteral(program[t].name)
                 w.line(
-                    "\(abi) *\(p) = (\(abi) *)npy_read(dir, \"\(program[t].name)\", \(program[t].elementCount)L, "
+                    "\(abi) *\(p) = (\(abi) *)npy_read(dir, \"\(file)\", \(program[t].elementCount)L, "
                         + "\"\(dtypeLiteral(type))\", \(type.byteSize));")
                 w.line("if (!\(p)) return 1;")
             }
@@ -42,7 +45,7 @@ public enum CHarness {
                 let shape = program[t].shape.map { "\($0)L" }.joined(separator: ", ")
                 w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
                 w.line(
-                    "  if (npy_write(dir, \"\(program[t].name)\", \(names.parameter(t)), shape, "
+                    "  if (npy_write(dir, \"\(CNames.stringLiteral(program[t].name))\", \(names.parameter(t)), shape, "
                         + "\(program[t].shape.count), \"\(dtypeLiteral(program[t].elementType))\", "
                         + "\(program[t].elementType.byteSize))) return 1; }")
             }

@@ -4,9 +4,10 @@ public struct CSource: Hashable, Sendable {
     public var source: String
     /// The `.h` text: the entry point's declaration with each parameter's shape and layout.
     public var header: String
-    /// The C name of the entry point.
+    /// The C name of the entry point (`blk_u_attention`; for CUDA, the host launcher's).
     public var name: String
-    /// The header's file stem: the source includes `headerName.h`.
+    /// The file stem: the source includes `headerName.h`; `blockc build` writes `headerName.c`
+    /// and `libheaderName.so` (default: the program's name, `attention`).
     public var headerName: String
 
     /// Makes a translation unit.

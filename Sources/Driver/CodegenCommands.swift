@@ -81,29 +81,29 @@ extension Command {
         let schedule = try codegenSchedule("build", options, console)
         let program = schedule.program
         let c = Pipeline.emit(schedule, options: options, console: console)
-        let output = options.outputPath ?? "lib\(c.name).so"
+        let output = options.outputPath ?? "lib\(c.headerName).so"
         let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var plan = OutputPlan(options, withOutput: false)
         plan.write("the library (-o)", output)
         if output != "-" {
-            plan.write("the C source", folder + "/" + c.name + ".c")
-            plan.write("the header", folder + "/" + c.name + ".h")
+            plan.write("the C source", folder + "/" + c.headerName + ".c")
+            plan.write("the header", folder + "/" + c.headerName + ".h")
         }
         try plan.check()
         // gcc builds in a scratch folder; the results are then written like any other output.
-        let scratch = try ScratchDirectory(tag: c.name)
+        let scratch = try ScratchDirectory(tag: c.headerName)
         defer { scratch.remove() }
         let library: [UInt8]
         do throws(CCompiler.Failure) {
             try CCompiler.compileSharedLibrary(
-                source: c.source, header: c.header, name: c.name, outputPath: scratch.path + "/lib.so")
+                source: c.source, header: c.header, name: c.headerName, outputPath: scratch.path + "/lib.so")
             library = try readScratch(scratch.path + "/lib.so")
         } catch {
             throw DriverError(error.message)
         }
         if output != "-" {
-            try OutputFile(folder + "/" + c.name + ".c").write(c.source)
-            try OutputFile(folder + "/" + c.name + ".h").write(c.header)
+            try OutputFile(folder + "/" + c.headerName + ".c").write(c.source)
+            try OutputFile(folder + "/" + c.headerName + ".h").write(c.header)
         }
         try OutputFile(output).write(library, newFileMode: 0o777)
         let line = "built \(output) (entry '\(c.name)', \(program.kernels.count) kernel(s))\n"

@@ -67,7 +67,7 @@ enum CudaBundle {
     /// The files a bundle holds, relative to its folder.
     static func files(of schedule: ProgramSchedule) -> [String] {
         let program = schedule.program
-        let name = CEmitter.emit(schedule, dialect: .cuda).name
+        let name = CEmitter.emit(schedule, dialect: .cuda).headerName
         return [name + ".cu", name + ".h", "harness.cu", "compare.py", "run.sh"]
             + program.inputs.map { "inputs/" + program[$0].name + ".npy" }
             + program.outputs.map { "expected/" + program[$0].name + ".npy" }
@@ -105,12 +105,12 @@ enum CudaBundle {
             try writeNPY(a, dir + "/expected/" + program[t].name + ".npy")
         }
         let outputs = program.outputs.map { program[$0].name }
-        try Command.emit(cu.source, to: dir + "/\(cu.name).cu", console: console)
-        try Command.emit(cu.header, to: dir + "/\(cu.name).h", console: console)
+        try Command.emit(cu.source, to: dir + "/\(cu.headerName).cu", console: console)
+        try Command.emit(cu.header, to: dir + "/\(cu.headerName).h", console: console)
         try Command.emit(
-            CHarness.cudaSource(for: program, headerName: cu.name), to: dir + "/harness.cu", console: console)
+            CHarness.cudaSource(for: program, headerName: cu.headerName), to: dir + "/harness.cu", console: console)
         try Command.emit(compareScript(outputs), to: dir + "/compare.py", console: console)
-        try OutputFile(dir + "/run.sh").write(runScript(cu.name), newFileMode: 0o777)
+        try OutputFile(dir + "/run.sh").write(runScript(cu.headerName, entry: cu.name), newFileMode: 0o777)
     }
 
     private static func writeNPY(_ a: NDArray, _ path: String) throws(DriverError) {
@@ -118,11 +118,13 @@ enum CudaBundle {
     }
 
     /// `run.sh`: build with nvcc, run, compare, print errors and timings.
-    static func runScript(_ name: String) -> String {
+    static func runScript(_ name: String, entry: String) -> String {
         """
         #!/bin/sh
         # Builds the CUDA harness for \(name) with nvcc, runs it on the GPU and compares the outputs
-        # with the interpreter's (expected/*.npy). Environment: NVCC (default: nvcc on PATH),
+        # with the interpreter's (expected/*.npy). \(name).h declares the entry points \(entry)
+        # (host pointers) and \(entry)_device (device pointers).
+        # Environment: NVCC (default: nvcc on PATH),
         # NVCC_ARCH (default: sm_80 and sm_90 code), REPS (timed runs, default 20), TOL (default 1e-3).
         set -u
         cd "$(dirname "$0")"

@@ -59,6 +59,8 @@ final class HandBuiltCodegenTests: XCTestCase {
             ],
             kernels: [Kernel(name: "k", grid: [GridAxis(IndexVar("i"), 1)], body: b.instructions)])
         XCTAssertEqual(CEmitter.emit(program), CEmitter.emit(program))
-        XCTAssert(CEmitter.emit(program).header.contains("void det(const float *restrict A, float *restrict B);"))
+        XCTAssert(
+            CEmitter.emit(program).header.contains(
+                "void blk_u_det(const float *restrict blk_t_A, float *restrict blk_t_B);"))
     }
 }

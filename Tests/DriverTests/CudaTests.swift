@@ -117,17 +117,18 @@ final class CudaTests: XCTestCase {
 
     func testParsePtxas() {
         let text = """
-            ptxas info    : Compiling entry function 'attention_k0' for 'sm_90'
-            ptxas info    : Function properties for attention_k0
+            ptxas info    : Compiling entry function 'blk_u_attention_k0' for 'sm_90'
+            ptxas info    : Function properties for blk_u_attention_k0
                 8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads
             ptxas info    : Used 40 registers, used 1 barriers, 1024 bytes smem, 384 bytes cmem[0]
             """
         XCTAssertEqual(
             Self.parsePtxas(text),
-            [KernelUsage(name: "attention_k0", registers: 40, staticShared: 1024, spillStores: 4, spillLoads: 4)])
+            [KernelUsage(name: "blk_u_attention_k0", registers: 40, staticShared: 1024, spillStores: 4, spillLoads: 4)])
         XCTAssertEqual(
-            Self.dynamicShared("/*   attention_k0 (k7_matmul_O): 128 block(s) x 256 threads, 49920 bytes shared */"),
-            ["attention_k0": 49920])
+            Self.dynamicShared(
+                "/*   blk_u_attention_k0 (k7_matmul_O): 128 block(s) x 256 threads, 49920 bytes shared */"),
+            ["blk_u_attention_k0": 49920])
     }
 
     func testEveryExampleCompilesWithoutSpills() throws {

@@ -23,7 +23,7 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
-static void attention_bf16_k0(const uint16_t *restrict g_Q, const uint16_t *restrict g_K, const uint16_t *restrict g_V, uint16_t *restrict g_O) {
+static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint16_t *restrict blk_g_K, const uint16_t *restrict blk_g_V, uint16_t *restrict blk_g_O) {
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
@@ -41,7 +41,7 @@ static void attention_bf16_k0(const uint16_t *restrict g_Q, const uint16_t *rest
                     const float s0 = 0.0f;
                     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
                     float *v1 = B0;
-                    const uint16_t *t1_src = g_Q + b0 * 65536 + i * 64 * 64;
+                    const uint16_t *t1_src = blk_g_Q + b0 * 65536 + i * 64 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -77,7 +77,7 @@ static void attention_bf16_k0(const uint16_t *restrict g_Q, const uint16_t *rest
                     for (long k2 = 0; k2 < 16; k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         float *v12 = B4;
-                        const uint16_t *t2_src = g_K + b0 * 65536 + k2 * 64 * 64;
+                        const uint16_t *t2_src = blk_g_K + b0 * 65536 + k2 * 64 * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -170,7 +170,7 @@ static void attention_bf16_k0(const uint16_t *restrict g_Q, const uint16_t *rest
                         }
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                         float *v28 = B6;
-                        const uint16_t *t3_src = g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
+                        const uint16_t *t3_src = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -200,7 +200,7 @@ static void attention_bf16_k0(const uint16_t *restrict g_Q, const uint16_t *rest
                     }
                     // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        uint16_t *t4_dst = g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        uint16_t *t4_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -213,10 +213,10 @@ static void attention_bf16_k0(const uint16_t *restrict g_Q, const uint16_t *rest
 }
 
 /* The entry point: runs the kernels in program order. */
-void attention_bf16(const uint16_t *restrict Q, const uint16_t *restrict K, const uint16_t *restrict V, uint16_t *restrict O) {
-    const uint16_t *g_Q = Q;
-    const uint16_t *g_K = K;
-    const uint16_t *g_V = V;
-    uint16_t *g_O = O;
-    attention_bf16_k0(g_Q, g_K, g_V, g_O); /* k7_matmul_O */
+void blk_u_attention_bf16(const uint16_t *restrict blk_t_Q, const uint16_t *restrict blk_t_K, const uint16_t *restrict blk_t_V, uint16_t *restrict blk_t_O) {
+    const uint16_t *blk_g_Q = blk_t_Q;
+    const uint16_t *blk_g_K = blk_t_K;
+    const uint16_t *blk_g_V = blk_t_V;
+    uint16_t *blk_g_O = blk_t_O;
+    blk_u_attention_bf16_k0(blk_g_Q, blk_g_K, blk_g_V, blk_g_O); /* k7_matmul_O */
 }

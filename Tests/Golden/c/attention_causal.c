@@ -9,7 +9,7 @@
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
-static void attention_causal_k0(const float *restrict g_Q, const float *restrict g_K, const float *restrict g_V, float *restrict g_O) {
+static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -25,7 +25,7 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                     // %0 = fill 0.0
                     const float s0 = 0.0f;
                     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
-                    const float *v1 = g_Q + b0 * 65536 + i * 64 * 64;
+                    const float *v1 = blk_g_Q + b0 * 65536 + i * 64 * 64;
                     // %2 = fill 0.125
                     const float s2 = 0.125f;
                     // %3 = fill -inf
@@ -54,11 +54,11 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                     }
                     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const float *v12 = g_K + b0 * 65536 + k2 * 64 * 64;
+                        const float *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
                         blk_pack(64, 64, v12, 1, 64, B4, 64);
-                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
                         // %14 = mul %13, %2
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -151,11 +151,11 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                             }
                         }
                         // %29 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
-                        const float *v29 = g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
+                        const float *v29 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                         // %30 = dot %24, %29: accumulated in place by its add
                         // %31 = add %28, %30
                         float *v31 = B2;
-                        blk_gemm_pf(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %17, %26, %31
                         {
 #pragma omp simd
@@ -175,7 +175,7 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
                     }
                     // store %33 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t3_dst = g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        float *t3_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -188,10 +188,10 @@ static void attention_causal_k0(const float *restrict g_Q, const float *restrict
 }
 
 /* The entry point: runs the kernels in program order. */
-void attention_causal(const float *restrict Q, const float *restrict K, const float *restrict V, float *restrict O) {
-    const float *g_Q = Q;
-    const float *g_K = K;
-    const float *g_V = V;
-    float *g_O = O;
-    attention_causal_k0(g_Q, g_K, g_V, g_O); /* k8_matmul_O */
+void blk_u_attention_causal(const float *restrict blk_t_Q, const float *restrict blk_t_K, const float *restrict blk_t_V, float *restrict blk_t_O) {
+    const float *blk_g_Q = blk_t_Q;
+    const float *blk_g_K = blk_t_K;
+    const float *blk_g_V = blk_t_V;
+    float *blk_g_O = blk_t_O;
+    blk_u_attention_causal_k0(blk_g_Q, blk_g_K, blk_g_V, blk_g_O); /* k8_matmul_O */
 }

@@ -9,7 +9,7 @@
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
 /* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
-static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict g_gamma, const float *restrict g_beta, const float *restrict g_W, float *restrict g_Y) {
+static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float *restrict blk_g_gamma, const float *restrict blk_g_beta, const float *restrict blk_g_W, float *restrict blk_g_Y) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -65,7 +65,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
                     float *v14 = B6;
-                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -84,12 +84,12 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                         v16[r_] = (v8[r_] + v15[r_]);
                     }
                     // %17 = load gamma[k1 * 64 +: 64]
-                    const float *v17 = g_gamma + k1 * 64;
+                    const float *v17 = blk_g_gamma + k1 * 64;
                     // %18 = load beta[k1 * 64 +: 64]
-                    const float *v18 = g_beta + k1 * 64;
+                    const float *v18 = blk_g_beta + k1 * 64;
                     // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
                     float *v19 = B7;
-                    const float *t2_src = g_W + k1 * 64 * 1024 + j * 64;
+                    const float *t2_src = blk_g_W + k1 * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -315,7 +315,7 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
                 }
                 // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t3_dst = g_Y + i * 64 * 1024 + j * 64;
+                    float *t3_dst = blk_g_Y + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -328,11 +328,11 @@ static void layernorm_matmul_k0(const float *restrict g_X, const float *restrict
 }
 
 /* The entry point: runs the kernels in program order. */
-void layernorm_matmul(const float *restrict X, const float *restrict gamma, const float *restrict beta, const float *restrict W, float *restrict Y) {
-    const float *g_X = X;
-    const float *g_gamma = gamma;
-    const float *g_beta = beta;
-    const float *g_W = W;
-    float *g_Y = Y;
-    layernorm_matmul_k0(g_X, g_gamma, g_beta, g_W, g_Y); /* k11_matmul_Y */
+void blk_u_layernorm_matmul(const float *restrict blk_t_X, const float *restrict blk_t_gamma, const float *restrict blk_t_beta, const float *restrict blk_t_W, float *restrict blk_t_Y) {
+    const float *blk_g_X = blk_t_X;
+    const float *blk_g_gamma = blk_t_gamma;
+    const float *blk_g_beta = blk_t_beta;
+    const float *blk_g_W = blk_t_W;
+    float *blk_g_Y = blk_t_Y;
+    blk_u_layernorm_matmul_k0(blk_g_X, blk_g_gamma, blk_g_beta, blk_g_W, blk_g_Y); /* k11_matmul_Y */
 }

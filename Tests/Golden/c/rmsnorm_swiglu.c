@@ -9,7 +9,7 @@
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
 /* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
-static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g_g, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, float *restrict g_Y) {
+static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *restrict blk_g_g, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, float *restrict blk_g_Y) {
 #pragma omp parallel
     {
         /* 885760 bytes of blocks: one allocation per thread, not the stack */
@@ -65,7 +65,7 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
                     float *v13 = B4;
-                    const float *t1_src = g_X + i * 128 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X + i * 128 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -92,9 +92,9 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                         v16[r_] = (v10[r_] + v15[r_]);
                     }
                     // %17 = load g[k1 * 64 +: 64]
-                    const float *v17 = g_g + k1 * 64;
+                    const float *v17 = blk_g_g + k1 * 64;
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v18 = g_W1 + k1 * 64 * 2816 + k * 64;
+                    const float *v18 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
                     // %19 = broadcast %17 axis 0
                     // %20 = mul %13, %19
                     float *v20 = B4;
@@ -108,14 +108,14 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     // %22 = add %11, %21
                     float *v22 = B2;
                     blk_pack(64, 64, v18, 2816, 1, B5, 64);
-                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B5, 64, v22, 64, 1, k1 + 1 < 16 ? g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B5, 64, v22, 64, 1, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v23 = g_W3 + k1 * 64 * 2816 + k * 64;
+                    const float *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
                     blk_pack(64, 64, v23, 2816, 1, B5, 64);
-                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B5, 64, v25, 64, 1, k1 + 1 < 16 ? g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B5, 64, v25, 64, 1, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
                     // yield %16, %22, %25
                     {
                     }
@@ -172,19 +172,19 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v34 = g_W2 + k * 64 * 1024;
+                const float *v34 = blk_g_W2 + k * 64 * 1024;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
                 blk_pack(64, 1024, v34, 1024, 1, B3, 1024);
-                blk_gemm_pf(128, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1, k + 1 < 44 ? g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                blk_gemm_pf(128, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
                 // yield %36
                 {
                 }
             }
             // store %5 -> Y[i * 128 +: 128, 0 +: 1024]
             {
-                float *t2_dst = g_Y + i * 128 * 1024;
+                float *t2_dst = blk_g_Y + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
@@ -198,12 +198,12 @@ static void rmsnorm_swiglu_k0(const float *restrict g_X, const float *restrict g
 }
 
 /* The entry point: runs the kernels in program order. */
-void rmsnorm_swiglu(const float *restrict X, const float *restrict g, const float *restrict W1, const float *restrict W3, const float *restrict W2, float *restrict Y) {
-    const float *g_X = X;
-    const float *g_g = g;
-    const float *g_W1 = W1;
-    const float *g_W3 = W3;
-    const float *g_W2 = W2;
-    float *g_Y = Y;
-    rmsnorm_swiglu_k0(g_X, g_g, g_W1, g_W3, g_W2, g_Y); /* k11_matmul_Y */
+void blk_u_rmsnorm_swiglu(const float *restrict blk_t_X, const float *restrict blk_t_g, const float *restrict blk_t_W1, const float *restrict blk_t_W3, const float *restrict blk_t_W2, float *restrict blk_t_Y) {
+    const float *blk_g_X = blk_t_X;
+    const float *blk_g_g = blk_t_g;
+    const float *blk_g_W1 = blk_t_W1;
+    const float *blk_g_W3 = blk_t_W3;
+    const float *blk_g_W2 = blk_t_W2;
+    float *blk_g_Y = blk_t_Y;
+    blk_u_rmsnorm_swiglu_k0(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_Y); /* k11_matmul_Y */
 }

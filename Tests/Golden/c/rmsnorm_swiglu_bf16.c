@@ -23,7 +23,7 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
 /* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 819712 bytes per thread */
-static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t *restrict g_g, const uint16_t *restrict g_W1, const uint16_t *restrict g_W3, const uint16_t *restrict g_W2, uint16_t *restrict g_Y) {
+static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const uint16_t *restrict blk_g_g, const uint16_t *restrict blk_g_W1, const uint16_t *restrict blk_g_W3, const uint16_t *restrict blk_g_W2, uint16_t *restrict blk_g_Y) {
 #pragma omp parallel
     {
         /* 819712 bytes of blocks: one allocation per thread, not the stack */
@@ -79,7 +79,7 @@ static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t 
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
                     float *v13 = B4;
-                    const uint16_t *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+                    const uint16_t *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -107,14 +107,14 @@ static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t 
                     }
                     // %17 = load g[k1 * 64 +: 64]
                     float *v17 = B6;
-                    const uint16_t *t2_src = g_g + k1 * 64;
+                    const uint16_t *t2_src = blk_g_g + k1 * 64;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v17[r_] = blk_bf16_to_f32(t2_src[r_]);
                     }
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
                     float *v18 = B5;
-                    const uint16_t *t3_src = g_W1 + k1 * 64 * 2816 + k * 64;
+                    const uint16_t *t3_src = blk_g_W1 + k1 * 64 * 2816 + k * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -136,7 +136,7 @@ static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t 
                     blk_gemm(64, 64, 64, v20, 64, 1, v18, 64, v22, 64, 1);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     float *v23 = B5;
-                    const uint16_t *t4_src = g_W3 + k1 * 64 * 2816 + k * 64;
+                    const uint16_t *t4_src = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -204,7 +204,7 @@ static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t 
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
                 float *v34 = B3;
-                const uint16_t *t5_src = g_W2 + k * 64 * 1024;
+                const uint16_t *t5_src = blk_g_W2 + k * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
@@ -222,7 +222,7 @@ static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t 
             }
             // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
             {
-                uint16_t *t6_dst = g_Y + i * 64 * 1024;
+                uint16_t *t6_dst = blk_g_Y + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
@@ -236,12 +236,12 @@ static void rmsnorm_swiglu_bf16_k0(const uint16_t *restrict g_X, const uint16_t 
 }
 
 /* The entry point: runs the kernels in program order. */
-void rmsnorm_swiglu_bf16(const uint16_t *restrict X, const uint16_t *restrict g, const uint16_t *restrict W1, const uint16_t *restrict W3, const uint16_t *restrict W2, uint16_t *restrict Y) {
-    const uint16_t *g_X = X;
-    const uint16_t *g_g = g;
-    const uint16_t *g_W1 = W1;
-    const uint16_t *g_W3 = W3;
-    const uint16_t *g_W2 = W2;
-    uint16_t *g_Y = Y;
-    rmsnorm_swiglu_bf16_k0(g_X, g_g, g_W1, g_W3, g_W2, g_Y); /* k11_matmul_Y */
+void blk_u_rmsnorm_swiglu_bf16(const uint16_t *restrict blk_t_X, const uint16_t *restrict blk_t_g, const uint16_t *restrict blk_t_W1, const uint16_t *restrict blk_t_W3, const uint16_t *restrict blk_t_W2, uint16_t *restrict blk_t_Y) {
+    const uint16_t *blk_g_X = blk_t_X;
+    const uint16_t *blk_g_g = blk_t_g;
+    const uint16_t *blk_g_W1 = blk_t_W1;
+    const uint16_t *blk_g_W3 = blk_t_W3;
+    const uint16_t *blk_g_W2 = blk_t_W2;
+    uint16_t *blk_g_Y = blk_t_Y;
+    blk_u_rmsnorm_swiglu_bf16_k0(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_Y); /* k11_matmul_Y */
 }

@@ -9,7 +9,7 @@
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
-static void transformer_layer_k0(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wq, float *restrict g_t19_) {
+static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wq, float *restrict blk_g_t19) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -40,7 +40,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
                     float *v6 = B2;
-                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -67,9 +67,9 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                         v9[r_] = (v4[r_] + v8[r_]);
                     }
                     // %10 = load g_attn[k1 * 64 +: 64]
-                    const float *v10 = g_g_attn_ + k1 * 64;
+                    const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wq[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = g_Wq + k1 * 64 * 1024 + j * 64;
+                    const float *v11 = blk_g_Wq + k1 * 64 * 1024 + j * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -83,7 +83,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                     // %15 = add %5, %14
                     float *v15 = B1;
                     blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? g_Wq + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? blk_g_Wq + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
                     // yield %9, %15
                     {
                     }
@@ -121,7 +121,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
                 }
                 // store %22 -> t19[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t2_dst = g_t19_ + i * 64 * 1024 + j * 64;
+                    float *t2_dst = blk_g_t19 + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -134,7 +134,7 @@ static void transformer_layer_k0(const float *restrict g_X, const float *restric
 }
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
-static void transformer_layer_k1(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wk, float *restrict g_t22_) {
+static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_t22) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -165,7 +165,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
                     float *v6 = B2;
-                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -192,9 +192,9 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                         v9[r_] = (v4[r_] + v8[r_]);
                     }
                     // %10 = load g_attn[k1 * 64 +: 64]
-                    const float *v10 = g_g_attn_ + k1 * 64;
+                    const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wk[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = g_Wk + k1 * 64 * 1024 + j * 64;
+                    const float *v11 = blk_g_Wk + k1 * 64 * 1024 + j * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -208,7 +208,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                     // %15 = add %5, %14
                     float *v15 = B1;
                     blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? g_Wk + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? blk_g_Wk + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
                     // yield %9, %15
                     {
                     }
@@ -246,7 +246,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
                 }
                 // store %22 -> t22[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t2_dst = g_t22_ + i * 64 * 1024 + j * 64;
+                    float *t2_dst = blk_g_t22 + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -259,7 +259,7 @@ static void transformer_layer_k1(const float *restrict g_X, const float *restric
 }
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
-static void transformer_layer_k2(const float *restrict g_X, const float *restrict g_g_attn_, const float *restrict g_Wv, float *restrict g_t25_) {
+static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_t25) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -290,7 +290,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
                     float *v6 = B2;
-                    const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -317,9 +317,9 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                         v9[r_] = (v4[r_] + v8[r_]);
                     }
                     // %10 = load g_attn[k1 * 64 +: 64]
-                    const float *v10 = g_g_attn_ + k1 * 64;
+                    const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wv[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = g_Wv + k1 * 64 * 1024 + j * 64;
+                    const float *v11 = blk_g_Wv + k1 * 64 * 1024 + j * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -333,7 +333,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                     // %15 = add %5, %14
                     float *v15 = B1;
                     blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? g_Wv + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? blk_g_Wv + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
                     // yield %9, %15
                     {
                     }
@@ -371,7 +371,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
                 }
                 // store %22 -> t25[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t2_dst = g_t25_ + i * 64 * 1024 + j * 64;
+                    float *t2_dst = blk_g_t25 + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -384,7 +384,7 @@ static void transformer_layer_k2(const float *restrict g_X, const float *restric
 }
 
 /* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-static void transformer_layer_k3(const float *restrict g_t19_, const float *restrict g_t22_, const float *restrict g_t25_, float *restrict g_t37_) {
+static void blk_u_transformer_layer_k3(const float *restrict blk_g_t19, const float *restrict blk_g_t22, const float *restrict blk_g_t25, float *restrict blk_g_t37) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -406,7 +406,7 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
                     // %3 = fill -3.4028235e+38
                     const float s3 = (-3.4028235e+38f);
                     // %4 = load t20[i * 64 +: 64, b0, 0 +: 64]
-                    const float *v4 = g_t19_ + i * 64 * 1024 + b0 * 64;
+                    const float *v4 = blk_g_t19 + i * 64 * 1024 + b0 * 64;
                     // %5 = fill 0.125
                     const float s5 = 0.125f;
                     // %6, %7, %8 = for k2 in 0 ..< min(16, i + 1) iter(%9 = %2, %10 = %1, %11 = %0)
@@ -429,11 +429,11 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
                     }
                     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                         // %12 = load t23[k2 * 64 +: 64, b0, 0 +: 64]
-                        const float *v12 = g_t22_ + k2 * 64 * 1024 + b0 * 64;
+                        const float *v12 = blk_g_t22 + k2 * 64 * 1024 + b0 * 64;
                         // %13 = dot %4, %12 transpose_b
                         float *v13 = B3;
                         blk_pack(64, 64, v12, 1, 1024, B4, 64);
-                        blk_gemm_pf(64, 64, 64, v4, 1024, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? g_t22_ + (k2 + 1) * 64 * 1024 + b0 * 64 : 0, 64, 1024, 64);
+                        blk_gemm_pf(64, 64, 64, v4, 1024, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t22 + (k2 + 1) * 64 * 1024 + b0 * 64 : 0, 64, 1024, 64);
                         // %14 = mul %13, %5
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -526,12 +526,12 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
                             v28[r_] = (v22[r_] + v27[r_]);
                         }
                         // %29 = load t26[k2 * 64 +: 64, b0, j * 64 +: 64]
-                        const float *v29 = g_t25_ + k2 * 64 * 1024 + b0 * 64 + j * 64;
+                        const float *v29 = blk_g_t25 + k2 * 64 * 1024 + b0 * 64 + j * 64;
                         // %30 = dot %26, %29: accumulated in place by its add
                         // %31 = add %24, %30
                         float *v31 = B2;
                         blk_pack(64, 64, v29, 1024, 1, B5, 64);
-                        blk_gemm_pf(64, 64, 64, v26, 64, 1, B5, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? g_t25_ + (k2 + 1) * 64 * 1024 + b0 * 64 + j * 64 : 0, 64, 1024, 64);
+                        blk_gemm_pf(64, 64, 64, v26, 64, 1, B5, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + b0 * 64 + j * 64 : 0, 64, 1024, 64);
                         // yield %17, %28, %31
                         {
 #pragma omp simd
@@ -551,7 +551,7 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
                     }
                     // store %33 -> t37[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t3_dst = g_t37_ + b0 * 65536 + i * 64 * 64 + j * 64;
+                        float *t3_dst = blk_g_t37 + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -564,7 +564,7 @@ static void transformer_layer_k3(const float *restrict g_t19_, const float *rest
 }
 
 /* kernel k22_transpose_t38: grid(b0 < 1024, i < 1, j < 1), 1024 instance(s); local blocks: 0 buffer(s), 0 bytes per thread */
-static void transformer_layer_k4(const float *restrict g_t37_, float *restrict g_t38_) {
+static void blk_u_transformer_layer_k4(const float *restrict blk_g_t37, float *restrict blk_g_t38) {
 #pragma omp parallel
     {
 #pragma omp for collapse(3) schedule(static)
@@ -572,10 +572,10 @@ static void transformer_layer_k4(const float *restrict g_t37_, float *restrict g
             for (long i = 0; i < 1; i++)
                 for (long j = 0; j < 1; j++) {
                     // %0 = load t37[i * 16 +: 16, b0, j * 64 +: 64]
-                    const float *v0 = g_t37_ + i * 16 * 65536 + b0 * 64 + j * 64;
+                    const float *v0 = blk_g_t37 + i * 16 * 65536 + b0 * 64 + j * 64;
                     // store %0 -> t38[b0, i * 16 +: 16, j * 64 +: 64]
                     {
-                        float *t1_dst = g_t38_ + b0 * 1024 + i * 16 * 64 + j * 64;
+                        float *t1_dst = blk_g_t38 + b0 * 1024 + i * 16 * 64 + j * 64;
                         for (long r_ = 0; r_ < 16; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -588,7 +588,7 @@ static void transformer_layer_k4(const float *restrict g_t37_, float *restrict g
 }
 
 /* kernel k23_matmul_t40: grid(i < 8), 8 instance(s); local blocks: 2 buffer(s), 786432 bytes per thread */
-static void transformer_layer_k5(const float *restrict g_Wo, const float *restrict g_t38_, float *restrict g_t40_) {
+static void blk_u_transformer_layer_k5(const float *restrict blk_g_Wo, const float *restrict blk_g_t38, float *restrict blk_g_t40) {
 #pragma omp parallel
     {
         /* 786432 bytes of blocks: one allocation per thread, not the stack */
@@ -609,21 +609,21 @@ static void transformer_layer_k5(const float *restrict g_Wo, const float *restri
             }
             for (long k = 0; k < 16; k++) {
                 // %3 = load A[i * 128 +: 128, k * 64 +: 64]
-                const float *v3 = g_t38_ + i * 128 * 1024 + k * 64;
+                const float *v3 = blk_g_t38 + i * 128 * 1024 + k * 64;
                 // %4 = load Wo[k * 64 +: 64, 0 +: 1024]
-                const float *v4 = g_Wo + k * 64 * 1024;
+                const float *v4 = blk_g_Wo + k * 64 * 1024;
                 // %5 = dot %3, %4: accumulated in place by its add
                 // %6 = add %2, %5
                 float *v6 = B0;
                 blk_pack(64, 1024, v4, 1024, 1, B1, 1024);
-                blk_gemm_pf(128, 1024, 64, v3, 1024, 1, B1, 1024, v6, 1024, 1, k + 1 < 16 ? g_Wo + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                blk_gemm_pf(128, 1024, 64, v3, 1024, 1, B1, 1024, v6, 1024, 1, k + 1 < 16 ? blk_g_Wo + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
                 // yield %6
                 {
                 }
             }
             // store %1 -> t40[i * 128 +: 128, 0 +: 1024]
             {
-                float *t1_dst = g_t40_ + i * 128 * 1024;
+                float *t1_dst = blk_g_t40 + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
@@ -637,7 +637,7 @@ static void transformer_layer_k5(const float *restrict g_Wo, const float *restri
 }
 
 /* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 9 buffer(s), 967168 bytes per thread */
-static void transformer_layer_k6(const float *restrict g_X, const float *restrict g_g_ffn_, const float *restrict g_W1, const float *restrict g_W3, const float *restrict g_W2, const float *restrict g_t40_, float *restrict g_t55_) {
+static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_t40, float *restrict blk_g_t55) {
 #pragma omp parallel
     {
         /* 967168 bytes of blocks: one allocation per thread, not the stack */
@@ -695,7 +695,7 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
                     float *v13 = B4;
-                    const float *t1_src = g_X + i * 128 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X + i * 128 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -704,7 +704,7 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     }
                     // %14 = load t40[i * 128 +: 128, k1 * 64 +: 64]
                     float *v14 = B5;
-                    const float *t2_src = g_t40_ + i * 128 * 1024 + k1 * 64;
+                    const float *t2_src = blk_g_t40 + i * 128 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -739,11 +739,11 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                         v18[r_] = (v10[r_] + v17[r_]);
                     }
                     // %19 = load g_ffn[k1 * 64 +: 64]
-                    const float *v19 = g_g_ffn_ + k1 * 64;
+                    const float *v19 = blk_g_g_ffn + k1 * 64;
                     // %20 = broadcast %19 axis 0
                     // %21 = load W1[k1 * 64 +: 64, k * 64 +: 64]
                     float *v21 = B6;
-                    const float *t3_src = g_W1 + k1 * 64 * 2816 + k * 64;
+                    const float *t3_src = blk_g_W1 + k1 * 64 * 2816 + k * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -752,7 +752,7 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     }
                     // %22 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     float *v22 = B7;
-                    const float *t4_src = g_W3 + k1 * 64 * 2816 + k * 64;
+                    const float *t4_src = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -861,19 +861,19 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
                     }
                 }
                 // %41 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v41 = g_W2 + k * 64 * 1024;
+                const float *v41 = blk_g_W2 + k * 64 * 1024;
                 // %42 = dot %40, %41: accumulated in place by its add
                 // %43 = add %6, %42
                 float *v43 = B0;
                 blk_pack(64, 1024, v41, 1024, 1, B3, 1024);
-                blk_gemm_pf(128, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1, k + 1 < 44 ? g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                blk_gemm_pf(128, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
                 // yield %43
                 {
                 }
             }
             // store %5 -> t55[i * 128 +: 128, 0 +: 1024]
             {
-                float *t5_dst = g_t55_ + i * 128 * 1024;
+                float *t5_dst = blk_g_t55 + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
@@ -887,7 +887,7 @@ static void transformer_layer_k6(const float *restrict g_X, const float *restric
 }
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
-static void transformer_layer_k7(const float *restrict g_X, const float *restrict g_t40_, const float *restrict g_t55_, float *restrict g_Y) {
+static void blk_u_transformer_layer_k7(const float *restrict blk_g_X, const float *restrict blk_g_t40, const float *restrict blk_g_t55, float *restrict blk_g_Y) {
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
@@ -895,9 +895,9 @@ static void transformer_layer_k7(const float *restrict g_X, const float *restric
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
                 // %0 = load X[i * 64 +: 64, j * 64 +: 64]
-                const float *v0 = g_X + i * 64 * 1024 + j * 64;
+                const float *v0 = blk_g_X + i * 64 * 1024 + j * 64;
                 // %1 = load t40[i * 64 +: 64, j * 64 +: 64]
-                const float *v1 = g_t40_ + i * 64 * 1024 + j * 64;
+                const float *v1 = blk_g_t40 + i * 64 * 1024 + j * 64;
                 // %2 = add %0, %1
                 float *v2 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
@@ -907,7 +907,7 @@ static void transformer_layer_k7(const float *restrict g_X, const float *restric
                     }
                 }
                 // %3 = load t55[i * 64 +: 64, j * 64 +: 64]
-                const float *v3 = g_t55_ + i * 64 * 1024 + j * 64;
+                const float *v3 = blk_g_t55 + i * 64 * 1024 + j * 64;
                 // %4 = add %2, %3
                 float *v4 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
@@ -918,7 +918,7 @@ static void transformer_layer_k7(const float *restrict g_X, const float *restric
                 }
                 // store %4 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t1_dst = g_Y + i * 64 * 1024 + j * 64;
+                    float *t1_dst = blk_g_Y + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -931,38 +931,38 @@ static void transformer_layer_k7(const float *restrict g_X, const float *restric
 }
 
 /* The entry point: runs the kernels in program order. */
-void transformer_layer(const float *restrict X, const float *restrict g_attn_, const float *restrict Wq, const float *restrict Wk, const float *restrict Wv, const float *restrict Wo, const float *restrict g_ffn_, const float *restrict W1, const float *restrict W3, const float *restrict W2, float *restrict Y) {
-    const float *g_X = X;
-    const float *g_g_attn_ = g_attn_;
-    const float *g_Wq = Wq;
-    const float *g_Wk = Wk;
-    const float *g_Wv = Wv;
-    const float *g_Wo = Wo;
-    const float *g_g_ffn_ = g_ffn_;
-    const float *g_W1 = W1;
-    const float *g_W3 = W3;
-    const float *g_W2 = W2;
-    float *g_t19_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t19: f32[1024, 1024] */
-    float *g_t22_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t22: f32[1024, 1024] */
-    float *g_t25_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t25: f32[1024, 1024] */
-    float *g_t37_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t37: f32[16, 1024, 64] */
-    float *g_t38_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t38: f32[1024, 16, 64] */
-    float *g_t40_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t40: f32[1024, 1024] */
-    float *g_t55_ = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t55: f32[1024, 1024] */
-    float *g_Y = Y;
-    transformer_layer_k0(g_X, g_g_attn_, g_Wq, g_t19_); /* k7_matmul_t19 */
-    transformer_layer_k1(g_X, g_g_attn_, g_Wk, g_t22_); /* k9_matmul_t22 */
-    transformer_layer_k2(g_X, g_g_attn_, g_Wv, g_t25_); /* k11_matmul_t25 */
-    transformer_layer_k3(g_t19_, g_t22_, g_t25_, g_t37_); /* k21_matmul_t37 */
-    transformer_layer_k4(g_t37_, g_t38_); /* k22_transpose_t38 */
-    transformer_layer_k5(g_Wo, g_t38_, g_t40_); /* k23_matmul_t40 */
-    transformer_layer_k6(g_X, g_g_ffn_, g_W1, g_W3, g_W2, g_t40_, g_t55_); /* k36_matmul_t55 */
-    transformer_layer_k7(g_X, g_t40_, g_t55_, g_Y); /* k37_add_Y */
-    free(g_t19_);
-    free(g_t22_);
-    free(g_t25_);
-    free(g_t37_);
-    free(g_t38_);
-    free(g_t40_);
-    free(g_t55_);
+void blk_u_transformer_layer(const float *restrict blk_t_X, const float *restrict blk_t_g_attn, const float *restrict blk_t_Wq, const float *restrict blk_t_Wk, const float *restrict blk_t_Wv, const float *restrict blk_t_Wo, const float *restrict blk_t_g_ffn, const float *restrict blk_t_W1, const float *restrict blk_t_W3, const float *restrict blk_t_W2, float *restrict blk_t_Y) {
+    const float *blk_g_X = blk_t_X;
+    const float *blk_g_g_attn = blk_t_g_attn;
+    const float *blk_g_Wq = blk_t_Wq;
+    const float *blk_g_Wk = blk_t_Wk;
+    const float *blk_g_Wv = blk_t_Wv;
+    const float *blk_g_Wo = blk_t_Wo;
+    const float *blk_g_g_ffn = blk_t_g_ffn;
+    const float *blk_g_W1 = blk_t_W1;
+    const float *blk_g_W3 = blk_t_W3;
+    const float *blk_g_W2 = blk_t_W2;
+    float *blk_g_t19 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t19: f32[1024, 1024] */
+    float *blk_g_t22 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t22: f32[1024, 1024] */
+    float *blk_g_t25 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t25: f32[1024, 1024] */
+    float *blk_g_t37 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t37: f32[16, 1024, 64] */
+    float *blk_g_t38 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t38: f32[1024, 16, 64] */
+    float *blk_g_t40 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t40: f32[1024, 1024] */
+    float *blk_g_t55 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t55: f32[1024, 1024] */
+    float *blk_g_Y = blk_t_Y;
+    blk_u_transformer_layer_k0(blk_g_X, blk_g_g_attn, blk_g_Wq, blk_g_t19); /* k7_matmul_t19 */
+    blk_u_transformer_layer_k1(blk_g_X, blk_g_g_attn, blk_g_Wk, blk_g_t22); /* k9_matmul_t22 */
+    blk_u_transformer_layer_k2(blk_g_X, blk_g_g_attn, blk_g_Wv, blk_g_t25); /* k11_matmul_t25 */
+    blk_u_transformer_layer_k3(blk_g_t19, blk_g_t22, blk_g_t25, blk_g_t37); /* k21_matmul_t37 */
+    blk_u_transformer_layer_k4(blk_g_t37, blk_g_t38); /* k22_transpose_t38 */
+    blk_u_transformer_layer_k5(blk_g_Wo, blk_g_t38, blk_g_t40); /* k23_matmul_t40 */
+    blk_u_transformer_layer_k6(blk_g_X, blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_t40, blk_g_t55); /* k36_matmul_t55 */
+    blk_u_transformer_layer_k7(blk_g_X, blk_g_t40, blk_g_t55, blk_g_Y); /* k37_add_Y */
+    free(blk_g_t19);
+    free(blk_g_t22);
+    free(blk_g_t25);
+    free(blk_g_t37);
+    free(blk_g_t38);
+    free(blk_g_t40);
+    free(blk_g_t55);
 }

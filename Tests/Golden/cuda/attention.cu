@@ -10,7 +10,7 @@
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) attention_k0(const float *__restrict__ g_Q, const float *__restrict__ g_K, const float *__restrict__ g_V, float *__restrict__ g_O) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
@@ -24,7 +24,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_k0(const float *__re
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
-    const float *v1 = g_Q + b0 * 65536 + i * 64 * 64;
+    const float *v1 = blk_g_Q + b0 * 65536 + i * 64 * 64;
     // %2 = fill 0.125
     const float s2 = 0.125f;
     // %3 = fill -inf
@@ -52,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_k0(const float *__re
     __syncthreads();
     for (long k2 = 0; k2 < 16; k2++) {
         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-        const float *v12 = g_K + b0 * 65536 + k2 * 64 * 64;
+        const float *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
         // %13 = dot %1, %12 transpose_b
         float *v13 = B3;
         blk_pack(64, 64, v12, 1, 64, B4, 64);
@@ -154,7 +154,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_k0(const float *__re
         }
         __syncthreads();
         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
-        const float *v28 = g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
+        const float *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
         // %29 = dot %23, %28: accumulated in place by its add
         // %30 = add %27, %29
         float *v30 = B2;
@@ -180,7 +180,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_k0(const float *__re
     __syncthreads();
     // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+        float *t1_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t1_dst[r_ * 64 + c_] = v32[r_ * 64 + c_];
@@ -193,37 +193,37 @@ extern "C" __global__ void __launch_bounds__(256) attention_k0(const float *__re
 #define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)
 
 /* Runs the kernels in program order on device pointers. */
-extern "C" int attention_device(const float *Q, const float *K, const float *V, float *O) {
-    const float *g_Q = Q;
-    const float *g_K = K;
-    const float *g_V = V;
-    float *g_O = O;
-    BLK_CHECK(cudaFuncSetAttribute(attention_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49920));
-    attention_k0<<<128, 256, 49920>>>(g_Q, g_K, g_V, (float *)g_O); /* k7_matmul_O */
+extern "C" int blk_u_attention_device(const float *blk_t_Q, const float *blk_t_K, const float *blk_t_V, float *blk_t_O) {
+    const float *blk_g_Q = blk_t_Q;
+    const float *blk_g_K = blk_t_K;
+    const float *blk_g_V = blk_t_V;
+    float *blk_g_O = blk_t_O;
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49920));
+    blk_u_attention_k0<<<128, 256, 49920>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k7_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }
 
 /* Copies the inputs to the device, runs the kernels, copies the outputs back. */
-extern "C" int attention(const float *Q, const float *K, const float *V, float *O) {
-    float *d_Q = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Q, (size_t)524288 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_Q, Q, (size_t)524288 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_K = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_K, (size_t)524288 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_K, K, (size_t)524288 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_V = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_V, (size_t)524288 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_V, V, (size_t)524288 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_O = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_O, (size_t)524288 * sizeof(float)));
-    int status_ = attention_device(d_Q, d_K, d_V, d_O);
+extern "C" int blk_u_attention(const float *blk_t_Q, const float *blk_t_K, const float *blk_t_V, float *blk_t_O) {
+    float *blk_d_Q = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Q, (size_t)524288 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_Q, blk_t_Q, (size_t)524288 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_K = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_K, (size_t)524288 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_K, blk_t_K, (size_t)524288 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_V = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_V, (size_t)524288 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_V, blk_t_V, (size_t)524288 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_O = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_O, (size_t)524288 * sizeof(float)));
+    int status_ = blk_u_attention_device(blk_d_Q, blk_d_K, blk_d_V, blk_d_O);
     if (status_ != 0) return status_;
     BLK_CHECK(cudaDeviceSynchronize());
-    BLK_CHECK(cudaMemcpy(O, d_O, (size_t)524288 * sizeof(float), cudaMemcpyDeviceToHost));
-    BLK_CHECK(cudaFree(d_Q));
-    BLK_CHECK(cudaFree(d_K));
-    BLK_CHECK(cudaFree(d_V));
-    BLK_CHECK(cudaFree(d_O));
+    BLK_CHECK(cudaMemcpy(blk_t_O, blk_d_O, (size_t)524288 * sizeof(float), cudaMemcpyDeviceToHost));
+    BLK_CHECK(cudaFree(blk_d_Q));
+    BLK_CHECK(cudaFree(blk_d_K));
+    BLK_CHECK(cudaFree(blk_d_V));
+    BLK_CHECK(cudaFree(blk_d_O));
     return 0;
 }

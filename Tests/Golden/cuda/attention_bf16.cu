@@ -18,7 +18,7 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 82432 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) attention_bf16_k0(const uint16_t *__restrict__ g_Q, const uint16_t *__restrict__ g_K, const uint16_t *__restrict__ g_V, uint16_t *__restrict__ g_O) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const uint16_t *__restrict__ blk_g_Q, const uint16_t *__restrict__ blk_g_K, const uint16_t *__restrict__ blk_g_V, uint16_t *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
@@ -34,7 +34,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_bf16_k0(const uint16
     const float s0 = 0.0f;
     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
     float *v1 = B0;
-    const uint16_t *t1_src = g_Q + b0 * 65536 + i * 64 * 64;
+    const uint16_t *t1_src = blk_g_Q + b0 * 65536 + i * 64 * 64;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v1[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 64 + c_]);
@@ -68,7 +68,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_bf16_k0(const uint16
     for (long k2 = 0; k2 < 16; k2++) {
         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
         float *v12 = B4;
-        const uint16_t *t2_src = g_K + b0 * 65536 + k2 * 64 * 64;
+        const uint16_t *t2_src = blk_g_K + b0 * 65536 + k2 * 64 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v12[r_ * 64 + c_] = blk_bf16_to_f32(t2_src[r_ * 64 + c_]);
@@ -176,7 +176,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_bf16_k0(const uint16
         __syncthreads();
         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
         float *v28 = B6;
-        const uint16_t *t3_src = g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
+        const uint16_t *t3_src = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v28[r_ * 64 + c_] = blk_bf16_to_f32(t3_src[r_ * 64 + c_]);
@@ -207,7 +207,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_bf16_k0(const uint16
     __syncthreads();
     // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
-        uint16_t *t4_dst = g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+        uint16_t *t4_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t4_dst[r_ * 64 + c_] = blk_f32_to_bf16(v32[r_ * 64 + c_]);
@@ -220,37 +220,37 @@ extern "C" __global__ void __launch_bounds__(256) attention_bf16_k0(const uint16
 #define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)
 
 /* Runs the kernels in program order on device pointers. */
-extern "C" int attention_bf16_device(const uint16_t *Q, const uint16_t *K, const uint16_t *V, uint16_t *O) {
-    const uint16_t *g_Q = Q;
-    const uint16_t *g_K = K;
-    const uint16_t *g_V = V;
-    uint16_t *g_O = O;
-    BLK_CHECK(cudaFuncSetAttribute(attention_bf16_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 82432));
-    attention_bf16_k0<<<128, 256, 82432>>>(g_Q, g_K, g_V, (uint16_t *)g_O); /* k7_matmul_O */
+extern "C" int blk_u_attention_bf16_device(const uint16_t *blk_t_Q, const uint16_t *blk_t_K, const uint16_t *blk_t_V, uint16_t *blk_t_O) {
+    const uint16_t *blk_g_Q = blk_t_Q;
+    const uint16_t *blk_g_K = blk_t_K;
+    const uint16_t *blk_g_V = blk_t_V;
+    uint16_t *blk_g_O = blk_t_O;
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_bf16_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 82432));
+    blk_u_attention_bf16_k0<<<128, 256, 82432>>>(blk_g_Q, blk_g_K, blk_g_V, (uint16_t *)blk_g_O); /* k7_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }
 
 /* Copies the inputs to the device, runs the kernels, copies the outputs back. */
-extern "C" int attention_bf16(const uint16_t *Q, const uint16_t *K, const uint16_t *V, uint16_t *O) {
-    uint16_t *d_Q = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Q, (size_t)524288 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_Q, Q, (size_t)524288 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_K = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_K, (size_t)524288 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_K, K, (size_t)524288 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_V = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_V, (size_t)524288 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_V, V, (size_t)524288 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_O = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_O, (size_t)524288 * sizeof(uint16_t)));
-    int status_ = attention_bf16_device(d_Q, d_K, d_V, d_O);
+extern "C" int blk_u_attention_bf16(const uint16_t *blk_t_Q, const uint16_t *blk_t_K, const uint16_t *blk_t_V, uint16_t *blk_t_O) {
+    uint16_t *blk_d_Q = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Q, (size_t)524288 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_Q, blk_t_Q, (size_t)524288 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_K = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_K, (size_t)524288 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_K, blk_t_K, (size_t)524288 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_V = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_V, (size_t)524288 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_V, blk_t_V, (size_t)524288 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_O = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_O, (size_t)524288 * sizeof(uint16_t)));
+    int status_ = blk_u_attention_bf16_device(blk_d_Q, blk_d_K, blk_d_V, blk_d_O);
     if (status_ != 0) return status_;
     BLK_CHECK(cudaDeviceSynchronize());
-    BLK_CHECK(cudaMemcpy(O, d_O, (size_t)524288 * sizeof(uint16_t), cudaMemcpyDeviceToHost));
-    BLK_CHECK(cudaFree(d_Q));
-    BLK_CHECK(cudaFree(d_K));
-    BLK_CHECK(cudaFree(d_V));
-    BLK_CHECK(cudaFree(d_O));
+    BLK_CHECK(cudaMemcpy(blk_t_O, blk_d_O, (size_t)524288 * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+    BLK_CHECK(cudaFree(blk_d_Q));
+    BLK_CHECK(cudaFree(blk_d_K));
+    BLK_CHECK(cudaFree(blk_d_V));
+    BLK_CHECK(cudaFree(blk_d_O));
     return 0;
 }

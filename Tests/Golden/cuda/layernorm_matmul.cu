@@ -10,7 +10,7 @@
 
 /* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
 /* launch: 1024 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const float *__restrict__ g_X, const float *__restrict__ g_gamma, const float *__restrict__ g_beta, const float *__restrict__ g_W, float *__restrict__ g_Y) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_gamma, const float *__restrict__ blk_g_beta, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -63,7 +63,7 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     for (long k1 = 0; k1 < 16; k1++) {
         // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v14 = B6;
-        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
@@ -88,12 +88,12 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
         }
         __syncthreads();
         // %17 = load gamma[k1 * 64 +: 64]
-        const float *v17 = g_gamma + k1 * 64;
+        const float *v17 = blk_g_gamma + k1 * 64;
         // %18 = load beta[k1 * 64 +: 64]
-        const float *v18 = g_beta + k1 * 64;
+        const float *v18 = blk_g_beta + k1 * 64;
         // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
         float *v19 = B7;
-        const float *t2_src = g_W + k1 * 64 * 1024 + j * 64;
+        const float *t2_src = blk_g_W + k1 * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v19[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
@@ -340,7 +340,7 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
     __syncthreads();
     // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t3_dst = g_Y + i * 64 * 1024 + j * 64;
+        float *t3_dst = blk_g_Y + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t3_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
@@ -353,42 +353,42 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_matmul_k0(const floa
 #define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)
 
 /* Runs the kernels in program order on device pointers. */
-extern "C" int layernorm_matmul_device(const float *X, const float *gamma, const float *beta, const float *W, float *Y) {
-    const float *g_X = X;
-    const float *g_gamma = gamma;
-    const float *g_beta = beta;
-    const float *g_W = W;
-    float *g_Y = Y;
-    BLK_CHECK(cudaFuncSetAttribute(layernorm_matmul_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 67072));
-    layernorm_matmul_k0<<<1024, 256, 67072>>>(g_X, g_gamma, g_beta, g_W, (float *)g_Y); /* k11_matmul_Y */
+extern "C" int blk_u_layernorm_matmul_device(const float *blk_t_X, const float *blk_t_gamma, const float *blk_t_beta, const float *blk_t_W, float *blk_t_Y) {
+    const float *blk_g_X = blk_t_X;
+    const float *blk_g_gamma = blk_t_gamma;
+    const float *blk_g_beta = blk_t_beta;
+    const float *blk_g_W = blk_t_W;
+    float *blk_g_Y = blk_t_Y;
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_layernorm_matmul_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 67072));
+    blk_u_layernorm_matmul_k0<<<1024, 256, 67072>>>(blk_g_X, blk_g_gamma, blk_g_beta, blk_g_W, (float *)blk_g_Y); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }
 
 /* Copies the inputs to the device, runs the kernels, copies the outputs back. */
-extern "C" int layernorm_matmul(const float *X, const float *gamma, const float *beta, const float *W, float *Y) {
-    float *d_X = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_X, (size_t)4194304 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_X, X, (size_t)4194304 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_gamma = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_gamma, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_gamma, gamma, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_beta = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_beta, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_beta, beta, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W, W, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Y = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Y, (size_t)4194304 * sizeof(float)));
-    int status_ = layernorm_matmul_device(d_X, d_gamma, d_beta, d_W, d_Y);
+extern "C" int blk_u_layernorm_matmul(const float *blk_t_X, const float *blk_t_gamma, const float *blk_t_beta, const float *blk_t_W, float *blk_t_Y) {
+    float *blk_d_X = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_X, (size_t)4194304 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_X, blk_t_X, (size_t)4194304 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_gamma = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_gamma, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_gamma, blk_t_gamma, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_beta = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_beta, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_beta, blk_t_beta, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W, blk_t_W, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Y = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Y, (size_t)4194304 * sizeof(float)));
+    int status_ = blk_u_layernorm_matmul_device(blk_d_X, blk_d_gamma, blk_d_beta, blk_d_W, blk_d_Y);
     if (status_ != 0) return status_;
     BLK_CHECK(cudaDeviceSynchronize());
-    BLK_CHECK(cudaMemcpy(Y, d_Y, (size_t)4194304 * sizeof(float), cudaMemcpyDeviceToHost));
-    BLK_CHECK(cudaFree(d_X));
-    BLK_CHECK(cudaFree(d_gamma));
-    BLK_CHECK(cudaFree(d_beta));
-    BLK_CHECK(cudaFree(d_W));
-    BLK_CHECK(cudaFree(d_Y));
+    BLK_CHECK(cudaMemcpy(blk_t_Y, blk_d_Y, (size_t)4194304 * sizeof(float), cudaMemcpyDeviceToHost));
+    BLK_CHECK(cudaFree(blk_d_X));
+    BLK_CHECK(cudaFree(blk_d_gamma));
+    BLK_CHECK(cudaFree(blk_d_beta));
+    BLK_CHECK(cudaFree(blk_d_W));
+    BLK_CHECK(cudaFree(blk_d_Y));
     return 0;
 }

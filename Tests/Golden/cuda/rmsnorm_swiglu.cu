@@ -10,7 +10,7 @@
 
 /* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 1408 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float *__restrict__ g_X, const float *__restrict__ g_g, const float *__restrict__ g_W1, const float *__restrict__ g_W3, float *__restrict__ g_G) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
     extern __shared__ __align__(16) float blk_smem[];
@@ -44,7 +44,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
     for (long k1 = 0; k1 < 16; k1++) {
         // %8 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v8 = B3;
-        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v8[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
@@ -76,9 +76,9 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
         }
         __syncthreads();
         // %12 = load g[k1 * 64 +: 64]
-        const float *v12 = g_g + k1 * 64;
+        const float *v12 = blk_g_g + k1 * 64;
         // %13 = load W1[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v13 = g_W1 + k1 * 64 * 2816 + j * 64;
+        const float *v13 = blk_g_W1 + k1 * 64 * 2816 + j * 64;
         // %14 = broadcast %12 axis 0
         // %15 = mul %8, %14
         float *v15 = B3;
@@ -95,7 +95,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
         blk_gemm(64, 64, 64, v15, 64, 1, B4, 64, v17, 64, 1);
         __syncthreads();
         // %18 = load W3[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v18 = g_W3 + k1 * 64 * 2816 + j * 64;
+        const float *v18 = blk_g_W3 + k1 * 64 * 2816 + j * 64;
         // %19 = dot %15, %18: accumulated in place by its add
         // %20 = add %7, %19
         float *v20 = B2;
@@ -165,7 +165,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
     __syncthreads();
     // store %30 -> G[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t2_dst = g_G + i * 64 * 2816 + j * 64;
+        float *t2_dst = blk_g_G + i * 64 * 2816 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t2_dst[r_ * 2816 + c_] = v30[r_ * 64 + c_];
@@ -176,7 +176,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k0(const float 
 
 /* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 /* launch: 512 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k1(const float *__restrict__ g_W2, const float *__restrict__ g_G, float *__restrict__ g_Y) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k1(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -193,9 +193,9 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k1(const float 
     __syncthreads();
     for (long k = 0; k < 44; k++) {
         // %3 = load G[i * 64 +: 64, k * 64 +: 64]
-        const float *v3 = g_G + i * 64 * 2816 + k * 64;
+        const float *v3 = blk_g_G + i * 64 * 2816 + k * 64;
         // %4 = load W2[k * 64 +: 64, j * 64 +: 64]
-        const float *v4 = g_W2 + k * 64 * 1024 + j * 64;
+        const float *v4 = blk_g_W2 + k * 64 * 1024 + j * 64;
         // %5 = dot %3, %4: accumulated in place by its add
         // %6 = add %2, %5
         float *v6 = B0;
@@ -211,7 +211,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k1(const float 
     __syncthreads();
     // store %1 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_Y + i * 64 * 1024 + j * 64;
+        float *t1_dst = blk_g_Y + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t1_dst[r_ * 1024 + c_] = v2[r_ * 64 + c_];
@@ -224,53 +224,53 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_k1(const float 
 #define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)
 
 /* Runs the kernels in program order on device pointers. */
-extern "C" int rmsnorm_swiglu_device(const float *X, const float *g, const float *W1, const float *W3, const float *W2, float *Y) {
-    const float *g_X = X;
-    const float *g_g = g;
-    const float *g_W1 = W1;
-    const float *g_W3 = W3;
-    const float *g_W2 = W2;
-    float *g_G = NULL; /* temp G: f32[2048, 2816] */
-    BLK_CHECK(cudaMalloc((void **)&g_G, (size_t)5767168 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_G, 0, (size_t)5767168 * sizeof(float)));
-    float *g_Y = Y;
-    BLK_CHECK(cudaFuncSetAttribute(rmsnorm_swiglu_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    rmsnorm_swiglu_k0<<<1408, 256, 66048>>>(g_X, g_g, g_W1, g_W3, (float *)g_G); /* k10_mul_G */
+extern "C" int blk_u_rmsnorm_swiglu_device(const float *blk_t_X, const float *blk_t_g, const float *blk_t_W1, const float *blk_t_W3, const float *blk_t_W2, float *blk_t_Y) {
+    const float *blk_g_X = blk_t_X;
+    const float *blk_g_g = blk_t_g;
+    const float *blk_g_W1 = blk_t_W1;
+    const float *blk_g_W3 = blk_t_W3;
+    const float *blk_g_W2 = blk_t_W2;
+    float *blk_g_G = NULL; /* temp G: f32[2048, 2816] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_G, (size_t)5767168 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_G, 0, (size_t)5767168 * sizeof(float)));
+    float *blk_g_Y = blk_t_Y;
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
+    blk_u_rmsnorm_swiglu_k0<<<1408, 256, 66048>>>(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, (float *)blk_g_G); /* k10_mul_G */
     BLK_CHECK(cudaGetLastError());
-    rmsnorm_swiglu_k1<<<512, 256, 32768>>>(g_W2, g_G, (float *)g_Y); /* k11_matmul_Y */
+    blk_u_rmsnorm_swiglu_k1<<<512, 256, 32768>>>(blk_g_W2, blk_g_G, (float *)blk_g_Y); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFree(g_G));
+    BLK_CHECK(cudaFree(blk_g_G));
     return 0;
 }
 
 /* Copies the inputs to the device, runs the kernels, copies the outputs back. */
-extern "C" int rmsnorm_swiglu(const float *X, const float *g, const float *W1, const float *W3, const float *W2, float *Y) {
-    float *d_X = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_X, (size_t)2097152 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_X, X, (size_t)2097152 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_g = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_g, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_g, g, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W1 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W1, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W1, W1, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W3 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W3, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W3, W3, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W2 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W2, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W2, W2, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Y = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Y, (size_t)2097152 * sizeof(float)));
-    int status_ = rmsnorm_swiglu_device(d_X, d_g, d_W1, d_W3, d_W2, d_Y);
+extern "C" int blk_u_rmsnorm_swiglu(const float *blk_t_X, const float *blk_t_g, const float *blk_t_W1, const float *blk_t_W3, const float *blk_t_W2, float *blk_t_Y) {
+    float *blk_d_X = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_X, (size_t)2097152 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_X, blk_t_X, (size_t)2097152 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_g = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_g, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_g, blk_t_g, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W1 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W1, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W1, blk_t_W1, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W3 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W3, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W3, blk_t_W3, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W2 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W2, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W2, blk_t_W2, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Y = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Y, (size_t)2097152 * sizeof(float)));
+    int status_ = blk_u_rmsnorm_swiglu_device(blk_d_X, blk_d_g, blk_d_W1, blk_d_W3, blk_d_W2, blk_d_Y);
     if (status_ != 0) return status_;
     BLK_CHECK(cudaDeviceSynchronize());
-    BLK_CHECK(cudaMemcpy(Y, d_Y, (size_t)2097152 * sizeof(float), cudaMemcpyDeviceToHost));
-    BLK_CHECK(cudaFree(d_X));
-    BLK_CHECK(cudaFree(d_g));
-    BLK_CHECK(cudaFree(d_W1));
-    BLK_CHECK(cudaFree(d_W3));
-    BLK_CHECK(cudaFree(d_W2));
-    BLK_CHECK(cudaFree(d_Y));
+    BLK_CHECK(cudaMemcpy(blk_t_Y, blk_d_Y, (size_t)2097152 * sizeof(float), cudaMemcpyDeviceToHost));
+    BLK_CHECK(cudaFree(blk_d_X));
+    BLK_CHECK(cudaFree(blk_d_g));
+    BLK_CHECK(cudaFree(blk_d_W1));
+    BLK_CHECK(cudaFree(blk_d_W3));
+    BLK_CHECK(cudaFree(blk_d_W2));
+    BLK_CHECK(cudaFree(blk_d_Y));
     return 0;
 }

@@ -18,7 +18,7 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 1408 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ g_X, const uint16_t *__restrict__ g_g, const uint16_t *__restrict__ g_W1, const uint16_t *__restrict__ g_W3, uint16_t *__restrict__ g_G) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ blk_g_X, const uint16_t *__restrict__ blk_g_g, const uint16_t *__restrict__ blk_g_W1, const uint16_t *__restrict__ blk_g_W3, uint16_t *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
     extern __shared__ __align__(16) float blk_smem[];
@@ -52,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const u
     for (long k1 = 0; k1 < 16; k1++) {
         // %8 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v8 = B3;
-        const uint16_t *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        const uint16_t *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v8[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 1024 + c_]);
@@ -85,7 +85,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const u
         __syncthreads();
         // %12 = load g[k1 * 64 +: 64]
         float *v12 = B5;
-        const uint16_t *t2_src = g_g + k1 * 64;
+        const uint16_t *t2_src = blk_g_g + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v12[r_] = blk_bf16_to_f32(t2_src[r_]);
@@ -93,7 +93,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const u
         __syncthreads();
         // %13 = load W1[k1 * 64 +: 64, j * 64 +: 64]
         float *v13 = B4;
-        const uint16_t *t3_src = g_W1 + k1 * 64 * 2816 + j * 64;
+        const uint16_t *t3_src = blk_g_W1 + k1 * 64 * 2816 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = blk_bf16_to_f32(t3_src[r_ * 2816 + c_]);
@@ -114,7 +114,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const u
         __syncthreads();
         // %18 = load W3[k1 * 64 +: 64, j * 64 +: 64]
         float *v18 = B4;
-        const uint16_t *t4_src = g_W3 + k1 * 64 * 2816 + j * 64;
+        const uint16_t *t4_src = blk_g_W3 + k1 * 64 * 2816 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v18[r_ * 64 + c_] = blk_bf16_to_f32(t4_src[r_ * 2816 + c_]);
@@ -187,7 +187,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const u
     __syncthreads();
     // store %30 -> G[i * 64 +: 64, j * 64 +: 64]
     {
-        uint16_t *t5_dst = g_G + i * 64 * 2816 + j * 64;
+        uint16_t *t5_dst = blk_g_G + i * 64 * 2816 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t5_dst[r_ * 2816 + c_] = blk_f32_to_bf16(v30[r_ * 64 + c_]);
@@ -198,7 +198,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k0(const u
 
 /* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 3 buffer(s), 49152 bytes per thread */
 /* launch: 512 block(s) x 256 threads, 49152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ g_W2, const uint16_t *__restrict__ g_G, uint16_t *__restrict__ g_Y) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ blk_g_W2, const uint16_t *__restrict__ blk_g_G, uint16_t *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -217,7 +217,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k1(const u
     for (long k = 0; k < 44; k++) {
         // %3 = load G[i * 64 +: 64, k * 64 +: 64]
         float *v3 = B1;
-        const uint16_t *t1_src = g_G + i * 64 * 2816 + k * 64;
+        const uint16_t *t1_src = blk_g_G + i * 64 * 2816 + k * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v3[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 2816 + c_]);
@@ -225,7 +225,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k1(const u
         __syncthreads();
         // %4 = load W2[k * 64 +: 64, j * 64 +: 64]
         float *v4 = B2;
-        const uint16_t *t2_src = g_W2 + k * 64 * 1024 + j * 64;
+        const uint16_t *t2_src = blk_g_W2 + k * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v4[r_ * 64 + c_] = blk_bf16_to_f32(t2_src[r_ * 1024 + c_]);
@@ -244,7 +244,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k1(const u
     __syncthreads();
     // store %1 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
-        uint16_t *t3_dst = g_Y + i * 64 * 1024 + j * 64;
+        uint16_t *t3_dst = blk_g_Y + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t3_dst[r_ * 1024 + c_] = blk_f32_to_bf16(v2[r_ * 64 + c_]);
@@ -257,53 +257,53 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_swiglu_bf16_k1(const u
 #define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)
 
 /* Runs the kernels in program order on device pointers. */
-extern "C" int rmsnorm_swiglu_bf16_device(const uint16_t *X, const uint16_t *g, const uint16_t *W1, const uint16_t *W3, const uint16_t *W2, uint16_t *Y) {
-    const uint16_t *g_X = X;
-    const uint16_t *g_g = g;
-    const uint16_t *g_W1 = W1;
-    const uint16_t *g_W3 = W3;
-    const uint16_t *g_W2 = W2;
-    uint16_t *g_G = NULL; /* temp G: bf16[2048, 2816] */
-    BLK_CHECK(cudaMalloc((void **)&g_G, (size_t)5767168 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemset(g_G, 0, (size_t)5767168 * sizeof(uint16_t)));
-    uint16_t *g_Y = Y;
-    BLK_CHECK(cudaFuncSetAttribute(rmsnorm_swiglu_bf16_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    rmsnorm_swiglu_bf16_k0<<<1408, 256, 66048>>>(g_X, g_g, g_W1, g_W3, (uint16_t *)g_G); /* k10_mul_G */
+extern "C" int blk_u_rmsnorm_swiglu_bf16_device(const uint16_t *blk_t_X, const uint16_t *blk_t_g, const uint16_t *blk_t_W1, const uint16_t *blk_t_W3, const uint16_t *blk_t_W2, uint16_t *blk_t_Y) {
+    const uint16_t *blk_g_X = blk_t_X;
+    const uint16_t *blk_g_g = blk_t_g;
+    const uint16_t *blk_g_W1 = blk_t_W1;
+    const uint16_t *blk_g_W3 = blk_t_W3;
+    const uint16_t *blk_g_W2 = blk_t_W2;
+    uint16_t *blk_g_G = NULL; /* temp G: bf16[2048, 2816] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_G, (size_t)5767168 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemset(blk_g_G, 0, (size_t)5767168 * sizeof(uint16_t)));
+    uint16_t *blk_g_Y = blk_t_Y;
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_bf16_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
+    blk_u_rmsnorm_swiglu_bf16_k0<<<1408, 256, 66048>>>(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, (uint16_t *)blk_g_G); /* k10_mul_G */
     BLK_CHECK(cudaGetLastError());
-    rmsnorm_swiglu_bf16_k1<<<512, 256, 49152>>>(g_W2, g_G, (uint16_t *)g_Y); /* k11_matmul_Y */
+    blk_u_rmsnorm_swiglu_bf16_k1<<<512, 256, 49152>>>(blk_g_W2, blk_g_G, (uint16_t *)blk_g_Y); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFree(g_G));
+    BLK_CHECK(cudaFree(blk_g_G));
     return 0;
 }
 
 /* Copies the inputs to the device, runs the kernels, copies the outputs back. */
-extern "C" int rmsnorm_swiglu_bf16(const uint16_t *X, const uint16_t *g, const uint16_t *W1, const uint16_t *W3, const uint16_t *W2, uint16_t *Y) {
-    uint16_t *d_X = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_X, (size_t)2097152 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_X, X, (size_t)2097152 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_g = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_g, (size_t)1024 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_g, g, (size_t)1024 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_W1 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W1, (size_t)2883584 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_W1, W1, (size_t)2883584 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_W3 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W3, (size_t)2883584 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_W3, W3, (size_t)2883584 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_W2 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W2, (size_t)2883584 * sizeof(uint16_t)));
-    BLK_CHECK(cudaMemcpy(d_W2, W2, (size_t)2883584 * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    uint16_t *d_Y = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Y, (size_t)2097152 * sizeof(uint16_t)));
-    int status_ = rmsnorm_swiglu_bf16_device(d_X, d_g, d_W1, d_W3, d_W2, d_Y);
+extern "C" int blk_u_rmsnorm_swiglu_bf16(const uint16_t *blk_t_X, const uint16_t *blk_t_g, const uint16_t *blk_t_W1, const uint16_t *blk_t_W3, const uint16_t *blk_t_W2, uint16_t *blk_t_Y) {
+    uint16_t *blk_d_X = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_X, (size_t)2097152 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_X, blk_t_X, (size_t)2097152 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_g = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_g, (size_t)1024 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_g, blk_t_g, (size_t)1024 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_W1 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W1, (size_t)2883584 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_W1, blk_t_W1, (size_t)2883584 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_W3 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W3, (size_t)2883584 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_W3, blk_t_W3, (size_t)2883584 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_W2 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W2, (size_t)2883584 * sizeof(uint16_t)));
+    BLK_CHECK(cudaMemcpy(blk_d_W2, blk_t_W2, (size_t)2883584 * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    uint16_t *blk_d_Y = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Y, (size_t)2097152 * sizeof(uint16_t)));
+    int status_ = blk_u_rmsnorm_swiglu_bf16_device(blk_d_X, blk_d_g, blk_d_W1, blk_d_W3, blk_d_W2, blk_d_Y);
     if (status_ != 0) return status_;
     BLK_CHECK(cudaDeviceSynchronize());
-    BLK_CHECK(cudaMemcpy(Y, d_Y, (size_t)2097152 * sizeof(uint16_t), cudaMemcpyDeviceToHost));
-    BLK_CHECK(cudaFree(d_X));
-    BLK_CHECK(cudaFree(d_g));
-    BLK_CHECK(cudaFree(d_W1));
-    BLK_CHECK(cudaFree(d_W3));
-    BLK_CHECK(cudaFree(d_W2));
-    BLK_CHECK(cudaFree(d_Y));
+    BLK_CHECK(cudaMemcpy(blk_t_Y, blk_d_Y, (size_t)2097152 * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+    BLK_CHECK(cudaFree(blk_d_X));
+    BLK_CHECK(cudaFree(blk_d_g));
+    BLK_CHECK(cudaFree(blk_d_W1));
+    BLK_CHECK(cudaFree(blk_d_W3));
+    BLK_CHECK(cudaFree(blk_d_W2));
+    BLK_CHECK(cudaFree(blk_d_Y));
     return 0;
 }

@@ -10,7 +10,7 @@
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const float *__restrict__ g_X, const float *__restrict__ g_g_attn_, const float *__restrict__ g_Wq, float *__restrict__ g_t19_) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -38,7 +38,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v6 = B2;
-        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
@@ -70,9 +70,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
         }
         __syncthreads();
         // %10 = load g_attn[k1 * 64 +: 64]
-        const float *v10 = g_g_attn_ + k1 * 64;
+        const float *v10 = blk_g_g_attn + k1 * 64;
         // %11 = load Wq[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v11 = g_Wq + k1 * 64 * 1024 + j * 64;
+        const float *v11 = blk_g_Wq + k1 * 64 * 1024 + j * 64;
         // %12 = broadcast %10 axis 0
         // %13 = mul %6, %12
         float *v13 = B2;
@@ -129,7 +129,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
     __syncthreads();
     // store %22 -> t19[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t2_dst = g_t19_ + i * 64 * 1024 + j * 64;
+        float *t2_dst = blk_g_t19 + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
@@ -140,7 +140,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k0(const flo
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const float *__restrict__ g_X, const float *__restrict__ g_g_attn_, const float *__restrict__ g_Wk, float *__restrict__ g_t22_) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -168,7 +168,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v6 = B2;
-        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
@@ -200,9 +200,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
         }
         __syncthreads();
         // %10 = load g_attn[k1 * 64 +: 64]
-        const float *v10 = g_g_attn_ + k1 * 64;
+        const float *v10 = blk_g_g_attn + k1 * 64;
         // %11 = load Wk[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v11 = g_Wk + k1 * 64 * 1024 + j * 64;
+        const float *v11 = blk_g_Wk + k1 * 64 * 1024 + j * 64;
         // %12 = broadcast %10 axis 0
         // %13 = mul %6, %12
         float *v13 = B2;
@@ -259,7 +259,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
     __syncthreads();
     // store %22 -> t22[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t2_dst = g_t22_ + i * 64 * 1024 + j * 64;
+        float *t2_dst = blk_g_t22 + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
@@ -270,7 +270,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k1(const flo
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const float *__restrict__ g_X, const float *__restrict__ g_g_attn_, const float *__restrict__ g_Wv, float *__restrict__ g_t25_) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -298,7 +298,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v6 = B2;
-        const float *t1_src = g_X + i * 64 * 1024 + k1 * 64;
+        const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
@@ -330,9 +330,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
         }
         __syncthreads();
         // %10 = load g_attn[k1 * 64 +: 64]
-        const float *v10 = g_g_attn_ + k1 * 64;
+        const float *v10 = blk_g_g_attn + k1 * 64;
         // %11 = load Wv[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v11 = g_Wv + k1 * 64 * 1024 + j * 64;
+        const float *v11 = blk_g_Wv + k1 * 64 * 1024 + j * 64;
         // %12 = broadcast %10 axis 0
         // %13 = mul %6, %12
         float *v13 = B2;
@@ -389,7 +389,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
     __syncthreads();
     // store %22 -> t25[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t2_dst = g_t25_ + i * 64 * 1024 + j * 64;
+        float *t2_dst = blk_g_t25 + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
@@ -400,7 +400,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k2(const flo
 
 /* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const float *__restrict__ g_t19_, const float *__restrict__ g_t22_, const float *__restrict__ g_t25_, float *__restrict__ g_t37_) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
@@ -420,7 +420,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
     // %3 = fill -3.4028235e+38
     const float s3 = (-3.4028235e+38f);
     // %4 = load t20[i * 64 +: 64, b0, 0 +: 64]
-    const float *v4 = g_t19_ + i * 64 * 1024 + b0 * 64;
+    const float *v4 = blk_g_t19 + i * 64 * 1024 + b0 * 64;
     // %5 = fill 0.125
     const float s5 = 0.125f;
     // %6, %7, %8 = for k2 in 0 ..< min(16, i + 1) iter(%9 = %2, %10 = %1, %11 = %0)
@@ -442,7 +442,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
     __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %12 = load t23[k2 * 64 +: 64, b0, 0 +: 64]
-        const float *v12 = g_t22_ + k2 * 64 * 1024 + b0 * 64;
+        const float *v12 = blk_g_t22 + k2 * 64 * 1024 + b0 * 64;
         // %13 = dot %4, %12 transpose_b
         float *v13 = B3;
         blk_pack(64, 64, v12, 1, 1024, B4, 64);
@@ -554,7 +554,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
         }
         __syncthreads();
         // %29 = load t26[k2 * 64 +: 64, b0, j * 64 +: 64]
-        const float *v29 = g_t25_ + k2 * 64 * 1024 + b0 * 64 + j * 64;
+        const float *v29 = blk_g_t25 + k2 * 64 * 1024 + b0 * 64 + j * 64;
         // %30 = dot %26, %29: accumulated in place by its add
         // %31 = add %24, %30
         float *v31 = B2;
@@ -582,7 +582,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
     __syncthreads();
     // store %33 -> t37[b0, i * 64 +: 64, j * 64 +: 64]
     {
-        float *t3_dst = g_t37_ + b0 * 65536 + i * 64 * 64 + j * 64;
+        float *t3_dst = blk_g_t37 + b0 * 65536 + i * 64 * 64 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t3_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
@@ -593,15 +593,15 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k3(const flo
 
 /* kernel k22_transpose_t38: grid(b0 < 1024, i < 1, j < 1), 1024 instance(s); local blocks: 0 buffer(s), 0 bytes per thread */
 /* launch: 1024 block(s) x 256 threads, 0 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k4(const float *__restrict__ g_t37_, float *__restrict__ g_t38_) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k4(const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_t38) {
     const long b0 = (long)blockIdx.x;
     const long i = (long)blockIdx.x % 1;
     const long j = (long)blockIdx.x % 1;
     // %0 = load t37[i * 16 +: 16, b0, j * 64 +: 64]
-    const float *v0 = g_t37_ + i * 16 * 65536 + b0 * 64 + j * 64;
+    const float *v0 = blk_g_t37 + i * 16 * 65536 + b0 * 64 + j * 64;
     // store %0 -> t38[b0, i * 16 +: 16, j * 64 +: 64]
     {
-        float *t1_dst = g_t38_ + b0 * 1024 + i * 16 * 64 + j * 64;
+        float *t1_dst = blk_g_t38 + b0 * 1024 + i * 16 * 64 + j * 64;
         for (long f_ = threadIdx.x; f_ < 1024; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t1_dst[r_ * 64 + c_] = v0[r_ * 65536 + c_];
@@ -612,7 +612,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k4(const flo
 
 /* kernel k29_rsqrt_t48: grid(i < 16), 16 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 33024 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k5(const float *__restrict__ g_X, const float *__restrict__ g_Wo, const float *__restrict__ g_t38_, float *__restrict__ g_t48_) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t38, float *__restrict__ blk_g_t48) {
     const long i = (long)blockIdx.x;
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
@@ -631,7 +631,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k5(const flo
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load X[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v4 = g_X + i * 64 * 1024 + k1 * 64;
+        const float *v4 = blk_g_X + i * 64 * 1024 + k1 * 64;
         // %5 = for k2 in 0 ..< 16 iter(%6 = %1)
         float *v6 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -641,9 +641,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k5(const flo
         __syncthreads();
         for (long k2 = 0; k2 < 16; k2++) {
             // %7 = load A[i * 64 +: 64, k2 * 64 +: 64]
-            const float *v7 = g_t38_ + i * 64 * 1024 + k2 * 64;
+            const float *v7 = blk_g_t38 + i * 64 * 1024 + k2 * 64;
             // %8 = load Wo[k2 * 64 +: 64, k1 * 64 +: 64]
-            const float *v8 = g_Wo + k2 * 64 * 1024 + k1 * 64;
+            const float *v8 = blk_g_Wo + k2 * 64 * 1024 + k1 * 64;
             // %9 = dot %7, %8: accumulated in place by its add
             // %10 = add %6, %9
             float *v10 = B1;
@@ -722,7 +722,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k5(const flo
     __syncthreads();
     // store %19 -> t48[i * 64 +: 64, 0]
     {
-        float *t1_dst = g_t48_ + i * 64;
+        float *t1_dst = blk_g_t48 + i * 64;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             t1_dst[r_] = v19[r_];
@@ -733,14 +733,14 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k5(const flo
 
 /* kernel k31_mul_Xf: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const float *__restrict__ g_X, const float *__restrict__ g_Wo, const float *__restrict__ g_g_ffn_, const float *__restrict__ g_t38_, const float *__restrict__ g_t48_, float *__restrict__ g_Xf) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_t48, float *__restrict__ blk_g_Xf) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
     // %0 = load X[i * 64 +: 64, j * 64 +: 64]
-    const float *v0 = g_X + i * 64 * 1024 + j * 64;
+    const float *v0 = blk_g_X + i * 64 * 1024 + j * 64;
     // %1 = fill 0.0
     const float s1 = 0.0f;
     // %2 = for k1 in 0 ..< 16 iter(%3 = %1)
@@ -752,9 +752,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v4 = g_t38_ + i * 64 * 1024 + k1 * 64;
+        const float *v4 = blk_g_t38 + i * 64 * 1024 + k1 * 64;
         // %5 = load Wo[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v5 = g_Wo + k1 * 64 * 1024 + j * 64;
+        const float *v5 = blk_g_Wo + k1 * 64 * 1024 + j * 64;
         // %6 = dot %4, %5: accumulated in place by its add
         // %7 = add %3, %6
         float *v7 = B0;
@@ -776,7 +776,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
     }
     __syncthreads();
     // %9 = load t48[i * 64 +: 64, 0]
-    const float *v9 = g_t48_ + i * 64;
+    const float *v9 = blk_g_t48 + i * 64;
     // %10 = broadcast %9 axis 1
     // %11 = mul %8, %10
     float *v11 = B0;
@@ -786,7 +786,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
     }
     __syncthreads();
     // %12 = load g_ffn[j * 64 +: 64]
-    const float *v12 = g_g_ffn_ + j * 64;
+    const float *v12 = blk_g_g_ffn + j * 64;
     // %13 = broadcast %12 axis 0
     // %14 = mul %11, %13
     float *v14 = B0;
@@ -797,7 +797,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
     __syncthreads();
     // store %14 -> Xf[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_Xf + i * 64 * 1024 + j * 64;
+        float *t1_dst = blk_g_Xf + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t1_dst[r_ * 1024 + c_] = v14[r_ * 64 + c_];
@@ -808,7 +808,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k6(const flo
 
 /* kernel k35_mul_G: grid(i < 16, j < 44), 704 instance(s); local blocks: 4 buffer(s), 65536 bytes per thread */
 /* launch: 704 block(s) x 256 threads, 65536 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k7(const float *__restrict__ g_W1, const float *__restrict__ g_W3, const float *__restrict__ g_Xf, float *__restrict__ g_G) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
     extern __shared__ __align__(16) float blk_smem[];
@@ -833,14 +833,14 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k7(const flo
     for (long k1 = 0; k1 < 16; k1++) {
         // %5 = load Xf[i * 64 +: 64, k1 * 64 +: 64]
         float *v5 = B2;
-        const float *t1_src = g_Xf + i * 64 * 1024 + k1 * 64;
+        const float *t1_src = blk_g_Xf + i * 64 * 1024 + k1 * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v5[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
         }
         __syncthreads();
         // %6 = load W1[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v6 = g_W1 + k1 * 64 * 2816 + j * 64;
+        const float *v6 = blk_g_W1 + k1 * 64 * 2816 + j * 64;
         // %7 = dot %5, %6: accumulated in place by its add
         // %8 = add %3, %7
         float *v8 = B0;
@@ -849,7 +849,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k7(const flo
         blk_gemm(64, 64, 64, v5, 64, 1, B3, 64, v8, 64, 1);
         __syncthreads();
         // %9 = load W3[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v9 = g_W3 + k1 * 64 * 2816 + j * 64;
+        const float *v9 = blk_g_W3 + k1 * 64 * 2816 + j * 64;
         // %10 = dot %5, %9: accumulated in place by its add
         // %11 = add %4, %10
         float *v11 = B1;
@@ -879,7 +879,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k7(const flo
     __syncthreads();
     // store %13 -> G[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t2_dst = g_G + i * 64 * 2816 + j * 64;
+        float *t2_dst = blk_g_G + i * 64 * 2816 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t2_dst[r_ * 2816 + c_] = v13[r_ * 64 + c_];
@@ -890,7 +890,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k7(const flo
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 3 buffer(s), 49152 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) transformer_layer_k8(const float *__restrict__ g_X, const float *__restrict__ g_Wo, const float *__restrict__ g_W2, const float *__restrict__ g_t38_, const float *__restrict__ g_G, float *__restrict__ g_Y) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
@@ -898,7 +898,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k8(const flo
     float *__restrict__ B1 = blk_smem + 4096;
     float *__restrict__ B2 = blk_smem + 8192;
     // %0 = load X[i * 64 +: 64, j * 64 +: 64]
-    const float *v0 = g_X + i * 64 * 1024 + j * 64;
+    const float *v0 = blk_g_X + i * 64 * 1024 + j * 64;
     // %1 = fill 0.0
     const float s1 = 0.0f;
     // %2 = for k1 in 0 ..< 16 iter(%3 = %1)
@@ -910,9 +910,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k8(const flo
     __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
-        const float *v4 = g_t38_ + i * 64 * 1024 + k1 * 64;
+        const float *v4 = blk_g_t38 + i * 64 * 1024 + k1 * 64;
         // %5 = load Wo[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v5 = g_Wo + k1 * 64 * 1024 + j * 64;
+        const float *v5 = blk_g_Wo + k1 * 64 * 1024 + j * 64;
         // %6 = dot %4, %5: accumulated in place by its add
         // %7 = add %3, %6
         float *v7 = B0;
@@ -942,9 +942,9 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k8(const flo
     __syncthreads();
     for (long k2 = 0; k2 < 44; k2++) {
         // %11 = load G[i * 64 +: 64, k2 * 64 +: 64]
-        const float *v11 = g_G + i * 64 * 2816 + k2 * 64;
+        const float *v11 = blk_g_G + i * 64 * 2816 + k2 * 64;
         // %12 = load W2[k2 * 64 +: 64, j * 64 +: 64]
-        const float *v12 = g_W2 + k2 * 64 * 1024 + j * 64;
+        const float *v12 = blk_g_W2 + k2 * 64 * 1024 + j * 64;
         // %13 = dot %11, %12: accumulated in place by its add
         // %14 = add %10, %13
         float *v14 = B1;
@@ -967,7 +967,7 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k8(const flo
     __syncthreads();
     // store %15 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
-        float *t1_dst = g_Y + i * 64 * 1024 + j * 64;
+        float *t1_dst = blk_g_Y + i * 64 * 1024 + j * 64;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             t1_dst[r_ * 1024 + c_] = v15[r_ * 64 + c_];
@@ -980,124 +980,124 @@ extern "C" __global__ void __launch_bounds__(256) transformer_layer_k8(const flo
 #define BLK_CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return (int)e_; } while (0)
 
 /* Runs the kernels in program order on device pointers. */
-extern "C" int transformer_layer_device(const float *X, const float *g_attn_, const float *Wq, const float *Wk, const float *Wv, const float *Wo, const float *g_ffn_, const float *W1, const float *W3, const float *W2, float *Y) {
-    const float *g_X = X;
-    const float *g_g_attn_ = g_attn_;
-    const float *g_Wq = Wq;
-    const float *g_Wk = Wk;
-    const float *g_Wv = Wv;
-    const float *g_Wo = Wo;
-    const float *g_g_ffn_ = g_ffn_;
-    const float *g_W1 = W1;
-    const float *g_W3 = W3;
-    const float *g_W2 = W2;
-    float *g_t19_ = NULL; /* temp t19: f32[1024, 1024] */
-    BLK_CHECK(cudaMalloc((void **)&g_t19_, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_t19_, 0, (size_t)1048576 * sizeof(float)));
-    float *g_t22_ = NULL; /* temp t22: f32[1024, 1024] */
-    BLK_CHECK(cudaMalloc((void **)&g_t22_, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_t22_, 0, (size_t)1048576 * sizeof(float)));
-    float *g_t25_ = NULL; /* temp t25: f32[1024, 1024] */
-    BLK_CHECK(cudaMalloc((void **)&g_t25_, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_t25_, 0, (size_t)1048576 * sizeof(float)));
-    float *g_t37_ = NULL; /* temp t37: f32[16, 1024, 64] */
-    BLK_CHECK(cudaMalloc((void **)&g_t37_, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_t37_, 0, (size_t)1048576 * sizeof(float)));
-    float *g_t38_ = NULL; /* temp t38: f32[1024, 16, 64] */
-    BLK_CHECK(cudaMalloc((void **)&g_t38_, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_t38_, 0, (size_t)1048576 * sizeof(float)));
-    float *g_t48_ = NULL; /* temp t48: f32[1024, 1] */
-    BLK_CHECK(cudaMalloc((void **)&g_t48_, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_t48_, 0, (size_t)1024 * sizeof(float)));
-    float *g_Xf = NULL; /* temp Xf: f32[1024, 1024] */
-    BLK_CHECK(cudaMalloc((void **)&g_Xf, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_Xf, 0, (size_t)1048576 * sizeof(float)));
-    float *g_G = NULL; /* temp G: f32[1024, 2816] */
-    BLK_CHECK(cudaMalloc((void **)&g_G, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemset(g_G, 0, (size_t)2883584 * sizeof(float)));
-    float *g_Y = Y;
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
-    transformer_layer_k0<<<256, 256, 49664>>>(g_X, g_g_attn_, g_Wq, (float *)g_t19_); /* k7_matmul_t19 */
+extern "C" int blk_u_transformer_layer_device(const float *blk_t_X, const float *blk_t_g_attn, const float *blk_t_Wq, const float *blk_t_Wk, const float *blk_t_Wv, const float *blk_t_Wo, const float *blk_t_g_ffn, const float *blk_t_W1, const float *blk_t_W3, const float *blk_t_W2, float *blk_t_Y) {
+    const float *blk_g_X = blk_t_X;
+    const float *blk_g_g_attn = blk_t_g_attn;
+    const float *blk_g_Wq = blk_t_Wq;
+    const float *blk_g_Wk = blk_t_Wk;
+    const float *blk_g_Wv = blk_t_Wv;
+    const float *blk_g_Wo = blk_t_Wo;
+    const float *blk_g_g_ffn = blk_t_g_ffn;
+    const float *blk_g_W1 = blk_t_W1;
+    const float *blk_g_W3 = blk_t_W3;
+    const float *blk_g_W2 = blk_t_W2;
+    float *blk_g_t19 = NULL; /* temp t19: f32[1024, 1024] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t19, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t19, 0, (size_t)1048576 * sizeof(float)));
+    float *blk_g_t22 = NULL; /* temp t22: f32[1024, 1024] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t22, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t22, 0, (size_t)1048576 * sizeof(float)));
+    float *blk_g_t25 = NULL; /* temp t25: f32[1024, 1024] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t25, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t25, 0, (size_t)1048576 * sizeof(float)));
+    float *blk_g_t37 = NULL; /* temp t37: f32[16, 1024, 64] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t37, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t37, 0, (size_t)1048576 * sizeof(float)));
+    float *blk_g_t38 = NULL; /* temp t38: f32[1024, 16, 64] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t38, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t38, 0, (size_t)1048576 * sizeof(float)));
+    float *blk_g_t48 = NULL; /* temp t48: f32[1024, 1] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t48, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t48, 0, (size_t)1024 * sizeof(float)));
+    float *blk_g_Xf = NULL; /* temp Xf: f32[1024, 1024] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_Xf, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_Xf, 0, (size_t)1048576 * sizeof(float)));
+    float *blk_g_G = NULL; /* temp G: f32[1024, 2816] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_G, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_G, 0, (size_t)2883584 * sizeof(float)));
+    float *blk_g_Y = blk_t_Y;
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
+    blk_u_transformer_layer_k0<<<256, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wq, (float *)blk_g_t19); /* k7_matmul_t19 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
-    transformer_layer_k1<<<256, 256, 49664>>>(g_X, g_g_attn_, g_Wk, (float *)g_t22_); /* k9_matmul_t22 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
+    blk_u_transformer_layer_k1<<<256, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wk, (float *)blk_g_t22); /* k9_matmul_t22 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
-    transformer_layer_k2<<<256, 256, 49664>>>(g_X, g_g_attn_, g_Wv, (float *)g_t25_); /* k11_matmul_t25 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
+    blk_u_transformer_layer_k2<<<256, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_t25); /* k11_matmul_t25 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    transformer_layer_k3<<<256, 256, 66048>>>(g_t19_, g_t22_, g_t25_, (float *)g_t37_); /* k21_matmul_t37 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
+    blk_u_transformer_layer_k3<<<256, 256, 66048>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
     BLK_CHECK(cudaGetLastError());
-    transformer_layer_k4<<<1024, 256, 0>>>(g_t37_, (float *)g_t38_); /* k22_transpose_t38 */
+    blk_u_transformer_layer_k4<<<1024, 256, 0>>>(blk_g_t37, (float *)blk_g_t38); /* k22_transpose_t38 */
     BLK_CHECK(cudaGetLastError());
-    transformer_layer_k5<<<16, 256, 33024>>>(g_X, g_Wo, g_t38_, (float *)g_t48_); /* k29_rsqrt_t48 */
+    blk_u_transformer_layer_k5<<<16, 256, 33024>>>(blk_g_X, blk_g_Wo, blk_g_t38, (float *)blk_g_t48); /* k29_rsqrt_t48 */
     BLK_CHECK(cudaGetLastError());
-    transformer_layer_k6<<<256, 256, 32768>>>(g_X, g_Wo, g_g_ffn_, g_t38_, g_t48_, (float *)g_Xf); /* k31_mul_Xf */
+    blk_u_transformer_layer_k6<<<256, 256, 32768>>>(blk_g_X, blk_g_Wo, blk_g_g_ffn, blk_g_t38, blk_g_t48, (float *)blk_g_Xf); /* k31_mul_Xf */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(transformer_layer_k7, cudaFuncAttributeMaxDynamicSharedMemorySize, 65536));
-    transformer_layer_k7<<<704, 256, 65536>>>(g_W1, g_W3, g_Xf, (float *)g_G); /* k35_mul_G */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k7, cudaFuncAttributeMaxDynamicSharedMemorySize, 65536));
+    blk_u_transformer_layer_k7<<<704, 256, 65536>>>(blk_g_W1, blk_g_W3, blk_g_Xf, (float *)blk_g_G); /* k35_mul_G */
     BLK_CHECK(cudaGetLastError());
-    transformer_layer_k8<<<256, 256, 49152>>>(g_X, g_Wo, g_W2, g_t38_, g_G, (float *)g_Y); /* k37_add_Y */
+    blk_u_transformer_layer_k8<<<256, 256, 49152>>>(blk_g_X, blk_g_Wo, blk_g_W2, blk_g_t38, blk_g_G, (float *)blk_g_Y); /* k37_add_Y */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFree(g_t19_));
-    BLK_CHECK(cudaFree(g_t22_));
-    BLK_CHECK(cudaFree(g_t25_));
-    BLK_CHECK(cudaFree(g_t37_));
-    BLK_CHECK(cudaFree(g_t38_));
-    BLK_CHECK(cudaFree(g_t48_));
-    BLK_CHECK(cudaFree(g_Xf));
-    BLK_CHECK(cudaFree(g_G));
+    BLK_CHECK(cudaFree(blk_g_t19));
+    BLK_CHECK(cudaFree(blk_g_t22));
+    BLK_CHECK(cudaFree(blk_g_t25));
+    BLK_CHECK(cudaFree(blk_g_t37));
+    BLK_CHECK(cudaFree(blk_g_t38));
+    BLK_CHECK(cudaFree(blk_g_t48));
+    BLK_CHECK(cudaFree(blk_g_Xf));
+    BLK_CHECK(cudaFree(blk_g_G));
     return 0;
 }
 
 /* Copies the inputs to the device, runs the kernels, copies the outputs back. */
-extern "C" int transformer_layer(const float *X, const float *g_attn_, const float *Wq, const float *Wk, const float *Wv, const float *Wo, const float *g_ffn_, const float *W1, const float *W3, const float *W2, float *Y) {
-    float *d_X = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_X, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_X, X, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_g_attn_ = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_g_attn_, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_g_attn_, g_attn_, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Wq = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Wq, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_Wq, Wq, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Wk = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Wk, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_Wk, Wk, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Wv = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Wv, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_Wv, Wv, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Wo = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Wo, (size_t)1048576 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_Wo, Wo, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_g_ffn_ = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_g_ffn_, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_g_ffn_, g_ffn_, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W1 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W1, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W1, W1, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W3 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W3, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W3, W3, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_W2 = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_W2, (size_t)2883584 * sizeof(float)));
-    BLK_CHECK(cudaMemcpy(d_W2, W2, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
-    float *d_Y = NULL;
-    BLK_CHECK(cudaMalloc((void **)&d_Y, (size_t)1048576 * sizeof(float)));
-    int status_ = transformer_layer_device(d_X, d_g_attn_, d_Wq, d_Wk, d_Wv, d_Wo, d_g_ffn_, d_W1, d_W3, d_W2, d_Y);
+extern "C" int blk_u_transformer_layer(const float *blk_t_X, const float *blk_t_g_attn, const float *blk_t_Wq, const float *blk_t_Wk, const float *blk_t_Wv, const float *blk_t_Wo, const float *blk_t_g_ffn, const float *blk_t_W1, const float *blk_t_W3, const float *blk_t_W2, float *blk_t_Y) {
+    float *blk_d_X = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_X, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_X, blk_t_X, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_g_attn = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_g_attn, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_g_attn, blk_t_g_attn, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Wq = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Wq, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_Wq, blk_t_Wq, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Wk = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Wk, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_Wk, blk_t_Wk, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Wv = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Wv, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_Wv, blk_t_Wv, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Wo = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Wo, (size_t)1048576 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_Wo, blk_t_Wo, (size_t)1048576 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_g_ffn = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_g_ffn, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_g_ffn, blk_t_g_ffn, (size_t)1024 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W1 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W1, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W1, blk_t_W1, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W3 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W3, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W3, blk_t_W3, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_W2 = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_W2, (size_t)2883584 * sizeof(float)));
+    BLK_CHECK(cudaMemcpy(blk_d_W2, blk_t_W2, (size_t)2883584 * sizeof(float), cudaMemcpyHostToDevice));
+    float *blk_d_Y = NULL;
+    BLK_CHECK(cudaMalloc((void **)&blk_d_Y, (size_t)1048576 * sizeof(float)));
+    int status_ = blk_u_transformer_layer_device(blk_d_X, blk_d_g_attn, blk_d_Wq, blk_d_Wk, blk_d_Wv, blk_d_Wo, blk_d_g_ffn, blk_d_W1, blk_d_W3, blk_d_W2, blk_d_Y);
     if (status_ != 0) return status_;
     BLK_CHECK(cudaDeviceSynchronize());
-    BLK_CHECK(cudaMemcpy(Y, d_Y, (size_t)1048576 * sizeof(float), cudaMemcpyDeviceToHost));
-    BLK_CHECK(cudaFree(d_X));
-    BLK_CHECK(cudaFree(d_g_attn_));
-    BLK_CHECK(cudaFree(d_Wq));
-    BLK_CHECK(cudaFree(d_Wk));
-    BLK_CHECK(cudaFree(d_Wv));
-    BLK_CHECK(cudaFree(d_Wo));
-    BLK_CHECK(cudaFree(d_g_ffn_));
-    BLK_CHECK(cudaFree(d_W1));
-    BLK_CHECK(cudaFree(d_W3));
-    BLK_CHECK(cudaFree(d_W2));
-    BLK_CHECK(cudaFree(d_Y));
+    BLK_CHECK(cudaMemcpy(blk_t_Y, blk_d_Y, (size_t)1048576 * sizeof(float), cudaMemcpyDeviceToHost));
+    BLK_CHECK(cudaFree(blk_d_X));
+    BLK_CHECK(cudaFree(blk_d_g_attn));
+    BLK_CHECK(cudaFree(blk_d_Wq));
+    BLK_CHECK(cudaFree(blk_d_Wk));
+    BLK_CHECK(cudaFree(blk_d_Wv));
+    BLK_CHECK(cudaFree(blk_d_Wo));
+    BLK_CHECK(cudaFree(blk_d_g_ffn));
+    BLK_CHECK(cudaFree(blk_d_W1));
+    BLK_CHECK(cudaFree(blk_d_W3));
+    BLK_CHECK(cudaFree(blk_d_W2));
+    BLK_CHECK(cudaFree(blk_d_Y));
     return 0;
 }
