@@ -14,11 +14,11 @@ import Schedule
 ///   launch, micro-kernels; verified) → emit (C/OpenMP or CUDA, by a subcommand's dialect)
 /// ```
 ///
-/// `scheduled()` runs the stages up to `schedule` top to bottom; commands that stop earlier call
-/// `lowered()` or `fused()`, and the code-generation commands render the schedule (`emit`).
+/// `run(through:)` lists the stages top to bottom; `lowered()`, `fused()` and `scheduled()` stop
+/// after theirs, and the code-generation commands render the schedule with their dialect (`emit`).
 struct Pipeline {
     /// The stage names, in order.
-    static let stageNames = ["parse", "lower", "fuse", "schedule", "emit"]
+    static let stageNames = Stage.allCases.map(\.rawValue)
 
     /// What a source file holds once parsed.
     enum Parsed {
@@ -90,10 +90,55 @@ struct Pipeline {
         return parsed
     }
 
-    /// Runs `parse` and `lower`, verifying the block program.
-    func lowered() throws(DriverError) -> Program {
+    /// What the stages produced, up to the last one run.
+    struct Artifacts {
+        /// The parsed file.
+        var parsed: Parsed?
+        /// The naive block program (or the `.block` file's program), verified.
+        var lowered: Program?
+        /// The fused program and its trace (`nil` trace with `--no-fusion`), verified.
+        var fused: (program: Program, fusion: FusionResult?)?
+        /// The program with its schedule for `--target`, verified.
+        var schedule: ProgramSchedule?
+        /// The generated source.
+        var source: CSource?
+    }
+
+    /// The stages, in order; each name is a `--print-after` key.
+    enum Stage: String, CaseIterable, Comparable {
+        case parse, lower, fuse, schedule, emit
+        static func < (a: Stage, b: Stage) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
+    /// The pipeline, top to bottom: each stage takes the previous one's result, is verified and
+    /// printed with `--print-after=NAME`, and the run stops after `last`. `emit` renders the
+    /// schedule with `dialect`.
+    func run(through last: Stage, dialect: Dialect = .c, headerName: String? = nil) throws(DriverError)
+        -> Artifacts
+    {
+        var a = Artifacts()
+        let parsed = try parse()
+        a.parsed = parsed
+        guard last > .parse else { return a }
+        let naive = try lower(parsed)
+        a.lowered = naive
+        guard last > .lower else { return a }
+        let fused = try fuse(naive)
+        a.fused = fused
+        guard last > .fuse else { return a }
+        let schedule = try self.schedule(fused.program)
+        a.schedule = schedule
+        guard last > .schedule else { return a }
+        a.source = Self.emit(schedule, dialect: dialect, headerName: headerName, options: options, console: console)
+        return a
+    }
+
+    /// `lower`: the naive block program of a graph (a `.block` file's program as it is), verified.
+    func lower(_ parsed: Parsed) throws(DriverError) -> Program {
         let program: Program
-        switch try parse() {
+        switch parsed {
         case .program(let p):
             program = p
         case .graph(let g):
@@ -110,20 +155,18 @@ struct Pipeline {
         return program
     }
 
-    /// Runs `parse`, `lower` and `fuse` (unless `--no-fusion`), verifying the result.
-    func fused() throws(DriverError) -> (program: Program, fusion: FusionResult?) {
-        let lowered = try lowered()
-        guard !options.noFusion else { return (lowered, nil) }
-        let result = Fusion.fuse(lowered, options: FusionOptions(onlyRule: options.onlyRule, target: options.target))
+    /// `fuse`: the rules to a fixed point (nothing with `--no-fusion`), verified.
+    func fuse(_ naive: Program) throws(DriverError) -> (program: Program, fusion: FusionResult?) {
+        guard !options.noFusion else { return (naive, nil) }
+        let result = Fusion.fuse(naive, options: FusionOptions(onlyRule: options.onlyRule, target: options.target))
         if options.printAfter.contains("fuse") { console.err("// after fuse\n" + BlockPrinter.print(result.program)) }
         try verify(result.program, stage: "fuse")
         return (result.program, result)
     }
 
-    /// The pipeline through `schedule`, top to bottom: parse, lower, fuse (each verified), then
-    /// the schedule for `--target`, whose program is verified again (its block sizes are final).
-    func scheduled() throws(DriverError) -> ProgramSchedule {
-        let fused = try fused().program
+    /// `schedule`: block sizes, storage, parallel axes, micro-kernels and launches for
+    /// `--target`; the scheduled program is verified again (its block sizes are final).
+    func schedule(_ fused: Program) throws(DriverError) -> ProgramSchedule {
         let schedule = Scheduler.schedule(fused, target: options.target)
         if options.printAfter.contains("schedule") {
             console.err("// after schedule\n" + SchedulePrinter.print(schedule))
@@ -132,8 +175,8 @@ struct Pipeline {
         return schedule
     }
 
-    /// The `emit` stage: renders a schedule in a dialect (the C family's one emitter), printing the
-    /// source after it with `--print-after=emit`.
+    /// `emit`: renders a schedule in a dialect (the C family's one emitter), printing the source
+    /// with `--print-after=emit`.
     static func emit(
         _ schedule: ProgramSchedule, dialect: Dialect = .c, headerName: String? = nil, options: CommandLineOptions,
         console: Console
@@ -142,6 +185,15 @@ struct Pipeline {
         if options.printAfter.contains("emit") { console.err("// after emit\n" + source.source) }
         return source
     }
+
+    /// The pipeline through `lower`.
+    func lowered() throws(DriverError) -> Program { try run(through: .lower).lowered! }
+
+    /// The pipeline through `fuse`.
+    func fused() throws(DriverError) -> (program: Program, fusion: FusionResult?) { try run(through: .fuse).fused! }
+
+    /// The pipeline through `schedule`.
+    func scheduled() throws(DriverError) -> ProgramSchedule { try run(through: .schedule).schedule! }
 
     /// The program at a stage: `lower`, `fuse` or `schedule` (default: `fuse`, or `lower` with
     /// `--no-fusion`).
