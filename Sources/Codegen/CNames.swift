@@ -104,12 +104,14 @@ struct CNames {
     /// The function of kernel number `k`: `blk_u_NAME_kK`.
     func kernel(_ k: Int) -> String { "\(entry)_k\(k)" }
 
-    /// The C name of an index variable.
+    /// The C name of an index variable: kept when it is one lowercase letter and digits (`i`,
+    /// `k2`, `b0`: what lowering and fusion write; no C or CUDA header defines such a name), else
+    /// `blk_v_` and the name, so a `.block` file's `EOF` or `errno` cannot meet a macro.
     func index(_ v: IndexVar) -> String {
-        var name = CNames.identifierText(v.name, fallback: "x")
-        if let f = name.first, f.isNumber { name = "_" + name }
-        if dialect.keywords.contains(name) { name += "_" }
-        return CNames.isReserved(name) ? "x_" + name : name
+        let name = CNames.identifierText(v.name, fallback: "x")
+        let lowercaseFirst = name.first.map { $0.isASCII && $0.isLowercase } == true
+        let short = lowercaseFirst && name.dropFirst().allSatisfy { $0.isASCII && $0.isNumber }
+        return short && !CNames.isReserved(name) ? name : "blk_v_" + name
     }
 
     /// Whether an index variable's name could clash with the emitter's own identifiers (`v12`,

@@ -148,4 +148,35 @@ final class HostileNameTests: XCTestCase {
         }
         XCTAssertEqual(failures.values, [])
     }
+
+    /// Index variables of a hand-written `.block` file named like macros, libc functions and the
+    /// emitter's own temporaries: the C and the CUDA use `blk_v_` names for them and still match.
+    func testIndexVariablesNamedLikeMacros() throws {
+        let dir = CLI.temporaryDirectory("index-names")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = """
+            program idx
+
+            tensor X: f32[64,96] @global input
+            tensor Y: f32[64,96] @global output
+
+            kernel k grid(HUGE_VAL < 2, M_PI < 2) {
+              for INT32_MAX in 0 ..< 2 {
+                for v1 in 0 ..< 3 {
+                  %0 = load X[HUGE_VAL * 32 +: 32, M_PI * 48 + INT32_MAX * 24 + v1 * 8 +: 8] : f32[32,8] @local
+                  %1 = exp %0 : f32[32,8] @local
+                  store %1 -> Y[HUGE_VAL * 32 +: 32, M_PI * 48 + INT32_MAX * 24 + v1 * 8 +: 8]
+                  yield
+                }
+                yield
+              }
+            }
+
+            """
+        try text.write(toFile: dir + "/idx.block", atomically: true, encoding: .utf8)
+        let verify = CLI.blockc(["verify", "--no-fusion", dir + "/idx.block"])
+        XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+        let c = CLI.blockc(["emit-c", "--no-fusion", dir + "/idx.block"])
+        for name in ["HUGE_VAL", "M_PI", "INT32_MAX", "v1"] { XCTAssertTrue(c.stdout.contains("blk_v_\(name)"), name) }
+    }
 }
