@@ -17,6 +17,23 @@ public enum LocalStorage {
         return BufferPlan(KernelAnalysis(program: program, kernel: kernel)).totalBytes
     }
 
+    /// Whether a kernel's buffers fit `capacity` bytes. Cheap when twice the bytes of all its
+    /// block values (an upper bound of the buffer plan: every buffer holds values of at most its
+    /// size, packing and staging buffers are no larger than a value) fit; otherwise the plan's
+    /// bytes decide.
+    public static func fits(_ kernel: Kernel, in program: Program, capacity: Int) -> Bool {
+        var bound = 0
+        kernel.walk { inst in
+            var values = inst.results
+            if case .loop(let l) = inst.op { values += l.carried }
+            for v in values where !v.type.shape.isEmpty {
+                let floats = (Swift.min(Verifier.safeByteCount(v.type), 1 << 40) / 4 + 15) / 16 * 16
+                bound = bound &+ 8 * floats
+            }
+        }
+        return bound <= capacity || bytes(kernel, in: program) <= capacity
+    }
+
     /// The first value too large for any buffer arithmetic (over 2^40 bytes, saturating): such a
     /// kernel fits no target, and the buffer plan is not computed for it.
     private static func oversized(_ kernel: Kernel) -> (value: Value, bytes: Int)? {

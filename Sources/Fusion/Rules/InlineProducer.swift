@@ -33,12 +33,15 @@ extension FusionRule {
             out.body = body
             // Legality: the consumer with the producer's computation must still fit the local
             // tier (inlined loads of narrow tensors, converted into buffers, can overflow it).
-            let bytes = LocalStorage.bytes(out, in: program)
-            if bytes > plan.target.localCapacityBytes && bytes > LocalStorage.bytes(consumer, in: program) {
-                plan.note(
-                    "keep \(search.producerName)'s output in global memory for \(consumer.name): inlining needs "
-                        + "\(bytes) bytes of local tier, more than \(plan.target.name) has")
-                continue
+            let capacity = plan.target.localCapacityBytes
+            if !LocalStorage.fits(out, in: program, capacity: capacity) {
+                let bytes = LocalStorage.bytes(out, in: program)
+                if bytes > LocalStorage.bytes(consumer, in: program) {
+                    plan.note(
+                        "keep \(search.producerName)'s output in global memory for \(consumer.name): inlining needs "
+                            + "\(bytes) bytes of local tier, more than \(plan.target.name) has")
+                    continue
+                }
             }
             return RuleApplication(
                 change: .replace(c, out.renumbered()), place: consumer.name, detail: search.detail,

@@ -31,7 +31,7 @@ extension FusionRule {
                 else { continue }
                 let widened = widen(kernel, axis: axis, size: size)
                 guard let retyped = widened.retyped(),
-                    LocalStorage.bytes(retyped, in: program) <= plan.target.localCapacityBytes
+                    LocalStorage.fits(retyped, in: program, capacity: plan.target.localCapacityBytes)
                 else {
                     plan.note(
                         "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
