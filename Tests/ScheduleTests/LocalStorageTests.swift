@@ -58,6 +58,10 @@ final class LocalStorageTests: XCTestCase {
             "local tier needs 2097152 bytes but cpu has 1048576; largest buffers: B0 1048576 bytes (%0 f32[512,512] @local), "
                 + "B1 1048576 bytes (%3 f32[512,512] @local)")
         XCTAssertEqual(LocalStorage.verify(p, target: .sm90).count, 1)
+        // `fits` agrees with the plan's bytes where its cheap bound does not decide.
+        XCTAssertFalse(LocalStorage.fits(p.kernels[0], in: p, capacity: 1_048_576))
+        XCTAssertTrue(LocalStorage.fits(p.kernels[0], in: p, capacity: 2 * 1_048_576))
+        XCTAssertFalse(LocalStorage.fits(p.kernels[0], in: p, capacity: 2 * 1_048_576 - 1))
     }
 
     /// The storage rules: in-place results, accumulated dots, views, splats and loops.
