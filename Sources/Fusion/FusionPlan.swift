@@ -38,11 +38,30 @@ public final class FusionPlan: @unchecked Sendable {
     /// The kernels that store a storage.
     func writers(of storage: TensorID) -> Set<String> { writers[storage] ?? [] }
 
-    /// Forgets the cached accesses of a kernel that changed (or disappeared).
+    /// Forgets the cached facts of a kernel that changed (or disappeared).
     func invalidate(_ name: String) {
+        facts[name] = nil
         guard let old = touched.removeValue(forKey: name) else { return }
         for t in old.loads { readers[t]?.remove(name) }
         for t in old.stores { writers[t]?.remove(name) }
+    }
+
+    /// Per kernel name: the facts of its current version, for the tensor list they were computed
+    /// with (a program's tensors do not change while it is fused).
+    private var facts: [String: KernelFacts] = [:]
+    private var factsTensors: [GlobalTensor] = []
+
+    /// The facts of a kernel (remembered until the kernel changes). Comparing an unchanged kernel
+    /// with the one remembered costs nothing: its arrays are the very ones recorded.
+    func facts(of kernel: Kernel, in program: Program) -> KernelFacts {
+        if program.tensors != factsTensors {
+            facts = [:]
+            factsTensors = program.tensors
+        }
+        if let known = facts[kernel.name], known.kernel == kernel { return known }
+        let new = KernelFacts(kernel)
+        facts[kernel.name] = new
+        return new
     }
 
     /// The storages every tensor viewing which is a temporary, for the tensor list they were
@@ -67,6 +86,8 @@ public final class FusionPlan: @unchecked Sendable {
 
     /// Kernels R1 looked at while searching for producers (a work count for the tests).
     var producersVisited = 0
+    /// Kernel-local rewrites skipped on a kernel they had found nothing in (a work count).
+    var localRewritesSkipped = 0
 
     /// The index of the last kernel before `index` among `writers` (by name), if any.
     func lastWriter(among writers: Set<String>, before index: Int, _ program: Program) -> Int? {
@@ -100,16 +121,21 @@ public final class FusionPlan: @unchecked Sendable {
 
     /// Whether `producer` may be recomputed at a point of `consumer` that runs `readsPerBlock`
     /// times per block `producer` writes (1 when every block is read once).
-    func allowsRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double, tensor: String) -> Bool {
-        let producerFlops = Double(producer.estimatedFlops)
+    func allowsRecompute(
+        producer: Kernel, consumer: Kernel, readsPerBlock: Double, tensor: String, _ program: Program
+    ) -> Bool {
+        let producerFlops = Double(facts(of: producer, in: program).estimatedFlops)
         let extra = max(0, readsPerBlock - 1) * producerFlops
-        let budget = recomputeBudget * Double(max(1, consumer.estimatedFlops))
+        let budget = recomputeBudget * Double(max(1, facts(of: consumer, in: program).estimatedFlops))
         let allowed = extra <= budget
-        let verdict =
+        let made: [AnyHashable] = [
+            "recompute", producer.name, consumer.name, tensor, readsPerBlock, extra, budget, recomputeBudget,
+        ]
+        note(once: made) {
             allowed
-            ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
-            : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
-        note(verdict)
+                ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
+                : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
+        }
         return allowed
     }
 
@@ -121,23 +147,30 @@ public final class FusionPlan: @unchecked Sendable {
     func allowsDuplicate(producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String) -> Bool {
         let allowed = newInputs <= 1
         if !allowed {
-            note(
+            note(once: ["duplicate", tensor, consumer.name, producer.name, newInputs] as [AnyHashable]) {
                 "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
-            )
+            }
         }
         return allowed
     }
 
     /// Whether recomputation would be allowed at `readsPerBlock`, without recording anything.
-    func wouldAllowRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double) -> Bool {
-        let extra = max(0, readsPerBlock - 1) * Double(producer.estimatedFlops)
-        return extra <= recomputeBudget * Double(max(1, consumer.estimatedFlops))
+    func wouldAllowRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double, _ program: Program) -> Bool {
+        let extra = max(0, readsPerBlock - 1) * Double(facts(of: producer, in: program).estimatedFlops)
+        return extra <= recomputeBudget * Double(max(1, facts(of: consumer, in: program).estimatedFlops))
     }
 
     /// Records a decision once.
     func note(_ text: String) {
         if seen.insert(text).inserted { decisions.append(text) }
     }
+
+    /// Records a decision once, building its text only the first time `key` (everything the text
+    /// is made of) occurs: rules ask the same questions every time they look at a kernel again.
+    func note<Key: Hashable>(once key: Key, _ text: () -> String) {
+        if noted.insert(AnyHashable(key)).inserted { note(text()) }
+    }
+    private var noted: Set<AnyHashable> = []
 
     private func format(_ x: Double) -> String {
         x == x.rounded() ? String(Int(x)) : String(format: "%.2f", x)

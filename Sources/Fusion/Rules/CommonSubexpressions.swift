@@ -17,7 +17,7 @@ extension FusionRule {
     public static let commonSubexpressions = FusionRule(
         id: "R10", name: "cse", summary: "merge identical computations visible from one another"
     ) { program, plan in
-        KernelRewrite.first(program, plan) { kernel, program in
+        KernelRewrite.first(program, plan, local: "R10") { kernel, program in
             let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
             var merged = 0
             let body = cse(kernel.body, available: [:], program: program, stored: stored, merged: &merged)

@@ -21,13 +21,16 @@ extension FusionRule {
         id: "R8", name: "dead-code",
         summary: "forward stored blocks to later loads; drop dead stores, kernels, carried values and code"
     ) { program, plan in
-        if let a = KernelRewrite.first(program, plan, { k, _ in forwardStores(k) }) { return a }
+        let forward = { (k: Kernel, p: Program) in forwardStores(k, plan.facts(of: k, in: p)) }
+        if let a = KernelRewrite.first(program, plan, local: "R8 forwarding", forward) { return a }
         if let a = removeDeadStores(program, plan) { return a }
-        if let a = KernelRewrite.first(program, plan, { k, _ in removeDeadCarried(k) }) { return a }
-        return KernelRewrite.first(program, plan, { k, _ in removeDeadCode(k) })
+        if let a = KernelRewrite.first(program, plan, local: "R8 dead carried", { k, _ in removeDeadCarried(k) }) {
+            return a
+        }
+        return KernelRewrite.first(program, plan, local: "R8 dead code", { k, _ in removeDeadCode(k) })
     }
 
-    private static func forwardStores(_ kernel: Kernel) -> (kernel: Kernel, detail: String)? {
+    private static func forwardStores(_ kernel: Kernel, _ facts: KernelFacts) -> (kernel: Kernel, detail: String)? {
         func visit(_ body: [Instruction]) -> ([Instruction], String)? {
             for (index, inst) in body.enumerated() {
                 if case .loop(var loop) = inst.op, let (inner, detail) = visit(loop.body) {
@@ -41,7 +44,7 @@ extension FusionRule {
                     let next = body[later]
                     if next.op.storesOrMayStore(to: tensor) { break }
                     guard case .load(let t, let a) = next.op, t == tensor, a == access,
-                        let result = next.result, kernel.valueTypes()[value]?.shape == result.type.shape
+                        let result = next.result, facts.valueTypes[value]?.shape == result.type.shape
                     else { continue }
                     var out = body
                     out.remove(at: later)

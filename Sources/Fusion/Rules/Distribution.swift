@@ -23,9 +23,10 @@ extension FusionRule {
         id: "R4b", name: "distribution",
         summary: "split an accumulated matmul of a sum into per-term accumulators; invariant row factors apply after"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
-            return distribute(kernel.body, types: kernel.valueTypes(), next: &next)
+        KernelRewrite.body(program, plan, local: "R4b") { kernel, program in
+            let facts = plan.facts(of: kernel, in: program)
+            var next = facts.nextValueNumber
+            return distribute(kernel.body, types: facts.valueTypes, next: &next)
         }
     }
 

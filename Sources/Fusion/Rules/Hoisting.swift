@@ -16,7 +16,7 @@ extension FusionRule {
     public static let hoist = FusionRule(
         id: "R7", name: "hoist", summary: "move loop-invariant computations before their loop"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, program in
+        KernelRewrite.body(program, plan, local: "R7") { kernel, program in
             let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
             return hoist(kernel.body, program: program, stored: stored)
         }

@@ -17,8 +17,8 @@ extension FusionRule {
     public static let linearity = FusionRule(
         id: "R4", name: "linearity", summary: "apply a loop-invariant factor once after an accumulation"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
+        KernelRewrite.body(program, plan, local: "R4") { kernel, program in
+            var next = plan.facts(of: kernel, in: program).nextValueNumber
             return factorOut(kernel.body, next: &next)
         }
     }

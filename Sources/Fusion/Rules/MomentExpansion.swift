@@ -21,8 +21,8 @@ extension FusionRule {
         id: "R5", name: "moment-expansion",
         summary: "expand a row sum of a polynomial in a loop-invariant value into power sums"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
+        KernelRewrite.body(program, plan, local: "R5") { kernel, program in
+            var next = plan.facts(of: kernel, in: program).nextValueNumber
             return expand(kernel.body, next: &next)
         }
     }
