@@ -124,14 +124,13 @@ public final class FusionPlan: @unchecked Sendable {
     func allowsRecompute(
         producer: Kernel, consumer: Kernel, readsPerBlock: Double, tensor: String, _ program: Program
     ) -> Bool {
-        let producerFlops = Double(facts(of: producer, in: program).estimatedFlops)
-        let extra = max(0, readsPerBlock - 1) * producerFlops
-        let budget = recomputeBudget * Double(max(1, facts(of: consumer, in: program).estimatedFlops))
+        let (p, c) = (facts(of: producer, in: program), facts(of: consumer, in: program))
+        let extra = max(0, readsPerBlock - 1) * Double(p.estimatedFlops)
+        let budget = recomputeBudget * Double(max(1, c.estimatedFlops))
         let allowed = extra <= budget
-        let made: [AnyHashable] = [
-            "recompute", producer.name, consumer.name, tensor, readsPerBlock, extra, budget, recomputeBudget,
-        ]
-        note(once: made) {
+        let question = KernelFacts.Question(
+            producer: p, tensor: tensor, amount: readsPerBlock, budget: recomputeBudget, duplicate: false)
+        c.noteOnce(question, self) {
             allowed
                 ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
                 : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
@@ -144,10 +143,15 @@ public final class FusionPlan: @unchecked Sendable {
     /// one more intermediate (program inputs do not count), so duplicated work stays local and
     /// never chains from kernel to kernel (a residual stream recomputed from all earlier
     /// layers, say).
-    func allowsDuplicate(producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String) -> Bool {
+    func allowsDuplicate(
+        producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String, _ program: Program
+    ) -> Bool {
         let allowed = newInputs <= 1
         if !allowed {
-            note(once: ["duplicate", tensor, consumer.name, producer.name, newInputs] as [AnyHashable]) {
+            let question = KernelFacts.Question(
+                producer: facts(of: producer, in: program), tensor: tensor, amount: Double(newInputs), budget: 0,
+                duplicate: true)
+            facts(of: consumer, in: program).noteOnce(question, self) {
                 "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
             }
         }
@@ -164,13 +168,6 @@ public final class FusionPlan: @unchecked Sendable {
     func note(_ text: String) {
         if seen.insert(text).inserted { decisions.append(text) }
     }
-
-    /// Records a decision once, building its text only the first time `key` (everything the text
-    /// is made of) occurs: rules ask the same questions every time they look at a kernel again.
-    func note<Key: Hashable>(once key: Key, _ text: () -> String) {
-        if noted.insert(AnyHashable(key)).inserted { note(text()) }
-    }
-    private var noted: Set<AnyHashable> = []
 
     private func format(_ x: Double) -> String {
         x == x.rounded() ? String(Int(x)) : String(format: "%.2f", x)

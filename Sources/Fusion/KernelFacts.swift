@@ -19,6 +19,39 @@ final class KernelFacts {
     /// The next free value number (`Kernel.nextValueNumber`).
     private(set) lazy var nextValueNumber: Int = kernel.nextValueNumber
 
+    /// Every value read anywhere in the kernel (operands, loop initial values, yields).
+    private(set) lazy var readValues: Set<ValueID> = {
+        var read: Set<ValueID> = []
+        kernel.walk { inst in inst.op.forEachOperand { read.insert($0) } }
+        return read
+    }()
+
+    /// Whether some instruction that stores nothing and yields nothing (a loop: whose body
+    /// stores nothing) has no result that is read anywhere.
+    private(set) lazy var hasUnreadInstruction: Bool = {
+        var found = false
+        kernel.walk { inst in
+            guard !found else { return }
+            switch inst.op {
+            case .store, .yield: return
+            case .loop(let loop): guard loop.body.isStoreFree else { return }
+            case .load, .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: break
+            }
+            found = inst.results.allSatisfy { !readValues.contains($0.id) }
+        }
+        return found
+    }()
+
+    /// Whether some loop has a result that is read nowhere.
+    private(set) lazy var hasUnreadLoopResult: Bool = {
+        var found = false
+        kernel.walk { inst in
+            guard !found, case .loop = inst.op else { return }
+            found = inst.results.contains { !readValues.contains($0.id) }
+        }
+        return found
+    }()
+
     /// The static FLOP estimate (`Kernel.estimatedFlops`).
     private(set) lazy var estimatedFlops: Int = kernel.estimatedFlops
 
@@ -46,6 +79,36 @@ final class KernelFacts {
         }
         widenings[variable] = result
         return result
+    }
+
+    /// The grid axes R11 found too wide to fold and noted so (the note is the same every time).
+    var keptBlocked: Set<IndexVar> = []
+
+    /// A question the plan answered about this kernel as a consumer: its answer and the text
+    /// noted for it are functions of the producer's version, the tensor, the amount (reads per
+    /// block, or new intermediates) and the budget, and of this kernel's version.
+    struct Question {
+        var producer: KernelFacts
+        var tensor: String
+        var amount: Double
+        var budget: Double
+        var duplicate: Bool
+
+        func isSame(as other: Question) -> Bool {
+            producer === other.producer && tensor == other.tensor && amount == other.amount
+                && budget == other.budget && duplicate == other.duplicate
+        }
+    }
+
+    /// The questions already noted (R1 asks them again each time it looks at the kernel).
+    private var noted: [Question] = []
+
+    /// Notes a decision the first time its question is asked about this kernel version; `text`
+    /// is built only then.
+    func noteOnce(_ question: Question, _ plan: FusionPlan, _ text: () -> String) {
+        guard !noted.contains(where: { $0.isSame(as: question) }) else { return }
+        noted.append(question)
+        plan.note(text())
     }
 
     /// The kernel-local rewrites (by name) that found nothing to do in the kernel.
@@ -93,5 +156,23 @@ struct ProducedBlock {
         let needed = kernel.body.backwardSlice(from: [stored])
         slice = kernel.body.filter { inst in inst.results.contains { needed.contains($0.id) } }
         reads = Set(slice.loadedTensors.map { program.storage(of: $0) })
+    }
+}
+
+extension Op {
+    /// Calls `visit` on each SSA operand the op reads directly (`operands`, without building an
+    /// array).
+    func forEachOperand(_ visit: (ValueID) -> Void) {
+        switch self {
+        case .load, .fill: return
+        case .store(let v, _, _): visit(v)
+        case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a), .mask(let a, _, _, _, _):
+            visit(a)
+        case .binary(_, let a, let b), .dot(let a, let b, _, _):
+            visit(a)
+            visit(b)
+        case .loop(let l): l.initial.forEach(visit)
+        case .yield(let vs): vs.forEach(visit)
+        }
     }
 }

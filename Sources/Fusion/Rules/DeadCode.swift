@@ -24,10 +24,17 @@ extension FusionRule {
         let forward = { (k: Kernel, p: Program) in forwardStores(k, plan.facts(of: k, in: p)) }
         if let a = KernelRewrite.first(program, plan, local: "R8 forwarding", forward) { return a }
         if let a = removeDeadStores(program, plan) { return a }
-        if let a = KernelRewrite.first(program, plan, local: "R8 dead carried", { k, _ in removeDeadCarried(k) }) {
-            return a
+        // A carried value can be dead only when its loop result is read nowhere, and the first
+        // instruction the sweep removes is one whose results are read nowhere: without such a
+        // loop result or instruction (one walk, shared) the rewrites would find nothing.
+        let deadCarried = { (k: Kernel, p: Program) in
+            plan.facts(of: k, in: p).hasUnreadLoopResult ? removeDeadCarried(k) : nil
         }
-        return KernelRewrite.first(program, plan, local: "R8 dead code", { k, _ in removeDeadCode(k) })
+        if let a = KernelRewrite.first(program, plan, local: "R8 dead carried", deadCarried) { return a }
+        let deadCode = { (k: Kernel, p: Program) in
+            plan.facts(of: k, in: p).hasUnreadInstruction ? removeDeadCode(k) : nil
+        }
+        return KernelRewrite.first(program, plan, local: "R8 dead code", deadCode)
     }
 
     private static func forwardStores(_ kernel: Kernel, _ facts: KernelFacts) -> (kernel: Kernel, detail: String)? {

@@ -98,7 +98,7 @@ private struct InlineSearch {
             let added = sliceReads.subtracting(consumerLoads).filter { program[$0].role != .input }.count
             guard
                 plan.allowsDuplicate(
-                    producer: producer, consumer: consumer, newInputs: added, tensor: program[tensor].name)
+                    producer: producer, consumer: consumer, newInputs: added, tensor: program[tensor].name, program)
             else { return nil }
         }
         let readsPerBlock = reads / Double(max(1, producer.instanceCount))

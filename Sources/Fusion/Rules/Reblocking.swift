@@ -31,8 +31,10 @@ extension FusionRule {
                         readsPerBlock: reads / Double(axis.extent), program)
                 else { continue }
                 guard let retyped = facts.widened(over: axis.variable, program, plan.target) else {
-                    plan.note(once: ["keep blocked", kernel.name, axis.variable, axis.extent] as [AnyHashable]) {
-                        "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
+                    if facts.keptBlocked.insert(axis.variable).inserted {
+                        plan.note(
+                            "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
+                        )
                     }
                     continue
                 }
