@@ -41,6 +41,7 @@ public final class FusionPlan: @unchecked Sendable {
     /// Forgets the cached facts of a kernel that changed (or disappeared).
     func invalidate(_ name: String) {
         facts[name] = nil
+        if lastFacts?.kernel.name == name { lastFacts = nil }
         guard let old = touched.removeValue(forKey: name) else { return }
         for t in old.loads { readers[t]?.remove(name) }
         for t in old.stores { writers[t]?.remove(name) }
@@ -56,13 +57,21 @@ public final class FusionPlan: @unchecked Sendable {
     func facts(of kernel: Kernel, in program: Program) -> KernelFacts {
         if program.tensors != factsTensors {
             facts = [:]
+            lastFacts = nil
             factsTensors = program.tensors
         }
-        if let known = facts[kernel.name], known.kernel == kernel { return known }
+        // Rules ask about the kernel the driver is looking at many times in a row.
+        if let last = lastFacts, last.kernel == kernel { return last }
+        if let known = facts[kernel.name], known.kernel == kernel {
+            lastFacts = known
+            return known
+        }
         let new = KernelFacts(kernel)
         facts[kernel.name] = new
+        lastFacts = new
         return new
     }
+    private var lastFacts: KernelFacts?
 
     /// The storages every tensor viewing which is a temporary, for the tensor list they were
     /// computed from (a program's tensors do not change while it is fused).

@@ -112,7 +112,7 @@ final class KernelFacts {
     }
 
     /// The kernel-local rewrites (by name) that found nothing to do in the kernel.
-    var unmatched: Set<String> = []
+    var unmatched: LocalRewrites = []
 
     /// Per tensor: what the kernel stores to it, as R1 inlines it (`nil` when R1 cannot).
     private var producedBlocks: [TensorID: ProducedBlock?] = [:]

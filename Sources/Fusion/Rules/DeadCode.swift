@@ -22,7 +22,7 @@ extension FusionRule {
         summary: "forward stored blocks to later loads; drop dead stores, kernels, carried values and code"
     ) { program, plan in
         let forward = { (k: Kernel, p: Program) in forwardStores(k, plan.facts(of: k, in: p)) }
-        if let a = KernelRewrite.first(program, plan, local: "R8 forwarding", forward) { return a }
+        if let a = KernelRewrite.first(program, plan, local: .forwarding, forward) { return a }
         if let a = removeDeadStores(program, plan) { return a }
         // A carried value can be dead only when its loop result is read nowhere, and the first
         // instruction the sweep removes is one whose results are read nowhere: without such a
@@ -30,11 +30,11 @@ extension FusionRule {
         let deadCarried = { (k: Kernel, p: Program) in
             plan.facts(of: k, in: p).hasUnreadLoopResult ? removeDeadCarried(k) : nil
         }
-        if let a = KernelRewrite.first(program, plan, local: "R8 dead carried", deadCarried) { return a }
+        if let a = KernelRewrite.first(program, plan, local: .deadCarried, deadCarried) { return a }
         let deadCode = { (k: Kernel, p: Program) in
             plan.facts(of: k, in: p).hasUnreadInstruction ? removeDeadCode(k) : nil
         }
-        return KernelRewrite.first(program, plan, local: "R8 dead code", deadCode)
+        return KernelRewrite.first(program, plan, local: .deadCode, deadCode)
     }
 
     private static func forwardStores(_ kernel: Kernel, _ facts: KernelFacts) -> (kernel: Kernel, detail: String)? {

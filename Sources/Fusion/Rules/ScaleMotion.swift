@@ -16,7 +16,7 @@ extension FusionRule {
     public static let scaleMotion = FusionRule(
         id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
     ) { program, plan in
-        KernelRewrite.body(program, plan, local: "R4a") { kernel, program in
+        KernelRewrite.body(program, plan, local: .scaleMotion) { kernel, program in
             let facts = plan.facts(of: kernel, in: program)
             var next = facts.nextValueNumber
             return moveScales(kernel.body, types: facts.valueTypes, next: &next)

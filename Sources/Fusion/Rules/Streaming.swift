@@ -25,7 +25,7 @@ extension FusionRule {
         id: "R6", name: "streaming",
         summary: "merge a max loop into a loop that uses the max through exp, rescaling partial sums"
     ) { program, plan in
-        KernelRewrite.body(program, plan, local: "R6") { kernel, program in
+        KernelRewrite.body(program, plan, local: .streaming) { kernel, program in
             let facts = plan.facts(of: kernel, in: program)
             var next = facts.nextValueNumber
             return stream(kernel.body, types: facts.valueTypes, next: &next)
