@@ -147,15 +147,24 @@ public enum Fusion {
             statistics: statistics)
     }
 
-    /// The kernel and every kernel sharing a tensor's storage with it.
+    /// The kernel and every kernel sharing a tensor's storage with it, sorted.
     static func neighbours(of kernel: Kernel, _ p: Program, _ plan: FusionPlan) -> [String] {
         let mine = plan.access(kernel, p)
-        var out: Set<String> = [kernel.name]
-        for t in mine.loads.union(mine.stores) {
-            out.formUnion(plan.readers(of: t))
-            out.formUnion(plan.writers(of: t))
+        // Gathered with repeats and sorted once (no set of names to hash).
+        var out = [kernel.name]
+        for t in mine.loads {
+            out += plan.readers(of: t)
+            out += plan.writers(of: t)
         }
-        return out.sorted()
+        for t in mine.stores where !mine.loads.contains(t) {
+            out += plan.readers(of: t)
+            out += plan.writers(of: t)
+        }
+        out.sort()
+        var unique: [String] = []
+        unique.reserveCapacity(out.count)
+        for name in out where name != unique.last { unique.append(name) }
+        return unique
     }
 
     static func summary(_ kernels: Int) -> String {
