@@ -78,6 +78,12 @@ extension Array where Element == Instruction {
             }
         }
         collect(self)
+        return renamingDefinitions(map)
+    }
+
+    /// Renames every value defined here (results, carried values) and every use through `map`,
+    /// recursively; values `map` does not name keep their number.
+    func renamingDefinitions(_ map: [ValueID: ValueID]) -> [Instruction] {
         func rename(_ body: [Instruction]) -> [Instruction] {
             body.map { inst in
                 var out = inst
@@ -222,7 +228,7 @@ extension Kernel {
         }
         visit(body)
         var out = self
-        out.body = body.renumberingDefinitions { order[$0] ?? $0 }
+        out.body = body.renamingDefinitions(order)
         return out
     }
 

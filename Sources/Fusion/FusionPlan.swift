@@ -38,12 +38,40 @@ public final class FusionPlan: @unchecked Sendable {
     /// The kernels that store a storage.
     func writers(of storage: TensorID) -> Set<String> { writers[storage] ?? [] }
 
-    /// Forgets the cached accesses of a kernel that changed (or disappeared).
+    /// Forgets the cached facts of a kernel that changed (or disappeared).
     func invalidate(_ name: String) {
+        facts[name] = nil
+        if lastFacts?.kernel.name == name { lastFacts = nil }
         guard let old = touched.removeValue(forKey: name) else { return }
         for t in old.loads { readers[t]?.remove(name) }
         for t in old.stores { writers[t]?.remove(name) }
     }
+
+    /// Per kernel name: the facts of its current version, for the tensor list they were computed
+    /// with (a program's tensors do not change while it is fused).
+    private var facts: [String: KernelFacts] = [:]
+    private var factsTensors: [GlobalTensor] = []
+
+    /// The facts of a kernel (remembered until the kernel changes). Comparing an unchanged kernel
+    /// with the one remembered costs nothing: its arrays are the very ones recorded.
+    func facts(of kernel: Kernel, in program: Program) -> KernelFacts {
+        if program.tensors != factsTensors {
+            facts = [:]
+            lastFacts = nil
+            factsTensors = program.tensors
+        }
+        // Rules ask about the kernel the driver is looking at many times in a row.
+        if let last = lastFacts, last.kernel == kernel { return last }
+        if let known = facts[kernel.name], known.kernel == kernel {
+            lastFacts = known
+            return known
+        }
+        let new = KernelFacts(kernel)
+        facts[kernel.name] = new
+        lastFacts = new
+        return new
+    }
+    private var lastFacts: KernelFacts?
 
     /// The storages every tensor viewing which is a temporary, for the tensor list they were
     /// computed from (a program's tensors do not change while it is fused).
@@ -67,6 +95,8 @@ public final class FusionPlan: @unchecked Sendable {
 
     /// Kernels R1 looked at while searching for producers (a work count for the tests).
     var producersVisited = 0
+    /// Kernel-local rewrites skipped on a kernel they had found nothing in (a work count).
+    var localRewritesSkipped = 0
 
     /// The index of the last kernel before `index` among `writers` (by name), if any.
     func lastWriter(among writers: Set<String>, before index: Int, _ program: Program) -> Int? {
@@ -100,16 +130,20 @@ public final class FusionPlan: @unchecked Sendable {
 
     /// Whether `producer` may be recomputed at a point of `consumer` that runs `readsPerBlock`
     /// times per block `producer` writes (1 when every block is read once).
-    func allowsRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double, tensor: String) -> Bool {
-        let producerFlops = Double(producer.estimatedFlops)
-        let extra = max(0, readsPerBlock - 1) * producerFlops
-        let budget = recomputeBudget * Double(max(1, consumer.estimatedFlops))
+    func allowsRecompute(
+        producer: Kernel, consumer: Kernel, readsPerBlock: Double, tensor: String, _ program: Program
+    ) -> Bool {
+        let (p, c) = (facts(of: producer, in: program), facts(of: consumer, in: program))
+        let extra = max(0, readsPerBlock - 1) * Double(p.estimatedFlops)
+        let budget = recomputeBudget * Double(max(1, c.estimatedFlops))
         let allowed = extra <= budget
-        let verdict =
+        let question = KernelFacts.Question(
+            producer: p, tensor: tensor, amount: readsPerBlock, budget: recomputeBudget, duplicate: false)
+        c.noteOnce(question, self) {
             allowed
-            ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
-            : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
-        note(verdict)
+                ? "recompute \(tensor) (from \(producer.name)) in \(consumer.name): \(format(readsPerBlock))× reads per block, \(Int(extra)) extra FLOPs within budget \(Int(budget))"
+                : "keep \(tensor) in global memory for \(consumer.name): recomputing \(producer.name) there costs \(Int(extra)) extra FLOPs, over the budget \(Int(budget)) (\(Int(recomputeBudget * 100))% of the consumer's)"
+        }
         return allowed
     }
 
@@ -118,20 +152,25 @@ public final class FusionPlan: @unchecked Sendable {
     /// one more intermediate (program inputs do not count), so duplicated work stays local and
     /// never chains from kernel to kernel (a residual stream recomputed from all earlier
     /// layers, say).
-    func allowsDuplicate(producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String) -> Bool {
+    func allowsDuplicate(
+        producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String, _ program: Program
+    ) -> Bool {
         let allowed = newInputs <= 1
         if !allowed {
-            note(
+            let question = KernelFacts.Question(
+                producer: facts(of: producer, in: program), tensor: tensor, amount: Double(newInputs), budget: 0,
+                duplicate: true)
+            facts(of: consumer, in: program).noteOnce(question, self) {
                 "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
-            )
+            }
         }
         return allowed
     }
 
     /// Whether recomputation would be allowed at `readsPerBlock`, without recording anything.
-    func wouldAllowRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double) -> Bool {
-        let extra = max(0, readsPerBlock - 1) * Double(producer.estimatedFlops)
-        return extra <= recomputeBudget * Double(max(1, consumer.estimatedFlops))
+    func wouldAllowRecompute(producer: Kernel, consumer: Kernel, readsPerBlock: Double, _ program: Program) -> Bool {
+        let extra = max(0, readsPerBlock - 1) * Double(facts(of: producer, in: program).estimatedFlops)
+        return extra <= recomputeBudget * Double(max(1, facts(of: consumer, in: program).estimatedFlops))
     }
 
     /// Records a decision once.

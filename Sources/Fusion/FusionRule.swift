@@ -84,13 +84,34 @@ public struct RuleApplication: Sendable {
     }
 }
 
+/// The kernel-local rewrites (`KernelRewrite`), named so a kernel's facts can say which found
+/// nothing in it.
+enum LocalRewrite: Int {
+    case forwarding, deadCarried, deadCode, simplify, commonSubexpressions, hoist, scaleMotion, linearity
+    case distribution, momentExpansion, loopFusion, streaming, maskSkipping
+
+    /// The rewrite as a member of `LocalRewrites`.
+    var flag: LocalRewrites { LocalRewrites(rawValue: 1 << rawValue) }
+}
+
+/// A set of kernel-local rewrites.
+struct LocalRewrites: OptionSet {
+    let rawValue: UInt32
+}
+
 /// Helpers for rules that rewrite one kernel at a time.
+///
+/// The rewrites they take are kernel-local: what they do depends only on the kernel and the
+/// program's tensors (never on other kernels or the plan's decisions), so the kernel's facts
+/// remember each that found nothing (by its name `local`) and it is skipped when the kernel
+/// comes back unchanged.
 enum KernelRewrite {
     /// Like `first`, for rewrites that replace a kernel's body.
     static func body(
-        _ program: Program, _ plan: FusionPlan, _ rewrite: (Kernel, Program) -> (body: [Instruction], detail: String)?
+        _ program: Program, _ plan: FusionPlan, local name: LocalRewrite,
+        _ rewrite: (Kernel, Program) -> (body: [Instruction], detail: String)?
     ) -> RuleApplication? {
-        first(program, plan) { kernel, program in
+        first(program, plan, local: name) { kernel, program in
             guard let (body, detail) = rewrite(kernel, program) else { return nil }
             var out = kernel
             out.body = body
@@ -101,11 +122,20 @@ enum KernelRewrite {
     /// Tries `rewrite` on each kernel in order; the first kernel it changes is replaced (and
     /// renumbered) and the application returned.
     static func first(
-        _ program: Program, _ plan: FusionPlan, _ rewrite: (Kernel, Program) -> (kernel: Kernel, detail: String)?
+        _ program: Program, _ plan: FusionPlan, local name: LocalRewrite,
+        _ rewrite: (Kernel, Program) -> (kernel: Kernel, detail: String)?
     ) -> RuleApplication? {
         for index in plan.candidates(program) {
             let kernel = program.kernels[index]
-            guard let (rewritten, detail) = rewrite(kernel, program) else { continue }
+            let facts = plan.facts(of: kernel, in: program)
+            guard !facts.unmatched.contains(name.flag) else {
+                plan.localRewritesSkipped += 1
+                continue
+            }
+            guard let (rewritten, detail) = rewrite(kernel, program) else {
+                facts.unmatched.insert(name.flag)
+                continue
+            }
             return RuleApplication(
                 change: .replace(index, rewritten.renumbered()), place: kernel.name, detail: detail)
         }

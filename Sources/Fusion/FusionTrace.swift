@@ -52,6 +52,9 @@ public struct FusionStatistics: Hashable, Sendable {
     public var neighboursVisited = 0
     /// Kernels R1 looked at while searching for a load's producer.
     public var producersVisited = 0
+    /// Kernel-local rewrites not tried again on a kernel they had found nothing in (it was looked
+    /// at again unchanged, because a neighbour changed).
+    public var localRewritesSkipped = 0
 
     /// Makes empty counts.
     public init() {}

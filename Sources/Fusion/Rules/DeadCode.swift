@@ -21,13 +21,23 @@ extension FusionRule {
         id: "R8", name: "dead-code",
         summary: "forward stored blocks to later loads; drop dead stores, kernels, carried values and code"
     ) { program, plan in
-        if let a = KernelRewrite.first(program, plan, { k, _ in forwardStores(k) }) { return a }
+        let forward = { (k: Kernel, p: Program) in forwardStores(k, plan.facts(of: k, in: p)) }
+        if let a = KernelRewrite.first(program, plan, local: .forwarding, forward) { return a }
         if let a = removeDeadStores(program, plan) { return a }
-        if let a = KernelRewrite.first(program, plan, { k, _ in removeDeadCarried(k) }) { return a }
-        return KernelRewrite.first(program, plan, { k, _ in removeDeadCode(k) })
+        // A carried value can be dead only when its loop result is read nowhere, and the first
+        // instruction the sweep removes is one whose results are read nowhere: without such a
+        // loop result or instruction (one walk, shared) the rewrites would find nothing.
+        let deadCarried = { (k: Kernel, p: Program) in
+            plan.facts(of: k, in: p).hasUnreadLoopResult ? removeDeadCarried(k) : nil
+        }
+        if let a = KernelRewrite.first(program, plan, local: .deadCarried, deadCarried) { return a }
+        let deadCode = { (k: Kernel, p: Program) in
+            plan.facts(of: k, in: p).hasUnreadInstruction ? removeDeadCode(k) : nil
+        }
+        return KernelRewrite.first(program, plan, local: .deadCode, deadCode)
     }
 
-    private static func forwardStores(_ kernel: Kernel) -> (kernel: Kernel, detail: String)? {
+    private static func forwardStores(_ kernel: Kernel, _ facts: KernelFacts) -> (kernel: Kernel, detail: String)? {
         func visit(_ body: [Instruction]) -> ([Instruction], String)? {
             for (index, inst) in body.enumerated() {
                 if case .loop(var loop) = inst.op, let (inner, detail) = visit(loop.body) {
@@ -41,7 +51,7 @@ extension FusionRule {
                     let next = body[later]
                     if next.op.storesOrMayStore(to: tensor) { break }
                     guard case .load(let t, let a) = next.op, t == tensor, a == access,
-                        let result = next.result, kernel.valueTypes()[value]?.shape == result.type.shape
+                        let result = next.result, facts.valueTypes[value]?.shape == result.type.shape
                     else { continue }
                     var out = body
                     out.remove(at: later)

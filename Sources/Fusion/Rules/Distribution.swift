@@ -23,9 +23,10 @@ extension FusionRule {
         id: "R4b", name: "distribution",
         summary: "split an accumulated matmul of a sum into per-term accumulators; invariant row factors apply after"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
-            return distribute(kernel.body, types: kernel.valueTypes(), next: &next)
+        KernelRewrite.body(program, plan, local: .distribution) { kernel, program in
+            let facts = plan.facts(of: kernel, in: program)
+            var next = facts.nextValueNumber
+            return distribute(kernel.body, types: facts.valueTypes, next: &next)
         }
     }
 
@@ -60,7 +61,9 @@ extension FusionRule {
                 out[index].op = .loop(loop)
                 return (out, detail)
             }
-            guard case .yield(let yields) = loop.body.last?.op else { continue }
+            guard case .yield(let yields) = loop.body.last?.op,
+                zip(loop.carried, loop.initial).contains(where: { $0.type.rank == 2 && fills[$1] == 0 })
+            else { continue }
             var defs: [ValueID: Instruction] = [:]
             for b in loop.body { for r in b.results { defs[r.id] = b } }
             var outerDefs: [ValueID: Instruction] = [:]

@@ -16,7 +16,7 @@ extension FusionRule {
     public static let hoist = FusionRule(
         id: "R7", name: "hoist", summary: "move loop-invariant computations before their loop"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, program in
+        KernelRewrite.body(program, plan, local: .hoist) { kernel, program in
             let stored = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
             return hoist(kernel.body, program: program, stored: stored)
         }
@@ -31,11 +31,11 @@ extension FusionRule {
             var moved: [Instruction] = []
             var kept: [Instruction] = []
             for candidate in loop.body {
-                let operands = Set(candidate.op.operands).union(
-                    { if case .loop(let l) = candidate.op { return l.body.freeValues } else { return [] } }())
-                let invariant =
-                    operands.isDisjoint(with: local)
-                    && !candidate.indexVariablesRead.contains(loop.variable)
+                var invariant = true
+                candidate.op.forEachOperand { if local.contains($0) { invariant = false } }
+                if invariant, case .loop(let l) = candidate.op { invariant = l.body.freeValues.isDisjoint(with: local) }
+                invariant =
+                    invariant && !candidate.readsIndexVariable(loop.variable)
                     && isHoistable(candidate, program: program, stored: stored)
                 if invariant {
                     moved.append(candidate)
@@ -79,7 +79,36 @@ extension FusionRule {
 }
 
 extension Instruction {
-    /// The index variables the instruction reads (for a loop: its bounds and its body's free
-    /// variables).
-    var indexVariablesRead: Set<IndexVar> { [self].freeIndexVariables }
+    /// Whether the instruction reads index variable `v` (for a loop: in its bounds, or in its
+    /// body unless the loop binds `v`): `[self].freeIndexVariables.contains(v)`, without building
+    /// the set.
+    func readsIndexVariable(_ v: IndexVar) -> Bool {
+        func reads(_ access: [AxisAccess]) -> Bool {
+            access.contains { a in
+                switch a {
+                case .point(let e), .slice(let e, _): return e.reads(v)
+                }
+            }
+        }
+        switch op {
+        case .load(_, let access), .store(_, _, let access): return reads(access)
+        case .mask(_, let r, let c, _, _): return r.reads(v) || c.reads(v)
+        case .loop(let loop):
+            return loop.lower.reads(v) || loop.upper.reads(v)
+                || (loop.variable != v && loop.body.contains { $0.readsIndexVariable(v) })
+        case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .yield: return false
+        }
+    }
+}
+
+extension IndexExpr {
+    /// Whether the expression reads `v`.
+    func reads(_ v: IndexVar) -> Bool {
+        switch self {
+        case .constant: return false
+        case .variable(let w): return w == v
+        case .add(let a, let b), .min(let a, let b), .max(let a, let b): return a.reads(v) || b.reads(v)
+        case .mul(let a, _), .floorDiv(let a, _): return a.reads(v)
+        }
+    }
 }

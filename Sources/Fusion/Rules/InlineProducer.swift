@@ -92,44 +92,34 @@ private struct InlineSearch {
         let writerNames = plan.writers(of: storage)
         guard let p = plan.lastWriter(among: writerNames, before: consumerIndex, program) else { return nil }
         let producer = program.kernels[p]
-        // The store of T at the producer's top level.
-        let stores = producer.body.filter {
-            if case .store(_, let t, _) = $0.op { return t == tensor } else { return false }
-        }
-        guard stores.count == 1, case .store(let stored, _, let storeAccess) = stores[0].op,
-            producer.body.storedTensors.filter({ program.storage(of: $0) == storage }) == [tensor],
-            producer.valueTypes()[stored]?.shape == result.type.shape,
-            let binding = unify(storeAccess, access, gridVariables: Set(producer.gridVariables)),
-            binding.count == producer.grid.count
+        // The store of T at the producer's top level, and the stored value's computation.
+        guard let block = plan.facts(of: producer, in: program).producedBlock(of: tensor, program),
+            block.shape == result.type.shape,
+            let binding = unify(block.access, access, gridVariables: Set(producer.gridVariables)),
+            binding.count == producer.grid.count, block.slice.isStoreFree
         else { return nil }
-        // The stored value's computation.
-        let needed = producer.body.backwardSlice(from: [stored])
-        let slice = producer.body.filter { inst in
-            inst.results.contains { needed.contains($0.id) }
-        }
-        guard slice.isStoreFree else { return nil }
-        let sliceReads = Set(slice.loadedTensors.map { program.storage(of: $0) })
+        let (stored, slice, sliceReads) = (block.value, block.slice, block.reads)
         for k in (p + 1)...consumerIndex {
             guard plan.access(program.kernels[k], program).stores.isDisjoint(with: sliceReads) else { return nil }
         }
         // A producer that keeps its store (an output, or read by another kernel too) is
         // duplicated, not moved: the plan bounds how far such copies spread.
-        let keepsStore =
-            program[tensor].role == .output
-            || !plan.readers(of: storage).subtracting([consumer.name]).isEmpty
+        let readers = plan.readers(of: storage)
+        let keepsStore = program[tensor].role == .output || readers.count > (readers.contains(consumer.name) ? 1 : 0)
         if keepsStore {
             let consumerLoads = plan.access(consumer, program).loads
             // Inputs of the program cost no recomputation upstream; count new temporaries.
             let added = sliceReads.subtracting(consumerLoads).filter { program[$0].role != .input }.count
             guard
                 plan.allowsDuplicate(
-                    producer: producer, consumer: consumer, newInputs: added, tensor: program[tensor].name)
+                    producer: producer, consumer: consumer, newInputs: added, tensor: program[tensor].name, program)
             else { return nil }
         }
         let readsPerBlock = reads / Double(max(1, producer.instanceCount))
         guard
             plan.allowsRecompute(
-                producer: producer, consumer: consumer, readsPerBlock: readsPerBlock, tensor: program[tensor].name)
+                producer: producer, consumer: consumer, readsPerBlock: readsPerBlock, tensor: program[tensor].name,
+                program)
         else { return nil }
         // Rename the producer's loop counters away from the consumer's names, then bind its grid.
         var taken = consumer.indexVariableNames
@@ -143,7 +133,7 @@ private struct InlineSearch {
             return IndexVar("\(base)\(n)")
         }
         let bound = renamed.substitutingIndices(binding)
-        let base = consumer.nextValueNumber
+        let base = plan.facts(of: consumer, in: program).nextValueNumber
         let renumbered = bound.renumberingDefinitions { ValueID($0.number + base) }
         producerName = producer.name
         detail = "inlined \(producer.name)'s \(program[tensor].name) block at \(result.id)"

@@ -17,8 +17,8 @@ extension FusionRule {
     public static let linearity = FusionRule(
         id: "R4", name: "linearity", summary: "apply a loop-invariant factor once after an accumulation"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
+        KernelRewrite.body(program, plan, local: .linearity) { kernel, program in
+            var next = plan.facts(of: kernel, in: program).nextValueNumber
             return factorOut(kernel.body, next: &next)
         }
     }
@@ -34,7 +34,9 @@ extension FusionRule {
                 out[index].op = .loop(loop)
                 return (out, detail)
             }
-            guard case .yield(let yielded) = loop.body.last?.op else { continue }
+            guard case .yield(let yielded) = loop.body.last?.op,
+                loop.carried.indices.contains(where: { fills[loop.initial[$0]] == 0 })
+            else { continue }
             let local = Array(loop.body).definedValues.union(loop.carried.map(\.id))
             var defs: [ValueID: (Int, Instruction)] = [:]
             for (k, b) in loop.body.enumerated() { for r in b.results { defs[r.id] = (k, b) } }

@@ -18,7 +18,7 @@ extension FusionRule {
     public static let loopFusion = FusionRule(
         id: "R3", name: "loop-fusion", summary: "run two independent loops over the same range as one"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan, local: .loopFusion) { kernel, _ in
             fuseLoops(kernel.body)
         }
     }

@@ -19,7 +19,7 @@ extension FusionRule {
     public static let maskSkipping = FusionRule(
         id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
+        KernelRewrite.body(program, plan, local: .maskSkipping) { kernel, _ in
             // Fills are constants wherever they are defined (hoisting moves them out of loops).
             var constants: [ValueID: Float] = [:]
             kernel.walk { inst in

@@ -21,8 +21,8 @@ extension FusionRule {
         id: "R5", name: "moment-expansion",
         summary: "expand a row sum of a polynomial in a loop-invariant value into power sums"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
+        KernelRewrite.body(program, plan, local: .momentExpansion) { kernel, program in
+            var next = plan.facts(of: kernel, in: program).nextValueNumber
             return expand(kernel.body, next: &next)
         }
     }
@@ -38,7 +38,9 @@ extension FusionRule {
                 out[index].op = .loop(loop)
                 return (out, detail)
             }
-            guard case .yield(let yields) = loop.body.last?.op else { continue }
+            guard case .yield(let yields) = loop.body.last?.op,
+                zip(loop.carried, loop.initial).contains(where: { $0.type.rank == 1 && fills[$1] == 0 })
+            else { continue }
             var defs: [ValueID: Instruction] = [:]
             for b in loop.body { for r in b.results { defs[r.id] = b } }
             let local = loop.body.definedValues.union(loop.carried.map(\.id))

@@ -22,20 +22,20 @@ extension FusionRule {
     ) { program, plan in
         for c in plan.candidates(program) {
             let kernel = program.kernels[c]
+            let facts = plan.facts(of: kernel, in: program)
             for axis in kernel.grid where axis.extent > 1 {
-                guard let size = kernel.blockSize(of: axis.variable),
+                guard let size = facts.blockSize(of: axis.variable),
                     let (tensor, reads) = repeatedLoad(program, c, axis: axis.variable, plan),
                     plan.wouldAllowRecompute(
                         producer: program.kernels[tensor.producer], consumer: kernel,
-                        readsPerBlock: reads / Double(axis.extent))
+                        readsPerBlock: reads / Double(axis.extent), program)
                 else { continue }
-                let widened = widen(kernel, axis: axis, size: size)
-                guard let retyped = widened.retyped(),
-                    LocalStorage.fits(retyped, in: program, capacity: plan.target.localCapacityBytes)
-                else {
-                    plan.note(
-                        "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
-                    )
+                guard let retyped = facts.widened(over: axis.variable, program, plan.target) else {
+                    if facts.keptBlocked.insert(axis.variable).inserted {
+                        plan.note(
+                            "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
+                        )
+                    }
                     continue
                 }
                 plan.note(
@@ -78,6 +78,17 @@ extension FusionRule {
         }
         visit(kernel.body, trips: Double(kernel.instanceCount), inLoop: false)
         return found
+    }
+
+    /// The kernel with grid axis `axis` (of block size `size`) folded into the block, retyped,
+    /// when that fits the target's local tier.
+    static func widened(_ kernel: Kernel, axis: GridAxis, size: Int, _ program: Program, _ target: TargetDescription)
+        -> Kernel?
+    {
+        guard let retyped = widen(kernel, axis: axis, size: size).retyped(),
+            LocalStorage.fits(retyped, in: program, capacity: target.localCapacityBytes)
+        else { return nil }
+        return retyped
     }
 
     private static func widen(_ kernel: Kernel, axis: GridAxis, size: Int) -> Kernel {

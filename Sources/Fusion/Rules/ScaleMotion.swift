@@ -16,10 +16,10 @@ extension FusionRule {
     public static let scaleMotion = FusionRule(
         id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            let types = kernel.valueTypes()
-            var next = kernel.nextValueNumber
-            return moveScales(kernel.body, types: types, next: &next)
+        KernelRewrite.body(program, plan, local: .scaleMotion) { kernel, program in
+            let facts = plan.facts(of: kernel, in: program)
+            var next = facts.nextValueNumber
+            return moveScales(kernel.body, types: facts.valueTypes, next: &next)
         }
     }
 

@@ -16,8 +16,8 @@ extension FusionRule {
     public static let simplify = FusionRule(
         id: "R0", name: "simplify", summary: "unroll single-trip loops; drop operations with an identity operand"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            simplify(kernel.body, kernel.valueTypes())
+        KernelRewrite.body(program, plan, local: .simplify) { kernel, program in
+            simplify(kernel.body, plan.facts(of: kernel, in: program).valueTypes)
         }
     }
 

@@ -25,9 +25,10 @@ extension FusionRule {
         id: "R6", name: "streaming",
         summary: "merge a max loop into a loop that uses the max through exp, rescaling partial sums"
     ) { program, plan in
-        KernelRewrite.body(program, plan) { kernel, _ in
-            var next = kernel.nextValueNumber
-            return stream(kernel.body, types: kernel.valueTypes(), next: &next)
+        KernelRewrite.body(program, plan, local: .streaming) { kernel, program in
+            let facts = plan.facts(of: kernel, in: program)
+            var next = facts.nextValueNumber
+            return stream(kernel.body, types: facts.valueTypes, next: &next)
         }
     }
 
