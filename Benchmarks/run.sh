@@ -4,7 +4,7 @@
 #
 #   Benchmarks/run.sh [--quick] [--n4096] [--reps N] [--peak GFLOPS] [--no-build] [--no-install] [--json FILE] [--skip LIST]
 #
-# --quick       small sizes, 3 reps (a smoke test, under a minute)
+# --quick       small sizes, 3 reps (a smoke test, a few minutes)
 # --n4096       also attention full/causal at N=4096
 # --reps N      timed repetitions per case (default 10; --quick 3)
 # --peak GFLOPS report % of peak against this instead of the FMA peak Benchmarks/peak_fma.c measures
