@@ -17,8 +17,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-PEERS_DIR = "/work/shared/peers"
-PEAK = 245.0
+# The project's shared folder sits next to the repository (and next to every worktree of it):
+# ../shared/peers holds attn.c, peak_flops.c and the other peer programs.
+PEERS_DIR = os.path.normpath(os.path.join(REPO, "..", "shared", "peers"))
+REFERENCE_PEAK = 245.0  # BENCHMARKS.md's AMD Zen 4 figure: used only when the peak cannot be measured
 THREADS = "2"
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,10 +30,13 @@ ap.add_argument("--reps", type=int, default=None, help="timed repetitions per ca
 ap.add_argument("--warmup", type=int, default=2, help="untimed calls before the timed ones (peers)")
 ap.add_argument("--blockc", default=os.path.join(REPO, ".build/release/blockc"))
 ap.add_argument("--python", default=os.path.join(REPO, ".venv-bench/bin/python"), help="python with the peers")
-ap.add_argument("--peers-dir", default=PEERS_DIR, help="folder with attn.c and peak_flops.c")
+ap.add_argument("--peers-dir", default=PEERS_DIR, help="folder with attn.c and peak_flops.c (default ../shared/peers "
+                                                        "next to the repository)")
+ap.add_argument("--peak", type=float, default=None, help="GFLOP/s to report %% of peak against, instead of the peak "
+                                                          "measured in this run by Benchmarks/peak_fma.c")
 ap.add_argument("--workdir", default=None, help="scratch folder for builds and logs (default: a new /tmp folder)")
 ap.add_argument("--skip", default="", help="comma list of parts to skip: blockc-unfused,numpy,torch,flex,ort,"
-                                          "attnc,memory,peak")
+                                          "attnc,memory,peak,bf16")
 ap.add_argument("--json", default=None, help="also write every measurement to this JSON file")
 args = ap.parse_args()
 REPS = args.reps or (3 if args.quick else 10)
@@ -111,6 +116,17 @@ WORKLOADS.append(dict(key="ln_mm", label=f"LN+matmul {LN['M']}x{LN['K']}x{LN['N'
 WORKLOADS.append(dict(key="swiglu", label=f"RMSNorm+SwiGLU {FFN['M']}/{FFN['d']}/{FFN['h']}", kind="swiglu",
                       **FFN, graph="Examples/rmsnorm_swiglu.graph",
                       dims=f"M={FFN['M']},d={FFN['d']},h={FFN['h']}", flop=6.0 * FFN["M"] * FFN["d"] * FFN["h"]))
+# bf16 storage (f32 accumulation): the same shapes as the f32 rows they name in f32_key, through
+# Examples/attention_bf16.graph and Examples/rmsnorm_swiglu_bf16.graph; torch runs them on bf16 tensors.
+if "bf16" not in SKIP:
+    for N in ATTN_N[:2]:
+        WORKLOADS.append(dict(key=f"attn_full_{N}_bf16", label=f"attn full N={N} bf16", kind="attn_bf16", causal=False,
+                              BH=BH, N=N, d=D, graph="Examples/attention_bf16.graph", dims=f"BH={BH},N={N},d={D}",
+                              flop=4.0 * BH * N * N * D, f32_key=f"attn_full_{N}"))
+    WORKLOADS.append(dict(key="swiglu_bf16", label=f"RMSNorm+SwiGLU {FFN['M']}/{FFN['d']}/{FFN['h']} bf16",
+                          kind="swiglu_bf16", **FFN, graph="Examples/rmsnorm_swiglu_bf16.graph",
+                          dims=f"M={FFN['M']},d={FFN['d']},h={FFN['h']}", flop=6.0 * FFN["M"] * FFN["d"] * FFN["h"],
+                          f32_key="swiglu"))
 BY_KEY = {w["key"]: w for w in WORKLOADS}
 
 # results[key][impl] = dict(median_ms, min_ms, reps, note) or dict(error=...)
@@ -132,28 +148,104 @@ def loadavg():
         return "?"
 
 
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
+# The peak every "% of peak" figure uses: --peak if given, else the 2-thread FMA peak measured by
+# Benchmarks/peak_fma.c in this run, else (measurement skipped or failed) BENCHMARKS.md's 245.
+PEAK = {"gflops": args.peak, "source": "--peak"} if args.peak else {"gflops": REFERENCE_PEAK,
+                                                                     "source": "BENCHMARKS.md's reference (not measured)"}
+
+
+def cpu_facts():
+    """(model name, {flag: bool}) from /proc/cpuinfo."""
+    model, flags = "?", set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and model == "?":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, {f: f in flags for f in CPU_FLAGS}
+
+
+def native_arch():
+    """What gcc's -march=native resolves to here (e.g. znver3, sapphirerapids)."""
+    rc, out, _ = sh(["gcc", "-march=native", "-Q", "--help=target"])
+    m = re.search(r"^\s*-march=\s*(\S+)", out, re.M) if rc == 0 else None
+    return m.group(1) if m else "?"
+
+
+PEAK_RE = re.compile(r"peak_fma isa=(\S+) threads=(\d+) accumulators=(\d+) max ([\d.]+) median ([\d.]+)")
+
+
+def measure_peak(when):
+    """Builds (once) and runs Benchmarks/peak_fma.c (AVX-512 or AVX2 FMA chains, whichever -march=native
+    has). Runs at the start and at the end of the benchmark; the peak is the best 2-thread rep of both,
+    since another process on the cores only ever lowers a rep."""
+    exe = os.path.join(WORK, "peak_fma")
+    if not os.path.exists(exe):
+        rc, _, err = sh(["gcc", "-O2", "-march=native", "-fopenmp", os.path.join(HERE, "peak_fma.c"), "-o", exe])
+        if rc != 0:
+            infos.append(f"Benchmarks/peak_fma.c did not build: {err.strip()[:200]}")
+            return
+    status(f"FMA peak at the {when} (Benchmarks/peak_fma.c)")
+    secs, reps = ("0.1", "5") if args.quick else ("0.25", "9")
+    rc, out, err = sh([exe, secs, reps])
+    lines = [m.groups() for m in PEAK_RE.finditer(out)]
+    if rc != 0 or not lines:
+        infos.append(f"Benchmarks/peak_fma.c failed (rc {rc}): {(err.strip() or out.strip())[:200]}")
+        return
+    infos.append(f"FMA peak at the {when} (Benchmarks/peak_fma.c, {lines[0][0]}, {lines[0][2]} accumulators/thread): " +
+                 ", ".join(f"{th} thread{'s' if th != '1' else ''} max {float(mx):.1f} median {float(md):.1f}"
+                           for _, th, _, mx, md in lines) + " GFLOP/s")
+    isa, th, nacc, mx, md = max(lines, key=lambda l: int(l[1]))
+    if int(th) != int(THREADS):
+        infos.append(f"NOTE: peak_fma ran {th} thread(s), not {THREADS}")
+    if float(mx) > PEAK.get("measured", 0):
+        PEAK.update(measured=float(mx), isa=isa, threads=int(th))
+    if not args.peak:
+        PEAK.update(gflops=PEAK["measured"], source=f"measured in this run: Benchmarks/peak_fma.c {PEAK['isa']}, "
+                                                    f"{PEAK['threads']} threads, best rep at start and end")
+
+
+def cross_check_peak_flops():
+    """peers/peak_flops.c (zmm and ymm, 16 accumulators) as a second opinion, where it builds."""
+    src = os.path.join(args.peers_dir, "peak_flops.c")
+    if not os.path.exists(src):
+        infos.append(f"peers/peak_flops.c not found in {args.peers_dir}")
+        return
+    exe = os.path.join(WORK, "peak_flops")
+    rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", src, "-o", exe])
+    if rc != 0:
+        why = "it uses zmm (AVX-512) registers and this CPU has no avx512f" if not FLAGS.get("avx512f") else \
+            err.strip()[:200]
+        infos.append(f"peers/peak_flops.c (cross-check) does not build here: {why}")
+        return
+    rc, out, _ = sh([exe, "20000000" if args.quick else "50000000"])
+    got = re.findall(r"(\w+_fma): max ([\d.]+) GFLOP/s\s+median ([\d.]+)", out)
+    if got:
+        infos.append("peers/peak_flops.c (cross-check, 2 threads): " +
+                     ", ".join(f"{n} max {float(a):.0f} median {float(b):.0f}" for n, a, b in got) + " GFLOP/s")
+
+
+FLAGS = {}
+
+
 def machine_facts():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu, flags = cpu_facts()
+    FLAGS.update(flags)
     gcc = sh(["gcc", "--version"])[1].splitlines()[:1]
     rev = sh(["git", "describe", "--always", "--dirty"])[1].strip()
     infos.append(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  cpu '{cpu}' x{os.cpu_count()}  "
                  f"{gcc[0] if gcc else 'gcc ?'}  blockc {rev or '?'}  OMP_NUM_THREADS={THREADS}")
+    infos.append("cpu flags: " + " ".join(f"{f}={'yes' if v else 'no'}" for f, v in flags.items()) +
+                 f"  (gcc -march=native = {native_arch()})")
     infos.append(f"load average at start: {loadavg()} (anything else running skews every figure)")
     if "peak" in SKIP:
         return
-    exe = os.path.join(WORK, "peak_flops")
-    rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", os.path.join(args.peers_dir, "peak_flops.c"),
-                     "-o", exe])
-    if rc != 0:
-        infos.append(f"peak_flops.c did not build: {err.strip()[:200]}")
-        return
-    rc, out, _ = sh([exe])
-    m = re.search(r"avx512_zmm_fma: max ([\d.]+) GFLOP/s\s+median ([\d.]+)", out)
-    if m:
-        measured = float(m.group(2))
-        warn = "" if abs(measured / PEAK - 1) < 0.2 else \
-            f"  NOTE: this host's FMA peak differs from BENCHMARKS.md's {PEAK:.0f}; the % column still uses {PEAK:.0f}"
-        infos.append(f"measured FMA peak (peers/peak_flops.c, 2 threads, zmm): {measured:.0f} GFLOP/s{warn}")
+    measure_peak("start")
+    cross_check_peak_flops()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -163,7 +255,12 @@ BENCH_RE = re.compile(r"median ([\d.]+) ms, min ([\d.]+) ms \((\d+) reps\)")
 
 
 def run_blockc():
-    for w in WORKLOADS:
+    # each bf16 workload right after the f32 one of the same shape, so that the two see the same load
+    order = [w for w in WORKLOADS if "f32_key" not in w]
+    for b in (w for w in WORKLOADS if "f32_key" in w):
+        i = next((i for i, w in enumerate(order) if w["key"] == b["f32_key"]), len(order) - 1)
+        order.insert(i + 1, b)
+    for w in order:
         for impl, extra in (("fused", []), ("unfused", ["--no-fusion"])):
             if impl == "unfused" and "blockc-unfused" in SKIP:
                 continue
@@ -178,11 +275,33 @@ def run_blockc():
                 record(w["key"], impl, error=f"rc {rc}: {msg}")
 
 
+def build_bf16_libs():
+    """blockc's generated C of each bf16 workload as a shared library, so that the torch process can
+    call the entry point once through ctypes (inputs as uint16 bf16 bit patterns) and report its error.
+    Timing stays with 'blockc bench', like the f32 rows."""
+    for w in WORKLOADS:
+        if "f32_key" not in w:
+            continue
+        name = next((l.split()[1] for l in open(os.path.join(REPO, w["graph"])) if l.startswith("graph ")), None)
+        d = os.path.join(WORK, "bf16", w["key"])
+        os.makedirs(d, exist_ok=True)
+        src, lib = os.path.join(d, f"{name}.c"), os.path.join(d, f"lib{name}.so")
+        rc, _, err = sh([args.blockc, "emit-c", w["graph"], "--dim", w["dims"], "-o", src])
+        if rc == 0:
+            rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+                             "-std=gnu11", "-shared", "-fPIC", "-I", d, src, "-o", lib, "-lm"])
+        if rc == 0:
+            w.update(lib=lib, entry=f"blk_u_{name}")
+        else:
+            infos.append(f"{w['key']}: building blockc's C as a shared library for the ctypes check failed: "
+                         f"{err.strip()[-200:]}")
+
+
 # ------------------------------------------------------------------------------------------------
 # peers
 # ------------------------------------------------------------------------------------------------
 def run_peer_child(impl, kinds, env, timeout):
-    cases = [{k: v for k, v in w.items() if k not in ("graph", "dims", "flop", "label")}
+    cases = [{k: v for k, v in w.items() if k not in ("graph", "dims", "flop", "label", "f32_key")}
              for w in WORKLOADS if w["kind"] in kinds]
     if not cases:
         return
@@ -220,7 +339,7 @@ def run_peers():
         env = {k: v for k, v in BASE_ENV.items() if k not in OPENBLAS_TUNING}
         run_peer_child("numpy", ("attn", "ln", "swiglu"), env, 1800)
     if "torch" not in SKIP:
-        run_peer_child("torch", ("attn", "swiglu"), BASE_ENV, 1800)
+        run_peer_child("torch", ("attn", "swiglu", "attn_bf16", "swiglu_bf16"), BASE_ENV, 1800)
     if "flex" not in SKIP:
         run_peer_child("flex", ("sliding",), BASE_ENV, 1800)
     if "ort" not in SKIP:
@@ -236,8 +355,10 @@ def run_attn_c():
     rc, _, err = sh(["gcc", "-O3", "-march=native", "-fopenmp", src, "-o", exe, "-lm"])
     keys = [w["key"] for w in WORKLOADS if w["kind"] == "attn"]
     if rc != 0:
+        why = "it is written with AVX-512 intrinsics and this CPU has no avx512f" if not FLAGS.get("avx512f") else \
+            err.strip()[:200]
         for k in keys:
-            record(k, "attn_c", error=f"build failed: {err.strip()[:200]}")
+            record(k, "attn_c", error=f"build failed: {why}")
         return
     rc, out, err = sh([exe, str(REPS)] + [str(n) for n in ATTN_N], timeout=3600)
     for line in out.splitlines():
@@ -300,7 +421,7 @@ def run_memory():
 # ------------------------------------------------------------------------------------------------
 # the table
 # ------------------------------------------------------------------------------------------------
-PEER_COLS = [("numpy", "numpy"), ("numpy_matmul", "np matmul"), ("torch_sdpa", "torch SDPA"),
+PEER_COLS = [("blockc_f32", "blockc f32"), ("numpy", "numpy"), ("numpy_matmul", "np matmul"), ("torch_sdpa", "torch SDPA"),
              ("torch_eager", "torch eager"), ("flex", "FlexAttn"), ("ort_mha", "ORT MHA"), ("attn_c", "attn.c")]
 
 
@@ -321,21 +442,30 @@ def print_table():
     for i in infos:
         print("  " + i)
     print("  ratios: 'peer ms (peer/fused)' and unf/fu = unfused/fused; > 1 means blockc fused is faster.")
-    print(f"  %pk = fused GFLOP/s over {PEAK:.0f} GFLOP/s, FLOPs as in BENCHMARKS.md (attention 4*BH*N^2*d, "
-          "causal halved, sliding: kept pairs only; LN 2MKN; SwiGLU 6Mdh).")
+    print(f"  %pk = fused GFLOP/s over {PEAK['gflops']:.1f} GFLOP/s ({PEAK['source']}), FLOPs as in BENCHMARKS.md "
+          "(attention 4*BH*N^2*d, causal halved, sliding: kept pairs only; LN 2MKN; SwiGLU 6Mdh).")
+    if any("f32_key" in w for w in WORKLOADS):
+        print("  bf16 rows: every tensor stored as bf16, f32 accumulation; 'blockc f32' is blockc's fused f32 kernel "
+              "of the same shape (f32/bf16), the torch columns are torch on bf16 tensors (SDPA; rms_norm + SwiGLU "
+              "eager).")
+    lw = max(28, max(len(w["label"]) for w in WORKLOADS))
     cols = [c for c in PEER_COLS if any(c[0] in results[w["key"]] for w in WORKLOADS)]
-    head = f"{'workload':<28} {'fused':>9} {'unfused':>9} {'unf/fu':>7} {'%pk':>6}"
+    head = f"{'workload':<{lw}} {'fused':>9} {'unfused':>9} {'unf/fu':>7} {'%pk':>6}"
     for _, name in cols:
         head += f" {name:>17}"
     print()
     print(head)
     print("-" * len(head))
+    divided = False
     for w in WORKLOADS:
         k = w["key"]
+        if "f32_key" in w and not divided:
+            print("-- bf16 storage (f32 accumulation) " + "-" * (len(head) - 35))
+            divided = True
         f, u = med(k, "fused"), med(k, "unfused")
         ratio = f"{u / f:.2f}x" if f and u else "-"
-        pk = f"{100 * w['flop'] / (f * 1e6) / PEAK:.0f}%" if f else "-"
-        row = f"{w['label']:<28} {fmt_ms(f):>9} {fmt_ms(u):>9} {ratio:>7} {pk:>6}"
+        pk = f"{100 * w['flop'] / (f * 1e6) / PEAK['gflops']:.0f}%" if f else "-"
+        row = f"{w['label']:<{lw}} {fmt_ms(f):>9} {fmt_ms(u):>9} {ratio:>7} {pk:>6}"
         for impl, _ in cols:
             r = results[k].get(impl)
             if r is None:
@@ -380,8 +510,9 @@ def print_targets():
         req.append(check(f"attention full N={N}: fused >= 2x blockc unfused", med(fk, "unfused"), f, 2.0))
         req.append(check(f"attention full N={N}: fused >= 1.5x numpy unfused", med(fk, "numpy"), f, 1.5))
         if f:
-            pct = 100 * BY_KEY[fk]["flop"] / (f * 1e6) / PEAK
-            req.append(f"attention full N={N}: fused >= 50% of FMA peak: {'yes' if pct >= 50 else 'NO'} ({pct:.0f}%)")
+            pct = 100 * BY_KEY[fk]["flop"] / (f * 1e6) / PEAK['gflops']
+            req.append(f"attention full N={N}: fused >= 50% of FMA peak: {'yes' if pct >= 50 else 'NO'} ({pct:.0f}% of "
+                       f"{PEAK['gflops']:.0f} GFLOP/s, {'measured in this run' if 'measured' in PEAK['source'] else PEAK['source']})")
         else:
             req.append(f"attention full N={N}: fused >= 50% of FMA peak: n/a (missing measurement)")
         stretch.append(check(f"attention full N={N}: fused >= 1.0x ORT MultiHeadAttention", med(fk, "ort_mha"), f, 1.0))
@@ -426,6 +557,16 @@ def print_targets():
     req.append(check("RMSNorm+SwiGLU: fused faster than numpy unfused", med("swiglu", "numpy"), f, 1.0))
     stretch.append(check("RMSNorm+SwiGLU: fused >= 1.1x numpy", med("swiglu", "numpy"), f, 1.1))
     stretch.append(check("RMSNorm+SwiGLU: fused >= 1.1x torch eager", med("swiglu", "torch_eager"), f, 1.1))
+    # bf16 storage (f32 accumulation): bf16 >= 1.6x blockc f32 and >= 1.5x torch bf16
+    for w in WORKLOADS:
+        if "f32_key" not in w:
+            continue
+        k, b = w["key"], med(w["key"], "fused")
+        what = f"bf16 attention full N={w['N']}" if w["kind"] == "attn_bf16" else "bf16 RMSNorm+SwiGLU"
+        torch_name = "torch bf16 SDPA" if w["kind"] == "attn_bf16" else "torch bf16 eager"
+        torch_impl = "torch_sdpa" if w["kind"] == "attn_bf16" else "torch_eager"
+        req.append(check(f"{what}: fused >= 1.6x blockc f32 fused", med(k, "blockc_f32"), b, 1.6))
+        req.append(check(f"{what}: fused >= 1.5x {torch_name}", med(k, torch_impl), b, 1.5))
     # memory
     if "memory" not in SKIP:
         tag = "" if MEM_N == 32768 else f" [--quick: N={MEM_N}, not the target size]"
@@ -452,19 +593,35 @@ def print_targets():
     print(f"required: {sum(1 for line in req if ': yes' in line)} hold, {n_no} do not, {n_na} not measured.")
 
 
+def link_bf16_to_f32():
+    """The 'blockc f32' column of a bf16 row: blockc's fused f32 kernel of the same shape."""
+    for w in WORKLOADS:
+        if "f32_key" in w and "fused" in results.get(w["f32_key"], {}):
+            f32 = results[w["f32_key"]]["fused"]
+            b = results[w["key"]].get("fused", {})
+            note = f"f32/bf16 by the fastest rep instead of the median: {f32['min_ms'] / b['min_ms']:.2f}x " \
+                   f"({f32['min_ms']:.2f} / {b['min_ms']:.2f} ms)" if b.get("min_ms") else None
+            record(w["key"], "blockc_f32", **dict(f32, note=note))
+
+
 def main():
     machine_facts()
     run_blockc()
+    link_bf16_to_f32()
+    if "torch" not in SKIP:
+        build_bf16_libs()
     run_peers()
     run_attn_c()
     run_memory()
+    if "peak" not in SKIP:
+        measure_peak("end")
     infos.append(f"load average at end: {loadavg()}")
     print_table()
     print_targets()
     print(f"\n(total {time.perf_counter() - T_START:.0f} s; commands and raw output in {LOG.name})")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(dict(infos=infos, reps=REPS, quick=args.quick, workloads=WORKLOADS, results=results,
+            json.dump(dict(infos=infos, reps=REPS, quick=args.quick, peak=PEAK, workloads=WORKLOADS, results=results,
                            memory=memory), fh, indent=1)
 
 

@@ -8,6 +8,10 @@ CASES.json is a list of workloads as written by bench.py:
     {"key": "sliding_1024",   "kind": "sliding", "BH": 8, "N": 1024, "d": 64, "W": 256}
     {"key": "ln_mm",          "kind": "ln", "M": 4096, "K": 1024, "N": 1024}
     {"key": "swiglu",         "kind": "swiglu", "M": 2048, "d": 1024, "h": 2816}
+    {"key": "attn_full_1024_bf16", "kind": "attn_bf16", ...}   torch SDPA on bf16 tensors
+    {"key": "swiglu_bf16",         "kind": "swiglu_bf16", ...} torch rms_norm + SwiGLU on bf16 tensors
+bf16 cases may carry "lib" and "entry": blockc's generated C for that graph as a shared library,
+called once through ctypes with the inputs as uint16 bf16 bit patterns to check its error.
 
 Prints one JSON object per line: {"key", "impl", "median_ms", "min_ms", "reps", "note"} or
 {"key", "impl", "error"}. Each impl runs its function `warmup` times, then `reps` timed times
@@ -175,8 +179,72 @@ def run_torch():
                         xn = F.rms_norm(X, (d,), g, 1e-6)
                         return (F.silu(xn @ W1) * (xn @ W3)) @ W2
                 run(key, "torch_eager", ffn)
+            elif c["kind"] == "attn_bf16":
+                q32, k32, v32 = (torch.from_numpy(x)[None] for x in attn_inputs(c))
+                q, k, v = (x.to(torch.bfloat16) for x in (q32, k32, v32))
+
+                def sdpa_bf16():
+                    with torch.inference_mode():
+                        return F.scaled_dot_product_attention(q, k, v)
+                with torch.inference_mode():
+                    ref = F.scaled_dot_product_attention(q32, k32, v32)
+                    got = sdpa_bf16().float()
+                note = f"torch bf16 max abs err vs torch f32 {(got - ref).abs().max().item():.1e}"
+                note += blockc_bf16_check(c, attn_inputs(c), ref[0].numpy())
+                del ref, got
+                run(key, "torch_sdpa", sdpa_bf16, note=note)
+            elif c["kind"] == "swiglu_bf16":
+                f32 = [torch.from_numpy(x) for x in ffn_inputs(c)]
+                X, g, W1, W3, W2 = (x.to(torch.bfloat16) for x in f32)
+                d = c["d"]
+
+                def ffn_bf16():
+                    with torch.inference_mode():
+                        xn = F.rms_norm(X, (d,), g, 1e-6)
+                        return (F.silu(xn @ W1) * (xn @ W3)) @ W2
+                with torch.inference_mode():
+                    X32, g32, W132, W332, W232 = f32
+                    xn = F.rms_norm(X32, (d,), g32, 1e-6)
+                    ref = (F.silu(xn @ W132) * (xn @ W332)) @ W232
+                    got = ffn_bf16().float()
+                note = f"torch bf16 max abs err vs torch f32 {(got - ref).abs().max().item():.1e}"
+                note += blockc_bf16_check(c, ffn_inputs(c), ref.numpy())
+                del ref, got
+                run(key, "torch_eager", ffn_bf16, note=note)
         except Exception as e:
             fail(key, "torch", e)
+
+
+# ---------------- blockc's generated bf16 C, called through ctypes (a correctness check) ----------------
+def to_bf16_bits(a):
+    """float32 -> bf16 bit patterns as uint16, rounded to nearest even (Docs/IR.md, "Element types")."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+
+
+def from_bf16_bits(u):
+    return (u.astype(np.uint32) << 16).view(np.float32)
+
+
+def blockc_bf16_check(c, inputs, ref):
+    """Calls blockc's generated entry point (built by bench.py as a shared library: c['lib'], c['entry'])
+    on the same inputs as uint16 bf16 bit patterns; returns a note with its error against the f32 reference."""
+    if not c.get("lib"):
+        return ""
+    try:
+        import ctypes
+        lib = ctypes.CDLL(c["lib"])
+        fn = getattr(lib, c["entry"])
+        args_u16 = [to_bf16_bits(x) for x in inputs]
+        out = np.zeros(ref.shape, np.uint16)
+        ptrs = [a.ctypes.data_as(ctypes.c_void_p) for a in args_u16 + [out]]
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p] * len(ptrs)
+        fn(*ptrs)
+        err = float(np.abs(from_bf16_bits(out) - ref).max())
+        return f"; blockc bf16 (generated C via ctypes, uint16 inputs) max abs err vs torch f32 {err:.1e}"
+    except Exception as e:
+        return f"; blockc bf16 ctypes check failed: {type(e).__name__}: {str(e)[:200]}"
 
 
 # ---------------- torch FlexAttention (torch.compile), sliding window ----------------

@@ -2,15 +2,16 @@
 # Benchmarks/run.sh: blockc fused and unfused against its peers, one run, one table.
 # Not run by CI. See Benchmarks/README.md.
 #
-#   Benchmarks/run.sh [--quick] [--n4096] [--reps N] [--no-build] [--no-install] [--json FILE] [--skip LIST]
+#   Benchmarks/run.sh [--quick] [--n4096] [--reps N] [--peak GFLOPS] [--no-build] [--no-install] [--json FILE] [--skip LIST]
 #
-# --quick       small sizes, 3 reps (a smoke test, under a minute)
+# --quick       small sizes, 3 reps (a smoke test, a few minutes)
 # --n4096       also attention full/causal at N=4096
 # --reps N      timed repetitions per case (default 10; --quick 3)
+# --peak GFLOPS report % of peak against this instead of the FMA peak Benchmarks/peak_fma.c measures
 # --no-build    use the existing .build/release/blockc
 # --no-install  do not create or fill .venv-bench (peers that are missing are reported as failed)
 # --json FILE   also write every measurement as JSON
-# --skip LIST   comma list of parts to leave out: blockc-unfused,numpy,torch,flex,ort,attnc,memory,peak
+# --skip LIST   comma list of parts to leave out: blockc-unfused,numpy,torch,flex,ort,attnc,memory,peak,bf16
 # --workdir DIR scratch folder for builds and log.txt (default: a new /tmp/blockc-bench.*)
 set -euo pipefail
 
@@ -25,7 +26,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0 ;;
     --no-install) INSTALL=0 ;;
     --quick|--n4096) PASS+=("$1") ;;
-    --reps|--json|--skip|--workdir) PASS+=("$1" "$2"); shift ;;
+    --reps|--json|--skip|--workdir|--peak) PASS+=("$1" "$2"); shift ;;
     -h|--help) sed -n "2,15p" "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
