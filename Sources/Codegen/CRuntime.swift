@@ -6,7 +6,7 @@ public enum CRuntime {
     /// Allocation, index arithmetic and the NaN-propagating `max`/`min` of `ScalarOps`.
     public static let basics = #"""
         /* ---- runtime: allocation and index arithmetic ---- */
-        #ifdef __AVX512F__
+        #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
         #include <immintrin.h>
         #endif
         static inline float *blk_alloc(size_t bytes) {

@@ -1,5 +1,5 @@
 /* ---- runtime: allocation and index arithmetic ---- */
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 static inline float *blk_alloc(size_t bytes) {
@@ -269,6 +269,90 @@ static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const
                         const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
                         const float *pf, long pfr, long pfld, long pfc) {
     blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, pf, pfr, pfld, pfc);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+/* The first w of 8 lanes (all for w >= 8, none for w <= 0), for masked loads and stores. */
+static inline __m256i blk_mask8(long w) {
+    static const int t[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    long s = w >= 8 ? 0 : (w <= 0 ? 8 : 8 - w);
+    return _mm256_loadu_si256((const __m256i *)(t + s));
+}
+/* R (<= 6) rows x 16 columns: 12 ymm accumulators, 2 loads and 6 broadcasts per 12 FMAs;
+   FULL (a constant at each call) selects plain loads and stores over masked ones. */
+static inline __attribute__((always_inline)) void blk_gemm_tile16(
+    const int R, const int FULL, long kk, const float *restrict A, long ars, long aks,
+    const float *restrict B, long ldb, float *restrict C, long ldc, __m256i m0, __m256i m1, int accumulate) {
+    __m256 c0[6], c1[6];
+    for (int r = 0; r < R; r++) {
+        c0[r] = _mm256_setzero_ps();
+        c1[r] = _mm256_setzero_ps();
+    }
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m256 b0 = FULL ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+        __m256 b1 = FULL ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + r * ars);
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *c = C + r * ldc;
+        if (FULL) {
+            if (accumulate) {
+                c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(c));
+                c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(c + 8));
+            }
+            _mm256_storeu_ps(c, c0[r]);
+            _mm256_storeu_ps(c + 8, c1[r]);
+        } else {
+            if (accumulate) {
+                c0[r] = _mm256_add_ps(c0[r], _mm256_maskload_ps(c, m0));
+                c1[r] = _mm256_add_ps(c1[r], _mm256_maskload_ps(c + 8, m1));
+            }
+            _mm256_maskstore_ps(c, m0, c0[r]);
+            _mm256_maskstore_ps(c + 8, m1, c1[r]);
+        }
+    }
+}
+/* One 16-column strip: 6-row tiles, then the remaining rows. */
+static inline __attribute__((always_inline)) void blk_gemm_strip16(
+    const int FULL, long m, long kk, const float *restrict A, long ars, long aks, const float *restrict B,
+    long ldb, float *restrict C, long ldc, __m256i m0, __m256i m1, int accumulate) {
+    long i0 = 0;
+    for (; i0 + 6 <= m; i0 += 6)
+        blk_gemm_tile16(6, FULL, kk, A + i0 * ars, ars, aks, B, ldb, C + i0 * ldc, ldc, m0, m1, accumulate);
+    const float *a = A + i0 * ars;
+    float *c = C + i0 * ldc;
+    switch (m - i0) {
+    case 5: blk_gemm_tile16(5, FULL, kk, a, ars, aks, B, ldb, c, ldc, m0, m1, accumulate); break;
+    case 4: blk_gemm_tile16(4, FULL, kk, a, ars, aks, B, ldb, c, ldc, m0, m1, accumulate); break;
+    case 3: blk_gemm_tile16(3, FULL, kk, a, ars, aks, B, ldb, c, ldc, m0, m1, accumulate); break;
+    case 2: blk_gemm_tile16(2, FULL, kk, a, ars, aks, B, ldb, c, ldc, m0, m1, accumulate); break;
+    case 1: blk_gemm_tile16(1, FULL, kk, a, ars, aks, B, ldb, c, ldc, m0, m1, accumulate); break;
+    default: break;
+    }
+}
+static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                     const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
+    long j0 = 0;
+    for (; j0 + 16 <= n; j0 += 16) {
+        __m256i all = blk_mask8(8);
+        blk_gemm_strip16(1, m, kk, A, ars, aks, B + j0, ldb, C + j0, ldc, all, all, accumulate);
+    }
+    if (j0 < n) {
+        long w = n - j0;
+        blk_gemm_strip16(0, m, kk, A, ars, aks, B + j0, ldb, C + j0, ldc, blk_mask8(w), blk_mask8(w - 8),
+                         accumulate);
+    }
+}
+static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *pf, long pfr, long pfld, long pfc) {
+    (void)pf, (void)pfr, (void)pfld, (void)pfc;
+    blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
 #else
 static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
