@@ -36,6 +36,7 @@ let package = Package(
             name: "FusionTests",
             dependencies: ["Fusion", "Schedule", "Graph", "BlockIR", "BlockParser", "Interpreter", "BlockTestSupport"]),
         .testTarget(
-            name: "CodegenTests", dependencies: ["Codegen", "Schedule", "BlockIR", "Graph", "Interpreter", "Fusion"]),
+            name: "CodegenTests",
+            dependencies: ["Codegen", "Schedule", "BlockIR", "Graph", "Interpreter", "Fusion", "BlockTestSupport"]),
     ]
 )

@@ -31,6 +31,18 @@ public enum ElementType: String, Hashable, Sendable, CaseIterable, CustomStringC
     /// Whether the type is a floating-point type.
     public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
 
+    /// The NumPy dtype of `.npy` files holding the type: `<f4`, `<f2`, `<i4`, `|b1`, and for
+    /// bf16, which NumPy lacks, `<u2` holding each element's bit pattern.
+    public var numpyDescr: String {
+        switch self {
+        case .f32: return "<f4"
+        case .f16: return "<f2"
+        case .bf16: return "<u2"
+        case .i32: return "<i4"
+        case .bool: return "|b1"
+        }
+    }
+
     /// The name in both text forms (`bf16`).
     public var description: String { rawValue }
 

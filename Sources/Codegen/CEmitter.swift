@@ -51,6 +51,9 @@ public enum CEmitter {
         return "\(t.elementType)\(t.shape), " + count
     }
 
+    /// The default stem of a program's generated files (`attention` for `attention.c`, `.h`, `.cu`).
+    public static func fileStem(_ program: Program) -> String { CNames.stem(program) }
+
     /// The entry point's declaration (without the trailing semicolon).
     static func signature(_ program: Program, names: CNames, dialect: Dialect) -> String {
         let r = dialect.restrictQualifier

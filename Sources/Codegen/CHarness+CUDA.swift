@@ -40,7 +40,7 @@ extension CHarness {
                 if program[t].role == .input {
                     w.line(
                         "\(abi) *\(p) = (\(abi) *)npy_read(argv[1], \"\(CNames.stringLiteral(program[t].name))\", "
-                            + "\(n)L, \"\(dtypeLiteral(type))\", \(type.byteSize));")
+                            + "\(n)L, \"\(type.numpyDescr)\", \(type.byteSize));")
                     w.line("if (!\(p)) return 1;")
                 } else {
                     w.line("\(abi) *\(p) = (\(abi) *)calloc(\(Swift.max(n, 1))L, sizeof(\(abi)));")
@@ -70,7 +70,7 @@ extension CHarness {
                 w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
                 w.line(
                     "  if (npy_write(argv[2], \"\(CNames.stringLiteral(program[t].name))\", \(p), shape, "
-                        + "\(program[t].shape.count), \"\(dtypeLiteral(type))\", \(type.byteSize))) return 1; }"
+                        + "\(program[t].shape.count), \"\(type.numpyDescr)\", \(type.byteSize))) return 1; }"
                 )
             }
             w.block("if (reps > 0)") { w in

@@ -3,7 +3,7 @@ import BlockIR
 /// The C source of a stand-alone harness for a program's entry point.
 ///
 /// `harness DIR [REPS]` reads every input from `DIR/NAME.npy` (little-endian, C order, the
-/// tensor's dtype as `NPY.dtype` gives it: `<f4`, `<f2`, `<u2` for bf16, `<i4`, `|b1`),
+/// tensor's dtype as `ElementType.numpyDescr` gives it: `<f4`, `<f2`, `<u2` for bf16, `<i4`, `|b1`),
 /// calls the entry once and writes every output to `DIR/NAME.npy`. With `REPS > 0` it then
 /// warms up and times `REPS` further calls, printing `median_ms M min_ms N reps R`. `NAME` is
 /// the tensor's own name; the harness's arrays and the entry carry `CNames`'s prefixes
@@ -31,7 +31,7 @@ public enum CHarness {
                 let file = CNames.stringLiteral(program[t].name)
                 w.line(
                     "\(abi) *\(p) = (\(abi) *)npy_read(dir, \"\(file)\", \(program[t].elementCount)L, "
-                        + "\"\(dtypeLiteral(type))\", \(type.byteSize));")
+                        + "\"\(type.numpyDescr)\", \(type.byteSize));")
                 w.line("if (!\(p)) return 1;")
             }
             for t in program.outputs {
@@ -46,7 +46,7 @@ public enum CHarness {
                 w.line("{ long shape[] = {\(shape.isEmpty ? "0" : shape)};")
                 w.line(
                     "  if (npy_write(dir, \"\(CNames.stringLiteral(program[t].name))\", \(names.parameter(t)), shape, "
-                        + "\(program[t].shape.count), \"\(dtypeLiteral(program[t].elementType))\", "
+                        + "\(program[t].shape.count), \"\(program[t].elementType.numpyDescr)\", "
                         + "\(program[t].elementType.byteSize))) return 1; }")
             }
             w.block("if (reps > 0)") { w in
@@ -70,17 +70,6 @@ public enum CHarness {
             w.line("return 0;")
         }
         return w.text
-    }
-
-    /// The `.npy` dtype of an element type as a C string literal's contents.
-    static func dtypeLiteral(_ type: ElementType) -> String {
-        switch type {
-        case .f32: return "<f4"
-        case .f16: return "<f2"
-        case .bf16: return "<u2"
-        case .i32: return "<i4"
-        case .bool: return "|b1"
-        }
     }
 
     /// `.npy` reading and writing (little-endian, C order, format 1.0, any element size) and a

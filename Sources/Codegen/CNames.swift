@@ -44,9 +44,12 @@ struct CNames {
     /// The prefix of device copies in the CUDA host launcher and harness.
     static let deviceTag = "blk_d_"
 
+    /// The program's name as identifier text: the default stem of the generated files.
+    static func stem(_ program: Program) -> String { identifierText(program.name, fallback: "program") }
+
     init(program: Program, dialect: Dialect) {
         self.dialect = dialect
-        stem = CNames.identifierText(program.name, fallback: "program")
+        stem = CNames.stem(program)
         entry = CNames.programTag + stem
         var used: Set<String> = []
         var names: [String] = []

@@ -40,7 +40,7 @@ extension Command {
             plan.write("the header", headerPath(path))
         }
         if let dir = options.bundleDir {
-            for file in CudaBundle.files(of: schedule) { plan.write("the bundle's file", dir + "/" + file) }
+            for file in CudaBundle.files(of: program) { plan.write("the bundle's file", dir + "/" + file) }
             // The bundle's expected outputs come from the interpreter.
             try MemoryBudget(options).check(
                 MemoryBudget.bytes(of: program), running: "computing the expected outputs of '\(program.name)'")
@@ -65,9 +65,8 @@ extension Command {
 /// A self-contained folder to build and check a program's CUDA on a machine with a GPU.
 enum CudaBundle {
     /// The files a bundle holds, relative to its folder.
-    static func files(of schedule: ProgramSchedule) -> [String] {
-        let program = schedule.program
-        let name = CEmitter.emit(schedule, dialect: .cuda).headerName
+    static func files(of program: Program) -> [String] {
+        let name = CEmitter.fileStem(program)
         return [name + ".cu", name + ".h", "harness.cu", "compare.py", "run.sh"]
             + program.inputs.map { "inputs/" + program[$0].name + ".npy" }
             + program.outputs.map { "expected/" + program[$0].name + ".npy" }

@@ -93,8 +93,8 @@ struct RunCommand {
                 }
                 guard array.elementType == type else {
                     throw DriverError(
-                        "\(path): input '\(name)' holds \(array.elementType) ('\(NPY.dtype(array.elementType))'), "
-                            + "the program expects \(type) ('\(NPY.dtype(type))'); convert the array when saving it")
+                        "\(path): input '\(name)' holds \(array.elementType) ('\(array.elementType.numpyDescr)'), "
+                            + "the program expects \(type) ('\(type.numpyDescr)'); convert the array when saving it")
                 }
                 inputs[name] = array
             } else {

@@ -39,17 +39,6 @@ public enum NPY {
         var byteCount: Int { count * elementType.byteSize }
     }
 
-    /// The NumPy dtype of each element type (bf16: its bit patterns as `<u2`).
-    public static func dtype(_ type: ElementType) -> String {
-        switch type {
-        case .f32: return "<f4"
-        case .f16: return "<f2"
-        case .bf16: return "<u2"
-        case .i32: return "<i4"
-        case .bool: return "|b1"
-        }
-    }
-
     /// The preamble's size: magic, version and header length (4 bytes in versions 2 and 3).
     static let maximumPreamble = 12
 
@@ -98,7 +87,7 @@ public enum NPY {
         let size = type.byteSize
         let (byteCount, overflow) = count.multipliedReportingOverflow(by: size)
         let available = fileSize - dataStart
-        let what = "\(type) (\(dtype(type)))"
+        let what = "\(type) (\(type.numpyDescr))"
         guard !overflow, byteCount <= available else {
             throw fail(
                 "truncated data: the shape \(shape) needs \(count) \(what) elements (\(count) × \(size) bytes) but "
@@ -151,7 +140,7 @@ public enum NPY {
     public static func write(_ array: NDArray) -> [UInt8] {
         let type = array.elementType
         var header =
-            "{'descr': '\(dtype(type))', 'fortran_order': False, 'shape': \(shapeText(array.shape)), }"
+            "{'descr': '\(type.numpyDescr)', 'fortran_order': False, 'shape': \(shapeText(array.shape)), }"
         if let first = array.shape.first {
             header += String(repeating: " ", count: max(0, growthAxisMaxDigits - String(first).utf8.count))
         }
@@ -346,8 +335,8 @@ private struct HeaderParser {
         guard case .string(let dtype) = descr else {
             throw HeaderError("dtype \(descr.text) is not supported; save \(supported)", malformed: false)
         }
-        let aliases = ["<f4": ElementType.f32, "<f2": .f16, "<u2": .bf16, "<i4": .i32, "|b1": .bool, "<b1": .bool]
-        guard let type = aliases[dtype] else {
+        let type = dtype == "<b1" ? ElementType.bool : ElementType.allCases.first { $0.numpyDescr == dtype }
+        guard let type else {
             if dtype.hasPrefix(">") {
                 throw HeaderError(
                     "dtype '\(dtype)' (big-endian) is not supported; save little-endian (numpy: a.astype('<\(dtype.dropFirst())'))",

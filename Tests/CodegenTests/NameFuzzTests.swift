@@ -1,4 +1,5 @@
 import BlockIR
+import BlockTestSupport
 import Codegen
 import Foundation
 import Fusion
@@ -25,7 +26,7 @@ final class NameFuzzTests: XCTestCase {
 
     /// A random identifier: a pool name, a pool name with a suffix that collides once derived
     /// (`_k0`, `_device`, `_H`), or random identifier text.
-    static func name(_ rng: inout NameRNG) -> String {
+    static func name(_ rng: inout SplitMix64) -> String {
         let letters = Array("abcxyzABCXYZ_EHMN")
         let tail = Array("abcxyzABCXYZ_0123456789")
         switch Int.random(in: 0..<10, using: &rng) {
@@ -42,7 +43,7 @@ final class NameFuzzTests: XCTestCase {
 
     /// A small graph over `[D, D]` tensors: two inputs, three to five steps, one or two outputs.
     static func graph(seed: UInt64) -> String {
-        var rng = NameRNG(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let dim = name(&rng)
         var text = "graph \(name(&rng))\ndim \(dim) = \(Int.random(in: 3...9, using: &rng))\n"
         var tensors: [String] = []
@@ -128,21 +129,6 @@ final class NameFuzzTests: XCTestCase {
             let (comparisons, _) = try CodegenHarness.check(program, seed: seed)
             XCTAssertFalse(comparisons.isEmpty, "seed \(seed)")
         }
-    }
-}
-
-/// A seeded generator (SplitMix64), so every run draws the same names.
-struct NameRNG: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -8,19 +8,6 @@ import XCTest
 /// `blockc` runs them) end in success or in an error that names the file, never in a trap, a
 /// hang or a "compiler bug" (a stage's output that the verifier rejects).
 final class CLIFuzzTests: XCTestCase {
-    /// A small deterministic generator (SplitMix64).
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-    }
-
     /// Tokens a mutation may insert: names, types, calls, operators, numbers.
     static let vocabulary = [
         "bf16", "f16", "i32", "bool", "f32", "cast(", "matmul(", "softmax(", "where(i >= j, ", "reshape(",
@@ -47,7 +34,7 @@ final class CLIFuzzTests: XCTestCase {
         }
     }
 
-    static func mutate(_ text: String, _ rng: inout Random) -> String {
+    static func mutate(_ text: String, _ rng: inout SplitMix64) -> String {
         var chars = Array(text)
         guard !chars.isEmpty else { return text }
         let at = rng.below(chars.count)
@@ -70,7 +57,7 @@ final class CLIFuzzTests: XCTestCase {
     func testMutatedGraphsThroughCheckFuseAndRun() throws {
         let dir = CLI.temporaryDirectory("clifuzz")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var rng = Random(state: 0xB10C_F022)
+        var rng = SplitMix64(seed: 0xB10C_F022)
         let path = dir + "/fuzz.graph"
         var outcomes = (ok: 0, rejected: 0)
         let seeds = try Self.seeds()
@@ -105,4 +92,7 @@ final class CLIFuzzTests: XCTestCase {
     }
 }
 
-extension CLIFuzzTests.Random: RandomNumberGenerator {}
+extension SplitMix64 {
+    /// A number in `0..<n` (`0` when `n` is not positive).
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
+}

@@ -226,7 +226,7 @@ final class NPYTests: XCTestCase {
             let array = NDArray(shape: [2, 4], data: stored, elementType: type)
             let bytes = NPY.write(array)
             let header = String(decoding: bytes[10..<70], as: UTF8.self)
-            XCTAssertTrue(header.contains("'descr': '\(NPY.dtype(type))'"), header)
+            XCTAssertTrue(header.contains("'descr': '\(type.numpyDescr)'"), header)
             XCTAssertEqual(bytes.count % type.byteSize, 0)
             XCTAssertEqual(try NPY.read(bytes, name: "a"), array, "\(type)")
         }
