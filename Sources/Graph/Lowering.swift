@@ -68,14 +68,34 @@ private struct State {
     var sources: [Source?]
     let outputSet: Set<NodeID>
 
+    /// Output reshapes whose operand's kernel writes straight into the output's storage: operand
+    /// node → the reshape node. The output tensor is declared when the operand is lowered, and
+    /// the operand's tensor is a view of it.
+    let storedThroughView: [NodeID: NodeID]
+
     init(graph: Graph, options: LoweringOptions) {
         self.graph = graph
         self.options = options
         self.sources = Array(repeating: nil, count: graph.nodes.count)
         self.outputSet = Set(graph.outputs)
+        var through: [NodeID: NodeID] = [:]
+        for node in graph.nodes where outputSet.contains(node.id) {
+            // An output that reshapes a computed temporary (not an input, constant, output or
+            // other reshape) takes that temporary's place: no copy kernel.
+            guard case .reshape(let a) = node.op, through[a] == nil, !outputSet.contains(a) else { continue }
+            switch graph[a].op {
+            case .input, .constant, .reshape: continue
+            default: through[a] = node.id
+            }
+        }
+        self.storedThroughView = through
     }
 
     mutating func addTensor(_ node: Node, viewOf: TensorID? = nil) -> TensorID {
+        if viewOf == nil, let reshape = storedThroughView[node.id] {
+            let output = addTensor(graph[reshape])
+            return addTensor(node, viewOf: output)
+        }
         let role: TensorRole = node.op == .input ? .input : (outputSet.contains(node.id) ? .output : .temp)
         let id = TensorID(tensors.count)
         tensors.append(
@@ -111,10 +131,14 @@ private struct State {
             }
         case .mask(let a, let predicate, let fill):
             let out = addTensor(node)
-            elementwise(node, out, operands: [a], what: "where", unitPoints: false) { b, v, origin in
-                b.emit(
-                    .mask(v[0], rowOffset: origin.row, columnOffset: origin.column, predicate, fill: fill),
-                    Self.typeOf(v[0], in: b))
+            let unit = unitAxes(node.shape)
+            elementwise(node, out, operands: [a], what: "where") { b, v, origin in
+                // A mask sees rows and columns: a size-1 axis becomes a unit axis of the block.
+                Self.withUnitAxes(unit, v[0], in: &b) { b, x in
+                    b.emit(
+                        .mask(x, rowOffset: origin.row, columnOffset: origin.column, predicate, fill: fill),
+                        Self.typeOf(x, in: b))
+                }
             }
         case .matmul(let a, let c, let ta, let tb):
             let out = addTensor(node)
@@ -133,8 +157,14 @@ private struct State {
             guard case .tensor(let base, _) = source(a) else {
                 throw GraphError("reshape of the constant '\(graph[a].name)' is not supported")
             }
-            if graph[a].op == .input || outputSet.contains(node.id) {
-                // The result needs storage of its own: copy through a view with the operand's shape.
+            if sources[node.id.index] != nil {
+                // An output whose operand was stored into it through a view (`storedThroughView`).
+                return
+            }
+            let root = storageRoot(base)
+            if outputSet.contains(node.id) {
+                // The result needs storage of its own (the caller's buffer), and the operand is an
+                // input, an output or a view: copy through a view with the operand's shape.
                 let out = addTensor(node)
                 let viewNode = Node(
                     id: node.id, name: node.name + "_as_" + graph[a].name, shape: graph[a].shape, op: node.op)
@@ -146,9 +176,17 @@ private struct State {
                 elementwise(viewNode, view, operands: [a], what: "copy") { _, v, _ in v[0] }
                 sources[node.id.index] = .tensor(out, shape: node.shape)
             } else {
-                _ = addTensor(node, viewOf: base)
+                // A view of the operand's storage (an input's included): loads go through it.
+                _ = addTensor(node, viewOf: root)
             }
         }
+    }
+
+    /// The tensor that owns `id`'s storage.
+    func storageRoot(_ id: TensorID) -> TensorID {
+        var current = id
+        while let next = tensors[current.index].viewOf { current = next }
+        return current
     }
 
     static func typeOf(_ id: ValueID, in b: BodyBuilder) -> BlockType {
@@ -173,13 +211,15 @@ private struct State {
         var column: IndexExpr = .constant(0)
     }
 
-    /// `unitPoints`: axes of size 1 are addressed as the point 0 (the block drops them), so a
-    /// `[M, 1]` statistic is a `[64]` block whether it is produced or broadcast.
-    func tiling(_ shape: [Int], skipping skipped: Int? = nil, unitPoints: Bool = true) -> OutputTiling {
+    /// Axes of size 1 are addressed as the point 0 (the block drops them) in every kernel, so a
+    /// `[M, 1]` statistic is a `[64]` block whether it is produced or broadcast, and a single
+    /// query row (`[BH, 1, d]`, decode) is a `[d]` block in the matmul that produces it as in the
+    /// softmax that reads it.
+    func tiling(_ shape: [Int], skipping skipped: Int? = nil) -> OutputTiling {
         var t = OutputTiling()
         let r = shape.count
         for (k, n) in shape.enumerated() where k != skipped {
-            if n == 1 && (unitPoints || k < r - 2) {
+            if n == 1 {
                 t.access.append(.point(.constant(0)))
             } else if k < r - 2 {
                 let v = IndexVar("b\(k)")
@@ -235,11 +275,60 @@ private struct State {
         }
     }
 
+    /// Which of the last two axes of `shape` (rows, columns) have size 1: the tiling makes them
+    /// points, and ops that need both axes (`dot`, `mask`) see them as unit axes of the block.
+    func unitAxes(_ shape: [Int]) -> (row: Bool, column: Bool) {
+        let r = shape.count
+        return (r >= 2 && shape[r - 2] == 1, r >= 1 && shape[r - 1] == 1)
+    }
+
+    /// Runs `body` on `v` with the unit axes `unit` inserted (a broadcast to size 1), and drops
+    /// them from the result again (a sum over one element), so rank-2 ops apply to blocks whose
+    /// size-1 axes the tiling dropped.
+    static func withUnitAxes(
+        _ unit: (row: Bool, column: Bool), _ v: ValueID, in b: inout BodyBuilder,
+        _ body: (inout BodyBuilder, ValueID) -> ValueID
+    ) -> ValueID {
+        guard unit.row || unit.column else { return body(&b, v) }
+        let lifted = insertUnitAxes(unit, v, in: &b)
+        return squeezeUnitAxes(unit, body(&b, lifted), in: &b)
+    }
+
+    /// `v` with size-1 axes inserted where `unit` says (rows first).
+    static func insertUnitAxes(_ unit: (row: Bool, column: Bool), _ v: ValueID, in b: inout BodyBuilder) -> ValueID {
+        var x = v
+        var shape = typeOf(v, in: b).shape
+        if unit.row {
+            shape.insert(1, at: 0)
+            x = b.emit(.broadcast(x, axis: 0), BlockType(shape, .local))
+        }
+        if unit.column {
+            shape.append(1)
+            x = b.emit(.broadcast(x, axis: shape.count - 1), BlockType(shape, .local))
+        }
+        return x
+    }
+
+    /// `v` (rank 2) with its size-1 axes dropped where `unit` says.
+    static func squeezeUnitAxes(_ unit: (row: Bool, column: Bool), _ v: ValueID, in b: inout BodyBuilder) -> ValueID {
+        var x = v
+        var shape = typeOf(v, in: b).shape
+        if unit.row {
+            shape.removeFirst()
+            x = b.emit(.reduce(.sum, x, axis: 0), BlockType(shape, shape.isEmpty ? .reg : .local))
+        }
+        if unit.column {
+            shape.removeLast()
+            x = b.emit(.reduce(.sum, x, axis: shape.count), BlockType(shape, shape.isEmpty ? .reg : .local))
+        }
+        return x
+    }
+
     mutating func elementwise(
-        _ node: Node, _ out: TensorID, operands: [NodeID], what: String, unitPoints: Bool = true,
+        _ node: Node, _ out: TensorID, operands: [NodeID], what: String,
         compute: (inout BodyBuilder, [ValueID], (row: IndexExpr, column: IndexExpr)) -> ValueID
     ) {
-        let t = tiling(node.shape, unitPoints: unitPoints)
+        let t = tiling(node.shape)
         var b = BodyBuilder()
         let values = operands.map { loadBroadcast(source($0), into: &b, outShape: node.shape, tiling: t) }
         var result = compute(&b, values, (t.row, t.column))
@@ -274,8 +363,9 @@ private struct State {
         guard case .tensor(let ta, let sa) = source(a), case .tensor(let tb, let sb) = source(c) else {
             throw GraphError("matmul of a constant is not supported")
         }
-        let t = tiling(node.shape, unitPoints: false)
+        let t = tiling(node.shape)
         let r = node.shape.count
+        let unit = unitAxes(node.shape)
         let kDim = transposeA ? sa[sa.count - 2] : sa[sa.count - 1]
         let bk = min(options.reductionBlock, kDim)
         let kv = IndexVar("k")
@@ -286,23 +376,35 @@ private struct State {
                 return s[axis] == 1 && node.shape[k] != 1 ? .point(.constant(0)) : t.access[k]
             }
         }
-        let (bm, bn) = (t.blockShape[0], t.blockShape[1])
+        // A size-1 row or column axis is a point of the tiling: the operand block lacks it, and a
+        // unit axis is inserted for the dot (and dropped from the accumulator before the store).
+        let bm = unit.row ? 1 : t.blockShape[0]
+        let bn = unit.column ? 1 : t.blockShape[t.blockShape.count - 1]
         let aAccess = batchAccess(sa) + (transposeA ? [kSlice, t.access[r - 2]] : [t.access[r - 2], kSlice])
         let bAccess = batchAccess(sb) + (transposeB ? [t.access[r - 1], kSlice] : [kSlice, t.access[r - 1]])
-        let aShape = transposeA ? [bk, bm] : [bm, bk]
-        let bShape = transposeB ? [bn, bk] : [bk, bn]
+        let aShape = unit.row ? [bk] : (transposeA ? [bk, bm] : [bm, bk])
+        let bShape = unit.column ? [bk] : (transposeB ? [bn, bk] : [bk, bn])
         let accType = BlockType([bm, bn], .local)
         var b = BodyBuilder()
         let zero = b.emit(.fill(0), accType)
         let result = b.loop(
             kv, from: .constant(0), to: .constant((kDim + bk - 1) / bk), carrying: [zero], types: [accType]
         ) { body, carried in
-            let x = body.emit(.load(ta, aAccess), BlockType(aShape, .local))
-            let y = body.emit(.load(tb, bAccess), BlockType(bShape, .local))
+            var x = body.emit(.load(ta, aAccess), BlockType(aShape, .local))
+            if unit.row {
+                x = body.emit(
+                    .broadcast(x, axis: transposeA ? 1 : 0), BlockType(transposeA ? [bk, 1] : [1, bk], .local))
+            }
+            var y = body.emit(.load(tb, bAccess), BlockType(bShape, .local))
+            if unit.column {
+                y = body.emit(
+                    .broadcast(y, axis: transposeB ? 0 : 1), BlockType(transposeB ? [1, bk] : [bk, 1], .local))
+            }
             let p = body.emit(.dot(x, y, transposeA: transposeA, transposeB: transposeB), accType)
             return [body.emit(.binary(.add, carried[0], p), accType)]
         }
-        b.emit(.store(result[0], out, t.access))
+        let stored = Self.squeezeUnitAxes(unit, result[0], in: &b)
+        b.emit(.store(stored, out, t.access))
         addKernel("matmul", node, grid: t.grid, body: b.instructions)
     }
 

@@ -13,6 +13,12 @@ final class VerifyTests: XCTestCase {
         ("attention_causal", "BH=2,N=200,d=24", "i=16,j=32,k=8"),
         ("attention_sliding_window", "BH=1,N=1000,d=64,W=100", nil),
         ("attention_documents", "BH=1,N=1000,d=32", nil),
+        // Grouped-query attention: 4-D inputs viewed as 5-D groups (no copy kernels).
+        ("attention_gqa", "B=2,Hkv=3,g=2,H=6,N=77,d=20", nil),
+        ("attention_gqa", "N=300,d=24", "i=32,j=48,k=16"),
+        // One query row per head: the size-1 axis is a point in every kernel.
+        ("decode_attention", "BH=3,N=301,d=24", nil),
+        ("decode_attention", "BH=2,N=100,d=40", "i=16,j=32,k=8"),
         ("layernorm_matmul", "M=300,K=200,N=100", nil),
         ("layernorm_matmul", "M=70,K=90,N=50", "i=16,j=32,k=16"),
         ("rmsnorm_swiglu", "M=100,d=200,h=300", nil),

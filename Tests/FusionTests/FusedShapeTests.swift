@@ -47,6 +47,53 @@ final class FusedShapeTests: XCTestCase {
         }
     }
 
+    /// Decode: one query row per head. The size-1 query axis is a point in every naive kernel (no
+    /// `+: 1` slices), so the whole chain fuses into one kernel that reads K and V once, with one
+    /// running maximum and sum per head (rank 0) and the division by the sum after the loop.
+    func testDecodeAttentionStreamsTheCacheOnce() throws {
+        let (naive, fused) = try Self.fused("decode_attention", dims: ["BH": 3, "N": 300, "d": 32])
+        for kernel in naive.kernels {
+            kernel.walk { inst in
+                let accesses: [AxisAccess]
+                switch inst.op {
+                case .load(_, let a), .store(_, _, let a): accesses = a
+                default: return
+                }
+                for access in accesses {
+                    if case .slice(_, 1) = access { XCTFail("\(kernel.name) slices a size-1 axis: \(inst.op)") }
+                }
+            }
+        }
+        XCTAssertEqual(fused.kernels.count, 1, BlockPrinter.print(fused))
+        let loops = Self.loops(fused.kernels[0])
+        XCTAssertEqual(loops.count, 1, BlockPrinter.print(fused))
+        XCTAssertEqual(loops.first?.carried.map(\.type.rank), [0, 0, 2])
+        XCTAssertFalse(fused.tensors.contains { $0.role == .temp }, "no intermediate in global memory")
+        let report = CostReport.analyze(fused, localPeak: { _ in 0 })
+        let q = 3 * 32 * 4
+        XCTAssertEqual(report.total.globalReadBytes, q + 2 * 3 * 300 * 32 * 4, "Q once, K and V once")
+        XCTAssertEqual(report.total.globalWriteBytes, q)
+    }
+
+    /// Grouped-query attention: reshapes of the inputs and of the output are views, not copy
+    /// kernels, and the 5-D program fuses into one attention kernel reading K and V per group.
+    func testGroupedQueryAttentionViewsInsteadOfCopies() throws {
+        let dims = ["B": 1, "Hkv": 2, "g": 4, "H": 8, "N": 128, "d": 32]
+        let (naive, fused) = try Self.fused("attention_gqa", dims: dims)
+        XCTAssertFalse(naive.kernels.contains { $0.name.contains("copy") }, BlockPrinter.print(naive))
+        XCTAssertEqual(
+            naive.tensors.filter { $0.viewOf != nil }.map(\.name).sorted(), ["Kg", "Og", "Qg", "Vg"])
+        XCTAssertEqual(fused.kernels.count, 1, BlockPrinter.print(fused))
+        XCTAssertEqual(fused.tensors.filter { $0.viewOf == nil }.map(\.name), ["Q", "K", "V", "O"])
+        let report = CostReport.analyze(fused, localPeak: { _ in 0 })
+        let r = TargetDescription.cpu.rowBlock
+        let q = 8 * 128 * 32 * 4
+        let kv = 2 * 128 * 32 * 4
+        // Q and O once; each of the 8 query heads' 128 / r row blocks reads its group's K and V.
+        XCTAssertEqual(report.total.globalReadBytes, q + 2 * kv * 4 * (128 / r))
+        XCTAssertEqual(report.total.globalWriteBytes, q)
+    }
+
     func testCausalAttentionSkipsBlocksAboveTheDiagonal() throws {
         let (_, full) = try Self.fused("attention", dims: ["BH": 2, "N": 512, "d": 64])
         let (_, causal) = try Self.fused("attention_causal", dims: ["BH": 2, "N": 512, "d": 64])

@@ -41,6 +41,14 @@ def attention(t, keep=None):
     return {"O": softmax(s) @ v}
 
 
+def attention_gqa(t):
+    """Query head h uses key/value head h // (H // Hkv)."""
+    q, k, v = t["Q"], t["K"], t["V"]
+    group = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+    return attention({"Q": q, "K": k, "V": v})
+
+
 def same_segment(i, j, bounds):
     return np.searchsorted(bounds, i, side="right") == np.searchsorted(bounds, j, side="right")
 
@@ -92,6 +100,8 @@ EXAMPLES = {
     "attention_causal": lambda t: attention(t, lambda i, j: i >= j),
     "attention_sliding_window": lambda t: attention(t, lambda i, j: (j <= i) & (i - j < int(sys.argv[3]))),
     "attention_documents": lambda t: attention(t, lambda i, j: same_segment(i, j, [300, 700, 1500])),
+    "attention_gqa": attention_gqa,
+    "decode_attention": attention,
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -104,6 +114,8 @@ INPUTS = {
     "attention_causal": ["Q", "K", "V"],
     "attention_sliding_window": ["Q", "K", "V"],
     "attention_documents": ["Q", "K", "V"],
+    "attention_gqa": ["Q", "K", "V"],
+    "decode_attention": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],

@@ -13,6 +13,10 @@ extension FusionRule {
     /// → `%o' = dot %e, %v;  %r' = broadcast %l axis 1 : f32[64,N];  %o = div %o', %r'`, and
     /// `reduce_sum (mul %x, %r) axis 1` → `mul (reduce_sum %x axis 1), %v`.
     /// Exact over the reals: `(D·X)·Y = D·(X·Y)` for a diagonal `D`, and `Σⱼ dᵢ xᵢⱼ = dᵢ Σⱼ xᵢⱼ`.
+    ///
+    /// A block scale `x ∘ s` with a scalar `s` (rank 0: one factor for the whole block, as the
+    /// softmax sum of a single query row) moves the same way out of either operand of a dot, a
+    /// sum along any axis and a broadcast: `broadcast(x ∘ s) = broadcast(x) ∘ s`.
     public static let scaleMotion = FusionRule(
         id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
     ) { program, plan in
@@ -39,6 +43,52 @@ extension FusionRule {
         return nil
     }
 
+    /// Finds `(x, s, op)` when `id` is `x op s` with a scalar (rank-0) `s`, `x` a block, and
+    /// `op` ∈ {mul, div}.
+    private static func blockScaled(
+        _ id: ValueID, _ defs: [ValueID: Instruction], _ types: [ValueID: BlockType]
+    ) -> (x: ValueID, s: ValueID, op: BinaryOp)? {
+        guard let inst = defs[id], case .binary(let op, let a, let b) = inst.op, op == .mul || op == .div else {
+            return nil
+        }
+        if types[b]?.rank == 0, let ra = types[a]?.rank, ra > 0 { return (a, b, op) }
+        if op == .mul, types[a]?.rank == 0, let rb = types[b]?.rank, rb > 0 { return (b, a, op) }
+        return nil
+    }
+
+    /// `inst`, whose operand `scaled` is `x op s` for a scalar `s` (or a broadcast of it:
+    /// `broadcast(x op s) = broadcast(x) op s`), rewritten to act on `x`, then scaled by `s`.
+    private static func hoistBlockScale(
+        _ inst: Instruction, operand scaled: ValueID, _ defs: [ValueID: Instruction], _ types: [ValueID: BlockType],
+        next: inout Int
+    ) -> (instructions: [Instruction], scale: ValueID)? {
+        var prefix: [Instruction] = []
+        var replacement: ValueID
+        let found: (x: ValueID, s: ValueID, op: BinaryOp)
+        if let direct = blockScaled(scaled, defs, types) {
+            found = direct
+            replacement = direct.x
+        } else if let d = defs[scaled], case .broadcast(let z, let axis) = d.op, let inner = blockScaled(z, defs, types)
+        {
+            found = inner
+            let wide = Value(ValueID(next), d.results[0].type)
+            next += 1
+            prefix.append(Instruction([wide], .broadcast(inner.x, axis: axis)))
+            replacement = wide.id
+        } else {
+            return nil
+        }
+        let r = inst.results[0]
+        let raw = Value(ValueID(next), r.type)
+        next += 1
+        return (
+            prefix + [
+                Instruction([raw], inst.op.mappingOperands { $0 == scaled ? replacement : $0 }),
+                Instruction([r], .binary(found.op, raw.id, found.s)),
+            ], found.s
+        )
+    }
+
     private static func moveScales(
         _ body: [Instruction], types: [ValueID: BlockType], next: inout Int, outer: [ValueID: Instruction] = [:]
     ) -> ([Instruction], String)? {
@@ -53,8 +103,17 @@ extension FusionRule {
                     out[index].op = .loop(loop)
                     return (out, detail)
                 }
-            case .dot(let a, let b, false, let tb):
-                guard let r = inst.result, let (x, v, op) = rowScaled(a, defs, types) else { continue }
+            case .dot(let a, let b, _, _):
+                if let (replacement, scale) = hoistBlockScale(inst, operand: a, defs, types, next: &next)
+                    ?? hoistBlockScale(inst, operand: b, defs, types, next: &next)
+                {
+                    var out = body
+                    out.replaceSubrange(index...index, with: replacement)
+                    return (out, "moved the block scale \(scale) out of the dot \(inst.results[0].id)")
+                }
+                guard case .dot(_, _, false, let tb) = inst.op, let r = inst.result,
+                    let (x, v, op) = rowScaled(a, defs, types)
+                else { continue }
                 let product = Value(ValueID(next), r.type)
                 let scale = Value(ValueID(next + 1), BlockType(r.type.shape, types[v]?.tier ?? .local))
                 next += 2
@@ -66,6 +125,13 @@ extension FusionRule {
                 var out = body
                 out.replaceSubrange(index...index, with: replacement)
                 return (out, "moved the row scale \(v) out of the dot \(r.id)")
+            case .reduce(.sum, let a, _) where blockScaled(a, defs, types) != nil:
+                guard let (replacement, scale) = hoistBlockScale(inst, operand: a, defs, types, next: &next) else {
+                    continue
+                }
+                var out = body
+                out.replaceSubrange(index...index, with: replacement)
+                return (out, "moved the block scale \(scale) out of the row sum \(inst.results[0].id)")
             case .reduce(.sum, let a, axis: 1):
                 guard let r = inst.result, let (x, v, op) = rowScaled(a, defs, types) else { continue }
                 let sum = Value(ValueID(next), r.type)

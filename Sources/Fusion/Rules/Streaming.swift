@@ -62,11 +62,12 @@ extension FusionRule {
         return nil
     }
 
-    /// A's yielded `max(c, f)` when A carries one rank-1 value starting at `-inf`, used only there.
+    /// A's yielded `max(c, f)` when A carries one rank-0 or rank-1 value starting at `-inf` (one
+    /// maximum for the whole block, as with a single query row, or one per row), used only there.
     private static func runningMax(
         _ inst: Instruction, _ loop: Loop, _ defs: [ValueID: Instruction], _ types: [ValueID: BlockType]
     ) -> ValueID? {
-        guard loop.carried.count == 1, loop.carried[0].type.rank == 1,
+        guard loop.carried.count == 1, loop.carried[0].type.rank <= 1,
             let initial = defs[loop.initial[0]], case .fill(let c) = initial.op, c == -.infinity,
             case .yield(let ys) = loop.body.last?.op,
             let update = loop.body.first(where: { $0.results.first?.id == ys[0] }),
@@ -91,6 +92,10 @@ extension FusionRule {
         _ body: [Instruction], _ a: Int, _ b: Int, _ loopA: Loop, _ loopB: Loop, m: ValueID, maxValue: ValueID,
         types: [ValueID: BlockType], defs: [ValueID: Instruction], next: inout Int
     ) -> [Instruction]? {
+        // With a rank-0 maximum the factor exp(−m) is one number for the whole block, so any
+        // broadcast, reduction or dot operand position keeps it a factor; with a rank-1 maximum it
+        // is one number per row of the rank-2 blocks.
+        let perBlock = types[m]?.rank == 0
         // Instructions between the loops that involve m must be broadcasts of it.
         var role: [ValueID: Role] = [m: .shift]
         var between: [Instruction] = []
@@ -119,12 +124,15 @@ extension FusionRule {
             switch inst.op {
             case .broadcast(let x, _) where role[x] == .shift: role[r.id] = .shift
             case .broadcast(let x, axis: 1) where role[x] == .scaled && types[x]?.rank == 1: role[r.id] = .scaled
+            case .broadcast(let x, _) where role[x] == .scaled && perBlock: role[r.id] = .scaled
             case .binary(.sub, let x, let s) where role[x] == nil && role[s] == .shift:
-                guard types[s]?.rank == 2 || types[s]?.rank == types[x]?.rank else { return nil }
+                guard types[s]?.rank == 2 || types[s]?.rank == types[x]?.rank || (perBlock && types[s]?.rank == 0)
+                else { return nil }
                 role[r.id] = .shifted
             case .unary(let op, let x) where op.isExponential && role[x] == .shifted:
                 role[r.id] = .scaled
             case .reduce(.sum, let x, axis: 1) where role[x] == .scaled: role[r.id] = .scaled
+            case .reduce(.sum, let x, _) where role[x] == .scaled && perBlock: role[r.id] = .scaled
             case .dot(let x, let y, false, _) where role[x] == .scaled && role[y] == nil: role[r.id] = .scaled
             case .binary(.mul, let x, let y)
             where (role[x] == .scaled) != (role[y] == .scaled)
@@ -182,7 +190,7 @@ extension FusionRule {
         var rescaled: [ValueID: ValueID] = [:]
         for (c, carried) in loopB.carried.enumerated() where accumulators[c] != nil {
             var factor = alpha.id
-            if carried.type.rank == 2 {
+            if carried.type.rank == 2 && mType.rank == 1 {
                 let wide = fresh(BlockType(carried.type.shape, carried.type.tier))
                 newBody.append(Instruction([wide], .broadcast(alpha.id, axis: 1)))
                 factor = wide.id
