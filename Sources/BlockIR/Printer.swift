@@ -99,6 +99,7 @@ public enum BlockPrinter {
         let type = BlockType(tensor.shape, .global).description.dropFirst(3)  // the shape and tier after "f32"
         var text = "tensor \(tensor.name): \(tensor.elementType)" + type + " \(tensor.role.rawValue)"
         if let view = tensor.viewOf { text += " view " + tensorName(view, program) }
+        if let window = tensor.window { text += " at [" + window.map(String.init).joined(separator: ", ") + "]" }
         return text
     }
 

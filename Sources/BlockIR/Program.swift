@@ -18,23 +18,42 @@ public struct GlobalTensor: Hashable, Sendable {
     public var elementType: ElementType
     /// Input, output or temporary.
     public var role: TensorRole
-    /// When set, the tensor is a view of another tensor's storage with the same element count
-    /// (a reshape): reads and writes go to that tensor's memory.
+    /// When set, the tensor is a view of another tensor's storage: reads and writes go to that
+    /// tensor's memory. Without a `window` the view has the same element count, in row-major
+    /// order (a reshape).
     public var viewOf: TensorID?
+    /// For a view, when set: the view is the box of the viewed tensor that starts at these
+    /// element offsets (one per axis of the viewed tensor, which has the view's rank) and has the
+    /// view's shape — a slice, or one part of a concatenation. Element `x` of the view is element
+    /// `x + window` of the viewed tensor.
+    public var window: [Int]?
 
     /// Makes a global tensor.
     public init(
-        name: String, shape: [Int], role: TensorRole, viewOf: TensorID? = nil, elementType: ElementType = .f32
+        name: String, shape: [Int], role: TensorRole, viewOf: TensorID? = nil, window: [Int]? = nil,
+        elementType: ElementType = .f32
     ) {
         self.name = name
         self.shape = shape
         self.elementType = elementType
         self.role = role
         self.viewOf = viewOf
+        self.window = window
     }
 
     /// The number of elements.
     public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The element strides of a row-major array of `shape`.
+    public static func rowMajorStrides(_ shape: [Int]) -> [Int] {
+        var strides = Array(repeating: 1, count: shape.count)
+        var s = 1
+        for k in shape.indices.reversed() {
+            strides[k] = s
+            s *= shape[k]
+        }
+        return strides
+    }
     /// The bytes of its storage.
     public var byteCount: Int { elementCount * elementType.byteSize }
 }
@@ -92,6 +111,20 @@ public struct Program: Hashable, Sendable {
     /// The ID of the tensor with a name.
     public func tensorID(named name: String) -> TensorID? {
         tensors.firstIndex { $0.name == name }.map(TensorID.init)
+    }
+
+    /// Where a tensor's elements lie in its storage: the storage tensor, the element offset of
+    /// element `0…0`, and one element stride per axis. A tensor or a reshape view is row-major
+    /// from offset 0; a window view has the viewed tensor's strides, from the window's offset.
+    public func placement(of id: TensorID) -> (storage: TensorID, offset: Int, strides: [Int]) {
+        let tensor = tensors[id.index]
+        let own = GlobalTensor.rowMajorStrides(tensor.shape)
+        guard let base = tensor.viewOf, let window = tensor.window, base.index >= 0, base.index < tensors.count,
+            tensors[base.index].shape.count == window.count
+        else { return (storage(of: id), 0, own) }
+        let strides = GlobalTensor.rowMajorStrides(tensors[base.index].shape)
+        let offset = zip(window, strides).map { $0 * $1 }.reduce(0, +)
+        return (storage(of: id), offset, strides)
     }
 
     /// The tensor whose storage a tensor uses (itself unless it is a view).

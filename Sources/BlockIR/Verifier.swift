@@ -110,6 +110,27 @@ public enum Verifier {
                             + "a view has its tensor's element type"
                     ))
             }
+            if let window = tensor.window {
+                if window.count != target.shape.count || tensor.shape.count != target.shape.count {
+                    errors.append(
+                        (
+                            index,
+                            "window view '\(name)' of rank \(tensor.shape.count) has \(window.count) offsets, but "
+                                + "'\(target.name)' has rank \(target.shape.count); give one offset per axis of the "
+                                + "viewed tensor, which must have the view's rank"
+                        ))
+                } else if let axis = target.shape.indices.first(where: {
+                    window[$0] < 0 || window[$0] > target.shape[$0] - tensor.shape[$0]
+                }) {
+                    errors.append(
+                        (
+                            index,
+                            "window view '\(name)' (shape \(tensor.shape) at \(window)) leaves '\(target.name)' "
+                                + "(shape \(target.shape)) on axis \(axis); a window must lie inside the viewed tensor"
+                        ))
+                }
+                continue
+            }
             let count = safeElementCount(tensor.shape)
             let targetCount = safeElementCount(target.shape)
             if count != targetCount {

@@ -198,6 +198,7 @@ private struct Parser {
             throw Diagnostic("unknown tensor role '\(roleName)'; use input, output or temp", at: roleToken.location)
         }
         var view: TensorID?
+        var window: [Int]?
         if isKeyword("view") {
             advance()
             let otherToken = current
@@ -208,10 +209,28 @@ private struct Parser {
                     at: otherToken.location)
             }
             view = TensorID(id)
+            if isKeyword("at") {
+                // `view OTHER at [o, ...]`: the box of OTHER at these element offsets.
+                advance()
+                try expectSymbol("[", "'[' and one element offset per axis of '\(other)' after 'at'")
+                var offsets: [Int] = []
+                while true {
+                    offsets.append(try integer("an element offset"))
+                    if isSymbol(",") {
+                        advance()
+                        continue
+                    }
+                    try expectSymbol("]", "',' or ']' after a window offset")
+                    break
+                }
+                window = offsets
+            }
         }
         try endOfLine(after: "the tensor declaration")
         tensorLines[name] = nameToken.location.line
-        tensors.append(GlobalTensor(name: name, shape: shape, role: role, viewOf: view, elementType: elementType))
+        tensors.append(
+            GlobalTensor(
+                name: name, shape: shape, role: role, viewOf: view, window: window, elementType: elementType))
         sourceMap.tensors.append(nameToken.location)
     }
 

@@ -72,8 +72,8 @@ extension KernelEmitter {
         offset: String, strides: [Int], extents: [String]
     ) {
         let shape = program[t].shape
-        let tStrides = BlockLayout.rowMajor(shape)
-        var terms: [String] = []
+        let (_, viewOffset, tStrides) = program.placement(of: t)
+        var terms: [String] = viewOffset == 0 ? [] : ["\(viewOffset)"]
         var strides: [Int] = []
         var ext: [String] = []
         for (axis, a) in access.enumerated() {

@@ -38,6 +38,11 @@ public enum GraphOp: Hashable, Sendable {
     /// The same tensor stored as another element type (rounded to nearest even to f16/bf16,
     /// truncated toward zero and saturated to i32, non-zero to bool).
     case cast(NodeID, ElementType)
+    /// The elements `start ..< start + n` of one axis (non-negative), `n` the node's size on it:
+    /// a view of the operand, never a copy.
+    case slice(NodeID, axis: Int, start: Int)
+    /// The operands joined along one axis (non-negative); their other axes agree.
+    case concat([NodeID], axis: Int)
 
     /// The nodes the op reads.
     public var operands: [NodeID] {
@@ -47,6 +52,8 @@ public enum GraphOp: Hashable, Sendable {
             .cast(let a, _):
             return [a]
         case .binary(_, let a, let b), .matmul(let a, let b, _, _): return [a, b]
+        case .slice(let a, _, _): return [a]
+        case .concat(let parts, _): return parts
         }
     }
 }

@@ -274,6 +274,69 @@ public struct GraphBuilder: Sendable {
         return add(.reshape(x), newShape, elementType(of: x))
     }
 
+    /// Elements `start ..< end` of `axis` (negative axes and bounds count from the end, as in
+    /// NumPy; a step is not supported): a view, never a copy.
+    public mutating func slice(_ x: NodeID, axis: Int, start: Int, end: Int) throws(GraphError) -> NodeID {
+        try check(x)
+        guard constantValue(of: x) == nil else {
+            throw GraphError("slice needs a tensor, got a number")
+        }
+        var s = shape(of: x)
+        guard let a = normalizedAxis(axis, rank: s.count) else {
+            throw GraphError("slice: axis \(axis) is out of range for shape \(s)")
+        }
+        let n = s[a]
+        let lower = start < 0 ? start + n : start
+        let upper = end < 0 ? end + n : end
+        guard lower >= 0, upper <= n, lower < upper else {
+            throw GraphError(
+                "slice: \(start):\(end) on axis \(a) of shape \(s) is empty or out of range; "
+                    + "use bounds with 0 <= start < end <= \(n)")
+        }
+        if lower == 0 && upper == n { return x }
+        s[a] = upper - lower
+        return add(.slice(x, axis: a, start: lower), s, elementType(of: x))
+    }
+
+    /// The tensors joined along `axis` (negative counts from the end); every other axis agrees,
+    /// and so do the element types.
+    public mutating func concat(_ parts: [NodeID], axis: Int) throws(GraphError) -> NodeID {
+        guard let first = parts.first else { throw GraphError("concat needs at least one tensor") }
+        for p in parts {
+            try check(p)
+            guard constantValue(of: p) == nil else { throw GraphError("concat needs tensors, got a number") }
+        }
+        var s = shape(of: first)
+        guard let a = normalizedAxis(axis, rank: s.count) else {
+            throw GraphError("concat: axis \(axis) is out of range for shape \(s)")
+        }
+        let type = elementType(of: first)
+        var total = 0
+        for p in parts {
+            var other = shape(of: p)
+            guard other.count == s.count else {
+                throw GraphError("concat: shapes \(s) and \(other) have different ranks; reshape one of them")
+            }
+            guard elementType(of: p) == type else {
+                throw GraphError(
+                    "concat: \(type) and \(elementType(of: p)) tensors do not mix; convert with cast(x, \(type))")
+            }
+            total += other[a]
+            other[a] = s[a]
+            guard other == s else {
+                throw GraphError("concat along axis \(a): shapes \(s) and \(shape(of: p)) differ on another axis")
+            }
+        }
+        if parts.count == 1 { return first }
+        s[a] = total
+        return add(.concat(parts, axis: a), s, type)
+    }
+
+    private func normalizedAxis(_ axis: Int, rank: Int) -> Int? {
+        let a = axis < 0 ? axis + rank : axis
+        return a >= 0 && a < rank ? a : nil
+    }
+
     /// `where(pred(i, j), x, fill)` over the last two axes.
     public mutating func mask(_ x: NodeID, _ predicate: Predicate, fill: Float) throws(GraphError) -> NodeID {
         try check(x)
@@ -370,6 +433,8 @@ public struct GraphBuilder: Sendable {
         case .reduce(let o, let a, let axis, let k): return .reduce(o, f(a), axis: axis, keepDims: k)
         case .transpose(let a, let p): return .transpose(f(a), permutation: p)
         case .reshape(let a): return .reshape(f(a))
+        case .slice(let a, let axis, let start): return .slice(f(a), axis: axis, start: start)
+        case .concat(let parts, let axis): return .concat(parts.map(f), axis: axis)
         case .cast(let a, let t): return .cast(f(a), t)
         case .mask(let a, let p, let fill): return .mask(f(a), p, fill: fill)
         }

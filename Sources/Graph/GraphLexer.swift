@@ -35,7 +35,7 @@ struct GraphToken: Equatable {
 enum GraphLexer {
     /// The operators and punctuation, longest first so `>=` wins over `>`.
     static let symbols: [[Unicode.Scalar]] = [
-        "&&", ">=", "<=", "==", "!=", "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", "/", ">", "<",
+        "...", "&&", ">=", "<=", "==", "!=", "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", "/", ">", "<",
     ].map { Array($0.unicodeScalars) }
 
     /// The tokens of a text, ending with `.end`.

@@ -176,7 +176,7 @@ extension GraphTextParser {
     static let functions: [String] =
         UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
             "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
-            "layernorm", "rmsnorm", "cast",
+            "layernorm", "rmsnorm", "cast", "slice", "concat",
         ]
 
     /// Splits arguments into positional values and keywords, checking the keywords and the count.
@@ -278,6 +278,38 @@ extension GraphTextParser {
                 throw error("reshape needs a tensor, got a number; numbers broadcast without a reshape", v[0].location)
             }
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.reshape(x, shape) }
+        case "slice":
+            // slice(x, axis=-1, start=0, end=32); `x[..., 0:32]` is sugar for it.
+            let (v, k) = try arguments(name, args, positional: 1...1, keys: ["axis", "start", "end", "step"], loc)
+            if let step = k["step"] {
+                throw error("slicing with a step is not supported; slice contiguous elements", step.location)
+            }
+            guard let startExpr = k["start"], let endExpr = k["end"] else {
+                throw error("slice needs start= and end= (e.g. slice(x, axis=-1, start=0, end=32))", loc)
+            }
+            let axis = try integerArgument(nil, k["axis"], key: "axis", default: -1, loc)
+            let start = try integer(startExpr)
+            let x = try build(v[0])
+            var end: Int
+            if case .name(GraphParser.endOfAxisName) = endExpr.kind {
+                // `x[a:]`: to the end of the axis (an out-of-range axis is the builder's error).
+                let s = builder.shape(of: x)
+                end = axis < 0 ? (s.count + axis >= 0 ? s[s.count + axis] : 0) : (axis < s.count ? s[axis] : 0)
+            } else {
+                end = try integer(endExpr)
+            }
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.slice(x, axis: axis, start: start, end: end)
+            }
+        case "concat":
+            // concat([a, b], axis=-1) or concat(a, b, axis=-1).
+            let (v, k) = try arguments(name, args, positional: 1...64, keys: ["axis"], loc)
+            let axis = try integerArgument(nil, k["axis"], key: "axis", default: -1, loc)
+            var items = v
+            if v.count == 1, case .list(let listed) = v[0].kind { items = listed }
+            var parts: [NodeID] = []
+            for item in items { parts.append(try build(item)) }
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.concat(parts, axis: axis) }
         case "where":
             let (v, _) = try arguments(name, args, positional: 3...3, keys: [], loc)
             let predicate = try self.predicate(v[0])

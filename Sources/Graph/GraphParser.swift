@@ -19,6 +19,9 @@ public enum GraphParser {
     /// The deepest expression (parentheses, calls, operator chains) the parser accepts.
     public static let maximumDepth = 200
 
+    /// The name the subscript sugar gives an omitted end bound (`x[..., 2:]`): no token spells it.
+    static let endOfAxisName = "<end of axis>"
+
     /// The most elements a tensor (or a dimension) may have.
     public static let maximumElements = 1 << 40
 }
@@ -431,9 +434,7 @@ struct GraphTextParser {
         case .identifier(let name):
             advance()
             if current.kind == .symbol("[") {
-                throw error(
-                    "indexing and slicing ('\(name)[...]') are not supported yet; compute on the whole tensor, "
-                        + "or make the part you need a separate input")
+                return try subscripted(GraphExpr(kind: .name(name), location: loc, depth: 1))
             }
             guard current.kind == .symbol("(") else { return GraphExpr(kind: .name(name), location: loc, depth: 1) }
             advance()
@@ -478,6 +479,85 @@ struct GraphTextParser {
         case .symbol, .newline, .end:
             throw error("expected an expression (a number, a tensor, a call or '('), found \(current.spelling)")
         }
+    }
+}
+
+extension GraphTextParser {
+    /// `x[items]`: NumPy-style basic slicing, sugar for nested `slice(x, axis=…, start=…,
+    /// end=…)` calls. Items are `a:b`, `a:`, `:b` or `:` (the whole axis), and at most one `...`
+    /// standing for the axes not named; without `...` the items name the leading axes. Bounds
+    /// are integer expressions of numbers and dims (negative ones count from the end).
+    mutating func subscripted(_ base: GraphExpr) throws(Diagnostic) -> GraphExpr {
+        let open = current.location
+        advance()
+        // Each item: nil for `...`, else the optional bounds.
+        var items: [(start: GraphExpr?, end: GraphExpr?, location: SourceLocation)?] = []
+        var ellipsis = false
+        while current.kind != .symbol("]") {
+            let itemLoc = current.location
+            if current.kind == .symbol("...") {
+                guard !ellipsis else { throw error("a subscript may hold only one '...'") }
+                ellipsis = true
+                advance()
+                items.append(nil)
+            } else {
+                var start: GraphExpr?
+                if current.kind != .symbol(":") {
+                    if current.kind == .symbol(",") || current.kind == .symbol("]") {
+                        throw error(
+                            "expected a slice like a:b, ':' or '...' in the subscript, found \(current.spelling)")
+                    }
+                    start = try sum()
+                }
+                guard current.kind == .symbol(":") else {
+                    throw error(
+                        "indexing with a single position is not supported (it would drop the axis); "
+                            + "slice one element with a:a+1", itemLoc)
+                }
+                advance()
+                var end: GraphExpr?
+                if current.kind != .symbol(",") && current.kind != .symbol("]") && current.kind != .symbol(":") {
+                    end = try sum()
+                }
+                if current.kind == .symbol(":") {
+                    throw error("slicing with a step is not supported; slice contiguous elements (a:b)")
+                }
+                items.append((start, end, itemLoc))
+            }
+            if current.kind == .symbol(",") {
+                advance()
+            } else if current.kind != .symbol("]") {
+                throw error("expected ',' or ']' in the subscript started at \(open), found \(current.spelling)")
+            }
+        }
+        advance()
+        // Axis of each item: leading items count from 0, those after `...` from the end.
+        let split = items.firstIndex { $0 == nil } ?? items.count
+        var result = base
+        for (k, item) in items.enumerated() {
+            guard let item, item.start != nil || item.end != nil else { continue }
+            let axis = k < split ? k : -(items.count - k)
+            let loc = item.location
+            func number(_ n: Int) -> GraphExpr { GraphExpr(kind: .number(String(n)), location: loc, depth: 1) }
+            var args = [
+                GraphArgument(key: nil, value: result, location: loc),
+                GraphArgument(key: "axis", value: axis < 0 ? negative(number(-axis)) : number(axis), location: loc),
+                GraphArgument(key: "start", value: item.start ?? number(0), location: loc),
+            ]
+            // `a:` runs to the end: the slice's end defaults to the axis size (end=None below).
+            args.append(GraphArgument(key: "end", value: item.end ?? endOfAxis(loc), location: loc))
+            result = try node(.call("slice", args), loc, children: args.map(\.value))
+        }
+        return result
+    }
+
+    private func negative(_ e: GraphExpr) -> GraphExpr {
+        GraphExpr(kind: .negate(e), location: e.location, depth: e.depth + 1)
+    }
+
+    /// The marker for an omitted end bound (`a:`): the axis's size.
+    private func endOfAxis(_ loc: SourceLocation) -> GraphExpr {
+        GraphExpr(kind: .name(GraphParser.endOfAxisName), location: loc, depth: 1)
     }
 }
 

@@ -33,6 +33,10 @@ public enum GraphPrinter {
             case .transpose(let a, let perm):
                 rhs = "transpose(\(ref(a)), perm=\(shape(perm)))"
             case .reshape(let a): rhs = "reshape(\(ref(a)), \(shape(node.shape)))"
+            case .slice(let a, let axis, let start):
+                rhs = "slice(\(ref(a)), axis=\(axis), start=\(start), end=\(start + node.shape[axis]))"
+            case .concat(let parts, let axis):
+                rhs = "concat([\(parts.map(ref).joined(separator: ", "))], axis=\(axis))"
             case .cast(let a, let type): rhs = "cast(\(ref(a)), \(type))"
             case .mask(let a, let p, let fill):
                 rhs = "where(\(predicateText(p)), \(ref(a)), \(constantText(fill)))"

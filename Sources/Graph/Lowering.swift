@@ -72,6 +72,9 @@ private struct State {
     /// node → the reshape node. The output tensor is declared when the operand is lowered, and
     /// the operand's tensor is a view of it.
     let storedThroughView: [NodeID: NodeID]
+    /// Parts of a concatenation that their kernel stores straight into the concatenation's
+    /// storage: part node → (the concat node, the part's window offsets in it).
+    let storedIntoConcat: [NodeID: (concat: NodeID, window: [Int])]
 
     init(graph: Graph, options: LoweringOptions) {
         self.graph = graph
@@ -84,17 +87,48 @@ private struct State {
             // other reshape) takes that temporary's place: no copy kernel.
             guard case .reshape(let a) = node.op, through[a] == nil, !outputSet.contains(a) else { continue }
             switch graph[a].op {
-            case .input, .constant, .reshape: continue
+            case .input, .constant, .reshape, .slice, .concat: continue
             default: through[a] = node.id
             }
         }
         self.storedThroughView = through
+        // A part that is computed here (not an input, a constant or a view), not an output and
+        // not claimed already has its kernel store into a window of the concatenation.
+        var into: [NodeID: (concat: NodeID, window: [Int])] = [:]
+        for node in graph.nodes {
+            guard case .concat(let parts, let axis) = node.op else { continue }
+            var offset = 0
+            for p in parts {
+                defer { offset += graph[p].shape[axis] }
+                guard into[p] == nil, through[p] == nil, !outputSet.contains(p), parts.filter({ $0 == p }).count == 1
+                else { continue }
+                switch graph[p].op {
+                case .input, .constant, .reshape, .slice, .concat: continue
+                default:
+                    var window = Array(repeating: 0, count: node.shape.count)
+                    window[axis] = offset
+                    into[p] = (node.id, window)
+                }
+            }
+        }
+        self.storedIntoConcat = into
     }
 
     mutating func addTensor(_ node: Node, viewOf: TensorID? = nil) -> TensorID {
         if viewOf == nil, let reshape = storedThroughView[node.id] {
             let output = addTensor(graph[reshape])
             return addTensor(node, viewOf: output)
+        }
+        if viewOf == nil, let (concat, window) = storedIntoConcat[node.id] {
+            if sources[concat.index] == nil { _ = addTensor(graph[concat]) }
+            guard case .tensor(let whole, _) = source(concat) else { return addTensor(node, viewOf: nil) }
+            let id = TensorID(tensors.count)
+            tensors.append(
+                GlobalTensor(
+                    name: node.name, shape: node.shape, role: .temp, viewOf: whole, window: window,
+                    elementType: node.elementType))
+            sources[node.id.index] = .tensor(id, shape: node.shape)
+            return id
         }
         let role: TensorRole = node.op == .input ? .input : (outputSet.contains(node.id) ? .output : .temp)
         let id = TensorID(tensors.count)
@@ -153,6 +187,10 @@ private struct State {
             // Loads convert the operand to f32; the store converts to the result's type.
             let out = addTensor(node)
             elementwise(node, out, operands: [a], what: "cast_\(type)") { _, v, _ in v[0] }
+        case .slice(let a, let axis, let start):
+            try slice(node, a, axis: axis, start: start)
+        case .concat(let parts, let axis):
+            try concat(node, parts, axis: axis)
         case .reshape(let a):
             guard case .tensor(let base, _) = source(a) else {
                 throw GraphError("reshape of the constant '\(graph[a].name)' is not supported")
@@ -161,13 +199,18 @@ private struct State {
                 // An output whose operand was stored into it through a view (`storedThroughView`).
                 return
             }
-            let root = storageRoot(base)
+            var root = storageRoot(base)
+            if tensors[base.index].window != nil && !outputSet.contains(node.id) {
+                // A reshape of a window is not a view of the storage: copy the window first.
+                root = materialize(a)
+            }
             if outputSet.contains(node.id) {
                 // The result needs storage of its own (the caller's buffer), and the operand is an
                 // input, an output or a view: copy through a view with the operand's shape.
                 let out = addTensor(node)
                 let viewNode = Node(
-                    id: node.id, name: node.name + "_as_" + graph[a].name, shape: graph[a].shape, op: node.op)
+                    id: node.id, name: freshName(node.name + "_as_" + graph[a].name), shape: graph[a].shape,
+                    op: node.op)
                 let view = TensorID(tensors.count)
                 tensors.append(
                     GlobalTensor(
@@ -180,6 +223,84 @@ private struct State {
                 _ = addTensor(node, viewOf: root)
             }
         }
+    }
+
+    /// Lowers `slice`: a window view of the operand's storage; an output slice copies the window
+    /// into the caller's buffer.
+    mutating func slice(_ node: Node, _ a: NodeID, axis: Int, start: Int) throws(GraphError) {
+        guard case .tensor(let base, _) = source(a) else {
+            throw GraphError("slice of the constant '\(graph[a].name)' is not supported")
+        }
+        var offsets = Array(repeating: 0, count: node.shape.count)
+        offsets[axis] = start
+        var root = base
+        if let viewed = tensors[base.index].viewOf {
+            if let outer = tensors[base.index].window {
+                // A window of a window: offsets add up.
+                offsets = zip(offsets, outer).map { $0 + $1 }
+                root = viewed
+            } else {
+                // A window of a reshape view is not a box of the storage: copy the operand first.
+                root = materialize(a)
+            }
+        }
+        let view = TensorID(tensors.count)
+        tensors.append(
+            GlobalTensor(
+                name: outputSet.contains(node.id) ? freshName(node.name + "_window") : node.name, shape: node.shape,
+                role: .temp, viewOf: root, window: offsets, elementType: node.elementType))
+        sources[node.id.index] = .tensor(view, shape: node.shape)
+        if outputSet.contains(node.id) {
+            let out = addTensor(node)
+            sources[node.id.index] = .tensor(view, shape: node.shape)
+            elementwise(node, out, operands: [node.id], what: "copy") { _, v, _ in v[0] }
+            sources[node.id.index] = .tensor(out, shape: node.shape)
+        }
+    }
+
+    /// Lowers `concat`: parts computed here were stored into windows of its storage by their
+    /// own kernels (`storedIntoConcat`); each other part (an input, a view, an output) is copied
+    /// into its window.
+    mutating func concat(_ node: Node, _ parts: [NodeID], axis: Int) throws(GraphError) {
+        if sources[node.id.index] == nil { _ = addTensor(node) }
+        guard case .tensor(let whole, _) = source(node.id) else { return }
+        var offset = 0
+        for (k, p) in parts.enumerated() {
+            defer { offset += graph[p].shape[axis] }
+            if let claim = storedIntoConcat[p], claim.concat == node.id { continue }
+            guard case .tensor = source(p) else {
+                throw GraphError("concat of the constant '\(graph[p].name)' is not supported")
+            }
+            var window = Array(repeating: 0, count: node.shape.count)
+            window[axis] = offset
+            let part = Node(id: p, name: freshName("\(node.name)_part\(k)"), shape: graph[p].shape, op: graph[p].op)
+            let view = TensorID(tensors.count)
+            tensors.append(
+                GlobalTensor(
+                    name: part.name, shape: part.shape, role: .temp, viewOf: whole, window: window,
+                    elementType: node.elementType))
+            elementwise(part, view, operands: [p], what: "copy") { _, v, _ in v[0] }
+        }
+    }
+
+    /// A fresh temporary holding a copy of `a` (read through its current source), for views
+    /// that cannot be expressed over `a`'s storage.
+    mutating func materialize(_ a: NodeID) -> TensorID {
+        let copy = Node(
+            id: a, name: freshName(graph[a].name + "_copy"), shape: graph[a].shape, op: graph[a].op,
+            elementType: graph[a].elementType)
+        let id = TensorID(tensors.count)
+        tensors.append(
+            GlobalTensor(name: copy.name, shape: copy.shape, role: .temp, elementType: copy.elementType))
+        elementwise(copy, id, operands: [a], what: "copy") { _, v, _ in v[0] }
+        return id
+    }
+
+    /// `base`, or `base` with `_` prepended until no graph node or tensor has the name.
+    func freshName(_ base: String) -> String {
+        var name = base
+        while graph.node(named: name) != nil || tensors.contains(where: { $0.name == name }) { name = "_" + name }
+        return name
     }
 
     /// The tensor that owns `id`'s storage.

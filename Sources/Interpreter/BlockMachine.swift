@@ -29,8 +29,12 @@ struct BlockMachine {
     let computesData: Bool
     /// Per tensor: its shape.
     let shapes: [[Int]]
-    /// Per tensor: its row-major strides.
+    /// Per tensor: its element strides in its storage (row-major, or the viewed tensor's for a
+    /// window view).
     let strides: [[Int]]
+    /// Per tensor: the element offset of its first element in its storage (non-zero for a
+    /// window view).
+    let offsets: [Int]
     /// Per tensor: the index of the tensor owning its storage (itself unless a view).
     let storage: [Int]
     /// Per tensor index: the buffer (only at storage tensors; empty without data).
@@ -81,7 +85,17 @@ struct BlockMachine {
                 current = next.index
                 steps += 1
             }
-            guard counts[current] == counts[k] else {
+            if let window = t.window {
+                let base = tensors[current].shape
+                guard current != k, window.count == base.count, t.shape.count == base.count,
+                    base.indices.allSatisfy({ window[$0] >= 0 && window[$0] <= base[$0] - t.shape[$0] })
+                else {
+                    throw Diagnostic(
+                        "window view '\(t.name)' of shape \(t.shape) at \(window) does not lie inside "
+                            + "'\(tensors[current].name)' of shape \(base)")
+                }
+            }
+            guard counts[current] == counts[k] || t.window != nil else {
                 throw Diagnostic(
                     "tensor '\(t.name)' of shape \(t.shape) views '\(tensors[current].name)' of shape "
                         + "\(tensors[current].shape); a view must have the same number of elements")
@@ -90,7 +104,9 @@ struct BlockMachine {
         }
         self.storage = storage
         self.shapes = tensors.map(\.shape)
-        self.strides = tensors.map { NDArray.strides(of: $0.shape) }
+        let placements = tensors.indices.map { program.placement(of: TensorID($0)) }
+        self.strides = placements.map(\.strides)
+        self.offsets = placements.map(\.offset)
         self.memory = tensors.indices.map { k in
             computesData && storage[k] == k ? [Float](repeating: .nan, count: counts[k]) : []
         }
@@ -215,7 +231,7 @@ struct BlockMachine {
     ) throws(Diagnostic) -> (base: Int, shape: [Int], extent: [Int], strides: [Int]) {
         let shape = shapes[t]
         let tensorStrides = strides[t]
-        var base = 0
+        var base = offsets[t]
         var blockShape: [Int] = []
         var extent: [Int] = []
         var blockStrides: [Int] = []

@@ -71,6 +71,12 @@ public enum GraphInterpreter {
                 result = try mask(try operand(a), predicate, fill: fill)
             case .cast(let a, _):
                 result = try operand(a)
+            case .slice(let a, let axis, let start):
+                result = try Self.slice(try operand(a), axis: axis, start: start, shape: node.shape)
+            case .concat(let parts, let axis):
+                var arrays: [NDArray] = []
+                for p in parts { arrays.append(try operand(p)) }
+                result = try Self.concat(arrays, axis: axis, shape: node.shape)
             }
             // Every node's tensor is stored in its element type: narrower types round here.
             var stored = result
@@ -249,6 +255,43 @@ public enum GraphInterpreter {
     }
 
     /// Axis permutation: output axis `k` is input axis `permutation[k]`.
+    /// Elements `start ..< start + shape[axis]` of `axis` of `x`.
+    static func slice(_ x: NDArray, axis: Int, start: Int, shape: [Int]) throws(Diagnostic) -> NDArray {
+        guard axis >= 0, axis < x.rank, shape.count == x.rank, start >= 0, start + shape[axis] <= x.shape[axis],
+            x.shape.indices.allSatisfy({ $0 == axis || x.shape[$0] == shape[$0] })
+        else { throw Diagnostic("slice: \(shape) at \(start) on axis \(axis) does not fit in \(x.shape)") }
+        // Row-major: the axis splits the array into `outer` runs of `x.shape[axis] · inner`.
+        let inner = x.shape[(axis + 1)...].reduce(1, *)
+        let outer = x.shape[..<axis].reduce(1, *)
+        var data: [Float] = []
+        data.reserveCapacity(NDArray.elementCount(of: shape))
+        for o in 0..<outer {
+            let base = (o * x.shape[axis] + start) * inner
+            data += x.data[base..<(base + shape[axis] * inner)]
+        }
+        return NDArray(shape: shape, data: data)
+    }
+
+    /// The arrays joined along `axis`.
+    static func concat(_ parts: [NDArray], axis: Int, shape: [Int]) throws(Diagnostic) -> NDArray {
+        guard axis >= 0, axis < shape.count,
+            parts.allSatisfy({ p in
+                p.rank == shape.count && p.shape.indices.allSatisfy { $0 == axis || p.shape[$0] == shape[$0] }
+            }), parts.map({ $0.shape[axis] }).reduce(0, +) == shape[axis]
+        else { throw Diagnostic("concat: \(parts.map(\.shape)) along axis \(axis) do not make \(shape)") }
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let outer = shape[..<axis].reduce(1, *)
+        var data: [Float] = []
+        data.reserveCapacity(NDArray.elementCount(of: shape))
+        for o in 0..<outer {
+            for p in parts {
+                let run = p.shape[axis] * inner
+                data += p.data[(o * run)..<((o + 1) * run)]
+            }
+        }
+        return NDArray(shape: shape, data: data)
+    }
+
     static func transpose(_ x: NDArray, permutation: [Int]) throws(Diagnostic) -> NDArray {
         guard permutation.count == x.rank, permutation.sorted() == Array(0..<x.rank) else {
             throw Diagnostic("transpose: \(permutation) is not a permutation of the axes of \(x.shape)")

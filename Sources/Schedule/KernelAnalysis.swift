@@ -72,8 +72,9 @@ package struct KernelAnalysis {
         return !storedStorage.contains(program.storage(of: tensor))
     }
 
-    /// The row-major strides of a global tensor.
-    package func tensorStrides(_ t: TensorID) -> [Int] { BlockLayout.rowMajor(program[t].shape) }
+    /// The element strides of a global tensor in its storage (row-major, or the viewed tensor's
+    /// for a window view).
+    package func tensorStrides(_ t: TensorID) -> [Int] { program.placement(of: t).strides }
 
     private mutating func analyse(_ body: [Instruction], env: [IndexVar: IndexRange]) {
         for inst in body {

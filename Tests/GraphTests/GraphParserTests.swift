@@ -50,6 +50,8 @@ final class GraphParserTests: XCTestCase {
             case .reshape: return "reshape"
             case .mask: return "mask"
             case .cast(_, let t): return "cast_\(t)"
+            case .slice(_, let axis, let start): return "slice\(axis)@\(start)"
+            case .concat(let parts, let axis): return "concat\(parts.count)@\(axis)"
             }
         }
     }
@@ -300,12 +302,50 @@ final class GraphParserTests: XCTestCase {
         XCTAssertNoThrow(try parse("input X: [4]\nY = \(outer)\noutput Y\n"))
     }
 
-    /// Slicing is reported as unsupported at the '[', not as a second statement on the line.
-    func testSlicingIsReportedAsUnsupported() {
-        let d = parseError("dim N = 32\ninput Q: [N, N]\nO = Q[:, 0:16]\noutput O\n")
-        XCTAssertEqual(d?.location, SourceLocation(line: 3, column: 6))
-        XCTAssertTrue(
-            d?.message.contains("slicing ('Q[...]') are not supported yet") ?? false, "\(String(describing: d))")
+    /// NumPy-style subscripts are sugar for `slice`: `...` stands for the unnamed axes, omitted
+    /// bounds are the axis's ends, negative bounds count from the end, dims and arithmetic work.
+    func testSubscriptsAreSlices() throws {
+        let g = try parse(
+            """
+            dim N = 32
+            dim d = 16
+            input Q: [4, N, d]
+            A = Q[..., d/2:]
+            B = Q[1:3, :, -4:]
+            C = Q[:, 0:N - 8]
+            D = concat([A, Q[..., :d/2]], axis=-1)
+            output A
+            output B
+            output C
+            output D
+            """)
+        XCTAssertEqual(
+            opKinds(g), ["input", "slice2@8", "slice0@1", "slice2@12", "slice1@0", "slice2@0", "concat2@2"])
+        XCTAssertEqual(g.outputs.map { g[$0].shape }, [[4, 32, 8], [2, 32, 4], [4, 24, 16], [4, 32, 16]])
+        // The printed form parses back to the same graph.
+        let text = GraphPrinter.print(g)
+        XCTAssertTrue(text.contains("slice(Q, axis=2, start=8, end=16)"), text)
+        XCTAssertEqual(GraphPrinter.print(try GraphParser.parse(text, defaultName: "x")), text)
+    }
+
+    /// What the subscripts cannot say is named, at the place it is written.
+    func testUnsupportedSubscriptsAreNamed() {
+        let cases: [(String, SourceLocation, String)] = [
+            ("O = Q[:, 0:16:2]", SourceLocation(line: 3, column: 14), "slicing with a step is not supported"),
+            ("O = Q[:, 3]", SourceLocation(line: 3, column: 10), "indexing with a single position is not supported"),
+            ("O = Q[..., ..., 0:2]", SourceLocation(line: 3, column: 12), "only one '...'"),
+            ("O = Q[:, 20:40]", SourceLocation(line: 3, column: 10), "empty or out of range"),
+            ("O = Q[:, 5:2]", SourceLocation(line: 3, column: 10), "empty or out of range"),
+            ("O = slice(Q, axis=1, start=0, end=4, step=2)", SourceLocation(line: 3, column: 43), "with a step"),
+            ("O = concat(Q, Q[:, 0:4], axis=0)", SourceLocation(line: 3, column: 5), "differ on another axis"),
+            ("O = concat(Q, Q, axis=2)", SourceLocation(line: 3, column: 5), "out of range"),
+            ("O = slice(Q, axis=1)", SourceLocation(line: 3, column: 5), "slice needs start= and end="),
+        ]
+        for (line, location, message) in cases {
+            let d = parseError("dim N = 32\ninput Q: [N, N]\n\(line)\noutput O\n")
+            XCTAssertEqual(d?.location, location, line)
+            XCTAssertTrue(d?.message.contains(message) ?? false, "\(line): \(String(describing: d))")
+        }
     }
 
     func testHugeBroadcastIsRejected() {
