@@ -96,6 +96,9 @@ private struct State {
             _ = addTensor(node)
         case .constant(let c):
             sources[node.id.index] = .constant(c)
+        case .position(let axis):
+            let out = addTensor(node)
+            positions(node, out, axis: axis)
         case .unary(let op, let a):
             let out = addTensor(node)
             elementwise(node, out, operands: [a], what: op.rawValue) { b, v, _ in
@@ -149,6 +152,25 @@ private struct State {
                 _ = addTensor(node, viewOf: base)
             }
         }
+    }
+
+    /// `pos(x, axis)`: an elementwise kernel without operands whose block is an `index` op: the
+    /// tiling's row or column offset along that block axis, or the grid point of a leading axis
+    /// (every element the same).
+    mutating func positions(_ node: Node, _ out: TensorID, axis: Int) {
+        let t = tiling(node.shape)
+        var b = BodyBuilder()
+        let type = BlockType(t.blockShape, t.blockShape.isEmpty ? .reg : .local)
+        let value: ValueID
+        switch t.access[axis] {
+        case .point(let e):
+            value = b.emit(.index(e, axis: nil), type)
+        case .slice(let start, _):
+            let blockAxis = t.access[..<axis].filter { if case .slice = $0 { true } else { false } }.count
+            value = b.emit(.index(start, axis: blockAxis), type)
+        }
+        b.emit(.store(value, out, t.access))
+        addKernel("pos", node, grid: t.grid, body: b.instructions)
     }
 
     static func typeOf(_ id: ValueID, in b: BodyBuilder) -> BlockType {
