@@ -98,7 +98,7 @@ private struct State {
             sources[node.id.index] = .constant(c)
         case .position(let axis):
             let out = addTensor(node)
-            positions(node, out, axis: axis)
+            try positions(node, out, axis: axis)
         case .unary(let op, let a):
             let out = addTensor(node)
             elementwise(node, out, operands: [a], what: op.rawValue) { b, v, _ in
@@ -157,7 +157,10 @@ private struct State {
     /// `pos(x, axis)`: an elementwise kernel without operands whose block is an `index` op: the
     /// tiling's row or column offset along that block axis, or the grid point of a leading axis
     /// (every element the same).
-    mutating func positions(_ node: Node, _ out: TensorID, axis: Int) {
+    mutating func positions(_ node: Node, _ out: TensorID, axis: Int) throws(GraphError) {
+        guard axis >= 0 && axis < node.shape.count else {
+            throw GraphError("pos '\(node.name)': axis \(axis) is out of range for shape \(node.shape)")
+        }
         let t = tiling(node.shape)
         var b = BodyBuilder()
         let type = BlockType(t.blockShape, t.blockShape.isEmpty ? .reg : .local)
