@@ -53,6 +53,7 @@ extension Array where Element == Instruction {
             case .store(let v, let t, let access): out.op = .store(v, t, access.map(subAccess))
             case .mask(let v, let r, let c, let p, let fill):
                 out.op = .mask(v, rowOffset: sub(r), columnOffset: sub(c), p, fill: fill)
+            case .index(let e, let axis): out.op = .index(sub(e), axis: axis)
             case .loop(var loop):
                 loop.lower = sub(loop.lower)
                 loop.upper = sub(loop.upper)
@@ -140,6 +141,7 @@ extension Array where Element == Instruction {
             case .mask(_, let r, let c, _, _):
                 free.formUnion(r.variables)
                 free.formUnion(c.variables)
+            case .index(let e, _): free.formUnion(e.variables)
             case .loop(let loop):
                 free.formUnion(loop.lower.variables)
                 free.formUnion(loop.upper.variables)

@@ -61,6 +61,7 @@ extension Kernel {
                 case .load(_, let a), .store(_, _, let a): check(a)
                 case .mask(_, let r, let c, _, _):
                     if r.variables.contains(v) || c.variables.contains(v) { ok = false }
+                case .index(let e, _): if e.variables.contains(v) { ok = false }
                 case .loop(let loop):
                     if loop.lower.variables.contains(v) || loop.upper.variables.contains(v) { ok = false }
                     visit(loop.body)

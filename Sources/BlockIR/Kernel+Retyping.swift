@@ -17,7 +17,7 @@ extension Kernel {
             guard let s = shapes[v], s.count == target.count else { return false }
             guard s != target else { return true }
             switch definedBy[v] {
-            case .fill?, .broadcast?, nil:
+            case .fill?, .index?, .broadcast?, nil:
                 shapes[v] = zip(s, target).map { max($0, $1) }
                 return true
             default: return false
@@ -89,7 +89,7 @@ extension Kernel {
                             if shapes[ys[k]] != target && !widen(ys[k], to: target) { failed = true }
                             set(inst.results[k].id, target)
                         }
-                    case .fill, .store, .yield: break
+                    case .fill, .index, .store, .yield: break
                     }
                 }
             }

@@ -11,6 +11,9 @@ public indirect enum Op: Hashable, Sendable {
     case store(ValueID, TensorID, [AxisAccess])
     /// A block whose every element is the constant.
     case fill(Float)
+    /// A block of positions (no memory read): element `(…, e_axis, …)` is `expr + e_axis`
+    /// converted to f32; with `axis` nil every element is `expr` (a grid point such as a head index).
+    case index(IndexExpr, axis: Int?)
     /// Elementwise function of one block.
     case unary(UnaryOp, ValueID)
     /// Elementwise function of two blocks of the same shape, or of a block and a scalar (rank 0).
@@ -37,7 +40,7 @@ public indirect enum Op: Hashable, Sendable {
     /// The SSA operands read directly by the op (not those inside a loop body).
     public var operands: [ValueID] {
         switch self {
-        case .load, .fill: return []
+        case .load, .fill, .index: return []
         case .store(let v, _, _): return [v]
         case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a):
             return [a]
@@ -51,7 +54,7 @@ public indirect enum Op: Hashable, Sendable {
     /// The op with every operand (not inside a loop body) renamed.
     public func mappingOperands(_ f: (ValueID) -> ValueID) -> Op {
         switch self {
-        case .load, .fill: return self
+        case .load, .fill, .index: return self
         case .store(let v, let t, let a): return .store(f(v), t, a)
         case .unary(let o, let a): return .unary(o, f(a))
         case .binary(let o, let a, let b): return .binary(o, f(a), f(b))
@@ -74,6 +77,7 @@ public indirect enum Op: Hashable, Sendable {
         case .load: return "load"
         case .store: return "store"
         case .fill: return "fill"
+        case .index: return "index"
         case .unary(let o, _): return o.rawValue
         case .binary(let o, _, _): return o.rawValue
         case .broadcast: return "broadcast"

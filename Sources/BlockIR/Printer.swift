@@ -45,6 +45,8 @@ public enum BlockPrinter {
             return prefix + "store \(v) -> " + tensorName(t, program) + accessText(access) + typeSuffix
         case .fill(let c):
             return prefix + "fill " + formatFloat(c) + typeSuffix
+        case .index(let e, let axis):
+            return prefix + "index \(e)" + (axis.map { " axis \($0)" } ?? "") + typeSuffix
         case .unary(_, let a):
             return prefix + "\(instruction.op.mnemonic) \(a)" + typeSuffix
         case .binary(_, let a, let b):

@@ -233,7 +233,8 @@ private struct KernelChecker {
         let expectsResult: Bool
         switch inst.op {
         case .store, .yield: expectsResult = false
-        case .load, .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop: expectsResult = true
+        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop:
+            expectsResult = true
         }
         if case .loop(let loop) = inst.op {
             checkLoop(inst, loop, label: label)
@@ -269,6 +270,13 @@ private struct KernelChecker {
             }
         case .fill:
             break
+        case .index(let e, let axis):
+            checkIndex(e, label)
+            if let axis, let result, axis < 0 || axis >= result.rank {
+                report(
+                    "\(label): index axis \(axis) is out of range for the result shape \(result.shape); "
+                        + "use an axis below \(result.rank), or none")
+            }
         case .unary(_, let a):
             if let ta = type(of: a, label), let result, ta.shape != result.shape {
                 report("\(label): the result shape \(result.shape) differs from the operand's shape \(ta.shape)")
@@ -428,7 +436,7 @@ private struct KernelChecker {
         switch inst.op {
         case .loop(let loop): text += " " + loop.variable.name
         case .store(let v, _, _): text += " \(v)"
-        case .load, .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .yield: break
+        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .yield: break
         }
         return "'" + text + "'"
     }

@@ -403,6 +403,14 @@ private struct Parser {
             return Instruction([], .yield(values))
         case "fill":
             op = .fill(try float("the fill constant"))
+        case "index":
+            let e = try parseIndexExpr(depth: 0)
+            var axis: Int?
+            if isKeyword("axis") {
+                advance()
+                axis = try integer("the axis number")
+            }
+            op = .index(e, axis: axis)
         case "broadcast":
             let a = try use()
             try expectKeyword("axis", "'axis K' after the operand of broadcast")
@@ -453,7 +461,7 @@ private struct Parser {
             } else {
                 throw Diagnostic(
                     "unknown instruction '\(mnemonic)'; expected load, store, fill, an elementwise op (exp, add, ...), "
-                        + "broadcast, reduce_sum, reduce_max, dot, transpose, mask, for or yield",
+                        + "index, broadcast, reduce_sum, reduce_max, dot, transpose, mask, for or yield",
                     at: opToken.location)
             }
         }

@@ -34,6 +34,8 @@ extension KernelEmitter {
         case .fill(let c):
             w.line("const float s\(result!.id.number) = \(Self.float(c));")
             extents[result!.id] = result!.type.shape.map { "\($0)" }
+        case .index(let e, let axis):
+            emitIndex(result!.id, e, axis: axis)
         case .unary(let op, let a):
             let r = result!.id
             emitElementwise(r, operands: [a]) { me, x in me.dialect.apply(me.dialect.unaryTemplates[op]!, x) }
@@ -186,6 +188,27 @@ extension KernelEmitter {
         forEach(extents[r]!) { me, i in
             let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
             me.w.line("v\(r.number)[\(d)] = \(f(me, operands.map { me.element($0, i) }));")
+        }
+    }
+
+    /// An index block: a splat of the expression (no axis, like `fill`), or a buffer whose
+    /// element is the expression plus its coordinate along `axis` (positions are exact in f32
+    /// below 2^24).
+    private mutating func emitIndex(_ r: ValueID, _ e: IndexExpr, axis: Int?) {
+        let shape = analysis.layouts[r]!.shape
+        guard let axis, axis < shape.count, case .buffer = analysis.layouts[r]!.base else {
+            w.line("const float s\(r.number) = (float)(\(index(e)));")
+            extents[r] = shape.map { "\($0)" }
+            return
+        }
+        declareBuffer(r)
+        defineExtents(r, shape.map { "\($0)" })
+        let start = temp("pos0")
+        w.line("const \(dialect.indexType) \(start) = \(index(e));")
+        let row = rowLength(r)
+        forEach(extents[r]!) { me, i in
+            let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
+            me.w.line("v\(r.number)[\(d)] = (float)(\(start) + \(i[axis]));")
         }
     }
 

@@ -52,7 +52,7 @@ struct KernelEmitter {
             case .store(_, let t, _):
                 touched.insert(program.storage(of: t))
                 written.insert(program.storage(of: t))
-            case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop, .yield: break
             }
         }
         return touched.sorted().map { ($0, written.contains($0)) }
@@ -315,6 +315,7 @@ struct KernelEmitter {
         case .load(let t, let a): return lhs + "load " + access(t, a)
         case .store(let v, let t, let a): return "store \(v) -> " + access(t, a)
         case .fill(let c): return lhs + "fill \(formatFloat(c))"
+        case .index(let e, let axis): return lhs + "index \(e)" + (axis.map { " axis \($0)" } ?? "")
         case .unary(let o, let a): return lhs + "\(o.rawValue) \(a)"
         case .binary(let o, let a, let b): return lhs + "\(o.rawValue) \(a), \(b)"
         case .broadcast(let a, let axis): return lhs + "broadcast \(a) axis \(axis)"

@@ -35,7 +35,7 @@ final class KernelFacts {
             switch inst.op {
             case .store, .yield: return
             case .loop(let loop): guard loop.body.isStoreFree else { return }
-            case .load, .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: break
+            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: break
             }
             found = inst.results.allSatisfy { !readValues.contains($0.id) }
         }
@@ -164,7 +164,7 @@ extension Op {
     /// array).
     func forEachOperand(_ visit: (ValueID) -> Void) {
         switch self {
-        case .load, .fill: return
+        case .load, .fill, .index: return
         case .store(let v, _, _): visit(v)
         case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a), .mask(let a, _, _, _, _):
             visit(a)

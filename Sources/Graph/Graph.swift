@@ -19,6 +19,9 @@ public enum GraphOp: Hashable, Sendable {
     case input
     /// A scalar (rank-0) constant.
     case constant(Float)
+    /// Positions: every element is its own index along `axis` (non-negative), in f32; the
+    /// node's shape is the shape, and nothing is read (`pos(x, axis=-1)`).
+    case position(axis: Int)
     /// Elementwise function of one tensor.
     case unary(UnaryOp, NodeID)
     /// Elementwise function of two tensors with NumPy broadcasting.
@@ -47,7 +50,7 @@ public enum GraphOp: Hashable, Sendable {
     /// The nodes the op reads.
     public var operands: [NodeID] {
         switch self {
-        case .input, .constant: return []
+        case .input, .constant, .position: return []
         case .unary(_, let a), .reduce(_, let a, _, _), .transpose(let a, _), .reshape(let a), .mask(let a, _, _),
             .cast(let a, _):
             return [a]

@@ -282,9 +282,7 @@ public struct GraphBuilder: Sendable {
             throw GraphError("slice needs a tensor, got a number")
         }
         var s = shape(of: x)
-        guard let a = normalizedAxis(axis, rank: s.count) else {
-            throw GraphError("slice: axis \(axis) is out of range for shape \(s)")
-        }
+        let a = try normalizedAxis(axis, rank: s.count, op: "slice")
         let n = s[a]
         let lower = start < 0 ? start + n : start
         let upper = end < 0 ? end + n : end
@@ -307,9 +305,7 @@ public struct GraphBuilder: Sendable {
             guard constantValue(of: p) == nil else { throw GraphError("concat needs tensors, got a number") }
         }
         var s = shape(of: first)
-        guard let a = normalizedAxis(axis, rank: s.count) else {
-            throw GraphError("concat: axis \(axis) is out of range for shape \(s)")
-        }
+        let a = try normalizedAxis(axis, rank: s.count, op: "concat")
         let type = elementType(of: first)
         var total = 0
         for p in parts {
@@ -332,9 +328,21 @@ public struct GraphBuilder: Sendable {
         return add(.concat(parts, axis: a), s, type)
     }
 
-    private func normalizedAxis(_ axis: Int, rank: Int) -> Int? {
-        let a = axis < 0 ? axis + rank : axis
-        return a >= 0 && a < rank ? a : nil
+    /// Positions along an axis of a shape (negative axes count from the end): every element is
+    /// its own index along `axis`, in f32 (exact up to 2^24). Reads nothing.
+    public mutating func position(shape: [Int], axis: Int) throws(GraphError) -> NodeID {
+        let a = try normalizedAxis(axis, rank: shape.count, op: "pos")
+        guard shape.allSatisfy({ $0 > 0 }) else { throw GraphError("pos: the shape \(shape) has an empty axis") }
+        guard shape[a] <= 1 << 24 else {
+            throw GraphError("pos: axis \(axis) has \(shape[a]) positions; f32 holds positions exactly only up to 2^24")
+        }
+        return add(.position(axis: a), shape, .f32)
+    }
+
+    /// Positions along an axis of `x`'s shape (`pos(x, axis)`); `x` itself is not read.
+    public mutating func position(of x: NodeID, axis: Int) throws(GraphError) -> NodeID {
+        try check(x)
+        return try position(shape: shape(of: x), axis: axis)
     }
 
     /// `where(pred(i, j), x, fill)` over the last two axes.
@@ -426,7 +434,7 @@ public struct GraphBuilder: Sendable {
 
     static func remapOperands(_ op: GraphOp, _ f: (NodeID) -> NodeID) -> GraphOp {
         switch op {
-        case .input, .constant: return op
+        case .input, .constant, .position: return op
         case .unary(let o, let a): return .unary(o, f(a))
         case .binary(let o, let a, let b): return .binary(o, f(a), f(b))
         case .matmul(let a, let b, let ta, let tb): return .matmul(f(a), f(b), transposeA: ta, transposeB: tb)

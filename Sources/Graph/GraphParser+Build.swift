@@ -3,6 +3,8 @@ import BlockIR
 extension GraphExpr {
     /// The operators of integer and tensor arithmetic.
     static let arithmetic: Set<String> = ["+", "-", "*", "/"]
+    /// Every binary operator.
+    static let operators: Set<String> = arithmetic.union([">=", ">", "<=", "<", "==", "!=", "&&"])
 }
 
 /// Evaluating parsed expressions: integers (dims, shapes, axes) and tensors (through the builder).
@@ -110,10 +112,9 @@ extension GraphTextParser {
             if let d = dims[n] { return builder.constant(Float(d)) }
             if n == "inf" { return builder.constant(.infinity) }
             if n == "nan" { return builder.constant(.nan) }
+            if n == "i" || n == "j" { return try positionValue(n, e.location) }
             var hint = "declare it with 'input \(n): [...]' or assign it before use"
-            if n == "i" || n == "j" {
-                hint = "'i' and 'j' are mask indices only in the predicate of where(...)"
-            } else if n == "true" || n == "false" {
+            if n == "true" || n == "false" {
                 hint = "true and false are values of options such as transpose_b=true"
             }
             throw error("unknown tensor '\(n)'; \(hint)", e.location)
@@ -149,6 +150,67 @@ extension GraphTextParser {
         }
     }
 
+    /// `i` or `j` as a value: the position along the second-to-last or last axis of the
+    /// statement's operand shape.
+    mutating func positionValue(_ n: String, _ loc: SourceLocation) throws(Diagnostic) -> NodeID {
+        let axis = n == "i" ? -2 : -1
+        switch positionShape {
+        case .failure(let why):
+            throw error(
+                "'\(n)' as a value takes its shape from the tensors of its statement, but \(why.message); "
+                    + "write pos(x, axis=\(axis)) with a tensor x of the shape you want", loc)
+        case .success(let shape):
+            guard shape.count >= 2 || (n == "j" && shape.count == 1) else {
+                throw error(
+                    "'\(n)' is the position along axis \(axis), but the statement's tensors have shape \(shape); "
+                        + "write pos(x, axis=…) with a tensor x that has that axis", loc)
+            }
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.position(shape: shape, axis: axis)
+            }
+        }
+    }
+
+    /// The broadcast shape of the tensors an expression names (not counting mask predicates,
+    /// shape lists or dimensions): the shape `i` and `j` take as values.
+    func operandShape(_ e: GraphExpr) -> Result<[Int], GraphError> {
+        var shapes: [[Int]] = []
+        func collect(_ e: GraphExpr) {
+            switch e.kind {
+            case .name(let n):
+                if let node = symbols[n], builder.constantValue(of: node) == nil {
+                    shapes.append(builder.shape(of: node))
+                }
+            case .number, .list: break
+            case .negate(let x): collect(x)
+            case .binary:
+                // Left chains are iterated (they may be long); right operands recurse.
+                let chain = e.leftChain(through: GraphExpr.operators)
+                collect(chain.first)
+                for step in chain.steps { collect(step.rhs) }
+            case .call(let name, let args):
+                if name == "pos", let first = args.first, case .list = first.value.kind,
+                    let shape = try? shapeList(first.value, what: "pos")
+                {
+                    shapes.append(shape)
+                }
+                for (k, a) in args.enumerated() where !(name == "where" && k == 0) { collect(a.value) }
+            }
+        }
+        collect(e)
+        guard var shape = shapes.first else {
+            return .failure(GraphError("it names no tensor"))
+        }
+        for s in shapes.dropFirst() {
+            do {
+                shape = try GraphBuilder.broadcastShape(shape, s, op: "the operands")
+            } catch {
+                return .failure(GraphError("its tensors' shapes do not broadcast (\(error.message))"))
+            }
+        }
+        return .success(shape)
+    }
+
     /// Runs a builder operation, turning its error into a diagnostic at `loc` and checking the
     /// result's element count.
     mutating func guarded(
@@ -176,7 +238,7 @@ extension GraphTextParser {
     static let functions: [String] =
         UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
             "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
-            "layernorm", "rmsnorm", "cast", "slice", "concat",
+            "layernorm", "rmsnorm", "cast", "slice", "concat", "pos",
         ]
 
     /// Splits arguments into positional values and keywords, checking the keywords and the count.
@@ -318,6 +380,21 @@ extension GraphTextParser {
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
                 try b.mask(x, predicate, fill: fill)
             }
+        case "pos":
+            let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis"], loc)
+            let axis = try integerArgument(v.count > 1 ? v[1] : nil, k["axis"], key: "axis", default: -1, loc)
+            if case .list = v[0].kind {
+                let shape = try shapeList(v[0], what: "pos")
+                return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                    try b.position(shape: shape, axis: axis)
+                }
+            }
+            let x = try build(v[0])
+            guard builder.constantValue(of: x) == nil else {
+                throw error(
+                    "pos needs a tensor (or a shape like [N, d]) to take its shape from, got a number", v[0].location)
+            }
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.position(of: x, axis: axis) }
         case "softmax":
             let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis"], loc)
             let axis = try integerArgument(v.count > 1 ? v[1] : nil, k["axis"], key: "axis", default: -1, loc)

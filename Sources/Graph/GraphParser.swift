@@ -108,6 +108,9 @@ struct GraphTextParser {
     var depth = 0
     /// Whether an `output` statement was seen.
     var sawOutput = false
+    /// The shape `i` and `j` take as values in the current statement (the broadcast shape of its
+    /// tensor operands), or why there is none.
+    var positionShape: Result<[Int], GraphError> = .failure(GraphError("no statement"))
 
     /// The statement keywords (for "did you mean" hints).
     static let keywords = ["graph", "dim", "input", "output"]
@@ -308,6 +311,7 @@ struct GraphTextParser {
         advance()  // '='
         let expr = try expression()
         try endOfStatement()
+        positionShape = operandShape(expr)
         let node = try build(expr)
         if builder.constantValue(of: node) != nil {
             throw error(

@@ -22,6 +22,12 @@ public enum GraphPrinter {
                 continue
             case .constant:
                 continue
+            case .position(let axis):
+                // Shaped like the first earlier tensor of the same shape, else by a shape list.
+                let like = graph.nodes[..<node.id.index].first { n in
+                    n.shape == node.shape && { if case .constant = n.op { false } else { true } }()
+                }
+                rhs = "pos(\(like.map(\.name) ?? shape(node.shape)), axis=\(axis))"
             case .unary(let op, let a): rhs = "\(op.rawValue)(\(ref(a)))"
             case .binary(let op, let a, let b): rhs = "\(op.rawValue)(\(ref(a)), \(ref(b)))"
             case .matmul(let a, let b, let ta, let tb):

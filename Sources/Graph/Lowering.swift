@@ -150,6 +150,9 @@ private struct State {
             _ = addTensor(node)
         case .constant(let c):
             sources[node.id.index] = .constant(c)
+        case .position(let axis):
+            let out = addTensor(node)
+            try positions(node, out, axis: axis)
         case .unary(let op, let a):
             let out = addTensor(node)
             elementwise(node, out, operands: [a], what: op.rawValue) { b, v, _ in
@@ -308,6 +311,28 @@ private struct State {
         var current = id
         while let next = tensors[current.index].viewOf { current = next }
         return current
+    }
+
+    /// `pos(x, axis)`: an elementwise kernel without operands whose block is an `index` op: the
+    /// tiling's row or column offset along that block axis, or the grid point of a leading axis
+    /// (every element the same).
+    mutating func positions(_ node: Node, _ out: TensorID, axis: Int) throws(GraphError) {
+        guard axis >= 0 && axis < node.shape.count else {
+            throw GraphError("pos '\(node.name)': axis \(axis) is out of range for shape \(node.shape)")
+        }
+        let t = tiling(node.shape)
+        var b = BodyBuilder()
+        let type = BlockType(t.blockShape, t.blockShape.isEmpty ? .reg : .local)
+        let value: ValueID
+        switch t.access[axis] {
+        case .point(let e):
+            value = b.emit(.index(e, axis: nil), type)
+        case .slice(let start, _):
+            let blockAxis = t.access[..<axis].filter { if case .slice = $0 { true } else { false } }.count
+            value = b.emit(.index(start, axis: blockAxis), type)
+        }
+        b.emit(.store(value, out, t.access))
+        addKernel("pos", node, grid: t.grid, body: b.instructions)
     }
 
     static func typeOf(_ id: ValueID, in b: BodyBuilder) -> BlockType {

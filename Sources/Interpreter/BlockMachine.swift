@@ -175,6 +175,8 @@ struct BlockMachine {
                 result = RuntimeBlock(
                     shape: shape, extent: shape,
                     data: computesData ? [Float](repeating: c, count: NDArray.elementCount(of: shape)) : [])
+            case .index(let e, let axis):
+                result = positions(from: e.evaluate(env), axis: axis, shape: step.shapes[0])
             case .unary(let op, let a):
                 result = unary(op, try value(a, step, env))
             case .binary(let op, let a, let b):
@@ -545,6 +547,21 @@ struct BlockMachine {
             }
         }
         return RuntimeBlock(shape: shape, extent: extent, data: data)
+    }
+
+    /// `index`: every element is `start` plus its coordinate along `axis` (none: `start`), in f32.
+    func positions(from start: Int, axis: Int?, shape: [Int]) -> RuntimeBlock {
+        guard computesData else { return RuntimeBlock(shape: shape, extent: shape, data: []) }
+        let count = NDArray.elementCount(of: shape)
+        guard let axis, axis < shape.count else {
+            return RuntimeBlock(shape: shape, extent: shape, data: [Float](repeating: Float(start), count: count))
+        }
+        // Row-major: the coordinate along `axis` of flat element `f` is `(f / inner) % size`.
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let size = shape[axis]
+        var data = [Float](repeating: 0, count: count)
+        for f in 0..<count { data[f] = Float(start &+ (f / inner) % size) }
+        return RuntimeBlock(shape: shape, extent: shape, data: data)
     }
 
     /// `mask`: element `(r, c)` sits at `(row + r, column + c)`; the extent is kept.

@@ -51,6 +51,11 @@ public enum GraphInterpreter {
                 result = given
             case .constant(let c):
                 result = NDArray(shape: [], data: [c])
+            case .position(let axis):
+                guard axis >= 0 && axis < node.shape.count, node.shape.allSatisfy({ $0 > 0 }) else {
+                    throw Diagnostic("node '\(node.name)': pos axis \(axis) is out of range for shape \(node.shape)")
+                }
+                result = positions(node.shape, axis: axis)
             case .unary(let op, let a):
                 result = unary(op, try operand(a))
             case .binary(let op, let a, let b):
@@ -101,6 +106,16 @@ public enum GraphInterpreter {
     }
 
     // MARK: Ops
+
+    /// Every element's index along `axis`, row-major.
+    static func positions(_ shape: [Int], axis: Int) -> NDArray {
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let size = shape[axis]
+        let count = NDArray.elementCount(of: shape)
+        var out = [Float](repeating: 0, count: count)
+        for f in 0..<count { out[f] = Float((f / inner) % size) }
+        return NDArray(shape: shape, data: out)
+    }
 
     /// Elementwise unary op.
     static func unary(_ op: UnaryOp, _ x: NDArray) -> NDArray {

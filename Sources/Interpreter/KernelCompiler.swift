@@ -71,6 +71,8 @@ enum StepOp: Sendable {
     case store(Int, tensor: Int, [SlotAccess])
     /// `fill`
     case fill(Float)
+    /// `index`: the expression plus the element's coordinate along `axis`.
+    case index(SlotExpr, axis: Int?)
     /// Elementwise unary op.
     case unary(UnaryOp, Int)
     /// Elementwise binary op.
@@ -200,6 +202,11 @@ struct KernelCompiler {
                 }
             case .store(let v, let t, let list): op = .store(try use(v), tensor: t.index, try access(list, t))
             case .fill(let c): op = .fill(c)
+            case .index(let e, let axis):
+                if let axis, axis < 0 || axis >= inst.results.first?.type.rank ?? 0 {
+                    throw error(inst, "index axis \(axis) is out of range for the result type")
+                }
+                op = .index(try index(e), axis: axis)
             case .unary(let o, let a): op = .unary(o, try use(a))
             case .binary(let o, let a, let b): op = .binary(o, try use(a), try use(b))
             case .broadcast(let a, let axis): op = .broadcast(try use(a), axis: axis)
@@ -222,7 +229,7 @@ struct KernelCompiler {
             switch inst.op {
             case .store, .yield: needed = 0
             case .loop(let loop): needed = loop.carried.count
-            case .load, .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: needed = 1
+            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: needed = 1
             }
             guard inst.results.count == needed else {
                 throw error(inst, "\(inst.op.mnemonic) defines \(needed) values but has \(inst.results.count) results")

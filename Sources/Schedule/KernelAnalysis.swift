@@ -33,7 +33,7 @@ package struct KernelAnalysis {
             case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
             case .load(let t, _): loadedStorage.insert(program.storage(of: t))
             case .dot: if let r = inst.result { dots[r.id] = inst.op }
-            case .fill, .unary, .binary, .broadcast, .reduce, .transpose, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .broadcast, .reduce, .transpose, .mask, .loop, .yield: break
             }
         }
         findFusedDots(kernel.body)
@@ -108,9 +108,12 @@ package struct KernelAnalysis {
                 }
             case .store, .yield:
                 break
-            case .fill:
+            case .fill, .index(_, axis: nil):
                 layouts[id] = BlockLayout(
                     shape: shape, base: .scalar(id), strides: shape.map { _ in 0 }, staticExtents: shape)
+            case .index:
+                // Positions along an axis differ per element: a buffer, filled without reading memory.
+                layouts[id] = owned(id, shape, shape)
             case .unary(_, let a):
                 layouts[id] = owned(id, shape, extents(a, shape))
             case .mask(let a, _, _, _, _):

@@ -30,6 +30,21 @@ final class BlockParserTests: XCTestCase {
         XCTAssertEqual(loop.body.last?.op, .yield([ValueID(6)]))
     }
 
+    func testIndexBlocks() throws {
+        let program = try BlockParser.parse(BlockSamples.positions)
+        let body = program.kernels[0].body
+        XCTAssertEqual(body[1].op, .index(.mul(.v("i"), 32), axis: 0))
+        XCTAssertEqual(body[2].op, .index(.add(.mul(.v("j"), 32), .constant(5)), axis: 1))
+        XCTAssertEqual(body[3].op, .index(.v("b"), axis: nil))
+        XCTAssertEqual(body[3].op.operands, [])
+        XCTAssertEqual(body[3].op.mnemonic, "index")
+        XCTAssertEqual(Verifier.verify(program, target: .cpu), [])
+        XCTAssertEqual(
+            program.kernels[0].body.substitutingIndices([IndexVar("j"): .constant(2)])[2].op,
+            .index(.constant(69), axis: 1))
+        XCTAssertEqual(program.kernels[0].body.freeIndexVariables, [IndexVar("b"), IndexVar("i"), IndexVar("j")])
+    }
+
     func testMaskPredicatesAndConstants() throws {
         let program = try BlockParser.parse(BlockSamples.masks)
         let body = program.kernels[0].body

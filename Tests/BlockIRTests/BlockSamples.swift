@@ -124,5 +124,33 @@ enum BlockSamples {
         """
 
     /// Every sample.
-    static let all = [matmul, softmax, masks, nested]
+    /// Index blocks: positions along a block axis (rows, columns, a vector) and a grid point splat.
+    static let positions = """
+        program positions
+
+        tensor X: f32[3,100,70] @global input
+        tensor Y: f32[3,100,70] @global output
+        tensor Z: f32[3,100] @global output
+
+        kernel k0_alibi grid(b < 3, i < 4, j < 3) {
+          %0 = load X[b, i * 32 +: 32, j * 32 +: 32] : f32[32,32] @local
+          %1 = index i * 32 axis 0 : f32[32,32] @local
+          %2 = index j * 32 + 5 axis 1 : f32[32,32] @local
+          %3 = index b : f32[32,32] @local
+          %4 = sub %1, %2 : f32[32,32] @local
+          %5 = mul %3, %4 : f32[32,32] @local
+          %6 = add %0, %5 : f32[32,32] @local
+          store %6 -> Y[b, i * 32 +: 32, j * 32 +: 32]
+        }
+
+        kernel k1_vector grid(b < 3, i < 4) {
+          %0 = index max(i * 32, 1) axis 0 : f32[32] @local
+          %1 = index b : f32[] @reg
+          %2 = add %0, %1 : f32[32] @local
+          store %2 -> Z[b, i * 32 +: 32]
+        }
+
+        """
+
+    static let all = [matmul, softmax, masks, nested, positions]
 }

@@ -206,6 +206,14 @@ final class VerifierTests: XCTestCase {
         assertOneError(try program("  %0 = fill 0.0 : f32[2,2,2] @local"), "value %0 has rank 3")
     }
 
+    func testIndexTyping() throws {
+        assertOneError(
+            try program("  %0 = index i * 64 axis 2 : f32[64,64] @local"), "index axis 2 is out of range",
+            "use an axis below 2")
+        assertOneError(try program("  %0 = index i axis 0 : f32[] @reg"), "index axis 0 is out of range")
+        XCTAssertEqual(Verifier.verify(try program("  %0 = index i * 64 axis 1 : f32[64,64] @local"), target: .cpu), [])
+    }
+
     func testElementwiseTyping() throws {
         assertOneError(
             try program(load + "  %1 = exp %0 : f32[64] @local"),

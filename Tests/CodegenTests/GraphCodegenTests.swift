@@ -25,6 +25,21 @@ final class GraphCodegenTests: XCTestCase {
         _ = try CodegenHarness.check(CodegenHarness.lower(b.build(), i: 16, j: 16, k: 16))
     }
 
+    /// Positions along every kind of axis (grid points, block rows and columns, a vector, a
+    /// size-1 axis) at edge blocks, compiled and compared with the interpreter.
+    func testPositions() throws {
+        var b = GraphBuilder(name: "positions")
+        let x = try b.input("X", [3, 37, 45])
+        let rows = try b.position(of: x, axis: 1)
+        let cols = try b.position(of: x, axis: -1)
+        let heads = try b.position(of: x, axis: 0)
+        try b.output(b.add(b.mul(heads, b.constant(100)), b.sub(rows, cols)), name: "A")
+        try b.output(b.add(x, rows), name: "B")
+        try b.output(b.position(shape: [77], axis: 0), name: "V")
+        try b.output(b.position(shape: [5, 1, 9], axis: 1), name: "U")
+        _ = try CodegenHarness.check(CodegenHarness.lower(b.build(), i: 16, j: 16, k: 16))
+    }
+
     func testReductionsOverEveryAxisKind() throws {
         var b = GraphBuilder(name: "reductions")
         let x = try b.input("X", [3, 41, 29])

@@ -19,6 +19,8 @@ final class VerifyTests: XCTestCase {
         // One query row per head: the size-1 axis is a point in every kernel.
         ("decode_attention", "BH=3,N=301,d=24", nil),
         ("decode_attention", "BH=2,N=100,d=40", "i=16,j=32,k=8"),
+        ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
+        ("attention_alibi", "B=2,H=2,N=200,d=24", "i=16,j=32,k=8"),
         ("layernorm_matmul", "M=300,K=200,N=100", nil),
         ("layernorm_matmul", "M=70,K=90,N=50", "i=16,j=32,k=16"),
         ("rmsnorm_swiglu", "M=100,d=200,h=300", nil),

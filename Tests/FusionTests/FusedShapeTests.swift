@@ -110,6 +110,25 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertEqual(ratio, (n + 1) / (2 * n), accuracy: 0.02)
     }
 
+    /// ALiBi's positions (`pos` and `i - j`) and slopes fuse into the one attention kernel like
+    /// fills: no N×N tensor in global memory, no extra global reads, and the causal key loop still
+    /// stops at the diagonal (FLOPs close to the causal example's).
+    func testAlibiAttentionFusesIntoOneCausalKernel() throws {
+        let (_, causal) = try Self.fused("attention_causal", dims: ["BH": 4, "N": 512, "d": 64])
+        let (_, alibi) = try Self.fused("attention_alibi", dims: ["B": 2, "H": 2, "N": 512, "d": 64])
+        XCTAssertEqual(alibi.kernels.count, 1, BlockPrinter.print(alibi))
+        XCTAssertEqual(alibi.tensors.map(\.name), ["Q", "K", "V", "O"])
+        let loop = Self.loops(alibi.kernels[0]).first
+        XCTAssertTrue(loop?.upper.variables.contains(IndexVar("i")) ?? false, "the key loop stops at the diagonal")
+        XCTAssertTrue(
+            loop?.body.contains { if case .index(_, axis: 1) = $0.op { true } else { false } } ?? false,
+            "the key positions move with the loop")
+        let c = CostReport.analyze(causal, localPeak: { _ in 0 }).total
+        let a = CostReport.analyze(alibi, localPeak: { _ in 0 }).total
+        XCTAssertEqual(a.globalReadBytes, c.globalReadBytes)
+        XCTAssertEqual(Double(a.flops) / Double(c.flops), 1, accuracy: 0.05)
+    }
+
     /// In the transformer layer too, the causal attention's key loop stops at the diagonal, though
     /// hoisting has moved the running maximum's clamp constant out of the loop by then.
     func testTransformerLayerAttentionSkipsMaskedBlocks() throws {
@@ -166,6 +185,7 @@ final class FusedShapeTests: XCTestCase {
     func testFusingAFusedProgramChangesNothing() throws {
         for (name, dims) in [
             ("attention", ["BH": 1, "N": 128, "d": 32]), ("attention_causal", ["BH": 1, "N": 128, "d": 32]),
+            ("attention_alibi", ["B": 1, "H": 2, "N": 128, "d": 32]),
             ("layernorm_matmul", ["M": 128, "K": 128, "N": 128]), ("rmsnorm_swiglu", ["M": 128, "d": 128, "h": 192]),
         ] {
             let (_, fused) = try Self.fused(name, dims: dims)

@@ -42,6 +42,7 @@ final class GraphParserTests: XCTestCase {
             switch node.op {
             case .input: return "input"
             case .constant: return nil
+            case .position(let axis): return "pos\(axis)"
             case .unary(let op, _): return op.rawValue
             case .binary(let op, _, _): return op.rawValue
             case .matmul: return "matmul"
@@ -227,7 +228,12 @@ final class GraphParserTests: XCTestCase {
             ("input X: [4, 4]\nY = where(i >= -9223372036854775807 - 1, X, 0)\noutput Y\n", 2, 17, "below 2^40"),
             ("input X: [4, 4]\nY = where(1048576 * i >= j, X, 0)\noutput Y\n", 2, 19, "below 2^20"),
             ("input X: [4, 4]\nY = same_segment(i, j, [2])\noutput Y\n", 2, 5, "use it as where("),
-            ("input X: [4, 4]\nY = X * i\noutput Y\n", 2, 9, "mask indices only in the predicate"),
+            ("input X: [4, 4]\nY = exp(i)\noutput Y\n", 2, 9, "it names no tensor; write pos(x, axis=-2)"),
+            ("input X: [4]\nY = X + i\noutput Y\n", 2, 9, "the statement's tensors have shape [4]; write pos("),
+            ("input X: [4, 3]\ninput W: [5, 3]\nY = j + X + W\noutput Y\n", 3, 5, "do not broadcast"),
+            ("input X: [4, 4]\nY = pos(X, axis=2)\noutput Y\n", 2, 5, "pos: axis 2 is out of range for rank 2"),
+            ("input X: [4, 4]\nY = pos(2)\noutput Y\n", 2, 9, "pos needs a tensor"),
+            ("input X: [4, 4]\nY = pos(X, axes=0)\noutput Y\n", 2, 12, "no argument 'axes'"),
             ("input X: [4, 4]\nY = X * (i >= j)\noutput Y\n", 2, 12, "allowed only in the predicate of where"),
             ("input X: [4]\nY = where(i >= j, X, 0)\noutput Y\n", 2, 5, "last two axes"),
             ("input X: [4]\nY = reduce_sum(X, axis=3)\noutput Y\n", 2, 5, "out of range"),
@@ -359,6 +365,39 @@ final class GraphParserTests: XCTestCase {
         let d = parseError(text)
         XCTAssertEqual(d?.location, SourceLocation(line: 4, column: 11))
         XCTAssertTrue(d?.message.contains("more than 2^40 elements") ?? false, "\(String(describing: d))")
+    }
+
+    /// `pos(x, axis)` and `i`/`j` as values: shaped like the statement's tensors, never reading them.
+    func testPositions() throws {
+        let text = """
+            graph alibi
+            dim H = 2
+            input S: [H, 3, 5]
+            input b: [5]
+            h = pos(S, axis=0)
+            A = S - exp(h) * abs(i - j) + b
+            R = pos([2, 7], axis=-1) + j
+            output A, R
+
+            """
+        let g = try GraphParser.parse(text, defaultName: "x")
+        XCTAssertEqual(
+            opKinds(g),
+            ["input", "input", "pos0", "exp", "pos1", "pos2", "sub", "abs", "mul", "sub", "add", "pos1", "pos1", "add"])
+        let positions = g.nodes.filter { if case .position = $0.op { true } else { false } }
+        XCTAssertEqual(positions.map(\.shape), [[2, 3, 5], [2, 3, 5], [2, 3, 5], [2, 7], [2, 7]])
+        XCTAssertEqual(positions.map(\.elementType), [.f32, .f32, .f32, .f32, .f32])
+        XCTAssert(positions.allSatisfy { $0.op.operands.isEmpty })
+        // The printer names a tensor of the same shape, or writes the shape; the text parses back.
+        let printed = GraphPrinter.print(g)
+        XCTAssert(printed.contains("h = pos(S, axis=0)"), printed)
+        XCTAssert(printed.contains("= pos([2, 7], axis=1)"), printed)
+        let again = try GraphParser.parse(printed, defaultName: "x")
+        XCTAssertEqual(again, g)
+        XCTAssertEqual(GraphPrinter.print(again), printed)
+        // A tensor named i is the tensor, not a position.
+        let named = try GraphParser.parse("input i: [3]\nY = i * 2\noutput Y\n", defaultName: "x")
+        XCTAssertEqual(opKinds(named), ["input", "mul"])
     }
 
     func testPrinterOutputParsesBack() throws {

@@ -119,6 +119,61 @@ final class BlockInterpreterTests: XCTestCase {
         XCTAssertEqual(out["Y"], try graphOutput([("X", input)]) { g, v in try g.mask(v[0], causal, fill: -.infinity) })
     }
 
+    /// Index blocks against values computed by hand: `Y[b, r, c] = X + b·(r − (c + 5))` (the
+    /// column positions start 5 further) and `Z[b, r] = max(r, 1) + b` over edge blocks.
+    func testIndexBlocks() throws {
+        // The kernels of BlockSamples.positions (Tests/BlockIRTests), built here.
+        let b32 = IndexExpr.v("b")
+        var a = BodyBuilder()
+        let tile: [AxisAccess] = [
+            .point(b32), .slice(start: .mul(i, 32), size: 32), .slice(start: .mul(j, 32), size: 32),
+        ]
+        let x0 = a.emit(.load(TensorID(0), tile), local([32, 32]))
+        let rows = a.emit(.index(.mul(i, 32), axis: 0), local([32, 32]))
+        let cols = a.emit(.index(.add(.mul(j, 32), .constant(5)), axis: 1), local([32, 32]))
+        let head = a.emit(.index(b32, axis: nil), local([32, 32]))
+        let diff = a.emit(.binary(.sub, rows, cols), local([32, 32]))
+        let bias = a.emit(.binary(.mul, head, diff), local([32, 32]))
+        a.emit(.store(a.emit(.binary(.add, x0, bias), local([32, 32])), TensorID(1), tile))
+        var v = BodyBuilder()
+        let vector = v.emit(.index(.max(.mul(i, 32), .constant(1)), axis: 0), local([32]))
+        let point = v.emit(.index(b32, axis: nil), BlockType([], .reg))
+        v.emit(
+            .store(
+                v.emit(.binary(.add, vector, point), local([32])), TensorID(2),
+                [.point(b32), .slice(start: .mul(i, 32), size: 32)]))
+        let program = Program(
+            name: "positions",
+            tensors: [
+                GlobalTensor(name: "X", shape: [3, 100, 70], role: .input),
+                GlobalTensor(name: "Y", shape: [3, 100, 70], role: .output),
+                GlobalTensor(name: "Z", shape: [3, 100], role: .output),
+            ],
+            kernels: [
+                Kernel(
+                    name: "k0_alibi",
+                    grid: [GridAxis(IndexVar("b"), 3), GridAxis(IndexVar("i"), 4), GridAxis(IndexVar("j"), 3)],
+                    body: a.instructions),
+                Kernel(
+                    name: "k1_vector", grid: [GridAxis(IndexVar("b"), 3), GridAxis(IndexVar("i"), 4)],
+                    body: v.instructions),
+            ])
+        let x = RandomInputs.standardNormal(shape: [3, 100, 70], seed: 4, stream: 0)
+        let out = try BlockInterpreter.run(program, inputs: ["X": x])
+        var y = x
+        var z = NDArray(shape: [3, 100], data: [Float](repeating: 0, count: 300))
+        for b in 0..<3 {
+            for r in 0..<100 {
+                for c in 0..<70 { y.data[(b * 100 + r) * 70 + c] += Float(b * (r - (c + 5))) }
+                // The vector block starts at max(i·32, 1): element r0 of block i is max(i·32, 1) + r0.
+                let start = max((r / 32) * 32, 1)
+                z.data[b * 100 + r] = Float(start + r % 32 + b)
+            }
+        }
+        XCTAssertEqual(out["Y"], y)
+        XCTAssertEqual(out["Z"], z)
+    }
+
     /// Views: loads through a reshaped view of an input, stores through a view of an output,
     /// and a temp written by one kernel and read by the next.
     func testViewsAndTemps() throws {

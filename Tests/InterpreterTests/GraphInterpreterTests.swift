@@ -23,6 +23,40 @@ final class GraphInterpreterTests: XCTestCase {
 
     func a(_ shape: [Int], _ data: [Float]) -> NDArray { NDArray(shape: shape, data: data) }
 
+    /// `pos` by hand: every element is its index along the axis, and the shaping tensor is not read.
+    func testPositions() throws {
+        let x = a([2, 3], [.nan, .nan, .nan, .nan, .nan, .nan])
+        XCTAssertEqual(
+            try evaluate([("x", x)]) { b, v in try b.position(of: v[0], axis: 0) }, a([2, 3], [0, 0, 0, 1, 1, 1]))
+        XCTAssertEqual(
+            try evaluate([("x", x)]) { b, v in try b.position(of: v[0], axis: -1) }, a([2, 3], [0, 1, 2, 0, 1, 2]))
+        // `i - j` over [2, 2, 3] plus a head bias 10·h.
+        let s = a([2, 2, 3], [Float](repeating: 0, count: 12))
+        let alibi = try evaluate([("s", s)]) { b, v in
+            let i = try b.position(of: v[0], axis: -2)
+            let j = try b.position(of: v[0], axis: -1)
+            let h = try b.position(of: v[0], axis: 0)
+            return try b.add(try b.sub(i, j), try b.mul(h, b.constant(10)))
+        }
+        XCTAssertEqual(alibi, a([2, 2, 3], [0, -1, -2, 1, 0, -1, 10, 9, 8, 11, 10, 9]))
+        // The block program lowered from it computes the same, at edge blocks too.
+        var b = GraphBuilder(name: "p")
+        let big = try b.input("X", [3, 70, 45])
+        let rows = try b.position(of: big, axis: 1)
+        let cols = try b.position(of: big, axis: 2)
+        let heads = try b.position(of: big, axis: 0)
+        try b.output(try b.add(try b.mul(rows, cols), heads), name: "out")
+        let graph = try b.build()
+        var options = LoweringOptions()
+        try options.override([("i", 32), ("j", 16)])
+        let program = try Lowering.lower(graph, options: options)
+        let input = NDArray(shape: [3, 70, 45], data: [Float](repeating: .nan, count: 3 * 70 * 45))
+        let fromBlocks = try BlockInterpreter.run(program, inputs: ["X": input])["out"]
+        let fromGraph = try GraphInterpreter.run(graph, inputs: ["X": input])["out"]
+        XCTAssertEqual(fromBlocks, fromGraph)
+        XCTAssertEqual(fromGraph?.data[(2 * 70 + 69) * 45 + 44], Float(69 * 44 + 2))
+    }
+
     func testUnaryAndConstants() throws {
         let x = a([3], [1, -2, 4])
         XCTAssertEqual(try evaluate([("x", x)]) { b, v in try b.unary(.neg, v[0]) }, a([3], [-1, 2, -4]))

@@ -47,6 +47,16 @@ def attention_gqa(t):
     group = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
     return attention({"Q": q, "K": k, "V": v})
+def attention_alibi(t):
+    """Causal attention with the ALiBi bias -slope_h * (i - j), slope_h = 2^(-8 (h + 1) / H)."""
+    q, k, v = t["Q"], t["K"], t["V"]
+    heads, n, d = q.shape[1], q.shape[2], q.shape[3]
+    slope = 2.0 ** (-8.0 * (np.arange(heads) + 1) / heads)
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(d) - slope[:, None, None] * (i - j)
+    s = np.where(i >= j, s, -np.inf)
+    return {"O": softmax(s) @ v}
 
 
 def same_segment(i, j, bounds):
@@ -102,6 +112,7 @@ EXAMPLES = {
     "attention_documents": lambda t: attention(t, lambda i, j: same_segment(i, j, [300, 700, 1500])),
     "attention_gqa": attention_gqa,
     "decode_attention": attention,
+    "attention_alibi": attention_alibi,
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -116,6 +127,7 @@ INPUTS = {
     "attention_documents": ["Q", "K", "V"],
     "attention_gqa": ["Q", "K", "V"],
     "decode_attention": ["Q", "K", "V"],
+    "attention_alibi": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],

@@ -73,7 +73,7 @@ extension FusionRule {
         case .loop(let loop):
             return loop.body.isStoreFree
                 && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
-        case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: return true
+        case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: return true
         }
     }
 }
@@ -93,6 +93,7 @@ extension Instruction {
         switch op {
         case .load(_, let access), .store(_, _, let access): return reads(access)
         case .mask(_, let r, let c, _, _): return r.reads(v) || c.reads(v)
+        case .index(let e, _): return e.reads(v)
         case .loop(let loop):
             return loop.lower.reads(v) || loop.upper.reads(v)
                 || (loop.variable != v && loop.body.contains { $0.readsIndexVariable(v) })

@@ -206,7 +206,7 @@ extension FusionRule {
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):
                 value = binary(op, get(x), get(y))
-            case .load, .loop, .store, .yield: value = .unknown
+            case .load, .index, .loop, .store, .yield: value = .unknown
             }
             env[r.id] = value
         }
