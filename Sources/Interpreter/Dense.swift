@@ -133,7 +133,7 @@ enum Dense {
                 out[i] = 1
                 i += 1
             }
-        case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs:
+        case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs, .sin, .cos, .softplus, .log1p:
             while i < count {
                 out[i] = op.apply(x[i])
                 i += 1

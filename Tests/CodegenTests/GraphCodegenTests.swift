@@ -51,7 +51,7 @@ final class GraphCodegenTests: XCTestCase {
         let y = try b.input("Y", [20, 12])
         let row = try b.input("Row", [12])
         var acc = try b.add(x, y)
-        for op in UnaryOp.allCases where op != .log && op != .sqrt && op != .rsqrt {
+        for op in UnaryOp.allCases where ![.log, .sqrt, .rsqrt, .log1p].contains(op) {
             acc = try b.add(acc, b.unary(op, b.mul(y, b.constant(0.5))))
         }
         for op in [BinaryOp.sub, .mul, .div, .max, .min] { acc = try b.binary(op, acc, row) }
@@ -61,6 +61,9 @@ final class GraphCodegenTests: XCTestCase {
             b.add(
                 b.add(b.unary(.log, pos), b.unary(.sqrt, pos)), b.add(b.unary(.rsqrt, pos), b.binary(.pow, pos, row))),
             name: "Pos")
+        // softplus and log1p over a wide range: large arguments, very negative ones, and near zero.
+        let wide = try b.mul(y, b.constant(40))
+        try b.output(b.add(b.unary(.softplus, wide), b.unary(.log1p, b.mul(pos, b.constant(1e-3)))), name: "Wide")
         _ = try CodegenHarness.check(CodegenHarness.lower(b.build(), i: 8, j: 8, k: 8))
     }
 

@@ -92,6 +92,7 @@ final class GraphParserTests: XCTestCase {
             input g: [K]
             input b: [K]
             A = neg(exp(log(sqrt(rsqrt(recip(tanh(sigmoid(silu(gelu(abs(square(X))))))))))))
+            A2 = sin(X) + cos(X) + softplus(X) + log1p(abs(X))
             B = pow(max(min(add(sub(mul(div(X, 2), X), X), X), X), X), 2)
             C = matmul(X, W) + transpose(matmul(W, X, transpose_a=true, transpose_b=true))
             R1 = reduce_sum(X, axis=0, keepdims=true) + reduce_max(X, 1, keepdims=true) + reduce_mean(X, keepdims=true)
@@ -99,12 +100,16 @@ final class GraphParserTests: XCTestCase {
             L = layernorm(X, g, b, eps=1e-3) + layernorm(X) + layernorm(X, gamma=g) + rmsnorm(X, g) + rmsnorm(X)
             S = softmax(X) + softmax(X, axis=0) + softmax(X, 1)
             Wm = where(j <= i && i - j < 2 && same_segment(i, j, [2]), X, 0)
-            output A, B, C, R1, T, L, S, Wm
+            output A, B, C, R1, T, L, S, Wm, A2
             """
         let g = try parse(good)
-        XCTAssertEqual(g.outputs.map { g[$0].name }, ["A", "B", "C", "R1", "T", "L", "S", "Wm"])
+        XCTAssertEqual(g.outputs.map { g[$0].name }, ["A", "B", "C", "R1", "T", "L", "S", "Wm", "A2"])
         XCTAssertEqual(
-            g.outputs.map { g[$0].shape }, [[4, 6], [4, 6], [4, 3], [4, 6], [2, 2, 6], [4, 6], [4, 6], [4, 6]])
+            g.outputs.map { g[$0].shape },
+            [[4, 6], [4, 6], [4, 3], [4, 6], [2, 2, 6], [4, 6], [4, 6], [4, 6], [4, 6]])
+        let text = GraphPrinter.print(g)
+        for op in ["sin(", "cos(", "softplus(", "log1p("] { XCTAssertTrue(text.contains(op), "\(op) in\n\(text)") }
+        XCTAssertEqual(GraphPrinter.print(try parse(text)), text)
         guard case .transpose(_, let perm) = try XCTUnwrap(g.node(named: "T")).op else { return XCTFail("T") }
         XCTAssertEqual(perm, [1, 0, 2])
     }
