@@ -122,6 +122,11 @@ extension GraphTextParser {
             return try guarded(e.location) { (b: inout GraphBuilder) throws(GraphError) in try b.unary(.neg, v) }
         case .binary(let op, _, _):
             let chain = e.leftChain(through: GraphExpr.arithmetic)
+            guard op != "%" else {
+                throw error(
+                    "'%' (remainder) is allowed only on the mask indices in the predicate of where(...), e.g. "
+                        + "where(i % 2 == 0, X, 0)", e.location)
+            }
             guard !chain.steps.isEmpty else {
                 throw error(
                     "'\(op)' compares mask indices; it is allowed only in the predicate of where(...)", e.location)

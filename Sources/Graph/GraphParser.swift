@@ -401,7 +401,7 @@ struct GraphTextParser {
     /// Factors joined by `*` and `/`.
     mutating func term() throws(Diagnostic) -> GraphExpr {
         var lhs = try unary()
-        while case .symbol(let op) = current.kind, op == "*" || op == "/" {
+        while case .symbol(let op) = current.kind, op == "*" || op == "/" || op == "%" {
             let loc = current.location
             advance()
             let rhs = try unary()
@@ -421,6 +421,32 @@ struct GraphTextParser {
         return try node(.negate(x), loc, children: [x])
     }
 
+    /// The location of a slice's second `:` (`a:b:step`) in the brackets that start at the current
+    /// `[`, if one of its entries has a step.
+    func sliceStep() -> SourceLocation? {
+        var depth = 0
+        var colons = 0
+        for token in tokens[position...] {
+            switch token.kind {
+            case .symbol("["), .symbol("("):
+                depth += 1
+            case .symbol("]"), .symbol(")"):
+                depth -= 1
+                if depth == 0 { return nil }
+            case .symbol(","):
+                if depth == 1 { colons = 0 }
+            case .symbol(":"):
+                if depth == 1 { colons += 1 }
+                if colons == 2 { return token.location }
+            case .newline, .end:
+                return nil
+            case .symbol, .identifier, .number:
+                break
+            }
+        }
+        return nil
+    }
+
     /// A number, a name, a call, `( expr )` or `[ list ]`.
     mutating func primary() throws(Diagnostic) -> GraphExpr {
         let loc = current.location
@@ -431,6 +457,11 @@ struct GraphTextParser {
         case .identifier(let name):
             advance()
             if current.kind == .symbol("[") {
+                if let step = sliceStep() {
+                    throw error(
+                        "slicing with a step ('\(name)[..., a:b:step]') is not supported; compute on the whole "
+                            + "tensor, or make the strided part a separate input", step)
+                }
                 throw error(
                     "indexing and slicing ('\(name)[...]') are not supported yet; compute on the whole tensor, "
                         + "or make the part you need a separate input")

@@ -22,6 +22,18 @@ final class GraphCodegenTests: XCTestCase {
             .sameSegment(boundaries: [20]),
         ])
         try b.output(b.mask(x, window, fill: 0.5), name: "W")
+        // Chunk masks: whole 16-blocks inside one chunk of 8 never happen, inside a band of chunks
+        // of 10 they do; `i % 2 == 0` keeps every other row.
+        let chunk = Predicate([
+            .quotient(QuotientAffine(divisor: 8, rowQuotient: 1, columnQuotient: -1, isEquality: true))
+        ])
+        try b.output(b.mask(x, chunk, fill: -1), name: "C")
+        let band = Predicate([
+            .quotient(QuotientAffine(divisor: 10, rowQuotient: 1, columnQuotient: -1)),
+            .quotient(QuotientAffine(divisor: 10, rowQuotient: -1, columnQuotient: 1, constant: 1)),
+            .quotient(QuotientAffine(divisor: 2, row: 1, rowQuotient: -2, columnQuotient: 0, isEquality: true)),
+        ])
+        try b.output(b.mask(x, band, fill: 0.25), name: "B")
         _ = try CodegenHarness.check(CodegenHarness.lower(b.build(), i: 16, j: 16, k: 16))
     }
 

@@ -247,12 +247,21 @@ final class GraphInterpreterTests: XCTestCase {
         for _ in 0..<300 {
             var atoms: [PredicateAtom] = []
             for _ in 0..<(1 + Int(generator.next() % 3)) {
-                switch generator.next() % 3 {
+                switch generator.next() % 4 {
                 case 0:
                     atoms.append(
                         .affineNonNegative(rowCoefficient: small(), columnCoefficient: small(), constant: small() * 3))
                 case 1:
                     atoms.append(.affineZero(rowCoefficient: small(), columnCoefficient: small(), constant: small()))
+                case 2:
+                    // Quotients, sometimes with i or j beside them (`j % m` keeps no interval).
+                    let linear = generator.next() % 2 == 0
+                    atoms.append(
+                        .quotient(
+                            QuotientAffine(
+                                divisor: 1 + Int(generator.next() % 5), row: linear ? small() : 0,
+                                column: linear ? small() : 0, rowQuotient: small(), columnQuotient: small(),
+                                constant: small(), isEquality: generator.next() % 3 == 0)))
                 default:
                     atoms.append(.sameSegment(boundaries: [Int(generator.next() % 12), Int(generator.next() % 12)]))
                 }
