@@ -13,6 +13,7 @@ final class NumPyTests: XCTestCase {
         ("attention_causal", ["--dim", "BH=1,N=90,d=24"], []),
         ("attention_sliding_window", ["--dim", "BH=1,N=300,d=16,W=40"], ["40"]),
         ("attention_documents", ["--dim", "BH=1,N=800,d=16"], []),
+        ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),

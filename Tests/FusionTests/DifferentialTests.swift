@@ -88,6 +88,7 @@ final class DifferentialTests: XCTestCase {
             ("attention_causal", ["BH": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_sliding_window", ["BH": 1, "N": 100, "d": 8, "W": 24], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_documents", ["BH": 1, "N": 800, "d": 8], [("i", 64), ("j", 64), ("k", 64)]),
+            ("attention_chunked", ["BH": 1, "N": 100, "C": 24, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
             ("layernorm_matmul", ["M": 40, "K": 48, "N": 24], [("i", 16), ("j", 16), ("k", 16)]),
             ("rmsnorm_swiglu", ["M": 24, "d": 40, "h": 56], [("i", 16), ("j", 16), ("k", 16)]),
             ("transformer_layer", ["S": 24, "H": 2, "dh": 8, "F": 40], [("i", 16), ("j", 16), ("k", 16)]),

@@ -92,6 +92,10 @@ EXAMPLES = {
     "attention_causal": lambda t: attention(t, lambda i, j: i >= j),
     "attention_sliding_window": lambda t: attention(t, lambda i, j: (j <= i) & (i - j < int(sys.argv[3]))),
     "attention_documents": lambda t: attention(t, lambda i, j: same_segment(i, j, [300, 700, 1500])),
+    # sys.argv[3] is the chunk size C: keys j <= i in the query's chunk or the one before.
+    "attention_chunked": lambda t: attention(
+        t, lambda i, j: (j <= i) & (i // int(sys.argv[3]) - j // int(sys.argv[3]) <= 1)
+    ),
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -104,6 +108,7 @@ INPUTS = {
     "attention_causal": ["Q", "K", "V"],
     "attention_sliding_window": ["Q", "K", "V"],
     "attention_documents": ["Q", "K", "V"],
+    "attention_chunked": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],
