@@ -3,6 +3,13 @@ import Foundation
 /// Elementwise functions of one argument, shared by the graph and the block program.
 public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
     case neg, exp, log, sqrt, rsqrt, recip, tanh, sigmoid, silu, gelu, abs, square
+    /// Trigonometric functions (radians), e.g. for rotary position embeddings.
+    case sin, cos
+    /// `log(1 + eˣ)`, computed as `log1p(e^(−|x|)) + max(x, 0)` so that it neither overflows for
+    /// large `x` nor loses the small values for very negative `x`.
+    case softplus
+    /// `log(1 + x)`, accurate for small `x`.
+    case log1p
     /// `1` at every valid element (ones shaped like the operand): counts elements in reductions.
     case one
 
@@ -24,6 +31,10 @@ public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
             return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
         case .abs: return Swift.abs(x)
         case .square: return x * x
+        case .sin: return Foundation.sin(x)
+        case .cos: return Foundation.cos(x)
+        case .softplus: return Foundation.log1p(Foundation.exp(-Swift.abs(x))) + (x > 0 ? x : (x.isNaN ? x : 0))
+        case .log1p: return Foundation.log1p(x)
         case .one: return 1
         }
     }

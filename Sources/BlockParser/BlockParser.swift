@@ -765,7 +765,8 @@ private struct Parser {
             return .sameSegment(boundaries: bounds)
         }
         let start = current
-        let lhs = try parseAffine()
+        var divisor: Int?
+        let lhs = try parseAffine(divisor: &divisor)
         let isZero: Bool
         if isSymbol(">=") {
             isZero = false
@@ -775,26 +776,31 @@ private struct Parser {
             throw error("expected '>=' or '==' in the mask predicate, found \(current.quoted)")
         }
         advance()
-        let rhs = try parseAffine()
-        var coefficients: [Int] = []
+        let rhs = try parseAffine(divisor: &divisor)
+        var c: [Int] = []
         for (l, r) in zip(lhs, rhs) {
             let (d, overflow) = l.subtractingReportingOverflow(r)
             guard !overflow, d != Int.min else {
                 throw Diagnostic("the predicate's coefficients are too large", at: start.location)
             }
-            coefficients.append(d)
+            c.append(d)
+        }
+        if let divisor, c[3] != 0 || c[4] != 0 {
+            return .quotient(
+                QuotientAffine(
+                    divisor: divisor, row: c[0], column: c[1], rowQuotient: c[3], columnQuotient: c[4], constant: c[2],
+                    isEquality: isZero))
         }
         return isZero
-            ? .affineZero(
-                rowCoefficient: coefficients[0], columnCoefficient: coefficients[1], constant: coefficients[2])
-            : .affineNonNegative(
-                rowCoefficient: coefficients[0], columnCoefficient: coefficients[1], constant: coefficients[2])
+            ? .affineZero(rowCoefficient: c[0], columnCoefficient: c[1], constant: c[2])
+            : .affineNonNegative(rowCoefficient: c[0], columnCoefficient: c[1], constant: c[2])
     }
 
-    /// An affine expression of `i` and `j`: `[-] term ((+|-) term)*` with terms `N`, `N*i`, `i`.
-    /// Returns the coefficients of `i`, `j` and the constant.
-    mutating func parseAffine() throws(Diagnostic) -> [Int] {
-        var sums = [0, 0, 0]
+    /// An affine expression of `i`, `j` and the quotients `i/m`, `j/m`: `[-] term ((+|-) term)*`
+    /// with terms `N`, `N*i`, `i`, `i/m`, `N*(i/m)`; every quotient in one atom has the same
+    /// divisor `m > 0`. Returns the coefficients of `i`, `j`, the constant, `i/m` and `j/m`.
+    mutating func parseAffine(divisor: inout Int?) throws(Diagnostic) -> [Int] {
+        var sums = [0, 0, 0, 0, 0]
         var negative = false
         if isSymbol("-") {
             negative = true
@@ -808,10 +814,10 @@ private struct Parser {
                 coefficient = try integer("a coefficient")
                 if isSymbol("*") {
                     advance()
-                    slot = try affineVariable()
+                    slot = try affineTerm(divisor: &divisor)
                 }
             } else {
-                slot = try affineVariable()
+                slot = try affineTerm(divisor: &divisor)
             }
             if negative { coefficient = -coefficient }
             let (sum, overflow) = sums[slot].addingReportingOverflow(coefficient)
@@ -828,6 +834,32 @@ private struct Parser {
             }
             advance()
         }
+    }
+
+    /// `i` (slot 0), `j` (slot 1), `i/m` (slot 3), `j/m` (slot 4), or `(i/m)`, `(j/m)`.
+    mutating func affineTerm(divisor: inout Int?) throws(Diagnostic) -> Int {
+        let parenthesized = isSymbol("(")
+        if parenthesized { advance() }
+        var slot = try affineVariable()
+        if isSymbol("/") {
+            advance()
+            let location = current.location
+            let m = try integer("a divisor")
+            guard m > 0 else {
+                throw Diagnostic("division by zero in the mask predicate; divide by a positive integer", at: location)
+            }
+            if let d = divisor, d != m {
+                throw Diagnostic(
+                    "a mask condition divides by one number only, found both \(d) and \(m); split it into separate conditions",
+                    at: location)
+            }
+            divisor = m
+            slot += 3
+        } else if parenthesized {
+            throw error("expected '/' and a divisor in '(i/m)', found \(current.quoted)")
+        }
+        if parenthesized { try expectSymbol(")", "')' after the quotient") }
+        return slot
     }
 
     /// `i` (slot 0) or `j` (slot 1).

@@ -272,6 +272,18 @@ extension KernelEmitter {
                 let s = segment(row, bounds)
                 let others = [lastRow, column, lastColumn].map { "\(s) == \(segment($0, bounds))" }
                 return "(" + others.joined(separator: " && ") + ")"
+            case .quotient(let q):
+                // a·i + p·⌊i/m⌋ is monotone in i when a and p do not have opposite signs (likewise in
+                // j), so its extremes over the block lie at corners: `≥ 0` holds on the whole block
+                // when it holds at the minimizing corner, `= 0` when at both extreme corners.
+                guard q.row.signum() * q.rowQuotient.signum() >= 0, q.column.signum() * q.columnQuotient.signum() >= 0
+                else { return "0" }
+                let rowRises = q.row > 0 || q.rowQuotient > 0
+                let columnRises = q.column > 0 || q.columnQuotient > 0
+                let low = quotientText(q, row: rowRises ? row : lastRow, column: columnRises ? column : lastColumn)
+                guard q.isEquality else { return "(\(low) >= 0)" }
+                let high = quotientText(q, row: rowRises ? lastRow : row, column: columnRises ? lastColumn : column)
+                return "(\(low) == 0 && \(high) == 0)"
             }
         }
         return "(" + parts.joined(separator: " && ") + ")"
@@ -295,9 +307,24 @@ extension KernelEmitter {
             case .affineNonNegative(let a, let b, let c): return "(\(affine(a, b, c)) >= 0)"
             case .affineZero(let a, let b, let c): return "(\(affine(a, b, c)) == 0)"
             case .sameSegment(let bounds): return "(\(segment(row, bounds)) == \(segment(column, bounds)))"
+            case .quotient(let q):
+                return "(\(quotientText(q, row: row, column: column)) \(q.isEquality ? "==" : ">=") 0)"
             }
         }
         return "(" + parts.joined(separator: " && ") + ")"
+    }
+
+    /// `a·i + b·j + p·⌊i/m⌋ + q·⌊j/m⌋ + c` in C; `blk_floordiv` rounds toward −∞ as the IR does.
+    static func quotientText(_ q: QuotientAffine, row: String, column: String) -> String {
+        var terms: [String] = []
+        for (coefficient, x) in [
+            (q.row, row), (q.column, column), (q.rowQuotient, "blk_floordiv(\(row), \(q.divisor))"),
+            (q.columnQuotient, "blk_floordiv(\(column), \(q.divisor))"),
+        ] where coefficient != 0 {
+            terms.append(coefficient == 1 ? x : "\(coefficient) * \(x)")
+        }
+        if q.constant != 0 || terms.isEmpty { terms.append("\(q.constant)") }
+        return terms.joined(separator: " + ")
     }
 
     // MARK: Reductions

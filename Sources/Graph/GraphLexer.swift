@@ -35,7 +35,7 @@ struct GraphToken: Equatable {
 enum GraphLexer {
     /// The operators and punctuation, longest first so `>=` wins over `>`.
     static let symbols: [[Unicode.Scalar]] = [
-        "...", "&&", ">=", "<=", "==", "!=", "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", "/", ">", "<",
+        "...", "&&", ">=", "<=", "==", "!=", "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", "/", "%", ">", "<",
     ].map { Array($0.unicodeScalars) }
 
     /// The tokens of a text, ending with `.end`.
@@ -115,7 +115,7 @@ enum GraphLexer {
         case ";": return "unexpected character \(shown); put one statement per line instead of using ';'"
         case "{", "}": return "unexpected character \(shown); use '[...]' for shapes and lists, '(...)' for grouping"
         default:
-            return "unexpected character \(shown); names are letters, digits and '_', operators are + - * / "
+            return "unexpected character \(shown); names are letters, digits and '_', operators are + - * / % "
                 + "and comments start with '#'"
         }
     }

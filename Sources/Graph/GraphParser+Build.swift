@@ -4,7 +4,7 @@ extension GraphExpr {
     /// The operators of integer and tensor arithmetic.
     static let arithmetic: Set<String> = ["+", "-", "*", "/"]
     /// Every binary operator.
-    static let operators: Set<String> = arithmetic.union([">=", ">", "<=", "<", "==", "!=", "&&"])
+    static let operators: Set<String> = arithmetic.union(["%", ">=", ">", "<=", "<", "==", "!=", "&&"])
 }
 
 /// Evaluating parsed expressions: integers (dims, shapes, axes) and tensors (through the builder).
@@ -123,6 +123,11 @@ extension GraphTextParser {
             return try guarded(e.location) { (b: inout GraphBuilder) throws(GraphError) in try b.unary(.neg, v) }
         case .binary(let op, _, _):
             let chain = e.leftChain(through: GraphExpr.arithmetic)
+            guard op != "%" else {
+                throw error(
+                    "'%' (remainder) is allowed only on the mask indices in the predicate of where(...), e.g. "
+                        + "where(i % 2 == 0, X, 0)", e.location)
+            }
             guard !chain.steps.isEmpty else {
                 throw error(
                     "'\(op)' compares mask indices; it is allowed only in the predicate of where(...)", e.location)
@@ -183,9 +188,14 @@ extension GraphTextParser {
                 }
             case .number, .list: break
             case .negate(let x): collect(x)
-            case .binary:
+            case .binary(_, let a, let b):
                 // Left chains are iterated (they may be long); right operands recurse.
                 let chain = e.leftChain(through: GraphExpr.operators)
+                guard !chain.steps.isEmpty else {
+                    collect(a)
+                    collect(b)
+                    return
+                }
                 collect(chain.first)
                 for step in chain.steps { collect(step.rhs) }
             case .call(let name, let args):

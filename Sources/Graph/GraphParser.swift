@@ -408,7 +408,7 @@ struct GraphTextParser {
     /// Factors joined by `*` and `/`.
     mutating func term() throws(Diagnostic) -> GraphExpr {
         var lhs = try unary()
-        while case .symbol(let op) = current.kind, op == "*" || op == "/" {
+        while case .symbol(let op) = current.kind, op == "*" || op == "/" || op == "%" {
             let loc = current.location
             advance()
             let rhs = try unary()

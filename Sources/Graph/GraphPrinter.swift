@@ -62,7 +62,7 @@ public enum GraphPrinter {
     static func predicateText(_ p: Predicate) -> String {
         p.atoms.map { atom -> String in
             switch atom {
-            case .affineNonNegative, .affineZero: return atom.description
+            case .affineNonNegative, .affineZero, .quotient: return atom.description
             case .sameSegment(let bounds):
                 return "same_segment(i, j, [" + bounds.map(String.init).joined(separator: ", ") + "])"
             }

@@ -133,7 +133,7 @@ enum Dense {
                 out[i] = 1
                 i += 1
             }
-        case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs:
+        case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs, .sin, .cos, .softplus, .log1p:
             while i < count {
                 out[i] = op.apply(x[i])
                 i += 1
@@ -216,9 +216,54 @@ enum MaskRows {
                 let s = sorted.reduce(0) { i >= $1 ? $0 + 1 : $0 }
                 if s > 0 { lo = max(lo, sorted[s - 1]) }
                 if s < sorted.count { hi = min(hi, sorted[s]) }
+            case .quotient(let q):
+                guard let kept = quotientColumns(q, row: i) else { return nil }
+                lo = max(lo, kept.lowerBound)
+                hi = min(hi, kept.upperBound)
             }
         }
         return lo < hi ? lo..<hi : columns.lowerBound..<columns.lowerBound
+    }
+
+    /// The columns `j` a quotient atom keeps in row `i` when they form an interval: with `b·j`
+    /// alone it is an affine condition; with `q·⌊j/m⌋` alone, `q·⌊j/m⌋ ≥ t` keeps `⌊j/m⌋ ≥ ⌈t/q⌉`
+    /// (q > 0), i.e. `j ≥ m·⌈t/q⌉`, or `⌊j/m⌋ ≤ ⌊t/q⌋` (q < 0), i.e. `j < m·(⌊t/q⌋ + 1)`; `= t`
+    /// keeps the chunk `[m·t/q, m·t/q + m)`. Nil when both occur (`j % 2 == 0` keeps every other
+    /// column) or on overflow: callers then test every element.
+    private static func quotientColumns(_ q: QuotientAffine, row i: Int) -> Range<Int>? {
+        let m = q.divisor
+        let all = Int.min..<Int.max
+        guard q.column == 0 || q.columnQuotient == 0, m > 0, Swift.abs(q.column) < 1 << 40,
+            Swift.abs(q.columnQuotient) < 1 << 40
+        else { return nil }
+        // t = −(a·i + p·⌊i/m⌋ + c): the condition is b·j + q·⌊j/m⌋ (≥ | =) t.
+        let (ai, o1) = q.row.multipliedReportingOverflow(by: i)
+        let (pi, o2) = q.rowQuotient.multipliedReportingOverflow(by: QuotientAffine.floorDivide(i, m))
+        let (s1, o3) = ai.addingReportingOverflow(pi)
+        let (s, o4) = s1.addingReportingOverflow(q.constant)
+        guard !o1, !o2, !o3, !o4, s != Int.min, Swift.abs(s) < 1 << 60 else { return nil }
+        let t = -s
+        let empty = 0..<0
+        let (coefficient, scale) = q.column != 0 ? (q.column, 1) : (q.columnQuotient, m)
+        if coefficient == 0 {
+            let kept = q.isEquality ? t == 0 : t <= 0
+            return kept ? all : empty
+        }
+        // x = j (scale 1) or x = ⌊j/m⌋ (scale m); x in [xlo, xhi] ⇔ j in [scale·xlo, scale·xhi + scale).
+        var xlo = Int.min / (2 * m)
+        var xhi = Int.max / (2 * m)
+        if q.isEquality {
+            guard t % coefficient == 0 else { return empty }
+            xlo = t / coefficient
+            xhi = xlo
+        } else if coefficient > 0 {
+            xlo = ceilDiv(t, coefficient)
+        } else {
+            xhi = floorDiv(t, coefficient)
+        }
+        let lower = xlo <= Int.min / (2 * m) ? Int.min : xlo * scale
+        let upper = xhi >= Int.max / (2 * m) ? Int.max : xhi * scale + scale
+        return lower < upper ? lower..<upper : empty
     }
 
     /// `−(a·i + c)`, or nil on overflow.
@@ -277,6 +322,12 @@ enum MaskRows {
             case .affineNonNegative(let a, let b, let c): if !(a &* i &+ b &* j &+ c >= 0) { return false }
             case .affineZero(let a, let b, let c): if a &* i &+ b &* j &+ c != 0 { return false }
             case .sameSegment: if !atom.holds(row: i, column: j) { return false }
+            case .quotient(let q):
+                let m = q.divisor
+                let v =
+                    q.row &* i &+ q.column &* j &+ q.rowQuotient &* QuotientAffine.floorDivide(i, m)
+                    &+ q.columnQuotient &* QuotientAffine.floorDivide(j, m) &+ q.constant
+                if q.isEquality ? v != 0 : v < 0 { return false }
             }
         }
         return true

@@ -85,6 +85,52 @@ final class BlockParserTests: XCTestCase {
         XCTAssertEqual(edges[5].op, .dot(ValueID(1), ValueID(0), transposeA: true, transposeB: true))
     }
 
+    /// Quotient atoms (`i/m`, `N*(j/m)`) parse to `QuotientAffine` and print back as written.
+    func testQuotientPredicates() throws {
+        let text = """
+            program q
+
+            tensor S: f32[20,20] @global input
+            tensor P: f32[20,20] @global output
+
+            kernel k0 grid(i < 2, j < 2) {
+              %0 = load S[i * 10 +: 10, j * 10 +: 10] : f32[10,10] @local
+              %1 = mask %0 at (i * 10, j * 10) if i/4 - j/4 == 0 && -(i/4) + 2*(j/4) + 2 >= 0 else -inf : f32[10,10] @local
+              %2 = mask %1 at (i * 10, j * 10) if i - 2*(i/2) == 0 else 0.0 : f32[10,10] @local
+              store %2 -> P[i * 10 +: 10, j * 10 +: 10]
+            }
+
+            """
+        let program = try BlockParser.parse(text)
+        XCTAssertEqual(BlockPrinter.print(program), text)
+        guard case .mask(_, _, _, let p1, _) = program.kernels[0].body[1].op,
+            case .mask(_, _, _, let p2, _) = program.kernels[0].body[2].op
+        else { return XCTFail("expected masks") }
+        XCTAssertEqual(
+            p1.atoms,
+            [
+                .quotient(QuotientAffine(divisor: 4, rowQuotient: 1, columnQuotient: -1, isEquality: true)),
+                .quotient(QuotientAffine(divisor: 4, rowQuotient: -1, columnQuotient: 2, constant: 2)),
+            ])
+        XCTAssertEqual(
+            p2.atoms,
+            [.quotient(QuotientAffine(divisor: 2, row: 1, rowQuotient: -2, columnQuotient: 0, isEquality: true))])
+        // Written without the canonical parentheses, or with terms in another order.
+        let loose = text.replacingOccurrences(of: "-(i/4) + 2*(j/4) + 2", with: "2 + 2*(j/4) - i/4")
+        XCTAssertEqual(try BlockParser.parse(loose), program)
+        for (bad, message) in [
+            ("i/0 - j/4 == 0", "division by zero"), ("i/4 - j/3 == 0", "divides by one number only"),
+            ("(i) >= 0", "expected '/'"),
+        ] {
+            let wrong = text.replacingOccurrences(of: "i/4 - j/4 == 0", with: bad)
+            XCTAssertThrowsError(try BlockParser.parse(wrong)) { error in
+                let d = error as! Diagnostic
+                XCTAssertTrue(d.message.contains(message), "\(d.message) for \(bad)")
+                XCTAssertEqual(d.location?.line, 8, "\(bad)")
+            }
+        }
+    }
+
     func testCommentsBlankLinesAndSpacingAreAccepted() throws {
         let text = """
             // leading comment

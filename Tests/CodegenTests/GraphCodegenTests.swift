@@ -22,6 +22,18 @@ final class GraphCodegenTests: XCTestCase {
             .sameSegment(boundaries: [20]),
         ])
         try b.output(b.mask(x, window, fill: 0.5), name: "W")
+        // Chunk masks: whole 16-blocks inside one chunk of 8 never happen, inside a band of chunks
+        // of 10 they do; `i % 2 == 0` keeps every other row.
+        let chunk = Predicate([
+            .quotient(QuotientAffine(divisor: 8, rowQuotient: 1, columnQuotient: -1, isEquality: true))
+        ])
+        try b.output(b.mask(x, chunk, fill: -1), name: "C")
+        let band = Predicate([
+            .quotient(QuotientAffine(divisor: 10, rowQuotient: 1, columnQuotient: -1)),
+            .quotient(QuotientAffine(divisor: 10, rowQuotient: -1, columnQuotient: 1, constant: 1)),
+            .quotient(QuotientAffine(divisor: 2, row: 1, rowQuotient: -2, columnQuotient: 0, isEquality: true)),
+        ])
+        try b.output(b.mask(x, band, fill: 0.25), name: "B")
         _ = try CodegenHarness.check(CodegenHarness.lower(b.build(), i: 16, j: 16, k: 16))
     }
 
@@ -66,7 +78,7 @@ final class GraphCodegenTests: XCTestCase {
         let y = try b.input("Y", [20, 12])
         let row = try b.input("Row", [12])
         var acc = try b.add(x, y)
-        for op in UnaryOp.allCases where op != .log && op != .sqrt && op != .rsqrt {
+        for op in UnaryOp.allCases where ![.log, .sqrt, .rsqrt, .log1p].contains(op) {
             acc = try b.add(acc, b.unary(op, b.mul(y, b.constant(0.5))))
         }
         for op in [BinaryOp.sub, .mul, .div, .max, .min] { acc = try b.binary(op, acc, row) }
@@ -76,6 +88,9 @@ final class GraphCodegenTests: XCTestCase {
             b.add(
                 b.add(b.unary(.log, pos), b.unary(.sqrt, pos)), b.add(b.unary(.rsqrt, pos), b.binary(.pow, pos, row))),
             name: "Pos")
+        // softplus and log1p over a wide range: large arguments, very negative ones, and near zero.
+        let wide = try b.mul(y, b.constant(40))
+        try b.output(b.add(b.unary(.softplus, wide), b.unary(.log1p, b.mul(pos, b.constant(1e-3)))), name: "Wide")
         _ = try CodegenHarness.check(CodegenHarness.lower(b.build(), i: 8, j: 8, k: 8))
     }
 

@@ -16,6 +16,7 @@ final class NumPyTests: XCTestCase {
         ("attention_gqa", ["--dim", "B=2,Hkv=2,g=3,H=6,N=70,d=16"], []),
         ("decode_attention", ["--dim", "BH=3,N=200,d=24"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),
+        ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),

@@ -95,6 +95,7 @@ final class GraphParserTests: XCTestCase {
             input g: [K]
             input b: [K]
             A = neg(exp(log(sqrt(rsqrt(recip(tanh(sigmoid(silu(gelu(abs(square(X))))))))))))
+            A2 = sin(X) + cos(X) + softplus(X) + log1p(abs(X))
             B = pow(max(min(add(sub(mul(div(X, 2), X), X), X), X), X), 2)
             C = matmul(X, W) + transpose(matmul(W, X, transpose_a=true, transpose_b=true))
             R1 = reduce_sum(X, axis=0, keepdims=true) + reduce_max(X, 1, keepdims=true) + reduce_mean(X, keepdims=true)
@@ -102,12 +103,16 @@ final class GraphParserTests: XCTestCase {
             L = layernorm(X, g, b, eps=1e-3) + layernorm(X) + layernorm(X, gamma=g) + rmsnorm(X, g) + rmsnorm(X)
             S = softmax(X) + softmax(X, axis=0) + softmax(X, 1)
             Wm = where(j <= i && i - j < 2 && same_segment(i, j, [2]), X, 0)
-            output A, B, C, R1, T, L, S, Wm
+            output A, B, C, R1, T, L, S, Wm, A2
             """
         let g = try parse(good)
-        XCTAssertEqual(g.outputs.map { g[$0].name }, ["A", "B", "C", "R1", "T", "L", "S", "Wm"])
+        XCTAssertEqual(g.outputs.map { g[$0].name }, ["A", "B", "C", "R1", "T", "L", "S", "Wm", "A2"])
         XCTAssertEqual(
-            g.outputs.map { g[$0].shape }, [[4, 6], [4, 6], [4, 3], [4, 6], [2, 2, 6], [4, 6], [4, 6], [4, 6]])
+            g.outputs.map { g[$0].shape },
+            [[4, 6], [4, 6], [4, 3], [4, 6], [2, 2, 6], [4, 6], [4, 6], [4, 6], [4, 6]])
+        let text = GraphPrinter.print(g)
+        for op in ["sin(", "cos(", "softplus(", "log1p("] { XCTAssertTrue(text.contains(op), "\(op) in\n\(text)") }
+        XCTAssertEqual(GraphPrinter.print(try parse(text)), text)
         guard case .transpose(_, let perm) = try XCTUnwrap(g.node(named: "T")).op else { return XCTFail("T") }
         XCTAssertEqual(perm, [1, 0, 2])
     }
@@ -184,6 +189,48 @@ final class GraphParserTests: XCTestCase {
         XCTAssertEqual(try atoms("same_segment(i, j, [1, 3])"), [.sameSegment(boundaries: [1, 3])])
         XCTAssertEqual(
             try atoms("(i >= j) && same_segment(i, j, [])"), [nonNegative(1, -1, 0), .sameSegment(boundaries: [])])
+        func quotient(_ p: Int, _ q: Int, _ c: Int, equal: Bool = false, i: Int = 0, j: Int = 0) -> PredicateAtom {
+            .quotient(
+                QuotientAffine(
+                    divisor: 256, row: i, column: j, rowQuotient: p, columnQuotient: q, constant: c, isEquality: equal))
+        }
+        XCTAssertEqual(try atoms("i / 256 == j / 256"), [quotient(1, -1, 0, equal: true)])
+        XCTAssertEqual(try atoms("i / W == j / W + 1"), [quotient(1, -1, -1, equal: true)])
+        XCTAssertEqual(try atoms("i / W > j / W + 1"), [quotient(1, -1, -2)])
+        XCTAssertEqual(try atoms("i / 256 >= j / 256"), [quotient(1, -1, 0)])
+        XCTAssertEqual(try atoms("i / 256 < 2 * (j / 256)"), [quotient(-1, 2, -1)])
+        XCTAssertEqual(try atoms("j / (W / 2 * 2) <= i / 256 + 1"), [quotient(1, -1, 1)])
+        XCTAssertEqual(try atoms("i % 256 >= j"), [quotient(-256, 0, 0, i: 1, j: -1)])
+        XCTAssertEqual(
+            try atoms("i % 2 == 0"),
+            [.quotient(QuotientAffine(divisor: 2, row: 1, rowQuotient: -2, columnQuotient: 0, isEquality: true))])
+        // Quotients that cancel leave an affine atom.
+        XCTAssertEqual(try atoms("i / 256 - i / 256 + i >= j"), [nonNegative(1, -1, 0)])
+    }
+
+    /// Quotient atoms print in a form both parsers read back to the same atom.
+    func testQuotientAtomsRoundTrip() throws {
+        let text = """
+            graph chunks
+            input S: [20, 20]
+            A = where(i / 4 == j / 4 && i >= j, S, -inf)
+            B = where(-(i / 4) + j / 4 + 1 >= 0 && i % 2 == 0 && 2 * (j / 4) > i / 4 - 3, S, 0)
+            C = where(j / 3 < -(i / 3) + 9, S, 0)
+            output A, B, C
+            """
+        let g = try parse(text)
+        let printed = GraphPrinter.print(g)
+        XCTAssertTrue(printed.contains("where(i/4 - j/4 == 0 && i - j >= 0, S, (-inf))"), printed)
+        XCTAssertTrue(
+            printed.contains("-(i/4) + j/4 + 1 >= 0 && i - 2*(i/2) == 0 && -(i/4) + 2*(j/4) + 2 >= 0"), printed)
+        XCTAssertEqual(GraphPrinter.print(try parse(printed)), printed)
+        for name in ["A", "B", "C"] {
+            guard case .mask(_, let p, _) = try XCTUnwrap(g.node(named: name)).op else { return XCTFail(name) }
+            guard case .mask(_, let again, _) = try XCTUnwrap(try parse(printed).node(named: name)).op else {
+                return XCTFail(name)
+            }
+            XCTAssertEqual(again, p)
+        }
     }
 
     func testErrorsAreLocated() {
@@ -220,7 +267,17 @@ final class GraphParserTests: XCTestCase {
             ("input X: [4, 4]\nY = where(i >= j & i < 3, X, 0)\noutput Y\n", 2, 18, "'&&'"),
             ("input X: [4, 4]\nY = where(i >= j, X, X)\noutput Y\n", 2, 22, "must be a constant"),
             ("input X: [4, 4]\nY = where(i * j >= 0, X, 0)\noutput Y\n", 2, 13, "one side of a product"),
-            ("input X: [4, 4]\nY = where(i / 2 >= 0, X, 0)\noutput Y\n", 2, 13, "'/' is not allowed in a mask"),
+            ("input X: [4, 4]\nY = where(i / j >= 0, X, 0)\noutput Y\n", 2, 15, "must be a positive integer constant"),
+            ("input X: [4, 4]\nY = where(i / X >= 0, X, 0)\noutput Y\n", 2, 15, "or a dim"),
+            ("input X: [4, 4]\nY = where(i / 0 >= 0, X, 0)\noutput Y\n", 2, 15, "division by zero in a mask"),
+            ("input X: [4, 4]\nY = where(j % (2 - 2) == 0, X, 0)\noutput Y\n", 2, 18, "division by zero in a mask"),
+            ("input X: [4, 4]\nY = where(i / -2 >= 0, X, 0)\noutput Y\n", 2, 15, "must be positive"),
+            ("input X: [4, 4]\nY = where((i + 1) / 2 >= 0, X, 0)\noutput Y\n", 2, 14, "applies to i or j alone"),
+            ("input X: [4, 4]\nY = where(i / 2 == j / 3, X, 0)\noutput Y\n", 2, 17, "divide by one number only"),
+            ("input X: [4, 4]\nY = where(i / 2 - j / 4 >= 0, X, 0)\noutput Y\n", 2, 17, "divide by one number only"),
+            ("input X: [4, 4]\nY = X % 2\noutput Y\n", 2, 7, "'%' (remainder) is allowed only on the mask indices"),
+            ("input X: [4, 4]\nY = X[..., 0:32:2]\noutput Y\n", 2, 16, "slicing with a step"),
+            ("input X: [4, 4]\nY = X[0:4:1, :]\noutput Y\n", 2, 10, "slicing with a step"),
             ("input X: [4, 4]\nY = where(i != j, X, 0)\noutput Y\n", 2, 13, "'!=' is not supported"),
             ("input X: [4, 4]\nY = where(X, X, 0)\noutput Y\n", 2, 11, "expected a mask predicate"),
             ("input X: [4, 4]\nY = where(same_segment(j, i, [2]), X, 0)\noutput Y\n", 2, 11, "must be i and j"),

@@ -67,6 +67,39 @@ final class GraphInterpreterTests: XCTestCase {
         XCTAssertEqual(r, a([3], [0.5, -1, 2]))
     }
 
+    /// `sin`, `cos`, `softplus` and `log1p` against Foundation in Double, including the values
+    /// where a naive formula loses: softplus of large and very negative arguments, log1p near 0.
+    func testTrigonometricSoftplusAndLog1p() throws {
+        let values: [Float] = [0, 1e-7, -0.5, 0.75, 3, -3, 20, -20, 100, -100, 1e4]
+        let x = a([values.count], values)
+        let references: [(UnaryOp, (Double) -> Double)] = [
+            (.sin, { Foundation.sin($0) }), (.cos, { Foundation.cos($0) }),
+            (.softplus, { $0 > 30 ? $0 : Foundation.log1p(Foundation.exp($0)) }),
+            (.log1p, { Foundation.log1p($0) }),
+        ]
+        for (op, reference) in references {
+            let y = try evaluate([("x", x)]) { b, v in try b.unary(op, v[0]) }
+            for (k, v) in values.enumerated() {
+                let want = reference(Double(v))
+                if want.isNaN {
+                    XCTAssertTrue(y.data[k].isNaN, "\(op)(\(v))")
+                    continue
+                }
+                XCTAssertEqual(
+                    Double(y.data[k]), want, accuracy: 1e-6 * Swift.max(1, Swift.abs(want)), "\(op)(\(v))")
+            }
+        }
+        XCTAssertGreaterThan(UnaryOp.softplus.apply(-100), 0, "softplus keeps tiny values")
+        XCTAssertEqual(UnaryOp.softplus.apply(1e4), 1e4)
+        XCTAssertEqual(UnaryOp.softplus.apply(-.infinity), 0)
+        XCTAssertEqual(UnaryOp.softplus.apply(.infinity), .infinity)
+        XCTAssertTrue(UnaryOp.softplus.apply(.nan).isNaN)
+        XCTAssertEqual(UnaryOp.log1p.apply(1e-7), 1e-7, accuracy: 1e-13)
+        XCTAssertEqual(UnaryOp.log1p.apply(0), 0)
+        XCTAssertEqual(UnaryOp.sin.apply(0), 0)
+        XCTAssertTrue(UnaryOp.cos.apply(-.infinity).isNaN)
+    }
+
     func testBroadcasting() throws {
         let x = a([2, 3], [1, 2, 3, 4, 5, 6])
         let row = a([3], [10, 20, 30])
@@ -248,12 +281,21 @@ final class GraphInterpreterTests: XCTestCase {
         for _ in 0..<300 {
             var atoms: [PredicateAtom] = []
             for _ in 0..<(1 + Int(generator.next() % 3)) {
-                switch generator.next() % 3 {
+                switch generator.next() % 4 {
                 case 0:
                     atoms.append(
                         .affineNonNegative(rowCoefficient: small(), columnCoefficient: small(), constant: small() * 3))
                 case 1:
                     atoms.append(.affineZero(rowCoefficient: small(), columnCoefficient: small(), constant: small()))
+                case 2:
+                    // Quotients, sometimes with i or j beside them (`j % m` keeps no interval).
+                    let linear = generator.next() % 2 == 0
+                    atoms.append(
+                        .quotient(
+                            QuotientAffine(
+                                divisor: 1 + Int(generator.next() % 5), row: linear ? small() : 0,
+                                column: linear ? small() : 0, rowQuotient: small(), columnQuotient: small(),
+                                constant: small(), isEquality: generator.next() % 3 == 0)))
                 default:
                     atoms.append(.sameSegment(boundaries: [Int(generator.next() % 12), Int(generator.next() % 12)]))
                 }

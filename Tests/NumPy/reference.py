@@ -113,6 +113,10 @@ EXAMPLES = {
     "attention_gqa": attention_gqa,
     "decode_attention": attention,
     "attention_alibi": attention_alibi,
+    # sys.argv[3] is the chunk size C: keys j <= i in the query's chunk or the one before.
+    "attention_chunked": lambda t: attention(
+        t, lambda i, j: (j <= i) & (i // int(sys.argv[3]) - j // int(sys.argv[3]) <= 1)
+    ),
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -128,6 +132,7 @@ INPUTS = {
     "attention_gqa": ["Q", "K", "V"],
     "decode_attention": ["Q", "K", "V"],
     "attention_alibi": ["Q", "K", "V"],
+    "attention_chunked": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],

@@ -115,6 +115,18 @@ extension FusionRule {
                     .floorDiv(.add(.add(hi, .constant(-1)), .mul(movingRest, -1)), stride), .constant(1))
                 lower = lower.map { .max($0, l) } ?? l
                 upper = upper.map { .min($0, u) } ?? u
+            case .quotient(let q):
+                // `= 0` needs both `≥ 0` and `≤ 0`; each alone bounds k.
+                let sides = q.isEquality ? [q, q.negated] : [q]
+                for var side in sides {
+                    side.isEquality = false
+                    let block = MovingBlock(
+                        stride: stride, rest: movingRest, size: movingSize, fixedStart: fixedStart, fixedSize: fixedSize
+                    )
+                    guard let (l, u) = quotientBound(side, onRows: onRows, block) else { continue }
+                    if let l { lower = lower.map { .max($0, l) } ?? l }
+                    if let u { upper = upper.map { .min($0, u) } ?? u }
+                }
             }
         }
         for (a, b, c) in atoms {
@@ -138,6 +150,57 @@ extension FusionRule {
         }
         guard lower != nil || upper != nil else { return nil }
         return (lower?.simplified(), upper?.simplified())
+    }
+
+    /// The block a mask covers in iteration `k`: moving positions `stride·k + rest ..< stride·k +
+    /// rest + size`, fixed positions `fixedStart ..< fixedStart + fixedSize`.
+    struct MovingBlock {
+        var stride: Int
+        var rest: IndexExpr
+        var size: Int
+        var fixedStart: IndexExpr
+        var fixedSize: Int
+    }
+
+    /// The bounds on `k` outside which `p·⌊x/m⌋ + b·y + q·⌊y/m⌋ + c ≥ 0` fails on the whole block
+    /// (x the moving position, y the fixed one; the atom must not read x outside the quotient):
+    /// `(lower, nil)` when `p > 0`, `(nil, upper)` when `p < 0`, nil when it gives no bound.
+    ///
+    /// Proof. Write `g(y) = b·y + q·⌊y/m⌋`. When `b` and `q` do not have opposite signs `g` is
+    /// monotone, so over the block's fixed range its largest value `G` is at the range's last
+    /// position (`b > 0` or `q > 0`) or its first. Every element of the block then has value
+    /// `≤ p·⌊x/m⌋ + G + c`, and `⌊x/m⌋` is non-decreasing in `x`, with `x` between `xlo = s·k + R`
+    /// and `xhi = s·k + R + size − 1`.
+    /// - `p > 0`: the block is empty of kept elements when `p·⌊xhi/m⌋ + G + c < 0`, i.e.
+    ///   `⌊xhi/m⌋ < T = ⌈−(G + c)/p⌉` (an integer is below a real iff it is below its ceiling), i.e.
+    ///   `xhi < m·T` (for `m > 0`, `⌊z/m⌋ < T ⇔ z < m·T`), i.e. `s·k < m·T − R − size + 1`, i.e.
+    ///   `k < ⌈(m·T − R − size + 1)/s⌉ = ⌊(m·T − R − size + s)/s⌋`, the lower bound.
+    /// - `p < 0`: empty when `p·⌊xlo/m⌋ + G + c < 0`, i.e. `⌊xlo/m⌋ > (G + c)/(−p)`, i.e.
+    ///   `⌊xlo/m⌋ > U = ⌊(G + c)/(−p)⌋`, i.e. `xlo ≥ m·(U + 1)`, i.e. `s·k ≥ m·U + m − R`, i.e.
+    ///   `k ≥ ⌈(m·U + m − R)/s⌉ = ⌊(m·U + m − 1 − R)/s⌋ + 1`, the (exclusive) upper bound.
+    ///
+    /// The block's shape may exceed its valid extent at a tensor's edge; the argument covers the
+    /// whole shape, so a skipped block has no kept element among its valid ones either.
+    static func quotientBound(_ atom: QuotientAffine, onRows: Bool, _ block: MovingBlock) -> (IndexExpr?, IndexExpr?)? {
+        let m = atom.divisor
+        let (linear, p) = onRows ? (atom.row, atom.rowQuotient) : (atom.column, atom.columnQuotient)
+        let (b, q) = onRows ? (atom.column, atom.columnQuotient) : (atom.row, atom.rowQuotient)
+        guard m > 0, linear == 0, p != 0, b.signum() * q.signum() >= 0, block.stride > 0 else { return nil }
+        let last = IndexExpr.add(block.fixedStart, .constant(block.fixedSize - 1))
+        let y = b > 0 || q > 0 ? last : block.fixedStart
+        let g = IndexExpr.add(.mul(y, b), .mul(.floorDiv(y, m), q))
+        let s = block.stride
+        let rest = block.rest
+        if p > 0 {
+            // T = ⌈−(G + c)/p⌉ = ⌊(−G − c + p − 1)/p⌋; k ≥ ⌊(m·T − R − size + s)/s⌋.
+            let t = IndexExpr.floorDiv(.add(.mul(g, -1), .constant(-atom.constant + p - 1)), p)
+            let lower = IndexExpr.floorDiv(.add(.add(.mul(t, m), .mul(rest, -1)), .constant(s - block.size)), s)
+            return (lower.simplified(), nil)
+        }
+        // U = ⌊(G + c)/(−p)⌋; k < ⌊(m·U + m − 1 − R)/s⌋ + 1.
+        let u = IndexExpr.floorDiv(.add(g, .constant(atom.constant)), -p)
+        let upper = IndexExpr.add(.floorDiv(.add(.add(.mul(u, m), .mul(rest, -1)), .constant(m - 1)), s), .constant(1))
+        return (nil, upper.simplified())
     }
 
     /// `[x ≥ b]` for integers: `min(1, max(0, x − b + 1))`.
