@@ -36,7 +36,7 @@ ap.add_argument("--peak", type=float, default=None, help="GFLOP/s to report %% o
                                                           "measured in this run by Benchmarks/peak_fma.c")
 ap.add_argument("--workdir", default=None, help="scratch folder for builds and logs (default: a new /tmp folder)")
 ap.add_argument("--skip", default="", help="comma list of parts to skip: blockc-unfused,numpy,torch,flex,ort,"
-                                          "attnc,memory,peak,bf16")
+                                          "attnc,memory,peak,bf16,variants")
 ap.add_argument("--json", default=None, help="also write every measurement to this JSON file")
 args = ap.parse_args()
 REPS = args.reps or (3 if args.quick else 10)
@@ -127,6 +127,31 @@ if "bf16" not in SKIP:
                           kind="swiglu_bf16", **FFN, graph="Examples/rmsnorm_swiglu_bf16.graph",
                           dims=f"M={FFN['M']},d={FFN['d']},h={FFN['h']}", flop=6.0 * FFN["M"] * FFN["d"] * FFN["h"],
                           f32_key="swiglu"))
+# Attention variants written in the graph language (issue #13): each graph computes its own
+# positions, slopes, rotations or stick-breaking weights. All are causal: FLOPs are the useful
+# half of 4*BH*N^2*d. The graph's own dims are read from the file, so B/H/BH/N/d names may vary.
+VARIANTS = [("alibi", "Examples/attention_alibi.graph", "ALiBi causal"),
+            ("rope", "Examples/attention_rope.graph", "RoPE causal"),
+            ("stick", "Examples/stick_breaking_attention.graph", "stick-breaking")]
+
+
+def graph_dims(path):
+    """The `dim NAME = ...` names a graph file declares, in order."""
+    with open(path) as fh:
+        return [line.split()[1] for line in fh if line.startswith("dim ")]
+
+
+if "variants" not in SKIP:
+    for kind, graph, label in VARIANTS:
+        path = os.path.join(REPO, graph)
+        if not os.path.exists(path):
+            continue
+        names = graph_dims(path)
+        for N in ATTN_N[:2]:
+            given = {"B": 1, "H": BH, "BH": BH, "N": N, "d": D}
+            dims = ",".join(f"{n}={given[n]}" for n in names if n in given)
+            WORKLOADS.append(dict(key=f"{kind}_{N}", label=f"{label} N={N}", kind=kind, BH=BH, N=N, d=D,
+                                  graph=graph, dims=dims, flop=4.0 * BH * N * N * D * 0.5))
 BY_KEY = {w["key"]: w for w in WORKLOADS}
 
 # results[key][impl] = dict(median_ms, min_ms, reps, note) or dict(error=...)
@@ -339,9 +364,10 @@ def run_peers():
         env = {k: v for k, v in BASE_ENV.items() if k not in OPENBLAS_TUNING}
         run_peer_child("numpy", ("attn", "ln", "swiglu"), env, 1800)
     if "torch" not in SKIP:
-        run_peer_child("torch", ("attn", "swiglu", "attn_bf16", "swiglu_bf16"), BASE_ENV, 1800)
+        run_peer_child("torch", ("attn", "swiglu", "attn_bf16", "swiglu_bf16", "alibi", "rope", "stick"), BASE_ENV,
+                       1800)
     if "flex" not in SKIP:
-        run_peer_child("flex", ("sliding",), BASE_ENV, 1800)
+        run_peer_child("flex", ("sliding", "alibi"), BASE_ENV, 1800)
     if "ort" not in SKIP:
         run_peer_child("ort", ("attn",), BASE_ENV, 1800)
 
@@ -567,6 +593,15 @@ def print_targets():
         torch_impl = "torch_sdpa" if w["kind"] == "attn_bf16" else "torch_eager"
         req.append(check(f"{what}: fused >= 1.6x blockc f32 fused", med(k, "blockc_f32"), b, 1.6))
         req.append(check(f"{what}: fused >= 1.5x {torch_name}", med(k, torch_impl), b, 1.5))
+    # attention variants (issue #13): >= 2x each peer measured on the same row
+    variant_targets = []
+    for w in WORKLOADS:
+        if w["kind"] not in ("alibi", "rope", "stick"):
+            continue
+        k, f = w["key"], med(w["key"], "fused")
+        for impl, name in PEER_COLS:
+            if impl in results[k]:
+                variant_targets.append(check(f"{w['label']}: fused >= 2x {name}", med(k, impl), f, 2.0))
     # memory
     if "memory" not in SKIP:
         tag = "" if MEM_N == 32768 else f" [--quick: N={MEM_N}, not the target size]"
@@ -587,6 +622,10 @@ def print_targets():
     print("stretch targets:")
     for line in stretch:
         print("  " + line)
+    if variant_targets:
+        print("attention variant targets (issue #13: >= 2x each peer):")
+        for line in variant_targets:
+            print("  " + line)
     print("not measured here: compile time (transformer layer .graph -> C < 0.5 s) and the CUDA targets.")
     n_no = sum(1 for line in req if ": NO" in line or line.endswith("NO"))
     n_na = sum(1 for line in req if "n/a" in line)

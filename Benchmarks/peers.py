@@ -10,6 +10,9 @@ CASES.json is a list of workloads as written by bench.py:
     {"key": "swiglu",         "kind": "swiglu", "M": 2048, "d": 1024, "h": 2816}
     {"key": "attn_full_1024_bf16", "kind": "attn_bf16", ...}   torch SDPA on bf16 tensors
     {"key": "swiglu_bf16",         "kind": "swiglu_bf16", ...} torch rms_norm + SwiGLU on bf16 tensors
+    {"key": "alibi_1024", "kind": "alibi"|"rope"|"stick", "BH": 8, "N": 1024, "d": 64}   causal attention
+        variants (heads = BH, batch 1): torch eager, torch SDPA with the bias as attn_mask (ALiBi) or
+        after eager RoPE, FlexAttention with an ALiBi score_mod
 bf16 cases may carry "lib" and "entry": blockc's generated C for that graph as a shared library,
 called once through ctypes with the inputs as uint16 bf16 bit patterns to check its error.
 
@@ -96,6 +99,39 @@ def ffn_inputs(c):
     return X, g, W1, W3, W2
 
 
+# ---------------- attention variants (the graphs of Examples/, written in torch) ----------------
+def alibi_bias(torch, H, N):
+    """-slope_h * (i - j) with slope_h = 2^(-8 (h + 1) / H), -inf above the diagonal: [1, H, N, N]."""
+    slope = 2.0 ** (-8.0 * (torch.arange(H, dtype=torch.float32) + 1) / H)
+    i = torch.arange(N)[:, None]
+    j = torch.arange(N)[None, :]
+    bias = -slope[:, None, None] * (i - j).float()
+    return bias.masked_fill(j > i, float("-inf"))[None]
+
+
+def rope(torch, x, base=10000.0):
+    """Llama rotary embedding of x [1, H, N, d]: x*cos + rotate_half(x)*sin, position = row index."""
+    N, d = x.shape[-2], x.shape[-1]
+    inv = base ** (-torch.arange(0, d // 2, dtype=torch.float32) * 2 / d)
+    ang = torch.arange(N, dtype=torch.float32)[:, None] * inv[None, :]
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+    half = torch.cat([-x[..., d // 2:], x[..., :d // 2]], -1)
+    return x * cos + half * sin
+
+
+def stick_breaking(torch, q, k, v):
+    """Stick-breaking attention in log space: A_ij = sigmoid(s_ij) prod_{j<k<i} (1 - sigmoid(s_ik)), j < i."""
+    F = torch.nn.functional
+    N, d = q.shape[-2], q.shape[-1]
+    s = (q @ k.transpose(-1, -2)) / d ** 0.5
+    below = torch.ones(N, N, dtype=torch.bool).tril(-1)
+    log1m = (-F.softplus(s)).masked_fill(~below, 0.0)
+    # sum over j < k < i of log(1 - beta_ik): a reverse exclusive cumsum along the keys
+    after = torch.flip(torch.cumsum(torch.flip(log1m, [-1]), -1), [-1]) - log1m
+    a = torch.exp(-F.softplus(-s) + after).masked_fill(~below, 0.0)
+    return a @ v
+
+
 # ---------------- NumPy (OpenBLAS), unfused ----------------
 def run_numpy():
     emit(dict(info=f"numpy {np.__version__} OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
@@ -170,6 +206,40 @@ def run_torch():
                     with torch.inference_mode():
                         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
                 run(key, "torch_sdpa", sdpa)
+            elif c["kind"] in ("alibi", "rope", "stick"):
+                q, k, v = (torch.from_numpy(x)[None] for x in attn_inputs(c))
+                N, d = c["N"], c["d"]
+                if c["kind"] == "alibi":
+                    bias = alibi_bias(torch, c["BH"], N)
+
+                    def eager():
+                        with torch.inference_mode():
+                            s = (q @ k.transpose(-1, -2)) / d ** 0.5 + bias
+                            return torch.softmax(s, -1) @ v
+
+                    def sdpa():
+                        with torch.inference_mode():
+                            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+                    run(key, "torch_eager", eager)
+                    run(key, "torch_sdpa", sdpa, note="attn_mask = the ALiBi bias with -inf above the diagonal")
+                elif c["kind"] == "rope":
+                    def eager():
+                        with torch.inference_mode():
+                            qr, kr = rope(torch, q), rope(torch, k)
+                            s = (qr @ kr.transpose(-1, -2)) / d ** 0.5
+                            s = s.masked_fill(torch.ones(N, N, dtype=torch.bool).triu(1), float("-inf"))
+                            return torch.softmax(s, -1) @ v
+
+                    def sdpa():
+                        with torch.inference_mode():
+                            return F.scaled_dot_product_attention(rope(torch, q), rope(torch, k), v, is_causal=True)
+                    run(key, "torch_eager", eager)
+                    run(key, "torch_sdpa", sdpa, note="eager RoPE, then SDPA is_causal")
+                else:
+                    def eager():
+                        with torch.inference_mode():
+                            return stick_breaking(torch, q, k, v)
+                    run(key, "torch_eager", eager, note="log space: softplus, reverse cumsum, exp")
             elif c["kind"] == "swiglu":
                 X, g, W1, W3, W2 = (torch.from_numpy(x) for x in ffn_inputs(c))
                 d = c["d"]
@@ -261,6 +331,9 @@ def run_flex():
     emit(dict(info=f"torch {torch.__version__} FlexAttention via torch.compile (Inductor CPU)"))
     for c in CASES:
         key = c["key"]
+        if c["kind"] == "alibi":
+            run_flex_alibi(c, flex, create_block_mask)
+            continue
         if c["kind"] != "sliding":
             continue
         try:
@@ -287,6 +360,37 @@ def run_flex():
             run(key, "flex", f, note=f"compile {ct:.1f} s, max abs err {err:.1e}")
         except Exception as e:
             fail(key, "flex", e)
+
+
+def run_flex_alibi(c, flex, create_block_mask):
+    """ALiBi as a FlexAttention score_mod over a causal block mask."""
+    import torch
+    key = c["key"]
+    try:
+        q, k, v = (torch.from_numpy(x)[None] for x in attn_inputs(c))
+        H, N = c["BH"], c["N"]
+        slope = 2.0 ** (-8.0 * (torch.arange(H, dtype=torch.float32) + 1) / H)
+
+        def alibi(score, b, h, qi, ki):
+            return score - slope[h] * (qi - ki)
+
+        def causal(b, h, qi, ki):
+            return qi >= ki
+        bm = create_block_mask(causal, None, None, N, N, device="cpu")
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            out = flex(q, k, v, score_mod=alibi, block_mask=bm)
+            ct = time.perf_counter() - t0
+            ref = torch.softmax((q @ k.transpose(-1, -2)) / c["d"] ** 0.5 + alibi_bias(torch, H, N), -1) @ v
+            err = (out - ref).abs().max().item()
+            del ref
+
+        def f():
+            with torch.inference_mode():
+                return flex(q, k, v, score_mod=alibi, block_mask=bm)
+        run(key, "flex", f, note=f"score_mod ALiBi, compile {ct:.1f} s, max abs err {err:.1e}")
+    except Exception as e:
+        fail(key, "flex", e)
 
 
 # ---------------- ONNX Runtime com.microsoft.MultiHeadAttention ----------------

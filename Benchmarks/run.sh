@@ -11,7 +11,7 @@
 # --no-build    use the existing .build/release/blockc
 # --no-install  do not create or fill .venv-bench (peers that are missing are reported as failed)
 # --json FILE   also write every measurement as JSON
-# --skip LIST   comma list of parts to leave out: blockc-unfused,numpy,torch,flex,ort,attnc,memory,peak,bf16
+# --skip LIST   comma list of parts to leave out: blockc-unfused,numpy,torch,flex,ort,attnc,memory,peak,bf16,variants
 # --workdir DIR scratch folder for builds and log.txt (default: a new /tmp/blockc-bench.*)
 set -euo pipefail
 
