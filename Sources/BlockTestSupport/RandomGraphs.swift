@@ -20,7 +20,8 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
 /// Random graphs for differential tests of lowering and fusion: chains of elementwise ops,
 /// reductions with broadcasts back, matmuls (with transposes), masks and softmax-like
-/// patterns, over small odd shapes so edge blocks occur.
+/// patterns, rotations by slices and concatenations (window views), positions as values, over
+/// small odd shapes so edge blocks occur.
 public enum RandomGraphs {
     /// A random graph from a seed; it always builds.
     public static func make(seed: UInt64) -> Graph {
@@ -37,7 +38,7 @@ public enum RandomGraphs {
             for _ in 0..<steps {
                 let x = pool.randomElement(using: &rng)!
                 let shape = b.shape(of: x)
-                switch Int.random(in: 0..<9, using: &rng) {
+                switch Int.random(in: 0..<12, using: &rng) {
                 case 0:
                     let ops: [UnaryOp] = [.exp, .tanh, .sigmoid, .silu, .neg, .square, .abs]
                     let op = ops.randomElement(using: &rng)!
@@ -75,6 +76,22 @@ public enum RandomGraphs {
                     pool.append(try b.softmax(x, axis: -1))
                 case 8 where shape.count == 2:
                     pool.append(try b.rmsNorm(x, gamma: nil))
+                case 9 where shape.count == 2 && shape[1] > 1:
+                    // Rotate the columns by c: two windows of x joined in the other order.
+                    let c = Int.random(in: 1..<shape[1], using: &rng)
+                    let tail = try b.slice(x, axis: 1, start: c, end: shape[1])
+                    let head = try b.slice(x, axis: 1, start: 0, end: c)
+                    pool.append(try b.concat([Bool.random(using: &rng) ? b.unary(.neg, tail) : tail, head], axis: 1))
+                case 10 where shape.count == 2 && shape[0] > 1:
+                    // Rotate the rows, one part computed (stored straight into its window).
+                    let r = Int.random(in: 1..<shape[0], using: &rng)
+                    let low = try b.slice(x, axis: 0, start: r, end: shape[0])
+                    let high = try b.unary(.tanh, b.slice(x, axis: 0, start: 0, end: r))
+                    pool.append(try b.concat([low, high], axis: 0))
+                case 11 where shape.count == 2:
+                    // Positions as values, kept small.
+                    let p = try b.position(of: x, axis: Int.random(in: 0...1, using: &rng))
+                    pool.append(try b.add(x, b.mul(p, b.constant(0.125))))
                 default:
                     pool.append(try b.add(x, x))
                 }

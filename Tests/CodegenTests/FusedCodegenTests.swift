@@ -1,4 +1,5 @@
 import BlockIR
+import BlockTestSupport
 import Codegen
 import Foundation
 import Fusion
@@ -30,5 +31,21 @@ final class FusedCodegenTests: XCTestCase {
         _ = try CodegenHarness.check(ln)
         let ffn = try fused("rmsnorm_swiglu.graph", dims: ["M": 40, "d": 48, "h": 72], block: 32)
         _ = try CodegenHarness.check(ffn)
+    }
+
+    /// Random graphs with slices and concatenations (window views, parts stored in place) and
+    /// positions, naive and fused, in C: the generated addressing through windows matches the
+    /// interpreter.
+    func testRandomGraphsWithViews() throws {
+        var checked = 0
+        for seed in 0..<300 as Range<UInt64> where checked < 6 {
+            let graph = RandomGraphs.make(seed: seed)
+            guard graph.nodes.contains(where: { if case .concat = $0.op { true } else { false } }) else { continue }
+            let lowered = try CodegenHarness.lower(graph, i: 8, j: 16, k: 8)
+            _ = try CodegenHarness.check(lowered, seed: seed)
+            _ = try CodegenHarness.check(Fusion.fuse(lowered).program, seed: seed)
+            checked += 1
+        }
+        XCTAssertEqual(checked, 6, "too few random graphs with concatenations")
     }
 }

@@ -109,6 +109,24 @@ final class DifferentialTests: XCTestCase {
         }
     }
 
+    /// Lowering keeps the graph's meaning: the naive block program of each random graph (windows
+    /// of slices, concatenations stored in place, positions as index blocks included) computes
+    /// what the graph interpreter computes.
+    func testRandomGraphsLowerCorrectly() throws {
+        for seed in 0..<300 as Range<UInt64> {
+            let graph = RandomGraphs.make(seed: seed)
+            var options = LoweringOptions()
+            try options.override([("i", 8), ("j", 16), ("k", 8)])
+            let program = try Lowering.lower(graph, options: options)
+            XCTAssertEqual(Verifier.verify(program, target: .cpu), [], "seed \(seed)")
+            let inputs = Self.inputs(program, seed: seed)
+            let expected = try GraphInterpreter.run(graph, inputs: inputs)
+            let lowered = try BlockInterpreter.run(program, inputs: inputs)
+            let (err, scale) = Self.maxError(expected, lowered)
+            XCTAssertLessThanOrEqual(err, 1e-4 * scale, "random graph \(seed): \(GraphPrinter.print(graph))")
+        }
+    }
+
     func testRandomProgramsFuseCorrectly() throws {
         var applied = 0
         for seed in 0..<300 as Range<UInt64> {
