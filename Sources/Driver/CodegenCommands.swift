@@ -23,7 +23,7 @@ struct CodegenSettings {
 
 extension Command {
     /// The options of the code-generation subcommands.
-    static let codegenOptions: Set<CommandLineOptions.Key> = common.union([.output, .noFusion, .onlyRule])
+    static let codegenOptions: Set<CommandLineOptions.Key> = common.union([.output, .noFusion, .onlyRule, .tuned])
 
     /// What code generation renders: the fused program (the naive one with --no-fusion) and its
     /// schedule for `--target`.

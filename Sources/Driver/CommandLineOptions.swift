@@ -45,6 +45,14 @@ struct CommandLineOptions {
     var bundleDir: String?
     /// `--max-memory BYTES`: the most an interpreter run may need (default: half the RAM).
     var maxMemory: Int?
+    /// `--cache FILE`: where `tune` keeps its choices.
+    var cachePath: String?
+    /// `--tuned FILE`: the tuning cache code generation takes block sizes from.
+    var tunedPath: String?
+    /// `--budget SECONDS`: how long `tune` may time candidates.
+    var budget = 60.0
+    /// `--dry-run`: `tune` prints its key and candidates without timing.
+    var dryRun = false
 
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
@@ -53,6 +61,7 @@ struct CommandLineOptions {
         case noFusion = "no-fusion", onlyRule = "only-rule"
         case reps, peak, sanitize, bundle
         case maxMemory = "max-memory"
+        case cache, tuned, budget, dryRun = "dry-run"
     }
 
     /// Parses `arguments`, accepting only `allowed` options.
@@ -142,6 +151,15 @@ struct CommandLineOptions {
                     throw fail("--max-memory \(v): expected a size in bytes such as 8G, 512M or 1000000")
                 }
                 o.maxMemory = bytes
+            case .cache: o.cachePath = try value()
+            case .tuned: o.tunedPath = try value()
+            case .budget:
+                let v = try value()
+                guard let x = Double(v), x > 0, x <= 86_400 else {
+                    throw fail("--budget \(v): expected a number of seconds between 0 and 86400")
+                }
+                o.budget = x
+            case .dryRun: o.dryRun = true
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {

@@ -12,6 +12,9 @@ final class Console {
             err: { FileHandle.standardError.write(Data($0.utf8)) })
     }
 
+    /// A console that discards everything (for inner pipelines whose notes would repeat).
+    static func silent() -> Console { Console(out: { _ in }, err: { _ in }) }
+
     /// A console over two sinks.
     init(out: @escaping (String) -> Void, err: @escaping (String) -> Void) {
         self.writeOut = out

@@ -50,6 +50,13 @@ enum Help {
             return
                 "  --max-memory BYTES      interpreter: the most memory a run may need, e.g. 8G, 512M (default: half the RAM)"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"
+        case .cache:
+            return "  --cache FILE            tune: the tuning cache to add the choice to (default blockc-tune.json)"
+        case .tuned:
+            return
+                "  --tuned FILE            take block sizes from this tuning cache when it has an entry ('blockc tune')"
+        case .budget: return "  --budget SECONDS        tune: stop timing new candidates after this long (default 60)"
+        case .dryRun: return "  --dry-run               tune: print the cache key and the candidates, time nothing"
         }
     }
 }

@@ -143,8 +143,9 @@ struct Pipeline {
             program = p
         case .graph(let g):
             var lowering = LoweringOptions(target: options.target)
+            let tuned = options.blocks.isEmpty ? try tunedBlocks(g) : nil
             do {
-                try lowering.override(options.blocks)
+                try lowering.override(tuned ?? options.blocks)
                 program = try Lowering.lower(g, options: lowering)
             } catch {
                 throw DriverError(error.message)
@@ -153,6 +154,31 @@ struct Pipeline {
         }
         try verify(program, stage: isBlockFile ? "parse" : "lower")
         return program
+    }
+
+    /// The block sizes `--tuned FILE` holds for this graph on this machine, or nil (with a note
+    /// saying why) when it has no entry for it: another shape, CPU, thread count or target, or a
+    /// graph that changed since it was tuned. An explicit `--block` wins over the cache.
+    func tunedBlocks(_ graph: Graph) throws(DriverError) -> [(key: String, value: Int)]? {
+        guard let path = options.tunedPath else { return nil }
+        let cache = try TuningCache.load(path)
+        let key = TuningCache.key(for: graph, target: options.target)
+        guard let entry = cache.entry(for: key) else {
+            console.err(
+                "note: \(path) has no entry for \(graph.name) at these dims on this machine (\(key.cpu), "
+                    + "\(key.threads) threads, \(key.target)); using the default block sizes\n")
+            return nil
+        }
+        var check = LoweringOptions(target: options.target)
+        do {
+            try check.override(entry.blocks)
+        } catch {
+            console.err("note: ignoring the entry of \(path) for \(graph.name): \(error.message)\n")
+            return nil
+        }
+        let text = entry.blocks.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        console.err("note: using the tuned block sizes \(text) from \(path)\n")
+        return entry.blocks
     }
 
     /// `fuse`: the rules to a fixed point (nothing with `--no-fusion`), verified.
