@@ -2,10 +2,11 @@
 # Benchmarks/run.sh: blockc fused and unfused against its peers, one run, one table.
 # Not run by CI. See Benchmarks/README.md.
 #
-#   Benchmarks/run.sh [--quick] [--n4096] [--reps N] [--peak GFLOPS] [--no-build] [--no-install] [--json FILE] [--skip LIST]
+#   Benchmarks/run.sh [--quick] [--n4096] [--tune] [--reps N] [--peak GFLOPS] [--no-build] [--no-install] [--json FILE] [--skip LIST]
 #
 # --quick       small sizes, 3 reps (a smoke test, a few minutes)
 # --n4096       also attention full/causal at N=4096
+# --tune        run 'blockc tune' on every workload first (<= 60 s each), time the tuned choice too
 # --reps N      timed repetitions per case (default 10; --quick 3)
 # --peak GFLOPS report % of peak against this instead of the FMA peak Benchmarks/peak_fma.c measures
 # --no-build    use the existing .build/release/blockc
@@ -25,9 +26,9 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --no-install) INSTALL=0 ;;
-    --quick|--n4096) PASS+=("$1") ;;
+    --quick|--n4096|--tune) PASS+=("$1") ;;
     --reps|--json|--skip|--workdir|--peak) PASS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n "2,15p" "$0"; exit 0 ;;
+    -h|--help) sed -n "2,16p" "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
