@@ -44,6 +44,11 @@ extension Kernel {
                         set(r.id, access.compactMap { if case .slice(_, let n) = $0 { return n } else { return nil } })
                     case .unary(_, let a), .mask(let a, _, _, _, _): set(r.id, shapes[a] ?? [])
                     case .transpose(let a): set(r.id, (shapes[a] ?? []).reversed())
+                    case .concat(let a, let b, let axis):
+                        var s = shapes[a] ?? []
+                        let sb = shapes[b] ?? []
+                        if axis < s.count, axis < sb.count { s[axis] += sb[axis] }
+                        set(r.id, s)
                     case .reduce(_, let a, let axis):
                         var s = shapes[a] ?? []
                         if axis < s.count { s.remove(at: axis) }

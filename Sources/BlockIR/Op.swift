@@ -27,6 +27,10 @@ public indirect enum Op: Hashable, Sendable {
     case dot(ValueID, ValueID, transposeA: Bool, transposeB: Bool)
     /// Swaps the two axes of a rank-2 block.
     case transpose(ValueID)
+    /// Joins two blocks along `axis`: the first block's elements, then the second's (the other
+    /// axes agree). The result's extent along `axis` is the first block's size plus the second's
+    /// extent (the first is full along `axis`).
+    case concat(ValueID, ValueID, axis: Int)
     /// Replaces the elements of a rank-2 block where the predicate is false by `fill`. Element
     /// `(r, c)` of the block is at row `rowOffset + r`, column `columnOffset + c` of the tensor's
     /// last two axes.
@@ -44,7 +48,7 @@ public indirect enum Op: Hashable, Sendable {
         case .store(let v, _, _): return [v]
         case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a):
             return [a]
-        case .binary(_, let a, let b), .dot(let a, let b, _, _): return [a, b]
+        case .binary(_, let a, let b), .dot(let a, let b, _, _), .concat(let a, let b, _): return [a, b]
         case .mask(let a, _, _, _, _): return [a]
         case .loop(let l): return l.initial
         case .yield(let vs): return vs
@@ -62,6 +66,7 @@ public indirect enum Op: Hashable, Sendable {
         case .reduce(let o, let a, let axis): return .reduce(o, f(a), axis: axis)
         case .dot(let a, let b, let ta, let tb): return .dot(f(a), f(b), transposeA: ta, transposeB: tb)
         case .transpose(let a): return .transpose(f(a))
+        case .concat(let a, let b, let axis): return .concat(f(a), f(b), axis: axis)
         case .mask(let a, let r, let c, let p, let fill):
             return .mask(f(a), rowOffset: r, columnOffset: c, p, fill: fill)
         case .loop(var l):
@@ -84,6 +89,7 @@ public indirect enum Op: Hashable, Sendable {
         case .reduce(let o, _, _): return "reduce_" + o.rawValue
         case .dot: return "dot"
         case .transpose: return "transpose"
+        case .concat: return "concat"
         case .mask: return "mask"
         case .loop: return "for"
         case .yield: return "yield"

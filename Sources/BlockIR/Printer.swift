@@ -60,6 +60,8 @@ public enum BlockPrinter {
             return prefix + "dot \(a), \(b)" + flags + typeSuffix
         case .transpose(let a):
             return prefix + "transpose \(a)" + typeSuffix
+        case .concat(let a, let b, let axis):
+            return prefix + "concat \(a), \(b) axis \(axis)" + typeSuffix
         case .mask(let a, let row, let column, let predicate, let fill):
             let pred = predicate.atoms.isEmpty ? "true" : predicate.description
             return prefix + "mask \(a) at (\(row), \(column)) if \(pred) else " + formatFloat(fill) + typeSuffix

@@ -127,6 +127,24 @@ public struct Program: Hashable, Sendable {
         return (storage(of: id), offset, strides)
     }
 
+    /// The elements a tensor covers in its storage, one range per storage axis: a storage tensor
+    /// covers all of itself, a window view its box; `nil` for a reshape view (no box of the storage).
+    public func box(of id: TensorID) -> [Range<Int>]? {
+        let tensor = tensors[id.index]
+        guard let base = tensor.viewOf else { return tensor.shape.map { 0..<$0 } }
+        guard let window = tensor.window, tensors[base.index].viewOf == nil, window.count == tensor.shape.count
+        else { return nil }
+        return zip(window, tensor.shape).map { $0..<($0 + $1) }
+    }
+
+    /// Whether two tensors of one storage share no element (both are boxes that miss each other
+    /// along some axis). Tensors of different storages never overlap.
+    public func areDisjoint(_ a: TensorID, _ b: TensorID) -> Bool {
+        guard storage(of: a) == storage(of: b) else { return true }
+        guard let x = box(of: a), let y = box(of: b), x.count == y.count else { return false }
+        return zip(x, y).contains { !$0.overlaps($1) }
+    }
+
     /// The tensor whose storage a tensor uses (itself unless it is a view).
     public func storage(of id: TensorID) -> TensorID {
         var current = id

@@ -233,7 +233,7 @@ private struct KernelChecker {
         let expectsResult: Bool
         switch inst.op {
         case .store, .yield: expectsResult = false
-        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop:
+        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .loop:
             expectsResult = true
         }
         if case .loop(let loop) = inst.op {
@@ -276,6 +276,30 @@ private struct KernelChecker {
                 report(
                     "\(label): index axis \(axis) is out of range for the result shape \(result.shape); "
                         + "use an axis below \(result.rank), or none")
+            }
+        case .concat(let a, let b, let axis):
+            guard let ta = type(of: a, label), let tb = type(of: b, label), let result else { break }
+            if axis < 0 || axis >= ta.rank {
+                report(
+                    "\(label): concat axis \(axis) is out of range for the operand shape \(ta.shape); use an axis below \(ta.rank)"
+                )
+                break
+            }
+            var expected = ta.shape
+            if tb.rank == ta.rank { expected[axis] += tb.shape[axis] }
+            var others = (ta.shape, tb.shape)
+            if tb.rank == ta.rank {
+                others.0[axis] = 0
+                others.1[axis] = 0
+            }
+            if others.0 != others.1 {
+                report(
+                    "\(label): operand shapes \(ta.shape) and \(tb.shape) differ off the concat axis \(axis); "
+                        + "use blocks that agree on every other axis")
+            } else if expected != result.shape {
+                report(
+                    "\(label): the result shape \(result.shape) should be \(expected), the operands joined along axis \(axis)"
+                )
             }
         case .unary(_, let a):
             if let ta = type(of: a, label), let result, ta.shape != result.shape {
@@ -436,7 +460,8 @@ private struct KernelChecker {
         switch inst.op {
         case .loop(let loop): text += " " + loop.variable.name
         case .store(let v, _, _): text += " \(v)"
-        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .yield: break
+        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .yield:
+            break
         }
         return "'" + text + "'"
     }

@@ -438,6 +438,12 @@ private struct Parser {
             op = .dot(a, b, transposeA: ta, transposeB: tb)
         case "transpose":
             op = .transpose(try use())
+        case "concat":
+            let a = try use()
+            try expectSymbol(",", "',' and the second operand of concat")
+            let b = try use()
+            try expectKeyword("axis", "'axis K' after the operands of concat")
+            op = .concat(a, b, axis: try integer("the axis number"))
         case "mask":
             let a = try use()
             try expectKeyword("at", "'at (ROW, COL)' after the operand of mask")
@@ -461,7 +467,7 @@ private struct Parser {
             } else {
                 throw Diagnostic(
                     "unknown instruction '\(mnemonic)'; expected load, store, fill, an elementwise op (exp, add, ...), "
-                        + "index, broadcast, reduce_sum, reduce_max, dot, transpose, mask, for or yield",
+                        + "index, broadcast, reduce_sum, reduce_max, dot, transpose, concat, mask, for or yield",
                     at: opToken.location)
             }
         }

@@ -53,6 +53,8 @@ extension KernelEmitter {
             extents[result!.id] = e
         case .transpose(let a):
             extents[result!.id] = extents[a]!.reversed()
+        case .concat(let a, let b, let axis):
+            emitConcat(result!.id, a, b, axis: axis)
         case .reduce(let op, let a, let axis):
             emitReduce(result!.id, op, a, axis: axis)
         case .dot(let a, let b, let ta, let tb):
@@ -188,6 +190,28 @@ extension KernelEmitter {
         forEach(extents[r]!) { me, i in
             let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
             me.w.line("v\(r.number)[\(d)] = \(f(me, operands.map { me.element($0, i) }));")
+        }
+    }
+
+    /// `r = concat(a, b)` along `axis`: `a`'s valid elements, then `b`'s, shifted by `a`'s size
+    /// (`a` is full along `axis`, so the extent there is that size plus `b`'s extent).
+    private mutating func emitConcat(_ r: ValueID, _ a: ValueID, _ b: ValueID, axis: Int) {
+        let offset = analysis.layouts[a]!.shape[axis]
+        declareBuffer(r)
+        var bounds = zip(extents[a]!, extents[b]!).map { minExtent($0, $1) }
+        let eb = extents[b]![axis]
+        bounds[axis] = Int(eb).map { "\(offset + $0)" } ?? "(\(offset) + \(eb))"
+        defineExtents(r, bounds)
+        let row = rowLength(r)
+        for (part, shift) in [(a, 0), (b, offset)] {
+            var partBounds = extents[r]!
+            partBounds[axis] = extents[part]![axis]
+            forEach(partBounds) { me, i in
+                var o = i
+                if shift != 0 { o[axis] = "(\(i[axis]) + \(shift))" }
+                let d = o.count == 2 ? "\(o[0]) * \(row) + \(o[1])" : o[0]
+                me.w.line("v\(r.number)[\(d)] = \(me.element(part, i));")
+            }
         }
     }
 

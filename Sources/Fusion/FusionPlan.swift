@@ -207,7 +207,7 @@ extension Kernel {
                 for c in loop.carried { types[c.id] = c.type }
                 let trips = max(0, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))
                 total += trips * flops(of: loop.body, types: &types)
-            case .load, .store, .fill, .index, .broadcast, .transpose, .yield: break
+            case .load, .store, .fill, .index, .broadcast, .transpose, .concat, .yield: break
             }
         }
         return total

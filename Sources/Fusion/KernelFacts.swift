@@ -35,7 +35,7 @@ final class KernelFacts {
             switch inst.op {
             case .store, .yield: return
             case .loop(let loop): guard loop.body.isStoreFree else { return }
-            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: break
+            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask: break
             }
             found = inst.results.allSatisfy { !readValues.contains($0.id) }
         }
@@ -168,7 +168,7 @@ extension Op {
         case .store(let v, _, _): visit(v)
         case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a), .mask(let a, _, _, _, _):
             visit(a)
-        case .binary(_, let a, let b), .dot(let a, let b, _, _):
+        case .binary(_, let a, let b), .dot(let a, let b, _, _), .concat(let a, let b, _):
             visit(a)
             visit(b)
         case .loop(let l): l.initial.forEach(visit)

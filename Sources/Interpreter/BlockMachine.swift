@@ -189,6 +189,8 @@ struct BlockMachine {
                 result = try dot(try value(a, step, env), try value(b, step, env), ta, tb, step, env)
             case .transpose(let a):
                 result = try transpose(try value(a, step, env), step, env)
+            case .concat(let a, let b, let axis):
+                result = try concat(try value(a, step, env), try value(b, step, env), axis: axis, step, env)
             case .mask(let a, let row, let column, let predicate, let fill):
                 result = try mask(
                     try value(a, step, env), row: row.evaluate(env), column: column.evaluate(env), predicate,
@@ -521,6 +523,35 @@ struct BlockMachine {
     }
 
     /// `transpose` of a rank-2 block; the extents swap.
+    /// `concat`: `x`'s elements, then `y`'s, along `axis`. The extent along `axis` is `x`'s size
+    /// plus `y`'s extent when `x` is full there (else `x`'s extent: `y` is past the valid part);
+    /// along the other axes the smaller of the two.
+    func concat(
+        _ x: RuntimeBlock, _ y: RuntimeBlock, axis: Int, _ step: Step, _ env: UnsafeMutablePointer<Int>
+    ) throws(Diagnostic) -> RuntimeBlock {
+        let rank = x.shape.count
+        guard rank == y.shape.count, axis >= 0, axis < rank,
+            (0..<rank).allSatisfy({ $0 == axis || x.shape[$0] == y.shape[$0] })
+        else {
+            throw failure(step, env, "concat of shapes \(x.shape) and \(y.shape) along axis \(axis)")
+        }
+        var shape = x.shape
+        shape[axis] += y.shape[axis]
+        var extent = zip(x.extent, y.extent).map { Swift.min($0, $1) }
+        extent[axis] = x.extent[axis] == x.shape[axis] ? x.shape[axis] + y.extent[axis] : x.extent[axis]
+        guard computesData else { return RuntimeBlock(shape: shape, extent: extent, data: []) }
+        // Row-major: `outer` slabs, each `x`'s then `y`'s rows of `inner` elements.
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let outer = shape[..<axis].reduce(1, *)
+        let (nx, ny) = (x.shape[axis] * inner, y.shape[axis] * inner)
+        var data = [Float](repeating: 0, count: outer * (nx + ny))
+        for o in 0..<outer {
+            for e in 0..<nx { data[o * (nx + ny) + e] = x.data[o * nx + e] }
+            for e in 0..<ny { data[o * (nx + ny) + nx + e] = y.data[o * ny + e] }
+        }
+        return RuntimeBlock(shape: shape, extent: extent, data: data)
+    }
+
     func transpose(
         _ x: RuntimeBlock, _ step: Step, _ env: UnsafeMutablePointer<Int>
     ) throws(Diagnostic) -> RuntimeBlock {

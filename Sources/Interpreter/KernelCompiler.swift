@@ -85,6 +85,8 @@ enum StepOp: Sendable {
     case dot(Int, Int, transposeA: Bool, transposeB: Bool)
     /// `transpose`
     case transpose(Int)
+    /// `concat` along an axis.
+    case concat(Int, Int, axis: Int)
     /// `mask` with its row and column offsets.
     case mask(Int, row: SlotExpr, column: SlotExpr, Predicate, fill: Float)
     /// A sequential loop.
@@ -213,6 +215,11 @@ struct KernelCompiler {
             case .reduce(let o, let a, let axis): op = .reduce(o, try use(a), axis: axis)
             case .dot(let a, let b, let ta, let tb): op = .dot(try use(a), try use(b), transposeA: ta, transposeB: tb)
             case .transpose(let a): op = .transpose(try use(a))
+            case .concat(let a, let b, let axis):
+                if axis < 0 || axis >= inst.results.first?.type.rank ?? 0 {
+                    throw error(inst, "concat axis \(axis) is out of range for the result type")
+                }
+                op = .concat(try use(a), try use(b), axis: axis)
             case .mask(let a, let row, let column, let predicate, let fill):
                 op = .mask(try use(a), row: try index(row), column: try index(column), predicate, fill: fill)
             case .loop(let loop):
@@ -229,7 +236,8 @@ struct KernelCompiler {
             switch inst.op {
             case .store, .yield: needed = 0
             case .loop(let loop): needed = loop.carried.count
-            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: needed = 1
+            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
+                needed = 1
             }
             guard inst.results.count == needed else {
                 throw error(inst, "\(inst.op.mnemonic) defines \(needed) values but has \(inst.results.count) results")

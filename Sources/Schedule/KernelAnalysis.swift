@@ -33,7 +33,7 @@ package struct KernelAnalysis {
             case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
             case .load(let t, _): loadedStorage.insert(program.storage(of: t))
             case .dot: if let r = inst.result { dots[r.id] = inst.op }
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .transpose, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .broadcast, .reduce, .transpose, .concat, .mask, .loop, .yield: break
             }
         }
         findFusedDots(kernel.body)
@@ -146,6 +146,15 @@ package struct KernelAnalysis {
                 let m = ea.count == 2 ? (ta ? ea[1] : ea[0]) : nil
                 let n = eb.count == 2 ? (tb ? eb[0] : eb[1]) : nil
                 layouts[id] = owned(id, shape, [m, n])
+            case .concat(let a, let b, let axis):
+                // The first operand is full along `axis`; the second's extent follows it.
+                let ea = extents(a, shape)
+                let eb = extents(b, shape)
+                var ext = zip(ea, eb).map(Self.minExtent)
+                if axis < ext.count, axis < eb.count, axis < shape.count {
+                    ext[axis] = eb[axis].map { shape[axis] - (layouts[b]?.shape[axis] ?? 0) + $0 }
+                }
+                layouts[id] = owned(id, shape, ext)
             case .transpose(let a):
                 let la = layouts[a]!
                 layouts[id] = BlockLayout(

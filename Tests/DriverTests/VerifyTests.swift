@@ -24,6 +24,11 @@ final class VerifyTests: XCTestCase {
         // Chunks of 100 cross the 64-blocks; chunks of 37 cross the 16-blocks and are shorter than them.
         ("attention_chunked", "BH=2,N=700,C=100,d=24", nil),
         ("attention_chunked", "BH=1,N=333,C=37,d=16", "i=16,j=16,k=16"),
+        // RoPE's halves (16 of d = 32) and DCA's chunks (75) cross the blocks; N = 300 leaves partial blocks.
+        ("attention_rope", "B=1,H=2,N=300,d=32", nil),
+        ("attention_rope", "B=1,H=2,N=300,d=32", "i=16,j=32,k=8"),
+        ("attention_dca", "B=1,H=2,C=75,NC=4,d=32", nil),
+        ("attention_dca", "B=1,H=2,C=75,NC=4,d=32", "i=16,j=32,k=8"),
         ("layernorm_matmul", "M=300,K=200,N=100", nil),
         ("layernorm_matmul", "M=70,K=90,N=50", "i=16,j=32,k=16"),
         ("rmsnorm_swiglu", "M=100,d=200,h=300", nil),

@@ -129,6 +129,37 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertEqual(Double(a.flops) / Double(c.flops), 1, accuracy: 0.05)
     }
 
+    /// RoPE inside the graph: the rotated Q and K (slices, a concat of −x₂ and x₁, cos and sin of
+    /// concatenated angles from positions) fuse into the one causal attention kernel once R14
+    /// splits each load of a concatenation into its parts: no tensor but the inputs and the
+    /// output, and the key loop stops at the diagonal (FLOPs about half of full attention's).
+    func testRoPEAttentionFusesIntoOneCausalKernel() throws {
+        let (_, full) = try Self.fused("attention", dims: ["BH": 4, "N": 512, "d": 64])
+        let (_, rope) = try Self.fused("attention_rope", dims: ["B": 1, "H": 4, "N": 512, "d": 64])
+        XCTAssertEqual(rope.kernels.count, 1, BlockPrinter.print(rope))
+        XCTAssertFalse(rope.tensors.contains { $0.role == .temp && $0.viewOf == nil }, BlockPrinter.print(rope))
+        let loop = Self.loops(rope.kernels[0]).first
+        XCTAssertTrue(loop?.upper.variables.contains(IndexVar("i")) ?? false, "the key loop stops at the diagonal")
+        let ratio =
+            Double(CostReport.analyze(rope, localPeak: { _ in 0 }).total.flops)
+            / Double(CostReport.analyze(full, localPeak: { _ in 0 }).total.flops)
+        XCTAssertEqual(ratio, 0.5, accuracy: 0.15)
+    }
+
+    /// Dual chunk attention: three RoPE'd query variants' scores, chosen by chunk predicates, in
+    /// one attention kernel whose key loop stops at the diagonal; only the positions mod C (an
+    /// N × d/2 table through a reshape) stay a small kernel of their own. No N×N tensor.
+    func testDualChunkAttentionFusesIntoOneAttentionKernel() throws {
+        let n = 512
+        let (_, dca) = try Self.fused("attention_dca", dims: ["B": 1, "H": 2, "C": 128, "NC": 4, "d": 64])
+        let attention = dca.kernels.filter { !Self.loops($0).isEmpty }
+        XCTAssertEqual(attention.count, 1, BlockPrinter.print(dca))
+        XCTAssertLessThanOrEqual(dca.kernels.count, 2, BlockPrinter.print(dca))
+        XCTAssertFalse(dca.tensors.contains { $0.elementCount >= n * n }, BlockPrinter.print(dca))
+        let loop = attention.first.flatMap { Self.loops($0).first }
+        XCTAssertTrue(loop?.upper.variables.contains(IndexVar("i")) ?? false, "the key loop stops at the diagonal")
+    }
+
     /// In the transformer layer too, the causal attention's key loop stops at the diagonal, though
     /// hoisting has moved the running maximum's clamp constant out of the loop by then.
     func testTransformerLayerAttentionSkipsMaskedBlocks() throws {

@@ -59,6 +59,44 @@ def attention_alibi(t):
     return {"O": softmax(s) @ v}
 
 
+def rope(x, positions):
+    """Llama RoPE at the given positions (one per row): x·cos + rotate_half(x)·sin."""
+    d = x.shape[-1]
+    inv_freq = 10000.0 ** (-2.0 * np.arange(d // 2) / d)
+    theta = np.asarray(positions, dtype=np.float64)[:, None] * inv_freq[None, :]
+    emb = np.concatenate([theta, theta], axis=-1)
+    half = np.concatenate([-x[..., d // 2 :], x[..., : d // 2]], axis=-1)
+    return x * np.cos(emb) + half * np.sin(emb)
+
+
+def attention_rope(t):
+    """Causal attention of RoPE'd queries and keys at positions 0 .. N-1."""
+    q, k, v = t["Q"], t["K"], t["V"]
+    n, d = q.shape[2], q.shape[3]
+    s = rope(q, np.arange(n)) @ np.swapaxes(rope(k, np.arange(n)), -1, -2) / np.sqrt(d)
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    return {"O": softmax(np.where(i >= j, s, -np.inf)) @ v}
+
+
+def attention_dca(t):
+    """Dual chunk attention, chunk size C = sys.argv[3]: keys at j mod C; queries at i mod C
+    (same chunk, causal), C + i mod C (previous chunk), 2C - 1 (earlier chunks)."""
+    q, k, v = t["Q"], t["K"], t["V"]
+    n, d = q.shape[2], q.shape[3]
+    c = int(sys.argv[3])
+    r = np.arange(n)
+    kr = np.swapaxes(rope(k, r % c), -1, -2)
+    si = rope(q, r % c) @ kr / np.sqrt(d)
+    ss = rope(q, c + r % c) @ kr / np.sqrt(d)
+    sx = rope(q, np.full(n, 2 * c - 1)) @ kr / np.sqrt(d)
+    i = r[:, None] // c
+    j = r[None, :] // c
+    s = np.where(i == j, si, np.where(i == j + 1, ss, np.where(i > j + 1, sx, -np.inf)))
+    s = np.where(r[:, None] >= r[None, :], s, -np.inf)
+    return {"O": softmax(s) @ v}
+
+
 def same_segment(i, j, bounds):
     return np.searchsorted(bounds, i, side="right") == np.searchsorted(bounds, j, side="right")
 
@@ -117,6 +155,8 @@ EXAMPLES = {
     "attention_chunked": lambda t: attention(
         t, lambda i, j: (j <= i) & (i // int(sys.argv[3]) - j // int(sys.argv[3]) <= 1)
     ),
+    "attention_rope": attention_rope,
+    "attention_dca": attention_dca,
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -133,6 +173,8 @@ INPUTS = {
     "decode_attention": ["Q", "K", "V"],
     "attention_alibi": ["Q", "K", "V"],
     "attention_chunked": ["Q", "K", "V"],
+    "attention_rope": ["Q", "K", "V"],
+    "attention_dca": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],

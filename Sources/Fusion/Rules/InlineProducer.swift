@@ -89,7 +89,15 @@ private struct InlineSearch {
         instructions: [Instruction], value: ValueID
     )? {
         let storage = program.storage(of: tensor)
-        let writerNames = plan.writers(of: storage)
+        // The last writer of an element of T: kernels that store only windows of T's storage that
+        // miss T (the other parts of a concatenation) do not count.
+        var writerNames = plan.writers(of: storage)
+        if writerNames.count > 1 {
+            writerNames = writerNames.filter { name in
+                guard let k = program.kernels.firstIndex(where: { $0.name == name }) else { return true }
+                return program.kernels[k].body.storedTensors.contains { !program.areDisjoint($0, tensor) }
+            }
+        }
         guard let p = plan.lastWriter(among: writerNames, before: consumerIndex, program) else { return nil }
         let producer = program.kernels[p]
         // The store of T at the producer's top level, and the stored value's computation.

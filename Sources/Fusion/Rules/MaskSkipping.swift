@@ -47,12 +47,19 @@ extension FusionRule {
                     masks.append((r, c, p, b.results[0].type.shape))
                 }
             }
-            guard let mask = masks.first,
-                masks.allSatisfy({ $0.row == mask.row && $0.column == mask.column && $0.predicate == mask.predicate }),
-                masks.count == loop.body.filter({ if case .mask = $0.op { return true } else { return false } }).count,
-                identitiesWhenMasked(loop, constants: constants)
-            else { continue }
-            guard let (lower, upper) = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape) else { continue }
+            // Each distinct moving mask in turn: the first whose fully masked blocks leave every
+            // carried value unchanged (the other masks then count as unknown blocks) bounds k.
+            var chosen: (row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int])?
+            var bounded: (IndexExpr?, IndexExpr?)?
+            for mask in masks {
+                guard identitiesWhenMasked(loop, constants: constants, mask: (mask.row, mask.column, mask.predicate)),
+                    let b = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape)
+                else { continue }
+                chosen = mask
+                bounded = b
+                break
+            }
+            guard chosen != nil, let (lower, upper) = bounded else { continue }
             let newLower = lower.map {
                 covers(loop.lower, $0, isMax: true) ? loop.lower : .max(loop.lower, $0).simplified()
             }
@@ -238,7 +245,9 @@ extension FusionRule {
 
     /// Whether an iteration in which every element of the moving mask is its fill leaves every
     /// carried value unchanged.
-    private static func identitiesWhenMasked(_ loop: Loop, constants: [ValueID: Float]) -> Bool {
+    private static func identitiesWhenMasked(
+        _ loop: Loop, constants: [ValueID: Float], mask chosen: (IndexExpr, IndexExpr, Predicate)
+    ) -> Bool {
         var env = constants.mapValues { Abstract.constant($0) }
         for (i, c) in loop.carried.enumerated() { env[c.id] = .carried(i) }
         func get(_ v: ValueID) -> Abstract { env[v] ?? .unknown }
@@ -252,9 +261,8 @@ extension FusionRule {
             let value: Abstract
             switch inst.op {
             case .fill(let c): value = .constant(c)
-            case .mask(_, let row, let col, _, let fill):
-                let moves = row.variables.contains(loop.variable) || col.variables.contains(loop.variable)
-                value = moves ? .constant(fill) : .unknown
+            case .mask(_, let row, let col, let predicate, let fill):
+                value = row == chosen.0 && col == chosen.1 && predicate == chosen.2 ? .constant(fill) : .unknown
             case .broadcast(let x, _), .transpose(let x):
                 if case .constant = get(x) { value = get(x) } else { value = .unknown }
             case .reduce(let op, let x, _):
@@ -269,6 +277,8 @@ extension FusionRule {
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):
                 value = binary(op, get(x), get(y))
+            case .concat(let x, let y, _):
+                if case .constant = get(x), get(x) == get(y) { value = get(x) } else { value = .unknown }
             case .load, .index, .loop, .store, .yield: value = .unknown
             }
             env[r.id] = value
