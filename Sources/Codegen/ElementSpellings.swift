@@ -78,7 +78,9 @@ public struct ElementSpellings: Hashable, Sendable {
         ])
 
     /// CUDA: f16 and bf16 stored as `uint16_t` bit patterns and converted with PTX `cvt` (f16)
-    /// and integer arithmetic (bf16), so the source needs no toolkit header beyond the runtime.
+    /// and integer arithmetic (bf16), so the source needs no toolkit header beyond the runtime. Under
+    /// `BLOCKC_CUDA_EMULATOR` (defined by `CUDAEmulator.header`) f16 converts in C++ instead, since
+    /// inline PTX cannot run on a CPU.
     public static let cuda = ElementSpellings(
         storage: abiTypes, abi: abiTypes,
         load: [
@@ -93,14 +95,22 @@ public struct ElementSpellings: Hashable, Sendable {
         helpers: [
             .f16: """
             %QUALIFIER% float blk_f16_to_f32(uint16_t h) {
+            #ifdef BLOCKC_CUDA_EMULATOR
+                return blk_emu::f16_to_f32(h);
+            #else
                 float x;
                 asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(h));
                 return x;
+            #endif
             }
             %QUALIFIER% uint16_t blk_f32_to_f16(float x) {
+            #ifdef BLOCKC_CUDA_EMULATOR
+                return blk_emu::f32_to_f16(x);
+            #else
                 uint16_t h;
                 asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
                 return h;
+            #endif
             }
             """,
             .bf16: """

@@ -18,7 +18,9 @@ extension Command {
             standard output. With --bundle DIR it writes a self-contained folder: NAME.cu, NAME.h,
             harness.cu, inputs/*.npy (seeded, --seed), expected/*.npy (the interpreter's outputs),
             compare.py and run.sh, which builds with nvcc ($NVCC or nvcc on PATH), runs on the GPU,
-            and prints max errors and timings. The program is fused for sm_90's shared memory
+            and prints max errors and timings; 'run.sh --emulate' builds it with g++ against the
+            CUDA emulator the bundle carries (emulator/) and runs it on the CPU, no GPU needed.
+            The program is fused for sm_90's shared memory
             unless --target names another GPU target (sm_80). See Docs/CUDA.md.
             """,
         options: codegenOptions.union([.bundle, .seed, .target, .maxMemory])
@@ -67,7 +69,10 @@ enum CudaBundle {
     /// The files a bundle holds, relative to its folder.
     static func files(of program: Program) -> [String] {
         let name = CEmitter.fileStem(program)
-        return [name + ".cu", name + ".h", "harness.cu", "compare.py", "run.sh"]
+        return [
+            name + ".cu", name + ".h", "harness.cu", "compare.py", "run.sh", "emulator/blockc_cuda_emu.h",
+            "emulator/cuda_runtime.h",
+        ]
             + program.inputs.map { "inputs/" + program[$0].name + ".npy" }
             + program.outputs.map { "expected/" + program[$0].name + ".npy" }
     }
@@ -78,7 +83,7 @@ enum CudaBundle {
     {
         let program = schedule.program
         let fm = FileManager.default
-        for sub in ["", "/inputs", "/expected"] {
+        for sub in ["", "/inputs", "/expected", "/emulator"] {
             do {
                 try fm.createDirectory(atPath: dir + sub, withIntermediateDirectories: true)
             } catch {
@@ -109,6 +114,8 @@ enum CudaBundle {
         try Command.emit(
             CHarness.cudaSource(for: program, headerName: cu.headerName), to: dir + "/harness.cu", console: console)
         try Command.emit(compareScript(outputs), to: dir + "/compare.py", console: console)
+        try Command.emit(CUDAEmulator.header, to: dir + "/emulator/blockc_cuda_emu.h", console: console)
+        try Command.emit(CUDAEmulator.runtimeShim, to: dir + "/emulator/cuda_runtime.h", console: console)
         try OutputFile(dir + "/run.sh").write(runScript(cu.headerName, entry: cu.name), newFileMode: 0o777)
     }
 
@@ -116,7 +123,8 @@ enum CudaBundle {
         try OutputFile(path).write(NPY.write(a))
     }
 
-    /// `run.sh`: build with nvcc, run, compare, print errors and timings.
+    /// `run.sh`: build with nvcc, run, compare, print errors and timings; with `--emulate`, build with a C++
+    /// compiler against the CUDA emulator in `emulator/` and run on the CPU.
     static func runScript(_ name: String, entry: String) -> String {
         """
         #!/bin/sh
@@ -125,8 +133,36 @@ enum CudaBundle {
         # (host pointers) and \(entry)_device (device pointers).
         # Environment: NVCC (default: nvcc on PATH),
         # NVCC_ARCH (default: sm_80 and sm_90 code), REPS (timed runs, default 20), TOL (default 1e-3).
+        #
+        # run.sh --emulate: no GPU or nvcc needed; builds the harness with a C++17 compiler (CXX, default g++)
+        # against blockc's CUDA emulator (emulator/blockc_cuda_emu.h) and runs it on the CPU, checking
+        # barriers, warp shuffles, shared memory and out-of-bounds writes (a fault: exit status 4 and a
+        # message). EMU_ARCH (80 or 90, default 90) picks the shared memory limit, BLOCKC_EMU_ORDER (forward,
+        # reverse, random or random:SEED) the order of blocks and threads, REPS defaults to 0.
         set -u
         cd "$(dirname "$0")"
+        if [ "${1:-}" = "--emulate" ]; then
+            CXX="${CXX:-g++}"
+            if ! command -v "$CXX" >/dev/null 2>&1; then
+                echo "error: $CXX not found (set CXX to a C++17 compiler)" >&2
+                exit 2
+            fi
+            EMU_ARCH="${EMU_ARCH:-90}"
+            sed -E '\(CUDAEmulator.launchRewriteSed)' \(name).cu > emulator/\(name).emu.cpp || exit 1
+            echo "building: $CXX -std=c++17 -O1 -DBLOCKC_EMU_ARCH=$EMU_ARCH harness.cu \(name).cu (emulated)"
+            "$CXX" -std=c++17 -O1 -I emulator -I . -DBLOCKC_EMU_ARCH="$EMU_ARCH" -x c++ -o harness-emu \\
+                emulator/\(name).emu.cpp harness.cu || { echo "error: build failed" >&2; exit 1; }
+            mkdir -p out
+            ./harness-emu inputs out "${REPS:-0}"
+            status=$?
+            if [ "$status" -ne 0 ]; then echo "error: the emulated harness failed ($status)" >&2; exit 1; fi
+            python3 compare.py "${TOL:-1e-3}"
+            exit $?
+        fi
+        if [ "$#" -gt 0 ]; then
+            echo "usage: run.sh [--emulate]" >&2
+            exit 2
+        fi
         NVCC="${NVCC:-nvcc}"
         if ! command -v "$NVCC" >/dev/null 2>&1; then
             echo "error: nvcc not found (set NVCC or put nvcc on PATH)" >&2

@@ -1,0 +1,409 @@
+import BlockIR
+import BlockTestSupport
+import Codegen
+import Foundation
+import Graph
+import Interpreter
+import XCTest
+
+/// The CUDA emulator (`CUDAEmulator`, Docs/CUDA.md): every example's CUDA, and random programs', built
+/// with g++ against it for sm_80 and sm_90 and run with the blocks in forward, reverse and random order
+/// (identical bits), matching the interpreter within `blockc verify`'s tolerance; mutations of the
+/// generated source (a barrier removed, a broken warp reduction, an edge store without its extent) are
+/// caught; the emulator's own checks; `run.sh --emulate`.
+///
+/// The host compiler is `$CXX` or g++; without one the tests skip locally and fail in CI (`CI=true`).
+extension CudaTests {
+    /// The block orders every emulated program runs in (`BLOCKC_EMU_ORDER`).
+    static let emulatorOrders = ["forward", "reverse", "random:12345"]
+
+    /// A C++17 compiler for the emulator, or a skip (a failure in CI).
+    static func hostCompiler() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        let name = env["CXX"] ?? "g++"
+        if name.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: name) { return name }
+        for dir in (env["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        let message = "no C++ compiler '\(name)' for the CUDA emulator: install g++ or set CXX"
+        if env["CI"] == "true" {
+            XCTFail(message)
+            throw XCTSkip(message + " (failed: CI)")
+        }
+        throw XCTSkip(message)
+    }
+
+    /// An emitted bundle's harness built against the emulator.
+    struct EmulatedBuild {
+        var dir: String
+        var executable: String
+    }
+
+    /// The `.cu` of a bundle (its one `.cu` besides `harness.cu`).
+    static func bundleSource(_ dir: String) -> String? {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return files.sorted().first { $0.hasSuffix(".cu") && $0 != "harness.cu" }.map { "\(dir)/\($0)" }
+    }
+
+    /// Emits a bundle (`emit-cuda ARGS --bundle DIR --target sm_ARCH`) and builds its harness against the
+    /// emulator, the generated source first passed through `mutate`; a failure message otherwise.
+    static func buildEmulated(
+        _ args: [String], arch: Int, dir: String, compiler: String, mutate: (String) -> String = { $0 }
+    ) -> Result<EmulatedBuild, EmulatorFailure> {
+        let emitted = CLI.blockc(["emit-cuda"] + args + ["--target", "sm_\(arch)", "--bundle", dir, "--seed", "5"])
+        guard emitted.status == 0 else { return .failure(EmulatorFailure("emit-cuda failed: \(emitted.stderr)")) }
+        guard let cu = bundleSource(dir), let source = try? String(contentsOfFile: cu, encoding: .utf8) else {
+            return .failure(EmulatorFailure("the bundle has no .cu"))
+        }
+        let rewritten = dir + "/emulator/program.emu.cpp"
+        do {
+            try CUDAEmulator.rewriteLaunches(mutate(source)).write(toFile: rewritten, atomically: true, encoding: .utf8)
+        } catch {
+            return .failure(EmulatorFailure("cannot write \(rewritten): \(error)"))
+        }
+        let exe = dir + "/harness-emu"
+        let built = CLI.run(
+            compiler,
+            [
+                "-std=c++17", "-O1", "-I", dir + "/emulator", "-I", dir, "-DBLOCKC_EMU_ARCH=\(arch)", "-x", "c++",
+                "-o", exe, rewritten, dir + "/harness.cu",
+            ])
+        guard built.status == 0 else {
+            return .failure(EmulatorFailure("g++ failed against the emulator:\n\(built.stdout + built.stderr)"))
+        }
+        return .success(EmulatedBuild(dir: dir, executable: exe))
+    }
+
+    /// Runs an emulated harness with the blocks in `order`, writing `DIR/out-ORDER/*.npy`.
+    static func runEmulated(_ build: EmulatedBuild, order: String) -> (out: String, result: CommandResult) {
+        let out = "\(build.dir)/out-\(order.replacingOccurrences(of: ":", with: "-"))"
+        try? FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let result = CLI.run(
+            build.executable, [build.dir + "/inputs", out, "0"], environment: ["BLOCKC_EMU_ORDER": order])
+        return (out, result)
+    }
+
+    /// The allowed absolute error of an output, as `blockc verify` allows (`OutputErrors.tolerance`).
+    static func tolerance(_ type: ElementType, referenceMax: Float) -> Float {
+        let scale = Swift.max(1, referenceMax)
+        switch type {
+        case .f32: return 1e-4 * scale
+        case .f16: return 0x1p-10 * scale
+        case .bf16: return 0x1p-7 * scale
+        case .i32: return Swift.max(1, 1e-4 * scale)
+        case .bool: return 0
+        }
+    }
+
+    /// Where `out/*.npy` differs from the bundle's `expected/*.npy` (the interpreter's) beyond tolerance.
+    static func mismatches(_ dir: String, out: String) -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/expected")) ?? []).sorted()
+        if names.isEmpty { return ["no expected outputs in \(dir)"] }
+        var found: [String] = []
+        for name in names {
+            guard let want = try? NPY.readFile("\(dir)/expected/\(name)") else {
+                found.append("\(name): unreadable expected output")
+                continue
+            }
+            guard let got = try? NPY.readFile("\(out)/\(name)") else {
+                found.append("\(name): no output")
+                continue
+            }
+            guard got.shape == want.shape, got.data.count == want.data.count else {
+                found.append("\(name): shape \(got.shape), expected \(want.shape)")
+                continue
+            }
+            var referenceMax: Float = 0
+            for y in want.data where y.isFinite { referenceMax = Swift.max(referenceMax, Swift.abs(y)) }
+            var worst: Float = 0
+            for (x, y) in zip(got.data, want.data) {
+                if x.isNaN || y.isNaN || x.isInfinite || y.isInfinite {
+                    if !(x.isNaN && y.isNaN) && x != y { worst = .infinity }
+                    continue
+                }
+                worst = Swift.max(worst, Swift.abs(x - y))
+            }
+            let allowed = tolerance(want.elementType, referenceMax: referenceMax)
+            if !(worst <= allowed) { found.append("\(name): max abs error \(worst) > \(allowed)") }
+        }
+        return found
+    }
+
+    /// Builds once, runs in every order, and returns what went wrong: an emulator error, a mismatch with the
+    /// interpreter, or outputs whose bits depend on the order.
+    static func emulate(_ args: [String], arch: Int, dir: String, compiler: String) -> [String] {
+        let build: EmulatedBuild
+        switch buildEmulated(args, arch: arch, dir: dir, compiler: compiler) {
+        case .success(let b): build = b
+        case .failure(let f): return [f.message]
+        }
+        var problems: [String] = []
+        var first: [String: Data]?
+        for order in emulatorOrders {
+            let (out, result) = runEmulated(build, order: order)
+            guard result.status == 0 else {
+                problems.append("\(order): the emulated harness failed (\(result.status)): \(result.stderr)")
+                continue
+            }
+            if order == emulatorOrders[0] { problems += mismatches(dir, out: out).map { "\(order): \($0)" } }
+            var bits: [String: Data] = [:]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? [] {
+                bits[name] = FileManager.default.contents(atPath: "\(out)/\(name)")
+            }
+            if let first, first != bits { problems.append("\(order): outputs differ from the forward order's") }
+            if first == nil { first = bits }
+        }
+        return problems
+    }
+
+    func testEveryExampleRunsOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        var jobs: [(example: String, arch: Int)] = []
+        for example in Examples.names {
+            for arch in [80, 90] { jobs.append((example, arch)) }
+        }
+        let allJobs = jobs
+        let root = CLI.temporaryDirectory("cuda-emulator")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let failures = LockedStrings()
+        DispatchQueue.concurrentPerform(iterations: allJobs.count) { k in
+            let job = allJobs[k]
+            var args = [Examples.path(job.example)]
+            if let dims = Self.reduced[job.example] { args += ["--dim", dims] }
+            let problems = Self.emulate(args, arch: job.arch, dir: "\(root)/\(k)", compiler: compiler)
+            let label = "\(job.example) [\(Self.reduced[job.example] ?? "default size")] sm_\(job.arch)"
+            for p in problems { failures.append("\(label): \(p)") }
+        }
+        for f in failures.values { XCTFail(f) }
+    }
+
+    /// Random programs of the differential tests, at their small blocks (partial blocks at the edges), and
+    /// the casts between every element type (f16 through the emulator's conversions instead of PTX).
+    func testRandomProgramsRunOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-random")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let casts = """
+            graph casts
+            dim N = 50
+            input A: i32[N, 24]
+            input M: bool[N, 24]
+            input X: bf16[N, 24]
+            input H: f16[N, 24]
+            Y = cast(A, f32) * cast(M, f32) + cast(X, f32) - cast(H, f32)
+            Z = cast(Y * 0.5, i32)
+            B = cast(Y, bool)
+            Xb = cast(Y, bf16)
+            Hh = cast(Y, f16)
+            output Z, B, Xb, Hh, Y
+
+            """
+        var graphs: [(label: String, text: String, arch: Int)] = [("casts", casts, 90)]
+        for seed in 0..<6 as Range<UInt64> {
+            graphs.append(
+                ("random graph \(seed)", GraphPrinter.print(RandomGraphs.make(seed: seed)), seed < 3 ? 80 : 90))
+        }
+        let all = graphs
+        let failures = LockedStrings()
+        DispatchQueue.concurrentPerform(iterations: all.count) { k in
+            let dir = "\(root)/\(k)"
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let path = "\(root)/g\(k).graph"
+            try? all[k].text.write(toFile: path, atomically: true, encoding: .utf8)
+            let problems = Self.emulate(
+                [path, "--block", "i=8,j=16,k=8"], arch: all[k].arch, dir: dir, compiler: compiler)
+            for p in problems { failures.append("\(all[k].label) sm_\(all[k].arch): \(p)\n\(all[k].text)") }
+        }
+        for f in failures.values { XCTFail(f) }
+    }
+
+    /// Mutations of the generated source that the emulator must catch, each as an error or a mismatch.
+    func testEmulatorCatchesMutations() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-mutations")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let attention = ["Examples/attention_causal.graph", "--dim", "BH=1,N=200,d=40"]
+        let barrier = "__syncthreads();"
+        let pack = "        blk_pack("  // a call in a kernel, not the runtime's definition
+        let sum = "for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);"
+        let store = "blk_imin(e62_0, blk_extent(70, i * 64, 64)) * 50"
+        let mutations: [(label: String, args: [String], pattern: String, mutate: @Sendable (String) -> String)] = [
+            (
+                "the barrier after packing K removed", attention, pack,
+                { s in
+                    guard let pack = s.range(of: pack),
+                        let sync = s.range(of: barrier, range: pack.upperBound..<s.endIndex)
+                    else { return s }
+                    return s.replacingCharacters(in: sync, with: "")
+                }
+            ),
+            (
+                "the warp sum starting at offset 8", attention, sum,
+                { $0.replacingOccurrences(of: sum, with: sum.replacingOccurrences(of: "o = 16", with: "o = 8")) }
+            ),
+            (
+                "the warp sum over half a warp", attention, sum,
+                {
+                    $0.replacingOccurrences(
+                        of: sum, with: sum.replacingOccurrences(of: "0xffffffffu", with: "0x0000ffffu"))
+                }
+            ),
+            (
+                "the edge store without its extent", ["Examples/layernorm_matmul.graph", "--dim", "M=70,K=90,N=50"],
+                store, { $0.replacingOccurrences(of: store, with: "64 * 50") }
+            ),
+        ]
+        let failures = LockedStrings()
+        DispatchQueue.concurrentPerform(iterations: mutations.count) { k in
+            let m = mutations[k]
+            var found = true
+            let built = Self.buildEmulated(m.args, arch: 90, dir: "\(root)/\(k)", compiler: compiler) { source in
+                found = source.contains(m.pattern)
+                return m.mutate(source)
+            }
+            guard found else { return failures.append("\(m.label): the generated CUDA no longer has '\(m.pattern)'") }
+            guard case .success(let build) = built else {
+                if case .failure(let f) = built { failures.append("\(m.label): \(f.message)") }
+                return
+            }
+            let (out, result) = Self.runEmulated(build, order: "forward")
+            let caught =
+                (result.status == 4 && result.stderr.contains("cuda-emulator: error"))
+                || (result.status == 0 && !Self.mismatches(build.dir, out: out).isEmpty)
+            if !caught { failures.append("\(m.label): not caught (status \(result.status)) \(result.stderr)") }
+        }
+        for f in failures.values { XCTFail(f) }
+    }
+
+    /// The emulator's own checks, on a small hand-written CUDA program: each case must stop with its message.
+    func testEmulatorChecks() throws {
+        let compiler = try Self.hostCompiler()
+        let dir = CLI.temporaryDirectory("cuda-emulator-checks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/emulator", withIntermediateDirectories: true)
+        try CUDAEmulator.header.write(toFile: dir + "/emulator/blockc_cuda_emu.h", atomically: true, encoding: .utf8)
+        try CUDAEmulator.runtimeShim.write(toFile: dir + "/emulator/cuda_runtime.h", atomically: true, encoding: .utf8)
+        let source = """
+            #include <cuda_runtime.h>
+            #include <stdio.h>
+            #include <stdlib.h>
+            extern "C" __global__ void exits_early(float *x) {
+                if (threadIdx.x == 3) return;
+                __syncthreads();
+                x[threadIdx.x] = 1.0f;
+            }
+            extern "C" __global__ void two_barriers(float *x) {
+                if (threadIdx.x < 32) {
+                    __syncthreads();
+                } else {
+                    __syncthreads();
+                }
+                x[threadIdx.x] = 1.0f;
+            }
+            extern "C" __global__ void shuffle_and_barrier(float *x) {
+                float v = 1.0f;
+                if (threadIdx.x == 5) __syncthreads(); else v = __shfl_xor_sync(0xffffffffu, v, 1);
+                x[threadIdx.x] = v;
+            }
+            extern "C" __global__ void writes_past(float *x) { x[blockDim.x + threadIdx.x] = 1.0f; }
+            extern "C" __global__ void shared_past(float *x) {
+                extern __shared__ __align__(16) float blk_smem[];
+                blk_smem[threadIdx.x + 64] = 1.0f;
+                x[threadIdx.x] = 0.0f;
+            }
+            extern "C" __global__ void reads_shared(float *x) {
+                extern __shared__ __align__(16) float blk_smem[];
+                x[threadIdx.x] = blk_smem[threadIdx.x];
+            }
+            extern "C" __global__ void copies(const float *a, float *b) { b[threadIdx.x] = a[threadIdx.x]; }
+            int main(int argc, char **argv) {
+                int c = atoi(argv[1]);
+                float *d = NULL, host[64];
+                cudaMalloc((void **)&d, 64 * sizeof(float));
+                switch (c) {
+                case 0: exits_early<<<1, 64, 0>>>(d); break;
+                case 1: two_barriers<<<1, 64, 0>>>(d); break;
+                case 2: shuffle_and_barrier<<<1, 32, 0>>>(d); break;
+                case 3: writes_past<<<1, 64, 0>>>(d); break;
+                case 4: shared_past<<<1, 64, 256>>>(d); break;
+                case 5: copies<<<1, 64, 0>>>(d, host); break;
+                case 6: cudaMemcpy(host, d, sizeof host, cudaMemcpyHostToDevice); break;
+                case 7: copies<<<1, 32, 0>>>(d, d + 32); break;
+                case 8: {
+                    printf("%d %d\\n", (int)cudaFuncSetAttribute(reads_shared, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                                 166913),
+                           (int)cudaFuncSetAttribute(reads_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 166912));
+                    cudaGetLastError();
+                    reads_shared<<<1, 64, 166912>>>(d);
+                    printf("%d\\n", (int)cudaGetLastError());
+                    reads_shared<<<1, 64, 166913>>>(d);
+                    printf("%d\\n", (int)cudaGetLastError());
+                    cudaMemcpy(host, d, sizeof host, cudaMemcpyDeviceToHost);
+                    printf("%s\\n", host[0] != host[0] ? "nan" : "number");
+                    break;
+                }
+                }
+                cudaDeviceSynchronize();
+                return cudaFree(d);
+            }
+
+            """
+        let rewritten = dir + "/checks.cpp"
+        try CUDAEmulator.rewriteLaunches(source).write(toFile: rewritten, atomically: true, encoding: .utf8)
+        let exe = dir + "/checks"
+        let built = CLI.run(
+            compiler, ["-std=c++17", "-O1", "-I", dir + "/emulator", "-DBLOCKC_EMU_ARCH=80", "-o", exe, rewritten])
+        XCTAssertEqual(built.status, 0, built.stderr)
+        let expected = [
+            "kernel exits_early: block 0: thread 3 exited while 63 thread(s) wait at __syncthreads",
+            "kernel two_barriers: block 0: thread 0 waits at __syncthreads on line",
+            "kernel shuffle_and_barrier: block 0: lane 0 of warp 0 waits at __shfl_xor_sync while lane 5 waits",
+            "kernel writes_past: after the launch: a write at byte 0 past the end of a device allocation of 256",
+            "kernel shared_past: block 0 wrote at byte 0 past the end of its 256 bytes of dynamic shared memory",
+            "kernel copies: pointer argument 2",
+            "cudaMemcpy(cudaMemcpyHostToDevice, 256 bytes): the destination",
+            "kernel copies: pointer arguments 1 and 2 point into one allocation",
+        ]
+        for (c, message) in expected.enumerated() {
+            let run = CLI.run(exe, ["\(c)"])
+            XCTAssertEqual(run.status, 4, "case \(c): \(run.stdout) \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("cuda-emulator: error: " + message), "case \(c): \(run.stderr)")
+        }
+        // sm_80's opt-in limit: 166,912 bytes are allowed (and arrive as NaN), one more is refused.
+        let limit = CLI.run(exe, ["8"])
+        XCTAssertEqual(limit.status, 0, limit.stderr)
+        XCTAssertEqual(limit.stdout, "1 0\n0\n1\nnan\n", limit.stderr)
+    }
+
+    /// `run.sh --emulate` builds the bundle's harness against the emulator it carries and runs it.
+    func testBundleRunsOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let dir = CLI.temporaryDirectory("cuda-bundle-emulate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let emitted = CLI.blockc([
+            "emit-cuda", "Examples/attention_causal.graph", "--dim", "BH=1,N=100,d=32", "--bundle", dir, "--seed", "3",
+        ])
+        XCTAssertEqual(emitted.status, 0, emitted.stderr)
+        // The launch rewrite of run.sh (sed) and of the tests (`rewriteLaunches`) agree.
+        guard let cu = Self.bundleSource(dir) else { return XCTFail("no .cu in the bundle") }
+        let sed = CLI.run("/usr/bin/env", ["sed", "-E", CUDAEmulator.launchRewriteSed, cu])
+        XCTAssertEqual(sed.status, 0, sed.stderr)
+        XCTAssertEqual(
+            sed.stdout, CUDAEmulator.rewriteLaunches((try? String(contentsOfFile: cu, encoding: .utf8)) ?? ""))
+        XCTAssertTrue(sed.stdout.contains("blk_emu::launch(blk_u_attention_causal_k0, \"blk_u_attention_causal_k0\""))
+        let run = CLI.run("/usr/bin/env", ["CXX=\(compiler)", "EMU_ARCH=80", "sh", "\(dir)/run.sh", "--emulate"])
+        let log = run.stdout + run.stderr
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/harness-emu"), log)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/out/O.npy"), log)
+        XCTAssertEqual(Self.mismatches(dir, out: dir + "/out"), [])
+        // compare.py needs NumPy; where it is missing, only the build and the run are checked.
+        if run.status == 0 { XCTAssertTrue(log.contains("O: max_abs_err"), log) }
+    }
+}
+
+/// Why an emulated build failed.
+struct EmulatorFailure: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
