@@ -89,6 +89,13 @@ private struct InlineSearch {
         instructions: [Instruction], value: ValueID
     )? {
         let storage = program.storage(of: tensor)
+        // A consumer that also gathers rows of the tensor keeps reading it from memory: leave
+        // its loads alone (conservative; the gather's rows are not a block the producer stores).
+        var gathers = false
+        consumer.walk { inst in
+            if case .gather(let t, _, _, _) = inst.op, program.storage(of: t) == storage { gathers = true }
+        }
+        guard !gathers else { return nil }
         let writerNames = plan.writers(of: storage)
         guard let p = plan.lastWriter(among: writerNames, before: consumerIndex, program) else { return nil }
         let producer = program.kernels[p]

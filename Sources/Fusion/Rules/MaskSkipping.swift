@@ -269,7 +269,10 @@ extension FusionRule {
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):
                 value = binary(op, get(x), get(y))
-            case .load, .index, .loop, .store, .yield: value = .unknown
+            case .select(_, let x, let y):
+                // Both branches the same value: that value, whatever the condition.
+                value = get(x) == get(y) ? get(x) : .unknown
+            case .load, .gather, .index, .loop, .store, .yield: value = .unknown
             }
             env[r.id] = value
         }
@@ -299,7 +302,7 @@ extension FusionRule {
         case .div:
             if y == .constant(1) { return x }
             if x == .constant(0) { return .constant(0) }
-        case .min, .pow: break
+        case .min, .pow, .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr: break
         }
         return .unknown
     }
