@@ -21,6 +21,8 @@ extension Array where Element == Instruction {
             var out = inst
             switch inst.op {
             case .load(let t, let access): out.op = .load(t, access.map(fix))
+            case .gather(let t, let access, let index, let axis):
+                out.op = .gather(t, access.map(fix), index: index, axis: axis)
             case .store(let v, let t, let access): out.op = .store(v, t, access.map(fix))
             case .loop(var loop):
                 loop.body = loop.body.mappingAccesses(fix)
@@ -50,6 +52,8 @@ extension Array where Element == Instruction {
             var out = inst
             switch inst.op {
             case .load(let t, let access): out.op = .load(t, access.map(subAccess))
+            case .gather(let t, let access, let index, let axis):
+                out.op = .gather(t, access.map(subAccess), index: index, axis: axis)
             case .store(let v, let t, let access): out.op = .store(v, t, access.map(subAccess))
             case .mask(let v, let r, let c, let p, let fill):
                 out.op = .mask(v, rowOffset: sub(r), columnOffset: sub(c), p, fill: fill)
@@ -59,7 +63,7 @@ extension Array where Element == Instruction {
                 loop.upper = sub(loop.upper)
                 loop.body = loop.body.substitutingIndices(map)
                 out.op = .loop(loop)
-            case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .yield: break
+            case .fill, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .yield: break
             }
             return out
         }
@@ -132,7 +136,7 @@ extension Array where Element == Instruction {
         var free: Set<IndexVar> = []
         for inst in self {
             switch inst.op {
-            case .load(_, let access), .store(_, _, let access):
+            case .load(_, let access), .store(_, _, let access), .gather(_, let access, _, _):
                 for a in access {
                     switch a {
                     case .point(let e), .slice(let e, _): free.formUnion(e.variables)
@@ -146,7 +150,7 @@ extension Array where Element == Instruction {
                 free.formUnion(loop.lower.variables)
                 free.formUnion(loop.upper.variables)
                 free.formUnion(loop.body.freeIndexVariables.subtracting([loop.variable]))
-            case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .yield: break
+            case .fill, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .yield: break
             }
         }
         return free
@@ -190,12 +194,12 @@ extension Array where Element == Instruction {
         return out
     }
 
-    /// The global tensors loaded here, recursively.
+    /// The global tensors loaded here (by `load` or `gather`), recursively.
     public var loadedTensors: Set<TensorID> {
         var out: Set<TensorID> = []
         for inst in self {
             switch inst.op {
-            case .load(let t, _): out.insert(t)
+            case .load(let t, _), .gather(let t, _, _, _): out.insert(t)
             case .loop(let loop): out.formUnion(loop.body.loadedTensors)
             default: break
             }
@@ -278,6 +282,8 @@ extension Program {
                 var out = inst
                 switch inst.op {
                 case .load(let t, let a): out.op = .load(TensorID(remap[t.index]), a)
+                case .gather(let t, let a, let index, let axis):
+                    out.op = .gather(TensorID(remap[t.index]), a, index: index, axis: axis)
                 case .store(let v, let t, let a): out.op = .store(v, TensorID(remap[t.index]), a)
                 case .loop(var loop):
                     loop.body = fix(loop.body)

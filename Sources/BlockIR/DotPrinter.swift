@@ -56,14 +56,14 @@ public enum DotPrinter {
                 )
                 body(loop.body, kernel: kernel, indent: indent + "  ", counter: &counter, lines: &lines, edges: &edges)
                 lines.append("\(indent)}")
-            case .load(let t, _):
-                ops.append("load")
+            case .load(let t, _), .gather(let t, _, _, _):
+                ops.append(inst.op.mnemonic)
                 edges.append("  t\(t.index) -> \(node) [color=darkgreen];")
             case .store(_, let t, _):
                 ops.append("store")
                 edges.append("  \(node) -> t\(t.index) [color=blue];")
             case .yield: break
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
                 ops.append(inst.op.mnemonic)
             }
         }

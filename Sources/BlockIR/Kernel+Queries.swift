@@ -58,7 +58,7 @@ extension Kernel {
         func visit(_ body: [Instruction]) {
             for inst in body {
                 switch inst.op {
-                case .load(_, let a), .store(_, _, let a): check(a)
+                case .load(_, let a), .store(_, _, let a), .gather(_, let a, _, _): check(a)
                 case .mask(_, let r, let c, _, _):
                     if r.variables.contains(v) || c.variables.contains(v) { ok = false }
                 case .index(let e, _): if e.variables.contains(v) { ok = false }

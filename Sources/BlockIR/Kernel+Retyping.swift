@@ -43,6 +43,16 @@ extension Kernel {
                     case .load(_, let access):
                         set(r.id, access.compactMap { if case .slice(_, let n) = $0 { return n } else { return nil } })
                     case .unary(_, let a), .mask(let a, _, _, _, _): set(r.id, shapes[a] ?? [])
+                    case .gather(_, let access, let index, let axis):
+                        set(r.id, Op.gatherShape(access, axis: axis, indexShape: shapes[index] ?? []))
+                    case .select(let c, let a, let b):
+                        // Operands of one shape, or scalars: the result has the non-scalar shape.
+                        let found = [c, a, b].map { shapes[$0] ?? [] }.filter { !$0.isEmpty }
+                        guard let first = found.first, found.allSatisfy({ $0 == first }) else {
+                            if found.isEmpty { set(r.id, []) } else { failed = true }
+                            continue
+                        }
+                        set(r.id, first)
                     case .transpose(let a): set(r.id, (shapes[a] ?? []).reversed())
                     case .concat(let a, let b, let axis):
                         var s = shapes[a] ?? []

@@ -35,6 +35,16 @@ public indirect enum Op: Hashable, Sendable {
     /// `(r, c)` of the block is at row `rowOffset + r`, column `columnOffset + c` of the tensor's
     /// last two axes.
     case mask(ValueID, rowOffset: IndexExpr, columnOffset: IndexExpr, Predicate, fill: Float)
+    /// Elementwise choice: `a` where `condition` is non-zero, else `b` (never arithmetic, so a
+    /// NaN or infinity in the branch not taken does not reach the result). Operands of the same
+    /// shape, or rank-0 scalars that repeat.
+    case select(ValueID, ValueID, ValueID)
+    /// An indirect load: reads a block of a global tensor whose position along tensor axis
+    /// `axis` is given per element by the `index` block (integers as f32); `accesses` address the
+    /// other axes, one per axis in order, as a load's do. The block's axes are the sliced axes
+    /// before `axis`, the index block's axes, then the sliced axes after it. An index outside
+    /// `0 ..< size` is an error in the interpreter and reads 0 in generated code.
+    case gather(TensorID, [AxisAccess], index: ValueID, axis: Int)
     /// A sequential loop with loop-carried values; the instruction's results are the carried
     /// values after the last iteration.
     case loop(Loop)
@@ -50,6 +60,8 @@ public indirect enum Op: Hashable, Sendable {
             return [a]
         case .binary(_, let a, let b), .dot(let a, let b, _, _), .concat(let a, let b, _): return [a, b]
         case .mask(let a, _, _, _, _): return [a]
+        case .select(let c, let a, let b): return [c, a, b]
+        case .gather(_, _, let index, _): return [index]
         case .loop(let l): return l.initial
         case .yield(let vs): return vs
         }
@@ -69,6 +81,8 @@ public indirect enum Op: Hashable, Sendable {
         case .concat(let a, let b, let axis): return .concat(f(a), f(b), axis: axis)
         case .mask(let a, let r, let c, let p, let fill):
             return .mask(f(a), rowOffset: r, columnOffset: c, p, fill: fill)
+        case .select(let c, let a, let b): return .select(f(c), f(a), f(b))
+        case .gather(let t, let access, let index, let axis): return .gather(t, access, index: f(index), axis: axis)
         case .loop(var l):
             l.initial = l.initial.map(f)
             return .loop(l)
@@ -91,9 +105,23 @@ public indirect enum Op: Hashable, Sendable {
         case .transpose: return "transpose"
         case .concat: return "concat"
         case .mask: return "mask"
+        case .select: return "select"
+        case .gather: return "gather"
         case .loop: return "for"
         case .yield: return "yield"
         }
+    }
+}
+
+extension Op {
+    /// The block shape a `gather` gives: the sizes of the slices before `axis`, the index
+    /// block's shape, then the sizes of the slices after it (`access` omits the gathered axis).
+    public static func gatherShape(_ access: [AxisAccess], axis: Int, indexShape: [Int]) -> [Int] {
+        func sizes(_ part: ArraySlice<AxisAccess>) -> [Int] {
+            part.compactMap { if case .slice(_, let n) = $0 { n } else { nil } }
+        }
+        let split = Swift.max(0, Swift.min(axis, access.count))
+        return sizes(access[..<split]) + indexShape + sizes(access[split...])
     }
 }
 

@@ -65,6 +65,12 @@ public enum BlockPrinter {
         case .mask(let a, let row, let column, let predicate, let fill):
             let pred = predicate.atoms.isEmpty ? "true" : predicate.description
             return prefix + "mask \(a) at (\(row), \(column)) if \(pred) else " + formatFloat(fill) + typeSuffix
+        case .select(let c, let a, let b):
+            return prefix + "select \(c), \(a), \(b)" + typeSuffix
+        case .gather(let t, let access, let index, let axis):
+            var items = access.map(\.description)
+            items.insert(index.description, at: Swift.max(0, Swift.min(axis, items.count)))
+            return prefix + "gather " + tensorName(t, program) + "[" + items.joined(separator: ", ") + "]" + typeSuffix
         case .loop(let loop):
             var text = prefix + "for \(loop.variable.name) in \(loop.lower) ..< \(loop.upper)"
             if !loop.carried.isEmpty || !loop.initial.isEmpty {

@@ -43,6 +43,29 @@ public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
 /// Elementwise functions of two arguments, shared by the graph and the block program.
 public enum BinaryOp: String, Hashable, Sendable, CaseIterable {
     case add, sub, mul, div, max, min, pow
+    /// Comparisons: `1` where `a < b` (`<=`, `>`, `>=`, `==`, `!=`) holds, else `0`; a NaN
+    /// operand compares false except under `ne`, as in IEEE 754. At the graph level the result
+    /// is a `bool` tensor.
+    case lt, le, gt, ge, eq, ne
+    /// Logical connectives on truth values (`1` where both / either operand is non-zero, else
+    /// `0`); at the graph level on `bool` tensors.
+    case logicalAnd = "logical_and", logicalOr = "logical_or"
+
+    /// Whether the op yields a truth value (`1` or `0`): a comparison or a logical connective.
+    public var yieldsTruth: Bool {
+        switch self {
+        case .add, .sub, .mul, .div, .max, .min, .pow: return false
+        case .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr: return true
+        }
+    }
+
+    /// Whether the op compares numbers (`lt le gt ge eq ne`).
+    public var isComparison: Bool {
+        switch self {
+        case .lt, .le, .gt, .ge, .eq, .ne: return true
+        case .add, .sub, .mul, .div, .max, .min, .pow, .logicalAnd, .logicalOr: return false
+        }
+    }
 
     /// The reference semantics of the op on fp32 values.
     public func apply(_ a: Float, _ b: Float) -> Float {
@@ -54,6 +77,14 @@ public enum BinaryOp: String, Hashable, Sendable, CaseIterable {
         case .max: return a.isNaN || b.isNaN ? .nan : Swift.max(a, b)
         case .min: return a.isNaN || b.isNaN ? .nan : Swift.min(a, b)
         case .pow: return Foundation.pow(a, b)
+        case .lt: return a < b ? 1 : 0
+        case .le: return a <= b ? 1 : 0
+        case .gt: return a > b ? 1 : 0
+        case .ge: return a >= b ? 1 : 0
+        case .eq: return a == b ? 1 : 0
+        case .ne: return a != b ? 1 : 0
+        case .logicalAnd: return a != 0 && b != 0 ? 1 : 0
+        case .logicalOr: return a != 0 || b != 0 ? 1 : 0
         }
     }
 }

@@ -233,7 +233,8 @@ private struct KernelChecker {
         let expectsResult: Bool
         switch inst.op {
         case .store, .yield: expectsResult = false
-        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .loop:
+        case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask,
+            .loop:
             expectsResult = true
         }
         if case .loop(let loop) = inst.op {
@@ -323,6 +324,35 @@ private struct KernelChecker {
             }
             if let expected, expected != result.shape {
                 report("\(label): the result shape \(result.shape) should be \(expected)")
+            }
+        case .select(let c, let a, let b):
+            let types = [type(of: c, label), type(of: a, label), type(of: b, label)]
+            guard let result, types.allSatisfy({ $0 != nil }) else { break }
+            let shapes = types.compactMap { $0?.shape }.filter { !$0.isEmpty }
+            if let first = shapes.first, !shapes.allSatisfy({ $0 == first }) {
+                report(
+                    "\(label): operand shapes \(types.compactMap { $0?.shape }) differ; use equal shapes or scalars f32[]"
+                )
+            } else if (shapes.first ?? []) != result.shape {
+                report("\(label): the result shape \(result.shape) should be \(shapes.first ?? [])")
+            }
+        case .gather(let t, let access, let index, let axis):
+            let indexType = type(of: index, label)
+            guard let tensor = tensor(t, label) else { break }
+            guard axis >= 0 && axis < tensor.shape.count else {
+                report(
+                    "\(label): gather axis \(axis) is out of range for tensor '\(tensor.name)' of rank "
+                        + "\(tensor.shape.count)")
+                break
+            }
+            var others = tensor
+            others.shape.remove(at: axis)
+            guard checkAccess(access, tensor: others, label: label) != nil, let indexType, let result else { break }
+            let expected = Op.gatherShape(access, axis: axis, indexShape: indexType.shape)
+            if result.shape != expected {
+                report(
+                    "\(label): the result shape \(result.shape) does not match the gathered shape \(expected) "
+                        + "(slices before axis \(axis), the index block \(indexType.shape), slices after)")
             }
         case .broadcast(let a, let axis):
             guard let ta = type(of: a, label), let result else { break }
@@ -460,7 +490,8 @@ private struct KernelChecker {
         switch inst.op {
         case .loop(let loop): text += " " + loop.variable.name
         case .store(let v, _, _): text += " \(v)"
-        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .yield:
+        case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask,
+            .yield:
             break
         }
         return "'" + text + "'"

@@ -444,6 +444,14 @@ private struct Parser {
             let b = try use()
             try expectKeyword("axis", "'axis K' after the operands of concat")
             op = .concat(a, b, axis: try integer("the axis number"))
+        case "select":
+            let c = try use()
+            try expectSymbol(",", "',' and the value where the condition holds")
+            let a = try use()
+            try expectSymbol(",", "',' and the value where it does not")
+            op = .select(c, a, try use())
+        case "gather":
+            op = try parseGather()
         case "mask":
             let a = try use()
             try expectKeyword("at", "'at (ROW, COL)' after the operand of mask")
@@ -467,7 +475,7 @@ private struct Parser {
             } else {
                 throw Diagnostic(
                     "unknown instruction '\(mnemonic)'; expected load, store, fill, an elementwise op (exp, add, ...), "
-                        + "index, broadcast, reduce_sum, reduce_max, dot, transpose, concat, mask, for or yield",
+                        + "index, select, gather, broadcast, reduce_sum, reduce_max, dot, transpose, concat, mask, for or yield",
                     at: opToken.location)
             }
         }
@@ -645,6 +653,44 @@ private struct Parser {
         }
         try expectSymbol("]", "',' or ']' after the index")
         return (TensorID(index), access)
+    }
+
+    /// `T[acc, ..., %idx, ..., acc]`: a tensor access with the index block in place of the
+    /// gathered axis (exactly one value among the entries).
+    mutating func parseGather() throws(Diagnostic) -> Op {
+        let nameToken = current
+        let name = try identifier("a tensor name")
+        guard let index = tensors.firstIndex(where: { $0.name == name }) else {
+            throw Diagnostic(
+                "unknown tensor '\(name)'; declare it with a 'tensor' line before the kernels", at: nameToken.location)
+        }
+        try expectSymbol("[", "'[' and one entry per tensor axis, the index block '%N' at the gathered axis")
+        var access: [AxisAccess] = []
+        var gathered: (value: ValueID, axis: Int)?
+        while true {
+            if current.kind == .value {
+                if gathered != nil { throw error("gather takes one index block; address the other axes by indices") }
+                gathered = (try use(), access.count)
+            } else {
+                let start = try parseIndexExpr(depth: 0)
+                if isSymbol("+:") {
+                    advance()
+                    access.append(.slice(start: start, size: try integer("the slice size after '+:'")))
+                } else {
+                    access.append(.point(start))
+                }
+            }
+            if isSymbol(",") {
+                advance()
+                continue
+            }
+            break
+        }
+        try expectSymbol("]", "',' or ']' after the index")
+        guard let gathered else {
+            throw error("gather needs the index block '%N' at the gathered axis, e.g. 'gather E[%1, j * 64 +: 64]'")
+        }
+        return .gather(TensorID(index), access, index: gathered.value, axis: gathered.axis)
     }
 
     /// `term (+ term)*`, left-associative.

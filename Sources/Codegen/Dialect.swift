@@ -134,6 +134,12 @@ public struct Dialect: Hashable, Sendable {
         binaryTemplates: [
             .add: "($0 + $1)", .sub: "($0 - $1)", .mul: "($0 * $1)", .div: "($0 / $1)",
             .max: "blk_maxf($0, $1)", .min: "blk_minf($0, $1)", .pow: "powf($0, $1)",
+            // Comparisons as IEEE 754 (NaN compares false except under !=): 1 or 0.
+            .lt: "(($0 < $1) ? 1.0f : 0.0f)", .le: "(($0 <= $1) ? 1.0f : 0.0f)",
+            .gt: "(($0 > $1) ? 1.0f : 0.0f)", .ge: "(($0 >= $1) ? 1.0f : 0.0f)",
+            .eq: "(($0 == $1) ? 1.0f : 0.0f)", .ne: "(($0 != $1) ? 1.0f : 0.0f)",
+            .logicalAnd: "((($0) != 0.0f && ($1) != 0.0f) ? 1.0f : 0.0f)",
+            .logicalOr: "((($0) != 0.0f || ($1) != 0.0f) ? 1.0f : 0.0f)",
         ],
         reduceTemplates: [.sum: "($0 + $1)", .max: "blk_maxf($0, $1)"],
         keywords: [

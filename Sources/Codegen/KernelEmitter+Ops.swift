@@ -46,6 +46,11 @@ extension KernelEmitter {
             } else {
                 emitElementwise(r, operands: [a, b]) { me, x in me.dialect.apply(me.dialect.binaryTemplates[op]!, x) }
             }
+        case .select(let c, let a, let b):
+            // A choice, never arithmetic: the branch not taken (NaN, inf) does not reach the result.
+            emitElementwise(result!.id, operands: [c, a, b]) { _, x in "((\(x[0])) != 0.0f ? (\(x[1])) : (\(x[2])))" }
+        case .gather(let t, let access, let index, let axis):
+            emitGather(result!, t, access, index: index, axis: axis)
         case .broadcast(let a, let axis):
             var e = extents[a]!
             let shape = result!.type.shape
@@ -125,6 +130,49 @@ extension KernelEmitter {
             let dst = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
             let s = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
             me.w.line("v\(r.number)[\(dst)] = \(me.dialect.loaded(type, "\(src)[\(s)]"));")
+        }
+    }
+
+    /// A gather: element `(pre, q, post)` reads the tensor at row `idx[q]` along `axis`. An index
+    /// outside `0 ..< size` (or NaN) reads nothing and gives 0, so no access leaves the tensor.
+    private mutating func emitGather(
+        _ result: Value, _ t: TensorID, _ access: [AxisAccess], index: ValueID, axis: Int
+    ) {
+        let r = result.id
+        let g = names.storage(program.storage(of: t))
+        var full = access
+        full.insert(.point(.constant(0)), at: Swift.min(axis, full.count))
+        let (offset, strides, ext) = address(t, full)
+        let type = program[t].elementType
+        let size = program[t].shape[axis]
+        let rowStride = program.placement(of: t).strides[axis]
+        let pre = access[..<Swift.min(axis, access.count)].filter { if case .slice = $0 { true } else { false } }.count
+        let indexRank = analysis.layouts[index]!.shape.count
+        func read(_ me: KernelEmitter, _ i: [String], _ src: String) -> String {
+            let x = me.element(index, Array(i[pre..<(pre + indexRank)]))
+            var parts = ["(\(me.dialect.indexType))(\(x)) * \(rowStride)"]
+            for (k, s) in zip(Array(i[..<pre]) + Array(i[(pre + indexRank)...]), strides) {
+                parts.append(s == 1 ? k : "\(k) * \(s)")
+            }
+            let loaded = me.dialect.loaded(type, "\(src)[\(parts.joined(separator: " + "))]")
+            return "((\(x)) >= 0.0f && (\(x)) < \(size).0f) ? \(loaded) : 0.0f"
+        }
+        let src = temp("src")
+        w.line("const \(dialect.storageType(type)) *\(src) = \(g) + \(offset);")
+        if result.type.shape.isEmpty {
+            w.line("const float s\(r.number) = \(read(self, [], src));")
+            extents[r] = []
+            return
+        }
+        declareBuffer(r)
+        var bounds = Array(ext[..<pre])
+        bounds += extents[index]!
+        bounds += Array(ext[pre...])
+        defineExtents(r, bounds)
+        let row = rowLength(r)
+        forEach(extents[r]!) { me, i in
+            let dst = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
+            me.w.line("v\(r.number)[\(dst)] = \(read(me, i, src));")
         }
     }
 

@@ -48,11 +48,11 @@ struct KernelEmitter {
         var written: Set<TensorID> = []
         kernel.walk { inst in
             switch inst.op {
-            case .load(let t, _): touched.insert(program.storage(of: t))
+            case .load(let t, _), .gather(let t, _, _, _): touched.insert(program.storage(of: t))
             case .store(_, let t, _):
                 touched.insert(program.storage(of: t))
                 written.insert(program.storage(of: t))
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .loop, .yield:
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .loop, .yield:
                 break
             }
         }
@@ -319,6 +319,11 @@ struct KernelEmitter {
         case .index(let e, let axis): return lhs + "index \(e)" + (axis.map { " axis \($0)" } ?? "")
         case .unary(let o, let a): return lhs + "\(o.rawValue) \(a)"
         case .binary(let o, let a, let b): return lhs + "\(o.rawValue) \(a), \(b)"
+        case .select(let c, let a, let b): return lhs + "select \(c), \(a), \(b)"
+        case .gather(let t, let a, let index, let axis):
+            var items = a.map(\.description)
+            items.insert(index.description, at: Swift.max(0, Swift.min(axis, items.count)))
+            return lhs + "gather " + program[t].name + "[" + items.joined(separator: ", ") + "]"
         case .broadcast(let a, let axis): return lhs + "broadcast \(a) axis \(axis)"
         case .concat(let a, let b, let axis): return lhs + "concat \(a), \(b) axis \(axis)"
         case .reduce(let o, let a, let axis): return lhs + "reduce_\(o.rawValue) \(a) axis \(axis)"

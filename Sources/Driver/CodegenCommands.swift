@@ -287,9 +287,11 @@ struct CodegenRun {
         self.scratch = scratch
         var inputs: [String: NDArray] = [:]
         do throws(DriverError) {
+            let bounds = program.gatherIndexBounds()
             for (k, t) in program.inputs.enumerated() {
                 let a = RandomInputs.values(
-                    shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k))
+                    shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
+                    bound: bounds[program[t].name])
                 inputs[program[t].name] = a
                 try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
             }

@@ -92,9 +92,11 @@ enum CudaBundle {
         }
         let cu = CEmitter.emit(schedule, dialect: .cuda)
         var inputs: [String: NDArray] = [:]
+        let bounds = program.gatherIndexBounds()
         for (k, t) in program.inputs.enumerated() {
             let a = RandomInputs.values(
-                shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k))
+                shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
+                bound: bounds[program[t].name])
             inputs[program[t].name] = a
             try writeNPY(a, dir + "/inputs/" + program[t].name + ".npy")
         }

@@ -22,11 +22,13 @@ struct RunCommand {
         let signature: [(name: String, shape: [Int], type: ElementType)]
         let execute: ([String: NDArray]) throws(Diagnostic) -> [String: NDArray]
         let outputNames: [String]
+        let bounds: [String: Int]
         let budget = MemoryBudget(options)
         let progress = Progress.forStandardError(console)
         if stage == "graph", case .graph(let graph) = try pipeline.parse() {
             try budget.check(MemoryBudget.bytes(of: graph), running: "running '\(graph.name)' at stage graph")
             signature = graph.inputs.map { (graph[$0].name, graph[$0].shape, graph[$0].elementType) }
+            bounds = graph.gatherIndexBounds()
             outputNames = graph.outputs.map { graph[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try GraphInterpreter.run(graph, inputs: inputs, progress: progress?.report)
@@ -35,6 +37,7 @@ struct RunCommand {
             let program = try pipeline.program(at: stage)
             try budget.check(MemoryBudget.bytes(of: program), running: "running '\(program.name)' at stage \(stage)")
             signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
+            bounds = program.gatherIndexBounds()
             outputNames = program.outputs.map { program[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try BlockInterpreter.run(program, inputs: inputs, progress: progress?.report)
@@ -47,7 +50,7 @@ struct RunCommand {
             plan.hint = "choose another --output-dir"
             try plan.check()
         }
-        let inputs = try makeInputs(signature)
+        let inputs = try makeInputs(signature, bounds: bounds)
         if let dir = options.outputDir { try makeDirectory(dir) }
         if options.saveInputs, let dir = options.outputDir {
             for (name, _, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
@@ -67,9 +70,9 @@ struct RunCommand {
         }
     }
 
-    func makeInputs(_ signature: [(name: String, shape: [Int], type: ElementType)]) throws(DriverError) -> [String:
-        NDArray]
-    {
+    func makeInputs(
+        _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int]
+    ) throws(DriverError) -> [String: NDArray] {
         var given: [String: String] = [:]
         for (name, path) in options.inputs {
             guard signature.contains(where: { $0.name == name }) else {
@@ -98,7 +101,8 @@ struct RunCommand {
                 }
                 inputs[name] = array
             } else {
-                inputs[name] = RandomInputs.values(shape: shape, type: type, seed: options.seed, stream: UInt64(k))
+                inputs[name] = RandomInputs.values(
+                    shape: shape, type: type, seed: options.seed, stream: UInt64(k), bound: bounds[name])
             }
         }
         return inputs

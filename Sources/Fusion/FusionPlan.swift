@@ -201,13 +201,13 @@ extension Kernel {
             case .dot(let a, _, let ta, _):
                 let k = types[a].map { ta ? $0.shape.first ?? 1 : $0.shape.last ?? 1 } ?? 1
                 total += 2 * out * k
-            case .unary, .binary, .mask: total += out
+            case .unary, .binary, .select, .mask: total += out
             case .reduce(_, let a, _): total += types[a]?.elementCount ?? out
             case .loop(let loop):
                 for c in loop.carried { types[c.id] = c.type }
                 let trips = max(0, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))
                 total += trips * flops(of: loop.body, types: &types)
-            case .load, .store, .fill, .index, .broadcast, .transpose, .concat, .yield: break
+            case .load, .gather, .store, .fill, .index, .broadcast, .transpose, .concat, .yield: break
             }
         }
         return total

@@ -46,6 +46,13 @@ public enum GraphOp: Hashable, Sendable {
     case slice(NodeID, axis: Int, start: Int)
     /// The operands joined along one axis (non-negative); their other axes agree.
     case concat([NodeID], axis: Int)
+    /// Elementwise choice with broadcasting: `a` where the `bool` condition holds, else `b`
+    /// (`where(cond, a, b)`); never arithmetic, so NaN or inf in the branch not taken is harmless.
+    case select(NodeID, NodeID, NodeID)
+    /// Rows of `table` by an `i32` index tensor along `axis` (non-negative): the node's shape is
+    /// `table[..<axis] + index + table[axis+1...]`, element `[..., r, ...]` is
+    /// `table[..., index[r], ...]` (`gather(E, tokens, axis=0)`).
+    case gather(NodeID, index: NodeID, axis: Int)
 
     /// The nodes the op reads.
     public var operands: [NodeID] {
@@ -57,6 +64,8 @@ public enum GraphOp: Hashable, Sendable {
         case .binary(_, let a, let b), .matmul(let a, let b, _, _): return [a, b]
         case .slice(let a, _, _): return [a]
         case .concat(let parts, _): return parts
+        case .select(let c, let a, let b): return [c, a, b]
+        case .gather(let t, let index, _): return [t, index]
         }
     }
 }
@@ -127,6 +136,31 @@ public struct Graph: Hashable, Sendable {
 
     /// The node with a name.
     public func node(named name: String) -> Node? { nodes.first { $0.name == name } }
+
+    /// The `i32` inputs that a `gather` takes its positions from (directly, or through reshapes
+    /// and slices), by name, with the size of the smallest axis they index: random inputs for
+    /// them lie in `0 ..< bound`.
+    public func gatherIndexBounds() -> [String: Int] {
+        var bounds: [String: Int] = [:]
+        for node in nodes {
+            guard case .gather(let table, var index, let axis) = node.op else { continue }
+            while true {
+                if case .reshape(let a) = self[index].op {
+                    index = a
+                } else if case .slice(let a, _, _) = self[index].op {
+                    index = a
+                } else {
+                    break
+                }
+            }
+            guard self[index].op == .input, self[index].elementType == .i32, axis < self[table].shape.count else {
+                continue
+            }
+            let size = self[table].shape[axis]
+            bounds[self[index].name] = Swift.min(bounds[self[index].name] ?? size, size)
+        }
+        return bounds
+    }
 }
 
 /// An error in building a graph: a shape mismatch, a bad axis, a name used twice.

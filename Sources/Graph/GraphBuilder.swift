@@ -142,8 +142,18 @@ public struct GraphBuilder: Sendable {
         try check(b)
         if let x = constantValue(of: a), let y = constantValue(of: b) { return constant(op.apply(x, y)) }
         let shape = try Self.broadcastShape(shape(of: a), shape(of: b), op: op.rawValue)
+        if op.yieldsTruth && !op.isComparison {
+            for x in [a, b] where constantValue(of: x) == nil { try checkTruthOperands(op, elementType(of: x), x) }
+        } else if !op.yieldsTruth {
+            // No arithmetic on bool, whatever the other operand is.
+            for x in [a, b] where elementType(of: x) == .bool { try requireFloat(.bool, x, op: op.rawValue) }
+        }
         let type = try commonType([a, b], op: op.rawValue)
         let typed = constantValue(of: a) == nil ? a : b
+        if op.yieldsTruth {
+            try checkTruthOperands(op, type, typed)
+            return add(.binary(op, a, b), shape, .bool)
+        }
         if type == .i32 {
             // Integers add, subtract, multiply and compare exactly; other functions are floating point.
             guard [.add, .sub, .mul, .max, .min].contains(op) else {
@@ -153,6 +163,86 @@ public struct GraphBuilder: Sendable {
             try requireFloat(type, typed, op: op.rawValue)
         }
         return add(.binary(op, a, b), shape, type)
+    }
+
+    /// Comparisons take numbers of one type (`bool` only under `eq` and `ne`); the logical
+    /// connectives take `bool`.
+    private func checkTruthOperands(_ op: BinaryOp, _ type: ElementType, _ typed: NodeID) throws(GraphError) {
+        if op.isComparison {
+            guard type != .bool || op == .eq || op == .ne else {
+                throw GraphError(
+                    "\(op.rawValue) orders numbers, but '\(name(of: typed))' is bool; compare bools with == or != "
+                        + "(eq, ne), combine them with logical_and / logical_or, or convert with cast(\(name(of: typed)), f32)"
+                )
+            }
+        } else {
+            guard type == .bool else {
+                throw GraphError(
+                    "\(op.rawValue) combines bool tensors, but '\(name(of: typed))' is \(type); "
+                        + "make a bool first with a comparison, e.g. \(name(of: typed)) > 0")
+            }
+        }
+    }
+
+    /// `not x` for a `bool` tensor (`x == 0`).
+    public mutating func logicalNot(_ x: NodeID) throws(GraphError) -> NodeID {
+        try check(x)
+        guard elementType(of: x) == .bool, constantValue(of: x) == nil else {
+            throw GraphError(
+                "logical_not negates a bool tensor, but '\(name(of: x))' is \(elementType(of: x)); "
+                    + "compare first, e.g. \(name(of: x)) > 0")
+        }
+        return try binary(.eq, x, constant(0))
+    }
+
+    /// `where(cond, a, b)`: `a` where the `bool` tensor `cond` holds, else `b`, broadcasting the
+    /// three as NumPy does; `a` and `b` have one element type (numbers adopt it).
+    public mutating func select(_ cond: NodeID, _ a: NodeID, _ b: NodeID) throws(GraphError) -> NodeID {
+        try check(a)
+        try check(b)
+        try checkCondition(cond)
+        let type = try commonType([a, b], op: "where")
+        let pair = try Self.broadcastShape(shape(of: cond), shape(of: a), op: "where")
+        let all = try Self.broadcastShape(pair, shape(of: b), op: "where")
+        return add(.select(cond, a, b), all, type)
+    }
+
+    /// Checks that `cond` can be the condition of `where(cond, a, b)`: a `bool` tensor.
+    public func checkCondition(_ cond: NodeID) throws(GraphError) {
+        try check(cond)
+        guard constantValue(of: cond) == nil, elementType(of: cond) == .bool else {
+            let what =
+                constantValue(of: cond) == nil ? "'\(name(of: cond))' is \(elementType(of: cond))" : "it is a number"
+            throw GraphError(
+                "where(cond, a, b) needs a bool tensor as its condition, but \(what); "
+                    + "write a comparison such as x > 0, or a mask predicate on i and j with a number as fill")
+        }
+    }
+
+    /// `gather(table, index, axis)`: the slices of `table` along `axis` at the positions an `i32`
+    /// tensor lists; the result's shape is `table[..<axis] + index + table[axis+1...]`.
+    public mutating func gather(_ table: NodeID, _ index: NodeID, axis: Int = 0) throws(GraphError) -> NodeID {
+        try check(table)
+        try check(index)
+        guard constantValue(of: table) == nil else {
+            throw GraphError("gather reads rows of a tensor, not of a number; give a tensor as its first argument")
+        }
+        guard constantValue(of: index) == nil, elementType(of: index) == .i32 else {
+            let what =
+                constantValue(of: index) == nil
+                ? "'\(name(of: index))' is \(elementType(of: index))" : "it is a number"
+            throw GraphError(
+                "gather takes its positions from an i32 tensor, but \(what); "
+                    + (constantValue(of: index) == nil
+                        ? "convert with cast(\(name(of: index)), i32)" : "declare an i32 input"))
+        }
+        let t = shape(of: table)
+        let a = try normalizedAxis(axis, rank: t.count, op: "gather")
+        let result = Array(t[..<a]) + shape(of: index) + Array(t[(a + 1)...])
+        guard result.count <= 6 else {
+            throw GraphError("gather gives rank \(result.count), more than 6; gather with a flatter index or table")
+        }
+        return add(.gather(table, index: index, axis: a), result, elementType(of: table))
     }
 
     /// `a + b`
@@ -445,6 +535,8 @@ public struct GraphBuilder: Sendable {
         case .concat(let parts, let axis): return .concat(parts.map(f), axis: axis)
         case .cast(let a, let t): return .cast(f(a), t)
         case .mask(let a, let p, let fill): return .mask(f(a), p, fill: fill)
+        case .select(let c, let a, let b): return .select(f(c), f(a), f(b))
+        case .gather(let t, let index, let axis): return .gather(f(t), index: f(index), axis: axis)
         }
     }
 }

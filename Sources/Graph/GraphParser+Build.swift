@@ -128,10 +128,7 @@ extension GraphTextParser {
                     "'%' (remainder) is allowed only on the mask indices in the predicate of where(...), e.g. "
                         + "where(i % 2 == 0, X, 0)", e.location)
             }
-            guard !chain.steps.isEmpty else {
-                throw error(
-                    "'\(op)' compares mask indices; it is allowed only in the predicate of where(...)", e.location)
-            }
+            if chain.steps.isEmpty { return try truth(e) }
             var x = try build(chain.first)
             for step in chain.steps {
                 let bop: BinaryOp
@@ -152,6 +149,72 @@ extension GraphTextParser {
             throw error("a list is not a tensor; lists are for shapes, permutations and segment bounds", e.location)
         case .call(let name, let args):
             return try call(name, args, e.location)
+        }
+    }
+
+    /// The comparison operators of the graph form and their ops.
+    static let comparisons: [String: BinaryOp] = ["<": .lt, "<=": .le, ">": .gt, ">=": .ge, "==": .eq, "!=": .ne]
+
+    /// A comparison (`a < b`, a `bool` tensor) or a conjunction of bool tensors (`&&`, iterated
+    /// along its left chain) outside a mask predicate.
+    mutating func truth(_ e: GraphExpr) throws(Diagnostic) -> NodeID {
+        guard case .binary(let op, let a, let b) = e.kind else { return try build(e) }
+        if op == "&&" {
+            let chain = e.leftChain(through: ["&&"])
+            var x = try build(chain.first)
+            for step in chain.steps {
+                let y = try build(step.rhs)
+                let lhs = x
+                x = try guarded(step.location) { (g: inout GraphBuilder) throws(GraphError) in
+                    try g.binary(.logicalAnd, lhs, y)
+                }
+            }
+            return x
+        }
+        guard let cmp = Self.comparisons[op] else { return try build(e) }
+        let x = try build(a)
+        let y = try build(b)
+        return try guarded(e.location) { (g: inout GraphBuilder) throws(GraphError) in try g.binary(cmp, x, y) }
+    }
+
+    /// Whether an expression names a tensor (an input or an assigned name other than `i` and `j`,
+    /// or a call other than `same_segment`): the first argument of `where` is then a `bool`
+    /// tensor and `where` selects; otherwise it is a mask predicate on `i`, `j` and dims.
+    func namesTensor(_ e: GraphExpr) -> Bool {
+        switch e.kind {
+        case .name(let n):
+            // `i` and `j` in a condition are the mask indices even where a tensor has that name.
+            guard n != "i" && n != "j" else { return false }
+            return symbols[n].map { builder.constantValue(of: $0) == nil } ?? false
+        case .number, .list: return false
+        case .negate(let x): return namesTensor(x)
+        case .binary:
+            let chain = e.leftChain(through: GraphExpr.operators)
+            return namesTensor(chain.first) || chain.steps.contains { namesTensor($0.rhs) }
+        case .call(let name, _): return name != "same_segment"
+        }
+    }
+
+    /// The location of the first `i / m`, `j / m`, `i % m` or `j % m` in an expression, if any.
+    func indexQuotient(_ e: GraphExpr) -> SourceLocation? {
+        switch e.kind {
+        case .name, .number, .list: return nil
+        case .negate(let x): return indexQuotient(x)
+        case .call(_, let args):
+            for a in args { if let site = indexQuotient(a.value) { return site } }
+            return nil
+        case .binary:
+            let chain = e.leftChain(through: GraphExpr.operators)
+            var previous = chain.first
+            if let site = indexQuotient(chain.first) { return site }
+            for step in chain.steps {
+                if step.op == "/" || step.op == "%", case .name(let n) = previous.kind, n == "i" || n == "j" {
+                    return step.location
+                }
+                if let site = indexQuotient(step.rhs) { return site }
+                previous = step.rhs
+            }
+            return nil
         }
     }
 
@@ -204,7 +267,9 @@ extension GraphTextParser {
                 {
                     shapes.append(shape)
                 }
-                for (k, a) in args.enumerated() where !(name == "where" && k == 0) { collect(a.value) }
+                for (k, a) in args.enumerated() where !(name == "where" && k == 0 && !namesTensor(a.value)) {
+                    collect(a.value)
+                }
             }
         }
         collect(e)
@@ -248,7 +313,7 @@ extension GraphTextParser {
     static let functions: [String] =
         UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
             "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
-            "layernorm", "rmsnorm", "cast", "slice", "concat", "pos",
+            "layernorm", "rmsnorm", "cast", "slice", "concat", "pos", "gather", "logical_not",
         ]
 
     /// Splits arguments into positional values and keywords, checking the keywords and the count.
@@ -384,12 +449,48 @@ extension GraphTextParser {
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.concat(parts, axis: axis) }
         case "where":
             let (v, _) = try arguments(name, args, positional: 3...3, keys: [], loc)
+            if namesTensor(v[0]) {
+                // A bool tensor condition: an elementwise choice between two tensors or numbers.
+                if let site = indexQuotient(v[0]) {
+                    // `i / m` is a floor division in a mask and a division of numbers in a value:
+                    // refuse to guess (the predicate's own error when it is not one).
+                    let chain = v[0].leftChain(through: ["&&"])
+                    for atom in [chain.first] + chain.steps.map(\.rhs) where indexQuotient(atom) == site {
+                        _ = try predicate(atom)
+                    }
+                    throw error(
+                        "'/' and '%' on i or j are mask predicates (floor division), but this condition names a "
+                            + "tensor, where i and j are values; split it: where(PRED, where(COND, a, b), fill), "
+                            + "or divide pos(x, axis=…) explicitly", site)
+                }
+                let c = try truth(v[0])
+                do {
+                    try builder.checkCondition(c)
+                } catch {
+                    throw self.error(error.message, v[0].location)
+                }
+                let x = try build(v[1])
+                let y = try build(v[2])
+                return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.select(c, x, y) }
+            }
             let predicate = try self.predicate(v[0])
             let x = try build(v[1])
             let fill = try float(v[2], "the fill value of where(...) (e.g. -inf or 0)")
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
                 try b.mask(x, predicate, fill: fill)
             }
+        case "gather":
+            let (v, k) = try arguments(name, args, positional: 2...3, keys: ["axis"], loc)
+            let axis = try integerArgument(v.count > 2 ? v[2] : nil, k["axis"], key: "axis", default: 0, loc)
+            let table = try build(v[0])
+            let index = try build(v[1])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.gather(table, index, axis: axis)
+            }
+        case "logical_not":
+            let (v, _) = try arguments(name, args, positional: 1...1, keys: [], loc)
+            let x = try truth(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.logicalNot(x) }
         case "pos":
             let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis"], loc)
             let axis = try integerArgument(v.count > 1 ? v[1] : nil, k["axis"], key: "axis", default: -1, loc)

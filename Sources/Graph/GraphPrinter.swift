@@ -46,6 +46,8 @@ public enum GraphPrinter {
             case .cast(let a, let type): rhs = "cast(\(ref(a)), \(type))"
             case .mask(let a, let p, let fill):
                 rhs = "where(\(predicateText(p)), \(ref(a)), \(constantText(fill)))"
+            case .select(let c, let a, let b): rhs = "where(\(ref(c)), \(ref(a)), \(ref(b)))"
+            case .gather(let t, let index, let axis): rhs = "gather(\(ref(t)), \(ref(index)), axis=\(axis))"
             }
             lines.append("\(node.name) = \(rhs)")
         }

@@ -194,6 +194,14 @@ private struct State {
             try slice(node, a, axis: axis, start: start)
         case .concat(let parts, let axis):
             try concat(node, parts, axis: axis)
+        case .select(let c, let a, let d):
+            let out = addTensor(node)
+            elementwise(node, out, operands: [c, a, d], what: "select") { b, v, _ in
+                let type = v.map { Self.typeOf($0, in: b) }.max { $0.rank < $1.rank }!
+                return b.emit(.select(v[0], v[1], v[2]), type)
+            }
+        case .gather(let table, let index, let axis):
+            try gather(node, table, index, axis: axis)
         case .reshape(let a):
             guard case .tensor(let base, _) = source(a) else {
                 throw GraphError("reshape of the constant '\(graph[a].name)' is not supported")
@@ -284,6 +292,32 @@ private struct State {
                     elementType: node.elementType))
             elementwise(part, view, operands: [p], what: "copy") { _, v, _ in v[0] }
         }
+    }
+
+    /// Lowers `gather`: an elementwise kernel over the result whose block loads the index block
+    /// (the result's axes `axis ..< axis + rank(index)` address the index tensor) and gathers
+    /// the table's rows at it; the table's other axes are the result's.
+    mutating func gather(_ node: Node, _ table: NodeID, _ index: NodeID, axis: Int) throws(GraphError) {
+        guard case .tensor(let tt, let tableShape) = source(table), case .tensor(let it, let indexShape) = source(index)
+        else {
+            throw GraphError("gather '\(node.name)': the table and the index must be tensors, not constants")
+        }
+        let out = addTensor(node)
+        let t = tiling(node.shape)
+        let indexRank = indexShape.count
+        guard tableShape.count + indexRank - 1 == node.shape.count, axis >= 0, axis < tableShape.count else {
+            throw GraphError("gather '\(node.name)': axis \(axis) does not fit the shapes")
+        }
+        var b = BodyBuilder()
+        let indexAccess = Array(t.access[axis..<(axis + indexRank)])
+        let indexBlock = indexAccess.compactMap { if case .slice(_, let n) = $0 { n } else { nil } }
+        let idx = b.emit(.load(it, indexAccess), BlockType(indexBlock, indexBlock.isEmpty ? .reg : .local))
+        let tableAccess = Array(t.access[..<axis]) + Array(t.access[(axis + indexRank)...])
+        let value = b.emit(
+            .gather(tt, tableAccess, index: idx, axis: axis),
+            BlockType(t.blockShape, t.blockShape.isEmpty ? .reg : .local))
+        b.emit(.store(value, out, t.access))
+        addKernel("gather", node, grid: t.grid, body: b.instructions)
     }
 
     /// A fresh temporary holding a copy of `a` (read through its current source), for views

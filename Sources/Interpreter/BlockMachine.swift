@@ -181,6 +181,11 @@ struct BlockMachine {
                 result = unary(op, try value(a, step, env))
             case .binary(let op, let a, let b):
                 result = try binary(op, try value(a, step, env), try value(b, step, env), step, env)
+            case .select(let c, let a, let b):
+                result = try select(
+                    try value(c, step, env), try value(a, step, env), try value(b, step, env), step, env)
+            case .gather(let t, let access, let index, let axis):
+                result = try gather(t, access, try value(index, step, env), axis: axis, step, env)
             case .broadcast(let a, let axis):
                 result = try broadcast(try value(a, step, env), axis: axis, step, env)
             case .reduce(let op, let a, let axis):
@@ -417,6 +422,75 @@ struct BlockMachine {
                         op, pa, aStride: x.shape.isEmpty ? 0 : 1, pb, bStride: y.shape.isEmpty ? 0 : 1, dst,
                         count: count)
                 }
+            }
+        }
+        return RuntimeBlock(shape: shape, extent: extent, data: data)
+    }
+
+    /// `select`: `a` where the condition is non-zero, else `b` (a choice, so the branch not
+    /// taken never reaches the result); operands of one shape or scalars, extent the minimum.
+    mutating func select(
+        _ c: RuntimeBlock, _ a: RuntimeBlock, _ b: RuntimeBlock, _ step: Step, _ env: UnsafeMutablePointer<Int>
+    ) throws(Diagnostic) -> RuntimeBlock {
+        let blocks = [c, a, b].filter { !$0.shape.isEmpty }
+        let shape = blocks.first?.shape ?? []
+        guard blocks.allSatisfy({ $0.shape == shape }) else {
+            throw failure(step, env, "operand shapes \(c.shape), \(a.shape) and \(b.shape) differ")
+        }
+        var extent = shape
+        for x in blocks { extent = zip(extent, x.extent).map { Swift.min($0, $1) } }
+        let result = RuntimeBlock(shape: shape, extent: extent, data: [])
+        flops &+= result.validCount
+        guard computesData else { return result }
+        let count = NDArray.elementCount(of: shape)
+        func at(_ x: RuntimeBlock, _ k: Int) -> Float { x.shape.isEmpty ? x.data[0] : x.data[k] }
+        var data = [Float](repeating: 0, count: count)
+        for k in 0..<count { data[k] = at(c, k) != 0 ? at(a, k) : at(b, k) }
+        return RuntimeBlock(shape: shape, extent: extent, data: data)
+    }
+
+    /// `gather`: element `(pre, q, post)` is the tensor's element at position `index[q]` along
+    /// `axis` (the access's point there is 0) and the access's positions on the other axes. With
+    /// data, an index that is not an integer in `0 ..< size` is an error naming it and the tensor.
+    mutating func gather(
+        _ t: Int, _ access: [SlotAccess], _ index: RuntimeBlock, axis: Int, _ step: Step,
+        _ env: UnsafeMutablePointer<Int>
+    ) throws(Diagnostic) -> RuntimeBlock {
+        let (base, sliced, slicedExtent, blockStrides) = try locate(t, access, step, env)
+        let pre = access[..<axis].filter { if case .slice = $0 { true } else { false } }.count
+        let shape = Array(sliced[..<pre]) + index.shape + Array(sliced[pre...])
+        let extent = Array(slicedExtent[..<pre]) + index.extent + Array(slicedExtent[pre...])
+        let elementStrides = Array(blockStrides[..<pre]) + index.shape.map { _ in 0 } + Array(blockStrides[pre...])
+        guard shape == step.shapes[0] else {
+            throw failure(step, env, "the gathered shape \(shape) differs from the result type's \(step.shapes[0])")
+        }
+        let result = RuntimeBlock(shape: shape, extent: extent, data: [])
+        let valid = result.validCount
+        readElements &+= valid
+        readBytes &+= valid &* program.tensors[t].elementType.byteSize
+        guard computesData else { return result }
+        let size = shapes[t][axis]
+        let rowStride = self.strides[t][axis]
+        var data = [Float](repeating: 0, count: NDArray.elementCount(of: shape))
+        let columns = shape.count == 2 ? shape[1] : 1
+        let indexColumns = index.shape.count == 2 ? index.shape[1] : 1
+        let rows = shape.count >= 1 ? extent[0] : 1
+        let cols = shape.count == 2 ? extent[1] : 1
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let coords = shape.count == 2 ? [r, c] : (shape.count == 1 ? [r] : [])
+                let q = Array(coords[pre..<(pre + index.shape.count)])
+                let x = index.data[q.count == 2 ? q[0] * indexColumns + q[1] : (q.first ?? 0)]
+                guard x >= 0, x < Float(size), x == x.rounded(.down) else {
+                    throw failure(
+                        step, env,
+                        "gather index \(formatFloat(x)) at \(q) of the index block is out of range for axis \(axis) "
+                            + "of '\(program.tensors[t].name)' (size \(size)); indices must be integers in 0 ..< \(size)"
+                    )
+                }
+                var offset = base + Int(x) * rowStride
+                for (k, s) in zip(coords, elementStrides) { offset += k * s }
+                data[shape.count == 2 ? r * columns + c : r] = memory[storage[t]][offset]
             }
         }
         return RuntimeBlock(shape: shape, extent: extent, data: data)

@@ -169,7 +169,7 @@ enum Dense {
                 out[i] = a[i * aStride] / b[i * bStride]
                 i += 1
             }
-        case .max, .min, .pow:
+        case .max, .min, .pow, .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr:
             while i < count {
                 out[i] = op.apply(a[i * aStride], b[i * bStride])
                 i += 1

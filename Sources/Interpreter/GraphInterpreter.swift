@@ -82,6 +82,12 @@ public enum GraphInterpreter {
                 var arrays: [NDArray] = []
                 for p in parts { arrays.append(try operand(p)) }
                 result = try Self.concat(arrays, axis: axis, shape: node.shape)
+            case .select(let c, let a, let b):
+                result = try Self.select(try operand(c), try operand(a), try operand(b), shape: node.shape)
+            case .gather(let t, let index, let axis):
+                result = try Self.gather(
+                    try operand(t), try operand(index), axis: axis, shape: node.shape, table: graph[t].name,
+                    indexName: graph[index].name)
             }
             // Every node's tensor is stored in its element type: narrower types round here.
             var stored = result
@@ -127,6 +133,77 @@ public enum GraphInterpreter {
             }
         }
         return NDArray(shape: x.shape, data: out)
+    }
+
+    /// `where(cond, a, b)` with NumPy broadcasting: a choice per element, never arithmetic.
+    static func select(_ c: NDArray, _ a: NDArray, _ b: NDArray, shape: [Int]) throws(Diagnostic) -> NDArray {
+        let rank = shape.count
+        let operands = [c, a, b]
+        guard operands.allSatisfy({ $0.rank <= rank }) else {
+            throw Diagnostic("where: operand shapes \(operands.map(\.shape)) do not broadcast to \(shape)")
+        }
+        let strides = operands.map { x in
+            (0..<rank).map { k in
+                let axis = k - (rank - x.rank)
+                return axis < 0 || x.shape[axis] == 1 ? 0 : x.strides[axis]
+            }
+        }
+        let total = NDArray.elementCount(of: shape)
+        var out = [Float](repeating: 0, count: total)
+        var index = Array(repeating: 0, count: rank)
+        for f in 0..<total {
+            var o = [0, 0, 0]
+            for k in 0..<rank {
+                for m in 0..<3 { o[m] += index[k] * strides[m][k] }
+            }
+            out[f] = c.data[o[0]] != 0 ? a.data[o[1]] : b.data[o[2]]
+            var k = rank - 1
+            while k >= 0 {
+                index[k] += 1
+                if index[k] < shape[k] { break }
+                index[k] = 0
+                k -= 1
+            }
+        }
+        return NDArray(shape: shape, data: out)
+    }
+
+    /// `gather(table, index, axis)`: an index that is not an integer in `0 ..< size` is an error
+    /// naming the index, where it is, and both tensors.
+    static func gather(
+        _ table: NDArray, _ index: NDArray, axis: Int, shape: [Int], table tableName: String, indexName: String
+    ) throws(Diagnostic) -> NDArray {
+        guard axis >= 0 && axis < table.rank,
+            shape == Array(table.shape[..<axis]) + index.shape + Array(table.shape[(axis + 1)...])
+        else {
+            throw Diagnostic("gather: table \(table.shape), index \(index.shape) and axis \(axis) do not give \(shape)")
+        }
+        let outer = table.shape[..<axis].reduce(1, *)
+        let size = table.shape[axis]
+        let inner = table.shape[(axis + 1)...].reduce(1, *)
+        let count = index.elementCount
+        var out = [Float](repeating: 0, count: outer * count * inner)
+        for r in 0..<count {
+            let x = index.data[r]
+            guard x >= 0, x < Float(size), x == x.rounded(.down) else {
+                var position: [Int] = []
+                var rest = r
+                for d in index.shape.reversed() {
+                    position.insert(rest % Swift.max(1, d), at: 0)
+                    rest /= Swift.max(1, d)
+                }
+                throw Diagnostic(
+                    "gather: index \(formatFloat(x)) at \(position) of '\(indexName)' is out of range for axis \(axis) "
+                        + "of '\(tableName)' (size \(size)); indices must lie in 0 ..< \(size)")
+            }
+            let row = Int(x)
+            for o in 0..<outer {
+                let src = (o * size + row) * inner
+                let dst = (o * count + r) * inner
+                for e in 0..<inner { out[dst + e] = table.data[src + e] }
+            }
+        }
+        return NDArray(shape: shape, data: out)
     }
 
     /// Elementwise binary op with NumPy broadcasting.

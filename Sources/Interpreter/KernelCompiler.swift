@@ -77,6 +77,11 @@ enum StepOp: Sendable {
     case unary(UnaryOp, Int)
     /// Elementwise binary op.
     case binary(BinaryOp, Int, Int)
+    /// `select`: condition, then, else.
+    case select(Int, Int, Int)
+    /// `gather`: the access list has a point 0 at the gathered `axis`; the index block's values
+    /// give the position along it.
+    case gather(tensor: Int, [SlotAccess], index: Int, axis: Int)
     /// `broadcast`
     case broadcast(Int, axis: Int)
     /// `reduce_sum` / `reduce_max`
@@ -211,6 +216,14 @@ struct KernelCompiler {
                 op = .index(try index(e), axis: axis)
             case .unary(let o, let a): op = .unary(o, try use(a))
             case .binary(let o, let a, let b): op = .binary(o, try use(a), try use(b))
+            case .select(let c, let a, let b): op = .select(try use(c), try use(a), try use(b))
+            case .gather(let t, let list, let index, let axis):
+                guard t.index >= 0 && t.index < program.tensors.count, axis >= 0,
+                    axis < program.tensors[t.index].shape.count
+                else { throw error(inst, "gather axis \(axis) is out of range for the tensor") }
+                var full = list
+                full.insert(.point(.constant(0)), at: Swift.min(axis, full.count))
+                op = .gather(tensor: t.index, try access(full, t), index: try use(index), axis: axis)
             case .broadcast(let a, let axis): op = .broadcast(try use(a), axis: axis)
             case .reduce(let o, let a, let axis): op = .reduce(o, try use(a), axis: axis)
             case .dot(let a, let b, let ta, let tb): op = .dot(try use(a), try use(b), transposeA: ta, transposeB: tb)
@@ -236,7 +249,7 @@ struct KernelCompiler {
             switch inst.op {
             case .store, .yield: needed = 0
             case .loop(let loop): needed = loop.carried.count
-            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
+            case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
                 needed = 1
             }
             guard inst.results.count == needed else {

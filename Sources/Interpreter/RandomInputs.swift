@@ -47,10 +47,22 @@ public enum RandomInputs {
     /// Random values of an element type: standard-normal values stored as the type (rounded to
     /// f16 or bf16) for floating-point types; for `i32`, the standard-normal values times 8
     /// truncated toward zero (small signed integers); for `bool`, whether the value is positive
-    /// (about half true). The same for the same `(shape, type, seed, stream)`.
+    /// (about half true). The same for the same `(shape, type, seed, stream)`. An `i32` input
+    /// with a `bound` (the rows a `gather` may index: `Program.gatherIndexBounds`) instead gets
+    /// uniform integers in `0 ..< bound`: `next() mod bound` of the generator of
+    /// `(seed, stream)`.
     public static func values(
-        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64
+        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64, bound: Int? = nil
     ) -> NDArray {
+        if type == .i32, let bound, bound > 0 {
+            var generator = SplitMix64(seed: seed, stream: stream)
+            let count = NDArray.elementCount(of: shape.map { max(0, $0) })
+            var data = [Float](repeating: 0, count: count)
+            for k in 0..<count { data[k] = Float(generator.next() % UInt64(bound)) }
+            var a = NDArray(shape: shape.map { max(0, $0) }, data: data)
+            a.elementType = .i32
+            return a
+        }
         var a = standardNormal(shape: shape, seed: seed, stream: stream)
         switch type {
         case .f32: break

@@ -31,9 +31,9 @@ package struct KernelAnalysis {
             for v in inst.op.operands { useCounts[v, default: 0] += 1 }
             switch inst.op {
             case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
-            case .load(let t, _): loadedStorage.insert(program.storage(of: t))
+            case .load(let t, _), .gather(let t, _, _, _): loadedStorage.insert(program.storage(of: t))
             case .dot: if let r = inst.result { dots[r.id] = inst.op }
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .transpose, .concat, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .transpose, .concat, .mask, .loop, .yield: break
             }
         }
         findFusedDots(kernel.body)
@@ -118,6 +118,22 @@ package struct KernelAnalysis {
                 layouts[id] = owned(id, shape, extents(a, shape))
             case .mask(let a, _, _, _, _):
                 layouts[id] = owned(id, shape, extents(a, shape))
+            case .select(let c, let a, let b):
+                let e = [c, a, b].map { extents($0, shape) }
+                layouts[id] = owned(id, shape, zip(zip(e[0], e[1]).map(Self.minExtent), e[2]).map(Self.minExtent))
+            case .gather(let t, let access, let index, let axis):
+                // Never in place: the rows it reads are not a box of the tensor.
+                var others = program[t].shape
+                if axis < others.count { others.remove(at: axis) }
+                var ext: [Int?] = []
+                for (k, a) in access.enumerated() {
+                    if k == axis { ext += extents(index, layouts[index]?.shape ?? []) }
+                    guard case .slice(let start, let size) = a, k < others.count else { continue }
+                    ext.append(
+                        IndexRange.staticExtent(dimension: others[k], start: IndexRange.of(start, env), size: size))
+                }
+                if axis >= access.count { ext += extents(index, layouts[index]?.shape ?? []) }
+                layouts[id] = owned(id, shape, ext)
             case .binary(_, let a, let b):
                 if shape.isEmpty {
                     layouts[id] = BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])

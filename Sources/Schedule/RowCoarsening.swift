@@ -73,7 +73,7 @@ enum RowCoarsening {
                 case .loop(let loop):
                     let n = max(1, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))
                     total += visit(loop.body, trips: trips * n, inLoop: true)
-                case .load(_, let access) where inLoop:
+                case .load(_, let access) where inLoop, .gather(_, let access, _, _) where inLoop:
                     let vars = access.flatMap(\.variables)
                     guard !vars.contains(v), let r = inst.result else { continue }
                     total += trips * r.type.elementCount * 4

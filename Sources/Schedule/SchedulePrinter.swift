@@ -95,7 +95,7 @@ struct BlockSizes {
         kernel.walk { inst in
             let access: [AxisAccess]
             switch inst.op {
-            case .load(_, let a), .store(_, _, let a): access = a
+            case .load(_, let a), .store(_, _, let a), .gather(_, let a, _, _): access = a
             default: return
             }
             for a in access {

@@ -15,6 +15,7 @@ final class CudaTests: XCTestCase {
     static let reduced: [String: String] = [
         "attention": "BH=1,N=200,d=40", "attention_causal": "BH=1,N=200,d=40",
         "attention_documents": "BH=1,N=300,d=32", "attention_chunked": "BH=1,N=300,C=70,d=32",
+        "embedding_rmsnorm": "T=77,V=101,D=96,F=45",
         "attention_sliding_window": "BH=1,N=300,d=32,W=50",
         "layernorm_matmul": "M=70,K=90,N=50", "rmsnorm_swiglu": "M=100,d=200,h=300",
         "transformer_layer": "S=100,H=2,dh=40,F=200", "attention_bf16": "BH=1,N=200,d=40",

@@ -13,6 +13,7 @@ final class NumPyTests: XCTestCase {
         ("attention_causal", ["--dim", "BH=1,N=90,d=24"], []),
         ("attention_sliding_window", ["--dim", "BH=1,N=300,d=16,W=40"], ["40"]),
         ("attention_documents", ["--dim", "BH=1,N=800,d=16"], []),
+        ("embedding_rmsnorm", ["--dim", "T=70,V=90,D=80,F=48"], []),
         ("attention_gqa", ["--dim", "B=2,Hkv=2,g=3,H=6,N=70,d=16"], []),
         ("decode_attention", ["--dim", "BH=3,N=200,d=24"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),

@@ -13,6 +13,9 @@ final class VerifyTests: XCTestCase {
         ("attention_causal", "BH=2,N=200,d=24", "i=16,j=32,k=8"),
         ("attention_sliding_window", "BH=1,N=1000,d=64,W=100", nil),
         ("attention_documents", "BH=1,N=1000,d=32", nil),
+        // Token ids gather rows of the table (random ids lie in 0 ..< V); the gather fuses into the norm and matmul.
+        ("embedding_rmsnorm", "T=77,V=101,D=96,F=45", nil),
+        ("embedding_rmsnorm", "T=50,V=30,D=40,F=24", "i=16,j=8,k=16"),
         // Grouped-query attention: 4-D inputs viewed as 5-D groups (no copy kernels).
         ("attention_gqa", "B=2,Hkv=3,g=2,H=6,N=77,d=20", nil),
         ("attention_gqa", "N=300,d=24", "i=32,j=48,k=16"),

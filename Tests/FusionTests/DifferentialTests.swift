@@ -12,9 +12,11 @@ import XCTest
 final class DifferentialTests: XCTestCase {
     static func inputs(_ program: Program, seed: UInt64) -> [String: NDArray] {
         var out: [String: NDArray] = [:]
+        let bounds = program.gatherIndexBounds()
         for (k, id) in program.inputs.enumerated() {
             out[program[id].name] = RandomInputs.values(
-                shape: program[id].shape, type: program[id].elementType, seed: seed, stream: UInt64(k))
+                shape: program[id].shape, type: program[id].elementType, seed: seed, stream: UInt64(k),
+                bound: bounds[program[id].name])
         }
         return out
     }
@@ -88,6 +90,7 @@ final class DifferentialTests: XCTestCase {
             ("attention_causal", ["BH": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_sliding_window", ["BH": 1, "N": 100, "d": 8, "W": 24], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_documents", ["BH": 1, "N": 800, "d": 8], [("i", 64), ("j", 64), ("k", 64)]),
+            ("embedding_rmsnorm", ["T": 40, "V": 30, "D": 24, "F": 20], [("i", 16), ("j", 16), ("k", 16)]),
             (
                 "attention_gqa", ["B": 1, "Hkv": 2, "g": 2, "H": 4, "N": 40, "d": 8],
                 [("i", 16), ("j", 16), ("k", 16)]

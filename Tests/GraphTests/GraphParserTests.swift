@@ -53,6 +53,8 @@ final class GraphParserTests: XCTestCase {
             case .cast(_, let t): return "cast_\(t)"
             case .slice(_, let axis, let start): return "slice\(axis)@\(start)"
             case .concat(let parts, let axis): return "concat\(parts.count)@\(axis)"
+            case .select: return "select"
+            case .gather(_, _, let axis): return "gather@\(axis)"
             }
         }
     }
@@ -279,7 +281,7 @@ final class GraphParserTests: XCTestCase {
             ("input X: [4, 4]\nY = X[..., 0:32:2]\noutput Y\n", 2, 16, "slicing with a step"),
             ("input X: [4, 4]\nY = X[0:4:1, :]\noutput Y\n", 2, 10, "slicing with a step"),
             ("input X: [4, 4]\nY = where(i != j, X, 0)\noutput Y\n", 2, 13, "'!=' is not supported"),
-            ("input X: [4, 4]\nY = where(X, X, 0)\noutput Y\n", 2, 11, "expected a mask predicate"),
+            ("input X: [4, 4]\nY = where(X, X, 0)\noutput Y\n", 2, 11, "needs a bool tensor as its condition"),
             ("input X: [4, 4]\nY = where(same_segment(j, i, [2]), X, 0)\noutput Y\n", 2, 11, "must be i and j"),
             ("input X: [4, 4]\nY = where(same_segment(i, j, [3, 2]), X, 0)\noutput Y\n", 2, 34, "increasing"),
             ("input X: [4, 4]\nY = where(i >= -9223372036854775807 - 1, X, 0)\noutput Y\n", 2, 17, "below 2^40"),
@@ -291,7 +293,7 @@ final class GraphParserTests: XCTestCase {
             ("input X: [4, 4]\nY = pos(X, axis=2)\noutput Y\n", 2, 5, "pos: axis 2 is out of range for rank 2"),
             ("input X: [4, 4]\nY = pos(2)\noutput Y\n", 2, 9, "pos needs a tensor"),
             ("input X: [4, 4]\nY = pos(X, axes=0)\noutput Y\n", 2, 12, "no argument 'axes'"),
-            ("input X: [4, 4]\nY = X * (i >= j)\noutput Y\n", 2, 12, "allowed only in the predicate of where"),
+            ("input X: [4, 4]\nY = X * (i >= j)\noutput Y\n", 2, 7, "there is no arithmetic on bool"),
             ("input X: [4]\nY = where(i >= j, X, 0)\noutput Y\n", 2, 5, "last two axes"),
             ("input X: [4]\nY = reduce_sum(X, axis=3)\noutput Y\n", 2, 5, "out of range"),
             ("input X: [4]\nY = reduce_sum(X, 0, axis=0)\noutput Y\n", 2, 19, "given twice"),

@@ -134,9 +134,19 @@ def transformer_layer(t):
     return {"Y": x1 + (silu(xf @ t["W1"]) * (xf @ t["W3"])) @ t["W2"]}
 
 
+def embedding_rmsnorm(t):
+    """Rows of E by token id (blockc draws random ids in 0 ..< V), RMSNorm, projection."""
+    tokens, table = t["tokens"], t["E"]
+    assert np.all((tokens >= 0) & (tokens < table.shape[0])), "token ids out of range"
+    return {"y": rmsnorm(table[tokens], t["g"], 1e-6) @ t["W"]}
+
+
 def load(path):
-    """An array from a .npy file blockc wrote, as float64; bf16 arrays are '<u2' bit patterns."""
+    """An array from a .npy file blockc wrote, as float64 (i32 as int64, for indexing); bf16
+    arrays are '<u2' bit patterns."""
     a = np.load(path)
+    if a.dtype == np.int32:
+        return a.astype(np.int64)
     if a.dtype == np.uint16:
         return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     assert a.dtype in (np.float32, np.float16), f"{path} has dtype {a.dtype}"
@@ -148,6 +158,7 @@ EXAMPLES = {
     "attention_causal": lambda t: attention(t, lambda i, j: i >= j),
     "attention_sliding_window": lambda t: attention(t, lambda i, j: (j <= i) & (i - j < int(sys.argv[3]))),
     "attention_documents": lambda t: attention(t, lambda i, j: same_segment(i, j, [300, 700, 1500])),
+    "embedding_rmsnorm": embedding_rmsnorm,
     "attention_gqa": attention_gqa,
     "decode_attention": attention,
     "attention_alibi": attention_alibi,
@@ -169,6 +180,7 @@ INPUTS = {
     "attention_causal": ["Q", "K", "V"],
     "attention_sliding_window": ["Q", "K", "V"],
     "attention_documents": ["Q", "K", "V"],
+    "embedding_rmsnorm": ["tokens", "E", "g", "W"],
     "attention_gqa": ["Q", "K", "V"],
     "decode_attention": ["Q", "K", "V"],
     "attention_alibi": ["Q", "K", "V"],

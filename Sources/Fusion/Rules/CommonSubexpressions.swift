@@ -230,11 +230,11 @@ extension FusionRule {
     private static func isPure(_ inst: Instruction, program: Program, stored: Set<TensorID>) -> Bool {
         switch inst.op {
         case .store, .yield: return false
-        case .load(let t, _): return !stored.contains(program.storage(of: t))
+        case .load(let t, _), .gather(let t, _, _, _): return !stored.contains(program.storage(of: t))
         case .loop(let loop):
             return loop.body.isStoreFree
                 && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
-        case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask: return true
+        case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask: return true
         }
     }
 

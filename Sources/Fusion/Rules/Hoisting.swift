@@ -69,11 +69,11 @@ extension FusionRule {
     private static func isHoistable(_ inst: Instruction, program: Program, stored: Set<TensorID>) -> Bool {
         switch inst.op {
         case .store, .yield: return false
-        case .load(let t, _): return !stored.contains(program.storage(of: t))
+        case .load(let t, _), .gather(let t, _, _, _): return !stored.contains(program.storage(of: t))
         case .loop(let loop):
             return loop.body.isStoreFree
                 && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
-        case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .mask: return true
+        case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask: return true
         }
     }
 }
@@ -91,13 +91,13 @@ extension Instruction {
             }
         }
         switch op {
-        case .load(_, let access), .store(_, _, let access): return reads(access)
+        case .load(_, let access), .store(_, _, let access), .gather(_, let access, _, _): return reads(access)
         case .mask(_, let r, let c, _, _): return r.reads(v) || c.reads(v)
         case .index(let e, _): return e.reads(v)
         case .loop(let loop):
             return loop.lower.reads(v) || loop.upper.reads(v)
                 || (loop.variable != v && loop.body.contains { $0.readsIndexVariable(v) })
-        case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .concat, .yield: return false
+        case .fill, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .yield: return false
         }
     }
 }

@@ -89,6 +89,13 @@ private struct InlineSearch {
         instructions: [Instruction], value: ValueID
     )? {
         let storage = program.storage(of: tensor)
+        // A consumer that also gathers rows of the tensor keeps reading it from memory: leave
+        // its loads alone (conservative; the gather's rows are not a block the producer stores).
+        var gathers = false
+        consumer.walk { inst in
+            if case .gather(let t, _, _, _) = inst.op, program.storage(of: t) == storage { gathers = true }
+        }
+        guard !gathers else { return nil }
         // The last writer of an element of T: kernels that store only windows of T's storage that
         // miss T (the other parts of a concatenation) do not count.
         var writerNames = plan.writers(of: storage)

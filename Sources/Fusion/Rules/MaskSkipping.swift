@@ -279,7 +279,10 @@ extension FusionRule {
                 value = binary(op, get(x), get(y))
             case .concat(let x, let y, _):
                 if case .constant = get(x), get(x) == get(y) { value = get(x) } else { value = .unknown }
-            case .load, .index, .loop, .store, .yield: value = .unknown
+            case .select(_, let x, let y):
+                // Both branches the same value: that value, whatever the condition.
+                value = get(x) == get(y) ? get(x) : .unknown
+            case .load, .gather, .index, .loop, .store, .yield: value = .unknown
             }
             env[r.id] = value
         }
@@ -309,7 +312,7 @@ extension FusionRule {
         case .div:
             if y == .constant(1) { return x }
             if x == .constant(0) { return .constant(0) }
-        case .min, .pow: break
+        case .min, .pow, .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr: break
         }
         return .unknown
     }

@@ -82,14 +82,16 @@ extension BinaryOp {
         case .mul, .div, .pow: return 1
         case .max: return -.infinity
         case .min: return .infinity
+        case .logicalAnd: return nil  // x ∧ 1 is 1 for every non-zero x, not x
+        case .lt, .le, .gt, .ge, .eq, .ne, .logicalOr: return nil
         }
     }
 
     /// Whether `a op b = b op a`.
     public var isCommutative: Bool {
         switch self {
-        case .add, .mul, .max, .min: return true
-        case .sub, .div, .pow: return false
+        case .add, .mul, .max, .min, .eq, .ne, .logicalAnd, .logicalOr: return true
+        case .sub, .div, .pow, .lt, .le, .gt, .ge: return false
         }
     }
 }
