@@ -59,7 +59,7 @@ extension Array where Element == Instruction {
                 loop.upper = sub(loop.upper)
                 loop.body = loop.body.substitutingIndices(map)
                 out.op = .loop(loop)
-            case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .yield: break
+            case .fill, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .yield: break
             }
             return out
         }
@@ -146,7 +146,7 @@ extension Array where Element == Instruction {
                 free.formUnion(loop.lower.variables)
                 free.formUnion(loop.upper.variables)
                 free.formUnion(loop.body.freeIndexVariables.subtracting([loop.variable]))
-            case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .yield: break
+            case .fill, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .yield: break
             }
         }
         return free

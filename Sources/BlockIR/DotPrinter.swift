@@ -63,7 +63,7 @@ public enum DotPrinter {
                 ops.append("store")
                 edges.append("  \(node) -> t\(t.index) [color=blue];")
             case .yield: break
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask:
+            case .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask:
                 ops.append(inst.op.mnemonic)
             }
         }

@@ -23,6 +23,10 @@ public indirect enum Op: Hashable, Sendable {
     case broadcast(ValueID, axis: Int)
     /// Reduces a block along `axis`, dropping that axis.
     case reduce(ReduceOp, ValueID, axis: Int)
+    /// The prefix combinations of a block along `axis` (same shape): element `e` combines the
+    /// elements before it (`exclusive`) or up to it along the axis, counted from the end of the
+    /// valid extent when `reverse`. `scan_sum` is the block's cumulative sum.
+    case scan(ReduceOp, ValueID, axis: Int, reverse: Bool, exclusive: Bool)
     /// Block matrix product `op(a) · op(b)`, where `op` transposes when asked.
     case dot(ValueID, ValueID, transposeA: Bool, transposeB: Bool)
     /// Swaps the two axes of a rank-2 block.
@@ -46,6 +50,7 @@ public indirect enum Op: Hashable, Sendable {
             return [a]
         case .binary(_, let a, let b), .dot(let a, let b, _, _): return [a, b]
         case .mask(let a, _, _, _, _): return [a]
+        case .scan(_, let a, _, _, _): return [a]
         case .loop(let l): return l.initial
         case .yield(let vs): return vs
         }
@@ -64,6 +69,8 @@ public indirect enum Op: Hashable, Sendable {
         case .transpose(let a): return .transpose(f(a))
         case .mask(let a, let r, let c, let p, let fill):
             return .mask(f(a), rowOffset: r, columnOffset: c, p, fill: fill)
+        case .scan(let o, let a, let axis, let reverse, let exclusive):
+            return .scan(o, f(a), axis: axis, reverse: reverse, exclusive: exclusive)
         case .loop(var l):
             l.initial = l.initial.map(f)
             return .loop(l)
@@ -85,6 +92,7 @@ public indirect enum Op: Hashable, Sendable {
         case .dot: return "dot"
         case .transpose: return "transpose"
         case .mask: return "mask"
+        case .scan(let o, _, _, _, _): return "scan_" + o.rawValue
         case .loop: return "for"
         case .yield: return "yield"
         }

@@ -233,7 +233,7 @@ private struct KernelChecker {
         let expectsResult: Bool
         switch inst.op {
         case .store, .yield: expectsResult = false
-        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop:
+        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask, .loop:
             expectsResult = true
         }
         if case .loop(let loop) = inst.op {
@@ -325,6 +325,14 @@ private struct KernelChecker {
             if expected != result.shape {
                 report(
                     "\(label): reducing shape \(ta.shape) along axis \(axis) gives \(expected), not \(result.shape)")
+            }
+        case .scan(_, let a, let axis, _, _):
+            guard let ta = type(of: a, label), let result else { break }
+            if axis < 0 || axis >= ta.rank {
+                report(
+                    "\(label): scan axis \(axis) is out of range for a rank-\(ta.rank) operand; use 0 ..< \(ta.rank)")
+            } else if ta.shape != result.shape {
+                report("\(label): the result shape \(result.shape) of scan should be the operand's shape \(ta.shape)")
             }
         case .dot(let a, let b, let transposeA, let transposeB):
             let ta = type(of: a, label)
@@ -436,7 +444,7 @@ private struct KernelChecker {
         switch inst.op {
         case .loop(let loop): text += " " + loop.variable.name
         case .store(let v, _, _): text += " \(v)"
-        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .yield: break
+        case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask, .yield: break
         }
         return "'" + text + "'"
     }

@@ -52,7 +52,8 @@ struct KernelEmitter {
             case .store(_, let t, _):
                 touched.insert(program.storage(of: t))
                 written.insert(program.storage(of: t))
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask, .loop, .yield:
+                break
             }
         }
         return touched.sorted().map { ($0, written.contains($0)) }
@@ -320,6 +321,9 @@ struct KernelEmitter {
         case .binary(let o, let a, let b): return lhs + "\(o.rawValue) \(a), \(b)"
         case .broadcast(let a, let axis): return lhs + "broadcast \(a) axis \(axis)"
         case .reduce(let o, let a, let axis): return lhs + "reduce_\(o.rawValue) \(a) axis \(axis)"
+        case .scan(let o, let a, let axis, let reverse, let exclusive):
+            return lhs + "scan_\(o.rawValue) \(a) axis \(axis)" + (reverse ? " reverse" : "")
+                + (exclusive ? " exclusive" : "")
         case .dot(let a, let b, let ta, let tb):
             return lhs + "dot \(a), \(b)" + (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
         case .transpose(let a): return lhs + "transpose \(a)"

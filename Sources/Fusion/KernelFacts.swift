@@ -35,7 +35,7 @@ final class KernelFacts {
             switch inst.op {
             case .store, .yield: return
             case .loop(let loop): guard loop.body.isStoreFree else { return }
-            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: break
+            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask: break
             }
             found = inst.results.allSatisfy { !readValues.contains($0.id) }
         }
@@ -166,7 +166,8 @@ extension Op {
         switch self {
         case .load, .fill, .index: return
         case .store(let v, _, _): visit(v)
-        case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a), .mask(let a, _, _, _, _):
+        case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a), .mask(let a, _, _, _, _),
+            .scan(_, let a, _, _, _):
             visit(a)
         case .binary(_, let a, let b), .dot(let a, let b, _, _):
             visit(a)

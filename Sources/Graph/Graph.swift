@@ -46,6 +46,9 @@ public enum GraphOp: Hashable, Sendable {
     case slice(NodeID, axis: Int, start: Int)
     /// The operands joined along one axis (non-negative); their other axes agree.
     case concat([NodeID], axis: Int)
+    /// Cumulative sums along one axis (non-negative), same shape: element `e` sums the elements
+    /// up to it (before it when `exclusive`), from the axis's end when `reverse`.
+    case cumsum(NodeID, axis: Int, reverse: Bool, exclusive: Bool)
 
     /// The nodes the op reads.
     public var operands: [NodeID] {
@@ -57,6 +60,7 @@ public enum GraphOp: Hashable, Sendable {
         case .binary(_, let a, let b), .matmul(let a, let b, _, _): return [a, b]
         case .slice(let a, _, _): return [a]
         case .concat(let parts, _): return parts
+        case .cumsum(let a, _, _, _): return [a]
         }
     }
 }

@@ -81,6 +81,8 @@ enum StepOp: Sendable {
     case broadcast(Int, axis: Int)
     /// `reduce_sum` / `reduce_max`
     case reduce(ReduceOp, Int, axis: Int)
+    /// `scan_sum` / `scan_max`
+    case scan(ReduceOp, Int, axis: Int, reverse: Bool, exclusive: Bool)
     /// `dot`
     case dot(Int, Int, transposeA: Bool, transposeB: Bool)
     /// `transpose`
@@ -211,6 +213,8 @@ struct KernelCompiler {
             case .binary(let o, let a, let b): op = .binary(o, try use(a), try use(b))
             case .broadcast(let a, let axis): op = .broadcast(try use(a), axis: axis)
             case .reduce(let o, let a, let axis): op = .reduce(o, try use(a), axis: axis)
+            case .scan(let o, let a, let axis, let reverse, let exclusive):
+                op = .scan(o, try use(a), axis: axis, reverse: reverse, exclusive: exclusive)
             case .dot(let a, let b, let ta, let tb): op = .dot(try use(a), try use(b), transposeA: ta, transposeB: tb)
             case .transpose(let a): op = .transpose(try use(a))
             case .mask(let a, let row, let column, let predicate, let fill):
@@ -229,7 +233,7 @@ struct KernelCompiler {
             switch inst.op {
             case .store, .yield: needed = 0
             case .loop(let loop): needed = loop.carried.count
-            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: needed = 1
+            case .load, .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask: needed = 1
             }
             guard inst.results.count == needed else {
                 throw error(inst, "\(inst.op.mnemonic) defines \(needed) values but has \(inst.results.count) results")

@@ -176,7 +176,7 @@ package struct BufferPlan {
                 case .unary(_, let a), .mask(let a, _, _, _, _): candidates = [a]
                 case .binary(_, let a, let b):
                     candidates = analysis.fusedDotOfAdd[r.id].map { d in [a, b].filter { $0 != d } } ?? [a, b]
-                case .load, .store, .fill, .index, .broadcast, .reduce, .dot, .transpose, .loop, .yield:
+                case .load, .store, .fill, .index, .broadcast, .reduce, .scan, .dot, .transpose, .loop, .yield:
                     candidates = []
                 }
                 if let c = candidates.first(where: { canReuse($0, for: r.id, at: p, others: read) }),
@@ -197,7 +197,7 @@ package struct BufferPlan {
                 if analysis.needsPacking(r.id) {
                     packBufferOf[r.id] = scratch(at: p, floats: analysis.packedCount(r.id))
                 }
-            case .load, .reduce, .index(_, axis: .some):
+            case .load, .reduce, .scan, .index(_, axis: .some):
                 guard let r = inst.result, owner(r.id) == r.id else { break }
                 newVirtual(r.id, start: p, floats: floats(r.id))
             case .store, .fill, .index, .broadcast, .transpose:

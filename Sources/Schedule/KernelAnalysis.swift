@@ -33,7 +33,7 @@ package struct KernelAnalysis {
             case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
             case .load(let t, _): loadedStorage.insert(program.storage(of: t))
             case .dot: if let r = inst.result { dots[r.id] = inst.op }
-            case .fill, .index, .unary, .binary, .broadcast, .reduce, .transpose, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .transpose, .mask, .loop, .yield: break
             }
         }
         findFusedDots(kernel.body)
@@ -116,7 +116,7 @@ package struct KernelAnalysis {
                 layouts[id] = owned(id, shape, shape)
             case .unary(_, let a):
                 layouts[id] = owned(id, shape, extents(a, shape))
-            case .mask(let a, _, _, _, _):
+            case .mask(let a, _, _, _, _), .scan(_, let a, _, _, _):
                 layouts[id] = owned(id, shape, extents(a, shape))
             case .binary(_, let a, let b):
                 if shape.isEmpty {

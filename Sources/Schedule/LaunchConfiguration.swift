@@ -72,7 +72,7 @@ package struct LaunchConfiguration: Hashable, Sendable {
             guard let l = analysis.layouts[v] else { return true }
             if case .buffer = l.base { return true }
             return !l.shape.isEmpty
-        case .unary, .binary, .mask, .reduce, .index:
+        case .unary, .binary, .mask, .reduce, .scan, .index:
             return readsOrWritesBlocks(inst, analysis)
         case .dot, .loop, .yield:
             return true

@@ -53,6 +53,7 @@ final class GraphParserTests: XCTestCase {
             case .cast(_, let t): return "cast_\(t)"
             case .slice(_, let axis, let start): return "slice\(axis)@\(start)"
             case .concat(let parts, let axis): return "concat\(parts.count)@\(axis)"
+            case .cumsum(_, let axis, let r, let e): return "cumsum\(axis)" + (r ? "r" : "") + (e ? "e" : "")
             }
         }
     }

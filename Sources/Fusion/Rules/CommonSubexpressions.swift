@@ -234,7 +234,7 @@ extension FusionRule {
         case .loop(let loop):
             return loop.body.isStoreFree
                 && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
-        case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: return true
+        case .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask: return true
         }
     }
 

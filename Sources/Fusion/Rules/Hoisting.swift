@@ -73,7 +73,7 @@ extension FusionRule {
         case .loop(let loop):
             return loop.body.isStoreFree
                 && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
-        case .fill, .index, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .mask: return true
+        case .fill, .index, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .mask: return true
         }
     }
 }
@@ -97,7 +97,7 @@ extension Instruction {
         case .loop(let loop):
             return loop.lower.reads(v) || loop.upper.reads(v)
                 || (loop.variable != v && loop.body.contains { $0.readsIndexVariable(v) })
-        case .fill, .unary, .binary, .broadcast, .reduce, .dot, .transpose, .yield: return false
+        case .fill, .unary, .binary, .broadcast, .reduce, .scan, .dot, .transpose, .yield: return false
         }
     }
 }

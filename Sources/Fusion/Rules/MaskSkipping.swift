@@ -47,7 +47,8 @@ extension FusionRule {
                     masks.append((r, c, p, b.results[0].type.shape))
                 }
             }
-            guard let mask = masks.first,
+            // Skipped iterations must change nothing: no carried value, and no store.
+            guard loop.body.isStoreFree, let mask = masks.first,
                 masks.allSatisfy({ $0.row == mask.row && $0.column == mask.column && $0.predicate == mask.predicate }),
                 masks.count == loop.body.filter({ if case .mask = $0.op { return true } else { return false } }).count,
                 identitiesWhenMasked(loop, constants: constants)
@@ -90,6 +91,18 @@ extension FusionRule {
         else { return nil }
         let onRows = rk != 0
         let stride = onRows ? rk : ck
+        if stride < 0 {
+            // A loop walking blocks backwards (R13 runs a reverse scan so): bound k̃ = −k, whose
+            // offsets move forwards, and map k̃ ∈ [l, u) back to k ∈ [1 − u, 1 − l).
+            let flip: [IndexVar: IndexExpr] = [k: .mul(.variable(k), -1)]
+            guard
+                let (l, u) = bounds(
+                    loop, row.substituting(flip).simplified(), column.substituting(flip).simplified(), predicate,
+                    shape)
+            else { return nil }
+            let back = { (e: IndexExpr) in IndexExpr.add(.mul(e, -1), .constant(1)).simplified() }
+            return (u.map(back), l.map(back))
+        }
         guard stride > 0 else { return nil }
         let (movingRest, movingSize) = onRows ? (rRest, shape[0]) : (cRest, shape[1])
         let (fixedStart, fixedSize) = onRows ? (column, shape[1]) : (row, shape[0])
@@ -265,6 +278,9 @@ extension FusionRule {
                 }
             case .unary(let op, let x):
                 if case .constant(let c) = get(x) { value = .constant(op.apply(c)) } else { value = .unknown }
+            case .scan(let op, let x, _, _, _):
+                // Prefixes of the identity are the identity.
+                if case .constant(let c) = get(x), c == op.identity { value = .constant(c) } else { value = .unknown }
             case .dot(let x, let y, _, _):
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):
