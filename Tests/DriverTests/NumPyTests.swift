@@ -17,6 +17,7 @@ final class NumPyTests: XCTestCase {
         ("decode_attention", ["--dim", "BH=3,N=200,d=24"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),
         ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
+        ("stick_breaking_attention", ["--dim", "BH=2,N=150,d=24"], []),
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),
