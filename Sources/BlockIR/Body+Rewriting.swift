@@ -63,7 +63,7 @@ extension Array where Element == Instruction {
                 loop.upper = sub(loop.upper)
                 loop.body = loop.body.substitutingIndices(map)
                 out.op = .loop(loop)
-            case .fill, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .yield: break
+            case .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .yield: break
             }
             return out
         }
@@ -150,7 +150,7 @@ extension Array where Element == Instruction {
                 free.formUnion(loop.lower.variables)
                 free.formUnion(loop.upper.variables)
                 free.formUnion(loop.body.freeIndexVariables.subtracting([loop.variable]))
-            case .fill, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .yield: break
+            case .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .yield: break
             }
         }
         return free

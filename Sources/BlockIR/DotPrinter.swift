@@ -63,7 +63,7 @@ public enum DotPrinter {
                 ops.append("store")
                 edges.append("  \(node) -> t\(t.index) [color=blue];")
             case .yield: break
-            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask:
                 ops.append(inst.op.mnemonic)
             }
         }

@@ -42,7 +42,8 @@ extension Kernel {
                     switch inst.op {
                     case .load(_, let access):
                         set(r.id, access.compactMap { if case .slice(_, let n) = $0 { return n } else { return nil } })
-                    case .unary(_, let a), .mask(let a, _, _, _, _): set(r.id, shapes[a] ?? [])
+                    case .unary(_, let a), .mask(let a, _, _, _, _), .scan(_, let a, _, _, _):
+                        set(r.id, shapes[a] ?? [])
                     case .gather(_, let access, let index, let axis):
                         set(r.id, Op.gatherShape(access, axis: axis, indexShape: shapes[index] ?? []))
                     case .select(let c, let a, let b):

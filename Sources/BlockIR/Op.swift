@@ -23,6 +23,10 @@ public indirect enum Op: Hashable, Sendable {
     case broadcast(ValueID, axis: Int)
     /// Reduces a block along `axis`, dropping that axis.
     case reduce(ReduceOp, ValueID, axis: Int)
+    /// The prefix combinations of a block along `axis` (same shape): element `e` combines the
+    /// elements before it (`exclusive`) or up to it along the axis, counted from the end of the
+    /// valid extent when `reverse`. `scan_sum` is the block's cumulative sum.
+    case scan(ReduceOp, ValueID, axis: Int, reverse: Bool, exclusive: Bool)
     /// Block matrix product `op(a) · op(b)`, where `op` transposes when asked.
     case dot(ValueID, ValueID, transposeA: Bool, transposeB: Bool)
     /// Swaps the two axes of a rank-2 block.
@@ -62,6 +66,7 @@ public indirect enum Op: Hashable, Sendable {
         case .mask(let a, _, _, _, _): return [a]
         case .select(let c, let a, let b): return [c, a, b]
         case .gather(_, _, let index, _): return [index]
+        case .scan(_, let a, _, _, _): return [a]
         case .loop(let l): return l.initial
         case .yield(let vs): return vs
         }
@@ -83,6 +88,8 @@ public indirect enum Op: Hashable, Sendable {
             return .mask(f(a), rowOffset: r, columnOffset: c, p, fill: fill)
         case .select(let c, let a, let b): return .select(f(c), f(a), f(b))
         case .gather(let t, let access, let index, let axis): return .gather(t, access, index: f(index), axis: axis)
+        case .scan(let o, let a, let axis, let reverse, let exclusive):
+            return .scan(o, f(a), axis: axis, reverse: reverse, exclusive: exclusive)
         case .loop(var l):
             l.initial = l.initial.map(f)
             return .loop(l)
@@ -107,6 +114,7 @@ public indirect enum Op: Hashable, Sendable {
         case .mask: return "mask"
         case .select: return "select"
         case .gather: return "gather"
+        case .scan(let o, _, _, _, _): return "scan_" + o.rawValue
         case .loop: return "for"
         case .yield: return "yield"
         }

@@ -58,6 +58,9 @@ public enum BlockPrinter {
         case .dot(let a, let b, let ta, let tb):
             let flags = (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
             return prefix + "dot \(a), \(b)" + flags + typeSuffix
+        case .scan(_, let a, let axis, let reverse, let exclusive):
+            let flags = (reverse ? " reverse" : "") + (exclusive ? " exclusive" : "")
+            return prefix + "\(instruction.op.mnemonic) \(a) axis \(axis)" + flags + typeSuffix
         case .transpose(let a):
             return prefix + "transpose \(a)" + typeSuffix
         case .concat(let a, let b, let axis):

@@ -233,7 +233,8 @@ private struct KernelChecker {
         let expectsResult: Bool
         switch inst.op {
         case .store, .yield: expectsResult = false
-        case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask,
+        case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
+            .concat, .mask,
             .loop:
             expectsResult = true
         }
@@ -380,6 +381,14 @@ private struct KernelChecker {
                 report(
                     "\(label): reducing shape \(ta.shape) along axis \(axis) gives \(expected), not \(result.shape)")
             }
+        case .scan(_, let a, let axis, _, _):
+            guard let ta = type(of: a, label), let result else { break }
+            if axis < 0 || axis >= ta.rank {
+                report(
+                    "\(label): scan axis \(axis) is out of range for a rank-\(ta.rank) operand; use 0 ..< \(ta.rank)")
+            } else if ta.shape != result.shape {
+                report("\(label): the result shape \(result.shape) of scan should be the operand's shape \(ta.shape)")
+            }
         case .dot(let a, let b, let transposeA, let transposeB):
             let ta = type(of: a, label)
             let tb = type(of: b, label)
@@ -490,7 +499,8 @@ private struct KernelChecker {
         switch inst.op {
         case .loop(let loop): text += " " + loop.variable.name
         case .store(let v, _, _): text += " \(v)"
-        case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask,
+        case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
+            .concat, .mask,
             .yield:
             break
         }

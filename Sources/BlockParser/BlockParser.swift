@@ -419,6 +419,23 @@ private struct Parser {
             let a = try use()
             try expectKeyword("axis", "'axis K' after the operand of \(mnemonic)")
             op = .reduce(mnemonic == "reduce_sum" ? .sum : .max, a, axis: try integer("the axis number"))
+        case "scan_sum", "scan_max":
+            let a = try use()
+            try expectKeyword("axis", "'axis K' after the operand of \(mnemonic)")
+            let axis = try integer("the axis number")
+            var reverse = false
+            var exclusive = false
+            while isKeyword("reverse") || isKeyword("exclusive") {
+                if isKeyword("reverse") {
+                    guard !reverse, !exclusive else { throw error("write 'reverse' once, before 'exclusive'") }
+                    reverse = true
+                } else {
+                    guard !exclusive else { throw error("'exclusive' is given twice; write it once") }
+                    exclusive = true
+                }
+                advance()
+            }
+            op = .scan(mnemonic == "scan_sum" ? .sum : .max, a, axis: axis, reverse: reverse, exclusive: exclusive)
         case "dot":
             let a = try use()
             try expectSymbol(",", "',' and the second operand of dot")

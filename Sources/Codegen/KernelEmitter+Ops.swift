@@ -62,6 +62,8 @@ extension KernelEmitter {
             emitConcat(result!.id, a, b, axis: axis)
         case .reduce(let op, let a, let axis):
             emitReduce(result!.id, op, a, axis: axis)
+        case .scan(let op, let a, let axis, let reverse, let exclusive):
+            emitScan(result!.id, op, a, axis: axis, reverse: reverse, exclusive: exclusive)
         case .dot(let a, let b, let ta, let tb):
             emitDot(result!.id, a, b, transposeA: ta, transposeB: tb, accumulate: false)
         case .mask(let a, let row, let column, let predicate, let fill):
@@ -496,6 +498,51 @@ extension KernelEmitter {
             w.line("\(out)[c_] = acc_;")
             close()
         }
+    }
+
+    /// `r = scan(a)` along `axis`: one sequential walk per line of the other axis, in the scan's
+    /// direction, carrying the running combination (on a GPU a thread per line).
+    private mutating func emitScan(
+        _ r: ValueID, _ op: ReduceOp, _ a: ValueID, axis: Int, reverse: Bool, exclusive: Bool
+    ) {
+        let comb = dialect.reduceTemplates[op]!
+        let it = dialect.indexType
+        let ea = extents[a]!
+        declareBuffer(r)
+        defineExtents(r, ea)
+        let rank = ea.count
+        let n = rank == 2 ? rowLength(r) : 1
+        let walked = rank == 2 && axis == 0 ? "r_" : "c_"
+        let line = rank == 2 ? (axis == 0 ? "c_" : "r_") : nil
+        if let line {
+            let lines = ea[1 - axis]
+            if let gpu = dialect.gpu {
+                open(gpu.cooperativeLoop(lines, indexType: it))
+                w.line("const \(it) \(line) = f_;")
+            } else {
+                open("for (\(it) \(line) = 0; \(line) < \(lines); \(line)++)")
+            }
+        } else if let gpu = dialect.gpu {
+            open("if (\(gpu.threadIndex) == 0)")
+        } else {
+            open("")
+        }
+        w.line("float acc_ = \(Self.float(op.identity));")
+        let length = ea[axis]
+        open("for (\(it) t_ = 0; t_ < \(length); t_++)")
+        w.line("const \(it) \(walked) = " + (reverse ? "\(length) - 1 - t_;" : "t_;"))
+        let idx = rank == 2 ? ["r_", "c_"] : ["c_"]
+        let target = rank == 2 ? "v\(r.number)[r_ * \(n) + c_]" : "v\(r.number)[c_]"
+        w.line("const float x_ = \(element(a, idx));")
+        if exclusive {
+            w.line("\(target) = acc_;")
+            w.line("acc_ = \(dialect.apply(comb, ["acc_", "x_"]));")
+        } else {
+            w.line("acc_ = \(dialect.apply(comb, ["acc_", "x_"]));")
+            w.line("\(target) = acc_;")
+        }
+        close()
+        close()
     }
 
     // MARK: Dot

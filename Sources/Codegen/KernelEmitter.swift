@@ -52,7 +52,8 @@ struct KernelEmitter {
             case .store(_, let t, _):
                 touched.insert(program.storage(of: t))
                 written.insert(program.storage(of: t))
-            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask, .loop, .yield:
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask,
+                .loop, .yield:
                 break
             }
         }
@@ -327,6 +328,9 @@ struct KernelEmitter {
         case .broadcast(let a, let axis): return lhs + "broadcast \(a) axis \(axis)"
         case .concat(let a, let b, let axis): return lhs + "concat \(a), \(b) axis \(axis)"
         case .reduce(let o, let a, let axis): return lhs + "reduce_\(o.rawValue) \(a) axis \(axis)"
+        case .scan(let o, let a, let axis, let reverse, let exclusive):
+            return lhs + "scan_\(o.rawValue) \(a) axis \(axis)" + (reverse ? " reverse" : "")
+                + (exclusive ? " exclusive" : "")
         case .dot(let a, let b, let ta, let tb):
             return lhs + "dot \(a), \(b)" + (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
         case .transpose(let a): return lhs + "transpose \(a)"

@@ -35,7 +35,7 @@ public enum Fusion {
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
         .loopFusion,
-        .streaming, .maskSkipping, .loadSplitting, .inlineProducer, .reblocking,
+        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking,
     ]
 
     /// The rule with a name or catalogue ID.

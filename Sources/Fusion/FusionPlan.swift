@@ -203,6 +203,7 @@ extension Kernel {
                 total += 2 * out * k
             case .unary, .binary, .select, .mask: total += out
             case .reduce(_, let a, _): total += types[a]?.elementCount ?? out
+            case .scan: total += out
             case .loop(let loop):
                 for c in loop.carried { types[c.id] = c.type }
                 let trips = max(0, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))

@@ -35,7 +35,8 @@ final class KernelFacts {
             switch inst.op {
             case .store, .yield: return
             case .loop(let loop): guard loop.body.isStoreFree else { return }
-            case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
+            case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
+                .concat, .mask:
                 break
             }
             found = inst.results.allSatisfy { !readValues.contains($0.id) }
@@ -168,7 +169,7 @@ extension Op {
         case .load, .fill, .index: return
         case .store(let v, _, _): visit(v)
         case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a), .mask(let a, _, _, _, _),
-            .gather(_, _, let a, _):
+            .gather(_, _, let a, _), .scan(_, let a, _, _, _):
             visit(a)
         case .select(let c, let a, let b):
             visit(c)

@@ -53,6 +53,9 @@ public enum GraphOp: Hashable, Sendable {
     /// `table[..<axis] + index + table[axis+1...]`, element `[..., r, ...]` is
     /// `table[..., index[r], ...]` (`gather(E, tokens, axis=0)`).
     case gather(NodeID, index: NodeID, axis: Int)
+    /// Cumulative sums along one axis (non-negative), same shape: element `e` sums the elements
+    /// up to it (before it when `exclusive`), from the axis's end when `reverse`.
+    case cumsum(NodeID, axis: Int, reverse: Bool, exclusive: Bool)
 
     /// The nodes the op reads.
     public var operands: [NodeID] {
@@ -66,6 +69,7 @@ public enum GraphOp: Hashable, Sendable {
         case .concat(let parts, _): return parts
         case .select(let c, let a, let b): return [c, a, b]
         case .gather(let t, let index, _): return [t, index]
+        case .cumsum(let a, _, _, _): return [a]
         }
     }
 }

@@ -304,6 +304,19 @@ public struct GraphBuilder: Sendable {
         return a
     }
 
+    /// Cumulative sums along one axis (negative axes count from the end): element `e` sums the
+    /// elements up to `e` (before `e` when `exclusive`), counted from the axis's end when `reverse`.
+    public mutating func cumsum(
+        _ x: NodeID, axis: Int = -1, reverse: Bool = false, exclusive: Bool = false
+    ) throws(GraphError) -> NodeID {
+        try check(x)
+        let s = shape(of: x)
+        let a = try normalizedAxis(axis, rank: s.count, op: "cumsum")
+        let type = elementType(of: x)
+        try requireFloat(type, x, op: "cumsum")
+        return add(.cumsum(x, axis: a, reverse: reverse, exclusive: exclusive), s, type)
+    }
+
     /// Reduction over one axis (negative axes count from the end).
     public mutating func reduce(
         _ op: ReduceOp, _ x: NodeID, axis: Int, keepDims: Bool = false
@@ -533,6 +546,7 @@ public struct GraphBuilder: Sendable {
         case .reshape(let a): return .reshape(f(a))
         case .slice(let a, let axis, let start): return .slice(f(a), axis: axis, start: start)
         case .concat(let parts, let axis): return .concat(parts.map(f), axis: axis)
+        case .cumsum(let a, let axis, let r, let e): return .cumsum(f(a), axis: axis, reverse: r, exclusive: e)
         case .cast(let a, let t): return .cast(f(a), t)
         case .mask(let a, let p, let fill): return .mask(f(a), p, fill: fill)
         case .select(let c, let a, let b): return .select(f(c), f(a), f(b))

@@ -313,7 +313,7 @@ extension GraphTextParser {
     static let functions: [String] =
         UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
             "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
-            "layernorm", "rmsnorm", "cast", "slice", "concat", "pos", "gather", "logical_not",
+            "layernorm", "rmsnorm", "cast", "slice", "concat", "pos", "gather", "logical_not", "cumsum",
         ]
 
     /// Splits arguments into positional values and keywords, checking the keywords and the count.
@@ -382,6 +382,15 @@ extension GraphTextParser {
                 case "reduce_max": return try b.reduce(.max, x, axis: axis, keepDims: keep ?? false)
                 default: return try b.mean(x, axis: axis, keepDims: keep ?? false)
                 }
+            }
+        case "cumsum":
+            let (v, k) = try arguments(name, args, positional: 1...2, keys: ["axis", "reverse", "exclusive"], loc)
+            let axis = try integerArgument(v.count > 1 ? v[1] : nil, k["axis"], key: "axis", default: -1, loc)
+            let reverse = try k["reverse"].map { (e: GraphExpr) throws(Diagnostic) in try bool(e, "reverse") }
+            let exclusive = try k["exclusive"].map { (e: GraphExpr) throws(Diagnostic) in try bool(e, "exclusive") }
+            let x = try build(v[0])
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.cumsum(x, axis: axis, reverse: reverse ?? false, exclusive: exclusive ?? false)
             }
         case "transpose":
             let (v, k) = try arguments(name, args, positional: 1...1, keys: ["perm"], loc)

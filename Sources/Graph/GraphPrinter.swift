@@ -44,6 +44,10 @@ public enum GraphPrinter {
             case .concat(let parts, let axis):
                 rhs = "concat([\(parts.map(ref).joined(separator: ", "))], axis=\(axis))"
             case .cast(let a, let type): rhs = "cast(\(ref(a)), \(type))"
+            case .cumsum(let a, let axis, let reverse, let exclusive):
+                rhs =
+                    "cumsum(\(ref(a)), axis=\(axis)" + (reverse ? ", reverse=true" : "")
+                    + (exclusive ? ", exclusive=true" : "") + ")"
             case .mask(let a, let p, let fill):
                 rhs = "where(\(predicateText(p)), \(ref(a)), \(constantText(fill)))"
             case .select(let c, let a, let b): rhs = "where(\(ref(c)), \(ref(a)), \(ref(b)))"

@@ -202,6 +202,9 @@ private struct State {
             }
         case .gather(let table, let index, let axis):
             try gather(node, table, index, axis: axis)
+        case .cumsum(let a, let axis, let reverse, let exclusive):
+            let out = addTensor(node)
+            try cumsum(node, out, a, axis: axis, reverse: reverse, exclusive: exclusive)
         case .reshape(let a):
             guard case .tensor(let base, _) = source(a) else {
                 throw GraphError("reshape of the constant '\(graph[a].name)' is not supported")
@@ -652,6 +655,67 @@ private struct State {
             if keepDims { outAccess[axis] = .point(.constant(0)) } else { outAccess.remove(at: axis) }
             b.emit(.store(result[0], out, outAccess))
             addKernel("reduce_\(op.rawValue)", node, grid: grid, body: b.instructions)
+        }
+    }
+
+    // MARK: Scans
+
+    /// `cumsum` along a blocked axis: a grid over the other axes and a loop over the axis's blocks
+    /// in the scan's direction (block `n - 1 - k` at step `k` when `reverse`), carrying the running
+    /// total; each block stores `scan(block) + total` and adds its sum to the total. Along a
+    /// leading (or size-1) axis the loop walks points and the scan is elementwise.
+    mutating func cumsum(
+        _ node: Node, _ out: TensorID, _ a: NodeID, axis: Int, reverse: Bool, exclusive: Bool
+    ) throws(GraphError) {
+        guard case .tensor(let input, let shape) = source(a) else {
+            throw GraphError("cumsum of a constant is not supported")
+        }
+        guard axis >= 0 && axis < shape.count else {
+            throw GraphError("cumsum '\(node.name)': axis \(axis) is out of range for shape \(shape)")
+        }
+        let r = shape.count
+        let n = shape[axis]
+        let kv = IndexVar("k")
+        var b = BodyBuilder()
+        if axis >= r - 2 && n > 1 {
+            let t = tiling(shape, skipping: axis)
+            let bk = min(axis == r - 2 ? options.rowBlock : options.columnBlock, n)
+            let blocks = (n + bk - 1) / bk
+            let step: IndexExpr =
+                reverse && blocks > 1 ? .add(.mul(.variable(kv), -1), .constant(blocks - 1)) : .variable(kv)
+            var access = t.access
+            access.insert(.slice(start: .mul(step, bk), size: bk), at: axis)
+            let loaded: [Int] = access.compactMap { if case .slice(_, let s) = $0 { return s } else { return nil } }
+            let scanAxis = axis == r - 1 ? loaded.count - 1 : 0
+            let totalType = BlockType(t.blockShape, t.blockShape.isEmpty ? .reg : .local)
+            let blockType = BlockType(loaded, .local)
+            let initial = b.emit(.fill(0), totalType)
+            _ = b.loop(kv, from: .constant(0), to: .constant(blocks), carrying: [initial], types: [totalType]) {
+                body, carried in
+                let x = body.emit(.load(input, access), blockType)
+                let prefix = body.emit(
+                    .scan(.sum, x, axis: scanAxis, reverse: reverse, exclusive: exclusive), blockType)
+                var total = carried[0]
+                if totalType.rank > 0 { total = body.emit(.broadcast(total, axis: scanAxis), blockType) }
+                body.emit(.store(body.emit(.binary(.add, prefix, total), blockType), out, access))
+                let sum = body.emit(.reduce(.sum, x, axis: scanAxis), totalType)
+                return [body.emit(.binary(.add, carried[0], sum), totalType)]
+            }
+            addKernel("cumsum", node, grid: t.grid, body: b.instructions)
+        } else {
+            let t = tiling(shape)
+            var access = t.access
+            access[axis] = .point(reverse && n > 1 ? .add(.mul(.variable(kv), -1), .constant(n - 1)) : .variable(kv))
+            let grid = t.grid.filter { $0.variable != IndexVar("b\(axis)") }
+            let type = BlockType(t.blockShape, t.blockShape.isEmpty ? .reg : .local)
+            let initial = b.emit(.fill(0), type)
+            _ = b.loop(kv, from: .constant(0), to: .constant(n), carrying: [initial], types: [type]) { body, carried in
+                let x = body.emit(.load(input, access), type)
+                let next = body.emit(.binary(.add, carried[0], x), type)
+                body.emit(.store(exclusive ? carried[0] : next, out, access))
+                return [next]
+            }
+            addKernel("cumsum", node, grid: grid, body: b.instructions)
         }
     }
 

@@ -190,6 +190,9 @@ struct BlockMachine {
                 result = try broadcast(try value(a, step, env), axis: axis, step, env)
             case .reduce(let op, let a, let axis):
                 result = try reduce(op, try value(a, step, env), axis: axis, step, env)
+            case .scan(let op, let a, let axis, let reverse, let exclusive):
+                result = try scan(
+                    op, try value(a, step, env), axis: axis, reverse: reverse, exclusive: exclusive, step, env)
             case .dot(let a, let b, let ta, let tb):
                 result = try dot(try value(a, step, env), try value(b, step, env), ta, tb, step, env)
             case .transpose(let a):
@@ -556,6 +559,31 @@ struct BlockMachine {
             }
         }
         return RuntimeBlock(shape: shape, extent: extent, data: data)
+    }
+
+    /// `scan`: prefix combinations along `axis` within the valid extent (a reverse scan starts at
+    /// the last valid element); the extent is kept.
+    mutating func scan(
+        _ op: ReduceOp, _ x: RuntimeBlock, axis: Int, reverse: Bool, exclusive: Bool, _ step: Step,
+        _ env: UnsafeMutablePointer<Int>
+    ) throws(Diagnostic) -> RuntimeBlock {
+        guard axis >= 0 && axis < x.shape.count else {
+            throw failure(step, env, "scan axis \(axis) is out of range for shape \(x.shape)")
+        }
+        flops &+= x.validCount
+        guard computesData else { return RuntimeBlock(shape: x.shape, extent: x.extent, data: []) }
+        let outer = NDArray.elementCount(of: Array(x.shape[..<axis]))
+        let inner = NDArray.elementCount(of: Array(x.shape[(axis + 1)...]))
+        var data = [Float](repeating: op.identity, count: x.data.count)
+        x.data.withUnsafeBufferPointer { source in
+            data.withUnsafeMutableBufferPointer { target in
+                guard let src = source.baseAddress, let dst = target.baseAddress else { return }
+                Dense.scan(
+                    op, src, outer: outer, length: x.shape[axis], inner: inner, validLength: x.extent[axis],
+                    reverse: reverse, exclusive: exclusive, into: dst)
+            }
+        }
+        return RuntimeBlock(shape: x.shape, extent: x.extent, data: data)
     }
 
     /// `dot`: contracts over the smaller of the two valid inner extents; the result is valid

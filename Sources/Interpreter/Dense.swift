@@ -79,6 +79,36 @@ enum Dense {
         }
     }
 
+    /// Scans `x` viewed as `[outer, length, inner]` along the middle axis into `out` (same
+    /// layout): element `a` of a line combines elements `0 ... a` (`..< a` when `exclusive`) of
+    /// the first `validLength`, or, when `reverse`, elements `a ..< validLength` (`a + 1 ..<`).
+    /// Elements past `validLength` get the identity.
+    static func scan(
+        _ op: ReduceOp, _ x: UnsafePointer<Float>, outer: Int, length: Int, inner: Int, validLength: Int,
+        reverse: Bool, exclusive: Bool, into out: UnsafeMutablePointer<Float>
+    ) {
+        for o in 0..<outer {
+            for i in 0..<inner {
+                var acc = op.identity
+                for step in 0..<length {
+                    let a = reverse ? length - 1 - step : step
+                    let at = (o * length + a) * inner + i
+                    guard a < validLength else {
+                        out[at] = op.identity
+                        continue
+                    }
+                    if exclusive {
+                        out[at] = acc
+                        acc = combine(op, acc, x[at])
+                    } else {
+                        acc = combine(op, acc, x[at])
+                        out[at] = acc
+                    }
+                }
+            }
+        }
+    }
+
     /// Reduces `x` viewed as `[outer, length, inner]` along the middle axis into `out`
     /// (`[outer, inner]`), folding the first `validLength` elements of each line (the identity
     /// when 0), for the first `validOuter` and `validInner` entries; other outputs are untouched.

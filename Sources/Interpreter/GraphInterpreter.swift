@@ -78,6 +78,12 @@ public enum GraphInterpreter {
                 result = try operand(a)
             case .slice(let a, let axis, let start):
                 result = try Self.slice(try operand(a), axis: axis, start: start, shape: node.shape)
+            case .cumsum(let a, let axis, let reverse, let exclusive):
+                let x = try operand(a)
+                guard axis >= 0 && axis < x.shape.count else {
+                    throw Diagnostic("node '\(node.name)': cumsum axis \(axis) is out of range for shape \(x.shape)")
+                }
+                result = Self.cumsum(x, axis: axis, reverse: reverse, exclusive: exclusive)
             case .concat(let parts, let axis):
                 var arrays: [NDArray] = []
                 for p in parts { arrays.append(try operand(p)) }
@@ -112,6 +118,22 @@ public enum GraphInterpreter {
     }
 
     // MARK: Ops
+
+    /// Cumulative sums along `axis` (`Dense.scan`).
+    static func cumsum(_ x: NDArray, axis: Int, reverse: Bool, exclusive: Bool) -> NDArray {
+        let outer = x.shape[..<axis].reduce(1, *)
+        let inner = x.shape[(axis + 1)...].reduce(1, *)
+        var out = [Float](repeating: 0, count: x.data.count)
+        x.data.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                guard let src = source.baseAddress, let dst = target.baseAddress else { return }
+                Dense.scan(
+                    .sum, src, outer: outer, length: x.shape[axis], inner: inner, validLength: x.shape[axis],
+                    reverse: reverse, exclusive: exclusive, into: dst)
+            }
+        }
+        return NDArray(shape: x.shape, data: out)
+    }
 
     /// Every element's index along `axis`, row-major.
     static func positions(_ shape: [Int], axis: Int) -> NDArray {

@@ -86,6 +86,8 @@ enum StepOp: Sendable {
     case broadcast(Int, axis: Int)
     /// `reduce_sum` / `reduce_max`
     case reduce(ReduceOp, Int, axis: Int)
+    /// `scan_sum` / `scan_max`
+    case scan(ReduceOp, Int, axis: Int, reverse: Bool, exclusive: Bool)
     /// `dot`
     case dot(Int, Int, transposeA: Bool, transposeB: Bool)
     /// `transpose`
@@ -226,6 +228,8 @@ struct KernelCompiler {
                 op = .gather(tensor: t.index, try access(full, t), index: try use(index), axis: axis)
             case .broadcast(let a, let axis): op = .broadcast(try use(a), axis: axis)
             case .reduce(let o, let a, let axis): op = .reduce(o, try use(a), axis: axis)
+            case .scan(let o, let a, let axis, let reverse, let exclusive):
+                op = .scan(o, try use(a), axis: axis, reverse: reverse, exclusive: exclusive)
             case .dot(let a, let b, let ta, let tb): op = .dot(try use(a), try use(b), transposeA: ta, transposeB: tb)
             case .transpose(let a): op = .transpose(try use(a))
             case .concat(let a, let b, let axis):
@@ -249,7 +253,8 @@ struct KernelCompiler {
             switch inst.op {
             case .store, .yield: needed = 0
             case .loop(let loop): needed = loop.carried.count
-            case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .mask:
+            case .load, .fill, .index, .unary, .binary, .select, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
+                .concat, .mask:
                 needed = 1
             }
             guard inst.results.count == needed else {

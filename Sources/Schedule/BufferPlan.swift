@@ -176,7 +176,8 @@ package struct BufferPlan {
                 case .unary(_, let a), .mask(let a, _, _, _, _): candidates = [a]
                 case .binary(_, let a, let b):
                     candidates = analysis.fusedDotOfAdd[r.id].map { d in [a, b].filter { $0 != d } } ?? [a, b]
-                case .load, .store, .fill, .index, .select, .gather, .broadcast, .reduce, .dot, .transpose, .concat, .loop,
+                case .load, .store, .fill, .index, .select, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
+                    .concat, .loop,
                     .yield:
                     candidates = []
                 }
@@ -198,7 +199,7 @@ package struct BufferPlan {
                 if analysis.needsPacking(r.id) {
                     packBufferOf[r.id] = scratch(at: p, floats: analysis.packedCount(r.id))
                 }
-            case .load, .reduce, .index(_, axis: .some), .concat, .select, .gather:
+            case .load, .reduce, .scan, .index(_, axis: .some), .concat, .select, .gather:
                 guard let r = inst.result, owner(r.id) == r.id else { break }
                 newVirtual(r.id, start: p, floats: floats(r.id))
             case .store, .fill, .index, .broadcast, .transpose:

@@ -33,7 +33,9 @@ package struct KernelAnalysis {
             case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
             case .load(let t, _), .gather(let t, _, _, _): loadedStorage.insert(program.storage(of: t))
             case .dot: if let r = inst.result { dots[r.id] = inst.op }
-            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .transpose, .concat, .mask, .loop, .yield: break
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .transpose, .concat, .mask, .loop,
+                .yield:
+                break
             }
         }
         findFusedDots(kernel.body)
@@ -116,7 +118,7 @@ package struct KernelAnalysis {
                 layouts[id] = owned(id, shape, shape)
             case .unary(_, let a):
                 layouts[id] = owned(id, shape, extents(a, shape))
-            case .mask(let a, _, _, _, _):
+            case .mask(let a, _, _, _, _), .scan(_, let a, _, _, _):
                 layouts[id] = owned(id, shape, extents(a, shape))
             case .select(let c, let a, let b):
                 let e = [c, a, b].map { extents($0, shape) }

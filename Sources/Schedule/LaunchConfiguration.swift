@@ -72,7 +72,7 @@ package struct LaunchConfiguration: Hashable, Sendable {
             guard let l = analysis.layouts[v] else { return true }
             if case .buffer = l.base { return true }
             return !l.shape.isEmpty
-        case .unary, .binary, .select, .gather, .mask, .reduce, .index, .concat:
+        case .unary, .binary, .select, .gather, .mask, .reduce, .scan, .index, .concat:
             return readsOrWritesBlocks(inst, analysis)
         case .dot, .loop, .yield:
             return true

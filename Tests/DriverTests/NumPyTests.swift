@@ -20,6 +20,7 @@ final class NumPyTests: XCTestCase {
         ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
         ("attention_rope", ["--dim", "B=1,H=2,N=90,d=24"], []),
         ("attention_dca", ["--dim", "B=1,H=2,C=30,NC=4,d=16"], ["30"]),
+        ("stick_breaking_attention", ["--dim", "BH=2,N=150,d=24"], []),
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),

@@ -24,6 +24,9 @@ final class VerifyTests: XCTestCase {
         ("decode_attention", "BH=2,N=100,d=40", "i=16,j=32,k=8"),
         ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
         ("attention_alibi", "B=2,H=2,N=200,d=24", "i=16,j=32,k=8"),
+        // Reverse scan over keys carried in the key loop, which walks from the diagonal down.
+        ("stick_breaking_attention", "BH=1,N=300,d=24", nil),
+        ("stick_breaking_attention", "BH=2,N=300,d=24", "i=16,j=32,k=8"),
         // Chunks of 100 cross the 64-blocks; chunks of 37 cross the 16-blocks and are shorter than them.
         ("attention_chunked", "BH=2,N=700,C=100,d=24", nil),
         ("attention_chunked", "BH=1,N=333,C=37,d=16", "i=16,j=16,k=16"),

@@ -100,6 +100,7 @@ final class DifferentialTests: XCTestCase {
             ("attention_chunked", ["BH": 1, "N": 100, "C": 24, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_rope", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_dca", ["B": 1, "H": 1, "C": 24, "NC": 3, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
+            ("stick_breaking_attention", ["BH": 1, "N": 90, "d": 8], [("i", 16), ("j", 32), ("k", 8)]),
             ("layernorm_matmul", ["M": 40, "K": 48, "N": 24], [("i", 16), ("j", 16), ("k", 16)]),
             ("rmsnorm_swiglu", ["M": 24, "d": 40, "h": 56], [("i", 16), ("j", 16), ("k", 16)]),
             ("transformer_layer", ["S": 24, "H": 2, "dh": 8, "F": 40], [("i", 16), ("j", 16), ("k", 16)]),

@@ -231,4 +231,52 @@ final class FusedShapeTests: XCTestCase {
         let only = Fusion.fuse(program, options: FusionOptions(onlyRule: "hoist"))
         XCTAssertTrue(only.trace.allSatisfy { $0.rule == "hoist" })
     }
+
+    /// Stick-breaking attention: one kernel, no N×N tensor, a key loop that walks backwards from
+    /// the diagonal carrying the running sum (no running maximum), FLOPs within 1.5× of the
+    /// unfused program's (causal skipping keeps them near half).
+    func testStickBreakingFusesIntoOneReverseKernel() throws {
+        let (naive, fused) = try Self.fused("stick_breaking_attention", dims: ["BH": 2, "N": 256, "d": 64])
+        XCTAssertEqual(fused.kernels.count, 1, BlockPrinter.print(fused))
+        XCTAssertFalse(fused.tensors.contains { $0.role == .temp }, "no intermediate in global memory")
+        let loops = Self.loops(fused.kernels[0])
+        // The prologue (blocks above the diagonal, shrunk to no step) and the fused key loop.
+        let key = try XCTUnwrap(loops.last)
+        XCTAssertEqual(key.carried.map(\.type.shape), [[64], [64, 64]], "running sum and output only")
+        let loads = key.body.compactMap { inst -> [AxisAccess]? in
+            if case .load(let t, let a) = inst.op, fused[t].name == "K" { return a } else { return nil }
+        }
+        XCTAssertEqual(loads.first?[1], .slice(start: .add(.mul(.v(key.variable.name), -64), .constant(192)), size: 64))
+        XCTAssertFalse(key.body.contains { if case .reduce(.max, _, _) = $0.op { true } else { false } })
+        for i in 0..<4 {
+            let env = [IndexVar("i"): i]
+            XCTAssertEqual(
+                key.upper.evaluate(env) - key.lower.evaluate(env), i + 1, "diagonal and below, row block \(i)")
+            if loops.count > 1 {
+                XCTAssertLessThanOrEqual(loops[0].upper.evaluate(env) - loops[0].lower.evaluate(env), 0)
+            }
+        }
+        let flops = CostReport.analyze(fused, localPeak: { _ in 0 }).total.flops
+        let naiveFlops = CostReport.analyze(naive, localPeak: { _ in 0 }).total.flops
+        XCTAssertLessThan(Double(flops), 1.5 * Double(naiveFlops))
+    }
+
+    /// Softmax along the first axis streams like softmax along the last: R6 merges the column
+    /// maximum into the column sums (a factor per column), and the results stay exact.
+    func testSoftmaxAlongTheFirstAxisStreams() throws {
+        var b = GraphBuilder(name: "g")
+        let x = try b.input("X", [300, 77])
+        try b.output(try b.softmax(x, axis: 0), name: "Y")
+        var options = LoweringOptions()
+        try options.override([("i", 16), ("j", 32), ("k", 16)])
+        let naive = try Lowering.lower(try b.build(), options: options)
+        let result = Fusion.fuse(naive)
+        XCTAssertTrue(result.trace.contains { $0.rule == "streaming" }, result.trace.map(\.description).joined())
+        let input = RandomInputs.standardNormal(shape: [300, 77], seed: 3, stream: 0)
+        let expected = try BlockInterpreter.run(naive, inputs: ["X": input])["Y"]
+        let got = try BlockInterpreter.run(result.program, inputs: ["X": input])["Y"]
+        for (p, q) in zip(try XCTUnwrap(got).data, try XCTUnwrap(expected).data) {
+            XCTAssertEqual(p, q, accuracy: 1e-5)
+        }
+    }
 }

@@ -55,6 +55,7 @@ final class RuleTests: XCTestCase {
     func testR10CSE() throws { try checkRule("cse") }
     func testR11Reblock() throws { try checkRule("reblock") }
     func testR14SplitLoad() throws { try checkRule("split-load") }
+    func testR13ScanCarry() throws { try checkRule("scan-carry") }
 
     /// Every rule of the fixed point has a folder with an applying and a non-applying case; no
     /// folder names an unknown rule.

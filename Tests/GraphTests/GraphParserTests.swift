@@ -55,6 +55,7 @@ final class GraphParserTests: XCTestCase {
             case .concat(let parts, let axis): return "concat\(parts.count)@\(axis)"
             case .select: return "select"
             case .gather(_, _, let axis): return "gather@\(axis)"
+            case .cumsum(_, let axis, let r, let e): return "cumsum\(axis)" + (r ? "r" : "") + (e ? "e" : "")
             }
         }
     }

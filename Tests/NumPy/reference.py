@@ -96,6 +96,24 @@ def attention_dca(t):
     s = np.where(r[:, None] >= r[None, :], s, -np.inf)
     return {"O": softmax(s) @ v}
 
+def stick_breaking_attention(t):
+    """Stick-breaking attention from its definition (the product form, not the log-space cumsum):
+    for i > j, beta_ij = sigmoid(q_i . k_j / sqrt(d)) and A_ij = beta_ij * prod_{j<k<i} (1 - beta_ik);
+    A_ij = 0 for j >= i; O = A V. Keys are visited from the last down, so `rest` holds, per query,
+    the product of (1 - beta) over the keys between the key and the query."""
+    q, k, v = t["Q"], t["K"], t["V"]
+    d = q.shape[-1]
+    beta = 1.0 / (1.0 + np.exp(-(q @ np.swapaxes(k, -1, -2) / np.sqrt(d))))
+    n = beta.shape[-1]
+    i = np.arange(beta.shape[-2])
+    a = np.zeros_like(beta)
+    rest = np.ones(beta.shape[:-1])
+    for j in range(n - 1, -1, -1):
+        below = i > j
+        a[..., j] = np.where(below, beta[..., j] * rest, 0.0)
+        rest = np.where(below, rest * (1.0 - beta[..., j]), rest)
+    return {"O": a @ v}
+
 
 def same_segment(i, j, bounds):
     return np.searchsorted(bounds, i, side="right") == np.searchsorted(bounds, j, side="right")
@@ -168,6 +186,7 @@ EXAMPLES = {
     ),
     "attention_rope": attention_rope,
     "attention_dca": attention_dca,
+    "stick_breaking_attention": stick_breaking_attention,
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
@@ -187,6 +206,7 @@ INPUTS = {
     "attention_chunked": ["Q", "K", "V"],
     "attention_rope": ["Q", "K", "V"],
     "attention_dca": ["Q", "K", "V"],
+    "stick_breaking_attention": ["Q", "K", "V"],
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],

@@ -73,7 +73,8 @@ extension FusionRule {
         case .loop(let loop):
             return loop.body.isStoreFree
                 && loop.body.loadedTensors.allSatisfy { !stored.contains(program.storage(of: $0)) }
-        case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .mask: return true
+        case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask:
+            return true
         }
     }
 }
@@ -97,7 +98,8 @@ extension Instruction {
         case .loop(let loop):
             return loop.lower.reads(v) || loop.upper.reads(v)
                 || (loop.variable != v && loop.body.contains { $0.readsIndexVariable(v) })
-        case .fill, .unary, .binary, .select, .broadcast, .reduce, .dot, .transpose, .concat, .yield: return false
+        case .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .yield:
+            return false
         }
     }
 }

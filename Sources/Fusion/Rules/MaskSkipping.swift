@@ -47,6 +47,8 @@ extension FusionRule {
                     masks.append((r, c, p, b.results[0].type.shape))
                 }
             }
+            // Skipped iterations must change nothing: no carried value, and no store.
+            guard loop.body.isStoreFree else { continue }
             // Each distinct moving mask in turn: the first whose fully masked blocks leave every
             // carried value unchanged (the other masks then count as unknown blocks) bounds k.
             var chosen: (row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int])?
@@ -97,6 +99,18 @@ extension FusionRule {
         else { return nil }
         let onRows = rk != 0
         let stride = onRows ? rk : ck
+        if stride < 0 {
+            // A loop walking blocks backwards (R13 runs a reverse scan so): bound k̃ = −k, whose
+            // offsets move forwards, and map k̃ ∈ [l, u) back to k ∈ [1 − u, 1 − l).
+            let flip: [IndexVar: IndexExpr] = [k: .mul(.variable(k), -1)]
+            guard
+                let (l, u) = bounds(
+                    loop, row.substituting(flip).simplified(), column.substituting(flip).simplified(), predicate,
+                    shape)
+            else { return nil }
+            let back = { (e: IndexExpr) in IndexExpr.add(.mul(e, -1), .constant(1)).simplified() }
+            return (u.map(back), l.map(back))
+        }
         guard stride > 0 else { return nil }
         let (movingRest, movingSize) = onRows ? (rRest, shape[0]) : (cRest, shape[1])
         let (fixedStart, fixedSize) = onRows ? (column, shape[1]) : (row, shape[0])
@@ -273,6 +287,9 @@ extension FusionRule {
                 }
             case .unary(let op, let x):
                 if case .constant(let c) = get(x) { value = .constant(op.apply(c)) } else { value = .unknown }
+            case .scan(let op, let x, _, _, _):
+                // Prefixes of the identity are the identity.
+                if case .constant(let c) = get(x), c == op.identity { value = .constant(c) } else { value = .unknown }
             case .dot(let x, let y, _, _):
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):

@@ -8,7 +8,9 @@ extension FusionRule {
     /// range uses `m` only through `exp(x − broadcast(m))` — `exp` turns the shift into a
     /// per-row factor `exp(−m)` (`UnaryOp.exp.isExponential`) — whose results reach B's carried
     /// sums (starting at `0`) only through maps linear in a row factor (row sums, the left
-    /// operand of a dot, products with values not involving `m`, sums of such).
+    /// operand of a dot, products with values not involving `m`, sums of such). A rank-1 maximum
+    /// broadcast along axis 0 is one per column (softmax along the first axis): the factor is then
+    /// per column, kept by column sums and a dot's right operand, and `α` is broadcast along axis 0.
     ///
     /// ```
     /// %m = for k … iter(%c = -inf) { …; %f = reduce_max %s axis 1; %c2 = max %c, %f; yield %c2 }
@@ -96,6 +98,9 @@ extension FusionRule {
         // broadcast, reduction or dot operand position keeps it a factor; with a rank-1 maximum it
         // is one number per row of the rank-2 blocks.
         let perBlock = types[m]?.rank == 0
+        // A rank-1 maximum is one per row (broadcast along axis 1 into rank-2 blocks) or, for a
+        // maximum over rows (softmax along the first axis), one per column (broadcast along axis 0).
+        guard let along = factorAxis(m, body[(a + 1)..<b], loopB, types) else { return nil }
         // Instructions between the loops that involve m must be broadcasts of it.
         var role: [ValueID: Role] = [m: .shift]
         var between: [Instruction] = []
@@ -123,7 +128,8 @@ extension FusionRule {
             guard let r = inst.result else { return nil }
             switch inst.op {
             case .broadcast(let x, _) where role[x] == .shift: role[r.id] = .shift
-            case .broadcast(let x, axis: 1) where role[x] == .scaled && types[x]?.rank == 1: role[r.id] = .scaled
+            case .broadcast(let x, let axis) where role[x] == .scaled && types[x]?.rank == 1 && axis == along:
+                role[r.id] = .scaled
             case .broadcast(let x, _) where role[x] == .scaled && perBlock: role[r.id] = .scaled
             case .binary(.sub, let x, let s) where role[x] == nil && role[s] == .shift:
                 guard types[s]?.rank == 2 || types[s]?.rank == types[x]?.rank || (perBlock && types[s]?.rank == 0)
@@ -131,9 +137,12 @@ extension FusionRule {
                 role[r.id] = .shifted
             case .unary(let op, let x) where op.isExponential && role[x] == .shifted:
                 role[r.id] = .scaled
-            case .reduce(.sum, let x, axis: 1) where role[x] == .scaled: role[r.id] = .scaled
+            case .reduce(.sum, let x, let axis) where role[x] == .scaled && axis == along: role[r.id] = .scaled
             case .reduce(.sum, let x, _) where role[x] == .scaled && perBlock: role[r.id] = .scaled
-            case .dot(let x, let y, false, _) where role[x] == .scaled && role[y] == nil: role[r.id] = .scaled
+            case .dot(let x, let y, false, _) where role[x] == .scaled && role[y] == nil && along == 1:
+                role[r.id] = .scaled
+            case .dot(let x, let y, _, false) where role[y] == .scaled && role[x] == nil && along == 0:
+                role[r.id] = .scaled
             case .binary(.mul, let x, let y)
             where (role[x] == .scaled) != (role[y] == .scaled)
                 && (role[x] == nil || role[y] == nil):
@@ -192,7 +201,7 @@ extension FusionRule {
             var factor = alpha.id
             if carried.type.rank == 2 && mType.rank == 1 {
                 let wide = fresh(BlockType(carried.type.shape, carried.type.tier))
-                newBody.append(Instruction([wide], .broadcast(alpha.id, axis: 1)))
+                newBody.append(Instruction([wide], .broadcast(alpha.id, axis: along)))
                 factor = wide.id
             }
             let scaledAcc = fresh(carried.type)
@@ -208,6 +217,24 @@ extension FusionRule {
         let mergedInst = Instruction(body[a].results + body[b].results, .loop(merged))
         // After the loop, m reads the final running maximum (the same id), and the broadcasts stay.
         return Array(body[..<a]) + independent + [mergedInst] + between + Array(body[(b + 1)...])
+    }
+
+    /// The axis along which a rank-1 maximum `m` is broadcast into rank-2 blocks (1: a factor per
+    /// row; 0: per column), the same at every broadcast of it or of a copy; 1 when it never is,
+    /// or when `m` has rank 0; nil when broadcasts disagree.
+    private static func factorAxis(
+        _ m: ValueID, _ between: ArraySlice<Instruction>, _ loopB: Loop, _ types: [ValueID: BlockType]
+    ) -> Int? {
+        guard types[m]?.rank == 1 else { return 1 }
+        var shifts: Set<ValueID> = [m]
+        var axes: Set<Int> = []
+        for inst in Array(between) + loopB.body {
+            guard case .broadcast(let x, let axis) = inst.op, shifts.contains(x), let r = inst.result else { continue }
+            shifts.insert(r.id)
+            if r.type.rank == 2 { axes.insert(axis) }
+        }
+        guard axes.count <= 1 else { return nil }
+        return axes.first ?? 1
     }
 
     private static func defsFill(_ id: ValueID, _ defs: [ValueID: Instruction]) -> Float? {
