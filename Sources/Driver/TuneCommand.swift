@@ -21,9 +21,10 @@ extension Command {
             count (OMP_NUM_THREADS) and the target. 'emit-c', 'build', 'bench' and 'verify' use it
             with --tuned FILE; without an entry they use the defaults, and the output is the same
             for the same cache. Candidates that do not fit the target's local tier are skipped.
-            Progress goes to standard error; --budget bounds the time (default 60 s), --reps the
-            timed repetitions per candidate (default 5). --dry-run prints the key and the
-            candidates and times nothing.
+            Progress goes to standard error. --budget bounds the time (default 60 s; no candidate
+            starts that could run past it, judged by the slowest so far), --reps the timed
+            repetitions per candidate (default 5). --dry-run prints the key and the candidates and
+            times nothing.
             """,
         options: [.dim, .target, .cache, .reps, .budget, .dryRun]
     ) { options, console throws(DriverError) in
@@ -89,14 +90,19 @@ extension Command {
             throw DriverError("the default block sizes do not compile or run; nothing to compare candidates with")
         }
         var best = (blocks: start, ms: baseline)
+        // The slowest candidate so far bounds the next one: stop before it could overrun the budget.
+        var longest = Date().timeIntervalSince(began)
         search: for (axis, values) in space {
             for v in values where v != best.blocks.first(where: { $0.key == axis })?.value {
-                guard Date().timeIntervalSince(began) < options.budget else {
+                guard Date().timeIntervalSince(began) + longest <= options.budget else {
                     console.err("tune: the budget of \(options.budget) s is spent; keeping the best so far\n")
                     break search
                 }
                 let candidate = best.blocks.map { $0.key == axis ? (key: axis, value: v) : $0 }
-                if let ms = measure(candidate), ms < best.ms { best = (candidate, ms) }
+                let before = Date()
+                let ms = measure(candidate)
+                longest = max(longest, Date().timeIntervalSince(before))
+                if let ms, ms < best.ms { best = (candidate, ms) }
             }
         }
         cache.insert(
