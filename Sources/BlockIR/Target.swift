@@ -40,11 +40,13 @@ public struct TargetDescription: Hashable, Sendable {
     public static let cpu = TargetDescription(
         name: "cpu", localCapacityBytes: 1 << 20, registerCapacityBytes: 32 * 64, vectorLanes: 16, rowBlock: 64,
         columnBlock: 64, maxRowBlock: 128)
-    /// NVIDIA Ampere: 164 KiB shared memory per block, 255 registers per thread.
+    /// NVIDIA Ampere: 163 KiB (166,912 B) shared memory per block, the opt-in limit
+    /// `cudaFuncSetAttribute` accepts on sm_80 (the SM has 164 KiB; 1 KiB is reserved), 255
+    /// registers per thread.
     public static let sm80 = TargetDescription(
-        name: "sm_80", localCapacityBytes: 164 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
+        name: "sm_80", localCapacityBytes: 163 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
         rowBlock: 64, columnBlock: 64, threadsPerBlock: 256)
-    /// NVIDIA Hopper: 227 KiB shared memory per block, 255 registers per thread.
+    /// NVIDIA Hopper: 227 KiB (232,448 B) shared memory per block, the opt-in limit, 255 registers per thread.
     public static let sm90 = TargetDescription(
         name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
         rowBlock: 64, columnBlock: 64, threadsPerBlock: 256)

@@ -151,9 +151,54 @@ struct Pipeline {
                 throw DriverError(error.message)
             }
             if options.printAfter.contains("lower") { console.err("// after lower\n" + BlockPrinter.print(program)) }
+            try checkBlocksFit(program, g, lowering, tuned: tuned != nil)
         }
         try verify(program, stage: isBlockFile ? "parse" : "lower")
         return program
+    }
+
+    /// Says up front when the block sizes make a kernel of the naive program too large for the
+    /// target's local tier (a user's choice, not a compiler bug): which blocks, which kernels,
+    /// and what to do. Fusion never makes a kernel that does not fit from one that does.
+    func checkBlocksFit(
+        _ program: Program, _ graph: Graph, _ lowering: LoweringOptions, tuned: Bool
+    ) throws(DriverError) {
+        let target = options.target
+        let problems = program.kernels.compactMap { kernel in
+            LocalStorage.capacityError(kernel, in: program, target: target).map { "kernel \(kernel.name): \($0)" }
+        }
+        guard !problems.isEmpty else { return }
+        func text(_ l: LoweringOptions) -> String { "i=\(l.rowBlock),j=\(l.columnBlock),k=\(l.reductionBlock)" }
+        let origin =
+            !options.blocks.isEmpty
+            ? "the requested block sizes" : tuned ? "the tuned block sizes" : "the default block sizes"
+        var lines = problems.map { "\(path): error: \($0)" }
+        let advice = Self.fittingBlocks(graph, from: lowering).map { "for example --block \(text($0))" }
+        lines.append(
+            "\(path): error: \(origin) (\(text(lowering))) do not fit \(target.name)'s local tier of "
+                + "\(target.localCapacityBytes) bytes; give smaller ones with --block"
+                + (advice.map { " (\($0))" } ?? ""))
+        throw DriverError(rendered: lines.joined(separator: "\n"))
+    }
+
+    /// Block sizes near `lowering`'s whose naive program fits the target: the largest block
+    /// halved until every kernel fits (at most a dozen lowerings), or nil when none is found.
+    static func fittingBlocks(_ graph: Graph, from lowering: LoweringOptions) -> LoweringOptions? {
+        var l = lowering
+        for _ in 0..<12 {
+            if l.rowBlock >= l.columnBlock && l.rowBlock >= l.reductionBlock && l.rowBlock > 1 {
+                l.rowBlock /= 2
+            } else if l.columnBlock >= l.reductionBlock && l.columnBlock > 1 {
+                l.columnBlock /= 2
+            } else if l.reductionBlock > 1 {
+                l.reductionBlock /= 2
+            } else {
+                return nil
+            }
+            guard let p = try? Lowering.lower(graph, options: l) else { return nil }
+            if p.kernels.allSatisfy({ LocalStorage.capacityError($0, in: p, target: l.target) == nil }) { return l }
+        }
+        return nil
     }
 
     /// The block sizes `--tuned FILE` holds for this graph on this machine, or nil (with a note

@@ -1,5 +1,6 @@
 import BlockIR
 import Foundation
+import Schedule
 
 /// Options of a fusion run.
 public struct FusionOptions: Sendable {
@@ -99,6 +100,15 @@ public enum Fusion {
                     hitCap = true
                     break search
                 }
+                // Legality common to every rule: what a step makes fits the local tier
+                // (the lowered program does; a rule that would overflow it is not applied).
+                if let overflow = overflow(of: application, in: current, target: options.target) {
+                    plan.note(
+                        "\(rule.id) \(rule.name) not applied to \(application.place): \(overflow.kernel) would need "
+                            + "\(overflow.bytes) bytes of local tier, more than \(options.target.name)'s "
+                            + "\(options.target.localCapacityBytes)")
+                    continue
+                }
                 let kernelsBefore = current.kernels.count
                 let old = neighbours(of: kernel, current, plan)
                 var removed: Int?
@@ -145,6 +155,26 @@ public enum Fusion {
         return FusionResult(
             program: current, trace: trace, decisions: plan.decisions, hitStepCap: hitCap, candidates: candidates,
             statistics: statistics)
+    }
+
+    /// The first kernel a step would make that does not fit the target's local tier, with its
+    /// bytes; nil when every changed kernel fits (a removal changes none).
+    static func overflow(
+        of application: RuleApplication, in p: Program, target: TargetDescription
+    ) -> (kernel: String, bytes: Int)? {
+        let capacity = target.localCapacityBytes
+        switch application.change {
+        case .remove:
+            return nil
+        case .replace(_, let kernel):
+            if LocalStorage.fits(kernel, in: p, capacity: capacity) { return nil }
+            return (kernel.name, LocalStorage.bytes(kernel, in: p))
+        case .program(let q):
+            for kernel in q.kernels where !LocalStorage.fits(kernel, in: q, capacity: capacity) {
+                return (kernel.name, LocalStorage.bytes(kernel, in: q))
+            }
+            return nil
+        }
     }
 
     /// The kernel and every kernel sharing a tensor's storage with it, sorted.

@@ -24,8 +24,8 @@ final class CudaTests: XCTestCase {
         "attention_rope": "B=1,H=2,N=300,d=32", "attention_dca": "B=1,H=2,C=75,NC=4,d=32",
         "stick_breaking_attention": "BH=1,N=300,d=24",
     ]
-    /// Shared memory per block of each target (bytes), as in `TargetDescription`.
-    static let targets: [(arch: String, sharedLimit: Int)] = [("sm_80", 164 * 1024), ("sm_90", 227 * 1024)]
+    /// Shared memory per block of each target (bytes, the opt-in limits), as in `TargetDescription`.
+    static let targets: [(arch: String, sharedLimit: Int)] = [("sm_80", 163 * 1024), ("sm_90", 227 * 1024)]
 
     /// The pinned nvcc, or a skip (a failure in CI) saying how to install it.
     static func nvcc() throws -> String {
