@@ -644,23 +644,12 @@ private struct Parser {
     // MARK: Accesses and index expressions
 
     mutating func parseTensorAccess() throws(Diagnostic) -> (TensorID, [AxisAccess]) {
-        let nameToken = current
-        let name = try identifier("a tensor name")
-        guard let index = tensors.firstIndex(where: { $0.name == name }) else {
-            throw Diagnostic(
-                "unknown tensor '\(name)'; declare it with a 'tensor' line before the kernels", at: nameToken.location)
-        }
+        let tensor = try parseTensorName()
         try expectSymbol("[", "'[' and one index per tensor axis after the tensor name")
         var access: [AxisAccess] = []
         if !isSymbol("]") {
             while true {
-                let start = try parseIndexExpr(depth: 0)
-                if isSymbol("+:") {
-                    advance()
-                    access.append(.slice(start: start, size: try integer("the slice size after '+:'")))
-                } else {
-                    access.append(.point(start))
-                }
+                access.append(try parseAccessEntry())
                 if isSymbol(",") {
                     advance()
                     continue
@@ -669,18 +658,32 @@ private struct Parser {
             }
         }
         try expectSymbol("]", "',' or ']' after the index")
-        return (TensorID(index), access)
+        return (tensor, access)
     }
 
-    /// `T[acc, ..., %idx, ..., acc]`: a tensor access with the index block in place of the
-    /// gathered axis (exactly one value among the entries).
-    mutating func parseGather() throws(Diagnostic) -> Op {
+    /// A declared tensor's name.
+    mutating func parseTensorName() throws(Diagnostic) -> TensorID {
         let nameToken = current
         let name = try identifier("a tensor name")
         guard let index = tensors.firstIndex(where: { $0.name == name }) else {
             throw Diagnostic(
                 "unknown tensor '\(name)'; declare it with a 'tensor' line before the kernels", at: nameToken.location)
         }
+        return TensorID(index)
+    }
+
+    /// One axis of an access: `e +: n` (a slice) or `e` (a point).
+    mutating func parseAccessEntry() throws(Diagnostic) -> AxisAccess {
+        let start = try parseIndexExpr(depth: 0)
+        guard isSymbol("+:") else { return .point(start) }
+        advance()
+        return .slice(start: start, size: try integer("the slice size after '+:'"))
+    }
+
+    /// `T[acc, ..., %idx, ..., acc]`: a tensor access with the index block in place of the
+    /// gathered axis (exactly one value among the entries).
+    mutating func parseGather() throws(Diagnostic) -> Op {
+        let tensor = try parseTensorName()
         try expectSymbol("[", "'[' and one entry per tensor axis, the index block '%N' at the gathered axis")
         var access: [AxisAccess] = []
         var gathered: (value: ValueID, axis: Int)?
@@ -689,13 +692,7 @@ private struct Parser {
                 if gathered != nil { throw error("gather takes one index block; address the other axes by indices") }
                 gathered = (try use(), access.count)
             } else {
-                let start = try parseIndexExpr(depth: 0)
-                if isSymbol("+:") {
-                    advance()
-                    access.append(.slice(start: start, size: try integer("the slice size after '+:'")))
-                } else {
-                    access.append(.point(start))
-                }
+                access.append(try parseAccessEntry())
             }
             if isSymbol(",") {
                 advance()
@@ -707,7 +704,7 @@ private struct Parser {
         guard let gathered else {
             throw error("gather needs the index block '%N' at the gathered axis, e.g. 'gather E[%1, j * 64 +: 64]'")
         }
-        return .gather(TensorID(index), access, index: gathered.value, axis: gathered.axis)
+        return .gather(tensor, access, index: gathered.value, axis: gathered.axis)
     }
 
     /// `term (+ term)*`, left-associative.
