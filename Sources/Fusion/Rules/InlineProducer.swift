@@ -158,38 +158,6 @@ private struct InlineSearch {
     /// Solves the producer's grid variables from its store access and the consumer's load.
     func unify(_ store: [AxisAccess], _ load: [AxisAccess], gridVariables: Set<IndexVar>) -> [IndexVar: IndexExpr]? {
         guard store.count == load.count else { return nil }
-        var binding: [IndexVar: IndexExpr] = [:]
-        func bind(_ v: IndexVar, _ e: IndexExpr) -> Bool {
-            if let old = binding[v] { return old == e }
-            binding[v] = e
-            return true
-        }
-        for (s, l) in zip(store, load) {
-            switch (s, l) {
-            case (.point(let ps), .point(let pl)):
-                if case .variable(let v) = ps, gridVariables.contains(v) {
-                    guard bind(v, pl) else { return nil }
-                } else if ps != pl {
-                    return nil
-                }
-            case (.slice(let ss, let n), .slice(let sl, let m)):
-                guard n == m else { return nil }
-                switch ss {
-                case .mul(.variable(let v), let size) where size == n && gridVariables.contains(v):
-                    if case .mul(let e, let size2) = sl, size2 == n {
-                        guard bind(v, e) else { return nil }
-                    } else if case .constant(let c) = sl, c % n == 0 {
-                        guard bind(v, .constant(c / n)) else { return nil }
-                    } else {
-                        return nil
-                    }
-                default:
-                    guard ss == sl, ss.variables.allSatisfy({ !gridVariables.contains($0) }) else { return nil }
-                }
-            default:
-                return nil
-            }
-        }
-        return binding
+        return GridUnification.unify(zip(store, load).lazy.map { (store: $0, load: $1) }, gridVariables: gridVariables)
     }
 }

@@ -195,47 +195,29 @@ private struct ScanCarrySearch {
             type.shape == result.type.shape, storeAccess.count == access.count
         else { return nil }
         let grid = Set(producer.gridVariables)
-        var binding: [IndexVar: IndexExpr] = [:]
         var reverse: Bool?
+        var others: [(store: AxisAccess, load: AxisAccess)] = []
         for (s, l) in zip(storeAccess, access) {
-            switch (s, l) {
-            case (.point(let ps), .point(let pl2)):
-                guard !pl2.reads(cl.variable), !ps.reads(pl.variable) else { return nil }
-                if case .variable(let v) = ps, grid.contains(v) {
-                    if let old = binding[v], old != pl2 { return nil }
-                    binding[v] = pl2
-                } else if ps != pl2 {
+            // The carried axis: the consumer reads block k, the producer stores f(k').
+            if case .slice(let ss, let size) = s, ss.reads(pl.variable) {
+                guard reverse == nil, case .slice(let sl, size) = l, let (a, rest) = ss.affine(in: pl.variable),
+                    case .constant(let r0) = rest.simplified(), let (ca, crest) = sl.affine(in: cl.variable),
+                    ca == size, crest.simplified() == .constant(0), sl.variables == [cl.variable]
+                else { return nil }
+                if a == size && r0 == 0 {
+                    reverse = false
+                } else if a == -size && r0 == (n - 1) * size {
+                    reverse = true
+                } else {
                     return nil
                 }
-            case (.slice(let ss, let size), .slice(let sl, let size2)):
-                guard size == size2 else { return nil }
-                if ss.reads(pl.variable) {
-                    // The carried axis: the consumer reads block k, the producer stores f(k').
-                    guard reverse == nil, let (a, rest) = ss.affine(in: pl.variable),
-                        case .constant(let r0) = rest.simplified(), let (ca, crest) = sl.affine(in: cl.variable),
-                        ca == size, crest.simplified() == .constant(0), sl.variables == [cl.variable]
-                    else { return nil }
-                    if a == size && r0 == 0 {
-                        reverse = false
-                    } else if a == -size && r0 == (n - 1) * size {
-                        reverse = true
-                    } else {
-                        return nil
-                    }
-                } else {
-                    guard !sl.reads(cl.variable) else { return nil }
-                    if case .mul(.variable(let v), let b) = ss, b == size, grid.contains(v) {
-                        guard case .mul(let e, let b2) = sl, b2 == size else { return nil }
-                        if let old = binding[v], old != e { return nil }
-                        binding[v] = e
-                    } else if ss != sl || ss.variables.contains(where: { grid.contains($0) }) {
-                        return nil
-                    }
-                }
-            default:
-                return nil
+            } else {
+                // Every other axis reads neither loop's counter and solves the grid as in R1.
+                guard !s.variables.contains(pl.variable), !l.variables.contains(cl.variable) else { return nil }
+                others.append((s, l))
             }
         }
+        guard let binding = GridUnification.unify(others, gridVariables: grid) else { return nil }
         guard let reverse, binding.count == grid.count else { return nil }
         // Nothing from the producer to the consumer writes what the producer reads.
         let reads = plan.access(producer, program).loads
