@@ -35,7 +35,7 @@ ap.add_argument("--python", default=os.path.join(REPO, ".venv-bench/bin/python")
 ap.add_argument("--peers-dir", default=PEERS_DIR, help="folder with attn.c and peak_flops.c (default ../shared/peers "
                                                         "next to the repository)")
 ap.add_argument("--peak", type=float, default=None, help="GFLOP/s to report %% of peak against, instead of the peak "
-                                                          "measured in this run by Benchmarks/peak_fma.c")
+                                                          "measured in this run by 'blockc peak'")
 ap.add_argument("--workdir", default=None, help="scratch folder for builds and logs (default: a new /tmp folder)")
 ap.add_argument("--skip", default="", help="comma list of parts to skip: blockc-unfused,numpy,torch,flex,ort,"
                                           "attnc,memory,peak,bf16,variants")
@@ -177,7 +177,7 @@ def loadavg():
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
 # The peak every "% of peak" figure uses: --peak if given, else the 2-thread FMA peak measured by
-# Benchmarks/peak_fma.c in this run, else (measurement skipped or failed) BENCHMARKS.md's 245.
+# 'blockc peak' in this run, else (measurement skipped or failed) BENCHMARKS.md's 245.
 PEAK = {"gflops": args.peak, "source": "--peak"} if args.peak else {"gflops": REFERENCE_PEAK,
                                                                      "source": "BENCHMARKS.md's reference (not measured)"}
 
@@ -207,23 +207,16 @@ PEAK_RE = re.compile(r"peak_fma isa=(\S+) threads=(\d+) accumulators=(\d+) max (
 
 
 def measure_peak(when):
-    """Builds (once) and runs Benchmarks/peak_fma.c (AVX-512 or AVX2 FMA chains, whichever -march=native
-    has). Runs at the start and at the end of the benchmark; the peak is the best 2-thread rep of both,
-    since another process on the cores only ever lowers a rep."""
-    exe = os.path.join(WORK, "peak_fma")
-    if not os.path.exists(exe):
-        rc, _, err = sh(["gcc", "-O2", "-march=native", "-fopenmp", os.path.join(HERE, "peak_fma.c"), "-o", exe])
-        if rc != 0:
-            infos.append(f"Benchmarks/peak_fma.c did not build: {err.strip()[:200]}")
-            return
-    status(f"FMA peak at the {when} (Benchmarks/peak_fma.c)")
-    secs, reps = ("0.1", "5") if args.quick else ("0.25", "9")
-    rc, out, err = sh([exe, secs, reps])
+    """Runs 'blockc peak' (PeakProbe.swift: AVX-512 or AVX2 FMA chains, whichever -march=native has,
+    built with the flags the generated C uses). Runs at the start and at the end of the benchmark; the
+    peak is the best 2-thread rep of both, since another process on the cores only ever lowers a rep."""
+    status(f"FMA peak at the {when} (blockc peak)")
+    rc, out, err = sh([args.blockc, "peak", "--reps", "5" if args.quick else "9"])
     lines = [m.groups() for m in PEAK_RE.finditer(out)]
     if rc != 0 or not lines:
-        infos.append(f"Benchmarks/peak_fma.c failed (rc {rc}): {(err.strip() or out.strip())[:200]}")
+        infos.append(f"blockc peak failed (rc {rc}): {(err.strip() or out.strip())[:200]}")
         return
-    infos.append(f"FMA peak at the {when} (Benchmarks/peak_fma.c, {lines[0][0]}, {lines[0][2]} accumulators/thread): " +
+    infos.append(f"FMA peak at the {when} (blockc peak, {lines[0][0]}, {lines[0][2]} accumulators/thread): " +
                  ", ".join(f"{th} thread{'s' if th != '1' else ''} max {float(mx):.1f} median {float(md):.1f}"
                            for _, th, _, mx, md in lines) + " GFLOP/s")
     isa, th, nacc, mx, md = max(lines, key=lambda l: int(l[1]))
@@ -232,7 +225,7 @@ def measure_peak(when):
     if float(mx) > PEAK.get("measured", 0):
         PEAK.update(measured=float(mx), isa=isa, threads=int(th))
     if not args.peak:
-        PEAK.update(gflops=PEAK["measured"], source=f"measured in this run: Benchmarks/peak_fma.c {PEAK['isa']}, "
+        PEAK.update(gflops=PEAK["measured"], source=f"measured in this run: blockc peak {PEAK['isa']}, "
                                                     f"{PEAK['threads']} threads, best rep at start and end")
 
 

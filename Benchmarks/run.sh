@@ -8,7 +8,7 @@
 # --n4096       also attention full/causal at N=4096
 # --tune        run 'blockc tune' on every workload first (<= 60 s each), time the tuned choice too
 # --reps N      timed repetitions per case (default 10; --quick 3)
-# --peak GFLOPS report % of peak against this instead of the FMA peak Benchmarks/peak_fma.c measures
+# --peak GFLOPS report % of peak against this instead of the FMA peak 'blockc peak' measures
 # --no-build    use the existing .build/release/blockc
 # --no-install  do not create or fill .venv-bench (peers that are missing are reported as failed)
 # --json FILE   also write every measurement as JSON

@@ -107,6 +107,18 @@ public enum CCompiler {
         return outputPath
     }
 
+    /// Writes a self-contained C program as `NAME.c` in `directory` and builds it there with
+    /// `-march=native -fopenmp` and `flags`; returns the executable's path.
+    public static func buildProgram(
+        source: String, name: String, directory: String, flags: [String]
+    ) throws(Failure) -> String {
+        let cPath = directory + "/" + name + ".c"
+        let exe = directory + "/" + name
+        try write(source, to: cPath)
+        try gcc(flags + ["-march=native", "-fopenmp", "-o", exe, cPath])
+        return exe
+    }
+
     /// Writes the program's source, header and harness into `directory` and builds the harness
     /// executable there; returns its path.
     @discardableResult

@@ -9,8 +9,8 @@ import Schedule
 struct CodegenSettings {
     /// Timed repetitions of `bench` (after one warm-up).
     var reps = 20
-    /// The FLOP/s peak `bench` reports a percentage of (2 threads, FMA, this project's CPU).
-    var peakGFLOPS = 245.0
+    /// The FLOP/s peak `bench` reports a percentage of (`--peak`; nil: measured on this host).
+    var peakGFLOPS: Double?
     /// Whether `verify` builds with address and undefined-behaviour sanitizers.
     var sanitize = false
 
@@ -182,8 +182,9 @@ extension Command {
 
             Compiles the (fused) program's C with a harness, runs it once to warm up, then times
             repeated runs; prints the median and minimum milliseconds, GFLOP/s (FLOPs as counted
-            by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA),
-            to standard output or to the file -o names.
+            by 'blockc report') and the percentage of this host's fp32 FMA peak at the same thread
+            count (measured by the probe of 'blockc peak' before the timing; --peak gives one
+            instead), to standard output or to the file -o names.
             """,
         options: codegenOptions.union([.seed, .reps, .peak])
     ) { options, console throws(DriverError) in
@@ -194,6 +195,14 @@ extension Command {
         let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
         defer { run.cleanUp() }
         let exe = try run.build(extraFlags: [])
+        let peak: (gflops: Double, source: String)
+        if let given = settings.peakGFLOPS {
+            peak = (given, "given")
+        } else {
+            console.err("measuring this host's FMA peak (blockc peak)...\n")
+            let measured = try Self.measurePeak(directory: run.directory)
+            peak = (measured.best, "measured, \(measured.isa), \(measured.threads) threads")
+        }
         console.err("running \(settings.reps) timed repetitions after a warm-up...\n")
         let output = try run.execute(exe, reps: settings.reps)
         let fields = output.split(separator: " ").map(String.init)
@@ -206,11 +215,58 @@ extension Command {
         }
         let flops = Double(CostReport.analyze(program, localPeak: { _ in 0 }).total.flops)
         let gflops = flops / (median * 1e6)
-        let percent = 100 * gflops / settings.peakGFLOPS
+        let percent = 100 * gflops / peak.gflops
         let line = String(
-            format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak\n",
-            program.name, median, best, settings.reps, gflops, percent, settings.peakGFLOPS)
+            format: "%@: median %.3f ms, min %.3f ms (%d reps), %.1f GFLOP/s, %.1f%% of %.0f GFLOP/s peak (%@)\n",
+            program.name, median, best, settings.reps, gflops, percent, peak.gflops, peak.source)
         try emit(line, to: options.outputPath, console: console)
+    }
+
+    /// The probe's measurement at the most threads (the count the generated code runs with).
+    static func measurePeak(directory: String, seconds: Double = 0.1, reps: Int = 5) throws(DriverError)
+        -> PeakProbe.Measurement
+    {
+        let lines: [PeakProbe.Measurement]
+        do {
+            lines = try PeakProbe.measure(directory: directory, seconds: seconds, reps: reps)
+        } catch {
+            throw DriverError(error.message + "\n(give the peak with --peak GFLOPS to skip the measurement)")
+        }
+        return lines.max { $0.threads < $1.threads }!
+    }
+
+    /// `blockc peak`: this host's fp32 FMA peak.
+    static let peak = Command(
+        name: "peak", summary: "measure this CPU's fp32 FMA peak (the 100% of bench)",
+        usage: """
+            USAGE: blockc peak [--reps N] [-o FILE]
+
+            Builds a small C program with the flags the generated C uses (-march=native) and runs
+            independent FMA chains on the widest vectors the compiler targets (AVX-512, else AVX2),
+            on 1 thread and on OMP_NUM_THREADS threads (default: every processor). Prints the CPU
+            model and one line per thread count with the best and median of N reps (default 20, at
+            most 64) of 0.1 s: 'peak_fma isa=… threads=… accumulators=… max … median … GFLOP/s (N reps)'.
+            """,
+        options: [.output, .reps]
+    ) { options, console throws(DriverError) in
+        try OutputPlan(options).check()
+        guard options.positional.isEmpty else {
+            throw DriverError("'peak' takes no file; run 'blockc peak' alone (see 'blockc peak --help')")
+        }
+        let scratch = try ScratchDirectory(tag: "peak")
+        defer { scratch.remove() }
+        let result: CCompiler.RunResult
+        do throws(CCompiler.Failure) {
+            let exe = try CCompiler.buildProgram(
+                source: PeakProbe.source, name: "peak_fma", directory: scratch.path, flags: ["-O2"])
+            result = try CCompiler.run(exe, ["0.1", String(min(options.reps, 64))])
+        } catch {
+            throw DriverError(error.message)
+        }
+        guard result.status == 0, !PeakProbe.parse(result.stdout).isEmpty else {
+            throw DriverError("the FMA peak probe failed (status \(result.status)): \(result.stderr.prefix(300))")
+        }
+        try emit("cpu \(TuningCache.cpuModel())\n" + result.stdout, to: options.outputPath, console: console)
     }
 }
 

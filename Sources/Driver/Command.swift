@@ -32,7 +32,7 @@ struct Command: Sendable {
 
     /// The subcommands, in the order the overview lists them.
     static let all: [Command] = [
-        lower, fuse, schedule, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench, tune,
+        lower, fuse, schedule, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench, tune, peak,
     ]
 
     /// The subcommand with a name.

@@ -37,8 +37,8 @@ struct CommandLineOptions {
     var onlyRule: String?
     /// `--reps N`: timed repetitions of `bench`.
     var reps = 20
-    /// `--peak GFLOPS`: the peak `bench` reports a percentage of.
-    var peak = 245.0
+    /// `--peak GFLOPS`: the peak `bench` reports a percentage of (nil: measure it).
+    var peak: Double?
     /// `--sanitize`: `verify` builds with address and undefined-behaviour sanitizers.
     var sanitize = false
     /// `--bundle DIR`: `emit-cuda` writes a self-contained GPU bundle there.

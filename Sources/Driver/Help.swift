@@ -40,7 +40,9 @@ enum Help {
                 "  --print-after STAGE     print the program after a stage to standard error (\(Pipeline.stageNames.joined(separator: ", ")))"
         case .json: return "  --json                  print JSON instead of a table"
         case .reps: return "  --reps N                bench: timed repetitions after one warm-up (default 20)"
-        case .peak: return "  --peak GFLOPS           bench: the peak to report a percentage of (default 245)"
+        case .peak:
+            return
+                "  --peak GFLOPS           bench: the peak to report a percentage of (default: measured by 'blockc peak')"
         case .sanitize: return "  --sanitize              verify: build with -fsanitize=address,undefined"
         case .bundle:
             return "  --bundle DIR            emit-cuda: write a GPU bundle (.cu, harness, .npy, run.sh) to DIR"

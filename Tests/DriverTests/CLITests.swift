@@ -5,7 +5,8 @@ import XCTest
 /// The command line: help, diagnostics with file:line:col and a caret, exit statuses, report.
 final class CLITests: XCTestCase {
     static let subcommands = [
-        "lower", "fuse", "explain", "run", "report", "check", "dot", "emit-c", "build", "verify", "bench",
+        "lower", "fuse", "schedule", "explain", "run", "report", "check", "dot", "emit-c", "emit-cuda", "build",
+        "verify", "bench", "tune", "peak",
     ]
 
     func testHelpOnEverySubcommand() {

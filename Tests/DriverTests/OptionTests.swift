@@ -67,7 +67,34 @@ final class OptionTests: XCTestCase {
         ])
         XCTAssertEqual(bench.status, 0, bench.stderr)
         XCTAssertEqual(bench.stdout, "")
-        XCTAssertTrue(try String(contentsOfFile: dir + "/bench.txt", encoding: .utf8).contains("median"))
+        let line = try String(contentsOfFile: dir + "/bench.txt", encoding: .utf8)
+        XCTAssertTrue(line.contains("median"), line)
+        // Without --peak the percentage is of this host's peak, measured in the same run.
+        XCTAssertTrue(line.contains(" GFLOP/s peak (measured, "), line)
+        let given = CLI.blockc([
+            "bench", "Examples/layernorm_matmul.graph", "--dim", "M=64,K=64,N=64", "--reps", "1", "--peak", "100",
+        ])
+        XCTAssertEqual(given.status, 0, given.stderr)
+        XCTAssertTrue(given.stdout.contains("of 100 GFLOP/s peak (given)"), given.stdout)
+    }
+
+    /// `blockc peak`: the CPU model, then one line per thread count with positive rates; no file.
+    func testPeakMeasuresThisHost() throws {
+        let result = CLI.blockc(["peak", "--reps", "2"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.first?.hasPrefix("cpu ") ?? false, result.stdout)
+        let probes = lines.filter { $0.hasPrefix("peak_fma isa=") }
+        XCTAssertFalse(probes.isEmpty, result.stdout)
+        for line in probes {
+            let words = line.split(separator: " ").map(String.init)
+            let best = try XCTUnwrap(words.firstIndex(of: "max").flatMap { Double(words[$0 + 1]) }, line)
+            XCTAssertGreaterThan(best, 0, line)
+        }
+        XCTAssertTrue(probes[0].contains("threads=1"), result.stdout)
+        let withFile = CLI.blockc(["peak", "Examples/attention.graph"])
+        XCTAssertEqual(withFile.status, 1)
+        XCTAssertTrue(withFile.stderr.contains("'peak' takes no file"), withFile.stderr)
     }
 
     /// A multi-gigabyte `--input` that is not a `.npy` fails on its first bytes.
