@@ -115,7 +115,7 @@ public enum CCompiler {
         let cPath = directory + "/" + name + ".c"
         let exe = directory + "/" + name
         try write(source, to: cPath)
-        try gcc(flags + ["-march=native", "-fopenmp", "-o", exe, cPath])
+        try gcc(flags + ["-march=native", "-fopenmp", "-o", exe, cPath, "-lm"])
         return exe
     }
 

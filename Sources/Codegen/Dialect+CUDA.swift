@@ -68,6 +68,10 @@ extension CRuntime {
         }
         __device__ __forceinline__ float blk_expf(float x) { return expf(x); }
         __device__ __forceinline__ float blk_tanhf(float x) { return tanhf(x); }
+        __device__ __forceinline__ float blk_logf(float x) { return logf(x); }
+        __device__ __forceinline__ float blk_log1pf(float x) { return log1pf(x); }
+        __device__ __forceinline__ float blk_sinf(float x) { return sinf(x); }
+        __device__ __forceinline__ float blk_cosf(float x) { return cosf(x); }
         __device__ __forceinline__ float blk_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
         __device__ __forceinline__ float blk_siluf(float x) { return x / (1.0f + expf(-x)); }
         __device__ __forceinline__ float blk_geluf(float x) {

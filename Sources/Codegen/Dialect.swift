@@ -124,12 +124,12 @@ public struct Dialect: Hashable, Sendable {
         dynamicSchedule: "dynamic, 1", simdLoop: "#pragma omp simd",
         allocateZeroed: "blk_alloc_zeroed(%BYTES%)", allocateScratch: "blk_alloc(%BYTES%)", free: "free(%PTR%)",
         unaryTemplates: [
-            .neg: "(-$0)", .exp: "blk_expf($0)", .log: "logf($0)", .sqrt: "sqrtf($0)",
+            .neg: "(-$0)", .exp: "blk_expf($0)", .log: "blk_logf($0)", .sqrt: "sqrtf($0)",
             .rsqrt: "(1.0f / sqrtf($0))", .recip: "(1.0f / $0)", .tanh: "blk_tanhf($0)",
             .sigmoid: "blk_sigmoidf($0)", .silu: "blk_siluf($0)", .gelu: "blk_geluf($0)", .abs: "fabsf($0)",
-            .square: "($0 * $0)", .sin: "sinf($0)", .cos: "cosf($0)", .log1p: "log1pf($0)",
+            .square: "($0 * $0)", .sin: "blk_sinf($0)", .cos: "blk_cosf($0)", .log1p: "blk_log1pf($0)",
             // log1p(e^(−|x|)) + max(x, 0): exact 0 at −inf, x at +inf, NaN stays NaN.
-            .softplus: "(log1pf(blk_expf(-fabsf($0))) + blk_maxf($0, 0.0f))", .one: "1.0f",
+            .softplus: "(blk_log1pf(blk_expf(-fabsf($0))) + blk_maxf($0, 0.0f))", .one: "1.0f",
         ],
         binaryTemplates: [
             .add: "($0 + $1)", .sub: "($0 - $1)", .mul: "($0 * $1)", .div: "($0 / $1)",

@@ -133,7 +133,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v13[r_ * 64 + c_] = cosf(v12[r_ * 64 + c_]);
+                            v13[r_ * 64 + c_] = blk_cosf(v12[r_ * 64 + c_]);
                         }
                     }
                     // %14 = mul %2, %13
@@ -175,7 +175,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v19[r_ * 64 + c_] = sinf(v12[r_ * 64 + c_]);
+                            v19[r_ * 64 + c_] = blk_sinf(v12[r_ * 64 + c_]);
                         }
                     }
                     // %20 = mul %18, %19
@@ -233,7 +233,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v27[r_ * 64 + c_] = cosf(v26[r_ * 64 + c_]);
+                            v27[r_ * 64 + c_] = blk_cosf(v26[r_ * 64 + c_]);
                         }
                     }
                     // %28 = mul %2, %27
@@ -249,7 +249,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v29[r_ * 64 + c_] = sinf(v26[r_ * 64 + c_]);
+                            v29[r_ * 64 + c_] = blk_sinf(v26[r_ * 64 + c_]);
                         }
                     }
                     // %30 = mul %18, %29
@@ -313,7 +313,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v37[r_ * 64 + c_] = cosf(v36[r_ * 64 + c_]);
+                            v37[r_ * 64 + c_] = blk_cosf(v36[r_ * 64 + c_]);
                         }
                     }
                     // %38 = mul %2, %37
@@ -329,7 +329,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v39[r_ * 64 + c_] = sinf(v36[r_ * 64 + c_]);
+                            v39[r_ * 64 + c_] = blk_sinf(v36[r_ * 64 + c_]);
                         }
                     }
                     // %40 = mul %18, %39
@@ -402,7 +402,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v54[r_ * 64 + c_] = cosf(v53[r_ * 64 + c_]);
+                                v54[r_ * 64 + c_] = blk_cosf(v53[r_ * 64 + c_]);
                             }
                         }
                         // %55 = mul %50, %54
@@ -444,7 +444,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v60[r_ * 64 + c_] = sinf(v53[r_ * 64 + c_]);
+                                v60[r_ * 64 + c_] = blk_sinf(v53[r_ * 64 + c_]);
                             }
                         }
                         // %61 = mul %59, %60

@@ -104,7 +104,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v12[r_ * 64 + c_] = cosf(v11[r_ * 64 + c_]);
+                            v12[r_ * 64 + c_] = blk_cosf(v11[r_ * 64 + c_]);
                         }
                     }
                     // %13 = mul %1, %12
@@ -146,7 +146,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v18[r_ * 64 + c_] = sinf(v11[r_ * 64 + c_]);
+                            v18[r_ * 64 + c_] = blk_sinf(v11[r_ * 64 + c_]);
                         }
                     }
                     // %19 = mul %17, %18
@@ -230,7 +230,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v35[r_ * 64 + c_] = cosf(v34[r_ * 64 + c_]);
+                                v35[r_ * 64 + c_] = blk_cosf(v34[r_ * 64 + c_]);
                             }
                         }
                         // %36 = mul %31, %35
@@ -272,7 +272,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v41[r_ * 64 + c_] = sinf(v34[r_ * 64 + c_]);
+                                v41[r_ * 64 + c_] = blk_sinf(v34[r_ * 64 + c_]);
                             }
                         }
                         // %42 = mul %40, %41

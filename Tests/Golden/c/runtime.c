@@ -58,6 +58,52 @@ static inline float blk_expf(float x) {
     memcpy(&scale, &bits, 4);
     return (p + p) * scale;
 }
+static inline float blk_logf(float x) {
+    int sub = x < 1.17549435e-38f;
+    float xs = sub ? x * 8388608.0f : x;
+    uint32_t u, mb;
+    memcpy(&u, &xs, 4);
+    int e = (int)((u >> 23) & 0xffu) - 127 - (sub ? 23 : 0);
+    mb = (u & 0x007fffffu) | 0x3f800000u;
+    float m;
+    memcpy(&m, &mb, 4);
+    int big = m > 1.41421356f;
+    m = big ? m * 0.5f : m;
+    float fe = (float)(e + big);
+    float f = m - 1.0f;
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float r = z * (0.666666666666f + z * (0.4f + z * (0.285714285714f + z * 0.222222222222f)));
+    float lm = fmaf(s, r, s + s);
+    float y = fmaf(fe, 0.693145751953125f, fmaf(fe, 1.428606765330187045e-06f, lm));
+    y = x == 0.0f ? -INFINITY : y;
+    y = x < 0.0f ? NAN : y;
+    y = x == INFINITY ? x : y;
+    return x != x ? x : y;
+}
+static inline float blk_log1pf(float x) {
+    float u = 1.0f + x;
+    float d = u - 1.0f;
+    float y = d == 0.0f ? x : blk_logf(u) * (x / d);
+    return x == INFINITY ? x : y;
+}
+static inline float blk_sinq(float x, uint32_t shift) {
+    double xd = (double)x;
+    double j = __builtin_rint(xd * 0.63661977236758134308);
+    float r = (float)fma(j, -6.12323399573676603587e-17, fma(j, -1.57079632679489655800, xd));
+    r = r < -1.0f ? -1.0f : (r > 1.0f ? 1.0f : r); /* bounds the result where |x| > 2^50 */
+    float z = r * r;
+    float sn = fmaf(r * z, -1.6666666666666667e-1f + z * (8.3333333333333333e-3f
+        + z * (-1.9841269841269841e-4f + z * 2.7557319223985891e-6f)), r);
+    float cs = fmaf(z, -0.5f, 1.0f) + z * z * (4.1666666666666667e-2f
+        + z * (-1.3888888888888889e-3f + z * 2.4801587301587302e-5f));
+    uint32_t q = ((uint32_t)(int32_t)(j - 4.0 * __builtin_floor(j * 0.25)) + shift) & 3u;
+    float v = (q & 1u) ? cs : sn;
+    v = (q & 2u) ? -v : v;
+    return fabsf(x) == INFINITY ? NAN : v;
+}
+static inline float blk_sinf(float x) { return blk_sinq(x, 0u); }
+static inline float blk_cosf(float x) { return blk_sinq(x, 1u); }
 static inline float blk_tanhf(float x) {
     float a = fabsf(x);
     float e = blk_expf(-2.0f * a);

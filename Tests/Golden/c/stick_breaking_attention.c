@@ -56,7 +56,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v9[r_ * 64 + c_] = (log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
+                                v9[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
                             }
                         }
                         // %10 = neg %9
@@ -122,7 +122,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v21[r_ * 64 + c_] = (log1pf(blk_expf(-fabsf(v20[r_ * 64 + c_]))) + blk_maxf(v20[r_ * 64 + c_], 0.0f));
+                                v21[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v20[r_ * 64 + c_]))) + blk_maxf(v20[r_ * 64 + c_], 0.0f));
                             }
                         }
                         // %22 = neg %21
@@ -188,7 +188,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v30[r_ * 64 + c_] = (log1pf(blk_expf(-fabsf(v29[r_ * 64 + c_]))) + blk_maxf(v29[r_ * 64 + c_], 0.0f));
+                                v30[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v29[r_ * 64 + c_]))) + blk_maxf(v29[r_ * 64 + c_], 0.0f));
                             }
                         }
                         // %31 = sub %26, %30

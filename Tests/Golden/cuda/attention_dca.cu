@@ -118,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
     float *v13 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v13[r_ * 64 + c_] = cosf(v12[r_ * 64 + c_]);
+        v13[r_ * 64 + c_] = blk_cosf(v12[r_ * 64 + c_]);
     }
     __syncthreads();
     // %14 = mul %2, %13
@@ -154,7 +154,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
     float *v19 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v19[r_ * 64 + c_] = sinf(v12[r_ * 64 + c_]);
+        v19[r_ * 64 + c_] = blk_sinf(v12[r_ * 64 + c_]);
     }
     __syncthreads();
     // %20 = mul %18, %19
@@ -204,7 +204,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
     float *v27 = B3;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v27[r_ * 64 + c_] = cosf(v26[r_ * 64 + c_]);
+        v27[r_ * 64 + c_] = blk_cosf(v26[r_ * 64 + c_]);
     }
     __syncthreads();
     // %28 = mul %2, %27
@@ -218,7 +218,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
     float *v29 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v29[r_ * 64 + c_] = sinf(v26[r_ * 64 + c_]);
+        v29[r_ * 64 + c_] = blk_sinf(v26[r_ * 64 + c_]);
     }
     __syncthreads();
     // %30 = mul %18, %29
@@ -273,7 +273,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
     float *v37 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v37[r_ * 64 + c_] = cosf(v36[r_ * 64 + c_]);
+        v37[r_ * 64 + c_] = blk_cosf(v36[r_ * 64 + c_]);
     }
     __syncthreads();
     // %38 = mul %2, %37
@@ -287,7 +287,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
     float *v39 = B5;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v39[r_ * 64 + c_] = sinf(v36[r_ * 64 + c_]);
+        v39[r_ * 64 + c_] = blk_sinf(v36[r_ * 64 + c_]);
     }
     __syncthreads();
     // %40 = mul %18, %39
@@ -352,7 +352,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         float *v54 = B7;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v54[r_ * 64 + c_] = cosf(v53[r_ * 64 + c_]);
+            v54[r_ * 64 + c_] = blk_cosf(v53[r_ * 64 + c_]);
         }
         __syncthreads();
         // %55 = mul %50, %54
@@ -388,7 +388,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         float *v60 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v60[r_ * 64 + c_] = sinf(v53[r_ * 64 + c_]);
+            v60[r_ * 64 + c_] = blk_sinf(v53[r_ * 64 + c_]);
         }
         __syncthreads();
         // %61 = mul %59, %60

@@ -93,7 +93,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
     float *v12 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v12[r_ * 64 + c_] = cosf(v11[r_ * 64 + c_]);
+        v12[r_ * 64 + c_] = blk_cosf(v11[r_ * 64 + c_]);
     }
     __syncthreads();
     // %13 = mul %1, %12
@@ -129,7 +129,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
     float *v18 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
-        v18[r_ * 64 + c_] = sinf(v11[r_ * 64 + c_]);
+        v18[r_ * 64 + c_] = blk_sinf(v11[r_ * 64 + c_]);
     }
     __syncthreads();
     // %19 = mul %17, %18
@@ -204,7 +204,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         float *v35 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v35[r_ * 64 + c_] = cosf(v34[r_ * 64 + c_]);
+            v35[r_ * 64 + c_] = blk_cosf(v34[r_ * 64 + c_]);
         }
         __syncthreads();
         // %36 = mul %31, %35
@@ -240,7 +240,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         float *v41 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v41[r_ * 64 + c_] = sinf(v34[r_ * 64 + c_]);
+            v41[r_ * 64 + c_] = blk_sinf(v34[r_ * 64 + c_]);
         }
         __syncthreads();
         // %42 = mul %40, %41

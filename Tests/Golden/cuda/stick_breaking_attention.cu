@@ -56,7 +56,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         float *v9 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v9[r_ * 64 + c_] = (log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
+            v9[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
         }
         __syncthreads();
         // %10 = neg %9
@@ -128,7 +128,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         float *v21 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v21[r_ * 64 + c_] = (log1pf(blk_expf(-fabsf(v20[r_ * 64 + c_]))) + blk_maxf(v20[r_ * 64 + c_], 0.0f));
+            v21[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v20[r_ * 64 + c_]))) + blk_maxf(v20[r_ * 64 + c_], 0.0f));
         }
         __syncthreads();
         // %22 = neg %21
@@ -198,7 +198,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         float *v30 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v30[r_ * 64 + c_] = (log1pf(blk_expf(-fabsf(v29[r_ * 64 + c_]))) + blk_maxf(v29[r_ * 64 + c_], 0.0f));
+            v30[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v29[r_ * 64 + c_]))) + blk_maxf(v29[r_ * 64 + c_], 0.0f));
         }
         __syncthreads();
         // %31 = sub %26, %30

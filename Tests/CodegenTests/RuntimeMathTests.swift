@@ -1,0 +1,122 @@
+import Codegen
+import Foundation
+import XCTest
+
+/// The C runtime's branch-free math (`blk_expf`, `blk_logf`, `blk_log1pf`, `blk_sinf`, `blk_cosf`,
+/// `blk_tanhf`): against libm in double precision on random arguments over each function's range,
+/// at the special values (±0, ±inf, NaN, subnormals, the domain edges), and vectorised by gcc in a
+/// `#pragma omp simd` loop (the reason they exist: libm's are calls gcc does not vectorise).
+final class RuntimeMathTests: XCTestCase {
+    static let program = """
+        #include <math.h>
+        #include <stdint.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        \(CRuntime.basics)
+        \(CRuntime.math)
+        static uint64_t state = 88172645463325252ull;
+        static double uniform(void) {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            return (double)(state >> 11) / 9007199254740992.0;
+        }
+        /* Largest absolute error of f against g over n random x in [lo, hi), and largest error
+           relative to max(|g|, floor). */
+        #define SWEEP(name, f, g, lo, hi, floor_) do { \\
+            double abs_ = 0, rel_ = 0; \\
+            for (int i_ = 0; i_ < 200000; i_++) { \\
+                float x_ = (float)((lo) + ((hi) - (lo)) * uniform()); \\
+                double want_ = g((double)x_), got_ = (double)f(x_); \\
+                double e_ = fabs(got_ - want_); \\
+                if (!(e_ <= abs_)) abs_ = e_; \\
+                double r_ = e_ / fmax(fabs(want_), (floor_)); \\
+                if (!(r_ <= rel_)) rel_ = r_; \\
+            } \\
+            printf("%s %g %g %.3g %.3g\\n", name, (double)(lo), (double)(hi), abs_, rel_); \\
+        } while (0)
+        static double sinh_tanh(double x) { return tanh(x); }
+        int main(void) {
+            SWEEP("exp", blk_expf, exp, -80.0, 80.0, 1e-30);
+            SWEEP("log", blk_logf, log, 1e-30, 1e-20, 1.0);
+            SWEEP("log", blk_logf, log, 0.5, 2.0, 1e-3);
+            SWEEP("log", blk_logf, log, 1.0, 1e30, 1.0);
+            SWEEP("log1p", blk_log1pf, log1p, -0.999, 3.0, 1e-30);
+            SWEEP("log1p", blk_log1pf, log1p, -1e-6, 1e-6, 1e-30);
+            SWEEP("sin", blk_sinf, sin, -3.2, 3.2, 1.0);
+            SWEEP("sin", blk_sinf, sin, -1e4, 1e4, 1.0);
+            SWEEP("sin", blk_sinf, sin, 1e6, 1e15, 1.0);
+            SWEEP("cos", blk_cosf, cos, -3.2, 3.2, 1.0);
+            SWEEP("cos", blk_cosf, cos, -1e4, 1e4, 1.0);
+            SWEEP("cos", blk_cosf, cos, 1e6, 1e15, 1.0);
+            SWEEP("tanh", blk_tanhf, sinh_tanh, -20.0, 20.0, 1.0);
+            const float special[] = {0.0f, -0.0f, -1.0f, -2.0f, INFINITY, -INFINITY, NAN, 1e-40f, 1.0f, 3e38f};
+            for (int i = 0; i < 10; i++) {
+                float x = special[i];
+                printf("special %a %a %a %a %a %a\\n", (double)x, (double)blk_logf(x), (double)blk_log1pf(x),
+                       (double)blk_sinf(x), (double)blk_cosf(x), (double)blk_expf(x));
+            }
+            float big = 1e30f;
+            printf("bounded %d\\n", fabsf(blk_sinf(big)) <= 1.0f && fabsf(blk_cosf(big)) <= 1.0f);
+            return 0;
+        }
+        void blk_vector_probe(const float *restrict a, float *restrict b, long n) {
+        #pragma omp simd
+            for (long i = 0; i < n; i++) b[i] = blk_sinf(a[i]) + blk_cosf(a[i]) + blk_log1pf(a[i]) + blk_logf(a[i]);
+        }
+        """
+
+    func testAccuracySpecialValuesAndVectorisation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("blockc-math-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let exe = try CCompiler.buildProgram(
+            source: Self.program, name: "math", directory: dir,
+            flags: CCompiler.baseFlags + ["-fopt-info-vec-optimized=" + dir + "/vec.txt"])
+        let run = try CCompiler.run(exe, [])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        // Bounds: absolute for sin/cos/tanh (|f| ≤ 1), relative elsewhere.
+        let bounds: [String: (abs: Double?, rel: Double?)] = [
+            "exp": (nil, 3e-7), "log": (nil, 3e-7), "log1p": (nil, 4e-7), "sin": (3e-7, nil), "cos": (3e-7, nil),
+            "tanh": (3e-7, nil),
+        ]
+        var swept = 0
+        for line in run.stdout.split(separator: "\n") {
+            let f = line.split(separator: " ").map(String.init)
+            guard let bound = bounds[f[0]], f.count == 5, let abs = Double(f[3]), let rel = Double(f[4]) else {
+                continue
+            }
+            swept += 1
+            if let b = bound.abs { XCTAssertLessThanOrEqual(abs, b, String(line)) }
+            if let b = bound.rel { XCTAssertLessThanOrEqual(rel, b, String(line)) }
+        }
+        XCTAssertEqual(swept, 13, run.stdout)
+        // ±0, −1, −2, ±inf, NaN, a subnormal, 1, 3e38: log, log1p, sin, cos, exp (hex floats).
+        let special = run.stdout.split(separator: "\n").filter { $0.hasPrefix("special ") }.map {
+            Array($0.split(separator: " ").dropFirst().map(String.init))
+        }
+        XCTAssertEqual(special.count, 10)
+        func value(_ s: String) -> Double { s.contains("nan") ? .nan : Double(s) ?? .nan }
+        let expected: [[Double]] = [
+            [0, -.infinity, 0, 0, 1, 1], [-0.0, -.infinity, -0.0, 0, 1, 1],
+            [-1, .nan, -.infinity, sin(-1), cos(-1), exp(-1)], [-2, .nan, .nan, sin(-2), cos(-2), exp(-2)],
+            [.infinity, .infinity, .infinity, .nan, .nan, .infinity], [-.infinity, .nan, .nan, .nan, .nan, 0],
+        ]
+        for (row, want) in zip(special, expected) {
+            for (k, w) in want.enumerated().dropFirst() {
+                let got = value(row[k])
+                if w.isNaN {
+                    XCTAssertTrue(got.isNaN, "\(row): column \(k)")
+                } else if w.isInfinite || w == 0 {
+                    XCTAssertEqual(got, w, "\(row): column \(k)")
+                } else {
+                    XCTAssertEqual(got, w, accuracy: 3e-7 * Swift.max(1, Swift.abs(w)), "\(row): column \(k)")
+                }
+            }
+        }
+        XCTAssertTrue(special[6].dropFirst().allSatisfy { value($0).isNaN }, "NaN in, NaN out: \(special[6])")
+        XCTAssertEqual(value(special[7][1]), log(Double(Float(1e-40))), accuracy: 1e-4, "subnormal log")
+        XCTAssertTrue(run.stdout.contains("bounded 1"), run.stdout)
+        let vec = try String(contentsOfFile: dir + "/vec.txt", encoding: .utf8)
+        XCTAssertTrue(vec.contains("loop vectorized"), "gcc did not vectorise the probe loop:\n\(vec)")
+    }
+}
