@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Writes the ONNX test fixtures under Tests/ONNX/fixtures/: tiny transformer blocks built with
+the `onnx` helper API (fixed seeds), their inputs, and ONNX Runtime's outputs as .npy.
+
+    python3 -m venv .venv-onnx && .venv-onnx/bin/pip install onnx onnxruntime numpy
+    .venv-onnx/bin/python Tests/ONNX/make_fixtures.py
+
+Each fixture NAME gives NAME.onnx, NAME.input.<input>.npy and NAME.output.<output>.npy.
+"""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+class Builder:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes = []
+        self.inits = []
+        self.count = 0
+
+    def name(self, hint):
+        self.count += 1
+        return f"/{hint}_{self.count}"
+
+    def weight(self, name, shape, scale=0.2):
+        a = (self.rng.standard_normal(shape) * scale).astype(np.float32)
+        self.inits.append(numpy_helper.from_array(a, name))
+        return name
+
+    def const(self, value, dtype=np.int64):
+        n = self.name("const")
+        self.inits.append(numpy_helper.from_array(np.array(value, dtype=dtype), n))
+        return n
+
+    def op(self, op_type, inputs, outputs=1, **attrs):
+        outs = [self.name(op_type) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type + "_node"), **attrs))
+        return outs[0] if outputs == 1 else outs
+
+
+def save(name, b, inputs, outputs, feeds, opset):
+    graph = helper.make_graph(b.nodes, name, inputs, outputs, b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    path = os.path.join(HERE, name + ".onnx")
+    onnx.save(model, path)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    results = session.run(None, feeds)
+    for k, v in feeds.items():
+        np.save(os.path.join(HERE, f"{name}.input.{k}.npy"), v)
+    for o, r in zip(outputs, results):
+        np.save(os.path.join(HERE, f"{name}.output.{o.name}.npy"), r)
+    print(name, os.path.getsize(path), "bytes")
+
+
+def gpt2_block(seq=16, d=32, heads=4):
+    """Pre-LN GPT-2 block: causal attention masked with Trilu/Where, head shapes by Shape→Gather→
+    Concat→Reshape, the 1/√d scale from Shape→Gather→Cast→Sqrt, exact (erf) GELU MLP."""
+    b = Builder(2)
+    hd = d // heads
+    x = "x"
+    ln1 = b.op("LayerNormalization", [x, b.weight("ln1.weight", [d], 1.0), b.weight("ln1.bias", [d])],
+               epsilon=1e-5)
+    qkv = b.op("Add", [b.op("MatMul", [ln1, b.weight("attn.c_attn.weight", [d, 3 * d])]),
+                       b.weight("attn.c_attn.bias", [3 * d])])
+    q, k, v = b.op("Split", [qkv, b.const([d, d, d])], outputs=3, axis=2)
+    shape = b.op("Shape", [x])
+    lead = b.op("Slice", [shape, b.const([0]), b.const([2])])
+    heads_shape = b.op("Concat", [lead, b.const([heads, hd])], axis=0)
+
+    def split_heads(t, perm):
+        return b.op("Transpose", [b.op("Reshape", [t, heads_shape])], perm=perm)
+
+    qh = split_heads(q, [0, 2, 1, 3])
+    kt = split_heads(k, [0, 2, 3, 1])
+    vh = split_heads(v, [0, 2, 1, 3])
+    head_dim = b.op("Cast", [b.op("Gather", [b.op("Shape", [qh]), b.const(-1)], axis=0)], to=TensorProto.FLOAT)
+    scores = b.op("Div", [b.op("MatMul", [qh, kt]), b.op("Sqrt", [head_dim])])
+    n = b.op("Gather", [shape, b.const(1)], axis=0)
+    square = b.op("Concat", [b.op("Unsqueeze", [n, b.const([0])]), b.op("Unsqueeze", [n, b.const([0])])], axis=0)
+    ones = b.op("ConstantOfShape", [square], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
+    mask = b.op("Cast", [b.op("Trilu", [ones], upper=0)], to=TensorProto.BOOL)
+    masked = b.op("Where", [mask, scores, b.const(-np.inf, np.float32)])
+    probs = b.op("Softmax", [masked], axis=-1)
+    ctx = b.op("Transpose", [b.op("MatMul", [probs, vh])], perm=[0, 2, 1, 3])
+    merged = b.op("Reshape", [ctx, b.const([0, 0, -1])])
+    proj = b.op("Add", [b.op("MatMul", [merged, b.weight("attn.c_proj.weight", [d, d])]),
+                        b.weight("attn.c_proj.bias", [d])])
+    h = b.op("Add", [x, proj])
+    ln2 = b.op("LayerNormalization", [h, b.weight("ln2.weight", [d], 1.0), b.weight("ln2.bias", [d])],
+               epsilon=1e-5)
+    fc = b.op("Add", [b.op("MatMul", [ln2, b.weight("mlp.c_fc.weight", [d, 4 * d])]),
+                      b.weight("mlp.c_fc.bias", [4 * d])])
+    erf = b.op("Erf", [b.op("Div", [fc, b.const(np.sqrt(2.0), np.float32)])])
+    gelu = b.op("Mul", [b.op("Mul", [fc, b.op("Add", [erf, b.const(1.0, np.float32)])]),
+                        b.const(0.5, np.float32)])
+    down = b.op("Add", [b.op("MatMul", [gelu, b.weight("mlp.c_proj.weight", [4 * d, d])]),
+                        b.weight("mlp.c_proj.bias", [d])])
+    b.nodes.append(helper.make_node("Add", [h, down], ["y"], name="/residual"))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", d])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "seq", d])]
+    feeds = {"x": np.random.default_rng(12).standard_normal((1, seq, d)).astype(np.float32)}
+    save("gpt2_block", b, inputs, outputs, feeds, opset=17)
+
+
+def llama_block(seq=16, d=48, heads=4, kv_heads=2):
+    """Llama block, opset 23: RMSNormalization, RoPE (Range→cos/sin folded at import,
+    rotate_half by Slice/Neg/Concat), grouped-query Attention with is_causal, SwiGLU MLP."""
+    b = Builder(3)
+    hd = d // heads
+    x = "x"
+    rms1 = b.op("RMSNormalization", [x, b.weight("input_layernorm.weight", [d], 1.0)], epsilon=1e-6)
+
+    def project(t, name, out):
+        return b.op("MatMul", [t, b.weight(name, [d, out])])
+
+    def heads_of(t, h):
+        return b.op("Transpose", [b.op("Reshape", [t, b.const([1, seq, h, hd])])], perm=[0, 2, 1, 3])
+
+    q = heads_of(project(rms1, "q_proj.weight", d), heads)
+    k = heads_of(project(rms1, "k_proj.weight", kv_heads * hd), kv_heads)
+    v = heads_of(project(rms1, "v_proj.weight", kv_heads * hd), kv_heads)
+    n = b.op("Gather", [b.op("Shape", [x]), b.const(1)], axis=0)
+    pos = b.op("Cast", [b.op("Range", [b.const(0), n, b.const(1)])], to=TensorProto.FLOAT)
+    inv_freq = b.const(1.0 / (10000 ** (np.arange(0, hd, 2) / hd)), np.float32)
+    freqs = b.op("Mul", [b.op("Unsqueeze", [pos, b.const([1])]), b.op("Unsqueeze", [inv_freq, b.const([0])])])
+    emb = b.op("Concat", [freqs, freqs], axis=-1)
+    cos = b.op("Cos", [emb])
+    sin = b.op("Sin", [emb])
+
+    def rope(t):
+        lo = b.op("Slice", [t, b.const([0]), b.const([hd // 2]), b.const([3])])
+        hi = b.op("Slice", [t, b.const([hd // 2]), b.const([2**62]), b.const([-1])])
+        rotated = b.op("Concat", [b.op("Neg", [hi]), lo], axis=-1)
+        return b.op("Add", [b.op("Mul", [t, cos]), b.op("Mul", [rotated, sin])])
+
+    attn = b.op("Attention", [rope(q), rope(k), v], is_causal=1)
+    merged = b.op("Reshape", [b.op("Transpose", [attn], perm=[0, 2, 1, 3]), b.const([1, seq, d])])
+    h = b.op("Add", [x, project(merged, "o_proj.weight", d)])
+    rms2 = b.op("RMSNormalization", [h, b.weight("post_attention_layernorm.weight", [d], 1.0)], epsilon=1e-6)
+    gate = project(rms2, "gate_proj.weight", 2 * d)
+    up = project(rms2, "up_proj.weight", 2 * d)
+    act = b.op("Mul", [b.op("Mul", [gate, b.op("Sigmoid", [gate])]), up])
+    down = b.op("MatMul", [act, b.weight("down_proj.weight", [2 * d, d])])
+    b.nodes.append(helper.make_node("Add", [h, down], ["y"], name="/residual"))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, d])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, seq, d])]
+    feeds = {"x": np.random.default_rng(13).standard_normal((1, seq, d)).astype(np.float32)}
+    save("llama_block", b, inputs, outputs, feeds, opset=23)
+
+
+if __name__ == "__main__":
+    os.makedirs(HERE, exist_ok=True)
+    gpt2_block()
+    llama_block()
