@@ -61,6 +61,7 @@ extension ConstantTensor {
         guard let out = broadcast(operands.map(\.shape)) else {
             throw ONNXError("shapes \(operands.map(\.shape)) do not broadcast")
         }
+        _ = try foldableCount(out)
         let indices = operands.map { broadcastIndices($0.shape, to: out) }
         let n = out.reduce(1, *)
         var values = [Double](repeating: 0, count: n)
@@ -70,6 +71,20 @@ extension ConstantTensor {
             values[e] = f(args)
         }
         return ConstantTensor(kind, shape: out, values: values)
+    }
+
+    /// The element count of a shape folded at import, refused past 2^24 elements (or on overflow).
+    static func foldableCount(_ shape: [Int]) throws(ONNXError) -> Int {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { throw ONNXError("the shape \(shape) has a negative size") }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= 1 << 24 else {
+                throw ONNXError("a constant of shape \(shape) is too large to fold at import (more than 2^24 elements)")
+            }
+            n = p
+        }
+        return n
     }
 
     /// Rounds to the kind's precision (f32 for floats).
@@ -151,7 +166,9 @@ extension ConstantTensor {
         var p = start
         while step > 0 ? p < end : p > end {
             picks.append(p)
-            p += step
+            let (next, overflow) = p.addingReportingOverflow(step)
+            if overflow { break }
+            p = next
         }
         return gathered(axis: axis, indices: picks, indexShape: [picks.count])
     }
@@ -173,8 +190,18 @@ extension ConstantTensor {
             kind, shape: Array(shape[..<axis]) + indexShape + Array(shape[(axis + 1)...]), values: values)
     }
 
-    /// Tensors joined along an axis.
-    static func concatenated(_ parts: [ConstantTensor], axis: Int) -> ConstantTensor {
+    /// Tensors joined along an axis; every other axis agrees.
+    static func concatenated(_ parts: [ConstantTensor], axis: Int) throws(ONNXError) -> ConstantTensor {
+        for p in parts {
+            var a = p.shape
+            var b = parts[0].shape
+            guard a.count == b.count, axis < a.count else {
+                throw ONNXError("cannot concatenate shapes \(parts.map(\.shape)) along axis \(axis)")
+            }
+            a[axis] = 0
+            b[axis] = 0
+            guard a == b else { throw ONNXError("cannot concatenate shapes \(parts.map(\.shape)) along axis \(axis)") }
+        }
         var shape = parts[0].shape
         shape[axis] = parts.map { $0.shape[axis] }.reduce(0, +)
         let outer = shape[..<axis].reduce(1, *)

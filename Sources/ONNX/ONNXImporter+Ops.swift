@@ -142,7 +142,7 @@ extension ONNXImporter {
             results = [try whereOp(input(0), input(1), input(2))]
         case "Trilu":
             let x = try input(0)
-            let k = try intsInput(1, "the diagonal offset k")?.first ?? 0
+            let k = max(min(try intsInput(1, "the diagonal offset k")?.first ?? 0, 1 << 31), -(1 << 31))
             let upper = int("upper", 1) != 0
             guard shape(x).count >= 2 else { throw ONNXError("Trilu needs rank 2 or more, got \(shape(x))") }
             if case .constant(let c, _) = x {
@@ -216,7 +216,7 @@ extension ONNXImporter {
                 return nil
             }
             if constants.count == parts.count {
-                results = [folded(ConstantTensor.concatenated(constants, axis: axis))]
+                results = [folded(try ConstantTensor.concatenated(constants, axis: axis))]
             } else {
                 let typed = parts.first { if case .node = $0 { return true } else { return false } }!
                 let type = try b.elementType(of: node(typed))
@@ -250,8 +250,7 @@ extension ONNXImporter {
             var fill = ConstantTensor.scalar(.float, 0)
             if let t = n.attribute("value")?.t { fill = try ConstantTensor.decode(t, folder: nil) }
             guard fill.count == 1 else { throw ONNXError("the value attribute must hold one element") }
-            let count = s.reduce(1, *)
-            guard count <= 1 << 26 else { throw ONNXError("the shape \(s) is too large to fold at import") }
+            let count = try ConstantTensor.foldableCount(s)
             results = [
                 folded(ConstantTensor(fill.kind, shape: s, values: Array(repeating: fill.values[0], count: count)))
             ]
@@ -269,8 +268,11 @@ extension ONNXImporter {
             let delta = try constant(input(2), "delta")
             let d = delta.values[0]
             guard d != 0 else { throw ONNXError("delta is 0") }
-            let count = max(Int(((limit.values[0] - start.values[0]) / d).rounded(.up)), 0)
-            guard count <= 1 << 26 else { throw ONNXError("\(count) elements are too many to fold at import") }
+            let steps = ((limit.values[0] - start.values[0]) / d).rounded(.up)
+            guard steps.isFinite, steps <= Double(1 << 24) else {
+                throw ONNXError("Range(\(start.values[0]), \(limit.values[0]), \(d)) is too large to fold at import")
+            }
+            let count = max(Int(steps), 0)
             let kind = start.kind
             let vals = (0..<count).map { ConstantTensor.rounded(start.values[0] + Double($0) * d, kind) }
             results = [folded(ConstantTensor(kind, shape: [count], values: vals))]
@@ -307,11 +309,14 @@ extension ONNXImporter {
                 infer = k
                 out.append(1)
             } else {
-                guard d >= 0 else { throw ONNXError("the shape \(spec) has a negative size") }
+                guard d >= 0, d <= 1 << 31 else { throw ONNXError("the shape \(spec) has a size out of range") }
                 out.append(d)
             }
         }
         let total = s.reduce(1, *)
+        guard out.count <= 8, out.reduce(1.0, { $0 * Double($1) }) <= Double(1 << 40) else {
+            throw ONNXError("the shape \(spec) is out of range")
+        }
         if let infer {
             let rest = out.reduce(1, *)
             guard rest > 0, total % rest == 0 else { throw ONNXError("cannot reshape \(s) to \(spec)") }
@@ -379,14 +384,16 @@ extension ONNXImporter {
     }
 
     mutating func expand(_ x: Value, _ spec: [Int]) throws -> Value {
-        guard let target = ConstantTensor.broadcast([shape(x), spec]) else {
+        guard spec.count <= 8, spec.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }),
+            let target = ConstantTensor.broadcast([shape(x), spec]),
+            target.reduce(1.0, { $0 * Double($1) }) <= Double(1 << 40)
+        else {
             throw ONNXError("cannot expand \(shape(x)) to \(spec)")
         }
         if case .constant(let c, _) = x {
-            return folded(
-                try ConstantTensor.map([c, ConstantTensor(c.kind, shape: target, values: [])], kind: c.kind) {
-                    $0[0]
-                })
+            _ = try ConstantTensor.foldableCount(target)
+            let picks = ConstantTensor.broadcastIndices(c.shape, to: target)
+            return folded(ConstantTensor(c.kind, shape: target, values: picks.map { c.values[$0] }))
         }
         let id = try node(x)
         if target == b.shape(of: id) { return .node(id) }
@@ -467,7 +474,9 @@ extension ONNXImporter {
             sizes = attr.ints.map { Int($0) }
         } else {
             let parts = n.attribute("num_outputs").map { Int($0.i) } ?? n.outputs.count
-            guard parts > 0 else { throw ONNXError("no outputs") }
+            guard parts > 0, parts <= s[axis] else {
+                throw ONNXError("cannot split axis \(axis) of \(s) into \(parts) parts")
+            }
             let chunk = (s[axis] + parts - 1) / parts
             sizes = (0..<parts).map { k in min(chunk, max(s[axis] - k * chunk, 0)) }
         }

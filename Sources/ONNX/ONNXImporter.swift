@@ -130,7 +130,7 @@ public struct ONNXImporter {
             for (axis, d) in dimsProto.enumerated() {
                 switch d {
                 case .value(let v):
-                    guard v > 0 else { throw ONNXError("\(what) has size \(v) on axis \(axis)") }
+                    guard v > 0, v <= 1 << 31 else { throw ONNXError("\(what) has size \(v) on axis \(axis)") }
                     shape.append(Int(v))
                 case .param(let p):
                     guard let v = dims[p] else {
@@ -147,6 +147,9 @@ public struct ONNXImporter {
                         "\(what) has no size on axis \(axis) (neither a number nor a name); "
                             + "re-export the model with static or named dimensions")
                 }
+            }
+            guard shape.reduce(1.0, { $0 * Double($1) }) <= Double(1 << 40) else {
+                throw ONNXError("\(what) has shape \(shape), too many elements")
             }
             let type = try Self.elementType(ofDataType: input.elementType, what: what)
             let name = freshName(input.name)
