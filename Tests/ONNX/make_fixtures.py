@@ -156,7 +156,61 @@ def llama_block(seq=16, d=48, heads=4, kv_heads=2):
     save("llama_block", b, inputs, outputs, feeds, opset=23)
 
 
+def ops_mix(n=6, d=8):
+    """Many ops at once, each result an output: Gemm, reductions with and without keepdims,
+    Squeeze/Unsqueeze, Expand, Where on a computed condition, Pow, Gelu (opset 20, both
+    approximations), Cast/CastLike, an int64 token embedding (Gather by an input), Attention with
+    3-D inputs and a boolean mask input, Trilu on a computed tensor, Slice with negative bounds."""
+    b = Builder(4)
+    x = "x"
+    tokens = "tokens"
+    mask = "mask"
+    outs = []
+
+    def out(name, value, shape, dtype=TensorProto.FLOAT):
+        b.nodes.append(helper.make_node("Identity", [value], [name], name="/out_" + name))
+        outs.append(helper.make_tensor_value_info(name, dtype, shape))
+
+    gemm = b.op("Gemm", [x, b.weight("gemm.w", [d, d]), b.weight("gemm.b", [d])], transB=1, alpha=0.5, beta=2.0)
+    out("gemm", gemm, [n, d])
+    out("reduce_sum", b.op("ReduceSum", [x, b.const([1])], keepdims=0), [n])
+    out("reduce_max", b.op("ReduceMax", [x, b.const([0, 1])], keepdims=1), [1, 1])
+    out("reduce_mean", b.op("ReduceMean", [x, b.const([-1])]), [n, 1])
+    sq = b.op("Squeeze", [b.op("Unsqueeze", [x, b.const([0, 3])]), b.const([3])])
+    out("expand", b.op("Expand", [sq, b.const([2, n, d])]), [2, n, d])
+    cond = b.op("Less", [x, b.const(0.0, np.float32)])
+    out("where", b.op("Where", [cond, b.op("Neg", [x]), b.op("Pow", [x, b.const(2.0, np.float32)])]), [n, d])
+    out("gelu", b.op("Add", [b.op("Gelu", [x]), b.op("Gelu", [x], approximate="tanh")]), [n, d])
+    as_int = b.op("Cast", [b.op("Mul", [x, b.const(4.0, np.float32)])], to=TensorProto.INT32)
+    out("cast", b.op("CastLike", [as_int, x]), [n, d])
+    emb = b.op("Gather", [b.weight("wte.weight", [10, d]), tokens], axis=0)
+    out("embedding", b.op("Add", [emb, b.op("Tanh", [b.op("Sigmoid", [x])])]), [n, d])
+    q = b.op("MatMul", [b.op("Unsqueeze", [x, b.const([0])]), b.weight("attn.q", [d, d])])
+    k = b.op("MatMul", [b.op("Unsqueeze", [x, b.const([0])]), b.weight("attn.k", [d, d])])
+    v = b.op("MatMul", [b.op("Unsqueeze", [x, b.const([0])]), b.weight("attn.v", [d, d])])
+    out("attention", b.op("Attention", [q, k, v, mask], q_num_heads=2, kv_num_heads=2), [1, n, d])
+    out("trilu", b.op("Trilu", [x, b.const(1)], upper=1), [n, d])
+    out("slice", b.op("Slice", [x, b.const([-4, 1]), b.const([-1, 100]), b.const([1, 0])]), [n - 1, 3])
+    out("reciprocal", b.op("Reciprocal", [b.op("Add", [b.op("Exp", [x]), b.const(1.0, np.float32)])]), [n, d])
+    rng = np.random.default_rng(14)
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, d]),
+        helper.make_tensor_value_info("tokens", TensorProto.INT64, [n]),
+        helper.make_tensor_value_info("mask", TensorProto.BOOL, [n, n]),
+    ]
+    feeds = {
+        "x": rng.standard_normal((n, d)).astype(np.float32),
+        "tokens": rng.integers(0, 10, n).astype(np.int64),
+        "mask": rng.random((n, n)) < 0.7,
+    }
+    feeds["mask"][:, 0] = True
+    save("ops_mix", b, inputs, outs, feeds, opset=23)
+    # blockc reads int64 data as i32.
+    np.save(os.path.join(HERE, "ops_mix.input.tokens.npy"), feeds["tokens"].astype(np.int32))
+
+
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     gpt2_block()
     llama_block()
+    ops_mix()
