@@ -24,19 +24,17 @@ extension Command {
         guard path.hasSuffix(".onnx") else {
             throw DriverError("'import' reads an ONNX model (a .onnx file), got '\(path)'")
         }
+        // Reads and imports only: nothing is written before the plan is checked.
+        let pipeline = try Pipeline(path: path, options: options, console: console)
+        guard let imported = pipeline.imported else { return }
         var plan = OutputPlan(options)
-        if let dir = options.weightsDir,
-            let imported = try? Pipeline(path: path, options: options, console: console)
-                .imported
-        {
+        if let dir = options.weightsDir {
             for w in imported.weights {
                 plan.write("the weight file of '\(w.name)' (--weights-dir)", dir + "/" + w.name + ".npy")
             }
             plan.hint = "choose another -o or --weights-dir"
         }
         try plan.check()
-        let pipeline = try Pipeline(path: path, options: options, console: console)
-        guard let imported = pipeline.imported else { return }
         if let dir = options.weightsDir {
             let runner = RunCommand(options: options, console: console)
             try runner.makeDirectory(dir)
