@@ -46,6 +46,8 @@ public struct ONNXImporter {
     var materialized: [String: NodeID] = [:]
     var opset: Int64 = 0
     var foldedCount = 0
+    /// The names of the model's initializers (kept as inputs even when uniform).
+    var initializers: Set<String> = []
     let dims: [String: Int]
 
     init(name: String, dims: [String: Int]) {
@@ -164,19 +166,12 @@ public struct ONNXImporter {
             throw ONNXError(
                 "--dim \(name): the model's inputs have no dimension '\(name)'; its named dimensions: \(names)")
         }
+        // Initializers stay constants until an op reads one as data: then it becomes a named
+        // input (in the order the graph first reads them); shape arithmetic folds them.
         for t in g.initializers {
             let c = try ConstantTensor.decode(t, folder: folder)
             values[t.name] = .constant(c, name: t.name)
-        }
-        // Floating-point weights become inputs in the order of the model's initializers.
-        for t in g.initializers {
-            guard case .constant(let c, _) = values[t.name], c.kind == .float, c.count > 1 else { continue }
-            do {
-                let type = try Self.elementType(ofDataType: t.dataType, what: "initializer '\(t.name)'")
-                values[t.name] = .node(try materialize(c, name: t.name, type: type))
-            } catch {
-                throw ONNXError("initializer '\(t.name)': \(error)")
-            }
+            initializers.insert(t.name)
         }
         for (k, node) in g.nodes.enumerated() {
             let label = node.name.isEmpty ? "#\(k)" : "'\(node.name)'"
@@ -267,14 +262,17 @@ public struct ONNXImporter {
         }
     }
 
-    /// A node for a value: a constant becomes a number when it is uniform and does not widen
-    /// the shape of the op it meets (`within`), else an input holding its values.
+    /// A node for a value: a folded constant becomes a number when it is uniform and does not
+    /// widen the shape of the op it meets (`within`); otherwise (and for an initializer of more
+    /// than one element) an input holding its values.
     mutating func node(_ v: Value, within target: [Int]? = nil, like type: ElementType? = nil) throws -> NodeID {
         switch v {
         case .node(let id): return id
         case .constant(let c, let name):
             if c.count == 1 && c.shape.isEmpty { return b.constant(Float(c.values[0])) }
-            if let target, c.isUniform, c.count > 0, ConstantTensor.broadcast([target, c.shape]) == target {
+            if let target, c.isUniform, c.count > 0, !initializers.contains(name) || c.count == 1,
+                ConstantTensor.broadcast([target, c.shape]) == target
+            {
                 return b.constant(Float(c.values[0]))
             }
             var t = Self.type(of: c.kind)
@@ -322,11 +320,30 @@ public struct ONNXImporter {
         guard let target = ConstantTensor.broadcast([shape(x), shape(y)]) else {
             throw ONNXError("shapes \(shape(x)) and \(shape(y)) do not broadcast")
         }
+        if op == .add, let masked = try additiveMask(x, y, target) ?? additiveMask(y, x, target) { return masked }
         let tx: ElementType? = if case .node(let id) = y { b.elementType(of: id) } else { nil }
         let ty: ElementType? = if case .node(let id) = x { b.elementType(of: id) } else { nil }
         let a = try node(x, within: shape(y), like: tx)
         let c = try node(y, within: shape(x), like: ty)
         return try fit(b.binary(op, a, c), target)
+    }
+
+    /// `x + M` for a constant `M` of zeros and one very negative value `f` (`-inf`, or at most
+    /// -2^100 such as float32's lowest, which exporters use) whose zeros form a band of the last
+    /// two axes (an additive causal or sliding-window mask) as `where(band, x, f)`. Exact: `x + f`
+    /// rounds to `f` for every `|x| < 2^76`; fusion computes the band in the attention kernel
+    /// instead of reading `M` (and skips masked blocks when `f` is `-inf`).
+    mutating func additiveMask(_ x: Value, _ m: Value, _ target: [Int]) throws -> Value? {
+        guard case .node(let id) = x, case .constant(let c, _) = m, b.shape(of: id) == target,
+            b.elementType(of: id).isFloat, target.count >= 2, c.shape.count >= 2,
+            let fill = c.values.first(where: { $0 != 0 }), fill <= -0x1p100,
+            c.values.allSatisfy({ $0 == 0 || $0 == fill }), c.values.contains(0)
+        else { return nil }
+        let keep = ConstantTensor(.bool, shape: c.shape, values: c.values.map { $0 == 0 ? 1 : 0 })
+        guard let band = Self.band(keep, rows: target[target.count - 2], columns: target[target.count - 1]),
+            !band.atoms.isEmpty
+        else { return nil }
+        return .node(try b.mask(id, band, fill: Float(fill)))
     }
 
     mutating func unary(_ op: UnaryOp, _ x: Value) throws -> Value {

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Writes the ONNX test fixtures under Tests/ONNX/fixtures/: tiny transformer blocks built with
-the `onnx` helper API (fixed seeds), their inputs, and ONNX Runtime's outputs as .npy.
+the `onnx` helper API and exported from PyTorch modules (fixed seeds), their inputs, and ONNX
+Runtime's outputs as .npy.
 
-    python3 -m venv .venv-onnx && .venv-onnx/bin/pip install onnx onnxruntime numpy
+    python3 -m venv .venv-onnx
+    .venv-onnx/bin/pip install onnx onnxruntime numpy "torch==2.13.0+cpu" onnxscript
     .venv-onnx/bin/python Tests/ONNX/make_fixtures.py
 
-Each fixture NAME gives NAME.onnx, NAME.input.<input>.npy and NAME.output.<output>.npy.
+Each fixture NAME gives NAME.onnx, NAME.input.<input>.npy and NAME.output.<output>.npy; the
+PyTorch exports keep their weights as external data in NAME.onnx.data. Without torch only the
+helper-API fixtures are written.
 """
 import os
 
@@ -209,8 +213,111 @@ def ops_mix(n=6, d=8):
     np.save(os.path.join(HERE, "ops_mix.input.tokens.npy"), feeds["tokens"].astype(np.int32))
 
 
+def torch_fixtures():
+    """GPT-2 and Llama blocks as PyTorch modules, exported by torch.onnx.export (dynamo):
+    what a real exporter writes (external data, additive float masks, repeat_interleave as
+    Expand, transposed weights)."""
+    import math
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class GPT2Block(nn.Module):
+        def __init__(self, d=32, h=4, t=16):
+            super().__init__()
+            self.h = h
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc, self.proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+            self.register_buffer("bias", torch.tril(torch.ones(t, t)).view(1, 1, t, t))
+            with torch.no_grad():
+                for ln in (self.ln1, self.ln2):
+                    ln.weight.uniform_(0.5, 1.5)
+                    ln.bias.uniform_(-0.2, 0.2)
+
+        def forward(self, x):
+            b, t, c = x.shape
+            q, k, v = self.c_attn(self.ln1(x)).split(c, dim=2)
+            q, k, v = (z.view(b, t, self.h, c // self.h).transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.bias[:, :, :t, :t] == 0, float("-inf"))
+            y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).contiguous().view(b, t, c)
+            x = x + self.c_proj(y)
+            return x + self.proj(F.gelu(self.fc(self.ln2(x))))
+
+    def rotate_half(x):
+        return torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
+
+    class LlamaBlock(nn.Module):
+        def __init__(self, d=48, h=4, kv=2):
+            super().__init__()
+            self.h, self.kv, self.hd = h, kv, d // h
+            self.n1, self.n2 = nn.RMSNorm(d, eps=1e-6), nn.RMSNorm(d, eps=1e-6)
+            self.q, self.o = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+            self.k, self.v = nn.Linear(d, kv * self.hd, bias=False), nn.Linear(d, kv * self.hd, bias=False)
+            self.gate, self.up = nn.Linear(d, 2 * d, bias=False), nn.Linear(d, 2 * d, bias=False)
+            self.down = nn.Linear(2 * d, d, bias=False)
+            self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd)))
+            with torch.no_grad():
+                self.n1.weight.uniform_(0.5, 1.5)
+                self.n2.weight.uniform_(0.5, 1.5)
+
+        def forward(self, x):
+            b, t, c = x.shape
+            h = self.n1(x)
+            q = self.q(h).view(b, t, self.h, self.hd).transpose(1, 2)
+            k = self.k(h).view(b, t, self.kv, self.hd).transpose(1, 2)
+            v = self.v(h).view(b, t, self.kv, self.hd).transpose(1, 2)
+            freqs = torch.outer(torch.arange(t, dtype=torch.float32), self.inv_freq)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos, sin = emb.cos(), emb.sin()
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k = k.repeat_interleave(self.h // self.kv, dim=1)
+            v = v.repeat_interleave(self.h // self.kv, dim=1)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.o(y.transpose(1, 2).reshape(b, t, c))
+            h = self.n2(x)
+            return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+    for name, module, shape, seed in [
+        ("gpt2_torch", GPT2Block, (1, 16, 32), 5),
+        ("llama_torch", LlamaBlock, (1, 16, 48), 6),
+    ]:
+        torch.manual_seed(seed)
+        model = module().eval()
+        x = torch.randn(*shape)
+        path = os.path.join(HERE, name + ".onnx")
+        torch.onnx.export(model, (x,), path, dynamo=True, input_names=["x"], output_names=["y"],
+                          external_data=True)
+        # Without the exporter's stack traces (absolute paths), weights kept as external data.
+        exported = onnx.load(path)
+        for node in exported.graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+        del exported.metadata_props[:]
+        exported.producer_version = ""
+        os.remove(path + ".data")
+        onnx.save(exported, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=name + ".onnx.data", size_threshold=1024)
+        os.chmod(path + ".data", 0o644)
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        (y,) = session.run(None, {"x": x.numpy()})
+        np.save(os.path.join(HERE, f"{name}.input.x.npy"), x.numpy())
+        np.save(os.path.join(HERE, f"{name}.output.y.npy"), y)
+        with torch.no_grad():
+            assert np.abs(model(x).numpy() - y).max() < 1e-4, name
+        print(name, os.path.getsize(path), "bytes +", os.path.getsize(path + ".data"), "bytes of data")
+
+
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     gpt2_block()
     llama_block()
     ops_mix()
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("torch is not installed: the PyTorch exports are not rewritten")
+    else:
+        torch_fixtures()

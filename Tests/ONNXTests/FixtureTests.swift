@@ -75,6 +75,20 @@ final class FixtureTests: XCTestCase {
         assertNoScoresInGlobalMemory(fused, seq: 16)
     }
 
+    /// PyTorch's exports: weights as external data, the causal mask as a constant (GPT-2's
+    /// `masked_fill` folded to `Where`, Llama's SDPA as an additive float32-lowest mask), grouped
+    /// heads by `Expand`.
+    func testPyTorchExportsMatchONNXRuntimeAndFuseAttention() throws {
+        assertNoScoresInGlobalMemory(try check("gpt2_torch"), seq: 16)
+        assertNoScoresInGlobalMemory(try check("llama_torch"), seq: 16)
+        let (imported, _) = try Self.load("llama_torch")
+        let masks = imported.graph.nodes.compactMap { n -> String? in
+            if case .mask(_, let p, let fill) = n.op { return "\(p) fill \(fill)" }
+            return nil
+        }
+        XCTAssertEqual(masks, ["i - j >= 0 fill \(-Float.greatestFiniteMagnitude)"])
+    }
+
     func testOpsMixMatchesONNXRuntime() throws {
         let fused = try check("ops_mix", unfusedOnly: ["cast"])
         XCTAssertEqual(
@@ -104,6 +118,7 @@ final class FixtureTests: XCTestCase {
         let (imported, _) = try Self.load("gpt2_block", dims: ["seq": 16])
         let names = imported.graph.inputs.map { imported.graph[$0].name }
         XCTAssertEqual(names.first, "x")
+        // In the order the graph first reads them.
         XCTAssertEqual(Array(names.dropFirst().prefix(3)), ["ln1_weight", "ln1_bias", "attn_c_attn_weight"])
         XCTAssertEqual(imported.weights.map(\.name), Array(names.dropFirst()))
     }
