@@ -58,11 +58,28 @@ final class FixtureTests: XCTestCase {
         return fused
     }
 
-    /// No tensor in global memory has `seq × seq` trailing axes: the attention scores and
-    /// probabilities stay inside one fused kernel.
+    /// The attention is one kernel: exactly one kernel computes `exp` (the softmax; the blocks'
+    /// other functions are erf, tanh or sigmoid), and it holds both products, `Q·Kᵀ` and `P·V`;
+    /// and no tensor in global memory has `seq × seq` trailing axes: the scores and
+    /// probabilities never leave that kernel.
     func assertNoScoresInGlobalMemory(_ fused: Program, seq: Int, file: StaticString = #filePath, line: UInt = #line) {
         let square = fused.tensors.filter { $0.shape.count >= 2 && Array($0.shape.suffix(2)) == [seq, seq] }
         XCTAssertEqual(square.map(\.name), [], BlockPrinter.print(fused), file: file, line: line)
+        var softmaxKernels: [String] = []
+        for kernel in fused.kernels {
+            var exps = 0
+            var dots = 0
+            kernel.walk { inst in
+                if case .unary(.exp, _) = inst.op { exps += 1 }
+                if case .dot = inst.op { dots += 1 }
+            }
+            if exps > 0 {
+                softmaxKernels.append(kernel.name)
+                XCTAssertGreaterThanOrEqual(
+                    dots, 2, "\(kernel.name) computes exp but not both products", file: file, line: line)
+            }
+        }
+        XCTAssertEqual(softmaxKernels.count, 1, "\(softmaxKernels)", file: file, line: line)
     }
 
     func testGPT2BlockMatchesONNXRuntimeAndFusesAttention() throws {
