@@ -213,6 +213,54 @@ def ops_mix(n=6, d=8):
     np.save(os.path.join(HERE, "ops_mix.input.tokens.npy"), feeds["tokens"].astype(np.int32))
 
 
+def ops_mix2(n=6, d=8):
+    """The other ops and attribute forms: Constant (value, value_ints, value_float), Split by
+    num_outputs, Squeeze without axes, softmax over a leading axis, comparisons and connectives,
+    Max/Min/Relu/Abs/Log/Sqrt/Sin/Cos, LayerNormalization without a bias, Gemm without C, 1-D
+    MatMul, Reshape with allowzero, RMSNormalization with defaults, grouped 3-D Attention with
+    softcap and a float mask."""
+    b = Builder(7)
+    x = "x"
+    outs = []
+
+    def out(name, value, shape, dtype=TensorProto.FLOAT):
+        b.nodes.append(helper.make_node("Identity", [value], [name], name="/out_" + name))
+        outs.append(helper.make_tensor_value_info(name, dtype, shape))
+
+    shape = b.op("Constant", [], value_ints=[1, n, d])
+    three = b.op("Constant", [], value_float=3.0)
+    half = b.op("Constant", [], value=helper.make_tensor("h", TensorProto.FLOAT, [], [0.5]))
+    x3 = b.op("Reshape", [x, shape], allowzero=1)
+    out("softmax0", b.op("Softmax", [b.op("Mul", [x3, three])], axis=1), [1, n, d])
+    a, c = b.op("Split", [x], outputs=2, axis=1, num_outputs=2)
+    out("split", b.op("Sub", [a, b.op("Mul", [c, half])]), [n, d // 2])
+    out("squeeze", b.op("Squeeze", [x3]), [n, d])
+    pos = b.op("Greater", [x, b.const(0.2, np.float32)])
+    neg = b.op("LessOrEqual", [x, b.const(-0.2, np.float32)])
+    mid = b.op("Not", [b.op("Or", [pos, neg])])
+    both = b.op("And", [b.op("GreaterOrEqual", [x, b.const(-1.0, np.float32)]), b.op("Equal", [pos, pos])])
+    out("logic", b.op("Add", [b.op("Cast", [mid], to=TensorProto.FLOAT), b.op("Cast", [both], to=TensorProto.FLOAT)]),
+        [n, d])
+    out("maxmin", b.op("Add", [b.op("Max", [x, b.op("Relu", [b.op("Neg", [x])])]), b.op("Min", [x, b.op("Abs", [x])])]),
+        [n, d])
+    out("trig", b.op("Add", [b.op("Log", [b.op("Sqrt", [b.op("Add", [b.op("Abs", [x]), b.const(1.0, np.float32)])])]),
+                             b.op("Mul", [b.op("Sin", [x]), b.op("Cos", [x])])]), [n, d])
+    out("layernorm", b.op("LayerNormalization", [x, b.weight("ln.w", [d], 1.0)], axis=-1), [n, d])
+    out("gemm", b.op("Gemm", [x, b.weight("g.w", [d, 3])]), [n, 3])
+    out("matvec", b.op("MatMul", [x, b.weight("mv", [d])]), [n])
+    out("rmsnorm", b.op("RMSNormalization", [x, b.weight("rms.w", [d], 1.0)], axis=-1), [n, d])
+    x1 = b.op("Unsqueeze", [x, b.const([0])])
+    q = b.op("MatMul", [x1, b.weight("attn.q", [d, 2 * d])])
+    k = b.op("MatMul", [x1, b.weight("attn.k", [d, d])])
+    v = b.op("MatMul", [x1, b.weight("attn.v", [d, d])])
+    bias = b.weight("attn.bias", [n, n], 1.0)
+    out("attention", b.op("Attention", [q, k, v, bias], q_num_heads=4, kv_num_heads=2, softcap=3.0), [1, n, 2 * d])
+    rng = np.random.default_rng(17)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, d])]
+    feeds = {"x": rng.standard_normal((n, d)).astype(np.float32)}
+    save("ops_mix2", b, inputs, outs, feeds, opset=23)
+
+
 def torch_fixtures():
     """GPT-2 and Llama blocks as PyTorch modules, exported by torch.onnx.export (dynamo):
     what a real exporter writes (external data, additive float masks, repeat_interleave as
@@ -315,6 +363,7 @@ if __name__ == "__main__":
     gpt2_block()
     llama_block()
     ops_mix()
+    ops_mix2()
     try:
         import torch  # noqa: F401
     except ImportError:

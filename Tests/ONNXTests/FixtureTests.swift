@@ -120,6 +120,11 @@ final class FixtureTests: XCTestCase {
         XCTAssertEqual(tokens.elementType, .i32)
     }
 
+    func testOpsMix2MatchesONNXRuntime() throws {
+        let fused = try check("ops_mix2")
+        XCTAssertEqual(fused.outputs.count, 11)
+    }
+
     func testTheCausalTriluMaskBecomesAPredicate() throws {
         let (imported, _) = try Self.load("gpt2_block", dims: ["seq": 16])
         let masks = imported.graph.nodes.compactMap { n -> String? in
