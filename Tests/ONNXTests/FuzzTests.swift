@@ -62,6 +62,32 @@ final class FuzzTests: XCTestCase {
         XCTAssertGreaterThan(imported, 0)
     }
 
+    /// Bit flips and byte rewrites in models with many kinds of ops (attributes, shapes and
+    /// constants the op handlers read), including a PyTorch export with external data.
+    func testMutatedOpMixesNeverTrap() {
+        let folder = CLI.packageRoot + "/Tests/ONNX/fixtures"
+        var rng = SplitMix(seed: 23)
+        var outcomes: [Bool] = []
+        for name in ["ops_mix", "ops_mix2", "llama_torch"] {
+            let model = [UInt8](FileManager.default.contents(atPath: folder + "/\(name).onnx") ?? Data())
+            XCTAssertGreaterThan(model.count, 1000, name)
+            for k in 0..<200 {
+                var bytes = model
+                let at = Int(rng.next() % UInt64(bytes.count))
+                if k % 2 == 0 {
+                    bytes[at] ^= UInt8(1 << (rng.next() % 8))
+                } else {
+                    // Small integers where varints and lengths live: sizes, axes, attribute values.
+                    bytes[at] = [0, 1, 2, 0x7f, 0x80, 0xff][Int(rng.next() % 6)]
+                }
+                outcomes.append(
+                    (try? ONNXImporter.importModel(bytes, name: "fuzz", folder: folder, dims: [:])) != nil)
+            }
+        }
+        XCTAssertTrue(outcomes.contains(true), "some mutations still import")
+        XCTAssertTrue(outcomes.contains(false), "some mutations are errors")
+    }
+
     func testWrongWireTypesAtEveryKeyNeverTrap() throws {
         // Rewrites the wire type of every top-level and graph-level key in turn.
         var keys: [Int] = []
