@@ -222,8 +222,8 @@ extension ONNXImporter {
                 let type = try b.elementType(of: node(typed))
                 var ids: [NodeID] = []
                 for p in parts where shape(p)[axis] > 0 {
-                    if case .constant(let c, _) = p, c.shape.isEmpty == false {
-                        ids.append(try materialize(c, name: "concat_part", type: type))
+                    if case .constant(let c, let name) = p, c.shape.isEmpty == false {
+                        ids.append(try materialize(c, name: name, type: type))
                     } else {
                         ids.append(try node(p))
                     }
@@ -514,8 +514,15 @@ extension ONNXImporter {
                 let row = try b.slice(node(data), axis: a, start: positions[0], end: positions[0] + 1)
                 return try fit(row, out)
             }
-            let index = try materialize(
-                ConstantTensor(.int, shape: idx.shape, values: positions.map(Double.init)), name: name, type: .i32)
+            // Negative indices counted from the end: a new constant unless there were none.
+            let normalized = ConstantTensor(.int, shape: idx.shape, values: positions.map(Double.init))
+            let index: NodeID
+            if positions == idx.intValues {
+                index = try materialize(normalized, name: name, type: .i32)
+            } else {
+                guard case .constant(_, let fresh) = folded(normalized) else { throw ONNXError("unreachable") }
+                index = try materialize(normalized, name: fresh, type: .i32)
+            }
             return .node(try b.gather(node(data), index, axis: a))
         }
         return .node(try b.gather(node(data), node(indices), axis: a))

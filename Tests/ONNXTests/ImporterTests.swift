@@ -1,6 +1,7 @@
 import BlockTestSupport
 import Foundation
 import Graph
+import Interpreter
 import XCTest
 
 @testable import ONNX
@@ -137,6 +138,53 @@ final class ImporterTests: XCTestCase {
         XCTAssertThrowsError(try ONNXImporter.importModel(long, name: "m", folder: dir + "/model")) { e in
             XCTAssertTrue("\(e)".contains("past the end"), "\(e)")
         }
+    }
+
+    /// An initializer of `dims` holding `values` (float, or int64 when `int64`).
+    static func initializer(_ name: String, _ dims: [Int64], _ values: [Double], int64: Bool = false)
+        -> (inout ProtobufWriter) -> Void
+    {
+        { t in
+            for d in dims { t.int(1, d) }
+            t.int(2, int64 ? 7 : 1)
+            t.string(8, name)
+            if int64 {
+                var packed = ProtobufWriter()
+                for v in values { packed.varint(UInt64(bitPattern: Int64(v))) }
+                t.bytes(7, packed.bytes)
+            } else {
+                for v in values { t.fixed32(4, Float(v).bitPattern) }
+            }
+        }
+    }
+
+    func testConstantPartsOfAConcatAndNegativeGatherIndicesKeepTheirValues() throws {
+        let bytes = Self.model(
+            nodes: [
+                TestNode(op: "Concat", inputs: ["x", "a", "b"], outputs: ["c"], name: "join"),
+                TestNode(op: "Gather", inputs: ["c", "idx"], outputs: ["y"], name: "pick"),
+            ],
+            inputs: [("x", [1, 2])], outputs: [("y", [2, 2])],
+            initializers: [
+                Self.initializer("a", [1, 2], [1, 2]), Self.initializer("b", [1, 2], [3, 4]),
+                Self.initializer("idx", [2], [-1, 0], int64: true),
+            ])
+        // Concat's axis attribute: patch it in by hand (the helper writes none).
+        var patched = try ONNXModel.decode(bytes)
+        var axis = AttributeProto()
+        axis.name = "axis"
+        axis.type = 2
+        patched.graph.nodes[0].attributes = [axis]
+        var importer = ONNXImporter(name: "m", dims: [:])
+        let imported = try importer.run(patched, folder: nil)
+        var inputs: [String: NDArray] = ["x": NDArray(shape: [1, 2], data: [5, 6])]
+        for w in imported.weights {
+            inputs[w.name] = NDArray(shape: w.shape, data: w.values, elementType: w.elementType)
+        }
+        let y = try XCTUnwrap(GraphInterpreter.run(imported.graph, inputs: inputs)["y"])
+        XCTAssertEqual(y.data, [3, 4, 5, 6], "rows -1 and 0 of [x; a; b]")
+        XCTAssertEqual(imported.weights.map(\.name), ["a", "b", "const1"])
+        XCTAssertEqual(imported.weights.last?.values, [2, 0])
     }
 
     func testBandPredicatesAreDerivedFromTheMatrix() {
