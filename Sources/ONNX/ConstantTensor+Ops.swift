@@ -7,6 +7,7 @@ extension ConstantTensor {
     /// The number of elements.
     public var count: Int { values.count }
 
+    /// Row-major strides of a shape.
     static func strides(_ shape: [Int]) -> [Int] {
         var s = Array(repeating: 1, count: shape.count)
         var acc = 1

@@ -103,6 +103,7 @@ public struct ConstantTensor: Hashable, Sendable {
         return ConstantTensor(kind, shape: shape, values: values)
     }
 
+    /// Little-endian `raw_data` of `count` elements of an ONNX data type, checked for its length.
     static func decodeRaw(_ raw: [UInt8], dataType: Int64, count: Int, what: String) throws(ONNXError) -> [Double] {
         let size: Int
         switch dataType {
@@ -137,6 +138,7 @@ public struct ConstantTensor: Hashable, Sendable {
         return out
     }
 
+    /// The bytes of an externally stored tensor: `location` (inside `folder`), `offset`, `length`.
     static func readExternal(_ t: TensorProto, folder: String?, what: String) throws(ONNXError) -> [UInt8] {
         var location: String?
         var offset = 0

@@ -14,6 +14,7 @@ extension ONNXImporter {
         "Tanh", "Transpose", "Trilu", "Unsqueeze", "Where",
     ]
 
+    /// Imports one node: its outputs become values (nodes of the graph, or folded constants).
     mutating func importNode(_ n: NodeProto) throws {
         let inputs: [Value?] = try n.inputs.map { name throws -> Value? in
             if name.isEmpty { return nil }
@@ -289,6 +290,7 @@ extension ONNXImporter {
         for (name, v) in zip(n.outputs, results) where !name.isEmpty { values[name] = v }
     }
 
+    /// Throws when a node output past the first `keep` is used.
     func refuseExtraOutputs(_ n: NodeProto, keep: Int) throws {
         if n.outputs.dropFirst(keep).contains(where: { !$0.isEmpty }) {
             throw ONNXError(
@@ -297,6 +299,7 @@ extension ONNXImporter {
         }
     }
 
+    /// The shape `Reshape` gives: `0` copies the input's axis (unless `allowzero`), `-1` infers.
     func reshapeTarget(_ s: [Int], _ spec: [Int], allowZero: Bool) throws -> [Int] {
         var out: [Int] = []
         var infer: Int?
@@ -326,11 +329,13 @@ extension ONNXImporter {
         return out
     }
 
+    /// `Cast` to a graph element type (folded on constants).
     mutating func cast(_ x: Value, to type: ElementType) throws -> Value {
         if case .constant(let c, _) = x { return folded(c.cast(to: Self.kind(of: type))) }
         return .node(try b.cast(node(x), to: type))
     }
 
+    /// `Constant`'s value from its one attribute.
     mutating func constantOp(_ n: NodeProto) throws -> Value {
         guard let a = n.attributes.first else { throw ONNXError("it has no value attribute") }
         switch a.name {
@@ -346,6 +351,7 @@ extension ONNXImporter {
         }
     }
 
+    /// `MatMul` with NumPy semantics: a 1-D operand gains an axis that the result drops.
     mutating func matmul(_ x: Value, _ y: Value) throws -> Value {
         var a = try node(x)
         var w = try node(y)
@@ -361,6 +367,7 @@ extension ONNXImporter {
         return try fit(y, s)
     }
 
+    /// `Reduce*` over several axes: one reduction per axis, kept, then reshaped without them.
     mutating func reduce(
         _ op: String, _ x: Value, axes given: [Int]?, keepDims: Bool, noopWhenEmpty: Bool
     ) throws -> Value {
@@ -383,6 +390,7 @@ extension ONNXImporter {
         return try fit(id, s.enumerated().filter { !axes.contains($0.offset) }.map(\.element))
     }
 
+    /// `Expand`: folded on constants; a tensor plus zeros of the target shape otherwise.
     mutating func expand(_ x: Value, _ spec: [Int]) throws -> Value {
         guard spec.count <= 8, spec.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }),
             let target = ConstantTensor.broadcast([shape(x), spec]),
@@ -406,6 +414,7 @@ extension ONNXImporter {
         }
     }
 
+    /// `Slice` with clamped bounds: any step on constants, step 1 on tensors (a view per axis).
     mutating func slice(_ n: NodeProto, _ inputs: [Value?]) throws -> Value {
         guard let x = inputs.first ?? nil else { throw ONNXError("the data input is missing") }
         let s = shape(x)
@@ -463,6 +472,7 @@ extension ONNXImporter {
         return v
     }
 
+    /// `Split` into slices by sizes (input, attribute, or `num_outputs` equal parts).
     mutating func split(_ n: NodeProto, _ inputs: [Value?]) throws -> [Value] {
         guard let x = inputs.first ?? nil else { throw ONNXError("the data input is missing") }
         let s = shape(x)
@@ -496,6 +506,7 @@ extension ONNXImporter {
         return out
     }
 
+    /// `Gather`: folded on constants, a slice for a scalar constant index, else `gather` by i32 indices.
     mutating func gather(_ data: Value, _ indices: Value, axis: Int) throws -> Value {
         let s = shape(data)
         let a = try Self.normalize(axis, rank: s.count)

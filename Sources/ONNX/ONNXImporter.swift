@@ -39,6 +39,7 @@ public struct ONNXImporter {
         case constant(ConstantTensor, name: String)
     }
 
+    /// The graph being built.
     var b: GraphBuilder
     var values: [String: Value] = [:]
     var usedNames: Set<String> = []
@@ -50,6 +51,7 @@ public struct ONNXImporter {
     var initializers: Set<String> = []
     let dims: [String: Int]
 
+    /// An importer for a graph `name`, with named dimensions bound by `dims`.
     init(name: String, dims: [String: Int]) {
         self.b = GraphBuilder(name: name)
         self.dims = dims
@@ -80,6 +82,7 @@ public struct ONNXImporter {
         return try importer.run(model, folder: folder)
     }
 
+    /// A valid graph name made from a file or model name.
     static func sanitizedGraphName(_ name: String) -> String {
         let s = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") ? $0 : "_" })
         if let first = s.first, first.isNumber { return "g_" + s }
@@ -102,6 +105,7 @@ public struct ONNXImporter {
         return candidate
     }
 
+    /// The graph element type of an ONNX data type (integers become i32).
     static func elementType(ofDataType type: Int64, what: String) throws(ONNXError) -> ElementType {
         switch type {
         case 1, 11: return .f32
@@ -115,6 +119,7 @@ public struct ONNXImporter {
         }
     }
 
+    /// Imports a decoded model: inputs, initializers as constants, nodes in order, outputs.
     mutating func run(_ model: ONNXModel, folder: String?) throws(ONNXError) -> ONNXImport {
         guard let version = model.opset("") else {
             throw ONNXError("the model imports no opset of the default domain (ai.onnx); it cannot be imported")
@@ -232,6 +237,7 @@ public struct ONNXImporter {
         return id
     }
 
+    /// The element type a constant of a kind becomes.
     static func type(of kind: ConstantTensor.Kind) -> ElementType {
         switch kind {
         case .float: return .f32
@@ -240,6 +246,7 @@ public struct ONNXImporter {
         }
     }
 
+    /// The kind of constant that holds values of an element type.
     static func kind(of type: ElementType) -> ConstantTensor.Kind {
         switch type {
         case .f32, .f16, .bf16: return .float
@@ -248,6 +255,7 @@ public struct ONNXImporter {
         }
     }
 
+    /// A value's shape.
     func shape(_ v: Value) -> [Int] {
         switch v {
         case .node(let id): return b.shape(of: id)
@@ -255,6 +263,7 @@ public struct ONNXImporter {
         }
     }
 
+    /// A value's kind (float, integer, bool).
     func kind(_ v: Value) -> ConstantTensor.Kind {
         switch v {
         case .node(let id): return Self.kind(of: b.elementType(of: id))
@@ -281,11 +290,13 @@ public struct ONNXImporter {
         }
     }
 
+    /// A folded constant with a fresh name.
     mutating func folded(_ c: ConstantTensor) -> Value {
         foldedCount += 1
         return .constant(c, name: "const\(foldedCount)")
     }
 
+    /// A value that must be constant at import (a shape, axes, bounds), or an error saying why.
     func constant(_ v: Value?, _ what: String) throws -> ConstantTensor {
         guard let v else { throw ONNXError("\(what) is missing") }
         guard case .constant(let c, _) = v else {
@@ -296,11 +307,7 @@ public struct ONNXImporter {
         return c
     }
 
-    func value(_ v: Value?, _ what: String) throws -> Value {
-        guard let v else { throw ONNXError("\(what) is missing") }
-        return v
-    }
-
+    /// A non-negative axis (negative ones count from the end).
     static func normalize(_ axis: Int, rank: Int) throws -> Int {
         let a = axis < 0 ? axis + rank : axis
         guard a >= 0 && a < rank else { throw ONNXError("axis \(axis) is out of range for rank \(rank)") }
@@ -313,6 +320,7 @@ public struct ONNXImporter {
         return .node(try b.reshape(id, target))
     }
 
+    /// An elementwise binary op with broadcasting: folded on constants, an additive band mask as a predicate.
     mutating func binary(_ op: BinaryOp, _ x: Value, _ y: Value) throws -> Value {
         if case .constant(let a, _) = x, case .constant(let c, _) = y {
             return folded(try ConstantTensor.binary(op, a, c))
@@ -346,11 +354,13 @@ public struct ONNXImporter {
         return .node(try b.mask(id, band, fill: Float(fill)))
     }
 
+    /// An elementwise unary op (folded on constants).
     mutating func unary(_ op: UnaryOp, _ x: Value) throws -> Value {
         if case .constant(let c, _) = x { return folded(c.unary(op)) }
         return .node(try b.unary(op, node(x)))
     }
 
+    /// A reshape (folded on constants).
     mutating func reshape(_ x: Value, _ newShape: [Int]) throws -> Value {
         if case .constant(let c, _) = x { return folded(c.reshaped(newShape)) }
         return .node(try b.reshape(node(x), newShape))

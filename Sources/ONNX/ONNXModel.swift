@@ -52,6 +52,7 @@ public struct OperatorSetID: Hashable, Sendable {
     /// `version` (2).
     public var version: Int64 = 0
 
+    /// Decodes the message a reader spans.
     static func decode(_ r: inout ProtobufReader) throws(ONNXError) -> OperatorSetID {
         var o = OperatorSetID()
         while !r.isAtEnd {
@@ -84,6 +85,7 @@ public struct GraphProto: Hashable, Sendable {
     /// Makes an empty graph.
     public init() {}
 
+    /// Decodes the message a reader spans.
     static func decode(_ r: inout ProtobufReader) throws(ONNXError) -> GraphProto {
         var g = GraphProto()
         while !r.isAtEnd {
@@ -134,6 +136,7 @@ public struct NodeProto: Hashable, Sendable {
     /// The attribute with a name.
     public func attribute(_ name: String) -> AttributeProto? { attributes.first { $0.name == name } }
 
+    /// Decodes the message a reader spans.
     static func decode(_ r: inout ProtobufReader) throws(ONNXError) -> NodeProto {
         var n = NodeProto()
         while !r.isAtEnd {
@@ -183,6 +186,7 @@ public struct AttributeProto: Hashable, Sendable {
     /// `s` as UTF-8 text.
     public var string: String { String(decoding: s, as: UTF8.self) }
 
+    /// Decodes the message a reader spans.
     static func decode(_ r: inout ProtobufReader) throws(ONNXError) -> AttributeProto {
         var a = AttributeProto()
         while !r.isAtEnd {
@@ -241,6 +245,7 @@ public struct TensorProto: Hashable, Sendable {
     /// Makes an empty tensor.
     public init() {}
 
+    /// Field-by-field equality (the external-data entries in order).
     public static func == (a: TensorProto, b: TensorProto) -> Bool {
         a.dims == b.dims && a.dataType == b.dataType && a.name == b.name && a.floatData == b.floatData
             && a.int32Data == b.int32Data && a.int64Data == b.int64Data && a.doubleData == b.doubleData
@@ -249,12 +254,14 @@ public struct TensorProto: Hashable, Sendable {
             && a.externalData.map(\.value) == b.externalData.map(\.value)
     }
 
+    /// Hashes the name, dims and data type.
     public func hash(into h: inout Hasher) {
         h.combine(name)
         h.combine(dims)
         h.combine(dataType)
     }
 
+    /// Decodes the message a reader spans; the tensor remembers its offset for messages.
     static func decode(_ r: inout ProtobufReader) throws(ONNXError) -> TensorProto {
         var t = TensorProto()
         t.offset = r.offset
@@ -314,6 +321,7 @@ public struct ValueInfo: Hashable, Sendable {
     /// Makes an empty value info.
     public init() {}
 
+    /// Decodes the message a reader spans (a tensor type; other types leave the element type 0).
     static func decode(_ r: inout ProtobufReader) throws(ONNXError) -> ValueInfo {
         var v = ValueInfo()
         while !r.isAtEnd {
@@ -346,6 +354,7 @@ public struct ValueInfo: Hashable, Sendable {
         return v
     }
 
+    /// The dimensions of a `TensorShapeProto`.
     static func decodeShape(_ r: inout ProtobufReader) throws(ONNXError) -> [DimensionProto] {
         var dims: [DimensionProto] = []
         while !r.isAtEnd {

@@ -43,6 +43,7 @@ public struct ProtobufReader: Sendable {
     /// Whether every byte of the message was read.
     public var isAtEnd: Bool { offset >= end }
 
+    /// An error at a byte offset (the current one by default).
     func error(_ what: String, at position: Int? = nil) -> ONNXError {
         ONNXError("malformed protobuf at byte \(position ?? offset): \(what)")
     }
