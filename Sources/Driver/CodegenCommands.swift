@@ -190,13 +190,17 @@ extension Command {
             by 'blockc report') and the percentage of a 245 GFLOP/s peak (2 threads, fp32 FMA),
             to standard output or to the file -o names.
             """,
-        options: codegenOptions.union([.seed, .reps, .peak])
+        options: codegenOptions.union([.seed, .reps, .peak, .weightsDir])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
-        let schedule = try codegenSchedule("bench", options, console)
+        let pipeline = try Pipeline(path: try options.inputFile(command: "bench"), options: options, console: console)
+        let schedule = try pipeline.scheduled()
         let program = schedule.program
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
+        let weights = try Weights.load(
+            pipeline, signature: program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) },
+            options: options, console: console)
+        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console, given: weights)
         defer { run.cleanUp() }
         let exe = try run.build(extraFlags: [])
         console.err("running \(settings.reps) timed repetitions after a warm-up...\n")

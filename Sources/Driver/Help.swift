@@ -61,7 +61,7 @@ enum Help {
         case .budget: return "  --budget SECONDS        tune: stop timing new candidates after this long (default 60)"
         case .weightsDir:
             return
-                "  --weights-dir DIR       import: write each weight as DIR/NAME.npy; run, verify: read DIR/NAME.npy for inputs --input does not give"
+                "  --weights-dir DIR       import: write each weight as DIR/NAME.npy; others: read DIR/NAME.npy for inputs --input does not give"
         case .dryRun: return "  --dry-run               tune: print the cache key and the candidates, time nothing"
         }
     }

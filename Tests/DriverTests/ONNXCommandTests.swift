@@ -59,6 +59,22 @@ final class ONNXCommandTests: XCTestCase {
         XCTAssertTrue(again.stderr.contains("give --weights-dir DIR"), again.stderr)
     }
 
+    func testACUDABundleCarriesTheModelsWeights() throws {
+        let dir = CLI.temporaryDirectory("onnx-bundle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let imported = CLI.blockc([
+            "import", Self.gpt2, "--dim", "seq=16", "-o", dir + "/g.graph", "--weights-dir", dir + "/w",
+        ])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+        let bundle = CLI.blockc(["emit-cuda", Self.gpt2, "--dim", "seq=16", "--bundle", dir + "/b"])
+        XCTAssertEqual(bundle.status, 0, bundle.stderr)
+        for name in ["ln1_weight", "attn_c_attn_weight", "mlp_c_proj_bias"] {
+            let fromBundle = try Self.floats(dir + "/b/inputs/\(name).npy")
+            XCTAssertEqual(fromBundle, try Self.floats(dir + "/w/\(name).npy"), name)
+            XCTAssertFalse(fromBundle.isEmpty)
+        }
+    }
+
     func testVerifyCompilesAnONNXModel() {
         let r = CLI.blockc(["verify", Self.gpt2, "--dim", "seq=16"])
         XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
