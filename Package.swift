@@ -7,7 +7,7 @@ let package = Package(
         .library(
             name: "Blockc",
             targets: [
-                "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen", "Driver",
+                "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen", "ONNX", "Driver",
             ]),
         .executable(name: "blockc", targets: ["blockc"]),
     ],
@@ -19,10 +19,11 @@ let package = Package(
         .target(name: "Interpreter", dependencies: ["BlockIR", "Graph"]),
         .target(name: "Schedule", dependencies: ["BlockIR"]),
         .target(name: "Codegen", dependencies: ["BlockIR", "Schedule"]),
+        .target(name: "ONNX", dependencies: ["BlockIR", "Graph"]),
         .target(
             name: "Driver",
             dependencies: [
-                "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen",
+                "BlockIR", "Graph", "Fusion", "BlockParser", "Interpreter", "Schedule", "Codegen", "ONNX",
             ]),
         .executableTarget(name: "blockc", dependencies: ["Driver"]),
         .executableTarget(name: "transformer-stack", dependencies: ["Graph", "Fusion", "BlockIR"]),
@@ -31,6 +32,9 @@ let package = Package(
         .testTarget(name: "ScheduleTests", dependencies: ["Schedule", "BlockIR", "BlockParser"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "BlockIR", "BlockTestSupport"]),
         .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "Graph", "BlockIR"]),
+        .testTarget(
+            name: "ONNXTests",
+            dependencies: ["ONNX", "Graph", "BlockIR", "Interpreter", "Fusion", "BlockTestSupport"]),
         .testTarget(name: "DriverTests", dependencies: ["Driver", "BlockTestSupport"]),
         .testTarget(
             name: "FusionTests",

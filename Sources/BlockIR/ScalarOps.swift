@@ -10,6 +10,8 @@ public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
     case softplus
     /// `log(1 + x)`, accurate for small `x`.
     case log1p
+    /// The error function `erf(x)` (exact GELU is `0.5·x·(1 + erf(x/√2))`).
+    case erf
     /// `1` at every valid element (ones shaped like the operand): counts elements in reductions.
     case one
 
@@ -35,6 +37,7 @@ public enum UnaryOp: String, Hashable, Sendable, CaseIterable {
         case .cos: return Foundation.cos(x)
         case .softplus: return Foundation.log1p(Foundation.exp(-Swift.abs(x))) + (x > 0 ? x : (x.isNaN ? x : 0))
         case .log1p: return Foundation.log1p(x)
+        case .erf: return Foundation.erf(x)
         case .one: return 1
         }
     }

@@ -128,6 +128,7 @@ public struct Dialect: Hashable, Sendable {
             .rsqrt: "(1.0f / sqrtf($0))", .recip: "(1.0f / $0)", .tanh: "blk_tanhf($0)",
             .sigmoid: "blk_sigmoidf($0)", .silu: "blk_siluf($0)", .gelu: "blk_geluf($0)", .abs: "fabsf($0)",
             .square: "($0 * $0)", .sin: "blk_sinf($0)", .cos: "blk_cosf($0)", .log1p: "blk_log1pf($0)",
+            .erf: "erff($0)",
             // log1p(e^(−|x|)) + max(x, 0): exact 0 at −inf, x at +inf, NaN stays NaN.
             .softplus: "(blk_log1pf(blk_expf(-fabsf($0))) + blk_maxf($0, 0.0f))", .one: "1.0f",
         ],
@@ -148,7 +149,7 @@ public struct Dialect: Hashable, Sendable {
             "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
             "volatile", "while", "main", "free", "malloc", "calloc", "exit", "abs", "exp", "log", "sqrt",
             "tanh", "pow", "fabsf", "expf", "logf", "sqrtf", "powf", "tanhf", "sin", "cos", "sinf", "cosf", "log1p",
-            "log1pf", "NULL", "INFINITY", "NAN",
+            "log1pf", "erf", "erff", "NULL", "INFINITY", "NAN",
         ],
         runtime: [CRuntime.basics, CRuntime.math, CRuntime.reductions, CRuntime.dot].joined(separator: "\n") + "\n")
 

@@ -131,20 +131,25 @@ extension Command {
             USAGE: blockc verify FILE [--seed N] [options]
 
             Compiles the (fused) program's C with a harness, runs it and the interpreter on the same
-            standard-normal inputs (--seed), and prints each output's largest absolute and relative
+            standard-normal inputs (--seed; a .onnx model's weights, or DIR/NAME.npy with
+            --weights-dir DIR, where they exist), and prints each output's largest absolute and relative
             error (to standard output, or to the file -o names). Fails (exit 1) when an output's
             absolute error exceeds 1e-4 · max(1, max|ref|).
             """,
-        options: codegenOptions.union([.seed, .sanitize, .maxMemory])
+        options: codegenOptions.union([.seed, .sanitize, .maxMemory, .weightsDir])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
-        let schedule = try codegenSchedule("verify", options, console)
+        let pipeline = try Pipeline(path: try options.inputFile(command: "verify"), options: options, console: console)
+        let schedule = try pipeline.scheduled()
         let program = schedule.program
+        let weights = try Weights.load(
+            pipeline, signature: program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) },
+            options: options, console: console)
         // The interpreter's tensors and the compiled program's outputs, read back.
         try MemoryBudget(options).check(
             MemoryBudget.bytes(of: program, extraOutputCopies: 1), running: "verifying '\(program.name)'")
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
+        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console, given: weights)
         defer { run.cleanUp() }
         let reference: [String: NDArray]
         let progress = Progress.forStandardError(console)
@@ -186,13 +191,17 @@ extension Command {
             count (measured by the probe of 'blockc peak' before the timing; --peak gives one
             instead), to standard output or to the file -o names.
             """,
-        options: codegenOptions.union([.seed, .reps, .peak])
+        options: codegenOptions.union([.seed, .reps, .peak, .weightsDir])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
-        let schedule = try codegenSchedule("bench", options, console)
+        let pipeline = try Pipeline(path: try options.inputFile(command: "bench"), options: options, console: console)
+        let schedule = try pipeline.scheduled()
         let program = schedule.program
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
+        let weights = try Weights.load(
+            pipeline, signature: program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) },
+            options: options, console: console)
+        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console, given: weights)
         defer { run.cleanUp() }
         let exe = try run.build(extraFlags: [])
         let peak: (gflops: Double, source: String)
@@ -335,7 +344,9 @@ struct CodegenRun {
 
     /// Creates the scratch folder and writes the random inputs there; on failure nothing is
     /// left behind.
-    init(schedule: ProgramSchedule, seed: UInt64, console: Console) throws(DriverError) {
+    init(
+        schedule: ProgramSchedule, seed: UInt64, console: Console, given: [String: NDArray] = [:]
+    ) throws(DriverError) {
         self.schedule = schedule
         let program = schedule.program
         self.console = console
@@ -345,9 +356,11 @@ struct CodegenRun {
         do throws(DriverError) {
             let bounds = program.gatherIndexBounds()
             for (k, t) in program.inputs.enumerated() {
-                let a = RandomInputs.values(
-                    shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
-                    bound: bounds[program[t].name])
+                let a =
+                    given[program[t].name]
+                    ?? RandomInputs.values(
+                        shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
+                        bound: bounds[program[t].name])
                 inputs[program[t].name] = a
                 try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
             }

@@ -32,7 +32,8 @@ struct Command: Sendable {
 
     /// The subcommands, in the order the overview lists them.
     static let all: [Command] = [
-        lower, fuse, schedule, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench, tune, peak,
+        importONNX, lower, fuse, schedule, explain, run, report, check, dot, emitC, emitCuda, build, verify, bench,
+        tune, peak,
     ]
 
     /// The subcommand with a name.
@@ -96,10 +97,13 @@ struct Command: Sendable {
             USAGE: blockc run FILE [options]
 
             Runs the program in the reference interpreter. Inputs are standard-normal random numbers
-            from --seed (input number k uses stream k) unless given with --input. Prints a summary
+            from --seed (input number k uses stream k) unless given with --input, or carried by the
+            file: a .onnx model's weights, or DIR/NAME.npy with --weights-dir DIR. Prints a summary
             of every output; with --output-dir writes them as NAME.npy.
             """,
-        options: common.union([.input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule, .maxMemory])
+        options: common.union([
+            .input, .outputDir, .seed, .saveInputs, .stage, .noFusion, .onlyRule, .maxMemory, .weightsDir,
+        ])
     ) { options, console throws(DriverError) in
         try RunCommand(options: options, console: console).execute()
     }

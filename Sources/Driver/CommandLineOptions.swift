@@ -53,6 +53,9 @@ struct CommandLineOptions {
     var budget = 60.0
     /// `--dry-run`: `tune` prints its key and candidates without timing.
     var dryRun = false
+    /// `--weights-dir DIR`: `import` writes the weights there; `run` and `verify` read
+    /// `DIR/NAME.npy` for inputs `--input` does not give.
+    var weightsDir: String?
 
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
@@ -62,6 +65,7 @@ struct CommandLineOptions {
         case reps, peak, sanitize, bundle
         case maxMemory = "max-memory"
         case cache, tuned, budget, dryRun = "dry-run"
+        case weightsDir = "weights-dir"
     }
 
     /// Parses `arguments`, accepting only `allowed` options.
@@ -160,6 +164,7 @@ struct CommandLineOptions {
                 }
                 o.budget = x
             case .dryRun: o.dryRun = true
+            case .weightsDir: o.weightsDir = try value()
             case .onlyRule:
                 let v = try value()
                 guard Fusion.rule(named: v) != nil else {
@@ -214,7 +219,7 @@ struct CommandLineOptions {
         guard positional.count == 1 else {
             throw DriverError(
                 positional.isEmpty
-                    ? "'\(command)' needs an input file (.graph or .block); see 'blockc \(command) --help'"
+                    ? "'\(command)' needs an input file (.graph, .onnx or .block); see 'blockc \(command) --help'"
                     : "'\(command)' takes one input file, got \(positional.count): \(positional.joined(separator: " "))"
             )
         }

@@ -23,7 +23,7 @@ extension Command {
             The program is fused for sm_90's shared memory
             unless --target names another GPU target (sm_80). See Docs/CUDA.md.
             """,
-        options: codegenOptions.union([.bundle, .seed, .target, .maxMemory])
+        options: codegenOptions.union([.bundle, .seed, .target, .maxMemory, .weightsDir])
     ) { options, console throws(DriverError) in
         var options = options
         if !options.target.isGPU {
@@ -34,7 +34,9 @@ extension Command {
             options.target = .sm90
             console.err("note: no --target given; scheduling for sm_90\n")
         }
-        let schedule = try codegenSchedule("emit-cuda", options, console)
+        let pipeline = try Pipeline(
+            path: try options.inputFile(command: "emit-cuda"), options: options, console: console)
+        let schedule = try pipeline.scheduled()
         let program = schedule.program
         var plan = OutputPlan(options, withOutput: false)
         if let path = options.outputPath, path != "-" {
@@ -50,7 +52,11 @@ extension Command {
         plan.hint = "give -o a path ending in .cu outside the bundle, and not the path of an input"
         try plan.check()
         if let dir = options.bundleDir {
-            try CudaBundle.write(schedule, to: dir, seed: options.seed, console: console)
+            let weights = try Weights.load(
+                pipeline,
+                signature: program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) },
+                options: options, console: console)
+            try CudaBundle.write(schedule, to: dir, seed: options.seed, console: console, given: weights)
             if options.outputPath == nil { return }
         }
         guard let path = options.outputPath, path != "-" else {
@@ -78,9 +84,10 @@ enum CudaBundle {
     }
 
     /// Writes the bundle of a program into `dir` (created if missing).
-    static func write(_ schedule: ProgramSchedule, to dir: String, seed: UInt64, console: Console)
-        throws(DriverError)
-    {
+    /// Inputs in `given` (a model's weights) are written as they are; the others are random.
+    static func write(
+        _ schedule: ProgramSchedule, to dir: String, seed: UInt64, console: Console, given: [String: NDArray] = [:]
+    ) throws(DriverError) {
         let program = schedule.program
         let fm = FileManager.default
         for sub in ["", "/inputs", "/expected", "/emulator"] {
@@ -94,9 +101,11 @@ enum CudaBundle {
         var inputs: [String: NDArray] = [:]
         let bounds = program.gatherIndexBounds()
         for (k, t) in program.inputs.enumerated() {
-            let a = RandomInputs.values(
-                shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
-                bound: bounds[program[t].name])
+            let a =
+                given[program[t].name]
+                ?? RandomInputs.values(
+                    shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
+                    bound: bounds[program[t].name])
             inputs[program[t].name] = a
             try writeNPY(a, dir + "/inputs/" + program[t].name + ".npy")
         }

@@ -12,7 +12,8 @@ enum Help {
 
         USAGE: blockc <subcommand> [options] FILE
 
-        FILE is a tensor graph (.graph) or a block program (.block).
+        FILE is a tensor graph (.graph), an ONNX model (.onnx, imported as a graph with its weights;
+        see 'blockc import --help') or a block program (.block).
 
         SUBCOMMANDS:
         \(Command.all.map { "  " + $0.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + $0.summary }
@@ -26,7 +27,9 @@ enum Help {
     /// Lines describing the options shared by several subcommands.
     static func describe(_ key: CommandLineOptions.Key) -> String {
         switch key {
-        case .dim: return "  --dim NAME=N[,NAME=N]   override a dimension of a .graph (repeatable)"
+        case .dim:
+            return
+                "  --dim NAME=N[,NAME=N]   override a dimension of a .graph, bind a named dimension of a .onnx (repeatable)"
         case .block: return "  --block i=N,j=N,k=N     block sizes: rows, columns, reductions (default from target)"
         case .input: return "  --input NAME=FILE.npy   read an input from a .npy file (float32, C order)"
         case .output: return "  -o FILE                 write the result to FILE instead of standard output"
@@ -58,6 +61,9 @@ enum Help {
             return
                 "  --tuned FILE            take block sizes from this tuning cache when it has an entry ('blockc tune')"
         case .budget: return "  --budget SECONDS        tune: stop timing new candidates after this long (default 60)"
+        case .weightsDir:
+            return
+                "  --weights-dir DIR       import: write each weight as DIR/NAME.npy; others: read DIR/NAME.npy for inputs --input does not give"
         case .dryRun: return "  --dry-run               tune: print the cache key and the candidates, time nothing"
         }
     }

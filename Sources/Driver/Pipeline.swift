@@ -4,6 +4,7 @@ import Codegen
 import Foundation
 import Fusion
 import Graph
+import ONNX
 import Schedule
 
 /// The compilation pipeline: the stages in order, by name. Each name is a `--print-after` key.
@@ -30,14 +31,36 @@ struct Pipeline {
     let console: Console
     /// The input file's path as given.
     let path: String
-    /// The input file's text.
+    /// The input file's text (empty for an ONNX model).
     let text: String
+    /// The imported model, for a `.onnx` file: its graph and its weights.
+    let imported: ONNXImport?
 
-    /// Reads the input file.
+    /// Reads the input file; an ONNX model is imported here (its `--dim` bindings apply).
     init(path: String, options: CommandLineOptions, console: Console) throws(DriverError) {
         self.options = options
         self.console = console
         self.path = path
+        if path.hasSuffix(".onnx") {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw DriverError(
+                    isDirectory.boolValue
+                        ? "'\(path)' is a directory; give a .onnx, .graph or .block file"
+                        : "cannot read '\(path)': no such file")
+            }
+            var dims: [String: Int] = [:]
+            for (k, v) in options.dims { dims[k] = v }
+            let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            do {
+                self.imported = try ONNXImporter.importFile(path, name: Self.sanitized(name), dims: dims)
+            } catch {
+                throw DriverError("\(error.message)")
+            }
+            self.text = ""
+            return
+        }
+        self.imported = nil
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -62,7 +85,9 @@ struct Pipeline {
     /// Runs `parse`.
     func parse() throws(DriverError) -> Parsed {
         let parsed: Parsed
-        if isBlockFile {
+        if let imported {
+            parsed = .graph(imported.graph)
+        } else if isBlockFile {
             guard options.dims.isEmpty else {
                 throw DriverError("--dim applies to .graph files; '\(path)' is a block program with fixed shapes")
             }
@@ -76,7 +101,7 @@ struct Pipeline {
             var overrides: [String: Int] = [:]
             for (k, v) in options.dims { overrides[k] = v }
             do {
-                parsed = .graph(try GraphParser.parse(text, defaultName: sanitized(name), dimOverrides: overrides))
+                parsed = .graph(try GraphParser.parse(text, defaultName: Self.sanitized(name), dimOverrides: overrides))
             } catch {
                 throw render(error)
             }
@@ -299,7 +324,7 @@ struct Pipeline {
         }
     }
 
-    private func sanitized(_ name: String) -> String {
+    static func sanitized(_ name: String) -> String {
         let s = String(name.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
         if let first = s.first, first.isNumber { return "g_" + s }
         return s.isEmpty ? "graph" : s

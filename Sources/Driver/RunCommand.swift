@@ -50,7 +50,8 @@ struct RunCommand {
             plan.hint = "choose another --output-dir"
             try plan.check()
         }
-        let inputs = try makeInputs(signature, bounds: bounds)
+        let weights = try Weights.load(pipeline, signature: signature, options: options, console: console)
+        let inputs = try makeInputs(signature, bounds: bounds, weights: weights)
         if let dir = options.outputDir { try makeDirectory(dir) }
         if options.saveInputs, let dir = options.outputDir {
             for (name, _, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
@@ -71,7 +72,8 @@ struct RunCommand {
     }
 
     func makeInputs(
-        _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int]
+        _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
+        weights: [String: NDArray] = [:]
     ) throws(DriverError) -> [String: NDArray] {
         var given: [String: String] = [:]
         for (name, path) in options.inputs {
@@ -84,22 +86,9 @@ struct RunCommand {
         var inputs: [String: NDArray] = [:]
         for (k, (name, shape, type)) in signature.enumerated() {
             if let path = given[name] {
-                let array: NDArray
-                do {
-                    array = try NPY.readFile(path)
-                } catch {
-                    throw DriverError(
-                        error.description.hasPrefix("error: ") ? String(error.description.dropFirst(7)) : error.message)
-                }
-                guard array.shape == shape else {
-                    throw DriverError("\(path): input '\(name)' has shape \(array.shape), the program expects \(shape)")
-                }
-                guard array.elementType == type else {
-                    throw DriverError(
-                        "\(path): input '\(name)' holds \(array.elementType) ('\(array.elementType.numpyDescr)'), "
-                            + "the program expects \(type) ('\(type.numpyDescr)'); convert the array when saving it")
-                }
-                inputs[name] = array
+                inputs[name] = try Weights.read(path, name: name, shape: shape, type: type)
+            } else if let weight = weights[name] {
+                inputs[name] = weight
             } else {
                 inputs[name] = RandomInputs.values(
                     shape: shape, type: type, seed: options.seed, stream: UInt64(k), bound: bounds[name])

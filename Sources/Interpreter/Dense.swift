@@ -163,7 +163,8 @@ enum Dense {
                 out[i] = 1
                 i += 1
             }
-        case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs, .sin, .cos, .softplus, .log1p:
+        case .exp, .log, .sqrt, .rsqrt, .recip, .tanh, .sigmoid, .silu, .gelu, .abs, .sin, .cos, .softplus, .log1p,
+            .erf:
             while i < count {
                 out[i] = op.apply(x[i])
                 i += 1

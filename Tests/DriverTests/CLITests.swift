@@ -6,7 +6,7 @@ import XCTest
 final class CLITests: XCTestCase {
     static let subcommands = [
         "lower", "fuse", "schedule", "explain", "run", "report", "check", "dot", "emit-c", "emit-cuda", "build",
-        "verify", "bench", "tune", "peak",
+        "verify", "bench", "tune", "peak", "import",
     ]
 
     func testHelpOnEverySubcommand() {

@@ -67,7 +67,7 @@ final class GraphInterpreterTests: XCTestCase {
         XCTAssertEqual(r, a([3], [0.5, -1, 2]))
     }
 
-    /// `sin`, `cos`, `softplus` and `log1p` against Foundation in Double, including the values
+    /// `sin`, `cos`, `softplus`, `log1p` and `erf` against Foundation in Double, including the values
     /// where a naive formula loses: softplus of large and very negative arguments, log1p near 0.
     func testTrigonometricSoftplusAndLog1p() throws {
         let values: [Float] = [0, 1e-7, -0.5, 0.75, 3, -3, 20, -20, 100, -100, 1e4]
@@ -75,7 +75,7 @@ final class GraphInterpreterTests: XCTestCase {
         let references: [(UnaryOp, (Double) -> Double)] = [
             (.sin, { Foundation.sin($0) }), (.cos, { Foundation.cos($0) }),
             (.softplus, { $0 > 30 ? $0 : Foundation.log1p(Foundation.exp($0)) }),
-            (.log1p, { Foundation.log1p($0) }),
+            (.log1p, { Foundation.log1p($0) }), (.erf, { Foundation.erf($0) }),
         ]
         for (op, reference) in references {
             let y = try evaluate([("x", x)]) { b, v in try b.unary(op, v[0]) }

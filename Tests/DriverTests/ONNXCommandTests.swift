@@ -1,0 +1,110 @@
+import BlockTestSupport
+import Foundation
+import XCTest
+
+/// `blockc import`, and `.onnx` files given to `run` and `verify`, on the ONNX fixtures.
+final class ONNXCommandTests: XCTestCase {
+    static let fixtures = CLI.packageRoot + "/Tests/ONNX/fixtures"
+    static let gpt2 = fixtures + "/gpt2_block.onnx"
+
+    /// The largest absolute difference between two `.npy` files of f32, by the run summaries'
+    /// source: the files themselves, compared byte-exactly in their header and closely in data.
+    static func floats(_ path: String) throws -> [Float] {
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        let bytes = [UInt8](data)
+        let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+        let start = 10 + headerLength
+        return stride(from: start, to: bytes.count, by: 4).map { o in
+            Float(
+                bitPattern: UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16
+                    | UInt32(bytes[o + 3]) << 24)
+        }
+    }
+
+    func testRunTakesAnONNXModelWithItsWeights() throws {
+        let dir = CLI.temporaryDirectory("onnx-run")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = CLI.blockc([
+            "run", Self.gpt2, "--dim", "seq=16", "--input", "x=\(Self.fixtures)/gpt2_block.input.x.npy",
+            "--output-dir", dir,
+        ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("y: f32[1, 16, 32]"), r.stdout)
+        let got = try Self.floats(dir + "/y.npy")
+        let expected = try Self.floats(Self.fixtures + "/gpt2_block.output.y.npy")
+        XCTAssertEqual(got.count, expected.count)
+        XCTAssertLessThan(zip(got, expected).map { abs($0 - $1) }.max() ?? 1, 1e-4)
+    }
+
+    func testImportWritesAGraphAndWeightsThatRunTheSame() throws {
+        let dir = CLI.temporaryDirectory("onnx-import")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let imported = CLI.blockc([
+            "import", Self.gpt2, "--dim", "seq=16", "-o", dir + "/gpt2.graph", "--weights-dir", dir + "/w",
+        ])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+        let text = try String(contentsOfFile: dir + "/gpt2.graph", encoding: .utf8)
+        XCTAssertTrue(text.contains("input attn_c_attn_weight: [32, 96]"), text)
+        XCTAssertTrue(text.contains("i - j >= 0"), "the causal mask is a predicate:\n" + text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/w/attn_c_attn_weight.npy"))
+        let input = "x=\(Self.fixtures)/gpt2_block.input.x.npy"
+        let viaGraph = CLI.blockc(["run", dir + "/gpt2.graph", "--weights-dir", dir + "/w", "--input", input])
+        let viaONNX = CLI.blockc(["run", Self.gpt2, "--dim", "seq=16", "--input", input])
+        XCTAssertEqual(viaGraph.status, 0, viaGraph.stderr)
+        XCTAssertEqual(viaGraph.stdout, viaONNX.stdout)
+        XCTAssertEqual(viaGraph.stderr, "")
+        // The printed graph parses back to itself.
+        let again = CLI.blockc(["import", Self.gpt2, "--dim", "seq=16"])
+        XCTAssertEqual(again.stdout, text)
+        XCTAssertTrue(again.stderr.contains("give --weights-dir DIR"), again.stderr)
+    }
+
+    func testACUDABundleCarriesTheModelsWeights() throws {
+        let dir = CLI.temporaryDirectory("onnx-bundle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let imported = CLI.blockc([
+            "import", Self.gpt2, "--dim", "seq=16", "-o", dir + "/g.graph", "--weights-dir", dir + "/w",
+        ])
+        XCTAssertEqual(imported.status, 0, imported.stderr)
+        let bundle = CLI.blockc(["emit-cuda", Self.gpt2, "--dim", "seq=16", "--bundle", dir + "/b"])
+        XCTAssertEqual(bundle.status, 0, bundle.stderr)
+        for name in ["ln1_weight", "attn_c_attn_weight", "mlp_c_proj_bias"] {
+            let fromBundle = try Self.floats(dir + "/b/inputs/\(name).npy")
+            XCTAssertEqual(fromBundle, try Self.floats(dir + "/w/\(name).npy"), name)
+            XCTAssertFalse(fromBundle.isEmpty)
+        }
+    }
+
+    func testVerifyCompilesAnONNXModel() {
+        let r = CLI.blockc(["verify", Self.gpt2, "--dim", "seq=16"])
+        XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+        XCTAssertTrue(r.stdout.hasPrefix("y:"), r.stdout)
+    }
+
+    func testImportNeverOverwritesTheModel() throws {
+        let dir = CLI.temporaryDirectory("onnx-overwrite")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/m.onnx"
+        try FileManager.default.copyItem(atPath: Self.gpt2, toPath: model)
+        let before = try Data(contentsOf: URL(fileURLWithPath: model))
+        let r = CLI.blockc(["import", model, "--dim", "seq=16", "-o", model])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("would overwrite the input file"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: model)), before)
+    }
+
+    func testErrorsNameWhatToDo() {
+        let missingDim = CLI.blockc(["run", Self.gpt2])
+        XCTAssertNotEqual(missingDim.status, 0)
+        XCTAssertTrue(missingDim.stderr.contains("bind it with --dim seq=VALUE"), missingDim.stderr)
+        let noFolder = CLI.blockc(["run", Self.gpt2, "--dim", "seq=16", "--weights-dir", "/nonexistent-blockc"])
+        XCTAssertNotEqual(noFolder.status, 0)
+        XCTAssertTrue(noFolder.stderr.contains("no such folder"), noFolder.stderr)
+        let notONNX = CLI.blockc(["import", CLI.packageRoot + "/Examples/attention.graph"])
+        XCTAssertNotEqual(notONNX.status, 0)
+        XCTAssertTrue(notONNX.stderr.contains("reads an ONNX model"), notONNX.stderr)
+        let help = CLI.blockc(["import", "--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("--weights-dir DIR"), help.stdout)
+    }
+}
