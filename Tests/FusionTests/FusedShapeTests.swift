@@ -10,7 +10,7 @@ import XCTest
 final class FusedShapeTests: XCTestCase {
     static func fused(_ name: String, dims: [String: Int]) throws -> (Program, Program) {
         let program = try DifferentialTests.example(name, dims: dims)
-        return (program, Fusion.fuse(program).program)
+        return (program, Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program)
     }
 
     /// The top-level loops of a kernel.
@@ -220,7 +220,7 @@ final class FusedShapeTests: XCTestCase {
             ("layernorm_matmul", ["M": 128, "K": 128, "N": 128]), ("rmsnorm_swiglu", ["M": 128, "d": 128, "h": 192]),
         ] {
             let (_, fused) = try Self.fused(name, dims: dims)
-            let again = Fusion.fuse(fused)
+            let again = Fusion.fuse(fused, options: FusionOptions(cores: CLI.pinnedCores))
             XCTAssertEqual(again.trace.map(\.description), [], name)
             XCTAssertEqual(again.program, fused, name)
         }
@@ -228,7 +228,7 @@ final class FusedShapeTests: XCTestCase {
 
     func testNoFusionRuleLeavesTheProgram() throws {
         let program = try DifferentialTests.example("attention", dims: ["BH": 1, "N": 64, "d": 16])
-        let only = Fusion.fuse(program, options: FusionOptions(onlyRule: "hoist"))
+        let only = Fusion.fuse(program, options: FusionOptions(onlyRule: "hoist", cores: CLI.pinnedCores))
         XCTAssertTrue(only.trace.allSatisfy { $0.rule == "hoist" })
     }
 
@@ -270,7 +270,7 @@ final class FusedShapeTests: XCTestCase {
         var options = LoweringOptions()
         try options.override([("i", 16), ("j", 32), ("k", 16)])
         let naive = try Lowering.lower(try b.build(), options: options)
-        let result = Fusion.fuse(naive)
+        let result = Fusion.fuse(naive, options: FusionOptions(cores: CLI.pinnedCores))
         XCTAssertTrue(result.trace.contains { $0.rule == "streaming" }, result.trace.map(\.description).joined())
         let input = RandomInputs.standardNormal(shape: [300, 77], seed: 3, stream: 0)
         let expected = try BlockInterpreter.run(naive, inputs: ["X": input])["Y"]
