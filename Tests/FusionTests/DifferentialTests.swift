@@ -164,7 +164,8 @@ final class DifferentialTests: XCTestCase {
         }
         XCTAssertGreaterThan(split, 0, "no decode shape split its key loop")
         // The example itself, at an odd KV length: one kernel pair, the key loop split.
-        let program = try Self.example("decode_attention", dims: ["BH": 2, "N": 301, "d": 16], blocks: [("k", 16)])
+        let program = try Self.example(
+            "decode_attention", dims: ["BH": 2, "N": 301, "d": 16], blocks: [("i", 16), ("j", 16), ("k", 16)])
         let result = try Self.checkEveryStep(program, seed: 7, label: "decode_attention N=301")
         XCTAssertEqual(result.trace.filter { $0.rule == "split-reduction" }.count, 1, "\(result.trace)")
         XCTAssertEqual(result.program.kernels.count, 2, BlockPrinter.print(result.program))
