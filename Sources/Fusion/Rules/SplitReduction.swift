@@ -42,8 +42,10 @@ extension FusionRule {
     ///
     /// Policy (the plan's): chunks = min(⌈cores / instances⌉, ⌊trips / 4⌋), each chunk then
     /// ⌈trips / chunks⌉ trips; no split below 2 chunks, and none unless one trip loads more
-    /// elements than the states hold (a chunk's state is written and read back once). The rule runs after every other rule has
-    /// finished and looks at each kernel once (the kernels it adds are never split again).
+    /// elements than the states hold (a chunk's state is written and read back once). The
+    /// driver runs R15 after the other rules' fixed point (`Fusion.finalRules`); the kernels it
+    /// adds never qualify again (a partial kernel's loop bounds read its chunk axis; a merge loop
+    /// loads exactly its states).
     public static let splitReduction = FusionRule(
         id: "R15", name: "split-reduction",
         summary:
