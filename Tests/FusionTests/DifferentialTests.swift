@@ -171,6 +171,23 @@ final class DifferentialTests: XCTestCase {
         XCTAssertEqual(result.program.kernels.count, 2, BlockPrinter.print(result.program))
     }
 
+    /// R15 on random programs: at 4 × 4 blocks their loops are long enough to split at the pinned
+    /// 16 cores; the programs that split are checked after every step (the split included).
+    func testRandomProgramsSplitCorrectly() throws {
+        var split = 0
+        for seed in 0..<300 as Range<UInt64> {
+            let graph = RandomGraphs.make(seed: seed)
+            var options = LoweringOptions()
+            try options.override([("i", 4), ("j", 4), ("k", 4)])
+            let program = try Lowering.lower(graph, options: options)
+            let result = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores))
+            guard result.trace.contains(where: { $0.rule == "split-reduction" }) else { continue }
+            split += 1
+            _ = try Self.checkEveryStep(program, seed: seed, label: "random program \(seed)")
+        }
+        XCTAssertGreaterThan(split, 10, "too few random programs had a reduction split")
+    }
+
     /// Lowering keeps the graph's meaning: the naive block program of each random graph (windows
     /// of slices, concatenations stored in place, positions as index blocks included) computes
     /// what the graph interpreter computes.
