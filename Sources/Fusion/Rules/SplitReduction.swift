@@ -266,7 +266,7 @@ enum SplitReduction {
         out.kernels.insert(merge, at: index + 1)
         plan.splitExamined.insert(partialName)
         plan.note(
-            "split \(kernel.name)'s loop \(loop.variable) (\(trips) trips) into \(chunks) chunks of \(length) over grid axis \(axisName): grid \(instances) < \(cores) cores; chunks = min(⌈\(cores) / \(instances)⌉, ⌊\(trips) / \(minimumChunkTrips)⌋) = \(min(wanted, most)); \(kernel.name) then merges the partial states (\(words))"
+            "split \(kernel.name)'s loop \(loop.variable) (\(trips) trips) into \(chunks) chunks of \(length) over grid axis \(axisName): grid \(instances) < \(cores) cores; chunks = min(⌈\(cores) / \(instances)⌉, ⌊\(trips) / \(minimumChunkTrips)⌋) = \(min(wanted, most)), ⌈\(trips) / \(min(wanted, most))⌉ = \(length) trips each; \(kernel.name) then merges the partial states (\(words))"
         )
         return RuleApplication(
             program: out, place: kernel.name,
