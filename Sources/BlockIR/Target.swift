@@ -16,11 +16,13 @@ public struct TargetDescription: Hashable, Sendable {
     public var maxRowBlock: Int
     /// GPU targets: threads of one CUDA block (the launch configuration); `nil` for CPUs.
     public var threadsPerBlock: Int?
+    /// GPU targets: the multiprocessors a grid should fill; `nil` for CPUs (the machine's cores).
+    public var cores: Int?
 
     /// Makes a target.
     public init(
         name: String, localCapacityBytes: Int, registerCapacityBytes: Int, vectorLanes: Int, rowBlock: Int,
-        columnBlock: Int, maxRowBlock: Int? = nil, threadsPerBlock: Int? = nil
+        columnBlock: Int, maxRowBlock: Int? = nil, threadsPerBlock: Int? = nil, cores: Int? = nil
     ) {
         self.name = name
         self.localCapacityBytes = localCapacityBytes
@@ -30,6 +32,7 @@ public struct TargetDescription: Hashable, Sendable {
         self.columnBlock = columnBlock
         self.maxRowBlock = maxRowBlock ?? rowBlock
         self.threadsPerBlock = threadsPerBlock
+        self.cores = cores
     }
 
     /// Whether the target is a GPU (its local tier is a CUDA block's shared memory).
@@ -45,11 +48,11 @@ public struct TargetDescription: Hashable, Sendable {
     /// registers per thread.
     public static let sm80 = TargetDescription(
         name: "sm_80", localCapacityBytes: 163 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 108)
     /// NVIDIA Hopper: 227 KiB (232,448 B) shared memory per block, the opt-in limit, 255 registers per thread.
     public static let sm90 = TargetDescription(
         name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 132)
 
     /// The known targets by name.
     public static let all: [TargetDescription] = [.cpu, .sm80, .sm90]

@@ -30,8 +30,13 @@ public enum CLI {
         return url.appendingPathComponent("blockc").path
     }()
 
+    /// The core count tests pin (`BLOCKC_CORES` for every command they run, `FusionOptions.cores`
+    /// in process), so fused programs do not depend on the machine: a grid of fewer instances
+    /// has its reductions split (R15).
+    public static let pinnedCores = 16
+
     /// Runs `blockc` with arguments, in the package root; `environment` adds to (or overrides)
-    /// the test's environment.
+    /// the test's environment, and `BLOCKC_CORES` is `pinnedCores` unless it names another.
     public static func blockc(_ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
         run(binary, arguments, environment: environment)
     }
@@ -43,9 +48,9 @@ public enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["BLOCKC_CORES": String(pinnedCores)].merging(environment) { $1 }
+        ) { $1 }
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         let out = Pipe()
         let err = Pipe()

@@ -29,6 +29,9 @@ struct CommandLineOptions {
     var target: TargetDescription = .cpu
     /// Whether `--target` was given (commands with another default say which they chose).
     var targetGiven = false
+    /// `--cores N`: the cores a kernel's grid should fill (fusion splits reductions of smaller
+    /// grids); `nil`: `Fusion.defaultCores(for:)`.
+    var cores: Int?
     /// `--help`.
     var help = false
     /// `--no-fusion`: stop after lowering.
@@ -60,7 +63,7 @@ struct CommandLineOptions {
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
         case dim, block, input, output = "o", outputDir = "output-dir", seed, saveInputs = "save-inputs", stage
-        case printAfter = "print-after", json, target
+        case printAfter = "print-after", json, target, cores
         case noFusion = "no-fusion", onlyRule = "only-rule"
         case reps, peak, sanitize, bundle
         case maxMemory = "max-memory"
@@ -172,6 +175,12 @@ struct CommandLineOptions {
                     throw fail("unknown rule '\(v)' for --only-rule; rules: \(names)")
                 }
                 o.onlyRule = v
+            case .cores:
+                let v = try value()
+                guard let n = Int(v), n > 0, n <= 1 << 20 else {
+                    throw fail("--cores \(v): expected a positive number of cores (at most \(1 << 20))")
+                }
+                o.cores = n
             case .target:
                 let v = try value()
                 guard let t = TargetDescription.all.first(where: { $0.name == v }) else {

@@ -55,6 +55,9 @@ enum Help {
             return
                 "  --max-memory BYTES      interpreter: the most memory a run may need, e.g. 8G, 512M (default: half the RAM)"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"
+        case .cores:
+            return
+                "  --cores N               the cores a grid should fill; fusion splits reductions of smaller grids (default: $BLOCKC_CORES, a GPU target's SMs, else this machine's)"
         case .cache:
             return "  --cache FILE            tune: the tuning cache to add the choice to (default blockc-tune.json)"
         case .tuned:

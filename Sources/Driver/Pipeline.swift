@@ -254,7 +254,8 @@ struct Pipeline {
     /// `fuse`: the rules to a fixed point (nothing with `--no-fusion`), verified.
     func fuse(_ naive: Program) throws(DriverError) -> (program: Program, fusion: FusionResult?) {
         guard !options.noFusion else { return (naive, nil) }
-        let result = Fusion.fuse(naive, options: FusionOptions(onlyRule: options.onlyRule, target: options.target))
+        let result = Fusion.fuse(
+            naive, options: FusionOptions(onlyRule: options.onlyRule, target: options.target, cores: options.cores))
         if options.printAfter.contains("fuse") { console.err("// after fuse\n" + BlockPrinter.print(result.program)) }
         try verify(result.program, stage: "fuse")
         return (result.program, result)

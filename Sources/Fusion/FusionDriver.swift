@@ -13,16 +13,21 @@ public struct FusionOptions: Sendable {
     public var recomputeBudget: Double
     /// The target whose capacities bound the plan (re-blocking must fit its local tier).
     public var target: TargetDescription
+    /// The cores a kernel's grid should fill (R15 splits reductions of smaller grids); `nil`:
+    /// `Fusion.defaultCores(for:)`. Tests and goldens pin it, so output does not depend on the
+    /// machine.
+    public var cores: Int?
 
     /// Default options: every rule, a step cap that scales with the program.
     public init(
         onlyRule: String? = nil, maxSteps: Int? = nil, recomputeBudget: Double = 0.25,
-        target: TargetDescription = .cpu
+        target: TargetDescription = .cpu, cores: Int? = nil
     ) {
         self.onlyRule = onlyRule
         self.maxSteps = maxSteps
         self.recomputeBudget = recomputeBudget
         self.target = target
+        self.cores = cores
     }
 }
 
@@ -36,8 +41,23 @@ public enum Fusion {
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
         .loopFusion,
-        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking,
+        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking, .splitReduction,
     ]
+
+    /// The rules that run once the others have reached their fixed point, on each kernel once
+    /// (they add kernels, which the worklist of the others does not allow).
+    static let finalRules: Set<String> = [FusionRule.splitReduction.id]
+
+    /// The cores a grid should fill when no count is given: `BLOCKC_CORES` when set to a positive
+    /// number; else a GPU target's multiprocessors; else `OMP_NUM_THREADS` when set, else the
+    /// processors this process may use.
+    public static func defaultCores(for target: TargetDescription) -> Int {
+        let environment = ProcessInfo.processInfo.environment
+        if let text = environment["BLOCKC_CORES"], let n = Int(text), n > 0 { return n }
+        if let cores = target.cores { return cores }
+        if let text = environment["OMP_NUM_THREADS"], let n = Int(text), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
 
     /// The rule with a name or catalogue ID.
     public static func rule(named name: String) -> FusionRule? {
@@ -45,12 +65,58 @@ public enum Fusion {
     }
 
     /// Fuses a program. `observe` sees the program after every step (differential tests use it).
+    ///
+    /// A round runs the rules to their fixed point, then the final rules (R15) on each kernel
+    /// once. While the last step of a round is a final rule's (it added kernels), another round
+    /// runs, so a merge kernel R15 added can fuse into its readers and a reader that became
+    /// splittable is split; R1 never inlines the chunks back into a kernel with fewer instances
+    /// than the cores (`FusionPlan.allowsSerializing`). The result is a fixed point of a round:
+    /// fusing it again changes nothing.
     public static func fuse(
         _ program: Program, options: FusionOptions = FusionOptions(),
         observe: ((Program, TraceEntry) -> Void)? = nil
     ) -> FusionResult {
-        let plan = FusionPlan(recomputeBudget: options.recomputeBudget, target: options.target)
-        let active = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
+        let selected = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
+        var result = fixedPoint(program, options: options, selected: selected, stepOffset: 0, observe: observe)
+        guard selected.contains(where: { !finalRules.contains($0.id) }) else { return result }
+        let order = Dictionary(uniqueKeysWithValues: program.kernels.enumerated().map { ($1.name, $0) })
+        var rounds = 1
+        // Another round while the last one's final rules added kernels (at most `maximumRounds`).
+        while !result.hitStepCap, rounds < maximumRounds,
+            result.trace.last.map({ finalRules.contains($0.ruleID) }) == true
+        {
+            rounds += 1
+            let next = fixedPoint(
+                result.program, options: options, selected: selected, stepOffset: result.trace.count, observe: observe)
+            let earlier = Dictionary(result.candidates.map { ($0.kernel, $0.from) }) { a, _ in a }
+            result.program = next.program
+            result.hitStepCap = next.hitStepCap
+            result.trace += next.trace
+            result.decisions += next.decisions.filter { !result.decisions.contains($0) }
+            result.candidates = next.candidates.map { candidate in
+                let names = Set(candidate.from.flatMap { earlier[$0] ?? [$0] })
+                return (candidate.kernel, names.sorted { (order[$0] ?? 0, $0) < (order[$1] ?? 0, $1) })
+            }
+            result.statistics.examinations += next.statistics.examinations
+            result.statistics.steps = result.trace.count
+            result.statistics.kernelsCopied += next.statistics.kernelsCopied
+            result.statistics.neighboursVisited += next.statistics.neighboursVisited
+            result.statistics.producersVisited += next.statistics.producersVisited
+            result.statistics.localRewritesSkipped += next.statistics.localRewritesSkipped
+        }
+        return result
+    }
+
+    /// The most rounds of (rules to their fixed point, then the final rules) one fusion runs.
+    static let maximumRounds = 8
+
+    /// The rules `selected` to their fixed point, then the final rules among them.
+    private static func fixedPoint(
+        _ program: Program, options: FusionOptions, selected: [FusionRule], stepOffset: Int,
+        observe: ((Program, TraceEntry) -> Void)?
+    ) -> FusionResult {
+        let plan = FusionPlan(recomputeBudget: options.recomputeBudget, target: options.target, cores: options.cores)
+        let active = selected.filter { !finalRules.contains($0.id) }
         var current = program
         var trace: [TraceEntry] = []
         var hitCap = false
@@ -65,10 +131,20 @@ public enum Fusion {
         // Records a step: the trace entry, shown to `observe`.
         func record(_ rule: FusionRule, _ application: RuleApplication, kernelsBefore: Int) {
             let entry = TraceEntry(
-                step: trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
+                step: stepOffset + trace.count + 1, ruleID: rule.id, rule: rule.name, place: application.place,
                 detail: application.detail, summary: summary(kernelsBefore) + " → " + summary(current.kernels.count))
             trace.append(entry)
             observe?(current, entry)
+        }
+        // Legality common to every rule: what a step makes fits the local tier (the lowered
+        // program does); a step that would overflow it is not taken, and `explain` says so.
+        func overflows(_ rule: FusionRule, _ application: RuleApplication) -> Bool {
+            guard let overflow = overflow(of: application, in: current, target: options.target) else { return false }
+            plan.note(
+                "\(rule.id) \(rule.name) not applied to \(application.place): \(overflow.kernel) would need "
+                    + "\(overflow.bytes) bytes of local tier, more than \(options.target.name)'s "
+                    + "\(options.target.localCapacityBytes)")
+            return true
         }
         // Makes a step's change in place, counting the kernels copied when the program's kernel
         // list could not be changed in place.
@@ -100,15 +176,7 @@ public enum Fusion {
                     hitCap = true
                     break search
                 }
-                // Legality common to every rule: what a step makes fits the local tier
-                // (the lowered program does; a rule that would overflow it is not applied).
-                if let overflow = overflow(of: application, in: current, target: options.target) {
-                    plan.note(
-                        "\(rule.id) \(rule.name) not applied to \(application.place): \(overflow.kernel) would need "
-                            + "\(overflow.bytes) bytes of local tier, more than \(options.target.name)'s "
-                            + "\(options.target.localCapacityBytes)")
-                    continue
-                }
+                if overflows(rule, application) { continue }
                 let kernelsBefore = current.kernels.count
                 let old = neighbours(of: kernel, current, plan)
                 var removed: Int?
@@ -138,6 +206,19 @@ public enum Fusion {
             worklist.remove(rank)
         }
         plan.focus = nil
+        // The final rules: each looks at every kernel once; a kernel they add does the work of
+        // the kernel it came from.
+        for rule in selected where finalRules.contains(rule.id) && !hitCap {
+            while let application = rule.apply(current, plan: plan) {
+                if overflows(rule, application) { break }
+                let kernelsBefore = current.kernels.count
+                applyChange(application, counted: false)
+                for kernel in current.kernels where from[kernel.name] == nil {
+                    from[kernel.name] = from[application.place] ?? [application.place]
+                }
+                record(rule, application, kernelsBefore: kernelsBefore)
+            }
+        }
         current = current.removingUnusedTensors()
         statistics.steps = trace.count
         statistics.producersVisited = plan.producersVisited

@@ -122,10 +122,19 @@ public final class FusionPlan: @unchecked Sendable {
     /// The target whose tier capacities bound re-blocking.
     public let target: TargetDescription
 
-    /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs) for a target.
-    public init(recomputeBudget: Double = 0.25, target: TargetDescription = .cpu) {
+    /// The cores a kernel's grid should fill (CPU cores, or a GPU's multiprocessors): R15 splits
+    /// the reduction loop of a kernel with fewer instances.
+    public let cores: Int
+
+    /// The kernels R15 looked at (it looks at each once, and never at the kernels it adds).
+    var splitExamined: Set<String> = []
+
+    /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs) for a target and a
+    /// core count (default: `Fusion.defaultCores(for:)`).
+    public init(recomputeBudget: Double = 0.25, target: TargetDescription = .cpu, cores: Int? = nil) {
         self.recomputeBudget = recomputeBudget
         self.target = target
+        self.cores = max(1, cores ?? Fusion.defaultCores(for: target))
     }
 
     /// Whether `producer` may be recomputed at a point of `consumer` that runs `readsPerBlock`
@@ -163,6 +172,20 @@ public final class FusionPlan: @unchecked Sendable {
             facts(of: consumer, in: program).noteOnce(question, self) {
                 "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
             }
+        }
+        return allowed
+    }
+
+    /// Whether a producer whose loop runs over chunks chosen by grid axis `axis` may be inlined
+    /// where that axis becomes a loop of `consumer`: not when the consumer has fewer instances
+    /// than the cores and the producer more (its chunks would run one after another; R15 split
+    /// them over a grid axis for the cores).
+    func allowsSerializing(producer: Kernel, consumer: Kernel, axis: IndexVar, tensor: String) -> Bool {
+        let allowed = consumer.instanceCount >= cores || producer.instanceCount <= consumer.instanceCount
+        if !allowed {
+            note(
+                "keep \(tensor) in global memory for \(consumer.name): inlining \(producer.name) would run its chunks over \(axis.name) in a loop on \(consumer.instanceCount) instances, fewer than the \(cores) cores"
+            )
         }
         return allowed
     }

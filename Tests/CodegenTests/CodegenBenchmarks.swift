@@ -1,4 +1,5 @@
 import BlockIR
+import BlockTestSupport
 import Codegen
 import Foundation
 import Fusion
@@ -43,6 +44,6 @@ final class CodegenBenchmarks: XCTestCase {
         let lowered = try CodegenHarness.lower(graph, i: 64, j: 64, k: 64)
         let flops = 4.0 * 8 * 1024 * 1024 * 64
         try time(lowered, flops: flops)
-        try time(Fusion.fuse(lowered).program, flops: flops)
+        try time(Fusion.fuse(lowered, options: FusionOptions(cores: CLI.pinnedCores)).program, flops: flops)
     }
 }

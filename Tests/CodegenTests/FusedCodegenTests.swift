@@ -15,7 +15,7 @@ final class FusedCodegenTests: XCTestCase {
         let text = try String(contentsOf: Self.examples.appendingPathComponent(file), encoding: .utf8)
         let graph = try GraphParser.parse(text, defaultName: "g", dimOverrides: dims)
         let lowered = try CodegenHarness.lower(graph, i: block, j: block, k: block)
-        return Fusion.fuse(lowered).program
+        return Fusion.fuse(lowered, options: FusionOptions(cores: CLI.pinnedCores)).program
     }
 
     func testFusedAttentionVariants() throws {
@@ -43,7 +43,8 @@ final class FusedCodegenTests: XCTestCase {
             guard graph.nodes.contains(where: { if case .concat = $0.op { true } else { false } }) else { continue }
             let lowered = try CodegenHarness.lower(graph, i: 8, j: 16, k: 8)
             _ = try CodegenHarness.check(lowered, seed: seed)
-            _ = try CodegenHarness.check(Fusion.fuse(lowered).program, seed: seed)
+            _ = try CodegenHarness.check(
+                Fusion.fuse(lowered, options: FusionOptions(cores: CLI.pinnedCores)).program, seed: seed)
             checked += 1
         }
         XCTAssertEqual(checked, 6, "too few random graphs with concatenations")

@@ -87,7 +87,7 @@ final class GatherSelectTests: XCTestCase {
         // The block program (naive and fused) gives the same elements.
         for fused in [false, true] {
             var program = try Lowering.lower(g)
-            if fused { program = Fusion.fuse(program).program }
+            if fused { program = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program }
             let b = try BlockInterpreter.run(program, inputs: ["X": x, "Y": y])
             for name in ["S", "C", "Z"] {
                 XCTAssertEqual(
@@ -143,7 +143,7 @@ final class GatherSelectTests: XCTestCase {
         XCTAssertEqual(Array(po["H"]!.data[6..<8]), [4, 5])
         for fused in [false, true] {
             var program = try Lowering.lower(paged)
-            if fused { program = Fusion.fuse(program).program }
+            if fused { program = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program }
             let b = try BlockInterpreter.run(program, inputs: ["pages": p, "table": t])
             XCTAssertEqual(b["G"]!.data, po["G"]!.data)
             XCTAssertEqual(b["H"]!.data, po["H"]!.data)

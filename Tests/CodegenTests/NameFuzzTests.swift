@@ -73,7 +73,7 @@ final class NameFuzzTests: XCTestCase {
         do {
             let graph = try GraphParser.parse(text, defaultName: "fuzz")
             let lowered = try Lowering.lower(graph, options: LoweringOptions(target: .cpu))
-            let fused = Fusion.fuse(lowered, options: FusionOptions(target: .cpu)).program
+            let fused = Fusion.fuse(lowered, options: FusionOptions(target: .cpu, cores: CLI.pinnedCores)).program
             return .success(Scheduler.schedule(fused, target: .cpu))
         } catch let d as Diagnostic {
             return .failure(d)

@@ -22,7 +22,8 @@ final class CudaTests: XCTestCase {
         "rmsnorm_swiglu_bf16": "M=100,d=200,h=300", "attention_gqa": "B=1,Hkv=2,g=3,H=6,N=200,d=40",
         "decode_attention": "BH=3,N=300,d=40", "attention_alibi": "B=1,H=2,N=300,d=24",
         "attention_rope": "B=1,H=2,N=300,d=32", "attention_dca": "B=1,H=2,C=75,NC=4,d=32",
-        "stick_breaking_attention": "BH=1,N=300,d=24",
+        "stick_breaking_attention": "BH=1,N=300,d=24", "llama_layer_prefill": "S=100,D=128,H=4,Hkv=2,F=200",
+        "llama_layer_decode": "D=128,H=4,Hkv=2,N=1001,F=200",
     ]
     /// Shared memory per block of each target (bytes, the opt-in limits), as in `TargetDescription`.
     static let targets: [(arch: String, sharedLimit: Int)] = [("sm_80", 163 * 1024), ("sm_90", 227 * 1024)]

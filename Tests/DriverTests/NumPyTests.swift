@@ -24,6 +24,9 @@ final class NumPyTests: XCTestCase {
         ("layernorm_matmul", ["--dim", "M=96,K=80,N=72"], []),
         ("rmsnorm_swiglu", ["--dim", "M=64,d=96,h=160"], []),
         ("transformer_layer", ["--dim", "S=72,H=2,dh=32,F=96"], ["32"]),
+        ("llama_layer_prefill", ["--dim", "S=72,D=64,H=4,Hkv=2,F=96"], ["4"]),
+        // N = 601: 10 key blocks, which R15 splits into 2 chunks at the pinned 16 cores.
+        ("llama_layer_decode", ["--dim", "D=64,H=4,Hkv=2,N=601,F=96"], ["4"]),
         ("attention_bf16", ["--dim", "BH=2,N=128,d=64"], []),
         ("rmsnorm_swiglu_bf16", ["--dim", "M=64,d=96,h=160"], []),
     ]

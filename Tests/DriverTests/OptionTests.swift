@@ -28,6 +28,25 @@ final class OptionTests: XCTestCase {
         XCTAssertTrue(negative.stderr.contains("must be a positive integer"), negative.stderr)
     }
 
+    /// `--cores N` is the plan's core count: it overrides `BLOCKC_CORES` (which the tests pin),
+    /// a grid of fewer instances has its reduction split (R15), and a bad count is an error.
+    func testCoresDecideTheSplit() {
+        let args = ["fuse", "Examples/decode_attention.graph", "--dim", "BH=2,N=1001,d=32"]
+        let pinned = CLI.blockc(args)
+        XCTAssertEqual(pinned.status, 0, pinned.stderr)
+        XCTAssertTrue(pinned.stdout.contains("kernel k7_matmul_O_split grid(b0 < 2, j < 1, s < 4)"), pinned.stdout)
+        let filled = CLI.blockc(args + ["--cores", "2"])
+        XCTAssertEqual(filled.status, 0, filled.stderr)
+        XCTAssertFalse(filled.stdout.contains("_split"), "2 instances fill 2 cores:\n\(filled.stdout)")
+        let environment = CLI.blockc(args, environment: ["BLOCKC_CORES": "2"])
+        XCTAssertEqual(environment.stdout, filled.stdout, "BLOCKC_CORES=2 is --cores 2")
+        for bad in ["0", "-1", "many"] {
+            let result = CLI.blockc(args + ["--cores", bad])
+            XCTAssertEqual(result.status, 1, bad)
+            XCTAssertTrue(result.stderr.contains("--cores \(bad): expected a positive number of cores"), result.stderr)
+        }
+    }
+
     func testRepeatedKeysAreErrors() {
         for arguments in [
             ["--dim", "N=8,N=16"], ["--dim", "N=8", "--dim", "BH=1,N=16"],

@@ -41,6 +41,11 @@ final class VerifyTests: XCTestCase {
         // Streams 1.03 MiB of weights per row block: the schedule coarsens it to 128-row blocks, the last partial.
         ("rmsnorm_swiglu", "M=1000,d=256,h=352", nil),
         ("transformer_layer", "S=100,H=2,dh=40,F=200", nil),
+        // GQA prefill: 4 query heads over 2 K/V heads, S = 77 leaves partial blocks.
+        ("llama_layer_prefill", "S=77,D=128,H=4,Hkv=2,F=200", nil),
+        // Decode: the key loop (16 blocks of 1001 keys, the last partial) splits into 4 chunks (R15).
+        ("llama_layer_decode", "D=128,H=4,Hkv=2,N=1001,F=200", nil),
+        ("llama_layer_decode", "D=96,H=4,Hkv=2,N=333,F=200", "i=16,j=32,k=16"),
         // bf16 tensors: the tolerance is one bf16 unit in the last place at max |reference|.
         ("attention_bf16", "BH=2,N=200,d=40", nil),
         ("rmsnorm_swiglu_bf16", "M=100,d=200,h=300", nil),

@@ -51,7 +51,8 @@ final class DifferentialTests: XCTestCase {
         let reference = try BlockInterpreter.run(program, inputs: inputs)
         let tolerance = tolerance(program)
         var failure: String?
-        let result = Fusion.fuse(program, options: FusionOptions(target: target)) { step, entry in
+        let result = Fusion.fuse(program, options: FusionOptions(target: target, cores: CLI.pinnedCores)) {
+            step, entry in
             guard failure == nil else { return }
             let errors = Verifier.verify(step, target: target)
             if !errors.isEmpty {
@@ -104,6 +105,15 @@ final class DifferentialTests: XCTestCase {
             ("layernorm_matmul", ["M": 40, "K": 48, "N": 24], [("i", 16), ("j", 16), ("k", 16)]),
             ("rmsnorm_swiglu", ["M": 24, "d": 40, "h": 56], [("i", 16), ("j", 16), ("k", 16)]),
             ("transformer_layer", ["S": 24, "H": 2, "dh": 8, "F": 40], [("i", 16), ("j", 16), ("k", 16)]),
+            (
+                "llama_layer_prefill", ["S": 24, "D": 32, "H": 4, "Hkv": 2, "F": 40],
+                [("i", 16), ("j", 16), ("k", 16)]
+            ),
+            // N = 301: 19 key blocks of 16, split by R15 at the pinned 16 cores.
+            (
+                "llama_layer_decode", ["D": 64, "H": 4, "Hkv": 2, "N": 301, "F": 40],
+                [("i", 16), ("j", 16), ("k", 16)]
+            ),
             ("attention_bf16", ["BH": 2, "N": 80, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("rmsnorm_swiglu_bf16", ["M": 24, "d": 40, "h": 56], [("i", 16), ("j", 16), ("k", 16)]),
         ]
@@ -113,6 +123,69 @@ final class DifferentialTests: XCTestCase {
             let result = try Self.checkEveryStep(program, seed: 3, label: name)
             XCTAssertGreaterThan(result.trace.count, 0, "\(name): no rule applied")
         }
+    }
+
+    /// R15 on decode shapes: a few query rows (1 to 4 tokens times the query heads of a GQA group,
+    /// packed as rows against their one K/V head) over odd KV lengths, at the pinned 16 cores; the
+    /// interpreter agrees with the unfused program after every step (split included), and the
+    /// key loop splits where it is long enough.
+    func testDecodeShapesSplitTheKeyLoop() throws {
+        var generator = SplitMix64(seed: 16)
+        var split = 0
+        for round in 0..<6 {
+            let hkv = 1 + Int(generator.next() % 2)
+            let group = [1, 2, 4][Int(generator.next() % 3)]
+            let tokens = 1 + Int(generator.next() % 4)
+            let length = 97 + 2 * Int(generator.next() % 150)
+            let d = [8, 16, 24][Int(generator.next() % 3)]
+            let text = """
+                graph decode_gqa
+                dim Hkv = \(hkv)
+                dim R = \(group * tokens)
+                dim N = \(length)
+                dim d = \(d)
+                input Q: [1, Hkv, R, d]
+                input K: [1, Hkv, N, d]
+                input V: [1, Hkv, N, d]
+                S = matmul(Q, K, transpose_b=true) * rsqrt(d)
+                P = softmax(S, axis=-1)
+                O = matmul(P, V)
+                output O
+                """
+            let graph = try GraphParser.parse(text, defaultName: "decode_gqa", dimOverrides: [:])
+            var options = LoweringOptions()
+            try options.override([("i", 16), ("j", 16), ("k", 16)])
+            let program = try Lowering.lower(graph, options: options)
+            let label = "decode Hkv=\(hkv) R=\(group * tokens) N=\(length) d=\(d)"
+            for seed in [UInt64(round), 100 + UInt64(round)] {
+                let result = try Self.checkEveryStep(program, seed: seed, label: label)
+                if result.trace.contains(where: { $0.rule == "split-reduction" }) { split += 1 }
+            }
+        }
+        XCTAssertGreaterThan(split, 0, "no decode shape split its key loop")
+        // The example itself, at an odd KV length: one kernel pair, the key loop split.
+        let program = try Self.example(
+            "decode_attention", dims: ["BH": 2, "N": 301, "d": 16], blocks: [("i", 16), ("j", 16), ("k", 16)])
+        let result = try Self.checkEveryStep(program, seed: 7, label: "decode_attention N=301")
+        XCTAssertEqual(result.trace.filter { $0.rule == "split-reduction" }.count, 1, "\(result.trace)")
+        XCTAssertEqual(result.program.kernels.count, 2, BlockPrinter.print(result.program))
+    }
+
+    /// R15 on random programs: at 4 × 4 blocks their loops are long enough to split at the pinned
+    /// 16 cores; the programs that split are checked after every step (the split included).
+    func testRandomProgramsSplitCorrectly() throws {
+        var split = 0
+        for seed in 0..<300 as Range<UInt64> {
+            let graph = RandomGraphs.make(seed: seed)
+            var options = LoweringOptions()
+            try options.override([("i", 4), ("j", 4), ("k", 4)])
+            let program = try Lowering.lower(graph, options: options)
+            let result = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores))
+            guard result.trace.contains(where: { $0.rule == "split-reduction" }) else { continue }
+            split += 1
+            _ = try Self.checkEveryStep(program, seed: seed, label: "random program \(seed)")
+        }
+        XCTAssertGreaterThan(split, 10, "too few random programs had a reduction split")
     }
 
     /// Lowering keeps the graph's meaning: the naive block program of each random graph (windows
@@ -142,7 +215,7 @@ final class DifferentialTests: XCTestCase {
             let program = try Lowering.lower(graph, options: options)
             let inputs = Self.inputs(program, seed: seed)
             let reference = try BlockInterpreter.run(program, inputs: inputs)
-            let result = Fusion.fuse(program)
+            let result = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores))
             applied += result.trace.count
             XCTAssertEqual(Verifier.verify(result.program, target: .cpu), [], "seed \(seed)")
             let fused = try BlockInterpreter.run(result.program, inputs: inputs)

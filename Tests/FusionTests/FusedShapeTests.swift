@@ -10,7 +10,7 @@ import XCTest
 final class FusedShapeTests: XCTestCase {
     static func fused(_ name: String, dims: [String: Int]) throws -> (Program, Program) {
         let program = try DifferentialTests.example(name, dims: dims)
-        return (program, Fusion.fuse(program).program)
+        return (program, Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program)
     }
 
     /// The top-level loops of a kernel.
@@ -73,6 +73,41 @@ final class FusedShapeTests: XCTestCase {
         let q = 3 * 32 * 4
         XCTAssertEqual(report.total.globalReadBytes, q + 2 * 3 * 300 * 32 * 4, "Q once, K and V once")
         XCTAssertEqual(report.total.globalWriteBytes, q)
+    }
+
+    /// Decode attention on fewer heads than cores (2 heads, 1001 keys, the tests' 16 cores): R15
+    /// splits the key loop into chunks over a new grid axis; the split kernel still reads K and V
+    /// once in total, and the merge kernel reads only the chunks' states.
+    func testDecodeAttentionSplitsTheKeyLoopAcrossTheCores() throws {
+        let (_, fused) = try Self.fused("decode_attention", dims: ["BH": 2, "N": 1001, "d": 32])
+        XCTAssertEqual(fused.kernels.count, 2, BlockPrinter.print(fused))
+        let (split, merge) = (fused.kernels[0], fused.kernels[1])
+        // 16 key blocks on 2 heads: min(⌈16 / 2⌉, ⌊16 / 4⌋) = 4 chunks of 4 blocks.
+        XCTAssertEqual(split.grid.map(\.extent), [2, 1, 4], BlockPrinter.print(fused))
+        XCTAssertEqual(merge.grid.map(\.extent), [2, 1])
+        XCTAssertEqual(Self.loops(merge).first?.upper, .constant(4))
+        let report = CostReport.analyze(fused, localPeak: { _ in 0 })
+        let q = 2 * 32 * 4
+        XCTAssertEqual(report.kernels[0].globalReadBytes, 4 * q + 2 * 2 * 1001 * 32 * 4, "Q per chunk, K and V once")
+        let states = 2 * 4 * (1 + 1 + 32) * 4
+        XCTAssertEqual(report.kernels[0].globalWriteBytes, states)
+        XCTAssertEqual(report.kernels[1].globalReadBytes, states)
+        XCTAssertEqual(report.kernels[1].globalWriteBytes, q)
+    }
+
+    /// The Llama decode layer: the grouped attention (2 K/V heads, 2 query heads each as rows)
+    /// splits its key loop, and one kernel reads the cache, once.
+    func testDecodeLayerReadsTheCacheOnceInSplitChunks() throws {
+        let (_, fused) = try Self.fused("llama_layer_decode", dims: ["D": 128, "H": 4, "Hkv": 2, "N": 1001, "F": 200])
+        let cache = ["Kc", "Vc"].compactMap { fused.tensorID(named: $0) }
+        let readers = fused.kernels.filter { !$0.body.loadedTensors.isDisjoint(with: cache) }
+        XCTAssertEqual(readers.map(\.name), ["k17_matmul_t33_split"], BlockPrinter.print(fused))
+        XCTAssertEqual(readers.first?.grid.last?.extent, 4, "2 groups, 16 key blocks: 4 chunks")
+        let report = CostReport.analyze(fused, localPeak: { _ in 0 })
+        let index = fused.kernels.firstIndex { $0.name == "k17_matmul_t33_split" } ?? 0
+        let cacheBytes = 2 * 2 * 1001 * 32 * 4
+        let queries = 4 * 2 * 2 * 32 * 4  // each of the 4 chunks reads its group's 2 query rows
+        XCTAssertEqual(report.kernels[index].globalReadBytes, cacheBytes + queries)
     }
 
     /// Grouped-query attention: reshapes of the inputs and of the output are views, not copy
@@ -220,7 +255,7 @@ final class FusedShapeTests: XCTestCase {
             ("layernorm_matmul", ["M": 128, "K": 128, "N": 128]), ("rmsnorm_swiglu", ["M": 128, "d": 128, "h": 192]),
         ] {
             let (_, fused) = try Self.fused(name, dims: dims)
-            let again = Fusion.fuse(fused)
+            let again = Fusion.fuse(fused, options: FusionOptions(cores: CLI.pinnedCores))
             XCTAssertEqual(again.trace.map(\.description), [], name)
             XCTAssertEqual(again.program, fused, name)
         }
@@ -228,7 +263,7 @@ final class FusedShapeTests: XCTestCase {
 
     func testNoFusionRuleLeavesTheProgram() throws {
         let program = try DifferentialTests.example("attention", dims: ["BH": 1, "N": 64, "d": 16])
-        let only = Fusion.fuse(program, options: FusionOptions(onlyRule: "hoist"))
+        let only = Fusion.fuse(program, options: FusionOptions(onlyRule: "hoist", cores: CLI.pinnedCores))
         XCTAssertTrue(only.trace.allSatisfy { $0.rule == "hoist" })
     }
 
@@ -270,7 +305,7 @@ final class FusedShapeTests: XCTestCase {
         var options = LoweringOptions()
         try options.override([("i", 16), ("j", 32), ("k", 16)])
         let naive = try Lowering.lower(try b.build(), options: options)
-        let result = Fusion.fuse(naive)
+        let result = Fusion.fuse(naive, options: FusionOptions(cores: CLI.pinnedCores))
         XCTAssertTrue(result.trace.contains { $0.rule == "streaming" }, result.trace.map(\.description).joined())
         let input = RandomInputs.standardNormal(shape: [300, 77], seed: 3, stream: 0)
         let expected = try BlockInterpreter.run(naive, inputs: ["X": input])["Y"]

@@ -1,4 +1,5 @@
 import BlockIR
+import BlockTestSupport
 import Fusion
 import Graph
 import XCTest
@@ -45,7 +46,10 @@ final class FusionScalingTests: XCTestCase {
 
     func testWorkPerStepDoesNotGrowWithTheProgram() throws {
         let (two, eight) = (try Self.stack(layers: 2), try Self.stack(layers: 8))
-        let (a, b) = (Fusion.fuse(two).statistics, Fusion.fuse(eight).statistics)
+        let (a, b) = (
+            Fusion.fuse(two, options: FusionOptions(cores: CLI.pinnedCores)).statistics,
+            Fusion.fuse(eight, options: FusionOptions(cores: CLI.pinnedCores)).statistics
+        )
         // Every layer fuses the same way, so the steps grow with the layers...
         XCTAssertGreaterThan(b.steps, 3 * a.steps, "steps \(a.steps) → \(b.steps)")
         // ...but a step changes its kernel in place: the kernel list is copied once (it is shared
@@ -60,7 +64,7 @@ final class FusionScalingTests: XCTestCase {
     /// A kernel looked at again only because a neighbour changed is not walked again by the
     /// kernel-local rewrites that found nothing in it (its facts remember them).
     func testUnchangedKernelsSkipLocalRewrites() throws {
-        let s = Fusion.fuse(try Self.stack(layers: 4)).statistics
+        let s = Fusion.fuse(try Self.stack(layers: 4), options: FusionOptions(cores: CLI.pinnedCores)).statistics
         // Most examinations end with no rule applying; each such kernel is looked at again when
         // a neighbour changes, and then skips the 11 kernel-local rewrites (R8 has three).
         let stable = s.examinations - s.steps

@@ -20,7 +20,7 @@ final class ScheduleTests: XCTestCase {
             columnBlock: 16, maxRowBlock: 32)
         let program = try DifferentialTests.example(
             "rmsnorm_swiglu", dims: ["M": 300, "d": 48, "h": 80], blocks: [("i", 16), ("j", 16), ("k", 16)])
-        let fused = Fusion.fuse(program, options: FusionOptions(target: small)).program
+        let fused = Fusion.fuse(program, options: FusionOptions(target: small, cores: CLI.pinnedCores)).program
         XCTAssertEqual(fused.kernels.map { $0.grid.map(\.extent) }, [[19]], "fusion leaves block sizes alone")
         let schedule = Scheduler.schedule(fused, target: small)
         XCTAssertEqual(schedule.program.kernels.map { $0.grid.map(\.extent) }, [[10]], schedule.decisions.joined())
@@ -33,7 +33,8 @@ final class ScheduleTests: XCTestCase {
         let (err, scale) = DifferentialTests.maxError(reference, scheduled)
         XCTAssertLessThanOrEqual(err, 1e-4 * scale)
         // On the CPU target the same program streams less than 1 MiB per instance: no coarsening.
-        let cpu = Scheduler.schedule(Fusion.fuse(program).program, target: .cpu)
+        let cpu = Scheduler.schedule(
+            Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program, target: .cpu)
         XCTAssertEqual(cpu.decisions, [])
     }
 
@@ -45,7 +46,7 @@ final class ScheduleTests: XCTestCase {
             columnBlock: 16, maxRowBlock: 32)
         let program = try DifferentialTests.example(
             "rmsnorm_swiglu", dims: ["M": 300, "d": 48, "h": 80], blocks: [("i", 16), ("j", 16), ("k", 16)])
-        let fused = Fusion.fuse(program, options: FusionOptions(target: small)).program
+        let fused = Fusion.fuse(program, options: FusionOptions(target: small, cores: CLI.pinnedCores)).program
         var tight = small
         tight.name = "tight"
         tight.localCapacityBytes = LocalStorage.bytes(fused.kernels[0], in: fused)
@@ -60,7 +61,7 @@ final class ScheduleTests: XCTestCase {
     func testLaunchesFollowTheTarget() throws {
         let program = try DifferentialTests.example("transformer_layer", dims: [:])
         for target in [TargetDescription.sm80, .sm90] {
-            let fused = Fusion.fuse(program, options: FusionOptions(target: target)).program
+            let fused = Fusion.fuse(program, options: FusionOptions(target: target, cores: CLI.pinnedCores)).program
             let schedule = Scheduler.schedule(fused, target: target)
             XCTAssertEqual(schedule.localBytes.count, schedule.program.kernels.count)
             let text = SchedulePrinter.print(schedule)
@@ -71,7 +72,9 @@ final class ScheduleTests: XCTestCase {
                     "\(kernel.name) on \(target.name)")
             }
         }
-        let cpu = SchedulePrinter.print(Scheduler.schedule(Fusion.fuse(program).program, target: .cpu))
+        let cpu = SchedulePrinter.print(
+            Scheduler.schedule(
+                Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program, target: .cpu))
         XCTAssertFalse(cpu.contains("launch:"))
         XCTAssertTrue(cpu.contains("prefetches the next block"), "the CPU GEMMs prefetch streamed weight blocks")
     }

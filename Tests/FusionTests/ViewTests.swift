@@ -29,7 +29,8 @@ final class ViewTests: XCTestCase {
         ] {
             let expected = try GraphInterpreter.run(graph, inputs: inputs)
             let lowered = try BlockInterpreter.run(program, inputs: inputs)
-            let fused = try BlockInterpreter.run(Fusion.fuse(program).program, inputs: inputs)
+            let fused = try BlockInterpreter.run(
+                Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program, inputs: inputs)
             for (output, want) in expected.sorted(by: { $0.key < $1.key }) {
                 XCTAssertEqual(lowered[output]?.shape, want.shape, "\(label) \(name): \(output)")
                 XCTAssertEqual(fused[output]?.shape, want.shape, "\(label) \(name): \(output)")

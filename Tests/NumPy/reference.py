@@ -152,6 +152,45 @@ def transformer_layer(t):
     return {"Y": x1 + (silu(xf @ t["W1"]) * (xf @ t["W3"])) @ t["W2"]}
 
 
+def llama_ffn(x1, t):
+    xf = rmsnorm(x1, t["g_ffn"], 1e-6)
+    return x1 + (silu(xf @ t["W1"]) * (xf @ t["W3"])) @ t["W2"]
+
+
+def llama_layer_prefill(t):
+    """Causal GQA layer; sys.argv[3] is the number of query heads H (query head h reads K/V head
+    h // g, g = H / Hkv)."""
+    x = t["X"]
+    s_len, d_model = x.shape
+    h = int(sys.argv[3])
+    dh = d_model // h
+    hkv = t["Wk"].shape[1] // dh
+    xa = rmsnorm(x, t["g_attn"], 1e-6)
+    q = (xa @ t["Wq"]).reshape(s_len, h, dh).transpose(1, 0, 2)
+    k = np.repeat((xa @ t["Wk"]).reshape(s_len, hkv, dh).transpose(1, 0, 2), h // hkv, axis=0)
+    v = np.repeat((xa @ t["Wv"]).reshape(s_len, hkv, dh).transpose(1, 0, 2), h // hkv, axis=0)
+    sc = q @ np.swapaxes(k, -1, -2) / np.sqrt(dh)
+    keep = np.tril(np.ones((s_len, s_len), dtype=bool))
+    p = softmax(np.where(keep, sc, -np.inf))
+    a = (p @ v).transpose(1, 0, 2).reshape(s_len, d_model)
+    return {"Y": llama_ffn(x + a @ t["Wo"], t)}
+
+
+def llama_layer_decode(t):
+    """One token against the K/V cache [Hkv, N, dh]; sys.argv[3] is the number of query heads H."""
+    x = t["X"]
+    d_model = x.shape[1]
+    h = int(sys.argv[3])
+    dh = d_model // h
+    kc, vc = t["Kc"], t["Vc"]
+    hkv = kc.shape[0]
+    xa = rmsnorm(x, t["g_attn"], 1e-6)
+    q = (xa @ t["Wq"]).reshape(hkv, h // hkv, dh)
+    p = softmax(q @ np.swapaxes(kc, -1, -2) / np.sqrt(dh))
+    a = (p @ vc).reshape(1, d_model)
+    return {"Y": llama_ffn(x + a @ t["Wo"], t), "Knew": xa @ t["Wk"], "Vnew": xa @ t["Wv"]}
+
+
 def embedding_rmsnorm(t):
     """Rows of E by token id (blockc draws random ids in 0 ..< V), RMSNorm, projection."""
     tokens, table = t["tokens"], t["E"]
@@ -190,6 +229,8 @@ EXAMPLES = {
     "layernorm_matmul": layernorm_matmul,
     "rmsnorm_swiglu": rmsnorm_swiglu,
     "transformer_layer": transformer_layer,
+    "llama_layer_prefill": llama_layer_prefill,
+    "llama_layer_decode": llama_layer_decode,
     "attention_bf16": attention,
     "rmsnorm_swiglu_bf16": rmsnorm_swiglu,
 }
@@ -210,6 +251,8 @@ INPUTS = {
     "layernorm_matmul": ["X", "gamma", "beta", "W"],
     "rmsnorm_swiglu": ["X", "g", "W1", "W3", "W2"],
     "transformer_layer": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],
+    "llama_layer_prefill": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "g_ffn", "W1", "W3", "W2"],
+    "llama_layer_decode": ["X", "g_attn", "Wq", "Wk", "Wv", "Wo", "Kc", "Vc", "g_ffn", "W1", "W3", "W2"],
     "attention_bf16": ["Q", "K", "V"],
     "rmsnorm_swiglu_bf16": ["X", "g", "W1", "W3", "W2"],
 }

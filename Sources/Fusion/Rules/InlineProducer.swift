@@ -9,8 +9,10 @@ extension FusionRule {
     /// an access whose grid variables can be solved from the load's access (same block sizes,
     /// `b0 := b0, i := i, j := k`); the computation of the stored value is store-free and reads
     /// only tensors that neither the consumer nor any kernel between them writes; and the plan
-    /// allows recomputing it as often as the consumer reads each block; and the consumer with the
-    /// computation inlined still fits the target's local tier (`LocalStorage`).
+    /// allows recomputing it as often as the consumer reads each block; the plan allows running a
+    /// producer's chunks in a loop of the consumer (a grid axis of the producer bound to a
+    /// consumer loop, with the producer's loop bounds reading it: not below the cores); and the
+    /// consumer with the computation inlined still fits the target's local tier (`LocalStorage`).
     ///
     /// ```
     /// kernel p grid(b0 < 8, i < 16, j < 16) { %0 = load S[b0, i * 64 +: 64, j * 64 +: 64] …
@@ -48,6 +50,19 @@ extension FusionRule {
                 absorbed: [search.producerName])
         }
         return nil
+    }
+}
+
+extension Kernel {
+    /// Whether a loop bound anywhere in the body reads the index variable.
+    func loopBoundsRead(_ v: IndexVar) -> Bool {
+        var found = false
+        walk { inst in
+            if case .loop(let l) = inst.op, l.lower.variables.contains(v) || l.upper.variables.contains(v) {
+                found = true
+            }
+        }
+        return found
     }
 }
 
@@ -114,6 +129,18 @@ private struct InlineSearch {
             binding.count == producer.grid.count, block.slice.isStoreFree
         else { return nil }
         let (stored, slice, sliceReads) = (block.value, block.slice, block.reads)
+        // A producer grid axis that becomes a consumer loop, where the producer's loop runs over
+        // a range chosen by that axis (chunks, as R15 writes): inlining would run the chunks one
+        // after another on the consumer's instances.
+        let consumerGrid = Set(consumer.gridVariables)
+        let chunkAxes = binding.filter { v, e in
+            !e.variables.allSatisfy(consumerGrid.contains) && producer.loopBoundsRead(v)
+        }.keys.sorted()
+        if let axis = chunkAxes.first,
+            !plan.allowsSerializing(producer: producer, consumer: consumer, axis: axis, tensor: program[tensor].name)
+        {
+            return nil
+        }
         for k in (p + 1)...consumerIndex {
             guard plan.access(program.kernels[k], program).stores.isDisjoint(with: sliceReads) else { return nil }
         }
