@@ -177,4 +177,7 @@ public struct Instruction: Hashable, Sendable {
 
     /// The single result (the first result).
     public var result: Value? { results.first }
+
+    /// Whether the instruction defines `value`.
+    public func defines(_ value: ValueID) -> Bool { results.contains { $0.id == value } }
 }

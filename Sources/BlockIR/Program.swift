@@ -165,3 +165,21 @@ public struct Program: Hashable, Sendable {
         tensors.indices.filter { tensors[$0].role == role }.map(TensorID.init)
     }
 }
+
+extension Program {
+    /// Whether a rule may use a stored value in place of a load of what was stored into
+    /// `tensor`: always for floating-point storage (`f32`, and `f16`/`bf16`, whose rounding is
+    /// a storage format: a fused kernel keeps such intermediates in f32, as Docs/IR.md says);
+    /// for `bool` storage only when `definition` yields a truth value (a comparison or a
+    /// connective: exactly 0 or 1); never for `i32` storage, whose store truncates. `definition`
+    /// is the op that computes the stored value, when known.
+    public func storeKeepsValue(_ definition: Op?, into tensor: TensorID) -> Bool {
+        switch self[tensor].elementType {
+        case .f32, .f16, .bf16: return true
+        case .bool:
+            if case .binary(let op, _, _)? = definition { return op.yieldsTruth }
+            return false
+        case .i32: return false
+        }
+    }
+}

@@ -34,11 +34,7 @@ final class FixtureTests: XCTestCase {
     /// Runs a fixture through the graph interpreter and the fused block program and compares
     /// every output with ONNX Runtime's at an absolute tolerance of 1e-4 (f32 everywhere; the
     /// outputs are of order 1).
-    ///
-    /// `unfusedOnly` names outputs compared only through the graph interpreter: fusion drops the
-    /// rounding of an `f32 → i32 → f32` cast chain (a fusion bug outside the importer, reported
-    /// with the ONNX work: `cast(cast(x * 4, i32), f32)` fuses to `x * 4`).
-    func check(_ name: String, dims: [String: Int] = [:], unfusedOnly: Set<String> = []) throws -> Program {
+    func check(_ name: String, dims: [String: Int] = [:]) throws -> Program {
         let (imported, inputs) = try Self.load(name, dims: dims)
         let graph = imported.graph
         let fused = Fusion.fuse(try Lowering.lower(graph)).program
@@ -52,7 +48,6 @@ final class FixtureTests: XCTestCase {
             XCTAssertEqual(g.shape, expected.shape)
             XCTAssertEqual(f.shape, expected.shape)
             XCTAssertLessThan(Self.maxError(g, expected), 1e-4, "\(name).\(o) graph interpreter vs ONNX Runtime")
-            if unfusedOnly.contains(o) { continue }
             XCTAssertLessThan(Self.maxError(f, expected), 1e-4, "\(name).\(o) fused program vs ONNX Runtime")
         }
         return fused
@@ -107,7 +102,7 @@ final class FixtureTests: XCTestCase {
     }
 
     func testOpsMixMatchesONNXRuntime() throws {
-        let fused = try check("ops_mix", unfusedOnly: ["cast"])
+        let fused = try check("ops_mix")
         XCTAssertEqual(
             fused.outputs.map { fused[$0].name },
             [

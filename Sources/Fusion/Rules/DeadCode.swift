@@ -21,7 +21,7 @@ extension FusionRule {
         id: "R8", name: "dead-code",
         summary: "forward stored blocks to later loads; drop dead stores, kernels, carried values and code"
     ) { program, plan in
-        let forward = { (k: Kernel, p: Program) in forwardStores(k, plan.facts(of: k, in: p)) }
+        let forward = { (k: Kernel, p: Program) in forwardStores(k, plan.facts(of: k, in: p), p) }
         if let a = KernelRewrite.first(program, plan, local: .forwarding, forward) { return a }
         if let a = removeDeadStores(program, plan) { return a }
         // A carried value can be dead only when its loop result is read nowhere, and the first
@@ -37,7 +37,9 @@ extension FusionRule {
         return KernelRewrite.first(program, plan, local: .deadCode, deadCode)
     }
 
-    private static func forwardStores(_ kernel: Kernel, _ facts: KernelFacts) -> (kernel: Kernel, detail: String)? {
+    private static func forwardStores(
+        _ kernel: Kernel, _ facts: KernelFacts, _ program: Program
+    ) -> (kernel: Kernel, detail: String)? {
         func visit(_ body: [Instruction]) -> ([Instruction], String)? {
             for (index, inst) in body.enumerated() {
                 if case .loop(var loop) = inst.op, let (inner, detail) = visit(loop.body) {
@@ -46,7 +48,10 @@ extension FusionRule {
                     out[index].op = .loop(loop)
                     return (out, detail)
                 }
-                guard case .store(let value, let tensor, let access) = inst.op else { continue }
+                // A store that rounds (to a narrower element type) is not forwarded.
+                guard case .store(let value, let tensor, let access) = inst.op,
+                    program.storeKeepsValue(body.first(where: { $0.defines(value) })?.op, into: tensor)
+                else { continue }
                 for later in (index + 1)..<body.count {
                     let next = body[later]
                     if next.op.storesOrMayStore(to: tensor) { break }

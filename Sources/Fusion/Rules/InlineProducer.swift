@@ -129,6 +129,11 @@ private struct InlineSearch {
             binding.count == producer.grid.count, block.slice.isStoreFree
         else { return nil }
         let (stored, slice, sliceReads) = (block.value, block.slice, block.reads)
+        // The load reads what the store rounded to T's element type: only a value the store
+        // keeps unchanged may stand for it.
+        guard program.storeKeepsValue(slice.first(where: { $0.defines(stored) })?.op, into: tensor) else {
+            return nil
+        }
         // A producer grid axis that becomes a consumer loop, where the producer's loop runs over
         // a range chosen by that axis (chunks, as R15 writes): inlining would run the chunks one
         // after another on the consumer's instances.

@@ -192,7 +192,8 @@ private struct ScanCarrySearch {
             }),
             let type = pl.body.first(where: { $0.results.contains { $0.id == stored } })?.results.first?.type
                 ?? pl.carried.first(where: { $0.id == stored })?.type,
-            type.shape == result.type.shape, storeAccess.count == access.count
+            type.shape == result.type.shape, storeAccess.count == access.count,
+            program.storeKeepsValue(pl.body.first(where: { $0.defines(stored) })?.op, into: tensor)
         else { return nil }
         let grid = Set(producer.gridVariables)
         var reverse: Bool?
