@@ -128,14 +128,15 @@ extension Command {
     static let verify = Command(
         name: "verify", summary: "compare the compiled C with the interpreter on random inputs",
         usage: """
-            USAGE: blockc verify FILE [--seed N] [options]
+            USAGE: blockc verify FILE [--seed N] [--input NAME=FILE.npy ...] [options]
 
             Compiles the (fused) program's C with a harness, runs it and the interpreter on the same
-            standard-normal inputs (--seed), and prints each output's largest absolute and relative
+            standard-normal inputs (--seed; --input gives an input from a .npy file instead, such as
+            a structured mask), and prints each output's largest absolute and relative
             error (to standard output, or to the file -o names). Fails (exit 1) when an output's
             absolute error exceeds 1e-4 · max(1, max|ref|).
             """,
-        options: codegenOptions.union([.seed, .sanitize, .maxMemory])
+        options: codegenOptions.union([.seed, .sanitize, .maxMemory, .input])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
         let schedule = try codegenSchedule("verify", options, console)
@@ -144,7 +145,7 @@ extension Command {
         try MemoryBudget(options).check(
             MemoryBudget.bytes(of: program, extraOutputCopies: 1), running: "verifying '\(program.name)'")
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console)
+        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console, given: options.inputs)
         defer { run.cleanUp() }
         let reference: [String: NDArray]
         let progress = Progress.forStandardError(console)
@@ -279,7 +280,9 @@ struct CodegenRun {
 
     /// Creates the scratch folder and writes the random inputs there; on failure nothing is
     /// left behind.
-    init(schedule: ProgramSchedule, seed: UInt64, console: Console) throws(DriverError) {
+    init(
+        schedule: ProgramSchedule, seed: UInt64, console: Console, given: [(key: String, value: String)] = []
+    ) throws(DriverError) {
         self.schedule = schedule
         let program = schedule.program
         self.console = console
@@ -287,13 +290,12 @@ struct CodegenRun {
         self.scratch = scratch
         var inputs: [String: NDArray] = [:]
         do throws(DriverError) {
-            let bounds = program.gatherIndexBounds()
-            for (k, t) in program.inputs.enumerated() {
-                let a = RandomInputs.values(
-                    shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
-                    bound: bounds[program[t].name])
-                inputs[program[t].name] = a
-                try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
+            let signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
+            inputs = try RunCommand.makeInputs(
+                signature, bounds: program.gatherIndexBounds(), given: given, seed: seed)
+            for t in program.inputs {
+                let name = program[t].name
+                try OutputFile(scratch.path + "/" + name + ".npy").write(NPY.write(inputs[name]!))
             }
         } catch {
             scratch.remove()

@@ -35,8 +35,13 @@ public enum Fusion {
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
         .loopFusion,
-        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking,
+        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking, .dataMaskSkipping,
     ]
+
+    /// The rules that add kernels (R15 adds a block-summary kernel). The driver's worklist knows
+    /// the kernels of the input program only, so these run after every other rule is stable, on
+    /// the fused program: each application is one step, until none applies.
+    static let lateRuleIDs: Set<String> = ["R15"]
 
     /// The rule with a name or catalogue ID.
     public static func rule(named name: String) -> FusionRule? {
@@ -49,7 +54,9 @@ public enum Fusion {
         observe: ((Program, TraceEntry) -> Void)? = nil
     ) -> FusionResult {
         let plan = FusionPlan(recomputeBudget: options.recomputeBudget, target: options.target)
-        let active = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
+        let selected = options.onlyRule.map { name in rules.filter { $0.name == name || $0.id == name } } ?? rules
+        let active = selected.filter { !lateRuleIDs.contains($0.id) }
+        let late = selected.filter { lateRuleIDs.contains($0.id) }
         var current = program
         var trace: [TraceEntry] = []
         var hitCap = false
@@ -128,6 +135,20 @@ public enum Fusion {
             worklist.remove(rank)
         }
         plan.focus = nil
+        // The late rules, on the program every other rule left stable.
+        let cap = options.maxSteps ?? max(5000, 100 * program.kernels.count)
+        late: for rule in late {
+            while let application = rule.apply(current, plan: plan) {
+                guard trace.count < cap else {
+                    hitCap = true
+                    break late
+                }
+                let kernelsBefore = current.kernels.count
+                applyChange(application, counted: false)
+                plan.invalidate(application.place)
+                record(rule, application, kernelsBefore: kernelsBefore)
+            }
+        }
         current = current.removingUnusedTensors()
         statistics.steps = trace.count
         statistics.producersVisited = plan.producersVisited

@@ -178,6 +178,20 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
+    /// The guarded key loop of Examples/attention_block_mask.graph (R15: `if (M_any[…] == 0)
+    /// continue;` read by every thread of a block) and its summary kernel, on both architectures
+    /// in every block order (also run by `testEveryExampleRunsOnTheEmulator`; this one alone is quick).
+    func testBlockMaskRunsOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-mask")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for arch in [80, 90] {
+            let args = [Examples.path("attention_block_mask"), "--dim", Self.reduced["attention_block_mask"]!]
+            let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(arch)", compiler: compiler)
+            XCTAssertEqual(problems, [], "attention_block_mask sm_\(arch)")
+        }
+    }
+
     /// Random programs of the differential tests, at their small blocks (partial blocks at the edges), and
     /// the casts between every element type (f16 through the emulator's conversions instead of PTX).
     func testRandomProgramsRunOnTheEmulator() throws {
