@@ -178,17 +178,19 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
-    /// The guarded key loop of Examples/attention_block_mask.graph (R15: `if (M_any[…] == 0)
+    /// The guarded key loops of Examples/attention_block_mask.graph and attention_packed.graph (R15: `if (M_any[…] == 0)
     /// continue;` read by every thread of a block) and its summary kernel, on both architectures
     /// in every block order (also run by `testEveryExampleRunsOnTheEmulator`; this one alone is quick).
     func testBlockMaskRunsOnTheEmulator() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mask")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        for arch in [80, 90] {
-            let args = [Examples.path("attention_block_mask"), "--dim", Self.reduced["attention_block_mask"]!]
-            let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(arch)", compiler: compiler)
-            XCTAssertEqual(problems, [], "attention_block_mask sm_\(arch)")
+        for example in ["attention_block_mask", "attention_packed"] {
+            for arch in [80, 90] {
+                let args = [Examples.path(example), "--dim", Self.reduced[example]!]
+                let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(example)\(arch)", compiler: compiler)
+                XCTAssertEqual(problems, [], "\(example) sm_\(arch)")
+            }
         }
     }
 

@@ -25,6 +25,9 @@ final class VerifyTests: XCTestCase {
         // A random bool mask (structured masks in testBlockMaskExampleOnStructuredMasks).
         ("attention_block_mask", "BH=2,N=300,d=40", nil),
         ("attention_block_mask", "BH=1,N=200,d=24", "i=16,j=32,k=8"),
+        // Random offsets (small integers); monotone ones in testBlockMaskOnStructuredMasks.
+        ("attention_packed", "BH=2,N=300,d=40,D=4", nil),
+        ("attention_packed", "BH=1,N=200,d=24,D=3", "i=16,j=32,k=8"),
         ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
         ("attention_alibi", "B=2,H=2,N=200,d=24", "i=16,j=32,k=8"),
         // Reverse scan over keys carried in the key loop, which walks from the diagonal down.
@@ -80,6 +83,7 @@ final class VerifyTests: XCTestCase {
             v = np.random.default_rng(6).standard_normal((bh, n, d)).astype(np.float32)
             v[:, 64:128, :] = np.nan
             np.save(f"{sys.argv[1]}/V_nan.npy", v)
+            np.save(f"{sys.argv[1]}/offsets.npy", np.array([0, 70, 70, 201, 300], dtype=np.int32))
             """
         let made = CLI.run("/usr/bin/env", ["python3", "-c", script, dir])
         XCTAssertEqual(made.status, 0, made.stderr)
@@ -96,6 +100,14 @@ final class VerifyTests: XCTestCase {
                 "--input", "M=\(dir)/hole.npy", "--input", "V=\(dir)/V_nan.npy", "--sanitize", "-o", dir + "/r.txt",
             ])
         XCTAssertEqual(hole.status, 0, hole.stdout + hole.stderr)
+        for extra in [["--sanitize"], ["--no-fusion"], ["--block", "i=16,j=32,k=8"]] {
+            let packed = CLI.blockc(
+                [
+                    "verify", "Examples/attention_packed.graph", "--dim", "BH=2,N=300,d=40,D=4", "--input",
+                    "offsets=\(dir)/offsets.npy",
+                ] + extra)
+            XCTAssertEqual(packed.status, 0, "packed \(extra): \(packed.stdout)\(packed.stderr)")
+        }
         let report = try String(contentsOfFile: dir + "/r.txt", encoding: .utf8)
         XCTAssertTrue(report.hasPrefix("O: max abs error") && report.contains(" ok"), report)
         XCTAssertFalse(report.contains("nan"), report)

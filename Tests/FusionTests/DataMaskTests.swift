@@ -54,6 +54,63 @@ final class DataMaskTests: XCTestCase {
         }
     }
 
+    /// Packed documents at run time (Examples/attention_packed.graph): monotone offsets (one
+    /// document empty, boundaries inside and on 16-blocks) and non-monotone ones; the fused
+    /// program equals the unfused one after every step, and its key loop is guarded.
+    func testPackedDocumentsFuseAndMatch() throws {
+        let dims = ["BH": 2, "N": Self.n, "d": 16, "D": 4]
+        let program = try DifferentialTests.example("attention_packed", dims: dims, blocks: Self.blocks)
+        for offsets: [Float] in [[0, 20, 45, 45, 90], [0, 32, 48, 64, 90], [0, 70, 10, 80, 90]] {
+            let given = ["offsets": NDArray(shape: [5], data: offsets, elementType: .i32)]
+            let result = try DifferentialTests.checkEveryStep(
+                program, seed: 6, label: "attention_packed, offsets \(offsets)", given: given)
+            XCTAssertTrue(result.trace.contains { $0.ruleID == "R15" }, "\(offsets): R15 did not apply")
+            // The documents' kernel, the block summary, the attention kernel; no N×N tensor.
+            XCTAssertEqual(result.program.kernels.count, 3, "\(offsets)")
+            let temps = result.program.tensors.filter { $0.role == .temp && $0.viewOf == nil }
+            XCTAssertTrue(temps.allSatisfy { $0.elementCount <= Self.n }, "\(temps.map(\.shape))")
+        }
+    }
+
+    /// Documents [0, 32), [32, 48), [48, 90) with V NaN at keys 32 ..< 48: the unfused program is
+    /// NaN everywhere (zero weights times NaN); the fused one visits key block 2 only for its own
+    /// document's queries, so the other rows equal the unfused rows with those values zeroed.
+    func testPackedDocumentsSkipOtherDocumentsBlocks() throws {
+        let dims = ["BH": 2, "N": Self.n, "d": 16, "D": 3]
+        let program = try DifferentialTests.example("attention_packed", dims: dims, blocks: Self.blocks)
+        var inputs = DifferentialTests.inputs(program, seed: 10)
+        inputs["offsets"] = NDArray(shape: [4], data: [0, 32, 48, 90], elementType: .i32)
+        var poisoned = inputs["V"]!
+        var zeroed = poisoned
+        for b in 0..<2 {
+            for key in 32..<48 {
+                for e in 0..<16 {
+                    poisoned.data[(b * Self.n + key) * 16 + e] = .nan
+                    zeroed.data[(b * Self.n + key) * 16 + e] = 0
+                }
+            }
+        }
+        let fused = Fusion.fuse(program).program
+        inputs["V"] = poisoned
+        XCTAssertTrue(try BlockInterpreter.run(program, inputs: inputs)["O"]!.data.contains { $0.isNaN })
+        let got = try BlockInterpreter.run(fused, inputs: inputs)["O"]!
+        inputs["V"] = zeroed
+        let expected = try BlockInterpreter.run(program, inputs: inputs)["O"]!
+        var worst: Float = 0
+        var scale: Float = 1
+        for b in 0..<2 {
+            for row in 0..<Self.n where !(32..<48).contains(row) {
+                for e in 0..<16 {
+                    let (x, y) = (got.data[(b * Self.n + row) * 16 + e], expected.data[(b * Self.n + row) * 16 + e])
+                    XCTAssertFalse(x.isNaN, "row \(row): the fused program visited another document's block")
+                    worst = max(worst, abs(x - y))
+                    scale = max(scale, abs(y))
+                }
+            }
+        }
+        XCTAssertLessThanOrEqual(worst, 1e-4 * scale)
+    }
+
     /// Keys 32 ..< 48 (key block 2) are masked for every query and their values are NaN: the
     /// unfused program multiplies the zero weights by NaN (NaN everywhere), the fused one never
     /// visits the block and gives what the unfused program gives with those values zeroed.

@@ -99,6 +99,7 @@ final class DifferentialTests: XCTestCase {
             ("decode_attention", ["BH": 2, "N": 90, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             // A random mask here; structured ones in DataMaskTests.
             ("attention_block_mask", ["BH": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
+            ("attention_packed", ["BH": 2, "N": 72, "d": 16, "D": 4], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_alibi", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_chunked", ["BH": 1, "N": 100, "C": 24, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_rope", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),

@@ -48,6 +48,19 @@ def attention_block_mask(t):
     return {"O": softmax(np.where(t["M"], s, -np.inf)) @ v}
 
 
+def attention_packed(t):
+    """Causal attention within packed documents: token p's document is the number of document
+    starts offsets[1:D] at or before p (the cu_seqlens convention for monotone offsets)."""
+    q, k, v, offsets = t["Q"], t["K"], t["V"], t["offsets"]
+    n = q.shape[-2]
+    doc = np.sum(np.arange(n)[:, None] >= offsets[None, 1:-1], axis=-1)
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    s = np.where((doc[:, None] == doc[None, :]) & (i >= j), s, -np.inf)
+    return {"O": softmax(s) @ v}
+
+
 def attention_gqa(t):
     """Query head h uses key/value head h // (H // Hkv)."""
     q, k, v = t["Q"], t["K"], t["V"]
@@ -189,6 +202,7 @@ EXAMPLES = {
     "attention_gqa": attention_gqa,
     "decode_attention": attention,
     "attention_block_mask": attention_block_mask,
+    "attention_packed": attention_packed,
     "attention_alibi": attention_alibi,
     # sys.argv[3] is the chunk size C: keys j <= i in the query's chunk or the one before.
     "attention_chunked": lambda t: attention(
@@ -213,6 +227,7 @@ INPUTS = {
     "attention_gqa": ["Q", "K", "V"],
     "decode_attention": ["Q", "K", "V"],
     "attention_block_mask": ["Q", "K", "V", "M"],
+    "attention_packed": ["Q", "K", "V", "offsets"],
     "attention_alibi": ["Q", "K", "V"],
     "attention_chunked": ["Q", "K", "V"],
     "attention_rope": ["Q", "K", "V"],

@@ -49,53 +49,93 @@ extension FusionRule {
         return nil
     }
 
-    /// What R15 found: the loop (by its path of body positions), the mask load's tensor and
-    /// access, the loaded block's type, the grid variables the access names and the range of `k`.
+    /// What R15 found: the loop (at this position of the kernel's body), the select's condition
+    /// and the instructions that compute it (its backward slice, in program order: those before
+    /// the loop, then those in its body), the grid variables they name and the range of `k`.
     struct DataMaskMatch {
-        var path: [Int]
+        var position: Int
         var loop: Loop
-        var tensor: TensorID
-        var access: [AxisAccess]
-        var blockType: BlockType
+        var condition: ValueID
+        var slice: [Instruction]
         var variables: [GridAxis]
         var trips: Int
     }
 
     private static func guardLoop(
-        _ body: [Instruction], kernel: Kernel, program: Program, constants: [ValueID: Float], path: [Int] = []
+        _ body: [Instruction], kernel: Kernel, program: Program, constants: [ValueID: Float]
     ) -> DataMaskMatch? {
+        let stored = Set(kernel.body.storedTensors.map(program.storage(of:)))
         for (position, inst) in body.enumerated() {
-            guard case .loop(let loop) = inst.op else { continue }
-            if let inner = guardLoop(
-                loop.body, kernel: kernel, program: program, constants: constants, path: path + [position])
-            {
-                return inner
-            }
-            guard loop.condition == nil, loop.body.isStoreFree else { continue }
+            guard case .loop(let loop) = inst.op, loop.condition == nil, loop.body.isStoreFree else { continue }
             var ranges: [IndexVar: IndexRange] = [:]
             for axis in kernel.grid { ranges[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }
             let lower = IndexRange.of(loop.lower, ranges)
             let upper = IndexRange.of(loop.upper, ranges)
             guard lower.lower >= 0, upper.upper >= 1, upper.upper <= 1 << 20 else { continue }
             ranges[loop.variable] = IndexRange(lower: 0, upper: upper.upper - 1)
-            let stored = Set(kernel.body.storedTensors.map(program.storage(of:)))
+            // Where each value the slice may read is defined: before the loop, or in its body.
+            var definitions: [ValueID: (instruction: Instruction, order: Int)] = [:]
+            for (n, b) in body[..<position].enumerated() where b.results.count == 1 {
+                definitions[b.results[0].id] = (b, n)
+            }
+            for (n, b) in loop.body.enumerated() where b.results.count == 1 {
+                definitions[b.results[0].id] = (b, position + n)
+            }
             for candidate in loop.body {
-                guard case .load(let t, let access) = candidate.op, let r = candidate.result,
-                    program[t].elementType == .bool, !stored.contains(program.storage(of: t))
+                guard case .select(let c, _, _) = candidate.op,
+                    let slice = conditionSlice(c, definitions, stored: stored, program: program, ranges: ranges),
+                    slice.contains(where: { readsVariable($0.op, loop.variable) }),
+                    unchangedWhenMasked(loop, constants: constants, mask: nil, zeros: [c])
                 else { continue }
-                let names = Set(access.flatMap(\.variables))
-                guard names.contains(loop.variable),
-                    names.allSatisfy({ $0 == loop.variable || kernel.gridVariables.contains($0) }),
-                    inside(access, program[t].shape, ranges),
-                    unchangedWhenMasked(loop, constants: constants, mask: nil, zeros: [r.id])
-                else { continue }
+                let names = Set(slice.flatMap { indexVariables($0.op) })
                 return DataMaskMatch(
-                    path: path + [position], loop: loop, tensor: t, access: access, blockType: r.type,
+                    position: position, loop: loop, condition: c, slice: slice,
                     variables: kernel.grid.filter { names.contains($0.variable) }, trips: upper.upper)
             }
         }
         return nil
     }
+
+    /// The instructions computing `c` (before the loop or in its body), in program order; nil
+    /// when it reads a carried value, a loop's result, a gather, or a tensor the kernel stores, or
+    /// addresses an element outside a tensor for some `k` in the summary's range.
+    private static func conditionSlice(
+        _ c: ValueID, _ definitions: [ValueID: (instruction: Instruction, order: Int)], stored: Set<TensorID>,
+        program: Program, ranges: [IndexVar: IndexRange]
+    ) -> [Instruction]? {
+        var chosen: [Int: Instruction] = [:]
+        var pending = [c]
+        while let v = pending.popLast() {
+            guard let (inst, order) = definitions[v] else { return nil }
+            guard chosen[order] == nil else { continue }
+            switch inst.op {
+            case .load(let t, let access):
+                guard !stored.contains(program.storage(of: t)), inside(access, program[t].shape, ranges) else {
+                    return nil
+                }
+            case .gather, .loop, .store, .yield: return nil
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask:
+                break
+            }
+            chosen[order] = inst
+            pending += inst.op.operands
+        }
+        return chosen.keys.sorted().map { chosen[$0]! }
+    }
+
+    /// The index variables an op's index expressions read.
+    private static func indexVariables(_ op: Op) -> [IndexVar] {
+        switch op {
+        case .load(_, let access): return access.flatMap(\.variables)
+        case .index(let e, _): return e.variables
+        case .mask(_, let r, let c, _, _): return r.variables + c.variables
+        case .store, .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .gather,
+            .loop, .yield:
+            return []
+        }
+    }
+
+    private static func readsVariable(_ op: Op, _ v: IndexVar) -> Bool { indexVariables(op).contains(v) }
 
     /// Whether every element the access addresses lies inside the tensor over the ranges.
     private static func inside(_ access: [AxisAccess], _ shape: [Int], _ ranges: [IndexVar: IndexRange]) -> Bool {
@@ -117,7 +157,14 @@ extension FusionRule {
         var out = program
         let consumer = program.kernels[kernelIndex]
         let taken = Set(program.tensors.map(\.name))
-        let stem = program[m.tensor].name + "_any"
+        // Named after the tensor the condition reads in the loop (the mask), else the kernel.
+        let read = m.slice.lazy.compactMap { inst -> TensorID? in
+            if case .load(let t, let a) = inst.op, a.contains(where: { $0.variables.contains(m.loop.variable) }) {
+                return t
+            }
+            return nil
+        }.first
+        let stem = (read.map { program[$0].name } ?? consumer.name) + "_any"
         var name = stem
         var n = 1
         while taken.contains(name) {
@@ -128,44 +175,56 @@ extension FusionRule {
         out.tensors.append(
             GlobalTensor(
                 name: name, shape: m.variables.map(\.extent) + [m.trips], role: .temp, elementType: .bool))
-        // One instance per block the loop can read: the mask block, reduced to one element.
-        var b = BodyBuilder()
-        var block = b.emit(.load(m.tensor, m.access), m.blockType)
-        var shape = m.blockType.shape
-        while !shape.isEmpty {
-            shape.removeLast()
-            block = b.emit(
-                .reduce(.max, block, axis: shape.count), BlockType(shape, shape.isEmpty ? .reg : .local))
+        // One instance per block the loop can read: the condition's block, recomputed as the
+        // consumer computes it, reduced to one element (is any element true?).
+        var b = BodyBuilder(firstNumber: (m.slice.flatMap(\.results).map(\.id.number).max() ?? 0) + 1)
+        b.instructions = m.slice
+        var block = m.condition
+        guard var type = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        if !producesTruth(m.slice.last!.op, program) {
+            // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
+            let zero = b.emit(.fill(0), BlockType([], .reg))
+            block = b.emit(.binary(.ne, block, zero), type)
+        }
+        while !type.shape.isEmpty {
+            type.shape.removeLast()
+            type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
+            block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
         }
         b.emit(.store(block, summary, (m.variables.map(\.variable) + [m.loop.variable]).map { .point(.variable($0)) }))
         let kernelNames = Set(program.kernels.map(\.name))
         var kernelName = consumer.name + "_" + name
         while kernelNames.contains(kernelName) { kernelName += "_" }
         let summaryKernel = Kernel(
-            name: kernelName, grid: m.variables + [GridAxis(m.loop.variable, m.trips)], body: b.instructions)
+            name: kernelName, grid: m.variables + [GridAxis(m.loop.variable, m.trips)], body: b.instructions
+        ).renumbered()
         var guarded = consumer
-        guarded.body = setCondition(
-            consumer.body, path: m.path,
-            LoopCondition(
-                tensor: summary, indices: (m.variables.map(\.variable) + [m.loop.variable]).map { .variable($0) }))
+        var loop = m.loop
+        loop.condition = LoopCondition(
+            tensor: summary, indices: (m.variables.map(\.variable) + [m.loop.variable]).map { .variable($0) })
+        guarded.body[m.position].op = .loop(loop)
         out.kernels[kernelIndex] = guarded
         out.kernels.insert(summaryKernel, at: kernelIndex)
+        let what = read.map { "block of \(program[$0].name)" } ?? "condition block"
         return RuleApplication(
             program: out, place: consumer.name,
             detail:
-                "loop \(m.loop.variable) now skips the blocks whose \(program[m.tensor].name) block is all false "
+                "loop \(m.loop.variable) now skips the blocks whose \(what) is all false "
                 + "(summary \(name), computed by \(kernelName))")
     }
 
-    private static func setCondition(_ body: [Instruction], path: [Int], _ condition: LoopCondition) -> [Instruction] {
-        guard let first = path.first, case .loop(var loop) = body[first].op else { return body }
-        if path.count == 1 {
-            loop.condition = condition
-        } else {
-            loop.body = setCondition(loop.body, path: Array(path.dropFirst()), condition)
+    /// Whether an op's result is 0 or 1 everywhere: a comparison, a logical op, a bool load.
+    private static func producesTruth(_ op: Op, _ program: Program) -> Bool {
+        switch op {
+        case .load(let t, _): return program[t].elementType == .bool
+        case .binary(let o, _, _):
+            switch o {
+            case .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr: return true
+            case .add, .sub, .mul, .div, .max, .min, .pow: return false
+            }
+        case .store, .fill, .index, .unary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask,
+            .gather, .loop, .yield:
+            return false
         }
-        var out = body
-        out[first].op = .loop(loop)
-        return out
     }
 }

@@ -281,6 +281,9 @@ extension FusionRule {
             case .mask(_, let row, let col, let predicate, let fill):
                 if let chosen, row == chosen.0 && col == chosen.1 && predicate == chosen.2 {
                     value = .constant(fill)
+                } else if case .mask(let x, _, _, _, _) = inst.op, get(x) == .constant(fill) {
+                    // Its fill everywhere already: masking changes nothing.
+                    value = .constant(fill)
                 } else {
                     value = .unknown
                 }
@@ -311,10 +314,9 @@ extension FusionRule {
                 } else {
                     value = get(x) == get(y) ? get(x) : .unknown
                 }
-            case .load: value = zeros.contains(r.id) ? .constant(0) : .unknown
-            case .gather, .index, .loop, .store, .yield: value = .unknown
+            case .load, .gather, .index, .loop, .store, .yield: value = .unknown
             }
-            env[r.id] = value
+            env[r.id] = zeros.contains(r.id) ? .constant(0) : value
         }
         return false
     }
