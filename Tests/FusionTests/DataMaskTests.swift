@@ -1,4 +1,5 @@
 import BlockIR
+import BlockParser
 import BlockTestSupport
 import Foundation
 import Fusion
@@ -109,6 +110,40 @@ final class DataMaskTests: XCTestCase {
             }
         }
         XCTAssertLessThanOrEqual(worst, 1e-4 * scale)
+    }
+
+    /// The interpreter skips a guarded iteration whose element is 0 (the carried value passes
+    /// on), and a guard outside its tensor is an error that names the tensor, not a trap.
+    func testGuardedLoopInTheInterpreter() throws {
+        func text(_ guardIndex: String) -> String {
+            """
+            program p
+
+            tensor X: f32[4,8] @global input
+            tensor B: bool[2] @global input
+            tensor Y: f32[4] @global output
+
+            kernel k grid(i < 1) {
+              %0 = fill 0.0 : f32[4] @local
+              %1 = for k in 0 ..< 2 if B[\(guardIndex)] iter(%2 = %0) : f32[4] @local {
+                %3 = load X[0 +: 4, k * 4 +: 4] : f32[4,4] @local
+                %4 = reduce_sum %3 axis 1 : f32[4] @local
+                %5 = add %2, %4 : f32[4] @local
+                yield %5
+              }
+              store %1 -> Y[0 +: 4]
+            }
+
+            """
+        }
+        let x = NDArray(shape: [4, 8], data: (0..<32).map(Float.init))
+        let inputs = ["X": x, "B": NDArray(shape: [2], data: [0, 1], elementType: .bool)]
+        let y = try BlockInterpreter.run(try BlockParser.parse(text("k")), inputs: inputs)["Y"]!
+        // Only columns 4 ..< 8 count: row r sums 8r + 4 … 8r + 7.
+        XCTAssertEqual(y.data, (0..<4).map { r in Float(32 * r + 22) })
+        XCTAssertThrowsError(try BlockInterpreter.run(try BlockParser.parse(text("k + 1")), inputs: inputs)) { error in
+            XCTAssertTrue("\(error)".contains("'B'") && "\(error)".contains("out of range"), "\(error)")
+        }
     }
 
     /// Keys 32 ..< 48 (key block 2) are masked for every query and their values are NaN: the

@@ -4,12 +4,14 @@ import Schedule
 extension FusionRule {
     /// R15 — skipping the blocks a mask given as data removes entirely.
     ///
-    /// Precondition: a store-free loop `for k in lo ..< hi` without a condition loads a block of
-    /// a `bool` tensor `M` (that the kernel does not store) whose access reads only grid
-    /// variables and `k`, and where, if that block were 0 everywhere, every carried value would
-    /// come out of the iteration unchanged — the abstract evaluation of R9, with the loaded block
-    /// known to be 0 (`select(0, s, -inf) = -inf`, then `max(m, -inf) = m`, `exp(-inf) = 0`, …).
-    /// Every value the access takes must lie inside `M` for `k` in `0 ..< max hi`.
+    /// Precondition: a store-free top-level loop `for k in lo ..< hi` without a guard holds a
+    /// `select c, x, y` whose condition's backward slice (the instructions computing `c`, before
+    /// the loop or in its body) holds only loads of tensors the kernel does not store, fills,
+    /// positions and elementwise, broadcast, reduction or mask ops — no carried value, loop
+    /// result or gather — reads `k`, and besides `k` only grid variables, every access inside its
+    /// tensor for `k` in `0 ..< max hi`; and, were `c` 0 everywhere, every carried value would
+    /// come out of the iteration unchanged (R9's abstract evaluation: `select(0, s, -inf) = -inf`,
+    /// then `max(m, -inf) = m`, `exp(-inf) = 0`, …).
     ///
     /// ```
     /// kernel kc grid(b < 8, i < 16) {
@@ -25,16 +27,16 @@ extension FusionRule {
     /// }
     /// kernel kc grid(b < 8, i < 16) { for k in 0 ..< 16 if M_any[i, k] iter(…) { … } }
     /// ```
-    /// Exact: `M_any[i, k]` is 0 exactly when the block the iteration loads is 0 at every valid
-    /// element (`reduce_max` ignores elements past the extent, as the select does), and such an
-    /// iteration changes no carried value, so skipping it gives the same results. The summary
-    /// kernel reads each element of `M` once per block of the consumer's grid that its access
-    /// names (once in all when the mask is broadcast over heads), never the scores.
-    ///
-    /// The rule adds a kernel, so the driver runs it after every other rule is stable (Docs/Fusion.md).
+    /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
+    /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
+    /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
+    /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
+    /// value. A mask broadcast over heads is read once per (row block, key block), never the
+    /// scores. The rule adds a kernel, so the driver runs it after every other rule is stable
+    /// (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
         id: "R15", name: "data-mask-skipping",
-        summary: "skip the loop iterations whose block of a bool mask tensor is all false, by a block summary"
+        summary: "skip the loop iterations whose block of a select's condition is all false, by a block summary kernel"
     ) { program, _ in
         for (index, kernel) in program.kernels.enumerated() {
             var constants: [ValueID: Float] = [:]
