@@ -16,8 +16,8 @@ static inline int32_t blk_f32_to_i32(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k4_reduce_sum_doc: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
-static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, float *restrict blk_g_doc) {
+/* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
+static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, float *restrict blk_g_t12) {
 #pragma omp parallel
     {
         float B0[192] __attribute__((aligned(64)));
@@ -33,7 +33,7 @@ static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, flo
                     v0[r_ * 3 + c_] = (float)(t1_pos0 + r_);
                 }
             }
-            // %1 = load t4[0 +: 3]
+            // %1 = load t7[0 +: 3]
             float *v1 = B1;
             const int32_t *t2_src = blk_g_offsets + 1;
 #pragma omp simd
@@ -54,9 +54,9 @@ static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, flo
             for (long r_ = 0; r_ < 64; r_++) {
                 v4[r_] = blk_sum_contig(v3 + r_ * 3, 3);
             }
-            // store %4 -> doc[i * 64 +: 64]
+            // store %4 -> t12[i * 64 +: 64]
             {
-                float *t3_dst = blk_g_doc + i * 64;
+                float *t3_dst = blk_g_t12 + i * 64;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     t3_dst[r_] = v4[r_];
@@ -66,8 +66,8 @@ static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, flo
     }
 }
 
-/* kernel k15_matmul_O_t11_any: grid(i < 16, k2 < 16), 256 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
-static void blk_u_attention_packed_k1(const float *restrict blk_g_doc, uint8_t *restrict blk_g_t11_any) {
+/* kernel k15_matmul_O_t14_any: grid(i < 16, k2 < 16), 256 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
+static void blk_u_attention_packed_k1(const float *restrict blk_g_t12, uint8_t *restrict blk_g_t14_any) {
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
@@ -75,11 +75,11 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_doc, uint8_t *
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long k2 = 0; k2 < 16; k2++) {
-                // %0 = load t10[i * 64 +: 64, 0]
-                const float *v0 = blk_g_doc + i * 64;
+                // %0 = load t13[i * 64 +: 64, 0]
+                const float *v0 = blk_g_t12 + i * 64;
                 // %1 = broadcast %0 axis 1
-                // %2 = load t11[0, k2 * 64 +: 64]
-                const float *v2 = blk_g_doc + k2 * 64;
+                // %2 = load t14[0, k2 * 64 +: 64]
+                const float *v2 = blk_g_t12 + k2 * 64;
                 // %3 = broadcast %2 axis 0
                 // %4 = eq %1, %3
                 float *v4 = B0;
@@ -96,14 +96,14 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_doc, uint8_t *
                 }
                 // %6 = reduce_max %5 axis 0
                 const float s6 = blk_max_contig(v5, 64);
-                // store %6 -> t11_any[i, k2]
-                blk_g_t11_any[i * 16 + k2] = (uint8_t)((s6) != 0.0f);
+                // store %6 -> t14_any[i, k2]
+                blk_g_t14_any[i * 16 + k2] = (uint8_t)((s6) != 0.0f);
             }
     }
 }
 
 /* kernel k15_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const float *restrict blk_g_doc, float *restrict blk_g_O, const uint8_t *restrict blk_g_t11_any) {
+static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const float *restrict blk_g_t12, float *restrict blk_g_O, const uint8_t *restrict blk_g_t14_any) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -120,8 +120,8 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                     const float s0 = 0.0f;
                     // %1 = fill 0.0
                     const float s1 = 0.0f;
-                    // %2 = load t10[i * 64 +: 64, 0]
-                    const float *v2 = blk_g_doc + i * 64;
+                    // %2 = load t13[i * 64 +: 64, 0]
+                    const float *v2 = blk_g_t12 + i * 64;
                     // %3 = broadcast %2 axis 1
                     // %4 = load Q[b0, i * 64 +: 64, 0 +: 64]
                     const float *v4 = blk_g_Q + b0 * 65536 + i * 64 * 64;
@@ -152,9 +152,9 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                         }
                     }
                     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
-                        if (blk_g_t11_any[i * 16 + k2] == 0) continue;
-                        // %15 = load t11[0, k2 * 64 +: 64]
-                        const float *v15 = blk_g_doc + k2 * 64;
+                        if (blk_g_t14_any[i * 16 + k2] == 0) continue;
+                        // %15 = load t14[0, k2 * 64 +: 64]
+                        const float *v15 = blk_g_t12 + k2 * 64;
                         // %16 = broadcast %15 axis 0
                         // %17 = eq %3, %16
                         float *v17 = B3;
@@ -312,12 +312,12 @@ void blk_u_attention_packed(const float *restrict blk_t_Q, const float *restrict
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     const int32_t *blk_g_offsets = blk_t_offsets;
-    float *blk_g_doc = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp doc: f32[1024] */
+    float *blk_g_t12 = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp t12: f32[1024] */
     float *blk_g_O = blk_t_O;
-    uint8_t *blk_g_t11_any = blk_alloc_zeroed((size_t)256 * sizeof(uint8_t)); /* temp t11_any: bool[16, 16] */
-    blk_u_attention_packed_k0(blk_g_offsets, blk_g_doc); /* k4_reduce_sum_doc */
-    blk_u_attention_packed_k1(blk_g_doc, blk_g_t11_any); /* k15_matmul_O_t11_any */
-    blk_u_attention_packed_k2(blk_g_Q, blk_g_K, blk_g_V, blk_g_doc, blk_g_O, blk_g_t11_any); /* k15_matmul_O */
-    free(blk_g_doc);
-    free(blk_g_t11_any);
+    uint8_t *blk_g_t14_any = blk_alloc_zeroed((size_t)256 * sizeof(uint8_t)); /* temp t14_any: bool[16, 16] */
+    blk_u_attention_packed_k0(blk_g_offsets, blk_g_t12); /* k6_reduce_sum_t12 */
+    blk_u_attention_packed_k1(blk_g_t12, blk_g_t14_any); /* k15_matmul_O_t14_any */
+    blk_u_attention_packed_k2(blk_g_Q, blk_g_K, blk_g_V, blk_g_t12, blk_g_O, blk_g_t14_any); /* k15_matmul_O */
+    free(blk_g_t12);
+    free(blk_g_t14_any);
 }

@@ -16,9 +16,9 @@ __device__ __forceinline__ int32_t blk_f32_to_i32(float x) {
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k4_reduce_sum_doc: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
+/* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 1024 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(const int32_t *__restrict__ blk_g_offsets, float *__restrict__ blk_g_doc) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(const int32_t *__restrict__ blk_g_offsets, float *__restrict__ blk_g_t12) {
     const long i = (long)blockIdx.x;
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
@@ -31,7 +31,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(cons
         v0[r_ * 3 + c_] = (float)(t1_pos0 + r_);
     }
     __syncthreads();
-    // %1 = load t4[0 +: 3]
+    // %1 = load t7[0 +: 3]
     float *v1 = B1;
     const int32_t *t2_src = blk_g_offsets + 1;
     for (long f_ = threadIdx.x; f_ < 3; f_ += blockDim.x) {
@@ -58,9 +58,9 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(cons
         if ((threadIdx.x & 31) == 0) v4[r_] = acc_;
     }
     __syncthreads();
-    // store %4 -> doc[i * 64 +: 64]
+    // store %4 -> t12[i * 64 +: 64]
     {
-        float *t3_dst = blk_g_doc + i * 64;
+        float *t3_dst = blk_g_t12 + i * 64;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             t3_dst[r_] = v4[r_];
@@ -69,19 +69,19 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(cons
     __syncthreads();
 }
 
-/* kernel k15_matmul_O_t11_any: grid(i < 16, k2 < 16), 256 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
+/* kernel k15_matmul_O_t14_any: grid(i < 16, k2 < 16), 256 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k1(const float *__restrict__ blk_g_doc, uint8_t *__restrict__ blk_g_t11_any) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k1(const float *__restrict__ blk_g_t12, uint8_t *__restrict__ blk_g_t14_any) {
     const long i = ((long)blockIdx.x / 16);
     const long k2 = (long)blockIdx.x % 16;
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
-    // %0 = load t10[i * 64 +: 64, 0]
-    const float *v0 = blk_g_doc + i * 64;
+    // %0 = load t13[i * 64 +: 64, 0]
+    const float *v0 = blk_g_t12 + i * 64;
     // %1 = broadcast %0 axis 1
-    // %2 = load t11[0, k2 * 64 +: 64]
-    const float *v2 = blk_g_doc + k2 * 64;
+    // %2 = load t14[0, k2 * 64 +: 64]
+    const float *v2 = blk_g_t12 + k2 * 64;
     // %3 = broadcast %2 axis 0
     // %4 = eq %1, %3
     float *v4 = B0;
@@ -111,13 +111,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k1(cons
         s6 = blk_warp_max(acc_);
     }
     __syncthreads();
-    // store %6 -> t11_any[i, k2]
-    if (threadIdx.x == 0) blk_g_t11_any[i * 16 + k2] = (uint8_t)((s6) != 0.0f);
+    // store %6 -> t14_any[i, k2]
+    if (threadIdx.x == 0) blk_g_t14_any[i * 16 + k2] = (uint8_t)((s6) != 0.0f);
 }
 
 /* kernel k15_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_doc, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_t11_any) {
+extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t12, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_t14_any) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
@@ -132,8 +132,8 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
     const float s0 = 0.0f;
     // %1 = fill 0.0
     const float s1 = 0.0f;
-    // %2 = load t10[i * 64 +: 64, 0]
-    const float *v2 = blk_g_doc + i * 64;
+    // %2 = load t13[i * 64 +: 64, 0]
+    const float *v2 = blk_g_t12 + i * 64;
     // %3 = broadcast %2 axis 1
     // %4 = load Q[b0, i * 64 +: 64, 0 +: 64]
     const float *v4 = blk_g_Q + b0 * 65536 + i * 64 * 64;
@@ -163,9 +163,9 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
     }
     __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
-        if (blk_g_t11_any[i * 16 + k2] == 0) continue;
-        // %15 = load t11[0, k2 * 64 +: 64]
-        const float *v15 = blk_g_doc + k2 * 64;
+        if (blk_g_t14_any[i * 16 + k2] == 0) continue;
+        // %15 = load t14[0, k2 * 64 +: 64]
+        const float *v15 = blk_g_t12 + k2 * 64;
         // %16 = broadcast %15 axis 0
         // %17 = eq %3, %16
         float *v17 = B3;
@@ -338,22 +338,22 @@ extern "C" int blk_u_attention_packed_device(const float *blk_t_Q, const float *
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     const int32_t *blk_g_offsets = blk_t_offsets;
-    float *blk_g_doc = NULL; /* temp doc: f32[1024] */
-    BLK_CHECK(cudaMalloc((void **)&blk_g_doc, (size_t)1024 * sizeof(float)));
-    BLK_CHECK(cudaMemset(blk_g_doc, 0, (size_t)1024 * sizeof(float)));
+    float *blk_g_t12 = NULL; /* temp t12: f32[1024] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t12, (size_t)1024 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_t12, 0, (size_t)1024 * sizeof(float)));
     float *blk_g_O = blk_t_O;
-    uint8_t *blk_g_t11_any = NULL; /* temp t11_any: bool[16, 16] */
-    BLK_CHECK(cudaMalloc((void **)&blk_g_t11_any, (size_t)256 * sizeof(uint8_t)));
-    BLK_CHECK(cudaMemset(blk_g_t11_any, 0, (size_t)256 * sizeof(uint8_t)));
-    blk_u_attention_packed_k0<<<16, 256, 1024>>>(blk_g_offsets, (float *)blk_g_doc); /* k4_reduce_sum_doc */
+    uint8_t *blk_g_t14_any = NULL; /* temp t14_any: bool[16, 16] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_t14_any, (size_t)256 * sizeof(uint8_t)));
+    BLK_CHECK(cudaMemset(blk_g_t14_any, 0, (size_t)256 * sizeof(uint8_t)));
+    blk_u_attention_packed_k0<<<16, 256, 1024>>>(blk_g_offsets, (float *)blk_g_t12); /* k6_reduce_sum_t12 */
     BLK_CHECK(cudaGetLastError());
-    blk_u_attention_packed_k1<<<256, 256, 16640>>>(blk_g_doc, (uint8_t *)blk_g_t11_any); /* k15_matmul_O_t11_any */
+    blk_u_attention_packed_k1<<<256, 256, 16640>>>(blk_g_t12, (uint8_t *)blk_g_t14_any); /* k15_matmul_O_t14_any */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_packed_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    blk_u_attention_packed_k2<<<128, 256, 66048>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_doc, (float *)blk_g_O, blk_g_t11_any); /* k15_matmul_O */
+    blk_u_attention_packed_k2<<<128, 256, 66048>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t12, (float *)blk_g_O, blk_g_t14_any); /* k15_matmul_O */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFree(blk_g_doc));
-    BLK_CHECK(cudaFree(blk_g_t11_any));
+    BLK_CHECK(cudaFree(blk_g_t12));
+    BLK_CHECK(cudaFree(blk_g_t14_any));
     return 0;
 }
 
