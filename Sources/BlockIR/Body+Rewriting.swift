@@ -61,6 +61,10 @@ extension Array where Element == Instruction {
             case .loop(var loop):
                 loop.lower = sub(loop.lower)
                 loop.upper = sub(loop.upper)
+                if var c = loop.condition {
+                    c.indices = c.indices.map(sub)
+                    loop.condition = c
+                }
                 loop.body = loop.body.substitutingIndices(map)
                 out.op = .loop(loop)
             case .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .yield: break
@@ -200,7 +204,9 @@ extension Array where Element == Instruction {
         for inst in self {
             switch inst.op {
             case .load(let t, _), .gather(let t, _, _, _): out.insert(t)
-            case .loop(let loop): out.formUnion(loop.body.loadedTensors)
+            case .loop(let loop):
+                if let c = loop.condition { out.insert(c.tensor) }
+                out.formUnion(loop.body.loadedTensors)
             default: break
             }
         }
@@ -286,6 +292,10 @@ extension Program {
                     out.op = .gather(TensorID(remap[t.index]), a, index: index, axis: axis)
                 case .store(let v, let t, let a): out.op = .store(v, TensorID(remap[t.index]), a)
                 case .loop(var loop):
+                    if var c = loop.condition {
+                        c.tensor = TensorID(remap[c.tensor.index])
+                        loop.condition = c
+                    }
                     loop.body = fix(loop.body)
                     out.op = .loop(loop)
                 default: break

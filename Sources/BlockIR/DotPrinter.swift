@@ -52,7 +52,7 @@ public enum DotPrinter {
                 let carried = loop.carried.map { "\($0.type)" }.joined(separator: ", ")
                 lines.append("\(indent)subgraph cluster_k\(kernel)_l\(id) {")
                 lines.append(
-                    "\(indent)  label=\"for \(loop.variable) in \(escape(loop.lower.description)) ..< \(escape(loop.upper.description))\\ncarries \(escape(carried))\"; style=dashed;"
+                    "\(indent)  label=\"for \(loop.variable) in \(escape(loop.lower.description)) ..< \(escape(loop.upper.description))\(loop.condition == nil ? "" : " (guarded)")\\ncarries \(escape(carried))\"; style=dashed;"
                 )
                 body(loop.body, kernel: kernel, indent: indent + "  ", counter: &counter, lines: &lines, edges: &edges)
                 lines.append("\(indent)}")

@@ -64,6 +64,9 @@ extension Kernel {
                 case .index(let e, _): if e.variables.contains(v) { ok = false }
                 case .loop(let loop):
                     if loop.lower.variables.contains(v) || loop.upper.variables.contains(v) { ok = false }
+                    // A guard addresses one element per block: its indices count blocks, so the
+                    // block size along `v` is fixed by the tensor the guard reads.
+                    if loop.condition?.indices.contains(where: { $0.variables.contains(v) }) ?? false { ok = false }
                     visit(loop.body)
                 default: break
                 }

@@ -147,6 +147,12 @@ public struct Loop: Hashable, Sendable {
     public var carried: [Value]
     /// The body; it ends with a `yield` of one value per carried value.
     public var body: [Instruction]
+    /// A run-time guard (`for k in 0 ..< 16 if T[b, i, k]`): iteration `v` runs its body only
+    /// when the element of `T` at the indices (evaluated with the counter at `v`) is non-zero;
+    /// otherwise the carried values pass to the next iteration unchanged. Fusion adds one only
+    /// where a skipped iteration provably changes nothing (R16), so dropping it never changes a
+    /// result.
+    public var condition: LoopCondition?
 
     /// Makes a loop.
     public init(
@@ -159,6 +165,22 @@ public struct Loop: Hashable, Sendable {
         self.initial = initial
         self.carried = carried
         self.body = body
+        self.condition = nil
+    }
+}
+
+/// The guard of a loop iteration: one element of a global tensor (`bool` or `i32`), addressed
+/// by one index expression per axis (the loop counter among their variables).
+public struct LoopCondition: Hashable, Sendable {
+    /// The tensor read.
+    public var tensor: TensorID
+    /// One element index per tensor axis.
+    public var indices: [IndexExpr]
+
+    /// Makes a loop condition.
+    public init(tensor: TensorID, indices: [IndexExpr]) {
+        self.tensor = tensor
+        self.indices = indices
     }
 }
 

@@ -76,6 +76,11 @@ public enum BlockPrinter {
             return prefix + "gather " + tensorName(t, program) + "[" + items.joined(separator: ", ") + "]" + typeSuffix
         case .loop(let loop):
             var text = prefix + "for \(loop.variable.name) in \(loop.lower) ..< \(loop.upper)"
+            if let condition = loop.condition {
+                text +=
+                    " if " + tensorName(condition.tensor, program) + "["
+                    + condition.indices.map(\.description).joined(separator: ", ") + "]"
+            }
             if !loop.carried.isEmpty || !loop.initial.isEmpty {
                 let count = Swift.max(loop.carried.count, loop.initial.count)
                 var pairs: [String] = []

@@ -483,6 +483,19 @@ private struct KernelChecker {
         for r in inst.results { checkFresh(r, label) }
         let savedVisible = visible
         indexScope.append(name)
+        if let condition = loop.condition, let tensor = tensor(condition.tensor, label) {
+            for e in condition.indices { checkIndex(e, label) }
+            if condition.indices.count != tensor.shape.count {
+                report(
+                    "\(label): the loop's condition gives \(condition.indices.count) indices for tensor "
+                        + "'\(tensor.name)' of rank \(tensor.shape.count); give one element index per axis")
+            }
+            if tensor.elementType != .bool && tensor.elementType != .i32 {
+                report(
+                    "\(label): the loop's condition reads '\(tensor.name)' of type \(tensor.elementType); "
+                        + "a condition reads a bool or i32 tensor")
+            }
+        }
         for c in loop.carried { define(c, label) }
         checkBody(loop.body, carried: loop.carried)
         indexScope.removeLast()

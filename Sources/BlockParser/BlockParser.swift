@@ -517,6 +517,22 @@ private struct Parser {
         let lower = try parseIndexExpr(depth: 0)
         try expectSymbol("..<", "'..<' between the loop bounds")
         let upper = try parseIndexExpr(depth: 0)
+        var condition: LoopCondition?
+        if isKeyword("if") {
+            // `if T[e, ...]`: one element per axis; the counter is in scope.
+            advance()
+            indexScope.append(variable)
+            let (tensor, access) = try parseTensorAccess()
+            indexScope.removeLast()
+            var indices: [IndexExpr] = []
+            for a in access {
+                guard case .point(let e) = a else {
+                    throw error("a loop's 'if' reads one element: give a point index per axis, not a slice")
+                }
+                indices.append(e)
+            }
+            condition = LoopCondition(tensor: tensor, indices: indices)
+        }
         var carriedTokens: [BlockToken] = []
         var initial: [ValueID] = []
         if isKeyword("iter") {
@@ -579,8 +595,9 @@ private struct Parser {
         indexScope.removeLast()
         visible = savedVisible
         for r in results { visible.insert(r.id.number) }
-        let loop = Loop(
+        var loop = Loop(
             variable: IndexVar(variable), lower: lower, upper: upper, initial: initial, carried: carried, body: body)
+        loop.condition = condition
         return Instruction(results, .loop(loop))
     }
 

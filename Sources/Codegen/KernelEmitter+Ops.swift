@@ -627,6 +627,14 @@ extension KernelEmitter {
         let saved = ranges[loop.variable]
         ranges[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
         open("for (\(dialect.indexType) \(v) = \(index(loop.lower)); \(v) < \(index(loop.upper)); \(v)++)")
+        if let c = loop.condition {
+            // The guard is read before anything in the iteration, so a skipped iteration leaves
+            // every carried buffer (also those computed in place) as it was. Every thread of a
+            // GPU block reads the same element: the skip is uniform.
+            let g = names.storage(program.storage(of: c.tensor))
+            let (offset, _, _) = address(c.tensor, c.indices.map { .point($0) })
+            w.line("if (\(g)[\(offset)] == 0) continue;")
+        }
         loops.append((loop.variable, loop.upper))
         emitBody(loop.body, carried: loop.carried)
         loops.removeLast()

@@ -52,8 +52,10 @@ struct KernelEmitter {
             case .store(_, let t, _):
                 touched.insert(program.storage(of: t))
                 written.insert(program.storage(of: t))
+            case .loop(let loop):
+                if let c = loop.condition { touched.insert(program.storage(of: c.tensor)) }
             case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask,
-                .loop, .yield:
+                .yield:
                 break
             }
         }

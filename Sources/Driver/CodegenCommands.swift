@@ -128,15 +128,16 @@ extension Command {
     static let verify = Command(
         name: "verify", summary: "compare the compiled C with the interpreter on random inputs",
         usage: """
-            USAGE: blockc verify FILE [--seed N] [options]
+            USAGE: blockc verify FILE [--seed N] [--input NAME=FILE.npy ...] [options]
 
             Compiles the (fused) program's C with a harness, runs it and the interpreter on the same
-            standard-normal inputs (--seed; a .onnx model's weights, or DIR/NAME.npy with
-            --weights-dir DIR, where they exist), and prints each output's largest absolute and relative
-            error (to standard output, or to the file -o names). Fails (exit 1) when an output's
-            absolute error exceeds 1e-4 · max(1, max|ref|).
+            standard-normal inputs (--seed; --input NAME=FILE.npy gives an input from a file, such as a
+            structured mask; a .onnx model's weights, or DIR/NAME.npy with --weights-dir DIR, where
+            they exist), and prints each output's largest absolute and relative error (to standard
+            output, or to the file -o names). Fails (exit 1) when an output's absolute error exceeds
+            1e-4 · max(1, max|ref|).
             """,
-        options: codegenOptions.union([.seed, .sanitize, .maxMemory, .weightsDir])
+        options: codegenOptions.union([.seed, .sanitize, .maxMemory, .weightsDir, .input])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "verify"), options: options, console: console)
@@ -149,7 +150,8 @@ extension Command {
         try MemoryBudget(options).check(
             MemoryBudget.bytes(of: program, extraOutputCopies: 1), running: "verifying '\(program.name)'")
         let settings = CodegenSettings(options)
-        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console, given: weights)
+        let run = try CodegenRun(
+            schedule: schedule, seed: options.seed, console: console, given: options.inputs, weights: weights)
         defer { run.cleanUp() }
         let reference: [String: NDArray]
         let progress = Progress.forStandardError(console)
@@ -183,15 +185,17 @@ extension Command {
     static let bench = Command(
         name: "bench", summary: "time the compiled C (median/min ms, GFLOP/s, % of peak)",
         usage: """
-            USAGE: blockc bench FILE [--seed N] [options]
+            USAGE: blockc bench FILE [--seed N] [--input NAME=FILE.npy ...] [options]
 
-            Compiles the (fused) program's C with a harness, runs it once to warm up, then times
+            Compiles the (fused) program's C with a harness on random inputs (--seed; --input gives
+            one from a file, such as a structured mask whose density sets the work; a .onnx model's
+            weights, or --weights-dir DIR), runs it once to warm up, then times
             repeated runs; prints the median and minimum milliseconds, GFLOP/s (FLOPs as counted
             by 'blockc report') and the percentage of this host's fp32 FMA peak at the same thread
             count (measured by the probe of 'blockc peak' before the timing; --peak gives one
             instead), to standard output or to the file -o names.
             """,
-        options: codegenOptions.union([.seed, .reps, .peak, .weightsDir])
+        options: codegenOptions.union([.seed, .reps, .peak, .weightsDir, .input])
     ) { options, console throws(DriverError) in
         try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "bench"), options: options, console: console)
@@ -201,7 +205,8 @@ extension Command {
         let weights = try Weights.load(
             pipeline, signature: program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) },
             options: options, console: console)
-        let run = try CodegenRun(schedule: schedule, seed: options.seed, console: console, given: weights)
+        let run = try CodegenRun(
+            schedule: schedule, seed: options.seed, console: console, given: options.inputs, weights: weights)
         defer { run.cleanUp() }
         let exe = try run.build(extraFlags: [])
         let peak: (gflops: Double, source: String)
@@ -345,7 +350,8 @@ struct CodegenRun {
     /// Creates the scratch folder and writes the random inputs there; on failure nothing is
     /// left behind.
     init(
-        schedule: ProgramSchedule, seed: UInt64, console: Console, given: [String: NDArray] = [:]
+        schedule: ProgramSchedule, seed: UInt64, console: Console, given: [(key: String, value: String)] = [],
+        weights: [String: NDArray] = [:]
     ) throws(DriverError) {
         self.schedule = schedule
         let program = schedule.program
@@ -354,15 +360,12 @@ struct CodegenRun {
         self.scratch = scratch
         var inputs: [String: NDArray] = [:]
         do throws(DriverError) {
-            let bounds = program.gatherIndexBounds()
-            for (k, t) in program.inputs.enumerated() {
-                let a =
-                    given[program[t].name]
-                    ?? RandomInputs.values(
-                        shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
-                        bound: bounds[program[t].name])
-                inputs[program[t].name] = a
-                try OutputFile(scratch.path + "/" + program[t].name + ".npy").write(NPY.write(a))
+            let signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
+            inputs = try RunCommand.makeInputs(
+                signature, bounds: program.gatherIndexBounds(), given: given, weights: weights, seed: seed)
+            for t in program.inputs {
+                let name = program[t].name
+                try OutputFile(scratch.path + "/" + name + ".npy").write(NPY.write(inputs[name]!))
             }
         } catch {
             scratch.remove()

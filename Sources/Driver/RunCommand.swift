@@ -75,8 +75,17 @@ struct RunCommand {
         _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
         weights: [String: NDArray] = [:]
     ) throws(DriverError) -> [String: NDArray] {
+        try Self.makeInputs(signature, bounds: bounds, given: options.inputs, weights: weights, seed: options.seed)
+    }
+
+    /// The inputs `--input NAME=FILE.npy` gives (checked against the signature's shapes and
+    /// types), and seeded random values for the others (gather indices within their table).
+    static func makeInputs(
+        _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
+        given list: [(key: String, value: String)], weights: [String: NDArray] = [:], seed: UInt64
+    ) throws(DriverError) -> [String: NDArray] {
         var given: [String: String] = [:]
-        for (name, path) in options.inputs {
+        for (name, path) in list {
             guard signature.contains(where: { $0.name == name }) else {
                 let names = signature.map(\.name).joined(separator: ", ")
                 throw DriverError("--input \(name)=...: the program has no input '\(name)'; its inputs are: \(names)")
@@ -91,7 +100,7 @@ struct RunCommand {
                 inputs[name] = weight
             } else {
                 inputs[name] = RandomInputs.values(
-                    shape: shape, type: type, seed: options.seed, stream: UInt64(k), bound: bounds[name])
+                    shape: shape, type: type, seed: seed, stream: UInt64(k), bound: bounds[name])
             }
         }
         return inputs

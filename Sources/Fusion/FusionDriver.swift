@@ -41,12 +41,14 @@ public enum Fusion {
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
         .loopFusion,
-        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking, .splitReduction,
+        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking, .dataMaskSkipping,
+        .splitReduction,
     ]
 
-    /// The rules that run once the others have reached their fixed point, on each kernel once
-    /// (they add kernels, which the worklist of the others does not allow).
-    static let finalRules: Set<String> = [FusionRule.splitReduction.id]
+    /// The rules that run once the others have reached their fixed point (they add kernels,
+    /// which the worklist of the others does not allow): R16 adds a block-summary kernel, R15 a
+    /// merge kernel. Each application is one step, until none applies.
+    static let finalRules: Set<String> = [FusionRule.dataMaskSkipping.id, FusionRule.splitReduction.id]
 
     /// The cores a grid should fill when no count is given: `BLOCKC_CORES` when set to a positive
     /// number; else a GPU target's multiprocessors; else `OMP_NUM_THREADS` when set, else the
@@ -206,13 +208,19 @@ public enum Fusion {
             worklist.remove(rank)
         }
         plan.focus = nil
-        // The final rules: each looks at every kernel once; a kernel they add does the work of
-        // the kernel it came from.
-        for rule in selected where finalRules.contains(rule.id) && !hitCap {
+        // The final rules: each application is one step; a kernel they add does the work of the
+        // kernel it came from.
+        let cap = options.maxSteps ?? max(5000, 100 * program.kernels.count)
+        final: for rule in selected where finalRules.contains(rule.id) && !hitCap {
             while let application = rule.apply(current, plan: plan) {
+                guard trace.count < cap else {
+                    hitCap = true
+                    break final
+                }
                 if overflows(rule, application) { break }
                 let kernelsBefore = current.kernels.count
                 applyChange(application, counted: false)
+                plan.invalidate(application.place)
                 for kernel in current.kernels where from[kernel.name] == nil {
                     from[kernel.name] = from[application.place] ?? [application.place]
                 }

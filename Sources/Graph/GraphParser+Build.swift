@@ -195,6 +195,71 @@ extension GraphTextParser {
         }
     }
 
+    /// A `where` condition's `same_segment(i, j, T)` atoms whose boundaries are a tensor `T`
+    /// (offsets given at run time) and its other atoms; nil when it has none.
+    func runtimeSegments(_ e: GraphExpr) -> (segments: [GraphExpr], rest: [GraphExpr])? {
+        let chain = e.leftChain(through: ["&&"])
+        var segments: [GraphExpr] = []
+        var rest: [GraphExpr] = []
+        for atom in [chain.first] + chain.steps.map(\.rhs) {
+            if case .call("same_segment", let args) = atom.kind, args.count == 3,
+                case .name(let n) = args[2].value.kind, symbols[n] != nil
+            {
+                segments.append(atom)
+            } else {
+                rest.append(atom)
+            }
+        }
+        return segments.isEmpty ? nil : (segments, rest)
+    }
+
+    /// `where(same_segment(i, j, offsets), x, fill)` with `offsets` an `i32` tensor of `D + 1`
+    /// document boundaries (cu_seqlens: document `s` holds positions `offsets[s] ..< offsets[s+1]`):
+    /// position `p`'s document is the number of starts `offsets[1 ..< D]` at or before `p`, and
+    /// `x` is kept where the row's and the column's documents agree. Nothing is read at a position
+    /// taken from the offsets, so no offsets (unsorted, past the end) can make a read leave a tensor.
+    mutating func segmentSelect(_ x: NodeID, _ atom: GraphExpr, fill: Float) throws(Diagnostic) -> NodeID {
+        guard case .call(_, let args) = atom.kind else { return x }
+        for a in args where a.key != nil {
+            throw error("same_segment takes no keyword arguments; write same_segment(i, j, offsets)", a.location)
+        }
+        guard case .name("i") = args[0].value.kind, case .name("j") = args[1].value.kind,
+            case .name(let name) = args[2].value.kind, let offsets = symbols[name]
+        else {
+            throw error(
+                "same_segment's first two arguments must be i and j: same_segment(i, j, offsets)", atom.location)
+        }
+        let shape = builder.shape(of: offsets)
+        guard builder.elementType(of: offsets) == .i32, shape.count == 1, shape[0] >= 2 else {
+            throw error(
+                "same_segment(i, j, \(name)) takes its document boundaries from an i32 tensor of D + 1 offsets "
+                    + "(cu_seqlens), but '\(name)' is \(builder.elementType(of: offsets))\(shape)",
+                args[2].value.location)
+        }
+        let xShape = builder.shape(of: x)
+        guard xShape.count >= 2 else {
+            throw error(
+                "same_segment(i, j, \(name)) masks the last two axes, but the tensor has shape \(xShape)", atom.location
+            )
+        }
+        let documents = shape[0] - 1
+        guard documents > 1 else { return x }
+        let (rows, columns) = (xShape[xShape.count - 2], xShape[xShape.count - 1])
+        return try guarded(atom.location) { (b: inout GraphBuilder) throws(GraphError) in
+            let starts = try b.cast(try b.slice(offsets, axis: 0, start: 1, end: documents), to: .f32)
+            func document(_ n: Int) throws(GraphError) -> NodeID {
+                let p = try b.position(shape: [n, documents - 1], axis: 0)
+                let counted = try b.cast(try b.binary(.ge, p, starts), to: .f32)
+                return try b.reduce(.sum, counted, axis: -1)
+            }
+            let rowDocument = try document(rows)
+            let columnDocument = rows == columns ? rowDocument : try document(columns)
+            let same = try b.binary(
+                .eq, try b.reshape(rowDocument, [rows, 1]), try b.reshape(columnDocument, [1, columns]))
+            return try b.select(same, x, b.constant(fill))
+        }
+    }
+
     /// The location of the first `i / m`, `j / m`, `i % m` or `j % m` in an expression, if any.
     func indexQuotient(_ e: GraphExpr) -> SourceLocation? {
         switch e.kind {
@@ -458,6 +523,20 @@ extension GraphTextParser {
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.concat(parts, axis: axis) }
         case "where":
             let (v, _) = try arguments(name, args, positional: 3...3, keys: [], loc)
+            if let (segments, rest) = runtimeSegments(v[0]) {
+                // Documents whose boundaries are data: a select by the documents' equality, then
+                // the rest of the predicate as a mask.
+                var x = try build(v[1])
+                let fill = try float(v[2], "the fill value of where(...) (e.g. -inf or 0)")
+                for s in segments { x = try segmentSelect(x, s, fill: fill) }
+                guard !rest.isEmpty else { return x }
+                var atoms: [PredicateAtom] = []
+                for r in rest { atoms += try predicate(r).atoms }
+                let kept = x
+                return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                    try b.mask(kept, Predicate(atoms), fill: fill)
+                }
+            }
             if namesTensor(v[0]) {
                 // A bool tensor condition: an elementwise choice between two tensors or numbers.
                 if let site = indexQuotient(v[0]) {

@@ -225,6 +225,15 @@ struct BlockMachine {
         var v = lower
         while v < upper {
             env[loop.indexSlot] = v
+            // A guarded iteration whose element is 0 changes nothing. Without data (the cost
+            // report) every iteration counts, an upper bound.
+            if let (t, access) = loop.condition {
+                let element = try load(t, access, step, env)
+                if computesData && element.data.first == 0 {
+                    v += 1
+                    continue
+                }
+            }
             for (k, slot) in loop.carried.enumerated() { values[slot] = current[k] }
             try execute(loop.body, env)
             for (k, slot) in loop.yielded.enumerated() { current[k] = try value(slot, step, env) }

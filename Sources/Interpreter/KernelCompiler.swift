@@ -61,6 +61,9 @@ struct CompiledLoop: Sendable {
     var body: [Step]
     /// The yielded value slots.
     var yielded: [Int]
+    /// The guard: the tensor (by index) and one point per axis; an iteration whose element is 0
+    /// is skipped.
+    var condition: (tensor: Int, access: [SlotAccess])?
 }
 
 /// The op of a compiled instruction; value operands are slots.
@@ -297,6 +300,22 @@ struct KernelCompiler {
         var innerIndices = indices
         innerIndices[loop.variable] = depth
         indexSlots = Swift.max(indexSlots, depth + 1)
+        var condition: (tensor: Int, access: [SlotAccess])?
+        if let c = loop.condition {
+            guard c.tensor.index >= 0 && c.tensor.index < program.tensors.count else {
+                throw error(inst, "the loop's condition reads tensor \(c.tensor), which does not exist")
+            }
+            let tensor = program.tensors[c.tensor.index]
+            guard c.indices.count == tensor.shape.count else {
+                throw error(
+                    inst,
+                    "the loop's condition gives \(c.indices.count) indices for tensor '\(tensor.name)' of rank "
+                        + "\(tensor.shape.count)")
+            }
+            var access: [SlotAccess] = []
+            for e in c.indices { access.append(.point(try compileIndex(e, innerIndices, inst))) }
+            condition = (c.tensor.index, access)
+        }
         let (body, yielded) = try body(loop.body, values: &inner, indices: innerIndices, depth: depth + 1, inLoop: true)
         guard let yielded, yielded.count == carried.count else {
             throw error(
@@ -304,7 +323,7 @@ struct KernelCompiler {
         }
         return CompiledLoop(
             indexSlot: depth, lower: lower, upper: upper, initial: initial, carried: carried, body: body,
-            yielded: yielded)
+            yielded: yielded, condition: condition)
     }
 
     /// The largest block the interpreter allocates (elements).

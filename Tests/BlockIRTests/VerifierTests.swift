@@ -73,6 +73,21 @@ final class VerifierTests: XCTestCase {
         assertOneError(p, kernel: nil, "'X' is a view of T1, which is not a tensor declared before it")
     }
 
+    /// A loop guard (`for k in … if T[…]`) reads one element of a bool or i32 tensor per axis.
+    func testLoopCondition() throws {
+        func loop(_ condition: String) -> String {
+            "  %0 = fill 0.0 : f32[] @reg\n  %1 = for k in 0 ..< 4 if \(condition) iter(%2 = %0) : f32[] @reg {\n"
+                + "    yield %2\n  }"
+        }
+        let b = "tensor B: bool[4] @global input\n"
+        XCTAssertEqual(Verifier.verify(try program(loop("B[k]"), tensors: b), target: .cpu), [])
+        assertOneError(try program(loop("X[k, 0]")), "reads 'X' of type f32", "a condition reads a bool or i32 tensor")
+        assertOneError(try program(loop("B[k, 0]"), tensors: b), "gives 2 indices for tensor 'B' of rank 1")
+        XCTAssertThrowsError(try program(loop("B[k +: 2]"), tensors: b)) { error in
+            XCTAssertTrue("\(error)".contains("give a point index per axis, not a slice"), "\(error)")
+        }
+    }
+
     func testStoreToInput() throws {
         assertOneError(try program(load + "  store %0 -> X[0 +: 64, 0 +: 64]"), "input tensor 'X'")
         assertOneError(

@@ -178,6 +178,22 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
+    /// The guarded key loops of Examples/attention_block_mask.graph and attention_packed.graph (R16: `if (M_any[…] == 0)
+    /// continue;` read by every thread of a block) and its summary kernel, on both architectures
+    /// in every block order (also run by `testEveryExampleRunsOnTheEmulator`; this one alone is quick).
+    func testBlockMaskRunsOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-mask")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for example in ["attention_block_mask", "attention_packed"] {
+            for arch in [80, 90] {
+                let args = [Examples.path(example), "--dim", Self.reduced[example]!]
+                let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(example)\(arch)", compiler: compiler)
+                XCTAssertEqual(problems, [], "\(example) sm_\(arch)")
+            }
+        }
+    }
+
     /// Random programs of the differential tests, at their small blocks (partial blocks at the edges), and
     /// the casts between every element type (f16 through the emulator's conversions instead of PTX).
     func testRandomProgramsRunOnTheEmulator() throws {

@@ -16,6 +16,10 @@ final class NumPyTests: XCTestCase {
         ("embedding_rmsnorm", ["--dim", "T=70,V=90,D=80,F=48"], []),
         ("attention_gqa", ["--dim", "B=2,Hkv=2,g=3,H=6,N=70,d=16"], []),
         ("decode_attention", ["--dim", "BH=3,N=200,d=24"], []),
+        // A random mask (each key kept with probability 1/2); structured ones below.
+        ("attention_block_mask", ["--dim", "BH=2,N=150,d=24"], []),
+        // Random offsets are small signed integers (documents of length 0 or 1 and one long one).
+        ("attention_packed", ["--dim", "BH=2,N=150,d=24,D=4"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),
         ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
         ("attention_rope", ["--dim", "B=1,H=2,N=90,d=24"], []),
@@ -48,6 +52,53 @@ final class NumPyTests: XCTestCase {
                     "/usr/bin/env", ["python3", "Tests/NumPy/reference.py", example, dir] + extra)
                 XCTAssertEqual(check.status, 0, "\(example) \(dims) stage \(stage): \(check.stdout)\(check.stderr)")
             }
+        }
+    }
+
+    /// Attention under structured masks given with `--input` (banded, block-diagonal, random
+    /// 64-blocks with the diagonal kept: blocks skipped whole and blocks tested per element), at
+    /// every stage, against NumPy.
+    func testBlockMaskExampleOnStructuredMasks() throws {
+        let dir = CLI.temporaryDirectory("blockmask")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import numpy as np, sys
+            n = 200
+            i = np.arange(n)[:, None]; j = np.arange(n)[None, :]
+            keep = np.random.default_rng(3).random((4, 4)) < 0.4
+            masks = {"banded": abs(i - j) < 50, "documents": i // 70 == j // 70,
+                     "blocks": keep[i // 64, j // 64] | (i == j)}
+            for name, m in masks.items():
+                np.save(f"{sys.argv[1]}/{name}.npy", m.reshape(1, n, n))
+            np.save(f"{sys.argv[1]}/offsets.npy", np.array([0, 37, 130, 130, 200], dtype=np.int32))
+            """
+        let made = CLI.run("/usr/bin/env", ["python3", "-c", script, dir])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        for mask in ["banded", "documents", "blocks"] {
+            for stage in ["graph", "lower", "fuse"] {
+                let out = dir + "/" + mask + "-" + stage
+                let run = CLI.blockc(
+                    [
+                        "run", "Examples/attention_block_mask.graph", "--dim", "BH=2,N=200,d=24", "--seed", "1",
+                        "--input", "M=\(dir)/\(mask).npy", "--save-inputs", "--output-dir", out, "--stage", stage,
+                    ])
+                XCTAssertEqual(run.status, 0, "\(mask) \(stage): \(run.stderr)")
+                let check = CLI.run(
+                    "/usr/bin/env", ["python3", "Tests/NumPy/reference.py", "attention_block_mask", out])
+                XCTAssertEqual(check.status, 0, "\(mask) stage \(stage): \(check.stdout)\(check.stderr)")
+            }
+        }
+        // Packed documents (one empty) at run time.
+        for stage in ["graph", "lower", "fuse"] {
+            let out = dir + "/packed-" + stage
+            let run = CLI.blockc(
+                [
+                    "run", "Examples/attention_packed.graph", "--dim", "BH=2,N=200,d=24,D=4", "--seed", "1",
+                    "--input", "offsets=\(dir)/offsets.npy", "--save-inputs", "--output-dir", out, "--stage", stage,
+                ])
+            XCTAssertEqual(run.status, 0, "packed \(stage): \(run.stderr)")
+            let check = CLI.run("/usr/bin/env", ["python3", "Tests/NumPy/reference.py", "attention_packed", out])
+            XCTAssertEqual(check.status, 0, "packed stage \(stage): \(check.stdout)\(check.stderr)")
         }
     }
 

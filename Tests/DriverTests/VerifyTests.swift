@@ -22,6 +22,12 @@ final class VerifyTests: XCTestCase {
         // One query row per head: the size-1 axis is a point in every kernel.
         ("decode_attention", "BH=3,N=301,d=24", nil),
         ("decode_attention", "BH=2,N=100,d=40", "i=16,j=32,k=8"),
+        // A random bool mask (structured masks in testBlockMaskExampleOnStructuredMasks).
+        ("attention_block_mask", "BH=2,N=300,d=40", nil),
+        ("attention_block_mask", "BH=1,N=200,d=24", "i=16,j=32,k=8"),
+        // Random offsets (small integers); monotone ones in testBlockMaskOnStructuredMasks.
+        ("attention_packed", "BH=2,N=300,d=40,D=4", nil),
+        ("attention_packed", "BH=1,N=200,d=24,D=3", "i=16,j=32,k=8"),
         ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
         ("attention_alibi", "B=2,H=2,N=200,d=24", "i=16,j=32,k=8"),
         // Reverse scan over keys carried in the key loop, which walks from the diagonal down.
@@ -60,6 +66,56 @@ final class VerifyTests: XCTestCase {
             XCTAssertEqual(result.status, 0, "\(example) \(dims) \(blocks ?? ""): \(result.stdout)\(result.stderr)")
             XCTAssertTrue(result.stdout.contains("max abs error"), result.stdout)
         }
+    }
+
+    /// The compiled C of Examples/attention_block_mask.graph on structured masks given with
+    /// `--input` (banded, block-diagonal, random 64-blocks, and one whose key block 1 is masked
+    /// for every query while V holds NaN there: the C must skip the block, as the interpreter
+    /// does, or NaN reaches the output), fused and unfused, once under the sanitizers.
+    func testBlockMaskOnStructuredMasks() throws {
+        let dir = CLI.temporaryDirectory("blockmaskc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import numpy as np, sys
+            n, bh, d = 300, 2, 40
+            i = np.arange(n)[:, None]; j = np.arange(n)[None, :]
+            keep = np.random.default_rng(5).random((5, 5)) < 0.4
+            masks = {"banded": abs(i - j) < 70, "documents": i // 110 == j // 110,
+                     "blocks": keep[i // 64, j // 64] | (i == j),
+                     "hole": ((j < 64) | (j >= 128)) & ((abs(i - j) < 40) | (j == 0))}
+            for name, m in masks.items():
+                np.save(f"{sys.argv[1]}/{name}.npy", m.reshape(1, n, n))
+            v = np.random.default_rng(6).standard_normal((bh, n, d)).astype(np.float32)
+            v[:, 64:128, :] = np.nan
+            np.save(f"{sys.argv[1]}/V_nan.npy", v)
+            np.save(f"{sys.argv[1]}/offsets.npy", np.array([0, 70, 70, 201, 300], dtype=np.int32))
+            """
+        let made = CLI.run("/usr/bin/env", ["python3", "-c", script, dir])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let base = ["verify", "Examples/attention_block_mask.graph", "--dim", "BH=2,N=300,d=40", "--seed", "2"]
+        for mask in ["banded", "documents", "blocks"] {
+            for extra in [[], ["--no-fusion"], ["--block", "i=16,j=32,k=8"]] {
+                let result = CLI.blockc(base + ["--input", "M=\(dir)/\(mask).npy"] + extra)
+                XCTAssertEqual(result.status, 0, "\(mask) \(extra): \(result.stdout)\(result.stderr)")
+                XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+            }
+        }
+        let hole = CLI.blockc(
+            base + [
+                "--input", "M=\(dir)/hole.npy", "--input", "V=\(dir)/V_nan.npy", "--sanitize", "-o", dir + "/r.txt",
+            ])
+        XCTAssertEqual(hole.status, 0, hole.stdout + hole.stderr)
+        for extra in [["--sanitize"], ["--no-fusion"], ["--block", "i=16,j=32,k=8"]] {
+            let packed = CLI.blockc(
+                [
+                    "verify", "Examples/attention_packed.graph", "--dim", "BH=2,N=300,d=40,D=4", "--input",
+                    "offsets=\(dir)/offsets.npy",
+                ] + extra)
+            XCTAssertEqual(packed.status, 0, "packed \(extra): \(packed.stdout)\(packed.stderr)")
+        }
+        let report = try String(contentsOfFile: dir + "/r.txt", encoding: .utf8)
+        XCTAssertTrue(report.hasPrefix("O: max abs error") && report.contains(" ok"), report)
+        XCTAssertFalse(report.contains("nan"), report)
     }
 
     func testUnfusedProgramsToo() {

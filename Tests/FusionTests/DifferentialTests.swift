@@ -45,9 +45,10 @@ final class DifferentialTests: XCTestCase {
 
     /// Fuses `program`, checking the interpreter and the verifier after every step.
     static func checkEveryStep(
-        _ program: Program, seed: UInt64, label: String, target: TargetDescription = .cpu
+        _ program: Program, seed: UInt64, label: String, target: TargetDescription = .cpu,
+        given: [String: NDArray] = [:]
     ) throws -> FusionResult {
-        let inputs = inputs(program, seed: seed)
+        let inputs = inputs(program, seed: seed).merging(given) { _, g in g }
         let reference = try BlockInterpreter.run(program, inputs: inputs)
         let tolerance = tolerance(program)
         var failure: String?
@@ -97,6 +98,9 @@ final class DifferentialTests: XCTestCase {
                 [("i", 16), ("j", 16), ("k", 16)]
             ),
             ("decode_attention", ["BH": 2, "N": 90, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
+            // A random mask here; structured ones in DataMaskTests.
+            ("attention_block_mask", ["BH": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
+            ("attention_packed", ["BH": 2, "N": 72, "d": 16, "D": 4], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_alibi", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_chunked", ["BH": 1, "N": 100, "C": 24, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_rope", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),

@@ -48,7 +48,49 @@ final class RuleTests: XCTestCase {
             inputs["X"] = x
             return inputs
         },
+        // Random bits almost never leave a block all false; here some blocks are (skipped), some
+        // all true and some mixed (tested per element).
+        "data-mask-skipping/row_max_by_mask": { program in
+            var inputs = DifferentialTests.inputs(program, seed: 11)
+            inputs["M"] = blockMask(rows: 24, columns: 22, leading: [], rowBlock: 8, columnBlock: 4)
+            return inputs
+        },
+        // Documents of 6, 10 and 8 positions: random values almost never agree.
+        "data-mask-skipping/computed_condition": { program in
+            var inputs = DifferentialTests.inputs(program, seed: 13)
+            inputs["D"] = NDArray(shape: [24], data: (0..<24).map { $0 < 6 ? 0 : $0 < 16 ? 1 : 2 })
+            return inputs
+        },
+        // Column blocks 0 and 2 are all 0 (skipped); blocks 1 and 3 hold -1s among 0s (kept,
+        // although their maximum is 0).
+        "data-mask-skipping/nonzero_condition": { program in
+            var inputs = DifferentialTests.inputs(program, seed: 14)
+            inputs["C"] = NDArray(
+                shape: [16, 16], data: (0..<256).map { n in (n % 16) / 4 % 2 == 1 && n % 3 == 0 ? -1 : 0 })
+            return inputs
+        },
+        "data-mask-skipping/masked_column_sum": { program in
+            var inputs = DifferentialTests.inputs(program, seed: 12)
+            inputs["M"] = blockMask(rows: 20, columns: 16, leading: [1], rowBlock: 4, columnBlock: 8)
+            return inputs
+        },
     ]
+
+    /// A bool mask whose (rowBlock × columnBlock) blocks are, in turn, all false, all true and
+    /// a checkerboard.
+    static func blockMask(rows: Int, columns: Int, leading: [Int], rowBlock: Int, columnBlock: Int) -> NDArray {
+        var data: [Float] = []
+        for r in 0..<rows {
+            for c in 0..<columns {
+                switch (r / rowBlock + 2 * (c / columnBlock)) % 3 {
+                case 0: data.append(0)
+                case 1: data.append(1)
+                default: data.append((r + c) % 2 == 0 ? 1 : 0)
+                }
+            }
+        }
+        return NDArray(shape: leading + [rows, columns], data: data, elementType: .bool)
+    }
 
     func testR0Simplify() throws { try checkRule("simplify") }
     func testR1InlineProducer() throws { try checkRule("inline-producer") }
@@ -66,6 +108,7 @@ final class RuleTests: XCTestCase {
     func testR14SplitLoad() throws { try checkRule("split-load") }
     func testR13ScanCarry() throws { try checkRule("scan-carry") }
     func testR15SplitReduction() throws { try checkRule("split-reduction") }
+    func testR16DataMaskSkipping() throws { try checkRule("data-mask-skipping") }
 
     /// Every rule of the fixed point has a folder with an applying and a non-applying case; no
     /// folder names an unknown rule.

@@ -41,6 +41,26 @@ def attention(t, keep=None):
     return {"O": softmax(s) @ v}
 
 
+def attention_block_mask(t):
+    """Attention under a bool mask input M [1 or BH, N, N], broadcast over the heads."""
+    q, k, v = t["Q"], t["K"], t["V"]
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    return {"O": softmax(np.where(t["M"], s, -np.inf)) @ v}
+
+
+def attention_packed(t):
+    """Causal attention within packed documents: token p's document is the number of document
+    starts offsets[1:D] at or before p (the cu_seqlens convention for monotone offsets)."""
+    q, k, v, offsets = t["Q"], t["K"], t["V"], t["offsets"]
+    n = q.shape[-2]
+    doc = np.sum(np.arange(n)[:, None] >= offsets[None, 1:-1], axis=-1)
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    s = np.where((doc[:, None] == doc[None, :]) & (i >= j), s, -np.inf)
+    return {"O": softmax(s) @ v}
+
+
 def attention_gqa(t):
     """Query head h uses key/value head h // (H // Hkv)."""
     q, k, v = t["Q"], t["K"], t["V"]
@@ -204,6 +224,8 @@ def load(path):
     a = np.load(path)
     if a.dtype == np.int32:
         return a.astype(np.int64)
+    if a.dtype == np.bool_:
+        return a
     if a.dtype == np.uint16:
         return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     assert a.dtype in (np.float32, np.float16), f"{path} has dtype {a.dtype}"
@@ -218,6 +240,8 @@ EXAMPLES = {
     "embedding_rmsnorm": embedding_rmsnorm,
     "attention_gqa": attention_gqa,
     "decode_attention": attention,
+    "attention_block_mask": attention_block_mask,
+    "attention_packed": attention_packed,
     "attention_alibi": attention_alibi,
     # sys.argv[3] is the chunk size C: keys j <= i in the query's chunk or the one before.
     "attention_chunked": lambda t: attention(
@@ -243,6 +267,8 @@ INPUTS = {
     "embedding_rmsnorm": ["tokens", "E", "g", "W"],
     "attention_gqa": ["Q", "K", "V"],
     "decode_attention": ["Q", "K", "V"],
+    "attention_block_mask": ["Q", "K", "V", "M"],
+    "attention_packed": ["Q", "K", "V", "offsets"],
     "attention_alibi": ["Q", "K", "V"],
     "attention_chunked": ["Q", "K", "V"],
     "attention_rope": ["Q", "K", "V"],

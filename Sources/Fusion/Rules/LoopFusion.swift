@@ -37,7 +37,10 @@ extension FusionRule {
             var dependent = Set(first.results.map(\.id))
             for b in (a + 1)..<body.count {
                 let second = body[b]
+                // A guarded loop (R16) skips iterations that change none of its own values; another
+                // loop's work in them would be lost.
                 if case .loop(let l2) = second.op, l2.lower == l1.lower, l2.upper == l1.upper, l2.body.isStoreFree,
+                    l1.condition == nil, l2.condition == nil,
                     second.op.operands.allSatisfy({ !dependent.contains($0) }),
                     l2.body.freeValues.isDisjoint(with: dependent)
                 {

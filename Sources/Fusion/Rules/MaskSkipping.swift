@@ -54,7 +54,8 @@ extension FusionRule {
             var chosen: (row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int])?
             var bounded: (IndexExpr?, IndexExpr?)?
             for mask in masks {
-                guard identitiesWhenMasked(loop, constants: constants, mask: (mask.row, mask.column, mask.predicate)),
+                guard
+                    unchangedWhenMasked(loop, constants: constants, mask: (mask.row, mask.column, mask.predicate)),
                     let b = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape)
                 else { continue }
                 chosen = mask
@@ -257,10 +258,12 @@ extension FusionRule {
         case unknown
     }
 
-    /// Whether an iteration in which every element of the moving mask is its fill leaves every
-    /// carried value unchanged.
-    private static func identitiesWhenMasked(
-        _ loop: Loop, constants: [ValueID: Float], mask chosen: (IndexExpr, IndexExpr, Predicate)
+    /// Whether an iteration in which every element of the moving mask `chosen` is its fill, and
+    /// every value in `zeros` is 0, leaves every carried value unchanged (R9 asks with a mask,
+    /// R16 with the bool block a select chooses by).
+    static func unchangedWhenMasked(
+        _ loop: Loop, constants: [ValueID: Float], mask chosen: (IndexExpr, IndexExpr, Predicate)?,
+        zeros: Set<ValueID> = []
     ) -> Bool {
         var env = constants.mapValues { Abstract.constant($0) }
         for (i, c) in loop.carried.enumerated() { env[c.id] = .carried(i) }
@@ -276,7 +279,14 @@ extension FusionRule {
             switch inst.op {
             case .fill(let c): value = .constant(c)
             case .mask(_, let row, let col, let predicate, let fill):
-                value = row == chosen.0 && col == chosen.1 && predicate == chosen.2 ? .constant(fill) : .unknown
+                if let chosen, row == chosen.0 && col == chosen.1 && predicate == chosen.2 {
+                    value = .constant(fill)
+                } else if case .mask(let x, _, _, _, _) = inst.op, get(x) == .constant(fill) {
+                    // Its fill everywhere already: masking changes nothing.
+                    value = .constant(fill)
+                } else {
+                    value = .unknown
+                }
             case .broadcast(let x, _), .transpose(let x):
                 if case .constant = get(x) { value = get(x) } else { value = .unknown }
             case .reduce(let op, let x, _):
@@ -296,12 +306,17 @@ extension FusionRule {
                 value = binary(op, get(x), get(y))
             case .concat(let x, let y, _):
                 if case .constant = get(x), get(x) == get(y) { value = get(x) } else { value = .unknown }
-            case .select(_, let x, let y):
-                // Both branches the same value: that value, whatever the condition.
-                value = get(x) == get(y) ? get(x) : .unknown
+            case .select(let c, let x, let y):
+                // A known condition picks its branch; both branches the same value: that value,
+                // whatever the condition.
+                if case .constant(let k) = get(c) {
+                    value = k != 0 ? get(x) : get(y)
+                } else {
+                    value = get(x) == get(y) ? get(x) : .unknown
+                }
             case .load, .gather, .index, .loop, .store, .yield: value = .unknown
             }
-            env[r.id] = value
+            env[r.id] = zeros.contains(r.id) ? .constant(0) : value
         }
         return false
     }
@@ -329,7 +344,10 @@ extension FusionRule {
         case .div:
             if y == .constant(1) { return x }
             if x == .constant(0) { return .constant(0) }
-        case .min, .pow, .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr: break
+        case .logicalAnd:
+            // false && c = false: a fully masked bool block stays masked under a conjunction.
+            if x == .constant(0) || y == .constant(0) { return .constant(0) }
+        case .min, .pow, .lt, .le, .gt, .ge, .eq, .ne, .logicalOr: break
         }
         return .unknown
     }

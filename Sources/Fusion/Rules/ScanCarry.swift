@@ -68,7 +68,7 @@ private struct ScanCarrySearch {
     mutating func rewrite() -> [Instruction]? {
         let body = consumer.body
         for (index, inst) in body.enumerated() {
-            guard case .loop(let loop) = inst.op, loop.body.isStoreFree else { continue }
+            guard case .loop(let loop) = inst.op, loop.body.isStoreFree, loop.condition == nil else { continue }
             for load in loop.body {
                 guard case .load(let tensor, let access) = load.op, let result = load.result,
                     let fused = fuse(body, at: index, loop, tensor, access, result)
@@ -182,7 +182,7 @@ private struct ScanCarrySearch {
         guard let loopIndex = producer.body.indices.last, case .loop(let pl) = producer.body[loopIndex].op,
             producer.body.dropLast().isStoreFree,
             !producer.body.dropLast().contains(where: { if case .loop = $0.op { true } else { false } }),
-            pl.lower == .constant(0), case .constant(let n) = pl.upper, n > 0,
+            pl.lower == .constant(0), case .constant(let n) = pl.upper, n > 0, pl.condition == nil,
             producer.body.storedTensors == [tensor]
         else { return nil }
         let stores = pl.body.filter { if case .store = $0.op { true } else { false } }

@@ -52,6 +52,7 @@ extension FusionRule {
             let m = first.results[0].id
             for b in (a + 1)..<body.count {
                 guard case .loop(let loopB) = body[b].op, loopB.lower == loopA.lower, loopB.upper == loopA.upper,
+                    loopA.condition == nil, loopB.condition == nil,
                     loopB.body.isStoreFree, loopA.body.isStoreFree
                 else { continue }
                 guard

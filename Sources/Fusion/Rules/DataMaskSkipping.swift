@@ -1,0 +1,232 @@
+import BlockIR
+import Schedule
+
+extension FusionRule {
+    /// R16 — skipping the blocks a mask given as data removes entirely.
+    ///
+    /// Precondition: a store-free top-level loop `for k in lo ..< hi` without a guard holds a
+    /// `select c, x, y` whose condition's backward slice (the instructions computing `c`, before
+    /// the loop or in its body) holds only loads of tensors the kernel does not store, fills,
+    /// positions and elementwise, broadcast, reduction or mask ops — no carried value, loop
+    /// result or gather — reads `k`, and besides `k` only grid variables, every access inside its
+    /// tensor for `k` in `0 ..< max hi`; and, were `c` 0 everywhere, every carried value would
+    /// come out of the iteration unchanged (R9's abstract evaluation: `select(0, s, -inf) = -inf`,
+    /// then `max(m, -inf) = m`, `exp(-inf) = 0`, …).
+    ///
+    /// ```
+    /// kernel kc grid(b < 8, i < 16) {
+    ///   for k in 0 ..< 16 iter(…) { %c = load M[0, i * 64 +: 64, k * 64 +: 64]; %s = select %c, %x, %f … }
+    /// }
+    /// ```
+    /// →
+    /// ```
+    /// tensor M_any: bool[16,16] @global temp
+    /// kernel kc_M_any grid(i < 16, k < 16) {
+    ///   %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %1 = reduce_max %0 axis 1; %2 = reduce_max %1 axis 0
+    ///   store %2 -> M_any[i, k]
+    /// }
+    /// kernel kc grid(b < 8, i < 16) { for k in 0 ..< 16 if M_any[i, k] iter(…) { … } }
+    /// ```
+    /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
+    /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
+    /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
+    /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
+    /// value. A mask broadcast over heads is read once per (row block, key block), never the
+    /// scores. The rule adds a kernel, so the driver runs it after every other rule is stable
+    /// (Docs/Fusion.md).
+    public static let dataMaskSkipping = FusionRule(
+        id: "R16", name: "data-mask-skipping",
+        summary: "skip the loop iterations whose block of a select's condition is all false, by a block summary kernel"
+    ) { program, _ in
+        for (index, kernel) in program.kernels.enumerated() {
+            var constants: [ValueID: Float] = [:]
+            kernel.walk { inst in
+                if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
+            }
+            guard let found = guardLoop(kernel.body, kernel: kernel, program: program, constants: constants) else {
+                continue
+            }
+            return summarize(program, kernelIndex: index, found)
+        }
+        return nil
+    }
+
+    /// What R16 found: the loop (at this position of the kernel's body), the select's condition
+    /// and the instructions that compute it (its backward slice, in program order: those before
+    /// the loop, then those in its body), the grid variables they name and the range of `k`.
+    struct DataMaskMatch {
+        var position: Int
+        var loop: Loop
+        var condition: ValueID
+        var slice: [Instruction]
+        var variables: [GridAxis]
+        var trips: Int
+    }
+
+    private static func guardLoop(
+        _ body: [Instruction], kernel: Kernel, program: Program, constants: [ValueID: Float]
+    ) -> DataMaskMatch? {
+        let stored = Set(kernel.body.storedTensors.map(program.storage(of:)))
+        for (position, inst) in body.enumerated() {
+            guard case .loop(let loop) = inst.op, loop.condition == nil, loop.body.isStoreFree else { continue }
+            var ranges: [IndexVar: IndexRange] = [:]
+            for axis in kernel.grid { ranges[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }
+            let lower = IndexRange.of(loop.lower, ranges)
+            let upper = IndexRange.of(loop.upper, ranges)
+            guard lower.lower >= 0, upper.upper >= 1, upper.upper <= 1 << 20 else { continue }
+            ranges[loop.variable] = IndexRange(lower: 0, upper: upper.upper - 1)
+            // Where each value the slice may read is defined: before the loop, or in its body.
+            var definitions: [ValueID: (instruction: Instruction, order: Int)] = [:]
+            for (n, b) in body[..<position].enumerated() where b.results.count == 1 {
+                definitions[b.results[0].id] = (b, n)
+            }
+            for (n, b) in loop.body.enumerated() where b.results.count == 1 {
+                definitions[b.results[0].id] = (b, position + n)
+            }
+            for candidate in loop.body {
+                guard case .select(let c, _, _) = candidate.op,
+                    let slice = conditionSlice(c, definitions, stored: stored, program: program, ranges: ranges),
+                    slice.contains(where: { readsVariable($0.op, loop.variable) }),
+                    unchangedWhenMasked(loop, constants: constants, mask: nil, zeros: [c])
+                else { continue }
+                let names = Set(slice.flatMap { indexVariables($0.op) })
+                return DataMaskMatch(
+                    position: position, loop: loop, condition: c, slice: slice,
+                    variables: kernel.grid.filter { names.contains($0.variable) }, trips: upper.upper)
+            }
+        }
+        return nil
+    }
+
+    /// The instructions computing `c` (before the loop or in its body), in program order; nil
+    /// when it reads a carried value, a loop's result, a gather, or a tensor the kernel stores, or
+    /// addresses an element outside a tensor for some `k` in the summary's range.
+    private static func conditionSlice(
+        _ c: ValueID, _ definitions: [ValueID: (instruction: Instruction, order: Int)], stored: Set<TensorID>,
+        program: Program, ranges: [IndexVar: IndexRange]
+    ) -> [Instruction]? {
+        var chosen: [Int: Instruction] = [:]
+        var pending = [c]
+        while let v = pending.popLast() {
+            guard let (inst, order) = definitions[v] else { return nil }
+            guard chosen[order] == nil else { continue }
+            switch inst.op {
+            case .load(let t, let access):
+                guard !stored.contains(program.storage(of: t)), inside(access, program[t].shape, ranges) else {
+                    return nil
+                }
+            case .gather, .loop, .store, .yield: return nil
+            case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask:
+                break
+            }
+            chosen[order] = inst
+            pending += inst.op.operands
+        }
+        return chosen.keys.sorted().map { chosen[$0]! }
+    }
+
+    /// The index variables an op's index expressions read.
+    private static func indexVariables(_ op: Op) -> [IndexVar] {
+        switch op {
+        case .load(_, let access): return access.flatMap(\.variables)
+        case .index(let e, _): return e.variables
+        case .mask(_, let r, let c, _, _): return r.variables + c.variables
+        case .store, .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .gather,
+            .loop, .yield:
+            return []
+        }
+    }
+
+    private static func readsVariable(_ op: Op, _ v: IndexVar) -> Bool { indexVariables(op).contains(v) }
+
+    /// Whether every element the access addresses lies inside the tensor over the ranges.
+    private static func inside(_ access: [AxisAccess], _ shape: [Int], _ ranges: [IndexVar: IndexRange]) -> Bool {
+        for (axis, a) in access.enumerated() {
+            switch a {
+            case .point(let e):
+                let r = IndexRange.of(e, ranges)
+                guard r.lower >= 0, r.upper < shape[axis] else { return false }
+            case .slice(let start, _):
+                let r = IndexRange.of(start, ranges)
+                guard r.lower >= 0, r.upper < shape[axis] else { return false }
+            }
+        }
+        return true
+    }
+
+    /// The program with the summary tensor, its kernel before the consumer, and the guard.
+    private static func summarize(_ program: Program, kernelIndex: Int, _ m: DataMaskMatch) -> RuleApplication {
+        var out = program
+        let consumer = program.kernels[kernelIndex]
+        let taken = Set(program.tensors.map(\.name))
+        // Named after the tensor the condition reads in the loop (the mask), else the kernel.
+        let read = m.slice.lazy.compactMap { inst -> TensorID? in
+            if case .load(let t, let a) = inst.op, a.contains(where: { $0.variables.contains(m.loop.variable) }) {
+                return t
+            }
+            return nil
+        }.first
+        let stem = (read.map { program[$0].name } ?? consumer.name) + "_any"
+        var name = stem
+        var n = 1
+        while taken.contains(name) {
+            n += 1
+            name = stem + "\(n)"
+        }
+        let summary = TensorID(out.tensors.count)
+        out.tensors.append(
+            GlobalTensor(
+                name: name, shape: m.variables.map(\.extent) + [m.trips], role: .temp, elementType: .bool))
+        // One instance per block the loop can read: the condition's block, recomputed as the
+        // consumer computes it, reduced to one element (is any element true?).
+        var b = BodyBuilder(firstNumber: (m.slice.flatMap(\.results).map(\.id.number).max() ?? 0) + 1)
+        b.instructions = m.slice
+        var block = m.condition
+        guard var type = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        if !producesTruth(m.slice.last!.op, program) {
+            // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
+            let zero = b.emit(.fill(0), BlockType([], .reg))
+            block = b.emit(.binary(.ne, block, zero), type)
+        }
+        while !type.shape.isEmpty {
+            type.shape.removeLast()
+            type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
+            block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
+        }
+        b.emit(.store(block, summary, (m.variables.map(\.variable) + [m.loop.variable]).map { .point(.variable($0)) }))
+        let kernelNames = Set(program.kernels.map(\.name))
+        var kernelName = consumer.name + "_" + name
+        while kernelNames.contains(kernelName) { kernelName += "_" }
+        let summaryKernel = Kernel(
+            name: kernelName, grid: m.variables + [GridAxis(m.loop.variable, m.trips)], body: b.instructions
+        ).renumbered()
+        var guarded = consumer
+        var loop = m.loop
+        loop.condition = LoopCondition(
+            tensor: summary, indices: (m.variables.map(\.variable) + [m.loop.variable]).map { .variable($0) })
+        guarded.body[m.position].op = .loop(loop)
+        out.kernels[kernelIndex] = guarded
+        out.kernels.insert(summaryKernel, at: kernelIndex)
+        let what = read.map { "block of \(program[$0].name)" } ?? "condition block"
+        return RuleApplication(
+            program: out, place: consumer.name,
+            detail:
+                "loop \(m.loop.variable) now skips the blocks whose \(what) is all false "
+                + "(summary \(name), computed by \(kernelName))")
+    }
+
+    /// Whether an op's result is 0 or 1 everywhere: a comparison, a logical op, a bool load.
+    private static func producesTruth(_ op: Op, _ program: Program) -> Bool {
+        switch op {
+        case .load(let t, _): return program[t].elementType == .bool
+        case .binary(let o, _, _):
+            switch o {
+            case .lt, .le, .gt, .ge, .eq, .ne, .logicalAnd, .logicalOr: return true
+            case .add, .sub, .mul, .div, .max, .min, .pow: return false
+            }
+        case .store, .fill, .index, .unary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask,
+            .gather, .loop, .yield:
+            return false
+        }
+    }
+}
