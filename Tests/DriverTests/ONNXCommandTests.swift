@@ -107,4 +107,21 @@ final class ONNXCommandTests: XCTestCase {
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.stdout.contains("--weights-dir DIR"), help.stdout)
     }
+
+    /// `Examples/python/onnx_ctypes.py`: the Llama-style fixture built by blockc and called through
+    /// ctypes on NumPy arrays; its outputs match the reference (ONNX Runtime where installed, else
+    /// `blockc run`) within 1e-4 relative to the output's magnitude.
+    func testPythonCtypesExample() throws {
+        let result = CLI.run(
+            "/usr/bin/env", ["python3", "Examples/python/onnx_ctypes.py", "--blockc", CLI.binary],
+            environment: ["BLOCKC_CORES": String(CLI.pinnedCores)])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("y: (1, 16, 48) max abs error"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("blk_u_llama_block from libmodel.so"), result.stdout)
+        XCTAssertTrue(result.stdout.hasSuffix(": ok\n"), result.stdout)
+        if let folder = result.stdout.range(of: #"in (/\S+):"#, options: .regularExpression) {
+            let path = String(result.stdout[folder].dropFirst(3).dropLast())
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
 }
