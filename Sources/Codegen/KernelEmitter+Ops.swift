@@ -627,9 +627,11 @@ extension KernelEmitter {
         let saved = ranges[loop.variable]
         ranges[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
         open("for (\(dialect.indexType) \(v) = \(index(loop.lower)); \(v) < \(index(loop.upper)); \(v)++)")
+        if dialect.gpu != nil { w.line(BarrierPlan.loopBegin) }
         loops.append((loop.variable, loop.upper))
         emitBody(loop.body, carried: loop.carried)
         loops.removeLast()
+        if dialect.gpu != nil { w.line(BarrierPlan.loopEnd) }
         close()
         ranges[loop.variable] = saved
         for (k, r) in inst.results.enumerated() where k < loop.carried.count {

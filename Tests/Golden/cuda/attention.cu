@@ -14,6 +14,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 9 of the 20 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -49,7 +50,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < 16; k2++) {
         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
         const float *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
@@ -58,7 +58,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
         blk_pack(64, 64, v12, 1, 64, B4, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0);
-        __syncthreads();
         // %14 = mul %13, %2
         float *v14 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -83,28 +82,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
             const long r_ = f_;
             v16[r_] = blk_maxf(v9[r_], v15[r_]);
         }
-        __syncthreads();
         // %17 = max %16, %5
         float *v17 = B5;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v17[r_] = blk_maxf(v16[r_], s5);
         }
-        __syncthreads();
         // %18 = sub %9, %17
         float *v18 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v18[r_] = (v9[r_] - v17[r_]);
         }
-        __syncthreads();
         // %19 = exp %18
         float *v19 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v19[r_] = blk_expf(v18[r_]);
         }
-        __syncthreads();
         // %20 = broadcast %17 axis 1
         // %21 = mul %10, %19
         float *v21 = B1;
@@ -119,7 +114,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
             const long r_ = f_ / 64, c_ = f_ % 64;
             v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] - v17[r_]);
         }
-        __syncthreads();
         // %23 = exp %22
         float *v23 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -144,7 +138,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
             const long r_ = f_;
             v25[r_] = (v21[r_] + v24[r_]);
         }
-        __syncthreads();
         // %26 = broadcast %19 axis 1
         // %27 = mul %11, %26
         float *v27 = B2;
@@ -152,7 +145,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
             const long r_ = f_ / 64, c_ = f_ % 64;
             v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v19[r_]);
         }
-        __syncthreads();
         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
         const float *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
         // %29 = dot %23, %28: accumulated in place by its add
@@ -177,7 +169,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
         const long r_ = f_ / 64, c_ = f_ % 64;
         v32[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
     }
-    __syncthreads();
     // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
         float *t1_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
@@ -186,7 +177,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
             t1_dst[r_ * 64 + c_] = v32[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */
