@@ -183,9 +183,10 @@ struct BarrierPlan {
             return nil
         }
 
-        /// The accesses of a cooperative `blk_gemm` or `blk_pack` call: the output (`C[i * ldc + j]`, `S[k * lds +
-        /// j]`, element `f` on thread `f % blockDim.x` with `i = f / n, j = f % n`) with its mapping when `n` and the
-        /// leading dimension are constants, the operands read by any thread. `nil` for any other line.
+        /// The accesses of a cooperative `blk_gemm` or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
+        /// element `f` on thread `f % blockDim.x` with `k = f / n, j = f % n`) with its mapping when `n` and `lds`
+        /// are constants; `blk_gemm`'s output (4x4 tiles per thread) by any thread; the operands read by any thread.
+        /// `nil` for any other line.
         func callAccesses(_ t: String) -> [Access]? {
             let output: Int
             if t.hasPrefix("blk_gemm(") {
@@ -224,7 +225,7 @@ struct BarrierPlan {
                     continue
                 }
                 var mapping: String?
-                if let n = Int(args[1]), let ld = Int(args[output + 1]), n > 0, ld >= n {
+                if output == 5, let n = Int(args[1]), let ld = Int(args[output + 1]), n > 0, ld >= n {
                     mapping = "const long r_ = f_ / \(n), c_ = f_ % \(n);|r_ * \(ld) + c_"
                 }
                 found.append(Access(buffer: b, write: true, mapping: mapping))

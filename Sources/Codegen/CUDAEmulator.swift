@@ -68,6 +68,7 @@ public enum CUDAEmulator {
         #define __device__
         #define __host__
         #define __forceinline__ inline
+        #define __noinline__ __attribute__((noinline))
         #define __launch_bounds__(...)
         #define __shared__
         #define __align__(n) __attribute__((aligned(n)))
@@ -79,6 +80,13 @@ public enum CUDAEmulator {
         struct uint3 {
             unsigned int x, y, z;
         };
+        struct __attribute__((aligned(16))) float4 {
+            float x, y, z, w;
+        };
+        inline float4 make_float4(float x, float y, float z, float w) {
+            float4 r = {x, y, z, w};
+            return r;
+        }
 
         enum cudaError {
             cudaSuccess = 0,

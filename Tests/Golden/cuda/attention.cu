@@ -10,11 +10,11 @@
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 9 of the 20 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 10 of the 20 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -58,6 +58,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
         blk_pack(64, 64, v12, 1, 64, B4, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0);
+        __syncthreads();
         // %14 = mul %13, %2
         float *v14 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -145,13 +146,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_k0(const float
             const long r_ = f_ / 64, c_ = f_ % 64;
             v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v19[r_]);
         }
+        __syncthreads();
         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
         const float *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
         // %29 = dot %23, %28: accumulated in place by its add
         // %30 = add %27, %29
         float *v30 = B2;
         blk_gemm(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1);
-        __syncthreads();
         // yield %16, %25, %30
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {

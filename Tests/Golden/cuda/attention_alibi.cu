@@ -10,7 +10,7 @@
 
 /* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 82688 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 82688 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
@@ -101,13 +101,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         blk_pack(64, 64, v22, 1, 64, B6, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v1, 64, 1, B6, 64, v23, 64, 0);
+        __syncthreads();
         // %24 = mul %23, %2
         float *v24 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v24[r_ * 64 + c_] = (v23[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %25 = index k2 * 64 axis 1
         float *v25 = B6;
         const long t2_pos0 = k2 * 64;
@@ -223,13 +223,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             const long r_ = f_ / 64, c_ = f_ % 64;
             v42[r_ * 64 + c_] = (v21[r_ * 64 + c_] * v34[r_]);
         }
+        __syncthreads();
         // %43 = load V[0, b1, k2 * 64 +: 64, j * 64 +: 64]
         const float *v43 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
         // %44 = dot %38, %43: accumulated in place by its add
         // %45 = add %42, %44
         float *v45 = B4;
         blk_gemm(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1);
-        __syncthreads();
         // yield %31, %40, %45
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {

@@ -18,11 +18,11 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 82432 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const uint16_t *__restrict__ blk_g_Q, const uint16_t *__restrict__ blk_g_K, const uint16_t *__restrict__ blk_g_V, uint16_t *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_bf16_k0(const uint16_t *__restrict__ blk_g_Q, const uint16_t *__restrict__ blk_g_K, const uint16_t *__restrict__ blk_g_V, uint16_t *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 11 of the 23 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 12 of the 23 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -78,6 +78,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
         blk_pack(64, 64, v12, 1, 64, B6, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v1, 64, 1, B6, 64, v13, 64, 0);
+        __syncthreads();
         // %14 = mul %13, %2
         float *v14 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {

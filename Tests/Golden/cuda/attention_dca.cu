@@ -10,7 +10,7 @@
 
 /* kernel k0_pos_t3: grid(b0 < 4, i < 4, j < 1), 16 instance(s); local blocks: 1 buffer(s), 8192 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 8192 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k0(float *__restrict__ blk_g_t3) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k0(float *__restrict__ blk_g_t3) {
     const long b0 = ((long)blockIdx.x / 4);
     const long i = (long)blockIdx.x % 4;
     const long j = (long)blockIdx.x % 1;
@@ -36,11 +36,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k0(float *
 
 /* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 172032 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 172032 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t3, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t3, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 20 of the 71 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 23 of the 71 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 2048;
@@ -380,6 +380,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         blk_pack(64, 64, v62, 1, 64, B10, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v21, 64, 1, B10, 64, v63, 64, 0);
+        __syncthreads();
         // %64 = mul %63, %22
         float *v64 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -400,6 +401,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         blk_pack(64, 64, v62, 1, 64, B9, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v31, 64, 1, B9, 64, v66, 64, 0);
+        __syncthreads();
         // %67 = mul %66, %22
         float *v67 = B10;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -426,6 +428,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         blk_pack(64, 64, v62, 1, 64, B10, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v41, 64, 1, B10, 64, v70, 64, 0);
+        __syncthreads();
         // %71 = mul %70, %22
         float *v71 = B9;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {

@@ -10,11 +10,11 @@
 
 /* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 122880 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 122880 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 14 of the 45 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 16 of the 45 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -176,6 +176,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 32, c_ = f_ % 32;
             v33[r_ * 32 + c_] = (v32[r_ * 32 + c_] * v9[r_ * 32 + c_]);
         }
+        __syncthreads();
         // %34 = concat %33, %33 axis 1
         float *v34 = B6;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -244,6 +245,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         blk_pack(64, 64, v43, 1, 64, B8, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v20, 64, 1, B8, 64, v44, 64, 0);
+        __syncthreads();
         // %45 = mul %44, %21
         float *v45 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -340,13 +342,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v59[r_ * 64 + c_] = (v30[r_ * 64 + c_] * v51[r_]);
         }
+        __syncthreads();
         // %60 = load V[0, b1, k2 * 64 +: 64, j * 64 +: 64]
         const float *v60 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
         // %61 = dot %55, %60: accumulated in place by its add
         // %62 = add %59, %61
         float *v62 = B4;
         blk_gemm(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, 1);
-        __syncthreads();
         // yield %48, %57, %62
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {

@@ -10,9 +10,9 @@
 
 /* kernel k7_matmul_O: grid(b0 < 32), 32 instance(s); local blocks: 3 buffer(s), 17152 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 17152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_decode_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = (long)blockIdx.x;
-    /* barriers: 10 of the 19 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 11 of the 19 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 128;
@@ -131,6 +131,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
             const long r_ = f_ / 128, c_ = f_ % 128;
             v31[r_ * 128 + c_] = (v11[r_ * 128 + c_] * s25);
         }
+        __syncthreads();
         // %32 = load V[b0, k1 * 64 +: 64, 0 +: 128]
         const float *v32 = blk_g_V + b0 * 524288 + k1 * 64 * 128;
         // %33 = broadcast %28 axis 0

@@ -18,7 +18,7 @@ __device__ __forceinline__ int32_t blk_f32_to_i32(float x) {
 
 /* kernel k8_matmul_y: grid(i < 4, j < 8), 32 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(const int32_t *__restrict__ blk_g_tokens, const float *__restrict__ blk_g_E, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_embedding_rmsnorm_k0(const int32_t *__restrict__ blk_g_tokens, const float *__restrict__ blk_g_E, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_y) {
     const long i = ((long)blockIdx.x / 8);
     const long j = (long)blockIdx.x % 8;
     /* barriers: 6 of the 16 placed (the others separate no accesses of one shared element by different threads) */

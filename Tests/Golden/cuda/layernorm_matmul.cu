@@ -10,7 +10,7 @@
 
 /* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
 /* launch: 1024 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_gamma, const float *__restrict__ blk_g_beta, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_layernorm_matmul_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_gamma, const float *__restrict__ blk_g_beta, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 16 of the 38 placed (the others separate no accesses of one shared element by different threads) */

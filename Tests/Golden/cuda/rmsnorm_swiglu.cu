@@ -10,7 +10,7 @@
 
 /* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 1408 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, float *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
     /* barriers: 7 of the 20 placed (the others separate no accesses of one shared element by different threads) */
@@ -164,7 +164,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
 
 /* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 /* launch: 512 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k1(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k1(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */

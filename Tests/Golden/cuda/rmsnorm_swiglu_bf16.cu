@@ -18,7 +18,7 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 1408 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ blk_g_X, const uint16_t *__restrict__ blk_g_g, const uint16_t *__restrict__ blk_g_W1, const uint16_t *__restrict__ blk_g_W3, uint16_t *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ blk_g_X, const uint16_t *__restrict__ blk_g_g, const uint16_t *__restrict__ blk_g_W1, const uint16_t *__restrict__ blk_g_W3, uint16_t *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
     /* barriers: 8 of the 21 placed (the others separate no accesses of one shared element by different threads) */
@@ -186,7 +186,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
 
 /* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 3 buffer(s), 49152 bytes per thread */
 /* launch: 512 block(s) x 256 threads, 49152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ blk_g_W2, const uint16_t *__restrict__ blk_g_G, uint16_t *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ blk_g_W2, const uint16_t *__restrict__ blk_g_G, uint16_t *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */

@@ -10,11 +10,11 @@
 
 /* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_stick_breaking_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 10 of the 31 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 12 of the 31 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -44,6 +44,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         blk_pack(64, 64, v6, 1, 64, B2, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v1, 64, 1, B2, 64, v7, 64, 0);
+        __syncthreads();
         // %8 = mul %7, %2
         float *v8 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -109,13 +110,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         blk_pack(64, 64, v18, 1, 64, B3, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v1, 64, 1, B3, 64, v19, 64, 0);
+        __syncthreads();
         // %20 = mul %19, %2
         float *v20 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v20[r_ * 64 + c_] = (v19[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %21 = softplus %20
         float *v21 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -219,6 +220,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         {
         }
     }
+    __syncthreads();
     // store %15 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
         float *t7_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;

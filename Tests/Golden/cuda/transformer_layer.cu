@@ -10,7 +10,7 @@
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
@@ -131,7 +131,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
@@ -252,7 +252,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
@@ -373,11 +373,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
 
 /* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 10 of the 22 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 11 of the 22 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -421,6 +421,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
         blk_pack(64, 64, v12, 1, 1024, B4, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v4, 1024, 1, B4, 64, v13, 64, 0);
+        __syncthreads();
         // %14 = mul %13, %5
         float *v14 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -555,7 +556,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
 
 /* kernel k22_transpose_t38: grid(b0 < 1024, i < 1, j < 1), 1024 instance(s); local blocks: 0 buffer(s), 0 bytes per thread */
 /* launch: 1024 block(s) x 256 threads, 0 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k4(const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_t38) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k4(const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_t38) {
     const long b0 = (long)blockIdx.x;
     const long i = (long)blockIdx.x % 1;
     const long j = (long)blockIdx.x % 1;
@@ -574,7 +575,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k4(con
 
 /* kernel k29_rsqrt_t48: grid(i < 16), 16 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 33024 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t38, float *__restrict__ blk_g_t48) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t38, float *__restrict__ blk_g_t48) {
     const long i = (long)blockIdx.x;
     /* barriers: 5 of the 16 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
@@ -685,7 +686,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
 
 /* kernel k31_mul_Xf: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_t48, float *__restrict__ blk_g_Xf) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_t48, float *__restrict__ blk_g_Xf) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 2 of the 9 placed (the others separate no accesses of one shared element by different threads) */
@@ -754,7 +755,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(con
 
 /* kernel k35_mul_G: grid(i < 16, j < 44), 704 instance(s); local blocks: 4 buffer(s), 65536 bytes per thread */
 /* launch: 704 block(s) x 256 threads, 65536 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
     /* barriers: 4 of the 11 placed (the others separate no accesses of one shared element by different threads) */
@@ -830,7 +831,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(con
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 3 buffer(s), 49152 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
     /* barriers: 4 of the 13 placed (the others separate no accesses of one shared element by different threads) */
