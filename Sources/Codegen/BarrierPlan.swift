@@ -48,6 +48,8 @@ struct BarrierPlan {
         case accesses([Access])
         case candidate(Int, conditional: Bool)
         case loop([Event])
+        /// A variable gets a value: a copy of another's, or a new one.
+        case define(String, copying: String?)
     }
 
     /// Resolves the markers of a kernel's text: each candidate becomes `barrier` (at its indentation) or goes, the
@@ -132,6 +134,7 @@ struct BarrierPlan {
                     pendingCooperative = false
                     if t.hasPrefix("const long r_ = f_") { scopes[scopes.count - 1].decomposition = t }
                 }
+                if let (name, source) = Self.definition(t) { events.append(.define(name, copying: source)) }
                 let accesses = self.accesses(t)
                 if !accesses.isEmpty { events.append(.accesses(accesses)) }
                 if t.hasPrefix("}") { _ = scopes.popLast() }
@@ -158,6 +161,32 @@ struct BarrierPlan {
             return nil
         }
 
+        /// Brackets a variable's name in a mapping key, replaced by its value's identity when walked.
+        static let variableMark: Character = "\u{2}"
+
+        /// `const long NAME = EXPR;`, `long NAME = EXPR;` or `NAME = IDENTIFIER;`: the name, and the identifier it
+        /// copies (`nil` for any other expression).
+        static func definition(_ t: String) -> (String, String?)? {
+            var rest = Substring(t)
+            var declared = false
+            if rest.hasPrefix("const long ") {
+                rest = rest.dropFirst(11)
+                declared = true
+            } else if rest.hasPrefix("long ") {
+                rest = rest.dropFirst(5)
+                declared = true
+            }
+            guard rest.hasSuffix(";"), let eq = rest.range(of: " = ") else { return nil }
+            let name = rest[..<eq.lowerBound]
+            let value = rest[eq.upperBound...].dropLast()
+            func identifier(_ x: Substring) -> Bool {
+                !x.isEmpty && !(x.first!.isNumber) && x.allSatisfy { $0 == "_" || $0.isLetter || $0.isNumber }
+            }
+            guard identifier(name) else { return nil }
+            if identifier(value) { return (String(name), String(value)) }
+            return declared ? (String(name), nil) : nil
+        }
+
         /// The thread mapping key of an access with index `index` in the innermost cooperative loop, if one-to-one.
         func mapping(_ index: String) -> String? {
             guard let scope = scopes.last, let d = scope.decomposition else { return nil }
@@ -172,15 +201,16 @@ struct BarrierPlan {
             }
             // const long r_ = f_ / C, c_ = f_ % C;
             let prefix = "const long r_ = f_ / "
-            guard d.hasPrefix(prefix), let comma = d.firstIndex(of: ","),
-                let c = Int(d[d.index(d.startIndex, offsetBy: prefix.count)..<comma])
-            else { return nil }
-            if parts.count == 5, parts[0] == "r_", parts[1] == "*", let s = Int(parts[2]), s >= c, parts[3] == "+",
+            guard d.hasPrefix(prefix), let comma = d.firstIndex(of: ",") else { return nil }
+            let divisor = String(d[d.index(d.startIndex, offsetBy: prefix.count)..<comma])
+            guard parts.count == 5, parts[0] == "r_", parts[1] == "*", let s = Int(parts[2]), s > 0, parts[3] == "+",
                 parts[4] == "c_"
-            {
-                return d + "|" + index
-            }
-            return nil
+            else { return nil }
+            if let c = Int(divisor) { return s >= c ? d + "|" + index : nil }
+            // A run-time extent (at most the block's columns, so at most the row stride `s`): the key names its
+            // value, resolved when walked (`Walk.resolve`).
+            guard divisor.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }) else { return nil }
+            return "2-D over \(Self.variableMark)\(divisor)\(Self.variableMark)|" + index
         }
 
         /// The accesses of a cooperative `blk_gemm` or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
@@ -300,6 +330,18 @@ struct BarrierPlan {
         /// The latest candidate passed (and its position), not across a loop's exit.
         var last: (id: Int, position: Int)?
         var position = 0
+        /// Each variable's value, as an identity: the position where it was computed (copies share it).
+        var values: [String: String] = [:]
+
+        /// An access whose key names a variable, with the variable's current value (any thread if unknown).
+        func resolve(_ a: Access) -> Access {
+            guard let m = a.mapping, m.contains(Parser.variableMark) else { return a }
+            let pieces = m.split(separator: Parser.variableMark, omittingEmptySubsequences: false)
+            guard pieces.count == 3, let value = values[String(pieces[1])] else {
+                return Access(buffer: a.buffer, write: a.write, mapping: nil)
+            }
+            return Access(buffer: a.buffer, write: a.write, mapping: pieces[0] + value + pieces[2])
+        }
 
         mutating func run(_ events: [Event]) {
             for e in events {
@@ -310,7 +352,9 @@ struct BarrierPlan {
                     last = (id, position)
                     if keep.contains(id) { pending.removeAll() }
                 case .accesses(let list):
-                    for a in list { record(a) }
+                    for a in list { record(resolve(a)) }
+                case .define(let name, let source):
+                    values[name] = source.flatMap { values[$0] } ?? "\(name)@\(position)"
                 case .loop(let body):
                     let before = pending
                     run(body)

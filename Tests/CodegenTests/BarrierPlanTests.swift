@@ -88,6 +88,26 @@ final class BarrierPlanTests: XCTestCase {
         XCTAssertEqual(kept(lines).kept, [1])
     }
 
+    /// A run-time extent: two loops over copies of one value map alike, a value computed again does not.
+    func testRunTimeExtents() {
+        func loop(_ e: String, _ name: String) -> [String] {
+            [
+                "for (long f_ = threadIdx.x; f_ < 8 * \(e); f_ += blockDim.x) {",
+                "const long r_ = f_ / \(e), c_ = f_ % \(e);", "\(name)[r_ * 8 + c_] = 1.0f;", "}",
+            ]
+        }
+        let copies =
+            header + ["const long e1_1 = blk_extent(n, 0, 8);", "const long e2_1 = e1_1;"] + loop("e1_1", "v1")
+            + [candidate] + loop("e2_1", "v1") + [candidate]
+        XCTAssertEqual(kept(copies).kept, [])
+        let recomputed =
+            header + ["const long e1_1 = blk_extent(n, 0, 8);", "const long e2_1 = blk_extent(n, 0, 8);"]
+            + loop("e1_1", "v1") + [candidate] + loop("e2_1", "v1") + [candidate]
+        XCTAssertEqual(kept(recomputed).kept, [0])
+        let undefined = header + loop("e1_1", "v1") + [candidate] + loop("e1_1", "v1")
+        XCTAssertEqual(kept(undefined).kept, [0])
+    }
+
     /// A pointer passed to a call counts as written; `blk_gemm` reads its operands and writes its output (4x4 tiles:
     /// any thread).
     func testCalls() {
