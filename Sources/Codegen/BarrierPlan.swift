@@ -11,10 +11,12 @@
 /// The thread is known for an access inside a cooperative loop (`for (long f_ = threadIdx.x; f_ < N;
 /// f_ += blockDim.x)`, iteration `f_` on thread `f_ % blockDim.x`) whose index is one-to-one in `f_`: `r_`,
 /// `r_ * S` after `r_ = f_`, or `r_ * S + c_` with `S` at least the constant row length `C` of `r_ = f_ / C,
-/// c_ = f_ % C`. Two such accesses of one buffer with the same decomposition and the same index are made by the same
-/// thread for every element, so they need no barrier between them. Every other access (a warp's row reduction, a
-/// `blk_gemm`/`blk_pack` call, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer passed to a
-/// call counts as written, except the operands `blk_gemm` and `blk_pack` only read. Conflicts are resolved greedily:
+/// c_ = f_ % C` (or `C` a run-time extent, at most the block's columns, compared by the identity of its value: the
+/// walk follows `long` definitions and copies). Two such accesses of one buffer with the same decomposition and the
+/// same index are made by the same thread for every element, so they need no barrier between them; so is
+/// `blk_pack`'s output with constant `n` and `lds`. Every other access (a warp's row reduction, `blk_gemm`'s 4x4
+/// tiles, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer passed to a call counts as
+/// written, except the operands `blk_gemm` and `blk_pack` only read. Conflicts are resolved greedily:
 /// the latest candidate between the two accesses is kept (the fewest barriers for a sequence), repeated to a fixed
 /// point over the loops. A kept candidate clears what is pending; the kernel's end needs none.
 struct BarrierPlan {
