@@ -54,6 +54,19 @@ public enum CEmitter {
     /// The default stem of a program's generated files (`attention` for `attention.c`, `.h`, `.cu`).
     public static func fileStem(_ program: Program) -> String { CNames.stem(program) }
 
+    /// Each kernel's barriers under a GPU dialect: how many `__syncthreads()` the emitter placed and how many
+    /// `BarrierPlan` keeps (all zero for a CPU dialect).
+    public static func barrierCounts(_ schedule: ProgramSchedule, dialect: Dialect = .cuda) -> [(
+        kept: Int, placed: Int
+    )] {
+        let names = CNames(program: schedule.program, dialect: dialect)
+        return schedule.kernels.map { kernel in
+            var emitter = KernelEmitter(program: schedule.program, schedule: kernel, names: names, dialect: dialect)
+            emitter.emitFunction()
+            return (emitter.barriers.kept, emitter.barriers.placed)
+        }
+    }
+
     /// The entry point's declaration (without the trailing semicolon).
     static func signature(_ program: Program, names: CNames, dialect: Dialect) -> String {
         let r = dialect.restrictQualifier

@@ -14,7 +14,8 @@ public enum CUDAEmulator {
          * C++17 host compiler and run on a CPU (Docs/CUDA.md, "The CUDA emulator").
          *
          *   sed -E 's/([A-Za-z_][A-Za-z0-9_]*)<<<(.*)>>>\(/blk_emu::launch(\1, "\1", \2)(/' NAME.cu > NAME.emu.cpp
-         *   g++ -std=c++17 -O1 -I emulator -DBLOCKC_EMU_ARCH=90 -x c++ NAME.emu.cpp harness.cu -o harness
+         *   g++ -std=c++17 -O1 -I emulator -DBLOCKC_EMU_ARCH=90 -fsanitize=thread -g1 -c NAME.emu.cpp -o NAME.emu.o
+         *   g++ -std=c++17 -O1 -I emulator -I . NAME.emu.o -x c++ harness.cu -o harness
          *
          * (`-I emulator` makes `#include <cuda_runtime.h>` this header; the sed turns `k<<<g, t, s>>>(...)` into a
          * call.) Each CUDA thread is a fiber with its own stack; the blocks of a launch run one at a time, in the
@@ -31,7 +32,10 @@ public enum CUDAEmulator {
          *     (4 KiB, or the allocation's size if larger) checked after every launch and by cudaFree; a kernel
          *     argument or a cudaMemcpy/cudaMemset operand that is not device memory where the call needs it, or a
          *     copy that overruns its allocation, is an error; two pointer arguments into one allocation, one of
-         *     them writable, break __restrict__.
+         *     them writable, break __restrict__;
+         *   - races on shared memory, when the kernels' translation unit is compiled with -fsanitize=thread (and
+         *     linked without it): a read of a word another thread wrote since the last barrier, or a write of a
+         *     word another thread read or wrote since then.
          */
         #ifndef BLOCKC_CUDA_EMU_H
         #define BLOCKC_CUDA_EMU_H
@@ -48,6 +52,7 @@ public enum CUDAEmulator {
         #include <sys/mman.h>
         #include <time.h>
         #include <ucontext.h>
+        #include <dlfcn.h>
         #include <unistd.h>
 
         #include <functional>
@@ -63,6 +68,7 @@ public enum CUDAEmulator {
         #define __device__
         #define __host__
         #define __forceinline__ inline
+        #define __noinline__ __attribute__((noinline))
         #define __launch_bounds__(...)
         #define __shared__
         #define __align__(n) __attribute__((aligned(n)))
@@ -74,6 +80,13 @@ public enum CUDAEmulator {
         struct uint3 {
             unsigned int x, y, z;
         };
+        struct __attribute__((aligned(16))) float4 {
+            float x, y, z, w;
+        };
+        inline float4 make_float4(float x, float y, float z, float w) {
+            float4 r = {x, y, z, w};
+            return r;
+        }
 
         enum cudaError {
             cudaSuccess = 0,
@@ -274,6 +287,7 @@ public enum CUDAEmulator {
             std::vector<Thread> threads;
             std::vector<Warp> warps;
             ucontext_t scheduler;
+            size_t shared; /* dynamic shared bytes */
             std::function<void()> *body;
             Thread *current;
         };
@@ -286,6 +300,92 @@ public enum CUDAEmulator {
         inline Block *&active() {
             static Block *b = NULL;
             return b;
+        }
+
+        /* ---- races on shared memory ----
+         * Built with `-fsanitize=thread` (the program's translation unit only, linked without the TSan runtime), the
+         * compiler calls __tsan_readN/__tsan_writeN before every memory access; the emulator defines them (at the end of
+         * this header) and checks each access that falls in the block's shared memory while a kernel thread runs. Per
+         * 4-byte word it keeps the last writer and the readers of the current barrier epoch (the span between two
+         * __syncthreads of the block): a read of a word another thread wrote in the epoch, or a write of a word another
+         * thread read or wrote in it, is a race, reported with the block, both threads, the byte and the barrier that
+         * opened the epoch. Warp shuffles do not order shared memory accesses here. */
+        const size_t race_words = (BLK_EMU_SHARED_CAPACITY + BLK_EMU_SHARED_GUARD) / 4;
+        const uint16_t no_thread = 0xFFFF;
+        struct Races {
+            size_t bytes;    /* the block's shared bytes while a kernel thread runs, else 0 (no checks) */
+            uint32_t epoch;  /* the barrier epoch: distinct for every span of every block of every launch */
+            int line;        /* the line of the __syncthreads that opened the epoch (0: the kernel's start) */
+            uint16_t thread; /* the running thread */
+            const char *kernel;
+            uint32_t write_epoch[race_words], read_epoch[race_words];
+            uint16_t writer[race_words], reader[race_words], other_reader[race_words];
+        };
+        inline Races race_state; /* zero-initialized: no constructor that the instrumentation would watch */
+        __attribute__((no_sanitize("thread"))) inline Races &races() { return race_state; }
+
+        /* " (at FILE:LINE)" for a return address, through addr2line when the program has line tables, else "". */
+        __attribute__((no_sanitize("thread"))) inline void where(const void *pc, char *out, size_t size) {
+            out[0] = 0;
+            Dl_info info;
+            if (!pc || !dladdr(pc, &info) || !info.dli_fbase) return;
+            char exe[256] = {0}, command[400];
+            ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            if (length <= 0 || strchr(exe, '\'')) return;
+            snprintf(command, sizeof command, "addr2line -e '%s' 0x%lx 2>/dev/null", exe,
+                     (unsigned long)((uintptr_t)pc - 1 - (uintptr_t)info.dli_fbase));
+            FILE *f = popen(command, "r");
+            if (!f) return;
+            char line[400] = {0};
+            if (fgets(line, sizeof line, f) && line[0] != '?') {
+                line[strcspn(line, "\n")] = 0;
+                line[strcspn(line, " ")] = 0; /* drops " (discriminator N)" */
+                const char *slash = strrchr(line, '/');
+                snprintf(out, size, " (at %s)", slash ? slash + 1 : line);
+            }
+            pclose(f);
+        }
+
+        /* Stops with a race: `what` is "r" or "w" (this access) followed by what the other thread did. */
+        [[noreturn]] __attribute__((no_sanitize("thread"))) inline void race(const char *what, size_t word, unsigned other,
+                                                                               const void *pc) {
+            Races &r = races();
+            unsigned thread = r.thread;
+            r.bytes = 0;
+            char at[420];
+            where(pc, at, sizeof at);
+            char since[64];
+            if (r.line > 0)
+                snprintf(since, sizeof since, "the __syncthreads on line %d", r.line);
+            else
+                snprintf(since, sizeof since, "the kernel's start");
+            fail(r.kernel, "block %u: a race on shared memory: thread %u %s byte %zu%s, which thread %u %s since %s",
+                 builtins().blockIdx.x, thread, what[0] == 'r' ? "reads" : "writes", word * 4, at, other, what + 1, since);
+        }
+
+        __attribute__((no_sanitize("thread"))) inline void check_access(const void *p, size_t n, bool write, const void *pc) {
+            Races &r = races();
+            uintptr_t offset = (uintptr_t)p - (uintptr_t)blk_smem;
+            if (offset >= r.bytes || n == 0) return;
+            size_t last = (offset + n - 1) / 4;
+            if (last >= r.bytes / 4) last = r.bytes / 4 - 1;
+            uint32_t e = r.epoch;
+            uint16_t t = r.thread;
+            for (size_t w = offset / 4; w <= last; w++) {
+                if (r.write_epoch[w] == e && r.writer[w] != t) race(write ? "wwrote" : "rwrote", w, r.writer[w], pc);
+                if (write) {
+                    if (r.read_epoch[w] == e && r.reader[w] != t) race("wread", w, r.reader[w], pc);
+                    if (r.read_epoch[w] == e && r.other_reader[w] != no_thread) race("wread", w, r.other_reader[w], pc);
+                    r.write_epoch[w] = e;
+                    r.writer[w] = t;
+                } else if (r.read_epoch[w] != e) {
+                    r.read_epoch[w] = e;
+                    r.reader[w] = t;
+                    r.other_reader[w] = no_thread;
+                } else if (r.reader[w] != t && r.other_reader[w] == no_thread) {
+                    r.other_reader[w] = t;
+                }
+            }
         }
 
         inline unsigned char *stacks(size_t threads) {
@@ -312,7 +412,10 @@ public enum CUDAEmulator {
         inline void resume(Block &b, unsigned t) {
             b.current = &b.threads[t];
             builtins().threadIdx.x = t;
+            races().thread = (uint16_t)t;
+            races().bytes = b.shared;
             swapcontext(&b.scheduler, &b.threads[t].context);
+            races().bytes = 0;
         }
 
         inline void wait(Block &b) {
@@ -421,6 +524,9 @@ public enum CUDAEmulator {
                 th.context.uc_link = NULL;
                 makecontext(&th.context, (void (*)())fiber_main, 0);
             }
+            races().epoch++;
+            races().line = 0;
+            races().kernel = b.kernel;
             std::vector<unsigned> perm(n);
             for (;;) {
                 bool ran = false;
@@ -469,6 +575,8 @@ public enum CUDAEmulator {
                         fail(b.kernel,
                              "block %u: thread %d waits at __syncthreads on line %d and thread %zu on line %d: divergence",
                              builtins().blockIdx.x, barrier_thread, line, t, b.threads[t].line);
+                races().epoch++; /* every thread has reached the barrier: a new epoch */
+                races().line = line;
                 for (size_t t = 0; t < n; t++) b.threads[t].state = runnable;
             }
         }
@@ -528,6 +636,7 @@ public enum CUDAEmulator {
             b.threads.resize(threads);
             b.warps.resize((threads + 31) / 32);
             b.body = &body;
+            b.shared = shared;
             b.current = NULL;
             Builtins &in = builtins();
             in.blockDim = block;
@@ -762,9 +871,66 @@ public enum CUDAEmulator {
             return cudaSuccess;
         }
 
+        /* ---- the callbacks of `-fsanitize=thread` instrumentation (see "races on shared memory" above) ---- */
+        #ifdef __SANITIZE_THREAD__
+        #define BLK_EMU_HOOK extern "C" __attribute__((weak, no_sanitize("thread"), noinline))
+        #define BLK_EMU_CHECK(n, write) blk_emu::check_access(p, n, write, __builtin_return_address(0))
+        #define BLK_EMU_ACCESS(n)                                                                                              \
+            BLK_EMU_HOOK void __tsan_read##n(void *p) { BLK_EMU_CHECK(n, false); }                                             \
+            BLK_EMU_HOOK void __tsan_write##n(void *p) { BLK_EMU_CHECK(n, true); }                                             \
+            BLK_EMU_HOOK void __tsan_unaligned_read##n(void *p) { BLK_EMU_CHECK(n, false); }                                   \
+            BLK_EMU_HOOK void __tsan_unaligned_write##n(void *p) { BLK_EMU_CHECK(n, true); }                                   \
+            BLK_EMU_HOOK void __tsan_volatile_read##n(void *p) { BLK_EMU_CHECK(n, false); }                                    \
+            BLK_EMU_HOOK void __tsan_volatile_write##n(void *p) { BLK_EMU_CHECK(n, true); }
+        BLK_EMU_ACCESS(1)
+        BLK_EMU_ACCESS(2)
+        BLK_EMU_ACCESS(4)
+        BLK_EMU_ACCESS(8)
+        BLK_EMU_ACCESS(16)
+        BLK_EMU_HOOK void __tsan_read_range(void *p, unsigned long n) { BLK_EMU_CHECK(n, false); }
+        BLK_EMU_HOOK void __tsan_write_range(void *p, unsigned long n) { BLK_EMU_CHECK(n, true); }
+        BLK_EMU_HOOK void __tsan_init(void) {}
+        BLK_EMU_HOOK void __tsan_func_entry(void *) {}
+        BLK_EMU_HOOK void __tsan_func_exit(void) {}
+        BLK_EMU_HOOK void __tsan_vptr_update(void **, void *) {}
+        BLK_EMU_HOOK void __tsan_vptr_read(void **) {}
+        /* Atomics (the guards of function-local statics): plain sequentially consistent operations, unchecked. */
+        #define BLK_EMU_ATOMIC(n, T)                                                                                           \
+            BLK_EMU_HOOK T __tsan_atomic##n##_load(const volatile T *a, int) { return __atomic_load_n(a, __ATOMIC_SEQ_CST); }  \
+            BLK_EMU_HOOK void __tsan_atomic##n##_store(volatile T *a, T v, int) { __atomic_store_n(a, v, __ATOMIC_SEQ_CST); }  \
+            BLK_EMU_HOOK T __tsan_atomic##n##_exchange(volatile T *a, T v, int) {                                              \
+                return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);                                                            \
+            }                                                                                                                  \
+            BLK_EMU_HOOK T __tsan_atomic##n##_fetch_add(volatile T *a, T v, int) {                                             \
+                return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);                                                             \
+            }                                                                                                                  \
+            BLK_EMU_HOOK T __tsan_atomic##n##_fetch_sub(volatile T *a, T v, int) {                                             \
+                return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST);                                                             \
+            }                                                                                                                  \
+            BLK_EMU_HOOK int __tsan_atomic##n##_compare_exchange_strong(volatile T *a, T *c, T v, int, int) {                  \
+                return __atomic_compare_exchange_n(a, c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                        \
+            }                                                                                                                  \
+            BLK_EMU_HOOK T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v, int, int) {                        \
+                __atomic_compare_exchange_n(a, &c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                              \
+                return c;                                                                                                      \
+            }
+        BLK_EMU_ATOMIC(8, unsigned char)
+        BLK_EMU_ATOMIC(16, unsigned short)
+        BLK_EMU_ATOMIC(32, unsigned int)
+        BLK_EMU_ATOMIC(64, unsigned long long)
+        BLK_EMU_HOOK void __tsan_atomic_thread_fence(int) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+        BLK_EMU_HOOK void __tsan_atomic_signal_fence(int) {}
+        #endif
+
         #endif
 
         """#
+
+    /// The host compiler flags that turn on the race check for the translation unit of the generated CUDA (not
+    /// the harness): `-fsanitize=thread` makes the compiler call the header's `__tsan_read4`... before every memory
+    /// access, `-g1` gives the report a source line. The object is linked without `-fsanitize=thread`, so no TSan
+    /// runtime is involved (compile with `-c`, then link it with the harness).
+    public static let raceCheckFlags = ["-fsanitize=thread", "-g1"]
 
     /// `emulator/cuda_runtime.h` in a bundle: makes `#include <cuda_runtime.h>` the emulator under `-I emulator`.
     public static let runtimeShim = """

@@ -27,6 +27,9 @@ public struct CodeWriter: Sendable {
         for l in s.split(separator: "\n", omittingEmptySubsequences: false) { line(String(l)) }
     }
 
+    /// Replaces all the text written (a pass over it, as `BarrierPlan.resolve`).
+    public mutating func replaceText(_ s: String) { text = s }
+
     /// Appends text verbatim (no indentation added).
     public mutating func raw(_ s: String) { text += s }
 

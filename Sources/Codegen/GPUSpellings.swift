@@ -7,7 +7,7 @@ import BlockIR
 public struct GPUSpellings: Hashable, Sendable {
     /// Threads of one warp.
     public var warpSize: Int
-    /// Declares a kernel: `__global__ void __launch_bounds__(%THREADS%)`.
+    /// Declares a kernel: `__global__ void __launch_bounds__(%THREADS%, 1)`.
     public var kernelQualifier: String
     /// This thread's index in its block (`threadIdx.x`).
     public var threadIndex: String

@@ -627,6 +627,7 @@ extension KernelEmitter {
         let saved = ranges[loop.variable]
         ranges[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
         open("for (\(dialect.indexType) \(v) = \(index(loop.lower)); \(v) < \(index(loop.upper)); \(v)++)")
+        if dialect.gpu != nil { w.line(BarrierPlan.loopBegin) }
         if let c = loop.condition {
             // The guard is read before anything in the iteration, so a skipped iteration leaves
             // every carried buffer (also those computed in place) as it was. Every thread of a
@@ -638,6 +639,7 @@ extension KernelEmitter {
         loops.append((loop.variable, loop.upper))
         emitBody(loop.body, carried: loop.carried)
         loops.removeLast()
+        if dialect.gpu != nil { w.line(BarrierPlan.loopEnd) }
         close()
         ranges[loop.variable] = saved
         for (k, r) in inst.results.enumerated() where k < loop.carried.count {

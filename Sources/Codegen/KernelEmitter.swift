@@ -141,15 +141,23 @@ struct KernelEmitter {
             if let m = g.modulus { e = "\(e) % \(m)" }
             w.line("const \(dialect.indexType) \(names.index(g.variable)) = \(e);")
         }
+        w.line(BarrierPlan.summary)
         declareBuffers()
         emitBody(kernel.body, carried: [])
         close()
+        let (text, plan) = BarrierPlan.resolve(w.text, barrier: gpu.barrier)
+        w.replaceText(text)
+        barriers = plan
     }
 
-    /// Writes a barrier of the block's threads (GPU dialects only).
+    /// Writes a candidate barrier of the block's threads (GPU dialects only): `BarrierPlan` keeps it where a shared
+    /// access of one thread must be ordered before another thread's.
     mutating func barrier() {
-        if let gpu = dialect.gpu { w.line(gpu.barrier) }
+        if dialect.gpu != nil { w.line(BarrierPlan.candidate) }
     }
+
+    /// The barriers of the GPU kernel written (after `emitFunction`): placed and kept.
+    var barriers = BarrierPlan()
 
     /// Opens a brace scope: `header {` and one more indentation level.
     mutating func open(_ header: String) {

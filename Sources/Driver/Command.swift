@@ -1,4 +1,5 @@
 import BlockIR
+import Codegen
 import Foundation
 import Fusion
 import Graph
@@ -132,14 +133,21 @@ struct Command: Sendable {
             Runs the pipeline through the schedule stage and prints, per kernel: the grid and its
             parallel axes, the block sizes, the local buffers and every value's storage (a buffer,
             a view, a splat, in place), each dot's micro-kernel and, on a GPU target, the launch
-            configuration. The emitters render exactly this schedule.
+            configuration and the barriers the CUDA keeps. The emitters render exactly this schedule.
             """,
         options: common.union([.output, .noFusion, .onlyRule])
     ) { options, console throws(DriverError) in
         let pipeline = try Pipeline(
             path: try options.inputFile(command: "schedule"), options: options, console: console)
         let schedule = try pipeline.scheduled()
-        try emit(SchedulePrinter.print(schedule), to: options.outputPath, console: console)
+        var text = SchedulePrinter.print(schedule)
+        if schedule.kernels.contains(where: { $0.launch != nil }) {
+            text += "\nbarriers (CUDA): kept of the placed after each shared access (Docs/CUDA.md, \"Barriers\")\n"
+            for (k, counts) in CEmitter.barrierCounts(schedule).enumerated() {
+                text += "  kernel #\(k): \(counts.kept) of \(counts.placed)\n"
+            }
+        }
+        try emit(text, to: options.outputPath, console: console)
     }
 
     static let explain = Command(

@@ -147,7 +147,7 @@ enum CudaBundle {
         #
         # run.sh --emulate: no GPU or nvcc needed; builds the harness with a C++17 compiler (CXX, default g++)
         # against blockc's CUDA emulator (emulator/blockc_cuda_emu.h) and runs it on the CPU, checking
-        # barriers, warp shuffles, shared memory and out-of-bounds writes (a fault: exit status 4 and a
+        # barriers, warp shuffles, races on shared memory and out-of-bounds writes (a fault: exit status 4 and a
         # message). EMU_ARCH (80 or 90, default 90) picks the shared memory limit, BLOCKC_EMU_ORDER (forward,
         # reverse, random or random:SEED) the order of blocks and threads, REPS defaults to 0.
         set -u
@@ -160,9 +160,11 @@ enum CudaBundle {
             fi
             EMU_ARCH="${EMU_ARCH:-90}"
             sed -E '\(CUDAEmulator.launchRewriteSed)' \(name).cu > emulator/\(name).emu.cpp || exit 1
-            echo "building: $CXX -std=c++17 -O1 -DBLOCKC_EMU_ARCH=$EMU_ARCH harness.cu \(name).cu (emulated)"
-            "$CXX" -std=c++17 -O1 -I emulator -I . -DBLOCKC_EMU_ARCH="$EMU_ARCH" -x c++ -o harness-emu \\
-                emulator/\(name).emu.cpp harness.cu || { echo "error: build failed" >&2; exit 1; }
+            echo "building: $CXX -std=c++17 -O1 -DBLOCKC_EMU_ARCH=$EMU_ARCH harness.cu \(name).cu (emulated, race checks)"
+            "$CXX" -std=c++17 -O1 -I emulator -I . -DBLOCKC_EMU_ARCH="$EMU_ARCH" \(CUDAEmulator.raceCheckFlags.joined(separator: " ")) \\
+                -c -o emulator/\(name).emu.o emulator/\(name).emu.cpp || { echo "error: build failed" >&2; exit 1; }
+            "$CXX" -std=c++17 -O1 -I emulator -I . -DBLOCKC_EMU_ARCH="$EMU_ARCH" -o harness-emu \\
+                emulator/\(name).emu.o -x c++ harness.cu || { echo "error: build failed" >&2; exit 1; }
             mkdir -p out
             ./harness-emu inputs out "${REPS:-0}"
             status=$?

@@ -63,14 +63,15 @@ extension CudaTests {
             return .failure(EmulatorFailure("cannot write \(rewritten): \(error)"))
         }
         let exe = dir + "/harness-emu"
-        let built = CLI.run(
-            compiler,
-            [
-                "-std=c++17", "-O1", "-I", dir + "/emulator", "-I", dir, "-DBLOCKC_EMU_ARCH=\(arch)", "-x", "c++",
-                "-o", exe, rewritten, dir + "/harness.cu",
-            ])
+        let object = dir + "/emulator/program.emu.o"
+        let includes = ["-std=c++17", "-O1", "-I", dir + "/emulator", "-I", dir, "-DBLOCKC_EMU_ARCH=\(arch)"]
+        let compiled = CLI.run(compiler, includes + CUDAEmulator.raceCheckFlags + ["-c", "-o", object, rewritten])
+        guard compiled.status == 0 else {
+            return .failure(EmulatorFailure("g++ failed against the emulator:\n\(compiled.stdout + compiled.stderr)"))
+        }
+        let built = CLI.run(compiler, includes + ["-o", exe, object, "-x", "c++", dir + "/harness.cu"])
         guard built.status == 0 else {
-            return .failure(EmulatorFailure("g++ failed against the emulator:\n\(built.stdout + built.stderr)"))
+            return .failure(EmulatorFailure("linking the emulated harness failed:\n\(built.stdout + built.stderr)"))
         }
         return .success(EmulatedBuild(dir: dir, executable: exe))
     }
@@ -234,7 +235,58 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
-    /// Mutations of the generated source that the emulator must catch, each as an error or a mismatch.
+    /// The barriers the emitter keeps in the causal attention kernel (at an odd size) are needed: with any one of
+    /// them skipped (one build, the barrier to skip chosen at run time), the emulator reports a race on shared
+    /// memory, except the few that `BarrierPlan` keeps only because it cannot prove them unneeded (listed, so a
+    /// change of the analysis shows here).
+    func testEveryKeptBarrierIsNeeded() throws {
+        let compiler = try Self.hostCompiler()
+        let dir = CLI.temporaryDirectory("cuda-emulator-barriers")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let barrier = "__syncthreads();"
+        var count = 0
+        let built = Self.buildEmulated(
+            ["Examples/attention_causal.graph", "--dim", "BH=1,N=200,d=40"], arch: 90, dir: dir, compiler: compiler
+        ) { source in
+            var lines: [String] = []
+            for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
+                guard line.trimmingCharacters(in: .whitespaces) == barrier else {
+                    lines.append(String(line))
+                    continue
+                }
+                lines.append(line.replacingOccurrences(of: barrier, with: "if (blk_skip != \(count)) " + barrier))
+                count += 1
+            }
+            let skip = "static const int blk_skip = getenv(\"BLK_SKIP\") ? atoi(getenv(\"BLK_SKIP\")) : -1;"
+            return "#include <stdlib.h>\n" + skip + "\n" + lines.joined(separator: "\n")
+        }
+        guard case .success(let build) = built else {
+            if case .failure(let f) = built { XCTFail(f.message) }
+            return
+        }
+        XCTAssertGreaterThan(count, 0)
+        try FileManager.default.createDirectory(atPath: build.dir + "/out", withIntermediateDirectories: true)
+        let unskipped = CLI.run(build.executable, [build.dir + "/inputs", build.dir + "/out", "0"])
+        XCTAssertEqual(unskipped.status, 0, unskipped.stderr)
+        // Kept without a race when skipped: 8 (the end of an iteration) separates the yield's copy of row maxima from
+        // the next iteration's packing of K, which lands on the same threads for the first 64 elements; 9 (after the
+        // loop) is needed only when the loop runs zero times, which it does not here.
+        let conservative: Set<Int> = [8, 9]
+        XCTAssertEqual(count, 10)
+        for k in 0..<count {
+            let run = CLI.run(
+                build.executable, [build.dir + "/inputs", build.dir + "/out", "0"], environment: ["BLK_SKIP": "\(k)"])
+            let race = run.status == 4 && run.stderr.contains("a race on shared memory")
+            if conservative.contains(k) {
+                XCTAssertEqual(run.status, 0, "barrier \(k) of \(count) skipped: \(run.stderr)")
+            } else {
+                XCTAssertTrue(race, "barrier \(k) of \(count) skipped: not a race (status \(run.status)) \(run.stderr)")
+            }
+        }
+    }
+
+    /// Mutations of the generated source that the emulator must catch, each as an error or a mismatch; a removed
+    /// barrier must be reported as a race on shared memory.
     func testEmulatorCatchesMutations() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mutations")
@@ -244,16 +296,22 @@ extension CudaTests {
         let pack = "        blk_pack("  // a call in a kernel, not the runtime's definition
         let sum = "for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);"
         let store = "blk_imin(e62_0, blk_extent(70, i * 64, 64)) * 50"
+        let yield = "        // yield "
+        /// Removes the first barrier after `marker`, or the last before it.
+        @Sendable func removeBarrier(after marker: String, _ s: String) -> String {
+            guard let at = s.range(of: marker), let sync = s.range(of: barrier, range: at.upperBound..<s.endIndex)
+            else { return s }
+            return s.replacingCharacters(in: sync, with: "")
+        }
+        @Sendable func removeBarrier(before marker: String, _ s: String) -> String {
+            guard let at = s.range(of: marker),
+                let sync = s.range(of: barrier, options: .backwards, range: s.startIndex..<at.lowerBound)
+            else { return s }
+            return s.replacingCharacters(in: sync, with: "")
+        }
         let mutations: [(label: String, args: [String], pattern: String, mutate: @Sendable (String) -> String)] = [
-            (
-                "the barrier after packing K removed", attention, pack,
-                { s in
-                    guard let pack = s.range(of: pack),
-                        let sync = s.range(of: barrier, range: pack.upperBound..<s.endIndex)
-                    else { return s }
-                    return s.replacingCharacters(in: sync, with: "")
-                }
-            ),
+            ("the barrier after packing K removed", attention, pack, { removeBarrier(after: pack, $0) }),
+            ("the barrier before the loop's yield removed", attention, yield, { removeBarrier(before: yield, $0) }),
             (
                 "the warp sum starting at offset 8", attention, sum,
                 { $0.replacingOccurrences(of: sum, with: sum.replacingOccurrences(of: "o = 16", with: "o = 8")) }
@@ -284,10 +342,14 @@ extension CudaTests {
                 return
             }
             let (out, result) = Self.runEmulated(build, order: "forward")
+            let race = result.stderr.contains("a race on shared memory")
             let caught =
                 (result.status == 4 && result.stderr.contains("cuda-emulator: error"))
                 || (result.status == 0 && !Self.mismatches(build.dir, out: out).isEmpty)
             if !caught { failures.append("\(m.label): not caught (status \(result.status)) \(result.stderr)") }
+            if m.label.contains("barrier") && !race {
+                failures.append("\(m.label): not reported as a race (status \(result.status)) \(result.stderr)")
+            }
         }
         for f in failures.values { XCTFail(f) }
     }
@@ -333,6 +395,27 @@ extension CudaTests {
                 x[threadIdx.x] = blk_smem[threadIdx.x];
             }
             extern "C" __global__ void copies(const float *a, float *b) { b[threadIdx.x] = a[threadIdx.x]; }
+            extern "C" __global__ void shifts(float *x, int barrier) {
+                extern __shared__ __align__(16) float blk_smem[];
+                blk_smem[threadIdx.x] = (float)threadIdx.x;
+                if (barrier) __syncthreads();
+                x[threadIdx.x] = blk_smem[(threadIdx.x + 1) % blockDim.x];
+            }
+            extern "C" __global__ void overwrites(float *x, int barrier) {
+                extern __shared__ __align__(16) float blk_smem[];
+                blk_smem[threadIdx.x] = (float)threadIdx.x;
+                __syncthreads();
+                float v = blk_smem[(threadIdx.x + 1) % blockDim.x];
+                if (barrier) __syncthreads();
+                blk_smem[threadIdx.x] = 2.0f * v;
+                __syncthreads();
+                x[threadIdx.x] = blk_smem[threadIdx.x];
+            }
+            extern "C" __global__ void all_write(float *x) {
+                extern __shared__ __align__(16) float blk_smem[];
+                if (threadIdx.x >= 60) blk_smem[1] = 1.0f;
+                x[threadIdx.x] = 0.0f;
+            }
             int main(int argc, char **argv) {
                 int c = atoi(argv[1]);
                 float *d = NULL, host[64];
@@ -346,6 +429,15 @@ extension CudaTests {
                 case 5: copies<<<1, 64, 0>>>(d, host); break;
                 case 6: cudaMemcpy(host, d, sizeof host, cudaMemcpyHostToDevice); break;
                 case 7: copies<<<1, 32, 0>>>(d, d + 32); break;
+                case 9: shifts<<<1, 64, 256>>>(d, 0); break;
+                case 10: overwrites<<<1, 64, 256>>>(d, 0); break;
+                case 11: all_write<<<1, 64, 256>>>(d); break;
+                case 12:
+                    shifts<<<1, 64, 256>>>(d, 1);
+                    overwrites<<<1, 64, 256>>>(d, 1);
+                    cudaMemcpy(host, d, sizeof host, cudaMemcpyDeviceToHost);
+                    printf("%g %g\\n", host[0], host[63]);
+                    break;
                 case 8: {
                     printf("%d %d\\n", (int)cudaFuncSetAttribute(reads_shared, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                                  166913),
@@ -368,8 +460,10 @@ extension CudaTests {
         let rewritten = dir + "/checks.cpp"
         try CUDAEmulator.rewriteLaunches(source).write(toFile: rewritten, atomically: true, encoding: .utf8)
         let exe = dir + "/checks"
-        let built = CLI.run(
-            compiler, ["-std=c++17", "-O1", "-I", dir + "/emulator", "-DBLOCKC_EMU_ARCH=80", "-o", exe, rewritten])
+        let flags = ["-std=c++17", "-O1", "-I", dir + "/emulator", "-DBLOCKC_EMU_ARCH=80"]
+        let compiled = CLI.run(compiler, flags + CUDAEmulator.raceCheckFlags + ["-c", "-o", exe + ".o", rewritten])
+        XCTAssertEqual(compiled.status, 0, compiled.stderr)
+        let built = CLI.run(compiler, flags + ["-o", exe, exe + ".o"])
         XCTAssertEqual(built.status, 0, built.stderr)
         let expected = [
             "kernel exits_early: block 0: thread 3 exited while 63 thread(s) wait at __syncthreads",
@@ -380,8 +474,12 @@ extension CudaTests {
             "kernel copies: pointer argument 2",
             "cudaMemcpy(cudaMemcpyHostToDevice, 256 bytes): the destination",
             "kernel copies: pointer arguments 1 and 2 point into one allocation",
+            "",  // case 8, below
+            "kernel shifts: block 0: a race on shared memory: thread 1 writes byte 4 (at checks.cpp:",
+            "kernel overwrites: block 0: a race on shared memory: thread 1 writes byte 4 (at checks.cpp:",
+            "kernel all_write: block 0: a race on shared memory: thread 61 writes byte 4 (at checks.cpp:",
         ]
-        for (c, message) in expected.enumerated() {
+        for (c, message) in expected.enumerated() where !message.isEmpty {
             let run = CLI.run(exe, ["\(c)"])
             XCTAssertEqual(run.status, 4, "case \(c): \(run.stdout) \(run.stderr)")
             XCTAssertTrue(run.stderr.contains("cuda-emulator: error: " + message), "case \(c): \(run.stderr)")
@@ -390,6 +488,10 @@ extension CudaTests {
         let limit = CLI.run(exe, ["8"])
         XCTAssertEqual(limit.status, 0, limit.stderr)
         XCTAssertEqual(limit.stdout, "1 0\n0\n1\nnan\n", limit.stderr)
+        // The same kernels with their barriers: no race, and the values a GPU computes.
+        let synchronized = CLI.run(exe, ["12"])
+        XCTAssertEqual(synchronized.status, 0, synchronized.stderr)
+        XCTAssertEqual(synchronized.stdout, "2 0\n", synchronized.stderr)
     }
 
     /// `run.sh --emulate` builds the bundle's harness against the emulator it carries and runs it.

@@ -10,10 +10,11 @@
 
 /* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 82688 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 82688 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 10 of the 30 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -43,14 +44,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         const long r_ = f_ / 64, c_ = f_ % 64;
         v7[r_ * 64 + c_] = (s5 + s6);
     }
-    __syncthreads();
     // %8 = mul %4, %7
     float *v8 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v8[r_ * 64 + c_] = (s4 * v7[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %9 = fill 8.0
     const float s9 = 8.0f;
     // %10 = div %8, %9
@@ -59,14 +58,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         const long r_ = f_ / 64, c_ = f_ % 64;
         v10[r_ * 64 + c_] = (v8[r_ * 64 + c_] / s9);
     }
-    __syncthreads();
     // %11 = pow %3, %10
     float *v11 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = powf(s3, v10[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %12 = index i * 64 axis 0
     float *v12 = B1;
     const long t1_pos0 = i * 64;
@@ -74,7 +71,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         const long r_ = f_ / 64, c_ = f_ % 64;
         v12[r_ * 64 + c_] = (float)(t1_pos0 + r_);
     }
-    __syncthreads();
     // %13 = fill -inf
     const float s13 = (-INFINITY);
     // %14 = fill 0.0
@@ -97,7 +93,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         const long r_ = f_ / 64, c_ = f_ % 64;
         v21[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %22 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
         const float *v22 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
@@ -113,7 +108,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             const long r_ = f_ / 64, c_ = f_ % 64;
             v24[r_ * 64 + c_] = (v23[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %25 = index k2 * 64 axis 1
         float *v25 = B6;
         const long t2_pos0 = k2 * 64;
@@ -121,28 +115,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             const long r_ = f_ / 64, c_ = f_ % 64;
             v25[r_ * 64 + c_] = (float)(t2_pos0 + c_);
         }
-        __syncthreads();
         // %26 = sub %12, %25
         float *v26 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v26[r_ * 64 + c_] = (v12[r_ * 64 + c_] - v25[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %27 = mul %11, %26
         float *v27 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v26[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %28 = sub %24, %27
         float *v28 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v28[r_ * 64 + c_] = (v24[r_ * 64 + c_] - v27[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %29 = mask %28 at (i * 64, k2 * 64) if i - j >= 0 else -inf
         float *v29 = B5;
         const long t3_row0 = i * 64, t4_col0 = k2 * 64;
@@ -170,28 +160,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             const long r_ = f_;
             v31[r_] = blk_maxf(v19[r_], v30[r_]);
         }
-        __syncthreads();
         // %32 = max %31, %15
         float *v32 = B7;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v32[r_] = blk_maxf(v31[r_], s15);
         }
-        __syncthreads();
         // %33 = sub %19, %32
         float *v33 = B2;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v33[r_] = (v19[r_] - v32[r_]);
         }
-        __syncthreads();
         // %34 = exp %33
         float *v34 = B2;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v34[r_] = blk_expf(v33[r_]);
         }
-        __syncthreads();
         // %35 = broadcast %32 axis 1
         // %36 = mul %20, %34
         float *v36 = B3;
@@ -206,7 +192,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             const long r_ = f_ / 64, c_ = f_ % 64;
             v37[r_ * 64 + c_] = (v29[r_ * 64 + c_] - v32[r_]);
         }
-        __syncthreads();
         // %38 = exp %37
         float *v38 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -231,7 +216,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             const long r_ = f_;
             v40[r_] = (v36[r_] + v39[r_]);
         }
-        __syncthreads();
         // %41 = broadcast %34 axis 1
         // %42 = mul %21, %41
         float *v42 = B4;
@@ -246,7 +230,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         // %45 = add %42, %44
         float *v45 = B4;
         blk_gemm(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1);
-        __syncthreads();
         // yield %31, %40, %45
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -264,7 +247,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
         const long r_ = f_ / 64, c_ = f_ % 64;
         v47[r_ * 64 + c_] = (v21[r_ * 64 + c_] / v20[r_]);
     }
-    __syncthreads();
     // store %47 -> O[0, b1, i * 64 +: 64, j * 64 +: 64]
     {
         float *t5_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
@@ -273,7 +255,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_alibi_k0(const
             t5_dst[r_ * 64 + c_] = v47[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -18,10 +18,11 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 82432 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const uint16_t *__restrict__ blk_g_Q, const uint16_t *__restrict__ blk_g_K, const uint16_t *__restrict__ blk_g_V, uint16_t *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_bf16_k0(const uint16_t *__restrict__ blk_g_Q, const uint16_t *__restrict__ blk_g_K, const uint16_t *__restrict__ blk_g_V, uint16_t *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 12 of the 23 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -39,7 +40,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v1[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %2 = fill 0.125
     const float s2 = 0.125f;
     // %3 = fill -inf
@@ -64,7 +64,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < 16; k2++) {
         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
         float *v12 = B4;
@@ -104,28 +103,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
             const long r_ = f_;
             v16[r_] = blk_maxf(v9[r_], v15[r_]);
         }
-        __syncthreads();
         // %17 = max %16, %5
         float *v17 = B6;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v17[r_] = blk_maxf(v16[r_], s5);
         }
-        __syncthreads();
         // %18 = sub %9, %17
         float *v18 = B1;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v18[r_] = (v9[r_] - v17[r_]);
         }
-        __syncthreads();
         // %19 = exp %18
         float *v19 = B1;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v19[r_] = blk_expf(v18[r_]);
         }
-        __syncthreads();
         // %20 = broadcast %17 axis 1
         // %21 = mul %10, %19
         float *v21 = B2;
@@ -140,7 +135,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] - v17[r_]);
         }
-        __syncthreads();
         // %23 = exp %22
         float *v23 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -165,7 +159,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
             const long r_ = f_;
             v25[r_] = (v21[r_] + v24[r_]);
         }
-        __syncthreads();
         // %26 = broadcast %19 axis 1
         // %27 = mul %11, %26
         float *v27 = B3;
@@ -186,7 +179,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
         // %30 = add %27, %29
         float *v30 = B3;
         blk_gemm(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1);
-        __syncthreads();
         // yield %16, %25, %30
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -204,7 +196,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v32[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
     }
-    __syncthreads();
     // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
         uint16_t *t4_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
@@ -213,7 +204,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_bf16_k0(const 
             t4_dst[r_ * 64 + c_] = blk_f32_to_bf16(v32[r_ * 64 + c_]);
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -10,9 +10,10 @@
 
 /* kernel k8_matmul_O_M_any: grid(i < 16, k2 < 16), 256 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k0(const uint8_t *__restrict__ blk_g_M, uint8_t *__restrict__ blk_g_M_any) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_k0(const uint8_t *__restrict__ blk_g_M, uint8_t *__restrict__ blk_g_M_any) {
     const long i = ((long)blockIdx.x / 16);
     const long k2 = (long)blockIdx.x % 16;
+    /* barriers: 2 of the 3 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -44,17 +45,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k0(
         }
         s2 = blk_warp_max(acc_);
     }
-    __syncthreads();
     // store %2 -> M_any[i, k2]
     if (threadIdx.x == 0) blk_g_M_any[i * 16 + k2] = (uint8_t)((s2) != 0.0f);
 }
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const uint8_t *__restrict__ blk_g_M, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_M_any) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const uint8_t *__restrict__ blk_g_M, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_M_any) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 10 of the 22 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -92,7 +93,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
         const long r_ = f_ / 64, c_ = f_ % 64;
         v12[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < 16; k2++) {
         if (blk_g_M_any[i * 16 + k2] == 0) continue;
         // %13 = load M[0, i * 64 +: 64, k2 * 64 +: 64]
@@ -102,7 +102,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (float)t1_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %14 = load K[b0, k2 * 64 +: 64, 0 +: 64]
         const float *v14 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
         // %15 = dot %1, %14 transpose_b
@@ -117,7 +116,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %17 = select %13, %16, %3
         float *v17 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -142,28 +140,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
             const long r_ = f_;
             v19[r_] = blk_maxf(v10[r_], v18[r_]);
         }
-        __syncthreads();
         // %20 = max %19, %6
         float *v20 = B4;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v20[r_] = blk_maxf(v19[r_], s6);
         }
-        __syncthreads();
         // %21 = sub %10, %20
         float *v21 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v21[r_] = (v10[r_] - v20[r_]);
         }
-        __syncthreads();
         // %22 = exp %21
         float *v22 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v22[r_] = blk_expf(v21[r_]);
         }
-        __syncthreads();
         // %23 = broadcast %20 axis 1
         // %24 = mul %11, %22
         float *v24 = B1;
@@ -178,7 +172,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v25[r_ * 64 + c_] = (v17[r_ * 64 + c_] - v20[r_]);
         }
-        __syncthreads();
         // %26 = exp %25
         float *v26 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -203,7 +196,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
             const long r_ = f_;
             v28[r_] = (v24[r_] + v27[r_]);
         }
-        __syncthreads();
         // %29 = broadcast %22 axis 1
         // %30 = mul %12, %29
         float *v30 = B2;
@@ -218,7 +210,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
         // %33 = add %30, %32
         float *v33 = B2;
         blk_gemm(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1);
-        __syncthreads();
         // yield %19, %28, %33
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -236,7 +227,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
         const long r_ = f_ / 64, c_ = f_ % 64;
         v35[r_ * 64 + c_] = (v12[r_ * 64 + c_] / v11[r_]);
     }
-    __syncthreads();
     // store %35 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
         float *t2_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
@@ -245,7 +235,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_block_mask_k1(
             t2_dst[r_ * 64 + c_] = v35[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -10,10 +10,11 @@
 
 /* kernel k0_pos_t3: grid(b0 < 4, i < 4, j < 1), 16 instance(s); local blocks: 1 buffer(s), 8192 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 8192 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k0(float *__restrict__ blk_g_t3) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k0(float *__restrict__ blk_g_t3) {
     const long b0 = ((long)blockIdx.x / 4);
     const long i = (long)blockIdx.x % 4;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 0 of the 2 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     // %0 = index i * 64 axis 0
@@ -23,7 +24,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k0(float *
         const long r_ = f_ / 32, c_ = f_ % 32;
         v0[r_ * 32 + c_] = (float)(t1_pos0 + r_);
     }
-    __syncthreads();
     // store %0 -> t3[b0, i * 64 +: 64, j * 32 +: 32]
     {
         float *t2_dst = blk_g_t3 + b0 * 8192 + i * 64 * 32 + j * 32;
@@ -32,15 +32,15 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k0(float *
             t2_dst[r_ * 32 + c_] = v0[r_ * 32 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 172032 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 172032 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t3, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t3, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 23 of the 71 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 2048;
@@ -72,14 +72,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 32, c_ = f_ % 32;
         v6[r_ * 32 + c_] = (float)(t1_pos0 + c_);
     }
-    __syncthreads();
     // %7 = mul %5, %6
     float *v7 = B0;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v7[r_ * 32 + c_] = (s5 * v6[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %8 = fill 64.0
     const float s8 = 64.0f;
     // %9 = div %7, %8
@@ -88,21 +86,18 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 32, c_ = f_ % 32;
         v9[r_ * 32 + c_] = (v7[r_ * 32 + c_] / s8);
     }
-    __syncthreads();
     // %10 = pow %4, %9
     float *v10 = B0;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v10[r_ * 32 + c_] = powf(s4, v9[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %11 = mul %3, %10
     float *v11 = B1;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v11[r_ * 32 + c_] = (v3[r_ * 32 + c_] * v10[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %12 = concat %11, %11 axis 1
     float *v12 = B2;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -120,14 +115,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v13[r_ * 64 + c_] = blk_cosf(v12[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %14 = mul %2, %13
     float *v14 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = (v2[r_ * 64 + c_] * v13[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %15 = load t32[0, b1, i * 64 +: 64, 0 +: 32]
     const float *v15 = blk_g_Q + 32 + b1 * 65536 + i * 64 * 64;
     // %16 = neg %15
@@ -136,7 +129,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 32, c_ = f_ % 32;
         v16[r_ * 32 + c_] = (-v15[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %17 = load t34[0, b1, i * 64 +: 64, 0 +: 32]
     const float *v17 = blk_g_Q + b1 * 65536 + i * 64 * 64;
     // %18 = concat %16, %17 axis 1
@@ -149,7 +141,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 32, c_ = f_ % 32;
         v18[r_ * 64 + (c_ + 32)] = v17[r_ * 64 + c_];
     }
-    __syncthreads();
     // %19 = sin %12
     float *v19 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -163,14 +154,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v20[r_ * 64 + c_] = (v18[r_ * 64 + c_] * v19[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %21 = add %14, %20
     float *v21 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v21[r_ * 64 + c_] = (v14[r_ * 64 + c_] + v20[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %22 = fill 0.125
     const float s22 = 0.125f;
     // %23 = fill 256.0
@@ -181,7 +170,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 32, c_ = f_ % 32;
         v24[r_ * 32 + c_] = (v3[r_ * 32 + c_] + s23);
     }
-    __syncthreads();
     // %25 = mul %24, %10
     float *v25 = B3;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -206,28 +194,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v27[r_ * 64 + c_] = blk_cosf(v26[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %28 = mul %2, %27
     float *v28 = B3;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v28[r_ * 64 + c_] = (v2[r_ * 64 + c_] * v27[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %29 = sin %26
     float *v29 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v29[r_ * 64 + c_] = blk_sinf(v26[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %30 = mul %18, %29
     float *v30 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v30[r_ * 64 + c_] = (v18[r_ * 64 + c_] * v29[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %31 = add %28, %30
     float *v31 = B3;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -243,21 +227,18 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 32, c_ = f_ % 32;
         v33[r_ * 32 + c_] = 1.0f;
     }
-    __syncthreads();
     // %34 = mul %32, %33
     float *v34 = B2;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v34[r_ * 32 + c_] = (s32 * v33[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %35 = mul %34, %10
     float *v35 = B2;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %36 = concat %35, %35 axis 1
     float *v36 = B5;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -275,28 +256,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v37[r_ * 64 + c_] = blk_cosf(v36[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %38 = mul %2, %37
     float *v38 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v38[r_ * 64 + c_] = (v2[r_ * 64 + c_] * v37[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %39 = sin %36
     float *v39 = B5;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v39[r_ * 64 + c_] = blk_sinf(v36[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %40 = mul %18, %39
     float *v40 = B4;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v40[r_ * 64 + c_] = (v18[r_ * 64 + c_] * v39[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %41 = add %38, %40
     float *v41 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -324,7 +301,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v49[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %50 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
         const float *v50 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
@@ -336,7 +312,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 32, c_ = f_ % 32;
             v52[r_ * 32 + c_] = (v51[r_ * 32 + c_] * v10[r_ * 32 + c_]);
         }
-        __syncthreads();
         // %53 = concat %52, %52 axis 1
         float *v53 = B8;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -354,14 +329,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v54[r_ * 64 + c_] = blk_cosf(v53[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %55 = mul %50, %54
         float *v55 = B7;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v55[r_ * 64 + c_] = (v50[r_ * 64 + c_] * v54[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %56 = load t36[0, b1, k2 * 64 +: 64, 0 +: 32]
         const float *v56 = blk_g_K + 32 + b1 * 65536 + k2 * 64 * 64;
         // %57 = neg %56
@@ -370,7 +343,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 32, c_ = f_ % 32;
             v57[r_ * 32 + c_] = (-v56[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %58 = load t38[0, b1, k2 * 64 +: 64, 0 +: 32]
         const float *v58 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
         // %59 = concat %57, %58 axis 1
@@ -383,7 +355,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 32, c_ = f_ % 32;
             v59[r_ * 64 + (c_ + 32)] = v58[r_ * 64 + c_];
         }
-        __syncthreads();
         // %60 = sin %53
         float *v60 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -397,7 +368,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v61[r_ * 64 + c_] = (v59[r_ * 64 + c_] * v60[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %62 = add %55, %61
         float *v62 = B7;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -417,7 +387,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v64[r_ * 64 + c_] = (v63[r_ * 64 + c_] * s22);
         }
-        __syncthreads();
         // %65 = mask %64 at (i * 64, k2 * 64) if i/256 - j/256 == 0 else 0.0
         float *v65 = B8;
         const long t2_row0 = i * 64, t3_col0 = k2 * 64;
@@ -427,7 +396,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
                 v65[r_ * 64 + c_] = ((blk_floordiv((t2_row0 + r_), 256) + -1 * blk_floordiv((t3_col0 + c_), 256) == 0)) ? v64[r_ * 64 + c_] : 0.0f;
             }
         }
-        __syncthreads();
         // %66 = dot %31, %62 transpose_b
         float *v66 = B10;
         blk_pack(64, 64, v62, 1, 64, B9, 64);
@@ -440,7 +408,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v67[r_ * 64 + c_] = (v66[r_ * 64 + c_] * s22);
         }
-        __syncthreads();
         // %68 = mask %67 at (i * 64, k2 * 64) if i/256 - j/256 - 1 == 0 else 0.0
         float *v68 = B10;
         const long t4_row0 = i * 64, t5_col0 = k2 * 64;
@@ -450,14 +417,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
                 v68[r_ * 64 + c_] = ((blk_floordiv((t4_row0 + r_), 256) + -1 * blk_floordiv((t5_col0 + c_), 256) + -1 == 0)) ? v67[r_ * 64 + c_] : 0.0f;
             }
         }
-        __syncthreads();
         // %69 = add %65, %68
         float *v69 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v69[r_ * 64 + c_] = (v65[r_ * 64 + c_] + v68[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %70 = dot %41, %62 transpose_b
         float *v70 = B9;
         blk_pack(64, 64, v62, 1, 64, B10, 64);
@@ -470,7 +435,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v71[r_ * 64 + c_] = (v70[r_ * 64 + c_] * s22);
         }
-        __syncthreads();
         // %72 = mask %71 at (i * 64, k2 * 64) if i/256 - j/256 - 2 >= 0 else 0.0
         float *v72 = B9;
         const long t6_row0 = i * 64, t7_col0 = k2 * 64;
@@ -480,14 +444,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
                 v72[r_ * 64 + c_] = ((blk_floordiv((t6_row0 + r_), 256) + -1 * blk_floordiv((t7_col0 + c_), 256) + -2 >= 0)) ? v71[r_ * 64 + c_] : 0.0f;
             }
         }
-        __syncthreads();
         // %73 = add %69, %72
         float *v73 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v73[r_ * 64 + c_] = (v69[r_ * 64 + c_] + v72[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %74 = mask %73 at (i * 64, k2 * 64) if i - j >= 0 else -inf
         float *v74 = B8;
         const long t8_row0 = i * 64, t9_col0 = k2 * 64;
@@ -515,28 +477,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_;
             v76[r_] = blk_maxf(v47[r_], v75[r_]);
         }
-        __syncthreads();
         // %77 = max %76, %43
         float *v77 = B9;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v77[r_] = blk_maxf(v76[r_], s43);
         }
-        __syncthreads();
         // %78 = sub %47, %77
         float *v78 = B4;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v78[r_] = (v47[r_] - v77[r_]);
         }
-        __syncthreads();
         // %79 = exp %78
         float *v79 = B4;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v79[r_] = blk_expf(v78[r_]);
         }
-        __syncthreads();
         // %80 = broadcast %77 axis 1
         // %81 = mul %48, %79
         float *v81 = B5;
@@ -552,14 +510,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v83[r_ * 64 + c_] = (v49[r_ * 64 + c_] * v79[r_]);
         }
-        __syncthreads();
         // %84 = sub %74, %80
         float *v84 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v84[r_ * 64 + c_] = (v74[r_ * 64 + c_] - v77[r_]);
         }
-        __syncthreads();
         // %85 = exp %84
         float *v85 = B8;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -584,14 +540,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             const long r_ = f_;
             v87[r_] = (v81[r_] + v86[r_]);
         }
-        __syncthreads();
         // %88 = load V[0, b1, k2 * 64 +: 64, j * 64 +: 64]
         const float *v88 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
         // %89 = dot %85, %88: accumulated in place by its add
         // %90 = add %83, %89
         float *v90 = B6;
         blk_gemm(64, 64, 64, v85, 64, 1, v88, 64, v90, 64, 1);
-        __syncthreads();
         // yield %76, %87, %90
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -609,7 +563,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v92[r_ * 64 + c_] = (v49[r_ * 64 + c_] / v48[r_]);
     }
-    __syncthreads();
     // store %92 -> O[0, b1, i * 64 +: 64, j * 64 +: 64]
     {
         float *t10_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
@@ -618,7 +571,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_dca_k1(const f
             t10_dst[r_ * 64 + c_] = v92[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -10,11 +10,12 @@
 
 /* kernel k7_matmul_Og: grid(b1 < 2, b2 < 4, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_gqa_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 64);
     const long b2 = ((long)blockIdx.x / 16) % 4;
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 10 of the 20 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -50,7 +51,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < 16; k2++) {
         // %12 = load Kg[0, b1, 0, k2 * 64 +: 64, 0 +: 64]
         const float *v12 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
@@ -84,28 +84,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
             const long r_ = f_;
             v16[r_] = blk_maxf(v9[r_], v15[r_]);
         }
-        __syncthreads();
         // %17 = max %16, %5
         float *v17 = B5;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v17[r_] = blk_maxf(v16[r_], s5);
         }
-        __syncthreads();
         // %18 = sub %9, %17
         float *v18 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v18[r_] = (v9[r_] - v17[r_]);
         }
-        __syncthreads();
         // %19 = exp %18
         float *v19 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v19[r_] = blk_expf(v18[r_]);
         }
-        __syncthreads();
         // %20 = broadcast %17 axis 1
         // %21 = mul %10, %19
         float *v21 = B1;
@@ -120,7 +116,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
             const long r_ = f_ / 64, c_ = f_ % 64;
             v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] - v17[r_]);
         }
-        __syncthreads();
         // %23 = exp %22
         float *v23 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -145,7 +140,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
             const long r_ = f_;
             v25[r_] = (v21[r_] + v24[r_]);
         }
-        __syncthreads();
         // %26 = broadcast %19 axis 1
         // %27 = mul %11, %26
         float *v27 = B2;
@@ -160,7 +154,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
         // %30 = add %27, %29
         float *v30 = B2;
         blk_gemm(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1);
-        __syncthreads();
         // yield %16, %25, %30
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -178,7 +171,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
         const long r_ = f_ / 64, c_ = f_ % 64;
         v32[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
     }
-    __syncthreads();
     // store %32 -> Og[0, b1, b2, i * 64 +: 64, j * 64 +: 64]
     {
         float *t1_dst = blk_g_O + b1 * 262144 + b2 * 65536 + i * 64 * 64 + j * 64;
@@ -187,7 +179,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_gqa_k0(const f
             t1_dst[r_ * 64 + c_] = v32[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

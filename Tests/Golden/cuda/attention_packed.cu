@@ -18,8 +18,9 @@ __device__ __forceinline__ int32_t blk_f32_to_i32(float x) {
 
 /* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 1024 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(const int32_t *__restrict__ blk_g_offsets, float *__restrict__ blk_g_t12) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_packed_k0(const int32_t *__restrict__ blk_g_offsets, float *__restrict__ blk_g_t12) {
     const long i = (long)blockIdx.x;
+    /* barriers: 3 of the 5 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 192;
@@ -30,7 +31,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(cons
         const long r_ = f_ / 3, c_ = f_ % 3;
         v0[r_ * 3 + c_] = (float)(t1_pos0 + r_);
     }
-    __syncthreads();
     // %1 = load t7[0 +: 3]
     float *v1 = B1;
     const int32_t *t2_src = blk_g_offsets + 1;
@@ -66,14 +66,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k0(cons
             t3_dst[r_] = v4[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k15_matmul_O_t14_any: grid(i < 16, k2 < 16), 256 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k1(const float *__restrict__ blk_g_t12, uint8_t *__restrict__ blk_g_t14_any) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_packed_k1(const float *__restrict__ blk_g_t12, uint8_t *__restrict__ blk_g_t14_any) {
     const long i = ((long)blockIdx.x / 16);
     const long k2 = (long)blockIdx.x % 16;
+    /* barriers: 2 of the 3 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -110,17 +110,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k1(cons
         }
         s6 = blk_warp_max(acc_);
     }
-    __syncthreads();
     // store %6 -> t14_any[i, k2]
     if (threadIdx.x == 0) blk_g_t14_any[i * 16 + k2] = (uint8_t)((s6) != 0.0f);
 }
 
 /* kernel k15_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t12, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_t14_any) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_packed_k2(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t12, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_t14_any) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 9 of the 23 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -161,7 +161,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         if (blk_g_t14_any[i * 16 + k2] == 0) continue;
         // %15 = load t14[0, k2 * 64 +: 64]
@@ -173,7 +172,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
             const long r_ = f_ / 64, c_ = f_ % 64;
             v17[r_ * 64 + c_] = ((v2[r_] == v15[c_]) ? 1.0f : 0.0f);
         }
-        __syncthreads();
         // %18 = load K[b0, k2 * 64 +: 64, 0 +: 64]
         const float *v18 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
         // %19 = dot %4, %18 transpose_b
@@ -188,14 +186,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
             const long r_ = f_ / 64, c_ = f_ % 64;
             v20[r_ * 64 + c_] = (v19[r_ * 64 + c_] * s5);
         }
-        __syncthreads();
         // %21 = select %17, %20, %6
         float *v21 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v21[r_ * 64 + c_] = ((v17[r_ * 64 + c_]) != 0.0f ? (v20[r_ * 64 + c_]) : (s6));
         }
-        __syncthreads();
         // %22 = mask %21 at (i * 64, k2 * 64) if i - j >= 0 else -inf
         float *v22 = B5;
         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
@@ -223,28 +219,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
             const long r_ = f_;
             v24[r_] = blk_maxf(v12[r_], v23[r_]);
         }
-        __syncthreads();
         // %25 = max %24, %8
         float *v25 = B4;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v25[r_] = blk_maxf(v24[r_], s8);
         }
-        __syncthreads();
         // %26 = sub %12, %25
         float *v26 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v26[r_] = (v12[r_] - v25[r_]);
         }
-        __syncthreads();
         // %27 = exp %26
         float *v27 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v27[r_] = blk_expf(v26[r_]);
         }
-        __syncthreads();
         // %28 = broadcast %25 axis 1
         // %29 = mul %13, %27
         float *v29 = B1;
@@ -260,14 +252,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
             const long r_ = f_ / 64, c_ = f_ % 64;
             v31[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v27[r_]);
         }
-        __syncthreads();
         // %32 = sub %22, %28
         float *v32 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v32[r_ * 64 + c_] = (v22[r_ * 64 + c_] - v25[r_]);
         }
-        __syncthreads();
         // %33 = exp %32
         float *v33 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -292,14 +282,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
             const long r_ = f_;
             v35[r_] = (v29[r_] + v34[r_]);
         }
-        __syncthreads();
         // %36 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
         const float *v36 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
         // %37 = dot %33, %36: accumulated in place by its add
         // %38 = add %31, %37
         float *v38 = B2;
         blk_gemm(64, 64, 64, v33, 64, 1, v36, 64, v38, 64, 1);
-        __syncthreads();
         // yield %24, %35, %38
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -317,7 +305,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
         const long r_ = f_ / 64, c_ = f_ % 64;
         v40[r_ * 64 + c_] = (v14[r_ * 64 + c_] / v13[r_]);
     }
-    __syncthreads();
     // store %40 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
         float *t3_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
@@ -326,7 +313,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_packed_k2(cons
             t3_dst[r_ * 64 + c_] = v40[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -10,10 +10,11 @@
 
 /* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 122880 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 122880 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 16 of the 45 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -35,7 +36,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 32, c_ = f_ % 32;
         v2[r_ * 32 + c_] = (float)(t1_pos0 + r_);
     }
-    __syncthreads();
     // %3 = fill 10000.0
     const float s3 = 10000.0f;
     // %4 = fill -2.0
@@ -47,14 +47,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 32, c_ = f_ % 32;
         v5[r_ * 32 + c_] = (float)(t2_pos0 + c_);
     }
-    __syncthreads();
     // %6 = mul %4, %5
     float *v6 = B1;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v6[r_ * 32 + c_] = (s4 * v5[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %7 = fill 64.0
     const float s7 = 64.0f;
     // %8 = div %6, %7
@@ -63,21 +61,18 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 32, c_ = f_ % 32;
         v8[r_ * 32 + c_] = (v6[r_ * 32 + c_] / s7);
     }
-    __syncthreads();
     // %9 = pow %3, %8
     float *v9 = B1;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v9[r_ * 32 + c_] = powf(s3, v8[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %10 = mul %2, %9
     float *v10 = B0;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v10[r_ * 32 + c_] = (v2[r_ * 32 + c_] * v9[r_ * 32 + c_]);
     }
-    __syncthreads();
     // %11 = concat %10, %10 axis 1
     float *v11 = B2;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -95,14 +90,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v12[r_ * 64 + c_] = blk_cosf(v11[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %13 = mul %1, %12
     float *v13 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v13[r_ * 64 + c_] = (v1[r_ * 64 + c_] * v12[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %14 = load t17[0, b1, i * 64 +: 64, 0 +: 32]
     const float *v14 = blk_g_Q + 32 + b1 * 65536 + i * 64 * 64;
     // %15 = neg %14
@@ -111,7 +104,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 32, c_ = f_ % 32;
         v15[r_ * 32 + c_] = (-v14[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %16 = load t19[0, b1, i * 64 +: 64, 0 +: 32]
     const float *v16 = blk_g_Q + b1 * 65536 + i * 64 * 64;
     // %17 = concat %15, %16 axis 1
@@ -124,7 +116,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 32, c_ = f_ % 32;
         v17[r_ * 64 + (c_ + 32)] = v16[r_ * 64 + c_];
     }
-    __syncthreads();
     // %18 = sin %11
     float *v18 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -138,7 +129,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v19[r_ * 64 + c_] = (v17[r_ * 64 + c_] * v18[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %20 = add %13, %19
     float *v20 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -170,7 +160,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v30[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %31 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
         const float *v31 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
@@ -181,7 +170,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 32, c_ = f_ % 32;
             v32[r_ * 32 + c_] = (float)(t3_pos0 + r_);
         }
-        __syncthreads();
         // %33 = mul %32, %9
         float *v33 = B5;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
@@ -206,14 +194,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v35[r_ * 64 + c_] = blk_cosf(v34[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %36 = mul %31, %35
         float *v36 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v36[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v35[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %37 = load t24[0, b1, k2 * 64 +: 64, 0 +: 32]
         const float *v37 = blk_g_K + 32 + b1 * 65536 + k2 * 64 * 64;
         // %38 = neg %37
@@ -222,7 +208,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 32, c_ = f_ % 32;
             v38[r_ * 32 + c_] = (-v37[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %39 = load t26[0, b1, k2 * 64 +: 64, 0 +: 32]
         const float *v39 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
         // %40 = concat %38, %39 axis 1
@@ -235,7 +220,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 32, c_ = f_ % 32;
             v40[r_ * 64 + (c_ + 32)] = v39[r_ * 64 + c_];
         }
-        __syncthreads();
         // %41 = sin %34
         float *v41 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -249,7 +233,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v42[r_ * 64 + c_] = (v40[r_ * 64 + c_] * v41[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %43 = add %36, %42
         float *v43 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -269,7 +252,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v45[r_ * 64 + c_] = (v44[r_ * 64 + c_] * s21);
         }
-        __syncthreads();
         // %46 = mask %45 at (i * 64, k2 * 64) if i - j >= 0 else -inf
         float *v46 = B6;
         const long t4_row0 = i * 64, t5_col0 = k2 * 64;
@@ -297,28 +279,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_;
             v48[r_] = blk_maxf(v28[r_], v47[r_]);
         }
-        __syncthreads();
         // %49 = max %48, %24
         float *v49 = B5;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v49[r_] = blk_maxf(v48[r_], s24);
         }
-        __syncthreads();
         // %50 = sub %28, %49
         float *v50 = B3;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v50[r_] = (v28[r_] - v49[r_]);
         }
-        __syncthreads();
         // %51 = exp %50
         float *v51 = B3;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v51[r_] = blk_expf(v50[r_]);
         }
-        __syncthreads();
         // %52 = broadcast %49 axis 1
         // %53 = mul %29, %51
         float *v53 = B2;
@@ -333,7 +311,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v54[r_ * 64 + c_] = (v46[r_ * 64 + c_] - v49[r_]);
         }
-        __syncthreads();
         // %55 = exp %54
         float *v55 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -358,7 +335,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             const long r_ = f_;
             v57[r_] = (v53[r_] + v56[r_]);
         }
-        __syncthreads();
         // %58 = broadcast %51 axis 1
         // %59 = mul %30, %58
         float *v59 = B4;
@@ -373,7 +349,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         // %62 = add %59, %61
         float *v62 = B4;
         blk_gemm(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, 1);
-        __syncthreads();
         // yield %48, %57, %62
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -381,7 +356,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
                 v28[r_] = v48[r_];
             }
         }
-        __syncthreads();
     }
     __syncthreads();
     // %63 = broadcast %26 axis 1
@@ -391,7 +365,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v64[r_ * 64 + c_] = (v30[r_ * 64 + c_] / v29[r_]);
     }
-    __syncthreads();
     // store %64 -> O[0, b1, i * 64 +: 64, j * 64 +: 64]
     {
         float *t6_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
@@ -400,7 +373,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_rope_k0(const 
             t6_dst[r_ * 64 + c_] = v64[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

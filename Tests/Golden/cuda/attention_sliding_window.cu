@@ -10,10 +10,11 @@
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 32, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_sliding_window_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 32);
     const long i = (long)blockIdx.x % 32;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 10 of the 21 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -49,7 +50,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = blk_imax(0, (i - 4)); k2 < blk_imin(32, (i + 1)); k2++) {
         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
         const float *v12 = blk_g_K + b0 * 131072 + k2 * 64 * 64;
@@ -65,7 +65,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
             const long r_ = f_ / 64, c_ = f_ % 64;
             v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 && -i + j + 255 >= 0 else -inf
         float *v15 = B3;
         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
@@ -93,28 +92,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
             const long r_ = f_;
             v17[r_] = blk_maxf(v9[r_], v16[r_]);
         }
-        __syncthreads();
         // %18 = max %17, %5
         float *v18 = B5;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v18[r_] = blk_maxf(v17[r_], s5);
         }
-        __syncthreads();
         // %19 = sub %9, %18
         float *v19 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v19[r_] = (v9[r_] - v18[r_]);
         }
-        __syncthreads();
         // %20 = exp %19
         float *v20 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v20[r_] = blk_expf(v19[r_]);
         }
-        __syncthreads();
         // %21 = broadcast %18 axis 1
         // %22 = mul %10, %20
         float *v22 = B1;
@@ -129,7 +124,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
             const long r_ = f_ / 64, c_ = f_ % 64;
             v23[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
         }
-        __syncthreads();
         // %24 = exp %23
         float *v24 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -154,7 +148,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
             const long r_ = f_;
             v26[r_] = (v22[r_] + v25[r_]);
         }
-        __syncthreads();
         // %27 = broadcast %20 axis 1
         // %28 = mul %11, %27
         float *v28 = B2;
@@ -169,7 +162,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
         // %31 = add %28, %30
         float *v31 = B2;
         blk_gemm(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1);
-        __syncthreads();
         // yield %17, %26, %31
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -187,7 +179,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
         const long r_ = f_ / 64, c_ = f_ % 64;
         v33[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
     }
-    __syncthreads();
     // store %33 -> O[b0, i * 64 +: 64, j * 64 +: 64]
     {
         float *t3_dst = blk_g_O + b0 * 131072 + i * 64 * 64 + j * 64;
@@ -196,7 +187,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_attention_sliding_window
             t3_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -10,8 +10,9 @@
 
 /* kernel k7_matmul_O: grid(b0 < 32), 32 instance(s); local blocks: 3 buffer(s), 17152 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 17152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_decode_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = (long)blockIdx.x;
+    /* barriers: 11 of the 19 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 128;
@@ -36,7 +37,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
         const long r_ = f_ / 128, c_ = f_ % 128;
         v11[r_ * 128 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 64; k1++) {
         // %12 = for k4 in 0 ..< 2 iter(%13 = %1)
         float *v13 = B1;
@@ -57,7 +57,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
             blk_pack(64, 64, v16, 1, 128, B2, 64);
             __syncthreads();
             blk_gemm(1, 64, 64, v14, 0, 1, B2, 64, v18, 64, 1);
-            __syncthreads();
             // yield %18
             {
             }
@@ -108,7 +107,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
             const long r_ = f_;
             v27[r_] = (v20[r_] - s23);
         }
-        __syncthreads();
         // %28 = exp %27
         float *v28 = B2;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -125,7 +123,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
             }
             s29 = blk_warp_sum(acc_);
         }
-        __syncthreads();
         // %30 = add %26, %29
         const float s30 = (s26 + s29);
         // %31 = mul %11, %25
@@ -142,7 +139,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
         // %35 = add %31, %34
         float *v35 = B0;
         blk_gemm(1, 128, 64, v28, 0, 1, v32, 128, v35, 128, 1);
-        __syncthreads();
         // yield %22, %30, %35
         {
             const float t1_next = s22;
@@ -150,7 +146,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
             s9 = t1_next;
             s10 = t2_next;
         }
-        __syncthreads();
     }
     __syncthreads();
     // %36 = reduce_sum %8 axis 0
@@ -170,7 +165,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
         const long r_ = f_;
         v37[r_] = (v36[r_] / s10);
     }
-    __syncthreads();
     // store %37 -> O[b0, 0, 0 +: 128]
     {
         float *t3_dst = blk_g_O + b0 * 128;
@@ -179,7 +173,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_decode_attention_k0(cons
             t3_dst[r_] = v37[r_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

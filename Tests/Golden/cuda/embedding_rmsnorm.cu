@@ -18,9 +18,10 @@ __device__ __forceinline__ int32_t blk_f32_to_i32(float x) {
 
 /* kernel k8_matmul_y: grid(i < 4, j < 8), 32 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(const int32_t *__restrict__ blk_g_tokens, const float *__restrict__ blk_g_E, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_embedding_rmsnorm_k0(const int32_t *__restrict__ blk_g_tokens, const float *__restrict__ blk_g_E, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_y) {
     const long i = ((long)blockIdx.x / 8);
     const long j = (long)blockIdx.x % 8;
+    /* barriers: 6 of the 16 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -37,7 +38,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
         const long r_ = f_;
         v1[r_] = (float)t1_src[r_];
     }
-    __syncthreads();
     // %2 = fill 0.0
     const float s2 = 0.0f;
     // %3, %4 = for k1 in 0 ..< 8 iter(%5 = %2, %6 = %0)
@@ -60,7 +60,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v7[r_ * 64 + c_] = ((v1[r_]) >= 0.0f && (v1[r_]) < 1000.0f) ? t2_src[(long)(v1[r_]) * 512 + c_] : 0.0f;
         }
-        __syncthreads();
         // %8 = square %7
         float *v8 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -85,7 +84,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
             const long r_ = f_;
             v10[r_] = (v5[r_] + v9[r_]);
         }
-        __syncthreads();
         // %11 = load g[k1 * 64 +: 64]
         const float *v11 = blk_g_g + k1 * 64;
         // %12 = load W[k1 * 64 +: 64, j * 64 +: 64]
@@ -97,20 +95,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v14[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v11[c_]);
         }
-        __syncthreads();
         // %15 = dot %14, %12: accumulated in place by its add
         // %16 = add %6, %15
         float *v16 = B2;
         blk_pack(64, 64, v12, 512, 1, B4, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v14, 64, 1, B4, 64, v16, 64, 1);
-        __syncthreads();
         // yield %10, %16
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %17 = fill 0.001953125
     const float s17 = 0.001953125f;
     // %18 = mul %3, %17
@@ -119,7 +114,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
         const long r_ = f_;
         v18[r_] = (v5[r_] * s17);
     }
-    __syncthreads();
     // %19 = fill 1e-06
     const float s19 = 1e-06f;
     // %20 = add %18, %19
@@ -128,7 +122,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
         const long r_ = f_;
         v20[r_] = (v18[r_] + s19);
     }
-    __syncthreads();
     // %21 = rsqrt %20
     float *v21 = B1;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -143,7 +136,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v23[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v21[r_]);
     }
-    __syncthreads();
     // store %23 -> y[i * 64 +: 64, j * 64 +: 64]
     {
         float *t3_dst = blk_g_y + i * 64 * 512 + j * 64;
@@ -152,7 +144,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_embedding_rmsnorm_k0(con
             t3_dst[r_ * 512 + c_] = v23[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

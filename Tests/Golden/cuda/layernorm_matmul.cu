@@ -10,9 +10,10 @@
 
 /* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
 /* launch: 1024 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_gamma, const float *__restrict__ blk_g_beta, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_layernorm_matmul_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_gamma, const float *__restrict__ blk_g_beta, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 16 of the 38 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -59,7 +60,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_;
         v13[r_] = s1;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v14 = B6;
@@ -98,7 +98,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
             const long r_ = f_ / 64, c_ = f_ % 64;
             v19[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %20 = broadcast %17 axis 0
         // %21 = mul %14, %20
         float *v21 = B8;
@@ -182,7 +181,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
             const long r_ = f_;
             v34[r_] = (v12[r_] + v33[r_]);
         }
-        __syncthreads();
         // %35 = one %14
         float *v35 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -207,13 +205,10 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
             const long r_ = f_;
             v37[r_] = (v13[r_] + v36[r_]);
         }
-        __syncthreads();
         // yield %16, %23, %27, %31, %34, %37
         {
         }
-        __syncthreads();
     }
-    __syncthreads();
     // %38 = fill 0.0009765625
     const float s38 = 0.0009765625f;
     // %39 = mul %2, %38
@@ -222,7 +217,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_;
         v39[r_] = (v8[r_] * s38);
     }
-    __syncthreads();
     // %40 = fill 2.0
     const float s40 = 2.0f;
     // %41 = mul %39, %2
@@ -231,49 +225,42 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_;
         v41[r_] = (v39[r_] * v8[r_]);
     }
-    __syncthreads();
     // %42 = mul %41, %40
     float *v42 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v42[r_] = (v41[r_] * s40);
     }
-    __syncthreads();
     // %43 = mul %39, %39
     float *v43 = B6;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v43[r_] = (v39[r_] * v39[r_]);
     }
-    __syncthreads();
     // %44 = mul %43, %7
     float *v44 = B6;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v44[r_] = (v43[r_] * v13[r_]);
     }
-    __syncthreads();
     // %45 = sub %6, %42
     float *v45 = B4;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v45[r_] = (v12[r_] - v42[r_]);
     }
-    __syncthreads();
     // %46 = add %45, %44
     float *v46 = B4;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v46[r_] = (v45[r_] + v44[r_]);
     }
-    __syncthreads();
     // %47 = mul %46, %38
     float *v47 = B4;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v47[r_] = (v46[r_] * s38);
     }
-    __syncthreads();
     // %48 = fill 1e-05
     const float s48 = 1e-05f;
     // %49 = add %47, %48
@@ -282,14 +269,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_;
         v49[r_] = (v47[r_] + s48);
     }
-    __syncthreads();
     // %50 = rsqrt %49
     float *v50 = B4;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v50[r_] = (1.0f / sqrtf(v49[r_]));
     }
-    __syncthreads();
     // %51 = fill -1.0
     const float s51 = (-1.0f);
     // %52 = mul %4, %51
@@ -306,7 +291,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_ / 64, c_ = f_ % 64;
         v54[r_ * 64 + c_] = (v9[r_ * 64 + c_] * v50[r_]);
     }
-    __syncthreads();
     // %55 = broadcast %52 axis 0
     // %56 = broadcast %39 axis 1
     // %57 = mul %55, %56
@@ -315,21 +299,18 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_ / 64, c_ = f_ % 64;
         v57[r_ * 64 + c_] = (v52[c_] * v39[r_]);
     }
-    __syncthreads();
     // %58 = mul %57, %53
     float *v58 = B6;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v58[r_ * 64 + c_] = (v57[r_ * 64 + c_] * v50[r_]);
     }
-    __syncthreads();
     // %59 = add %54, %58
     float *v59 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v59[r_ * 64 + c_] = (v54[r_ * 64 + c_] + v58[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %60 = broadcast %5 axis 0
     // %61 = add %59, %60
     float *v61 = B1;
@@ -337,7 +318,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
         const long r_ = f_ / 64, c_ = f_ % 64;
         v61[r_ * 64 + c_] = (v59[r_ * 64 + c_] + v11[c_]);
     }
-    __syncthreads();
     // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
         float *t3_dst = blk_g_Y + i * 64 * 1024 + j * 64;
@@ -346,7 +326,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_layernorm_matmul_k0(cons
             t3_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -10,8 +10,9 @@
 
 /* kernel k7_matmul_t21: grid(j < 32), 32 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t21) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t21) {
     const long j = (long)blockIdx.x;
+    /* barriers: 6 of the 13 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -41,7 +42,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
             }
             s6 = blk_warp_sum(acc_);
         }
-        __syncthreads();
         // %7 = add %3, %6
         const float s7 = (s3 + s6);
         // yield %7
@@ -51,7 +51,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
         }
         __syncthreads();
     }
-    __syncthreads();
     // %8 = fill 0.00048828125
     const float s8 = 0.00048828125f;
     // %9 = mul %2, %8
@@ -68,7 +67,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k = 0; k < 32; k++) {
         // %15 = load X[0, k * 64 +: 64]
         const float *v15 = blk_g_X + k * 64;
@@ -78,7 +76,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
             const long r_ = f_;
             v16[r_] = (v15[r_] * s12);
         }
-        __syncthreads();
         // %17 = load g_attn[k * 64 +: 64]
         const float *v17 = blk_g_g_attn + k * 64;
         // %18 = mul %16, %17
@@ -87,7 +84,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
             const long r_ = f_;
             v18[r_] = (v16[r_] * v17[r_]);
         }
-        __syncthreads();
         // %19 = broadcast %18 axis 0
         // %20 = load Wq[k * 64 +: 64, j * 64 +: 64]
         const float *v20 = blk_g_Wq + k * 64 * 2048 + j * 64;
@@ -97,7 +93,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
         blk_pack(64, 64, v20, 2048, 1, B2, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1);
-        __syncthreads();
         // yield %22
         {
         }
@@ -123,13 +118,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k0(co
             t2_dst[r_] = v23[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k8_matmul_Knew: grid(j < 8), 8 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 /* launch: 8 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_Knew) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_Knew) {
     const long j = (long)blockIdx.x;
+    /* barriers: 6 of the 13 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -159,7 +154,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
             }
             s6 = blk_warp_sum(acc_);
         }
-        __syncthreads();
         // %7 = add %3, %6
         const float s7 = (s3 + s6);
         // yield %7
@@ -169,7 +163,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
         }
         __syncthreads();
     }
-    __syncthreads();
     // %8 = fill 0.00048828125
     const float s8 = 0.00048828125f;
     // %9 = mul %2, %8
@@ -186,7 +179,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k = 0; k < 32; k++) {
         // %15 = load X[0, k * 64 +: 64]
         const float *v15 = blk_g_X + k * 64;
@@ -196,7 +188,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
             const long r_ = f_;
             v16[r_] = (v15[r_] * s12);
         }
-        __syncthreads();
         // %17 = load g_attn[k * 64 +: 64]
         const float *v17 = blk_g_g_attn + k * 64;
         // %18 = mul %16, %17
@@ -205,7 +196,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
             const long r_ = f_;
             v18[r_] = (v16[r_] * v17[r_]);
         }
-        __syncthreads();
         // %19 = broadcast %18 axis 0
         // %20 = load Wk[k * 64 +: 64, j * 64 +: 64]
         const float *v20 = blk_g_Wk + k * 64 * 512 + j * 64;
@@ -215,7 +205,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
         blk_pack(64, 64, v20, 512, 1, B2, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1);
-        __syncthreads();
         // yield %22
         {
         }
@@ -241,13 +230,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k1(co
             t2_dst[r_] = v23[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k9_matmul_Vnew: grid(j < 8), 8 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 /* launch: 8 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_Vnew) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_Vnew) {
     const long j = (long)blockIdx.x;
+    /* barriers: 6 of the 13 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -277,7 +266,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
             }
             s6 = blk_warp_sum(acc_);
         }
-        __syncthreads();
         // %7 = add %3, %6
         const float s7 = (s3 + s6);
         // yield %7
@@ -287,7 +275,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
         }
         __syncthreads();
     }
-    __syncthreads();
     // %8 = fill 0.00048828125
     const float s8 = 0.00048828125f;
     // %9 = mul %2, %8
@@ -304,7 +291,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k = 0; k < 32; k++) {
         // %15 = load X[0, k * 64 +: 64]
         const float *v15 = blk_g_X + k * 64;
@@ -314,7 +300,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
             const long r_ = f_;
             v16[r_] = (v15[r_] * s12);
         }
-        __syncthreads();
         // %17 = load g_attn[k * 64 +: 64]
         const float *v17 = blk_g_g_attn + k * 64;
         // %18 = mul %16, %17
@@ -323,7 +308,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
             const long r_ = f_;
             v18[r_] = (v16[r_] * v17[r_]);
         }
-        __syncthreads();
         // %19 = broadcast %18 axis 0
         // %20 = load Wv[k * 64 +: 64, j * 64 +: 64]
         const float *v20 = blk_g_Wv + k * 64 * 512 + j * 64;
@@ -333,7 +317,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
         blk_pack(64, 64, v20, 512, 1, B2, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1);
-        __syncthreads();
         // yield %22
         {
         }
@@ -359,15 +342,15 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k2(co
             t2_dst[r_] = v23[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k17_matmul_t33_split: grid(b0 < 4, i < 1, s < 4), 16 instance(s); local blocks: 6 buffer(s), 19648 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 19648 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(const float *__restrict__ blk_g_Kc, const float *__restrict__ blk_g_Vc, const float *__restrict__ blk_g_t21, float *__restrict__ blk_g_k17_matmul_t33_split_state0, float *__restrict__ blk_g_k17_matmul_t33_split_state1, float *__restrict__ blk_g_k17_matmul_t33_split_state2) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k3(const float *__restrict__ blk_g_Kc, const float *__restrict__ blk_g_Vc, const float *__restrict__ blk_g_t21, float *__restrict__ blk_g_k17_matmul_t33_split_state0, float *__restrict__ blk_g_k17_matmul_t33_split_state1, float *__restrict__ blk_g_k17_matmul_t33_split_state2) {
     const long b0 = ((long)blockIdx.x / 4);
     const long i = ((long)blockIdx.x / 4) % 1;
     const long s = (long)blockIdx.x % 4;
+    /* barriers: 8 of the 24 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 16;
@@ -403,7 +386,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
         const long r_ = f_ / 128, c_ = f_ % 128;
         v11[r_ * 128 + c_] = s0;
     }
-    __syncthreads();
     for (long k3 = s * 16; k3 < blk_imin(64, (s * 16 + 16)); k3++) {
         // %12 = for k4 in 0 ..< 2 iter(%13 = %2)
         float *v13 = B3;
@@ -411,7 +393,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = s2;
         }
-        __syncthreads();
         for (long k4 = 0; k4 < 2; k4++) {
             // %14 = load Q[b0, i * 4 +: 4, k4 * 64 +: 64]
             const float *v14 = blk_g_t21 + b0 * 512 + i * 4 * 128 + k4 * 64;
@@ -423,13 +404,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             blk_pack(64, 64, v15, 1, 128, B4, 64);
             __syncthreads();
             blk_gemm(4, 64, 64, v14, 128, 1, B4, 64, v17, 64, 1);
-            __syncthreads();
             // yield %17
             {
             }
             __syncthreads();
         }
-        __syncthreads();
         // %18 = mul %12, %3
         float *v18 = B3;
         for (long f_ = threadIdx.x; f_ < 256; f_ += blockDim.x) {
@@ -454,28 +433,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             const long r_ = f_;
             v20[r_] = blk_maxf(v9[r_], v19[r_]);
         }
-        __syncthreads();
         // %21 = max %20, %5
         float *v21 = B5;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v21[r_] = blk_maxf(v20[r_], s5);
         }
-        __syncthreads();
         // %22 = sub %9, %21
         float *v22 = B0;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v22[r_] = (v9[r_] - v21[r_]);
         }
-        __syncthreads();
         // %23 = exp %22
         float *v23 = B0;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v23[r_] = blk_expf(v22[r_]);
         }
-        __syncthreads();
         // %24 = broadcast %21 axis 1
         // %25 = mul %10, %23
         float *v25 = B1;
@@ -491,14 +466,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             const long r_ = f_ / 128, c_ = f_ % 128;
             v27[r_ * 128 + c_] = (v11[r_ * 128 + c_] * v23[r_]);
         }
-        __syncthreads();
         // %28 = sub %18, %24
         float *v28 = B3;
         for (long f_ = threadIdx.x; f_ < 256; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v28[r_ * 64 + c_] = (v18[r_ * 64 + c_] - v21[r_]);
         }
-        __syncthreads();
         // %29 = exp %28
         float *v29 = B3;
         for (long f_ = threadIdx.x; f_ < 256; f_ += blockDim.x) {
@@ -523,14 +496,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             const long r_ = f_;
             v31[r_] = (v25[r_] + v30[r_]);
         }
-        __syncthreads();
         // %32 = load Vc[b0, k3 * 64 +: 64, 0 +: 128]
         const float *v32 = blk_g_Vc + b0 * 524288 + k3 * 64 * 128;
         // %33 = dot %29, %32: accumulated in place by its add
         // %34 = add %27, %33
         float *v34 = B2;
         blk_gemm(4, 128, 64, v29, 64, 1, v32, 128, v34, 128, 1);
-        __syncthreads();
         // yield %20, %31, %34
         {
             for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
@@ -540,7 +511,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
         }
         __syncthreads();
     }
-    __syncthreads();
     // store %6 -> k17_matmul_t33_split_state0[b0, i, s, 0 +: 4]
     {
         float *t1_dst = blk_g_k17_matmul_t33_split_state0 + b0 * 16 + i * 16 + s * 4;
@@ -549,7 +519,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             t1_dst[r_] = v9[r_];
         }
     }
-    __syncthreads();
     // store %7 -> k17_matmul_t33_split_state1[b0, i, s, 0 +: 4]
     {
         float *t2_dst = blk_g_k17_matmul_t33_split_state1 + b0 * 16 + i * 16 + s * 4;
@@ -558,7 +527,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             t2_dst[r_] = v10[r_];
         }
     }
-    __syncthreads();
     // store %8 -> k17_matmul_t33_split_state2[b0, i, s, 0 +: 4, 0 +: 128]
     {
         float *t3_dst = blk_g_k17_matmul_t33_split_state2 + b0 * 2048 + i * 2048 + s * 512;
@@ -567,14 +535,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k3(co
             t3_dst[r_ * 128 + c_] = v11[r_ * 128 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k17_matmul_t33: grid(b0 < 4, i < 1), 4 instance(s); local blocks: 6 buffer(s), 4352 bytes per thread */
 /* launch: 4 block(s) x 256 threads, 4352 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(float *__restrict__ blk_g_t33, const float *__restrict__ blk_g_k17_matmul_t33_split_state0, const float *__restrict__ blk_g_k17_matmul_t33_split_state1, const float *__restrict__ blk_g_k17_matmul_t33_split_state2) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k4(float *__restrict__ blk_g_t33, const float *__restrict__ blk_g_k17_matmul_t33_split_state0, const float *__restrict__ blk_g_k17_matmul_t33_split_state1, const float *__restrict__ blk_g_k17_matmul_t33_split_state2) {
     const long b0 = (long)blockIdx.x;
     const long i = (long)blockIdx.x % 1;
+    /* barriers: 3 of the 17 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 16;
@@ -606,7 +574,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
         const long r_ = f_ / 128, c_ = f_ % 128;
         v9[r_ * 128 + c_] = s3;
     }
-    __syncthreads();
     for (long s = 0; s < 4; s++) {
         // %10 = load k17_matmul_t33_split_state0[b0, i, s, 0 +: 4]
         const float *v10 = blk_g_k17_matmul_t33_split_state0 + b0 * 16 + i * 16 + s * 4;
@@ -620,56 +587,48 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
             const long r_ = f_;
             v13[r_] = blk_maxf(v7[r_], v10[r_]);
         }
-        __syncthreads();
         // %14 = max %13, %0
         float *v14 = B4;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v14[r_] = blk_maxf(v13[r_], s0);
         }
-        __syncthreads();
         // %15 = sub %7, %14
         float *v15 = B0;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v15[r_] = (v7[r_] - v14[r_]);
         }
-        __syncthreads();
         // %16 = exp %15
         float *v16 = B0;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v16[r_] = blk_expf(v15[r_]);
         }
-        __syncthreads();
         // %17 = sub %10, %14
         float *v17 = B4;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v17[r_] = (v10[r_] - v14[r_]);
         }
-        __syncthreads();
         // %18 = exp %17
         float *v18 = B4;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v18[r_] = blk_expf(v17[r_]);
         }
-        __syncthreads();
         // %19 = mul %8, %16
         float *v19 = B1;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v19[r_] = (v8[r_] * v16[r_]);
         }
-        __syncthreads();
         // %20 = mul %11, %18
         float *v20 = B5;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
             const long r_ = f_;
             v20[r_] = (v11[r_] * v18[r_]);
         }
-        __syncthreads();
         // %21 = add %19, %20
         float *v21 = B1;
         for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
@@ -684,7 +643,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
             const long r_ = f_ / 128, c_ = f_ % 128;
             v23[r_ * 128 + c_] = (v9[r_ * 128 + c_] * v16[r_]);
         }
-        __syncthreads();
         // %24 = broadcast %18 axis 1
         // %25 = mul %12, %24
         float *v25 = B5;
@@ -692,7 +650,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
             const long r_ = f_ / 128, c_ = f_ % 128;
             v25[r_ * 128 + c_] = (v12[r_ * 128 + c_] * v18[r_]);
         }
-        __syncthreads();
         // %26 = add %23, %25
         float *v26 = B2;
         for (long f_ = threadIdx.x; f_ < 512; f_ += blockDim.x) {
@@ -707,7 +664,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
                 v7[r_] = v13[r_];
             }
         }
-        __syncthreads();
     }
     __syncthreads();
     // %27 = broadcast %5 axis 1
@@ -717,7 +673,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
         const long r_ = f_ / 128, c_ = f_ % 128;
         v28[r_ * 128 + c_] = (v9[r_ * 128 + c_] / v8[r_]);
     }
-    __syncthreads();
     // store %28 -> t33[b0, i * 4 +: 4, 0 +: 128]
     {
         float *t1_dst = blk_g_t33 + b0 * 512 + i * 4 * 128;
@@ -726,13 +681,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k4(fl
             t1_dst[r_ * 128 + c_] = v28[r_ * 128 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k24_rsqrt_t43_split: grid(s < 8), 8 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
 /* launch: 8 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t33, float *__restrict__ blk_g_k24_rsqrt_t43_split_state0) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t33, float *__restrict__ blk_g_k24_rsqrt_t43_split_state0) {
     const long s = (long)blockIdx.x;
+    /* barriers: 6 of the 11 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -764,7 +719,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k5(co
             blk_pack(64, 64, v9, 2048, 1, B1, 64);
             __syncthreads();
             blk_gemm(1, 64, 64, v7, 0, 1, B1, 64, v11, 64, 1);
-            __syncthreads();
             // yield %11
             {
             }
@@ -788,7 +742,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k5(co
             const long r_ = f_;
             v13[r_] = (v4[r_] + v12[r_]);
         }
-        __syncthreads();
         // %14 = square %13
         float *v14 = B1;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -805,7 +758,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k5(co
             }
             s15 = blk_warp_sum(acc_);
         }
-        __syncthreads();
         // %16 = add %3, %15
         const float s16 = (s3 + s15);
         // yield %16
@@ -813,17 +765,16 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k5(co
             const float t1_next = s16;
             s3 = t1_next;
         }
-        __syncthreads();
     }
-    __syncthreads();
     // store %2 -> k24_rsqrt_t43_split_state0[s]
     if (threadIdx.x == 0) blk_g_k24_rsqrt_t43_split_state0[s] = s3;
 }
 
 /* kernel k26_mul_Xf: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t33, float *__restrict__ blk_g_Xf, const float *__restrict__ blk_g_k24_rsqrt_t43_split_state0) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t33, float *__restrict__ blk_g_Xf, const float *__restrict__ blk_g_k24_rsqrt_t43_split_state0) {
     const long j = (long)blockIdx.x;
+    /* barriers: 4 of the 12 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -837,7 +788,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 32; k1++) {
         // %4 = load A[0, k1 * 64 +: 64]
         const float *v4 = blk_g_t33 + k1 * 64;
@@ -850,7 +800,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
         blk_pack(64, 64, v6, 2048, 1, B1, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v4, 0, 1, B1, 64, v8, 64, 1);
-        __syncthreads();
         // yield %8
         {
         }
@@ -874,7 +823,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
         const long r_ = f_;
         v10[r_] = (v0[r_] + v9[r_]);
     }
-    __syncthreads();
     // %11 = fill 0.0
     const float s11 = 0.0f;
     // %12 = for s1 in 0 ..< 8 iter(%13 = %11)
@@ -889,9 +837,7 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
             const float t1_next = s15;
             s13 = t1_next;
         }
-        __syncthreads();
     }
-    __syncthreads();
     // %16 = fill 0.00048828125
     const float s16 = 0.00048828125f;
     // %17 = mul %12, %16
@@ -908,7 +854,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
         const long r_ = f_;
         v21[r_] = (v10[r_] * s20);
     }
-    __syncthreads();
     // %22 = load g_ffn[j * 64 +: 64]
     const float *v22 = blk_g_g_ffn + j * 64;
     // %23 = mul %21, %22
@@ -917,7 +862,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
         const long r_ = f_;
         v23[r_] = (v21[r_] * v22[r_]);
     }
-    __syncthreads();
     // store %23 -> Xf[0, j * 64 +: 64]
     {
         float *t2_dst = blk_g_Xf + j * 64;
@@ -926,13 +870,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k6(co
             t2_dst[r_] = v23[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k30_mul_G: grid(j < 88), 88 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 /* launch: 88 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
     const long j = (long)blockIdx.x;
+    /* barriers: 7 of the 12 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -950,7 +894,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k7(co
         const long r_ = f_ / 64, c_ = f_ % 64;
         v4[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 32; k1++) {
         // %5 = load Xf[0, k1 * 64 +: 64]
         const float *v5 = blk_g_Xf + k1 * 64;
@@ -972,7 +915,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k7(co
         blk_pack(64, 64, v10, 5632, 1, B2, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v5, 0, 1, B2, 64, v12, 64, 1);
-        __syncthreads();
         // yield %9, %12
         {
         }
@@ -996,7 +938,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k7(co
         const long r_ = f_;
         v14[r_] = blk_siluf(v13[r_]);
     }
-    __syncthreads();
     // %15 = reduce_sum %2 axis 0
     float *v15 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -1014,7 +955,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k7(co
         const long r_ = f_;
         v16[r_] = (v14[r_] * v15[r_]);
     }
-    __syncthreads();
     // store %16 -> G[0, j * 64 +: 64]
     {
         float *t1_dst = blk_g_G + j * 64;
@@ -1023,13 +963,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k7(co
             t1_dst[r_] = v16[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k32_add_Y: grid(j < 32), 32 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
 /* launch: 32 block(s) x 256 threads, 33024 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t33, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t33, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long j = (long)blockIdx.x;
+    /* barriers: 8 of the 15 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -1044,7 +984,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(co
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 32; k1++) {
         // %4 = load A[0, k1 * 64 +: 64]
         const float *v4 = blk_g_t33 + k1 * 64;
@@ -1057,7 +996,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(co
         blk_pack(64, 64, v6, 2048, 1, B1, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v4, 0, 1, B1, 64, v8, 64, 1);
-        __syncthreads();
         // yield %8
         {
         }
@@ -1081,14 +1019,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(co
         const long r_ = f_;
         v10[r_] = (v0[r_] + v9[r_]);
     }
-    __syncthreads();
     // %11 = for k2 in 0 ..< 88 iter(%12 = %1)
     float *v12 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v12[r_ * 64 + c_] = s1;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < 88; k2++) {
         // %13 = load G[0, k2 * 64 +: 64]
         const float *v13 = blk_g_G + k2 * 64;
@@ -1101,7 +1037,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(co
         blk_pack(64, 64, v15, 2048, 1, B2, 64);
         __syncthreads();
         blk_gemm(1, 64, 64, v13, 0, 1, B2, 64, v17, 64, 1);
-        __syncthreads();
         // yield %17
         {
         }
@@ -1125,7 +1060,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(co
         const long r_ = f_;
         v19[r_] = (v10[r_] + v18[r_]);
     }
-    __syncthreads();
     // store %19 -> Y[0, j * 64 +: 64]
     {
         float *t1_dst = blk_g_Y + j * 64;
@@ -1134,7 +1068,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_llama_layer_decode_k8(co
             t1_dst[r_] = v19[r_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

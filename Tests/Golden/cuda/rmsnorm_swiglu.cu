@@ -10,9 +10,10 @@
 
 /* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 1408 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, float *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
+    /* barriers: 7 of the 20 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -40,7 +41,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v7[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %8 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v8 = B3;
@@ -49,7 +49,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v8[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %9 = square %8
         float *v9 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -74,7 +73,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
             const long r_ = f_;
             v11[r_] = (v5[r_] + v10[r_]);
         }
-        __syncthreads();
         // %12 = load g[k1 * 64 +: 64]
         const float *v12 = blk_g_g + k1 * 64;
         // %13 = load W1[k1 * 64 +: 64, j * 64 +: 64]
@@ -86,7 +84,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
             const long r_ = f_ / 64, c_ = f_ % 64;
             v15[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v12[c_]);
         }
-        __syncthreads();
         // %16 = dot %15, %13: accumulated in place by its add
         // %17 = add %6, %16
         float *v17 = B1;
@@ -102,13 +99,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
         blk_pack(64, 64, v18, 2816, 1, B4, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v15, 64, 1, B4, 64, v20, 64, 1);
-        __syncthreads();
         // yield %11, %17, %20
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %21 = fill 0.0009765625
     const float s21 = 0.0009765625f;
     // %22 = mul %2, %21
@@ -117,7 +112,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
         const long r_ = f_;
         v22[r_] = (v5[r_] * s21);
     }
-    __syncthreads();
     // %23 = fill 1e-06
     const float s23 = 1e-06f;
     // %24 = add %22, %23
@@ -126,7 +120,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
         const long r_ = f_;
         v24[r_] = (v22[r_] + s23);
     }
-    __syncthreads();
     // %25 = rsqrt %24
     float *v25 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -141,28 +134,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v27[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v25[r_]);
     }
-    __syncthreads();
     // %28 = silu %27
     float *v28 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v28[r_ * 64 + c_] = blk_siluf(v27[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %29 = mul %4, %26
     float *v29 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v29[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v25[r_]);
     }
-    __syncthreads();
     // %30 = mul %28, %29
     float *v30 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v30[r_ * 64 + c_] = (v28[r_ * 64 + c_] * v29[r_ * 64 + c_]);
     }
-    __syncthreads();
     // store %30 -> G[i * 64 +: 64, j * 64 +: 64]
     {
         float *t2_dst = blk_g_G + i * 64 * 2816 + j * 64;
@@ -171,14 +160,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k0(const 
             t2_dst[r_ * 2816 + c_] = v30[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 /* launch: 512 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k1(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k1(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -190,7 +179,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k1(const 
         const long r_ = f_ / 64, c_ = f_ % 64;
         v2[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k = 0; k < 44; k++) {
         // %3 = load G[i * 64 +: 64, k * 64 +: 64]
         const float *v3 = blk_g_G + i * 64 * 2816 + k * 64;
@@ -202,13 +190,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k1(const 
         blk_pack(64, 64, v4, 1024, 1, B1, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v3, 2816, 1, B1, 64, v6, 64, 1);
-        __syncthreads();
         // yield %6
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // store %1 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
         float *t1_dst = blk_g_Y + i * 64 * 1024 + j * 64;
@@ -217,7 +203,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_k1(const 
             t1_dst[r_ * 1024 + c_] = v2[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

@@ -18,9 +18,10 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 1408 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ blk_g_X, const uint16_t *__restrict__ blk_g_g, const uint16_t *__restrict__ blk_g_W1, const uint16_t *__restrict__ blk_g_W3, uint16_t *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ blk_g_X, const uint16_t *__restrict__ blk_g_g, const uint16_t *__restrict__ blk_g_W1, const uint16_t *__restrict__ blk_g_W3, uint16_t *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
+    /* barriers: 8 of the 21 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -48,7 +49,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
         const long r_ = f_ / 64, c_ = f_ % 64;
         v7[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %8 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v8 = B3;
@@ -57,7 +57,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
             const long r_ = f_ / 64, c_ = f_ % 64;
             v8[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 1024 + c_]);
         }
-        __syncthreads();
         // %9 = square %8
         float *v9 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -82,7 +81,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
             const long r_ = f_;
             v11[r_] = (v5[r_] + v10[r_]);
         }
-        __syncthreads();
         // %12 = load g[k1 * 64 +: 64]
         float *v12 = B5;
         const uint16_t *t2_src = blk_g_g + k1 * 64;
@@ -90,7 +88,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
             const long r_ = f_;
             v12[r_] = blk_bf16_to_f32(t2_src[r_]);
         }
-        __syncthreads();
         // %13 = load W1[k1 * 64 +: 64, j * 64 +: 64]
         float *v13 = B4;
         const uint16_t *t3_src = blk_g_W1 + k1 * 64 * 2816 + j * 64;
@@ -124,13 +121,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
         // %20 = add %7, %19
         float *v20 = B2;
         blk_gemm(64, 64, 64, v15, 64, 1, v18, 64, v20, 64, 1);
-        __syncthreads();
         // yield %11, %17, %20
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %21 = fill 0.0009765625
     const float s21 = 0.0009765625f;
     // %22 = mul %2, %21
@@ -139,7 +134,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
         const long r_ = f_;
         v22[r_] = (v5[r_] * s21);
     }
-    __syncthreads();
     // %23 = fill 1e-06
     const float s23 = 1e-06f;
     // %24 = add %22, %23
@@ -148,7 +142,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
         const long r_ = f_;
         v24[r_] = (v22[r_] + s23);
     }
-    __syncthreads();
     // %25 = rsqrt %24
     float *v25 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -163,28 +156,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
         const long r_ = f_ / 64, c_ = f_ % 64;
         v27[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v25[r_]);
     }
-    __syncthreads();
     // %28 = silu %27
     float *v28 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v28[r_ * 64 + c_] = blk_siluf(v27[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %29 = mul %4, %26
     float *v29 = B2;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v29[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v25[r_]);
     }
-    __syncthreads();
     // %30 = mul %28, %29
     float *v30 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v30[r_ * 64 + c_] = (v28[r_ * 64 + c_] * v29[r_ * 64 + c_]);
     }
-    __syncthreads();
     // store %30 -> G[i * 64 +: 64, j * 64 +: 64]
     {
         uint16_t *t5_dst = blk_g_G + i * 64 * 2816 + j * 64;
@@ -193,14 +182,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k0(c
             t5_dst[r_ * 2816 + c_] = blk_f32_to_bf16(v30[r_ * 64 + c_]);
         }
     }
-    __syncthreads();
 }
 
 /* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 3 buffer(s), 49152 bytes per thread */
 /* launch: 512 block(s) x 256 threads, 49152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ blk_g_W2, const uint16_t *__restrict__ blk_g_G, uint16_t *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ blk_g_W2, const uint16_t *__restrict__ blk_g_G, uint16_t *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -213,7 +202,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(c
         const long r_ = f_ / 64, c_ = f_ % 64;
         v2[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k = 0; k < 44; k++) {
         // %3 = load G[i * 64 +: 64, k * 64 +: 64]
         float *v3 = B1;
@@ -222,7 +210,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(c
             const long r_ = f_ / 64, c_ = f_ % 64;
             v3[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 2816 + c_]);
         }
-        __syncthreads();
         // %4 = load W2[k * 64 +: 64, j * 64 +: 64]
         float *v4 = B2;
         const uint16_t *t2_src = blk_g_W2 + k * 64 * 1024 + j * 64;
@@ -235,13 +222,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(c
         // %6 = add %2, %5
         float *v6 = B0;
         blk_gemm(64, 64, 64, v3, 64, 1, v4, 64, v6, 64, 1);
-        __syncthreads();
         // yield %6
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // store %1 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
         uint16_t *t3_dst = blk_g_Y + i * 64 * 1024 + j * 64;
@@ -250,7 +235,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_rmsnorm_swiglu_bf16_k1(c
             t3_dst[r_ * 1024 + c_] = blk_f32_to_bf16(v2[r_ * 64 + c_]);
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

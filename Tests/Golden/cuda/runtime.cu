@@ -47,16 +47,65 @@ __device__ __forceinline__ void blk_pack(long kk, long n, const float *__restric
         S[k * lds + j] = B[k * ks + j * js];
     }
 }
-/* C[i][j] (+)= sum_k A[i*ars + k*aks] * B[k*ldb + j]: each thread owns output elements */
-__device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *__restrict__ A,
-                                                long ars, long aks, const float *__restrict__ B, long ldb,
+/* C[i][j] (+)= sum_k A[i*ars + k*aks] * B[k*ldb + j], register-tiled: each thread owns 4x4 tiles of C (tile
+   q = threadIdx.x + s*blockDim.x, row-major over ceil(n/4) tile columns) and accumulates them in registers,
+   k ascending (the sum of the scalar product, fmaf by fmaf); a full tile reads A's rows and B's rows as
+   float4, four k at a time, when they are unit-stride and 16-byte aligned, else (and for k past a multiple
+   of 4, and at the edges) one float at a time */
+__device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                                long aks, const float *__restrict__ B, long ldb,
                                                 float *__restrict__ C, long ldc, int accumulate) {
-    for (long f = threadIdx.x; f < m * n; f += blockDim.x) {
-        long i = f / n, j = f % n;
-        float acc = accumulate ? C[i * ldc + j] : 0.0f;
-        const float *a = A + i * ars;
-        const float *b = B + j;
-        for (long k = 0; k < kk; k++) acc = fmaf(a[k * aks], b[k * ldb], acc);
-        C[i * ldc + j] = acc;
+    const int tn = (int)((n + 3) / 4), tiles = (int)((m + 3) / 4) * tn; /* int: fewer registers */
+    const bool vector = aks == 1 && ars % 4 == 0 && ((uintptr_t)A & 15) == 0 && ldb % 4 == 0 &&
+                        ((uintptr_t)B & 15) == 0;
+    for (int q = threadIdx.x; q < tiles; q += blockDim.x) {
+        const int i0 = q / tn * 4, j0 = q % tn * 4;
+        const bool full = i0 + 4 <= m && j0 + 4 <= n;
+        float acc[4][4];
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+                acc[r][c] = accumulate && i0 + r < m && j0 + c < n ? C[(i0 + r) * ldc + j0 + c] : 0.0f;
+        int k = 0;
+        if (full && vector) {
+#pragma unroll 1
+            for (; k + 4 <= kk; k += 4) {
+                float a[4][4], b[4][4];
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const float4 x = *(const float4 *)(A + (i0 + r) * ars + k);
+                    a[r][0] = x.x, a[r][1] = x.y, a[r][2] = x.z, a[r][3] = x.w;
+                }
+#pragma unroll
+                for (int s = 0; s < 4; s++) {
+                    const float4 y = *(const float4 *)(B + (k + s) * ldb + j0);
+                    b[s][0] = y.x, b[s][1] = y.y, b[s][2] = y.z, b[s][3] = y.w;
+                }
+#pragma unroll
+                for (int s = 0; s < 4; s++)
+#pragma unroll
+                    for (int r = 0; r < 4; r++)
+#pragma unroll
+                        for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r][s], b[s][c], acc[r][c]);
+            }
+        }
+#pragma unroll 1 /* unrolling k makes ptxas spill */
+        for (; k < kk; k++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) a[r] = i0 + r < m ? A[(i0 + r) * ars + k * aks] : 0.0f;
+#pragma unroll
+            for (int c = 0; c < 4; c++) b[c] = j0 + c < n ? B[k * ldb + j0 + c] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+        }
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+                if (i0 + r < m && j0 + c < n) C[(i0 + r) * ldc + j0 + c] = acc[r][c];
     }
 }

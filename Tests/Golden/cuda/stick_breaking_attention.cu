@@ -10,10 +10,11 @@
 
 /* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_stick_breaking_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 12 of the 31 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -35,7 +36,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         const long r_ = f_;
         v5[r_] = s3;
     }
-    __syncthreads();
     for (long k1 = blk_imax(0, (i * (-1) + 15)); k1 < (blk_imin(16, (i + 1)) * (-1) + 16); k1++) {
         // %6 = load K[b0, k1 * (-64) + 960 +: 64, 0 +: 64]
         const float *v6 = blk_g_K + b0 * 65536 + (k1 * (-64) + 960) * 64;
@@ -51,21 +51,18 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
             const long r_ = f_ / 64, c_ = f_ % 64;
             v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %9 = softplus %8
         float *v9 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v9[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
         }
-        __syncthreads();
         // %10 = neg %9
         float *v10 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v10[r_ * 64 + c_] = (-v9[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %11 = mask %10 at (i * 64, k1 * (-64) + 960) if i - j - 1 >= 0 else 0.0
         float *v11 = B1;
         const long t1_row0 = i * 64, t2_col0 = (k1 * (-64) + 960);
@@ -93,13 +90,11 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
             const long r_ = f_;
             v13[r_] = (v5[r_] + v12[r_]);
         }
-        __syncthreads();
         // yield %13
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %14, %15 = for k in max(min(16, i + 1) * (-1) + 16, i * (-1) + 15) ..< 16 iter(%16 = %4, %17 = %0)
     float *v16 = B0;
     float *v17 = B1;
@@ -107,7 +102,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         const long r_ = f_ / 64, c_ = f_ % 64;
         v17[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k = blk_imax((blk_imin(16, (i + 1)) * (-1) + 16), (i * (-1) + 15)); k < 16; k++) {
         // %18 = load K[b0, k * (-64) + 960 +: 64, 0 +: 64]
         const float *v18 = blk_g_K + b0 * 65536 + (k * (-64) + 960) * 64;
@@ -123,21 +117,18 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
             const long r_ = f_ / 64, c_ = f_ % 64;
             v20[r_ * 64 + c_] = (v19[r_ * 64 + c_] * s2);
         }
-        __syncthreads();
         // %21 = softplus %20
         float *v21 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v21[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v20[r_ * 64 + c_]))) + blk_maxf(v20[r_ * 64 + c_], 0.0f));
         }
-        __syncthreads();
         // %22 = neg %21
         float *v22 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v22[r_ * 64 + c_] = (-v21[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %23 = mask %22 at (i * 64, k * (-64) + 960) if i - j - 1 >= 0 else 0.0
         float *v23 = B3;
         const long t3_row0 = i * 64, t4_col0 = (k * (-64) + 960);
@@ -168,7 +159,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
             const long r_ = f_ / 64, c_ = f_ % 64;
             v26[r_ * 64 + c_] = (v24[r_ * 64 + c_] + v16[r_]);
         }
-        __syncthreads();
         // %27 = reduce_sum %23 axis 1
         float *v27 = B5;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
@@ -186,35 +176,30 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
             const long r_ = f_;
             v28[r_] = (v16[r_] + v27[r_]);
         }
-        __syncthreads();
         // %29 = neg %20
         float *v29 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v29[r_ * 64 + c_] = (-v20[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %30 = softplus %29
         float *v30 = B2;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v30[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v29[r_ * 64 + c_]))) + blk_maxf(v29[r_ * 64 + c_], 0.0f));
         }
-        __syncthreads();
         // %31 = sub %26, %30
         float *v31 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v31[r_ * 64 + c_] = (v26[r_ * 64 + c_] - v30[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %32 = exp %31
         float *v32 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v32[r_ * 64 + c_] = blk_expf(v31[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %33 = mask %32 at (i * 64, k * (-64) + 960) if i - j - 1 >= 0 else 0.0
         float *v33 = B4;
         const long t5_row0 = i * 64, t6_col0 = (k * (-64) + 960);
@@ -231,11 +216,9 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
         // %36 = add %17, %35
         float *v36 = B1;
         blk_gemm(64, 64, 64, v33, 64, 1, v34, 64, v36, 64, 1);
-        __syncthreads();
         // yield %28, %36
         {
         }
-        __syncthreads();
     }
     __syncthreads();
     // store %15 -> O[b0, i * 64 +: 64, j * 64 +: 64]
@@ -246,7 +229,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_stick_breaking_attention
             t7_dst[r_ * 64 + c_] = v17[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */

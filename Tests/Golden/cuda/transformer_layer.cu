@@ -10,9 +10,10 @@
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -34,7 +35,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v5[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v6 = B2;
@@ -43,7 +43,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %7 = square %6
         float *v7 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -68,7 +67,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
             const long r_ = f_;
             v9[r_] = (v4[r_] + v8[r_]);
         }
-        __syncthreads();
         // %10 = load g_attn[k1 * 64 +: 64]
         const float *v10 = blk_g_g_attn + k1 * 64;
         // %11 = load Wq[k1 * 64 +: 64, j * 64 +: 64]
@@ -80,20 +78,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
-        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
         blk_pack(64, 64, v11, 1024, 1, B3, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
-        __syncthreads();
         // yield %9, %15
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %16 = fill 0.0009765625
     const float s16 = 0.0009765625f;
     // %17 = mul %2, %16
@@ -102,7 +97,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
         const long r_ = f_;
         v17[r_] = (v4[r_] * s16);
     }
-    __syncthreads();
     // %18 = fill 1e-06
     const float s18 = 1e-06f;
     // %19 = add %17, %18
@@ -111,7 +105,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
         const long r_ = f_;
         v19[r_] = (v17[r_] + s18);
     }
-    __syncthreads();
     // %20 = rsqrt %19
     float *v20 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -126,7 +119,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v22[r_ * 64 + c_] = (v5[r_ * 64 + c_] * v20[r_]);
     }
-    __syncthreads();
     // store %22 -> t19[i * 64 +: 64, j * 64 +: 64]
     {
         float *t2_dst = blk_g_t19 + i * 64 * 1024 + j * 64;
@@ -135,14 +127,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k0(con
             t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -164,7 +156,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v5[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v6 = B2;
@@ -173,7 +164,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %7 = square %6
         float *v7 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -198,7 +188,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
             const long r_ = f_;
             v9[r_] = (v4[r_] + v8[r_]);
         }
-        __syncthreads();
         // %10 = load g_attn[k1 * 64 +: 64]
         const float *v10 = blk_g_g_attn + k1 * 64;
         // %11 = load Wk[k1 * 64 +: 64, j * 64 +: 64]
@@ -210,20 +199,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
-        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
         blk_pack(64, 64, v11, 1024, 1, B3, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
-        __syncthreads();
         // yield %9, %15
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %16 = fill 0.0009765625
     const float s16 = 0.0009765625f;
     // %17 = mul %2, %16
@@ -232,7 +218,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
         const long r_ = f_;
         v17[r_] = (v4[r_] * s16);
     }
-    __syncthreads();
     // %18 = fill 1e-06
     const float s18 = 1e-06f;
     // %19 = add %17, %18
@@ -241,7 +226,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
         const long r_ = f_;
         v19[r_] = (v17[r_] + s18);
     }
-    __syncthreads();
     // %20 = rsqrt %19
     float *v20 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -256,7 +240,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v22[r_ * 64 + c_] = (v5[r_ * 64 + c_] * v20[r_]);
     }
-    __syncthreads();
     // store %22 -> t22[i * 64 +: 64, j * 64 +: 64]
     {
         float *t2_dst = blk_g_t22 + i * 64 * 1024 + j * 64;
@@ -265,14 +248,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k1(con
             t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49664 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -294,7 +277,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v5[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %6 = load X[i * 64 +: 64, k1 * 64 +: 64]
         float *v6 = B2;
@@ -303,7 +285,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v6[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %7 = square %6
         float *v7 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -328,7 +309,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
             const long r_ = f_;
             v9[r_] = (v4[r_] + v8[r_]);
         }
-        __syncthreads();
         // %10 = load g_attn[k1 * 64 +: 64]
         const float *v10 = blk_g_g_attn + k1 * 64;
         // %11 = load Wv[k1 * 64 +: 64, j * 64 +: 64]
@@ -340,20 +320,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
-        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
         blk_pack(64, 64, v11, 1024, 1, B3, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
-        __syncthreads();
         // yield %9, %15
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %16 = fill 0.0009765625
     const float s16 = 0.0009765625f;
     // %17 = mul %2, %16
@@ -362,7 +339,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
         const long r_ = f_;
         v17[r_] = (v4[r_] * s16);
     }
-    __syncthreads();
     // %18 = fill 1e-06
     const float s18 = 1e-06f;
     // %19 = add %17, %18
@@ -371,7 +347,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
         const long r_ = f_;
         v19[r_] = (v17[r_] + s18);
     }
-    __syncthreads();
     // %20 = rsqrt %19
     float *v20 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -386,7 +361,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v22[r_ * 64 + c_] = (v5[r_ * 64 + c_] * v20[r_]);
     }
-    __syncthreads();
     // store %22 -> t25[i * 64 +: 64, j * 64 +: 64]
     {
         float *t2_dst = blk_g_t25 + i * 64 * 1024 + j * 64;
@@ -395,15 +369,15 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k2(con
             t2_dst[r_ * 1024 + c_] = v22[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 11 of the 22 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -439,7 +413,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %12 = load t23[k2 * 64 +: 64, b0, 0 +: 64]
         const float *v12 = blk_g_t22 + k2 * 64 * 1024 + b0 * 64;
@@ -455,7 +428,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s5);
         }
-        __syncthreads();
         // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 else -inf
         float *v15 = B3;
         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
@@ -483,28 +455,24 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
             const long r_ = f_;
             v17[r_] = blk_maxf(v9[r_], v16[r_]);
         }
-        __syncthreads();
         // %18 = max %17, %3
         float *v18 = B5;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v18[r_] = blk_maxf(v17[r_], s3);
         }
-        __syncthreads();
         // %19 = sub %9, %18
         float *v19 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v19[r_] = (v9[r_] - v18[r_]);
         }
-        __syncthreads();
         // %20 = exp %19
         float *v20 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v20[r_] = blk_expf(v19[r_]);
         }
-        __syncthreads();
         // %21 = broadcast %18 axis 1
         // %22 = mul %10, %20
         float *v22 = B1;
@@ -520,14 +488,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v24[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v20[r_]);
         }
-        __syncthreads();
         // %25 = sub %15, %21
         float *v25 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v25[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
         }
-        __syncthreads();
         // %26 = exp %25
         float *v26 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -561,7 +527,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
         blk_pack(64, 64, v29, 1024, 1, B5, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v26, 64, 1, B5, 64, v31, 64, 1);
-        __syncthreads();
         // yield %17, %28, %31
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -579,7 +544,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v33[r_ * 64 + c_] = (v11[r_ * 64 + c_] / v10[r_]);
     }
-    __syncthreads();
     // store %33 -> t37[b0, i * 64 +: 64, j * 64 +: 64]
     {
         float *t3_dst = blk_g_t37 + b0 * 65536 + i * 64 * 64 + j * 64;
@@ -588,15 +552,15 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k3(con
             t3_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k22_transpose_t38: grid(b0 < 1024, i < 1, j < 1), 1024 instance(s); local blocks: 0 buffer(s), 0 bytes per thread */
 /* launch: 1024 block(s) x 256 threads, 0 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k4(const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_t38) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k4(const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_t38) {
     const long b0 = (long)blockIdx.x;
     const long i = (long)blockIdx.x % 1;
     const long j = (long)blockIdx.x % 1;
+    /* barriers: 0 of the 1 placed (the others separate no accesses of one shared element by different threads) */
     // %0 = load t37[i * 16 +: 16, b0, j * 64 +: 64]
     const float *v0 = blk_g_t37 + i * 16 * 65536 + b0 * 64 + j * 64;
     // store %0 -> t38[b0, i * 16 +: 16, j * 64 +: 64]
@@ -607,13 +571,13 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k4(con
             t1_dst[r_ * 64 + c_] = v0[r_ * 65536 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k29_rsqrt_t48: grid(i < 16), 16 instance(s); local blocks: 3 buffer(s), 33024 bytes per thread */
 /* launch: 16 block(s) x 256 threads, 33024 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t38, float *__restrict__ blk_g_t48) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k5(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t38, float *__restrict__ blk_g_t48) {
     const long i = (long)blockIdx.x;
+    /* barriers: 5 of the 16 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -628,7 +592,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
         const long r_ = f_;
         v3[r_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load X[i * 64 +: 64, k1 * 64 +: 64]
         const float *v4 = blk_g_X + i * 64 * 1024 + k1 * 64;
@@ -650,20 +613,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
             blk_pack(64, 64, v8, 1024, 1, B2, 64);
             __syncthreads();
             blk_gemm(64, 64, 64, v7, 1024, 1, B2, 64, v10, 64, 1);
-            __syncthreads();
             // yield %10
             {
             }
             __syncthreads();
         }
-        __syncthreads();
         // %11 = add %4, %5
         float *v11 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v11[r_ * 64 + c_] = (v4[r_ * 1024 + c_] + v6[r_ * 64 + c_]);
         }
-        __syncthreads();
         // %12 = square %11
         float *v12 = B1;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -688,13 +648,10 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
             const long r_ = f_;
             v14[r_] = (v3[r_] + v13[r_]);
         }
-        __syncthreads();
         // yield %14
         {
         }
-        __syncthreads();
     }
-    __syncthreads();
     // %15 = fill 0.0009765625
     const float s15 = 0.0009765625f;
     // %16 = mul %2, %15
@@ -703,7 +660,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
         const long r_ = f_;
         v16[r_] = (v3[r_] * s15);
     }
-    __syncthreads();
     // %17 = fill 1e-06
     const float s17 = 1e-06f;
     // %18 = add %16, %17
@@ -712,14 +668,12 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
         const long r_ = f_;
         v18[r_] = (v16[r_] + s17);
     }
-    __syncthreads();
     // %19 = rsqrt %18
     float *v19 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v19[r_] = (1.0f / sqrtf(v18[r_]));
     }
-    __syncthreads();
     // store %19 -> t48[i * 64 +: 64, 0]
     {
         float *t1_dst = blk_g_t48 + i * 64;
@@ -728,14 +682,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k5(con
             t1_dst[r_] = v19[r_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k31_mul_Xf: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_t48, float *__restrict__ blk_g_Xf) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k6(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_t48, float *__restrict__ blk_g_Xf) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 2 of the 9 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -749,7 +703,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
         const float *v4 = blk_g_t38 + i * 64 * 1024 + k1 * 64;
@@ -761,20 +714,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(con
         blk_pack(64, 64, v5, 1024, 1, B1, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v4, 1024, 1, B1, 64, v7, 64, 1);
-        __syncthreads();
         // yield %7
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %8 = add %0, %2
     float *v8 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v8[r_ * 64 + c_] = (v0[r_ * 1024 + c_] + v3[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %9 = load t48[i * 64 +: 64, 0]
     const float *v9 = blk_g_t48 + i * 64;
     // %10 = broadcast %9 axis 1
@@ -784,7 +734,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v11[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v9[r_]);
     }
-    __syncthreads();
     // %12 = load g_ffn[j * 64 +: 64]
     const float *v12 = blk_g_g_ffn + j * 64;
     // %13 = broadcast %12 axis 0
@@ -794,7 +743,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v12[c_]);
     }
-    __syncthreads();
     // store %14 -> Xf[i * 64 +: 64, j * 64 +: 64]
     {
         float *t1_dst = blk_g_Xf + i * 64 * 1024 + j * 64;
@@ -803,14 +751,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k6(con
             t1_dst[r_ * 1024 + c_] = v14[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k35_mul_G: grid(i < 16, j < 44), 704 instance(s); local blocks: 4 buffer(s), 65536 bytes per thread */
 /* launch: 704 block(s) x 256 threads, 65536 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k7(const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_Xf, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
+    /* barriers: 4 of the 11 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -829,7 +777,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v4[r_ * 64 + c_] = s0;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %5 = load Xf[i * 64 +: 64, k1 * 64 +: 64]
         float *v5 = B2;
@@ -838,7 +785,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v5[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
         }
-        __syncthreads();
         // %6 = load W1[k1 * 64 +: 64, j * 64 +: 64]
         const float *v6 = blk_g_W1 + k1 * 64 * 2816 + j * 64;
         // %7 = dot %5, %6: accumulated in place by its add
@@ -856,27 +802,23 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(con
         blk_pack(64, 64, v9, 2816, 1, B3, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v5, 64, 1, B3, 64, v11, 64, 1);
-        __syncthreads();
         // yield %8, %11
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %12 = silu %1
     float *v12 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v12[r_ * 64 + c_] = blk_siluf(v3[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %13 = mul %12, %2
     float *v13 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v13[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v4[r_ * 64 + c_]);
     }
-    __syncthreads();
     // store %13 -> G[i * 64 +: 64, j * 64 +: 64]
     {
         float *t2_dst = blk_g_G + i * 64 * 2816 + j * 64;
@@ -885,14 +827,14 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k7(con
             t2_dst[r_ * 2816 + c_] = v13[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 3 buffer(s), 49152 bytes per thread */
 /* launch: 256 block(s) x 256 threads, 49152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k8(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_t38, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
+    /* barriers: 4 of the 13 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -907,7 +849,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
-    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
         const float *v4 = blk_g_t38 + i * 64 * 1024 + k1 * 64;
@@ -919,27 +860,23 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(con
         blk_pack(64, 64, v5, 1024, 1, B1, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v4, 1024, 1, B1, 64, v7, 64, 1);
-        __syncthreads();
         // yield %7
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %8 = add %0, %2
     float *v8 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v8[r_ * 64 + c_] = (v0[r_ * 1024 + c_] + v3[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %9 = for k2 in 0 ..< 44 iter(%10 = %1)
     float *v10 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v10[r_ * 64 + c_] = s1;
     }
-    __syncthreads();
     for (long k2 = 0; k2 < 44; k2++) {
         // %11 = load G[i * 64 +: 64, k2 * 64 +: 64]
         const float *v11 = blk_g_G + i * 64 * 2816 + k2 * 64;
@@ -951,20 +888,17 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(con
         blk_pack(64, 64, v12, 1024, 1, B2, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v11, 2816, 1, B2, 64, v14, 64, 1);
-        __syncthreads();
         // yield %14
         {
         }
         __syncthreads();
     }
-    __syncthreads();
     // %15 = add %8, %9
     float *v15 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v15[r_ * 64 + c_] = (v8[r_ * 64 + c_] + v10[r_ * 64 + c_]);
     }
-    __syncthreads();
     // store %15 -> Y[i * 64 +: 64, j * 64 +: 64]
     {
         float *t1_dst = blk_g_Y + i * 64 * 1024 + j * 64;
@@ -973,7 +907,6 @@ extern "C" __global__ void __launch_bounds__(256) blk_u_transformer_layer_k8(con
             t1_dst[r_ * 1024 + c_] = v15[r_ * 64 + c_];
         }
     }
-    __syncthreads();
 }
 
 /* ---- host: launchers with a C ABI ---- */
