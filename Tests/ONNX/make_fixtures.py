@@ -261,10 +261,10 @@ def ops_mix2(n=6, d=8):
     save("ops_mix2", b, inputs, outs, feeds, opset=23)
 
 
-def torch_fixtures():
-    """GPT-2 and Llama blocks as PyTorch modules, exported by torch.onnx.export (dynamo):
-    what a real exporter writes (external data, additive float masks, repeat_interleave as
-    Expand, transposed weights)."""
+def torch_modules():
+    """The GPT-2 and Llama blocks as PyTorch modules (also used, at full size, by
+    Benchmarks/onnx_layers.py): GPT2Block(d, h, t) with a causal `masked_fill`, LlamaBlock(d, h,
+    kv, ffn) with RMSNorm, RoPE, grouped K/V heads by repeat_interleave and SwiGLU."""
     import math
 
     import torch
@@ -298,14 +298,15 @@ def torch_fixtures():
         return torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), dim=-1)
 
     class LlamaBlock(nn.Module):
-        def __init__(self, d=48, h=4, kv=2):
+        def __init__(self, d=48, h=4, kv=2, ffn=None):
             super().__init__()
+            ffn = ffn or 2 * d
             self.h, self.kv, self.hd = h, kv, d // h
             self.n1, self.n2 = nn.RMSNorm(d, eps=1e-6), nn.RMSNorm(d, eps=1e-6)
             self.q, self.o = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
             self.k, self.v = nn.Linear(d, kv * self.hd, bias=False), nn.Linear(d, kv * self.hd, bias=False)
-            self.gate, self.up = nn.Linear(d, 2 * d, bias=False), nn.Linear(d, 2 * d, bias=False)
-            self.down = nn.Linear(2 * d, d, bias=False)
+            self.gate, self.up = nn.Linear(d, ffn, bias=False), nn.Linear(d, ffn, bias=False)
+            self.down = nn.Linear(ffn, d, bias=False)
             self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd)))
             with torch.no_grad():
                 self.n1.weight.uniform_(0.5, 1.5)
@@ -328,6 +329,16 @@ def torch_fixtures():
             h = self.n2(x)
             return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
+    return GPT2Block, LlamaBlock
+
+
+def torch_fixtures():
+    """GPT-2 and Llama blocks as PyTorch modules, exported by torch.onnx.export (dynamo):
+    what a real exporter writes (external data, additive float masks, repeat_interleave as
+    Expand, transposed weights)."""
+    import torch
+
+    GPT2Block, LlamaBlock = torch_modules()
     for name, module, shape, seed in [
         ("gpt2_torch", GPT2Block, (1, 16, 32), 5),
         ("llama_torch", LlamaBlock, (1, 16, 48), 6),
