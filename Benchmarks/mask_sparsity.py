@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Attention under a block mask given as data (issue #14): blockc against torch FlexAttention given
+the same BlockMask, and dense torch SDPA given the boolean mask, at N=4096 (BH=8, d=64, fp32).
+
+    Benchmarks/mask_sparsity.py [--blockc PATH] [--reps N] [--n N]
+
+Needs torch (the benchmark venv); CI never runs it. For each kept fraction (10 %, 25 %, 50 %, 100 %
+of 128×128 blocks; the diagonal block of every row is always kept, so no row is fully masked) it
+builds one seeded random block pattern, writes it as the element mask `M: bool[1, N, N]` of
+Examples/attention_block_mask.graph and times:
+
+- blockc: `blockc bench Examples/attention_block_mask.graph --input M=mask.npy` (the compiled C; the
+  summary kernel that reduces M to block bits is part of the timed program);
+- FlexAttention (torch.compile, Inductor's CPU template) with `create_block_mask` of the same pattern
+  (mask construction not timed);
+- SDPA with the dense boolean mask (`attn_mask=M`).
+
+Each row prints the medians and the ratios (peer ÷ blockc: above 1 means blockc is faster), and the
+time relative to the fully kept case next to the kept fraction (time should follow the fraction).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+THREADS = int(os.environ.setdefault("OMP_NUM_THREADS", "2"))
+
+
+def timed(fn, reps, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def block_pattern(nb, fraction, seed):
+    """A bool [nb, nb] pattern with about `fraction` of the blocks kept, the diagonal always."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random((nb, nb)) < fraction
+    np.fill_diagonal(keep, True)
+    if fraction >= 1.0:
+        keep[:] = True
+    return keep
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--blockc", default=os.path.join(REPO, ".build/release/blockc"))
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, default=4096)
+    args = ap.parse_args()
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    torch.set_num_threads(THREADS)
+    flex = torch.compile(flex_attention, dynamic=False)
+    n, bh, d, blk = args.n, 8, 64, 128
+    nb = n // blk
+    work = tempfile.mkdtemp(prefix="blockc-mask-")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"CPU {cpu}, {THREADS} threads, torch {torch.__version__}, N={n}, BH={bh}, d={d}, {blk}x{blk} blocks; "
+          f"scratch {work}")
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, bh, n, d) for _ in range(3))
+    rows = []
+    for fraction in (0.10, 0.25, 0.50, 1.00):
+        keep = block_pattern(nb, fraction, seed=int(fraction * 100))
+        element = np.kron(keep, np.ones((blk, blk), dtype=bool))
+        path = os.path.join(work, f"mask{int(fraction * 100)}.npy")
+        np.save(path, element.reshape(1, n, n))
+        bench = subprocess.run([args.blockc, "bench", "Examples/attention_block_mask.graph", "--dim",
+                                f"BH={bh},N={n},d={d}", "--input", f"M={path}", "--reps", str(args.reps),
+                                "--peak", "1"], capture_output=True, text=True, cwd=REPO)
+        m = re.search(r"median ([\d.]+) ms", bench.stdout)
+        if bench.returncode != 0 or not m:
+            print(f"blockc bench failed at {fraction:.0%}:\n{bench.stderr[-1500:]}")
+            return 1
+        blockc_ms = float(m.group(1))
+        table = torch.from_numpy(keep)
+        block_mask = create_block_mask(lambda b, h, qi, ki: table[qi // blk, ki // blk], None, None, n, n,
+                                       device="cpu", BLOCK_SIZE=blk)
+        dense = torch.from_numpy(element)
+        with torch.inference_mode():
+            out = flex(q, k, v, block_mask=block_mask)
+            ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=dense)
+            err = (out - ref).abs().max().item()
+            flex_ms = timed(lambda: flex(q, k, v, block_mask=block_mask), args.reps)
+            sdpa_ms = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=dense),
+                            args.reps)
+        kept = keep.mean()
+        rows.append((fraction, kept, blockc_ms, flex_ms, sdpa_ms, err))
+        print(f"  {fraction:.0%}: blockc {blockc_ms:.1f} ms, flex {flex_ms:.1f} ms, sdpa {sdpa_ms:.1f} ms "
+              f"(flex vs sdpa max error {err:.1e})", flush=True)
+    full = rows[-1][2]
+    print()
+    print("| kept blocks | blockc ms (÷ full) | FlexAttention ms (÷ blockc) | SDPA + bool mask ms (÷ blockc) |")
+    print("|---|---|---|---|")
+    for fraction, kept, b, f, s, _ in rows:
+        print(f"| {kept:.1%} (target {fraction:.0%}) | {b:.1f} ({b / full:.2f}) | {f:.1f} ({f / b:.2f}×) | "
+              f"{s:.1f} ({s / b:.2f}×) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
