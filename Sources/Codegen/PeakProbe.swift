@@ -46,9 +46,9 @@ public enum PeakProbe {
     }
 
     /// Builds the probe in `directory` and runs it: `seconds` per rep, `reps` reps per thread
-    /// count. Returns its measurements (1 thread, then `OMP_NUM_THREADS`).
+    /// count. Returns its measurements (1 thread, then `OMP_NUM_THREADS`) and its output.
     public static func measure(directory: String, seconds: Double = 0.1, reps: Int = 5) throws(CCompiler.Failure)
-        -> [Measurement]
+        -> (measurements: [Measurement], output: String)
     {
         let exe = try CCompiler.buildProgram(source: source, name: "peak_fma", directory: directory, flags: ["-O2"])
         let result = try CCompiler.run(exe, [String(seconds), String(reps)])
@@ -58,7 +58,7 @@ public enum PeakProbe {
                 "the FMA peak probe failed (status \(result.status)): "
                     + String((result.stderr.isEmpty ? result.stdout : result.stderr).prefix(300)))
         }
-        return lines
+        return (lines, result.stdout)
     }
 
     /// The probe's C source.

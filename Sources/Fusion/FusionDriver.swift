@@ -68,8 +68,8 @@ public enum Fusion {
 
     /// Fuses a program. `observe` sees the program after every step (differential tests use it).
     ///
-    /// A round runs the rules to their fixed point, then the final rules (R15) on each kernel
-    /// once. While the last step of a round is a final rule's (it added kernels), another round
+    /// A round runs the rules to their fixed point, then the final rules (R16, R15) until none
+    /// applies. While the last step of a round is a final rule's (it added kernels), another round
     /// runs, so a merge kernel R15 added can fuse into its readers and a reader that became
     /// splittable is split; R1 never inlines the chunks back into a kernel with fewer instances
     /// than the cores (`FusionPlan.allowsSerializing`). The result is a fixed point of a round:

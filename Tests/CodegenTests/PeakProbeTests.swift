@@ -25,7 +25,7 @@ final class PeakProbeTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("blockc-peak-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let lines = try PeakProbe.measure(directory: dir, seconds: 0.02, reps: 2)
+        let lines = try PeakProbe.measure(directory: dir, seconds: 0.02, reps: 2).measurements
         XCTAssertEqual(lines.first?.threads, 1)
         for line in lines {
             XCTAssertGreaterThan(line.best, 0)
