@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from machine import cpu_model, fma_peak
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 THREADS = int(os.environ.setdefault("OMP_NUM_THREADS", "2"))
@@ -69,8 +71,8 @@ def main():
     n, bh, d, blk = args.n, 8, 64, 128
     nb = n // blk
     work = tempfile.mkdtemp(prefix="blockc-mask-")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU {cpu}, {THREADS} threads, torch {torch.__version__}, N={n}, BH={bh}, d={d}, {blk}x{blk} blocks; "
+    _, peak = fma_peak(args.blockc)
+    print(f"CPU {cpu_model()}, FMA peak {peak}, {THREADS} threads, torch {torch.__version__}, N={n}, BH={bh}, d={d}, {blk}x{blk} blocks; "
           f"scratch {work}")
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, bh, n, d) for _ in range(3))

@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from machine import cpu_model, fma_peak
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 THREADS = int(os.environ.get("OMP_NUM_THREADS", "2"))
@@ -75,8 +77,8 @@ def main():
          lambda: LlamaBlock(d=2048, h=16, kv=4, ffn=5632), 2048),
     ]
     work = tempfile.mkdtemp(prefix="blockc-onnx-layers-")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU {cpu}, {THREADS} threads, torch {torch.__version__}, onnxruntime {ort.__version__}, "
+    _, peak = fma_peak(args.blockc)
+    print(f"CPU {cpu_model()}, FMA peak {peak}, {THREADS} threads, torch {torch.__version__}, onnxruntime {ort.__version__}, "
           f"exporter {'dynamo' if dynamo else 'TorchScript'}; scratch {work}")
     rows = []
     for key, title, make, d in layers:
