@@ -151,7 +151,8 @@ public struct Dialect: Hashable, Sendable {
             "tanh", "pow", "fabsf", "expf", "logf", "sqrtf", "powf", "tanhf", "sin", "cos", "sinf", "cosf", "log1p",
             "log1pf", "erf", "erff", "NULL", "INFINITY", "NAN",
         ],
-        runtime: [CRuntime.basics, CRuntime.math, CRuntime.reductions, CRuntime.dot].joined(separator: "\n") + "\n")
+        runtime: [CRuntime.basics, CRuntime.math, CRuntime.reductions, CRuntime.dot, CRuntime.dotBF16].joined(
+            separator: "\n") + "\n")
 
     /// The storage type of a tensor's elements (`float`, `uint16_t`).
     public func storageType(_ type: ElementType) -> String { elements.storage[type] ?? "float" }

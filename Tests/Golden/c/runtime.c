@@ -422,3 +422,268 @@ static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const
     blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
 #endif
+/* ---- runtime: bf16 block dot ---- */
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)
+/* pairs of k per chunk of packed A (the accumulators stay in registers over one chunk) and rows of A
+   packed at once (a multiple of both row tiles, 6 and 8) */
+#define BLK_BF16_KC 128
+#define BLK_BF16_MB 24
+/* 16 lanes of (bf16(lo[j]), bf16(hi[j])) pairs, low half from lo, both rounded to nearest even */
+static inline __attribute__((always_inline)) __m512i blk_bf16_pairs(__m512 lo, __m512 hi) {
+    static const unsigned short interleave[32] __attribute__((aligned(64))) = {
+        0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    return _mm512_permutexvar_epi16(_mm512_load_si512((const void *)interleave), both);
+}
+/* 16 pairs from 32 consecutive floats x[0..f) (zeros past f) */
+static inline __attribute__((always_inline)) __m512i blk_bf16_run(const float *x, long f) {
+    __m512 lo = _mm512_maskz_loadu_ps(blk_mask(f), x), hi = _mm512_maskz_loadu_ps(blk_mask(f - 16), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+/* the bf16 bits of x rounded to nearest even (NaN stays NaN) */
+static inline uint32_t blk_bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+/* v[r] lane c becomes v[c] lane r (a 16 x 16 transpose of 32-bit elements) */
+static inline __attribute__((always_inline)) void blk_transpose16(__m512i *v) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; e++) {
+        __m512i s0 = _mm512_shuffle_i32x4(v[e], v[4 + e], 0x44);
+        __m512i s1 = _mm512_shuffle_i32x4(v[e], v[4 + e], 0xEE);
+        __m512i s2 = _mm512_shuffle_i32x4(v[8 + e], v[12 + e], 0x44);
+        __m512i s3 = _mm512_shuffle_i32x4(v[8 + e], v[12 + e], 0xEE);
+        t[e] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+        t[4 + e] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
+        t[8 + e] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+        t[12 + e] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) v[i] = t[i];
+}
+/* W[p*ldw + j] = the pair (B(2p,j), B(2p+1,j)) as bf16, low half first, for p < np, j < n */
+static inline void blk_bf16_pack_b(long np, long kk, long n, const float *restrict B, long ks, long js,
+                                   uint32_t *restrict W, long ldw) {
+    if (js == 1) {
+        /* rows 2p and 2p+1 side by side: one conversion and one interleave per 16 columns */
+        for (long p = 0; p < np; p++) {
+            const float *b0 = B + 2 * p * ks, *b1 = b0 + ks;
+            int odd = 2 * p + 1 == kk;
+            uint32_t *w = W + p * ldw;
+            for (long j = 0; j < n; j += 16) {
+                __mmask16 mk = blk_mask(n - j);
+                __m512 x0 = _mm512_maskz_loadu_ps(mk, b0 + j);
+                __m512 x1 = odd ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, b1 + j);
+                _mm512_mask_storeu_epi32(w + j, mk, blk_bf16_pairs(x0, x1));
+            }
+        }
+    } else if (ks == 1) {
+        /* column j's pairs are consecutive floats: convert 16 pairs of 16 columns, then transpose */
+        for (long j0 = 0; j0 < n; j0 += 16) {
+            __mmask16 cm = blk_mask(n - j0);
+            for (long q = 0; q < np; q += 16) {
+                __m512i v[16];
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++)
+                    v[t] = j0 + t < n ? blk_bf16_run(B + (j0 + t) * js + 2 * q, kk - 2 * q)
+                                      : _mm512_setzero_si512();
+                blk_transpose16(v);
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++)
+                    if (q + t < np) _mm512_mask_storeu_epi32(W + (q + t) * ldw + j0, cm, v[t]);
+            }
+        }
+    } else {
+        for (long p = 0; p < np; p++)
+            for (long j = 0; j < n; j++) {
+                uint32_t hi = 2 * p + 1 < kk ? blk_bf16_bits(B[(2 * p + 1) * ks + j * js]) : 0u;
+                W[p * ldw + j] = blk_bf16_bits(B[2 * p * ks + j * js]) | hi << 16;
+            }
+    }
+}
+/* P[r*BLK_BF16_KC + q] = the pair (A(r,2(p0+q)), A(r,2(p0+q)+1)) for r < mb, q < pc */
+static inline void blk_bf16_pack_a(long mb, long pc, long p0, long kk, const float *restrict A, long ars,
+                                   long aks, uint32_t *restrict P) {
+    long k0 = 2 * p0;
+    if (aks == 1) {
+        for (long q = 0; q < pc; q += 16) {
+            const float *a = A + k0 + 2 * q;
+            uint32_t *p = P + q;
+            long f = kk - k0 - 2 * q;
+            if (f >= 32)
+                for (long r = 0; r < mb; r++, a += ars, p += BLK_BF16_KC)
+                    _mm512_store_si512((void *)p, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + 16),
+                                                                                 _mm512_loadu_ps(a)));
+            else
+                for (long r = 0; r < mb; r++, a += ars, p += BLK_BF16_KC)
+                    _mm512_store_si512((void *)p, blk_bf16_run(a, f));
+        }
+    } else if (ars == 1) {
+        /* rows are consecutive floats: pair 16 rows at two k, 16 pairs at a time, then transpose */
+        for (long r0 = 0; r0 < mb; r0 += 16) {
+            __mmask16 rm = blk_mask(mb - r0);
+            for (long q = 0; q < pc; q += 16) {
+                __m512i v[16];
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++) {
+                    long k = k0 + 2 * (q + t);
+                    __m512 x0 = _mm512_maskz_loadu_ps(k < kk ? rm : 0, A + k * aks + r0);
+                    __m512 x1 = _mm512_maskz_loadu_ps(k + 1 < kk ? rm : 0, A + (k + 1) * aks + r0);
+                    v[t] = blk_bf16_pairs(x0, x1);
+                }
+                blk_transpose16(v);
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++)
+                    if (r0 + t < mb) _mm512_store_si512((void *)(P + (r0 + t) * BLK_BF16_KC + q), v[t]);
+            }
+        }
+    } else {
+        for (long r = 0; r < mb; r++)
+            for (long q = 0; q < pc; q++) {
+                long k = k0 + 2 * q;
+                uint32_t hi = k + 1 < kk ? blk_bf16_bits(A[r * ars + (k + 1) * aks]) : 0u;
+                P[r * BLK_BF16_KC + q] = blk_bf16_bits(A[r * ars + k * aks]) | hi << 16;
+            }
+    }
+}
+/* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 vdpbf16ps */
+static inline __attribute__((always_inline)) void blk_bf16_tile64(
+    const int R, long pc, const uint32_t *restrict P, const uint32_t *restrict W, long ldw, float *restrict C,
+    long ldc, const __mmask16 *m, int accumulate) {
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+    for (long p = 0; p < pc; p++) {
+        const uint32_t *w = W + p * ldw;
+        __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m[0], w);
+        __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m[1], w + 16);
+        __m512bh b2 = (__m512bh)_mm512_maskz_loadu_epi32(m[2], w + 32);
+        __m512bh b3 = (__m512bh)_mm512_maskz_loadu_epi32(m[3], w + 48);
+        for (int r = 0; r < R; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)P[r * BLK_BF16_KC + p]);
+            c[r][0] = _mm512_dpbf16_ps(c[r][0], av, b0);
+            c[r][1] = _mm512_dpbf16_ps(c[r][1], av, b1);
+            c[r][2] = _mm512_dpbf16_ps(c[r][2], av, b2);
+            c[r][3] = _mm512_dpbf16_ps(c[r][3], av, b3);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *cr = C + r * ldc;
+        for (int q = 0; q < 4; q++) {
+            if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+            _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
+        }
+    }
+}
+/* R (<= 8) rows x 32 columns: 16 zmm accumulators */
+static inline __attribute__((always_inline)) void blk_bf16_tile32(
+    const int R, long pc, const uint32_t *restrict P, const uint32_t *restrict W, long ldw, float *restrict C,
+    long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 c0[8], c1[8];
+    for (int r = 0; r < R; r++) {
+        c0[r] = _mm512_setzero_ps();
+        c1[r] = _mm512_setzero_ps();
+    }
+    for (long p = 0; p < pc; p++) {
+        const uint32_t *w = W + p * ldw;
+        __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, w);
+        __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, w + 16);
+        for (int r = 0; r < R; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)P[r * BLK_BF16_KC + p]);
+            c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *c = C + r * ldc;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, c0[r]);
+        _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+    }
+}
+/* C (+)= the packed rows P (mb <= BLK_BF16_MB) times the packed pairs W, over pc pairs */
+static inline void blk_bf16_block(long mb, long n, long pc, const uint32_t *restrict P,
+                                  const uint32_t *restrict W, long ldw, float *restrict C, long ldc,
+                                  int accumulate) {
+    long j0 = 0;
+    for (; j0 + 32 < n; j0 += 64) {
+        long w = n - j0 < 64 ? n - j0 : 64;
+        __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+        long i0 = 0;
+        for (; i0 + 6 <= mb; i0 += 6)
+            blk_bf16_tile64(6, pc, P + i0 * BLK_BF16_KC, W + j0, ldw, C + i0 * ldc + j0, ldc, mk, accumulate);
+        const uint32_t *p = P + i0 * BLK_BF16_KC;
+        float *c = C + i0 * ldc + j0;
+        switch (mb - i0) {
+        case 5: blk_bf16_tile64(5, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
+        case 4: blk_bf16_tile64(4, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
+        case 3: blk_bf16_tile64(3, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
+        case 2: blk_bf16_tile64(2, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
+        case 1: blk_bf16_tile64(1, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
+        default: break;
+        }
+    }
+    if (j0 < n) {
+        long w = n - j0;
+        __mmask16 m0 = blk_mask(w), m1 = blk_mask(w - 16);
+        long i0 = 0;
+        for (; i0 + 8 <= mb; i0 += 8)
+            blk_bf16_tile32(8, pc, P + i0 * BLK_BF16_KC, W + j0, ldw, C + i0 * ldc + j0, ldc, m0, m1,
+                            accumulate);
+        const uint32_t *p = P + i0 * BLK_BF16_KC;
+        float *c = C + i0 * ldc + j0;
+        switch (mb - i0) {
+        case 7: blk_bf16_tile32(7, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        case 6: blk_bf16_tile32(6, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        case 5: blk_bf16_tile32(5, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        case 4: blk_bf16_tile32(4, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        case 3: blk_bf16_tile32(3, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        case 2: blk_bf16_tile32(2, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        case 1: blk_bf16_tile32(1, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+        default: break;
+        }
+    }
+}
+static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const float *restrict A, long ars,
+        long aks, const float *restrict B, long ks, long js, float *restrict C, long ldc, int accumulate,
+        float *restrict W) {
+    long np = (kk + 1) / 2;
+    /* rows of packed pairs 64-byte aligned when that fits in kk*n floats */
+    long ldw = (n + 15) / 16 * 16;
+    if (np * ldw > kk * n) ldw = n;
+    uint32_t *W32 = (uint32_t *)W;
+    blk_bf16_pack_b(np, kk, n, B, ks, js, W32, ldw);
+    uint32_t P[BLK_BF16_MB * BLK_BF16_KC] __attribute__((aligned(64)));
+    for (long i0 = 0; i0 < m; i0 += BLK_BF16_MB) {
+        long mb = m - i0 < BLK_BF16_MB ? m - i0 : BLK_BF16_MB;
+        for (long p0 = 0; p0 < np; p0 += BLK_BF16_KC) {
+            long pc = np - p0 < BLK_BF16_KC ? np - p0 : BLK_BF16_KC;
+            blk_bf16_pack_a(mb, pc, p0, kk, A + i0 * ars, ars, aks, P);
+            blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0);
+        }
+    }
+}
+#else
+/* without AVX512_BF16: the f32 product (exact products for bf16-valued operands) */
+static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const float *restrict A, long ars,
+        long aks, const float *restrict B, long ks, long js, float *restrict C, long ldc, int accumulate,
+        float *restrict W) {
+    blk_pack(kk, n, B, ks, js, W, n);
+    blk_gemm(m, n, kk, A, ars, aks, W, n, C, ldc, accumulate);
+}
+#endif
