@@ -64,7 +64,7 @@ extension Kernel {
                         var s = shapes[a] ?? []
                         if axis < s.count { s.remove(at: axis) }
                         set(r.id, s)
-                    case .dot(let a, let b, let ta, let tb):
+                    case .dot(let a, let b, let ta, let tb, _):
                         let sa = shapes[a] ?? [1, 1]
                         let sb = shapes[b] ?? [1, 1]
                         guard sa.count == 2, sb.count == 2 else {

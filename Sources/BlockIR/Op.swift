@@ -27,8 +27,9 @@ public indirect enum Op: Hashable, Sendable {
     /// elements before it (`exclusive`) or up to it along the axis, counted from the end of the
     /// valid extent when `reverse`. `scan_sum` is the block's cumulative sum.
     case scan(ReduceOp, ValueID, axis: Int, reverse: Bool, exclusive: Bool)
-    /// Block matrix product `op(a) · op(b)`, where `op` transposes when asked.
-    case dot(ValueID, ValueID, transposeA: Bool, transposeB: Bool)
+    /// Block matrix product `op(a) · op(b)`, where `op` transposes when asked, with operands of
+    /// `precision` (f32, or rounded to bf16) and products accumulated in f32.
+    case dot(ValueID, ValueID, transposeA: Bool, transposeB: Bool, precision: DotPrecision = .f32)
     /// Swaps the two axes of a rank-2 block.
     case transpose(ValueID)
     /// Joins two blocks along `axis`: the first block's elements, then the second's (the other
@@ -62,7 +63,7 @@ public indirect enum Op: Hashable, Sendable {
         case .store(let v, _, _): return [v]
         case .unary(_, let a), .broadcast(let a, _), .reduce(_, let a, _), .transpose(let a):
             return [a]
-        case .binary(_, let a, let b), .dot(let a, let b, _, _), .concat(let a, let b, _): return [a, b]
+        case .binary(_, let a, let b), .dot(let a, let b, _, _, _), .concat(let a, let b, _): return [a, b]
         case .mask(let a, _, _, _, _): return [a]
         case .select(let c, let a, let b): return [c, a, b]
         case .gather(_, _, let index, _): return [index]
@@ -81,7 +82,8 @@ public indirect enum Op: Hashable, Sendable {
         case .binary(let o, let a, let b): return .binary(o, f(a), f(b))
         case .broadcast(let a, let axis): return .broadcast(f(a), axis: axis)
         case .reduce(let o, let a, let axis): return .reduce(o, f(a), axis: axis)
-        case .dot(let a, let b, let ta, let tb): return .dot(f(a), f(b), transposeA: ta, transposeB: tb)
+        case .dot(let a, let b, let ta, let tb, let p):
+            return .dot(f(a), f(b), transposeA: ta, transposeB: tb, precision: p)
         case .transpose(let a): return .transpose(f(a))
         case .concat(let a, let b, let axis): return .concat(f(a), f(b), axis: axis)
         case .mask(let a, let r, let c, let p, let fill):
@@ -202,4 +204,28 @@ public struct Instruction: Hashable, Sendable {
 
     /// Whether the instruction defines `value`.
     public func defines(_ value: ValueID) -> Bool { results.contains { $0.id == value } }
+}
+
+/// The precision of a `dot`'s operands: the product of each pair is exact in f32 either way and
+/// accumulates in f32.
+public enum DotPrecision: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The operands as they are (f32).
+    case f32
+    /// Each operand element rounded to the nearest bf16 (ties to even) first: what a matrix
+    /// product of bf16 tensors reads, and what `vdpbf16ps` and tensor cores multiply. Lowering
+    /// gives it to a `matmul` of two bf16 tensors, whose operands are bf16 already; a fused
+    /// kernel that feeds it values computed in f32 rounds them as the unfused program's stores did.
+    case bf16
+
+    /// Written after the operands in the text form (`dot %1, %2 transpose_b bf16`); f32 is the default.
+    public var description: String { rawValue }
+
+    /// An operand element as the product reads it.
+    @inline(__always)
+    public func operand(_ x: Float) -> Float {
+        switch self {
+        case .f32: return x
+        case .bf16: return ElementType.bf16.stored(x)
+        }
+    }
 }

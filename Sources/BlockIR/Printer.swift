@@ -55,8 +55,9 @@ public enum BlockPrinter {
             return prefix + "broadcast \(a) axis \(axis)" + typeSuffix
         case .reduce(_, let a, let axis):
             return prefix + "\(instruction.op.mnemonic) \(a) axis \(axis)" + typeSuffix
-        case .dot(let a, let b, let ta, let tb):
-            let flags = (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
+        case .dot(let a, let b, let ta, let tb, let precision):
+            let flags =
+                (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "") + (precision == .f32 ? "" : " \(precision)")
             return prefix + "dot \(a), \(b)" + flags + typeSuffix
         case .scan(_, let a, let axis, let reverse, let exclusive):
             let flags = (reverse ? " reverse" : "") + (exclusive ? " exclusive" : "")

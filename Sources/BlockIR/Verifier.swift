@@ -389,7 +389,7 @@ private struct KernelChecker {
             } else if ta.shape != result.shape {
                 report("\(label): the result shape \(result.shape) of scan should be the operand's shape \(ta.shape)")
             }
-        case .dot(let a, let b, let transposeA, let transposeB):
+        case .dot(let a, let b, let transposeA, let transposeB, _):
             let ta = type(of: a, label)
             let tb = type(of: b, label)
             guard let ta, let tb, let result else { break }

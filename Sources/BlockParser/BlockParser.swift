@@ -452,7 +452,12 @@ private struct Parser {
                 }
                 advance()
             }
-            op = .dot(a, b, transposeA: ta, transposeB: tb)
+            var precision = DotPrecision.f32
+            if isKeyword("bf16") {
+                precision = .bf16
+                advance()
+            }
+            op = .dot(a, b, transposeA: ta, transposeB: tb, precision: precision)
         case "transpose":
             op = .transpose(try use())
         case "concat":

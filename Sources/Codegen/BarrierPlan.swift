@@ -215,13 +215,13 @@ struct BarrierPlan {
             return "2-D over \(Self.variableMark)\(divisor)\(Self.variableMark)|" + index
         }
 
-        /// The accesses of a cooperative `blk_gemm` or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
+        /// The accesses of a cooperative `blk_gemm` (or `blk_gemm_bf16`) or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
         /// element `f` on thread `f % blockDim.x` with `k = f / n, j = f % n`) with its mapping when `n` and `lds`
         /// are constants; `blk_gemm`'s output (4x4 tiles per thread) by any thread; the operands read by any thread.
         /// `nil` for any other line.
         func callAccesses(_ t: String) -> [Access]? {
             let output: Int
-            if t.hasPrefix("blk_gemm(") {
+            if t.hasPrefix("blk_gemm(") || t.hasPrefix("blk_gemm_bf16(") {
                 output = 8
             } else if t.hasPrefix("blk_pack(") {
                 output = 5
@@ -308,7 +308,7 @@ struct BarrierPlan {
                         }
                         let call = calls.last
                         let readOnly =
-                            (call?.name == "blk_gemm" && call?.argument != 8)
+                            ((call?.name == "blk_gemm" || call?.name == "blk_gemm_bf16") && call?.argument != 8)
                             || (call?.name == "blk_pack" && call?.argument != 5)
                         found.append(Access(buffer: b, write: !readOnly, mapping: nil))
                     }

@@ -12,9 +12,9 @@ extension CRuntime {
     /// register-blocked 6 rows × 64 columns (24 `zmm` accumulators, 4 loads and 6 broadcasts of an `A` pair
     /// per 24 `vdpbf16ps`) and a last strip of at most 32 columns 8 rows × 32 columns, with masked loads
     /// and stores that never touch memory past `C`'s `n` columns or past `W`. Conversions round to nearest
-    /// even, so an operand that is not a bf16 number is rounded, not truncated. Without AVX512_BF16 it
-    /// packs `B` with `blk_pack` and calls the f32 `blk_gemm`, exact products for bf16 operands (an
-    /// operand that is not a bf16 number then enters unrounded).
+    /// even, so an operand that is not a bf16 number is rounded, not truncated (the `dot … bf16` of the
+    /// block program). Without AVX512_BF16 it rounds `B` into `W` and `A`, 12 rows × 256 `k` at a time,
+    /// into a stack buffer, and calls the f32 `blk_gemm` (the same exact products).
     public static let dotBF16 = #"""
         /* ---- runtime: bf16 block dot ---- */
         #if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)
@@ -273,12 +273,41 @@ extension CRuntime {
             }
         }
         #else
-        /* without AVX512_BF16: the f32 product (exact products for bf16-valued operands) */
+        /* x rounded to the nearest bf16, ties to even, as a float (NaN stays NaN) */
+        static inline float blk_bf16_round(float x) {
+            uint32_t u;
+            memcpy(&u, &x, sizeof u);
+            if ((u & 0x7FFFFFFFu) > 0x7F800000u) return x;
+            u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+            memcpy(&x, &u, sizeof u);
+            return x;
+        }
+        /* without AVX512_BF16: the f32 product of the operands rounded to bf16 (exact products): B rounded
+           into W (in blk_pack's order), A rounded 12 rows x 256 k at a time into a stack buffer */
         static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const float *restrict A, long ars,
                 long aks, const float *restrict B, long ks, long js, float *restrict C, long ldc, int accumulate,
                 float *restrict W) {
-            blk_pack(kk, n, B, ks, js, W, n);
-            blk_gemm(m, n, kk, A, ars, aks, W, n, C, ldc, accumulate);
+            if (js == 1) {
+                for (long k = 0; k < kk; k++)
+                    for (long j = 0; j < n; j++) W[k * n + j] = blk_bf16_round(B[k * ks + j]);
+            } else {
+                for (long k0 = 0; k0 < kk; k0 += 16)
+                    for (long j0 = 0; j0 < n; j0 += 16) {
+                        long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
+                        for (long j = j0; j < j1; j++)
+                            for (long k = k0; k < k1; k++) W[k * n + j] = blk_bf16_round(B[k * ks + j * js]);
+                    }
+            }
+            float a[12 * 256] __attribute__((aligned(64)));
+            for (long i0 = 0; i0 < m; i0 += 12) {
+                long mb = m - i0 < 12 ? m - i0 : 12;
+                for (long k0 = 0; k0 < kk; k0 += 256) {
+                    long kb = kk - k0 < 256 ? kk - k0 : 256;
+                    for (long r = 0; r < mb; r++)
+                        for (long k = 0; k < kb; k++) a[r * 256 + k] = blk_bf16_round(A[(i0 + r) * ars + (k0 + k) * aks]);
+                    blk_gemm(mb, n, kb, a, 256, 1, W + k0 * n, n, C + i0 * ldc, ldc, accumulate || k0 > 0);
+                }
+            }
         }
         #endif
         """#

@@ -64,7 +64,7 @@ extension KernelEmitter {
             emitReduce(result!.id, op, a, axis: axis)
         case .scan(let op, let a, let axis, let reverse, let exclusive):
             emitScan(result!.id, op, a, axis: axis, reverse: reverse, exclusive: exclusive)
-        case .dot(let a, let b, let ta, let tb):
+        case .dot(let a, let b, let ta, let tb, _):
             emitDot(result!.id, a, b, transposeA: ta, transposeB: tb, accumulate: false)
         case .mask(let a, let row, let column, let predicate, let fill):
             emitMask(result!.id, a, row: row, column: column, predicate, fill: fill)
@@ -570,6 +570,17 @@ extension KernelEmitter {
         var bPointer = pointer(b)
         var ldb = ks
         let dotValue = dotID ?? r
+        let rows = accumulate ? extents[dst]!.first! : m
+        let cols = accumulate ? extents[dst]!.last! : n
+        let bf16 = schedule.dots.first { $0.dot == dotValue }?.precision == .bf16
+        if bf16, dialect.gpu == nil {
+            // The CPU's bf16 product packs B itself (bf16 pairs with AVX512_BF16), into the pack buffer.
+            let packed = "B\(plan.packBufferOf[dotValue]!)"
+            w.line(
+                "blk_gemm_bf16(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ks), \(js), "
+                    + "v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
+            return
+        }
         if analysis.needsPacking(dotValue) {
             let packed = "B\(plan.packBufferOf[dotValue]!)"
             let cols = analysis.types[dotValue]!.shape[1]
@@ -578,18 +589,17 @@ extension KernelEmitter {
             bPointer = packed
             ldb = cols
         }
-        let rows = accumulate ? extents[dst]!.first! : m
-        let cols = accumulate ? extents[dst]!.last! : n
-        let prefetch = nextBlock[b].map { ", " + $0 } ?? ""
+        let prefetch = bf16 ? "" : nextBlock[b].map { ", " + $0 } ?? ""
+        let name = bf16 ? "blk_gemm_bf16" : prefetch.isEmpty ? "blk_gemm" : "blk_gemm_pf"
         w.line(
-            "blk_gemm\(prefetch.isEmpty ? "" : "_pf")(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
+            "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
                 + "\(rowLength(dst)), \(accumulate ? 1 : 0)\(prefetch));")
     }
 
     /// `r = add(x, dot(a, b))`: `x` lands in `r`'s buffer (in place when it dies here), then
     /// the product accumulates onto it.
     private mutating func emitAccumulatingDot(_ r: ValueID, other x: ValueID, dot d: ValueID) {
-        guard case .dot(let a, let b, let ta, let tb)? = analysis.dots[d] else { return }
+        guard case .dot(let a, let b, let ta, let tb, _)? = analysis.dots[d] else { return }
         declareBuffer(r)
         let ea = extents[a]!
         let eb = extents[b]!

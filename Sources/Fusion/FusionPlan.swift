@@ -221,7 +221,7 @@ extension Kernel {
             for r in inst.results { types[r.id] = r.type }
             let out = inst.results.first?.type.elementCount ?? 0
             switch inst.op {
-            case .dot(let a, _, let ta, _):
+            case .dot(let a, _, let ta, _, _):
                 let k = types[a].map { ta ? $0.shape.first ?? 1 : $0.shape.last ?? 1 } ?? 1
                 total += 2 * out * k
             case .unary, .binary, .select, .mask: total += out

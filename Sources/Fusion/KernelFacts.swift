@@ -175,7 +175,7 @@ extension Op {
             visit(c)
             visit(a)
             visit(b)
-        case .binary(_, let a, let b), .dot(let a, let b, _, _), .concat(let a, let b, _):
+        case .binary(_, let a, let b), .dot(let a, let b, _, _, _), .concat(let a, let b, _):
             visit(a)
             visit(b)
         case .loop(let l): l.initial.forEach(visit)

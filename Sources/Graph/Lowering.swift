@@ -549,6 +549,10 @@ private struct State {
         let t = tiling(node.shape)
         let r = node.shape.count
         let unit = unitAxes(node.shape)
+        // A product of two bf16 tensors multiplies bf16 operands (exact: they are bf16 already);
+        // the precision stays with the dot when fusion feeds it values computed in f32.
+        let precision: DotPrecision =
+            graph[a].elementType == .bf16 && graph[c].elementType == .bf16 ? .bf16 : .f32
         let kDim = transposeA ? sa[sa.count - 2] : sa[sa.count - 1]
         let bk = min(options.reductionBlock, kDim)
         let kv = IndexVar("k")
@@ -583,7 +587,8 @@ private struct State {
                 y = body.emit(
                     .broadcast(y, axis: transposeB ? 0 : 1), BlockType(transposeB ? [1, bk] : [bk, 1], .local))
             }
-            let p = body.emit(.dot(x, y, transposeA: transposeA, transposeB: transposeB), accType)
+            let p = body.emit(
+                .dot(x, y, transposeA: transposeA, transposeB: transposeB, precision: precision), accType)
             return [body.emit(.binary(.add, carried[0], p), accType)]
         }
         let stored = Self.squeezeUnitAxes(unit, result[0], in: &b)

@@ -193,8 +193,8 @@ struct BlockMachine {
             case .scan(let op, let a, let axis, let reverse, let exclusive):
                 result = try scan(
                     op, try value(a, step, env), axis: axis, reverse: reverse, exclusive: exclusive, step, env)
-            case .dot(let a, let b, let ta, let tb):
-                result = try dot(try value(a, step, env), try value(b, step, env), ta, tb, step, env)
+            case .dot(let a, let b, let ta, let tb, let precision):
+                result = try dot(try value(a, step, env), try value(b, step, env), ta, tb, precision, step, env)
             case .transpose(let a):
                 result = try transpose(try value(a, step, env), step, env)
             case .concat(let a, let b, let axis):
@@ -596,9 +596,11 @@ struct BlockMachine {
     }
 
     /// `dot`: contracts over the smaller of the two valid inner extents; the result is valid
-    /// over the valid rows of `op(a)` and the valid columns of `op(b)`.
+    /// over the valid rows of `op(a)` and the valid columns of `op(b)`; bf16 `precision` rounds
+    /// the operands first.
     mutating func dot(
-        _ x: RuntimeBlock, _ y: RuntimeBlock, _ transposeA: Bool, _ transposeB: Bool, _ step: Step,
+        _ x: RuntimeBlock, _ y: RuntimeBlock, _ transposeA: Bool, _ transposeB: Bool, _ precision: DotPrecision,
+        _ step: Step,
         _ env: UnsafeMutablePointer<Int>
     ) throws(Diagnostic) -> RuntimeBlock {
         guard x.shape.count == 2 && y.shape.count == 2 else {
@@ -620,8 +622,10 @@ struct BlockMachine {
         var data = [Float](repeating: 0, count: m * n)
         let (aRow, aColumn) = transposeA ? (1, x.shape[1]) : (x.shape[1], 1)
         let (bRow, bColumn) = transposeB ? (1, y.shape[1]) : (y.shape[1], 1)
-        x.data.withUnsafeBufferPointer { a in
-            y.data.withUnsafeBufferPointer { b in
+        let (xs, ys) =
+            precision == .f32 ? (x.data, y.data) : (x.data.map(precision.operand), y.data.map(precision.operand))
+        xs.withUnsafeBufferPointer { a in
+            ys.withUnsafeBufferPointer { b in
                 data.withUnsafeMutableBufferPointer { c in
                     guard let pa = a.baseAddress, let pb = b.baseAddress, let pc = c.baseAddress else { return }
                     Dense.matmul(

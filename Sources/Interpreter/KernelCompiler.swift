@@ -92,7 +92,7 @@ enum StepOp: Sendable {
     /// `scan_sum` / `scan_max`
     case scan(ReduceOp, Int, axis: Int, reverse: Bool, exclusive: Bool)
     /// `dot`
-    case dot(Int, Int, transposeA: Bool, transposeB: Bool)
+    case dot(Int, Int, transposeA: Bool, transposeB: Bool, precision: DotPrecision)
     /// `transpose`
     case transpose(Int)
     /// `concat` along an axis.
@@ -233,7 +233,8 @@ struct KernelCompiler {
             case .reduce(let o, let a, let axis): op = .reduce(o, try use(a), axis: axis)
             case .scan(let o, let a, let axis, let reverse, let exclusive):
                 op = .scan(o, try use(a), axis: axis, reverse: reverse, exclusive: exclusive)
-            case .dot(let a, let b, let ta, let tb): op = .dot(try use(a), try use(b), transposeA: ta, transposeB: tb)
+            case .dot(let a, let b, let ta, let tb, let p):
+                op = .dot(try use(a), try use(b), transposeA: ta, transposeB: tb, precision: p)
             case .transpose(let a): op = .transpose(try use(a))
             case .concat(let a, let b, let axis):
                 if axis < 0 || axis >= inst.results.first?.type.rank ?? 0 {

@@ -70,7 +70,8 @@ package struct BufferPlan {
     private func reads(_ inst: Instruction) -> [ValueID] {
         if let r = inst.result, analysis.fusedDots.contains(r.id) { return [] }
         var out = inst.op.operands
-        if let r = inst.result, let d = analysis.fusedDotOfAdd[r.id], case .dot(let a, let b, _, _)? = analysis.dots[d]
+        if let r = inst.result, let d = analysis.fusedDotOfAdd[r.id],
+            case .dot(let a, let b, _, _, _)? = analysis.dots[d]
         {
             out.removeAll { $0 == d }
             out += [a, b]

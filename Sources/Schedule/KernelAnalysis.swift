@@ -158,7 +158,7 @@ package struct KernelAnalysis {
                     shape.isEmpty
                     ? BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
                     : owned(id, shape, ext)
-            case .dot(let a, let b, let ta, let tb):
+            case .dot(let a, let b, let ta, let tb, _):
                 let ea = layouts[a]!.staticExtents
                 let eb = layouts[b]!.staticExtents
                 let m = ea.count == 2 ? (ta ? ea[1] : ea[0]) : nil
@@ -261,15 +261,17 @@ extension KernelAnalysis {
     /// Whether a dot's right operand is packed first: to unit stride along `j`, or into a dense
     /// block when its rows lie far apart (a block of a wide global matrix: rows 2 KiB or more
     /// apart map to few L1 sets and evict each other during the product).
+    /// A bf16 dot always packs (into bf16 pairs on a CPU with AVX512_BF16, rounded elsewhere).
     package func needsPacking(_ dot: ValueID) -> Bool {
-        guard case .dot(_, let b, _, let tb)? = dots[dot] else { return false }
+        guard case .dot(_, let b, _, let tb, let precision)? = dots[dot] else { return false }
+        if precision == .bf16 { return true }
         let (k, j) = rightStrides(b, transposed: tb)
         return j != 1 || k >= 512
     }
 
     /// The elements of the packed right operand of a dot (`k × n` of its static shape).
     package func packedCount(_ dot: ValueID) -> Int {
-        guard case .dot(_, let b, _, let tb)? = dots[dot], let shape = types[b]?.shape, shape.count == 2 else {
+        guard case .dot(_, let b, _, let tb, _)? = dots[dot], let shape = types[b]?.shape, shape.count == 2 else {
             return 0
         }
         return tb ? shape[1] * shape[0] : shape[0] * shape[1]

@@ -28,8 +28,12 @@ package struct KernelSchedule: Sendable {
         /// Whether the right operand is first packed into a dense buffer.
         package var packsRight: Bool
         /// Whether the product prefetches the right operand's block of the enclosing loop's next
-        /// iteration (CPU: a block read in place from global memory that moves with the loop).
+        /// iteration (CPU: a block read in place from global memory that moves with the loop; not
+        /// a bf16 product).
         package var prefetchesNext: Bool
+        /// The operands' precision: a bf16 product multiplies bf16 pairs (`vdpbf16ps`) where the
+        /// C compiler's target has AVX512_BF16, and rounded f32 operands elsewhere.
+        package var precision: DotPrecision
     }
 
     /// The kernel's position in the program.
@@ -65,12 +69,12 @@ package struct KernelSchedule: Sendable {
         prefetchedLoads = prefetched
         var dots: [DotKernel] = []
         kernel.walk { inst in
-            guard case .dot(_, let b, _, _) = inst.op, let r = inst.result else { return }
+            guard case .dot(_, let b, _, _, let precision) = inst.op, let r = inst.result else { return }
             let into = analysis.fusedDotOfAdd.first { $0.value == r.id }?.key
             dots.append(
                 DotKernel(
                     dot: r.id, accumulatesInto: into, packsRight: analysis.needsPacking(r.id),
-                    prefetchesNext: prefetched.contains(b)))
+                    prefetchesNext: precision == .f32 && prefetched.contains(b), precision: precision))
         }
         self.dots = dots
         launch = target.threadsPerBlock.map { threads in

@@ -53,6 +53,7 @@ public enum SchedulePrinter {
         }
         for d in k.dots {
             var facts: [String] = []
+            if d.precision == .bf16 { facts.append("multiplies bf16 operands") }
             if let a = d.accumulatesInto { facts.append("accumulates into \(a)") }
             if d.packsRight { facts.append("packs its right operand into B\(k.buffers.packBufferOf[d.dot] ?? -1)") }
             if d.prefetchesNext { facts.append("prefetches the next block") }

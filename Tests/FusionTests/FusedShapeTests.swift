@@ -212,7 +212,7 @@ final class FusedShapeTests: XCTestCase {
             var total = 0
             for inst in body {
                 switch inst.op {
-                case .dot(let a, _, let ta, _):
+                case .dot(let a, _, let ta, _, _):
                     let k = types[a].map { ta ? $0.shape[0] : $0.shape[1] } ?? 0
                     total += 2 * inst.results[0].type.elementCount * k
                 case .loop(let l):

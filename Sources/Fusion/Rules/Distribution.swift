@@ -76,7 +76,8 @@ extension FusionRule {
                 else { continue }
                 let term = a0 == carried.id ? b0 : (b0 == carried.id ? a0 : nil)
                 guard let term, uses[term] == 1, let dotInst = defs[term],
-                    case .dot(let e, let w, false, let tb) = dotInst.op, let eType = types[e], eType.rank == 2
+                    case .dot(let e, let w, false, let tb, let precision) = dotInst.op, let eType = types[e],
+                    eType.rank == 2
                 else { continue }
                 var budget = 16
                 guard let terms = expand(e, defs, outerDefs, local, types, &budget),
@@ -127,7 +128,9 @@ extension FusionRule {
                             let row = fresh(BlockType([1, types[p]?.shape.first ?? eType.shape[1]], eType.tier))
                             inner.append(Instruction([row], .broadcast(p, axis: 0)))
                             let d = fresh(rowType)
-                            inner.append(Instruction([d], .dot(row.id, w, transposeA: false, transposeB: tb)))
+                            inner.append(
+                                Instruction(
+                                    [d], .dot(row.id, w, transposeA: false, transposeB: tb, precision: precision)))
                             let v = fresh(vecType)
                             inner.append(Instruction([v], .reduce(.sum, d.id, axis: 0)))
                             product = v.id
@@ -151,7 +154,8 @@ extension FusionRule {
                             }
                             guard let p = product else { return nil }
                             let d = fresh(accType)
-                            inner.append(Instruction([d], .dot(p, w, transposeA: false, transposeB: tb)))
+                            inner.append(
+                                Instruction([d], .dot(p, w, transposeA: false, transposeB: tb, precision: precision)))
                             product = d.id
                         }
                         guard var contribution = product else { return nil }

@@ -300,7 +300,7 @@ extension FusionRule {
             case .scan(let op, let x, _, _, _):
                 // Prefixes of the identity are the identity.
                 if case .constant(let c) = get(x), c == op.identity { value = .constant(c) } else { value = .unknown }
-            case .dot(let x, let y, _, _):
+            case .dot(let x, let y, _, _, _):
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):
                 value = binary(op, get(x), get(y))

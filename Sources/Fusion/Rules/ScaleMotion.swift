@@ -103,7 +103,7 @@ extension FusionRule {
                     out[index].op = .loop(loop)
                     return (out, detail)
                 }
-            case .dot(let a, let b, _, _):
+            case .dot(let a, let b, _, _, _):
                 if let (replacement, scale) = hoistBlockScale(inst, operand: a, defs, types, next: &next)
                     ?? hoistBlockScale(inst, operand: b, defs, types, next: &next)
                 {
@@ -111,14 +111,14 @@ extension FusionRule {
                     out.replaceSubrange(index...index, with: replacement)
                     return (out, "moved the block scale \(scale) out of the dot \(inst.results[0].id)")
                 }
-                guard case .dot(_, _, false, let tb) = inst.op, let r = inst.result,
+                guard case .dot(_, _, false, let tb, let precision) = inst.op, let r = inst.result,
                     let (x, v, op) = rowScaled(a, defs, types)
                 else { continue }
                 let product = Value(ValueID(next), r.type)
                 let scale = Value(ValueID(next + 1), BlockType(r.type.shape, types[v]?.tier ?? .local))
                 next += 2
                 let replacement = [
-                    Instruction([product], .dot(x, b, transposeA: false, transposeB: tb)),
+                    Instruction([product], .dot(x, b, transposeA: false, transposeB: tb, precision: precision)),
                     Instruction([scale], .broadcast(v, axis: 1)),
                     Instruction([r], .binary(op, product.id, scale.id)),
                 ]

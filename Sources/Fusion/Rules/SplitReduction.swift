@@ -463,9 +463,9 @@ enum SplitReduction {
             case .binary(.sub, let x, let s) where free(x) && role[s] == .shift: role[r.id] = .shifted
             case .unary(let op, let x) where op.isExponential && role[x] == .shifted: role[r.id] = .scaled
             case .reduce(.sum, let x, let a) where role[x] == .scaled && (perBlock || a == axis): role[r.id] = .scaled
-            case .dot(let x, let y, false, _) where role[x] == .scaled && free(y) && (perBlock || axis == 1):
+            case .dot(let x, let y, false, _, _) where role[x] == .scaled && free(y) && (perBlock || axis == 1):
                 role[r.id] = .scaled
-            case .dot(let x, let y, _, false) where role[y] == .scaled && free(x) && (perBlock || axis == 0):
+            case .dot(let x, let y, _, false, _) where role[y] == .scaled && free(x) && (perBlock || axis == 0):
                 role[r.id] = .scaled
             case .binary(.mul, let x, let y) where (role[x] == .scaled && free(y)) || (role[y] == .scaled && free(x)):
                 role[r.id] = .scaled

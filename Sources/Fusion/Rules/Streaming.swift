@@ -140,9 +140,9 @@ extension FusionRule {
                 role[r.id] = .scaled
             case .reduce(.sum, let x, let axis) where role[x] == .scaled && axis == along: role[r.id] = .scaled
             case .reduce(.sum, let x, _) where role[x] == .scaled && perBlock: role[r.id] = .scaled
-            case .dot(let x, let y, false, _) where role[x] == .scaled && role[y] == nil && along == 1:
+            case .dot(let x, let y, false, _, _) where role[x] == .scaled && role[y] == nil && along == 1:
                 role[r.id] = .scaled
-            case .dot(let x, let y, _, false) where role[y] == .scaled && role[x] == nil && along == 0:
+            case .dot(let x, let y, _, false, _) where role[y] == .scaled && role[x] == nil && along == 0:
                 role[r.id] = .scaled
             case .binary(.mul, let x, let y)
             where (role[x] == .scaled) != (role[y] == .scaled)

@@ -22,7 +22,7 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
+/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 98816 bytes per thread */
 static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint16_t *restrict blk_g_K, const uint16_t *restrict blk_g_V, uint16_t *restrict blk_g_O) {
 #pragma omp parallel
     {
@@ -33,6 +33,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
+        float B7[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 16; i++)
@@ -86,8 +87,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         }
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B5;
-                        blk_pack(64, 64, v12, 1, 64, B6, 64);
-                        blk_gemm(64, 64, 64, v1, 64, 1, B6, 64, v13, 64, 0);
+                        blk_gemm_bf16(64, 64, 64, v1, 64, 1, v12, 1, 64, v13, 64, 0, B6);
                         // %14 = mul %13, %2
                         float *v14 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -180,7 +180,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B3;
-                        blk_gemm(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1);
+                        blk_gemm_bf16(64, 64, 64, v23, 64, 1, v28, 64, 1, v30, 64, 1, B7);
                         // yield %16, %25, %30
                         {
 #pragma omp simd

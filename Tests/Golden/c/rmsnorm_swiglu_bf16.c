@@ -22,12 +22,12 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 819712 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 835840 bytes per thread */
 static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const uint16_t *restrict blk_g_g, const uint16_t *restrict blk_g_W1, const uint16_t *restrict blk_g_W3, const uint16_t *restrict blk_g_W2, uint16_t *restrict blk_g_Y) {
 #pragma omp parallel
     {
-        /* 819712 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)819712);
+        /* 835840 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)835840);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
@@ -133,7 +133,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     // %21 = dot %20, %18: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_gemm(64, 64, 64, v20, 64, 1, v18, 64, v22, 64, 1);
+                    blk_gemm_bf16(64, 64, 64, v20, 64, 1, v18, 64, 1, v22, 64, 1, B6);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     float *v23 = B5;
                     const uint16_t *t4_src = blk_g_W3 + k1 * 64 * 2816 + k * 64;
@@ -146,7 +146,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_gemm(64, 64, 64, v20, 64, 1, v23, 64, v25, 64, 1);
+                    blk_gemm_bf16(64, 64, 64, v20, 64, 1, v23, 64, 1, v25, 64, 1, B6);
                     // yield %16, %22, %25
                     {
                     }
@@ -214,8 +214,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_pack(64, 1024, v34, 1024, 1, B4, 1024);
-                blk_gemm(64, 1024, 64, v33, 64, 1, B4, 1024, v36, 1024, 1);
+                blk_gemm_bf16(64, 1024, 64, v33, 64, 1, v34, 1024, 1, v36, 1024, 1, B4);
                 // yield %36
                 {
                 }

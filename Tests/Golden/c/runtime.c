@@ -679,11 +679,40 @@ static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, con
     }
 }
 #else
-/* without AVX512_BF16: the f32 product (exact products for bf16-valued operands) */
+/* x rounded to the nearest bf16, ties to even, as a float (NaN stays NaN) */
+static inline float blk_bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return x;
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+/* without AVX512_BF16: the f32 product of the operands rounded to bf16 (exact products): B rounded
+   into W (in blk_pack's order), A rounded 12 rows x 256 k at a time into a stack buffer */
 static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const float *restrict A, long ars,
         long aks, const float *restrict B, long ks, long js, float *restrict C, long ldc, int accumulate,
         float *restrict W) {
-    blk_pack(kk, n, B, ks, js, W, n);
-    blk_gemm(m, n, kk, A, ars, aks, W, n, C, ldc, accumulate);
+    if (js == 1) {
+        for (long k = 0; k < kk; k++)
+            for (long j = 0; j < n; j++) W[k * n + j] = blk_bf16_round(B[k * ks + j]);
+    } else {
+        for (long k0 = 0; k0 < kk; k0 += 16)
+            for (long j0 = 0; j0 < n; j0 += 16) {
+                long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
+                for (long j = j0; j < j1; j++)
+                    for (long k = k0; k < k1; k++) W[k * n + j] = blk_bf16_round(B[k * ks + j * js]);
+            }
+    }
+    float a[12 * 256] __attribute__((aligned(64)));
+    for (long i0 = 0; i0 < m; i0 += 12) {
+        long mb = m - i0 < 12 ? m - i0 : 12;
+        for (long k0 = 0; k0 < kk; k0 += 256) {
+            long kb = kk - k0 < 256 ? kk - k0 : 256;
+            for (long r = 0; r < mb; r++)
+                for (long k = 0; k < kb; k++) a[r * 256 + k] = blk_bf16_round(A[(i0 + r) * ars + (k0 + k) * aks]);
+            blk_gemm(mb, n, kb, a, 256, 1, W + k0 * n, n, C + i0 * ldc, ldc, accumulate || k0 > 0);
+        }
+    }
 }
 #endif

@@ -51,10 +51,15 @@ __device__ __forceinline__ void blk_pack(long kk, long n, const float *__restric
    q = threadIdx.x + s*blockDim.x, row-major over ceil(n/4) tile columns) and accumulates them in registers,
    k ascending (the sum of the scalar product, fmaf by fmaf); a full tile reads A's rows and B's rows as
    float4, four k at a time, when they are unit-stride and 16-byte aligned, else (and for k past a multiple
-   of 4, and at the edges) one float at a time */
-__device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *__restrict__ A, long ars,
-                                                long aks, const float *__restrict__ B, long ldb,
-                                                float *__restrict__ C, long ldc, int accumulate) {
+   of 4, and at the edges) one float at a time; R (blk_gemm_bf16) rounds each operand element to bf16 first */
+__device__ __forceinline__ float blk_round_bf16(float x) {
+    const unsigned int u = __float_as_uint(x);
+    return x != x ? x : __uint_as_float((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u);
+}
+template <bool R>
+__device__ __forceinline__ void blk_gemm_t(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                           long aks, const float *__restrict__ B, long ldb,
+                                           float *__restrict__ C, long ldc, int accumulate) {
     const int tn = (int)((n + 3) / 4), tiles = (int)((m + 3) / 4) * tn; /* int: fewer registers */
     const bool vector = aks == 1 && ars % 4 == 0 && ((uintptr_t)A & 15) == 0 && ldb % 4 == 0 &&
                         ((uintptr_t)B & 15) == 0;
@@ -82,6 +87,11 @@ __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *_
                     const float4 y = *(const float4 *)(B + (k + s) * ldb + j0);
                     b[s][0] = y.x, b[s][1] = y.y, b[s][2] = y.z, b[s][3] = y.w;
                 }
+                if (R)
+#pragma unroll
+                    for (int s = 0; s < 4; s++)
+#pragma unroll
+                        for (int c = 0; c < 4; c++) a[s][c] = blk_round_bf16(a[s][c]), b[s][c] = blk_round_bf16(b[s][c]);
 #pragma unroll
                 for (int s = 0; s < 4; s++)
 #pragma unroll
@@ -97,6 +107,9 @@ __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *_
             for (int r = 0; r < 4; r++) a[r] = i0 + r < m ? A[(i0 + r) * ars + k * aks] : 0.0f;
 #pragma unroll
             for (int c = 0; c < 4; c++) b[c] = j0 + c < n ? B[k * ldb + j0 + c] : 0.0f;
+            if (R)
+#pragma unroll
+                for (int c = 0; c < 4; c++) a[c] = blk_round_bf16(a[c]), b[c] = blk_round_bf16(b[c]);
 #pragma unroll
             for (int r = 0; r < 4; r++)
 #pragma unroll
@@ -108,4 +121,14 @@ __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *_
             for (int c = 0; c < 4; c++)
                 if (i0 + r < m && j0 + c < n) C[(i0 + r) * ldc + j0 + c] = acc[r][c];
     }
+}
+__device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *__restrict__ A, long ars, long aks,
+                                         const float *__restrict__ B, long ldb, float *__restrict__ C, long ldc,
+                                         int accumulate) {
+    blk_gemm_t<false>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_bf16(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                              long aks, const float *__restrict__ B, long ldb,
+                                              float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_t<true>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
