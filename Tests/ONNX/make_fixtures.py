@@ -9,9 +9,11 @@ Runtime's outputs as .npy.
 
 Each fixture NAME gives NAME.onnx, NAME.input.<input>.npy and NAME.output.<output>.npy; the
 PyTorch exports keep their weights as external data in NAME.onnx.data. Without torch only the
-helper-API fixtures are written.
+helper-API fixtures are written; names on the command line (`make_fixtures.py bert_ts14`) write
+only those fixtures.
 """
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -332,7 +334,71 @@ def torch_modules():
     return GPT2Block, LlamaBlock
 
 
-def torch_fixtures():
+def bert_module():
+    """A BERT encoder layer as a PyTorch module, as Hugging Face's eager `BertLayer` computes it:
+    Q/K/V projections with bias, scores divided by √d_head plus the additive padding mask
+    `(1 - mask) · float32 lowest` (mask [B, T], 1 keeps and 0 pads, broadcast over heads and
+    queries), softmax, output projection, residual + LayerNorm (post-LN, eps 1e-12), exact (erf)
+    GELU FFN, residual + LayerNorm."""
+    import math
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class BertLayer(nn.Module):
+        def __init__(self, d=32, h=4, ffn=None):
+            super().__init__()
+            ffn = ffn or 4 * d
+            self.h, self.hd = h, d // h
+            self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+            self.ln1, self.ln2 = nn.LayerNorm(d, eps=1e-12), nn.LayerNorm(d, eps=1e-12)
+            self.up, self.down = nn.Linear(d, ffn), nn.Linear(ffn, d)
+            with torch.no_grad():
+                for ln in (self.ln1, self.ln2):
+                    ln.weight.uniform_(0.5, 1.5)
+                    ln.bias.uniform_(-0.2, 0.2)
+
+        def forward(self, x, mask):
+            b, t, c = x.shape
+            q, k, v = (f(x).view(b, t, self.h, self.hd).transpose(1, 2) for f in (self.q, self.k, self.v))
+            extended = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+            att = q @ k.transpose(-1, -2) / math.sqrt(self.hd) + extended
+            y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(b, t, c)
+            x = self.ln1(x + self.o(y))
+            return self.ln2(x + self.down(F.gelu(self.up(x))))
+
+    return BertLayer
+
+
+def save_torch_export(name, path, feeds, model, args):
+    """Rewrites an exported model without the exporter's stack traces (absolute paths), weights
+    of 1 KB and more as external data in NAME.onnx.data; stores its inputs and ONNX Runtime's
+    outputs, checked against the module's within 1e-4."""
+    import torch
+
+    exported = onnx.load(path)
+    for node in exported.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del exported.metadata_props[:]
+    exported.producer_version = ""
+    if os.path.exists(path + ".data"):
+        os.remove(path + ".data")
+    onnx.save(exported, path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location=name + ".onnx.data", size_threshold=1024)
+    os.chmod(path + ".data", 0o644)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, feeds)
+    for k, v in feeds.items():
+        np.save(os.path.join(HERE, f"{name}.input.{k}.npy"), v)
+    np.save(os.path.join(HERE, f"{name}.output.y.npy"), y)
+    with torch.no_grad():
+        assert np.abs(model(*args).numpy() - y).max() < 1e-4, name
+    print(name, os.path.getsize(path), "bytes +", os.path.getsize(path + ".data"), "bytes of data")
+
+
+def torch_fixtures(selected):
     """GPT-2 and Llama blocks as PyTorch modules, exported by torch.onnx.export (dynamo):
     what a real exporter writes (external data, additive float masks, repeat_interleave as
     Expand, transposed weights)."""
@@ -343,41 +409,67 @@ def torch_fixtures():
         ("gpt2_torch", GPT2Block, (1, 16, 32), 5),
         ("llama_torch", LlamaBlock, (1, 16, 48), 6),
     ]:
+        if not selected(name):
+            continue
         torch.manual_seed(seed)
         model = module().eval()
         x = torch.randn(*shape)
         path = os.path.join(HERE, name + ".onnx")
         torch.onnx.export(model, (x,), path, dynamo=True, input_names=["x"], output_names=["y"],
                           external_data=True)
-        # Without the exporter's stack traces (absolute paths), weights kept as external data.
-        exported = onnx.load(path)
-        for node in exported.graph.node:
-            del node.metadata_props[:]
-            node.doc_string = ""
-        del exported.metadata_props[:]
-        exported.producer_version = ""
-        os.remove(path + ".data")
-        onnx.save(exported, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=name + ".onnx.data", size_threshold=1024)
-        os.chmod(path + ".data", 0o644)
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        (y,) = session.run(None, {"x": x.numpy()})
-        np.save(os.path.join(HERE, f"{name}.input.x.npy"), x.numpy())
-        np.save(os.path.join(HERE, f"{name}.output.y.npy"), y)
-        with torch.no_grad():
-            assert np.abs(model(x).numpy() - y).max() < 1e-4, name
-        print(name, os.path.getsize(path), "bytes +", os.path.getsize(path + ".data"), "bytes of data")
+        save_torch_export(name, path, {"x": x.numpy()}, model, (x,))
+
+
+def bert_fixtures(selected):
+    """The BERT encoder layer (one module, one seed) exported four ways, seq as the named dim
+    `seq` (bound to 16; the last 5 tokens padded): by the dynamo exporter at opsets 20 (its
+    default; the `Gelu` op) and 18 (GELU as Erf), and by the TorchScript exporter
+    (`dynamo=False`, which stops at opset 20) at opset 14 (LayerNorm decomposed to
+    ReduceMean/Sub/Pow/Sqrt/Div, before `LayerNormalization`) and 17; both TorchScript exports
+    compute head shapes by Shape → Gather → Unsqueeze → Concat → Reshape."""
+    import torch
+    from torch.export import Dim
+
+    BertLayer = bert_module()
+    torch.manual_seed(8)
+    model = BertLayer().eval()
+    x = torch.randn(1, 16, 32)
+    mask = torch.ones(1, 16)
+    mask[:, -5:] = 0
+    for name, dynamo, opset in [
+        ("bert_dynamo18", True, 18),
+        ("bert_dynamo20", True, 20),
+        ("bert_ts14", False, 14),
+        ("bert_ts17", False, 17),
+    ]:
+        if not selected(name):
+            continue
+        path = os.path.join(HERE, name + ".onnx")
+        if dynamo:
+            seq = Dim("seq", min=2, max=512)
+            torch.onnx.export(model, (x, mask), path, dynamo=True, opset_version=opset, input_names=["x", "mask"],
+                              output_names=["y"], dynamic_shapes={"x": {1: seq}, "mask": {1: seq}},
+                              external_data=True)
+        else:
+            torch.onnx.export(model, (x, mask), path, dynamo=False, opset_version=opset, input_names=["x", "mask"],
+                              output_names=["y"], dynamic_axes={"x": {1: "seq"}, "mask": {1: "seq"}})
+        save_torch_export(name, path, {"x": x.numpy(), "mask": mask.numpy()}, model, (x, mask))
 
 
 if __name__ == "__main__":
+    names = set(sys.argv[1:])
+
+    def selected(name):
+        return not names or name in names
+
     os.makedirs(HERE, exist_ok=True)
-    gpt2_block()
-    llama_block()
-    ops_mix()
-    ops_mix2()
+    for fixture in (gpt2_block, llama_block, ops_mix, ops_mix2):
+        if selected(fixture.__name__):
+            fixture()
     try:
         import torch  # noqa: F401
     except ImportError:
         print("torch is not installed: the PyTorch exports are not rewritten")
     else:
-        torch_fixtures()
+        torch_fixtures(selected)
+        bert_fixtures(selected)
