@@ -81,6 +81,35 @@ final class ONNXCommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.hasPrefix("y:"), r.stdout)
     }
 
+    /// The PyTorch exports, each given its stored inputs: `run` (the interpreter) matches ONNX
+    /// Runtime's stored output within 1e-4, and `verify` finds the compiled C within its tolerance
+    /// of the interpreter (1e-4 · max(1, max|ref|)) on the same inputs.
+    func testRunAndVerifyThePyTorchExportsOnTheirInputs() throws {
+        let exports: [(String, [String])] = [
+            ("gpt2_torch", ["x"]), ("llama_torch", ["x"]), ("bert_dynamo18", ["x", "mask"]),
+            ("bert_dynamo20", ["x", "mask"]), ("bert_ts14", ["x", "mask"]), ("bert_ts17", ["x", "mask"]),
+        ]
+        for (name, inputs) in exports {
+            let dir = CLI.temporaryDirectory("onnx-\(name)")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let model = Self.fixtures + "/\(name).onnx"
+            var options = name.hasPrefix("bert") ? ["--dim", "seq=16"] : []
+            for input in inputs {
+                options += ["--input", "\(input)=\(Self.fixtures)/\(name).input.\(input).npy"]
+            }
+            let run = CLI.blockc(["run", model, "--output-dir", dir] + options)
+            XCTAssertEqual(run.status, 0, name + ": " + run.stderr)
+            let got = try Self.floats(dir + "/y.npy")
+            let expected = try Self.floats(Self.fixtures + "/\(name).output.y.npy")
+            XCTAssertEqual(got.count, expected.count, name)
+            XCTAssertLessThan(zip(got, expected).map { abs($0 - $1) }.max() ?? 1, 1e-4, name)
+            let verify = CLI.blockc(["verify", model] + options)
+            XCTAssertEqual(verify.status, 0, name + ": " + verify.stderr + verify.stdout)
+            XCTAssertTrue(verify.stdout.hasPrefix("y: max abs error"), verify.stdout)
+            XCTAssertTrue(verify.stdout.hasSuffix(") ok\n"), verify.stdout)
+        }
+    }
+
     func testImportNeverOverwritesTheModel() throws {
         let dir = CLI.temporaryDirectory("onnx-overwrite")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -101,6 +101,21 @@ final class FixtureTests: XCTestCase {
         XCTAssertEqual(masks, ["i - j >= 0 fill \(-Float.greatestFiniteMagnitude)"])
     }
 
+    /// A BERT encoder layer exported four ways (dynamo at opsets 18 and 20, TorchScript at 14 and
+    /// 17), `seq` a named dim: the padding mask is a model input, `(1 - mask) · float32 lowest`
+    /// broadcast over heads and queries; its last 5 tokens are padded. Each export's attention
+    /// with that computed additive mask fuses to one kernel.
+    func testBERTExportsMatchONNXRuntimeAndFuseAttention() throws {
+        for name in ["bert_dynamo18", "bert_dynamo20", "bert_ts14", "bert_ts17"] {
+            let fused = try check(name, dims: ["seq": 16])
+            assertNoScoresInGlobalMemory(fused, seq: 16)
+            let (imported, inputs) = try Self.load(name, dims: ["seq": 16])
+            let graph = imported.graph
+            XCTAssertEqual(graph.inputs.prefix(2).map { graph[$0].name }, ["x", "mask"], name)
+            XCTAssertEqual(inputs["mask"]?.data.suffix(6), [1, 0, 0, 0, 0, 0], name)
+        }
+    }
+
     func testOpsMixMatchesONNXRuntime() throws {
         let fused = try check("ops_mix")
         XCTAssertEqual(
