@@ -441,6 +441,23 @@ static inline __attribute__((always_inline)) __m512i blk_bf16_run(const float *x
     __m512 lo = _mm512_maskz_loadu_ps(blk_mask(f), x), hi = _mm512_maskz_loadu_ps(blk_mask(f - 16), x + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
+/* the first w of 32 lanes */
+static inline __mmask32 blk_mask32(long w) {
+    return (__mmask32)(w >= 32 ? 0xFFFFFFFFu : (w > 0 ? ((1u << w) - 1u) : 0u));
+}
+/* 16 pairs from 32 consecutive bf16 x[0..f) (zeros past f, nothing read past f; any 2-byte alignment) */
+static inline __attribute__((always_inline)) __m512i blk_bf16_run16(const uint16_t *x, long f) {
+    return _mm512_maskz_loadu_epi16(blk_mask32(f), (const void *)x);
+}
+/* the bf16 x[0..16) zero-extended to 32-bit lanes, those in mk only (zeros elsewhere, nothing read there) */
+static inline __attribute__((always_inline)) __m512i blk_bf16_widen(__mmask16 mk, const uint16_t *x) {
+    __m512i x16 = _mm512_maskz_loadu_epi16((__mmask32)mk, (const void *)x);
+    return _mm512_cvtepu16_epi32(_mm512_castsi512_si256(x16));
+}
+/* 16 pairs, the low half of each lane from lo's and the high half from hi's (both zero-extended bf16) */
+static inline __attribute__((always_inline)) __m512i blk_bf16_zip(__m512i lo, __m512i hi) {
+    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
 /* the bf16 bits of x rounded to nearest even (NaN stays NaN) */
 static inline uint32_t blk_bf16_bits(float x) {
     uint32_t u;
@@ -513,6 +530,46 @@ static inline void blk_bf16_pack_b(long np, long kk, long n, const float *restri
             }
     }
 }
+/* blk_bf16_pack_b for B given as bf16 bits: the same pairs, the bits moved as they are */
+static inline void blk_bf16_pack_b16(long np, long kk, long n, const uint16_t *restrict B, long ks, long js,
+                                     uint32_t *restrict W, long ldw) {
+    if (js == 1) {
+        /* rows 2p and 2p+1 side by side: two zero-extending loads and a shift per 16 columns */
+        for (long p = 0; p < np; p++) {
+            const uint16_t *b0 = B + 2 * p * ks;
+            int odd = 2 * p + 1 == kk;
+            uint32_t *w = W + p * ldw;
+            for (long j = 0; j < n; j += 16) {
+                __mmask16 mk = blk_mask(n - j);
+                __m512i hi = odd ? _mm512_setzero_si512() : blk_bf16_widen(mk, b0 + ks + j);
+                _mm512_mask_storeu_epi32(w + j, mk, blk_bf16_zip(blk_bf16_widen(mk, b0 + j), hi));
+            }
+        }
+    } else if (ks == 1) {
+        /* column j's pairs are the 32-bit words at B + j*js + 2p (loaded as 16-bit halves, so that an odd
+           kk's last pair ends at B(kk-1,j)): 16 pairs of 16 columns, then transpose */
+        for (long j0 = 0; j0 < n; j0 += 16) {
+            __mmask16 cm = blk_mask(n - j0);
+            for (long q = 0; q < np; q += 16) {
+                __m512i v[16];
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++)
+                    v[t] = j0 + t < n ? blk_bf16_run16(B + (j0 + t) * js + 2 * q, kk - 2 * q)
+                                      : _mm512_setzero_si512();
+                blk_transpose16(v);
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++)
+                    if (q + t < np) _mm512_mask_storeu_epi32(W + (q + t) * ldw + j0, cm, v[t]);
+            }
+        }
+    } else {
+        for (long p = 0; p < np; p++)
+            for (long j = 0; j < n; j++) {
+                uint32_t hi = 2 * p + 1 < kk ? B[(2 * p + 1) * ks + j * js] : 0u;
+                W[p * ldw + j] = B[2 * p * ks + j * js] | hi << 16;
+            }
+    }
+}
 /* P[r*BLK_BF16_KC + q] = the pair (A(r,2(p0+q)), A(r,2(p0+q)+1)) for r < mb, q < pc */
 static inline void blk_bf16_pack_a(long mb, long pc, long p0, long kk, const float *restrict A, long ars,
                                    long aks, uint32_t *restrict P) {
@@ -555,6 +612,47 @@ static inline void blk_bf16_pack_a(long mb, long pc, long p0, long kk, const flo
                 long k = k0 + 2 * q;
                 uint32_t hi = k + 1 < kk ? blk_bf16_bits(A[r * ars + (k + 1) * aks]) : 0u;
                 P[r * BLK_BF16_KC + q] = blk_bf16_bits(A[r * ars + k * aks]) | hi << 16;
+            }
+    }
+}
+/* blk_bf16_pack_a for A given as bf16 bits: the same pairs, the bits moved as they are */
+static inline void blk_bf16_pack_a16(long mb, long pc, long p0, long kk, const uint16_t *restrict A, long ars,
+                                     long aks, uint32_t *restrict P) {
+    long k0 = 2 * p0;
+    if (aks == 1) {
+        /* a row's pairs are consecutive 32-bit words (loaded as 16-bit halves: an odd kk ends mid-word) */
+        for (long q = 0; q < pc; q += 16) {
+            const uint16_t *a = A + k0 + 2 * q;
+            uint32_t *p = P + q;
+            long f = kk - k0 - 2 * q;
+            for (long r = 0; r < mb; r++, a += ars, p += BLK_BF16_KC)
+                _mm512_store_si512((void *)p, blk_bf16_run16(a, f));
+        }
+    } else if (ars == 1) {
+        /* rows are consecutive: pair 16 rows at two k, 16 pairs at a time, then transpose */
+        for (long r0 = 0; r0 < mb; r0 += 16) {
+            __mmask16 rm = blk_mask(mb - r0);
+            for (long q = 0; q < pc; q += 16) {
+                __m512i v[16];
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++) {
+                    long k = k0 + 2 * (q + t);
+                    __m512i x0 = blk_bf16_widen(k < kk ? rm : 0, A + k * aks + r0);
+                    __m512i x1 = blk_bf16_widen(k + 1 < kk ? rm : 0, A + (k + 1) * aks + r0);
+                    v[t] = blk_bf16_zip(x0, x1);
+                }
+                blk_transpose16(v);
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++)
+                    if (r0 + t < mb) _mm512_store_si512((void *)(P + (r0 + t) * BLK_BF16_KC + q), v[t]);
+            }
+        }
+    } else {
+        for (long r = 0; r < mb; r++)
+            for (long q = 0; q < pc; q++) {
+                long k = k0 + 2 * q;
+                uint32_t hi = k + 1 < kk ? A[r * ars + (k + 1) * aks] : 0u;
+                P[r * BLK_BF16_KC + q] = A[r * ars + k * aks] | hi << 16;
             }
     }
 }
@@ -659,21 +757,23 @@ static inline void blk_bf16_block(long mb, long n, long pc, const uint32_t *rest
         }
     }
 }
-static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const float *restrict A, long ars,
-        long aks, const float *restrict B, long ks, long js, float *restrict C, long ldc, int accumulate,
-        float *restrict W) {
+static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
+        long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
+        int accumulate, float *restrict W) {
     long np = (kk + 1) / 2;
     /* rows of packed pairs 64-byte aligned when that fits in kk*n floats */
     long ldw = (n + 15) / 16 * 16;
     if (np * ldw > kk * n) ldw = n;
     uint32_t *W32 = (uint32_t *)W;
-    blk_bf16_pack_b(np, kk, n, B, ks, js, W32, ldw);
+    if (b16) blk_bf16_pack_b16(np, kk, n, (const uint16_t *)B, ks, js, W32, ldw);
+    else blk_bf16_pack_b(np, kk, n, (const float *)B, ks, js, W32, ldw);
     uint32_t P[BLK_BF16_MB * BLK_BF16_KC] __attribute__((aligned(64)));
     for (long i0 = 0; i0 < m; i0 += BLK_BF16_MB) {
         long mb = m - i0 < BLK_BF16_MB ? m - i0 : BLK_BF16_MB;
         for (long p0 = 0; p0 < np; p0 += BLK_BF16_KC) {
             long pc = np - p0 < BLK_BF16_KC ? np - p0 : BLK_BF16_KC;
-            blk_bf16_pack_a(mb, pc, p0, kk, A + i0 * ars, ars, aks, P);
+            if (a16) blk_bf16_pack_a16(mb, pc, p0, kk, (const uint16_t *)A + i0 * ars, ars, aks, P);
+            else blk_bf16_pack_a(mb, pc, p0, kk, (const float *)A + i0 * ars, ars, aks, P);
             blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0);
         }
     }
@@ -688,20 +788,28 @@ static inline float blk_bf16_round(float x) {
     memcpy(&x, &u, sizeof u);
     return x;
 }
-/* without AVX512_BF16: the f32 product of the operands rounded to bf16 (exact products): B rounded
-   into W (in blk_pack's order), A rounded 12 rows x 256 k at a time into a stack buffer */
-static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const float *restrict A, long ars,
-        long aks, const float *restrict B, long ks, long js, float *restrict C, long ldc, int accumulate,
-        float *restrict W) {
+/* element i of x as a float: bf16 bits widened exactly (x16) or a float rounded to the nearest bf16 */
+static inline float blk_bf16_at(const void *x, int x16, long i) {
+    if (!x16) return blk_bf16_round(((const float *)x)[i]);
+    uint32_t u = (uint32_t)((const uint16_t *)x)[i] << 16;
+    float f;
+    memcpy(&f, &u, sizeof u);
+    return f;
+}
+/* without AVX512_BF16: the f32 product of the operands' bf16 values (exact products): B into W (in
+   blk_pack's order), A 12 rows x 256 k at a time into a stack buffer */
+static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
+        long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
+        int accumulate, float *restrict W) {
     if (js == 1) {
         for (long k = 0; k < kk; k++)
-            for (long j = 0; j < n; j++) W[k * n + j] = blk_bf16_round(B[k * ks + j]);
+            for (long j = 0; j < n; j++) W[k * n + j] = blk_bf16_at(B, b16, k * ks + j);
     } else {
         for (long k0 = 0; k0 < kk; k0 += 16)
             for (long j0 = 0; j0 < n; j0 += 16) {
                 long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
                 for (long j = j0; j < j1; j++)
-                    for (long k = k0; k < k1; k++) W[k * n + j] = blk_bf16_round(B[k * ks + j * js]);
+                    for (long k = k0; k < k1; k++) W[k * n + j] = blk_bf16_at(B, b16, k * ks + j * js);
             }
     }
     float a[12 * 256] __attribute__((aligned(64)));
@@ -710,7 +818,8 @@ static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, con
         for (long k0 = 0; k0 < kk; k0 += 256) {
             long kb = kk - k0 < 256 ? kk - k0 : 256;
             for (long r = 0; r < mb; r++)
-                for (long k = 0; k < kb; k++) a[r * 256 + k] = blk_bf16_round(A[(i0 + r) * ars + (k0 + k) * aks]);
+                for (long k = 0; k < kb; k++)
+                    a[r * 256 + k] = blk_bf16_at(A, a16, (i0 + r) * ars + (k0 + k) * aks);
             blk_gemm(mb, n, kb, a, 256, 1, W + k0 * n, n, C + i0 * ldc, ldc, accumulate || k0 > 0);
         }
     }
