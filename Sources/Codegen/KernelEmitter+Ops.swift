@@ -118,7 +118,8 @@ extension KernelEmitter {
             return
         }
         if case .global = analysis.layouts[r]!.base {
-            w.line("const float *v\(r.number) = \(g) + \(offset);")
+            // A bf16 block only bf16 dots read stays bf16: `blk_gemm_bf16` packs it directly.
+            w.line("const \(dialect.storageType(type)) *v\(r.number) = \(g) + \(offset);")
             defineExtents(r, ext)
             planPrefetch(r, t, access)
             return
@@ -574,11 +575,16 @@ extension KernelEmitter {
         let cols = accumulate ? extents[dst]!.last! : n
         let bf16 = schedule.dots.first { $0.dot == dotValue }?.precision == .bf16
         if bf16, dialect.gpu == nil {
-            // The CPU's bf16 product packs B itself (bf16 pairs with AVX512_BF16), into the pack buffer.
+            // The CPU's bf16 product packs B itself (bf16 pairs with AVX512_BF16), into the pack buffer;
+            // an operand that is a block of a bf16 tensor in place is read as bf16 bits (flag 1).
             let packed = "B\(plan.packBufferOf[dotValue]!)"
+            func bits(_ v: ValueID) -> Int {
+                if case .global(let load) = analysis.layouts[v]!.base, analysis.bf16Views.contains(load) { return 1 }
+                return 0
+            }
             w.line(
-                "blk_gemm_bf16(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ks), \(js), "
-                    + "v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
+                "blk_gemm_bf16(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), \(bPointer), \(bits(b)), "
+                    + "\(ks), \(js), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
             return
         }
         if analysis.needsPacking(dotValue) {

@@ -21,12 +21,31 @@ package struct KernelAnalysis {
     package var loadedStorage: Set<TensorID> = []
     /// The type of every value.
     package let types: [ValueID: BlockType]
+    /// Whether a block of a bf16 tensor read only by bf16 dots may stay in global memory, where
+    /// the product packs its bf16 elements directly (the C runtime's `blk_gemm_bf16` does; the
+    /// CUDA one reads f32 buffers).
+    package let readsBF16InPlace: Bool
+    /// Values every reader of which is a bf16 `dot` (as either operand).
+    private var readOnlyByBF16Dots: Set<ValueID> = []
+    /// Loads of bf16 tensors kept in global memory (`readsBF16InPlace`): their pointers hold
+    /// bf16 bit patterns (`uint16_t`), not floats.
+    package private(set) var bf16Views: Set<ValueID> = []
 
-    /// Analyses a kernel.
-    package init(program: Program, kernel: Kernel) {
+    /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory.
+    package init(program: Program, kernel: Kernel, readsBF16InPlace: Bool = false) {
         self.program = program
         self.kernel = kernel
         self.types = kernel.valueTypes()
+        self.readsBF16InPlace = readsBF16InPlace
+        var otherReaders: Set<ValueID> = []
+        kernel.walk { inst in
+            if case .dot(let a, let b, _, _, .bf16) = inst.op {
+                readOnlyByBF16Dots.formUnion([a, b])
+            } else {
+                otherReaders.formUnion(inst.op.operands)
+            }
+        }
+        readOnlyByBF16Dots.subtract(otherReaders)
         kernel.walk { inst in
             for v in inst.op.operands { useCounts[v, default: 0] += 1 }
             switch inst.op {
@@ -64,10 +83,18 @@ package struct KernelAnalysis {
     }
 
     /// Whether a load reads its tensor in place (no copy): an f32 tensor (other element types
-    /// are converted into a buffer), not a tensor the kernel writes, unit stride along the
-    /// block's last axis, and not a `dot` operand that packing would not cover.
+    /// are converted into a buffer, but for a bf16 block only bf16 dots read, with
+    /// `readsBF16InPlace`), not a tensor the kernel writes, unit stride along the block's last
+    /// axis, and not a `dot` operand that packing would not cover.
     private func aliases(_ id: ValueID, tensor: TensorID, strides: [Int]) -> Bool {
-        guard !strides.isEmpty, strides.last == 1, program[tensor].elementType == .f32 else { return false }
+        guard !strides.isEmpty, strides.last == 1 else { return false }
+        switch program[tensor].elementType {
+        case .f32: break
+        case .bf16:
+            guard readsBF16InPlace, strides.count == 2, readOnlyByBF16Dots.contains(id) else { return false }
+            return !storedStorage.contains(program.storage(of: tensor))
+        case .f16, .i32, .bool: return false
+        }
         // A block of a wide matrix read more than once is copied into a dense local buffer: its
         // rows, 2 KiB or more apart, would map to few L1 sets and evict each other on every pass.
         if strides.count == 2 && strides[0] >= 512 && (useCounts[id] ?? 0) >= 2 { return false }
@@ -105,6 +132,7 @@ package struct KernelAnalysis {
                 }
                 if aliases(id, tensor: t, strides: strides) {
                     layouts[id] = BlockLayout(shape: shape, base: .global(id), strides: strides, staticExtents: extents)
+                    if program[t].elementType == .bf16 { bf16Views.insert(id) }
                 } else {
                     layouts[id] = owned(id, shape, extents)
                 }

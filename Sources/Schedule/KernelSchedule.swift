@@ -59,7 +59,7 @@ package struct KernelSchedule: Sendable {
     package init(program: Program, index: Int, target: TargetDescription) {
         let kernel = program.kernels[index]
         self.index = index
-        let analysis = KernelAnalysis(program: program, kernel: kernel)
+        let analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
         self.analysis = analysis
         let buffers = BufferPlan(analysis)
         self.buffers = buffers
@@ -95,7 +95,7 @@ package struct KernelSchedule: Sendable {
         return found
     }
 
-    /// 2-D loads read in place from global memory inside a loop whose access moves with the
+    /// 2-D f32 loads read in place from global memory inside a loop whose access moves with the
     /// innermost enclosing loop: the next iteration's block is known while this one computes.
     private static func prefetchableLoads(_ kernel: Kernel, _ analysis: KernelAnalysis) -> Set<ValueID> {
         var out: Set<ValueID> = []
@@ -106,7 +106,7 @@ package struct KernelSchedule: Sendable {
                     visit(loop.body, innermost: loop.variable)
                 case .load(_, let access):
                     guard let v = innermost, let r = inst.result, let l = analysis.layouts[r.id],
-                        case .global = l.base, l.strides.count == 2,
+                        case .global = l.base, l.strides.count == 2, !analysis.bf16Views.contains(r.id),
                         access.contains(where: { $0.variables.contains(v) })
                     else { continue }
                     out.insert(r.id)

@@ -7,7 +7,8 @@ import BlockIR
 /// The verifier (`Verifier.verify`) checks structure; `LocalStorage.verify` adds this check, and
 /// it is what the driver runs after every stage and the tests after every rule application.
 /// Fusion asks `bytes` before a rewrite that widens blocks (R11), the schedule before row
-/// coarsening.
+/// coarsening. It counts a bf16 block that only bf16 dots read as a buffer, as a GPU target
+/// allocates it (a CPU schedule reads it in place: the count bounds the CPU's from above).
 public enum LocalStorage {
     /// The bytes of local blocks one instance of `kernel` allocates (its physical buffers:
     /// splats, views of global memory or of other blocks and accumulated dots have none;

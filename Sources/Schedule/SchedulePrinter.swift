@@ -73,8 +73,9 @@ public enum SchedulePrinter {
         switch layout.base {
         case .scalar(let s):
             return layout.shape.isEmpty ? "scalar" : (s == v ? "splat" : "splat of \(s)")
-        case .global:
-            return "view of global memory"
+        case .global(let load):
+            return k.analysis.bf16Views.contains(load)
+                ? "view of global memory (bf16, read by bf16 dots)" : "view of global memory"
         case .buffer(let owner):
             if owner != v { return "in the storage of \(owner)" + stridesNote(layout) }
             if k.analysis.fusedDots.contains(v) { return "accumulated by its add" }

@@ -22,18 +22,16 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 98816 bytes per thread */
+/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint16_t *restrict blk_g_K, const uint16_t *restrict blk_g_V, uint16_t *restrict blk_g_O) {
 #pragma omp parallel
     {
-        float B0[4096] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-        float B2[64] __attribute__((aligned(64)));
+        float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
-        float B6[4096] __attribute__((aligned(64)));
-        float B7[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 16; i++)
@@ -41,14 +39,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     // %0 = fill 0.0
                     const float s0 = 0.0f;
                     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
-                    float *v1 = B0;
-                    const uint16_t *t1_src = blk_g_Q + b0 * 65536 + i * 64 * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v1[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 64 + c_]);
-                        }
-                    }
+                    const uint16_t *v1 = blk_g_Q + b0 * 65536 + i * 64 * 64;
                     // %2 = fill 0.125
                     const float s2 = 0.125f;
                     // %3 = fill -inf
@@ -58,17 +49,17 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     // %5 = fill -3.4028235e+38
                     const float s5 = (-3.4028235e+38f);
                     // %6, %7, %8 = for k2 in 0 ..< 16 iter(%9 = %3, %10 = %4, %11 = %0)
-                    float *v9 = B1;
+                    float *v9 = B0;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v9[r_] = s3;
                     }
-                    float *v10 = B2;
+                    float *v10 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
-                    float *v11 = B3;
+                    float *v11 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -77,19 +68,12 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                     for (long k2 = 0; k2 < 16; k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        float *v12 = B4;
-                        const uint16_t *t2_src = blk_g_K + b0 * 65536 + k2 * 64 * 64;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v12[r_ * 64 + c_] = blk_bf16_to_f32(t2_src[r_ * 64 + c_]);
-                            }
-                        }
+                        const uint16_t *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
                         // %13 = dot %1, %12 transpose_b
-                        float *v13 = B5;
-                        blk_gemm_bf16(64, 64, 64, v1, 64, 1, v12, 1, 64, v13, 64, 0, B6);
+                        float *v13 = B3;
+                        blk_gemm_bf16(64, 64, 64, v1, 1, 64, 1, v12, 1, 1, 64, v13, 64, 0, B4);
                         // %14 = mul %13, %2
-                        float *v14 = B5;
+                        float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -108,32 +92,32 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             v16[r_] = blk_maxf(v9[r_], v15[r_]);
                         }
                         // %17 = max %16, %5
-                        float *v17 = B6;
+                        float *v17 = B5;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v17[r_] = blk_maxf(v16[r_], s5);
                         }
                         // %18 = sub %9, %17
-                        float *v18 = B1;
+                        float *v18 = B0;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v18[r_] = (v9[r_] - v17[r_]);
                         }
                         // %19 = exp %18
-                        float *v19 = B1;
+                        float *v19 = B0;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v19[r_] = blk_expf(v18[r_]);
                         }
                         // %20 = broadcast %17 axis 1
                         // %21 = mul %10, %19
-                        float *v21 = B2;
+                        float *v21 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v21[r_] = (v10[r_] * v19[r_]);
                         }
                         // %22 = sub %14, %20
-                        float *v22 = B5;
+                        float *v22 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -141,7 +125,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             }
                         }
                         // %23 = exp %22
-                        float *v23 = B5;
+                        float *v23 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -149,19 +133,19 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             }
                         }
                         // %24 = reduce_sum %23 axis 1
-                        float *v24 = B6;
+                        float *v24 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
                             v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
                         }
                         // %25 = add %21, %24
-                        float *v25 = B2;
+                        float *v25 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v25[r_] = (v21[r_] + v24[r_]);
                         }
                         // %26 = broadcast %19 axis 1
                         // %27 = mul %11, %26
-                        float *v27 = B3;
+                        float *v27 = B2;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -169,18 +153,11 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             }
                         }
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
-                        float *v28 = B6;
-                        const uint16_t *t3_src = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v28[r_ * 64 + c_] = blk_bf16_to_f32(t3_src[r_ * 64 + c_]);
-                            }
-                        }
+                        const uint16_t *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
-                        float *v30 = B3;
-                        blk_gemm_bf16(64, 64, 64, v23, 64, 1, v28, 64, 1, v30, 64, 1, B7);
+                        float *v30 = B2;
+                        blk_gemm_bf16(64, 64, 64, v23, 0, 64, 1, v28, 1, 64, 1, v30, 64, 1, B5);
                         // yield %16, %25, %30
                         {
 #pragma omp simd
@@ -191,7 +168,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                     // %31 = broadcast %7 axis 1
                     // %32 = div %8, %31
-                    float *v32 = B3;
+                    float *v32 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -200,11 +177,11 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                     // store %32 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        uint16_t *t4_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        uint16_t *t1_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t4_dst[r_ * 64 + c_] = blk_f32_to_bf16(v32[r_ * 64 + c_]);
+                                t1_dst[r_ * 64 + c_] = blk_f32_to_bf16(v32[r_ * 64 + c_]);
                             }
                         }
                     }

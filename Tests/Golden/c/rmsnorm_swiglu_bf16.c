@@ -22,19 +22,19 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 835840 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
 static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const uint16_t *restrict blk_g_g, const uint16_t *restrict blk_g_W1, const uint16_t *restrict blk_g_W3, const uint16_t *restrict blk_g_W2, uint16_t *restrict blk_g_Y) {
 #pragma omp parallel
     {
-        /* 835840 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)835840);
+        /* 573952 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)573952);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 65536;
         float *restrict B2 = blk_arena + 65600;
         float *restrict B3 = blk_arena + 69696;
         float *restrict B4 = blk_arena + 135232;
-        float *restrict B5 = blk_arena + 200768;
-        float *restrict B6 = blk_arena + 204864;
+        float *restrict B5 = blk_arena + 139328;
+        float *restrict B6 = blk_arena + 143424;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 32; i++) {
             // %0 = fill 0.0
@@ -113,14 +113,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                         v17[r_] = blk_bf16_to_f32(t2_src[r_]);
                     }
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    float *v18 = B5;
-                    const uint16_t *t3_src = blk_g_W1 + k1 * 64 * 2816 + k * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v18[r_ * 64 + c_] = blk_bf16_to_f32(t3_src[r_ * 2816 + c_]);
-                        }
-                    }
+                    const uint16_t *v18 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
                     // %19 = broadcast %17 axis 0
                     // %20 = mul %13, %19
                     float *v20 = B4;
@@ -133,20 +126,13 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     // %21 = dot %20, %18: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_gemm_bf16(64, 64, 64, v20, 64, 1, v18, 64, 1, v22, 64, 1, B6);
+                    blk_gemm_bf16(64, 64, 64, v20, 0, 64, 1, v18, 1, 2816, 1, v22, 64, 1, B5);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    float *v23 = B5;
-                    const uint16_t *t4_src = blk_g_W3 + k1 * 64 * 2816 + k * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v23[r_ * 64 + c_] = blk_bf16_to_f32(t4_src[r_ * 2816 + c_]);
-                        }
-                    }
+                    const uint16_t *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_gemm_bf16(64, 64, 64, v20, 64, 1, v23, 64, 1, v25, 64, 1, B6);
+                    blk_gemm_bf16(64, 64, 64, v20, 0, 64, 1, v23, 1, 2816, 1, v25, 64, 1, B5);
                     // yield %16, %22, %25
                     {
                     }
@@ -203,29 +189,22 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                float *v34 = B3;
-                const uint16_t *t5_src = blk_g_W2 + k * 64 * 1024;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 1024; c_++) {
-                        v34[r_ * 1024 + c_] = blk_bf16_to_f32(t5_src[r_ * 1024 + c_]);
-                    }
-                }
+                const uint16_t *v34 = blk_g_W2 + k * 64 * 1024;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_gemm_bf16(64, 1024, 64, v33, 64, 1, v34, 1024, 1, v36, 1024, 1, B4);
+                blk_gemm_bf16(64, 1024, 64, v33, 0, 64, 1, v34, 1, 1024, 1, v36, 1024, 1, B3);
                 // yield %36
                 {
                 }
             }
             // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
             {
-                uint16_t *t6_dst = blk_g_Y + i * 64 * 1024;
+                uint16_t *t3_dst = blk_g_Y + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t6_dst[r_ * 1024 + c_] = blk_f32_to_bf16(v6[r_ * 1024 + c_]);
+                        t3_dst[r_ * 1024 + c_] = blk_f32_to_bf16(v6[r_ * 1024 + c_]);
                     }
                 }
             }
