@@ -582,9 +582,11 @@ extension KernelEmitter {
                 if case .global(let load) = analysis.layouts[v]!.base, analysis.bf16Views.contains(load) { return 1 }
                 return 0
             }
+            let prefetch = nextBlock[b].map { ", " + $0 } ?? ""
             w.line(
-                "blk_gemm_bf16(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), \(bPointer), \(bits(b)), "
-                    + "\(ks), \(js), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
+                "blk_gemm_bf16\(prefetch.isEmpty ? "" : "_pf")(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), "
+                    + "\(aks), \(bPointer), \(bits(b)), \(ks), \(js), v\(dst.number), \(rowLength(dst)), "
+                    + "\(accumulate ? 1 : 0), \(packed)\(prefetch));")
             return
         }
         if analysis.needsPacking(dotValue) {

@@ -28,8 +28,7 @@ package struct KernelSchedule: Sendable {
         /// Whether the right operand is first packed into a dense buffer.
         package var packsRight: Bool
         /// Whether the product prefetches the right operand's block of the enclosing loop's next
-        /// iteration (CPU: a block read in place from global memory that moves with the loop; not
-        /// a bf16 product).
+        /// iteration (CPU: a block read in place from global memory that moves with the loop).
         package var prefetchesNext: Bool
         /// The operands' precision: a bf16 product multiplies bf16 pairs (`vdpbf16ps`) where the
         /// C compiler's target has AVX512_BF16, and rounded f32 operands elsewhere.
@@ -74,7 +73,7 @@ package struct KernelSchedule: Sendable {
             dots.append(
                 DotKernel(
                     dot: r.id, accumulatesInto: into, packsRight: analysis.needsPacking(r.id),
-                    prefetchesNext: precision == .f32 && prefetched.contains(b), precision: precision))
+                    prefetchesNext: prefetched.contains(b), precision: precision))
         }
         self.dots = dots
         launch = target.threadsPerBlock.map { threads in
@@ -95,7 +94,7 @@ package struct KernelSchedule: Sendable {
         return found
     }
 
-    /// 2-D f32 loads read in place from global memory inside a loop whose access moves with the
+    /// 2-D loads read in place from global memory inside a loop whose access moves with the
     /// innermost enclosing loop: the next iteration's block is known while this one computes.
     private static func prefetchableLoads(_ kernel: Kernel, _ analysis: KernelAnalysis) -> Set<ValueID> {
         var out: Set<ValueID> = []
@@ -106,7 +105,7 @@ package struct KernelSchedule: Sendable {
                     visit(loop.body, innermost: loop.variable)
                 case .load(_, let access):
                     guard let v = innermost, let r = inst.result, let l = analysis.layouts[r.id],
-                        case .global = l.base, l.strides.count == 2, !analysis.bf16Views.contains(r.id),
+                        case .global = l.base, l.strides.count == 2,
                         access.contains(where: { $0.variables.contains(v) })
                     else { continue }
                     out.insert(r.id)

@@ -71,7 +71,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         const uint16_t *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
-                        blk_gemm_bf16(64, 64, 64, v1, 1, 64, 1, v12, 1, 1, 64, v13, 64, 0, B4);
+                        blk_gemm_bf16_pf(64, 64, 64, v1, 1, 64, 1, v12, 1, 1, 64, v13, 64, 0, B4, k2 + 1 < 16 ? blk_g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
                         // %14 = mul %13, %2
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -157,7 +157,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B2;
-                        blk_gemm_bf16(64, 64, 64, v23, 0, 64, 1, v28, 1, 64, 1, v30, 64, 1, B5);
+                        blk_gemm_bf16_pf(64, 64, 64, v23, 0, 64, 1, v28, 1, 64, 1, v30, 64, 1, B5, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %16, %25, %30
                         {
 #pragma omp simd

@@ -126,13 +126,13 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     // %21 = dot %20, %18: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_gemm_bf16(64, 64, 64, v20, 0, 64, 1, v18, 1, 2816, 1, v22, 64, 1, B5);
+                    blk_gemm_bf16_pf(64, 64, 64, v20, 0, 64, 1, v18, 1, 2816, 1, v22, 64, 1, B5, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     const uint16_t *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_gemm_bf16(64, 64, 64, v20, 0, 64, 1, v23, 1, 2816, 1, v25, 64, 1, B5);
+                    blk_gemm_bf16_pf(64, 64, 64, v20, 0, 64, 1, v23, 1, 2816, 1, v25, 64, 1, B5, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
                     // yield %16, %22, %25
                     {
                     }
@@ -193,7 +193,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_gemm_bf16(64, 1024, 64, v33, 0, 64, 1, v34, 1, 1024, 1, v36, 1024, 1, B3);
+                blk_gemm_bf16_pf(64, 1024, 64, v33, 0, 64, 1, v34, 1, 1024, 1, v36, 1024, 1, B3, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
                 // yield %36
                 {
                 }

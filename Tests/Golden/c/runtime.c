@@ -757,10 +757,30 @@ static inline void blk_bf16_block(long mb, long n, long pc, const uint32_t *rest
         }
     }
 }
-static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
-        long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
-        int accumulate, float *restrict W) {
+/* Prefetches a block (rows of `bytes` bytes, `ld` bytes apart) into L1 a portion per step, so that the
+   next product's operand arrives while this one computes. */
+typedef struct { const char *p; long rows, ld, lines, row, line, per; } blk_bf16_prefetcher;
+static inline blk_bf16_prefetcher blk_bf16_prefetch_plan(const void *pf, long rows, long ld, long bytes,
+                                                         long steps) {
+    /* a row that does not start on a line boundary touches one line more */
+    blk_bf16_prefetcher q = {(const char *)pf, rows, ld, (bytes + 63) / 64 + 1, 0, 0, 0};
+    if (pf && steps > 0) q.per = (rows * q.lines + steps - 1) / steps;
+    return q;
+}
+static inline void blk_bf16_prefetch_step(blk_bf16_prefetcher *q) {
+    for (long t = 0; t < q->per && q->row < q->rows; t++) {
+        _mm_prefetch(q->p + q->row * q->ld + 64 * q->line, _MM_HINT_T0);
+        if (++q->line == q->lines) { q->line = 0; q->row++; }
+    }
+}
+static inline __attribute__((always_inline)) void blk_gemm_bf16_impl(long m, long n, long kk,
+        const void *restrict A, int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js,
+        float *restrict C, long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld,
+        long pfc) {
     long np = (kk + 1) / 2;
+    const long size = b16 ? 2 : 4;
+    blk_bf16_prefetcher q = blk_bf16_prefetch_plan(pf, pfr, pfld * size, pfc * size,
+        ((m + BLK_BF16_MB - 1) / BLK_BF16_MB) * ((np + BLK_BF16_KC - 1) / BLK_BF16_KC));
     /* rows of packed pairs 64-byte aligned when that fits in kk*n floats */
     long ldw = (n + 15) / 16 * 16;
     if (np * ldw > kk * n) ldw = n;
@@ -774,9 +794,22 @@ static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, con
             long pc = np - p0 < BLK_BF16_KC ? np - p0 : BLK_BF16_KC;
             if (a16) blk_bf16_pack_a16(mb, pc, p0, kk, (const uint16_t *)A + i0 * ars, ars, aks, P);
             else blk_bf16_pack_a(mb, pc, p0, kk, (const float *)A + i0 * ars, ars, aks, P);
+            blk_bf16_prefetch_step(&q);
             blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0);
         }
     }
+}
+static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
+        long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
+        int accumulate, float *restrict W) {
+    blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W, NULL, 0, 0, 0);
+}
+/* blk_gemm_bf16 that also prefetches the block the enclosing loop's next iteration reads (pfr rows of pfc
+   elements, pfld elements apart, of B's type) */
+static __attribute__((noinline)) void blk_gemm_bf16_pf(long m, long n, long kk, const void *restrict A,
+        int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C,
+        long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld, long pfc) {
+    blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W, pf, pfr, pfld, pfc);
 }
 #else
 /* x rounded to the nearest bf16, ties to even, as a float (NaN stays NaN) */
@@ -823,5 +856,11 @@ static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, con
             blk_gemm(mb, n, kb, a, 256, 1, W + k0 * n, n, C + i0 * ldc, ldc, accumulate || k0 > 0);
         }
     }
+}
+static __attribute__((noinline)) void blk_gemm_bf16_pf(long m, long n, long kk, const void *restrict A,
+        int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C,
+        long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld, long pfc) {
+    (void)pf, (void)pfr, (void)pfld, (void)pfc;
+    blk_gemm_bf16(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W);
 }
 #endif
