@@ -376,6 +376,23 @@ extension CRuntime {
                 if (++q->line == q->lines) { q->line = 0; q->row++; }
             }
         }
+        /* C (+)= A times the packed pairs W (np pairs of kk, rows ldw words apart), A packed a panel at a time */
+        static inline __attribute__((always_inline)) void blk_bf16_product(long m, long n, long kk,
+                const void *restrict A, int a16, long ars, long aks, const uint32_t *restrict W32, long ldw,
+                float *restrict C, long ldc, int accumulate, blk_bf16_prefetcher *q) {
+            long np = (kk + 1) / 2;
+            uint32_t P[BLK_BF16_MB * BLK_BF16_KC] __attribute__((aligned(64)));
+            for (long i0 = 0; i0 < m; i0 += BLK_BF16_MB) {
+                long mb = m - i0 < BLK_BF16_MB ? m - i0 : BLK_BF16_MB;
+                for (long p0 = 0; p0 < np; p0 += BLK_BF16_KC) {
+                    long pc = np - p0 < BLK_BF16_KC ? np - p0 : BLK_BF16_KC;
+                    if (a16) blk_bf16_pack_a16(mb, pc, p0, kk, (const uint16_t *)A + i0 * ars, ars, aks, P);
+                    else blk_bf16_pack_a(mb, pc, p0, kk, (const float *)A + i0 * ars, ars, aks, P);
+                    blk_bf16_prefetch_step(q);
+                    blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0);
+                }
+            }
+        }
         static inline __attribute__((always_inline)) void blk_gemm_bf16_impl(long m, long n, long kk,
                 const void *restrict A, int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js,
                 float *restrict C, long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld,
@@ -390,17 +407,22 @@ extension CRuntime {
             uint32_t *W32 = (uint32_t *)W;
             if (b16) blk_bf16_pack_b16(np, kk, n, (const uint16_t *)B, ks, js, W32, ldw);
             else blk_bf16_pack_b(np, kk, n, (const float *)B, ks, js, W32, ldw);
-            uint32_t P[BLK_BF16_MB * BLK_BF16_KC] __attribute__((aligned(64)));
-            for (long i0 = 0; i0 < m; i0 += BLK_BF16_MB) {
-                long mb = m - i0 < BLK_BF16_MB ? m - i0 : BLK_BF16_MB;
-                for (long p0 = 0; p0 < np; p0 += BLK_BF16_KC) {
-                    long pc = np - p0 < BLK_BF16_KC ? np - p0 : BLK_BF16_KC;
-                    if (a16) blk_bf16_pack_a16(mb, pc, p0, kk, (const uint16_t *)A + i0 * ars, ars, aks, P);
-                    else blk_bf16_pack_a(mb, pc, p0, kk, (const float *)A + i0 * ars, ars, aks, P);
-                    blk_bf16_prefetch_step(&q);
-                    blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0);
-                }
-            }
+            blk_bf16_product(m, n, kk, A, a16, ars, aks, W32, ldw, C, ldc, accumulate, &q);
+        }
+        /* The pairs of a whole R x C bf16 matrix T (row-major), pair rows c0 .. c0+cw-1: with kAlongRows
+           P[p*C + c] = (T[2p][c], T[2p+1][c]), else P[p*R + r] = (T[r][2p], T[r][2p+1]); an odd count pads 0 */
+        static void blk_bf16_prepack(const uint16_t *restrict T, long R, long C, int kAlongRows, long c0, long cw,
+                                     uint32_t *restrict P) {
+            if (kAlongRows) blk_bf16_pack_b16((R + 1) / 2, R, cw, T + c0, C, 1, P + c0, C);
+            else blk_bf16_pack_b16((C + 1) / 2, C, cw, T + c0 * C, 1, C, P + c0, R);
+        }
+        /* blk_gemm_bf16 with B given packed (by blk_bf16_prepack: Bp[p*ldp + j] is the pair of k = 2p, 2p+1) */
+        static __attribute__((noinline)) void blk_gemm_bf16p(long m, long n, long kk, const void *restrict A, int a16,
+                long ars, long aks, const uint32_t *restrict Bp, long ldp, float *restrict C, long ldc, int accumulate,
+                float *restrict W) {
+            (void)W;
+            blk_bf16_prefetcher q = blk_bf16_prefetch_plan(NULL, 0, 0, 0, 0);
+            blk_bf16_product(m, n, kk, A, a16, ars, aks, Bp, ldp, C, ldc, accumulate, &q);
         }
         static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
                 long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
@@ -432,8 +454,23 @@ extension CRuntime {
             memcpy(&f, &u, sizeof u);
             return f;
         }
+        /* C (+)= A's bf16 values (12 rows x 256 k at a time in a stack buffer) times the kk x n floats W */
+        static inline void blk_bf16_times(long m, long n, long kk, const void *restrict A, int a16, long ars, long aks,
+                                          const float *restrict W, float *restrict C, long ldc, int accumulate) {
+            float a[12 * 256] __attribute__((aligned(64)));
+            for (long i0 = 0; i0 < m; i0 += 12) {
+                long mb = m - i0 < 12 ? m - i0 : 12;
+                for (long k0 = 0; k0 < kk; k0 += 256) {
+                    long kb = kk - k0 < 256 ? kk - k0 : 256;
+                    for (long r = 0; r < mb; r++)
+                        for (long k = 0; k < kb; k++)
+                            a[r * 256 + k] = blk_bf16_at(A, a16, (i0 + r) * ars + (k0 + k) * aks);
+                    blk_gemm(mb, n, kb, a, 256, 1, W + k0 * n, n, C + i0 * ldc, ldc, accumulate || k0 > 0);
+                }
+            }
+        }
         /* without AVX512_BF16: the f32 product of the operands' bf16 values (exact products): B into W (in
-           blk_pack's order), A 12 rows x 256 k at a time into a stack buffer */
+           blk_pack's order), A through blk_bf16_times */
         static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
                 long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
                 int accumulate, float *restrict W) {
@@ -448,17 +485,28 @@ extension CRuntime {
                             for (long k = k0; k < k1; k++) W[k * n + j] = blk_bf16_at(B, b16, k * ks + j * js);
                     }
             }
-            float a[12 * 256] __attribute__((aligned(64)));
-            for (long i0 = 0; i0 < m; i0 += 12) {
-                long mb = m - i0 < 12 ? m - i0 : 12;
-                for (long k0 = 0; k0 < kk; k0 += 256) {
-                    long kb = kk - k0 < 256 ? kk - k0 : 256;
-                    for (long r = 0; r < mb; r++)
-                        for (long k = 0; k < kb; k++)
-                            a[r * 256 + k] = blk_bf16_at(A, a16, (i0 + r) * ars + (k0 + k) * aks);
-                    blk_gemm(mb, n, kb, a, 256, 1, W + k0 * n, n, C + i0 * ldc, ldc, accumulate || k0 > 0);
+            blk_bf16_times(m, n, kk, A, a16, ars, aks, W, C, ldc, accumulate);
+        }
+        /* The same pairs as the AVX512_BF16 path's blk_bf16_prepack, written one at a time */
+        static void blk_bf16_prepack(const uint16_t *restrict T, long R, long C, int kAlongRows, long c0, long cw,
+                                     uint32_t *restrict P) {
+            long kk = kAlongRows ? R : C, ld = kAlongRows ? C : R;
+            for (long p = 0; p < (kk + 1) / 2; p++)
+                for (long j = c0; j < c0 + cw; j++) {
+                    long lo = kAlongRows ? 2 * p * C + j : j * C + 2 * p, hi = lo + (kAlongRows ? C : 1);
+                    P[p * ld + j] = (uint32_t)T[lo] | (2 * p + 1 < kk ? (uint32_t)T[hi] << 16 : 0u);
                 }
-            }
+        }
+        /* blk_gemm_bf16 with B given packed: its pairs widened into W first */
+        static __attribute__((noinline)) void blk_gemm_bf16p(long m, long n, long kk, const void *restrict A, int a16,
+                long ars, long aks, const uint32_t *restrict Bp, long ldp, float *restrict C, long ldc, int accumulate,
+                float *restrict W) {
+            for (long k = 0; k < kk; k++)
+                for (long j = 0; j < n; j++) {
+                    uint32_t u = k % 2 ? Bp[(k / 2) * ldp + j] & 0xFFFF0000u : Bp[(k / 2) * ldp + j] << 16;
+                    memcpy(W + k * n + j, &u, sizeof u);
+                }
+            blk_bf16_times(m, n, kk, A, a16, ars, aks, W, C, ldc, accumulate);
         }
         static __attribute__((noinline)) void blk_gemm_bf16_pf(long m, long n, long kk, const void *restrict A,
                 int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C,

@@ -117,6 +117,26 @@ extension KernelEmitter {
             extents[r] = []
             return
         }
+        if let k = schedule.prepackedLoads[r] {
+            // A block of a tensor packed once per call: its pairs in the packed copy.
+            let p = schedule.prepacks[k]
+            let shape = program[t].shape
+            var terms: [String] = []
+            var step = p.pairs * p.pairRow
+            for axis in stride(from: shape.count - 3, through: 0, by: -1) {
+                if case .point(let e) = access[axis] { terms.append("\(index(e)) * \(step)") }
+                step *= shape[axis]
+            }
+            guard case .slice(let rowStart, _) = access[shape.count - 2],
+                case .slice(let columnStart, _) = access[shape.count - 1]
+            else { return }
+            let (kStart, jStart) = p.kAlongRows ? (rowStart, columnStart) : (columnStart, rowStart)
+            terms.append("(\(index(kStart)) / 2) * \(p.pairRow)")
+            terms.append(index(jStart))
+            w.line("const uint32_t *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
+            defineExtents(r, ext)
+            return
+        }
         if case .global = analysis.layouts[r]!.base {
             // A bf16 block only bf16 dots read stays bf16: `blk_gemm_bf16` packs it directly.
             w.line("const \(dialect.storageType(type)) *v\(r.number) = \(g) + \(offset);")
@@ -581,6 +601,13 @@ extension KernelEmitter {
             func bits(_ v: ValueID) -> Int {
                 if case .global(let load) = analysis.layouts[v]!.base, analysis.bf16Views.contains(load) { return 1 }
                 return 0
+            }
+            if let p = schedule.prepackedLoads[b].map({ schedule.prepacks[$0] }) {
+                // B packed once per call: the product reads its pairs.
+                w.line(
+                    "blk_gemm_bf16p(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), \(pointer(b)), "
+                        + "\(p.pairRow), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
+                return
             }
             let prefetch = nextBlock[b].map { ", " + $0 } ?? ""
             w.line(

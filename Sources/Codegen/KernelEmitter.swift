@@ -93,9 +93,15 @@ struct KernelEmitter {
             close()
             return
         }
+        for (k, p) in schedule.prepacks.enumerated() {
+            w.line(
+                "uint32_t *P\(k) = (uint32_t *)\(dialect.fill(dialect.allocateScratch, [("BYTES", "\(p.words * 4)")]));"
+            )
+        }
         w.flushLeft(dialect.parallelRegion)
         open("")
         declareBuffers()
+        emitPrepacks()
         let balance = schedule.balance == .dynamic ? dialect.dynamicSchedule : dialect.staticSchedule
         w.flushLeft(
             dialect.fill(dialect.parallelFor, [("COLLAPSE", "\(schedule.parallelAxes.count)"), ("SCHEDULE", balance)]))
@@ -114,7 +120,26 @@ struct KernelEmitter {
         for _ in 0..<(kernel.grid.count - 1) { w.dedent() }
         releaseBuffers()
         close()
+        for k in schedule.prepacks.indices { w.line(dialect.fill(dialect.free, [("PTR", "P\(k)")]) + ";") }
         close()
+    }
+
+    /// Packs each bf16 tensor the schedule packs once (`KernelSchedule.Prepack`) into its pairs,
+    /// its leading index and 64-wide runs of each pair row shared out over the threads; the loop's
+    /// closing barrier orders the packing before the grid reads it.
+    private mutating func emitPrepacks() {
+        for (k, p) in schedule.prepacks.enumerated() {
+            let g = names.storage(program.storage(of: p.tensor))
+            w.flushLeft(dialect.fill(dialect.parallelFor, [("COLLAPSE", "2"), ("SCHEDULE", dialect.staticSchedule)]))
+            w.line("for (\(dialect.indexType) pl_ = 0; pl_ < \(p.leading); pl_++)")
+            w.indent()
+            open("for (\(dialect.indexType) pc_ = 0; pc_ < \(p.pairRow); pc_ += 64)")
+            w.line(
+                "blk_bf16_prepack(\(g) + pl_ * \(p.rows * p.columns), \(p.rows), \(p.columns), \(p.kAlongRows ? 1 : 0), "
+                    + "pc_, blk_imin(64, \(p.pairRow) - pc_), P\(k) + pl_ * \(p.pairs * p.pairRow));")
+            close()
+            w.dedent()
+        }
     }
 
     /// A GPU kernel: one CUDA block per grid instance, the grid variables from the block index,

@@ -33,6 +33,28 @@ package struct KernelSchedule: Sendable {
         /// The operands' precision: a bf16 product multiplies bf16 pairs (`vdpbf16ps`) where the
         /// C compiler's target has AVX512_BF16, and rounded f32 operands elsewhere.
         package var precision: DotPrecision
+        /// The packed copy (`prepacks` index) the right operand is read from, if any.
+        package var prepackedRight: Int?
+    }
+
+    /// A bf16 tensor packed once per call, before the grid runs, into the bf16 pairs the bf16
+    /// product multiplies (CPU): every instance then reads its blocks packed, instead of each
+    /// instance packing the blocks it shares with the others.
+    package struct Prepack: Hashable, Sendable {
+        /// The tensor (a storage tensor, row-major).
+        package var tensor: TensorID
+        /// Whether the products contract the tensor's rows (`B(k, j) = T[…, k, j]`), else its
+        /// columns (`B(k, j) = T[…, j, k]`, a transposed operand such as `K` in `Q·Kᵀ`).
+        package var kAlongRows: Bool
+        /// The product of the leading axes' sizes, and the last two axes' sizes.
+        package var leading: Int
+        package var rows: Int
+        package var columns: Int
+        /// Pairs along `k` (`⌈k-size / 2⌉`) and the pair-row length (the `j` size), per leading index.
+        package var pairs: Int { kAlongRows ? (rows + 1) / 2 : (columns + 1) / 2 }
+        package var pairRow: Int { kAlongRows ? columns : rows }
+        /// The packed copy's 32-bit words.
+        package var words: Int { leading * pairs * pairRow }
     }
 
     /// The kernel's position in the program.
@@ -53,6 +75,9 @@ package struct KernelSchedule: Sendable {
     package let dots: [DotKernel]
     /// The launch configuration on a GPU target; `nil` on a CPU.
     package let launch: LaunchConfiguration?
+    /// The tensors packed once per call (CPU), and the loads that read their packed copy.
+    package let prepacks: [Prepack]
+    package let prepackedLoads: [ValueID: Int]
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -64,7 +89,10 @@ package struct KernelSchedule: Sendable {
         self.buffers = buffers
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
-        let prefetched = target.isGPU ? [] : Self.prefetchableLoads(kernel, analysis)
+        let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
+        (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
+        // A block read from a packed copy is not prefetched: the copy is dense and the packing done.
+        let prefetched = target.isGPU ? [] : Self.prefetchableLoads(kernel, analysis).subtracting(prepackedLoads.keys)
         prefetchedLoads = prefetched
         var dots: [DotKernel] = []
         kernel.walk { inst in
@@ -73,13 +101,71 @@ package struct KernelSchedule: Sendable {
             dots.append(
                 DotKernel(
                     dot: r.id, accumulatesInto: into, packsRight: analysis.needsPacking(r.id),
-                    prefetchesNext: prefetched.contains(b), precision: precision))
+                    prefetchesNext: prefetched.contains(b), precision: precision, prepackedRight: prepackedLoads[b]))
         }
         self.dots = dots
         launch = target.threadsPerBlock.map { threads in
             LaunchConfiguration(
                 kernel: kernel, plan: buffers, threads: threads, sharedLimitBytes: target.localCapacityBytes)
         }
+    }
+
+    /// The bf16 blocks worth packing once per call: a block of a bf16 tensor kept in global memory
+    /// (`KernelAnalysis.bf16Views`) that is only ever the right operand of bf16 dots, all with the
+    /// same orientation; sliced along the tensor's last two axes (points elsewhere) at an even
+    /// offset along the contracted axis; of a row-major storage tensor; and read alike by the
+    /// instances of a grid axis (of 2 or more) its access does not name, which would otherwise
+    /// each pack it.
+    private static func prepacks(
+        _ program: Program, _ kernel: Kernel, _ analysis: KernelAnalysis
+    ) -> ([Prepack], [ValueID: Int]) {
+        guard !analysis.bf16Views.isEmpty else { return ([], [:]) }
+        var orientation: [ValueID: Bool] = [:]  // load -> transposeB of its dots
+        var excluded: Set<ValueID> = []
+        var loads: [(ValueID, TensorID, [AxisAccess])] = []
+        kernel.walk { inst in
+            switch inst.op {
+            case .dot(let a, let b, _, let tb, _):
+                excluded.insert(a)
+                if let o = orientation[b], o != tb { excluded.insert(b) }
+                orientation[b] = tb
+            case .load(let t, let access):
+                if let r = inst.result, analysis.bf16Views.contains(r.id) { loads.append((r.id, t, access)) }
+            default: break
+            }
+        }
+        func even(_ e: IndexExpr) -> Bool {
+            switch e {
+            case .constant(let c): return c % 2 == 0
+            case .mul(let x, let c): return c % 2 == 0 || even(x)
+            case .add(let x, let y): return even(x) && even(y)
+            default: return false
+            }
+        }
+        var out: [Prepack] = []
+        var byLoad: [ValueID: Int] = [:]
+        for (r, t, access) in loads {
+            guard !excluded.contains(r), let tb = orientation[r], program[t].viewOf == nil else { continue }
+            let shape = program[t].shape
+            guard shape.count >= 2, access.count == shape.count,
+                access.dropLast(2).allSatisfy({ if case .point = $0 { true } else { false } }),
+                case .slice(let rowStart, _) = access[shape.count - 2],
+                case .slice(let columnStart, _) = access[shape.count - 1],
+                even(tb ? columnStart : rowStart)
+            else { continue }
+            let named = Set(access.flatMap(\.variables))
+            guard kernel.grid.contains(where: { $0.extent >= 2 && !named.contains($0.variable) }) else { continue }
+            let p = Prepack(
+                tensor: t, kAlongRows: !tb, leading: shape.dropLast(2).reduce(1, *), rows: shape[shape.count - 2],
+                columns: shape[shape.count - 1])
+            if let k = out.firstIndex(of: p) {
+                byLoad[r] = k
+            } else {
+                byLoad[r] = out.count
+                out.append(p)
+            }
+        }
+        return (out, byLoad)
     }
 
     /// Whether a loop bound reads a grid variable (instances then do unequal work).

@@ -51,11 +51,21 @@ public enum SchedulePrinter {
             guard let layout = k.analysis.layouts[v] else { continue }
             lines.append("  \(v) \(type): " + storage(v, layout, k))
         }
+        for (n, p) in k.prepacks.enumerated() {
+            let t = k.analysis.program[p.tensor]
+            lines.append(
+                "  P\(n): \(t.name) packed once per call into bf16 pairs along its "
+                    + "\(p.kAlongRows ? "rows" : "columns") (\(p.words * 4) bytes), before the grid")
+        }
         for d in k.dots {
             var facts: [String] = []
             if d.precision == .bf16 { facts.append("multiplies bf16 operands") }
             if let a = d.accumulatesInto { facts.append("accumulates into \(a)") }
-            if d.packsRight { facts.append("packs its right operand into B\(k.buffers.packBufferOf[d.dot] ?? -1)") }
+            if let p = d.prepackedRight {
+                facts.append("reads its right operand from P\(p), packed once per call")
+            } else if d.packsRight {
+                facts.append("packs its right operand into B\(k.buffers.packBufferOf[d.dot] ?? -1)")
+            }
             if d.prefetchesNext { facts.append("prefetches the next block") }
             lines.append("  dot \(d.dot): " + (facts.isEmpty ? "plain" : facts.joined(separator: ", ")))
         }
@@ -74,6 +84,7 @@ public enum SchedulePrinter {
         case .scalar(let s):
             return layout.shape.isEmpty ? "scalar" : (s == v ? "splat" : "splat of \(s)")
         case .global(let load):
+            if let p = k.prepackedLoads[load] { return "block of P\(p) (packed once per call)" }
             return k.analysis.bf16Views.contains(load)
                 ? "view of global memory (bf16, read by bf16 dots)" : "view of global memory"
         case .buffer(let owner):

@@ -226,4 +226,84 @@ final class RuntimeBF16DotTests: XCTestCase {
             if name == "fallback" { XCTAssertFalse(hasBF16, "-mno-avx512bf16 left __AVX512BF16__ defined") }
         }
     }
+    /// `blk_bf16_prepack` then `blk_gemm_bf16p` (B packed once, as the schedule's `Prepack` does): a random
+    /// bf16 matrix of odd sizes packed in both orientations, in runs of pair rows shorter than a row, then
+    /// every 64 × 48 block (the last ones partial, `k` starts even) multiplied by float and bf16 `A` rows,
+    /// against a double reference, on both paths.
+    static let prepackProgram = """
+        #include <math.h>
+        #include <stdint.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        \(CRuntime.basics)
+        \(CRuntime.math)
+        \(CRuntime.reductions)
+        \(CRuntime.dot)
+        \(CRuntime.dotBF16)
+        static uint64_t state = 1234567ull;
+        static double uniform(void) {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            return (double)(state >> 11) / 9007199254740992.0;
+        }
+        static double bf(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+        static uint16_t rnd16(void) { float x = (float)(4.0 * uniform() - 2.0); uint32_t u; memcpy(&u, &x, 4); return (uint16_t)(u >> 16); }
+        int main(void) {
+            const long R = 131, C = 77, m = 13;
+            long checked = 0, failures = 0;
+            uint16_t *T = malloc(R * C * 2), *A16 = malloc(m * 200 * 2);
+            float *A = malloc(m * 200 * 4), *Cm = malloc(m * 64 * 4), *W = blk_alloc(64 * 64 * 4);
+            for (long i = 0; i < R * C; i++) T[i] = rnd16();
+            for (long i = 0; i < m * 200; i++) { A16[i] = rnd16(); A[i] = (float)bf(A16[i]); }
+            for (int rows = 1; rows >= 0; rows--) {
+                long kdim = rows ? R : C, jdim = rows ? C : R, np = (kdim + 1) / 2;
+                uint32_t *P = malloc(np * jdim * 4);
+                for (long c0 = 0; c0 < jdim; c0 += 7) blk_bf16_prepack(T, R, C, rows, c0, jdim - c0 < 7 ? jdim - c0 : 7, P);
+                for (long k0 = 0; k0 < kdim; k0 += 64)
+                    for (long j0 = 0; j0 < jdim; j0 += 48)
+                        for (int a16 = 0; a16 < 2; a16++) {
+                            long kk = kdim - k0 < 64 ? kdim - k0 : 64, n = jdim - j0 < 48 ? jdim - j0 : 48;
+                            const void *Ap = a16 ? (const void *)(A16 + k0) : (const void *)(A + k0);
+                            blk_gemm_bf16p(m, n, kk, Ap, a16, 200, 1, P + (k0 / 2) * jdim + j0, jdim, Cm, 64, 0, W);
+                            for (long i = 0; i < m; i++)
+                                for (long j = 0; j < n; j++) {
+                                    double ref = 0, size = 0;
+                                    for (long k = 0; k < kk; k++) {
+                                        long kg = k0 + k, jg = j0 + j;
+                                        double b = bf(rows ? T[kg * C + jg] : T[jg * C + kg]);
+                                        ref += bf(A16[i * 200 + kg]) * b;
+                                        size += fabs(bf(A16[i * 200 + kg]) * b);
+                                    }
+                                    checked++;
+                                    if (!(fabs(Cm[i * 64 + j] - ref) <= 1e-5 * size + 1e-30)) failures++;
+                                }
+                        }
+                free(P);
+            }
+            printf("checked %ld\\nfailures %ld\\n", checked, failures);
+            return failures != 0;
+        }
+        """
+
+    func testPrepackedProductOnBothPaths() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("blockc-bf16pre-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Each output element of each block: 13 rows × the block's columns, float and bf16 A, both
+        // orientations (k along 131 rows and j along 77 columns, then the reverse).
+        var expected = 0
+        for (kdim, jdim) in [(131, 77), (77, 131)] {
+            let blocks = (kdim + 63) / 64
+            for j0 in stride(from: 0, to: jdim, by: 48) { expected += 2 * 13 * blocks * Swift.min(48, jdim - j0) }
+        }
+        for (name, flags) in [("native", CCompiler.baseFlags), ("fallback", CCompiler.baseFlags + ["-mno-avx512bf16"])]
+        {
+            let exe = try CCompiler.buildProgram(
+                source: Self.prepackProgram, name: "bf16pre_" + name, directory: dir, flags: flags)
+            let run = try CCompiler.run(exe, [])
+            XCTAssertEqual(run.status, 0, "\(name): \(run.stdout)\n\(run.stderr)")
+            XCTAssertTrue(run.stdout.contains("checked \(expected)\n"), "\(name): \(run.stdout)")
+            XCTAssertTrue(run.stdout.contains("failures 0\n"), "\(name): \(run.stdout)")
+        }
+    }
 }

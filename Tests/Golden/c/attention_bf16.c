@@ -24,6 +24,8 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint16_t *restrict blk_g_K, const uint16_t *restrict blk_g_V, uint16_t *restrict blk_g_O) {
+    uint32_t *P0 = (uint32_t *)blk_alloc(1048576);
+    uint32_t *P1 = (uint32_t *)blk_alloc(1048576);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -32,6 +34,16 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pc_ = 0; pc_ < 1024; pc_ += 64) {
+                blk_bf16_prepack(blk_g_K + pl_ * 65536, 1024, 64, 0, pc_, blk_imin(64, 1024 - pc_), P0 + pl_ * 32768);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pc_ = 0; pc_ < 64; pc_ += 64) {
+                blk_bf16_prepack(blk_g_V + pl_ * 65536, 1024, 64, 1, pc_, blk_imin(64, 64 - pc_), P1 + pl_ * 32768);
+            }
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 16; i++)
@@ -68,10 +80,10 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                     for (long k2 = 0; k2 < 16; k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const uint16_t *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
+                        const uint32_t *v12 = P0 + b0 * 32768 + (0 / 2) * 1024 + k2 * 64;
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
-                        blk_gemm_bf16_pf(64, 64, 64, v1, 1, 64, 1, v12, 1, 1, 64, v13, 64, 0, B4, k2 + 1 < 16 ? blk_g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm_bf16p(64, 64, 64, v1, 1, 64, 1, v12, 1024, v13, 64, 0, B4);
                         // %14 = mul %13, %2
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -153,11 +165,11 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             }
                         }
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
-                        const uint16_t *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
+                        const uint32_t *v28 = P1 + b0 * 32768 + (k2 * 64 / 2) * 64 + j * 64;
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B2;
-                        blk_gemm_bf16_pf(64, 64, 64, v23, 0, 64, 1, v28, 1, 64, 1, v30, 64, 1, B5, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_bf16p(64, 64, 64, v23, 0, 64, 1, v28, 64, v30, 64, 1, B5);
                         // yield %16, %25, %30
                         {
 #pragma omp simd
@@ -187,6 +199,8 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                 }
     }
+    free(P0);
+    free(P1);
 }
 
 /* The entry point: runs the kernels in program order. */

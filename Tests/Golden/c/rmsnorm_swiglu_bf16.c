@@ -24,6 +24,9 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
 static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const uint16_t *restrict blk_g_g, const uint16_t *restrict blk_g_W1, const uint16_t *restrict blk_g_W3, const uint16_t *restrict blk_g_W2, uint16_t *restrict blk_g_Y) {
+    uint32_t *P0 = (uint32_t *)blk_alloc(5767168);
+    uint32_t *P1 = (uint32_t *)blk_alloc(5767168);
+    uint32_t *P2 = (uint32_t *)blk_alloc(5767168);
 #pragma omp parallel
     {
         /* 573952 bytes of blocks: one allocation per thread, not the stack */
@@ -35,6 +38,21 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
         float *restrict B4 = blk_arena + 135232;
         float *restrict B5 = blk_arena + 139328;
         float *restrict B6 = blk_arena + 143424;
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pc_ = 0; pc_ < 2816; pc_ += 64) {
+                blk_bf16_prepack(blk_g_W1 + pl_ * 2883584, 1024, 2816, 1, pc_, blk_imin(64, 2816 - pc_), P0 + pl_ * 1441792);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pc_ = 0; pc_ < 2816; pc_ += 64) {
+                blk_bf16_prepack(blk_g_W3 + pl_ * 2883584, 1024, 2816, 1, pc_, blk_imin(64, 2816 - pc_), P1 + pl_ * 1441792);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pc_ = 0; pc_ < 1024; pc_ += 64) {
+                blk_bf16_prepack(blk_g_W2 + pl_ * 2883584, 2816, 1024, 1, pc_, blk_imin(64, 1024 - pc_), P2 + pl_ * 1441792);
+            }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 32; i++) {
             // %0 = fill 0.0
@@ -113,7 +131,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                         v17[r_] = blk_bf16_to_f32(t2_src[r_]);
                     }
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const uint16_t *v18 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
+                    const uint32_t *v18 = P0 + (k1 * 64 / 2) * 2816 + k * 64;
                     // %19 = broadcast %17 axis 0
                     // %20 = mul %13, %19
                     float *v20 = B4;
@@ -126,13 +144,13 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     // %21 = dot %20, %18: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_gemm_bf16_pf(64, 64, 64, v20, 0, 64, 1, v18, 1, 2816, 1, v22, 64, 1, B5, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v18, 2816, v22, 64, 1, B5);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const uint16_t *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
+                    const uint32_t *v23 = P1 + (k1 * 64 / 2) * 2816 + k * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_gemm_bf16_pf(64, 64, 64, v20, 0, 64, 1, v23, 1, 2816, 1, v25, 64, 1, B5, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v23, 2816, v25, 64, 1, B5);
                     // yield %16, %22, %25
                     {
                     }
@@ -189,11 +207,11 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const uint16_t *v34 = blk_g_W2 + k * 64 * 1024;
+                const uint32_t *v34 = P2 + (k * 64 / 2) * 1024 + 0;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_gemm_bf16_pf(64, 1024, 64, v33, 0, 64, 1, v34, 1, 1024, 1, v36, 1024, 1, B3, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                blk_gemm_bf16p(64, 1024, 64, v33, 0, 64, 1, v34, 1024, v36, 1024, 1, B3);
                 // yield %36
                 {
                 }
@@ -211,6 +229,9 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
         }
         free(blk_arena);
     }
+    free(P0);
+    free(P1);
+    free(P2);
 }
 
 /* The entry point: runs the kernels in program order. */
