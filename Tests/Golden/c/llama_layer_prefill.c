@@ -683,7 +683,7 @@ static void blk_u_llama_layer_prefill_k6(const float *restrict blk_g_Wo, const f
     }
 }
 
-/* kernel k35_mul_G: grid(i < 8, j < 88), 704 instance(s); local blocks: 8 buffer(s), 213504 bytes per thread */
+/* kernel k35_mul_G: grid(i < 8, j < 88), 704 instance(s); local blocks: 7 buffer(s), 164864 bytes per thread */
 static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_X, const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_t40, float *restrict blk_g_G) {
 #pragma omp parallel
     {
@@ -693,8 +693,7 @@ static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_X, const fl
         float B3[8192] __attribute__((aligned(64)));
         float B4[8192] __attribute__((aligned(64)));
         float B5[8192] __attribute__((aligned(64)));
-        float B6[4096] __attribute__((aligned(64)));
-        float B7[8192] __attribute__((aligned(64)));
+        float B6[128] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 8; i++)
             for (long j = 0; j < 88; j++) {
@@ -772,23 +771,9 @@ static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_X, const fl
                     const float *v14 = blk_g_g_ffn + k2 * 64;
                     // %15 = broadcast %14 axis 0
                     // %16 = load W1[k2 * 64 +: 64, j * 64 +: 64]
-                    float *v16 = B5;
-                    const float *t3_src = blk_g_W1 + k2 * 64 * 5632 + j * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v16[r_ * 64 + c_] = t3_src[r_ * 5632 + c_];
-                        }
-                    }
+                    const float *v16 = blk_g_W1 + k2 * 64 * 5632 + j * 64;
                     // %17 = load W3[k2 * 64 +: 64, j * 64 +: 64]
-                    float *v17 = B6;
-                    const float *t4_src = blk_g_W3 + k2 * 64 * 5632 + j * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v17[r_ * 64 + c_] = t4_src[r_ * 5632 + c_];
-                        }
-                    }
+                    const float *v17 = blk_g_W3 + k2 * 64 * 5632 + j * 64;
                     // %18 = mul %8, %15
                     float *v18 = B3;
                     for (long r_ = 0; r_ < 128; r_++) {
@@ -797,110 +782,98 @@ static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_X, const fl
                             v18[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v14[c_]);
                         }
                     }
-                    // %19 = dot %18, %16
-                    float *v19 = B7;
-                    blk_gemm(128, 64, 64, v18, 64, 1, v16, 64, v19, 64, 0);
-                    // %20 = mul %9, %15
-                    float *v20 = B4;
+                    // %19 = mul %9, %15
+                    float *v19 = B4;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v9[r_ * 64 + c_] * v14[c_]);
+                            v19[r_ * 64 + c_] = (v9[r_ * 64 + c_] * v14[c_]);
+                        }
+                    }
+                    // %20 = add %18, %19
+                    float *v20 = B3;
+                    for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v20[r_ * 64 + c_] = (v18[r_ * 64 + c_] + v19[r_ * 64 + c_]);
                         }
                     }
                     // %21 = dot %20, %16: accumulated in place by its add
-                    // %22 = add %19, %21
-                    float *v22 = B7;
-                    blk_gemm(128, 64, 64, v20, 64, 1, v16, 64, v22, 64, 1);
-                    // %23 = add %6, %22
-                    float *v23 = B1;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v23[r_ * 64 + c_] = (v6[r_ * 64 + c_] + v22[r_ * 64 + c_]);
-                        }
-                    }
-                    // %24 = dot %18, %17
-                    float *v24 = B5;
-                    blk_gemm(128, 64, 64, v18, 64, 1, v17, 64, v24, 64, 0);
-                    // %25 = dot %20, %17: accumulated in place by its add
-                    // %26 = add %24, %25
-                    float *v26 = B5;
-                    blk_gemm(128, 64, 64, v20, 64, 1, v17, 64, v26, 64, 1);
-                    // %27 = add %7, %26
-                    float *v27 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v27[r_ * 64 + c_] = (v7[r_ * 64 + c_] + v26[r_ * 64 + c_]);
-                        }
-                    }
-                    // yield %13, %23, %27
+                    // %22 = add %6, %21
+                    float *v22 = B1;
+                    blk_pack(64, 64, v16, 5632, 1, B4, 64);
+                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B4, 64, v22, 64, 1, k2 + 1 < 32 ? blk_g_W1 + (k2 + 1) * 64 * 5632 + j * 64 : 0, 64, 5632, 64);
+                    // %23 = dot %20, %17: accumulated in place by its add
+                    // %24 = add %7, %23
+                    float *v24 = B2;
+                    blk_pack(64, 64, v17, 5632, 1, B4, 64);
+                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B4, 64, v24, 64, 1, k2 + 1 < 32 ? blk_g_W3 + (k2 + 1) * 64 * 5632 + j * 64 : 0, 64, 5632, 64);
+                    // yield %13, %22, %24
                     {
                     }
                 }
-                // %28 = fill 0.00048828125
-                const float s28 = 0.00048828125f;
-                // %29 = mul %2, %28
+                // %25 = fill 0.00048828125
+                const float s25 = 0.00048828125f;
+                // %26 = mul %2, %25
+                float *v26 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v26[r_] = (v5[r_] * s25);
+                }
+                // %27 = fill 1e-06
+                const float s27 = 1e-06f;
+                // %28 = add %26, %27
+                float *v28 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v28[r_] = (v26[r_] + s27);
+                }
+                // %29 = rsqrt %28
                 float *v29 = B0;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v29[r_] = (v5[r_] * s28);
+                    v29[r_] = (1.0f / sqrtf(v28[r_]));
                 }
-                // %30 = fill 1e-06
-                const float s30 = 1e-06f;
-                // %31 = add %29, %30
-                float *v31 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v31[r_] = (v29[r_] + s30);
-                }
-                // %32 = rsqrt %31
-                float *v32 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v32[r_] = (1.0f / sqrtf(v31[r_]));
-                }
-                // %33 = broadcast %32 axis 1
-                // %34 = mul %4, %33
-                float *v34 = B2;
+                // %30 = broadcast %29 axis 1
+                // %31 = mul %4, %30
+                float *v31 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v34[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v32[r_]);
+                        v31[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v29[r_]);
                     }
                 }
-                // %35 = mul %3, %33
-                float *v35 = B1;
+                // %32 = mul %3, %30
+                float *v32 = B1;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v35[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v32[r_]);
+                        v32[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v29[r_]);
                     }
                 }
-                // %36 = silu %35
-                float *v36 = B1;
+                // %33 = silu %32
+                float *v33 = B1;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v36[r_ * 64 + c_] = blk_siluf(v35[r_ * 64 + c_]);
+                        v33[r_ * 64 + c_] = blk_siluf(v32[r_ * 64 + c_]);
                     }
                 }
-                // %37 = mul %36, %34
-                float *v37 = B1;
+                // %34 = mul %33, %31
+                float *v34 = B1;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v37[r_ * 64 + c_] = (v36[r_ * 64 + c_] * v34[r_ * 64 + c_]);
+                        v34[r_ * 64 + c_] = (v33[r_ * 64 + c_] * v31[r_ * 64 + c_]);
                     }
                 }
-                // store %37 -> G[i * 128 +: 128, j * 64 +: 64]
+                // store %34 -> G[i * 128 +: 128, j * 64 +: 64]
                 {
-                    float *t5_dst = blk_g_G + i * 128 * 5632 + j * 64;
+                    float *t3_dst = blk_g_G + i * 128 * 5632 + j * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t5_dst[r_ * 5632 + c_] = v37[r_ * 64 + c_];
+                            t3_dst[r_ * 5632 + c_] = v34[r_ * 64 + c_];
                         }
                     }
                 }

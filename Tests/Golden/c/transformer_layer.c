@@ -636,12 +636,12 @@ static void blk_u_transformer_layer_k5(const float *restrict blk_g_Wo, const flo
     }
 }
 
-/* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 9 buffer(s), 967168 bytes per thread */
+/* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 8 buffer(s), 918528 bytes per thread */
 static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_t40, float *restrict blk_g_t55) {
 #pragma omp parallel
     {
-        /* 967168 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)967168);
+        /* 918528 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)918528);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 131072;
         float *restrict B2 = blk_arena + 131200;
@@ -650,7 +650,6 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const floa
         float *restrict B5 = blk_arena + 213120;
         float *restrict B6 = blk_arena + 221312;
         float *restrict B7 = blk_arena + 229504;
-        float *restrict B8 = blk_arena + 233600;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 8; i++) {
             // %0 = fill 0.0
@@ -742,23 +741,9 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const floa
                     const float *v19 = blk_g_g_ffn + k1 * 64;
                     // %20 = broadcast %19 axis 0
                     // %21 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    float *v21 = B6;
-                    const float *t3_src = blk_g_W1 + k1 * 64 * 2816 + k * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v21[r_ * 64 + c_] = t3_src[r_ * 2816 + c_];
-                        }
-                    }
+                    const float *v21 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
                     // %22 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    float *v22 = B7;
-                    const float *t4_src = blk_g_W3 + k1 * 64 * 2816 + k * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v22[r_ * 64 + c_] = t4_src[r_ * 2816 + c_];
-                        }
-                    }
+                    const float *v22 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     // %23 = mul %13, %20
                     float *v23 = B4;
                     for (long r_ = 0; r_ < 128; r_++) {
@@ -767,117 +752,105 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const floa
                             v23[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v19[c_]);
                         }
                     }
-                    // %24 = dot %23, %21
-                    float *v24 = B8;
-                    blk_gemm(128, 64, 64, v23, 64, 1, v21, 64, v24, 64, 0);
-                    // %25 = mul %14, %20
-                    float *v25 = B5;
+                    // %24 = mul %14, %20
+                    float *v24 = B5;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v25[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v19[c_]);
+                            v24[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v19[c_]);
+                        }
+                    }
+                    // %25 = add %23, %24
+                    float *v25 = B4;
+                    for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v25[r_ * 64 + c_] = (v23[r_ * 64 + c_] + v24[r_ * 64 + c_]);
                         }
                     }
                     // %26 = dot %25, %21: accumulated in place by its add
-                    // %27 = add %24, %26
-                    float *v27 = B8;
-                    blk_gemm(128, 64, 64, v25, 64, 1, v21, 64, v27, 64, 1);
-                    // %28 = add %11, %27
-                    float *v28 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] + v27[r_ * 64 + c_]);
-                        }
-                    }
-                    // %29 = dot %23, %22
-                    float *v29 = B6;
-                    blk_gemm(128, 64, 64, v23, 64, 1, v22, 64, v29, 64, 0);
-                    // %30 = dot %25, %22: accumulated in place by its add
-                    // %31 = add %29, %30
-                    float *v31 = B6;
-                    blk_gemm(128, 64, 64, v25, 64, 1, v22, 64, v31, 64, 1);
-                    // %32 = add %12, %31
-                    float *v32 = B3;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] + v31[r_ * 64 + c_]);
-                        }
-                    }
-                    // yield %18, %28, %32
+                    // %27 = add %11, %26
+                    float *v27 = B2;
+                    blk_pack(64, 64, v21, 2816, 1, B5, 64);
+                    blk_gemm_pf(128, 64, 64, v25, 64, 1, B5, 64, v27, 64, 1, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    // %28 = dot %25, %22: accumulated in place by its add
+                    // %29 = add %12, %28
+                    float *v29 = B3;
+                    blk_pack(64, 64, v22, 2816, 1, B5, 64);
+                    blk_gemm_pf(128, 64, 64, v25, 64, 1, B5, 64, v29, 64, 1, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    // yield %18, %27, %29
                     {
                     }
                 }
-                // %33 = mul %7, %3
-                float *v33 = B1;
+                // %30 = mul %7, %3
+                float *v30 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v33[r_] = (v10[r_] * s3);
+                    v30[r_] = (v10[r_] * s3);
                 }
-                // %34 = add %33, %4
-                float *v34 = B1;
+                // %31 = add %30, %4
+                float *v31 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v34[r_] = (v33[r_] + s4);
+                    v31[r_] = (v30[r_] + s4);
                 }
-                // %35 = rsqrt %34
-                float *v35 = B1;
+                // %32 = rsqrt %31
+                float *v32 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v35[r_] = (1.0f / sqrtf(v34[r_]));
+                    v32[r_] = (1.0f / sqrtf(v31[r_]));
                 }
-                // %36 = broadcast %35 axis 1
-                // %37 = mul %9, %36
-                float *v37 = B3;
-                for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v37[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v35[r_]);
-                    }
-                }
-                // %38 = mul %8, %36
-                float *v38 = B2;
+                // %33 = broadcast %32 axis 1
+                // %34 = mul %9, %33
+                float *v34 = B3;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v38[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v35[r_]);
+                        v34[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v32[r_]);
                     }
                 }
-                // %39 = silu %38
-                float *v39 = B2;
+                // %35 = mul %8, %33
+                float *v35 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v39[r_ * 64 + c_] = blk_siluf(v38[r_ * 64 + c_]);
+                        v35[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v32[r_]);
                     }
                 }
-                // %40 = mul %39, %37
-                float *v40 = B2;
+                // %36 = silu %35
+                float *v36 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v40[r_ * 64 + c_] = (v39[r_ * 64 + c_] * v37[r_ * 64 + c_]);
+                        v36[r_ * 64 + c_] = blk_siluf(v35[r_ * 64 + c_]);
                     }
                 }
-                // %41 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v41 = blk_g_W2 + k * 64 * 1024;
-                // %42 = dot %40, %41: accumulated in place by its add
-                // %43 = add %6, %42
-                float *v43 = B0;
-                blk_pack(64, 1024, v41, 1024, 1, B3, 1024);
-                blk_gemm_pf(128, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
-                // yield %43
+                // %37 = mul %36, %34
+                float *v37 = B2;
+                for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v37[r_ * 64 + c_] = (v36[r_ * 64 + c_] * v34[r_ * 64 + c_]);
+                    }
+                }
+                // %38 = load W2[k * 64 +: 64, 0 +: 1024]
+                const float *v38 = blk_g_W2 + k * 64 * 1024;
+                // %39 = dot %37, %38: accumulated in place by its add
+                // %40 = add %6, %39
+                float *v40 = B0;
+                blk_pack(64, 1024, v38, 1024, 1, B3, 1024);
+                blk_gemm_pf(128, 1024, 64, v37, 64, 1, B3, 1024, v40, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                // yield %40
                 {
                 }
             }
             // store %5 -> t55[i * 128 +: 128, 0 +: 1024]
             {
-                float *t5_dst = blk_g_t55 + i * 128 * 1024;
+                float *t3_dst = blk_g_t55 + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t5_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+                        t3_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }
