@@ -24,9 +24,11 @@ extension Kernel {
             }
         }
 
+        // A pass that fails may still widen values a later pass needs; the last pass must not fail.
+        var failed = false
         for _ in 0..<8 {
             var changed = false
-            var failed = false
+            failed = false
             func set(_ v: ValueID, _ s: [Int]) {
                 if shapes[v] != s {
                     shapes[v] = s
@@ -82,11 +84,16 @@ extension Kernel {
                         } else if sa == sb {
                             set(r.id, sa)
                         } else {
-                            let target = zip(sa, sb).map { max($0, $1) }
-                            guard sa.count == sb.count, widen(a, to: target), widen(b, to: target) else {
+                            guard sa.count == sb.count else {
                                 failed = true
                                 continue
                             }
+                            // An operand that cannot widen (yet) fails this pass, but the result
+                            // takes the wider shape: a loop-carried operand rescaled before the
+                            // add that widens it (`acc · α + dot`) widens in the next pass.
+                            let target = zip(sa, sb).map { max($0, $1) }
+                            let widened = (widen(a, to: target), widen(b, to: target))
+                            if !widened.0 || !widened.1 { failed = true }
                             changed = true
                             set(r.id, target)
                         }
@@ -110,9 +117,10 @@ extension Kernel {
                 }
             }
             visit(body)
-            if failed { return nil }
+            if failed && !changed { return nil }
             if !changed { break }
         }
+        if failed { return nil }
         func apply(_ body: [Instruction]) -> [Instruction] {
             body.map { inst in
                 var out = inst

@@ -160,21 +160,39 @@ public final class FusionPlan: @unchecked Sendable {
     /// may also be recomputed in `consumer`: only when the copy makes the consumer read at most
     /// one more intermediate (program inputs do not count), so duplicated work stays local and
     /// never chains from kernel to kernel (a residual stream recomputed from all earlier
-    /// layers, say).
+    /// layers, say); and only when the copy is cheap for what it saves or merges: the producer
+    /// does at most `duplicateIntensity` FLOPs per byte of `bytes` (the tensor the consumer no
+    /// longer reads), or the copy reads only tensors the consumer reads already
+    /// (`readsNothingNew`: it recomputes from the data the consumer streams, where R3 and R10
+    /// merge it with the consumer's own work, as attention's row maximum in the sum and output
+    /// loops, which compute the same scores). Attention's scores (2·d FLOPs per 4-byte score)
+    /// are copied into the max, sum and output loops, where the copies merge; a projection with
+    /// a long contraction (`X + A·Wo`: 2·2048 FLOPs per element) is stored once and read by each
+    /// of its readers, not recomputed by each (its copies would never merge: the readers end in
+    /// different kernels).
     func allowsDuplicate(
-        producer: Kernel, consumer: Kernel, newInputs: Int, tensor: String, _ program: Program
+        producer: Kernel, consumer: Kernel, newInputs: Int, bytes: Int, readsNothingNew: Bool, tensor: String,
+        _ program: Program
     ) -> Bool {
-        let allowed = newInputs <= 1
+        let p = facts(of: producer, in: program)
+        let intensity = Double(p.estimatedFlops) / Double(max(1, bytes))
+        let allowed = newInputs <= 1 && (readsNothingNew || intensity <= duplicateIntensity)
         if !allowed {
             let question = KernelFacts.Question(
-                producer: facts(of: producer, in: program), tensor: tensor, amount: Double(newInputs), budget: 0,
-                duplicate: true)
+                producer: p, tensor: tensor, amount: Double(newInputs), budget: 0, duplicate: true)
             facts(of: consumer, in: program).noteOnce(question, self) {
-                "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
+                newInputs > 1
+                    ? "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and recomputing \(producer.name) there would read \(newInputs) more intermediates"
+                    : "keep \(tensor) in global memory for \(consumer.name): it stays materialized for other readers, and \(producer.name) does \(Int(intensity)) FLOPs per byte of \(tensor) (over \(Int(duplicateIntensity))) from tensors \(consumer.name) does not read"
             }
         }
         return allowed
     }
+
+    /// The most FLOPs per byte of its tensor a materialized producer may do and still be copied
+    /// into a consumer whose reads the copy does not share (`allowsDuplicate`): a matrix product
+    /// with a contraction up to 512 long, twice the head size of the largest attention heads.
+    public var duplicateIntensity: Double = 256
 
     /// Whether a producer whose loop runs over chunks chosen by grid axis `axis` may be inlined
     /// where that axis becomes a loop of `consumer`: not when the consumer has fewer instances

@@ -206,6 +206,84 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertTrue(masked.first?.upper.variables.contains(IndexVar("i")) ?? false, BlockPrinter.print(fused))
     }
 
+    /// Whether the fused program computes the unfused program's outputs (interpreter, seed 5)
+    /// within `tolerance · max(1, max|reference|)`.
+    static func assertSameOutputs(
+        _ naive: Program, _ fused: Program, _ label: String, tolerance: Float = 1e-4
+    ) throws {
+        let inputs = DifferentialTests.inputs(naive, seed: 5)
+        let reference = try BlockInterpreter.run(naive, inputs: inputs)
+        let (err, scale) = DifferentialTests.maxError(reference, try BlockInterpreter.run(fused, inputs: inputs))
+        XCTAssertLessThanOrEqual(err, tolerance * scale, label)
+    }
+
+    /// The kernels of a program that contain an instruction matching `test`.
+    static func kernels(_ program: Program, containing test: (Op) -> Bool) -> [Kernel] {
+        program.kernels.filter { kernel in
+            var found = false
+            kernel.walk { if test($0.op) { found = true } }
+            return found
+        }
+    }
+
+    /// The Llama prefill layer with heads two blocks wide (dh = 128) at odd prompt lengths: one
+    /// kernel computes the scores, the causal mask, the softmax and P·V, and no S×S tensor reaches
+    /// global memory. (The scores kernel used to be re-blocked over the keys for its load of the Q
+    /// projection through a reshape view, which R1 cannot inline, leaving scores 1024 keys wide that
+    /// the softmax could not take at its 64-key loads.)
+    func testPrefillLayerAttentionFusesIntoOneKernel() throws {
+        for s in [200, 77] {
+            let dims = ["S": s, "D": 512, "H": 4, "Hkv": 2, "F": 96]
+            let (naive, fused) = try Self.fused("llama_layer_prefill", dims: dims)
+            let masked = Self.kernels(fused) { if case .mask = $0 { true } else { false } }
+            XCTAssertEqual(masked.count, 1, "S=\(s): " + BlockPrinter.print(fused))
+            let attention = masked.first.map {
+                Self.kernels(Program(name: "attention", tensors: fused.tensors, kernels: [$0])) { op in
+                    if case .unary(.exp, _) = op { true } else { false }
+                }
+            }
+            XCTAssertEqual(attention?.count, 1, "S=\(s): the masked kernel also runs the softmax")
+            XCTAssertFalse(
+                fused.tensors.contains { $0.role == .temp && $0.shape.filter { $0 == s }.count >= 2 },
+                "S=\(s): no S×S tensor in global memory: " + BlockPrinter.print(fused))
+            try Self.assertSameOutputs(naive, fused, "S=\(s)")
+        }
+    }
+
+    /// The prefill layer's FFN does the useful work (at S = 256 and the example's D and F; fused,
+    /// not run): the gated product's dots do 2·2·S·D·F FLOPs (R4b gives a group of terms one
+    /// product, where it gave each term its own and so doubled the FFN), and `X1 = X + A·Wo`
+    /// (2·D FLOPs per element) is stored once for its readers instead of being recomputed by
+    /// each of them: one kernel reads Wo. The attention is one kernel there too.
+    func testPrefillLayerFFNDoesTheUsefulWork() throws {
+        let (naive, fused) = try Self.fused("llama_layer_prefill", dims: ["S": 256])
+        let wo = try XCTUnwrap(fused.tensorID(named: "Wo"))
+        let w1 = try XCTUnwrap(fused.tensorID(named: "W1"))
+        XCTAssertEqual(fused.kernels.filter { $0.body.loadedTensors.contains(wo) }.count, 1, BlockPrinter.print(fused))
+        let ffn = fused.kernels.filter { $0.body.loadedTensors.contains(w1) }
+        XCTAssertEqual(ffn.count, 1, BlockPrinter.print(fused))
+        let useful = 2 * 2 * 256 * 2048 * 5632
+        let ffnFlops = Self.dotFlops(Program(name: "ffn", tensors: fused.tensors, kernels: ffn))
+        XCTAssertLessThanOrEqual(Double(ffnFlops), 1.1 * Double(useful), BlockPrinter.print(fused))
+        // The normalisation's γ·W row products (R4b) add a little to the projections.
+        XCTAssertLessThanOrEqual(Double(Self.dotFlops(fused)), 1.05 * Double(Self.dotFlops(naive)))
+        XCTAssertEqual(Self.kernels(fused) { if case .mask = $0 { true } else { false } }.count, 1)
+        XCTAssertFalse(fused.tensors.contains { $0.role == .temp && $0.shape.filter { $0 == 256 }.count >= 2 })
+    }
+
+    /// The decode layer with X1 = X + A·Wo stored: the FFN kernel runs the second RMSNorm's
+    /// statistics loop before its loop over the hidden blocks, and R15 still splits that loop
+    /// over the cores (each chunk runs the short statistics loop again).
+    func testDecodeLayerSplitsTheFFNAfterItsStatistics() throws {
+        let dims = ["D": 1024, "H": 8, "Hkv": 2, "N": 130, "F": 512]
+        let (naive, fused) = try Self.fused("llama_layer_decode", dims: dims)
+        let w1 = try XCTUnwrap(fused.tensorID(named: "W1"))
+        let ffn = fused.kernels.filter { $0.body.loadedTensors.contains(w1) }
+        XCTAssertEqual(ffn.count, 1, BlockPrinter.print(fused))
+        XCTAssertGreaterThan(ffn.first?.instanceCount ?? 0, 1, BlockPrinter.print(fused))
+        try Self.assertSameOutputs(naive, fused, "llama_layer_decode")
+    }
+
     /// 2·m·n·k per executed dot (constant loop bounds).
     static func dotFlops(_ program: Program) -> Int {
         func flops(_ body: [Instruction], _ types: [ValueID: BlockType]) -> Int {

@@ -109,71 +109,64 @@ extension FusionRule {
                 var zeroVector: Value?
                 var prologue: [Instruction] = []
                 for group in groups {
-                    // The group's contribution this iteration.
-                    var sum: ValueID?
+                    // The group's operand this iteration: its terms' column products (row
+                    // vectors for a row-constant group), scaled and summed before one product
+                    // with `w` (bilinearity: Σₜ cₜ·(gₜ·w) = (Σₜ cₜ·gₜ)·w), so a group costs one
+                    // dot however many terms it has.
+                    var operandSum: ValueID?
                     for t in group.terms {
                         var product: ValueID?
-                        if group.rowConstant {
-                            for col in t.columns {
-                                guard case .rowsOf(let v) = col else { continue }
-                                if let p = product {
-                                    let m = fresh(types[v] ?? BlockType([eType.shape[1]], eType.tier))
-                                    inner.append(Instruction([m], .binary(.mul, p, v)))
-                                    product = m.id
-                                } else {
-                                    product = v
-                                }
+                        for col in t.columns {
+                            let operand: ValueID
+                            switch col {
+                            case .rowsOf(let v) where group.rowConstant: operand = v
+                            case .rowsOf(let v):
+                                let b = fresh(eType)
+                                inner.append(Instruction([b], .broadcast(v, axis: 0)))
+                                operand = b.id
+                            case .value(let v): operand = v
                             }
-                            guard let p = product else { return nil }
-                            let row = fresh(BlockType([1, types[p]?.shape.first ?? eType.shape[1]], eType.tier))
-                            inner.append(Instruction([row], .broadcast(p, axis: 0)))
-                            let d = fresh(rowType)
-                            inner.append(
-                                Instruction(
-                                    [d], .dot(row.id, w, transposeA: false, transposeB: tb, precision: precision)))
-                            let v = fresh(vecType)
-                            inner.append(Instruction([v], .reduce(.sum, d.id, axis: 0)))
-                            product = v.id
-                        } else {
-                            for col in t.columns {
-                                let operand: ValueID
-                                switch col {
-                                case .value(let v): operand = v
-                                case .rowsOf(let v):
-                                    let b = fresh(eType)
-                                    inner.append(Instruction([b], .broadcast(v, axis: 0)))
-                                    operand = b.id
-                                }
-                                if let p = product {
-                                    let m = fresh(eType)
-                                    inner.append(Instruction([m], .binary(.mul, p, operand)))
-                                    product = m.id
-                                } else {
-                                    product = operand
-                                }
+                            if let p = product {
+                                let m = fresh(types[operand] ?? eType)
+                                inner.append(Instruction([m], .binary(.mul, p, operand)))
+                                product = m.id
+                            } else {
+                                product = operand
                             }
-                            guard let p = product else { return nil }
-                            let d = fresh(accType)
-                            inner.append(
-                                Instruction([d], .dot(p, w, transposeA: false, transposeB: tb, precision: precision)))
-                            product = d.id
                         }
-                        guard var contribution = product else { return nil }
-                        let type = group.rowConstant ? vecType : accType
+                        guard var scaled = product else { return nil }
+                        let operandType = types[scaled] ?? eType
                         if t.coefficient != 1 {
                             let k = fresh(BlockType([], .reg))
-                            let scaled = fresh(type)
+                            let m = fresh(operandType)
                             inner.append(Instruction([k], .fill(t.coefficient)))
-                            inner.append(Instruction([scaled], .binary(.mul, contribution, k.id)))
-                            contribution = scaled.id
+                            inner.append(Instruction([m], .binary(.mul, scaled, k.id)))
+                            scaled = m.id
                         }
-                        if let s = sum {
-                            let a = fresh(type)
-                            inner.append(Instruction([a], .binary(.add, s, contribution)))
-                            sum = a.id
+                        if let s = operandSum {
+                            let a = fresh(operandType)
+                            inner.append(Instruction([a], .binary(.add, s, scaled)))
+                            operandSum = a.id
                         } else {
-                            sum = contribution
+                            operandSum = scaled
                         }
+                    }
+                    guard let operand = operandSum else { return nil }
+                    let sum: ValueID?
+                    if group.rowConstant {
+                        let row = fresh(BlockType([1, types[operand]?.shape.first ?? eType.shape[1]], eType.tier))
+                        inner.append(Instruction([row], .broadcast(operand, axis: 0)))
+                        let d = fresh(rowType)
+                        inner.append(
+                            Instruction([d], .dot(row.id, w, transposeA: false, transposeB: tb, precision: precision)))
+                        let v = fresh(vecType)
+                        inner.append(Instruction([v], .reduce(.sum, d.id, axis: 0)))
+                        sum = v.id
+                    } else {
+                        let d = fresh(accType)
+                        inner.append(
+                            Instruction([d], .dot(operand, w, transposeA: false, transposeB: tb, precision: precision)))
+                        sum = d.id
                     }
                     guard let s = sum else { return nil }
                     let acc = fresh(group.rowConstant ? vecType : accType)

@@ -159,7 +159,10 @@ private struct InlineSearch {
             let added = sliceReads.subtracting(consumerLoads).filter { program[$0].role != .input }.count
             guard
                 plan.allowsDuplicate(
-                    producer: producer, consumer: consumer, newInputs: added, tensor: program[tensor].name, program)
+                    producer: producer, consumer: consumer, newInputs: added,
+                    bytes: program[tensor].shape.reduce(1, *) * program[tensor].elementType.byteSize,
+                    readsNothingNew: sliceReads.isSubset(of: consumerLoads),
+                    tensor: program[tensor].name, program)
             else { return nil }
         }
         let readsPerBlock = reads / Double(max(1, producer.instanceCount))

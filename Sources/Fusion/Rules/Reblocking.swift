@@ -49,8 +49,9 @@ extension FusionRule {
         return nil
     }
 
-    /// A load inside a loop of a temporary written by an earlier kernel, whose access does not
-    /// involve `axis`; with how many times each of its blocks is read.
+    /// A load inside a loop of a temporary written by an earlier kernel that R1 could inline there
+    /// (the kernel stores that tensor at its top level, with an access the load's solves), whose
+    /// access does not involve `axis`; with how many times each of its blocks is read.
     private static func repeatedLoad(_ program: Program, _ c: Int, axis: IndexVar, _ plan: FusionPlan) -> (
         (id: TensorID, producer: Int), Double
     )? {
@@ -71,7 +72,17 @@ extension FusionRule {
                             plan.access(k, program).stores.contains(storage)
                         })
                     else { continue }
-                    found = ((t, p), trips / Double(max(1, program.kernels[p].instanceCount)))
+                    // Only a load R1 could inline (the producer stores this very tensor at its
+                    // top level, its grid solving from the load): re-blocking for a load of a
+                    // view of the producer's output (a reshape) saves nothing.
+                    let producer = program.kernels[p]
+                    guard let block = plan.facts(of: producer, in: program).producedBlock(of: t, program),
+                        block.access.count == access.count,
+                        GridUnification.unify(
+                            zip(block.access, access).lazy.map { (store: $0, load: $1) },
+                            gridVariables: Set(producer.gridVariables)) != nil
+                    else { continue }
+                    found = ((t, p), trips / Double(max(1, producer.instanceCount)))
                 default: continue
                 }
             }

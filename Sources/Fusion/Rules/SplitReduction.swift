@@ -4,10 +4,11 @@ extension FusionRule {
     /// R15 — split-reduction: a reduction loop split into chunks over a new grid axis when the
     /// kernel's grid cannot fill the cores.
     ///
-    /// Precondition: the kernel has fewer instances than the plan's core count; its first
-    /// top-level loop `for k in lo ..< hi` has constant bounds and stores nothing, and only
-    /// store-free, loop-free instructions precede it; every value the loop carries is an
-    /// associative state:
+    /// Precondition: the kernel has fewer instances than the plan's core count; a top-level loop
+    /// `for k in lo ..< hi` (the first that qualifies) has constant bounds and stores nothing,
+    /// and only store-free instructions precede it, whose loops load at most a chunk's share of
+    /// what the split loop loads (every chunk runs them again); every value the loop carries is
+    /// an associative state:
     ///
     /// - a *sum*: starts at `0`, updated `c' = c + x`;
     /// - an *extremum*: starts at `-inf` (`+inf`), updated `c' = max(c, x)` (`min`);
@@ -95,18 +96,30 @@ enum SplitReduction {
 
     private static func split(_ program: Program, _ index: Int, _ plan: FusionPlan) -> RuleApplication? {
         let kernel = program.kernels[index]
+        guard kernel.instanceCount < plan.cores else { return nil }
+        let types = kernel.valueTypes()
+        for at in kernel.body.indices {
+            guard case .loop = kernel.body[at].op else { continue }
+            if let application = split(program, index, at: at, types: types, plan) { return application }
+        }
+        return nil
+    }
+
+    /// The kernel split at its top-level loop `at`, when that loop qualifies. Loops before it
+    /// (a normalisation's statistics before the matrix product that uses them) run again in
+    /// every chunk, so they must load at most a chunk's share of what the split loop loads.
+    private static func split(
+        _ program: Program, _ index: Int, at: Int, types: [ValueID: BlockType], _ plan: FusionPlan
+    ) -> RuleApplication? {
+        let kernel = program.kernels[index]
         let instances = kernel.instanceCount
         let cores = plan.cores
-        guard instances < cores,
-            let at = kernel.body.firstIndex(where: { if case .loop = $0.op { true } else { false } }),
-            case .loop(let loop) = kernel.body[at].op, loop.body.isStoreFree
-        else { return nil }
+        guard case .loop(let loop) = kernel.body[at].op, loop.body.isStoreFree else { return nil }
         let prologue = Array(kernel.body[..<at])
         let epilogue = Array(kernel.body[(at + 1)...])
         guard prologue.isStoreFree, case .constant(let lo) = loop.lower.simplified(),
             case .constant(let hi) = loop.upper.simplified(), hi > lo
         else { return nil }
-        let types = kernel.valueTypes()
         guard combinesNoElements(epilogue, types), let states = classify(loop, prologue: prologue, types: types)
         else { return nil }
         // Each chunk writes its state and the merge reads it back: worth it only when a trip
@@ -126,6 +139,9 @@ enum SplitReduction {
         }
         let length = (trips + min(wanted, most) - 1) / min(wanted, most)
         let chunks = (trips + length - 1) / length
+        // Every chunk runs the prologue again: its loops may load at most a chunk's share.
+        let loopElements = (hi - lo) * loadedElements(loop.body)
+        guard loadedElements(prologue) * chunks <= loopElements else { return nil }
         // Names: the partial kernel, the grid axis, the state tensors.
         let kernelNames = Set(program.kernels.map(\.name))
         var partialName = kernel.name + "_split"

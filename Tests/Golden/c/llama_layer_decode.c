@@ -113,210 +113,306 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
     }
 }
 
-/* kernel k8_matmul_Knew: grid(j < 8), 8 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
-static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_Knew) {
+/* kernel k8_matmul_Knew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
+static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_k8_matmul_Knew_split_state0) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (long j = 0; j < 8; j++)
+            for (long s = 0; s < 2; s++) {
+                // %0 = fill 0.0
+                const float s0 = 0.0f;
+                // %1 = fill 0.0
+                const float s1 = 0.0f;
+                // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
+                float s3 = s1;
+                for (long k1 = 0; k1 < 32; k1++) {
+                    // %4 = load X[0, k1 * 64 +: 64]
+                    const float *v4 = blk_g_X + k1 * 64;
+                    // %5 = square %4
+                    float *v5 = B0;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v5[r_] = (v4[r_] * v4[r_]);
+                    }
+                    // %6 = reduce_sum %5 axis 0
+                    const float s6 = blk_sum_contig(v5, 64);
+                    // %7 = add %3, %6
+                    const float s7 = (s3 + s6);
+                    // yield %7
+                    {
+                        const float t1_next = s7;
+                        s3 = t1_next;
+                    }
+                }
+                // %8 = fill 0.00048828125
+                const float s8 = 0.00048828125f;
+                // %9 = mul %2, %8
+                const float s9 = (s3 * s8);
+                // %10 = fill 1e-06
+                const float s10 = 1e-06f;
+                // %11 = add %9, %10
+                const float s11 = (s9 + s10);
+                // %12 = rsqrt %11
+                const float s12 = (1.0f / sqrtf(s11));
+                // %13 = for k in s * 16 ..< min(32, s * 16 + 16) iter(%14 = %0)
+                float *v14 = B0;
+                for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v14[r_ * 64 + c_] = s0;
+                    }
+                }
+                for (long k = s * 16; k < blk_imin(32, (s * 16 + 16)); k++) {
+                    // %15 = load X[0, k * 64 +: 64]
+                    const float *v15 = blk_g_X + k * 64;
+                    // %16 = mul %15, %12
+                    float *v16 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v16[r_] = (v15[r_] * s12);
+                    }
+                    // %17 = load g_attn[k * 64 +: 64]
+                    const float *v17 = blk_g_g_attn + k * 64;
+                    // %18 = mul %16, %17
+                    float *v18 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v18[r_] = (v16[r_] * v17[r_]);
+                    }
+                    // %19 = broadcast %18 axis 0
+                    // %20 = load Wk[k * 64 +: 64, j * 64 +: 64]
+                    const float *v20 = blk_g_Wk + k * 64 * 512 + j * 64;
+                    // %21 = dot %19, %20: accumulated in place by its add
+                    // %22 = add %14, %21
+                    float *v22 = B0;
+                    blk_pack(64, 64, v20, 512, 1, B2, 64);
+                    blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < blk_imin(32, (s * 16 + 16)) ? blk_g_Wk + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    // yield %22
+                    {
+                    }
+                }
+                // store %13 -> k8_matmul_Knew_split_state0[j, s, 0 +: 1, 0 +: 64]
+                {
+                    float *t2_dst = blk_g_k8_matmul_Knew_split_state0 + j * 128 + s * 64;
+                    for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            t2_dst[r_ * 64 + c_] = v14[r_ * 64 + c_];
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/* kernel k8_matmul_Knew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
+static void blk_u_llama_layer_decode_k2(float *restrict blk_g_Knew, const float *restrict blk_g_k8_matmul_Knew_split_state0) {
+#pragma omp parallel
+    {
+        float B0[64] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(static)
         for (long j = 0; j < 8; j++) {
             // %0 = fill 0.0
             const float s0 = 0.0f;
-            // %1 = fill 0.0
-            const float s1 = 0.0f;
-            // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
-            float s3 = s1;
-            for (long k1 = 0; k1 < 32; k1++) {
-                // %4 = load X[0, k1 * 64 +: 64]
-                const float *v4 = blk_g_X + k1 * 64;
-                // %5 = square %4
-                float *v5 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v5[r_] = (v4[r_] * v4[r_]);
-                }
-                // %6 = reduce_sum %5 axis 0
-                const float s6 = blk_sum_contig(v5, 64);
-                // %7 = add %3, %6
-                const float s7 = (s3 + s6);
-                // yield %7
-                {
-                    const float t1_next = s7;
-                    s3 = t1_next;
-                }
-            }
-            // %8 = fill 0.00048828125
-            const float s8 = 0.00048828125f;
-            // %9 = mul %2, %8
-            const float s9 = (s3 * s8);
-            // %10 = fill 1e-06
-            const float s10 = 1e-06f;
-            // %11 = add %9, %10
-            const float s11 = (s9 + s10);
-            // %12 = rsqrt %11
-            const float s12 = (1.0f / sqrtf(s11));
-            // %13 = for k in 0 ..< 32 iter(%14 = %0)
-            float *v14 = B0;
+            // %1 = for s in 0 ..< 2 iter(%2 = %0)
+            float *v2 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 64; c_++) {
-                    v14[r_ * 64 + c_] = s0;
+                    v2[r_ * 64 + c_] = s0;
                 }
             }
-            for (long k = 0; k < 32; k++) {
-                // %15 = load X[0, k * 64 +: 64]
-                const float *v15 = blk_g_X + k * 64;
-                // %16 = mul %15, %12
-                float *v16 = B1;
+            for (long s = 0; s < 2; s++) {
+                // %3 = load k8_matmul_Knew_split_state0[j, s, 0 +: 1, 0 +: 64]
+                const float *v3 = blk_g_k8_matmul_Knew_split_state0 + j * 128 + s * 64;
+                // %4 = add %2, %3
+                float *v4 = B0;
+                for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v16[r_] = (v15[r_] * s12);
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v4[r_ * 64 + c_] = (v2[r_ * 64 + c_] + v3[r_ * 64 + c_]);
+                    }
                 }
-                // %17 = load g_attn[k * 64 +: 64]
-                const float *v17 = blk_g_g_attn + k * 64;
-                // %18 = mul %16, %17
-                float *v18 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v18[r_] = (v16[r_] * v17[r_]);
-                }
-                // %19 = broadcast %18 axis 0
-                // %20 = load Wk[k * 64 +: 64, j * 64 +: 64]
-                const float *v20 = blk_g_Wk + k * 64 * 512 + j * 64;
-                // %21 = dot %19, %20: accumulated in place by its add
-                // %22 = add %14, %21
-                float *v22 = B0;
-                blk_pack(64, 64, v20, 512, 1, B2, 64);
-                blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < 32 ? blk_g_Wk + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
-                // yield %22
+                // yield %4
                 {
                 }
             }
-            // %23 = reduce_sum %13 axis 0
-            float *v23 = B1;
+            // %5 = reduce_sum %1 axis 0
+            float *v5 = B1;
 #pragma omp simd
             for (long r_ = 0; r_ < 64; r_++) {
-                v23[r_] = 0.0f;
+                v5[r_] = 0.0f;
             }
             for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 64; c_++) {
-                    v23[c_] = (v23[c_] + v14[r_ * 64 + c_]);
+                    v5[c_] = (v5[c_] + v2[r_ * 64 + c_]);
                 }
             }
-            // store %23 -> Knew[0, j * 64 +: 64]
+            // store %5 -> Knew[0, j * 64 +: 64]
             {
-                float *t2_dst = blk_g_Knew + j * 64;
+                float *t1_dst = blk_g_Knew + j * 64;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    t2_dst[r_] = v23[r_];
+                    t1_dst[r_] = v5[r_];
                 }
             }
         }
     }
 }
 
-/* kernel k9_matmul_Vnew: grid(j < 8), 8 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
-static void blk_u_llama_layer_decode_k2(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_Vnew) {
+/* kernel k9_matmul_Vnew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
+static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_k9_matmul_Vnew_split_state0) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (long j = 0; j < 8; j++)
+            for (long s = 0; s < 2; s++) {
+                // %0 = fill 0.0
+                const float s0 = 0.0f;
+                // %1 = fill 0.0
+                const float s1 = 0.0f;
+                // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
+                float s3 = s1;
+                for (long k1 = 0; k1 < 32; k1++) {
+                    // %4 = load X[0, k1 * 64 +: 64]
+                    const float *v4 = blk_g_X + k1 * 64;
+                    // %5 = square %4
+                    float *v5 = B0;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v5[r_] = (v4[r_] * v4[r_]);
+                    }
+                    // %6 = reduce_sum %5 axis 0
+                    const float s6 = blk_sum_contig(v5, 64);
+                    // %7 = add %3, %6
+                    const float s7 = (s3 + s6);
+                    // yield %7
+                    {
+                        const float t1_next = s7;
+                        s3 = t1_next;
+                    }
+                }
+                // %8 = fill 0.00048828125
+                const float s8 = 0.00048828125f;
+                // %9 = mul %2, %8
+                const float s9 = (s3 * s8);
+                // %10 = fill 1e-06
+                const float s10 = 1e-06f;
+                // %11 = add %9, %10
+                const float s11 = (s9 + s10);
+                // %12 = rsqrt %11
+                const float s12 = (1.0f / sqrtf(s11));
+                // %13 = for k in s * 16 ..< min(32, s * 16 + 16) iter(%14 = %0)
+                float *v14 = B0;
+                for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v14[r_ * 64 + c_] = s0;
+                    }
+                }
+                for (long k = s * 16; k < blk_imin(32, (s * 16 + 16)); k++) {
+                    // %15 = load X[0, k * 64 +: 64]
+                    const float *v15 = blk_g_X + k * 64;
+                    // %16 = mul %15, %12
+                    float *v16 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v16[r_] = (v15[r_] * s12);
+                    }
+                    // %17 = load g_attn[k * 64 +: 64]
+                    const float *v17 = blk_g_g_attn + k * 64;
+                    // %18 = mul %16, %17
+                    float *v18 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v18[r_] = (v16[r_] * v17[r_]);
+                    }
+                    // %19 = broadcast %18 axis 0
+                    // %20 = load Wv[k * 64 +: 64, j * 64 +: 64]
+                    const float *v20 = blk_g_Wv + k * 64 * 512 + j * 64;
+                    // %21 = dot %19, %20: accumulated in place by its add
+                    // %22 = add %14, %21
+                    float *v22 = B0;
+                    blk_pack(64, 64, v20, 512, 1, B2, 64);
+                    blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < blk_imin(32, (s * 16 + 16)) ? blk_g_Wv + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    // yield %22
+                    {
+                    }
+                }
+                // store %13 -> k9_matmul_Vnew_split_state0[j, s, 0 +: 1, 0 +: 64]
+                {
+                    float *t2_dst = blk_g_k9_matmul_Vnew_split_state0 + j * 128 + s * 64;
+                    for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            t2_dst[r_ * 64 + c_] = v14[r_ * 64 + c_];
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/* kernel k9_matmul_Vnew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
+static void blk_u_llama_layer_decode_k4(float *restrict blk_g_Vnew, const float *restrict blk_g_k9_matmul_Vnew_split_state0) {
+#pragma omp parallel
+    {
+        float B0[64] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(static)
         for (long j = 0; j < 8; j++) {
             // %0 = fill 0.0
             const float s0 = 0.0f;
-            // %1 = fill 0.0
-            const float s1 = 0.0f;
-            // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
-            float s3 = s1;
-            for (long k1 = 0; k1 < 32; k1++) {
-                // %4 = load X[0, k1 * 64 +: 64]
-                const float *v4 = blk_g_X + k1 * 64;
-                // %5 = square %4
-                float *v5 = B0;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v5[r_] = (v4[r_] * v4[r_]);
-                }
-                // %6 = reduce_sum %5 axis 0
-                const float s6 = blk_sum_contig(v5, 64);
-                // %7 = add %3, %6
-                const float s7 = (s3 + s6);
-                // yield %7
-                {
-                    const float t1_next = s7;
-                    s3 = t1_next;
-                }
-            }
-            // %8 = fill 0.00048828125
-            const float s8 = 0.00048828125f;
-            // %9 = mul %2, %8
-            const float s9 = (s3 * s8);
-            // %10 = fill 1e-06
-            const float s10 = 1e-06f;
-            // %11 = add %9, %10
-            const float s11 = (s9 + s10);
-            // %12 = rsqrt %11
-            const float s12 = (1.0f / sqrtf(s11));
-            // %13 = for k in 0 ..< 32 iter(%14 = %0)
-            float *v14 = B0;
+            // %1 = for s in 0 ..< 2 iter(%2 = %0)
+            float *v2 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 64; c_++) {
-                    v14[r_ * 64 + c_] = s0;
+                    v2[r_ * 64 + c_] = s0;
                 }
             }
-            for (long k = 0; k < 32; k++) {
-                // %15 = load X[0, k * 64 +: 64]
-                const float *v15 = blk_g_X + k * 64;
-                // %16 = mul %15, %12
-                float *v16 = B1;
+            for (long s = 0; s < 2; s++) {
+                // %3 = load k9_matmul_Vnew_split_state0[j, s, 0 +: 1, 0 +: 64]
+                const float *v3 = blk_g_k9_matmul_Vnew_split_state0 + j * 128 + s * 64;
+                // %4 = add %2, %3
+                float *v4 = B0;
+                for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v16[r_] = (v15[r_] * s12);
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v4[r_ * 64 + c_] = (v2[r_ * 64 + c_] + v3[r_ * 64 + c_]);
+                    }
                 }
-                // %17 = load g_attn[k * 64 +: 64]
-                const float *v17 = blk_g_g_attn + k * 64;
-                // %18 = mul %16, %17
-                float *v18 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v18[r_] = (v16[r_] * v17[r_]);
-                }
-                // %19 = broadcast %18 axis 0
-                // %20 = load Wv[k * 64 +: 64, j * 64 +: 64]
-                const float *v20 = blk_g_Wv + k * 64 * 512 + j * 64;
-                // %21 = dot %19, %20: accumulated in place by its add
-                // %22 = add %14, %21
-                float *v22 = B0;
-                blk_pack(64, 64, v20, 512, 1, B2, 64);
-                blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < 32 ? blk_g_Wv + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
-                // yield %22
+                // yield %4
                 {
                 }
             }
-            // %23 = reduce_sum %13 axis 0
-            float *v23 = B1;
+            // %5 = reduce_sum %1 axis 0
+            float *v5 = B1;
 #pragma omp simd
             for (long r_ = 0; r_ < 64; r_++) {
-                v23[r_] = 0.0f;
+                v5[r_] = 0.0f;
             }
             for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 64; c_++) {
-                    v23[c_] = (v23[c_] + v14[r_ * 64 + c_]);
+                    v5[c_] = (v5[c_] + v2[r_ * 64 + c_]);
                 }
             }
-            // store %23 -> Vnew[0, j * 64 +: 64]
+            // store %5 -> Vnew[0, j * 64 +: 64]
             {
-                float *t2_dst = blk_g_Vnew + j * 64;
+                float *t1_dst = blk_g_Vnew + j * 64;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    t2_dst[r_] = v23[r_];
+                    t1_dst[r_] = v5[r_];
                 }
             }
         }
@@ -324,7 +420,7 @@ static void blk_u_llama_layer_decode_k2(const float *restrict blk_g_X, const flo
 }
 
 /* kernel k17_matmul_t33_split: grid(b0 < 4, i < 1, s < 4), 16 instance(s); local blocks: 6 buffer(s), 19648 bytes per thread */
-static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_Kc, const float *restrict blk_g_Vc, const float *restrict blk_g_t21, float *restrict blk_g_k17_matmul_t33_split_state0, float *restrict blk_g_k17_matmul_t33_split_state1, float *restrict blk_g_k17_matmul_t33_split_state2) {
+static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const float *restrict blk_g_Vc, const float *restrict blk_g_t21, float *restrict blk_g_k17_matmul_t33_split_state0, float *restrict blk_g_k17_matmul_t33_split_state1, float *restrict blk_g_k17_matmul_t33_split_state2) {
 #pragma omp parallel
     {
         float B0[16] __attribute__((aligned(64)));
@@ -515,7 +611,7 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_Kc, const fl
 }
 
 /* kernel k17_matmul_t33: grid(b0 < 4, i < 1), 4 instance(s); local blocks: 6 buffer(s), 4352 bytes per thread */
-static void blk_u_llama_layer_decode_k4(float *restrict blk_g_t33, const float *restrict blk_g_k17_matmul_t33_split_state0, const float *restrict blk_g_k17_matmul_t33_split_state1, const float *restrict blk_g_k17_matmul_t33_split_state2) {
+static void blk_u_llama_layer_decode_k6(float *restrict blk_g_t33, const float *restrict blk_g_k17_matmul_t33_split_state0, const float *restrict blk_g_k17_matmul_t33_split_state1, const float *restrict blk_g_k17_matmul_t33_split_state2) {
 #pragma omp parallel
     {
         float B0[16] __attribute__((aligned(64)));
@@ -671,345 +767,236 @@ static void blk_u_llama_layer_decode_k4(float *restrict blk_g_t33, const float *
     }
 }
 
-/* kernel k24_rsqrt_t43_split: grid(s < 8), 8 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
-static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t33, float *restrict blk_g_k24_rsqrt_t43_split_state0) {
+/* kernel k19_add_X1: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
+static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t33, float *restrict blk_g_X1) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
-#pragma omp for collapse(1) schedule(dynamic, 1)
-        for (long s = 0; s < 8; s++) {
-            // %0 = fill 0.0
-            const float s0 = 0.0f;
+#pragma omp for collapse(1) schedule(static)
+        for (long j = 0; j < 32; j++) {
+            // %0 = load X[0, j * 64 +: 64]
+            const float *v0 = blk_g_X + j * 64;
             // %1 = fill 0.0
             const float s1 = 0.0f;
-            // %2 = for k1 in s * 4 ..< min(32, s * 4 + 4) iter(%3 = %0)
-            float s3 = s0;
-            for (long k1 = s * 4; k1 < blk_imin(32, (s * 4 + 4)); k1++) {
-                // %4 = load X[0, k1 * 64 +: 64]
-                const float *v4 = blk_g_X + k1 * 64;
-                // %5 = for k2 in 0 ..< 32 iter(%6 = %1)
-                float *v6 = B0;
-                for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v6[r_ * 64 + c_] = s1;
-                    }
-                }
-                for (long k2 = 0; k2 < 32; k2++) {
-                    // %7 = load A[0, k2 * 64 +: 64]
-                    const float *v7 = blk_g_t33 + k2 * 64;
-                    // %8 = broadcast %7 axis 0
-                    // %9 = load Wo[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v9 = blk_g_Wo + k2 * 64 * 2048 + k1 * 64;
-                    // %10 = dot %8, %9: accumulated in place by its add
-                    // %11 = add %6, %10
-                    float *v11 = B0;
-                    blk_pack(64, 64, v9, 2048, 1, B1, 64);
-                    blk_gemm_pf(1, 64, 64, v7, 0, 1, B1, 64, v11, 64, 1, k2 + 1 < 32 ? blk_g_Wo + (k2 + 1) * 64 * 2048 + k1 * 64 : 0, 64, 2048, 64);
-                    // yield %11
-                    {
-                    }
-                }
-                // %12 = reduce_sum %5 axis 0
-                float *v12 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = 0.0f;
-                }
-                for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v12[c_] = (v12[c_] + v6[r_ * 64 + c_]);
-                    }
-                }
-                // %13 = add %4, %12
-                float *v13 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v13[r_] = (v4[r_] + v12[r_]);
-                }
-                // %14 = square %13
-                float *v14 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v14[r_] = (v13[r_] * v13[r_]);
-                }
-                // %15 = reduce_sum %14 axis 0
-                const float s15 = blk_sum_contig(v14, 64);
-                // %16 = add %3, %15
-                const float s16 = (s3 + s15);
-                // yield %16
-                {
-                    const float t1_next = s16;
-                    s3 = t1_next;
-                }
-            }
-            // store %2 -> k24_rsqrt_t43_split_state0[s]
-            blk_g_k24_rsqrt_t43_split_state0[s] = s3;
-        }
-    }
-}
-
-/* kernel k26_mul_Xf_split: grid(s < 8), 8 instance(s); local blocks: 2 buffer(s), 532480 bytes per thread */
-static void blk_u_llama_layer_decode_k6(const float *restrict blk_g_Wo, const float *restrict blk_g_t33, float *restrict blk_g_k26_mul_Xf_split_state0) {
-#pragma omp parallel
-    {
-        /* 532480 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)532480);
-        float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 2048;
-#pragma omp for collapse(1) schedule(dynamic, 1)
-        for (long s = 0; s < 8; s++) {
-            // %0 = fill 0.0
-            const float s0 = 0.0f;
-            // %1 = for k1 in s * 4 ..< min(32, s * 4 + 4) iter(%2 = %0)
-            float *v2 = B0;
+            // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
+            float *v3 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
-                for (long c_ = 0; c_ < 2048; c_++) {
-                    v2[r_ * 2048 + c_] = s0;
+                for (long c_ = 0; c_ < 64; c_++) {
+                    v3[r_ * 64 + c_] = s1;
                 }
             }
-            for (long k1 = s * 4; k1 < blk_imin(32, (s * 4 + 4)); k1++) {
-                // %3 = load A[0, k1 * 64 +: 64]
-                const float *v3 = blk_g_t33 + k1 * 64;
-                // %4 = broadcast %3 axis 0
-                // %5 = load Wo[k1 * 64 +: 64, 0 +: 2048]
-                const float *v5 = blk_g_Wo + k1 * 64 * 2048;
-                // %6 = dot %4, %5: accumulated in place by its add
-                // %7 = add %2, %6
-                float *v7 = B0;
-                blk_pack(64, 2048, v5, 2048, 1, B1, 2048);
-                blk_gemm_pf(1, 2048, 64, v3, 0, 1, B1, 2048, v7, 2048, 1, k1 + 1 < blk_imin(32, (s * 4 + 4)) ? blk_g_Wo + (k1 + 1) * 64 * 2048 : 0, 64, 2048, 2048);
-                // yield %7
+            for (long k1 = 0; k1 < 32; k1++) {
+                // %4 = load A[0, k1 * 64 +: 64]
+                const float *v4 = blk_g_t33 + k1 * 64;
+                // %5 = broadcast %4 axis 0
+                // %6 = load Wo[k1 * 64 +: 64, j * 64 +: 64]
+                const float *v6 = blk_g_Wo + k1 * 64 * 2048 + j * 64;
+                // %7 = dot %5, %6: accumulated in place by its add
+                // %8 = add %3, %7
+                float *v8 = B0;
+                blk_pack(64, 64, v6, 2048, 1, B1, 64);
+                blk_gemm_pf(1, 64, 64, v4, 0, 1, B1, 64, v8, 64, 1, k1 + 1 < 32 ? blk_g_Wo + (k1 + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
+                // yield %8
                 {
                 }
             }
-            // store %1 -> k26_mul_Xf_split_state0[s, 0 +: 1, 0 +: 2048]
-            {
-                float *t1_dst = blk_g_k26_mul_Xf_split_state0 + s * 2048;
-                for (long r_ = 0; r_ < 1; r_++) {
+            // %9 = reduce_sum %2 axis 0
+            float *v9 = B1;
 #pragma omp simd
-                    for (long c_ = 0; c_ < 2048; c_++) {
-                        t1_dst[r_ * 2048 + c_] = v2[r_ * 2048 + c_];
-                    }
+            for (long r_ = 0; r_ < 64; r_++) {
+                v9[r_] = 0.0f;
+            }
+            for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                for (long c_ = 0; c_ < 64; c_++) {
+                    v9[c_] = (v9[c_] + v3[r_ * 64 + c_]);
+                }
+            }
+            // %10 = add %0, %9
+            float *v10 = B1;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v10[r_] = (v0[r_] + v9[r_]);
+            }
+            // store %10 -> X1[0, j * 64 +: 64]
+            {
+                float *t1_dst = blk_g_X1 + j * 64;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    t1_dst[r_] = v10[r_];
                 }
             }
         }
-        free(blk_arena);
     }
 }
 
-/* kernel k26_mul_Xf: grid(), 1 instance(s); local blocks: 2 buffer(s), 16384 bytes per thread */
-static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const float *restrict blk_g_g_ffn, float *restrict blk_g_Xf, const float *restrict blk_g_k24_rsqrt_t43_split_state0, const float *restrict blk_g_k26_mul_Xf_split_state0) {
-    float B0[2048] __attribute__((aligned(64)));
-    float B1[2048] __attribute__((aligned(64)));
-    // %0 = load X[0, 0 +: 2048]
-    const float *v0 = blk_g_X + 0;
-    // %1 = fill 0.0
-    const float s1 = 0.0f;
-    // %2 = fill 0.0
-    const float s2 = 0.0f;
-    // %3, %4 = for s in 0 ..< 8 iter(%5 = %1, %6 = %2)
-    float *v5 = B0;
-    for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-        for (long c_ = 0; c_ < 2048; c_++) {
-            v5[r_ * 2048 + c_] = s1;
-        }
-    }
-    float s6 = s2;
-    for (long s = 0; s < 8; s++) {
-        // %7 = load k26_mul_Xf_split_state0[s, 0 +: 1, 0 +: 2048]
-        const float *v7 = blk_g_k26_mul_Xf_split_state0 + s * 2048;
-        // %8 = add %5, %7
-        float *v8 = B0;
-        for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-            for (long c_ = 0; c_ < 2048; c_++) {
-                v8[r_ * 2048 + c_] = (v5[r_ * 2048 + c_] + v7[r_ * 2048 + c_]);
-            }
-        }
-        // %9 = load k24_rsqrt_t43_split_state0[s]
-        const float s9 = blk_g_k24_rsqrt_t43_split_state0[s];
-        // %10 = add %6, %9
-        const float s10 = (s6 + s9);
-        // yield %8, %10
-        {
-            const float t1_next = s10;
-            s6 = t1_next;
-        }
-    }
-    // %11 = reduce_sum %3 axis 0
-    float *v11 = B1;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v11[r_] = 0.0f;
-    }
-    for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-        for (long c_ = 0; c_ < 2048; c_++) {
-            v11[c_] = (v11[c_] + v5[r_ * 2048 + c_]);
-        }
-    }
-    // %12 = add %0, %11
-    float *v12 = B1;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v12[r_] = (v0[r_] + v11[r_]);
-    }
-    // %13 = fill 0.00048828125
-    const float s13 = 0.00048828125f;
-    // %14 = mul %4, %13
-    const float s14 = (s6 * s13);
-    // %15 = fill 1e-06
-    const float s15 = 1e-06f;
-    // %16 = add %14, %15
-    const float s16 = (s14 + s15);
-    // %17 = rsqrt %16
-    const float s17 = (1.0f / sqrtf(s16));
-    // %18 = mul %12, %17
-    float *v18 = B1;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v18[r_] = (v12[r_] * s17);
-    }
-    // %19 = load g_ffn[0 +: 2048]
-    const float *v19 = blk_g_g_ffn + 0;
-    // %20 = mul %18, %19
-    float *v20 = B1;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v20[r_] = (v18[r_] * v19[r_]);
-    }
-    // store %20 -> Xf[0, 0 +: 2048]
-    {
-        float *t2_dst = blk_g_Xf + 0;
-#pragma omp simd
-        for (long r_ = 0; r_ < 2048; r_++) {
-            t2_dst[r_] = v20[r_];
-        }
-    }
-}
-
-/* kernel k31_matmul_t50_split: grid(s < 15), 15 instance(s); local blocks: 4 buffer(s), 549120 bytes per thread */
-static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_Xf, float *restrict blk_g_k31_matmul_t50_split_state0) {
+/* kernel k31_matmul_t50_split: grid(s < 15), 15 instance(s); local blocks: 5 buffer(s), 533248 bytes per thread */
+static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_k31_matmul_t50_split_state0) {
 #pragma omp parallel
     {
-        /* 549120 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)549120);
+        /* 533248 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)533248);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 2048;
-        float *restrict B2 = blk_arena + 133120;
-        float *restrict B3 = blk_arena + 133184;
+        float *restrict B2 = blk_arena + 2112;
+        float *restrict B3 = blk_arena + 2176;
+        float *restrict B4 = blk_arena + 2240;
 #pragma omp for collapse(1) schedule(dynamic, 1)
         for (long s = 0; s < 15; s++) {
             // %0 = fill 0.0
             const float s0 = 0.0f;
             // %1 = fill 0.0
             const float s1 = 0.0f;
-            // %2 = for k in s * 6 ..< min(88, s * 6 + 6) iter(%3 = %0)
-            float *v3 = B0;
+            // %2 = fill 0.0
+            const float s2 = 0.0f;
+            // %3 = for k1 in 0 ..< 32 iter(%4 = %2)
+            float s4 = s2;
+            for (long k1 = 0; k1 < 32; k1++) {
+                // %5 = load X1[0, k1 * 64 +: 64]
+                const float *v5 = blk_g_X1 + k1 * 64;
+                // %6 = square %5
+                float *v6 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v6[r_] = (v5[r_] * v5[r_]);
+                }
+                // %7 = reduce_sum %6 axis 0
+                const float s7 = blk_sum_contig(v6, 64);
+                // %8 = add %4, %7
+                const float s8 = (s4 + s7);
+                // yield %8
+                {
+                    const float t1_next = s8;
+                    s4 = t1_next;
+                }
+            }
+            // %9 = fill 0.00048828125
+            const float s9 = 0.00048828125f;
+            // %10 = mul %3, %9
+            const float s10 = (s4 * s9);
+            // %11 = fill 1e-06
+            const float s11 = 1e-06f;
+            // %12 = add %10, %11
+            const float s12 = (s10 + s11);
+            // %13 = rsqrt %12
+            const float s13 = (1.0f / sqrtf(s12));
+            // %14 = for k in s * 6 ..< min(88, s * 6 + 6) iter(%15 = %0)
+            float *v15 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 2048; c_++) {
-                    v3[r_ * 2048 + c_] = s0;
+                    v15[r_ * 2048 + c_] = s0;
                 }
             }
             for (long k = s * 6; k < blk_imin(88, (s * 6 + 6)); k++) {
-                // %4, %5 = for k1 in 0 ..< 32 iter(%6 = %1, %7 = %1)
-                float *v6 = B1;
+                // %16, %17 = for k2 in 0 ..< 32 iter(%18 = %1, %19 = %1)
+                float *v18 = B1;
                 for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v6[r_ * 64 + c_] = s1;
+                        v18[r_ * 64 + c_] = s1;
                     }
                 }
-                float *v7 = B2;
+                float *v19 = B2;
                 for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v7[r_ * 64 + c_] = s1;
+                        v19[r_ * 64 + c_] = s1;
                     }
                 }
-                for (long k1 = 0; k1 < 32; k1++) {
-                    // %8 = load Xf[0, k1 * 64 +: 64]
-                    const float *v8 = blk_g_Xf + k1 * 64;
-                    // %9 = broadcast %8 axis 0
-                    // %10 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v10 = blk_g_W1 + k1 * 64 * 5632 + k * 64;
-                    // %11 = dot %9, %10: accumulated in place by its add
-                    // %12 = add %6, %11
-                    float *v12 = B1;
-                    blk_pack(64, 64, v10, 5632, 1, B3, 64);
-                    blk_gemm_pf(1, 64, 64, v8, 0, 1, B3, 64, v12, 64, 1, k1 + 1 < 32 ? blk_g_W1 + (k1 + 1) * 64 * 5632 + k * 64 : 0, 64, 5632, 64);
-                    // %13 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v13 = blk_g_W3 + k1 * 64 * 5632 + k * 64;
-                    // %14 = dot %9, %13: accumulated in place by its add
-                    // %15 = add %7, %14
-                    float *v15 = B2;
-                    blk_pack(64, 64, v13, 5632, 1, B3, 64);
-                    blk_gemm_pf(1, 64, 64, v8, 0, 1, B3, 64, v15, 64, 1, k1 + 1 < 32 ? blk_g_W3 + (k1 + 1) * 64 * 5632 + k * 64 : 0, 64, 5632, 64);
-                    // yield %12, %15
+                for (long k2 = 0; k2 < 32; k2++) {
+                    // %20 = load X1[0, k2 * 64 +: 64]
+                    const float *v20 = blk_g_X1 + k2 * 64;
+                    // %21 = mul %20, %13
+                    float *v21 = B3;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v21[r_] = (v20[r_] * s13);
+                    }
+                    // %22 = load g_ffn[k2 * 64 +: 64]
+                    const float *v22 = blk_g_g_ffn + k2 * 64;
+                    // %23 = mul %21, %22
+                    float *v23 = B3;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v23[r_] = (v21[r_] * v22[r_]);
+                    }
+                    // %24 = broadcast %23 axis 0
+                    // %25 = load W1[k2 * 64 +: 64, k * 64 +: 64]
+                    const float *v25 = blk_g_W1 + k2 * 64 * 5632 + k * 64;
+                    // %26 = dot %24, %25: accumulated in place by its add
+                    // %27 = add %18, %26
+                    float *v27 = B1;
+                    blk_pack(64, 64, v25, 5632, 1, B4, 64);
+                    blk_gemm_pf(1, 64, 64, v23, 0, 1, B4, 64, v27, 64, 1, k2 + 1 < 32 ? blk_g_W1 + (k2 + 1) * 64 * 5632 + k * 64 : 0, 64, 5632, 64);
+                    // %28 = load W3[k2 * 64 +: 64, k * 64 +: 64]
+                    const float *v28 = blk_g_W3 + k2 * 64 * 5632 + k * 64;
+                    // %29 = dot %24, %28: accumulated in place by its add
+                    // %30 = add %19, %29
+                    float *v30 = B2;
+                    blk_pack(64, 64, v28, 5632, 1, B4, 64);
+                    blk_gemm_pf(1, 64, 64, v23, 0, 1, B4, 64, v30, 64, 1, k2 + 1 < 32 ? blk_g_W3 + (k2 + 1) * 64 * 5632 + k * 64 : 0, 64, 5632, 64);
+                    // yield %27, %30
                     {
                     }
                 }
-                // %16 = reduce_sum %4 axis 0
-                float *v16 = B3;
+                // %31 = reduce_sum %16 axis 0
+                float *v31 = B3;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v16[r_] = 0.0f;
+                    v31[r_] = 0.0f;
                 }
                 for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v16[c_] = (v16[c_] + v6[r_ * 64 + c_]);
+                        v31[c_] = (v31[c_] + v18[r_ * 64 + c_]);
                     }
                 }
-                // %17 = silu %16
-                float *v17 = B3;
+                // %32 = silu %31
+                float *v32 = B3;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v17[r_] = blk_siluf(v16[r_]);
+                    v32[r_] = blk_siluf(v31[r_]);
                 }
-                // %18 = reduce_sum %5 axis 0
-                float *v18 = B1;
+                // %33 = reduce_sum %17 axis 0
+                float *v33 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v18[r_] = 0.0f;
+                    v33[r_] = 0.0f;
                 }
                 for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v18[c_] = (v18[c_] + v7[r_ * 64 + c_]);
+                        v33[c_] = (v33[c_] + v19[r_ * 64 + c_]);
                     }
                 }
-                // %19 = mul %17, %18
-                float *v19 = B3;
+                // %34 = mul %32, %33
+                float *v34 = B3;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v19[r_] = (v17[r_] * v18[r_]);
+                    v34[r_] = (v32[r_] * v33[r_]);
                 }
-                // %20 = broadcast %19 axis 0
-                // %21 = load W2[k * 64 +: 64, 0 +: 2048]
-                const float *v21 = blk_g_W2 + k * 64 * 2048;
-                // %22 = dot %20, %21: accumulated in place by its add
-                // %23 = add %3, %22
-                float *v23 = B0;
-                blk_pack(64, 2048, v21, 2048, 1, B1, 2048);
-                blk_gemm_pf(1, 2048, 64, v19, 0, 1, B1, 2048, v23, 2048, 1, k + 1 < blk_imin(88, (s * 6 + 6)) ? blk_g_W2 + (k + 1) * 64 * 2048 : 0, 64, 2048, 2048);
-                // yield %23
+                // %35 = broadcast %34 axis 0
+                // %36 = load W2[k * 64 +: 64, 0 +: 2048]
+                const float *v36 = blk_g_W2 + k * 64 * 2048;
+                // %37 = dot %35, %36: accumulated in place by its add
+                // %38 = add %15, %37
+                float *v38 = B0;
+                blk_pack(64, 2048, v36, 2048, 1, B4, 2048);
+                blk_gemm_pf(1, 2048, 64, v34, 0, 1, B4, 2048, v38, 2048, 1, k + 1 < blk_imin(88, (s * 6 + 6)) ? blk_g_W2 + (k + 1) * 64 * 2048 : 0, 64, 2048, 2048);
+                // yield %38
                 {
                 }
             }
-            // store %2 -> k31_matmul_t50_split_state0[s, 0 +: 1, 0 +: 2048]
+            // store %14 -> k31_matmul_t50_split_state0[s, 0 +: 1, 0 +: 2048]
             {
-                float *t1_dst = blk_g_k31_matmul_t50_split_state0 + s * 2048;
+                float *t2_dst = blk_g_k31_matmul_t50_split_state0 + s * 2048;
                 for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 2048; c_++) {
-                        t1_dst[r_ * 2048 + c_] = v3[r_ * 2048 + c_];
+                        t2_dst[r_ * 2048 + c_] = v15[r_ * 2048 + c_];
                     }
                 }
             }
@@ -1018,153 +1005,82 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_W1, const fl
     }
 }
 
-/* kernel k32_add_Y_split: grid(s < 8), 8 instance(s); local blocks: 2 buffer(s), 532480 bytes per thread */
-static void blk_u_llama_layer_decode_k9(const float *restrict blk_g_Wo, const float *restrict blk_g_t33, float *restrict blk_g_k32_add_Y_split_state0) {
-#pragma omp parallel
-    {
-        /* 532480 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)532480);
-        float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 2048;
-#pragma omp for collapse(1) schedule(dynamic, 1)
-        for (long s = 0; s < 8; s++) {
-            // %0 = fill 0.0
-            const float s0 = 0.0f;
-            // %1 = for k1 in s * 4 ..< min(32, s * 4 + 4) iter(%2 = %0)
-            float *v2 = B0;
-            for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-                for (long c_ = 0; c_ < 2048; c_++) {
-                    v2[r_ * 2048 + c_] = s0;
-                }
-            }
-            for (long k1 = s * 4; k1 < blk_imin(32, (s * 4 + 4)); k1++) {
-                // %3 = load A[0, k1 * 64 +: 64]
-                const float *v3 = blk_g_t33 + k1 * 64;
-                // %4 = broadcast %3 axis 0
-                // %5 = load Wo[k1 * 64 +: 64, 0 +: 2048]
-                const float *v5 = blk_g_Wo + k1 * 64 * 2048;
-                // %6 = dot %4, %5: accumulated in place by its add
-                // %7 = add %2, %6
-                float *v7 = B0;
-                blk_pack(64, 2048, v5, 2048, 1, B1, 2048);
-                blk_gemm_pf(1, 2048, 64, v3, 0, 1, B1, 2048, v7, 2048, 1, k1 + 1 < blk_imin(32, (s * 4 + 4)) ? blk_g_Wo + (k1 + 1) * 64 * 2048 : 0, 64, 2048, 2048);
-                // yield %7
-                {
-                }
-            }
-            // store %1 -> k32_add_Y_split_state0[s, 0 +: 1, 0 +: 2048]
-            {
-                float *t1_dst = blk_g_k32_add_Y_split_state0 + s * 2048;
-                for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 2048; c_++) {
-                        t1_dst[r_ * 2048 + c_] = v2[r_ * 2048 + c_];
-                    }
-                }
-            }
-        }
-        free(blk_arena);
-    }
-}
-
-/* kernel k32_add_Y: grid(), 1 instance(s); local blocks: 3 buffer(s), 24576 bytes per thread */
-static void blk_u_llama_layer_decode_k10(const float *restrict blk_g_X, float *restrict blk_g_Y, const float *restrict blk_g_k31_matmul_t50_split_state0, const float *restrict blk_g_k32_add_Y_split_state0) {
+/* kernel k31_matmul_t50: grid(), 1 instance(s); local blocks: 2 buffer(s), 16384 bytes per thread */
+static void blk_u_llama_layer_decode_k9(float *restrict blk_g_t50, const float *restrict blk_g_k31_matmul_t50_split_state0) {
     float B0[2048] __attribute__((aligned(64)));
     float B1[2048] __attribute__((aligned(64)));
-    float B2[2048] __attribute__((aligned(64)));
-    // %0 = load X[0, 0 +: 2048]
-    const float *v0 = blk_g_X + 0;
-    // %1 = fill 0.0
-    const float s1 = 0.0f;
-    // %2 = for s in 0 ..< 8 iter(%3 = %1)
-    float *v3 = B0;
+    // %0 = fill 0.0
+    const float s0 = 0.0f;
+    // %1 = for s in 0 ..< 15 iter(%2 = %0)
+    float *v2 = B0;
     for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
         for (long c_ = 0; c_ < 2048; c_++) {
-            v3[r_ * 2048 + c_] = s1;
+            v2[r_ * 2048 + c_] = s0;
         }
     }
-    for (long s = 0; s < 8; s++) {
-        // %4 = load k32_add_Y_split_state0[s, 0 +: 1, 0 +: 2048]
-        const float *v4 = blk_g_k32_add_Y_split_state0 + s * 2048;
-        // %5 = add %3, %4
-        float *v5 = B0;
+    for (long s = 0; s < 15; s++) {
+        // %3 = load k31_matmul_t50_split_state0[s, 0 +: 1, 0 +: 2048]
+        const float *v3 = blk_g_k31_matmul_t50_split_state0 + s * 2048;
+        // %4 = add %2, %3
+        float *v4 = B0;
         for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
             for (long c_ = 0; c_ < 2048; c_++) {
-                v5[r_ * 2048 + c_] = (v3[r_ * 2048 + c_] + v4[r_ * 2048 + c_]);
+                v4[r_ * 2048 + c_] = (v2[r_ * 2048 + c_] + v3[r_ * 2048 + c_]);
             }
         }
-        // yield %5
+        // yield %4
         {
         }
     }
-    // %6 = reduce_sum %2 axis 0
-    float *v6 = B1;
+    // %5 = reduce_sum %1 axis 0
+    float *v5 = B1;
 #pragma omp simd
     for (long r_ = 0; r_ < 2048; r_++) {
-        v6[r_] = 0.0f;
+        v5[r_] = 0.0f;
     }
     for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
         for (long c_ = 0; c_ < 2048; c_++) {
-            v6[c_] = (v6[c_] + v3[r_ * 2048 + c_]);
+            v5[c_] = (v5[c_] + v2[r_ * 2048 + c_]);
         }
     }
-    // %7 = add %0, %6
-    float *v7 = B1;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v7[r_] = (v0[r_] + v6[r_]);
-    }
-    // %8 = for s1 in 0 ..< 15 iter(%9 = %1)
-    float *v9 = B0;
-    for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-        for (long c_ = 0; c_ < 2048; c_++) {
-            v9[r_ * 2048 + c_] = s1;
-        }
-    }
-    for (long blk_v_s1 = 0; blk_v_s1 < 15; blk_v_s1++) {
-        // %10 = load k31_matmul_t50_split_state0[s1, 0 +: 1, 0 +: 2048]
-        const float *v10 = blk_g_k31_matmul_t50_split_state0 + blk_v_s1 * 2048;
-        // %11 = add %9, %10
-        float *v11 = B0;
-        for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-            for (long c_ = 0; c_ < 2048; c_++) {
-                v11[r_ * 2048 + c_] = (v9[r_ * 2048 + c_] + v10[r_ * 2048 + c_]);
-            }
-        }
-        // yield %11
-        {
-        }
-    }
-    // %12 = reduce_sum %8 axis 0
-    float *v12 = B2;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v12[r_] = 0.0f;
-    }
-    for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-        for (long c_ = 0; c_ < 2048; c_++) {
-            v12[c_] = (v12[c_] + v9[r_ * 2048 + c_]);
-        }
-    }
-    // %13 = add %7, %12
-    float *v13 = B1;
-#pragma omp simd
-    for (long r_ = 0; r_ < 2048; r_++) {
-        v13[r_] = (v7[r_] + v12[r_]);
-    }
-    // store %13 -> Y[0, 0 +: 2048]
+    // store %5 -> t50[0, 0 +: 2048]
     {
-        float *t1_dst = blk_g_Y + 0;
+        float *t1_dst = blk_g_t50 + 0;
 #pragma omp simd
         for (long r_ = 0; r_ < 2048; r_++) {
-            t1_dst[r_] = v13[r_];
+            t1_dst[r_] = v5[r_];
+        }
+    }
+}
+
+/* kernel k32_add_Y: grid(j < 32), 32 instance(s); local blocks: 1 buffer(s), 256 bytes per thread */
+static void blk_u_llama_layer_decode_k10(const float *restrict blk_g_X1, const float *restrict blk_g_t50, float *restrict blk_g_Y) {
+#pragma omp parallel
+    {
+        float B0[64] __attribute__((aligned(64)));
+#pragma omp for collapse(1) schedule(static)
+        for (long j = 0; j < 32; j++) {
+            // %0 = load X1[0, j * 64 +: 64]
+            const float *v0 = blk_g_X1 + j * 64;
+            // %1 = load t50[0, j * 64 +: 64]
+            const float *v1 = blk_g_t50 + j * 64;
+            // %2 = add %0, %1
+            float *v2 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v2[r_] = (v0[r_] + v1[r_]);
+            }
+            // store %2 -> Y[0, j * 64 +: 64]
+            {
+                float *t1_dst = blk_g_Y + j * 64;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    t1_dst[r_] = v2[r_];
+                }
+            }
         }
     }
 }
@@ -1187,34 +1103,34 @@ void blk_u_llama_layer_decode(const float *restrict blk_t_X, const float *restri
     float *blk_g_Knew = blk_t_Knew;
     float *blk_g_Vnew = blk_t_Vnew;
     float *blk_g_t33 = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp t33: f32[4, 4, 128] */
-    float *blk_g_Xf = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp Xf: f32[1, 2048] */
+    float *blk_g_X1 = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp X1: f32[1, 2048] */
+    float *blk_g_t50 = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp t50: f32[1, 2048] */
     float *blk_g_Y = blk_t_Y;
+    float *blk_g_k8_matmul_Knew_split_state0 = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp k8_matmul_Knew_split_state0: f32[8, 2, 1, 64] */
+    float *blk_g_k9_matmul_Vnew_split_state0 = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp k9_matmul_Vnew_split_state0: f32[8, 2, 1, 64] */
     float *blk_g_k17_matmul_t33_split_state0 = blk_alloc_zeroed((size_t)64 * sizeof(float)); /* temp k17_matmul_t33_split_state0: f32[4, 1, 4, 4] */
     float *blk_g_k17_matmul_t33_split_state1 = blk_alloc_zeroed((size_t)64 * sizeof(float)); /* temp k17_matmul_t33_split_state1: f32[4, 1, 4, 4] */
     float *blk_g_k17_matmul_t33_split_state2 = blk_alloc_zeroed((size_t)8192 * sizeof(float)); /* temp k17_matmul_t33_split_state2: f32[4, 1, 4, 4, 128] */
-    float *blk_g_k24_rsqrt_t43_split_state0 = blk_alloc_zeroed((size_t)8 * sizeof(float)); /* temp k24_rsqrt_t43_split_state0: f32[8] */
     float *blk_g_k31_matmul_t50_split_state0 = blk_alloc_zeroed((size_t)30720 * sizeof(float)); /* temp k31_matmul_t50_split_state0: f32[15, 1, 2048] */
-    float *blk_g_k26_mul_Xf_split_state0 = blk_alloc_zeroed((size_t)16384 * sizeof(float)); /* temp k26_mul_Xf_split_state0: f32[8, 1, 2048] */
-    float *blk_g_k32_add_Y_split_state0 = blk_alloc_zeroed((size_t)16384 * sizeof(float)); /* temp k32_add_Y_split_state0: f32[8, 1, 2048] */
     blk_u_llama_layer_decode_k0(blk_g_X, blk_g_g_attn, blk_g_Wq, blk_g_t21); /* k7_matmul_t21 */
-    blk_u_llama_layer_decode_k1(blk_g_X, blk_g_g_attn, blk_g_Wk, blk_g_Knew); /* k8_matmul_Knew */
-    blk_u_llama_layer_decode_k2(blk_g_X, blk_g_g_attn, blk_g_Wv, blk_g_Vnew); /* k9_matmul_Vnew */
-    blk_u_llama_layer_decode_k3(blk_g_Kc, blk_g_Vc, blk_g_t21, blk_g_k17_matmul_t33_split_state0, blk_g_k17_matmul_t33_split_state1, blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33_split */
-    blk_u_llama_layer_decode_k4(blk_g_t33, blk_g_k17_matmul_t33_split_state0, blk_g_k17_matmul_t33_split_state1, blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33 */
-    blk_u_llama_layer_decode_k5(blk_g_X, blk_g_Wo, blk_g_t33, blk_g_k24_rsqrt_t43_split_state0); /* k24_rsqrt_t43_split */
-    blk_u_llama_layer_decode_k6(blk_g_Wo, blk_g_t33, blk_g_k26_mul_Xf_split_state0); /* k26_mul_Xf_split */
-    blk_u_llama_layer_decode_k7(blk_g_X, blk_g_g_ffn, blk_g_Xf, blk_g_k24_rsqrt_t43_split_state0, blk_g_k26_mul_Xf_split_state0); /* k26_mul_Xf */
-    blk_u_llama_layer_decode_k8(blk_g_W1, blk_g_W3, blk_g_W2, blk_g_Xf, blk_g_k31_matmul_t50_split_state0); /* k31_matmul_t50_split */
-    blk_u_llama_layer_decode_k9(blk_g_Wo, blk_g_t33, blk_g_k32_add_Y_split_state0); /* k32_add_Y_split */
-    blk_u_llama_layer_decode_k10(blk_g_X, blk_g_Y, blk_g_k31_matmul_t50_split_state0, blk_g_k32_add_Y_split_state0); /* k32_add_Y */
+    blk_u_llama_layer_decode_k1(blk_g_X, blk_g_g_attn, blk_g_Wk, blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew_split */
+    blk_u_llama_layer_decode_k2(blk_g_Knew, blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew */
+    blk_u_llama_layer_decode_k3(blk_g_X, blk_g_g_attn, blk_g_Wv, blk_g_k9_matmul_Vnew_split_state0); /* k9_matmul_Vnew_split */
+    blk_u_llama_layer_decode_k4(blk_g_Vnew, blk_g_k9_matmul_Vnew_split_state0); /* k9_matmul_Vnew */
+    blk_u_llama_layer_decode_k5(blk_g_Kc, blk_g_Vc, blk_g_t21, blk_g_k17_matmul_t33_split_state0, blk_g_k17_matmul_t33_split_state1, blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33_split */
+    blk_u_llama_layer_decode_k6(blk_g_t33, blk_g_k17_matmul_t33_split_state0, blk_g_k17_matmul_t33_split_state1, blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33 */
+    blk_u_llama_layer_decode_k7(blk_g_X, blk_g_Wo, blk_g_t33, blk_g_X1); /* k19_add_X1 */
+    blk_u_llama_layer_decode_k8(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_X1, blk_g_k31_matmul_t50_split_state0); /* k31_matmul_t50_split */
+    blk_u_llama_layer_decode_k9(blk_g_t50, blk_g_k31_matmul_t50_split_state0); /* k31_matmul_t50 */
+    blk_u_llama_layer_decode_k10(blk_g_X1, blk_g_t50, blk_g_Y); /* k32_add_Y */
     free(blk_g_t21);
     free(blk_g_t33);
-    free(blk_g_Xf);
+    free(blk_g_X1);
+    free(blk_g_t50);
+    free(blk_g_k8_matmul_Knew_split_state0);
+    free(blk_g_k9_matmul_Vnew_split_state0);
     free(blk_g_k17_matmul_t33_split_state0);
     free(blk_g_k17_matmul_t33_split_state1);
     free(blk_g_k17_matmul_t33_split_state2);
-    free(blk_g_k24_rsqrt_t43_split_state0);
     free(blk_g_k31_matmul_t50_split_state0);
-    free(blk_g_k26_mul_Xf_split_state0);
-    free(blk_g_k32_add_Y_split_state0);
 }

@@ -587,61 +587,69 @@ static void blk_u_transformer_layer_k4(const float *restrict blk_g_t37, float *r
     }
 }
 
-/* kernel k23_matmul_t40: grid(i < 8), 8 instance(s); local blocks: 2 buffer(s), 786432 bytes per thread */
-static void blk_u_transformer_layer_k5(const float *restrict blk_g_Wo, const float *restrict blk_g_t38, float *restrict blk_g_t40) {
+/* kernel k24_add_X1: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
+static void blk_u_transformer_layer_k5(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t38, float *restrict blk_g_X1) {
 #pragma omp parallel
     {
-        /* 786432 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)786432);
-        float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 131072;
-#pragma omp for collapse(1) schedule(static)
-        for (long i = 0; i < 8; i++) {
-            // %0 = fill 0.0
-            const float s0 = 0.0f;
-            // %1 = for k in 0 ..< 16 iter(%2 = %0)
-            float *v2 = B0;
-            for (long r_ = 0; r_ < 128; r_++) {
+        float B0[4096] __attribute__((aligned(64)));
+        float B1[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long i = 0; i < 16; i++)
+            for (long j = 0; j < 16; j++) {
+                // %0 = load X[i * 64 +: 64, j * 64 +: 64]
+                const float *v0 = blk_g_X + i * 64 * 1024 + j * 64;
+                // %1 = fill 0.0
+                const float s1 = 0.0f;
+                // %2 = for k1 in 0 ..< 16 iter(%3 = %1)
+                float *v3 = B0;
+                for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                for (long c_ = 0; c_ < 1024; c_++) {
-                    v2[r_ * 1024 + c_] = s0;
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v3[r_ * 64 + c_] = s1;
+                    }
                 }
-            }
-            for (long k = 0; k < 16; k++) {
-                // %3 = load A[i * 128 +: 128, k * 64 +: 64]
-                const float *v3 = blk_g_t38 + i * 128 * 1024 + k * 64;
-                // %4 = load Wo[k * 64 +: 64, 0 +: 1024]
-                const float *v4 = blk_g_Wo + k * 64 * 1024;
-                // %5 = dot %3, %4: accumulated in place by its add
-                // %6 = add %2, %5
-                float *v6 = B0;
-                blk_pack(64, 1024, v4, 1024, 1, B1, 1024);
-                blk_gemm_pf(128, 1024, 64, v3, 1024, 1, B1, 1024, v6, 1024, 1, k + 1 < 16 ? blk_g_Wo + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
-                // yield %6
+                for (long k1 = 0; k1 < 16; k1++) {
+                    // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v4 = blk_g_t38 + i * 64 * 1024 + k1 * 64;
+                    // %5 = load Wo[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v5 = blk_g_Wo + k1 * 64 * 1024 + j * 64;
+                    // %6 = dot %4, %5: accumulated in place by its add
+                    // %7 = add %3, %6
+                    float *v7 = B0;
+                    blk_pack(64, 64, v5, 1024, 1, B1, 64);
+                    blk_gemm_pf(64, 64, 64, v4, 1024, 1, B1, 64, v7, 64, 1, k1 + 1 < 16 ? blk_g_Wo + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    // yield %7
+                    {
+                    }
+                }
+                // %8 = add %0, %2
+                float *v8 = B0;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v8[r_ * 64 + c_] = (v0[r_ * 1024 + c_] + v3[r_ * 64 + c_]);
+                    }
+                }
+                // store %8 -> X1[i * 64 +: 64, j * 64 +: 64]
                 {
-                }
-            }
-            // store %1 -> t40[i * 128 +: 128, 0 +: 1024]
-            {
-                float *t1_dst = blk_g_t40 + i * 128 * 1024;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    float *t1_dst = blk_g_X1 + i * 64 * 1024 + j * 64;
+                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                    for (long c_ = 0; c_ < 1024; c_++) {
-                        t1_dst[r_ * 1024 + c_] = v2[r_ * 1024 + c_];
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            t1_dst[r_ * 1024 + c_] = v8[r_ * 64 + c_];
+                        }
                     }
                 }
             }
-        }
-        free(blk_arena);
     }
 }
 
-/* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 9 buffer(s), 967168 bytes per thread */
-static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_t40, float *restrict blk_g_t55) {
+/* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
+static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_t55) {
 #pragma omp parallel
     {
-        /* 967168 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)967168);
+        /* 885760 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)885760);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 131072;
         float *restrict B2 = blk_arena + 131200;
@@ -649,8 +657,6 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const floa
         float *restrict B4 = blk_arena + 204928;
         float *restrict B5 = blk_arena + 213120;
         float *restrict B6 = blk_arena + 221312;
-        float *restrict B7 = blk_arena + 229504;
-        float *restrict B8 = blk_arena + 233600;
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 8; i++) {
             // %0 = fill 0.0
@@ -693,191 +699,132 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const floa
                     }
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
+                    // %13 = load X1[i * 128 +: 128, k1 * 64 +: 64]
                     float *v13 = B4;
-                    const float *t1_src = blk_g_X + i * 128 * 1024 + k1 * 64;
+                    const float *t1_src = blk_g_X1 + i * 128 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
                         }
                     }
-                    // %14 = load t40[i * 128 +: 128, k1 * 64 +: 64]
+                    // %14 = square %13
                     float *v14 = B5;
-                    const float *t2_src = blk_g_t40 + i * 128 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
+                            v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
                         }
                     }
-                    // %15 = add %13, %14
+                    // %15 = reduce_sum %14 axis 1
                     float *v15 = B6;
                     for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v15[r_ * 64 + c_] = (v13[r_ * 64 + c_] + v14[r_ * 64 + c_]);
-                        }
+                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                     }
-                    // %16 = square %15
-                    float *v16 = B6;
+                    // %16 = add %10, %15
+                    float *v16 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 128; r_++) {
+                        v16[r_] = (v10[r_] + v15[r_]);
+                    }
+                    // %17 = load g_ffn[k1 * 64 +: 64]
+                    const float *v17 = blk_g_g_ffn + k1 * 64;
+                    // %18 = broadcast %17 axis 0
+                    // %19 = load W1[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v19 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
+                    // %20 = load W3[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v20 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
+                    // %21 = mul %13, %18
+                    float *v21 = B4;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v15[r_ * 64 + c_]);
+                            v21[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
                         }
                     }
-                    // %17 = reduce_sum %16 axis 1
-                    float *v17 = B7;
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v17[r_] = blk_sum_contig(v16 + r_ * 64, 64);
-                    }
-                    // %18 = add %10, %17
-                    float *v18 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v18[r_] = (v10[r_] + v17[r_]);
-                    }
-                    // %19 = load g_ffn[k1 * 64 +: 64]
-                    const float *v19 = blk_g_g_ffn + k1 * 64;
-                    // %20 = broadcast %19 axis 0
-                    // %21 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    float *v21 = B6;
-                    const float *t3_src = blk_g_W1 + k1 * 64 * 2816 + k * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v21[r_ * 64 + c_] = t3_src[r_ * 2816 + c_];
-                        }
-                    }
-                    // %22 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    float *v22 = B7;
-                    const float *t4_src = blk_g_W3 + k1 * 64 * 2816 + k * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v22[r_ * 64 + c_] = t4_src[r_ * 2816 + c_];
-                        }
-                    }
-                    // %23 = mul %13, %20
-                    float *v23 = B4;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v23[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v19[c_]);
-                        }
-                    }
-                    // %24 = dot %23, %21
-                    float *v24 = B8;
-                    blk_gemm(128, 64, 64, v23, 64, 1, v21, 64, v24, 64, 0);
-                    // %25 = mul %14, %20
-                    float *v25 = B5;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v25[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v19[c_]);
-                        }
-                    }
-                    // %26 = dot %25, %21: accumulated in place by its add
-                    // %27 = add %24, %26
-                    float *v27 = B8;
-                    blk_gemm(128, 64, 64, v25, 64, 1, v21, 64, v27, 64, 1);
-                    // %28 = add %11, %27
-                    float *v28 = B2;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] + v27[r_ * 64 + c_]);
-                        }
-                    }
-                    // %29 = dot %23, %22
-                    float *v29 = B6;
-                    blk_gemm(128, 64, 64, v23, 64, 1, v22, 64, v29, 64, 0);
-                    // %30 = dot %25, %22: accumulated in place by its add
-                    // %31 = add %29, %30
-                    float *v31 = B6;
-                    blk_gemm(128, 64, 64, v25, 64, 1, v22, 64, v31, 64, 1);
-                    // %32 = add %12, %31
-                    float *v32 = B3;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] + v31[r_ * 64 + c_]);
-                        }
-                    }
-                    // yield %18, %28, %32
+                    // %22 = dot %21, %19: accumulated in place by its add
+                    // %23 = add %11, %22
+                    float *v23 = B2;
+                    blk_pack(64, 64, v19, 2816, 1, B5, 64);
+                    blk_gemm_pf(128, 64, 64, v21, 64, 1, B5, 64, v23, 64, 1, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    // %24 = dot %21, %20: accumulated in place by its add
+                    // %25 = add %12, %24
+                    float *v25 = B3;
+                    blk_pack(64, 64, v20, 2816, 1, B5, 64);
+                    blk_gemm_pf(128, 64, 64, v21, 64, 1, B5, 64, v25, 64, 1, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    // yield %16, %23, %25
                     {
                     }
                 }
-                // %33 = mul %7, %3
-                float *v33 = B1;
+                // %26 = mul %7, %3
+                float *v26 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v33[r_] = (v10[r_] * s3);
+                    v26[r_] = (v10[r_] * s3);
                 }
-                // %34 = add %33, %4
-                float *v34 = B1;
+                // %27 = add %26, %4
+                float *v27 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v34[r_] = (v33[r_] + s4);
+                    v27[r_] = (v26[r_] + s4);
                 }
-                // %35 = rsqrt %34
-                float *v35 = B1;
+                // %28 = rsqrt %27
+                float *v28 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v35[r_] = (1.0f / sqrtf(v34[r_]));
+                    v28[r_] = (1.0f / sqrtf(v27[r_]));
                 }
-                // %36 = broadcast %35 axis 1
-                // %37 = mul %9, %36
-                float *v37 = B3;
-                for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v37[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v35[r_]);
-                    }
-                }
-                // %38 = mul %8, %36
-                float *v38 = B2;
+                // %29 = broadcast %28 axis 1
+                // %30 = mul %9, %29
+                float *v30 = B3;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v38[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v35[r_]);
+                        v30[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v28[r_]);
                     }
                 }
-                // %39 = silu %38
-                float *v39 = B2;
+                // %31 = mul %8, %29
+                float *v31 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v39[r_ * 64 + c_] = blk_siluf(v38[r_ * 64 + c_]);
+                        v31[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v28[r_]);
                     }
                 }
-                // %40 = mul %39, %37
-                float *v40 = B2;
+                // %32 = silu %31
+                float *v32 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v40[r_ * 64 + c_] = (v39[r_ * 64 + c_] * v37[r_ * 64 + c_]);
+                        v32[r_ * 64 + c_] = blk_siluf(v31[r_ * 64 + c_]);
                     }
                 }
-                // %41 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v41 = blk_g_W2 + k * 64 * 1024;
-                // %42 = dot %40, %41: accumulated in place by its add
-                // %43 = add %6, %42
-                float *v43 = B0;
-                blk_pack(64, 1024, v41, 1024, 1, B3, 1024);
-                blk_gemm_pf(128, 1024, 64, v40, 64, 1, B3, 1024, v43, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
-                // yield %43
+                // %33 = mul %32, %30
+                float *v33 = B2;
+                for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v33[r_ * 64 + c_] = (v32[r_ * 64 + c_] * v30[r_ * 64 + c_]);
+                    }
+                }
+                // %34 = load W2[k * 64 +: 64, 0 +: 1024]
+                const float *v34 = blk_g_W2 + k * 64 * 1024;
+                // %35 = dot %33, %34: accumulated in place by its add
+                // %36 = add %6, %35
+                float *v36 = B0;
+                blk_pack(64, 1024, v34, 1024, 1, B3, 1024);
+                blk_gemm_pf(128, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                // yield %36
                 {
                 }
             }
             // store %5 -> t55[i * 128 +: 128, 0 +: 1024]
             {
-                float *t5_dst = blk_g_t55 + i * 128 * 1024;
+                float *t2_dst = blk_g_t55 + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t5_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+                        t2_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }
@@ -887,17 +834,17 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_X, const floa
 }
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
-static void blk_u_transformer_layer_k7(const float *restrict blk_g_X, const float *restrict blk_g_t40, const float *restrict blk_g_t55, float *restrict blk_g_Y) {
+static void blk_u_transformer_layer_k7(const float *restrict blk_g_X1, const float *restrict blk_g_t55, float *restrict blk_g_Y) {
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
-                // %0 = load X[i * 64 +: 64, j * 64 +: 64]
-                const float *v0 = blk_g_X + i * 64 * 1024 + j * 64;
-                // %1 = load t40[i * 64 +: 64, j * 64 +: 64]
-                const float *v1 = blk_g_t40 + i * 64 * 1024 + j * 64;
+                // %0 = load X1[i * 64 +: 64, j * 64 +: 64]
+                const float *v0 = blk_g_X1 + i * 64 * 1024 + j * 64;
+                // %1 = load t55[i * 64 +: 64, j * 64 +: 64]
+                const float *v1 = blk_g_t55 + i * 64 * 1024 + j * 64;
                 // %2 = add %0, %1
                 float *v2 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
@@ -906,23 +853,13 @@ static void blk_u_transformer_layer_k7(const float *restrict blk_g_X, const floa
                         v2[r_ * 64 + c_] = (v0[r_ * 1024 + c_] + v1[r_ * 1024 + c_]);
                     }
                 }
-                // %3 = load t55[i * 64 +: 64, j * 64 +: 64]
-                const float *v3 = blk_g_t55 + i * 64 * 1024 + j * 64;
-                // %4 = add %2, %3
-                float *v4 = B0;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v4[r_ * 64 + c_] = (v2[r_ * 64 + c_] + v3[r_ * 1024 + c_]);
-                    }
-                }
-                // store %4 -> Y[i * 64 +: 64, j * 64 +: 64]
+                // store %2 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
                     float *t1_dst = blk_g_Y + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t1_dst[r_ * 1024 + c_] = v4[r_ * 64 + c_];
+                            t1_dst[r_ * 1024 + c_] = v2[r_ * 64 + c_];
                         }
                     }
                 }
@@ -947,7 +884,7 @@ void blk_u_transformer_layer(const float *restrict blk_t_X, const float *restric
     float *blk_g_t25 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t25: f32[1024, 1024] */
     float *blk_g_t37 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t37: f32[16, 1024, 64] */
     float *blk_g_t38 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t38: f32[1024, 16, 64] */
-    float *blk_g_t40 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t40: f32[1024, 1024] */
+    float *blk_g_X1 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp X1: f32[1024, 1024] */
     float *blk_g_t55 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t55: f32[1024, 1024] */
     float *blk_g_Y = blk_t_Y;
     blk_u_transformer_layer_k0(blk_g_X, blk_g_g_attn, blk_g_Wq, blk_g_t19); /* k7_matmul_t19 */
@@ -955,14 +892,14 @@ void blk_u_transformer_layer(const float *restrict blk_t_X, const float *restric
     blk_u_transformer_layer_k2(blk_g_X, blk_g_g_attn, blk_g_Wv, blk_g_t25); /* k11_matmul_t25 */
     blk_u_transformer_layer_k3(blk_g_t19, blk_g_t22, blk_g_t25, blk_g_t37); /* k21_matmul_t37 */
     blk_u_transformer_layer_k4(blk_g_t37, blk_g_t38); /* k22_transpose_t38 */
-    blk_u_transformer_layer_k5(blk_g_Wo, blk_g_t38, blk_g_t40); /* k23_matmul_t40 */
-    blk_u_transformer_layer_k6(blk_g_X, blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_t40, blk_g_t55); /* k36_matmul_t55 */
-    blk_u_transformer_layer_k7(blk_g_X, blk_g_t40, blk_g_t55, blk_g_Y); /* k37_add_Y */
+    blk_u_transformer_layer_k5(blk_g_X, blk_g_Wo, blk_g_t38, blk_g_X1); /* k24_add_X1 */
+    blk_u_transformer_layer_k6(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_X1, blk_g_t55); /* k36_matmul_t55 */
+    blk_u_transformer_layer_k7(blk_g_X1, blk_g_t55, blk_g_Y); /* k37_add_Y */
     free(blk_g_t19);
     free(blk_g_t22);
     free(blk_g_t25);
     free(blk_g_t37);
     free(blk_g_t38);
-    free(blk_g_t40);
+    free(blk_g_X1);
     free(blk_g_t55);
 }

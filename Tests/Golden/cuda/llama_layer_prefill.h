@@ -23,13 +23,11 @@
 /*   blk_u_llama_layer_prefill_k0 (k7_matmul_t19): 512 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_llama_layer_prefill_k1 (k9_matmul_t22): 128 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_llama_layer_prefill_k2 (k11_matmul_t25): 128 block(s) x 256 threads, 49664 bytes shared */
-/*   blk_u_llama_layer_prefill_k3 (k15_where_t31): 4096 block(s) x 256 threads, 32768 bytes shared */
-/*   blk_u_llama_layer_prefill_k4 (k21_matmul_t37): 512 block(s) x 256 threads, 49920 bytes shared */
-/*   blk_u_llama_layer_prefill_k5 (k22_transpose_t38): 8192 block(s) x 256 threads, 0 bytes shared */
-/*   blk_u_llama_layer_prefill_k6 (k29_rsqrt_t48): 16 block(s) x 256 threads, 33024 bytes shared */
-/*   blk_u_llama_layer_prefill_k7 (k31_mul_Xf): 512 block(s) x 256 threads, 32768 bytes shared */
-/*   blk_u_llama_layer_prefill_k8 (k35_mul_G): 1408 block(s) x 256 threads, 65536 bytes shared */
-/*   blk_u_llama_layer_prefill_k9 (k37_add_Y): 512 block(s) x 256 threads, 49152 bytes shared */
+/*   blk_u_llama_layer_prefill_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 98816 bytes shared */
+/*   blk_u_llama_layer_prefill_k4 (k22_transpose_t38): 8192 block(s) x 256 threads, 0 bytes shared */
+/*   blk_u_llama_layer_prefill_k5 (k24_add_X1): 512 block(s) x 256 threads, 32768 bytes shared */
+/*   blk_u_llama_layer_prefill_k6 (k35_mul_G): 1408 block(s) x 256 threads, 66048 bytes shared */
+/*   blk_u_llama_layer_prefill_k7 (k37_add_Y): 512 block(s) x 256 threads, 32768 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

@@ -25,10 +25,9 @@
 /*   blk_u_transformer_layer_k2 (k11_matmul_t25): 256 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_transformer_layer_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 66048 bytes shared */
 /*   blk_u_transformer_layer_k4 (k22_transpose_t38): 1024 block(s) x 256 threads, 0 bytes shared */
-/*   blk_u_transformer_layer_k5 (k29_rsqrt_t48): 16 block(s) x 256 threads, 33024 bytes shared */
-/*   blk_u_transformer_layer_k6 (k31_mul_Xf): 256 block(s) x 256 threads, 32768 bytes shared */
-/*   blk_u_transformer_layer_k7 (k35_mul_G): 704 block(s) x 256 threads, 65536 bytes shared */
-/*   blk_u_transformer_layer_k8 (k37_add_Y): 256 block(s) x 256 threads, 49152 bytes shared */
+/*   blk_u_transformer_layer_k5 (k24_add_X1): 256 block(s) x 256 threads, 32768 bytes shared */
+/*   blk_u_transformer_layer_k6 (k35_mul_G): 704 block(s) x 256 threads, 66048 bytes shared */
+/*   blk_u_transformer_layer_k7 (k37_add_Y): 256 block(s) x 256 threads, 32768 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {
