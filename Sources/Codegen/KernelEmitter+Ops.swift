@@ -122,7 +122,7 @@ extension KernelEmitter {
             let p = schedule.prepacks[k]
             let shape = program[t].shape
             var terms: [String] = []
-            var step = p.pairs * p.pairRow
+            var step = p.tiles * p.pairs * p.tile
             for axis in stride(from: shape.count - 3, through: 0, by: -1) {
                 if case .point(let e) = access[axis] { terms.append("\(index(e)) * \(step)") }
                 step *= shape[axis]
@@ -131,8 +131,8 @@ extension KernelEmitter {
                 case .slice(let columnStart, _) = access[shape.count - 1]
             else { return }
             let (kStart, jStart) = p.kAlongRows ? (rowStart, columnStart) : (columnStart, rowStart)
-            terms.append("(\(index(kStart)) / 2) * \(p.pairRow)")
-            terms.append(index(jStart))
+            terms.append("(\(index(jStart)) / \(p.tile)) * \(p.pairs * p.tile)")
+            terms.append("(\(index(kStart)) / 2) * \(p.tile)")
             w.line("const uint32_t *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
             defineExtents(r, ext)
             return
@@ -606,7 +606,7 @@ extension KernelEmitter {
                 // B packed once per call: the product reads its pairs.
                 w.line(
                     "blk_gemm_bf16p(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), \(pointer(b)), "
-                        + "\(p.pairRow), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
+                        + "\(p.tile), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
                 return
             }
             let prefetch = nextBlock[b].map { ", " + $0 } ?? ""

@@ -125,18 +125,19 @@ struct KernelEmitter {
     }
 
     /// Packs each bf16 tensor the schedule packs once (`KernelSchedule.Prepack`) into its pairs,
-    /// its leading index and 64-wide runs of each pair row shared out over the threads; the loop's
-    /// closing barrier orders the packing before the grid reads it.
+    /// its leading index and tiles shared out over the threads; the loop's closing barrier orders
+    /// the packing before the grid reads it.
     private mutating func emitPrepacks() {
         for (k, p) in schedule.prepacks.enumerated() {
             let g = names.storage(program.storage(of: p.tensor))
             w.flushLeft(dialect.fill(dialect.parallelFor, [("COLLAPSE", "2"), ("SCHEDULE", dialect.staticSchedule)]))
             w.line("for (\(dialect.indexType) pl_ = 0; pl_ < \(p.leading); pl_++)")
             w.indent()
-            open("for (\(dialect.indexType) pc_ = 0; pc_ < \(p.pairRow); pc_ += 64)")
+            open("for (\(dialect.indexType) pt_ = 0; pt_ < \(p.tiles); pt_++)")
             w.line(
                 "blk_bf16_prepack(\(g) + pl_ * \(p.rows * p.columns), \(p.rows), \(p.columns), \(p.kAlongRows ? 1 : 0), "
-                    + "pc_, blk_imin(64, \(p.pairRow) - pc_), P\(k) + pl_ * \(p.pairs * p.pairRow));")
+                    + "pt_ * \(p.tile), blk_imin(\(p.tile), \(p.pairRow) - pt_ * \(p.tile)), "
+                    + "P\(k) + (pl_ * \(p.tiles) + pt_) * \(p.pairs * p.tile), \(p.tile));")
             close()
             w.dedent()
         }

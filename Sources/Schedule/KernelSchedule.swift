@@ -50,11 +50,16 @@ package struct KernelSchedule: Sendable {
         package var leading: Int
         package var rows: Int
         package var columns: Int
-        /// Pairs along `k` (`⌈k-size / 2⌉`) and the pair-row length (the `j` size), per leading index.
+        /// The width of a tile along `j`: the blocks' `j` size. Each tile's pairs are contiguous
+        /// (`pairs × tile` words), so a block's pair rows lie `tile` words apart, not a whole row
+        /// of the tensor apart (a power-of-two stride that would put them all in one L1 set).
+        package var tile: Int
+        /// Pairs along `k` (`⌈k-size / 2⌉`), the `j` size, and the tiles along it.
         package var pairs: Int { kAlongRows ? (rows + 1) / 2 : (columns + 1) / 2 }
         package var pairRow: Int { kAlongRows ? columns : rows }
-        /// The packed copy's 32-bit words.
-        package var words: Int { leading * pairs * pairRow }
+        package var tiles: Int { (pairRow + tile - 1) / tile }
+        /// The packed copy's 32-bit words: per leading index, `tiles` tiles of `pairs × tile`.
+        package var words: Int { leading * tiles * pairs * tile }
     }
 
     /// The kernel's position in the program.
@@ -113,7 +118,8 @@ package struct KernelSchedule: Sendable {
     /// The bf16 blocks worth packing once per call: a block of a bf16 tensor kept in global memory
     /// (`KernelAnalysis.bf16Views`) that is only ever the right operand of bf16 dots, all with the
     /// same orientation; sliced along the tensor's last two axes (points elsewhere) at an even
-    /// offset along the contracted axis; of a row-major storage tensor; and read alike by the
+    /// offset along the contracted axis and a multiple of the block along the other; of a
+    /// row-major storage tensor; and read alike by the
     /// instances of a grid axis (of 2 or more) its access does not name, which would otherwise
     /// each pack it.
     private static func prepacks(
@@ -134,11 +140,12 @@ package struct KernelSchedule: Sendable {
             default: break
             }
         }
-        func even(_ e: IndexExpr) -> Bool {
+        /// Whether the expression is a multiple of `q` for every value of its variables.
+        func multiple(_ e: IndexExpr, of q: Int) -> Bool {
             switch e {
-            case .constant(let c): return c % 2 == 0
-            case .mul(let x, let c): return c % 2 == 0 || even(x)
-            case .add(let x, let y): return even(x) && even(y)
+            case .constant(let c): return c % q == 0
+            case .mul(let x, let c): return c % q == 0 || multiple(x, of: q)
+            case .add(let x, let y): return multiple(x, of: q) && multiple(y, of: q)
             default: return false
             }
         }
@@ -149,15 +156,16 @@ package struct KernelSchedule: Sendable {
             let shape = program[t].shape
             guard shape.count >= 2, access.count == shape.count,
                 access.dropLast(2).allSatisfy({ if case .point = $0 { true } else { false } }),
-                case .slice(let rowStart, _) = access[shape.count - 2],
-                case .slice(let columnStart, _) = access[shape.count - 1],
-                even(tb ? columnStart : rowStart)
+                case .slice(let rowStart, let rowSize) = access[shape.count - 2],
+                case .slice(let columnStart, let columnSize) = access[shape.count - 1],
+                multiple(tb ? columnStart : rowStart, of: 2),
+                multiple(tb ? rowStart : columnStart, of: tb ? rowSize : columnSize)
             else { continue }
             let named = Set(access.flatMap(\.variables))
             guard kernel.grid.contains(where: { $0.extent >= 2 && !named.contains($0.variable) }) else { continue }
             let p = Prepack(
                 tensor: t, kAlongRows: !tb, leading: shape.dropLast(2).reduce(1, *), rows: shape[shape.count - 2],
-                columns: shape[shape.count - 1])
+                columns: shape[shape.count - 1], tile: tb ? rowSize : columnSize)
             if let k = out.firstIndex(of: p) {
                 byLoad[r] = k
             } else {

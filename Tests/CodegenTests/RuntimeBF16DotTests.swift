@@ -227,7 +227,7 @@ final class RuntimeBF16DotTests: XCTestCase {
         }
     }
     /// `blk_bf16_prepack` then `blk_gemm_bf16p` (B packed once, as the schedule's `Prepack` does): a random
-    /// bf16 matrix of odd sizes packed in both orientations, in runs of pair rows shorter than a row, then
+    /// bf16 matrix of odd sizes packed in both orientations, in tiles 48 wide along `j` (the last partial), then
     /// every 64 × 48 block (the last ones partial, `k` starts even) multiplied by float and bf16 `A` rows,
     /// against a double reference, on both paths.
     static let prepackProgram = """
@@ -257,14 +257,18 @@ final class RuntimeBF16DotTests: XCTestCase {
             for (long i = 0; i < m * 200; i++) { A16[i] = rnd16(); A[i] = (float)bf(A16[i]); }
             for (int rows = 1; rows >= 0; rows--) {
                 long kdim = rows ? R : C, jdim = rows ? C : R, np = (kdim + 1) / 2;
-                uint32_t *P = malloc(np * jdim * 4);
-                for (long c0 = 0; c0 < jdim; c0 += 7) blk_bf16_prepack(T, R, C, rows, c0, jdim - c0 < 7 ? jdim - c0 : 7, P);
+                /* tiles of 48 along j, each np pair rows of 48 words */
+                long tiles = (jdim + 47) / 48;
+                uint32_t *P = malloc(tiles * np * 48 * 4);
+                for (long t = 0; t < tiles; t++)
+                    blk_bf16_prepack(T, R, C, rows, 48 * t, jdim - 48 * t < 48 ? jdim - 48 * t : 48, P + t * np * 48, 48);
                 for (long k0 = 0; k0 < kdim; k0 += 64)
                     for (long j0 = 0; j0 < jdim; j0 += 48)
                         for (int a16 = 0; a16 < 2; a16++) {
                             long kk = kdim - k0 < 64 ? kdim - k0 : 64, n = jdim - j0 < 48 ? jdim - j0 : 48;
                             const void *Ap = a16 ? (const void *)(A16 + k0) : (const void *)(A + k0);
-                            blk_gemm_bf16p(m, n, kk, Ap, a16, 200, 1, P + (k0 / 2) * jdim + j0, jdim, Cm, 64, 0, W);
+                            blk_gemm_bf16p(m, n, kk, Ap, a16, 200, 1, P + (j0 / 48) * np * 48 + (k0 / 2) * 48, 48, Cm, 64,
+                                           0, W);
                             for (long i = 0; i < m; i++)
                                 for (long j = 0; j < n; j++) {
                                     double ref = 0, size = 0;

@@ -36,13 +36,13 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
         float B5[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
-            for (long pc_ = 0; pc_ < 1024; pc_ += 64) {
-                blk_bf16_prepack(blk_g_K + pl_ * 65536, 1024, 64, 0, pc_, blk_imin(64, 1024 - pc_), P0 + pl_ * 32768);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_bf16_prepack(blk_g_K + pl_ * 65536, 1024, 64, 0, pt_ * 64, blk_imin(64, 1024 - pt_ * 64), P0 + (pl_ * 16 + pt_) * 2048, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
-            for (long pc_ = 0; pc_ < 64; pc_ += 64) {
-                blk_bf16_prepack(blk_g_V + pl_ * 65536, 1024, 64, 1, pc_, blk_imin(64, 64 - pc_), P1 + pl_ * 32768);
+            for (long pt_ = 0; pt_ < 1; pt_++) {
+                blk_bf16_prepack(blk_g_V + pl_ * 65536, 1024, 64, 1, pt_ * 64, blk_imin(64, 64 - pt_ * 64), P1 + (pl_ * 1 + pt_) * 32768, 64);
             }
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 8; b0++)
@@ -80,10 +80,10 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                     for (long k2 = 0; k2 < 16; k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const uint32_t *v12 = P0 + b0 * 32768 + (0 / 2) * 1024 + k2 * 64;
+                        const uint32_t *v12 = P0 + b0 * 32768 + (k2 * 64 / 64) * 2048 + (0 / 2) * 64;
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
-                        blk_gemm_bf16p(64, 64, 64, v1, 1, 64, 1, v12, 1024, v13, 64, 0, B4);
+                        blk_gemm_bf16p(64, 64, 64, v1, 1, 64, 1, v12, 64, v13, 64, 0, B4);
                         // %14 = mul %13, %2
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -165,7 +165,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             }
                         }
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
-                        const uint32_t *v28 = P1 + b0 * 32768 + (k2 * 64 / 2) * 64 + j * 64;
+                        const uint32_t *v28 = P1 + b0 * 32768 + (j * 64 / 64) * 32768 + (k2 * 64 / 2) * 64;
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B2;

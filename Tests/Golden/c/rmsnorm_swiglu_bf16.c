@@ -40,18 +40,18 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
         float *restrict B6 = blk_arena + 143424;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pc_ = 0; pc_ < 2816; pc_ += 64) {
-                blk_bf16_prepack(blk_g_W1 + pl_ * 2883584, 1024, 2816, 1, pc_, blk_imin(64, 2816 - pc_), P0 + pl_ * 1441792);
+            for (long pt_ = 0; pt_ < 44; pt_++) {
+                blk_bf16_prepack(blk_g_W1 + pl_ * 2883584, 1024, 2816, 1, pt_ * 64, blk_imin(64, 2816 - pt_ * 64), P0 + (pl_ * 44 + pt_) * 32768, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pc_ = 0; pc_ < 2816; pc_ += 64) {
-                blk_bf16_prepack(blk_g_W3 + pl_ * 2883584, 1024, 2816, 1, pc_, blk_imin(64, 2816 - pc_), P1 + pl_ * 1441792);
+            for (long pt_ = 0; pt_ < 44; pt_++) {
+                blk_bf16_prepack(blk_g_W3 + pl_ * 2883584, 1024, 2816, 1, pt_ * 64, blk_imin(64, 2816 - pt_ * 64), P1 + (pl_ * 44 + pt_) * 32768, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pc_ = 0; pc_ < 1024; pc_ += 64) {
-                blk_bf16_prepack(blk_g_W2 + pl_ * 2883584, 2816, 1024, 1, pc_, blk_imin(64, 1024 - pc_), P2 + pl_ * 1441792);
+            for (long pt_ = 0; pt_ < 1; pt_++) {
+                blk_bf16_prepack(blk_g_W2 + pl_ * 2883584, 2816, 1024, 1, pt_ * 1024, blk_imin(1024, 1024 - pt_ * 1024), P2 + (pl_ * 1 + pt_) * 1441792, 1024);
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 32; i++) {
@@ -131,7 +131,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                         v17[r_] = blk_bf16_to_f32(t2_src[r_]);
                     }
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const uint32_t *v18 = P0 + (k1 * 64 / 2) * 2816 + k * 64;
+                    const uint32_t *v18 = P0 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
                     // %19 = broadcast %17 axis 0
                     // %20 = mul %13, %19
                     float *v20 = B4;
@@ -144,13 +144,13 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     // %21 = dot %20, %18: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v18, 2816, v22, 64, 1, B5);
+                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v18, 64, v22, 64, 1, B5);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const uint32_t *v23 = P1 + (k1 * 64 / 2) * 2816 + k * 64;
+                    const uint32_t *v23 = P1 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v23, 2816, v25, 64, 1, B5);
+                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v23, 64, v25, 64, 1, B5);
                     // yield %16, %22, %25
                     {
                     }
@@ -207,7 +207,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const uint32_t *v34 = P2 + (k * 64 / 2) * 1024 + 0;
+                const uint32_t *v34 = P2 + (0 / 1024) * 1441792 + (k * 64 / 2) * 1024;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;

@@ -806,12 +806,13 @@ static inline __attribute__((always_inline)) void blk_gemm_bf16_impl(long m, lon
     else blk_bf16_pack_b(np, kk, n, (const float *)B, ks, js, W32, ldw);
     blk_bf16_product(m, n, kk, A, a16, ars, aks, W32, ldw, C, ldc, accumulate, &q);
 }
-/* The pairs of a whole R x C bf16 matrix T (row-major), pair rows c0 .. c0+cw-1: with kAlongRows
-   P[p*C + c] = (T[2p][c], T[2p+1][c]), else P[p*R + r] = (T[r][2p], T[r][2p+1]); an odd count pads 0 */
+/* The pairs of an R x C bf16 matrix T (row-major) for j = c0 .. c0+cw-1, pair rows ldp words apart: with
+   kAlongRows P[p*ldp + j-c0] = (T[2p][j], T[2p+1][j]), else P[p*ldp + j-c0] = (T[j][2p], T[j][2p+1]);
+   an odd count pads 0 */
 static void blk_bf16_prepack(const uint16_t *restrict T, long R, long C, int kAlongRows, long c0, long cw,
-                             uint32_t *restrict P) {
-    if (kAlongRows) blk_bf16_pack_b16((R + 1) / 2, R, cw, T + c0, C, 1, P + c0, C);
-    else blk_bf16_pack_b16((C + 1) / 2, C, cw, T + c0 * C, 1, C, P + c0, R);
+                             uint32_t *restrict P, long ldp) {
+    if (kAlongRows) blk_bf16_pack_b16((R + 1) / 2, R, cw, T + c0, C, 1, P, ldp);
+    else blk_bf16_pack_b16((C + 1) / 2, C, cw, T + c0 * C, 1, C, P, ldp);
 }
 /* blk_gemm_bf16 with B given packed (by blk_bf16_prepack: Bp[p*ldp + j] is the pair of k = 2p, 2p+1) */
 static __attribute__((noinline)) void blk_gemm_bf16p(long m, long n, long kk, const void *restrict A, int a16,
@@ -886,12 +887,12 @@ static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, con
 }
 /* The same pairs as the AVX512_BF16 path's blk_bf16_prepack, written one at a time */
 static void blk_bf16_prepack(const uint16_t *restrict T, long R, long C, int kAlongRows, long c0, long cw,
-                             uint32_t *restrict P) {
-    long kk = kAlongRows ? R : C, ld = kAlongRows ? C : R;
+                             uint32_t *restrict P, long ldp) {
+    long kk = kAlongRows ? R : C;
     for (long p = 0; p < (kk + 1) / 2; p++)
         for (long j = c0; j < c0 + cw; j++) {
             long lo = kAlongRows ? 2 * p * C + j : j * C + 2 * p, hi = lo + (kAlongRows ? C : 1);
-            P[p * ld + j] = (uint32_t)T[lo] | (2 * p + 1 < kk ? (uint32_t)T[hi] << 16 : 0u);
+            P[p * ldp + j - c0] = (uint32_t)T[lo] | (2 * p + 1 < kk ? (uint32_t)T[hi] << 16 : 0u);
         }
 }
 /* blk_gemm_bf16 with B given packed: its pairs widened into W first */
