@@ -367,8 +367,9 @@ struct KernelEmitter {
         case .scan(let o, let a, let axis, let reverse, let exclusive):
             return lhs + "scan_\(o.rawValue) \(a) axis \(axis)" + (reverse ? " reverse" : "")
                 + (exclusive ? " exclusive" : "")
-        case .dot(let a, let b, let ta, let tb, _):
+        case .dot(let a, let b, let ta, let tb, let precision):
             return lhs + "dot \(a), \(b)" + (ta ? " transpose_a" : "") + (tb ? " transpose_b" : "")
+                + (precision == .f32 ? "" : " \(precision)")
         case .transpose(let a): return lhs + "transpose \(a)"
         case .mask(let a, let r, let c, let p, let fill):
             return lhs + "mask \(a) at (\(r), \(c)) if \(p) else \(formatFloat(fill))"

@@ -81,7 +81,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     for (long k2 = 0; k2 < 16; k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         const uint32_t *v12 = P0 + b0 * 32768 + (k2 * 64 / 64) * 2048 + (0 / 2) * 64;
-                        // %13 = dot %1, %12 transpose_b
+                        // %13 = dot %1, %12 transpose_b bf16
                         float *v13 = B3;
                         blk_gemm_bf16p(64, 64, 64, v1, 1, 64, 1, v12, 64, v13, 64, 0, B4);
                         // %14 = mul %13, %2
@@ -166,7 +166,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         }
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                         const uint32_t *v28 = P1 + b0 * 32768 + (j * 64 / 64) * 32768 + (k2 * 64 / 2) * 64;
-                        // %29 = dot %23, %28: accumulated in place by its add
+                        // %29 = dot %23, %28 bf16: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B2;
                         blk_gemm_bf16p(64, 64, 64, v23, 0, 64, 1, v28, 64, v30, 64, 1, B5);

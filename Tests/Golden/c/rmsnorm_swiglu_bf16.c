@@ -141,13 +141,13 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                             v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
                         }
                     }
-                    // %21 = dot %20, %18: accumulated in place by its add
+                    // %21 = dot %20, %18 bf16: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
                     blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v18, 64, v22, 64, 1, B5);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     const uint32_t *v23 = P1 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
-                    // %24 = dot %20, %23: accumulated in place by its add
+                    // %24 = dot %20, %23 bf16: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
                     blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v23, 64, v25, 64, 1, B5);
@@ -208,7 +208,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
                 const uint32_t *v34 = P2 + (0 / 1024) * 1441792 + (k * 64 / 2) * 1024;
-                // %35 = dot %33, %34: accumulated in place by its add
+                // %35 = dot %33, %34 bf16: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
                 blk_gemm_bf16p(64, 1024, 64, v33, 0, 64, 1, v34, 1024, v36, 1024, 1, B3);

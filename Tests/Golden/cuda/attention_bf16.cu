@@ -74,7 +74,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_bf16_k0(con
             v12[r_ * 64 + c_] = blk_bf16_to_f32(t2_src[r_ * 64 + c_]);
         }
         __syncthreads();
-        // %13 = dot %1, %12 transpose_b
+        // %13 = dot %1, %12 transpose_b bf16
         float *v13 = B5;
         blk_pack(64, 64, v12, 1, 64, B6, 64);
         __syncthreads();
@@ -176,7 +176,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_bf16_k0(con
             v28[r_ * 64 + c_] = blk_bf16_to_f32(t3_src[r_ * 64 + c_]);
         }
         __syncthreads();
-        // %29 = dot %23, %28: accumulated in place by its add
+        // %29 = dot %23, %28 bf16: accumulated in place by its add
         // %30 = add %27, %29
         float *v30 = B3;
         blk_pack(64, 64, v28, 64, 1, B7, 64);

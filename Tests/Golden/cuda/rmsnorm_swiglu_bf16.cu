@@ -104,7 +104,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
             v15[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v12[c_]);
         }
         __syncthreads();
-        // %16 = dot %15, %13: accumulated in place by its add
+        // %16 = dot %15, %13 bf16: accumulated in place by its add
         // %17 = add %6, %16
         float *v17 = B1;
         blk_pack(64, 64, v13, 64, 1, B5, 64);
@@ -118,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
             v18[r_ * 64 + c_] = blk_bf16_to_f32(t4_src[r_ * 2816 + c_]);
         }
         __syncthreads();
-        // %19 = dot %15, %18: accumulated in place by its add
+        // %19 = dot %15, %18 bf16: accumulated in place by its add
         // %20 = add %7, %19
         float *v20 = B2;
         blk_pack(64, 64, v18, 64, 1, B5, 64);
@@ -222,7 +222,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
             v4[r_ * 64 + c_] = blk_bf16_to_f32(t2_src[r_ * 1024 + c_]);
         }
         __syncthreads();
-        // %5 = dot %3, %4: accumulated in place by its add
+        // %5 = dot %3, %4 bf16: accumulated in place by its add
         // %6 = add %2, %5
         float *v6 = B0;
         blk_pack(64, 64, v4, 64, 1, B3, 64);
