@@ -132,8 +132,9 @@ extension KernelEmitter {
             else { return }
             let (kStart, jStart) = p.kAlongRows ? (rowStart, columnStart) : (columnStart, rowStart)
             terms.append("(\(index(jStart)) / \(p.tile)) * \(p.pairs * p.tile)")
-            terms.append("(\(index(kStart)) / 2) * \(p.tile)")
-            w.line("const uint32_t *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
+            terms.append((p.precision == .bf16 ? "(\(index(kStart)) / 2)" : index(kStart)) + " * \(p.tile)")
+            let type = p.precision == .bf16 ? "uint32_t" : "float"
+            w.line("const \(type) *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
             defineExtents(r, ext)
             return
         }
@@ -616,7 +617,10 @@ extension KernelEmitter {
                     + "\(accumulate ? 1 : 0), \(packed)\(prefetch));")
             return
         }
-        if analysis.needsPacking(dotValue) {
+        if let p = schedule.prepackedLoads[b].map({ schedule.prepacks[$0] }) {
+            // B packed once per call: unit stride along j, its tile's rows `tile` apart.
+            ldb = p.tile
+        } else if analysis.needsPacking(dotValue) {
             let packed = "B\(plan.packBufferOf[dotValue]!)"
             let cols = analysis.types[dotValue]!.shape[1]
             w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(cols));")

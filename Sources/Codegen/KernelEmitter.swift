@@ -94,9 +94,9 @@ struct KernelEmitter {
             return
         }
         for (k, p) in schedule.prepacks.enumerated() {
-            w.line(
-                "uint32_t *P\(k) = (uint32_t *)\(dialect.fill(dialect.allocateScratch, [("BYTES", "\(p.words * 4)")]));"
-            )
+            let type = p.precision == .bf16 ? "uint32_t" : "float"
+            let bytes = dialect.fill(dialect.allocateScratch, [("BYTES", "\(p.words * 4)")])
+            w.line("\(type) *P\(k) = (\(type) *)\(bytes);")
         }
         w.flushLeft(dialect.parallelRegion)
         open("")
@@ -134,10 +134,20 @@ struct KernelEmitter {
             w.line("for (\(dialect.indexType) pl_ = 0; pl_ < \(p.leading); pl_++)")
             w.indent()
             open("for (\(dialect.indexType) pt_ = 0; pt_ < \(p.tiles); pt_++)")
-            w.line(
-                "blk_bf16_prepack(\(g) + pl_ * \(p.rows * p.columns), \(p.rows), \(p.columns), \(p.kAlongRows ? 1 : 0), "
-                    + "pt_ * \(p.tile), blk_imin(\(p.tile), \(p.pairRow) - pt_ * \(p.tile)), "
-                    + "P\(k) + (pl_ * \(p.tiles) + pt_) * \(p.pairs * p.tile), \(p.tile));")
+            let width = "blk_imin(\(p.tile), \(p.pairRow) - pt_ * \(p.tile))"
+            let tile = "P\(k) + (pl_ * \(p.tiles) + pt_) * \(p.pairs * p.tile)"
+            if p.precision == .bf16 {
+                w.line(
+                    "blk_bf16_prepack(\(g) + pl_ * \(p.rows * p.columns), \(p.rows), \(p.columns), "
+                        + "\(p.kAlongRows ? 1 : 0), pt_ * \(p.tile), \(width), \(tile), \(p.tile));")
+            } else {
+                // The tile's columns j of B(k, j), unit stride: rows of T, or columns of a transposed T.
+                let (first, ks, js) =
+                    p.kAlongRows ? ("pt_ * \(p.tile)", p.columns, 1) : ("pt_ * \(p.tile * p.columns)", 1, p.columns)
+                w.line(
+                    "blk_pack(\(p.pairs), \(width), \(g) + pl_ * \(p.rows * p.columns) + \(first), \(ks), \(js), \(tile), "
+                        + "\(p.tile));")
+            }
             close()
             w.dedent()
         }

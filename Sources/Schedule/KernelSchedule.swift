@@ -37,12 +37,15 @@ package struct KernelSchedule: Sendable {
         package var prepackedRight: Int?
     }
 
-    /// A bf16 tensor packed once per call, before the grid runs, into the bf16 pairs the bf16
-    /// product multiplies (CPU): every instance then reads its blocks packed, instead of each
-    /// instance packing the blocks it shares with the others.
+    /// A tensor packed once per call, before the grid runs, into the layout its products read
+    /// (CPU): bf16 pairs for bf16 products, unit stride along `j` for f32 ones (a transposed `K`,
+    /// or rows far apart). Every instance then reads its blocks packed, instead of each instance
+    /// packing the blocks it shares with the others.
     package struct Prepack: Hashable, Sendable {
         /// The tensor (a storage tensor, row-major).
         package var tensor: TensorID
+        /// The products' precision: bf16 pairs (`uint32_t` words) or f32 elements.
+        package var precision: DotPrecision
         /// Whether the products contract the tensor's rows (`B(k, j) = T[…, k, j]`), else its
         /// columns (`B(k, j) = T[…, j, k]`, a transposed operand such as `K` in `Q·Kᵀ`).
         package var kAlongRows: Bool
@@ -54,8 +57,12 @@ package struct KernelSchedule: Sendable {
         /// (`pairs × tile` words), so a block's pair rows lie `tile` words apart, not a whole row
         /// of the tensor apart (a power-of-two stride that would put them all in one L1 set).
         package var tile: Int
-        /// Pairs along `k` (`⌈k-size / 2⌉`), the `j` size, and the tiles along it.
-        package var pairs: Int { kAlongRows ? (rows + 1) / 2 : (columns + 1) / 2 }
+        /// The packed rows along `k` (pairs for bf16: `⌈k-size / 2⌉`), the `j` size, and the tiles
+        /// along it.
+        package var pairs: Int {
+            let k = kAlongRows ? rows : columns
+            return precision == .bf16 ? (k + 1) / 2 : k
+        }
         package var pairRow: Int { kAlongRows ? columns : rows }
         package var tiles: Int { (pairRow + tile - 1) / tile }
         /// The packed copy's 32-bit words: per leading index, `tiles` tiles of `pairs × tile`.
@@ -125,21 +132,32 @@ package struct KernelSchedule: Sendable {
     private static func prepacks(
         _ program: Program, _ kernel: Kernel, _ analysis: KernelAnalysis
     ) -> ([Prepack], [ValueID: Int]) {
-        guard !analysis.bf16Views.isEmpty else { return ([], [:]) }
         var orientation: [ValueID: Bool] = [:]  // load -> transposeB of its dots
         var excluded: Set<ValueID> = []
         var loads: [(ValueID, TensorID, [AxisAccess])] = []
+        var otherReaders: Set<ValueID> = []
         kernel.walk { inst in
             switch inst.op {
-            case .dot(let a, let b, _, let tb, _):
+            case .dot(let a, let b, _, let tb, let precision):
                 excluded.insert(a)
                 if let o = orientation[b], o != tb { excluded.insert(b) }
                 orientation[b] = tb
+                // An f32 block is packed once only where each f32 product would pack it; a bf16
+                // product packs pairs only of a bf16 tensor's block.
+                if let r = inst.result, precision == .f32, !analysis.needsPacking(r.id) { excluded.insert(b) }
+                if precision == .bf16, !analysis.bf16Views.contains(b) { excluded.insert(b) }
             case .load(let t, let access):
-                if let r = inst.result, analysis.bf16Views.contains(r.id) { loads.append((r.id, t, access)) }
-            default: break
+                guard let r = inst.result, let layout = analysis.layouts[r.id], case .global = layout.base,
+                    layout.strides.count == 2
+                else { break }
+                if analysis.bf16Views.contains(r.id) || program[t].elementType == .f32 {
+                    loads.append((r.id, t, access))
+                }
+            default:
+                otherReaders.formUnion(inst.op.operands)
             }
         }
+        excluded.formUnion(otherReaders)
         /// Whether the expression is a multiple of `q` for every value of its variables.
         func multiple(_ e: IndexExpr, of q: Int) -> Bool {
             switch e {
@@ -158,13 +176,14 @@ package struct KernelSchedule: Sendable {
                 access.dropLast(2).allSatisfy({ if case .point = $0 { true } else { false } }),
                 case .slice(let rowStart, let rowSize) = access[shape.count - 2],
                 case .slice(let columnStart, let columnSize) = access[shape.count - 1],
-                multiple(tb ? columnStart : rowStart, of: 2),
+                program[t].elementType == .f32 || multiple(tb ? columnStart : rowStart, of: 2),
                 multiple(tb ? rowStart : columnStart, of: tb ? rowSize : columnSize)
             else { continue }
             let named = Set(access.flatMap(\.variables))
             guard kernel.grid.contains(where: { $0.extent >= 2 && !named.contains($0.variable) }) else { continue }
             let p = Prepack(
-                tensor: t, kAlongRows: !tb, leading: shape.dropLast(2).reduce(1, *), rows: shape[shape.count - 2],
+                tensor: t, precision: program[t].elementType == .f32 ? .f32 : .bf16, kAlongRows: !tb,
+                leading: shape.dropLast(2).reduce(1, *), rows: shape[shape.count - 2],
                 columns: shape[shape.count - 1], tile: tb ? rowSize : columnSize)
             if let k = out.firstIndex(of: p) {
                 byLoad[r] = k

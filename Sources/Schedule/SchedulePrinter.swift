@@ -54,7 +54,8 @@ public enum SchedulePrinter {
         for (n, p) in k.prepacks.enumerated() {
             let t = k.analysis.program[p.tensor]
             lines.append(
-                "  P\(n): \(t.name) packed once per call into bf16 pairs along its "
+                "  P\(n): \(t.name) packed once per call into "
+                    + (p.precision == .bf16 ? "bf16 pairs along its " : "f32 tiles \(p.tile) wide, k along its ")
                     + "\(p.kAlongRows ? "rows" : "columns") (\(p.words * 4) bytes), before the grid")
         }
         for d in k.dots {

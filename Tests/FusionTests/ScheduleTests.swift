@@ -1,4 +1,5 @@
 import BlockIR
+import BlockParser
 import BlockTestSupport
 import Foundation
 import Fusion
@@ -77,5 +78,33 @@ final class ScheduleTests: XCTestCase {
                 Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program, target: .cpu))
         XCTAssertFalse(cpu.contains("launch:"))
         XCTAssertTrue(cpu.contains("prefetches the next block"), "the CPU GEMMs prefetch streamed weight blocks")
+    }
+    /// Operands every instance of a grid axis would pack alike are packed once per call on a CPU:
+    /// f32 attention's transposed K (f32 tiles), bf16 attention's K and V (bf16 pairs), the
+    /// SwiGLU weights; never on a GPU, never a block some instances do not share (one query
+    /// block: no grid axis the K block's access leaves out), and never an f32 block a bf16
+    /// product reads (it packs pairs only from bf16 tensors). The programs verify in C
+    /// (`GoldenTests`, `VerifyTests`); here, what is packed.
+    func testSharedOperandsArePackedOncePerCall() throws {
+        func prepacked(_ example: String, _ dims: [String: Int] = [:], target: TargetDescription = .cpu) throws
+            -> [String]
+        {
+            let program = try DifferentialTests.example(example, dims: dims)
+            let fused = Fusion.fuse(program, options: FusionOptions(target: target, cores: CLI.pinnedCores)).program
+            let schedule = Scheduler.schedule(fused, target: target)
+            return schedule.kernels.flatMap { k in
+                k.prepacks.map { "\(fused[$0.tensor].name) \($0.precision) \($0.kAlongRows ? "rows" : "columns")" }
+            }
+        }
+        XCTAssertEqual(try prepacked("attention", ["N": 256]), ["K f32 columns"])
+        XCTAssertEqual(try prepacked("attention_bf16", ["N": 256]), ["K bf16 columns", "V bf16 rows"])
+        XCTAssertEqual(
+            try prepacked("rmsnorm_swiglu_bf16", ["M": 256, "d": 128, "h": 256]),
+            ["W1 bf16 rows", "W3 bf16 rows", "W2 bf16 rows"])
+        XCTAssertEqual(try prepacked("attention_bf16", ["N": 256], target: .sm90), [])
+        XCTAssertEqual(try prepacked("attention", ["N": 64]), [], "one query block: every K block is read once")
+        // f32 tensors multiplied by bf16 dots (B shared by the two row blocks i): not packed.
+        let mixed = Scheduler.schedule(try BlockParser.parse(DotPrecisionTests.program), target: .cpu)
+        XCTAssertEqual(mixed.kernels.map(\.prepacks.count), [0, 0])
     }
 }

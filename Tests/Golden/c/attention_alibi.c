@@ -10,6 +10,7 @@
 
 /* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 82688 bytes per thread */
 static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
+    float *P0 = (float *)blk_alloc(2097152);
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
@@ -20,6 +21,11 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
         float B5[4096] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
         float B7[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(64, blk_imin(64, 1024 - pt_ * 64), blk_g_K + pl_ * 65536 + pt_ * 4096, 1, 64, P0 + (pl_ * 16 + pt_) * 4096, 64);
+            }
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b1 = 0; b1 < 8; b1++)
             for (long i = 0; i < 16; i++)
@@ -107,11 +113,10 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     }
                     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                         // %22 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
-                        const float *v22 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
+                        const float *v22 = P0 + b1 * 65536 + 0 * 524288 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %23 = dot %1, %22 transpose_b
                         float *v23 = B5;
-                        blk_pack(64, 64, v22, 1, 64, B6, 64);
-                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B6, 64, v23, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_K + b1 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm(64, 64, 64, v1, 64, 1, v22, 64, v23, 64, 0);
                         // %24 = mul %23, %2
                         float *v24 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -271,6 +276,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     }
                 }
     }
+    free(P0);
 }
 
 /* The entry point: runs the kernels in program order. */

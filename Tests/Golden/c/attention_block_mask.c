@@ -41,6 +41,7 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const uint8_t *restrict blk_g_M, float *restrict blk_g_O, const uint8_t *restrict blk_g_M_any) {
+    float *P0 = (float *)blk_alloc(2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -49,6 +50,11 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(64, blk_imin(64, 1024 - pt_ * 64), blk_g_K + pl_ * 65536 + pt_ * 4096, 1, 64, P0 + (pl_ * 16 + pt_) * 4096, 64);
+            }
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 16; i++)
@@ -97,11 +103,10 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                         }
                         // %14 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const float *v14 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
+                        const float *v14 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %15 = dot %1, %14 transpose_b
                         float *v15 = B4;
-                        blk_pack(64, 64, v14, 1, 64, B5, 64);
-                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B5, 64, v15, 64, 0, k2 + 1 < 16 ? blk_g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm(64, 64, 64, v1, 64, 1, v14, 64, v15, 64, 0);
                         // %16 = mul %15, %2
                         float *v16 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -225,6 +230,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                     }
                 }
     }
+    free(P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -10,6 +10,7 @@
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 32, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 static void blk_u_attention_documents_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -18,6 +19,11 @@ static void blk_u_attention_documents_k0(const float *restrict blk_g_Q, const fl
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pt_ = 0; pt_ < 32; pt_++) {
+                blk_pack(64, blk_imin(64, 2048 - pt_ * 64), blk_g_K + pl_ * 131072 + pt_ * 4096, 1, 64, P0 + (pl_ * 32 + pt_) * 4096, 64);
+            }
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 32; i++)
@@ -54,11 +60,10 @@ static void blk_u_attention_documents_k0(const float *restrict blk_g_Q, const fl
                     }
                     for (long k2 = blk_imax(0, (((blk_imin(1, blk_imax(0, (i * 64 - 299))) * 300 + blk_imin(1, blk_imax(0, (i * 64 - 699))) * 400) + blk_imin(1, blk_imax(0, (i * 64 - 1499))) * 800) / 64)); k2 < blk_imin(32, ((((((blk_imin(1, blk_imax(0, (i * 64 - 236))) * 400 + 300) + blk_imin(1, blk_imax(0, (i * 64 - 636))) * 800) + blk_imin(1, blk_imax(0, (i * 64 - 1436))) * 1099511626276) - 1) / 64) + 1)); k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const float *v12 = blk_g_K + b0 * 131072 + k2 * 64 * 64;
+                        const float *v12 = P0 + b0 * 131072 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %13 = dot %1, %12 transpose_b
                         float *v13 = B3;
-                        blk_pack(64, 64, v12, 1, 64, B4, 64);
-                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < blk_imin(32, ((((((blk_imin(1, blk_imax(0, (i * 64 - 236))) * 400 + 300) + blk_imin(1, blk_imax(0, (i * 64 - 636))) * 800) + blk_imin(1, blk_imax(0, (i * 64 - 1436))) * 1099511626276) - 1) / 64) + 1)) ? blk_g_K + b0 * 131072 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm(64, 64, 64, v1, 64, 1, v12, 64, v13, 64, 0);
                         // %14 = mul %13, %2
                         float *v14 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -185,6 +190,7 @@ static void blk_u_attention_documents_k0(const float *restrict blk_g_Q, const fl
                     }
                 }
     }
+    free(P0);
 }
 
 /* The entry point: runs the kernels in program order. */

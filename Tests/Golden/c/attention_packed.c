@@ -104,6 +104,7 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_t12, uint8_t *
 
 /* kernel k15_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const float *restrict blk_g_t12, float *restrict blk_g_O, const uint8_t *restrict blk_g_t14_any) {
+    float *P0 = (float *)blk_alloc(2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -112,6 +113,11 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(64, blk_imin(64, 1024 - pt_ * 64), blk_g_K + pl_ * 65536 + pt_ * 4096, 1, 64, P0 + (pl_ * 16 + pt_) * 4096, 64);
+            }
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 16; i++)
@@ -165,11 +171,10 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                             }
                         }
                         // %18 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const float *v18 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
+                        const float *v18 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %19 = dot %4, %18 transpose_b
                         float *v19 = B4;
-                        blk_pack(64, 64, v18, 1, 64, B5, 64);
-                        blk_gemm_pf(64, 64, 64, v4, 64, 1, B5, 64, v19, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_K + b0 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                        blk_gemm(64, 64, 64, v4, 64, 1, v18, 64, v19, 64, 0);
                         // %20 = mul %19, %5
                         float *v20 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -304,6 +309,7 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                     }
                 }
     }
+    free(P0);
 }
 
 /* The entry point: runs the kernels in program order. */

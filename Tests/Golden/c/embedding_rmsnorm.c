@@ -18,6 +18,7 @@ static inline int32_t blk_f32_to_i32(float x) {
 
 /* kernel k8_matmul_y: grid(i < 4, j < 8), 32 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, const float *restrict blk_g_E, const float *restrict blk_g_g, const float *restrict blk_g_W, float *restrict blk_g_y) {
+    float *P0 = (float *)blk_alloc(1048576);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -26,6 +27,11 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(512, blk_imin(64, 512 - pt_ * 64), blk_g_W + pl_ * 262144 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 32768, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 4; i++)
             for (long j = 0; j < 8; j++) {
@@ -85,7 +91,7 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                     // %11 = load g[k1 * 64 +: 64]
                     const float *v11 = blk_g_g + k1 * 64;
                     // %12 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v12 = blk_g_W + k1 * 64 * 512 + j * 64;
+                    const float *v12 = P0 + (j * 64 / 64) * 32768 + k1 * 64 * 64;
                     // %13 = broadcast %11 axis 0
                     // %14 = mul %7, %13
                     float *v14 = B3;
@@ -98,8 +104,7 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                     // %15 = dot %14, %12: accumulated in place by its add
                     // %16 = add %6, %15
                     float *v16 = B2;
-                    blk_pack(64, 64, v12, 512, 1, B4, 64);
-                    blk_gemm_pf(64, 64, 64, v14, 64, 1, B4, 64, v16, 64, 1, k1 + 1 < 8 ? blk_g_W + (k1 + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    blk_gemm(64, 64, 64, v14, 64, 1, v12, 64, v16, 64, 1);
                     // yield %10, %16
                     {
                     }
@@ -147,6 +152,7 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                 }
             }
     }
+    free(P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -115,11 +115,17 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
 
 /* kernel k8_matmul_Knew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_k8_matmul_Knew_split_state0) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
@@ -185,12 +191,11 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
                     }
                     // %19 = broadcast %18 axis 0
                     // %20 = load Wk[k * 64 +: 64, j * 64 +: 64]
-                    const float *v20 = blk_g_Wk + k * 64 * 512 + j * 64;
+                    const float *v20 = P0 + (j * 64 / 64) * 131072 + k * 64 * 64;
                     // %21 = dot %19, %20: accumulated in place by its add
                     // %22 = add %14, %21
                     float *v22 = B0;
-                    blk_pack(64, 64, v20, 512, 1, B2, 64);
-                    blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < blk_imin(32, (s * 16 + 16)) ? blk_g_Wk + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    blk_gemm(1, 64, 64, v18, 0, 1, v20, 64, v22, 64, 1);
                     // yield %22
                     {
                     }
@@ -207,6 +212,7 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k8_matmul_Knew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
@@ -268,11 +274,17 @@ static void blk_u_llama_layer_decode_k2(float *restrict blk_g_Knew, const float 
 
 /* kernel k9_matmul_Vnew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_k9_matmul_Vnew_split_state0) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
@@ -338,12 +350,11 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
                     }
                     // %19 = broadcast %18 axis 0
                     // %20 = load Wv[k * 64 +: 64, j * 64 +: 64]
-                    const float *v20 = blk_g_Wv + k * 64 * 512 + j * 64;
+                    const float *v20 = P0 + (j * 64 / 64) * 131072 + k * 64 * 64;
                     // %21 = dot %19, %20: accumulated in place by its add
                     // %22 = add %14, %21
                     float *v22 = B0;
-                    blk_pack(64, 64, v20, 512, 1, B2, 64);
-                    blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < blk_imin(32, (s * 16 + 16)) ? blk_g_Wv + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    blk_gemm(1, 64, 64, v18, 0, 1, v20, 64, v22, 64, 1);
                     // yield %22
                     {
                     }
@@ -360,6 +371,7 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k9_matmul_Vnew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
@@ -421,6 +433,7 @@ static void blk_u_llama_layer_decode_k4(float *restrict blk_g_Vnew, const float 
 
 /* kernel k17_matmul_t33_split: grid(b0 < 4, i < 1, s < 4), 16 instance(s); local blocks: 6 buffer(s), 19648 bytes per thread */
 static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const float *restrict blk_g_Vc, const float *restrict blk_g_t21, float *restrict blk_g_k17_matmul_t33_split_state0, float *restrict blk_g_k17_matmul_t33_split_state1, float *restrict blk_g_k17_matmul_t33_split_state2) {
+    float *P0 = (float *)blk_alloc(8388608);
 #pragma omp parallel
     {
         float B0[16] __attribute__((aligned(64)));
@@ -429,6 +442,11 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
         float B3[256] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[16] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 4; pl_++)
+            for (long pt_ = 0; pt_ < 64; pt_++) {
+                blk_pack(128, blk_imin(64, 4096 - pt_ * 64), blk_g_Kc + pl_ * 524288 + pt_ * 8192, 1, 128, P0 + (pl_ * 64 + pt_) * 8192, 64);
+            }
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 4; b0++)
             for (long i = 0; i < 1; i++)
@@ -476,12 +494,11 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                             // %14 = load Q[b0, i * 4 +: 4, k4 * 64 +: 64]
                             const float *v14 = blk_g_t21 + b0 * 512 + i * 4 * 128 + k4 * 64;
                             // %15 = load Kc[b0, k3 * 64 +: 64, k4 * 64 +: 64]
-                            const float *v15 = blk_g_Kc + b0 * 524288 + k3 * 64 * 128 + k4 * 64;
+                            const float *v15 = P0 + b0 * 524288 + (k3 * 64 / 64) * 8192 + k4 * 64 * 64;
                             // %16 = dot %14, %15 transpose_b: accumulated in place by its add
                             // %17 = add %13, %16
                             float *v17 = B3;
-                            blk_pack(64, 64, v15, 1, 128, B4, 64);
-                            blk_gemm_pf(4, 64, 64, v14, 128, 1, B4, 64, v17, 64, 1, k4 + 1 < 2 ? blk_g_Kc + b0 * 524288 + k3 * 64 * 128 + (k4 + 1) * 64 : 0, 64, 128, 64);
+                            blk_gemm(4, 64, 64, v14, 128, 1, v15, 64, v17, 64, 1);
                             // yield %17
                             {
                             }
@@ -608,6 +625,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                     }
                 }
     }
+    free(P0);
 }
 
 /* kernel k17_matmul_t33: grid(b0 < 4, i < 1), 4 instance(s); local blocks: 6 buffer(s), 4352 bytes per thread */
@@ -834,6 +852,9 @@ static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const flo
 
 /* kernel k31_matmul_t50_split: grid(s < 15), 15 instance(s); local blocks: 5 buffer(s), 533248 bytes per thread */
 static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_k31_matmul_t50_split_state0) {
+    float *P0 = (float *)blk_alloc(46137344);
+    float *P1 = (float *)blk_alloc(46137344);
+    float *P2 = (float *)blk_alloc(46137344);
 #pragma omp parallel
     {
         /* 533248 bytes of blocks: one allocation per thread, not the stack */
@@ -843,6 +864,21 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
         float *restrict B2 = blk_arena + 2112;
         float *restrict B3 = blk_arena + 2176;
         float *restrict B4 = blk_arena + 2240;
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 88; pt_++) {
+                blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W1 + pl_ * 11534336 + pt_ * 64, 5632, 1, P0 + (pl_ * 88 + pt_) * 131072, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 88; pt_++) {
+                blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W3 + pl_ * 11534336 + pt_ * 64, 5632, 1, P1 + (pl_ * 88 + pt_) * 131072, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 1; pt_++) {
+                blk_pack(5632, blk_imin(2048, 2048 - pt_ * 2048), blk_g_W2 + pl_ * 11534336 + pt_ * 2048, 2048, 1, P2 + (pl_ * 1 + pt_) * 11534336, 2048);
+            }
 #pragma omp for collapse(1) schedule(dynamic, 1)
         for (long s = 0; s < 15; s++) {
             // %0 = fill 0.0
@@ -925,19 +961,17 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
                     }
                     // %24 = broadcast %23 axis 0
                     // %25 = load W1[k2 * 64 +: 64, k * 64 +: 64]
-                    const float *v25 = blk_g_W1 + k2 * 64 * 5632 + k * 64;
+                    const float *v25 = P0 + (k * 64 / 64) * 131072 + k2 * 64 * 64;
                     // %26 = dot %24, %25: accumulated in place by its add
                     // %27 = add %18, %26
                     float *v27 = B1;
-                    blk_pack(64, 64, v25, 5632, 1, B4, 64);
-                    blk_gemm_pf(1, 64, 64, v23, 0, 1, B4, 64, v27, 64, 1, k2 + 1 < 32 ? blk_g_W1 + (k2 + 1) * 64 * 5632 + k * 64 : 0, 64, 5632, 64);
+                    blk_gemm(1, 64, 64, v23, 0, 1, v25, 64, v27, 64, 1);
                     // %28 = load W3[k2 * 64 +: 64, k * 64 +: 64]
-                    const float *v28 = blk_g_W3 + k2 * 64 * 5632 + k * 64;
+                    const float *v28 = P1 + (k * 64 / 64) * 131072 + k2 * 64 * 64;
                     // %29 = dot %24, %28: accumulated in place by its add
                     // %30 = add %19, %29
                     float *v30 = B2;
-                    blk_pack(64, 64, v28, 5632, 1, B4, 64);
-                    blk_gemm_pf(1, 64, 64, v23, 0, 1, B4, 64, v30, 64, 1, k2 + 1 < 32 ? blk_g_W3 + (k2 + 1) * 64 * 5632 + k * 64 : 0, 64, 5632, 64);
+                    blk_gemm(1, 64, 64, v23, 0, 1, v28, 64, v30, 64, 1);
                     // yield %27, %30
                     {
                     }
@@ -980,12 +1014,11 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
                 }
                 // %35 = broadcast %34 axis 0
                 // %36 = load W2[k * 64 +: 64, 0 +: 2048]
-                const float *v36 = blk_g_W2 + k * 64 * 2048;
+                const float *v36 = P2 + (0 / 2048) * 11534336 + k * 64 * 2048;
                 // %37 = dot %35, %36: accumulated in place by its add
                 // %38 = add %15, %37
                 float *v38 = B0;
-                blk_pack(64, 2048, v36, 2048, 1, B4, 2048);
-                blk_gemm_pf(1, 2048, 64, v34, 0, 1, B4, 2048, v38, 2048, 1, k + 1 < blk_imin(88, (s * 6 + 6)) ? blk_g_W2 + (k + 1) * 64 * 2048 : 0, 64, 2048, 2048);
+                blk_gemm(1, 2048, 64, v34, 0, 1, v36, 2048, v38, 2048, 1);
                 // yield %38
                 {
                 }
@@ -1003,6 +1036,9 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
         }
         free(blk_arena);
     }
+    free(P0);
+    free(P1);
+    free(P2);
 }
 
 /* kernel k31_matmul_t50: grid(), 1 instance(s); local blocks: 2 buffer(s), 16384 bytes per thread */

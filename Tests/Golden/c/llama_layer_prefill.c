@@ -10,6 +10,7 @@
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 32), 512 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wq, float *restrict blk_g_t19) {
+    float *P0 = (float *)blk_alloc(16777216);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -17,6 +18,11 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 32; pt_++) {
+                blk_pack(2048, blk_imin(64, 2048 - pt_ * 64), blk_g_Wq + pl_ * 4194304 + pt_ * 64, 2048, 1, P0 + (pl_ * 32 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 32; j++) {
@@ -69,7 +75,7 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                     // %10 = load g_attn[k1 * 64 +: 64]
                     const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wq[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = blk_g_Wq + k1 * 64 * 2048 + j * 64;
+                    const float *v11 = P0 + (j * 64 / 64) * 131072 + k1 * 64 * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -82,8 +88,7 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_pack(64, 64, v11, 2048, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 32 ? blk_g_Wq + (k1 + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -131,10 +136,12 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 8), 128 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_t22) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -142,6 +149,11 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_X, const fl
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 8; j++) {
@@ -194,7 +206,7 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_X, const fl
                     // %10 = load g_attn[k1 * 64 +: 64]
                     const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wk[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = blk_g_Wk + k1 * 64 * 512 + j * 64;
+                    const float *v11 = P0 + (j * 64 / 64) * 131072 + k1 * 64 * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -207,8 +219,7 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_X, const fl
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_pack(64, 64, v11, 512, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 32 ? blk_g_Wk + (k1 + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -256,10 +267,12 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_X, const fl
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 8), 128 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_llama_layer_prefill_k2(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_t25) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -267,6 +280,11 @@ static void blk_u_llama_layer_prefill_k2(const float *restrict blk_g_X, const fl
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 8; j++) {
@@ -319,7 +337,7 @@ static void blk_u_llama_layer_prefill_k2(const float *restrict blk_g_X, const fl
                     // %10 = load g_attn[k1 * 64 +: 64]
                     const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wv[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = blk_g_Wv + k1 * 64 * 512 + j * 64;
+                    const float *v11 = P0 + (j * 64 / 64) * 131072 + k1 * 64 * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -332,8 +350,7 @@ static void blk_u_llama_layer_prefill_k2(const float *restrict blk_g_X, const fl
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_pack(64, 64, v11, 512, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 32 ? blk_g_Wv + (k1 + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -381,6 +398,7 @@ static void blk_u_llama_layer_prefill_k2(const float *restrict blk_g_X, const fl
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k21_matmul_t37: grid(b0 < 4, b1 < 4, i < 16), 256 instance(s); local blocks: 6 buffer(s), 98816 bytes per thread */
@@ -606,10 +624,16 @@ static void blk_u_llama_layer_prefill_k4(const float *restrict blk_g_t37, float 
 
 /* kernel k24_add_X1: grid(i < 16, j < 32), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 static void blk_u_llama_layer_prefill_k5(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t38, float *restrict blk_g_X1) {
+    float *P0 = (float *)blk_alloc(16777216);
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 32; pt_++) {
+                blk_pack(2048, blk_imin(64, 2048 - pt_ * 64), blk_g_Wo + pl_ * 4194304 + pt_ * 64, 2048, 1, P0 + (pl_ * 32 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 32; j++) {
@@ -629,12 +653,11 @@ static void blk_u_llama_layer_prefill_k5(const float *restrict blk_g_X, const fl
                     // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
                     const float *v4 = blk_g_t38 + i * 64 * 2048 + k1 * 64;
                     // %5 = load Wo[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v5 = blk_g_Wo + k1 * 64 * 2048 + j * 64;
+                    const float *v5 = P0 + (j * 64 / 64) * 131072 + k1 * 64 * 64;
                     // %6 = dot %4, %5: accumulated in place by its add
                     // %7 = add %3, %6
                     float *v7 = B0;
-                    blk_pack(64, 64, v5, 2048, 1, B1, 64);
-                    blk_gemm_pf(64, 64, 64, v4, 2048, 1, B1, 64, v7, 64, 1, k1 + 1 < 32 ? blk_g_Wo + (k1 + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
+                    blk_gemm(64, 64, 64, v4, 2048, 1, v5, 64, v7, 64, 1);
                     // yield %7
                     {
                     }
@@ -659,10 +682,13 @@ static void blk_u_llama_layer_prefill_k5(const float *restrict blk_g_X, const fl
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k35_mul_G: grid(i < 8, j < 88), 704 instance(s); local blocks: 6 buffer(s), 132096 bytes per thread */
 static void blk_u_llama_layer_prefill_k6(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_X1, float *restrict blk_g_G) {
+    float *P0 = (float *)blk_alloc(46137344);
+    float *P1 = (float *)blk_alloc(46137344);
 #pragma omp parallel
     {
         float B0[128] __attribute__((aligned(64)));
@@ -671,6 +697,16 @@ static void blk_u_llama_layer_prefill_k6(const float *restrict blk_g_g_ffn, cons
         float B3[8192] __attribute__((aligned(64)));
         float B4[8192] __attribute__((aligned(64)));
         float B5[128] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 88; pt_++) {
+                blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W1 + pl_ * 11534336 + pt_ * 64, 5632, 1, P0 + (pl_ * 88 + pt_) * 131072, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 88; pt_++) {
+                blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W3 + pl_ * 11534336 + pt_ * 64, 5632, 1, P1 + (pl_ * 88 + pt_) * 131072, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 8; i++)
             for (long j = 0; j < 88; j++) {
@@ -731,9 +767,9 @@ static void blk_u_llama_layer_prefill_k6(const float *restrict blk_g_g_ffn, cons
                     const float *v12 = blk_g_g_ffn + k2 * 64;
                     // %13 = broadcast %12 axis 0
                     // %14 = load W1[k2 * 64 +: 64, j * 64 +: 64]
-                    const float *v14 = blk_g_W1 + k2 * 64 * 5632 + j * 64;
+                    const float *v14 = P0 + (j * 64 / 64) * 131072 + k2 * 64 * 64;
                     // %15 = load W3[k2 * 64 +: 64, j * 64 +: 64]
-                    const float *v15 = blk_g_W3 + k2 * 64 * 5632 + j * 64;
+                    const float *v15 = P1 + (j * 64 / 64) * 131072 + k2 * 64 * 64;
                     // %16 = mul %8, %13
                     float *v16 = B3;
                     for (long r_ = 0; r_ < 128; r_++) {
@@ -745,13 +781,11 @@ static void blk_u_llama_layer_prefill_k6(const float *restrict blk_g_g_ffn, cons
                     // %17 = dot %16, %14: accumulated in place by its add
                     // %18 = add %6, %17
                     float *v18 = B1;
-                    blk_pack(64, 64, v14, 5632, 1, B4, 64);
-                    blk_gemm_pf(128, 64, 64, v16, 64, 1, B4, 64, v18, 64, 1, k2 + 1 < 32 ? blk_g_W1 + (k2 + 1) * 64 * 5632 + j * 64 : 0, 64, 5632, 64);
+                    blk_gemm(128, 64, 64, v16, 64, 1, v14, 64, v18, 64, 1);
                     // %19 = dot %16, %15: accumulated in place by its add
                     // %20 = add %7, %19
                     float *v20 = B2;
-                    blk_pack(64, 64, v15, 5632, 1, B4, 64);
-                    blk_gemm_pf(128, 64, 64, v16, 64, 1, B4, 64, v20, 64, 1, k2 + 1 < 32 ? blk_g_W3 + (k2 + 1) * 64 * 5632 + j * 64 : 0, 64, 5632, 64);
+                    blk_gemm(128, 64, 64, v16, 64, 1, v15, 64, v20, 64, 1);
                     // yield %11, %18, %20
                     {
                     }
@@ -823,16 +857,24 @@ static void blk_u_llama_layer_prefill_k6(const float *restrict blk_g_g_ffn, cons
                 }
             }
     }
+    free(P0);
+    free(P1);
 }
 
 /* kernel k36_matmul_t55: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1048576 bytes per thread */
 static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_W2, const float *restrict blk_g_G, float *restrict blk_g_t55) {
+    float *P0 = (float *)blk_alloc(46137344);
 #pragma omp parallel
     {
         /* 1048576 bytes of blocks: one allocation per thread, not the stack */
         float *blk_arena = blk_alloc((size_t)1048576);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 131072;
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 1; pt_++) {
+                blk_pack(5632, blk_imin(2048, 2048 - pt_ * 2048), blk_g_W2 + pl_ * 11534336 + pt_ * 2048, 2048, 1, P0 + (pl_ * 1 + pt_) * 11534336, 2048);
+            }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
@@ -849,12 +891,11 @@ static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_W2, const f
                 // %3 = load G[i * 64 +: 64, k * 64 +: 64]
                 const float *v3 = blk_g_G + i * 64 * 5632 + k * 64;
                 // %4 = load W2[k * 64 +: 64, 0 +: 2048]
-                const float *v4 = blk_g_W2 + k * 64 * 2048;
+                const float *v4 = P0 + (0 / 2048) * 11534336 + k * 64 * 2048;
                 // %5 = dot %3, %4: accumulated in place by its add
                 // %6 = add %2, %5
                 float *v6 = B0;
-                blk_pack(64, 2048, v4, 2048, 1, B1, 2048);
-                blk_gemm_pf(64, 2048, 64, v3, 5632, 1, B1, 2048, v6, 2048, 1, k + 1 < 88 ? blk_g_W2 + (k + 1) * 64 * 2048 : 0, 64, 2048, 2048);
+                blk_gemm(64, 2048, 64, v3, 5632, 1, v4, 2048, v6, 2048, 1);
                 // yield %6
                 {
                 }
@@ -872,6 +913,7 @@ static void blk_u_llama_layer_prefill_k7(const float *restrict blk_g_W2, const f
         }
         free(blk_arena);
     }
+    free(P0);
 }
 
 /* kernel k37_add_Y: grid(i < 16, j < 32), 512 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */

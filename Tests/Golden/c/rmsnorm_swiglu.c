@@ -10,6 +10,9 @@
 
 /* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
 static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *restrict blk_g_g, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, float *restrict blk_g_Y) {
+    float *P0 = (float *)blk_alloc(11534336);
+    float *P1 = (float *)blk_alloc(11534336);
+    float *P2 = (float *)blk_alloc(11534336);
 #pragma omp parallel
     {
         /* 885760 bytes of blocks: one allocation per thread, not the stack */
@@ -21,6 +24,21 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
         float *restrict B4 = blk_arena + 204928;
         float *restrict B5 = blk_arena + 213120;
         float *restrict B6 = blk_arena + 221312;
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 44; pt_++) {
+                blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W1 + pl_ * 2883584 + pt_ * 64, 2816, 1, P0 + (pl_ * 44 + pt_) * 65536, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 44; pt_++) {
+                blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W3 + pl_ * 2883584 + pt_ * 64, 2816, 1, P1 + (pl_ * 44 + pt_) * 65536, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 1; pt_++) {
+                blk_pack(2816, blk_imin(1024, 1024 - pt_ * 1024), blk_g_W2 + pl_ * 2883584 + pt_ * 1024, 1024, 1, P2 + (pl_ * 1 + pt_) * 2883584, 1024);
+            }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = fill 0.0
@@ -94,7 +112,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     // %17 = load g[k1 * 64 +: 64]
                     const float *v17 = blk_g_g + k1 * 64;
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v18 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
+                    const float *v18 = P0 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %19 = broadcast %17 axis 0
                     // %20 = mul %13, %19
                     float *v20 = B4;
@@ -107,15 +125,13 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     // %21 = dot %20, %18: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_pack(64, 64, v18, 2816, 1, B5, 64);
-                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B5, 64, v22, 64, 1, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm(128, 64, 64, v20, 64, 1, v18, 64, v22, 64, 1);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
+                    const float *v23 = P1 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %24 = dot %20, %23: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_pack(64, 64, v23, 2816, 1, B5, 64);
-                    blk_gemm_pf(128, 64, 64, v20, 64, 1, B5, 64, v25, 64, 1, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm(128, 64, 64, v20, 64, 1, v23, 64, v25, 64, 1);
                     // yield %16, %22, %25
                     {
                     }
@@ -172,12 +188,11 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v34 = blk_g_W2 + k * 64 * 1024;
+                const float *v34 = P2 + (0 / 1024) * 2883584 + k * 64 * 1024;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_pack(64, 1024, v34, 1024, 1, B3, 1024);
-                blk_gemm_pf(128, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                blk_gemm(128, 1024, 64, v33, 64, 1, v34, 1024, v36, 1024, 1);
                 // yield %36
                 {
                 }
@@ -195,6 +210,9 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
         }
         free(blk_arena);
     }
+    free(P0);
+    free(P1);
+    free(P2);
 }
 
 /* The entry point: runs the kernels in program order. */

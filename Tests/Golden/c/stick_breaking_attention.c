@@ -10,6 +10,7 @@
 
 /* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
+    float *P0 = (float *)blk_alloc(2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -18,6 +19,11 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 8; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(64, blk_imin(64, 1024 - pt_ * 64), blk_g_K + pl_ * 65536 + pt_ * 4096, 1, 64, P0 + (pl_ * 16 + pt_) * 4096, 64);
+            }
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 8; b0++)
             for (long i = 0; i < 16; i++)
@@ -38,11 +44,10 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                     }
                     for (long k1 = blk_imax(0, (i * (-1) + 15)); k1 < (blk_imin(16, (i + 1)) * (-1) + 16); k1++) {
                         // %6 = load K[b0, k1 * (-64) + 960 +: 64, 0 +: 64]
-                        const float *v6 = blk_g_K + b0 * 65536 + (k1 * (-64) + 960) * 64;
+                        const float *v6 = P0 + b0 * 65536 + ((k1 * (-64) + 960) / 64) * 4096 + 0 * 64;
                         // %7 = dot %1, %6 transpose_b
                         float *v7 = B1;
-                        blk_pack(64, 64, v6, 1, 64, B2, 64);
-                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B2, 64, v7, 64, 0, k1 + 1 < (blk_imin(16, (i + 1)) * (-1) + 16) ? blk_g_K + b0 * 65536 + ((k1 + 1) * (-64) + 960) * 64 : 0, 64, 64, 64);
+                        blk_gemm(64, 64, 64, v1, 64, 1, v6, 64, v7, 64, 0);
                         // %8 = mul %7, %2
                         float *v8 = B1;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -104,11 +109,10 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                     }
                     for (long k = blk_imax((blk_imin(16, (i + 1)) * (-1) + 16), (i * (-1) + 15)); k < 16; k++) {
                         // %18 = load K[b0, k * (-64) + 960 +: 64, 0 +: 64]
-                        const float *v18 = blk_g_K + b0 * 65536 + (k * (-64) + 960) * 64;
+                        const float *v18 = P0 + b0 * 65536 + ((k * (-64) + 960) / 64) * 4096 + 0 * 64;
                         // %19 = dot %1, %18 transpose_b
                         float *v19 = B2;
-                        blk_pack(64, 64, v18, 1, 64, B3, 64);
-                        blk_gemm_pf(64, 64, 64, v1, 64, 1, B3, 64, v19, 64, 0, k + 1 < 16 ? blk_g_K + b0 * 65536 + ((k + 1) * (-64) + 960) * 64 : 0, 64, 64, 64);
+                        blk_gemm(64, 64, 64, v1, 64, 1, v18, 64, v19, 64, 0);
                         // %20 = mul %19, %2
                         float *v20 = B2;
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -240,6 +244,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                     }
                 }
     }
+    free(P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -10,6 +10,7 @@
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wq, float *restrict blk_g_t19) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -17,6 +18,11 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wq + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -69,7 +75,7 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                     // %10 = load g_attn[k1 * 64 +: 64]
                     const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wq[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = blk_g_Wq + k1 * 64 * 1024 + j * 64;
+                    const float *v11 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -82,8 +88,7 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? blk_g_Wq + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -131,10 +136,12 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_t22) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -142,6 +149,11 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -194,7 +206,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     // %10 = load g_attn[k1 * 64 +: 64]
                     const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wk[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = blk_g_Wk + k1 * 64 * 1024 + j * 64;
+                    const float *v11 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -207,8 +219,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? blk_g_Wk + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -256,10 +267,12 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_t25) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -267,6 +280,11 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const floa
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -319,7 +337,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const floa
                     // %10 = load g_attn[k1 * 64 +: 64]
                     const float *v10 = blk_g_g_attn + k1 * 64;
                     // %11 = load Wv[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v11 = blk_g_Wv + k1 * 64 * 1024 + j * 64;
+                    const float *v11 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %12 = broadcast %10 axis 0
                     // %13 = mul %6, %12
                     float *v13 = B2;
@@ -332,8 +350,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const floa
                     // %14 = dot %13, %11: accumulated in place by its add
                     // %15 = add %5, %14
                     float *v15 = B1;
-                    blk_pack(64, 64, v11, 1024, 1, B3, 64);
-                    blk_gemm_pf(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1, k1 + 1 < 16 ? blk_g_Wv + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm(64, 64, 64, v13, 64, 1, v11, 64, v15, 64, 1);
                     // yield %9, %15
                     {
                     }
@@ -381,6 +398,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const floa
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
@@ -589,10 +607,16 @@ static void blk_u_transformer_layer_k4(const float *restrict blk_g_t37, float *r
 
 /* kernel k24_add_X1: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 static void blk_u_transformer_layer_k5(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t38, float *restrict blk_g_X1) {
+    float *P0 = (float *)blk_alloc(4194304);
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
         float B1[4096] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wo + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 16; i++)
             for (long j = 0; j < 16; j++) {
@@ -612,12 +636,11 @@ static void blk_u_transformer_layer_k5(const float *restrict blk_g_X, const floa
                     // %4 = load A[i * 64 +: 64, k1 * 64 +: 64]
                     const float *v4 = blk_g_t38 + i * 64 * 1024 + k1 * 64;
                     // %5 = load Wo[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v5 = blk_g_Wo + k1 * 64 * 1024 + j * 64;
+                    const float *v5 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %6 = dot %4, %5: accumulated in place by its add
                     // %7 = add %3, %6
                     float *v7 = B0;
-                    blk_pack(64, 64, v5, 1024, 1, B1, 64);
-                    blk_gemm_pf(64, 64, 64, v4, 1024, 1, B1, 64, v7, 64, 1, k1 + 1 < 16 ? blk_g_Wo + (k1 + 1) * 64 * 1024 + j * 64 : 0, 64, 1024, 64);
+                    blk_gemm(64, 64, 64, v4, 1024, 1, v5, 64, v7, 64, 1);
                     // yield %7
                     {
                     }
@@ -642,10 +665,14 @@ static void blk_u_transformer_layer_k5(const float *restrict blk_g_X, const floa
                 }
             }
     }
+    free(P0);
 }
 
 /* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
 static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_t55) {
+    float *P0 = (float *)blk_alloc(11534336);
+    float *P1 = (float *)blk_alloc(11534336);
+    float *P2 = (float *)blk_alloc(11534336);
 #pragma omp parallel
     {
         /* 885760 bytes of blocks: one allocation per thread, not the stack */
@@ -657,6 +684,21 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const 
         float *restrict B4 = blk_arena + 204928;
         float *restrict B5 = blk_arena + 213120;
         float *restrict B6 = blk_arena + 221312;
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 44; pt_++) {
+                blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W1 + pl_ * 2883584 + pt_ * 64, 2816, 1, P0 + (pl_ * 44 + pt_) * 65536, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 44; pt_++) {
+                blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W3 + pl_ * 2883584 + pt_ * 64, 2816, 1, P1 + (pl_ * 44 + pt_) * 65536, 64);
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 1; pt_++) {
+                blk_pack(2816, blk_imin(1024, 1024 - pt_ * 1024), blk_g_W2 + pl_ * 2883584 + pt_ * 1024, 1024, 1, P2 + (pl_ * 1 + pt_) * 2883584, 1024);
+            }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 8; i++) {
             // %0 = fill 0.0
@@ -731,9 +773,9 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const 
                     const float *v17 = blk_g_g_ffn + k1 * 64;
                     // %18 = broadcast %17 axis 0
                     // %19 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v19 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
+                    const float *v19 = P0 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %20 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v20 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
+                    const float *v20 = P1 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %21 = mul %13, %18
                     float *v21 = B4;
                     for (long r_ = 0; r_ < 128; r_++) {
@@ -745,13 +787,11 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const 
                     // %22 = dot %21, %19: accumulated in place by its add
                     // %23 = add %11, %22
                     float *v23 = B2;
-                    blk_pack(64, 64, v19, 2816, 1, B5, 64);
-                    blk_gemm_pf(128, 64, 64, v21, 64, 1, B5, 64, v23, 64, 1, k1 + 1 < 16 ? blk_g_W1 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm(128, 64, 64, v21, 64, 1, v19, 64, v23, 64, 1);
                     // %24 = dot %21, %20: accumulated in place by its add
                     // %25 = add %12, %24
                     float *v25 = B3;
-                    blk_pack(64, 64, v20, 2816, 1, B5, 64);
-                    blk_gemm_pf(128, 64, 64, v21, 64, 1, B5, 64, v25, 64, 1, k1 + 1 < 16 ? blk_g_W3 + (k1 + 1) * 64 * 2816 + k * 64 : 0, 64, 2816, 64);
+                    blk_gemm(128, 64, 64, v21, 64, 1, v20, 64, v25, 64, 1);
                     // yield %16, %23, %25
                     {
                     }
@@ -808,12 +848,11 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const 
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v34 = blk_g_W2 + k * 64 * 1024;
+                const float *v34 = P2 + (0 / 1024) * 2883584 + k * 64 * 1024;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_pack(64, 1024, v34, 1024, 1, B3, 1024);
-                blk_gemm_pf(128, 1024, 64, v33, 64, 1, B3, 1024, v36, 1024, 1, k + 1 < 44 ? blk_g_W2 + (k + 1) * 64 * 1024 : 0, 64, 1024, 1024);
+                blk_gemm(128, 1024, 64, v33, 64, 1, v34, 1024, v36, 1024, 1);
                 // yield %36
                 {
                 }
@@ -831,6 +870,9 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const 
         }
         free(blk_arena);
     }
+    free(P0);
+    free(P1);
+    free(P2);
 }
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
