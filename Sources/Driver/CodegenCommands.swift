@@ -146,9 +146,11 @@ extension Command {
         let weights = try Weights.load(
             pipeline, signature: program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) },
             options: options, console: console)
-        // The interpreter's tensors and the compiled program's outputs, read back.
+        // The interpreter's tensors, the compiled program's outputs, read back, and its scratch.
         try MemoryBudget(options).check(
-            MemoryBudget.bytes(of: program, extraOutputCopies: 1), running: "verifying '\(program.name)'")
+            MemoryBudget.saturatingAdd(
+                MemoryBudget.bytes(of: program, extraOutputCopies: 1), MemoryBudget.scratchBytes(of: schedule)),
+            running: "verifying '\(program.name)'")
         let settings = CodegenSettings(options)
         let run = try CodegenRun(
             schedule: schedule, seed: options.seed, console: console, given: options.inputs, weights: weights)

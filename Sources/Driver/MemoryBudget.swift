@@ -1,6 +1,7 @@
 import BlockIR
 import Foundation
 import Graph
+import Schedule
 
 /// The memory an interpreter run needs, estimated before anything is allocated, and the limit
 /// it must stay under: `--max-memory BYTES` (suffixes K, M, G, T: powers of 1024), by default
@@ -36,6 +37,18 @@ struct MemoryBudget {
         let storage = program.tensors.filter { $0.viewOf == nil }.map(\.shape)
         let outputs = program.outputs.map { program[$0].shape }
         return bytes(of: storage + Array(repeating: outputs, count: extraOutputCopies).flatMap { $0 })
+    }
+
+    /// The most scratch one kernel of the compiled program allocates in global memory at a time:
+    /// its operands packed once per call (`KernelSchedule.Prepack`, freed when it returns).
+    static func scratchBytes(of schedule: ProgramSchedule) -> Int {
+        var most = 0
+        for kernel in schedule.kernels {
+            var bytes = 0
+            for p in kernel.prepacks { bytes = saturatingAdd(bytes, saturatingMultiply(p.words, 4)) }
+            most = max(most, bytes)
+        }
+        return most
     }
 
     /// Throws when `bytes` exceed the limit; `what` says what would run.
@@ -89,7 +102,7 @@ struct MemoryBudget {
         return overflow ? Int.max : r
     }
 
-    private static func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+    static func saturatingAdd(_ a: Int, _ b: Int) -> Int {
         let (r, overflow) = a.addingReportingOverflow(b)
         return overflow ? Int.max : r
     }

@@ -29,6 +29,14 @@ final class MemoryBudgetTests: XCTestCase {
             "running 'attention' at stage fuse")
     }
 
+    /// `verify` counts the compiled program's scratch too: attention at N=1024 holds Q, K, V and O
+    /// (2 MiB each), a copy of O read back, and (on a CPU) K packed once per call, 2 MiB: 12 MiB.
+    func testVerifyCountsTheOperandsPackedOncePerCall() {
+        let result = CLI.blockc(["verify", "Examples/attention.graph", "--max-memory", "11M"])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("verifying 'attention' needs about 12582912 bytes"), result.stderr)
+    }
+
     /// Without --max-memory the limit is half the machine's memory: far more than a laptop has
     /// is refused wherever the test runs.
     func testDefaultLimitIsHalfThePhysicalMemory() {
