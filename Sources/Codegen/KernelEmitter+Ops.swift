@@ -118,11 +118,11 @@ extension KernelEmitter {
             return
         }
         if let k = schedule.prepackedLoads[r] {
-            // A block of a tensor packed once per call: its pairs in the packed copy.
+            // A block of a tensor packed once per call: its tile in the packed copy (bf16 pairs, or f32).
             let p = schedule.prepacks[k]
             let shape = program[t].shape
             var terms: [String] = []
-            var step = p.tiles * p.pairs * p.tile
+            var step = p.tiles * p.kRows * p.tile
             for axis in stride(from: shape.count - 3, through: 0, by: -1) {
                 if case .point(let e) = access[axis] { terms.append("\(index(e)) * \(step)") }
                 step *= shape[axis]
@@ -131,7 +131,7 @@ extension KernelEmitter {
                 case .slice(let columnStart, _) = access[shape.count - 1]
             else { return }
             let (kStart, jStart) = p.kAlongRows ? (rowStart, columnStart) : (columnStart, rowStart)
-            terms.append("(\(index(jStart)) / \(p.tile)) * \(p.pairs * p.tile)")
+            terms.append("(\(index(jStart)) / \(p.tile)) * \(p.kRows * p.tile)")
             terms.append((p.precision == .bf16 ? "(\(index(kStart)) / 2)" : index(kStart)) + " * \(p.tile)")
             let type = p.precision == .bf16 ? "uint32_t" : "float"
             w.line("const \(type) *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
@@ -594,7 +594,9 @@ extension KernelEmitter {
         let dotValue = dotID ?? r
         let rows = accumulate ? extents[dst]!.first! : m
         let cols = accumulate ? extents[dst]!.last! : n
-        let bf16 = schedule.dots.first { $0.dot == dotValue }?.precision == .bf16
+        let micro = schedule.dots.first { $0.dot == dotValue }
+        let bf16 = micro?.precision == .bf16
+        let prepacked = micro?.prepackedRight.map { schedule.prepacks[$0] }
         if bf16, dialect.gpu == nil {
             // The CPU's bf16 product packs B itself (bf16 pairs with AVX512_BF16), into the pack buffer;
             // an operand that is a block of a bf16 tensor in place is read as bf16 bits (flag 1).
@@ -603,7 +605,7 @@ extension KernelEmitter {
                 if case .global(let load) = analysis.layouts[v]!.base, analysis.bf16Views.contains(load) { return 1 }
                 return 0
             }
-            if let p = schedule.prepackedLoads[b].map({ schedule.prepacks[$0] }) {
+            if let p = prepacked {
                 // B packed once per call: the product reads its pairs.
                 w.line(
                     "blk_gemm_bf16p(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), \(pointer(b)), "
@@ -617,7 +619,7 @@ extension KernelEmitter {
                     + "\(accumulate ? 1 : 0), \(packed)\(prefetch));")
             return
         }
-        if let p = schedule.prepackedLoads[b].map({ schedule.prepacks[$0] }) {
+        if let p = prepacked {
             // B packed once per call: unit stride along j, its tile's rows `tile` apart.
             ldb = p.tile
         } else if analysis.needsPacking(dotValue) {

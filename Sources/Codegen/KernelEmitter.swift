@@ -124,9 +124,9 @@ struct KernelEmitter {
         close()
     }
 
-    /// Packs each bf16 tensor the schedule packs once (`KernelSchedule.Prepack`) into its pairs,
-    /// its leading index and tiles shared out over the threads; the loop's closing barrier orders
-    /// the packing before the grid reads it.
+    /// Packs each tensor the schedule packs once (`KernelSchedule.Prepack`) into its tiles (bf16
+    /// pairs, or f32), its leading index and tiles shared out over the threads; the loop's closing
+    /// barrier orders the packing before the grid reads it.
     private mutating func emitPrepacks() {
         for (k, p) in schedule.prepacks.enumerated() {
             let g = names.storage(program.storage(of: p.tensor))
@@ -134,8 +134,8 @@ struct KernelEmitter {
             w.line("for (\(dialect.indexType) pl_ = 0; pl_ < \(p.leading); pl_++)")
             w.indent()
             open("for (\(dialect.indexType) pt_ = 0; pt_ < \(p.tiles); pt_++)")
-            let width = "blk_imin(\(p.tile), \(p.pairRow) - pt_ * \(p.tile))"
-            let tile = "P\(k) + (pl_ * \(p.tiles) + pt_) * \(p.pairs * p.tile)"
+            let width = "blk_imin(\(p.tile), \(p.jSize) - pt_ * \(p.tile))"
+            let tile = "P\(k) + (pl_ * \(p.tiles) + pt_) * \(p.kRows * p.tile)"
             if p.precision == .bf16 {
                 w.line(
                     "blk_bf16_prepack(\(g) + pl_ * \(p.rows * p.columns), \(p.rows), \(p.columns), "
@@ -145,7 +145,7 @@ struct KernelEmitter {
                 let (first, ks, js) =
                     p.kAlongRows ? ("pt_ * \(p.tile)", p.columns, 1) : ("pt_ * \(p.tile * p.columns)", 1, p.columns)
                 w.line(
-                    "blk_pack(\(p.pairs), \(width), \(g) + pl_ * \(p.rows * p.columns) + \(first), \(ks), \(js), \(tile), "
+                    "blk_pack(\(p.kRows), \(width), \(g) + pl_ * \(p.rows * p.columns) + \(first), \(ks), \(js), \(tile), "
                         + "\(p.tile));")
             }
             close()

@@ -39,15 +39,12 @@ package struct KernelAnalysis {
         self.readsBF16InPlace = readsBF16InPlace
         var otherReaders: Set<ValueID> = []
         kernel.walk { inst in
+            for v in inst.op.operands { useCounts[v, default: 0] += 1 }
             if case .dot(let a, let b, _, _, .bf16) = inst.op {
                 readOnlyByBF16Dots.formUnion([a, b])
             } else {
                 otherReaders.formUnion(inst.op.operands)
             }
-        }
-        readOnlyByBF16Dots.subtract(otherReaders)
-        kernel.walk { inst in
-            for v in inst.op.operands { useCounts[v, default: 0] += 1 }
             switch inst.op {
             case .store(_, let t, _): storedStorage.insert(program.storage(of: t))
             case .load(let t, _), .gather(let t, _, _, _): loadedStorage.insert(program.storage(of: t))
@@ -57,6 +54,7 @@ package struct KernelAnalysis {
                 break
             }
         }
+        readOnlyByBF16Dots.subtract(otherReaders)
         findFusedDots(kernel.body)
         var env: [IndexVar: IndexRange] = [:]
         for axis in kernel.grid { env[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }

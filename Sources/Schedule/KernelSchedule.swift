@@ -53,20 +53,20 @@ package struct KernelSchedule: Sendable {
         package var leading: Int
         package var rows: Int
         package var columns: Int
-        /// The width of a tile along `j`: the blocks' `j` size. Each tile's pairs are contiguous
-        /// (`pairs × tile` words), so a block's pair rows lie `tile` words apart, not a whole row
-        /// of the tensor apart (a power-of-two stride that would put them all in one L1 set).
+        /// The width of a tile along `j`: the blocks' `j` size. Each tile's packed rows are
+        /// contiguous (`kRows × tile` words), so a block's rows lie `tile` words apart, not a whole
+        /// row of the tensor apart (a power-of-two stride that would put them all in one L1 set).
         package var tile: Int
         /// The packed rows along `k` (pairs for bf16: `⌈k-size / 2⌉`), the `j` size, and the tiles
         /// along it.
-        package var pairs: Int {
+        package var kRows: Int {
             let k = kAlongRows ? rows : columns
             return precision == .bf16 ? (k + 1) / 2 : k
         }
-        package var pairRow: Int { kAlongRows ? columns : rows }
-        package var tiles: Int { (pairRow + tile - 1) / tile }
-        /// The packed copy's 32-bit words: per leading index, `tiles` tiles of `pairs × tile`.
-        package var words: Int { leading * tiles * pairs * tile }
+        package var jSize: Int { kAlongRows ? columns : rows }
+        package var tiles: Int { (jSize + tile - 1) / tile }
+        /// The packed copy's 32-bit words: per leading index, `tiles` tiles of `kRows × tile`.
+        package var words: Int { leading * tiles * kRows * tile }
     }
 
     /// The kernel's position in the program.
