@@ -247,9 +247,10 @@ extension KernelEmitter {
         _ r: ValueID, operands: [ValueID], _ f: (KernelEmitter, [String]) -> String
     ) {
         let shape = analysis.layouts[r]!.shape
-        if shape.isEmpty {
+        if analysis.isSplat(r) {
+            // A scalar, or a splat of operands that are all splats: one element for the block.
             w.line("const float s\(r.number) = \(f(self, operands.map { element($0, []) }));")
-            extents[r] = []
+            extents[r] = shape.map { "\($0)" }
             return
         }
         declareBuffer(r)
@@ -258,10 +259,14 @@ extension KernelEmitter {
             bounds = bounds.isEmpty ? extents[a]! : zip(bounds, extents[a]!).map { minExtent($0, $1) }
         }
         defineExtents(r, bounds.isEmpty ? shape.map { "\($0)" } : bounds)
-        let row = rowLength(r)
-        forEach(extents[r]!) { me, i in
-            let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
-            me.w.line("v\(r.number)[\(d)] = \(f(me, operands.map { me.element($0, i) }));")
+        // The loops run over the axes the result's buffer stores (not those its layout repeats).
+        let strides = analysis.layouts[r]!.strides
+        let stored = shape.indices.filter { strides[$0] != 0 }
+        forEach(stored.map { extents[r]![$0] }) { me, i in
+            var at = shape.map { _ in "0" }
+            for (n, k) in stored.enumerated() { at[k] = i[n] }
+            let d = zip(stored, i).map { strides[$0] == 1 ? $1 : "\($1) * \(strides[$0])" }.joined(separator: " + ")
+            me.w.line("v\(r.number)[\(d.isEmpty ? "0" : d)] = \(f(me, operands.map { me.element($0, at) }));")
         }
     }
 
@@ -287,9 +292,9 @@ extension KernelEmitter {
         }
     }
 
-    /// An index block: a splat of the expression (no axis, like `fill`), or a buffer whose
-    /// element is the expression plus its coordinate along `axis` (positions are exact in f32
-    /// below 2^24).
+    /// An index block: a splat of the expression (no axis, like `fill`), or a buffer of the
+    /// expression plus each coordinate along `axis`, which the layout repeats along the other
+    /// axes (positions are exact in f32 below 2^24).
     private mutating func emitIndex(_ r: ValueID, _ e: IndexExpr, axis: Int?) {
         let shape = analysis.layouts[r]!.shape
         guard let axis, axis < shape.count, case .buffer = analysis.layouts[r]!.base else {
@@ -301,10 +306,9 @@ extension KernelEmitter {
         defineExtents(r, shape.map { "\($0)" })
         let start = temp("pos0")
         w.line("const \(dialect.indexType) \(start) = \(index(e));")
-        let row = rowLength(r)
-        forEach(extents[r]!) { me, i in
-            let d = i.count == 2 ? "\(i[0]) * \(row) + \(i[1])" : i[0]
-            me.w.line("v\(r.number)[\(d)] = (float)(\(start) + \(i[axis]));")
+        // One position per element of `axis`; the layout repeats them along the other axes.
+        forEach([extents[r]![axis]]) { me, i in
+            me.w.line("v\(r.number)[\(i[0])] = (float)(\(start) + \(i[0]));")
         }
     }
 

@@ -127,14 +127,21 @@ package struct BufferPlan {
         virtuals[vb].end = Swift.max(virtuals[vb].end, lastUse[v] ?? 0)
     }
 
-    private func floats(_ v: ValueID) -> Int { (analysis.types[v]?.elementCount ?? 0) }
+    /// The floats a value's own buffer holds: its elements, but one per position along an axis
+    /// its layout repeats (stride 0).
+    private func floats(_ v: ValueID) -> Int {
+        if let l = analysis.layouts[v], case .buffer(let o) = l.base, o == v, l.strides.contains(0) {
+            return zip(l.shape, l.strides).reduce(1) { $0 * ($1.1 == 0 ? 1 : $1.0) }
+        }
+        return analysis.types[v]?.elementCount ?? 0
+    }
 
     /// Whether `result` may be written over `candidate` at point `p`, given the other values
     /// read there.
     private func canReuse(_ candidate: ValueID, for result: ValueID, at p: Int, others: [ValueID]) -> Bool {
         guard let lc = analysis.layouts[candidate], lc.ownsRowMajorBuffer, let o = owner(candidate),
             let vb = virtualOf[o], virtuals[vb].end == p,
-            analysis.layouts[result]?.shape == lc.shape
+            let lr = analysis.layouts[result], lr.ownsRowMajorBuffer, lr.shape == lc.shape
         else { return false }
         for x in others where x != candidate {
             if let ox = owner(x), virtualOf[ox] == vb { return false }

@@ -116,6 +116,13 @@ package struct KernelAnalysis {
                 layouts[id] = BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
                 continue
             }
+            if Self.isElementwise(inst.op), inst.op.operands.allSatisfy(isSplat) {
+                // Every operand repeats one element (fills, grid positions, scalars): so does the
+                // result, computed once as a scalar instead of once per element.
+                layouts[id] = BlockLayout(
+                    shape: shape, base: .scalar(id), strides: shape.map { _ in 0 }, staticExtents: shape)
+                continue
+            }
             switch inst.op {
             case .load(let t, let access):
                 let tStrides = tensorStrides(t)
@@ -139,8 +146,13 @@ package struct KernelAnalysis {
             case .fill, .index(_, axis: nil):
                 layouts[id] = BlockLayout(
                     shape: shape, base: .scalar(id), strides: shape.map { _ in 0 }, staticExtents: shape)
+            case .index(_, let axis?) where axis < shape.count:
+                // Positions along one axis, repeated along the others: a buffer of one position per
+                // element of that axis, read with zero strides elsewhere (filled without reading memory).
+                layouts[id] = BlockLayout(
+                    shape: shape, base: .buffer(id), strides: shape.indices.map { $0 == axis ? 1 : 0 },
+                    staticExtents: shape)
             case .index:
-                // Positions along an axis differ per element: a buffer, filled without reading memory.
                 layouts[id] = owned(id, shape, shape)
             case .unary(_, let a):
                 layouts[id] = owned(id, shape, extents(a, shape))
@@ -207,6 +219,18 @@ package struct KernelAnalysis {
             case .loop(let loop):
                 analyseLoop(inst, loop, env: env)
             }
+            if Self.isElementwise(inst.op), fusedDotOfAdd[id] == nil, layouts[id]?.base == .buffer(id) {
+                // Operands that all repeat along an axis (positions along another axis, a row's
+                // statistic, a head's slope) give a result that repeats along it: its buffer holds
+                // one element per position of the other axes.
+                let repeated = shape.indices.filter { k in
+                    inst.op.operands.allSatisfy { v in
+                        guard let l = layouts[v] else { return false }
+                        return l.shape.isEmpty || (k < l.strides.count && l.strides[k] == 0)
+                    }
+                }
+                if !repeated.isEmpty { layouts[id]!.strides = Self.compactStrides(shape, repeating: repeated) }
+            }
             if let d = fusedDotOfAdd[id], let ld = layouts[d], var l = layouts[id] {
                 l.staticExtents = zip(l.staticExtents, ld.staticExtents).map(Self.minExtent)
                 layouts[id] = l
@@ -241,6 +265,32 @@ package struct KernelAnalysis {
             var l = carriedLayout(loop.carried[k], carriedExtents[k])
             l.shape = r.type.shape
             layouts[r.id] = l
+        }
+    }
+
+    /// Whether a value repeats one scalar over its block (a rank-0 value or a splat).
+    package func isSplat(_ v: ValueID) -> Bool {
+        guard let l = layouts[v], case .scalar = l.base else { return false }
+        return l.strides.allSatisfy { $0 == 0 }
+    }
+
+    /// Row-major strides over the axes not in `repeating`, 0 along those.
+    private static func compactStrides(_ shape: [Int], repeating: [Int]) -> [Int] {
+        var strides = Array(repeating: 0, count: shape.count)
+        var s = 1
+        for k in shape.indices.reversed() where !repeating.contains(k) {
+            strides[k] = s
+            s *= shape[k]
+        }
+        return strides
+    }
+
+    private static func isElementwise(_ op: Op) -> Bool {
+        switch op {
+        case .unary, .binary, .select: return true
+        case .load, .store, .fill, .index, .gather, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask,
+            .loop, .yield:
+            return false
         }
     }
 

@@ -8,19 +8,18 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 82688 bytes per thread */
+/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
 static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
     float *P0 = (float *)blk_alloc(2097152);
 #pragma omp parallel
     {
-        float B0[4096] __attribute__((aligned(64)));
-        float B1[4096] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
-        float B3[64] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
-        float B7[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -45,47 +44,21 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     // %6 = fill 1.0
                     const float s6 = 1.0f;
                     // %7 = add %5, %6
-                    float *v7 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v7[r_ * 64 + c_] = (s5 + s6);
-                        }
-                    }
+                    const float s7 = (s5 + s6);
                     // %8 = mul %4, %7
-                    float *v8 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v8[r_ * 64 + c_] = (s4 * v7[r_ * 64 + c_]);
-                        }
-                    }
+                    const float s8 = (s4 * s7);
                     // %9 = fill 8.0
                     const float s9 = 8.0f;
                     // %10 = div %8, %9
-                    float *v10 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v10[r_ * 64 + c_] = (v8[r_ * 64 + c_] / s9);
-                        }
-                    }
+                    const float s10 = (s8 / s9);
                     // %11 = pow %3, %10
-                    float *v11 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v11[r_ * 64 + c_] = powf(s3, v10[r_ * 64 + c_]);
-                        }
-                    }
+                    const float s11 = powf(s3, s10);
                     // %12 = index i * 64 axis 0
-                    float *v12 = B1;
+                    float *v12 = B0;
                     const long t1_pos0 = i * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v12[r_ * 64 + c_] = (float)(t1_pos0 + r_);
-                        }
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v12[r_] = (float)(t1_pos0 + r_);
                     }
                     // %13 = fill -inf
                     const float s13 = (-INFINITY);
@@ -94,17 +67,17 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     // %15 = fill -3.4028235e+38
                     const float s15 = (-3.4028235e+38f);
                     // %16, %17, %18 = for k2 in 0 ..< min(16, i + 1) iter(%19 = %13, %20 = %14, %21 = %0)
-                    float *v19 = B2;
+                    float *v19 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v19[r_] = s13;
                     }
-                    float *v20 = B3;
+                    float *v20 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v20[r_] = s14;
                     }
-                    float *v21 = B4;
+                    float *v21 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -115,10 +88,10 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         // %22 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
                         const float *v22 = P0 + b1 * 65536 + 0 * 524288 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %23 = dot %1, %22 transpose_b
-                        float *v23 = B5;
+                        float *v23 = B4;
                         blk_gemm(64, 64, 64, v1, 64, 1, v22, 64, v23, 64, 0);
                         // %24 = mul %23, %2
-                        float *v24 = B5;
+                        float *v24 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -126,20 +99,18 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %25 = index k2 * 64 axis 1
-                        float *v25 = B6;
+                        float *v25 = B5;
                         const long t2_pos0 = k2 * 64;
-                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v25[r_ * 64 + c_] = (float)(t2_pos0 + c_);
-                            }
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v25[r_] = (float)(t2_pos0 + r_);
                         }
                         // %26 = sub %12, %25
                         float *v26 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v26[r_ * 64 + c_] = (v12[r_ * 64 + c_] - v25[r_ * 64 + c_]);
+                                v26[r_ * 64 + c_] = (v12[r_] - v25[c_]);
                             }
                         }
                         // %27 = mul %11, %26
@@ -147,11 +118,11 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v26[r_ * 64 + c_]);
+                                v27[r_ * 64 + c_] = (s11 * v26[r_ * 64 + c_]);
                             }
                         }
                         // %28 = sub %24, %27
-                        float *v28 = B5;
+                        float *v28 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -159,7 +130,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %29 = mask %28 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-                        float *v29 = B5;
+                        float *v29 = B4;
                         const long t3_row0 = i * 64, t4_col0 = k2 * 64;
                         if (!(((1 * t3_row0 + -1 * (t4_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -170,43 +141,43 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %30 = reduce_max %29 axis 1
-                        float *v30 = B6;
+                        float *v30 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
                             v30[r_] = blk_max_contig(v29 + r_ * 64, 64);
                         }
                         // %31 = max %19, %30
-                        float *v31 = B6;
+                        float *v31 = B5;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v31[r_] = blk_maxf(v19[r_], v30[r_]);
                         }
                         // %32 = max %31, %15
-                        float *v32 = B7;
+                        float *v32 = B6;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v32[r_] = blk_maxf(v31[r_], s15);
                         }
                         // %33 = sub %19, %32
-                        float *v33 = B2;
+                        float *v33 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v33[r_] = (v19[r_] - v32[r_]);
                         }
                         // %34 = exp %33
-                        float *v34 = B2;
+                        float *v34 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v34[r_] = blk_expf(v33[r_]);
                         }
                         // %35 = broadcast %32 axis 1
                         // %36 = mul %20, %34
-                        float *v36 = B3;
+                        float *v36 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v36[r_] = (v20[r_] * v34[r_]);
                         }
                         // %37 = sub %29, %35
-                        float *v37 = B5;
+                        float *v37 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -214,7 +185,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %38 = exp %37
-                        float *v38 = B5;
+                        float *v38 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -222,19 +193,19 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %39 = reduce_sum %38 axis 1
-                        float *v39 = B7;
+                        float *v39 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
                             v39[r_] = blk_sum_contig(v38 + r_ * 64, 64);
                         }
                         // %40 = add %36, %39
-                        float *v40 = B3;
+                        float *v40 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v40[r_] = (v36[r_] + v39[r_]);
                         }
                         // %41 = broadcast %34 axis 1
                         // %42 = mul %21, %41
-                        float *v42 = B4;
+                        float *v42 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -245,7 +216,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         const float *v43 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
                         // %44 = dot %38, %43: accumulated in place by its add
                         // %45 = add %42, %44
-                        float *v45 = B4;
+                        float *v45 = B3;
                         blk_gemm_pf(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %31, %40, %45
                         {
@@ -257,7 +228,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     }
                     // %46 = broadcast %17 axis 1
                     // %47 = div %18, %46
-                    float *v47 = B4;
+                    float *v47 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

@@ -8,11 +8,11 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k0_pos_t3: grid(b0 < 4, i < 4, j < 1), 16 instance(s); local blocks: 1 buffer(s), 8192 bytes per thread */
+/* kernel k0_pos_t3: grid(b0 < 4, i < 4, j < 1), 16 instance(s); local blocks: 1 buffer(s), 256 bytes per thread */
 static void blk_u_attention_dca_k0(float *restrict blk_g_t3) {
 #pragma omp parallel
     {
-        float B0[2048] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(static)
         for (long b0 = 0; b0 < 4; b0++)
             for (long i = 0; i < 4; i++)
@@ -20,11 +20,9 @@ static void blk_u_attention_dca_k0(float *restrict blk_g_t3) {
                     // %0 = index i * 64 axis 0
                     float *v0 = B0;
                     const long t1_pos0 = i * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v0[r_ * 32 + c_] = (float)(t1_pos0 + r_);
-                        }
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v0[r_] = (float)(t1_pos0 + r_);
                     }
                     // store %0 -> t3[b0, i * 64 +: 64, j * 32 +: 32]
                     {
@@ -32,7 +30,7 @@ static void blk_u_attention_dca_k0(float *restrict blk_g_t3) {
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 32; c_++) {
-                                t2_dst[r_ * 32 + c_] = v0[r_ * 32 + c_];
+                                t2_dst[r_ * 32 + c_] = v0[r_];
                             }
                         }
                     }
@@ -40,12 +38,12 @@ static void blk_u_attention_dca_k0(float *restrict blk_g_t3) {
     }
 }
 
-/* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 172032 bytes per thread */
+/* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 163968 bytes per thread */
 static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const float *restrict blk_g_t3, float *restrict blk_g_O) {
 #pragma omp parallel
     {
-        float B0[2048] __attribute__((aligned(64)));
-        float B1[4096] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
+        float B1[32] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
@@ -74,44 +72,36 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     // %6 = index 0 axis 1
                     float *v6 = B0;
                     const long t1_pos0 = 0;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v6[r_ * 32 + c_] = (float)(t1_pos0 + c_);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v6[r_] = (float)(t1_pos0 + r_);
                     }
                     // %7 = mul %5, %6
-                    float *v7 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    float *v7 = B1;
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v7[r_ * 32 + c_] = (s5 * v6[r_ * 32 + c_]);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v7[r_] = (s5 * v6[r_]);
                     }
                     // %8 = fill 64.0
                     const float s8 = 64.0f;
                     // %9 = div %7, %8
                     float *v9 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v9[r_ * 32 + c_] = (v7[r_ * 32 + c_] / s8);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v9[r_] = (v7[r_] / s8);
                     }
                     // %10 = pow %4, %9
-                    float *v10 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    float *v10 = B1;
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v10[r_ * 32 + c_] = powf(s4, v9[r_ * 32 + c_]);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v10[r_] = powf(s4, v9[r_]);
                     }
                     // %11 = mul %3, %10
-                    float *v11 = B1;
+                    float *v11 = B0;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
-                            v11[r_ * 32 + c_] = (v3[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+                            v11[r_ * 32 + c_] = (v3[r_ * 32 + c_] * v10[c_]);
                         }
                     }
                     // %12 = concat %11, %11 axis 1
@@ -129,7 +119,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         }
                     }
                     // %13 = cos %12
-                    float *v13 = B1;
+                    float *v13 = B0;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -137,7 +127,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         }
                     }
                     // %14 = mul %2, %13
-                    float *v14 = B1;
+                    float *v14 = B0;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -187,7 +177,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         }
                     }
                     // %21 = add %14, %20
-                    float *v21 = B1;
+                    float *v21 = B0;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -211,7 +201,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
-                            v25[r_ * 32 + c_] = (v24[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+                            v25[r_ * 32 + c_] = (v24[r_ * 32 + c_] * v10[c_]);
                         }
                     }
                     // %26 = concat %25, %25 axis 1
@@ -291,7 +281,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
-                            v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+                            v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[c_]);
                         }
                     }
                     // %36 = concat %35, %35 axis 1
@@ -380,7 +370,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 32; c_++) {
-                                v52[r_ * 32 + c_] = (v51[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+                                v52[r_ * 32 + c_] = (v51[r_ * 32 + c_] * v10[c_]);
                             }
                         }
                         // %53 = concat %52, %52 axis 1

@@ -16,22 +16,21 @@ static inline int32_t blk_f32_to_i32(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
+/* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 3 buffer(s), 1088 bytes per thread */
 static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, float *restrict blk_g_t12) {
 #pragma omp parallel
     {
-        float B0[192] __attribute__((aligned(64)));
-        float B1[64] __attribute__((aligned(64)));
+        float B0[64] __attribute__((aligned(64)));
+        float B1[16] __attribute__((aligned(64)));
+        float B2[192] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
             // %0 = index i * 64 axis 0
             float *v0 = B0;
             const long t1_pos0 = i * 64;
-            for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                for (long c_ = 0; c_ < 3; c_++) {
-                    v0[r_ * 3 + c_] = (float)(t1_pos0 + r_);
-                }
+            for (long r_ = 0; r_ < 64; r_++) {
+                v0[r_] = (float)(t1_pos0 + r_);
             }
             // %1 = load t7[0 +: 3]
             float *v1 = B1;
@@ -42,15 +41,15 @@ static void blk_u_attention_packed_k0(const int32_t *restrict blk_g_offsets, flo
             }
             // %2 = broadcast %1 axis 0
             // %3 = ge %0, %2
-            float *v3 = B0;
+            float *v3 = B2;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 3; c_++) {
-                    v3[r_ * 3 + c_] = ((v0[r_ * 3 + c_] >= v1[c_]) ? 1.0f : 0.0f);
+                    v3[r_ * 3 + c_] = ((v0[r_] >= v1[c_]) ? 1.0f : 0.0f);
                 }
             }
             // %4 = reduce_sum %3 axis 1
-            float *v4 = B1;
+            float *v4 = B0;
             for (long r_ = 0; r_ < 64; r_++) {
                 v4[r_] = blk_sum_contig(v3 + r_ * 3, 3);
             }

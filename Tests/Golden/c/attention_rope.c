@@ -8,13 +8,13 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 122880 bytes per thread */
+/* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 114816 bytes per thread */
 static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
-        float B1[2048] __attribute__((aligned(64)));
-        float B2[4096] __attribute__((aligned(64)));
+        float B1[4096] __attribute__((aligned(64)));
+        float B2[32] __attribute__((aligned(64)));
         float B3[2048] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
@@ -32,11 +32,9 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     // %2 = index i * 64 axis 0
                     float *v2 = B0;
                     const long t1_pos0 = i * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v2[r_ * 32 + c_] = (float)(t1_pos0 + r_);
-                        }
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v2[r_] = (float)(t1_pos0 + r_);
                     }
                     // %3 = fill 10000.0
                     const float s3 = 10000.0f;
@@ -45,48 +43,40 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     // %5 = index 0 axis 1
                     float *v5 = B1;
                     const long t2_pos0 = 0;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v5[r_ * 32 + c_] = (float)(t2_pos0 + c_);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v5[r_] = (float)(t2_pos0 + r_);
                     }
                     // %6 = mul %4, %5
-                    float *v6 = B1;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    float *v6 = B2;
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v6[r_ * 32 + c_] = (s4 * v5[r_ * 32 + c_]);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v6[r_] = (s4 * v5[r_]);
                     }
                     // %7 = fill 64.0
                     const float s7 = 64.0f;
                     // %8 = div %6, %7
                     float *v8 = B1;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v8[r_ * 32 + c_] = (v6[r_ * 32 + c_] / s7);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v8[r_] = (v6[r_] / s7);
                     }
                     // %9 = pow %3, %8
-                    float *v9 = B1;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                    float *v9 = B2;
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v9[r_ * 32 + c_] = powf(s3, v8[r_ * 32 + c_]);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v9[r_] = powf(s3, v8[r_]);
                     }
                     // %10 = mul %2, %9
-                    float *v10 = B0;
+                    float *v10 = B1;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
-                            v10[r_ * 32 + c_] = (v2[r_ * 32 + c_] * v9[r_ * 32 + c_]);
+                            v10[r_ * 32 + c_] = (v2[r_] * v9[c_]);
                         }
                     }
                     // %11 = concat %10, %10 axis 1
-                    float *v11 = B2;
+                    float *v11 = B0;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
@@ -100,7 +90,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                     }
                     // %12 = cos %11
-                    float *v12 = B0;
+                    float *v12 = B1;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -108,7 +98,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                     }
                     // %13 = mul %1, %12
-                    float *v13 = B0;
+                    float *v13 = B1;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -142,7 +132,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                     }
                     // %18 = sin %11
-                    float *v18 = B2;
+                    float *v18 = B0;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -158,7 +148,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                     }
                     // %20 = add %13, %19
-                    float *v20 = B0;
+                    float *v20 = B1;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -179,7 +169,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     for (long r_ = 0; r_ < 64; r_++) {
                         v28[r_] = s22;
                     }
-                    float *v29 = B2;
+                    float *v29 = B0;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v29[r_] = s23;
@@ -197,22 +187,20 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         // %32 = index k2 * 64 axis 0
                         float *v32 = B5;
                         const long t3_pos0 = k2 * 64;
-                        for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                            for (long c_ = 0; c_ < 32; c_++) {
-                                v32[r_ * 32 + c_] = (float)(t3_pos0 + r_);
-                            }
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v32[r_] = (float)(t3_pos0 + r_);
                         }
                         // %33 = mul %32, %9
-                        float *v33 = B5;
+                        float *v33 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 32; c_++) {
-                                v33[r_ * 32 + c_] = (v32[r_ * 32 + c_] * v9[r_ * 32 + c_]);
+                                v33[r_ * 32 + c_] = (v32[r_] * v9[c_]);
                             }
                         }
                         // %34 = concat %33, %33 axis 1
-                        float *v34 = B6;
+                        float *v34 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 32; c_++) {
@@ -226,7 +214,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %35 = cos %34
-                        float *v35 = B5;
+                        float *v35 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -234,7 +222,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %36 = mul %31, %35
-                        float *v36 = B5;
+                        float *v36 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -268,7 +256,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %41 = sin %34
-                        float *v41 = B6;
+                        float *v41 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -284,7 +272,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %43 = add %36, %42
-                        float *v43 = B5;
+                        float *v43 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -292,11 +280,11 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %44 = dot %20, %43 transpose_b
-                        float *v44 = B6;
+                        float *v44 = B5;
                         blk_pack(64, 64, v43, 1, 64, B8, 64);
                         blk_gemm(64, 64, 64, v20, 64, 1, B8, 64, v44, 64, 0);
                         // %45 = mul %44, %21
-                        float *v45 = B6;
+                        float *v45 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -304,7 +292,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %46 = mask %45 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-                        float *v46 = B6;
+                        float *v46 = B5;
                         const long t4_row0 = i * 64, t5_col0 = k2 * 64;
                         if (!(((1 * t4_row0 + -1 * (t5_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -326,7 +314,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             v48[r_] = blk_maxf(v28[r_], v47[r_]);
                         }
                         // %49 = max %48, %24
-                        float *v49 = B5;
+                        float *v49 = B6;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v49[r_] = blk_maxf(v48[r_], s24);
@@ -345,13 +333,13 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                         // %52 = broadcast %49 axis 1
                         // %53 = mul %29, %51
-                        float *v53 = B2;
+                        float *v53 = B0;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v53[r_] = (v29[r_] * v51[r_]);
                         }
                         // %54 = sub %46, %52
-                        float *v54 = B6;
+                        float *v54 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -359,7 +347,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %55 = exp %54
-                        float *v55 = B6;
+                        float *v55 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -367,12 +355,12 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             }
                         }
                         // %56 = reduce_sum %55 axis 1
-                        float *v56 = B5;
+                        float *v56 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
                             v56[r_] = blk_sum_contig(v55 + r_ * 64, 64);
                         }
                         // %57 = add %53, %56
-                        float *v57 = B2;
+                        float *v57 = B0;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v57[r_] = (v53[r_] + v56[r_]);

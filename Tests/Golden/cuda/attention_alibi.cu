@@ -8,22 +8,21 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 82688 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 82688 bytes of dynamic shared memory */
+/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 66304 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 10 of the 30 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 11 of the 26 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 4096;
-    float *__restrict__ B2 = blk_smem + 8192;
-    float *__restrict__ B3 = blk_smem + 8256;
-    float *__restrict__ B4 = blk_smem + 8320;
-    float *__restrict__ B5 = blk_smem + 12416;
-    float *__restrict__ B6 = blk_smem + 16512;
-    float *__restrict__ B7 = blk_smem + 20608;
+    float *__restrict__ B1 = blk_smem + 64;
+    float *__restrict__ B2 = blk_smem + 128;
+    float *__restrict__ B3 = blk_smem + 192;
+    float *__restrict__ B4 = blk_smem + 4288;
+    float *__restrict__ B5 = blk_smem + 8384;
+    float *__restrict__ B6 = blk_smem + 12480;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = load Q[0, b1, i * 64 +: 64, 0 +: 64]
@@ -39,37 +38,21 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
     // %6 = fill 1.0
     const float s6 = 1.0f;
     // %7 = add %5, %6
-    float *v7 = B0;
-    for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v7[r_ * 64 + c_] = (s5 + s6);
-    }
+    const float s7 = (s5 + s6);
     // %8 = mul %4, %7
-    float *v8 = B0;
-    for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v8[r_ * 64 + c_] = (s4 * v7[r_ * 64 + c_]);
-    }
+    const float s8 = (s4 * s7);
     // %9 = fill 8.0
     const float s9 = 8.0f;
     // %10 = div %8, %9
-    float *v10 = B0;
-    for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v10[r_ * 64 + c_] = (v8[r_ * 64 + c_] / s9);
-    }
+    const float s10 = (s8 / s9);
     // %11 = pow %3, %10
-    float *v11 = B0;
-    for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v11[r_ * 64 + c_] = powf(s3, v10[r_ * 64 + c_]);
-    }
+    const float s11 = powf(s3, s10);
     // %12 = index i * 64 axis 0
-    float *v12 = B1;
+    float *v12 = B0;
     const long t1_pos0 = i * 64;
-    for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v12[r_ * 64 + c_] = (float)(t1_pos0 + r_);
+    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+        const long r_ = f_;
+        v12[r_] = (float)(t1_pos0 + r_);
     }
     // %13 = fill -inf
     const float s13 = (-INFINITY);
@@ -78,17 +61,17 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
     // %15 = fill -3.4028235e+38
     const float s15 = (-3.4028235e+38f);
     // %16, %17, %18 = for k2 in 0 ..< min(16, i + 1) iter(%19 = %13, %20 = %14, %21 = %0)
-    float *v19 = B2;
+    float *v19 = B1;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v19[r_] = s13;
     }
-    float *v20 = B3;
+    float *v20 = B2;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v20[r_] = s14;
     }
-    float *v21 = B4;
+    float *v21 = B3;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v21[r_ * 64 + c_] = s0;
@@ -97,44 +80,45 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
         // %22 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
         const float *v22 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
         // %23 = dot %1, %22 transpose_b
-        float *v23 = B5;
-        blk_pack(64, 64, v22, 1, 64, B6, 64);
+        float *v23 = B4;
+        blk_pack(64, 64, v22, 1, 64, B5, 64);
         __syncthreads();
-        blk_gemm(64, 64, 64, v1, 64, 1, B6, 64, v23, 64, 0);
+        blk_gemm(64, 64, 64, v1, 64, 1, B5, 64, v23, 64, 0);
         __syncthreads();
         // %24 = mul %23, %2
-        float *v24 = B5;
+        float *v24 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v24[r_ * 64 + c_] = (v23[r_ * 64 + c_] * s2);
         }
         // %25 = index k2 * 64 axis 1
-        float *v25 = B6;
+        float *v25 = B5;
         const long t2_pos0 = k2 * 64;
-        for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-            const long r_ = f_ / 64, c_ = f_ % 64;
-            v25[r_ * 64 + c_] = (float)(t2_pos0 + c_);
+        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+            const long r_ = f_;
+            v25[r_] = (float)(t2_pos0 + r_);
         }
+        __syncthreads();
         // %26 = sub %12, %25
         float *v26 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v26[r_ * 64 + c_] = (v12[r_ * 64 + c_] - v25[r_ * 64 + c_]);
+            v26[r_ * 64 + c_] = (v12[r_] - v25[c_]);
         }
         // %27 = mul %11, %26
         float *v27 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
-            v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v26[r_ * 64 + c_]);
+            v27[r_ * 64 + c_] = (s11 * v26[r_ * 64 + c_]);
         }
         // %28 = sub %24, %27
-        float *v28 = B5;
+        float *v28 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v28[r_ * 64 + c_] = (v24[r_ * 64 + c_] - v27[r_ * 64 + c_]);
         }
         // %29 = mask %28 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-        float *v29 = B5;
+        float *v29 = B4;
         const long t3_row0 = i * 64, t4_col0 = k2 * 64;
         if (!(((1 * t3_row0 + -1 * (t4_col0 + 64 - 1) + 0 >= 0)))) {
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -144,7 +128,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
         }
         __syncthreads();
         // %30 = reduce_max %29 axis 1
-        float *v30 = B6;
+        float *v30 = B5;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = (-INFINITY);
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -155,52 +139,52 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
         }
         __syncthreads();
         // %31 = max %19, %30
-        float *v31 = B6;
+        float *v31 = B5;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v31[r_] = blk_maxf(v19[r_], v30[r_]);
         }
         // %32 = max %31, %15
-        float *v32 = B7;
+        float *v32 = B6;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v32[r_] = blk_maxf(v31[r_], s15);
         }
         // %33 = sub %19, %32
-        float *v33 = B2;
+        float *v33 = B1;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v33[r_] = (v19[r_] - v32[r_]);
         }
         // %34 = exp %33
-        float *v34 = B2;
+        float *v34 = B1;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v34[r_] = blk_expf(v33[r_]);
         }
         // %35 = broadcast %32 axis 1
         // %36 = mul %20, %34
-        float *v36 = B3;
+        float *v36 = B2;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v36[r_] = (v20[r_] * v34[r_]);
         }
         __syncthreads();
         // %37 = sub %29, %35
-        float *v37 = B5;
+        float *v37 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v37[r_ * 64 + c_] = (v29[r_ * 64 + c_] - v32[r_]);
         }
         // %38 = exp %37
-        float *v38 = B5;
+        float *v38 = B4;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v38[r_ * 64 + c_] = blk_expf(v37[r_ * 64 + c_]);
         }
         __syncthreads();
         // %39 = reduce_sum %38 axis 1
-        float *v39 = B7;
+        float *v39 = B6;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -211,14 +195,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
         }
         __syncthreads();
         // %40 = add %36, %39
-        float *v40 = B3;
+        float *v40 = B2;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v40[r_] = (v36[r_] + v39[r_]);
         }
         // %41 = broadcast %34 axis 1
         // %42 = mul %21, %41
-        float *v42 = B4;
+        float *v42 = B3;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v42[r_ * 64 + c_] = (v21[r_ * 64 + c_] * v34[r_]);
@@ -228,7 +212,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
         const float *v43 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
         // %44 = dot %38, %43: accumulated in place by its add
         // %45 = add %42, %44
-        float *v45 = B4;
+        float *v45 = B3;
         blk_gemm(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1);
         // yield %31, %40, %45
         {
@@ -242,7 +226,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_alibi_k0(co
     __syncthreads();
     // %46 = broadcast %17 axis 1
     // %47 = div %18, %46
-    float *v47 = B4;
+    float *v47 = B3;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v47[r_ * 64 + c_] = (v21[r_ * 64 + c_] / v20[r_]);
@@ -266,8 +250,8 @@ extern "C" int blk_u_attention_alibi_device(const float *blk_t_Q, const float *b
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     float *blk_g_O = blk_t_O;
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_alibi_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 82688));
-    blk_u_attention_alibi_k0<<<128, 256, 82688>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k18_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_alibi_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66304));
+    blk_u_attention_alibi_k0<<<128, 256, 66304>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k18_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }

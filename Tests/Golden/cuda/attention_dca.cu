@@ -8,51 +8,52 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k0_pos_t3: grid(b0 < 4, i < 4, j < 1), 16 instance(s); local blocks: 1 buffer(s), 8192 bytes per thread */
-/* launch: 16 block(s) x 256 threads, 8192 bytes of dynamic shared memory */
+/* kernel k0_pos_t3: grid(b0 < 4, i < 4, j < 1), 16 instance(s); local blocks: 1 buffer(s), 256 bytes per thread */
+/* launch: 16 block(s) x 256 threads, 256 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k0(float *__restrict__ blk_g_t3) {
     const long b0 = ((long)blockIdx.x / 4);
     const long i = (long)blockIdx.x % 4;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 0 of the 2 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 1 of the 2 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     // %0 = index i * 64 axis 0
     float *v0 = B0;
     const long t1_pos0 = i * 64;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v0[r_ * 32 + c_] = (float)(t1_pos0 + r_);
+    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+        const long r_ = f_;
+        v0[r_] = (float)(t1_pos0 + r_);
     }
+    __syncthreads();
     // store %0 -> t3[b0, i * 64 +: 64, j * 32 +: 32]
     {
         float *t2_dst = blk_g_t3 + b0 * 8192 + i * 64 * 32 + j * 32;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
             const long r_ = f_ / 32, c_ = f_ % 32;
-            t2_dst[r_ * 32 + c_] = v0[r_ * 32 + c_];
+            t2_dst[r_ * 32 + c_] = v0[r_];
         }
     }
 }
 
-/* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 172032 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 172032 bytes of dynamic shared memory */
+/* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 163968 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 163968 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t3, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 23 of the 71 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 24 of the 71 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 2048;
-    float *__restrict__ B2 = blk_smem + 6144;
-    float *__restrict__ B3 = blk_smem + 10240;
-    float *__restrict__ B4 = blk_smem + 14336;
-    float *__restrict__ B5 = blk_smem + 18432;
-    float *__restrict__ B6 = blk_smem + 22528;
-    float *__restrict__ B7 = blk_smem + 26624;
-    float *__restrict__ B8 = blk_smem + 30720;
-    float *__restrict__ B9 = blk_smem + 34816;
-    float *__restrict__ B10 = blk_smem + 38912;
+    float *__restrict__ B1 = blk_smem + 4096;
+    float *__restrict__ B2 = blk_smem + 4128;
+    float *__restrict__ B3 = blk_smem + 8224;
+    float *__restrict__ B4 = blk_smem + 12320;
+    float *__restrict__ B5 = blk_smem + 16416;
+    float *__restrict__ B6 = blk_smem + 20512;
+    float *__restrict__ B7 = blk_smem + 24608;
+    float *__restrict__ B8 = blk_smem + 28704;
+    float *__restrict__ B9 = blk_smem + 32800;
+    float *__restrict__ B10 = blk_smem + 36896;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -68,35 +69,36 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
     // %6 = index 0 axis 1
     float *v6 = B0;
     const long t1_pos0 = 0;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v6[r_ * 32 + c_] = (float)(t1_pos0 + c_);
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v6[r_] = (float)(t1_pos0 + r_);
     }
     // %7 = mul %5, %6
-    float *v7 = B0;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v7[r_ * 32 + c_] = (s5 * v6[r_ * 32 + c_]);
+    float *v7 = B1;
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v7[r_] = (s5 * v6[r_]);
     }
     // %8 = fill 64.0
     const float s8 = 64.0f;
     // %9 = div %7, %8
     float *v9 = B0;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v9[r_ * 32 + c_] = (v7[r_ * 32 + c_] / s8);
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v9[r_] = (v7[r_] / s8);
     }
     // %10 = pow %4, %9
-    float *v10 = B0;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v10[r_ * 32 + c_] = powf(s4, v9[r_ * 32 + c_]);
+    float *v10 = B1;
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v10[r_] = powf(s4, v9[r_]);
     }
+    __syncthreads();
     // %11 = mul %3, %10
-    float *v11 = B1;
+    float *v11 = B0;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
-        v11[r_ * 32 + c_] = (v3[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+        v11[r_ * 32 + c_] = (v3[r_ * 32 + c_] * v10[c_]);
     }
     // %12 = concat %11, %11 axis 1
     float *v12 = B2;
@@ -110,13 +112,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
     }
     __syncthreads();
     // %13 = cos %12
-    float *v13 = B1;
+    float *v13 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v13[r_ * 64 + c_] = blk_cosf(v12[r_ * 64 + c_]);
     }
     // %14 = mul %2, %13
-    float *v14 = B1;
+    float *v14 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v14[r_ * 64 + c_] = (v2[r_ * 64 + c_] * v13[r_ * 64 + c_]);
@@ -155,7 +157,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
         v20[r_ * 64 + c_] = (v18[r_ * 64 + c_] * v19[r_ * 64 + c_]);
     }
     // %21 = add %14, %20
-    float *v21 = B1;
+    float *v21 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v21[r_ * 64 + c_] = (v14[r_ * 64 + c_] + v20[r_ * 64 + c_]);
@@ -174,7 +176,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
     float *v25 = B3;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
-        v25[r_ * 32 + c_] = (v24[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+        v25[r_ * 32 + c_] = (v24[r_ * 32 + c_] * v10[c_]);
     }
     __syncthreads();
     // %26 = concat %25, %25 axis 1
@@ -237,7 +239,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
     float *v35 = B2;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
-        v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+        v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[c_]);
     }
     // %36 = concat %35, %35 axis 1
     float *v36 = B5;
@@ -310,7 +312,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
         float *v52 = B7;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
             const long r_ = f_ / 32, c_ = f_ % 32;
-            v52[r_ * 32 + c_] = (v51[r_ * 32 + c_] * v10[r_ * 32 + c_]);
+            v52[r_ * 32 + c_] = (v51[r_ * 32 + c_] * v10[c_]);
         }
         // %53 = concat %52, %52 axis 1
         float *v53 = B8;
@@ -585,10 +587,10 @@ extern "C" int blk_u_attention_dca_device(const float *blk_t_Q, const float *blk
     BLK_CHECK(cudaMalloc((void **)&blk_g_t3, (size_t)32768 * sizeof(float)));
     BLK_CHECK(cudaMemset(blk_g_t3, 0, (size_t)32768 * sizeof(float)));
     float *blk_g_O = blk_t_O;
-    blk_u_attention_dca_k0<<<16, 256, 8192>>>((float *)blk_g_t3); /* k0_pos_t3 */
+    blk_u_attention_dca_k0<<<16, 256, 256>>>((float *)blk_g_t3); /* k0_pos_t3 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_dca_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 172032));
-    blk_u_attention_dca_k1<<<128, 256, 172032>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t3, (float *)blk_g_O); /* k62_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_dca_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 163968));
+    blk_u_attention_dca_k1<<<128, 256, 163968>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t3, (float *)blk_g_O); /* k62_matmul_O */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_t3));
     return 0;

@@ -13,8 +13,8 @@
 /*   blk_t_O: output 'O', f32[1, 8, 1024, 64], 524288 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_attention_dca_k0 (k0_pos_t3): 16 block(s) x 256 threads, 8192 bytes shared */
-/*   blk_u_attention_dca_k1 (k62_matmul_O): 128 block(s) x 256 threads, 172032 bytes shared */
+/*   blk_u_attention_dca_k0 (k0_pos_t3): 16 block(s) x 256 threads, 256 bytes shared */
+/*   blk_u_attention_dca_k1 (k62_matmul_O): 128 block(s) x 256 threads, 163968 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

@@ -16,20 +16,21 @@ __device__ __forceinline__ int32_t blk_f32_to_i32(float x) {
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 2 buffer(s), 1024 bytes per thread */
-/* launch: 16 block(s) x 256 threads, 1024 bytes of dynamic shared memory */
+/* kernel k6_reduce_sum_t12: grid(i < 16), 16 instance(s); local blocks: 3 buffer(s), 1088 bytes per thread */
+/* launch: 16 block(s) x 256 threads, 1088 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_packed_k0(const int32_t *__restrict__ blk_g_offsets, float *__restrict__ blk_g_t12) {
     const long i = (long)blockIdx.x;
     /* barriers: 3 of the 5 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 192;
+    float *__restrict__ B1 = blk_smem + 64;
+    float *__restrict__ B2 = blk_smem + 80;
     // %0 = index i * 64 axis 0
     float *v0 = B0;
     const long t1_pos0 = i * 64;
-    for (long f_ = threadIdx.x; f_ < 192; f_ += blockDim.x) {
-        const long r_ = f_ / 3, c_ = f_ % 3;
-        v0[r_ * 3 + c_] = (float)(t1_pos0 + r_);
+    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+        const long r_ = f_;
+        v0[r_] = (float)(t1_pos0 + r_);
     }
     // %1 = load t7[0 +: 3]
     float *v1 = B1;
@@ -41,14 +42,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_packed_k0(c
     __syncthreads();
     // %2 = broadcast %1 axis 0
     // %3 = ge %0, %2
-    float *v3 = B0;
+    float *v3 = B2;
     for (long f_ = threadIdx.x; f_ < 192; f_ += blockDim.x) {
         const long r_ = f_ / 3, c_ = f_ % 3;
-        v3[r_ * 3 + c_] = ((v0[r_ * 3 + c_] >= v1[c_]) ? 1.0f : 0.0f);
+        v3[r_ * 3 + c_] = ((v0[r_] >= v1[c_]) ? 1.0f : 0.0f);
     }
     __syncthreads();
     // %4 = reduce_sum %3 axis 1
-    float *v4 = B1;
+    float *v4 = B0;
     for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
         float acc_ = 0.0f;
         for (long c_ = (threadIdx.x & 31); c_ < 3; c_ += 32) {
@@ -331,7 +332,7 @@ extern "C" int blk_u_attention_packed_device(const float *blk_t_Q, const float *
     uint8_t *blk_g_t14_any = NULL; /* temp t14_any: bool[16, 16] */
     BLK_CHECK(cudaMalloc((void **)&blk_g_t14_any, (size_t)256 * sizeof(uint8_t)));
     BLK_CHECK(cudaMemset(blk_g_t14_any, 0, (size_t)256 * sizeof(uint8_t)));
-    blk_u_attention_packed_k0<<<16, 256, 1024>>>(blk_g_offsets, (float *)blk_g_t12); /* k6_reduce_sum_t12 */
+    blk_u_attention_packed_k0<<<16, 256, 1088>>>(blk_g_offsets, (float *)blk_g_t12); /* k6_reduce_sum_t12 */
     BLK_CHECK(cudaGetLastError());
     blk_u_attention_packed_k1<<<256, 256, 16640>>>(blk_g_t12, (uint8_t *)blk_g_t14_any); /* k15_matmul_O_t14_any */
     BLK_CHECK(cudaGetLastError());

@@ -8,23 +8,23 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 122880 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 122880 bytes of dynamic shared memory */
+/* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 114816 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 114816 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 16 of the 45 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 20 of the 45 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
-    float *__restrict__ B2 = blk_smem + 6144;
-    float *__restrict__ B3 = blk_smem + 10240;
-    float *__restrict__ B4 = blk_smem + 12288;
-    float *__restrict__ B5 = blk_smem + 16384;
-    float *__restrict__ B6 = blk_smem + 20480;
-    float *__restrict__ B7 = blk_smem + 24576;
-    float *__restrict__ B8 = blk_smem + 26624;
+    float *__restrict__ B2 = blk_smem + 8192;
+    float *__restrict__ B3 = blk_smem + 8224;
+    float *__restrict__ B4 = blk_smem + 10272;
+    float *__restrict__ B5 = blk_smem + 14368;
+    float *__restrict__ B6 = blk_smem + 18464;
+    float *__restrict__ B7 = blk_smem + 22560;
+    float *__restrict__ B8 = blk_smem + 24608;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = load Q[0, b1, i * 64 +: 64, 0 +: 64]
@@ -32,9 +32,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
     // %2 = index i * 64 axis 0
     float *v2 = B0;
     const long t1_pos0 = i * 64;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v2[r_ * 32 + c_] = (float)(t1_pos0 + r_);
+    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+        const long r_ = f_;
+        v2[r_] = (float)(t1_pos0 + r_);
     }
     // %3 = fill 10000.0
     const float s3 = 10000.0f;
@@ -43,38 +43,40 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
     // %5 = index 0 axis 1
     float *v5 = B1;
     const long t2_pos0 = 0;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v5[r_ * 32 + c_] = (float)(t2_pos0 + c_);
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v5[r_] = (float)(t2_pos0 + r_);
     }
     // %6 = mul %4, %5
-    float *v6 = B1;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v6[r_ * 32 + c_] = (s4 * v5[r_ * 32 + c_]);
+    float *v6 = B2;
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v6[r_] = (s4 * v5[r_]);
     }
     // %7 = fill 64.0
     const float s7 = 64.0f;
     // %8 = div %6, %7
     float *v8 = B1;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v8[r_ * 32 + c_] = (v6[r_ * 32 + c_] / s7);
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v8[r_] = (v6[r_] / s7);
     }
     // %9 = pow %3, %8
-    float *v9 = B1;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v9[r_ * 32 + c_] = powf(s3, v8[r_ * 32 + c_]);
+    float *v9 = B2;
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v9[r_] = powf(s3, v8[r_]);
     }
+    __syncthreads();
     // %10 = mul %2, %9
-    float *v10 = B0;
+    float *v10 = B1;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
-        v10[r_ * 32 + c_] = (v2[r_ * 32 + c_] * v9[r_ * 32 + c_]);
+        v10[r_ * 32 + c_] = (v2[r_] * v9[c_]);
     }
+    __syncthreads();
     // %11 = concat %10, %10 axis 1
-    float *v11 = B2;
+    float *v11 = B0;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
         v11[r_ * 64 + c_] = v10[r_ * 32 + c_];
@@ -85,13 +87,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
     }
     __syncthreads();
     // %12 = cos %11
-    float *v12 = B0;
+    float *v12 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v12[r_ * 64 + c_] = blk_cosf(v11[r_ * 64 + c_]);
     }
     // %13 = mul %1, %12
-    float *v13 = B0;
+    float *v13 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v13[r_ * 64 + c_] = (v1[r_ * 64 + c_] * v12[r_ * 64 + c_]);
@@ -117,7 +119,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         v17[r_ * 64 + (c_ + 32)] = v16[r_ * 64 + c_];
     }
     // %18 = sin %11
-    float *v18 = B2;
+    float *v18 = B0;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v18[r_ * 64 + c_] = blk_sinf(v11[r_ * 64 + c_]);
@@ -130,7 +132,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         v19[r_ * 64 + c_] = (v17[r_ * 64 + c_] * v18[r_ * 64 + c_]);
     }
     // %20 = add %13, %19
-    float *v20 = B0;
+    float *v20 = B1;
     for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
         const long r_ = f_ / 64, c_ = f_ % 64;
         v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] + v19[r_ * 64 + c_]);
@@ -150,7 +152,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         const long r_ = f_;
         v28[r_] = s22;
     }
-    float *v29 = B2;
+    float *v29 = B0;
     for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
         const long r_ = f_;
         v29[r_] = s23;
@@ -166,19 +168,20 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         // %32 = index k2 * 64 axis 0
         float *v32 = B5;
         const long t3_pos0 = k2 * 64;
-        for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-            const long r_ = f_ / 32, c_ = f_ % 32;
-            v32[r_ * 32 + c_] = (float)(t3_pos0 + r_);
+        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+            const long r_ = f_;
+            v32[r_] = (float)(t3_pos0 + r_);
         }
+        __syncthreads();
         // %33 = mul %32, %9
-        float *v33 = B5;
+        float *v33 = B6;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
             const long r_ = f_ / 32, c_ = f_ % 32;
-            v33[r_ * 32 + c_] = (v32[r_ * 32 + c_] * v9[r_ * 32 + c_]);
+            v33[r_ * 32 + c_] = (v32[r_] * v9[c_]);
         }
         __syncthreads();
         // %34 = concat %33, %33 axis 1
-        float *v34 = B6;
+        float *v34 = B5;
         for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
             const long r_ = f_ / 32, c_ = f_ % 32;
             v34[r_ * 64 + c_] = v33[r_ * 32 + c_];
@@ -189,13 +192,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         }
         __syncthreads();
         // %35 = cos %34
-        float *v35 = B5;
+        float *v35 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v35[r_ * 64 + c_] = blk_cosf(v34[r_ * 64 + c_]);
         }
         // %36 = mul %31, %35
-        float *v36 = B5;
+        float *v36 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v36[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v35[r_ * 64 + c_]);
@@ -221,7 +224,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
             v40[r_ * 64 + (c_ + 32)] = v39[r_ * 64 + c_];
         }
         // %41 = sin %34
-        float *v41 = B6;
+        float *v41 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v41[r_ * 64 + c_] = blk_sinf(v34[r_ * 64 + c_]);
@@ -234,26 +237,26 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
             v42[r_ * 64 + c_] = (v40[r_ * 64 + c_] * v41[r_ * 64 + c_]);
         }
         // %43 = add %36, %42
-        float *v43 = B5;
+        float *v43 = B6;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v43[r_ * 64 + c_] = (v36[r_ * 64 + c_] + v42[r_ * 64 + c_]);
         }
         __syncthreads();
         // %44 = dot %20, %43 transpose_b
-        float *v44 = B6;
+        float *v44 = B5;
         blk_pack(64, 64, v43, 1, 64, B8, 64);
         __syncthreads();
         blk_gemm(64, 64, 64, v20, 64, 1, B8, 64, v44, 64, 0);
         __syncthreads();
         // %45 = mul %44, %21
-        float *v45 = B6;
+        float *v45 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v45[r_ * 64 + c_] = (v44[r_ * 64 + c_] * s21);
         }
         // %46 = mask %45 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-        float *v46 = B6;
+        float *v46 = B5;
         const long t4_row0 = i * 64, t5_col0 = k2 * 64;
         if (!(((1 * t4_row0 + -1 * (t5_col0 + 64 - 1) + 0 >= 0)))) {
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -280,7 +283,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
             v48[r_] = blk_maxf(v28[r_], v47[r_]);
         }
         // %49 = max %48, %24
-        float *v49 = B5;
+        float *v49 = B6;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v49[r_] = blk_maxf(v48[r_], s24);
@@ -299,27 +302,27 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         }
         // %52 = broadcast %49 axis 1
         // %53 = mul %29, %51
-        float *v53 = B2;
+        float *v53 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v53[r_] = (v29[r_] * v51[r_]);
         }
         __syncthreads();
         // %54 = sub %46, %52
-        float *v54 = B6;
+        float *v54 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v54[r_ * 64 + c_] = (v46[r_ * 64 + c_] - v49[r_]);
         }
         // %55 = exp %54
-        float *v55 = B6;
+        float *v55 = B5;
         for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
             const long r_ = f_ / 64, c_ = f_ % 64;
             v55[r_ * 64 + c_] = blk_expf(v54[r_ * 64 + c_]);
         }
         __syncthreads();
         // %56 = reduce_sum %55 axis 1
-        float *v56 = B5;
+        float *v56 = B6;
         for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -330,7 +333,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         }
         __syncthreads();
         // %57 = add %53, %56
-        float *v57 = B2;
+        float *v57 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
             v57[r_] = (v53[r_] + v56[r_]);
@@ -356,6 +359,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
                 v28[r_] = v48[r_];
             }
         }
+        __syncthreads();
     }
     __syncthreads();
     // %63 = broadcast %26 axis 1
@@ -384,8 +388,8 @@ extern "C" int blk_u_attention_rope_device(const float *blk_t_Q, const float *bl
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     float *blk_g_O = blk_t_O;
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_rope_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 122880));
-    blk_u_attention_rope_k0<<<128, 256, 122880>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k30_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_rope_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 114816));
+    blk_u_attention_rope_k0<<<128, 256, 114816>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k30_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }
