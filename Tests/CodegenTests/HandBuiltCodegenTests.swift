@@ -1,5 +1,6 @@
 import BlockIR
 import Codegen
+import Schedule
 import XCTest
 
 /// Programs built by hand for paths lowering does not produce: a loop whose yields swap
@@ -44,6 +45,49 @@ final class HandBuiltCodegenTests: XCTestCase {
         let program = Program(name: "handbuilt", tensors: tensors, kernels: [first, second])
         let source = CEmitter.emit(program).source
         XCTAssert(source.contains("blk_arena"), "512 KiB of blocks should not live on the stack")
+        _ = try CodegenHarness.check(program)
+    }
+
+    /// Values that repeat along an axis are stored once per position of the others: a head's
+    /// slope from fills and a grid position is a scalar, positions along rows or columns and
+    /// what elementwise ops make of them alone are one float per row or column. The C matches
+    /// the interpreter, the partial last row block (150 = 2·64 + 22 rows) included.
+    func testRepeatedValuesAreStoredOncePerPosition() throws {
+        let tensors = [
+            GlobalTensor(name: "X", shape: [150, 40], role: .input),
+            GlobalTensor(name: "Y", shape: [150, 40], role: .output),
+            GlobalTensor(name: "Z", shape: [150], role: .output),
+        ]
+        let rows = AxisAccess.slice(start: .mul(.v("i"), 64), size: 64)
+        let cols = AxisAccess.slice(start: .constant(0), size: 40)
+        let block = BlockType([64, 40], .local)
+        var b = BodyBuilder()
+        let x = b.emit(.load(TensorID(0), [rows, cols]), block)
+        let head = b.emit(.index(.v("i"), axis: nil), block)
+        let two = b.emit(.fill(2), block)
+        let slope = b.emit(.binary(.pow, two, b.emit(.unary(.neg, head), block)), block)
+        let rowPos = b.emit(.index(.mul(.v("i"), 64), axis: 0), block)
+        let colPos = b.emit(.index(.constant(0), axis: 1), block)
+        let scaledRows = b.emit(.binary(.mul, rowPos, slope), block)
+        let decay = b.emit(.unary(.exp, b.emit(.binary(.mul, colPos, b.emit(.fill(-0.1), block)), block)), block)
+        let bias = b.emit(.binary(.sub, scaledRows, decay), block)
+        let y = b.emit(.binary(.add, b.emit(.binary(.mul, x, bias), block), scaledRows), block)
+        let z = b.emit(.reduce(.sum, scaledRows, axis: 1), BlockType([64], .local))
+        b.emit(.store(y, TensorID(1), [rows, cols]))
+        b.emit(.store(z, TensorID(2), [rows]))
+        let kernel = Kernel(name: "repeats", grid: [GridAxis(IndexVar("i"), 3)], body: b.instructions)
+        let program = Program(name: "repeats", tensors: tensors, kernels: [kernel])
+
+        let layouts = KernelAnalysis(program: program, kernel: kernel).layouts
+        XCTAssertEqual(layouts[slope]?.base, .scalar(slope), "fills and a grid position make a scalar")
+        XCTAssertEqual(layouts[slope]?.strides, [0, 0])
+        XCTAssertEqual(layouts[rowPos]?.strides, [1, 0], "one position per row")
+        XCTAssertEqual(layouts[colPos]?.strides, [0, 1], "one position per column")
+        XCTAssertEqual(layouts[scaledRows]?.strides, [1, 0], "a row position times a scalar repeats along rows")
+        XCTAssertEqual(layouts[decay]?.strides, [0, 1])
+        XCTAssertEqual(layouts[bias]?.strides, [40, 1], "rows and columns together vary everywhere")
+        let source = CEmitter.emit(program).source
+        XCTAssert(source.contains("const float s\(slope.number) = powf("), "the slope is computed once:\n\(source)")
         _ = try CodegenHarness.check(program)
     }
 
