@@ -107,7 +107,10 @@ struct KernelEmitter {
             dialect.fill(dialect.parallelFor, [("COLLAPSE", "\(schedule.parallelAxes.count)"), ("SCHEDULE", balance)]))
         for (k, axis) in kernel.grid.enumerated() {
             let v = names.index(axis.variable)
-            let loop = "for (\(dialect.indexType) \(v) = 0; \(v) < \(axis.extent); \(v)++)"
+            let loop =
+                schedule.heaviestFirst.contains(axis.variable)
+                ? "for (\(dialect.indexType) \(v) = \(axis.extent - 1); \(v) >= 0; \(v)--)"
+                : "for (\(dialect.indexType) \(v) = 0; \(v) < \(axis.extent); \(v)++)"
             if k == kernel.grid.count - 1 {
                 open(loop)
             } else {

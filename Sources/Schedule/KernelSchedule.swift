@@ -81,6 +81,11 @@ package struct KernelSchedule: Sendable {
     package let parallelAxes: [GridAxis]
     /// How the parallel instances are balanced over CPU threads.
     package let balance: Balance
+    /// The grid axes a CPU runs from their last index down (with `dynamic` balance): those along
+    /// which the instances' loops run more trips (a causal row block's keys), so the longest
+    /// instances start first and the last ones handed out are the shortest, which leaves the
+    /// threads less unequal work at the end.
+    package let heaviestFirst: [IndexVar]
     /// Loads read in place from global memory whose next-iteration block is prefetched.
     package let prefetchedLoads: Set<ValueID>
     /// The micro-kernel of each `dot`, in program order.
@@ -101,6 +106,7 @@ package struct KernelSchedule: Sendable {
         self.buffers = buffers
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
+        heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []
         let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
         (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         // A block read from a packed copy is not prefetched: the copy is dense and the packing done.
@@ -205,6 +211,21 @@ package struct KernelSchedule: Sendable {
             }
         }
         return found
+    }
+
+    /// The grid axes along which the kernel's loops run more trips at the axis's last index
+    /// than at its first (the other grid variables at 0).
+    private static func axesOfGrowingWork(_ kernel: Kernel) -> [IndexVar] {
+        func trips(_ env: [IndexVar: Int]) -> Int {
+            var total = 0
+            kernel.walk { inst in
+                if case .loop(let l) = inst.op { total += max(0, l.upper.evaluate(env) - l.lower.evaluate(env)) }
+            }
+            return total
+        }
+        return kernel.grid.filter { axis in
+            axis.extent > 1 && trips([axis.variable: axis.extent - 1]) > trips([axis.variable: 0])
+        }.map(\.variable)
     }
 
     /// 2-D loads read in place from global memory inside a loop whose access moves with the

@@ -34,7 +34,10 @@ public enum SchedulePrinter {
             lines.append("  parallel: none (one instance)")
         } else {
             let axes = k.parallelAxes.map(\.variable.name).joined(separator: ", ")
-            lines.append("  parallel: \(axes)\(k.parallelAxes.count > 1 ? " (collapsed)" : ""), balance \(k.balance)")
+            let descending = k.heaviestFirst.map { "\($0.name) descending" }.joined(separator: ", ")
+            lines.append(
+                "  parallel: \(axes)\(k.parallelAxes.count > 1 ? " (collapsed)" : ""), balance \(k.balance)"
+                    + (descending.isEmpty ? "" : ", heaviest first (\(descending))"))
         }
         let sizes = BlockSizes.of(kernel)
         if !sizes.isEmpty {

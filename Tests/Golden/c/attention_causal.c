@@ -26,7 +26,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
             }
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 8; b0++)
-            for (long i = 0; i < 16; i++)
+            for (long i = 15; i >= 0; i--)
                 for (long j = 0; j < 1; j++) {
                     // %0 = fill 0.0
                     const float s0 = 0.0f;

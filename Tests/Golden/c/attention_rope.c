@@ -23,7 +23,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
         float B8[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b1 = 0; b1 < 8; b1++)
-            for (long i = 0; i < 16; i++)
+            for (long i = 15; i >= 0; i--)
                 for (long j = 0; j < 1; j++) {
                     // %0 = fill 0.0
                     const float s0 = 0.0f;

@@ -414,7 +414,7 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_t19, const 
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 4; b0++)
             for (long b1 = 0; b1 < 4; b1++)
-                for (long i = 0; i < 16; i++) {
+                for (long i = 15; i >= 0; i--) {
                     // %0 = fill 0.0
                     const float s0 = 0.0f;
                     // %1 = fill 0.0

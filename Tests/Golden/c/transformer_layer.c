@@ -413,7 +413,7 @@ static void blk_u_transformer_layer_k3(const float *restrict blk_g_t19, const fl
         float B5[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (long b0 = 0; b0 < 16; b0++)
-            for (long i = 0; i < 16; i++)
+            for (long i = 15; i >= 0; i--)
                 for (long j = 0; j < 1; j++) {
                     // %0 = fill 0.0
                     const float s0 = 0.0f;
