@@ -94,9 +94,10 @@ struct KernelEmitter {
             return
         }
         for (k, p) in schedule.prepacks.enumerated() {
+            // Packed copies live in workspaces kept between calls (the CPU runtime's `blk_workspace`).
             let type = p.precision == .bf16 ? "uint32_t" : "float"
-            let bytes = dialect.fill(dialect.allocateScratch, [("BYTES", "\(p.words * 4)")])
-            w.line("\(type) *P\(k) = (\(type) *)\(bytes);")
+            w.line("static blk_workspace W\(k);")
+            w.line("\(type) *P\(k) = (\(type) *)blk_workspace_take(&W\(k), \(p.words * 4));")
         }
         w.flushLeft(dialect.parallelRegion)
         open("")
@@ -123,7 +124,7 @@ struct KernelEmitter {
         for _ in 0..<(kernel.grid.count - 1) { w.dedent() }
         releaseBuffers()
         close()
-        for k in schedule.prepacks.indices { w.line(dialect.fill(dialect.free, [("PTR", "P\(k)")]) + ";") }
+        for k in schedule.prepacks.indices { w.line("blk_workspace_give(&W\(k), P\(k));") }
         close()
     }
 

@@ -11,7 +11,7 @@ final class FusedCodegenTests: XCTestCase {
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Examples")
 
-    func fused(_ file: String, dims: [String: Int], block: Int) throws -> Program {
+    static func fused(_ file: String, dims: [String: Int], block: Int) throws -> Program {
         let text = try String(contentsOf: Self.examples.appendingPathComponent(file), encoding: .utf8)
         let graph = try GraphParser.parse(text, defaultName: "g", dimOverrides: dims)
         let lowered = try CodegenHarness.lower(graph, i: block, j: block, k: block)
@@ -21,15 +21,15 @@ final class FusedCodegenTests: XCTestCase {
     func testFusedAttentionVariants() throws {
         let dims = ["BH": 2, "N": 80, "d": 32]
         for file in ["attention.graph", "attention_causal.graph"] {
-            let program = try fused(file, dims: dims, block: 32)
+            let program = try Self.fused(file, dims: dims, block: 32)
             _ = try CodegenHarness.check(program)
         }
     }
 
     func testFusedNormsAndFeedForward() throws {
-        let ln = try fused("layernorm_matmul.graph", dims: ["M": 70, "K": 48, "N": 40], block: 32)
+        let ln = try Self.fused("layernorm_matmul.graph", dims: ["M": 70, "K": 48, "N": 40], block: 32)
         _ = try CodegenHarness.check(ln)
-        let ffn = try fused("rmsnorm_swiglu.graph", dims: ["M": 40, "d": 48, "h": 72], block: 32)
+        let ffn = try Self.fused("rmsnorm_swiglu.graph", dims: ["M": 40, "d": 48, "h": 72], block: 32)
         _ = try CodegenHarness.check(ffn)
     }
 

@@ -10,7 +10,8 @@
 
 /* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
 static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
-    float *P0 = (float *)blk_alloc(2097152);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -247,7 +248,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     }
                 }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -24,8 +24,10 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint16_t *restrict blk_g_K, const uint16_t *restrict blk_g_V, uint16_t *restrict blk_g_O) {
-    uint32_t *P0 = (uint32_t *)blk_alloc(1048576);
-    uint32_t *P1 = (uint32_t *)blk_alloc(1048576);
+    static blk_workspace W0;
+    uint32_t *P0 = (uint32_t *)blk_workspace_take(&W0, 1048576);
+    static blk_workspace W1;
+    uint32_t *P1 = (uint32_t *)blk_workspace_take(&W1, 1048576);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -199,8 +201,8 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                     }
                 }
     }
-    free(P0);
-    free(P1);
+    blk_workspace_give(&W0, P0);
+    blk_workspace_give(&W1, P1);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -41,7 +41,8 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const uint8_t *restrict blk_g_M, float *restrict blk_g_O, const uint8_t *restrict blk_g_M_any) {
-    float *P0 = (float *)blk_alloc(2097152);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -230,7 +231,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                     }
                 }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */

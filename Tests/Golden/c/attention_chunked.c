@@ -10,7 +10,8 @@
 
 /* kernel k8_matmul_O: grid(b0 < 8, i < 32, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 static void blk_u_attention_chunked_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -190,7 +191,7 @@ static void blk_u_attention_chunked_k0(const float *restrict blk_g_Q, const floa
                     }
                 }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -103,7 +103,8 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_t12, uint8_t *
 
 /* kernel k15_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
 static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const float *restrict blk_g_t12, float *restrict blk_g_O, const uint8_t *restrict blk_g_t14_any) {
-    float *P0 = (float *)blk_alloc(2097152);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -308,7 +309,7 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                     }
                 }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -18,7 +18,8 @@ static inline int32_t blk_f32_to_i32(float x) {
 
 /* kernel k8_matmul_y: grid(i < 4, j < 8), 32 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
 static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, const float *restrict blk_g_E, const float *restrict blk_g_g, const float *restrict blk_g_W, float *restrict blk_g_y) {
-    float *P0 = (float *)blk_alloc(1048576);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 1048576);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -152,7 +153,7 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */

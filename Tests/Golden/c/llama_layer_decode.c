@@ -115,7 +115,8 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
 
 /* kernel k8_matmul_Knew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_k8_matmul_Knew_split_state0) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -212,7 +213,7 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k8_matmul_Knew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
@@ -274,7 +275,8 @@ static void blk_u_llama_layer_decode_k2(float *restrict blk_g_Knew, const float 
 
 /* kernel k9_matmul_Vnew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
 static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_k9_matmul_Vnew_split_state0) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -371,7 +373,7 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k9_matmul_Vnew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
@@ -433,7 +435,8 @@ static void blk_u_llama_layer_decode_k4(float *restrict blk_g_Vnew, const float 
 
 /* kernel k17_matmul_t33_split: grid(b0 < 4, i < 1, s < 4), 16 instance(s); local blocks: 6 buffer(s), 19648 bytes per thread */
 static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const float *restrict blk_g_Vc, const float *restrict blk_g_t21, float *restrict blk_g_k17_matmul_t33_split_state0, float *restrict blk_g_k17_matmul_t33_split_state1, float *restrict blk_g_k17_matmul_t33_split_state2) {
-    float *P0 = (float *)blk_alloc(8388608);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 8388608);
 #pragma omp parallel
     {
         float B0[16] __attribute__((aligned(64)));
@@ -625,7 +628,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                     }
                 }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k17_matmul_t33: grid(b0 < 4, i < 1), 4 instance(s); local blocks: 6 buffer(s), 4352 bytes per thread */
@@ -852,9 +855,12 @@ static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const flo
 
 /* kernel k31_matmul_t50_split: grid(s < 15), 15 instance(s); local blocks: 5 buffer(s), 533248 bytes per thread */
 static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_k31_matmul_t50_split_state0) {
-    float *P0 = (float *)blk_alloc(46137344);
-    float *P1 = (float *)blk_alloc(46137344);
-    float *P2 = (float *)blk_alloc(46137344);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 46137344);
+    static blk_workspace W1;
+    float *P1 = (float *)blk_workspace_take(&W1, 46137344);
+    static blk_workspace W2;
+    float *P2 = (float *)blk_workspace_take(&W2, 46137344);
 #pragma omp parallel
     {
         /* 533248 bytes of blocks: one allocation per thread, not the stack */
@@ -1036,9 +1042,9 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
         }
         free(blk_arena);
     }
-    free(P0);
-    free(P1);
-    free(P2);
+    blk_workspace_give(&W0, P0);
+    blk_workspace_give(&W1, P1);
+    blk_workspace_give(&W2, P2);
 }
 
 /* kernel k31_matmul_t50: grid(), 1 instance(s); local blocks: 2 buffer(s), 16384 bytes per thread */

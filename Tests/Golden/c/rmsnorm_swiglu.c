@@ -10,9 +10,12 @@
 
 /* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
 static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *restrict blk_g_g, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, float *restrict blk_g_Y) {
-    float *P0 = (float *)blk_alloc(11534336);
-    float *P1 = (float *)blk_alloc(11534336);
-    float *P2 = (float *)blk_alloc(11534336);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 11534336);
+    static blk_workspace W1;
+    float *P1 = (float *)blk_workspace_take(&W1, 11534336);
+    static blk_workspace W2;
+    float *P2 = (float *)blk_workspace_take(&W2, 11534336);
 #pragma omp parallel
     {
         /* 885760 bytes of blocks: one allocation per thread, not the stack */
@@ -210,9 +213,9 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
         }
         free(blk_arena);
     }
-    free(P0);
-    free(P1);
-    free(P2);
+    blk_workspace_give(&W0, P0);
+    blk_workspace_give(&W1, P1);
+    blk_workspace_give(&W2, P2);
 }
 
 /* The entry point: runs the kernels in program order. */

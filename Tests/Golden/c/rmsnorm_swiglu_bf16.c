@@ -24,9 +24,12 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
 static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const uint16_t *restrict blk_g_g, const uint16_t *restrict blk_g_W1, const uint16_t *restrict blk_g_W3, const uint16_t *restrict blk_g_W2, uint16_t *restrict blk_g_Y) {
-    uint32_t *P0 = (uint32_t *)blk_alloc(5767168);
-    uint32_t *P1 = (uint32_t *)blk_alloc(5767168);
-    uint32_t *P2 = (uint32_t *)blk_alloc(5767168);
+    static blk_workspace W0;
+    uint32_t *P0 = (uint32_t *)blk_workspace_take(&W0, 5767168);
+    static blk_workspace W1;
+    uint32_t *P1 = (uint32_t *)blk_workspace_take(&W1, 5767168);
+    static blk_workspace W2;
+    uint32_t *P2 = (uint32_t *)blk_workspace_take(&W2, 5767168);
 #pragma omp parallel
     {
         /* 573952 bytes of blocks: one allocation per thread, not the stack */
@@ -229,9 +232,9 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
         }
         free(blk_arena);
     }
-    free(P0);
-    free(P1);
-    free(P2);
+    blk_workspace_give(&W0, P0);
+    blk_workspace_give(&W1, P1);
+    blk_workspace_give(&W2, P2);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -13,6 +13,29 @@ static inline float *blk_alloc_zeroed(size_t bytes) {
     memset(p, 0, bytes);
     return p;
 }
+/* A workspace a kernel keeps between calls (its operands packed once per call): the pages
+   stay mapped, so a call does not fault them in again. A call that finds it taken by a
+   concurrent call allocates its own copy and frees it on return. */
+#include <stdatomic.h>
+typedef struct {
+    atomic_int busy;
+    size_t bytes;
+    void *p;
+} blk_workspace;
+static inline void *blk_workspace_take(blk_workspace *w, size_t bytes) {
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&w->busy, &idle, 1)) return blk_alloc(bytes);
+    if (w->bytes < bytes) {
+        free(w->p);
+        w->p = blk_alloc(bytes);
+        w->bytes = bytes;
+    }
+    return w->p;
+}
+static inline void blk_workspace_give(blk_workspace *w, void *p) {
+    if (p == w->p) atomic_store(&w->busy, 0);
+    else free(p);
+}
 /* floor division (rounds toward minus infinity, as IndexExpr does) */
 static inline long blk_floordiv(long a, long b) {
     long q = a / b;

@@ -10,7 +10,8 @@
 
 /* kernel k7_matmul_t19: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wq, float *restrict blk_g_t19) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -136,12 +137,13 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k9_matmul_t22: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_t22) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -267,12 +269,13 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k11_matmul_t25: grid(i < 16, j < 16), 256 instance(s); local blocks: 5 buffer(s), 49664 bytes per thread */
 static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_t25) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -398,7 +401,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_X, const floa
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
@@ -607,7 +610,8 @@ static void blk_u_transformer_layer_k4(const float *restrict blk_g_t37, float *r
 
 /* kernel k24_add_X1: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
 static void blk_u_transformer_layer_k5(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t38, float *restrict blk_g_X1) {
-    float *P0 = (float *)blk_alloc(4194304);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
@@ -665,14 +669,17 @@ static void blk_u_transformer_layer_k5(const float *restrict blk_g_X, const floa
                 }
             }
     }
-    free(P0);
+    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k36_matmul_t55: grid(i < 8), 8 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
 static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_t55) {
-    float *P0 = (float *)blk_alloc(11534336);
-    float *P1 = (float *)blk_alloc(11534336);
-    float *P2 = (float *)blk_alloc(11534336);
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 11534336);
+    static blk_workspace W1;
+    float *P1 = (float *)blk_workspace_take(&W1, 11534336);
+    static blk_workspace W2;
+    float *P2 = (float *)blk_workspace_take(&W2, 11534336);
 #pragma omp parallel
     {
         /* 885760 bytes of blocks: one allocation per thread, not the stack */
@@ -870,9 +877,9 @@ static void blk_u_transformer_layer_k6(const float *restrict blk_g_g_ffn, const 
         }
         free(blk_arena);
     }
-    free(P0);
-    free(P1);
-    free(P2);
+    blk_workspace_give(&W0, P0);
+    blk_workspace_give(&W1, P1);
+    blk_workspace_give(&W2, P2);
 }
 
 /* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
