@@ -430,6 +430,13 @@ extension KernelEmitter {
     // MARK: Reductions
 
     private mutating func emitReduce(_ r: ValueID, _ op: ReduceOp, _ a: ValueID, axis: Int) {
+        if analysis.isReductionOfSplat(.reduce(op, a, axis: axis)), let n = analysis.layouts[a]!.staticExtents[axis] {
+            // n copies of one value: their sum, or the value itself.
+            let s = element(a, [])
+            w.line("const float s\(r.number) = \(op == .sum ? "(\(s) * \(n).0f)" : s);")
+            extents[r] = analysis.layouts[r]!.shape.map { "\($0)" }
+            return
+        }
         if let gpu = dialect.gpu {
             emitGPUReduce(r, op, a, axis: axis, gpu)
             return

@@ -32,11 +32,22 @@ package struct KernelAnalysis {
     package private(set) var bf16Views: Set<ValueID> = []
 
     /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory.
-    package init(program: Program, kernel: Kernel, readsBF16InPlace: Bool = false) {
+    /// Loads of wide matrices copied into a dense buffer because several ops read them
+    /// (`aliases`); a schedule that packs their tensor once per call reads them packed instead.
+    package private(set) var copiedWideBlocks: Set<ValueID> = []
+    /// Loads the schedule reads from a copy packed once per call: views, never copied.
+    package let packedOnce: Set<ValueID>
+
+    /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory;
+    /// `packedOnce`: loads whose blocks the schedule packs once per call.
+    package init(
+        program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedOnce: Set<ValueID> = []
+    ) {
         self.program = program
         self.kernel = kernel
         self.types = kernel.valueTypes()
         self.readsBF16InPlace = readsBF16InPlace
+        self.packedOnce = packedOnce
         var otherReaders: Set<ValueID> = []
         kernel.walk { inst in
             for v in inst.op.operands { useCounts[v, default: 0] += 1 }
@@ -95,8 +106,13 @@ package struct KernelAnalysis {
         }
         // A block of a wide matrix read more than once is copied into a dense local buffer: its
         // rows, 2 KiB or more apart, would map to few L1 sets and evict each other on every pass.
-        if strides.count == 2 && strides[0] >= 512 && (useCounts[id] ?? 0) >= 2 { return false }
+        if Self.isWideBlockReadTwice(strides, useCounts[id] ?? 0) && !packedOnce.contains(id) { return false }
         return !storedStorage.contains(program.storage(of: tensor))
+    }
+
+    /// A block whose rows lie 2 KiB or more apart, read by two or more ops.
+    private static func isWideBlockReadTwice(_ strides: [Int], _ uses: Int) -> Bool {
+        strides.count == 2 && strides[0] >= 512 && uses >= 2
     }
 
     /// The element strides of a global tensor in its storage (row-major, or the viewed tensor's
@@ -116,7 +132,9 @@ package struct KernelAnalysis {
                 layouts[id] = BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
                 continue
             }
-            if Self.isElementwise(inst.op), inst.op.operands.allSatisfy(isSplat) {
+            if Self.isElementwise(inst.op) && (inst.op.operands.allSatisfy(isSplat) || isFullOnes(inst.op, shape))
+                || isReductionOfSplat(inst.op)
+            {
                 // Every operand repeats one element (fills, grid positions, scalars): so does the
                 // result, computed once as a scalar instead of once per element.
                 layouts[id] = BlockLayout(
@@ -134,6 +152,11 @@ package struct KernelAnalysis {
                     let range = IndexRange.of(start, env)
                     extents.append(
                         IndexRange.staticExtent(dimension: program[t].shape[axis], start: range, size: size))
+                }
+                if program[t].elementType == .f32, Self.isWideBlockReadTwice(strides, useCounts[id] ?? 0),
+                    !storedStorage.contains(program.storage(of: t))
+                {
+                    copiedWideBlocks.insert(id)
                 }
                 if aliases(id, tensor: t, strides: strides) {
                     layouts[id] = BlockLayout(shape: shape, base: .global(id), strides: strides, staticExtents: extents)
@@ -266,6 +289,20 @@ package struct KernelAnalysis {
             l.shape = r.type.shape
             layouts[r.id] = l
         }
+    }
+
+    /// Whether the op is `one` of a block whose every element is valid (its static extents are
+    /// its shape): 1 everywhere.
+    private func isFullOnes(_ op: Op, _ shape: [Int]) -> Bool {
+        guard case .unary(.one, let a) = op, let l = layouts[a] else { return false }
+        return l.staticExtents == shape.map { Optional($0) }
+    }
+
+    /// Whether the op reduces a splat along an axis of known extent: `n·s` for a sum, `s` for a
+    /// maximum or minimum.
+    package func isReductionOfSplat(_ op: Op) -> Bool {
+        guard case .reduce(_, let a, let axis) = op, isSplat(a), let l = layouts[a] else { return false }
+        return axis < l.staticExtents.count && l.staticExtents[axis] != nil
     }
 
     /// Whether a value repeats one scalar over its block (a rank-0 value or a splat).

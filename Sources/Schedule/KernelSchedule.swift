@@ -100,14 +100,20 @@ package struct KernelSchedule: Sendable {
     package init(program: Program, index: Int, target: TargetDescription) {
         let kernel = program.kernels[index]
         self.index = index
-        let analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
+        var analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
+        let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
+        let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)
+        if !packedWide.isEmpty {
+            // Wide blocks several ops read are read from their packed copy (dense tiles), not copied.
+            analysis = KernelAnalysis(
+                program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packedOnce: packedWide)
+        }
         self.analysis = analysis
         let buffers = BufferPlan(analysis)
         self.buffers = buffers
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []
-        let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
         (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         // A block read from a packed copy is not prefetched: the copy is dense and the packing done.
         let prefetched = target.isGPU ? [] : Self.prefetchableLoads(kernel, analysis).subtracting(prepackedLoads.keys)
@@ -150,12 +156,15 @@ package struct KernelSchedule: Sendable {
                 orientation[b] = tb
                 // An f32 block is packed once only where each f32 product would pack it; a bf16
                 // product packs pairs only of a bf16 tensor's block.
-                if let r = inst.result, precision == .f32, !analysis.needsPacking(r.id) { excluded.insert(b) }
+                if let r = inst.result, precision == .f32, !analysis.needsPacking(r.id),
+                    !analysis.copiedWideBlocks.contains(b)
+                {
+                    excluded.insert(b)
+                }
                 if precision == .bf16, !analysis.bf16Views.contains(b) { excluded.insert(b) }
             case .load(let t, let access):
-                guard let r = inst.result, let layout = analysis.layouts[r.id], case .global = layout.base,
-                    layout.strides.count == 2
-                else { break }
+                guard let r = inst.result, let layout = analysis.layouts[r.id], layout.strides.count == 2 else { break }
+                if case .buffer = layout.base, !analysis.copiedWideBlocks.contains(r.id) { break }
                 if analysis.bf16Views.contains(r.id) || program[t].elementType == .f32 {
                     loads.append((r.id, t, access))
                 }

@@ -261,41 +261,27 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     // %32 = fill 511.0
                     const float s32 = 511.0f;
                     // %33 = one %3
-                    float *v33 = B2;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v33[r_ * 32 + c_] = 1.0f;
-                        }
-                    }
+                    const float s33 = 1.0f;
                     // %34 = mul %32, %33
-                    float *v34 = B2;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v34[r_ * 32 + c_] = (s32 * v33[r_ * 32 + c_]);
-                        }
-                    }
+                    const float s34 = (s32 * s33);
                     // %35 = mul %34, %10
                     float *v35 = B2;
-                    for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
-                        for (long c_ = 0; c_ < 32; c_++) {
-                            v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[c_]);
-                        }
+                    for (long r_ = 0; r_ < 32; r_++) {
+                        v35[r_] = (s34 * v10[r_]);
                     }
                     // %36 = concat %35, %35 axis 1
                     float *v36 = B5;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
-                            v36[r_ * 64 + c_] = v35[r_ * 32 + c_];
+                            v36[r_ * 64 + c_] = v35[c_];
                         }
                     }
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 32; c_++) {
-                            v36[r_ * 64 + (c_ + 32)] = v35[r_ * 32 + c_];
+                            v36[r_ * 64 + (c_ + 32)] = v35[c_];
                         }
                     }
                     // %37 = cos %36

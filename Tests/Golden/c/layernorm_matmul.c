@@ -8,8 +8,10 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 10 buffer(s), 67072 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 9 buffer(s), 66816 bytes per thread */
 static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float *restrict blk_g_gamma, const float *restrict blk_g_beta, const float *restrict blk_g_W, float *restrict blk_g_Y) {
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
@@ -21,7 +23,11 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
         float B6[4096] __attribute__((aligned(64)));
         float B7[4096] __attribute__((aligned(64)));
         float B8[4096] __attribute__((aligned(64)));
-        float B9[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_W + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
+            }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
@@ -88,17 +94,10 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     // %18 = load beta[k1 * 64 +: 64]
                     const float *v18 = blk_g_beta + k1 * 64;
                     // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    float *v19 = B7;
-                    const float *t2_src = blk_g_W + k1 * 64 * 1024 + j * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v19[r_ * 64 + c_] = t2_src[r_ * 1024 + c_];
-                        }
-                    }
+                    const float *v19 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
                     // %20 = broadcast %17 axis 0
                     // %21 = mul %14, %20
-                    float *v21 = B8;
+                    float *v21 = B7;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -111,10 +110,10 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     blk_gemm(64, 64, 64, v21, 64, 1, v19, 64, v23, 64, 1);
                     // %24 = broadcast %17 axis 0
                     // %25 = dot %24, %19
-                    float *v25 = B8;
+                    float *v25 = B7;
                     blk_gemm(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
                     // %26 = reduce_sum %25 axis 0
-                    float *v26 = B9;
+                    float *v26 = B8;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v26[r_] = 0.0f;
@@ -133,10 +132,10 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                     // %28 = broadcast %18 axis 0
                     // %29 = dot %28, %19
-                    float *v29 = B9;
+                    float *v29 = B7;
                     blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
                     // %30 = reduce_sum %29 axis 0
-                    float *v30 = B7;
+                    float *v30 = B8;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v30[r_] = 0.0f;
@@ -162,7 +161,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                         }
                     }
                     // %33 = reduce_sum %32 axis 1
-                    float *v33 = B9;
+                    float *v33 = B8;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
                     }
@@ -173,23 +172,14 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                         v34[r_] = (v12[r_] + v33[r_]);
                     }
                     // %35 = one %14
-                    float *v35 = B6;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v35[r_ * 64 + c_] = 1.0f;
-                        }
-                    }
+                    const float s35 = 1.0f;
                     // %36 = reduce_sum %35 axis 1
-                    float *v36 = B9;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v36[r_] = blk_sum_contig(v35 + r_ * 64, 64);
-                    }
+                    const float s36 = (s35 * 64.0f);
                     // %37 = add %13, %36
                     float *v37 = B5;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v37[r_] = (v13[r_] + v36[r_]);
+                        v37[r_] = (v13[r_] + s36);
                     }
                     // yield %16, %23, %27, %31, %34, %37
                     {
@@ -198,7 +188,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 // %38 = fill 0.0009765625
                 const float s38 = 0.0009765625f;
                 // %39 = mul %2, %38
-                float *v39 = B9;
+                float *v39 = B6;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v39[r_] = (v8[r_] * s38);
@@ -218,13 +208,13 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     v42[r_] = (v41[r_] * s40);
                 }
                 // %43 = mul %39, %39
-                float *v43 = B6;
+                float *v43 = B7;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v43[r_] = (v39[r_] * v39[r_]);
                 }
                 // %44 = mul %43, %7
-                float *v44 = B6;
+                float *v44 = B7;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v44[r_] = (v43[r_] * v13[r_]);
@@ -281,7 +271,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 // %55 = broadcast %52 axis 0
                 // %56 = broadcast %39 axis 1
                 // %57 = mul %55, %56
-                float *v57 = B6;
+                float *v57 = B7;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -289,7 +279,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                 }
                 // %58 = mul %57, %53
-                float *v58 = B6;
+                float *v58 = B7;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -315,16 +305,17 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 }
                 // store %61 -> Y[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t3_dst = blk_g_Y + i * 64 * 1024 + j * 64;
+                    float *t2_dst = blk_g_Y + i * 64 * 1024 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t3_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
+                            t2_dst[r_ * 1024 + c_] = v61[r_ * 64 + c_];
                         }
                     }
                 }
             }
     }
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -41,7 +41,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 24 of the 71 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 25 of the 70 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -220,36 +220,29 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
         const long r_ = f_ / 64, c_ = f_ % 64;
         v31[r_ * 64 + c_] = (v28[r_ * 64 + c_] + v30[r_ * 64 + c_]);
     }
-    __syncthreads();
     // %32 = fill 511.0
     const float s32 = 511.0f;
     // %33 = one %3
-    float *v33 = B2;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v33[r_ * 32 + c_] = 1.0f;
-    }
+    const float s33 = 1.0f;
+    __syncthreads();
     // %34 = mul %32, %33
-    float *v34 = B2;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v34[r_ * 32 + c_] = (s32 * v33[r_ * 32 + c_]);
-    }
+    const float s34 = (s32 * s33);
     // %35 = mul %34, %10
     float *v35 = B2;
-    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
-        const long r_ = f_ / 32, c_ = f_ % 32;
-        v35[r_ * 32 + c_] = (v34[r_ * 32 + c_] * v10[c_]);
+    for (long f_ = threadIdx.x; f_ < 32; f_ += blockDim.x) {
+        const long r_ = f_;
+        v35[r_] = (s34 * v10[r_]);
     }
+    __syncthreads();
     // %36 = concat %35, %35 axis 1
     float *v36 = B5;
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
-        v36[r_ * 64 + c_] = v35[r_ * 32 + c_];
+        v36[r_ * 64 + c_] = v35[c_];
     }
     for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_ / 32, c_ = f_ % 32;
-        v36[r_ * 64 + (c_ + 32)] = v35[r_ * 32 + c_];
+        v36[r_ * 64 + (c_ + 32)] = v35[c_];
     }
     __syncthreads();
     // %37 = cos %36
