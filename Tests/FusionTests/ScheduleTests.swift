@@ -102,6 +102,21 @@ final class ScheduleTests: XCTestCase {
             try prepacked("rmsnorm_swiglu_bf16", ["M": 256, "d": 128, "h": 256]),
             ["W1 bf16 rows", "W3 bf16 rows", "W2 bf16 rows"])
         XCTAssertEqual(try prepacked("attention_bf16", ["N": 256], target: .sm90), [])
+        // W's 64×64 blocks, rows 4 KiB apart, read by three products (x·W, γ·W, β·W): packed once
+        // and read in place from the packed tiles, not copied into a buffer by every instance.
+        XCTAssertEqual(try prepacked("layernorm_matmul"), ["W f32 rows"])
+        let ln = Scheduler.schedule(
+            Fusion.fuse(
+                try DifferentialTests.example("layernorm_matmul", dims: [:]),
+                options: FusionOptions(cores: CLI.pinnedCores)
+            )
+            .program, target: .cpu)
+        for (load, _) in ln.kernels[0].prepackedLoads {
+            guard case .global = ln.kernels[0].analysis.layouts[load]?.base else {
+                return XCTFail(
+                    "the packed block of W is copied: \(String(describing: ln.kernels[0].analysis.layouts[load]))")
+            }
+        }
         XCTAssertEqual(try prepacked("attention", ["N": 64]), [], "one query block: every K block is read once")
         // f32 tensors multiplied by bf16 dots (B shared by the two row blocks i): not packed.
         let mixed = Scheduler.schedule(try BlockParser.parse(DotPrecisionTests.program), target: .cpu)
