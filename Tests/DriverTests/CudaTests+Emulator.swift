@@ -286,7 +286,8 @@ extension CudaTests {
     }
 
     /// Mutations of the generated source that the emulator must catch, each as an error or a mismatch; a removed
-    /// barrier must be reported as a race on shared memory.
+    /// barrier must be reported as a race on shared memory. Two break the tensor cores' fragment layouts (bf16
+    /// attention and RMSNorm+SwiGLU, whose dots the schedule gives to the tensor cores).
     func testEmulatorCatchesMutations() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mutations")
@@ -297,6 +298,11 @@ extension CudaTests {
         let sum = "for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);"
         let store = "blk_imin(e62_0, blk_extent(70, i * 64, 64)) * 50"
         let yield = "        // yield "
+        // The fragments of the tensor-core product in the runtime every .cu carries (Dialect+CUDA.swift).
+        let attentionBF16 = ["Examples/attention_bf16.graph", "--dim", "BH=1,N=200,d=40"]
+        let rmsnormBF16 = ["Examples/rmsnorm_swiglu_bf16.graph", "--dim", "M=100,d=200,h=300"]
+        let fragmentA = "g + 8 * (r & 1), k = k0 + t2 + 8 * (r >> 1);"
+        let fragmentB = "k = k0 + t2 + 8 * r;"
         /// Removes the first barrier after `marker`, or the last before it.
         @Sendable func removeBarrier(after marker: String, _ s: String) -> String {
             guard let at = s.range(of: marker), let sync = s.range(of: barrier, range: at.upperBound..<s.endIndex)
@@ -326,6 +332,14 @@ extension CudaTests {
             (
                 "the edge store without its extent", ["Examples/layernorm_matmul.graph", "--dim", "M=70,K=90,N=50"],
                 store, { $0.replacingOccurrences(of: store, with: "64 * 50") }
+            ),
+            (
+                "the tensor cores' A fragment with rows and k halves swapped", attentionBF16, fragmentA,
+                { $0.replacingOccurrences(of: fragmentA, with: "g + 8 * (r >> 1), k = k0 + t2 + 8 * (r & 1);") }
+            ),
+            (
+                "the tensor cores' B fragment with its k halves swapped", rmsnormBF16, fragmentB,
+                { $0.replacingOccurrences(of: fragmentB, with: "k = k0 + t2 + 8 * (1 - r);") }
             ),
         ]
         let failures = LockedStrings()
