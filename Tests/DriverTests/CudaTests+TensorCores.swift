@@ -181,6 +181,31 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
+    /// A bf16 bundle's `compare.py` compares the values its outputs' bit patterns hold (attention_bf16 on the
+    /// tensor cores differs from the interpreter in a few elements by one bf16 unit, about 1e-3: as integers the
+    /// patterns would differ by at least 1) and allows one bf16 unit.
+    func testBF16BundleComparesValues() throws {
+        let compiler = try Self.hostCompiler()
+        let dir = CLI.temporaryDirectory("cuda-bundle-bf16")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let emitted = CLI.blockc([
+            "emit-cuda", "Examples/attention_bf16.graph", "--dim", "BH=1,N=200,d=40", "--bundle", dir, "--seed", "5",
+            "--target", "sm_80",
+        ])
+        XCTAssertEqual(emitted.status, 0, emitted.stderr)
+        let run = CLI.run("/usr/bin/env", ["CXX=\(compiler)", "EMU_ARCH=80", "sh", "\(dir)/run.sh", "--emulate"])
+        let log = run.stdout + run.stderr
+        XCTAssertEqual(Self.mismatches(dir, out: dir + "/out"), [], log)
+        // compare.py needs NumPy; where it is missing, only the build and the run are checked.
+        guard run.status == 0 || !log.contains("No module named") else { return }
+        XCTAssertEqual(run.status, 0, log)
+        guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix("O: max_abs_err ") }),
+            let err = Double(line.split(separator: " ")[2])
+        else { return XCTFail(log) }
+        XCTAssertLessThan(err, 0.01, log)
+        XCTAssertTrue(line.hasSuffix(" ok"), log)
+    }
+
     /// Builds the test program against the emulator header `header` in `dir`; the executable's path, or a failure.
     static func buildTensorCoreProgram(header: String, dir: String, compiler: String) throws -> String {
         try FileManager.default.createDirectory(atPath: dir + "/emulator", withIntermediateDirectories: true)
