@@ -36,6 +36,22 @@ extension CudaTests {
                 for (int i = 0; i < 4; i++) D[w * 128 + (g + 8 * (i >> 1)) * 8 + 2 * t + (i & 1)] = d[i];
             }
 
+            /* Lane 0 at an mma while the others shuffle: divergence, which the emulator reports. */
+            extern "C" __global__ void diverges(float *D) {
+                uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+                float d[4] = {0, 0, 0, 0};
+                if (threadIdx.x == 0) blk_mma_bf16_m16n8k16(d, a, b);
+                else d[0] = __shfl_xor_sync(0xffffffffu, d[0], 1);
+                D[threadIdx.x] = d[0];
+            }
+            /* An mma in a block of 48 threads: its second warp is not whole. */
+            extern "C" __global__ void partial_warp(float *D) {
+                uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+                float d[4] = {0, 0, 0, 0};
+                blk_mma_bf16_m16n8k16(d, a, b);
+                D[threadIdx.x] = d[0];
+            }
+
             extern "C" __global__ void gemm_test(int tile, long m, long n, long kk, const float *A, long ars, long aks,
                                                  const float *B, long ldb, float *C, long ldc, int accumulate) {
                 switch (tile) {
@@ -140,7 +156,17 @@ extension CudaTests {
                 return printf("ok\n"), 0;
             }
 
-            int main(int argc, char **argv) { return argc > 1 && strcmp(argv[1], "gemm") == 0 ? gemm() : mma(); }
+            int main(int argc, char **argv) {
+                if (argc > 1 && strcmp(argv[1], "gemm") == 0) return gemm();
+                if (argc > 1 && (strcmp(argv[1], "diverges") == 0 || strcmp(argv[1], "partial") == 0)) {
+                    float *d = NULL;
+                    cudaMalloc((void **)&d, 64 * sizeof(float));
+                    if (strcmp(argv[1], "diverges") == 0) diverges<<<1, 32, 0>>>(d);
+                    else partial_warp<<<1, 48, 0>>>(d);
+                    return 0;
+                }
+                return mma();
+            }
 
             """#
 
@@ -248,6 +274,18 @@ extension CudaTests {
                 "C[i < 2 ? g + 8 : g][t * 2 + (i & 1)] = m.c[lane][i];"
             ),
         ]
+        // The mma is a collective of the whole warp: a lane elsewhere, or a warp that is not whole, is an error.
+        let diverges = CLI.run(exe, ["diverges"])
+        XCTAssertEqual(diverges.status, 4, diverges.stderr)
+        XCTAssertTrue(
+            diverges.stderr.contains(
+                "kernel diverges: warp 0: lane 0 waits at mma.sync while lane 1 waits at "
+                    + "__shfl_xor_sync: divergence"), diverges.stderr)
+        let partial = CLI.run(exe, ["partial"])
+        XCTAssertEqual(partial.status, 4, partial.stderr)
+        XCTAssertTrue(
+            partial.stderr.contains("kernel partial_warp: warp 1: __shfl_xor_sync mask 0xffffffff names lane 16"),
+            partial.stderr)
         for (k, mutation) in mutations.enumerated() {
             guard CUDAEmulator.header.contains(mutation.from) else {
                 XCTFail("\(mutation.label): the emulator no longer has '\(mutation.from)'")
