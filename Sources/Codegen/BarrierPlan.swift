@@ -15,8 +15,8 @@
 /// walk follows `long` definitions and copies). Two such accesses of one buffer with the same decomposition and the
 /// same index are made by the same thread for every element, so they need no barrier between them; so is
 /// `blk_pack`'s output with constant `n` and `lds`. Every other access (a warp's row reduction, `blk_gemm`'s 4x4
-/// tiles, the tensor cores' warp tiles, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer passed to a call counts as
-/// written, except the operands `blk_gemm` and `blk_pack` only read. Conflicts are resolved greedily:
+/// tiles, the tensor cores' warp tiles, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer
+/// passed to a call counts as written, except the operands the products and `blk_pack` only read. Conflicts are resolved greedily:
 /// the latest candidate between the two accesses is kept (the fewest barriers for a sequence), repeated to a fixed
 /// point over the loops. A kept candidate clears what is pending; the kernel's end needs none.
 struct BarrierPlan {
