@@ -18,11 +18,14 @@ public struct TargetDescription: Hashable, Sendable {
     public var threadsPerBlock: Int?
     /// GPU targets: the multiprocessors a grid should fill; `nil` for CPUs (the machine's cores).
     public var cores: Int?
+    /// GPU targets: whether the tensor cores multiply bf16 (`mma.sync … m16n8k16 … .bf16`, sm_80 and later).
+    public var bf16TensorCores: Bool
 
     /// Makes a target.
     public init(
         name: String, localCapacityBytes: Int, registerCapacityBytes: Int, vectorLanes: Int, rowBlock: Int,
-        columnBlock: Int, maxRowBlock: Int? = nil, threadsPerBlock: Int? = nil, cores: Int? = nil
+        columnBlock: Int, maxRowBlock: Int? = nil, threadsPerBlock: Int? = nil, cores: Int? = nil,
+        bf16TensorCores: Bool = false
     ) {
         self.name = name
         self.localCapacityBytes = localCapacityBytes
@@ -33,6 +36,7 @@ public struct TargetDescription: Hashable, Sendable {
         self.maxRowBlock = maxRowBlock ?? rowBlock
         self.threadsPerBlock = threadsPerBlock
         self.cores = cores
+        self.bf16TensorCores = bf16TensorCores
     }
 
     /// Whether the target is a GPU (its local tier is a CUDA block's shared memory).
@@ -48,11 +52,11 @@ public struct TargetDescription: Hashable, Sendable {
     /// registers per thread.
     public static let sm80 = TargetDescription(
         name: "sm_80", localCapacityBytes: 163 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 108)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 108, bf16TensorCores: true)
     /// NVIDIA Hopper: 227 KiB (232,448 B) shared memory per block, the opt-in limit, 255 registers per thread.
     public static let sm90 = TargetDescription(
         name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 132)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 132, bf16TensorCores: true)
 
     /// The known targets by name.
     public static let all: [TargetDescription] = [.cpu, .sm80, .sm90]

@@ -15,8 +15,8 @@
 /// walk follows `long` definitions and copies). Two such accesses of one buffer with the same decomposition and the
 /// same index are made by the same thread for every element, so they need no barrier between them; so is
 /// `blk_pack`'s output with constant `n` and `lds`. Every other access (a warp's row reduction, `blk_gemm`'s 4x4
-/// tiles, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer passed to a call counts as
-/// written, except the operands `blk_gemm` and `blk_pack` only read. Conflicts are resolved greedily:
+/// tiles, the tensor cores' warp tiles, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer
+/// passed to a call counts as written, except the operands the products and `blk_pack` only read. Conflicts are resolved greedily:
 /// the latest candidate between the two accesses is kept (the fewest barriers for a sequence), repeated to a fixed
 /// point over the loops. A kept candidate clears what is pending; the kernel's end needs none.
 struct BarrierPlan {
@@ -215,13 +215,19 @@ struct BarrierPlan {
             return "2-D over \(Self.variableMark)\(divisor)\(Self.variableMark)|" + index
         }
 
-        /// The accesses of a cooperative `blk_gemm` (or `blk_gemm_bf16`) or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
+        /// Whether a call is a cooperative product (`blk_gemm`, `blk_gemm_bf16`, the tensor cores' `blk_gemm_mma_RxC`):
+        /// it reads its operands and writes its output (argument 8).
+        static func isProduct(_ name: String) -> Bool {
+            name == "blk_gemm" || name == "blk_gemm_bf16" || name.hasPrefix("blk_gemm_mma_")
+        }
+
+        /// The accesses of a cooperative product (`isProduct`) or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
         /// element `f` on thread `f % blockDim.x` with `k = f / n, j = f % n`) with its mapping when `n` and `lds`
-        /// are constants; `blk_gemm`'s output (4x4 tiles per thread) by any thread; the operands read by any thread.
-        /// `nil` for any other line.
+        /// are constants; a product's output (`blk_gemm`'s 4x4 tiles per thread, the tensor cores' tiles per warp) by
+        /// any thread; the operands read by any thread. `nil` for any other line.
         func callAccesses(_ t: String) -> [Access]? {
             let output: Int
-            if t.hasPrefix("blk_gemm(") || t.hasPrefix("blk_gemm_bf16(") {
+            if let open = t.firstIndex(of: "("), Self.isProduct(String(t[..<open])) {
                 output = 8
             } else if t.hasPrefix("blk_pack(") {
                 output = 5
@@ -308,7 +314,7 @@ struct BarrierPlan {
                         }
                         let call = calls.last
                         let readOnly =
-                            ((call?.name == "blk_gemm" || call?.name == "blk_gemm_bf16") && call?.argument != 8)
+                            (call.map { Self.isProduct($0.name) } == true && call?.argument != 8)
                             || (call?.name == "blk_pack" && call?.argument != 5)
                         found.append(Access(buffer: b, write: !readOnly, mapping: nil))
                     }

@@ -270,11 +270,19 @@ public enum CUDAEmulator {
             State state;
             int line;              /* the barrier's source line */
             unsigned mask;         /* the shuffle's mask */
-            unsigned long shuffles; /* shuffles done (selects the exchange buffer) */
+            unsigned long shuffles; /* warp collectives done (selects the exchange buffer) */
+            bool mma;               /* waiting at mma.sync, not __shfl_xor_sync */
+        };
+
+        /* One mma.sync m16n8k16 of a warp: every lane's fragments (a[4], b[2], c[4]), then every lane's d[4]. */
+        struct MMA {
+            uint32_t a[32][4], b[32][2];
+            float c[32][4], d[32][4];
         };
 
         struct Warp {
             uint64_t values[2][32];
+            MMA mma[2];
         };
 
         struct Builtins {
@@ -469,6 +477,66 @@ public enum CUDAEmulator {
             return r;
         }
 
+        /* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {d}, {a}, {b}, {d}: a warp collective. Every lane deposits
+         * its fragments; once all 32 have (release_shuffles), mma_compute forms D = A·B + C from all of them by the
+         * PTX ISA's fragment layouts and each lane takes its d. */
+        inline void mma_bf16_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+            Block &blk = inside("mma.sync");
+            Thread *t = blk.current;
+            unsigned index = (unsigned)(t - blk.threads.data());
+            unsigned lane = index % 32;
+            MMA &m = blk.warps[index / 32].mma[t->shuffles & 1];
+            for (int r = 0; r < 4; r++) m.a[lane][r] = a[r], m.c[lane][r] = d[r];
+            for (int r = 0; r < 2; r++) m.b[lane][r] = b[r];
+            t->state = at_shuffle;
+            t->mask = 0xffffffffu;
+            t->mma = true;
+            wait(blk);
+            for (int r = 0; r < 4; r++) d[r] = m.d[lane][r];
+            t->mma = false;
+            t->shuffles++;
+        }
+
+        inline float bf16_to_f32(uint32_t h) {
+            uint32_t u = (h & 0xFFFFu) << 16;
+            float x;
+            memcpy(&x, &u, 4);
+            return x;
+        }
+
+        /* D = A·B + C of one m16n8k16 from the lanes' fragments. With g = lane / 4 and t = lane % 4 (PTX ISA, "Matrix
+         * Fragments for mma.m16n8k16 with floating point type"): A (16x16, row) element a_i, i < 8, of lane is in register
+         * i / 2 (bits 16 * (i % 2)), at row g for i in {0, 1, 4, 5} else g + 8, column 2t + (i & 1) (+ 8 for i >= 4);
+         * B (16x8, col) element b_i, i < 4, in register i / 2 at row (k) 2t + (i & 1) (+ 8 for i >= 2), column g;
+         * C and D element c_i, i < 4, at row g (i < 2) or g + 8, column 2t + (i & 1). The products of bf16 values are
+         * exact in f32; each output sums its 16 products in k order in double and adds c, rounded once to f32 (the
+         * hardware's internal order and rounding are not specified by PTX; see Docs/CUDA.md). */
+        inline void mma_compute(MMA &m) {
+            float A[16][16], B[16][8], C[16][8];
+            for (int lane = 0; lane < 32; lane++) {
+                int g = lane >> 2, t = lane & 3;
+                for (int i = 0; i < 8; i++) {
+                    int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
+                    int col = t * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+                    A[row][col] = bf16_to_f32(m.a[lane][i / 2] >> (16 * (i % 2)));
+                }
+                for (int i = 0; i < 4; i++) {
+                    int row = t * 2 + (i & 1) + (i >= 2 ? 8 : 0);
+                    B[row][g] = bf16_to_f32(m.b[lane][i / 2] >> (16 * (i % 2)));
+                }
+                for (int i = 0; i < 4; i++) C[i < 2 ? g : g + 8][t * 2 + (i & 1)] = m.c[lane][i];
+            }
+            for (int lane = 0; lane < 32; lane++) {
+                int g = lane >> 2, t = lane & 3;
+                for (int i = 0; i < 4; i++) {
+                    int row = i < 2 ? g : g + 8, col = t * 2 + (i & 1);
+                    double s = 0;
+                    for (int k = 0; k < 16; k++) s += (double)(A[row][k] * B[k][col]);
+                    m.d[lane][i] = (float)(s + (double)C[row][col]);
+                }
+            }
+        }
+
         /* Releases the warps whose lanes have all reached a shuffle; returns whether any was. */
         inline bool release_shuffles(Block &b) {
             bool released = false;
@@ -497,9 +565,15 @@ public enum CUDAEmulator {
                     if (t.state == at_shuffle && t.mask != mask)
                         fail(b.kernel, "warp %zu: lanes %d and %zu call __shfl_xor_sync with masks 0x%08x and 0x%08x", w,
                              first, l, mask, t.mask);
+                    if (t.state == at_shuffle && t.mma != b.threads[w * 32 + first].mma)
+                        fail(b.kernel, "warp %zu: lane %d waits at %s while lane %zu waits at %s: divergence", w, first,
+                             b.threads[w * 32 + first].mma ? "mma.sync" : "__shfl_xor_sync", l,
+                             t.mma ? "mma.sync" : "__shfl_xor_sync");
                     if (t.state != at_shuffle) complete = false;
                 }
                 if (!complete) continue;
+                const Thread &lead = b.threads[w * 32 + first];
+                if (lead.mma) mma_compute(b.warps[w].mma[lead.shuffles & 1]);
                 for (size_t l = 0; l < 32; l++)
                     if ((mask >> l) & 1u) b.threads[w * 32 + l].state = runnable;
                 released = true;
@@ -518,6 +592,7 @@ public enum CUDAEmulator {
                 th.line = 0;
                 th.mask = 0;
                 th.shuffles = 0;
+                th.mma = false;
                 getcontext(&th.context);
                 th.context.uc_stack.ss_sp = stack + t * (stack_bytes + page) + page;
                 th.context.uc_stack.ss_size = stack_bytes;

@@ -642,7 +642,11 @@ extension KernelEmitter {
             ldb = cols
         }
         let prefetch = bf16 ? "" : nextBlock[b].map { ", " + $0 } ?? ""
-        let name = bf16 ? "blk_gemm_bf16" : prefetch.isEmpty ? "blk_gemm" : "blk_gemm_pf"
+        var name = bf16 ? "blk_gemm_bf16" : prefetch.isEmpty ? "blk_gemm" : "blk_gemm_pf"
+        if case .tensorCores(let warpRows, let warpColumns)? = micro?.gpu {
+            // The schedule chose the tensor cores: bf16 mma.sync, each warp a warpRows x warpColumns tile.
+            name = "blk_gemm_mma_\(warpRows)x\(warpColumns)"
+        }
         w.line(
             "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
                 + "\(rowLength(dst)), \(accumulate ? 1 : 0)\(prefetch));")

@@ -143,7 +143,7 @@ enum CudaBundle {
         # with the interpreter's (expected/*.npy). \(name).h declares the entry points \(entry)
         # (host pointers) and \(entry)_device (device pointers).
         # Environment: NVCC (default: nvcc on PATH),
-        # NVCC_ARCH (default: sm_80 and sm_90 code), REPS (timed runs, default 20), TOL (default 1e-3).
+        # NVCC_ARCH (default: sm_80 and sm_90 code), REPS (timed runs, default 20), TOL (default 1e-3; at least 2^-7 for bf16 outputs and 2^-10 for f16, as blockc verify).
         #
         # run.sh --emulate: no GPU or nvcc needed; builds the harness with a C++17 compiler (CXX, default g++)
         # against blockc's CUDA emulator (emulator/blockc_cuda_emu.h) and runs it on the CPU, checking
@@ -201,18 +201,29 @@ enum CudaBundle {
         """
     }
 
-    /// `compare.py`: max absolute and relative errors of each output.
+    /// `compare.py`: max absolute and relative errors of each output (bf16 outputs, stored as their `<u2` bit
+    /// patterns, compared as the values they hold).
     static func compareScript(_ outputs: [String]) -> String {
         let list = outputs.map { "\"\($0)\"" }.joined(separator: ", ")
         return """
             import sys
             import numpy as np
 
-            tol = float(sys.argv[1]) if len(sys.argv) > 1 else 1e-3
+
+            def load(path):
+                \"\"\"The values and the relative tolerance floor of the type: one unit in the last place for
+                bf16 (stored as bit patterns, the upper half of a float32) and f16, as blockc verify.\"\"\"
+                a = np.load(path)
+                if a.dtype == np.uint16:
+                    return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64), 2.0**-7
+                return a.astype(np.float64), (2.0**-10 if a.dtype == np.float16 else 0.0)
+
+
             ok = True
             for name in [\(list)]:
-                got = np.load(f"out/{name}.npy").astype(np.float64)
-                want = np.load(f"expected/{name}.npy").astype(np.float64)
+                got, _ = load(f"out/{name}.npy")
+                want, floor = load(f"expected/{name}.npy")
+                tol = max(float(sys.argv[1]) if len(sys.argv) > 1 else 1e-3, floor)
                 err = float(np.max(np.abs(got - want))) if got.size else 0.0
                 scale = float(np.max(np.abs(want))) if want.size else 0.0
                 rel = err / max(scale, 1e-30)

@@ -35,6 +35,45 @@ package struct KernelSchedule: Sendable {
         package var precision: DotPrecision
         /// The packed copy (`prepacks` index) the right operand is read from, if any.
         package var prepackedRight: Int?
+        /// GPU targets: how the threads of a CUDA block compute the product; `nil` on a CPU.
+        package var gpu: GPUProduct?
+    }
+
+    /// How a GPU computes one `dot` (`DotKernel.gpu`).
+    package enum GPUProduct: Hashable, Sendable {
+        /// `blk_gemm`/`blk_gemm_bf16`: each thread 4×4 outputs on the CUDA cores; for a bf16 dot, why it does not
+        /// use the tensor cores.
+        case registerTiled(fallback: String?)
+        /// `blk_gemm_mma_RxC`: bf16 `mma.sync.m16n8k16` on the tensor cores, each warp `rows × columns`
+        /// outputs per tile (multiples of 16 and 8).
+        case tensorCores(rows: Int, columns: Int)
+    }
+
+    /// The warp tiles of the tensor-core product, largest first (the runtime's `blk_gemm_mma_RxC`).
+    package static let warpTiles: [(rows: Int, columns: Int)] = [(32, 32), (32, 16), (16, 16), (16, 8)]
+
+    /// How a GPU target computes a dot of precision `precision` with an `m × n` output (static sizes): a bf16
+    /// dot on tensor cores where the target has them, the block is whole warps and the output spans at least 8
+    /// along both axes (an mma computes 16 × 8); the warp tile is the largest that still gives every warp a
+    /// tile (else the smallest), so small products keep all warps busy.
+    package static func gpuProduct(
+        precision: DotPrecision, m: Int, n: Int, threads: Int, target: TargetDescription
+    ) -> GPUProduct {
+        guard precision == .bf16 else { return .registerTiled(fallback: nil) }
+        guard target.bf16TensorCores else {
+            return .registerTiled(fallback: "\(target.name) has no bf16 tensor cores")
+        }
+        guard threads % 32 == 0 else {
+            return .registerTiled(fallback: "\(threads) threads are not whole warps")
+        }
+        guard m >= 8, n >= 8 else {
+            return .registerTiled(fallback: "its \(m)x\(n) output is under 8 along an axis (an mma computes 16x8)")
+        }
+        let warps = threads / 32
+        let tile =
+            warpTiles.first { ((m + $0.rows - 1) / $0.rows) * ((n + $0.columns - 1) / $0.columns) >= warps }
+            ?? warpTiles[warpTiles.count - 1]
+        return .tensorCores(rows: tile.rows, columns: tile.columns)
     }
 
     /// A tensor packed once per call, before the grid runs, into the layout its products read
@@ -122,10 +161,16 @@ package struct KernelSchedule: Sendable {
         kernel.walk { inst in
             guard case .dot(_, let b, _, _, let precision) = inst.op, let r = inst.result else { return }
             let into = analysis.fusedDotOfAdd.first { $0.value == r.id }?.key
+            let shape = r.type.shape
+            let gpu = target.threadsPerBlock.map { threads in
+                Self.gpuProduct(
+                    precision: precision, m: shape.first ?? 1, n: shape.last ?? 1, threads: threads, target: target)
+            }
             dots.append(
                 DotKernel(
                     dot: r.id, accumulatesInto: into, packsRight: analysis.needsPacking(r.id),
-                    prefetchesNext: prefetched.contains(b), precision: precision, prepackedRight: prepackedLoads[b]))
+                    prefetchesNext: prefetched.contains(b), precision: precision, prepackedRight: prepackedLoads[b],
+                    gpu: gpu))
         }
         self.dots = dots
         launch = target.threadsPerBlock.map { threads in

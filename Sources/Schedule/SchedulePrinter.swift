@@ -71,6 +71,15 @@ public enum SchedulePrinter {
                 facts.append("packs its right operand into B\(k.buffers.packBufferOf[d.dot] ?? -1)")
             }
             if d.prefetchesNext { facts.append("prefetches the next block") }
+            switch d.gpu {
+            case .registerTiled(let fallback)?:
+                facts.append(
+                    "register-tiled (4x4 outputs per thread)" + (fallback.map { ", not tensor cores: " + $0 } ?? ""))
+            case .tensorCores(let rows, let columns)?:
+                facts.append("tensor cores (mma.sync m16n8k16 bf16, \(rows)x\(columns) outputs per warp)")
+            case nil:
+                break
+            }
             lines.append("  dot \(d.dot): " + (facts.isEmpty ? "plain" : facts.joined(separator: ", ")))
         }
         if let l = k.launch {

@@ -115,5 +115,20 @@ final class BarrierPlanTests: XCTestCase {
         XCTAssertEqual(kept(header + write1D("v1") + [candidate] + [gemm]).kept, [0])
         XCTAssertEqual(kept(header + [gemm, candidate] + write1D("B1")).kept, [0])
         XCTAssertEqual(kept(header + [gemm, candidate, "blk_gemm(8, 8, 8, v1, 8, 1, v1, 8, B0 + 0, 8, 0);"]).kept, [0])
+        // The tensor cores' products read their operands and write their output (argument 8) alike: two products
+        // reading v1 need no barrier between them; one that writes what the other reads or writes does.
+        let mma = "blk_gemm_mma_32x16(8, 8, 8, v1, 8, 1, v1, 8, B1, 8, 0);"
+        XCTAssertEqual(kept(header + write1D("v1") + [candidate] + [mma]).kept, [0])
+        XCTAssertEqual(kept(header + [mma, candidate] + write1D("B1")).kept, [0])
+        XCTAssertEqual(
+            kept(header + [mma, candidate, "blk_gemm_mma_16x8(8, 8, 8, B1, 8, 1, v1, 8, v1, 8, 0);"]).kept, [0])
+        XCTAssertEqual(
+            kept(header + [mma, candidate, "blk_gemm_mma_16x8(8, 8, 8, v1, 8, 1, v1, 8, B1, 8, 1);"]).kept, [0])
+        XCTAssertEqual(kept(header + [gemm, candidate, mma]).kept, [0])
+        // The operands are only read: a read of v1 after the product needs no barrier (after any other call, which
+        // may write what it is passed, it does).
+        let reads = "blk_gemm_mma_16x16(8, 8, 8, v1, 8, 1, v1, 8, B1, 8, 0);"
+        XCTAssertEqual(kept(header + [reads, candidate, "const float x_ = v1[3];"]).kept, [])
+        XCTAssertEqual(kept(header + ["blk_other(v1);", candidate, "const float x_ = v1[3];"]).kept, [0])
     }
 }

@@ -235,19 +235,15 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
-    /// The barriers the emitter keeps in the causal attention kernel (at an odd size) are needed: with any one of
-    /// them skipped (one build, the barrier to skip chosen at run time), the emulator reports a race on shared
-    /// memory, except the few that `BarrierPlan` keeps only because it cannot prove them unneeded (listed, so a
-    /// change of the analysis shows here).
-    func testEveryKeptBarrierIsNeeded() throws {
-        let compiler = try Self.hostCompiler()
+    /// Builds `args` for sm_90 with each `__syncthreads();` of the generated source made skippable at run time
+    /// (`BLK_SKIP=k` skips the k-th) and runs it once unskipped and once per barrier skipped: the number of barriers
+    /// and, per barrier, whether skipping it was reported as a race on shared memory (failures reported).
+    static func skipEachBarrier(_ args: [String], compiler: String) -> (count: Int, races: [Bool], statuses: [String]) {
         let dir = CLI.temporaryDirectory("cuda-emulator-barriers")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let barrier = "__syncthreads();"
         var count = 0
-        let built = Self.buildEmulated(
-            ["Examples/attention_causal.graph", "--dim", "BH=1,N=200,d=40"], arch: 90, dir: dir, compiler: compiler
-        ) { source in
+        let built = Self.buildEmulated(args, arch: 90, dir: dir, compiler: compiler) { source in
             var lines: [String] = []
             for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
                 guard line.trimmingCharacters(in: .whitespaces) == barrier else {
@@ -262,31 +258,70 @@ extension CudaTests {
         }
         guard case .success(let build) = built else {
             if case .failure(let f) = built { XCTFail(f.message) }
-            return
+            return (0, [], [])
         }
-        XCTAssertGreaterThan(count, 0)
-        try FileManager.default.createDirectory(atPath: build.dir + "/out", withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(atPath: build.dir + "/out", withIntermediateDirectories: true)
         let unskipped = CLI.run(build.executable, [build.dir + "/inputs", build.dir + "/out", "0"])
         XCTAssertEqual(unskipped.status, 0, unskipped.stderr)
+        XCTAssertEqual(Self.mismatches(build.dir, out: build.dir + "/out"), [])
+        var races: [Bool] = []
+        var statuses: [String] = []
+        for k in 0..<count {
+            let run = CLI.run(
+                build.executable, [build.dir + "/inputs", build.dir + "/out", "0"], environment: ["BLK_SKIP": "\(k)"])
+            races.append(run.status == 4 && run.stderr.contains("a race on shared memory"))
+            statuses.append("status \(run.status) \(run.stderr)")
+        }
+        return (count, races, statuses)
+    }
+
+    /// The barriers the emitter keeps in the causal attention kernel (at an odd size) are needed: with any one of
+    /// them skipped (one build, the barrier to skip chosen at run time), the emulator reports a race on shared
+    /// memory, except the few that `BarrierPlan` keeps only because it cannot prove them unneeded (listed, so a
+    /// change of the analysis shows here).
+    func testEveryKeptBarrierIsNeeded() throws {
+        let compiler = try Self.hostCompiler()
+        let (count, races, statuses) = Self.skipEachBarrier(
+            ["Examples/attention_causal.graph", "--dim", "BH=1,N=200,d=40"], compiler: compiler)
         // Kept without a race when skipped: 8 (the end of an iteration) separates the yield's copy of row maxima from
         // the next iteration's packing of K, which lands on the same threads for the first 64 elements; 9 (after the
         // loop) is needed only when the loop runs zero times, which it does not here.
         let conservative: Set<Int> = [8, 9]
         XCTAssertEqual(count, 10)
         for k in 0..<count {
-            let run = CLI.run(
-                build.executable, [build.dir + "/inputs", build.dir + "/out", "0"], environment: ["BLK_SKIP": "\(k)"])
-            let race = run.status == 4 && run.stderr.contains("a race on shared memory")
             if conservative.contains(k) {
-                XCTAssertEqual(run.status, 0, "barrier \(k) of \(count) skipped: \(run.stderr)")
+                XCTAssertTrue(statuses[k].hasPrefix("status 0 "), "barrier \(k) of \(count) skipped: \(statuses[k])")
             } else {
-                XCTAssertTrue(race, "barrier \(k) of \(count) skipped: not a race (status \(run.status)) \(run.stderr)")
+                XCTAssertTrue(races[k], "barrier \(k) of \(count) skipped: not a race (\(statuses[k]))")
+            }
+        }
+    }
+
+    /// The same for bf16 attention, whose products run on the tensor cores (`blk_gemm_mma_RxC`, each warp its own
+    /// output tiles): skipping any barrier kept before or after a product is a race. Kept without a race when
+    /// skipped, as the analysis cannot prove them unneeded: 8 separates the reads of the row sums (`v24[r_]`) from
+    /// the load of V into their buffer (`v28[r_ * 40 + c_]`, `r_ = f_ / 40`), 9 that load from the packing of V, both
+    /// the same element on the same thread by arithmetic the analysis does not do; 11 ends an iteration (the yield's
+    /// copy against the next iteration's first accesses); 12 (after the loop) is needed only when the loop runs zero
+    /// times.
+    func testEveryKeptBarrierIsNeededOnTensorCores() throws {
+        let compiler = try Self.hostCompiler()
+        let (count, races, statuses) = Self.skipEachBarrier(
+            ["Examples/attention_bf16.graph", "--dim", "BH=1,N=200,d=40"], compiler: compiler)
+        let conservative: Set<Int> = [8, 9, 11, 12]
+        XCTAssertEqual(count, 13)
+        for k in 0..<count {
+            if conservative.contains(k) {
+                XCTAssertTrue(statuses[k].hasPrefix("status 0 "), "barrier \(k) of \(count) skipped: \(statuses[k])")
+            } else {
+                XCTAssertTrue(races[k], "barrier \(k) of \(count) skipped: not a race (\(statuses[k]))")
             }
         }
     }
 
     /// Mutations of the generated source that the emulator must catch, each as an error or a mismatch; a removed
-    /// barrier must be reported as a race on shared memory.
+    /// barrier must be reported as a race on shared memory. Two break the tensor cores' fragment layouts (bf16
+    /// attention and RMSNorm+SwiGLU, whose dots the schedule gives to the tensor cores).
     func testEmulatorCatchesMutations() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mutations")
@@ -297,6 +332,11 @@ extension CudaTests {
         let sum = "for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);"
         let store = "blk_imin(e62_0, blk_extent(70, i * 64, 64)) * 50"
         let yield = "        // yield "
+        // The fragments of the tensor-core product in the runtime every .cu carries (Dialect+CUDA.swift).
+        let attentionBF16 = ["Examples/attention_bf16.graph", "--dim", "BH=1,N=200,d=40"]
+        let rmsnormBF16 = ["Examples/rmsnorm_swiglu_bf16.graph", "--dim", "M=100,d=200,h=300"]
+        let fragmentA = "g + 8 * (r & 1), k = k0 + t2 + 8 * (r >> 1);"
+        let fragmentB = "k = k0 + t2 + 8 * r;"
         /// Removes the first barrier after `marker`, or the last before it.
         @Sendable func removeBarrier(after marker: String, _ s: String) -> String {
             guard let at = s.range(of: marker), let sync = s.range(of: barrier, range: at.upperBound..<s.endIndex)
@@ -326,6 +366,14 @@ extension CudaTests {
             (
                 "the edge store without its extent", ["Examples/layernorm_matmul.graph", "--dim", "M=70,K=90,N=50"],
                 store, { $0.replacingOccurrences(of: store, with: "64 * 50") }
+            ),
+            (
+                "the tensor cores' A fragment with rows and k halves swapped", attentionBF16, fragmentA,
+                { $0.replacingOccurrences(of: fragmentA, with: "g + 8 * (r >> 1), k = k0 + t2 + 8 * (r & 1);") }
+            ),
+            (
+                "the tensor cores' B fragment with its k halves swapped", rmsnormBF16, fragmentB,
+                { $0.replacingOccurrences(of: fragmentB, with: "k = k0 + t2 + 8 * (1 - r);") }
             ),
         ]
         let failures = LockedStrings()

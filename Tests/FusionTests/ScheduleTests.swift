@@ -122,4 +122,53 @@ final class ScheduleTests: XCTestCase {
         let mixed = Scheduler.schedule(try BlockParser.parse(DotPrecisionTests.program), target: .cpu)
         XCTAssertEqual(mixed.kernels.map(\.prepacks.count), [0, 0])
     }
+
+    /// The micro-kernel of each GPU dot: a bf16 dot goes to the tensor cores with the largest warp tile that still
+    /// gives every warp a tile, and falls back to the register-tiled product, saying why, on a GPU without bf16
+    /// tensor cores, for threads that are not whole warps and for an output under 8 along an axis; f32 dots stay
+    /// register-tiled. The bf16 examples' dots all use the tensor cores on sm_80 and sm_90.
+    func testGPUProductChoice() throws {
+        typealias S = KernelSchedule
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 256, target: .sm90),
+            .tensorCores(rows: 32, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 128, n: 64, threads: 256, target: .sm80),
+            .tensorCores(rows: 32, columns: 32))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 64, n: 40, threads: 256, target: .sm80),
+            .tensorCores(rows: 16, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 16, n: 8, threads: 256, target: .sm90), .tensorCores(rows: 16, columns: 8)
+        )
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: .sm90), .registerTiled(fallback: nil))
+        var older = TargetDescription.sm80
+        older.name = "sm_75"
+        older.bf16TensorCores = false
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 256, target: older),
+            .registerTiled(fallback: "sm_75 has no bf16 tensor cores"))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 200, target: .sm90),
+            .registerTiled(fallback: "200 threads are not whole warps"))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 1, n: 64, threads: 256, target: .sm90),
+            .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+        for example in ["attention_bf16", "rmsnorm_swiglu_bf16"] {
+            for target in [TargetDescription.sm80, .sm90] {
+                let program = try DifferentialTests.example(example, dims: [:], blocks: [])
+                let fused = Fusion.fuse(program, options: FusionOptions(target: target, cores: CLI.pinnedCores)).program
+                let schedule = Scheduler.schedule(fused, target: target)
+                let dots = schedule.kernels.flatMap(\.dots)
+                XCTAssertFalse(dots.isEmpty, example)
+                for d in dots {
+                    guard case .tensorCores? = d.gpu else {
+                        return XCTFail("\(example) \(target.name): dot \(d.dot) is \(String(describing: d.gpu))")
+                    }
+                }
+            }
+        }
+    }
+
 }

@@ -78,7 +78,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_bf16_k0(con
         float *v13 = B5;
         blk_pack(64, 64, v12, 1, 64, B6, 64);
         __syncthreads();
-        blk_gemm_bf16(64, 64, 64, v1, 64, 1, B6, 64, v13, 64, 0);
+        blk_gemm_mma_32x16(64, 64, 64, v1, 64, 1, B6, 64, v13, 64, 0);
         __syncthreads();
         // %14 = mul %13, %2
         float *v14 = B5;
@@ -181,7 +181,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_bf16_k0(con
         float *v30 = B3;
         blk_pack(64, 64, v28, 64, 1, B7, 64);
         __syncthreads();
-        blk_gemm_bf16(64, 64, 64, v23, 64, 1, B7, 64, v30, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v23, 64, 1, B7, 64, v30, 64, 1);
         // yield %16, %25, %30
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {

@@ -109,7 +109,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
         float *v17 = B1;
         blk_pack(64, 64, v13, 64, 1, B5, 64);
         __syncthreads();
-        blk_gemm_bf16(64, 64, 64, v15, 64, 1, B5, 64, v17, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v15, 64, 1, B5, 64, v17, 64, 1);
         // %18 = load W3[k1 * 64 +: 64, j * 64 +: 64]
         float *v18 = B4;
         const uint16_t *t4_src = blk_g_W3 + k1 * 64 * 2816 + j * 64;
@@ -123,7 +123,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
         float *v20 = B2;
         blk_pack(64, 64, v18, 64, 1, B5, 64);
         __syncthreads();
-        blk_gemm_bf16(64, 64, 64, v15, 64, 1, B5, 64, v20, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v15, 64, 1, B5, 64, v20, 64, 1);
         // yield %11, %17, %20
         {
         }
@@ -227,7 +227,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
         float *v6 = B0;
         blk_pack(64, 64, v4, 64, 1, B3, 64);
         __syncthreads();
-        blk_gemm_bf16(64, 64, 64, v3, 64, 1, B3, 64, v6, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v3, 64, 1, B3, 64, v6, 64, 1);
         // yield %6
         {
         }

@@ -132,3 +132,106 @@ __device__ __forceinline__ void blk_gemm_bf16(long m, long n, long kk, const flo
                                               float *__restrict__ C, long ldc, int accumulate) {
     blk_gemm_t<true>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
+/* ---- runtime (device): bf16 products on tensor cores (sm_80 and later) ---- */
+/* The bf16 bits of x rounded to nearest even (as blk_round_bf16); a NaN stays a NaN (quiet, its sign kept). */
+__device__ __forceinline__ uint32_t blk_bf16_bits(float x) {
+    const unsigned int u = __float_as_uint(x);
+    return x != x ? (u >> 16) | 0x40u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+/* d += a·b for one 16x8 tile, k = 16: PTX mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, a warp collective
+   (all 32 lanes, converged). With g = lane / 4 and t = lane % 4, the fragments are the PTX ISA's: a[r] holds
+   A(g + 8 * (r & 1), 2t + 8 * (r >> 1) + {0, 1}), b[r] holds B(2t + 8r + {0, 1}, g) (the lower k in the low
+   16 bits), d[r] is D(g + 8 * (r >> 1), 2t + (r & 1)). The emulator computes it from every lane's fragments. */
+__device__ __forceinline__ void blk_mma_bf16_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#ifdef BLOCKC_CUDA_EMULATOR
+    blk_emu::mma_bf16_m16n8k16(d, a, b);
+#else
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+/* C[i][j] (+)= sum_k bf16(A[i*ars + k*aks]) * bf16(B[k*ldb + j]) on tensor cores: each warp owns tiles of
+   (16 MT) x (8 NT) outputs (tile q = warp + s * warps, row-major over the tile columns), accumulates each as
+   MT x NT mma tiles in registers over k in steps of 16, and builds the fragments with plain loads, rounding
+   each element to bf16 as it reads it; elements past m, n or kk are zeros, and only outputs inside m x n are
+   stored. Every lane of a warp runs the same tiles, so each mma has the whole warp. */
+template <int MT, int NT>
+__device__ __forceinline__ void blk_gemm_mma(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                             long aks, const float *__restrict__ B, long ldb,
+                                             float *__restrict__ C, long ldc, int accumulate) {
+    const int lane = (int)(threadIdx.x & 31), g = lane >> 2, t2 = (lane & 3) * 2;
+    const int tn = (int)((n + 8 * NT - 1) / (8 * NT)), tiles = (int)((m + 16 * MT - 1) / (16 * MT)) * tn;
+    for (int q = (int)(threadIdx.x >> 5); q < tiles; q += (int)(blockDim.x >> 5)) {
+        const int i0 = q / tn * 16 * MT, j0 = q % tn * 8 * NT;
+        float acc[MT][NT][4];
+#pragma unroll
+        for (int s = 0; s < MT; s++)
+#pragma unroll
+            for (int u = 0; u < NT; u++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int i = i0 + 16 * s + g + 8 * (r >> 1), j = j0 + 8 * u + t2 + (r & 1);
+                    acc[s][u][r] = accumulate && i < m && j < n ? C[(long)i * ldc + j] : 0.0f;
+                }
+#pragma unroll 1
+        for (int k0 = 0; k0 < kk; k0 += 16) {
+            uint32_t a[MT][4], b[NT][2];
+#pragma unroll
+            for (int s = 0; s < MT; s++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int i = i0 + 16 * s + g + 8 * (r & 1), k = k0 + t2 + 8 * (r >> 1);
+                    const float *p = A + (long)i * ars + (long)k * aks;
+                    const uint32_t lo = i < m && k < kk ? blk_bf16_bits(p[0]) : 0u;
+                    const uint32_t hi = i < m && k + 1 < kk ? blk_bf16_bits(p[aks]) : 0u;
+                    a[s][r] = lo | hi << 16;
+                }
+#pragma unroll
+            for (int u = 0; u < NT; u++)
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int j = j0 + 8 * u + g, k = k0 + t2 + 8 * r;
+                    const float *p = B + (long)k * ldb + j;
+                    const uint32_t lo = j < n && k < kk ? blk_bf16_bits(p[0]) : 0u;
+                    const uint32_t hi = j < n && k + 1 < kk ? blk_bf16_bits(p[ldb]) : 0u;
+                    b[u][r] = lo | hi << 16;
+                }
+#pragma unroll
+            for (int s = 0; s < MT; s++)
+#pragma unroll
+                for (int u = 0; u < NT; u++) blk_mma_bf16_m16n8k16(acc[s][u], a[s], b[u]);
+        }
+#pragma unroll
+        for (int s = 0; s < MT; s++)
+#pragma unroll
+            for (int u = 0; u < NT; u++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int i = i0 + 16 * s + g + 8 * (r >> 1), j = j0 + 8 * u + t2 + (r & 1);
+                    if (i < m && j < n) C[(long)i * ldc + j] = acc[s][u][r];
+                }
+    }
+}
+/* The warp tiles the schedule chooses from: blk_gemm_mma_RxC computes R x C outputs per warp and tile. */
+__device__ __forceinline__ void blk_gemm_mma_16x8(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                                 long aks, const float *__restrict__ B, long ldb,
+                                                 float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma<1, 1>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_mma_16x16(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                                 long aks, const float *__restrict__ B, long ldb,
+                                                 float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma<1, 2>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_mma_32x16(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                                 long aks, const float *__restrict__ B, long ldb,
+                                                 float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma<2, 2>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_mma_32x32(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                                 long aks, const float *__restrict__ B, long ldb,
+                                                 float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma<2, 4>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
