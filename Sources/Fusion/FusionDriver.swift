@@ -256,11 +256,11 @@ public enum Fusion {
         case .remove:
             return nil
         case .replace(_, let kernel):
-            if LocalStorage.fits(kernel, in: p, capacity: capacity) { return nil }
-            return (kernel.name, LocalStorage.bytes(kernel, in: p))
+            if LocalStorage.fits(kernel, in: p, capacity: capacity, target: target) { return nil }
+            return (kernel.name, LocalStorage.bytes(kernel, in: p, target: target))
         case .program(let q):
-            for kernel in q.kernels where !LocalStorage.fits(kernel, in: q, capacity: capacity) {
-                return (kernel.name, LocalStorage.bytes(kernel, in: q))
+            for kernel in q.kernels where !LocalStorage.fits(kernel, in: q, capacity: capacity, target: target) {
+                return (kernel.name, LocalStorage.bytes(kernel, in: q, target: target))
             }
             return nil
         }

@@ -172,12 +172,12 @@ public final class FusionPlan: @unchecked Sendable {
     /// different kernels).
     func allowsDuplicate(
         producer: Kernel, consumer: Kernel, newInputs: Int, bytes: Int, readsNothingNew: Bool, tensor: String,
-        _ program: Program
+        _ program: Program, noting: Bool = true
     ) -> Bool {
         let p = facts(of: producer, in: program)
         let intensity = Double(p.estimatedFlops) / Double(max(1, bytes))
         let allowed = newInputs <= 1 && (readsNothingNew || intensity <= duplicateIntensity)
-        if !allowed {
+        if !allowed, noting {
             let question = KernelFacts.Question(
                 producer: p, tensor: tensor, amount: Double(newInputs), budget: 0, duplicate: true)
             facts(of: consumer, in: program).noteOnce(question, self) {

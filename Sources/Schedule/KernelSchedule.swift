@@ -97,12 +97,12 @@ package struct KernelSchedule: Sendable {
         self.index = index
         let analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
         self.analysis = analysis
-        let buffers = BufferPlan(analysis)
+        let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
+        (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
+        let buffers = BufferPlan(analysis, packedOnce: Self.packedOnceDots(kernel, prepackedLoads))
         self.buffers = buffers
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
-        let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
-        (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         // A block read from a packed copy is not prefetched: the copy is dense and the packing done.
         let prefetched = target.isGPU ? [] : Self.prefetchableLoads(kernel, analysis).subtracting(prepackedLoads.keys)
         prefetchedLoads = prefetched
@@ -120,6 +120,22 @@ package struct KernelSchedule: Sendable {
             LaunchConfiguration(
                 kernel: kernel, plan: buffers, threads: threads, sharedLimitBytes: target.localCapacityBytes)
         }
+    }
+
+    /// The f32 dots of a kernel scheduled for a CPU whose right operand is read from a copy packed
+    /// once per call: they need no pack buffer of their own (`LocalStorage` counts without it).
+    package static func packedOnceDots(program: Program, kernel: Kernel, analysis: KernelAnalysis) -> Set<ValueID> {
+        packedOnceDots(kernel, prepacks(program, kernel, analysis).1)
+    }
+
+    private static func packedOnceDots(_ kernel: Kernel, _ prepackedLoads: [ValueID: Int]) -> Set<ValueID> {
+        var out: Set<ValueID> = []
+        kernel.walk { inst in
+            if case .dot(_, let b, _, _, .f32) = inst.op, let r = inst.result, prepackedLoads[b] != nil {
+                out.insert(r.id)
+            }
+        }
+        return out
     }
 
     /// The bf16 blocks worth packing once per call: a block of a bf16 tensor kept in global memory
