@@ -41,7 +41,8 @@ public enum Fusion {
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
         .loopFusion,
-        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking, .dataMaskSkipping,
+        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .copyForwarding, .inlineProducer, .reblocking,
+        .dataMaskSkipping,
         .splitReduction,
     ]
 
