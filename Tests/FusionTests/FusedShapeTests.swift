@@ -317,6 +317,84 @@ final class FusedShapeTests: XCTestCase {
         XCTAssertTrue(temporaries.isSubset(of: ffn.body.storedTensors), BlockPrinter.print(fused))
     }
 
+    /// At the example sizes and 2 cores the prefill layer is the four kernels of a Llama layer:
+    /// the RMSNorm with the Q, K and V projections (R18: one loop over each row block of X,
+    /// three accumulators, the statistics computed once), the attention, the output projection
+    /// with its residual (reading the attention's output through the head merge's index map,
+    /// R17), and the RMSNorm with SwiGLU and its residual. Its FLOPs do not exceed the 98.6
+    /// GFLOP it took in nine kernels. The transformer layer (dh = 64) is three: its attention
+    /// runs inside the output projection. Fused, not run (the interpreter checks the same rules
+    /// at small sizes in `DifferentialTests.testLayersWithSiblingsAfterEveryStep`).
+    func testLayersAreAtMostFourKernels() throws {
+        let options = FusionOptions(cores: 2)
+        let prefill = Fusion.fuse(try DifferentialTests.example("llama_layer_prefill", dims: [:]), options: options)
+        let p = prefill.program
+        XCTAssertEqual(p.kernels.count, 4, BlockPrinter.print(p))
+        XCTAssertLessThanOrEqual(p.kernels.reduce(0) { $0 + $1.estimatedFlops }, 98_627_428_352)
+        let wq = try XCTUnwrap(p.tensorID(named: "Wq"))
+        let projections = p.kernels.filter { $0.body.loadedTensors.contains(wq) }
+        XCTAssertEqual(projections.count, 1)
+        for name in ["Wk", "Wv"] {
+            XCTAssertTrue(
+                projections.first?.body.loadedTensors.contains(try XCTUnwrap(p.tensorID(named: name))) ?? false)
+        }
+        // The statistics are computed once: one square of X per projection kernel.
+        let squares = projections.first.map { kernel in
+            var n = 0
+            kernel.walk { if case .unary(.square, _) = $0.op { n += 1 } }
+            return n
+        }
+        XCTAssertEqual(squares, 1, BlockPrinter.print(p))
+        XCTAssertTrue(prefill.trace.contains { $0.ruleID == "R18" })
+        let layer = Fusion.fuse(try DifferentialTests.example("transformer_layer", dims: [:]), options: options)
+        XCTAssertEqual(layer.program.kernels.count, 3, BlockPrinter.print(layer.program))
+    }
+
+    /// A stack of four transformer layers (the transformer layer's graph, each layer reading the
+    /// last one's output) is three kernels per layer at 2 cores, every layer alike: the later
+    /// layers' RMSNorm, read by three projections, is no longer materialized once R18 has
+    /// merged them into one reader.
+    func testStackLayersAreAlike() throws {
+        let layers = 4
+        var text = "graph stack\ndim S = 256\ndim H = 4\ndim dh = 64\ndim D = H * dh\ndim F = 512\ninput X0: [S, D]\n"
+        for l in 0..<layers {
+            for (w, shape) in [
+                ("g_attn", "[D]"), ("Wq", "[D, D]"), ("Wk", "[D, D]"), ("Wv", "[D, D]"), ("Wo", "[D, D]"),
+                ("g_ffn", "[D]"), ("W1", "[D, F]"), ("W3", "[D, F]"), ("W2", "[F, D]"),
+            ] {
+                text += "input \(w)_\(l): \(shape)\n"
+            }
+        }
+        for l in 0..<layers {
+            let x = "X\(l)"
+            text += """
+                Xa_\(l) = rmsnorm(\(x), g_attn_\(l), eps=1e-6)
+                Q_\(l) = transpose(reshape(matmul(Xa_\(l), Wq_\(l)), [S, H, dh]), perm=[1, 0, 2])
+                K_\(l) = transpose(reshape(matmul(Xa_\(l), Wk_\(l)), [S, H, dh]), perm=[1, 0, 2])
+                V_\(l) = transpose(reshape(matmul(Xa_\(l), Wv_\(l)), [S, H, dh]), perm=[1, 0, 2])
+                P_\(l) = softmax(where(i >= j, matmul(Q_\(l), K_\(l), transpose_b=true) * rsqrt(dh), -inf), axis=-1)
+                A_\(l) = reshape(transpose(matmul(P_\(l), V_\(l)), perm=[1, 0, 2]), [S, D])
+                X1_\(l) = \(x) + matmul(A_\(l), Wo_\(l))
+                Xf_\(l) = rmsnorm(X1_\(l), g_ffn_\(l), eps=1e-6)
+                G_\(l) = silu(matmul(Xf_\(l), W1_\(l))) * matmul(Xf_\(l), W3_\(l))
+                X\(l + 1) = X1_\(l) + matmul(G_\(l), W2_\(l))
+
+                """
+        }
+        text += "output X\(layers)\n"
+        let graph = try GraphParser.parse(text, defaultName: "stack")
+        let program = try Lowering.lower(graph)
+        let fused = Fusion.fuse(program, options: FusionOptions(cores: 2)).program
+        // Each layer's kernels: those that load one of its weights (a kernel loads one layer's).
+        let counts = (0..<layers).map { l in
+            fused.kernels.filter { kernel in
+                kernel.body.loadedTensors.contains { fused[$0].name.hasSuffix("_\(l)") }
+            }.count
+        }
+        XCTAssertEqual(counts, Array(repeating: 3, count: layers), BlockPrinter.print(fused))
+        XCTAssertEqual(fused.kernels.count, 3 * layers)
+    }
+
     /// The decode layer with X1 = X + A·Wo stored: the FFN kernel runs the second RMSNorm's
     /// statistics loop before its loop over the hidden blocks, and R15 still splits that loop
     /// over the cores (each chunk runs the short statistics loop again).

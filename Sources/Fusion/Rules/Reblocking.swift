@@ -180,7 +180,7 @@ extension FusionRule {
         return retyped
     }
 
-    private static func widen(_ kernel: Kernel, axis: GridAxis, size: Int) -> Kernel {
+    static func widen(_ kernel: Kernel, axis: GridAxis, size: Int) -> Kernel {
         var out = kernel
         out.grid.removeAll { $0.variable == axis.variable }
         out.body = kernel.body.mappingAccesses { a in
