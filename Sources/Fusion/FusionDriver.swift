@@ -189,7 +189,10 @@ public enum Fusion {
                 let kernelsBefore = current.kernels.count
                 let old = neighbours(of: kernel, current, plan)
                 var removed: Int?
-                if case .remove(let index) = application.change { removed = order[current.kernels[index].name] }
+                switch application.change {
+                case .remove(let index), .merge(_, _, removing: let index): removed = order[current.kernels[index].name]
+                case .replace, .program: break
+                }
                 applyChange(application)
                 for name in application.absorbed {
                     let merged = (from[application.place] ?? []) + (from[name] ?? [])
@@ -198,7 +201,7 @@ public enum Fusion {
                 plan.invalidate(kernel.name)
                 switch application.change {
                 case .replace: break
-                case .remove: removed.map { worklist.delete($0) }
+                case .remove, .merge: removed.map { worklist.delete($0) }
                 case .program: worklist.rebuild(present: current.kernels.compactMap { order[$0.name] })
                 }
                 var new: [String] = []
@@ -269,7 +272,7 @@ public enum Fusion {
         switch application.change {
         case .remove:
             return nil
-        case .replace(_, let kernel):
+        case .replace(_, let kernel), .merge(_, let kernel, _):
             if LocalStorage.fits(kernel, in: p, capacity: capacity, target: target) { return nil }
             return (kernel.name, LocalStorage.bytes(kernel, in: p, target: target))
         case .program(let q):

@@ -129,6 +129,10 @@ public final class FusionPlan: @unchecked Sendable {
     /// The kernels R15 looked at (it looks at each once, and never at the kernels it adds).
     var splitExamined: Set<String> = []
 
+    /// The kernels R18 found no sibling for (it looks at them again only when a merge changes a
+    /// kernel within its reach), so its applications cost no pass over the whole program each.
+    var siblingExamined: Set<String> = []
+
     /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs) for a target and a
     /// core count (default: `Fusion.defaultCores(for:)`).
     public init(recomputeBudget: Double = 0.25, target: TargetDescription = .cpu, cores: Int? = nil) {

@@ -39,14 +39,20 @@ extension FusionRule {
         summary:
             "merge a kernel into an earlier one that loads the same blocks in the same loop, one pass feeding both"
     ) { program, plan in
-        for b in plan.candidates(program) {
-            guard let (a, shared) = sibling(of: b, program, plan) else { continue }
+        for b in plan.candidates(program) where !plan.siblingExamined.contains(program.kernels[b].name) {
+            guard let (a, shared) = sibling(of: b, program, plan) else {
+                plan.siblingExamined.insert(program.kernels[b].name)
+                continue
+            }
             let (first, second) = (program.kernels[a], program.kernels[b])
             let keep = Set(shared.variables)
             guard let wideA = foldAll(first, except: keep, program, plan),
                 let wideB = foldAll(second, except: keep, program, plan),
                 wideA.grid == wideB.grid
-            else { continue }
+            else {
+                plan.siblingExamined.insert(second.name)
+                continue
+            }
             // B's loop counters renamed away from A's names, its values numbered after A's.
             var taken = wideA.indexVariableNames
             let renamed = wideB.body.renamingLoopVariables { v in
@@ -63,6 +69,7 @@ extension FusionRule {
                 plan.note(
                     "keep \(second.name) apart from its sibling \(first.name): merged they would run \(merged.instanceCount) instance\(merged.instanceCount == 1 ? "" : "s"), fewer than the \(plan.cores) cores"
                 )
+                plan.siblingExamined.insert(second.name)
                 continue
             }
             // Legality: the merged kernel must fit with its loops fused (R3 fuses them next, and
@@ -75,17 +82,19 @@ extension FusionRule {
                 plan.note(
                     "keep \(second.name) apart from its sibling \(first.name): with their loops fused they need \(bytes) bytes of local tier, more than \(plan.target.name)'s \(capacity)"
                 )
+                plan.siblingExamined.insert(second.name)
                 continue
             }
-            var out = program
-            out.kernels.remove(at: b)
-            out.kernels[a] = merged.renumbered()
+            // The merged kernel, and the kernels that may look back at it, are looked at again.
+            for k in a..<min(program.kernels.count, a + siblingWindow + 2) {
+                plan.siblingExamined.remove(program.kernels[k].name)
+            }
             let folded = first.grid.count + second.grid.count - 2 * merged.grid.count
             plan.note(
                 "merge \(second.name) into its sibling \(first.name): both read \(program[shared.tensor].name) blocks in one loop over \(shared.loop); \(folded) grid ax\(folded == 1 ? "is" : "es") folded, \(merged.instanceCount) instances, \(bytes) bytes of local tier with the loops fused"
             )
             return RuleApplication(
-                program: out, place: first.name,
+                change: .merge(a, merged.renumbered(), removing: b), place: first.name,
                 detail:
                     "merged \(second.name), which reads the same \(program[shared.tensor].name) blocks in its loop over \(shared.loop)",
                 absorbed: [second.name])
