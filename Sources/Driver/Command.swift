@@ -88,7 +88,8 @@ struct Command: Sendable {
         try OutputPlan(options).check()
         let pipeline = try Pipeline(path: try options.inputFile(command: "report"), options: options, console: console)
         let program = try pipeline.program(at: options.stage ?? (options.noFusion ? "lower" : "fuse"))
-        let report = CostReport.analyze(program, localPeak: { LocalStorage.bytes($0, in: program) })
+        let report = CostReport.analyze(
+            program, localPeak: { LocalStorage.bytes($0, in: program, target: options.target) })
         try emit(options.json ? report.json : report.text, to: options.outputPath, console: console)
     }
 

@@ -41,14 +41,21 @@ public enum Fusion {
     public static let rules: [FusionRule] = [
         .deadCode, .simplify, .commonSubexpressions, .hoist, .scaleMotion, .linearity, .distribution, .momentExpansion,
         .loopFusion,
-        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .inlineProducer, .reblocking, .dataMaskSkipping,
+        .streaming, .maskSkipping, .scanCarry, .loadSplitting, .copyForwarding, .inlineProducer, .reblocking,
+        .siblingFusion,
+        .dataMaskSkipping,
         .splitReduction,
     ]
 
-    /// The rules that run once the others have reached their fixed point (they add kernels,
-    /// which the worklist of the others does not allow): R16 adds a block-summary kernel, R15 a
-    /// merge kernel. Each application is one step, until none applies.
-    static let finalRules: Set<String> = [FusionRule.dataMaskSkipping.id, FusionRule.splitReduction.id]
+    /// The rules that run once the others have reached their fixed point: R18 merges sibling
+    /// kernels (only those that stay kernels of their own once every producer has been inlined
+    /// into its consumers: merged earlier, siblings that R1 would inline into a common consumer,
+    /// such as an RMSNorm's statistics and a gated product's halves, would be widened for
+    /// nothing), R16 adds a block-summary kernel, R15 a merge kernel (kernels the worklist of the
+    /// others does not allow). Each application is one step, until none applies.
+    static let finalRules: Set<String> = [
+        FusionRule.siblingFusion.id, FusionRule.dataMaskSkipping.id, FusionRule.splitReduction.id,
+    ]
 
     /// The cores a grid should fill when no count is given: `BLOCKC_CORES` when set to a positive
     /// number; else a GPU target's multiprocessors; else `OMP_NUM_THREADS` when set, else the
@@ -68,7 +75,7 @@ public enum Fusion {
 
     /// Fuses a program. `observe` sees the program after every step (differential tests use it).
     ///
-    /// A round runs the rules to their fixed point, then the final rules (R16, R15) until none
+    /// A round runs the rules to their fixed point, then the final rules (R18, R16, R15) until none
     /// applies. While the last step of a round is a final rule's (it added kernels), another round
     /// runs, so a merge kernel R15 added can fuse into its readers and a reader that became
     /// splittable is split; R1 never inlines the chunks back into a kernel with fewer instances
@@ -182,7 +189,10 @@ public enum Fusion {
                 let kernelsBefore = current.kernels.count
                 let old = neighbours(of: kernel, current, plan)
                 var removed: Int?
-                if case .remove(let index) = application.change { removed = order[current.kernels[index].name] }
+                switch application.change {
+                case .remove(let index), .merge(_, _, removing: let index): removed = order[current.kernels[index].name]
+                case .replace, .program: break
+                }
                 applyChange(application)
                 for name in application.absorbed {
                     let merged = (from[application.place] ?? []) + (from[name] ?? [])
@@ -191,7 +201,7 @@ public enum Fusion {
                 plan.invalidate(kernel.name)
                 switch application.change {
                 case .replace: break
-                case .remove: removed.map { worklist.delete($0) }
+                case .remove, .merge: removed.map { worklist.delete($0) }
                 case .program: worklist.rebuild(present: current.kernels.compactMap { order[$0.name] })
                 }
                 var new: [String] = []
@@ -221,6 +231,13 @@ public enum Fusion {
                 let kernelsBefore = current.kernels.count
                 applyChange(application, counted: false)
                 plan.invalidate(application.place)
+                // A kernel merged into `place` (R18) is gone: forget its accesses, and `place`
+                // now does its work too.
+                for name in application.absorbed {
+                    plan.invalidate(name)
+                    let merged = (from[application.place] ?? [application.place]) + (from[name] ?? [name])
+                    from[application.place] = Array(Set(merged)).sorted { (order[$0] ?? 0) < (order[$1] ?? 0) }
+                }
                 for kernel in current.kernels where from[kernel.name] == nil {
                     from[kernel.name] = from[application.place] ?? [application.place]
                 }
@@ -255,12 +272,12 @@ public enum Fusion {
         switch application.change {
         case .remove:
             return nil
-        case .replace(_, let kernel):
-            if LocalStorage.fits(kernel, in: p, capacity: capacity) { return nil }
-            return (kernel.name, LocalStorage.bytes(kernel, in: p))
+        case .replace(_, let kernel), .merge(_, let kernel, _):
+            if LocalStorage.fits(kernel, in: p, capacity: capacity, target: target) { return nil }
+            return (kernel.name, LocalStorage.bytes(kernel, in: p, target: target))
         case .program(let q):
-            for kernel in q.kernels where !LocalStorage.fits(kernel, in: q, capacity: capacity) {
-                return (kernel.name, LocalStorage.bytes(kernel, in: q))
+            for kernel in q.kernels where !LocalStorage.fits(kernel, in: q, capacity: capacity, target: target) {
+                return (kernel.name, LocalStorage.bytes(kernel, in: q, target: target))
             }
             return nil
         }

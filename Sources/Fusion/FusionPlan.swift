@@ -129,6 +129,10 @@ public final class FusionPlan: @unchecked Sendable {
     /// The kernels R15 looked at (it looks at each once, and never at the kernels it adds).
     var splitExamined: Set<String> = []
 
+    /// The kernels R18 found no sibling for (it looks at them again only when a merge changes a
+    /// kernel within its reach), so its applications cost no pass over the whole program each.
+    var siblingExamined: Set<String> = []
+
     /// A plan with a recompute budget (default: 25 % of the consumer's FLOPs) for a target and a
     /// core count (default: `Fusion.defaultCores(for:)`).
     public init(recomputeBudget: Double = 0.25, target: TargetDescription = .cpu, cores: Int? = nil) {
@@ -172,12 +176,12 @@ public final class FusionPlan: @unchecked Sendable {
     /// different kernels).
     func allowsDuplicate(
         producer: Kernel, consumer: Kernel, newInputs: Int, bytes: Int, readsNothingNew: Bool, tensor: String,
-        _ program: Program
+        _ program: Program, noting: Bool = true
     ) -> Bool {
         let p = facts(of: producer, in: program)
         let intensity = Double(p.estimatedFlops) / Double(max(1, bytes))
         let allowed = newInputs <= 1 && (readsNothingNew || intensity <= duplicateIntensity)
-        if !allowed {
+        if !allowed, noting {
             let question = KernelFacts.Question(
                 producer: p, tensor: tensor, amount: Double(newInputs), budget: 0, duplicate: true)
             facts(of: consumer, in: program).noteOnce(question, self) {

@@ -40,6 +40,9 @@ public struct RuleApplication: Sendable {
         case replace(Int, Kernel)
         /// The kernel at an index is removed.
         case remove(Int)
+        /// The kernel at the first index becomes this kernel, and the (later) kernel at the
+        /// second index is removed: a merge (R18).
+        case merge(Int, Kernel, removing: Int)
         /// The whole program becomes this one.
         case program(Program)
     }
@@ -72,6 +75,9 @@ public struct RuleApplication: Sendable {
         switch change {
         case .replace(let index, let kernel): program.kernels[index] = kernel
         case .remove(let index): program.kernels.remove(at: index)
+        case .merge(let index, let kernel, let removed):
+            program.kernels[index] = kernel
+            program.kernels.remove(at: removed)
         case .program(let p): program = p
         }
     }

@@ -38,9 +38,15 @@ package struct BufferPlan {
     private var counter = 0
     private var loopOrdinal = 0
 
-    /// Plans the buffers of an analysed kernel.
-    package init(_ analysis: KernelAnalysis) {
+    /// The dots whose right operand is read from a copy packed once per call (`KernelSchedule`'s
+    /// prepacks, f32): they pack nothing themselves, so they get no scratch buffer.
+    private let packedOnce: Set<ValueID>
+
+    /// Plans the buffers of an analysed kernel; `packedOnce` lists the f32 dots whose right operand
+    /// is packed once per call (no scratch buffer of their own).
+    package init(_ analysis: KernelAnalysis, packedOnce: Set<ValueID> = []) {
         self.analysis = analysis
+        self.packedOnce = packedOnce
         numberLoops(analysis.kernel.body)
         counter = 0
         loopOrdinal = 0
@@ -198,13 +204,13 @@ package struct BufferPlan {
                     newVirtual(r.id, start: p, floats: floats(r.id))
                 }
                 extend(r.id)
-                if let d = analysis.fusedDotOfAdd[r.id], analysis.needsPacking(d) {
+                if let d = analysis.fusedDotOfAdd[r.id], analysis.needsPacking(d), !packedOnce.contains(d) {
                     packBufferOf[d] = scratch(at: p, floats: analysis.packedCount(d))
                 }
             case .dot:
                 guard let r = inst.result, !analysis.fusedDots.contains(r.id) else { break }
                 newVirtual(r.id, start: p, floats: floats(r.id))
-                if analysis.needsPacking(r.id) {
+                if analysis.needsPacking(r.id), !packedOnce.contains(r.id) {
                     packBufferOf[r.id] = scratch(at: p, floats: analysis.packedCount(r.id))
                 }
             case .load, .reduce, .scan, .index(_, axis: .some), .concat, .select, .gather:

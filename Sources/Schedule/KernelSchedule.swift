@@ -139,21 +139,13 @@ package struct KernelSchedule: Sendable {
     package init(program: Program, index: Int, target: TargetDescription) {
         let kernel = program.kernels[index]
         self.index = index
-        var analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
-        let (prepacks, prepackedLoads) = target.isGPU ? ([], [:]) : Self.prepacks(program, kernel, analysis)
-        let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)
-        if !packedWide.isEmpty {
-            // Wide blocks several ops read are read from their packed copy (dense tiles), not copied.
-            analysis = KernelAnalysis(
-                program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packedOnce: packedWide)
-        }
+        let (analysis, prepacks, prepackedLoads, buffers) = Self.storage(program, kernel, target: target)
         self.analysis = analysis
-        let buffers = BufferPlan(analysis)
+        (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         self.buffers = buffers
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []
-        (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         // A block read from a packed copy is not prefetched: the copy is dense and the packing done.
         let prefetched = target.isGPU ? [] : Self.prefetchableLoads(kernel, analysis).subtracting(prepackedLoads.keys)
         prefetchedLoads = prefetched
@@ -177,6 +169,41 @@ package struct KernelSchedule: Sendable {
             LaunchConfiguration(
                 kernel: kernel, plan: buffers, threads: threads, sharedLimitBytes: target.localCapacityBytes)
         }
+    }
+
+    /// The f32 dots of a kernel scheduled for a CPU whose right operand is read from a copy packed
+    /// once per call: they need no pack buffer of their own (`LocalStorage` counts without it).
+    /// The f32 products whose right operand a CPU packs once per call (no pack buffer of their own).
+    package static func packedOnceDots(program: Program, kernel: Kernel, analysis: KernelAnalysis) -> Set<ValueID> {
+        packedOnceDots(kernel, prepacks(program, kernel, analysis).1)
+    }
+
+    /// A kernel's storage on `target`: its analysis, the tensors a CPU packs once per call and the
+    /// loads that read them, and the buffer plan. A wide block several ops read is read from its
+    /// packed copy (dense tiles), not copied; an f32 product whose right operand is packed once
+    /// has no pack buffer. `LocalStorage` counts the same buffers.
+    package static func storage(_ program: Program, _ kernel: Kernel, target: TargetDescription) -> (
+        KernelAnalysis, [Prepack], [ValueID: Int], BufferPlan
+    ) {
+        var analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
+        guard !target.isGPU else { return (analysis, [], [:], BufferPlan(analysis)) }
+        let (prepacks, prepackedLoads) = Self.prepacks(program, kernel, analysis)
+        let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)
+        if !packedWide.isEmpty {
+            analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: true, packedOnce: packedWide)
+        }
+        let buffers = BufferPlan(analysis, packedOnce: packedOnceDots(kernel, prepackedLoads))
+        return (analysis, prepacks, prepackedLoads, buffers)
+    }
+
+    private static func packedOnceDots(_ kernel: Kernel, _ prepackedLoads: [ValueID: Int]) -> Set<ValueID> {
+        var out: Set<ValueID> = []
+        kernel.walk { inst in
+            if case .dot(_, let b, _, _, .f32) = inst.op, let r = inst.result, prepackedLoads[b] != nil {
+                out.insert(r.id)
+            }
+        }
+        return out
     }
 
     /// The bf16 blocks worth packing once per call: a block of a bf16 tensor kept in global memory

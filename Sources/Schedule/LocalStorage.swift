@@ -13,16 +13,32 @@ public enum LocalStorage {
     /// The bytes of local blocks one instance of `kernel` allocates (its physical buffers:
     /// splats, views of global memory or of other blocks and accumulated dots have none;
     /// in-place results share their operand's).
-    public static func bytes(_ kernel: Kernel, in program: Program) -> Int {
+    ///
+    /// With a CPU `target`, an f32 product whose right operand the schedule packs once per call
+    /// (`KernelSchedule.packedOnceDots`) gets no pack buffer, as the CPU emitter allocates none;
+    /// without a target (or for a GPU) every packing product counts its buffer.
+    public static func bytes(_ kernel: Kernel, in program: Program, target: TargetDescription? = nil) -> Int {
         if let huge = oversized(kernel) { return huge.bytes }
-        return BufferPlan(KernelAnalysis(program: program, kernel: kernel)).totalBytes
+        return plan(kernel, in: program, target: target).plan.totalBytes
+    }
+
+    /// The analysis and buffer plan of a kernel as scheduled for `target` (see `bytes`).
+    private static func plan(_ kernel: Kernel, in program: Program, target: TargetDescription?) -> (
+        analysis: KernelAnalysis, plan: BufferPlan
+    ) {
+        let analysis = KernelAnalysis(program: program, kernel: kernel)
+        guard let target, !target.isGPU else { return (analysis, BufferPlan(analysis)) }
+        let packedOnce = KernelSchedule.packedOnceDots(program: program, kernel: kernel, analysis: analysis)
+        return (analysis, BufferPlan(analysis, packedOnce: packedOnce))
     }
 
     /// Whether a kernel's buffers fit `capacity` bytes. Cheap when twice the bytes of all its
     /// block values (an upper bound of the buffer plan: every buffer holds values of at most its
     /// size, packing and staging buffers are no larger than a value) fit; otherwise the plan's
     /// bytes decide.
-    public static func fits(_ kernel: Kernel, in program: Program, capacity: Int) -> Bool {
+    public static func fits(
+        _ kernel: Kernel, in program: Program, capacity: Int, target: TargetDescription? = nil
+    ) -> Bool {
         var bound = 0
         kernel.walk { inst in
             var values = inst.results
@@ -32,7 +48,7 @@ public enum LocalStorage {
                 bound = bound &+ 8 * floats
             }
         }
-        return bound <= capacity || bytes(kernel, in: program) <= capacity
+        return bound <= capacity || bytes(kernel, in: program, target: target) <= capacity
     }
 
     /// The first value too large for any buffer arithmetic (over 2^40 bytes, saturating): such a
@@ -57,8 +73,7 @@ public enum LocalStorage {
             return "local tier needs at least \(b) bytes for \(v.id) \(v.type) but \(target.name) has "
                 + "\(target.localCapacityBytes); use smaller blocks"
         }
-        let analysis = KernelAnalysis(program: program, kernel: kernel)
-        let plan = BufferPlan(analysis)
+        let (analysis, plan) = plan(kernel, in: program, target: target)
         guard plan.totalBytes > target.localCapacityBytes else { return nil }
         var holders: [Int: [ValueID]] = [:]
         for (v, b) in plan.bufferOf { holders[b, default: []].append(v) }

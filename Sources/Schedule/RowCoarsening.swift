@@ -49,7 +49,7 @@ enum RowCoarsening {
         let streamed = streamedBytes(kernel, independentOf: row)
         guard streamed > target.localCapacityBytes else { return nil }
         guard let widened = coarsen(kernel, axis: axis, size: size).retyped(),
-            LocalStorage.fits(widened, in: program, capacity: target.localCapacityBytes)
+            LocalStorage.fits(widened, in: program, capacity: target.localCapacityBytes, target: target)
         else {
             decisions.append(
                 "keep \(kernel.name) at \(size)-row blocks: \(2 * size) rows do not fit \(target.name)'s local tier")

@@ -109,6 +109,8 @@ final class RuleTests: XCTestCase {
     func testR13ScanCarry() throws { try checkRule("scan-carry") }
     func testR15SplitReduction() throws { try checkRule("split-reduction") }
     func testR16DataMaskSkipping() throws { try checkRule("data-mask-skipping") }
+    func testR17CopyForwarding() throws { try checkRule("copy-forwarding") }
+    func testR18SiblingFusion() throws { try checkRule("sibling-fusion") }
 
     /// Every rule of the fixed point has a folder with an applying and a non-applying case; no
     /// folder names an unknown rule.

@@ -180,4 +180,30 @@ final class ViewTests: XCTestCase {
             XCTAssertEqual(result.stdout.components(separatedBy: " ok").count - 1, 2, result.stdout)
         }
     }
+
+    /// A head merge (`reshape(transpose(O))`) read by a product is an index map, not a kernel:
+    /// R17 reads O through the transpose's permutation and the reshape's split of the columns
+    /// (heads of 24 features read in blocks of 8 and of 24, odd positions), and no transpose
+    /// kernel remains after fusion. `checkLevels` runs the interpreter after every step.
+    func testHeadMergeIsReadThroughItsIndexMap() throws {
+        for (block, label) in [(8, "blocks of 8"), (24, "blocks of 24")] {
+            let g = try Self.graph(
+                """
+                input O: [3, 37, 24]
+                input W: [72, 40]
+                A = reshape(transpose(exp(O), perm=[1, 0, 2]), [37, 72])
+                Y = matmul(A, W)
+                output Y
+                """)
+            let blocks = [("i", 16), ("j", 16), ("k", block)]
+            let program = try checkLevels(g, label: "head merge, \(label)", blocks: blocks)
+            let fused = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program
+            let copies = fused.kernels.filter { kernel in
+                var found = false
+                kernel.walk { inst in if case .store(_, let t, _) = inst.op, fused[t].name != "Y" { found = true } }
+                return found
+            }
+            XCTAssertEqual(copies.map(\.name), ["k0_exp_t2"], "\(label): " + BlockPrinter.print(fused))
+        }
+    }
 }

@@ -36,9 +36,9 @@ extension FusionRule {
             // Legality: the consumer with the producer's computation must still fit the local
             // tier (inlined loads of narrow tensors, converted into buffers, can overflow it).
             let capacity = plan.target.localCapacityBytes
-            if !LocalStorage.fits(out, in: program, capacity: capacity) {
-                let bytes = LocalStorage.bytes(out, in: program)
-                if bytes > LocalStorage.bytes(consumer, in: program) {
+            if !LocalStorage.fits(out, in: program, capacity: capacity, target: plan.target) {
+                let bytes = LocalStorage.bytes(out, in: program, target: plan.target)
+                if bytes > LocalStorage.bytes(consumer, in: program, target: plan.target) {
                     plan.note(
                         "keep \(search.producerName)'s output in global memory for \(consumer.name): inlining needs "
                             + "\(bytes) bytes of local tier, more than \(plan.target.name) has")
@@ -50,6 +50,38 @@ extension FusionRule {
                 absorbed: [search.producerName])
         }
         return nil
+    }
+}
+
+extension FusionRule {
+    /// Whether R1 may place `producer`'s computation of `tensor` (reading the storages
+    /// `sliceReads`) in `consumer` as far as copies go: a producer that keeps its store (an
+    /// output, a tensor another kernel reads, or one the consumer also loads elsewhere: inlining
+    /// at one load keeps the store for the others unless each is inlined too) is duplicated, not
+    /// moved, and the plan bounds how far such copies spread (`FusionPlan.allowsDuplicate`).
+    /// R11 asks it too (`noting: false`): re-blocking cannot make a refused copy allowed.
+    static func mayCopy(
+        producer: Kernel, into consumer: Kernel, tensor: TensorID, sliceReads: Set<TensorID>, _ program: Program,
+        _ plan: FusionPlan, noting: Bool
+    ) -> Bool {
+        let storage = program.storage(of: tensor)
+        let readers = plan.readers(of: storage)
+        var loadsOfStorage = 0
+        consumer.walk { inst in
+            if case .load(let t, _) = inst.op, program.storage(of: t) == storage { loadsOfStorage += 1 }
+        }
+        let keepsStore =
+            program[tensor].role == .output || readers.count > (readers.contains(consumer.name) ? 1 : 0)
+            || loadsOfStorage > 1
+        guard keepsStore else { return true }
+        let consumerLoads = plan.access(consumer, program).loads
+        // Inputs of the program cost no recomputation upstream; count new temporaries.
+        let added = sliceReads.subtracting(consumerLoads).filter { program[$0].role != .input }.count
+        return plan.allowsDuplicate(
+            producer: producer, consumer: consumer, newInputs: added,
+            bytes: program[tensor].shape.reduce(1, *) * program[tensor].elementType.byteSize,
+            readsNothingNew: sliceReads.isSubset(of: consumerLoads), tensor: program[tensor].name, program,
+            noting: noting)
     }
 }
 
@@ -149,22 +181,10 @@ private struct InlineSearch {
         for k in (p + 1)...consumerIndex {
             guard plan.access(program.kernels[k], program).stores.isDisjoint(with: sliceReads) else { return nil }
         }
-        // A producer that keeps its store (an output, or read by another kernel too) is
-        // duplicated, not moved: the plan bounds how far such copies spread.
-        let readers = plan.readers(of: storage)
-        let keepsStore = program[tensor].role == .output || readers.count > (readers.contains(consumer.name) ? 1 : 0)
-        if keepsStore {
-            let consumerLoads = plan.access(consumer, program).loads
-            // Inputs of the program cost no recomputation upstream; count new temporaries.
-            let added = sliceReads.subtracting(consumerLoads).filter { program[$0].role != .input }.count
-            guard
-                plan.allowsDuplicate(
-                    producer: producer, consumer: consumer, newInputs: added,
-                    bytes: program[tensor].shape.reduce(1, *) * program[tensor].elementType.byteSize,
-                    readsNothingNew: sliceReads.isSubset(of: consumerLoads),
-                    tensor: program[tensor].name, program)
-            else { return nil }
-        }
+        guard
+            FusionRule.mayCopy(
+                producer: producer, into: consumer, tensor: tensor, sliceReads: sliceReads, program, plan, noting: true)
+        else { return nil }
         let readsPerBlock = reads / Double(max(1, producer.instanceCount))
         guard
             plan.allowsRecompute(

@@ -23,7 +23,7 @@ extension FusionRule {
         }
     }
 
-    private static func fuseLoops(_ body: [Instruction]) -> ([Instruction], String)? {
+    static func fuseLoops(_ body: [Instruction]) -> ([Instruction], String)? {
         for (a, first) in body.enumerated() {
             guard case .loop(let l1) = first.op else { continue }
             if let (inner, detail) = fuseLoops(l1.body) {

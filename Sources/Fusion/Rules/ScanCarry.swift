@@ -46,7 +46,9 @@ extension FusionRule {
             guard let body = search.rewrite() else { continue }
             var out = consumer
             out.body = body
-            if !LocalStorage.fits(out, in: program, capacity: plan.target.localCapacityBytes) { continue }
+            if !LocalStorage.fits(out, in: program, capacity: plan.target.localCapacityBytes, target: plan.target) {
+                continue
+            }
             return RuleApplication(
                 change: .replace(c, out.renumbered()), place: consumer.name, detail: search.detail,
                 absorbed: [search.producerName])

@@ -8,7 +8,7 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
+/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 50176 bytes per thread */
 static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
@@ -19,7 +19,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
         float B2[64] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[4096] __attribute__((aligned(64)));
+        float B5[64] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)

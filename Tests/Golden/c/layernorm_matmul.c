@@ -8,7 +8,7 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 9 buffer(s), 66816 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 9 buffer(s), 50688 bytes per thread */
 static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float *restrict blk_g_gamma, const float *restrict blk_g_beta, const float *restrict blk_g_W, float *restrict blk_g_Y) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 4194304);
@@ -22,7 +22,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
         float B5[64] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
         float B7[4096] __attribute__((aligned(64)));
-        float B8[4096] __attribute__((aligned(64)));
+        float B8[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -132,10 +132,10 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                     // %28 = broadcast %18 axis 0
                     // %29 = dot %28, %19
-                    float *v29 = B7;
+                    float *v29 = B8;
                     blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
                     // %30 = reduce_sum %29 axis 0
-                    float *v30 = B8;
+                    float *v30 = B7;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v30[r_] = 0.0f;
@@ -188,7 +188,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 // %38 = fill 0.0009765625
                 const float s38 = 0.0009765625f;
                 // %39 = mul %2, %38
-                float *v39 = B6;
+                float *v39 = B8;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v39[r_] = (v8[r_] * s38);
@@ -208,13 +208,13 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     v42[r_] = (v41[r_] * s40);
                 }
                 // %43 = mul %39, %39
-                float *v43 = B7;
+                float *v43 = B6;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v43[r_] = (v39[r_] * v39[r_]);
                 }
                 // %44 = mul %43, %7
-                float *v44 = B7;
+                float *v44 = B6;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v44[r_] = (v43[r_] * v13[r_]);
@@ -271,7 +271,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 // %55 = broadcast %52 axis 0
                 // %56 = broadcast %39 axis 1
                 // %57 = mul %55, %56
-                float *v57 = B7;
+                float *v57 = B6;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -279,7 +279,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                 }
                 // %58 = mul %57, %53
-                float *v58 = B7;
+                float *v58 = B6;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {

@@ -8,7 +8,7 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 885760 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 656384 bytes per thread */
 static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *restrict blk_g_g, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, float *restrict blk_g_Y) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 11534336);
@@ -18,15 +18,15 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
     float *P2 = (float *)blk_workspace_take(&W2, 11534336);
 #pragma omp parallel
     {
-        /* 885760 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)885760);
+        /* 656384 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)656384);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 131072;
         float *restrict B2 = blk_arena + 131200;
         float *restrict B3 = blk_arena + 139392;
-        float *restrict B4 = blk_arena + 204928;
-        float *restrict B5 = blk_arena + 213120;
-        float *restrict B6 = blk_arena + 221312;
+        float *restrict B4 = blk_arena + 147584;
+        float *restrict B5 = blk_arena + 155776;
+        float *restrict B6 = blk_arena + 163968;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {

@@ -24,10 +24,9 @@
 /*   blk_u_llama_layer_prefill_k1 (k9_matmul_t22): 128 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_llama_layer_prefill_k2 (k11_matmul_t25): 128 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_llama_layer_prefill_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 98816 bytes shared */
-/*   blk_u_llama_layer_prefill_k4 (k22_transpose_t38): 8192 block(s) x 256 threads, 0 bytes shared */
-/*   blk_u_llama_layer_prefill_k5 (k24_add_X1): 512 block(s) x 256 threads, 32768 bytes shared */
-/*   blk_u_llama_layer_prefill_k6 (k35_mul_G): 1408 block(s) x 256 threads, 66048 bytes shared */
-/*   blk_u_llama_layer_prefill_k7 (k37_add_Y): 512 block(s) x 256 threads, 32768 bytes shared */
+/*   blk_u_llama_layer_prefill_k4 (k24_add_X1): 512 block(s) x 256 threads, 32768 bytes shared */
+/*   blk_u_llama_layer_prefill_k5 (k35_mul_G): 1408 block(s) x 256 threads, 66048 bytes shared */
+/*   blk_u_llama_layer_prefill_k6 (k37_add_Y): 512 block(s) x 256 threads, 32768 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {
