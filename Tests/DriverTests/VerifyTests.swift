@@ -100,6 +100,9 @@ final class VerifyTests: XCTestCase {
                 XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
             }
         }
+        // Block-diagonal documents leave whole 64-blocks kept: the all-bit path, under the sanitizers.
+        let documents = CLI.blockc(base + ["--input", "M=\(dir)/documents.npy", "--sanitize"])
+        XCTAssertEqual(documents.status, 0, "documents --sanitize: \(documents.stdout)\(documents.stderr)")
         let hole = CLI.blockc(
             base + [
                 "--input", "M=\(dir)/hole.npy", "--input", "V=\(dir)/V_nan.npy", "--sanitize", "-o", dir + "/r.txt",

@@ -49,9 +49,12 @@ final class DataMaskTests: XCTestCase {
                 }
             }
             XCTAssertEqual(guarded, 1, label)
-            // No N×N tensor in global memory: the only temporary is the [row blocks, key blocks] summary.
+            // The guarded loop also reads the all bit, vouching for the select's condition.
+            XCTAssertEqual(Self.fullLoops(result.program).count, 1, label)
+            // No N×N tensor in global memory: the only temporaries are the [row blocks, key blocks]
+            // any and all bits.
             let temps = result.program.tensors.filter { $0.role == .temp }
-            XCTAssertEqual(temps.map(\.shape), [[6, 6]], label)
+            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6]], label)
         }
     }
 
@@ -175,5 +178,151 @@ final class DataMaskTests: XCTestCase {
         XCTAssertFalse(got["O"]!.data.contains { $0.isNaN }, "the fused program visited a fully masked block")
         let (err, scale) = DifferentialTests.maxError(expected, got)
         XCTAssertLessThanOrEqual(err, 1e-4 * scale)
+    }
+
+    /// The top-level loops with a full element, by kernel index and position.
+    static func fullLoops(_ program: Program) -> [(kernel: Int, position: Int, loop: Loop)] {
+        var out: [(Int, Int, Loop)] = []
+        for (k, kernel) in program.kernels.enumerated() {
+            for (n, inst) in kernel.body.enumerated() {
+                if case .loop(let loop) = inst.op, loop.full != nil { out.append((k, n, loop)) }
+            }
+        }
+        return out
+    }
+
+    /// The fused program with its loop's full element read from a new input `F` instead of the
+    /// summary's all bits (the summary still writes them; nothing reads them).
+    static func readingFullBitsFrom(_ fused: Program) throws -> Program {
+        var out = fused
+        let found = try XCTUnwrap(fullLoops(fused).first)
+        let all = found.loop.full!.element.tensor
+        let f = TensorID(out.tensors.count)
+        out.tensors.append(GlobalTensor(name: "F", shape: fused[all].shape, role: .input, elementType: .bool))
+        var loop = found.loop
+        loop.full!.element.tensor = f
+        out.kernels[found.kernel].body[found.position].op = .loop(loop)
+        return out
+    }
+
+    /// The all bit decides whether the element test runs: with the full element read from an
+    /// input F, F all 1 makes every visited block (any bit 1) attend to all its keys, so the
+    /// output is the unfused program's under the mask widened to whole kept blocks (the mask is
+    /// not read there); F all 0 gives the masked output; the fused program's own all bits give
+    /// the masked output too (they are 1 only where the block is all kept). Interpreter, and the
+    /// compiled C under the sanitizers (it matches the interpreter on the same inputs, so it
+    /// took the same path). Tolerance 1e-4·max(1, max|reference|).
+    func testFullBlocksSkipTheElementTest() throws {
+        let program = try DifferentialTests.example("attention_block_mask", dims: Self.dims, blocks: Self.blocks)
+        let fused = Fusion.fuse(program).program
+        let lying = try Self.readingFullBitsFrom(fused)
+        XCTAssertEqual(Verifier.verify(lying, target: .cpu), [])
+        let m = Self.masks[0].1  // banded: partial blocks near the band's edges, some full ones
+        // The mask widened to whole 16×16 blocks that hold a kept element.
+        let n = Self.n
+        var kept = Set<Int>()
+        for i in 0..<n { for j in 0..<n where m.data[i * n + j] != 0 { kept.insert((i / 16) * 6 + j / 16) } }
+        let widened = Self.mask { i, j in kept.contains((i / 16) * 6 + j / 16) }
+        XCTAssertNotEqual(widened.data, m.data, "the band must leave partial blocks")
+        var inputs = DifferentialTests.inputs(program, seed: 11)
+        inputs["M"] = m
+        let masked = try BlockInterpreter.run(program, inputs: inputs)
+        XCTAssertLessThanOrEqual(try Self.error(masked, BlockInterpreter.run(fused, inputs: inputs)), 1e-4)
+        var widenedInputs = inputs
+        widenedInputs["M"] = widened
+        let unmasked = try BlockInterpreter.run(program, inputs: widenedInputs)
+        XCTAssertGreaterThan(try Self.error(masked, unmasked), 1e-2, "the widened mask must change the output")
+        for (bit, expected) in [(Float(1), unmasked), (0, masked)] {
+            var given = inputs
+            given["F"] = NDArray(shape: [6, 6], data: Array(repeating: bit, count: 36), elementType: .bool)
+            let got = try BlockInterpreter.run(lying, inputs: given)
+            XCTAssertLessThanOrEqual(try Self.error(expected, got), 1e-4, "F = \(bit)")
+        }
+        // The compiled C of the same program, F all 1, agrees with the interpreter (the widened output).
+        let dir = CLI.temporaryDirectory("fullbits")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try BlockPrinter.print(lying).write(toFile: dir + "/p.block", atomically: true, encoding: String.Encoding.utf8)
+        var arguments = ["verify", dir + "/p.block", "--sanitize", "--seed", "3"]
+        let files: [String: NDArray] = [
+            "M": m, "F": NDArray(shape: [6, 6], data: Array(repeating: 1, count: 36), elementType: .bool),
+        ]
+        for (name, array) in files.sorted(by: { $0.key < $1.key }) {
+            try NPY.writeFile(array, to: "\(dir)/\(name).npy")
+            arguments += ["--input", "\(name)=\(dir)/\(name).npy"]
+        }
+        let result = CLI.blockc(arguments)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+    }
+
+    /// The largest difference between two runs' `O`, relative to `max(1, max|a|)`.
+    static func error(_ a: [String: NDArray], _ b: [String: NDArray]) throws -> Float {
+        let (err, scale) = DifferentialTests.maxError(a, b)
+        return err / scale
+    }
+
+    /// `within` and `full … true(…)` print as they parse; the verifier rejects a full element
+    /// without a guard, a `true` value the body does not define, and bounds of a non-i32 tensor;
+    /// the parser, bounds that name the counter; bounds narrow the interpreter's range.
+    func testBoundsAndFullElementsRoundTrip() throws {
+        func text(_ header: String) -> String {
+            """
+            program p
+
+            tensor X: f32[4,8] @global input
+            tensor B: bool[2] @global input
+            tensor R: i32[2] @global input
+            tensor Y: f32[4] @global output
+
+            kernel k grid(i < 1) {
+              %0 = fill 0.0 : f32[4] @local
+              %1 = fill -inf : f32[] @reg
+              %2 = for k in 0 ..< 2\(header) iter(%3 = %0) : f32[4] @local {
+                %4 = load X[0 +: 4, k * 4 +: 4] : f32[4,4] @local
+                %5 = load X[0 +: 4, k * 4 +: 4] : f32[4,4] @local
+                %6 = select %5, %4, %1 : f32[4,4] @local
+                %7 = reduce_sum %6 axis 1 : f32[4] @local
+                %8 = add %3, %7 : f32[4] @local
+                yield %8
+              }
+              store %2 -> Y[0 +: 4]
+            }
+
+            """
+        }
+        let good = text(" within R[0] ..< R[1] if B[k] full B[k] true(%5)")
+        let program = try BlockParser.parse(good)
+        XCTAssertEqual(BlockPrinter.print(program), good)
+        XCTAssertEqual(Verifier.verify(program, target: .cpu), [])
+        // The body where B[k] is set reads X once: the select's condition load is dropped.
+        guard case .loop(let loop) = program.kernels[0].body[2].op else { return XCTFail("no loop") }
+        let (fast, chosen) = loop.bodyWhereTrue()
+        XCTAssertEqual(chosen, [ValueID(6)])
+        XCTAssertEqual(fast.count, loop.body.count - 1)
+        XCTAssertFalse(fast.contains { $0.result?.id == ValueID(5) })
+        for (header, message) in [
+            (" full B[k] true(%5)", "come with its guard"),
+            (" if B[k] full B[k] true(%9)", "does not define"),
+            (" within X[0, 0] ..< X[0, 1] if B[k]", "i32"),
+        ] {
+            let errors = Verifier.verify(try BlockParser.parse(text(header)), target: .cpu)
+            XCTAssertTrue(errors.contains { $0.message.contains(message) }, "\(header): \(errors)")
+        }
+        // Bounds are read before the iterations: the counter is not in scope there.
+        XCTAssertThrowsError(try BlockParser.parse(text(" within R[k] ..< R[1] if B[k]"))) { error in
+            XCTAssertTrue("\(error)".contains("unknown index variable 'k'"), "\(error)")
+        }
+        // Run-time bounds narrow the range: R = [1, 2] runs iteration 1 only, R = [1, 1] none.
+        let x = NDArray(shape: [4, 8], data: (0..<32).map { Float(1 + $0 % 5) })
+        for (r, columns) in [([Float(1), 2], 4..<8), ([1, 1], 0..<0), ([-3, 9], 0..<8)] {
+            let inputs = [
+                "X": x, "B": NDArray(shape: [2], data: [1, 1], elementType: .bool),
+                "R": NDArray(shape: [2], data: r, elementType: .i32),
+            ]
+            let y = try BlockInterpreter.run(
+                try BlockParser.parse(text(" within R[0] ..< R[1] if B[k]")), inputs: inputs)
+            let expected = (0..<4).map { row in columns.reduce(Float(0)) { $0 + x.data[row * 8 + $1] } }
+            XCTAssertEqual(y["Y"]!.data, expected, "\(r)")
+        }
     }
 }

@@ -166,34 +166,68 @@ extension FusionRule {
             }
             return nil
         }.first
-        let stem = (read.map { program[$0].name } ?? consumer.name) + "_any"
-        var name = stem
-        var n = 1
-        while taken.contains(name) {
-            n += 1
-            name = stem + "\(n)"
+        let base = read.map { program[$0].name } ?? consumer.name
+        var names = taken
+        func fresh(_ stem: String) -> String {
+            var name = stem
+            var n = 1
+            while names.contains(name) {
+                n += 1
+                name = stem + "\(n)"
+            }
+            names.insert(name)
+            return name
         }
+        let name = fresh(base + "_any")
+        let summaryShape = m.variables.map(\.extent) + [m.trips]
         let summary = TensorID(out.tensors.count)
-        out.tensors.append(
-            GlobalTensor(
-                name: name, shape: m.variables.map(\.extent) + [m.trips], role: .temp, elementType: .bool))
+        out.tensors.append(GlobalTensor(name: name, shape: summaryShape, role: .temp, elementType: .bool))
+        // The loop with a guard, and, where its body has a select on the condition whose result
+        // takes its extent from a block operand, the full bit that lets it skip the element test.
+        let indices = (m.variables.map(\.variable) + [m.loop.variable]).map { IndexExpr.variable($0) }
+        var loop = m.loop
+        loop.condition = LoopCondition(tensor: summary, indices: indices)
+        var allName: String?
+        var trial = loop
+        trial.full = LoopFullBlocks(
+            element: LoopCondition(tensor: summary, indices: indices), trueValues: [m.condition])
+        if !trial.bodyWhereTrue().chosen.isEmpty {
+            let n = fresh(base + "_all")
+            allName = n
+            let all = TensorID(out.tensors.count)
+            out.tensors.append(GlobalTensor(name: n, shape: summaryShape, role: .temp, elementType: .bool))
+            loop.full = LoopFullBlocks(element: LoopCondition(tensor: all, indices: indices), trueValues: [m.condition])
+        }
         // One instance per block the loop can read: the condition's block, recomputed as the
-        // consumer computes it, reduced to one element (is any element true?).
+        // consumer computes it, reduced to one element (is any element true? is every one?).
         var b = BodyBuilder(firstNumber: (m.slice.flatMap(\.results).map(\.id.number).max() ?? 0) + 1)
         b.instructions = m.slice
-        var block = m.condition
-        guard var type = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        var truth = m.condition
+        guard let blockType = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
         if !producesTruth(m.slice.last!.op, program) {
             // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
             let zero = b.emit(.fill(0), BlockType([], .reg))
-            block = b.emit(.binary(.ne, block, zero), type)
+            truth = b.emit(.binary(.ne, truth, zero), blockType)
         }
-        while !type.shape.isEmpty {
-            type.shape.removeLast()
-            type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
-            block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
+        // all = not any(not truth): the reductions are maxima only (past the extent ignored; an
+        // empty block's maximum is -inf, so its any bit is 0 and it is never full).
+        func anyOf(_ x: ValueID) -> ValueID {
+            var type = blockType
+            var block = x
+            while !type.shape.isEmpty {
+                type.shape.removeLast()
+                type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
+                block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
+            }
+            return block
         }
-        b.emit(.store(block, summary, (m.variables.map(\.variable) + [m.loop.variable]).map { .point(.variable($0)) }))
+        b.emit(.store(anyOf(truth), summary, indices.map { .point($0) }))
+        if let f = loop.full {
+            let zero = b.emit(.fill(0), BlockType([], .reg))
+            let anyFalse = anyOf(b.emit(.binary(.eq, truth, zero), blockType))
+            let all = b.emit(.binary(.eq, anyFalse, zero), BlockType([], .reg))
+            b.emit(.store(all, f.element.tensor, indices.map { .point($0) }))
+        }
         let kernelNames = Set(program.kernels.map(\.name))
         var kernelName = consumer.name + "_" + name
         while kernelNames.contains(kernelName) { kernelName += "_" }
@@ -201,9 +235,6 @@ extension FusionRule {
             name: kernelName, grid: m.variables + [GridAxis(m.loop.variable, m.trips)], body: b.instructions
         ).renumbered()
         var guarded = consumer
-        var loop = m.loop
-        loop.condition = LoopCondition(
-            tensor: summary, indices: (m.variables.map(\.variable) + [m.loop.variable]).map { .variable($0) })
         guarded.body[m.position].op = .loop(loop)
         out.kernels[kernelIndex] = guarded
         out.kernels.insert(summaryKernel, at: kernelIndex)
@@ -212,7 +243,9 @@ extension FusionRule {
             program: out, place: consumer.name,
             detail:
                 "loop \(m.loop.variable) now skips the blocks whose \(what) is all false "
-                + "(summary \(name), computed by \(kernelName))")
+                + (allName == nil ? "" : "and runs without the element test where it is all true ")
+                + "(summary \(([name] + (allName.map { [$0] } ?? [])).joined(separator: " and ")), computed by \(kernelName))"
+        )
     }
 
     /// Whether an op's result is 0 or 1 everywhere: a comparison, a logical op, a bool load.
