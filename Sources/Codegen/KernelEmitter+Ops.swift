@@ -692,8 +692,10 @@ extension KernelEmitter {
         var end = index(loop.upper)
         if let b = loop.bounds {
             // Run-time bounds narrow the range (read once, the same for every thread of a GPU block).
-            first = "blk_imax(\(first), (long)\(tensorElement(b.lower)))"
-            end = "blk_imin(\(end), (long)\(tensorElement(b.upper)))"
+            let (l, u) = (temp("first"), temp("end"))
+            w.line("const \(dialect.indexType) \(l) = blk_imax(\(first), (long)\(tensorElement(b.lower)));")
+            w.line("const \(dialect.indexType) \(u) = blk_imin(\(end), (long)\(tensorElement(b.upper)));")
+            (first, end) = (l, u)
         }
         open("for (\(dialect.indexType) \(v) = \(first); \(v) < \(end); \(v)++)")
         if dialect.gpu != nil { w.line(BarrierPlan.loopBegin) }

@@ -52,9 +52,9 @@ final class DataMaskTests: XCTestCase {
             // The guarded loop also reads the all bit, vouching for the select's condition.
             XCTAssertEqual(Self.fullLoops(result.program).count, 1, label)
             // No N×N tensor in global memory: the only temporaries are the [row blocks, key blocks]
-            // any and all bits.
+            // any and all bits, and the first and last kept block of each row.
             let temps = result.program.tensors.filter { $0.role == .temp }
-            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6]], label)
+            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6], [6, 2]], label)
         }
     }
 
@@ -191,31 +191,36 @@ final class DataMaskTests: XCTestCase {
         return out
     }
 
-    /// The fused program with its loop's full element read from a new input `F` instead of the
-    /// summary's all bits (the summary still writes them; nothing reads them).
-    static func readingFullBitsFrom(_ fused: Program) throws -> Program {
+    /// The fused program with its loop's full element read from a new input `F: bool[6, 6]` and
+    /// its bounds from a new input `R: i32[6, 2]` instead of the summary's (the summary still
+    /// writes them; nothing reads them).
+    static func readingSummaryFromInputs(_ fused: Program) throws -> Program {
         var out = fused
         let found = try XCTUnwrap(fullLoops(fused).first)
-        let all = found.loop.full!.element.tensor
         let f = TensorID(out.tensors.count)
-        out.tensors.append(GlobalTensor(name: "F", shape: fused[all].shape, role: .input, elementType: .bool))
+        out.tensors.append(GlobalTensor(name: "F", shape: [6, 6], role: .input, elementType: .bool))
+        let r = TensorID(out.tensors.count)
+        out.tensors.append(GlobalTensor(name: "R", shape: [6, 2], role: .input, elementType: .i32))
         var loop = found.loop
         loop.full!.element.tensor = f
+        loop.bounds!.lower.tensor = r
+        loop.bounds!.upper.tensor = r
         out.kernels[found.kernel].body[found.position].op = .loop(loop)
         return out
     }
 
-    /// The all bit decides whether the element test runs: with the full element read from an
-    /// input F, F all 1 makes every visited block (any bit 1) attend to all its keys, so the
-    /// output is the unfused program's under the mask widened to whole kept blocks (the mask is
-    /// not read there); F all 0 gives the masked output; the fused program's own all bits give
-    /// the masked output too (they are 1 only where the block is all kept). Interpreter, and the
+    /// The all bit decides whether the element test runs, and the bounds which key blocks are
+    /// visited: with them read from inputs F and R, F all 1 makes every visited block (any bit 1)
+    /// attend to all its keys, so the output is the unfused program's under the mask widened to
+    /// whole kept blocks (the mask is not read there); F all 0 gives the masked output; R = [1, 6)
+    /// drops key block 0 (the output is the unfused one under the mask without keys 0 ..< 16);
+    /// the fused program's own bits and bounds give the masked output. Interpreter, and the
     /// compiled C under the sanitizers (it matches the interpreter on the same inputs, so it
     /// took the same path). Tolerance 1e-4·max(1, max|reference|).
-    func testFullBlocksSkipTheElementTest() throws {
+    func testFullBlocksSkipTheElementTestAndBoundsTheLoop() throws {
         let program = try DifferentialTests.example("attention_block_mask", dims: Self.dims, blocks: Self.blocks)
         let fused = Fusion.fuse(program).program
-        let lying = try Self.readingFullBitsFrom(fused)
+        let lying = try Self.readingSummaryFromInputs(fused)
         XCTAssertEqual(Verifier.verify(lying, target: .cpu), [])
         let m = Self.masks[0].1  // banded: partial blocks near the band's edges, some full ones
         // The mask widened to whole 16×16 blocks that hold a kept element.
@@ -228,25 +233,34 @@ final class DataMaskTests: XCTestCase {
         inputs["M"] = m
         let masked = try BlockInterpreter.run(program, inputs: inputs)
         XCTAssertLessThanOrEqual(try Self.error(masked, BlockInterpreter.run(fused, inputs: inputs)), 1e-4)
-        var widenedInputs = inputs
-        widenedInputs["M"] = widened
-        let unmasked = try BlockInterpreter.run(program, inputs: widenedInputs)
-        XCTAssertGreaterThan(try Self.error(masked, unmasked), 1e-2, "the widened mask must change the output")
-        for (bit, expected) in [(Float(1), unmasked), (0, masked)] {
+        func unfused(_ mask: NDArray) throws -> [String: NDArray] {
             var given = inputs
-            given["F"] = NDArray(shape: [6, 6], data: Array(repeating: bit, count: 36), elementType: .bool)
-            let got = try BlockInterpreter.run(lying, inputs: given)
-            XCTAssertLessThanOrEqual(try Self.error(expected, got), 1e-4, "F = \(bit)")
+            given["M"] = mask
+            return try BlockInterpreter.run(program, inputs: given)
         }
-        // The compiled C of the same program, F all 1, agrees with the interpreter (the widened output).
+        let unmasked = try unfused(widened)
+        let dropped = try unfused(Self.mask { i, j in m.data[i * n + j] != 0 && j >= 16 })
+        XCTAssertGreaterThan(try Self.error(masked, unmasked), 1e-2, "the widened mask must change the output")
+        XCTAssertGreaterThan(try Self.error(masked, dropped), 1e-2, "dropping key block 0 must change the output")
+        func bits(_ bit: Float) -> NDArray {
+            NDArray(shape: [6, 6], data: Array(repeating: bit, count: 36), elementType: .bool)
+        }
+        func bounds(_ first: Float) -> NDArray {
+            NDArray(shape: [6, 2], data: (0..<6).flatMap { _ in [first, 6] }, elementType: .i32)
+        }
+        for (bit, first, expected) in [(Float(1), Float(0), unmasked), (0, 0, masked), (0, 1, dropped)] {
+            var given = inputs
+            given["F"] = bits(bit)
+            given["R"] = bounds(first)
+            let got = try BlockInterpreter.run(lying, inputs: given)
+            XCTAssertLessThanOrEqual(try Self.error(expected, got), 1e-4, "F = \(bit), R from \(first)")
+        }
+        // The compiled C of the same program, F all 1 and R = [1, 6), agrees with the interpreter.
         let dir = CLI.temporaryDirectory("fullbits")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try BlockPrinter.print(lying).write(toFile: dir + "/p.block", atomically: true, encoding: String.Encoding.utf8)
         var arguments = ["verify", dir + "/p.block", "--sanitize", "--seed", "3"]
-        let files: [String: NDArray] = [
-            "M": m, "F": NDArray(shape: [6, 6], data: Array(repeating: 1, count: 36), elementType: .bool),
-        ]
-        for (name, array) in files.sorted(by: { $0.key < $1.key }) {
+        for (name, array) in [("M", m), ("F", bits(1)), ("R", bounds(1))] {
             try NPY.writeFile(array, to: "\(dir)/\(name).npy")
             arguments += ["--input", "\(name)=\(dir)/\(name).npy"]
         }
