@@ -124,6 +124,7 @@ public enum BlockPrinter {
         var text = "tensor \(tensor.name): \(tensor.elementType)" + type + " \(tensor.role.rawValue)"
         if let view = tensor.viewOf { text += " view " + tensorName(view, program) }
         if let window = tensor.window { text += " at [" + window.map(String.init).joined(separator: ", ") + "]" }
+        if let n = tensor.offsetsInto { text += " offsets into \(n)" }
         return text
     }
 

@@ -499,7 +499,8 @@ private struct KernelChecker {
             if !types.contains(tensor.elementType) {
                 report(
                     "\(label): the loop's \(what) reads '\(tensor.name)' of type \(tensor.elementType); "
-                        + "it reads a tensor of type " + types.map(\.description).joined(separator: " or "))
+                        + "a \(what) reads \(types[0] == .i32 ? "an" : "a") "
+                        + types.map(\.description).joined(separator: " or ") + " tensor")
             }
             if what == "bound" && read.indices.contains(where: { $0.variables.contains(loop.variable) }) {
                 report("\(label): the loop's bounds are read before its iterations; they cannot name '\(name)'")

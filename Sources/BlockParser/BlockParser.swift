@@ -226,11 +226,23 @@ private struct Parser {
                 window = offsets
             }
         }
+        var offsetsInto: Int?
+        if isKeyword("offsets") {
+            // `offsets into N`: segment offsets checked at run time (non-decreasing, in 0 ... N).
+            advance()
+            guard isKeyword("into") else { throw error("expected 'into N' after 'offsets'") }
+            advance()
+            offsetsInto = try integer("the number of positions the offsets split")
+            guard role == .input, elementType == .i32, shape.count == 1 else {
+                throw error("'offsets into N' marks a rank-1 i32 input; '\(name)' is \(elementType)\(shape) \(role)")
+            }
+        }
         try endOfLine(after: "the tensor declaration")
         tensorLines[name] = nameToken.location.line
-        tensors.append(
-            GlobalTensor(
-                name: name, shape: shape, role: role, viewOf: view, window: window, elementType: elementType))
+        var tensor = GlobalTensor(
+            name: name, shape: shape, role: role, viewOf: view, window: window, elementType: elementType)
+        tensor.offsetsInto = offsetsInto
+        tensors.append(tensor)
         sourceMap.tensors.append(nameToken.location)
     }
 

@@ -3,6 +3,7 @@ import BlockParser
 import BlockTestSupport
 import Foundation
 import Fusion
+import Graph
 import Interpreter
 import XCTest
 
@@ -59,12 +60,12 @@ final class DataMaskTests: XCTestCase {
     }
 
     /// Packed documents at run time (Examples/attention_packed.graph): monotone offsets (one
-    /// document empty, boundaries inside and on 16-blocks) and non-monotone ones; the fused
-    /// program equals the unfused one after every step, and its key loop is guarded.
+    /// document empty, boundaries inside and on 16-blocks, documents shorter than a block); the
+    /// fused program equals the unfused one after every step, and its key loop is guarded.
     func testPackedDocumentsFuseAndMatch() throws {
         let dims = ["BH": 2, "N": Self.n, "d": 16, "D": 4]
         let program = try DifferentialTests.example("attention_packed", dims: dims, blocks: Self.blocks)
-        for offsets: [Float] in [[0, 20, 45, 45, 90], [0, 32, 48, 64, 90], [0, 70, 10, 80, 90]] {
+        for offsets: [Float] in [[0, 20, 45, 45, 90], [0, 32, 48, 64, 90], [0, 3, 10, 80, 90]] {
             let given = ["offsets": NDArray(shape: [5], data: offsets, elementType: .i32)]
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 6, label: "attention_packed, offsets \(offsets)", given: given)
@@ -337,6 +338,73 @@ final class DataMaskTests: XCTestCase {
                 try BlockParser.parse(text(" within R[0] ..< R[1] if B[k]")), inputs: inputs)
             let expected = (0..<4).map { row in columns.reduce(Float(0)) { $0 + x.data[row * 8 + $1] } }
             XCTAssertEqual(y["Y"]!.data, expected, "\(r)")
+        }
+    }
+
+    /// Offsets that are not non-decreasing, or lie outside `0 ... N`, are a clear error of the
+    /// graph interpreter and of the block interpreter, unfused and fused (the C harness's is in
+    /// VerifyTests.testBadOffsetsAreARunTimeError); offsets ending before N are fine.
+    func testBadOffsetsAreAnError() throws {
+        let dims = ["BH": 1, "N": Self.n, "d": 8, "D": 4]
+        let text = try String(contentsOfFile: CLI.packageRoot + "/Examples/attention_packed.graph", encoding: .utf8)
+        let graph = try GraphParser.parse(text, defaultName: "attention_packed", dimOverrides: dims)
+        XCTAssertEqual(graph.offsetInputs, ["offsets": Self.n])
+        let program = try DifferentialTests.example("attention_packed", dims: dims, blocks: Self.blocks)
+        let fused = Fusion.fuse(program).program
+        XCTAssertEqual(fused.segmentOffsetInputs, ["offsets": Self.n])
+        var inputs = DifferentialTests.inputs(program, seed: 2)
+        let cases: [([Float], String)] = [
+            ([0, 70, 10, 80, 90], "element 2 (10) is below element 1 (70)"),
+            ([0, 20, 40, 60, 95], "element 4 is 95, outside 0 ... 90"),
+            ([-1, 20, 40, 60, 90], "element 0 is -1, outside 0 ... 90"),
+        ]
+        for (offsets, message) in cases {
+            inputs["offsets"] = NDArray(shape: [5], data: offsets, elementType: .i32)
+            XCTAssertThrowsError(try GraphInterpreter.run(graph, inputs: inputs), "graph \(offsets)") { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+            for (label, p) in [("unfused", program), ("fused", fused)] {
+                XCTAssertThrowsError(try BlockInterpreter.run(p, inputs: inputs), "\(label) \(offsets)") { error in
+                    XCTAssertTrue("\(error)".contains(message), "\(label): \(error)")
+                }
+            }
+        }
+        inputs["offsets"] = NDArray(shape: [5], data: [0, 20, 40, 60, 70], elementType: .i32)
+        XCTAssertNoThrow(try BlockInterpreter.run(fused, inputs: inputs))
+    }
+
+    /// `same_segment(i, j, offsets)` alone (no causal mask), documents [0, 32), [32, 48), [48, 90):
+    /// the fused program equals the unfused one after every step; its key loop is bounded by the
+    /// summary's range and has full blocks; with V NaN at keys 0 ..< 32 (document 0, key blocks 0
+    /// and 1), the rows of the other documents stay finite (their loops start at key block 2 or 3).
+    func testRuntimeSegmentsAloneBoundTheKeyLoop() throws {
+        let path = CLI.packageRoot + "/Examples/attention_packed.graph"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "same_segment(i, j, offsets) && i >= j", with: "same_segment(i, j, offsets)")
+        XCTAssertTrue(text.contains("where(same_segment(i, j, offsets), S, -inf)"))
+        let dims = ["BH": 2, "N": Self.n, "d": 16, "D": 3]
+        let graph = try GraphParser.parse(text, defaultName: "segments", dimOverrides: dims)
+        var options = LoweringOptions()
+        try options.override(Self.blocks)
+        let program = try Lowering.lower(graph, options: options)
+        let offsets = NDArray(shape: [4], data: [0, 32, 48, 90], elementType: .i32)
+        let result = try DifferentialTests.checkEveryStep(
+            program, seed: 12, label: "same_segment alone", given: ["offsets": offsets])
+        let loops = Self.fullLoops(result.program)
+        XCTAssertEqual(loops.count, 1)
+        XCTAssertNotNil(loops.first?.loop.bounds)
+        var inputs = DifferentialTests.inputs(program, seed: 13)
+        inputs["offsets"] = offsets
+        for b in 0..<2 {
+            for key in 0..<32 { for e in 0..<16 { inputs["V"]!.data[(b * Self.n + key) * 16 + e] = .nan } }
+        }
+        let got = try BlockInterpreter.run(result.program, inputs: inputs)["O"]!
+        for b in 0..<2 {
+            for row in 32..<Self.n {
+                for e in 0..<16 {
+                    XCTAssertFalse(got.data[(b * Self.n + row) * 16 + e].isNaN, "row \(row) read document 0's values")
+                }
+            }
         }
     }
 }
