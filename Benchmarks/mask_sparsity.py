@@ -17,6 +17,11 @@ Examples/attention_block_mask.graph and times:
 
 Each row prints the medians and the ratios (peer ÷ blockc: above 1 means blockc is faster), and the
 time relative to the fully kept case next to the kept fraction (time should follow the fraction).
+
+Then packed documents: causal attention inside 8 documents of seeded random lengths summing to N,
+their boundaries a runtime input (`offsets`, cu_seqlens) of Examples/attention_packed.graph,
+against FlexAttention given the document mask (same document and causal; `create_block_mask` not
+timed) and SDPA given the dense boolean mask.
 """
 import argparse
 import os
@@ -105,6 +110,35 @@ def main():
         rows.append((fraction, kept, blockc_ms, flex_ms, sdpa_ms, err))
         print(f"  {fraction:.0%}: blockc {blockc_ms:.1f} ms, flex {flex_ms:.1f} ms, sdpa {sdpa_ms:.1f} ms "
               f"(flex vs sdpa max error {err:.1e})", flush=True)
+    # Packed documents: 8 documents, boundaries at seeded random positions (no empty document).
+    documents = 8
+    cuts = np.sort(np.random.default_rng(8).choice(np.arange(1, n), documents - 1, replace=False))
+    offsets = np.concatenate([[0], cuts, [n]]).astype(np.int32)
+    path = os.path.join(work, "offsets.npy")
+    np.save(path, offsets)
+    bench = subprocess.run([args.blockc, "bench", "Examples/attention_packed.graph", "--dim",
+                            f"BH={bh},N={n},d={d},D={documents}", "--input", f"offsets={path}", "--reps",
+                            str(args.reps), "--peak", "1"], capture_output=True, text=True, cwd=REPO)
+    m = re.search(r"median ([\d.]+) ms", bench.stdout)
+    if bench.returncode != 0 or not m:
+        print(f"blockc bench failed on packed documents:\n{bench.stderr[-1500:]}")
+        return 1
+    packed_ms = float(m.group(1))
+    doc = torch.from_numpy(np.searchsorted(offsets[1:-1], np.arange(n), side="right"))
+    document_mask = create_block_mask(lambda b, h, qi, ki: (doc[qi] == doc[ki]) & (qi >= ki), None, None, n, n,
+                                      device="cpu", BLOCK_SIZE=blk)
+    dense = (doc[:, None] == doc[None, :]) & torch.tril(torch.ones(n, n, dtype=torch.bool))
+    with torch.inference_mode():
+        out = flex(q, k, v, block_mask=document_mask)
+        ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=dense)
+        err = (out - ref).abs().max().item()
+        flex_doc_ms = timed(lambda: flex(q, k, v, block_mask=document_mask), args.reps)
+        sdpa_doc_ms = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=dense),
+                            args.reps)
+    lengths = np.diff(offsets)
+    kept_fraction = float(dense.float().mean())
+    print(f"  packed: {documents} documents (lengths {', '.join(map(str, lengths))}), blockc {packed_ms:.1f} ms, "
+          f"flex {flex_doc_ms:.1f} ms, sdpa {sdpa_doc_ms:.1f} ms (flex vs sdpa max error {err:.1e})", flush=True)
     full = rows[-1][2]
     print()
     print("| kept blocks | blockc ms (÷ full) | FlexAttention ms (÷ blockc) | SDPA + bool mask ms (÷ blockc) |")
@@ -112,6 +146,9 @@ def main():
     for fraction, kept, b, f, s, _ in rows:
         print(f"| {kept:.1%} (target {fraction:.0%}) | {b:.1f} ({b / full:.2f}) | {f:.1f} ({f / b:.2f}×) | "
               f"{s:.1f} ({s / b:.2f}×) |")
+    print(f"| packed, {documents} runtime documents, causal ({kept_fraction:.1%} of the elements) | "
+          f"{packed_ms:.1f} ({packed_ms / full:.2f}) | {flex_doc_ms:.1f} ({flex_doc_ms / packed_ms:.2f}×) | "
+          f"{sdpa_doc_ms:.1f} ({sdpa_doc_ms / packed_ms:.2f}×) |")
     return 0
 
 

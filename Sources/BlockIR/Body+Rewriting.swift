@@ -9,6 +9,10 @@ extension Array where Element == Instruction {
             out.op = inst.op.mappingOperands { map[$0] ?? $0 }
             if case .loop(var loop) = out.op {
                 loop.body = loop.body.replacingUses(map)
+                // A value vouched for is still vouched for under another name (the same value).
+                if let f = loop.full {
+                    loop.full = LoopFullBlocks(element: f.element, trueValues: f.trueValues.map { map[$0] ?? $0 })
+                }
                 out.op = .loop(loop)
             }
             return out
@@ -61,10 +65,7 @@ extension Array where Element == Instruction {
             case .loop(var loop):
                 loop.lower = sub(loop.lower)
                 loop.upper = sub(loop.upper)
-                if var c = loop.condition {
-                    c.indices = c.indices.map(sub)
-                    loop.condition = c
-                }
+                loop = loop.mappingElementReads { LoopCondition(tensor: $0.tensor, indices: $0.indices.map(sub)) }
                 loop.body = loop.body.substitutingIndices(map)
                 out.op = .loop(loop)
             case .fill, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .yield: break
@@ -100,6 +101,9 @@ extension Array where Element == Instruction {
                 out.op = inst.op.mappingOperands { map[$0] ?? $0 }
                 if case .loop(var loop) = out.op {
                     loop.carried = loop.carried.map { Value(map[$0.id] ?? $0.id, $0.type) }
+                    if let f = loop.full {
+                        loop.full = LoopFullBlocks(element: f.element, trueValues: f.trueValues.map { map[$0] ?? $0 })
+                    }
                     loop.body = rename(loop.body)
                     out.op = .loop(loop)
                 }
@@ -205,7 +209,7 @@ extension Array where Element == Instruction {
             switch inst.op {
             case .load(let t, _), .gather(let t, _, _, _): out.insert(t)
             case .loop(let loop):
-                if let c = loop.condition { out.insert(c.tensor) }
+                for c in loop.elementReads { out.insert(c.tensor) }
                 out.formUnion(loop.body.loadedTensors)
             default: break
             }
@@ -292,9 +296,8 @@ extension Program {
                     out.op = .gather(TensorID(remap[t.index]), a, index: index, axis: axis)
                 case .store(let v, let t, let a): out.op = .store(v, TensorID(remap[t.index]), a)
                 case .loop(var loop):
-                    if var c = loop.condition {
-                        c.tensor = TensorID(remap[c.tensor.index])
-                        loop.condition = c
+                    loop = loop.mappingElementReads {
+                        LoopCondition(tensor: TensorID(remap[$0.tensor.index]), indices: $0.indices)
                     }
                     loop.body = fix(loop.body)
                     out.op = .loop(loop)

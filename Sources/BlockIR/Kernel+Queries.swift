@@ -66,7 +66,9 @@ extension Kernel {
                     if loop.lower.variables.contains(v) || loop.upper.variables.contains(v) { ok = false }
                     // A guard addresses one element per block: its indices count blocks, so the
                     // block size along `v` is fixed by the tensor the guard reads.
-                    if loop.condition?.indices.contains(where: { $0.variables.contains(v) }) ?? false { ok = false }
+                    if loop.elementReads.contains(where: { $0.indices.contains { $0.variables.contains(v) } }) {
+                        ok = false
+                    }
                     visit(loop.body)
                 default: break
                 }

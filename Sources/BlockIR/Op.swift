@@ -155,6 +155,14 @@ public struct Loop: Hashable, Sendable {
     /// where a skipped iteration provably changes nothing (R16), so dropping it never changes a
     /// result.
     public var condition: LoopCondition?
+    /// With a guard, the blocks where more is known (R16): where `full`'s element is non-zero,
+    /// every listed condition value is non-zero at each of its valid elements, so the iteration
+    /// runs the body with every `select` on one of them taking its `then` operand and without
+    /// the instructions only those conditions read (`bodyWhereTrue`).
+    public var full: LoopFullBlocks?
+    /// With a guard, run-time bounds (R16): iterations outside `[lower element, upper element)`
+    /// of an `i32` tensor are skipped as a guard's 0 skips them (never read outside `lower ..< upper`).
+    public var bounds: LoopBounds?
 
     /// Makes a loop.
     public init(
@@ -168,6 +176,52 @@ public struct Loop: Hashable, Sendable {
         self.carried = carried
         self.body = body
         self.condition = nil
+        self.full = nil
+        self.bounds = nil
+    }
+
+    /// Every element the loop reads before its iterations (guard, full bit, bounds), in text order.
+    public var elementReads: [LoopCondition] {
+        (bounds.map { [$0.lower, $0.upper] } ?? []) + (condition.map { [$0] } ?? []) + (full.map { [$0.element] } ?? [])
+    }
+
+    /// The loop with `f` applied to each element it reads before its iterations.
+    public func mappingElementReads(_ f: (LoopCondition) -> LoopCondition) -> Loop {
+        var out = self
+        out.condition = condition.map(f)
+        if let full { out.full = LoopFullBlocks(element: f(full.element), trueValues: full.trueValues) }
+        if let b = bounds { out.bounds = LoopBounds(lower: f(b.lower), upper: f(b.upper)) }
+        return out
+    }
+}
+
+/// Where a loop's iteration is known to pass its element test everywhere (R16's *all* bit): one
+/// element of a `bool` tensor and the condition values (defined in the loop body) it vouches for.
+public struct LoopFullBlocks: Hashable, Sendable {
+    /// The element read per iteration (the counter among its indices' variables).
+    public var element: LoopCondition
+    /// The body's values that are non-zero at every valid element where the element is non-zero.
+    public var trueValues: [ValueID]
+
+    /// Makes the record.
+    public init(element: LoopCondition, trueValues: [ValueID]) {
+        self.element = element
+        self.trueValues = trueValues
+    }
+}
+
+/// A loop's run-time bounds: two elements of an `i32` tensor, read once before the iterations
+/// (their indices do not name the counter); the loop runs `max(lower, l) ..< min(upper, u)`.
+public struct LoopBounds: Hashable, Sendable {
+    /// The element holding the first iteration to run.
+    public var lower: LoopCondition
+    /// The element holding the end of the iterations to run (exclusive).
+    public var upper: LoopCondition
+
+    /// Makes the bounds.
+    public init(lower: LoopCondition, upper: LoopCondition) {
+        self.lower = lower
+        self.upper = upper
     }
 }
 

@@ -77,10 +77,15 @@ public enum BlockPrinter {
             return prefix + "gather " + tensorName(t, program) + "[" + items.joined(separator: ", ") + "]" + typeSuffix
         case .loop(let loop):
             var text = prefix + "for \(loop.variable.name) in \(loop.lower) ..< \(loop.upper)"
-            if let condition = loop.condition {
+            func element(_ c: LoopCondition) -> String {
+                tensorName(c.tensor, program) + "[" + c.indices.map(\.description).joined(separator: ", ") + "]"
+            }
+            if let b = loop.bounds { text += " within " + element(b.lower) + " ..< " + element(b.upper) }
+            if let condition = loop.condition { text += " if " + element(condition) }
+            if let f = loop.full {
                 text +=
-                    " if " + tensorName(condition.tensor, program) + "["
-                    + condition.indices.map(\.description).joined(separator: ", ") + "]"
+                    " full " + element(f.element) + " true(" + f.trueValues.map(\.description).joined(separator: ", ")
+                    + ")"
             }
             if !loop.carried.isEmpty || !loop.initial.isEmpty {
                 let count = Swift.max(loop.carried.count, loop.initial.count)
@@ -119,6 +124,7 @@ public enum BlockPrinter {
         var text = "tensor \(tensor.name): \(tensor.elementType)" + type + " \(tensor.role.rawValue)"
         if let view = tensor.viewOf { text += " view " + tensorName(view, program) }
         if let window = tensor.window { text += " at [" + window.map(String.init).joined(separator: ", ") + "]" }
+        if let n = tensor.offsetsInto { text += " offsets into \(n)" }
         return text
     }
 

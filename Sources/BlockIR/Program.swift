@@ -27,6 +27,11 @@ public struct GlobalTensor: Hashable, Sendable {
     /// view's shape — a slice, or one part of a concatenation. Element `x` of the view is element
     /// `x + window` of the viewed tensor.
     public var window: [Int]?
+    /// For an `i32` input of segment offsets (cu_seqlens: `same_segment(i, j, offsets)`), the
+    /// number of positions they split: at run time its elements must be non-decreasing and lie
+    /// in `0 ... offsetsInto` (`SegmentOffsets.problem`), which the interpreter and the C harness
+    /// check before running.
+    public var offsetsInto: Int?
 
     /// Makes a global tensor.
     public init(
@@ -39,6 +44,7 @@ public struct GlobalTensor: Hashable, Sendable {
         self.role = role
         self.viewOf = viewOf
         self.window = window
+        self.offsetsInto = nil
     }
 
     /// The number of elements.

@@ -483,17 +483,36 @@ private struct KernelChecker {
         for r in inst.results { checkFresh(r, label) }
         let savedVisible = visible
         indexScope.append(name)
-        if let condition = loop.condition, let tensor = tensor(condition.tensor, label) {
-            for e in condition.indices { checkIndex(e, label) }
-            if condition.indices.count != tensor.shape.count {
+        let reads: [(String, LoopCondition)] =
+            (loop.bounds.map { [("bound", $0.lower), ("bound", $0.upper)] } ?? [])
+            + (loop.condition.map { [("condition", $0)] } ?? [])
+            + (loop.full.map { [("full element", $0.element)] } ?? [])
+        for (what, read) in reads {
+            guard let tensor = tensor(read.tensor, label) else { continue }
+            for e in read.indices { checkIndex(e, label) }
+            if read.indices.count != tensor.shape.count {
                 report(
-                    "\(label): the loop's condition gives \(condition.indices.count) indices for tensor "
+                    "\(label): the loop's \(what) gives \(read.indices.count) indices for tensor "
                         + "'\(tensor.name)' of rank \(tensor.shape.count); give one element index per axis")
             }
-            if tensor.elementType != .bool && tensor.elementType != .i32 {
+            let types: [ElementType] = what == "bound" ? [.i32] : what == "condition" ? [.bool, .i32] : [.bool]
+            if !types.contains(tensor.elementType) {
                 report(
-                    "\(label): the loop's condition reads '\(tensor.name)' of type \(tensor.elementType); "
-                        + "a condition reads a bool or i32 tensor")
+                    "\(label): the loop's \(what) reads '\(tensor.name)' of type \(tensor.elementType); "
+                        + "a \(what) reads \(types[0] == .i32 ? "an" : "a") "
+                        + types.map(\.description).joined(separator: " or ") + " tensor")
+            }
+            if what == "bound" && read.indices.contains(where: { $0.variables.contains(loop.variable) }) {
+                report("\(label): the loop's bounds are read before its iterations; they cannot name '\(name)'")
+            }
+        }
+        if (loop.full != nil || loop.bounds != nil) && loop.condition == nil {
+            report("\(label): a loop's 'within' and 'full' come with its guard ('if T[...]'); add one or drop them")
+        }
+        if let f = loop.full {
+            let defined = Set(loop.body.flatMap(\.results).map(\.id))
+            for v in f.trueValues where !defined.contains(v) {
+                report("\(label): 'full ... true(\(v))' names a value the loop body does not define")
             }
         }
         for c in loop.carried { define(c, label) }

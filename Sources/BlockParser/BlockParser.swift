@@ -226,11 +226,23 @@ private struct Parser {
                 window = offsets
             }
         }
+        var offsetsInto: Int?
+        if isKeyword("offsets") {
+            // `offsets into N`: segment offsets checked at run time (non-decreasing, in 0 ... N).
+            advance()
+            guard isKeyword("into") else { throw error("expected 'into N' after 'offsets'") }
+            advance()
+            offsetsInto = try integer("the number of positions the offsets split")
+            guard role == .input, elementType == .i32, shape.count == 1 else {
+                throw error("'offsets into N' marks a rank-1 i32 input; '\(name)' is \(elementType)\(shape) \(role)")
+            }
+        }
         try endOfLine(after: "the tensor declaration")
         tensorLines[name] = nameToken.location.line
-        tensors.append(
-            GlobalTensor(
-                name: name, shape: shape, role: role, viewOf: view, window: window, elementType: elementType))
+        var tensor = GlobalTensor(
+            name: name, shape: shape, role: role, viewOf: view, window: window, elementType: elementType)
+        tensor.offsetsInto = offsetsInto
+        tensors.append(tensor)
         sourceMap.tensors.append(nameToken.location)
     }
 
@@ -522,21 +534,52 @@ private struct Parser {
         let lower = try parseIndexExpr(depth: 0)
         try expectSymbol("..<", "'..<' between the loop bounds")
         let upper = try parseIndexExpr(depth: 0)
-        var condition: LoopCondition?
-        if isKeyword("if") {
-            // `if T[e, ...]`: one element per axis; the counter is in scope.
-            advance()
-            indexScope.append(variable)
+        // `T[e, ...]`: one element per axis; the counter is in scope when `counter` says so.
+        func element(_ keyword: String, counter: Bool) throws(Diagnostic) -> LoopCondition {
+            if counter { indexScope.append(variable) }
             let (tensor, access) = try parseTensorAccess()
-            indexScope.removeLast()
+            if counter { indexScope.removeLast() }
             var indices: [IndexExpr] = []
             for a in access {
                 guard case .point(let e) = a else {
-                    throw error("a loop's 'if' reads one element: give a point index per axis, not a slice")
+                    throw error("a loop's '\(keyword)' reads one element: give a point index per axis, not a slice")
                 }
                 indices.append(e)
             }
-            condition = LoopCondition(tensor: tensor, indices: indices)
+            return LoopCondition(tensor: tensor, indices: indices)
+        }
+        var bounds: LoopBounds?
+        if isKeyword("within") {
+            advance()
+            let lowerBound = try element("within", counter: false)
+            try expectSymbol("..<", "'..<' between the loop's run-time bounds")
+            bounds = LoopBounds(lower: lowerBound, upper: try element("within", counter: false))
+        }
+        var condition: LoopCondition?
+        if isKeyword("if") {
+            advance()
+            condition = try element("if", counter: true)
+        }
+        var full: LoopFullBlocks?
+        if isKeyword("full") {
+            advance()
+            let read = try element("full", counter: true)
+            guard isKeyword("true") else { throw error("expected 'true(%n, ...)' after the loop's 'full' element") }
+            advance()
+            try expectSymbol("(", "'(' after 'true'")
+            var values: [ValueID] = []
+            while true {
+                guard current.kind == .value else { throw error("expected a body value such as '%3' in 'true(...)'") }
+                values.append(ValueID(try number(current)))
+                advance()
+                if isSymbol(",") {
+                    advance()
+                    continue
+                }
+                break
+            }
+            try expectSymbol(")", "',' or ')' in 'true(...)'")
+            full = LoopFullBlocks(element: read, trueValues: values)
         }
         var carriedTokens: [BlockToken] = []
         var initial: [ValueID] = []
@@ -603,6 +646,8 @@ private struct Parser {
         var loop = Loop(
             variable: IndexVar(variable), lower: lower, upper: upper, initial: initial, carried: carried, body: body)
         loop.condition = condition
+        loop.full = full
+        loop.bounds = bounds
         return Instruction(results, .loop(loop))
     }
 

@@ -42,6 +42,7 @@ extension CHarness {
                         "\(abi) *\(p) = (\(abi) *)npy_read(argv[1], \"\(CNames.stringLiteral(program[t].name))\", "
                             + "\(n)L, \"\(type.numpyDescr)\", \(type.byteSize));")
                     w.line("if (!\(p)) return 1;")
+                    if let check = CHarness.offsetsCheck(program, t, p) { w.line(check) }
                 } else {
                     w.line("\(abi) *\(p) = (\(abi) *)calloc(\(Swift.max(n, 1))L, sizeof(\(abi)));")
                 }

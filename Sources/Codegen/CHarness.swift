@@ -33,6 +33,7 @@ public enum CHarness {
                     "\(abi) *\(p) = (\(abi) *)npy_read(dir, \"\(file)\", \(program[t].elementCount)L, "
                         + "\"\(type.numpyDescr)\", \(type.byteSize));")
                 w.line("if (!\(p)) return 1;")
+                if let check = offsetsCheck(program, t, p) { w.line(check) }
             }
             for t in program.outputs {
                 let p = names.parameter(t)
@@ -72,9 +73,33 @@ public enum CHarness {
         return w.text
     }
 
-    /// `.npy` reading and writing (little-endian, C order, format 1.0, any element size) and a
-    /// comparator.
+    /// The check of an input that holds segment offsets (`GlobalTensor.offsetsInto`), as
+    /// `SegmentOffsets.problem` words it; nil for other inputs.
+    static func offsetsCheck(_ program: Program, _ t: TensorID, _ pointer: String) -> String? {
+        guard let n = program[t].offsetsInto else { return nil }
+        let name = CNames.stringLiteral(program[t].name)
+        return "if (blk_check_offsets(\(pointer), \(program[t].elementCount)L, \(n)L, \"\(name)\")) return 1;"
+    }
+
+    /// `.npy` reading and writing (little-endian, C order, format 1.0, any element size), a
+    /// comparator, and the check of segment offsets.
     static let support = #"""
+        static int blk_check_offsets(const int32_t *o, long count, long length, const char *name) {
+            for (long k = 0; k < count; k++) {
+                if (o[k] < 0 || o[k] > length) {
+                    fprintf(stderr, "error: input '%s' holds segment offsets into %ld positions, but element %ld is %d, "
+                            "outside 0 ... %ld; give non-decreasing offsets that end at most at %ld\n",
+                            name, length, k, (int)o[k], length, length);
+                    return 1;
+                }
+                if (k > 0 && o[k] < o[k - 1]) {
+                    fprintf(stderr, "error: input '%s' holds segment offsets, but element %ld (%d) is below element "
+                            "%ld (%d); give non-decreasing offsets\n", name, k, (int)o[k], k - 1, (int)o[k - 1]);
+                    return 1;
+                }
+            }
+            return 0;
+        }
         static int cmp_double(const void *a, const void *b) {
             double x = *(const double *)a, y = *(const double *)b;
             return x < y ? -1 : x > y;

@@ -9,7 +9,8 @@ extension KernelEmitter {
                 w.line("// \(Self.describe(inst, program)): accumulated in place by its add")
                 continue
             }
-            w.line("// \(Self.describe(inst, program))")
+            let known = inst.result.map { chosenSelects.contains($0.id) } ?? false
+            w.line("// \(Self.describe(inst, program))" + (known ? ": its condition is true in a full block" : ""))
             emit(inst, carried: carried)
             if dialect.gpu != nil && LaunchConfiguration.barrierAfter(inst, analysis) { barrier() }
         }
@@ -47,6 +48,11 @@ extension KernelEmitter {
                 emitElementwise(r, operands: [a, b]) { me, x in me.dialect.apply(me.dialect.binaryTemplates[op]!, x) }
             }
         case .select(let c, let a, let b):
+            if chosenSelects.contains(result!.id) {
+                // Its condition is known non-zero (a full block): `a`, over the extent of `a` and `b`.
+                emitElementwise(result!.id, operands: [a, b]) { _, x in x[0] }
+                break
+            }
             // A choice, never arithmetic: the branch not taken (NaN, inf) does not reach the result.
             emitElementwise(result!.id, operands: [c, a, b]) { _, x in "((\(x[0])) != 0.0f ? (\(x[1])) : (\(x[2])))" }
         case .gather(let t, let access, let index, let axis):
@@ -692,18 +698,45 @@ extension KernelEmitter {
         let hi = IndexRange.of(loop.upper, ranges)
         let saved = ranges[loop.variable]
         ranges[loop.variable] = IndexRange(lower: lo.lower, upper: Swift.max(lo.lower, hi.upper - 1))
-        open("for (\(dialect.indexType) \(v) = \(index(loop.lower)); \(v) < \(index(loop.upper)); \(v)++)")
+        func tensorElement(_ c: LoopCondition) -> String {
+            let g = names.storage(program.storage(of: c.tensor))
+            let (offset, _, _) = address(c.tensor, c.indices.map { .point($0) })
+            return "\(g)[\(offset)]"
+        }
+        var first = index(loop.lower)
+        var end = index(loop.upper)
+        if let b = loop.bounds {
+            // Run-time bounds narrow the range (read once, the same for every thread of a GPU block).
+            let (l, u) = (temp("first"), temp("end"))
+            w.line("const \(dialect.indexType) \(l) = blk_imax(\(first), (long)\(tensorElement(b.lower)));")
+            w.line("const \(dialect.indexType) \(u) = blk_imin(\(end), (long)\(tensorElement(b.upper)));")
+            (first, end) = (l, u)
+        }
+        open("for (\(dialect.indexType) \(v) = \(first); \(v) < \(end); \(v)++)")
         if dialect.gpu != nil { w.line(BarrierPlan.loopBegin) }
         if let c = loop.condition {
             // The guard is read before anything in the iteration, so a skipped iteration leaves
             // every carried buffer (also those computed in place) as it was. Every thread of a
             // GPU block reads the same element: the skip is uniform.
-            let g = names.storage(program.storage(of: c.tensor))
-            let (offset, _, _) = address(c.tensor, c.indices.map { .point($0) })
-            w.line("if (\(g)[\(offset)] == 0) continue;")
+            w.line("if (\(tensorElement(c)) == 0) continue;")
         }
         loops.append((loop.variable, loop.upper))
-        emitBody(loop.body, carried: loop.carried)
+        if let f = loop.full {
+            // A full block runs the body without its element test; the choice is uniform too.
+            let (fast, chosen) = loop.bodyWhereTrue()
+            open("if (\(tensorElement(f.element)) != 0)")
+            let saved = chosenSelects
+            chosenSelects = chosen
+            emitBody(fast, carried: loop.carried)
+            chosenSelects = saved
+            w.dedent()
+            w.line("} else {")
+            w.indent()
+            emitBody(loop.body, carried: loop.carried)
+            close()
+        } else {
+            emitBody(loop.body, carried: loop.carried)
+        }
         loops.removeLast()
         if dialect.gpu != nil { w.line(BarrierPlan.loopEnd) }
         close()

@@ -30,6 +30,8 @@ struct KernelEmitter {
     /// For a block read in place from global memory inside a loop: the C arguments that let
     /// `blk_gemm` prefetch the same block of the loop's next iteration (CPU only).
     var nextBlock: [ValueID: String] = [:]
+    /// The selects that take their `then` operand in the body being written (`Loop.bodyWhereTrue`).
+    var chosenSelects: Set<ValueID> = []
     private var tempCounter = 0
 
     init(program: Program, schedule: KernelSchedule, names: CNames, dialect: Dialect) {
@@ -53,7 +55,7 @@ struct KernelEmitter {
                 touched.insert(program.storage(of: t))
                 written.insert(program.storage(of: t))
             case .loop(let loop):
-                if let c = loop.condition { touched.insert(program.storage(of: c.tensor)) }
+                for c in loop.elementReads { touched.insert(program.storage(of: c.tensor)) }
             case .fill, .index, .unary, .binary, .select, .broadcast, .reduce, .scan, .dot, .transpose, .concat, .mask,
                 .yield:
                 break

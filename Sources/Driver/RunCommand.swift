@@ -23,12 +23,14 @@ struct RunCommand {
         let execute: ([String: NDArray]) throws(Diagnostic) -> [String: NDArray]
         let outputNames: [String]
         let bounds: [String: Int]
+        let offsets: [String: Int]
         let budget = MemoryBudget(options)
         let progress = Progress.forStandardError(console)
         if stage == "graph", case .graph(let graph) = try pipeline.parse() {
             try budget.check(MemoryBudget.bytes(of: graph), running: "running '\(graph.name)' at stage graph")
             signature = graph.inputs.map { (graph[$0].name, graph[$0].shape, graph[$0].elementType) }
             bounds = graph.gatherIndexBounds()
+            offsets = graph.offsetInputs
             outputNames = graph.outputs.map { graph[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try GraphInterpreter.run(graph, inputs: inputs, progress: progress?.report)
@@ -38,6 +40,7 @@ struct RunCommand {
             try budget.check(MemoryBudget.bytes(of: program), running: "running '\(program.name)' at stage \(stage)")
             signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
             bounds = program.gatherIndexBounds()
+            offsets = program.segmentOffsetInputs
             outputNames = program.outputs.map { program[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try BlockInterpreter.run(program, inputs: inputs, progress: progress?.report)
@@ -51,7 +54,7 @@ struct RunCommand {
             try plan.check()
         }
         let weights = try Weights.load(pipeline, signature: signature, options: options, console: console)
-        let inputs = try makeInputs(signature, bounds: bounds, weights: weights)
+        let inputs = try makeInputs(signature, bounds: bounds, offsets: offsets, weights: weights)
         if let dir = options.outputDir { try makeDirectory(dir) }
         if options.saveInputs, let dir = options.outputDir {
             for (name, _, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
@@ -73,16 +76,19 @@ struct RunCommand {
 
     func makeInputs(
         _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
-        weights: [String: NDArray] = [:]
+        offsets: [String: Int] = [:], weights: [String: NDArray] = [:]
     ) throws(DriverError) -> [String: NDArray] {
-        try Self.makeInputs(signature, bounds: bounds, given: options.inputs, weights: weights, seed: options.seed)
+        try Self.makeInputs(
+            signature, bounds: bounds, offsets: offsets, given: options.inputs, weights: weights, seed: options.seed)
     }
 
     /// The inputs `--input NAME=FILE.npy` gives (checked against the signature's shapes and
-    /// types), and seeded random values for the others (gather indices within their table).
+    /// types), and seeded random values for the others (gather indices within their table,
+    /// segment offsets valid for their positions).
     static func makeInputs(
         _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
-        given list: [(key: String, value: String)], weights: [String: NDArray] = [:], seed: UInt64
+        offsets: [String: Int] = [:], given list: [(key: String, value: String)], weights: [String: NDArray] = [:],
+        seed: UInt64
     ) throws(DriverError) -> [String: NDArray] {
         var given: [String: String] = [:]
         for (name, path) in list {
@@ -100,7 +106,8 @@ struct RunCommand {
                 inputs[name] = weight
             } else {
                 inputs[name] = RandomInputs.values(
-                    shape: shape, type: type, seed: seed, stream: UInt64(k), bound: bounds[name])
+                    shape: shape, type: type, seed: seed, stream: UInt64(k), bound: bounds[name],
+                    offsetsInto: offsets[name])
             }
         }
         return inputs

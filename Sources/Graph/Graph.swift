@@ -121,13 +121,19 @@ public struct Graph: Hashable, Sendable {
     public var nodes: [Node]
     /// The output nodes, in declaration order.
     public var outputs: [NodeID]
+    /// The `i32` inputs `same_segment(i, j, offsets)` takes its boundaries from, by name, with
+    /// the positions they split (`GlobalTensor.offsetsInto`): checked at run time.
+    public var offsetInputs: [String: Int]
 
     /// Makes a graph.
-    public init(name: String, dims: [DimBinding], nodes: [Node], outputs: [NodeID]) {
+    public init(
+        name: String, dims: [DimBinding], nodes: [Node], outputs: [NodeID], offsetInputs: [String: Int] = [:]
+    ) {
         self.name = name
         self.dims = dims
         self.nodes = nodes
         self.outputs = outputs
+        self.offsetInputs = offsetInputs
     }
 
     /// The node with an ID.

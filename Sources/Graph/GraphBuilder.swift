@@ -21,6 +21,7 @@ public struct GraphBuilder: Sendable {
     private var nodes: [Node] = []
     private var outputs: [NodeID] = []
     private var userNamed: Set<NodeID> = []
+    private var offsetInputs: [String: Int] = [:]
 
     /// Starts a graph.
     public init(name: String, dims: [DimBinding] = []) {
@@ -506,6 +507,14 @@ public struct GraphBuilder: Sendable {
         outputs.append(node)
     }
 
+    /// Marks an input as segment offsets into `length` positions (checked at run time); an input
+    /// marked twice keeps the smaller length. Other nodes are not marked.
+    public mutating func markSegmentOffsets(_ node: NodeID, length: Int) {
+        guard nodes[node.index].op == .input else { return }
+        let name = nodes[node.index].name
+        offsetInputs[name] = Swift.min(offsetInputs[name] ?? length, length)
+    }
+
     /// Finishes the graph: drops nodes that no output needs, and checks there is an output.
     public func build() throws(GraphError) -> Graph {
         guard !outputs.isEmpty else { throw GraphError("the graph has no output; mark one with 'output NAME'") }
@@ -532,7 +541,8 @@ public struct GraphBuilder: Sendable {
             kept.append(n)
         }
         return Graph(
-            name: name, dims: dims, nodes: kept, outputs: outputs.map { NodeID(remap[$0.index]) })
+            name: name, dims: dims, nodes: kept, outputs: outputs.map { NodeID(remap[$0.index]) },
+            offsetInputs: offsetInputs)
     }
 
     static func remapOperands(_ op: GraphOp, _ f: (NodeID) -> NodeID) -> GraphOp {

@@ -243,8 +243,9 @@ extension GraphTextParser {
             )
         }
         let documents = shape[0] - 1
-        guard documents > 1 else { return x }
         let (rows, columns) = (xShape[xShape.count - 2], xShape[xShape.count - 1])
+        builder.markSegmentOffsets(offsets, length: Swift.min(rows, columns))
+        guard documents > 1 else { return x }
         return try guarded(atom.location) { (b: inout GraphBuilder) throws(GraphError) in
             let starts = try b.cast(try b.slice(offsets, axis: 0, start: 1, end: documents), to: .f32)
             func document(_ n: Int) throws(GraphError) -> NodeID {

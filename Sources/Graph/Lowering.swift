@@ -132,8 +132,10 @@ private struct State {
         }
         let role: TensorRole = node.op == .input ? .input : (outputSet.contains(node.id) ? .output : .temp)
         let id = TensorID(tensors.count)
-        tensors.append(
-            GlobalTensor(name: node.name, shape: node.shape, role: role, viewOf: viewOf, elementType: node.elementType))
+        var tensor = GlobalTensor(
+            name: node.name, shape: node.shape, role: role, viewOf: viewOf, elementType: node.elementType)
+        if node.op == .input { tensor.offsetsInto = graph.offsetInputs[node.name] }
+        tensors.append(tensor)
         sources[node.id.index] = .tensor(id, shape: node.shape)
         return id
     }

@@ -30,6 +30,11 @@ public enum BlockInterpreter {
                 throw Diagnostic(
                     "input '\(tensor.name)' has shape \(given.shape); the program expects shape \(tensor.shape)")
             }
+            if let n = tensor.offsetsInto,
+                let problem = SegmentOffsets.problem(given.data, length: n, name: tensor.name)
+            {
+                throw Diagnostic(problem)
+            }
             let type = tensor.elementType
             machine.memory[machine.storage[id.index]] = type == .f32 ? given.data : given.data.map(type.stored)
         }

@@ -184,6 +184,9 @@ struct BlockMachine {
             case .select(let c, let a, let b):
                 result = try select(
                     try value(c, step, env), try value(a, step, env), try value(b, step, env), step, env)
+            case .selectTrue(let a, let b):
+                let one = RuntimeBlock(shape: [], extent: [], data: computesData ? [1] : [])
+                result = try select(one, try value(a, step, env), try value(b, step, env), step, env)
             case .gather(let t, let access, let index, let axis):
                 result = try gather(t, access, try value(index, step, env), axis: axis, step, env)
             case .broadcast(let a, let axis):
@@ -218,8 +221,13 @@ struct BlockMachine {
     /// Runs a loop: the carried values start as the initial values and become the yielded
     /// ones after every iteration; the loop's results are the last carried values.
     mutating func run(_ loop: CompiledLoop, _ step: Step, _ env: UnsafeMutablePointer<Int>) throws(Diagnostic) {
-        let lower = loop.lower.evaluate(env)
-        let upper = loop.upper.evaluate(env)
+        var lower = loop.lower.evaluate(env)
+        var upper = loop.upper.evaluate(env)
+        if let (t, l, u) = loop.bounds, computesData {
+            // Run-time bounds narrow the range, never widen it.
+            lower = Swift.max(lower, Int(try load(t, l, step, env).data[0]))
+            upper = Swift.min(upper, Int(try load(t, u, step, env).data[0]))
+        }
         var current: [RuntimeBlock] = []
         for slot in loop.initial { current.append(try value(slot, step, env)) }
         var v = lower
@@ -235,8 +243,13 @@ struct BlockMachine {
                 }
             }
             for (k, slot) in loop.carried.enumerated() { values[slot] = current[k] }
-            try execute(loop.body, env)
-            for (k, slot) in loop.yielded.enumerated() { current[k] = try value(slot, step, env) }
+            var body = loop.body
+            var yielded = loop.yielded
+            if let full = loop.full, computesData, try load(full.tensor, full.access, step, env).data.first != 0 {
+                (body, yielded) = (full.body, full.yielded)
+            }
+            try execute(body, env)
+            for (k, slot) in yielded.enumerated() { current[k] = try value(slot, step, env) }
             v += 1
         }
         for (k, slot) in step.results.enumerated() { values[slot] = current[k] }

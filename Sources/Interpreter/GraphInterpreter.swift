@@ -48,6 +48,11 @@ public enum GraphInterpreter {
                     throw Diagnostic(
                         "input '\(node.name)' has shape \(given.shape); the graph expects shape \(node.shape)")
                 }
+                if let n = graph.offsetInputs[node.name],
+                    let problem = SegmentOffsets.problem(given.data, length: n, name: node.name)
+                {
+                    throw Diagnostic(problem)
+                }
                 result = given
             case .constant(let c):
                 result = NDArray(shape: [], data: [c])

@@ -64,6 +64,10 @@ struct CompiledLoop: Sendable {
     /// The guard: the tensor (by index) and one point per axis; an iteration whose element is 0
     /// is skipped.
     var condition: (tensor: Int, access: [SlotAccess])?
+    /// The *full* element and the body an iteration runs where it is non-zero (`Loop.bodyWhereTrue`).
+    var full: (tensor: Int, access: [SlotAccess], body: [Step], yielded: [Int])?
+    /// The run-time bounds: two elements read before the iterations.
+    var bounds: (tensor: Int, lower: [SlotAccess], upper: [SlotAccess])?
 }
 
 /// The op of a compiled instruction; value operands are slots.
@@ -82,6 +86,8 @@ enum StepOp: Sendable {
     case binary(BinaryOp, Int, Int)
     /// `select`: condition, then, else.
     case select(Int, Int, Int)
+    /// A `select` whose condition is known non-zero (`Loop.bodyWhereTrue`): then, else.
+    case selectTrue(Int, Int)
     /// `gather`: the access list has a point 0 at the gathered `axis`; the index block's values
     /// give the position along it.
     case gather(tensor: Int, [SlotAccess], index: Int, axis: Int)
@@ -144,6 +150,8 @@ struct KernelCompiler {
     var nextValue = 0
     /// The index slots used so far.
     var indexSlots = 0
+    /// The selects that take their `then` operand in the body being compiled.
+    var chosenSelects: Set<ValueID> = []
 
     /// Compiles a kernel of `program`.
     static func compile(_ kernel: Kernel, in program: Program) throws(Diagnostic) -> CompiledKernel {
@@ -221,7 +229,12 @@ struct KernelCompiler {
                 op = .index(try index(e), axis: axis)
             case .unary(let o, let a): op = .unary(o, try use(a))
             case .binary(let o, let a, let b): op = .binary(o, try use(a), try use(b))
-            case .select(let c, let a, let b): op = .select(try use(c), try use(a), try use(b))
+            case .select(let c, let a, let b):
+                if let r = inst.result, chosenSelects.contains(r.id) {
+                    op = .selectTrue(try use(a), try use(b))
+                } else {
+                    op = .select(try use(c), try use(a), try use(b))
+                }
             case .gather(let t, let list, let index, let axis):
                 guard t.index >= 0 && t.index < program.tensors.count, axis >= 0,
                     axis < program.tensors[t.index].shape.count
@@ -301,8 +314,7 @@ struct KernelCompiler {
         var innerIndices = indices
         innerIndices[loop.variable] = depth
         indexSlots = Swift.max(indexSlots, depth + 1)
-        var condition: (tensor: Int, access: [SlotAccess])?
-        if let c = loop.condition {
+        func element(_ c: LoopCondition, _ scope: [IndexVar: Int]) throws(Diagnostic) -> [SlotAccess] {
             guard c.tensor.index >= 0 && c.tensor.index < program.tensors.count else {
                 throw error(inst, "the loop's condition reads tensor \(c.tensor), which does not exist")
             }
@@ -314,17 +326,41 @@ struct KernelCompiler {
                         + "\(tensor.shape.count)")
             }
             var access: [SlotAccess] = []
-            for e in c.indices { access.append(.point(try compileIndex(e, innerIndices, inst))) }
-            condition = (c.tensor.index, access)
+            for e in c.indices { access.append(.point(try compileIndex(e, scope, inst))) }
+            return access
         }
+        var condition: (tensor: Int, access: [SlotAccess])?
+        if let c = loop.condition { condition = (c.tensor.index, try element(c, innerIndices)) }
+        var bounds: (tensor: Int, lower: [SlotAccess], upper: [SlotAccess])?
+        if let b = loop.bounds {
+            guard b.lower.tensor == b.upper.tensor else {
+                throw error(inst, "the loop's run-time bounds read two tensors; read both from one")
+            }
+            bounds = (b.lower.tensor.index, try element(b.lower, indices), try element(b.upper, indices))
+        }
+        let outer = inner
         let (body, yielded) = try body(loop.body, values: &inner, indices: innerIndices, depth: depth + 1, inLoop: true)
         guard let yielded, yielded.count == carried.count else {
             throw error(
                 inst, "the loop body yields \(yielded?.count ?? 0) values but the loop carries \(carried.count)")
         }
+        var full: (tensor: Int, access: [SlotAccess], body: [Step], yielded: [Int])?
+        if let f = loop.full {
+            let (fast, chosen) = loop.bodyWhereTrue()
+            var scope = outer
+            let saved = chosenSelects
+            chosenSelects = chosen
+            let (steps, fastYielded) = try self.body(
+                fast, values: &scope, indices: innerIndices, depth: depth + 1, inLoop: true)
+            chosenSelects = saved
+            guard let fastYielded, fastYielded.count == carried.count else {
+                throw error(inst, "the loop body where its full element is set does not yield its carried values")
+            }
+            full = (f.element.tensor.index, try element(f.element, innerIndices), steps, fastYielded)
+        }
         return CompiledLoop(
             indexSlot: depth, lower: lower, upper: upper, initial: initial, carried: carried, body: body,
-            yielded: yielded, condition: condition)
+            yielded: yielded, condition: condition, full: full, bounds: bounds)
     }
 
     /// The largest block the interpreter allocates (elements).

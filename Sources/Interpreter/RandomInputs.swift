@@ -50,10 +50,19 @@ public enum RandomInputs {
     /// (about half true). The same for the same `(shape, type, seed, stream)`. An `i32` input
     /// with a `bound` (the rows a `gather` may index: `Program.gatherIndexBounds`) instead gets
     /// uniform integers in `0 ..< bound`: `next() mod bound` of the generator of
-    /// `(seed, stream)`.
+    /// `(seed, stream)`. A rank-1 `i32` input of segment offsets into `offsetsInto` positions
+    /// (`GlobalTensor.offsetsInto`) gets valid ones: 0, then sorted uniform integers in
+    /// `0 ... offsetsInto` (`next() mod (offsetsInto + 1)`), then `offsetsInto`.
     public static func values(
-        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64, bound: Int? = nil
+        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64, bound: Int? = nil, offsetsInto: Int? = nil
     ) -> NDArray {
+        if type == .i32, let n = offsetsInto, n >= 0, shape.count == 1, shape[0] >= 2 {
+            var generator = SplitMix64(seed: seed, stream: stream)
+            let inner = (0..<(shape[0] - 2)).map { _ in Float(generator.next() % UInt64(n + 1)) }.sorted()
+            var a = NDArray(shape: shape, data: [0] + inner + [Float(n)])
+            a.elementType = .i32
+            return a
+        }
         if type == .i32, let bound, bound > 0 {
             var generator = SplitMix64(seed: seed, stream: stream)
             let count = NDArray.elementCount(of: shape.map { max(0, $0) })

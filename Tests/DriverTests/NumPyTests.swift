@@ -18,7 +18,7 @@ final class NumPyTests: XCTestCase {
         ("decode_attention", ["--dim", "BH=3,N=200,d=24"], []),
         // A random mask (each key kept with probability 1/2); structured ones below.
         ("attention_block_mask", ["--dim", "BH=2,N=150,d=24"], []),
-        // Random offsets are small signed integers (documents of length 0 or 1 and one long one).
+        // Random offsets are valid ones (RandomInputs: 0, sorted uniform positions, N).
         ("attention_packed", ["--dim", "BH=2,N=150,d=24,D=4"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),
         ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),

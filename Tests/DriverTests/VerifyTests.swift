@@ -25,7 +25,7 @@ final class VerifyTests: XCTestCase {
         // A random bool mask (structured masks in testBlockMaskExampleOnStructuredMasks).
         ("attention_block_mask", "BH=2,N=300,d=40", nil),
         ("attention_block_mask", "BH=1,N=200,d=24", "i=16,j=32,k=8"),
-        // Random offsets (small integers); monotone ones in testBlockMaskOnStructuredMasks.
+        // Random valid offsets (RandomInputs: 0, sorted, N); chosen ones in testBlockMaskOnStructuredMasks.
         ("attention_packed", "BH=2,N=300,d=40,D=4", nil),
         ("attention_packed", "BH=1,N=200,d=24,D=3", "i=16,j=32,k=8"),
         ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
@@ -100,6 +100,9 @@ final class VerifyTests: XCTestCase {
                 XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
             }
         }
+        // Block-diagonal documents leave whole 64-blocks kept: the all-bit path, under the sanitizers.
+        let documents = CLI.blockc(base + ["--input", "M=\(dir)/documents.npy", "--sanitize"])
+        XCTAssertEqual(documents.status, 0, "documents --sanitize: \(documents.stdout)\(documents.stderr)")
         let hole = CLI.blockc(
             base + [
                 "--input", "M=\(dir)/hole.npy", "--input", "V=\(dir)/V_nan.npy", "--sanitize", "-o", dir + "/r.txt",
@@ -116,6 +119,46 @@ final class VerifyTests: XCTestCase {
         let report = try String(contentsOfFile: dir + "/r.txt", encoding: .utf8)
         XCTAssertTrue(report.hasPrefix("O: max abs error") && report.contains(" ok"), report)
         XCTAssertFalse(report.contains("nan"), report)
+    }
+
+    /// Offsets that are not non-decreasing or exceed N: the compiled harness (`blockc bench`, which
+    /// runs no interpreter) stops with the interpreter's message. With the check gone (the
+    /// program's `offsets into N` removed from its text), the compiled C under the sanitizers
+    /// reads nothing out of bounds on the same offsets and matches the interpreter: nothing is
+    /// read through the offsets, and the loop's run-time bounds only narrow its range.
+    func testBadOffsetsAreARunTimeError() throws {
+        let dir = CLI.temporaryDirectory("badoffsets")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import numpy as np, sys
+            np.save(f"{sys.argv[1]}/down.npy", np.array([0, 70, 10, 80, 90], dtype=np.int32))
+            np.save(f"{sys.argv[1]}/past.npy", np.array([0, 20, 40, 60, 95], dtype=np.int32))
+            """
+        let made = CLI.run("/usr/bin/env", ["python3", "-c", script, dir])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let dims = ["--dim", "BH=1,N=90,d=8,D=4"]
+        let messages = ["down": "element 2 (10) is below element 1 (70)", "past": "element 4 is 95, outside 0 ... 90"]
+        for (name, message) in messages.sorted(by: { $0.key < $1.key }) {
+            let bench = CLI.blockc(
+                [
+                    "bench", "Examples/attention_packed.graph", "--input", "offsets=\(dir)/\(name).npy", "--reps", "1",
+                    "--peak", "1",
+                ] + dims)
+            XCTAssertNotEqual(bench.status, 0, name)
+            XCTAssertTrue(bench.stderr.contains("error: input 'offsets' holds segment offsets"), bench.stderr)
+            XCTAssertTrue(bench.stderr.contains(message), bench.stderr)
+        }
+        let fused = CLI.blockc(["fuse", "Examples/attention_packed.graph"] + dims)
+        XCTAssertEqual(fused.status, 0, fused.stderr)
+        XCTAssertTrue(fused.stdout.contains(" offsets into 90"), fused.stdout)
+        let unchecked = fused.stdout.replacingOccurrences(of: " offsets into 90", with: "")
+        try unchecked.write(toFile: dir + "/p.block", atomically: true, encoding: .utf8)
+        for name in messages.keys.sorted() {
+            let result = CLI.blockc(
+                ["verify", dir + "/p.block", "--sanitize", "--input", "offsets=\(dir)/\(name).npy"])
+            XCTAssertEqual(result.status, 0, "\(name): \(result.stdout)\(result.stderr)")
+            XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+        }
     }
 
     func testUnfusedProgramsToo() {

@@ -3,6 +3,7 @@ import BlockParser
 import BlockTestSupport
 import Foundation
 import Fusion
+import Graph
 import Interpreter
 import XCTest
 
@@ -49,19 +50,22 @@ final class DataMaskTests: XCTestCase {
                 }
             }
             XCTAssertEqual(guarded, 1, label)
-            // No N×N tensor in global memory: the only temporary is the [row blocks, key blocks] summary.
+            // The guarded loop also reads the all bit, vouching for the select's condition.
+            XCTAssertEqual(Self.fullLoops(result.program).count, 1, label)
+            // No N×N tensor in global memory: the only temporaries are the [row blocks, key blocks]
+            // any and all bits, and the first and last kept block of each row.
             let temps = result.program.tensors.filter { $0.role == .temp }
-            XCTAssertEqual(temps.map(\.shape), [[6, 6]], label)
+            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6], [6, 2]], label)
         }
     }
 
     /// Packed documents at run time (Examples/attention_packed.graph): monotone offsets (one
-    /// document empty, boundaries inside and on 16-blocks) and non-monotone ones; the fused
-    /// program equals the unfused one after every step, and its key loop is guarded.
+    /// document empty, boundaries inside and on 16-blocks, documents shorter than a block); the
+    /// fused program equals the unfused one after every step, and its key loop is guarded.
     func testPackedDocumentsFuseAndMatch() throws {
         let dims = ["BH": 2, "N": Self.n, "d": 16, "D": 4]
         let program = try DifferentialTests.example("attention_packed", dims: dims, blocks: Self.blocks)
-        for offsets: [Float] in [[0, 20, 45, 45, 90], [0, 32, 48, 64, 90], [0, 70, 10, 80, 90]] {
+        for offsets: [Float] in [[0, 20, 45, 45, 90], [0, 32, 48, 64, 90], [0, 3, 10, 80, 90]] {
             let given = ["offsets": NDArray(shape: [5], data: offsets, elementType: .i32)]
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 6, label: "attention_packed, offsets \(offsets)", given: given)
@@ -175,5 +179,232 @@ final class DataMaskTests: XCTestCase {
         XCTAssertFalse(got["O"]!.data.contains { $0.isNaN }, "the fused program visited a fully masked block")
         let (err, scale) = DifferentialTests.maxError(expected, got)
         XCTAssertLessThanOrEqual(err, 1e-4 * scale)
+    }
+
+    /// The top-level loops with a full element, by kernel index and position.
+    static func fullLoops(_ program: Program) -> [(kernel: Int, position: Int, loop: Loop)] {
+        var out: [(Int, Int, Loop)] = []
+        for (k, kernel) in program.kernels.enumerated() {
+            for (n, inst) in kernel.body.enumerated() {
+                if case .loop(let loop) = inst.op, loop.full != nil { out.append((k, n, loop)) }
+            }
+        }
+        return out
+    }
+
+    /// The fused program with its loop's full element read from a new input `F: bool[6, 6]` and
+    /// its bounds from a new input `R: i32[6, 2]` instead of the summary's (the summary still
+    /// writes them; nothing reads them).
+    static func readingSummaryFromInputs(_ fused: Program) throws -> Program {
+        var out = fused
+        let found = try XCTUnwrap(fullLoops(fused).first)
+        let f = TensorID(out.tensors.count)
+        out.tensors.append(GlobalTensor(name: "F", shape: [6, 6], role: .input, elementType: .bool))
+        let r = TensorID(out.tensors.count)
+        out.tensors.append(GlobalTensor(name: "R", shape: [6, 2], role: .input, elementType: .i32))
+        var loop = found.loop
+        loop.full!.element.tensor = f
+        loop.bounds!.lower.tensor = r
+        loop.bounds!.upper.tensor = r
+        out.kernels[found.kernel].body[found.position].op = .loop(loop)
+        return out
+    }
+
+    /// The all bit decides whether the element test runs, and the bounds which key blocks are
+    /// visited: with them read from inputs F and R, F all 1 makes every visited block (any bit 1)
+    /// attend to all its keys, so the output is the unfused program's under the mask widened to
+    /// whole kept blocks (the mask is not read there); F all 0 gives the masked output; R = [1, 6)
+    /// drops key block 0 (the output is the unfused one under the mask without keys 0 ..< 16);
+    /// the fused program's own bits and bounds give the masked output. Interpreter, and the
+    /// compiled C under the sanitizers (it matches the interpreter on the same inputs, so it
+    /// took the same path). Tolerance 1e-4·max(1, max|reference|).
+    func testFullBlocksSkipTheElementTestAndBoundsTheLoop() throws {
+        let program = try DifferentialTests.example("attention_block_mask", dims: Self.dims, blocks: Self.blocks)
+        let fused = Fusion.fuse(program).program
+        let lying = try Self.readingSummaryFromInputs(fused)
+        XCTAssertEqual(Verifier.verify(lying, target: .cpu), [])
+        let m = Self.masks[0].1  // banded: partial blocks near the band's edges, some full ones
+        // The mask widened to whole 16×16 blocks that hold a kept element.
+        let n = Self.n
+        var kept = Set<Int>()
+        for i in 0..<n { for j in 0..<n where m.data[i * n + j] != 0 { kept.insert((i / 16) * 6 + j / 16) } }
+        let widened = Self.mask { i, j in kept.contains((i / 16) * 6 + j / 16) }
+        XCTAssertNotEqual(widened.data, m.data, "the band must leave partial blocks")
+        var inputs = DifferentialTests.inputs(program, seed: 11)
+        inputs["M"] = m
+        let masked = try BlockInterpreter.run(program, inputs: inputs)
+        XCTAssertLessThanOrEqual(try Self.error(masked, BlockInterpreter.run(fused, inputs: inputs)), 1e-4)
+        func unfused(_ mask: NDArray) throws -> [String: NDArray] {
+            var given = inputs
+            given["M"] = mask
+            return try BlockInterpreter.run(program, inputs: given)
+        }
+        let unmasked = try unfused(widened)
+        let dropped = try unfused(Self.mask { i, j in m.data[i * n + j] != 0 && j >= 16 })
+        XCTAssertGreaterThan(try Self.error(masked, unmasked), 1e-2, "the widened mask must change the output")
+        XCTAssertGreaterThan(try Self.error(masked, dropped), 1e-2, "dropping key block 0 must change the output")
+        func bits(_ bit: Float) -> NDArray {
+            NDArray(shape: [6, 6], data: Array(repeating: bit, count: 36), elementType: .bool)
+        }
+        func bounds(_ first: Float) -> NDArray {
+            NDArray(shape: [6, 2], data: (0..<6).flatMap { _ in [first, 6] }, elementType: .i32)
+        }
+        for (bit, first, expected) in [(Float(1), Float(0), unmasked), (0, 0, masked), (0, 1, dropped)] {
+            var given = inputs
+            given["F"] = bits(bit)
+            given["R"] = bounds(first)
+            let got = try BlockInterpreter.run(lying, inputs: given)
+            XCTAssertLessThanOrEqual(try Self.error(expected, got), 1e-4, "F = \(bit), R from \(first)")
+        }
+        // The compiled C of the same program, F all 1 and R = [1, 6), agrees with the interpreter.
+        let dir = CLI.temporaryDirectory("fullbits")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try BlockPrinter.print(lying).write(toFile: dir + "/p.block", atomically: true, encoding: String.Encoding.utf8)
+        var arguments = ["verify", dir + "/p.block", "--sanitize", "--seed", "3"]
+        for (name, array) in [("M", m), ("F", bits(1)), ("R", bounds(1))] {
+            try NPY.writeFile(array, to: "\(dir)/\(name).npy")
+            arguments += ["--input", "\(name)=\(dir)/\(name).npy"]
+        }
+        let result = CLI.blockc(arguments)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+    }
+
+    /// The largest difference between two runs' `O`, relative to `max(1, max|a|)`.
+    static func error(_ a: [String: NDArray], _ b: [String: NDArray]) throws -> Float {
+        let (err, scale) = DifferentialTests.maxError(a, b)
+        return err / scale
+    }
+
+    /// `within` and `full … true(…)` print as they parse; the verifier rejects a full element
+    /// without a guard, a `true` value the body does not define, and bounds of a non-i32 tensor;
+    /// the parser, bounds that name the counter; bounds narrow the interpreter's range.
+    func testBoundsAndFullElementsRoundTrip() throws {
+        func text(_ header: String) -> String {
+            """
+            program p
+
+            tensor X: f32[4,8] @global input
+            tensor B: bool[2] @global input
+            tensor R: i32[2] @global input
+            tensor Y: f32[4] @global output
+
+            kernel k grid(i < 1) {
+              %0 = fill 0.0 : f32[4] @local
+              %1 = fill -inf : f32[] @reg
+              %2 = for k in 0 ..< 2\(header) iter(%3 = %0) : f32[4] @local {
+                %4 = load X[0 +: 4, k * 4 +: 4] : f32[4,4] @local
+                %5 = load X[0 +: 4, k * 4 +: 4] : f32[4,4] @local
+                %6 = select %5, %4, %1 : f32[4,4] @local
+                %7 = reduce_sum %6 axis 1 : f32[4] @local
+                %8 = add %3, %7 : f32[4] @local
+                yield %8
+              }
+              store %2 -> Y[0 +: 4]
+            }
+
+            """
+        }
+        let good = text(" within R[0] ..< R[1] if B[k] full B[k] true(%5)")
+        let program = try BlockParser.parse(good)
+        XCTAssertEqual(BlockPrinter.print(program), good)
+        XCTAssertEqual(Verifier.verify(program, target: .cpu), [])
+        // The body where B[k] is set reads X once: the select's condition load is dropped.
+        guard case .loop(let loop) = program.kernels[0].body[2].op else { return XCTFail("no loop") }
+        let (fast, chosen) = loop.bodyWhereTrue()
+        XCTAssertEqual(chosen, [ValueID(6)])
+        XCTAssertEqual(fast.count, loop.body.count - 1)
+        XCTAssertFalse(fast.contains { $0.result?.id == ValueID(5) })
+        for (header, message) in [
+            (" full B[k] true(%5)", "come with its guard"),
+            (" if B[k] full B[k] true(%9)", "does not define"),
+            (" within X[0, 0] ..< X[0, 1] if B[k]", "i32"),
+        ] {
+            let errors = Verifier.verify(try BlockParser.parse(text(header)), target: .cpu)
+            XCTAssertTrue(errors.contains { $0.message.contains(message) }, "\(header): \(errors)")
+        }
+        // Bounds are read before the iterations: the counter is not in scope there.
+        XCTAssertThrowsError(try BlockParser.parse(text(" within R[k] ..< R[1] if B[k]"))) { error in
+            XCTAssertTrue("\(error)".contains("unknown index variable 'k'"), "\(error)")
+        }
+        // Run-time bounds narrow the range: R = [1, 2] runs iteration 1 only, R = [1, 1] none.
+        let x = NDArray(shape: [4, 8], data: (0..<32).map { Float(1 + $0 % 5) })
+        for (r, columns) in [([Float(1), 2], 4..<8), ([1, 1], 0..<0), ([-3, 9], 0..<8)] {
+            let inputs = [
+                "X": x, "B": NDArray(shape: [2], data: [1, 1], elementType: .bool),
+                "R": NDArray(shape: [2], data: r, elementType: .i32),
+            ]
+            let y = try BlockInterpreter.run(
+                try BlockParser.parse(text(" within R[0] ..< R[1] if B[k]")), inputs: inputs)
+            let expected = (0..<4).map { row in columns.reduce(Float(0)) { $0 + x.data[row * 8 + $1] } }
+            XCTAssertEqual(y["Y"]!.data, expected, "\(r)")
+        }
+    }
+
+    /// Offsets that are not non-decreasing, or lie outside `0 ... N`, are a clear error of the
+    /// graph interpreter and of the block interpreter, unfused and fused (the C harness's is in
+    /// VerifyTests.testBadOffsetsAreARunTimeError); offsets ending before N are fine.
+    func testBadOffsetsAreAnError() throws {
+        let dims = ["BH": 1, "N": Self.n, "d": 8, "D": 4]
+        let text = try String(contentsOfFile: CLI.packageRoot + "/Examples/attention_packed.graph", encoding: .utf8)
+        let graph = try GraphParser.parse(text, defaultName: "attention_packed", dimOverrides: dims)
+        XCTAssertEqual(graph.offsetInputs, ["offsets": Self.n])
+        let program = try DifferentialTests.example("attention_packed", dims: dims, blocks: Self.blocks)
+        let fused = Fusion.fuse(program).program
+        XCTAssertEqual(fused.segmentOffsetInputs, ["offsets": Self.n])
+        var inputs = DifferentialTests.inputs(program, seed: 2)
+        let cases: [([Float], String)] = [
+            ([0, 70, 10, 80, 90], "element 2 (10) is below element 1 (70)"),
+            ([0, 20, 40, 60, 95], "element 4 is 95, outside 0 ... 90"),
+            ([-1, 20, 40, 60, 90], "element 0 is -1, outside 0 ... 90"),
+        ]
+        for (offsets, message) in cases {
+            inputs["offsets"] = NDArray(shape: [5], data: offsets, elementType: .i32)
+            XCTAssertThrowsError(try GraphInterpreter.run(graph, inputs: inputs), "graph \(offsets)") { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+            for (label, p) in [("unfused", program), ("fused", fused)] {
+                XCTAssertThrowsError(try BlockInterpreter.run(p, inputs: inputs), "\(label) \(offsets)") { error in
+                    XCTAssertTrue("\(error)".contains(message), "\(label): \(error)")
+                }
+            }
+        }
+        inputs["offsets"] = NDArray(shape: [5], data: [0, 20, 40, 60, 70], elementType: .i32)
+        XCTAssertNoThrow(try BlockInterpreter.run(fused, inputs: inputs))
+    }
+
+    /// `same_segment(i, j, offsets)` alone (no causal mask), documents [0, 32), [32, 48), [48, 90):
+    /// the fused program equals the unfused one after every step; its key loop is bounded by the
+    /// summary's range and has full blocks; with V NaN at keys 0 ..< 32 (document 0, key blocks 0
+    /// and 1), the rows of the other documents stay finite (their loops start at key block 2 or 3).
+    func testRuntimeSegmentsAloneBoundTheKeyLoop() throws {
+        let path = CLI.packageRoot + "/Examples/attention_packed.graph"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "same_segment(i, j, offsets) && i >= j", with: "same_segment(i, j, offsets)")
+        XCTAssertTrue(text.contains("where(same_segment(i, j, offsets), S, -inf)"))
+        let dims = ["BH": 2, "N": Self.n, "d": 16, "D": 3]
+        let graph = try GraphParser.parse(text, defaultName: "segments", dimOverrides: dims)
+        var options = LoweringOptions()
+        try options.override(Self.blocks)
+        let program = try Lowering.lower(graph, options: options)
+        let offsets = NDArray(shape: [4], data: [0, 32, 48, 90], elementType: .i32)
+        let result = try DifferentialTests.checkEveryStep(
+            program, seed: 12, label: "same_segment alone", given: ["offsets": offsets])
+        let loops = Self.fullLoops(result.program)
+        XCTAssertEqual(loops.count, 1)
+        XCTAssertNotNil(loops.first?.loop.bounds)
+        var inputs = DifferentialTests.inputs(program, seed: 13)
+        inputs["offsets"] = offsets
+        for b in 0..<2 {
+            for key in 0..<32 { for e in 0..<16 { inputs["V"]!.data[(b * Self.n + key) * 16 + e] = .nan } }
+        }
+        let got = try BlockInterpreter.run(result.program, inputs: inputs)["O"]!
+        for b in 0..<2 {
+            for row in 32..<Self.n {
+                for e in 0..<16 {
+                    XCTAssertFalse(got.data[(b * Self.n + row) * 16 + e].isNaN, "row \(row) read document 0's values")
+                }
+            }
+        }
     }
 }

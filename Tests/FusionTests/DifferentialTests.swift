@@ -16,7 +16,7 @@ final class DifferentialTests: XCTestCase {
         for (k, id) in program.inputs.enumerated() {
             out[program[id].name] = RandomInputs.values(
                 shape: program[id].shape, type: program[id].elementType, seed: seed, stream: UInt64(k),
-                bound: bounds[program[id].name])
+                bound: bounds[program[id].name], offsetsInto: program[id].offsetsInto)
         }
         return out
     }

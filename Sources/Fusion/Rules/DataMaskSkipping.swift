@@ -21,22 +21,36 @@ extension FusionRule {
     /// →
     /// ```
     /// tensor M_any: bool[16,16] @global temp
-    /// kernel kc_M_any grid(i < 16, k < 16) {
-    ///   %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %1 = reduce_max %0 axis 1; %2 = reduce_max %1 axis 0
-    ///   store %2 -> M_any[i, k]
+    /// tensor M_all: bool[16,16] @global temp
+    /// tensor M_range: i32[16,2] @global temp
+    /// kernel kc_M_any grid(i < 16) {
+    ///   %f, %l = for k in 0 ..< 16 iter(%f0 = 16, %l0 = 0) {
+    ///     %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %any = reduce_max (reduce_max %0)
+    ///     store %any -> M_any[i, k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, k]
+    ///     yield min(%f0, %any ? k : 16), max(%l0, %any ? k + 1 : 0)
+    ///   }
+    ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]
     /// }
-    /// kernel kc grid(b < 8, i < 16) { for k in 0 ..< 16 if M_any[i, k] iter(…) { … } }
+    /// kernel kc grid(b < 8, i < 16) {
+    ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
+    /// }
     /// ```
     /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
     /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
-    /// value. A mask broadcast over heads is read once per (row block, key block), never the
-    /// scores. The rule adds a kernel, so the driver runs it after every other rule is stable
-    /// (Docs/Fusion.md).
+    /// value; the iterations before the first block whose bit is 1 and after the last are such
+    /// iterations, so `within` skips them without reading their bits. `M_all[i, k]` is 1 exactly
+    /// when `c` is non-zero at every valid element, so there `select c, x, f` is `x` over the
+    /// extent of its other operands (`Loop.bodyWhereTrue`; the condition's block covers the
+    /// operands' where the mask is broadcastable to them, as lowering's selects are); the all
+    /// bit is only recorded when some select on `c` has a block operand. A mask broadcast over
+    /// heads is read once per (row block, key block), never the scores. The rule adds a kernel,
+    /// so the driver runs it after every other rule is stable (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
         id: "R16", name: "data-mask-skipping",
-        summary: "skip the loop iterations whose block of a select's condition is all false, by a block summary kernel"
+        summary:
+            "skip the loop iterations whose block of a select's condition is all false and the element test where it is all true, by a block summary kernel"
     ) { program, _ in
         for (index, kernel) in program.kernels.enumerated() {
             var constants: [ValueID: Float] = [:]
@@ -58,6 +72,9 @@ extension FusionRule {
         var position: Int
         var loop: Loop
         var condition: ValueID
+        /// The slice's instructions before the loop (they read no counter).
+        var prelude: [Instruction]
+        /// The slice's instructions in the loop's body.
         var slice: [Instruction]
         var variables: [GridAxis]
         var trips: Int
@@ -77,6 +94,7 @@ extension FusionRule {
             ranges[loop.variable] = IndexRange(lower: 0, upper: upper.upper - 1)
             // Where each value the slice may read is defined: before the loop, or in its body.
             var definitions: [ValueID: (instruction: Instruction, order: Int)] = [:]
+            let before = Array(body[..<position])
             for (n, b) in body[..<position].enumerated() where b.results.count == 1 {
                 definitions[b.results[0].id] = (b, n)
             }
@@ -91,7 +109,9 @@ extension FusionRule {
                 else { continue }
                 let names = Set(slice.flatMap { indexVariables($0.op) })
                 return DataMaskMatch(
-                    position: position, loop: loop, condition: c, slice: slice,
+                    position: position, loop: loop, condition: c,
+                    prelude: slice.filter { inst in before.contains { $0 == inst } },
+                    slice: slice.filter { inst in !before.contains { $0 == inst } },
                     variables: kernel.grid.filter { names.contains($0.variable) }, trips: upper.upper)
             }
         }
@@ -166,44 +186,103 @@ extension FusionRule {
             }
             return nil
         }.first
-        let stem = (read.map { program[$0].name } ?? consumer.name) + "_any"
-        var name = stem
-        var n = 1
-        while taken.contains(name) {
-            n += 1
-            name = stem + "\(n)"
+        let base = read.map { program[$0].name } ?? consumer.name
+        var names = taken
+        func fresh(_ stem: String) -> String {
+            var name = stem
+            var n = 1
+            while names.contains(name) {
+                n += 1
+                name = stem + "\(n)"
+            }
+            names.insert(name)
+            return name
         }
+        let name = fresh(base + "_any")
+        let summaryShape = m.variables.map(\.extent) + [m.trips]
         let summary = TensorID(out.tensors.count)
+        out.tensors.append(GlobalTensor(name: name, shape: summaryShape, role: .temp, elementType: .bool))
+        // The loop with a guard, and, where its body has a select on the condition whose result
+        // takes its extent from a block operand, the full bit that lets it skip the element test.
+        let indices = (m.variables.map(\.variable) + [m.loop.variable]).map { IndexExpr.variable($0) }
+        var loop = m.loop
+        loop.condition = LoopCondition(tensor: summary, indices: indices)
+        var allName: String?
+        var trial = loop
+        trial.full = LoopFullBlocks(
+            element: LoopCondition(tensor: summary, indices: indices), trueValues: [m.condition])
+        if !trial.bodyWhereTrue().chosen.isEmpty {
+            let n = fresh(base + "_all")
+            allName = n
+            let all = TensorID(out.tensors.count)
+            out.tensors.append(GlobalTensor(name: n, shape: summaryShape, role: .temp, elementType: .bool))
+            loop.full = LoopFullBlocks(element: LoopCondition(tensor: all, indices: indices), trueValues: [m.condition])
+        }
+        // The first and last kept block of each row of blocks (i32 [rows…, 2]): the loop runs
+        // only between them (`within`), the guard still skipping the others inside.
+        let rangeName = fresh(base + "_range")
+        let range = TensorID(out.tensors.count)
         out.tensors.append(
-            GlobalTensor(
-                name: name, shape: m.variables.map(\.extent) + [m.trips], role: .temp, elementType: .bool))
-        // One instance per block the loop can read: the condition's block, recomputed as the
-        // consumer computes it, reduced to one element (is any element true?).
-        var b = BodyBuilder(firstNumber: (m.slice.flatMap(\.results).map(\.id.number).max() ?? 0) + 1)
-        b.instructions = m.slice
-        var block = m.condition
-        guard var type = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
-        if !producesTruth(m.slice.last!.op, program) {
-            // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
-            let zero = b.emit(.fill(0), BlockType([], .reg))
-            block = b.emit(.binary(.ne, block, zero), type)
+            GlobalTensor(name: rangeName, shape: m.variables.map(\.extent) + [2], role: .temp, elementType: .i32))
+        let rows = m.variables.map { IndexExpr.variable($0.variable) }
+        loop.bounds = LoopBounds(
+            lower: LoopCondition(tensor: range, indices: rows + [.constant(0)]),
+            upper: LoopCondition(tensor: range, indices: rows + [.constant(1)]))
+        // One instance per row of blocks, one iteration per block the loop can read: the
+        // condition's block, recomputed as the consumer computes it (what it computes before the
+        // loop, before this loop too), reduced to one element (is any element true? is every
+        // one?), and the first and last block whose any bit is 1.
+        let ids = (m.prelude + m.slice).flatMap(\.results).map(\.id.number)
+        var b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
+        b.instructions = m.prelude
+        let scalar = BlockType([], .reg)
+        let none = b.emit(.fill(Float(m.trips)), scalar)
+        let zero = b.emit(.fill(0), scalar)
+        guard let blockType = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        let ends = b.loop(
+            m.loop.variable, from: .constant(0), to: .constant(m.trips), carrying: [none, zero],
+            types: [scalar, scalar]
+        ) { b, carried in
+            b.instructions += m.slice
+            var truth = m.condition
+            if !producesTruth(m.slice.last!.op, program) {
+                // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
+                truth = b.emit(.binary(.ne, truth, zero), blockType)
+            }
+            // all = not any(not truth): the reductions are maxima only (past the extent ignored;
+            // an empty block's maximum is -inf, so its any bit is 0 and it is never full).
+            func anyOf(_ x: ValueID, _ b: inout BodyBuilder) -> ValueID {
+                var type = blockType
+                var block = x
+                while !type.shape.isEmpty {
+                    type.shape.removeLast()
+                    type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
+                    block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
+                }
+                return block
+            }
+            let any = anyOf(truth, &b)
+            b.emit(.store(any, summary, indices.map { .point($0) }))
+            if let f = loop.full {
+                let anyFalse = anyOf(b.emit(.binary(.eq, truth, zero), blockType), &b)
+                let all = b.emit(.binary(.eq, anyFalse, zero), scalar)
+                b.emit(.store(all, f.element.tensor, indices.map { .point($0) }))
+            }
+            let k = IndexExpr.variable(m.loop.variable)
+            let here = b.emit(.index(k, axis: nil), scalar)
+            let after = b.emit(.index(.add(k, .constant(1)), axis: nil), scalar)
+            let first = b.emit(.binary(.min, carried[0], b.emit(.select(any, here, none), scalar)), scalar)
+            let last = b.emit(.binary(.max, carried[1], b.emit(.select(any, after, zero), scalar)), scalar)
+            return [first, last]
         }
-        while !type.shape.isEmpty {
-            type.shape.removeLast()
-            type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
-            block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
-        }
-        b.emit(.store(block, summary, (m.variables.map(\.variable) + [m.loop.variable]).map { .point(.variable($0)) }))
+        // No kept block: first = trips, end = 0, an empty range.
+        b.emit(.store(ends[0], range, (rows + [.constant(0)]).map { .point($0) }))
+        b.emit(.store(ends[1], range, (rows + [.constant(1)]).map { .point($0) }))
         let kernelNames = Set(program.kernels.map(\.name))
         var kernelName = consumer.name + "_" + name
         while kernelNames.contains(kernelName) { kernelName += "_" }
-        let summaryKernel = Kernel(
-            name: kernelName, grid: m.variables + [GridAxis(m.loop.variable, m.trips)], body: b.instructions
-        ).renumbered()
+        let summaryKernel = Kernel(name: kernelName, grid: m.variables, body: b.instructions).renumbered()
         var guarded = consumer
-        var loop = m.loop
-        loop.condition = LoopCondition(
-            tensor: summary, indices: (m.variables.map(\.variable) + [m.loop.variable]).map { .variable($0) })
         guarded.body[m.position].op = .loop(loop)
         out.kernels[kernelIndex] = guarded
         out.kernels.insert(summaryKernel, at: kernelIndex)
@@ -211,8 +290,12 @@ extension FusionRule {
         return RuleApplication(
             program: out, place: consumer.name,
             detail:
-                "loop \(m.loop.variable) now skips the blocks whose \(what) is all false "
-                + "(summary \(name), computed by \(kernelName))")
+                "loop \(m.loop.variable) now runs from the first to the last block of its row whose \(what) is "
+                + "not all false, skips the others"
+                + (allName == nil ? " " : ", and runs without the element test where it is all true ")
+                + "(summary \(([name] + (allName.map { [$0] } ?? []) + [rangeName]).joined(separator: ", ")), "
+                + "computed by \(kernelName))"
+        )
     }
 
     /// Whether an op's result is 0 or 1 everywhere: a comparison, a logical op, a bool load.
