@@ -38,11 +38,18 @@ package struct KernelAnalysis {
     /// Loads the schedule reads from a copy packed once per call: views, never copied.
     package let packedOnce: Set<ValueID>
 
+    /// Whether an f32 product packs a right operand whose rows lie far apart (a CPU's L1 sets; a
+    /// GPU's product reads such a block where it is).
+    package let packsRowsFarApart: Bool
+
     /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory;
-    /// `packedOnce`: loads whose blocks the schedule packs once per call.
+    /// `packedOnce`: loads whose blocks the schedule packs once per call; `packsRowsFarApart`
+    /// (false for a GPU): see `needsPacking`.
     package init(
-        program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedOnce: Set<ValueID> = []
+        program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedOnce: Set<ValueID> = [],
+        packsRowsFarApart: Bool = true
     ) {
+        self.packsRowsFarApart = packsRowsFarApart
         self.program = program
         self.kernel = kernel
         self.types = kernel.valueTypes()
@@ -371,16 +378,24 @@ extension KernelAnalysis {
         return transposed ? (s[1], s[0]) : (s[0], s[1])
     }
 
-    /// Whether a dot's right operand is packed first: to unit stride along `j`, or into a dense
-    /// block when its rows lie far apart (a block of a wide global matrix: rows 2 KiB or more
-    /// apart map to few L1 sets and evict each other during the product).
-    /// A bf16 dot always packs (into bf16 pairs on a CPU with AVX512_BF16, rounded elsewhere).
+    /// Whether a dot's right operand is packed first: to unit stride along `j`, or, on a CPU,
+    /// into a dense block when its rows lie far apart (a block of a wide global matrix: rows 2 KiB
+    /// or more apart map to few L1 sets and evict each other during the product; a GPU's product
+    /// reads them where they are). A bf16 dot always packs (into bf16 pairs on a CPU with
+    /// AVX512_BF16, rounded elsewhere).
+    /// A product of at most `registerTileRows` rows (one register tile of the C runtime's
+    /// micro-kernel: a decode step's matrix-vector product) reads each row of its right operand
+    /// once, streaming it: packing would only copy it.
     package func needsPacking(_ dot: ValueID) -> Bool {
         guard case .dot(_, let b, _, let tb, let precision)? = dots[dot] else { return false }
         if precision == .bf16 { return true }
         let (k, j) = rightStrides(b, transposed: tb)
-        return j != 1 || k >= 512
+        let rows = types[dot]?.shape.first ?? Int.max
+        return j != 1 || (packsRowsFarApart && k >= 512 && rows > Self.registerTileRows)
     }
+
+    /// The rows of the C runtime's register tile (`blk_gemm`: 6×64 with AVX-512, 6×16 with AVX2).
+    package static let registerTileRows = 6
 
     /// The elements of the packed right operand of a dot (`k × n` of its static shape).
     package func packedCount(_ dot: ValueID) -> Int {

@@ -185,7 +185,8 @@ package struct KernelSchedule: Sendable {
     package static func storage(_ program: Program, _ kernel: Kernel, target: TargetDescription) -> (
         KernelAnalysis, [Prepack], [ValueID: Int], BufferPlan
     ) {
-        var analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: !target.isGPU)
+        var analysis = KernelAnalysis(
+            program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packsRowsFarApart: !target.isGPU)
         guard !target.isGPU else { return (analysis, [], [:], BufferPlan(analysis)) }
         let (prepacks, prepackedLoads) = Self.prepacks(program, kernel, analysis)
         let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)

@@ -26,7 +26,7 @@ public enum LocalStorage {
     private static func plan(_ kernel: Kernel, in program: Program, target: TargetDescription?) -> (
         analysis: KernelAnalysis, plan: BufferPlan
     ) {
-        let analysis = KernelAnalysis(program: program, kernel: kernel)
+        let analysis = KernelAnalysis(program: program, kernel: kernel, packsRowsFarApart: !(target?.isGPU ?? false))
         guard let target, !target.isGPU else { return (analysis, BufferPlan(analysis)) }
         let packedOnce = KernelSchedule.packedOnceDots(program: program, kernel: kernel, analysis: analysis)
         return (analysis, BufferPlan(analysis, packedOnce: packedOnce))

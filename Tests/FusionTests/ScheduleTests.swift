@@ -127,6 +127,53 @@ final class ScheduleTests: XCTestCase {
     /// gives every warp a tile, and falls back to the register-tiled product, saying why, on a GPU without bf16
     /// tensor cores, for threads that are not whole warps and for an output under 8 along an axis; f32 dots stay
     /// register-tiled. The bf16 examples' dots all use the tensor cores on sm_80 and sm_90.
+    /// A product of at most one register tile of rows (a decode step's matrix-vector products)
+    /// reads its right operand where it is, each row once, instead of packing it first; wider
+    /// products of the same weights still pack (their rows would evict each other from L1).
+    func testFewRowsReadTheirRightOperandInPlace() throws {
+        let program = try DifferentialTests.example(
+            "llama_layer_decode", dims: ["D": 512, "H": 4, "Hkv": 2, "N": 301, "F": 200])
+        let fused = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program
+        var few = 0
+        for k in Scheduler.schedule(fused, target: .cpu).kernels {
+            for d in k.dots where d.precision == .f32 {
+                guard let rows = k.analysis.types[d.dot]?.shape.first, rows <= KernelAnalysis.registerTileRows,
+                    case .dot(_, let b, _, let tb, _)? = k.analysis.dots[d.dot],
+                    k.analysis.rightStrides(b, transposed: tb).j == 1
+                else { continue }
+                few += 1
+                XCTAssertFalse(d.packsRight, "\(k.kernel.name): a \(rows)-row product packs its right operand")
+            }
+        }
+        XCTAssertGreaterThan(few, 3, "the decode step's projections are products of one row")
+        let ln = try DifferentialTests.example("layernorm_matmul", dims: ["M": 256, "K": 256, "N": 1024])
+        let lnSchedule = Scheduler.schedule(
+            Fusion.fuse(ln, options: FusionOptions(cores: CLI.pinnedCores)).program, target: .cpu)
+        XCTAssert(lnSchedule.kernels.flatMap(\.dots).contains { $0.packsRight }, "64-row products of W pack")
+    }
+
+    /// On a GPU a product reads a wide matrix's block where it is (no pack buffer in shared
+    /// memory), so with 32-row blocks SwiGLU's hidden layer stays on chip on sm_90: no kernel
+    /// stores an [M, h] tensor, and the fused program matches the unfused one.
+    func testGPUKeepsTheSwiGLUHiddenLayerOnChip() throws {
+        let dims = ["M": 128, "d": 1024, "h": 256]
+        let program = try DifferentialTests.example("rmsnorm_swiglu", dims: dims, blocks: [("i", 32)])
+        let fused = Fusion.fuse(program, options: FusionOptions(target: .sm90, cores: CLI.pinnedCores)).program
+        var stored: [String] = []
+        for k in fused.kernels {
+            k.walk { inst in
+                if case .store(_, let t, _) = inst.op { stored.append("\(fused[t].name)\(fused[t].shape)") }
+            }
+        }
+        XCTAssertFalse(
+            stored.contains { $0.hasSuffix("[128, 256]") }, "the hidden layer goes through memory: \(stored)")
+        XCTAssertEqual(LocalStorage.verify(fused, target: .sm90).map(\.description), [])
+        let inputs = DifferentialTests.inputs(program, seed: 3)
+        let (err, scale) = DifferentialTests.maxError(
+            try BlockInterpreter.run(program, inputs: inputs), try BlockInterpreter.run(fused, inputs: inputs))
+        XCTAssertLessThanOrEqual(err, 1e-4 * scale)
+    }
+
     func testGPUProductChoice() throws {
         typealias S = KernelSchedule
         XCTAssertEqual(

@@ -8,13 +8,12 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k7_matmul_t21: grid(j < 32), 32 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
+/* kernel k7_matmul_t21: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
 static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wq, float *restrict blk_g_t21) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-        float B2[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(static)
         for (long j = 0; j < 32; j++) {
             // %0 = fill 0.0
@@ -83,8 +82,7 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
                 // %21 = dot %19, %20: accumulated in place by its add
                 // %22 = add %14, %21
                 float *v22 = B0;
-                blk_pack(64, 64, v20, 2048, 1, B2, 64);
-                blk_gemm_pf(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1, k + 1 < 32 ? blk_g_Wq + (k + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
+                blk_gemm_pf(1, 64, 64, v18, 0, 1, v20, 2048, v22, 64, 1, k + 1 < 32 ? blk_g_Wq + (k + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
                 // yield %22
                 {
                 }
@@ -115,17 +113,10 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
 
 /* kernel k8_matmul_Knew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
 static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wk, float *restrict blk_g_k8_matmul_Knew_split_state0) {
-    static blk_workspace W0;
-    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-#pragma omp for collapse(2) schedule(static)
-        for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 8; pt_++) {
-                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 131072, 64);
-            }
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
@@ -191,11 +182,11 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
                     }
                     // %19 = broadcast %18 axis 0
                     // %20 = load Wk[k * 64 +: 64, j * 64 +: 64]
-                    const float *v20 = P0 + (j * 64 / 64) * 131072 + k * 64 * 64;
+                    const float *v20 = blk_g_Wk + k * 64 * 512 + j * 64;
                     // %21 = dot %19, %20: accumulated in place by its add
                     // %22 = add %14, %21
                     float *v22 = B0;
-                    blk_gemm(1, 64, 64, v18, 0, 1, v20, 64, v22, 64, 1);
+                    blk_gemm_pf(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1, k + 1 < blk_imin(32, (s * 16 + 16)) ? blk_g_Wk + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
                     // yield %22
                     {
                     }
@@ -212,7 +203,6 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
                 }
             }
     }
-    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k8_matmul_Knew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
@@ -274,17 +264,10 @@ static void blk_u_llama_layer_decode_k2(float *restrict blk_g_Knew, const float 
 
 /* kernel k9_matmul_Vnew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
 static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const float *restrict blk_g_g_attn, const float *restrict blk_g_Wv, float *restrict blk_g_k9_matmul_Vnew_split_state0) {
-    static blk_workspace W0;
-    float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-#pragma omp for collapse(2) schedule(static)
-        for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 8; pt_++) {
-                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 131072, 64);
-            }
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
@@ -350,11 +333,11 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
                     }
                     // %19 = broadcast %18 axis 0
                     // %20 = load Wv[k * 64 +: 64, j * 64 +: 64]
-                    const float *v20 = P0 + (j * 64 / 64) * 131072 + k * 64 * 64;
+                    const float *v20 = blk_g_Wv + k * 64 * 512 + j * 64;
                     // %21 = dot %19, %20: accumulated in place by its add
                     // %22 = add %14, %21
                     float *v22 = B0;
-                    blk_gemm(1, 64, 64, v18, 0, 1, v20, 64, v22, 64, 1);
+                    blk_gemm_pf(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1, k + 1 < blk_imin(32, (s * 16 + 16)) ? blk_g_Wv + (k + 1) * 64 * 512 + j * 64 : 0, 64, 512, 64);
                     // yield %22
                     {
                     }
@@ -371,7 +354,6 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
                 }
             }
     }
-    blk_workspace_give(&W0, P0);
 }
 
 /* kernel k9_matmul_Vnew: grid(j < 8), 8 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
@@ -786,12 +768,12 @@ static void blk_u_llama_layer_decode_k6(float *restrict blk_g_t33, const float *
     }
 }
 
-/* kernel k19_add_X1: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
+/* kernel k19_add_X1: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
 static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t33, float *restrict blk_g_X1) {
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
-        float B1[4096] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(static)
         for (long j = 0; j < 32; j++) {
             // %0 = load X[0, j * 64 +: 64]
@@ -815,8 +797,7 @@ static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const flo
                 // %7 = dot %5, %6: accumulated in place by its add
                 // %8 = add %3, %7
                 float *v8 = B0;
-                blk_pack(64, 64, v6, 2048, 1, B1, 64);
-                blk_gemm_pf(1, 64, 64, v4, 0, 1, B1, 64, v8, 64, 1, k1 + 1 < 32 ? blk_g_Wo + (k1 + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
+                blk_gemm_pf(1, 64, 64, v4, 0, 1, v6, 2048, v8, 64, 1, k1 + 1 < 32 ? blk_g_Wo + (k1 + 1) * 64 * 2048 + j * 64 : 0, 64, 2048, 64);
                 // yield %8
                 {
                 }
@@ -853,33 +834,12 @@ static void blk_u_llama_layer_decode_k7(const float *restrict blk_g_X, const flo
 
 /* kernel k32_add_Y_split: grid(s < 15), 15 instance(s); local blocks: 4 buffer(s), 8960 bytes per thread */
 static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_k32_add_Y_split_state0) {
-    static blk_workspace W0;
-    float *P0 = (float *)blk_workspace_take(&W0, 46137344);
-    static blk_workspace W1;
-    float *P1 = (float *)blk_workspace_take(&W1, 46137344);
-    static blk_workspace W2;
-    float *P2 = (float *)blk_workspace_take(&W2, 46137344);
 #pragma omp parallel
     {
         float B0[2048] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
         float B3[64] __attribute__((aligned(64)));
-#pragma omp for collapse(2) schedule(static)
-        for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 88; pt_++) {
-                blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W1 + pl_ * 11534336 + pt_ * 64, 5632, 1, P0 + (pl_ * 88 + pt_) * 131072, 64);
-            }
-#pragma omp for collapse(2) schedule(static)
-        for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 88; pt_++) {
-                blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W3 + pl_ * 11534336 + pt_ * 64, 5632, 1, P1 + (pl_ * 88 + pt_) * 131072, 64);
-            }
-#pragma omp for collapse(2) schedule(static)
-        for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(5632, blk_imin(2048, 2048 - pt_ * 2048), blk_g_W2 + pl_ * 11534336 + pt_ * 2048, 2048, 1, P2 + (pl_ * 1 + pt_) * 11534336, 2048);
-            }
 #pragma omp for collapse(1) schedule(dynamic, 1)
         for (long s = 0; s < 15; s++) {
             // %0 = fill 0.0
@@ -962,17 +922,17 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
                     }
                     // %24 = broadcast %23 axis 0
                     // %25 = load W1[k3 * 64 +: 64, k2 * 64 +: 64]
-                    const float *v25 = P0 + (k2 * 64 / 64) * 131072 + k3 * 64 * 64;
+                    const float *v25 = blk_g_W1 + k3 * 64 * 5632 + k2 * 64;
                     // %26 = dot %24, %25: accumulated in place by its add
                     // %27 = add %18, %26
                     float *v27 = B1;
-                    blk_gemm(1, 64, 64, v23, 0, 1, v25, 64, v27, 64, 1);
+                    blk_gemm_pf(1, 64, 64, v23, 0, 1, v25, 5632, v27, 64, 1, k3 + 1 < 32 ? blk_g_W1 + (k3 + 1) * 64 * 5632 + k2 * 64 : 0, 64, 5632, 64);
                     // %28 = load W3[k3 * 64 +: 64, k2 * 64 +: 64]
-                    const float *v28 = P1 + (k2 * 64 / 64) * 131072 + k3 * 64 * 64;
+                    const float *v28 = blk_g_W3 + k3 * 64 * 5632 + k2 * 64;
                     // %29 = dot %24, %28: accumulated in place by its add
                     // %30 = add %19, %29
                     float *v30 = B2;
-                    blk_gemm(1, 64, 64, v23, 0, 1, v28, 64, v30, 64, 1);
+                    blk_gemm_pf(1, 64, 64, v23, 0, 1, v28, 5632, v30, 64, 1, k3 + 1 < 32 ? blk_g_W3 + (k3 + 1) * 64 * 5632 + k2 * 64 : 0, 64, 5632, 64);
                     // yield %27, %30
                     {
                     }
@@ -1015,11 +975,11 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
                 }
                 // %35 = broadcast %34 axis 0
                 // %36 = load W2[k2 * 64 +: 64, 0 +: 2048]
-                const float *v36 = P2 + (0 / 2048) * 11534336 + k2 * 64 * 2048;
+                const float *v36 = blk_g_W2 + k2 * 64 * 2048;
                 // %37 = dot %35, %36: accumulated in place by its add
                 // %38 = add %15, %37
                 float *v38 = B0;
-                blk_gemm(1, 2048, 64, v34, 0, 1, v36, 2048, v38, 2048, 1);
+                blk_gemm_pf(1, 2048, 64, v34, 0, 1, v36, 2048, v38, 2048, 1, k2 + 1 < blk_imin(88, (s * 6 + 6)) ? blk_g_W2 + (k2 + 1) * 64 * 2048 : 0, 64, 2048, 2048);
                 // yield %38
                 {
                 }
@@ -1036,9 +996,6 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
             }
         }
     }
-    blk_workspace_give(&W0, P0);
-    blk_workspace_give(&W1, P1);
-    blk_workspace_give(&W2, P2);
 }
 
 /* kernel k32_add_Y: grid(), 1 instance(s); local blocks: 2 buffer(s), 16384 bytes per thread */

@@ -21,7 +21,7 @@ __device__ __forceinline__ int32_t blk_f32_to_i32(float x) {
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_embedding_rmsnorm_k0(const int32_t *__restrict__ blk_g_tokens, const float *__restrict__ blk_g_E, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W, float *__restrict__ blk_g_y) {
     const long i = ((long)blockIdx.x / 8);
     const long j = (long)blockIdx.x % 8;
-    /* barriers: 6 of the 16 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 6 of the 15 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -95,12 +95,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_embedding_rmsnorm_k0(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v14[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v11[c_]);
         }
+        __syncthreads();
         // %15 = dot %14, %12: accumulated in place by its add
         // %16 = add %6, %15
         float *v16 = B2;
-        blk_pack(64, 64, v12, 512, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v14, 64, 1, B4, 64, v16, 64, 1);
+        blk_gemm(64, 64, 64, v14, 64, 1, v12, 512, v16, 64, 1);
         // yield %10, %16
         {
         }

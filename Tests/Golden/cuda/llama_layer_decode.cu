@@ -8,15 +8,14 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k7_matmul_t21: grid(j < 32), 32 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
-/* launch: 32 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
+/* kernel k7_matmul_t21: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
+/* launch: 32 block(s) x 256 threads, 512 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t21) {
     const long j = (long)blockIdx.x;
-    /* barriers: 6 of the 13 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 6 of the 12 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
-    float *__restrict__ B2 = blk_smem + 128;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -84,15 +83,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k0
             const long r_ = f_;
             v18[r_] = (v16[r_] * v17[r_]);
         }
+        __syncthreads();
         // %19 = broadcast %18 axis 0
         // %20 = load Wq[k * 64 +: 64, j * 64 +: 64]
         const float *v20 = blk_g_Wq + k * 64 * 2048 + j * 64;
         // %21 = dot %19, %20: accumulated in place by its add
         // %22 = add %14, %21
         float *v22 = B0;
-        blk_pack(64, 64, v20, 2048, 1, B2, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1);
+        blk_gemm(1, 64, 64, v18, 0, 1, v20, 2048, v22, 64, 1);
         // yield %22
         {
         }
@@ -120,16 +118,15 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k0
     }
 }
 
-/* kernel k8_matmul_Knew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
-/* launch: 16 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
+/* kernel k8_matmul_Knew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
+/* launch: 16 block(s) x 256 threads, 512 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_k8_matmul_Knew_split_state0) {
     const long j = ((long)blockIdx.x / 2);
     const long s = (long)blockIdx.x % 2;
-    /* barriers: 4 of the 12 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 4 of the 11 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
-    float *__restrict__ B2 = blk_smem + 128;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -197,15 +194,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k1
             const long r_ = f_;
             v18[r_] = (v16[r_] * v17[r_]);
         }
+        __syncthreads();
         // %19 = broadcast %18 axis 0
         // %20 = load Wk[k * 64 +: 64, j * 64 +: 64]
         const float *v20 = blk_g_Wk + k * 64 * 512 + j * 64;
         // %21 = dot %19, %20: accumulated in place by its add
         // %22 = add %14, %21
         float *v22 = B0;
-        blk_pack(64, 64, v20, 512, 1, B2, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1);
+        blk_gemm(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1);
         // yield %22
         {
         }
@@ -272,16 +268,15 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k2
     }
 }
 
-/* kernel k9_matmul_Vnew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 3 buffer(s), 16896 bytes per thread */
-/* launch: 16 block(s) x 256 threads, 16896 bytes of dynamic shared memory */
+/* kernel k9_matmul_Vnew_split: grid(j < 8, s < 2), 16 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
+/* launch: 16 block(s) x 256 threads, 512 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k3(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_k9_matmul_Vnew_split_state0) {
     const long j = ((long)blockIdx.x / 2);
     const long s = (long)blockIdx.x % 2;
-    /* barriers: 4 of the 12 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 4 of the 11 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
-    float *__restrict__ B2 = blk_smem + 128;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -349,15 +344,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k3
             const long r_ = f_;
             v18[r_] = (v16[r_] * v17[r_]);
         }
+        __syncthreads();
         // %19 = broadcast %18 axis 0
         // %20 = load Wv[k * 64 +: 64, j * 64 +: 64]
         const float *v20 = blk_g_Wv + k * 64 * 512 + j * 64;
         // %21 = dot %19, %20: accumulated in place by its add
         // %22 = add %14, %21
         float *v22 = B0;
-        blk_pack(64, 64, v20, 512, 1, B2, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v18, 0, 1, B2, 64, v22, 64, 1);
+        blk_gemm(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1);
         // yield %22
         {
         }
@@ -763,11 +757,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k6
     }
 }
 
-/* kernel k19_add_X1: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
-/* launch: 32 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
+/* kernel k19_add_X1: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 512 bytes per thread */
+/* launch: 32 block(s) x 256 threads, 512 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k7(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t33, float *__restrict__ blk_g_X1) {
     const long j = (long)blockIdx.x;
-    /* barriers: 4 of the 8 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 4 of the 7 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -781,6 +775,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k7
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
+    __syncthreads();
     for (long k1 = 0; k1 < 32; k1++) {
         // %4 = load A[0, k1 * 64 +: 64]
         const float *v4 = blk_g_t33 + k1 * 64;
@@ -790,9 +785,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k7
         // %7 = dot %5, %6: accumulated in place by its add
         // %8 = add %3, %7
         float *v8 = B0;
-        blk_pack(64, 64, v6, 2048, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v4, 0, 1, B1, 64, v8, 64, 1);
+        blk_gemm(1, 64, 64, v4, 0, 1, v6, 2048, v8, 64, 1);
         // yield %8
         {
         }
@@ -826,215 +819,229 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k7
     }
 }
 
-/* kernel k30_mul_G: grid(j < 88), 88 instance(s); local blocks: 4 buffer(s), 17152 bytes per thread */
-/* launch: 88 block(s) x 256 threads, 17152 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k8(const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_X1, float *__restrict__ blk_g_G) {
-    const long j = (long)blockIdx.x;
-    /* barriers: 9 of the 18 placed (the others separate no accesses of one shared element by different threads) */
+/* kernel k32_add_Y_split: grid(s < 15), 15 instance(s); local blocks: 4 buffer(s), 8960 bytes per thread */
+/* launch: 15 block(s) x 256 threads, 8960 bytes of dynamic shared memory */
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k8(const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_X1, float *__restrict__ blk_g_k32_add_Y_split_state0) {
+    const long s = (long)blockIdx.x;
+    /* barriers: 10 of the 20 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 64;
-    float *__restrict__ B2 = blk_smem + 128;
-    float *__restrict__ B3 = blk_smem + 192;
+    float *__restrict__ B1 = blk_smem + 2048;
+    float *__restrict__ B2 = blk_smem + 2112;
+    float *__restrict__ B3 = blk_smem + 2176;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
     const float s1 = 0.0f;
-    // %2 = for k2 in 0 ..< 32 iter(%3 = %1)
-    float s3 = s1;
-    for (long k2 = 0; k2 < 32; k2++) {
-        // %4 = load X1[0, k2 * 64 +: 64]
-        const float *v4 = blk_g_X1 + k2 * 64;
-        // %5 = square %4
-        float *v5 = B0;
+    // %2 = fill 0.0
+    const float s2 = 0.0f;
+    // %3 = for k1 in 0 ..< 32 iter(%4 = %2)
+    float s4 = s2;
+    for (long k1 = 0; k1 < 32; k1++) {
+        // %5 = load X1[0, k1 * 64 +: 64]
+        const float *v5 = blk_g_X1 + k1 * 64;
+        // %6 = square %5
+        float *v6 = B0;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
-            v5[r_] = (v4[r_] * v4[r_]);
+            v6[r_] = (v5[r_] * v5[r_]);
         }
         __syncthreads();
-        // %6 = reduce_sum %5 axis 0
-        float s6;
+        // %7 = reduce_sum %6 axis 0
+        float s7;
         {
             float acc_ = 0.0f;
             for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
-                acc_ = (acc_ + v5[c_]);
+                acc_ = (acc_ + v6[c_]);
             }
-            s6 = blk_warp_sum(acc_);
+            s7 = blk_warp_sum(acc_);
         }
-        // %7 = add %3, %6
-        const float s7 = (s3 + s6);
-        // yield %7
+        // %8 = add %4, %7
+        const float s8 = (s4 + s7);
+        // yield %8
         {
-            const float t1_next = s7;
-            s3 = t1_next;
+            const float t1_next = s8;
+            s4 = t1_next;
         }
         __syncthreads();
     }
-    // %8 = fill 0.00048828125
-    const float s8 = 0.00048828125f;
-    // %9 = mul %2, %8
-    const float s9 = (s3 * s8);
-    // %10 = fill 1e-06
-    const float s10 = 1e-06f;
-    // %11 = add %9, %10
-    const float s11 = (s9 + s10);
-    // %12 = rsqrt %11
-    const float s12 = (1.0f / sqrtf(s11));
-    // %13, %14 = for k1 in 0 ..< 32 iter(%15 = %0, %16 = %0)
+    // %9 = fill 0.00048828125
+    const float s9 = 0.00048828125f;
+    // %10 = mul %3, %9
+    const float s10 = (s4 * s9);
+    // %11 = fill 1e-06
+    const float s11 = 1e-06f;
+    // %12 = add %10, %11
+    const float s12 = (s10 + s11);
+    // %13 = rsqrt %12
+    const float s13 = (1.0f / sqrtf(s12));
+    // %14 = for k2 in s * 6 ..< min(88, s * 6 + 6) iter(%15 = %0)
     float *v15 = B0;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v15[r_ * 64 + c_] = s0;
+    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
+        const long r_ = f_ / 2048, c_ = f_ % 2048;
+        v15[r_ * 2048 + c_] = s0;
     }
-    float *v16 = B1;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v16[r_ * 64 + c_] = s0;
-    }
-    for (long k1 = 0; k1 < 32; k1++) {
-        // %17 = load X1[0, k1 * 64 +: 64]
-        const float *v17 = blk_g_X1 + k1 * 64;
-        // %18 = mul %17, %12
-        float *v18 = B2;
+    for (long k2 = s * 6; k2 < blk_imin(88, (s * 6 + 6)); k2++) {
+        // %16, %17 = for k3 in 0 ..< 32 iter(%18 = %1, %19 = %1)
+        float *v18 = B1;
+        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v18[r_ * 64 + c_] = s1;
+        }
+        float *v19 = B2;
+        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+            const long r_ = f_ / 64, c_ = f_ % 64;
+            v19[r_ * 64 + c_] = s1;
+        }
+        __syncthreads();
+        for (long k3 = 0; k3 < 32; k3++) {
+            // %20 = load X1[0, k3 * 64 +: 64]
+            const float *v20 = blk_g_X1 + k3 * 64;
+            // %21 = mul %20, %13
+            float *v21 = B3;
+            for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+                const long r_ = f_;
+                v21[r_] = (v20[r_] * s13);
+            }
+            // %22 = load g_ffn[k3 * 64 +: 64]
+            const float *v22 = blk_g_g_ffn + k3 * 64;
+            // %23 = mul %21, %22
+            float *v23 = B3;
+            for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+                const long r_ = f_;
+                v23[r_] = (v21[r_] * v22[r_]);
+            }
+            __syncthreads();
+            // %24 = broadcast %23 axis 0
+            // %25 = load W1[k3 * 64 +: 64, k2 * 64 +: 64]
+            const float *v25 = blk_g_W1 + k3 * 64 * 5632 + k2 * 64;
+            // %26 = dot %24, %25: accumulated in place by its add
+            // %27 = add %18, %26
+            float *v27 = B1;
+            blk_gemm(1, 64, 64, v23, 0, 1, v25, 5632, v27, 64, 1);
+            // %28 = load W3[k3 * 64 +: 64, k2 * 64 +: 64]
+            const float *v28 = blk_g_W3 + k3 * 64 * 5632 + k2 * 64;
+            // %29 = dot %24, %28: accumulated in place by its add
+            // %30 = add %19, %29
+            float *v30 = B2;
+            blk_gemm(1, 64, 64, v23, 0, 1, v28, 5632, v30, 64, 1);
+            // yield %27, %30
+            {
+            }
+            __syncthreads();
+        }
+        __syncthreads();
+        // %31 = reduce_sum %16 axis 0
+        float *v31 = B3;
+        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+            const long c_ = f_;
+            float acc_ = 0.0f;
+            for (long r_ = 0; r_ < 1; r_++) {
+                acc_ = (acc_ + v18[r_ * 64 + c_]);
+            }
+            v31[c_] = acc_;
+        }
+        __syncthreads();
+        // %32 = silu %31
+        float *v32 = B3;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
-            v18[r_] = (v17[r_] * s12);
+            v32[r_] = blk_siluf(v31[r_]);
         }
-        // %19 = load g_ffn[k1 * 64 +: 64]
-        const float *v19 = blk_g_g_ffn + k1 * 64;
-        // %20 = mul %18, %19
-        float *v20 = B2;
+        // %33 = reduce_sum %17 axis 0
+        float *v33 = B1;
+        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+            const long c_ = f_;
+            float acc_ = 0.0f;
+            for (long r_ = 0; r_ < 1; r_++) {
+                acc_ = (acc_ + v19[r_ * 64 + c_]);
+            }
+            v33[c_] = acc_;
+        }
+        __syncthreads();
+        // %34 = mul %32, %33
+        float *v34 = B3;
         for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
             const long r_ = f_;
-            v20[r_] = (v18[r_] * v19[r_]);
+            v34[r_] = (v32[r_] * v33[r_]);
         }
-        // %21 = broadcast %20 axis 0
-        // %22 = load W1[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v22 = blk_g_W1 + k1 * 64 * 5632 + j * 64;
-        // %23 = dot %21, %22: accumulated in place by its add
-        // %24 = add %15, %23
-        float *v24 = B0;
-        blk_pack(64, 64, v22, 5632, 1, B3, 64);
         __syncthreads();
-        blk_gemm(1, 64, 64, v20, 0, 1, B3, 64, v24, 64, 1);
-        __syncthreads();
-        // %25 = load W3[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v25 = blk_g_W3 + k1 * 64 * 5632 + j * 64;
-        // %26 = dot %21, %25: accumulated in place by its add
-        // %27 = add %16, %26
-        float *v27 = B1;
-        blk_pack(64, 64, v25, 5632, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v20, 0, 1, B3, 64, v27, 64, 1);
-        // yield %24, %27
+        // %35 = broadcast %34 axis 0
+        // %36 = load W2[k2 * 64 +: 64, 0 +: 2048]
+        const float *v36 = blk_g_W2 + k2 * 64 * 2048;
+        // %37 = dot %35, %36: accumulated in place by its add
+        // %38 = add %15, %37
+        float *v38 = B0;
+        blk_gemm(1, 2048, 64, v34, 0, 1, v36, 2048, v38, 2048, 1);
+        // yield %38
         {
         }
-        __syncthreads();
     }
     __syncthreads();
-    // %28 = reduce_sum %13 axis 0
-    float *v28 = B2;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long c_ = f_;
-        float acc_ = 0.0f;
-        for (long r_ = 0; r_ < 1; r_++) {
-            acc_ = (acc_ + v15[r_ * 64 + c_]);
-        }
-        v28[c_] = acc_;
-    }
-    __syncthreads();
-    // %29 = silu %28
-    float *v29 = B2;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long r_ = f_;
-        v29[r_] = blk_siluf(v28[r_]);
-    }
-    // %30 = reduce_sum %14 axis 0
-    float *v30 = B0;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long c_ = f_;
-        float acc_ = 0.0f;
-        for (long r_ = 0; r_ < 1; r_++) {
-            acc_ = (acc_ + v16[r_ * 64 + c_]);
-        }
-        v30[c_] = acc_;
-    }
-    __syncthreads();
-    // %31 = mul %29, %30
-    float *v31 = B2;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long r_ = f_;
-        v31[r_] = (v29[r_] * v30[r_]);
-    }
-    // store %31 -> G[0, j * 64 +: 64]
+    // store %14 -> k32_add_Y_split_state0[s, 0 +: 1, 0 +: 2048]
     {
-        float *t2_dst = blk_g_G + j * 64;
-        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-            const long r_ = f_;
-            t2_dst[r_] = v31[r_];
+        float *t2_dst = blk_g_k32_add_Y_split_state0 + s * 2048;
+        for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
+            const long r_ = f_ / 2048, c_ = f_ % 2048;
+            t2_dst[r_ * 2048 + c_] = v15[r_ * 2048 + c_];
         }
     }
 }
 
-/* kernel k32_add_Y: grid(j < 32), 32 instance(s); local blocks: 2 buffer(s), 16640 bytes per thread */
-/* launch: 32 block(s) x 256 threads, 16640 bytes of dynamic shared memory */
-extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k9(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_X1, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
-    const long j = (long)blockIdx.x;
-    /* barriers: 4 of the 8 placed (the others separate no accesses of one shared element by different threads) */
+/* kernel k32_add_Y: grid(), 1 instance(s); local blocks: 2 buffer(s), 16384 bytes per thread */
+/* launch: 1 block(s) x 256 threads, 16384 bytes of dynamic shared memory */
+extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k9(const float *__restrict__ blk_g_X1, float *__restrict__ blk_g_Y, const float *__restrict__ blk_g_k32_add_Y_split_state0) {
+    /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 64;
-    // %0 = load X1[0, j * 64 +: 64]
-    const float *v0 = blk_g_X1 + j * 64;
+    float *__restrict__ B1 = blk_smem + 2048;
+    // %0 = load X1[0, 0 +: 2048]
+    const float *v0 = blk_g_X1 + 0;
     // %1 = fill 0.0
     const float s1 = 0.0f;
-    // %2 = for k1 in 0 ..< 88 iter(%3 = %1)
+    // %2 = for s in 0 ..< 15 iter(%3 = %1)
     float *v3 = B0;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
-        const long r_ = f_ / 64, c_ = f_ % 64;
-        v3[r_ * 64 + c_] = s1;
+    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
+        const long r_ = f_ / 2048, c_ = f_ % 2048;
+        v3[r_ * 2048 + c_] = s1;
     }
-    for (long k1 = 0; k1 < 88; k1++) {
-        // %4 = load G[0, k1 * 64 +: 64]
-        const float *v4 = blk_g_G + k1 * 64;
-        // %5 = broadcast %4 axis 0
-        // %6 = load W2[k1 * 64 +: 64, j * 64 +: 64]
-        const float *v6 = blk_g_W2 + k1 * 64 * 2048 + j * 64;
-        // %7 = dot %5, %6: accumulated in place by its add
-        // %8 = add %3, %7
-        float *v8 = B0;
-        blk_pack(64, 64, v6, 2048, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(1, 64, 64, v4, 0, 1, B1, 64, v8, 64, 1);
-        // yield %8
+    for (long s = 0; s < 15; s++) {
+        // %4 = load k32_add_Y_split_state0[s, 0 +: 1, 0 +: 2048]
+        const float *v4 = blk_g_k32_add_Y_split_state0 + s * 2048;
+        // %5 = add %3, %4
+        float *v5 = B0;
+        for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
+            const long r_ = f_ / 2048, c_ = f_ % 2048;
+            v5[r_ * 2048 + c_] = (v3[r_ * 2048 + c_] + v4[r_ * 2048 + c_]);
+        }
+        // yield %5
         {
         }
-        __syncthreads();
     }
     __syncthreads();
-    // %9 = reduce_sum %2 axis 0
-    float *v9 = B1;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+    // %6 = reduce_sum %2 axis 0
+    float *v6 = B1;
+    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long c_ = f_;
         float acc_ = 0.0f;
         for (long r_ = 0; r_ < 1; r_++) {
-            acc_ = (acc_ + v3[r_ * 64 + c_]);
+            acc_ = (acc_ + v3[r_ * 2048 + c_]);
         }
-        v9[c_] = acc_;
+        v6[c_] = acc_;
     }
     __syncthreads();
-    // %10 = add %0, %9
-    float *v10 = B1;
-    for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+    // %7 = add %0, %6
+    float *v7 = B1;
+    for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
         const long r_ = f_;
-        v10[r_] = (v0[r_] + v9[r_]);
+        v7[r_] = (v0[r_] + v6[r_]);
     }
-    // store %10 -> Y[0, j * 64 +: 64]
+    // store %7 -> Y[0, 0 +: 2048]
     {
-        float *t1_dst = blk_g_Y + j * 64;
-        for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
+        float *t1_dst = blk_g_Y + 0;
+        for (long f_ = threadIdx.x; f_ < 2048; f_ += blockDim.x) {
             const long r_ = f_;
-            t1_dst[r_] = v10[r_];
+            t1_dst[r_] = v7[r_];
         }
     }
 }
@@ -1067,9 +1074,6 @@ extern "C" int blk_u_llama_layer_decode_device(const float *blk_t_X, const float
     float *blk_g_X1 = NULL; /* temp X1: f32[1, 2048] */
     BLK_CHECK(cudaMalloc((void **)&blk_g_X1, (size_t)2048 * sizeof(float)));
     BLK_CHECK(cudaMemset(blk_g_X1, 0, (size_t)2048 * sizeof(float)));
-    float *blk_g_G = NULL; /* temp G: f32[1, 5632] */
-    BLK_CHECK(cudaMalloc((void **)&blk_g_G, (size_t)5632 * sizeof(float)));
-    BLK_CHECK(cudaMemset(blk_g_G, 0, (size_t)5632 * sizeof(float)));
     float *blk_g_Y = blk_t_Y;
     float *blk_g_k8_matmul_Knew_split_state0 = NULL; /* temp k8_matmul_Knew_split_state0: f32[8, 2, 1, 64] */
     BLK_CHECK(cudaMalloc((void **)&blk_g_k8_matmul_Knew_split_state0, (size_t)1024 * sizeof(float)));
@@ -1086,13 +1090,16 @@ extern "C" int blk_u_llama_layer_decode_device(const float *blk_t_X, const float
     float *blk_g_k17_matmul_t33_split_state2 = NULL; /* temp k17_matmul_t33_split_state2: f32[4, 1, 4, 4, 128] */
     BLK_CHECK(cudaMalloc((void **)&blk_g_k17_matmul_t33_split_state2, (size_t)8192 * sizeof(float)));
     BLK_CHECK(cudaMemset(blk_g_k17_matmul_t33_split_state2, 0, (size_t)8192 * sizeof(float)));
-    blk_u_llama_layer_decode_k0<<<32, 256, 16896>>>(blk_g_X, blk_g_g_attn, blk_g_Wq, (float *)blk_g_t21); /* k7_matmul_t21 */
+    float *blk_g_k32_add_Y_split_state0 = NULL; /* temp k32_add_Y_split_state0: f32[15, 1, 2048] */
+    BLK_CHECK(cudaMalloc((void **)&blk_g_k32_add_Y_split_state0, (size_t)30720 * sizeof(float)));
+    BLK_CHECK(cudaMemset(blk_g_k32_add_Y_split_state0, 0, (size_t)30720 * sizeof(float)));
+    blk_u_llama_layer_decode_k0<<<32, 256, 512>>>(blk_g_X, blk_g_g_attn, blk_g_Wq, (float *)blk_g_t21); /* k7_matmul_t21 */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_decode_k1<<<16, 256, 16896>>>(blk_g_X, blk_g_g_attn, blk_g_Wk, (float *)blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew_split */
+    blk_u_llama_layer_decode_k1<<<16, 256, 512>>>(blk_g_X, blk_g_g_attn, blk_g_Wk, (float *)blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew_split */
     BLK_CHECK(cudaGetLastError());
     blk_u_llama_layer_decode_k2<<<8, 256, 512>>>((float *)blk_g_Knew, blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_decode_k3<<<16, 256, 16896>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_k9_matmul_Vnew_split_state0); /* k9_matmul_Vnew_split */
+    blk_u_llama_layer_decode_k3<<<16, 256, 512>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_k9_matmul_Vnew_split_state0); /* k9_matmul_Vnew_split */
     BLK_CHECK(cudaGetLastError());
     blk_u_llama_layer_decode_k4<<<8, 256, 512>>>((float *)blk_g_Vnew, blk_g_k9_matmul_Vnew_split_state0); /* k9_matmul_Vnew */
     BLK_CHECK(cudaGetLastError());
@@ -1100,21 +1107,21 @@ extern "C" int blk_u_llama_layer_decode_device(const float *blk_t_X, const float
     BLK_CHECK(cudaGetLastError());
     blk_u_llama_layer_decode_k6<<<4, 256, 4352>>>((float *)blk_g_t33, blk_g_k17_matmul_t33_split_state0, blk_g_k17_matmul_t33_split_state1, blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33 */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_decode_k7<<<32, 256, 16640>>>(blk_g_X, blk_g_Wo, blk_g_t33, (float *)blk_g_X1); /* k19_add_X1 */
+    blk_u_llama_layer_decode_k7<<<32, 256, 512>>>(blk_g_X, blk_g_Wo, blk_g_t33, (float *)blk_g_X1); /* k19_add_X1 */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_decode_k8<<<88, 256, 17152>>>(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_X1, (float *)blk_g_G); /* k30_mul_G */
+    blk_u_llama_layer_decode_k8<<<15, 256, 8960>>>(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_X1, (float *)blk_g_k32_add_Y_split_state0); /* k32_add_Y_split */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_decode_k9<<<32, 256, 16640>>>(blk_g_W2, blk_g_X1, blk_g_G, (float *)blk_g_Y); /* k32_add_Y */
+    blk_u_llama_layer_decode_k9<<<1, 256, 16384>>>(blk_g_X1, (float *)blk_g_Y, blk_g_k32_add_Y_split_state0); /* k32_add_Y */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_t21));
     BLK_CHECK(cudaFree(blk_g_t33));
     BLK_CHECK(cudaFree(blk_g_X1));
-    BLK_CHECK(cudaFree(blk_g_G));
     BLK_CHECK(cudaFree(blk_g_k8_matmul_Knew_split_state0));
     BLK_CHECK(cudaFree(blk_g_k9_matmul_Vnew_split_state0));
     BLK_CHECK(cudaFree(blk_g_k17_matmul_t33_split_state0));
     BLK_CHECK(cudaFree(blk_g_k17_matmul_t33_split_state1));
     BLK_CHECK(cudaFree(blk_g_k17_matmul_t33_split_state2));
+    BLK_CHECK(cudaFree(blk_g_k32_add_Y_split_state0));
     return 0;
 }
 

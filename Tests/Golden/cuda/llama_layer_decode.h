@@ -24,16 +24,16 @@
 /*   blk_t_Y: output 'Y', f32[1, 2048], 2048 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_llama_layer_decode_k0 (k7_matmul_t21): 32 block(s) x 256 threads, 16896 bytes shared */
-/*   blk_u_llama_layer_decode_k1 (k8_matmul_Knew_split): 16 block(s) x 256 threads, 16896 bytes shared */
+/*   blk_u_llama_layer_decode_k0 (k7_matmul_t21): 32 block(s) x 256 threads, 512 bytes shared */
+/*   blk_u_llama_layer_decode_k1 (k8_matmul_Knew_split): 16 block(s) x 256 threads, 512 bytes shared */
 /*   blk_u_llama_layer_decode_k2 (k8_matmul_Knew): 8 block(s) x 256 threads, 512 bytes shared */
-/*   blk_u_llama_layer_decode_k3 (k9_matmul_Vnew_split): 16 block(s) x 256 threads, 16896 bytes shared */
+/*   blk_u_llama_layer_decode_k3 (k9_matmul_Vnew_split): 16 block(s) x 256 threads, 512 bytes shared */
 /*   blk_u_llama_layer_decode_k4 (k9_matmul_Vnew): 8 block(s) x 256 threads, 512 bytes shared */
 /*   blk_u_llama_layer_decode_k5 (k17_matmul_t33_split): 16 block(s) x 256 threads, 19648 bytes shared */
 /*   blk_u_llama_layer_decode_k6 (k17_matmul_t33): 4 block(s) x 256 threads, 4352 bytes shared */
-/*   blk_u_llama_layer_decode_k7 (k19_add_X1): 32 block(s) x 256 threads, 16640 bytes shared */
-/*   blk_u_llama_layer_decode_k8 (k30_mul_G): 88 block(s) x 256 threads, 17152 bytes shared */
-/*   blk_u_llama_layer_decode_k9 (k32_add_Y): 32 block(s) x 256 threads, 16640 bytes shared */
+/*   blk_u_llama_layer_decode_k7 (k19_add_X1): 32 block(s) x 256 threads, 512 bytes shared */
+/*   blk_u_llama_layer_decode_k8 (k32_add_Y_split): 15 block(s) x 256 threads, 8960 bytes shared */
+/*   blk_u_llama_layer_decode_k9 (k32_add_Y): 1 block(s) x 256 threads, 16384 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

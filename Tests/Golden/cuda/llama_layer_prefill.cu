@@ -13,7 +13,7 @@
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
     const long i = ((long)blockIdx.x / 32);
     const long j = (long)blockIdx.x % 32;
-    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 14 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -78,12 +78,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
+        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
-        blk_pack(64, 64, v11, 2048, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+        blk_gemm(64, 64, 64, v13, 64, 1, v11, 2048, v15, 64, 1);
         // yield %9, %15
         {
         }
@@ -134,7 +133,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
     const long i = ((long)blockIdx.x / 8);
     const long j = (long)blockIdx.x % 8;
-    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 14 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -199,12 +198,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
+        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
-        blk_pack(64, 64, v11, 512, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+        blk_gemm(64, 64, 64, v13, 64, 1, v11, 512, v15, 64, 1);
         // yield %9, %15
         {
         }
@@ -255,7 +253,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
     const long i = ((long)blockIdx.x / 8);
     const long j = (long)blockIdx.x % 8;
-    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 14 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -320,12 +318,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
+        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
-        blk_pack(64, 64, v11, 512, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+        blk_gemm(64, 64, 64, v13, 64, 1, v11, 512, v15, 64, 1);
         // yield %9, %15
         {
         }
@@ -371,13 +368,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
     }
 }
 
-/* kernel k21_matmul_t37: grid(b0 < 4, b1 < 4, i < 16), 256 instance(s); local blocks: 6 buffer(s), 98816 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 98816 bytes of dynamic shared memory */
+/* kernel k21_matmul_t37: grid(b0 < 4, b1 < 4, i < 16), 256 instance(s); local blocks: 6 buffer(s), 66304 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 66304 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 64);
     const long b1 = ((long)blockIdx.x / 16) % 4;
     const long i = (long)blockIdx.x % 16;
-    /* barriers: 11 of the 25 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 9 of the 24 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -532,15 +529,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
             const long r_ = f_;
             v32[r_] = (v26[r_] + v31[r_]);
         }
-        __syncthreads();
         // %33 = load t26[k2 * 64 +: 64, b0, 0, 0 +: 128]
         const float *v33 = blk_g_t25 + k2 * 64 * 512 + b0 * 128;
         // %34 = dot %30, %33: accumulated in place by its add
         // %35 = add %28, %34
         float *v35 = B2;
-        blk_pack(64, 128, v33, 512, 1, B5, 128);
-        __syncthreads();
-        blk_gemm(64, 128, 64, v30, 64, 1, B5, 128, v35, 128, 1);
+        blk_gemm(64, 128, 64, v30, 64, 1, v33, 512, v35, 128, 1);
         // yield %21, %32, %35
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -568,15 +562,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
     }
 }
 
-/* kernel k24_add_X1: grid(i < 16, j < 32), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
-/* launch: 512 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
+/* kernel k24_add_X1: grid(i < 16, j < 32), 512 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
+/* launch: 512 block(s) x 256 threads, 16384 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k4(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_X1) {
     const long i = ((long)blockIdx.x / 32);
     const long j = (long)blockIdx.x % 32;
-    /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 4096;
     // %0 = load X[i * 64 +: 64, j * 64 +: 64]
     const float *v0 = blk_g_X + i * 64 * 2048 + j * 64;
     // %1 = fill 0.0
@@ -587,6 +580,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
+    __syncthreads();
     for (long k1 = 0; k1 < 32; k1++) {
         // %4 = load t37[k1 / 8, k1 / 2 + k1 / 2 / 4 * (-4), i * 64 +: 64, k1 * 64 + k1 / 2 * (-128) +: 64]
         const float *v4 = blk_g_t37 + (k1 / 8) * 524288 + ((k1 / 2) + ((k1 / 2) / 4) * (-4)) * 131072 + i * 64 * 128 + (k1 * 64 + (k1 / 2) * (-128));
@@ -596,9 +590,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
         // %6 = dot %4, %5: accumulated in place by its add
         // %7 = add %3, %6
         float *v7 = B0;
-        blk_pack(blk_imin(e4_1, 64), 64, v5, 2048, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(64, 64, blk_imin(e4_1, 64), v4, 128, 1, B1, 64, v7, 64, 1);
+        blk_gemm(64, 64, blk_imin(e4_1, 64), v4, 128, 1, v5, 2048, v7, 64, 1);
         // yield %7
         {
         }
@@ -625,7 +617,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k5(const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_X1, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 88);
     const long j = (long)blockIdx.x % 88;
-    /* barriers: 7 of the 20 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 18 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -698,19 +690,15 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
             const long r_ = f_ / 64, c_ = f_ % 64;
             v16[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v12[c_]);
         }
+        __syncthreads();
         // %17 = dot %16, %14: accumulated in place by its add
         // %18 = add %6, %17
         float *v18 = B1;
-        blk_pack(64, 64, v14, 5632, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v16, 64, 1, B4, 64, v18, 64, 1);
-        __syncthreads();
+        blk_gemm(64, 64, 64, v16, 64, 1, v14, 5632, v18, 64, 1);
         // %19 = dot %16, %15: accumulated in place by its add
         // %20 = add %7, %19
         float *v20 = B2;
-        blk_pack(64, 64, v15, 5632, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v16, 64, 1, B4, 64, v20, 64, 1);
+        blk_gemm(64, 64, 64, v16, 64, 1, v15, 5632, v20, 64, 1);
         // yield %11, %18, %20
         {
         }
@@ -774,15 +762,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
     }
 }
 
-/* kernel k37_add_Y: grid(i < 16, j < 32), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
-/* launch: 512 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
+/* kernel k37_add_Y: grid(i < 16, j < 32), 512 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
+/* launch: 512 block(s) x 256 threads, 16384 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k6(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_X1, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 32);
     const long j = (long)blockIdx.x % 32;
-    /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 4096;
     // %0 = load X1[i * 64 +: 64, j * 64 +: 64]
     const float *v0 = blk_g_X1 + i * 64 * 2048 + j * 64;
     // %1 = fill 0.0
@@ -793,6 +780,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
+    __syncthreads();
     for (long k1 = 0; k1 < 88; k1++) {
         // %4 = load G[i * 64 +: 64, k1 * 64 +: 64]
         const float *v4 = blk_g_G + i * 64 * 5632 + k1 * 64;
@@ -801,9 +789,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
         // %6 = dot %4, %5: accumulated in place by its add
         // %7 = add %3, %6
         float *v7 = B0;
-        blk_pack(64, 64, v5, 2048, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v4, 5632, 1, B1, 64, v7, 64, 1);
+        blk_gemm(64, 64, 64, v4, 5632, 1, v5, 2048, v7, 64, 1);
         // yield %7
         {
         }
@@ -868,15 +854,15 @@ extern "C" int blk_u_llama_layer_prefill_device(const float *blk_t_X, const floa
     BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
     blk_u_llama_layer_prefill_k2<<<128, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_t25); /* k11_matmul_t25 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 98816));
-    blk_u_llama_layer_prefill_k3<<<256, 256, 98816>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66304));
+    blk_u_llama_layer_prefill_k3<<<256, 256, 66304>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_prefill_k4<<<512, 256, 32768>>>(blk_g_X, blk_g_Wo, blk_g_t37, (float *)blk_g_X1); /* k24_add_X1 */
+    blk_u_llama_layer_prefill_k4<<<512, 256, 16384>>>(blk_g_X, blk_g_Wo, blk_g_t37, (float *)blk_g_X1); /* k24_add_X1 */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k5, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
     blk_u_llama_layer_prefill_k5<<<1408, 256, 66048>>>(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_X1, (float *)blk_g_G); /* k35_mul_G */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_prefill_k6<<<512, 256, 32768>>>(blk_g_W2, blk_g_X1, blk_g_G, (float *)blk_g_Y); /* k37_add_Y */
+    blk_u_llama_layer_prefill_k6<<<512, 256, 16384>>>(blk_g_W2, blk_g_X1, blk_g_G, (float *)blk_g_Y); /* k37_add_Y */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_t19));
     BLK_CHECK(cudaFree(blk_g_t22));

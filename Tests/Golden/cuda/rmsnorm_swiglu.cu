@@ -13,7 +13,7 @@
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
-    /* barriers: 7 of the 20 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 18 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -84,21 +84,17 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k0(con
             const long r_ = f_ / 64, c_ = f_ % 64;
             v15[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v12[c_]);
         }
+        __syncthreads();
         // %16 = dot %15, %13: accumulated in place by its add
         // %17 = add %6, %16
         float *v17 = B1;
-        blk_pack(64, 64, v13, 2816, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v15, 64, 1, B4, 64, v17, 64, 1);
-        __syncthreads();
+        blk_gemm(64, 64, 64, v15, 64, 1, v13, 2816, v17, 64, 1);
         // %18 = load W3[k1 * 64 +: 64, j * 64 +: 64]
         const float *v18 = blk_g_W3 + k1 * 64 * 2816 + j * 64;
         // %19 = dot %15, %18: accumulated in place by its add
         // %20 = add %7, %19
         float *v20 = B2;
-        blk_pack(64, 64, v18, 2816, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v15, 64, 1, B4, 64, v20, 64, 1);
+        blk_gemm(64, 64, 64, v15, 64, 1, v18, 2816, v20, 64, 1);
         // yield %11, %17, %20
         {
         }
@@ -162,15 +158,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k0(con
     }
 }
 
-/* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
-/* launch: 512 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
+/* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
+/* launch: 512 block(s) x 256 threads, 16384 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k1(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
-    /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 2 of the 5 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 4096;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = for k in 0 ..< 44 iter(%2 = %0)
@@ -179,6 +174,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k1(con
         const long r_ = f_ / 64, c_ = f_ % 64;
         v2[r_ * 64 + c_] = s0;
     }
+    __syncthreads();
     for (long k = 0; k < 44; k++) {
         // %3 = load G[i * 64 +: 64, k * 64 +: 64]
         const float *v3 = blk_g_G + i * 64 * 2816 + k * 64;
@@ -187,9 +183,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_k1(con
         // %5 = dot %3, %4: accumulated in place by its add
         // %6 = add %2, %5
         float *v6 = B0;
-        blk_pack(64, 64, v4, 1024, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v3, 2816, 1, B1, 64, v6, 64, 1);
+        blk_gemm(64, 64, 64, v3, 2816, 1, v4, 1024, v6, 64, 1);
         // yield %6
         {
         }
@@ -222,7 +216,7 @@ extern "C" int blk_u_rmsnorm_swiglu_device(const float *blk_t_X, const float *bl
     BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
     blk_u_rmsnorm_swiglu_k0<<<1408, 256, 66048>>>(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, (float *)blk_g_G); /* k10_mul_G */
     BLK_CHECK(cudaGetLastError());
-    blk_u_rmsnorm_swiglu_k1<<<512, 256, 32768>>>(blk_g_W2, blk_g_G, (float *)blk_g_Y); /* k11_matmul_Y */
+    blk_u_rmsnorm_swiglu_k1<<<512, 256, 16384>>>(blk_g_W2, blk_g_G, (float *)blk_g_Y); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_G));
     return 0;

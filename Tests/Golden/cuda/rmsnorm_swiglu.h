@@ -16,7 +16,7 @@
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
 /*   blk_u_rmsnorm_swiglu_k0 (k10_mul_G): 1408 block(s) x 256 threads, 66048 bytes shared */
-/*   blk_u_rmsnorm_swiglu_k1 (k11_matmul_Y): 512 block(s) x 256 threads, 32768 bytes shared */
+/*   blk_u_rmsnorm_swiglu_k1 (k11_matmul_Y): 512 block(s) x 256 threads, 16384 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

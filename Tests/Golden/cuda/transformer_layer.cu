@@ -13,7 +13,7 @@
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k0(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wq, float *__restrict__ blk_g_t19) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
-    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 14 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -78,12 +78,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k0(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
+        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
-        blk_pack(64, 64, v11, 1024, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+        blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
         // yield %9, %15
         {
         }
@@ -134,7 +133,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k0(
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k1(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wk, float *__restrict__ blk_g_t22) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
-    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 14 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -199,12 +198,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k1(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
+        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
-        blk_pack(64, 64, v11, 1024, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+        blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
         // yield %9, %15
         {
         }
@@ -255,7 +253,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k1(
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k2(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_g_attn, const float *__restrict__ blk_g_Wv, float *__restrict__ blk_g_t25) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
-    /* barriers: 5 of the 15 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 14 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -320,12 +318,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k2(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v13[r_ * 64 + c_] = (v6[r_ * 64 + c_] * v10[c_]);
         }
+        __syncthreads();
         // %14 = dot %13, %11: accumulated in place by its add
         // %15 = add %5, %14
         float *v15 = B1;
-        blk_pack(64, 64, v11, 1024, 1, B3, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v13, 64, 1, B3, 64, v15, 64, 1);
+        blk_gemm(64, 64, 64, v13, 64, 1, v11, 1024, v15, 64, 1);
         // yield %9, %15
         {
         }
@@ -371,13 +368,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k2(
     }
 }
 
-/* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
+/* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 11 of the 22 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 9 of the 21 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -518,15 +515,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(
             const long r_ = f_;
             v28[r_] = (v22[r_] + v27[r_]);
         }
-        __syncthreads();
         // %29 = load t26[k2 * 64 +: 64, b0, j * 64 +: 64]
         const float *v29 = blk_g_t25 + k2 * 64 * 1024 + b0 * 64 + j * 64;
         // %30 = dot %26, %29: accumulated in place by its add
         // %31 = add %24, %30
         float *v31 = B2;
-        blk_pack(64, 64, v29, 1024, 1, B5, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v26, 64, 1, B5, 64, v31, 64, 1);
+        blk_gemm(64, 64, 64, v26, 64, 1, v29, 1024, v31, 64, 1);
         // yield %17, %28, %31
         {
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
@@ -554,15 +548,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(
     }
 }
 
-/* kernel k24_add_X1: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
+/* kernel k24_add_X1: grid(i < 16, j < 16), 256 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 16384 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k4(const float *__restrict__ blk_g_X, const float *__restrict__ blk_g_Wo, const float *__restrict__ blk_g_t37, float *__restrict__ blk_g_X1) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
-    /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 4096;
     // %0 = load X[i * 64 +: 64, j * 64 +: 64]
     const float *v0 = blk_g_X + i * 64 * 1024 + j * 64;
     // %1 = fill 0.0
@@ -573,6 +566,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k4(
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
+    __syncthreads();
     for (long k1 = 0; k1 < 16; k1++) {
         // %4 = load t37[k1, i * 64 +: 64, 0 +: 64]
         const float *v4 = blk_g_t37 + k1 * 65536 + i * 64 * 64;
@@ -581,9 +575,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k4(
         // %6 = dot %4, %5: accumulated in place by its add
         // %7 = add %3, %6
         float *v7 = B0;
-        blk_pack(64, 64, v5, 1024, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v4, 64, 1, B1, 64, v7, 64, 1);
+        blk_gemm(64, 64, 64, v4, 64, 1, v5, 1024, v7, 64, 1);
         // yield %7
         {
         }
@@ -610,7 +602,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k4(
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k5(const float *__restrict__ blk_g_g_ffn, const float *__restrict__ blk_g_W1, const float *__restrict__ blk_g_W3, const float *__restrict__ blk_g_X1, float *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
-    /* barriers: 7 of the 20 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 5 of the 18 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
@@ -683,19 +675,15 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k5(
             const long r_ = f_ / 64, c_ = f_ % 64;
             v16[r_ * 64 + c_] = (v8[r_ * 64 + c_] * v12[c_]);
         }
+        __syncthreads();
         // %17 = dot %16, %14: accumulated in place by its add
         // %18 = add %6, %17
         float *v18 = B1;
-        blk_pack(64, 64, v14, 2816, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v16, 64, 1, B4, 64, v18, 64, 1);
-        __syncthreads();
+        blk_gemm(64, 64, 64, v16, 64, 1, v14, 2816, v18, 64, 1);
         // %19 = dot %16, %15: accumulated in place by its add
         // %20 = add %7, %19
         float *v20 = B2;
-        blk_pack(64, 64, v15, 2816, 1, B4, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v16, 64, 1, B4, 64, v20, 64, 1);
+        blk_gemm(64, 64, 64, v16, 64, 1, v15, 2816, v20, 64, 1);
         // yield %11, %18, %20
         {
         }
@@ -759,15 +747,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k5(
     }
 }
 
-/* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 2 buffer(s), 32768 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 32768 bytes of dynamic shared memory */
+/* kernel k37_add_Y: grid(i < 16, j < 16), 256 instance(s); local blocks: 1 buffer(s), 16384 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 16384 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k6(const float *__restrict__ blk_g_W2, const float *__restrict__ blk_g_X1, const float *__restrict__ blk_g_G, float *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
-    /* barriers: 2 of the 7 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 2 of the 6 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
-    float *__restrict__ B1 = blk_smem + 4096;
     // %0 = load X1[i * 64 +: 64, j * 64 +: 64]
     const float *v0 = blk_g_X1 + i * 64 * 1024 + j * 64;
     // %1 = fill 0.0
@@ -778,6 +765,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k6(
         const long r_ = f_ / 64, c_ = f_ % 64;
         v3[r_ * 64 + c_] = s1;
     }
+    __syncthreads();
     for (long k1 = 0; k1 < 44; k1++) {
         // %4 = load G[i * 64 +: 64, k1 * 64 +: 64]
         const float *v4 = blk_g_G + i * 64 * 2816 + k1 * 64;
@@ -786,9 +774,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k6(
         // %6 = dot %4, %5: accumulated in place by its add
         // %7 = add %3, %6
         float *v7 = B0;
-        blk_pack(64, 64, v5, 1024, 1, B1, 64);
-        __syncthreads();
-        blk_gemm(64, 64, 64, v4, 2816, 1, B1, 64, v7, 64, 1);
+        blk_gemm(64, 64, 64, v4, 2816, 1, v5, 1024, v7, 64, 1);
         // yield %7
         {
         }
@@ -853,15 +839,15 @@ extern "C" int blk_u_transformer_layer_device(const float *blk_t_X, const float 
     BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
     blk_u_transformer_layer_k2<<<256, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_t25); /* k11_matmul_t25 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    blk_u_transformer_layer_k3<<<256, 256, 66048>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 49920));
+    blk_u_transformer_layer_k3<<<256, 256, 49920>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
     BLK_CHECK(cudaGetLastError());
-    blk_u_transformer_layer_k4<<<256, 256, 32768>>>(blk_g_X, blk_g_Wo, blk_g_t37, (float *)blk_g_X1); /* k24_add_X1 */
+    blk_u_transformer_layer_k4<<<256, 256, 16384>>>(blk_g_X, blk_g_Wo, blk_g_t37, (float *)blk_g_X1); /* k24_add_X1 */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k5, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
     blk_u_transformer_layer_k5<<<704, 256, 66048>>>(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_X1, (float *)blk_g_G); /* k35_mul_G */
     BLK_CHECK(cudaGetLastError());
-    blk_u_transformer_layer_k6<<<256, 256, 32768>>>(blk_g_W2, blk_g_X1, blk_g_G, (float *)blk_g_Y); /* k37_add_Y */
+    blk_u_transformer_layer_k6<<<256, 256, 16384>>>(blk_g_W2, blk_g_X1, blk_g_G, (float *)blk_g_Y); /* k37_add_Y */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_t19));
     BLK_CHECK(cudaFree(blk_g_t22));
