@@ -270,6 +270,39 @@ final class DataMaskTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
     }
 
+    /// A query row whose mask keeps no key has nothing to attend to: its softmax is 0/0, NaN in
+    /// every element of its output row, in the unfused program, the fused one and the compiled C
+    /// (`blockc verify` matches NaN only with NaN); every other row stays finite.
+    func testFullyMaskedRowsAreNaNInEveryStage() throws {
+        let program = try DifferentialTests.example("attention_block_mask", dims: Self.dims, blocks: Self.blocks)
+        let fused = Fusion.fuse(program).program
+        let empty = 37  // inside a 16-row block whose other rows keep keys
+        let m = Self.mask { i, j in i != empty && abs(i - j) <= 20 }
+        var inputs = DifferentialTests.inputs(program, seed: 5)
+        inputs["M"] = m
+        for (stage, run) in [("unfused", program), ("fused", fused)] {
+            let o = try BlockInterpreter.run(run, inputs: inputs)["O"]!
+            let d = o.shape.last!
+            for row in 0..<(o.data.count / d) {
+                let values = o.data[row * d..<(row + 1) * d]
+                if row % Self.n == empty {
+                    XCTAssertTrue(values.allSatisfy(\.isNaN), "\(stage): row \(row) keeps no key")
+                } else {
+                    XCTAssertTrue(values.allSatisfy(\.isFinite), "\(stage): row \(row)")
+                }
+            }
+        }
+        let dir = CLI.temporaryDirectory("maskedrow")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try NPY.writeFile(m, to: dir + "/M.npy")
+        let result = CLI.blockc([
+            "verify", CLI.packageRoot + "/Examples/attention_block_mask.graph", "--dim", "BH=2,N=\(Self.n),d=16",
+            "--block", "i=16,j=16,k=16", "--input", "M=\(dir)/M.npy", "--sanitize",
+        ])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+    }
+
     /// The largest difference between two runs' `O`, relative to `max(1, max|a|)`.
     static func error(_ a: [String: NDArray], _ b: [String: NDArray]) throws -> Float {
         let (err, scale) = DifferentialTests.maxError(a, b)
