@@ -31,22 +31,21 @@ package struct KernelAnalysis {
     /// bf16 bit patterns (`uint16_t`), not floats.
     package private(set) var bf16Views: Set<ValueID> = []
 
-    /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory.
     /// Loads of wide matrices copied into a dense buffer because several ops read them
     /// (`aliases`); a schedule that packs their tensor once per call reads them packed instead.
     package private(set) var copiedWideBlocks: Set<ValueID> = []
     /// Loads the schedule reads from a copy packed once per call: views, never copied.
-    package let packedOnce: Set<ValueID>
+    package let packedLoads: Set<ValueID>
 
     /// Whether an f32 product packs a right operand whose rows lie far apart (a CPU's L1 sets; a
     /// GPU's product reads such a block where it is).
     package let packsRowsFarApart: Bool
 
     /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory;
-    /// `packedOnce`: loads whose blocks the schedule packs once per call; `packsRowsFarApart`
+    /// `packedLoads`: loads whose blocks the schedule packs once per call; `packsRowsFarApart`
     /// (false for a GPU): see `needsPacking`.
     package init(
-        program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedOnce: Set<ValueID> = [],
+        program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedLoads: Set<ValueID> = [],
         packsRowsFarApart: Bool = true
     ) {
         self.packsRowsFarApart = packsRowsFarApart
@@ -54,7 +53,7 @@ package struct KernelAnalysis {
         self.kernel = kernel
         self.types = kernel.valueTypes()
         self.readsBF16InPlace = readsBF16InPlace
-        self.packedOnce = packedOnce
+        self.packedLoads = packedLoads
         var otherReaders: Set<ValueID> = []
         kernel.walk { inst in
             for v in inst.op.operands { useCounts[v, default: 0] += 1 }
@@ -113,7 +112,7 @@ package struct KernelAnalysis {
         }
         // A block of a wide matrix read more than once is copied into a dense local buffer: its
         // rows, 2 KiB or more apart, would map to few L1 sets and evict each other on every pass.
-        if Self.isWideBlockReadTwice(strides, useCounts[id] ?? 0) && !packedOnce.contains(id) { return false }
+        if Self.isWideBlockReadTwice(strides, useCounts[id] ?? 0) && !packedLoads.contains(id) { return false }
         return !storedStorage.contains(program.storage(of: tensor))
     }
 

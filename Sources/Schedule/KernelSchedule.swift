@@ -191,7 +191,7 @@ package struct KernelSchedule: Sendable {
         let (prepacks, prepackedLoads) = Self.prepacks(program, kernel, analysis)
         let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)
         if !packedWide.isEmpty {
-            analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: true, packedOnce: packedWide)
+            analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: true, packedLoads: packedWide)
         }
         let buffers = BufferPlan(analysis, packedOnce: packedOnceDots(kernel, prepackedLoads))
         return (analysis, prepacks, prepackedLoads, buffers)
