@@ -128,7 +128,7 @@ public struct Dialect: Hashable, Sendable {
             .rsqrt: "(1.0f / sqrtf($0))", .recip: "(1.0f / $0)", .tanh: "blk_tanhf($0)",
             .sigmoid: "blk_sigmoidf($0)", .silu: "blk_siluf($0)", .gelu: "blk_geluf($0)", .abs: "fabsf($0)",
             .square: "($0 * $0)", .sin: "blk_sinf($0)", .cos: "blk_cosf($0)", .log1p: "blk_log1pf($0)",
-            .erf: "erff($0)",
+            .erf: "blk_erff($0)",
             // log1p(e^(−|x|)) + max(x, 0): exact 0 at −inf, x at +inf, NaN stays NaN.
             .softplus: "(blk_log1pf(blk_expf(-fabsf($0))) + blk_maxf($0, 0.0f))", .one: "1.0f",
         ],

@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// The C runtime's branch-free math (`blk_expf`, `blk_logf`, `blk_log1pf`, `blk_sinf`, `blk_cosf`,
-/// `blk_tanhf`): against libm in double precision on random arguments over each function's range,
+/// `blk_tanhf`, `blk_erff`): against libm in double precision on random arguments over each function's range,
 /// at the special values (±0, ±inf, NaN, subnormals, the domain edges), and vectorised by gcc in a
 /// `#pragma omp simd` loop (the reason they exist: libm's are calls gcc does not vectorise).
 final class RuntimeMathTests: XCTestCase {
@@ -49,9 +49,13 @@ final class RuntimeMathTests: XCTestCase {
             SWEEP("cos", blk_cosf, cos, -1e4, 1e4, 1.0);
             SWEEP("cos", blk_cosf, cos, 1e6, 1e15, 1.0);
             SWEEP("tanh", blk_tanhf, sinh_tanh, -20.0, 20.0, 1.0);
+            SWEEP("erf", blk_erff, erf, -1.0, 1.0, 1e-30);
+            SWEEP("erf", blk_erff, erf, -6.0, 6.0, 1e-30);
+            SWEEP("erf", blk_erff, erf, -1e-6, 1e-6, 1e-30);
             const float special[] = {0.0f, -0.0f, -1.0f, -2.0f, INFINITY, -INFINITY, NAN, 1e-40f, 1.0f, 3e38f};
             for (int i = 0; i < 10; i++) {
                 float x = special[i];
+                printf("erf %a %a\\n", (double)x, (double)blk_erff(x));
                 printf("special %a %a %a %a %a %a\\n", (double)x, (double)blk_logf(x), (double)blk_log1pf(x),
                        (double)blk_sinf(x), (double)blk_cosf(x), (double)blk_expf(x));
             }
@@ -61,7 +65,7 @@ final class RuntimeMathTests: XCTestCase {
         }
         void blk_vector_probe(const float *restrict a, float *restrict b, long n) {
         #pragma omp simd
-            for (long i = 0; i < n; i++) b[i] = blk_sinf(a[i]) + blk_cosf(a[i]) + blk_log1pf(a[i]) + blk_logf(a[i]);
+            for (long i = 0; i < n; i++) b[i] = blk_sinf(a[i]) + blk_cosf(a[i]) + blk_log1pf(a[i]) + blk_logf(a[i]) + blk_erff(a[i]);
         }
         """
 
@@ -77,7 +81,7 @@ final class RuntimeMathTests: XCTestCase {
         // Bounds: absolute for sin/cos/tanh (|f| ≤ 1), relative elsewhere.
         let bounds: [String: (abs: Double?, rel: Double?)] = [
             "exp": (nil, 3e-7), "log": (nil, 3e-7), "log1p": (nil, 4e-7), "sin": (3e-7, nil), "cos": (3e-7, nil),
-            "tanh": (3e-7, nil),
+            "tanh": (3e-7, nil), "erf": (nil, 3e-7),
         ]
         var swept = 0
         for line in run.stdout.split(separator: "\n") {
@@ -89,7 +93,7 @@ final class RuntimeMathTests: XCTestCase {
             if let b = bound.abs { XCTAssertLessThanOrEqual(abs, b, String(line)) }
             if let b = bound.rel { XCTAssertLessThanOrEqual(rel, b, String(line)) }
         }
-        XCTAssertEqual(swept, 13, run.stdout)
+        XCTAssertEqual(swept, 16, run.stdout)
         // ±0, −1, −2, ±inf, NaN, a subnormal, 1, 3e38: log, log1p, sin, cos, exp (hex floats).
         let special = run.stdout.split(separator: "\n").filter { $0.hasPrefix("special ") }.map {
             Array($0.split(separator: " ").dropFirst().map(String.init))
@@ -116,6 +120,25 @@ final class RuntimeMathTests: XCTestCase {
         XCTAssertTrue(special[6].dropFirst().allSatisfy { value($0).isNaN }, "NaN in, NaN out: \(special[6])")
         XCTAssertEqual(value(special[7][1]), log(Double(Float(1e-40))), accuracy: 1e-4, "subnormal log")
         XCTAssertTrue(run.stdout.contains("bounded 1"), run.stdout)
+        // erf at ±0, −1, −2, ±inf, NaN, a subnormal (2x/√π), 1, 3e38.
+        let erfs = run.stdout.split(separator: "\n").filter { $0.hasPrefix("erf ") }.map {
+            $0.split(separator: " ").map(String.init)
+        }.filter { $0.count == 3 }
+        XCTAssertEqual(erfs.count, 10, run.stdout)
+        for row in erfs {
+            let x = value(row[1])
+            let got = value(row[2])
+            if x.isNaN {
+                XCTAssertTrue(got.isNaN, "erf(NaN): \(row)")
+            } else if x.isInfinite || Swift.abs(x) > 6 {
+                XCTAssertEqual(got, x > 0 ? 1 : -1, "erf(\(x))")
+            } else {
+                XCTAssertEqual(
+                    got, erf(x), accuracy: Swift.max(3e-7 * Swift.abs(erf(x)), 1e-44),
+                    "erf(\(x)) (a subnormal result within a few units)")
+                XCTAssertEqual(got.sign, x.sign, "erf(\(x)) keeps the sign")
+            }
+        }
         let vec = try String(contentsOfFile: dir + "/vec.txt", encoding: .utf8)
         XCTAssertTrue(vec.contains("loop vectorized"), "gcc did not vectorise the probe loop:\n\(vec)")
     }

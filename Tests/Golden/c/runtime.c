@@ -110,6 +110,33 @@ static inline float blk_log1pf(float x) {
     float y = d == 0.0f ? x : blk_logf(u) * (x / d);
     return x == INFINITY ? x : y;
 }
+static inline float blk_erff(float x) {
+    float a = fabsf(x), z = x * x;
+    /* |x| < 1: x·2/√π·Σ (−z)^n / (n!(2n+1)), n ≤ 11 */
+    float s = -1.0892221037148573e-09f;
+    s = fmaf(s, z, 1.3122532963802806e-08f);
+    s = fmaf(s, z, -1.4503852223150468e-07f);
+    s = fmaf(s, z, 1.4589169000933706e-06f);
+    s = fmaf(s, z, -1.3227513227513228e-05f);
+    s = fmaf(s, z, 0.00010683760683760684f);
+    s = fmaf(s, z, -0.0007575757575757576f);
+    s = fmaf(s, z, 0.004629629629629629f);
+    s = fmaf(s, z, -0.023809523809523808f);
+    s = fmaf(s, z, 0.1f);
+    s = fmaf(s, z, -0.3333333333333333f);
+    s = fmaf(s, z, 1.0f);
+    float small = 1.12837916709551257f * x * s;
+    /* |x| ≥ 1: 1 − t·P(t)·e^(−x²), t = 1/(1 + 0.3275911|x|) (Abramowitz–Stegun 7.1.26) */
+    float t = 1.0f / fmaf(0.3275911f, a, 1.0f);
+    float q = fmaf(t, 1.061405429f, -1.453152027f);
+    q = fmaf(q, t, 1.421413741f);
+    q = fmaf(q, t, -0.284496736f);
+    q = fmaf(q, t, 0.254829592f);
+    float big = 1.0f - q * t * blk_expf(-z);
+    big = x < 0.0f ? -big : big;
+    float r = a < 1.0f ? small : big;
+    return x != x ? x : r;
+}
 static inline float blk_sinq(float x, uint32_t shift) {
     double xd = (double)x;
     double j = __builtin_rint(xd * 0.63661977236758134308);
