@@ -12,6 +12,8 @@ extension CRuntime {
     /// next iteration reads (the emitter passes it for a `dot` operand read in place from a
     /// global tensor at an offset that moves with the loop), so those misses overlap the FMAs.
     /// Both stay out of line (`noinline`): inlined into the kernel, gcc schedules them worse.
+    /// `blk_gemm_panels` is the product of a `B` packed once per call in 64-column panels (the
+    /// schedule's `Prepack`), a panel at a time.
     /// With AVX2 and FMA (no AVX-512) it walks 16-column strips register-blocked 6 rows × 16
     /// columns (12 `ymm` accumulators, 2 loads and 6 broadcasts per 12 FMAs; `vmaskmovps` for a
     /// partial strip); `blk_gemm_pf` does not prefetch there. Without either, a scalar loop that
@@ -279,5 +281,12 @@ extension CRuntime {
             blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
         }
         #endif
+        /* blk_gemm of a B packed in panels 64 columns wide (each kk x 64, rows 64 apart), ps words apart */
+        static inline void blk_gemm_panels(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                                           const float *restrict B, long ps, float *restrict C, long ldc,
+                                           int accumulate) {
+            for (long j0 = 0; j0 < n; j0 += 64)
+                blk_gemm(m, n - j0 < 64 ? n - j0 : 64, kk, A, ars, aks, B + (j0 / 64) * ps, 64, C + j0, ldc, accumulate);
+        }
         """#
 }

@@ -637,8 +637,15 @@ extension KernelEmitter {
             return
         }
         if let p = prepacked {
-            // B packed once per call: unit stride along j, its tile's rows `tile` apart.
+            // B packed once per call: unit stride along j, its tile's rows `tile` apart; a block
+            // wider than a tile is consecutive tiles (panels), which the product walks one by one.
             ldb = p.tile
+            if analysis.types[dotValue]!.shape[1] > p.tile, dialect.gpu == nil {
+                w.line(
+                    "blk_gemm_panels(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), "
+                        + "\(p.tileWords), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0));")
+                return
+            }
         } else if analysis.needsPacking(dotValue) {
             let packed = "B\(plan.packBufferOf[dotValue]!)"
             let cols = analysis.types[dotValue]!.shape[1]

@@ -92,10 +92,19 @@ package struct KernelSchedule: Sendable {
         package var leading: Int
         package var rows: Int
         package var columns: Int
-        /// The width of a tile along `j`: the blocks' `j` size. Each tile's packed rows are
-        /// contiguous (`kRows × tile` words), so a block's rows lie `tile` words apart, not a whole
-        /// row of the tensor apart (a power-of-two stride that would put them all in one L1 set).
+        /// The width of a tile along `j`: the blocks' `j` size, or for f32 blocks wider than
+        /// `panelWidth` (and a multiple of it), `panelWidth`. Each tile's packed rows are contiguous
+        /// (`kRows × tile` words), so a block's rows lie `tile` words apart, not a whole row of the
+        /// tensor apart (a power-of-two stride that would put them all in one L1 set); a wide block
+        /// is `width / tile` consecutive tiles (panels), each streamed as one contiguous run.
         package var tile: Int
+        /// The widest f32 tile: the AVX-512 micro-kernel's column strip. A product of a wider block
+        /// walks its panels one by one (`blk_gemm_panels`), so each strip of `B` it reads is
+        /// contiguous rather than `kRows` rows a whole block apart (a product of a `[64, 2048]`
+        /// block of SwiGLU's down projection streamed its rows 8 KiB apart, 22 % slower).
+        package static let panelWidth = 64
+        /// The words between consecutive tiles (panels) of one leading index.
+        package var tileWords: Int { kRows * tile }
         /// The packed rows along `k` (pairs for bf16: `⌈k-size / 2⌉`), the `j` size, and the tiles
         /// along it.
         package var kRows: Int {
@@ -269,10 +278,13 @@ package struct KernelSchedule: Sendable {
             else { continue }
             let named = Set(access.flatMap(\.variables))
             guard kernel.grid.contains(where: { $0.extent >= 2 && !named.contains($0.variable) }) else { continue }
+            let precision: DotPrecision = program[t].elementType == .f32 ? .f32 : .bf16
+            let width = tb ? rowSize : columnSize
+            let panels = precision == .f32 && width > Prepack.panelWidth && width % Prepack.panelWidth == 0
             let p = Prepack(
-                tensor: t, precision: program[t].elementType == .f32 ? .f32 : .bf16, kAlongRows: !tb,
+                tensor: t, precision: precision, kAlongRows: !tb,
                 leading: shape.dropLast(2).reduce(1, *), rows: shape[shape.count - 2],
-                columns: shape[shape.count - 1], tile: tb ? rowSize : columnSize)
+                columns: shape[shape.count - 1], tile: panels ? Prepack.panelWidth : width)
             if let k = out.firstIndex(of: p) {
                 byLoad[r] = k
             } else {

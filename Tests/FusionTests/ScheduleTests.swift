@@ -123,6 +123,33 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(mixed.kernels.map(\.prepacks.count), [0, 0])
     }
 
+    /// A block wider than 64 columns of a tensor packed once per call (SwiGLU's down projection
+    /// reads `W2[k·64 +: 64, 0 +: d]`, rows 2 KiB or more apart) is packed in 64-column panels, each contiguous, and its
+    /// product walks them (`blk_gemm_panels`); the compiled C matches the interpreter.
+    func testWideBlocksArePackedInPanels() throws {
+        let program = try DifferentialTests.example("rmsnorm_swiglu", dims: ["M": 200, "d": 576, "h": 200])
+        let fused = Fusion.fuse(program, options: FusionOptions(cores: CLI.pinnedCores)).program
+        let packs = Scheduler.schedule(fused, target: .cpu).kernels.flatMap(\.prepacks)
+        let w2 = try XCTUnwrap(packs.first { fused[$0.tensor].name == "W2" }, "W2 is not packed once: \(packs)")
+        XCTAssertEqual(w2.tile, KernelSchedule.Prepack.panelWidth)
+        XCTAssertEqual(w2.tiles, 9, "576 columns in nine 64-column panels")
+        XCTAssertEqual(w2.tileWords, 200 * 64)
+        let dir = CLI.temporaryDirectory("panels")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let emitted = CLI.blockc([
+            "emit-c", "Examples/rmsnorm_swiglu.graph", "--dim", "M=200,d=576,h=200", "-o", dir + "/s.c",
+        ])
+        XCTAssertEqual(emitted.status, 0, emitted.stderr)
+        let c = try String(contentsOfFile: dir + "/s.c", encoding: .utf8)
+        let calls = c.split(separator: "\n").filter { $0.contains("blk_gemm_panels(") && !$0.contains("static") }
+        XCTAssertEqual(calls.count, 1, "the down projection's product walks the panels: \(calls)")
+        for dims in ["M=200,d=576,h=200", "M=77,d=512,h=130"] {
+            let run = CLI.blockc(["verify", "Examples/rmsnorm_swiglu.graph", "--dim", dims, "--seed", "7"])
+            XCTAssertEqual(run.status, 0, "\(dims): \(run.stdout)\(run.stderr)")
+            XCTAssertTrue(run.stdout.contains("max abs error"), run.stdout)
+        }
+    }
+
     /// The micro-kernel of each GPU dot: a bf16 dot goes to the tensor cores with the largest warp tile that still
     /// gives every warp a tile, and falls back to the register-tiled product, saying why, on a GPU without bf16
     /// tensor cores, for threads that are not whole warps and for an output under 8 along an axis; f32 dots stay

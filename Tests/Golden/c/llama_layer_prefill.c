@@ -29,18 +29,18 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
         float *restrict B6 = blk_arena + 204864;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(2048, blk_imin(2048, 2048 - pt_ * 2048), blk_g_Wq + pl_ * 4194304 + pt_ * 2048, 2048, 1, P0 + (pl_ * 1 + pt_) * 4194304, 2048);
+            for (long pt_ = 0; pt_ < 32; pt_++) {
+                blk_pack(2048, blk_imin(64, 2048 - pt_ * 64), blk_g_Wq + pl_ * 4194304 + pt_ * 64, 2048, 1, P0 + (pl_ * 32 + pt_) * 131072, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(2048, blk_imin(512, 512 - pt_ * 512), blk_g_Wk + pl_ * 1048576 + pt_ * 512, 512, 1, P1 + (pl_ * 1 + pt_) * 1048576, 512);
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 512, 1, P1 + (pl_ * 8 + pt_) * 131072, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(2048, blk_imin(512, 512 - pt_ * 512), blk_g_Wv + pl_ * 1048576 + pt_ * 512, 512, 1, P2 + (pl_ * 1 + pt_) * 1048576, 512);
+            for (long pt_ = 0; pt_ < 8; pt_++) {
+                blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 512, 1, P2 + (pl_ * 8 + pt_) * 131072, 64);
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
@@ -109,7 +109,7 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                 // %15 = load g_attn[k1 * 64 +: 64]
                 const float *v15 = blk_g_g_attn + k1 * 64;
                 // %16 = load Wq[k1 * 64 +: 64, 0 +: 2048]
-                const float *v16 = P0 + (0 / 2048) * 4194304 + k1 * 64 * 2048;
+                const float *v16 = P0 + (0 / 64) * 131072 + k1 * 64 * 64;
                 // %17 = broadcast %15 axis 0
                 // %18 = mul %11, %17
                 float *v18 = B4;
@@ -122,19 +122,19 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                 // %19 = dot %18, %16: accumulated in place by its add
                 // %20 = add %8, %19
                 float *v20 = B1;
-                blk_gemm(64, 2048, 64, v18, 64, 1, v16, 2048, v20, 2048, 1);
+                blk_gemm_panels(64, 2048, 64, v18, 64, 1, v16, 131072, v20, 2048, 1);
                 // %21 = load Wk[k1 * 64 +: 64, 0 +: 512]
-                const float *v21 = P1 + (0 / 512) * 1048576 + k1 * 64 * 512;
+                const float *v21 = P1 + (0 / 64) * 131072 + k1 * 64 * 64;
                 // %22 = dot %18, %21: accumulated in place by its add
                 // %23 = add %9, %22
                 float *v23 = B2;
-                blk_gemm(64, 512, 64, v18, 64, 1, v21, 512, v23, 512, 1);
+                blk_gemm_panels(64, 512, 64, v18, 64, 1, v21, 131072, v23, 512, 1);
                 // %24 = load Wv[k1 * 64 +: 64, 0 +: 512]
-                const float *v24 = P2 + (0 / 512) * 1048576 + k1 * 64 * 512;
+                const float *v24 = P2 + (0 / 64) * 131072 + k1 * 64 * 64;
                 // %25 = dot %18, %24: accumulated in place by its add
                 // %26 = add %10, %25
                 float *v26 = B3;
-                blk_gemm(64, 512, 64, v18, 64, 1, v24, 512, v26, 512, 1);
+                blk_gemm_panels(64, 512, 64, v18, 64, 1, v24, 131072, v26, 512, 1);
                 // yield %14, %20, %23, %26
                 {
                 }
@@ -516,8 +516,8 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(5632, blk_imin(2048, 2048 - pt_ * 2048), blk_g_W2 + pl_ * 11534336 + pt_ * 2048, 2048, 1, P2 + (pl_ * 1 + pt_) * 11534336, 2048);
+            for (long pt_ = 0; pt_ < 32; pt_++) {
+                blk_pack(5632, blk_imin(64, 2048 - pt_ * 64), blk_g_W2 + pl_ * 11534336 + pt_ * 64, 2048, 1, P2 + (pl_ * 32 + pt_) * 360448, 64);
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
@@ -670,11 +670,11 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
                     }
                 }
                 // %35 = load W2[k1 * 64 +: 64, 0 +: 2048]
-                const float *v35 = P2 + (0 / 2048) * 11534336 + k1 * 64 * 2048;
+                const float *v35 = P2 + (0 / 64) * 360448 + k1 * 64 * 64;
                 // %36 = dot %34, %35: accumulated in place by its add
                 // %37 = add %7, %36
                 float *v37 = B0;
-                blk_gemm(64, 2048, 64, v34, 64, 1, v35, 2048, v37, 2048, 1);
+                blk_gemm_panels(64, 2048, 64, v34, 64, 1, v35, 360448, v37, 2048, 1);
                 // yield %37
                 {
                 }

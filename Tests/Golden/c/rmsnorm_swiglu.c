@@ -39,8 +39,8 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(2816, blk_imin(1024, 1024 - pt_ * 1024), blk_g_W2 + pl_ * 2883584 + pt_ * 1024, 1024, 1, P2 + (pl_ * 1 + pt_) * 2883584, 1024);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(2816, blk_imin(64, 1024 - pt_ * 64), blk_g_W2 + pl_ * 2883584 + pt_ * 64, 1024, 1, P2 + (pl_ * 16 + pt_) * 180224, 64);
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
@@ -191,11 +191,11 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     }
                 }
                 // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v34 = P2 + (0 / 1024) * 2883584 + k * 64 * 1024;
+                const float *v34 = P2 + (0 / 64) * 180224 + k * 64 * 64;
                 // %35 = dot %33, %34: accumulated in place by its add
                 // %36 = add %6, %35
                 float *v36 = B0;
-                blk_gemm(128, 1024, 64, v33, 64, 1, v34, 1024, v36, 1024, 1);
+                blk_gemm_panels(128, 1024, 64, v33, 64, 1, v34, 180224, v36, 1024, 1);
                 // yield %36
                 {
                 }

@@ -472,6 +472,13 @@ static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const
     blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
 #endif
+/* blk_gemm of a B packed in panels 64 columns wide (each kk x 64, rows 64 apart), ps words apart */
+static inline void blk_gemm_panels(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                                   const float *restrict B, long ps, float *restrict C, long ldc,
+                                   int accumulate) {
+    for (long j0 = 0; j0 < n; j0 += 64)
+        blk_gemm(m, n - j0 < 64 ? n - j0 : 64, kk, A, ars, aks, B + (j0 / 64) * ps, 64, C + j0, ldc, accumulate);
+}
 /* ---- runtime: bf16 block dot ---- */
 #if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)
 /* pairs of k per chunk of packed A (the accumulators stay in registers over one chunk) and rows of A

@@ -29,18 +29,18 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
         float *restrict B6 = blk_arena + 204864;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(1024, blk_imin(1024, 1024 - pt_ * 1024), blk_g_Wq + pl_ * 1048576 + pt_ * 1024, 1024, 1, P0 + (pl_ * 1 + pt_) * 1048576, 1024);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wq + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(1024, blk_imin(1024, 1024 - pt_ * 1024), blk_g_Wk + pl_ * 1048576 + pt_ * 1024, 1024, 1, P1 + (pl_ * 1 + pt_) * 1048576, 1024);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 1024, 1, P1 + (pl_ * 16 + pt_) * 65536, 64);
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(1024, blk_imin(1024, 1024 - pt_ * 1024), blk_g_Wv + pl_ * 1048576 + pt_ * 1024, 1024, 1, P2 + (pl_ * 1 + pt_) * 1048576, 1024);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 1024, 1, P2 + (pl_ * 16 + pt_) * 65536, 64);
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
@@ -107,7 +107,7 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                 // %14 = load g_attn[k1 * 64 +: 64]
                 const float *v14 = blk_g_g_attn + k1 * 64;
                 // %15 = load Wq[k1 * 64 +: 64, 0 +: 1024]
-                const float *v15 = P0 + (0 / 1024) * 1048576 + k1 * 64 * 1024;
+                const float *v15 = P0 + (0 / 64) * 65536 + k1 * 64 * 64;
                 // %16 = broadcast %14 axis 0
                 // %17 = mul %10, %16
                 float *v17 = B4;
@@ -120,19 +120,19 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                 // %18 = dot %17, %15: accumulated in place by its add
                 // %19 = add %7, %18
                 float *v19 = B1;
-                blk_gemm(64, 1024, 64, v17, 64, 1, v15, 1024, v19, 1024, 1);
+                blk_gemm_panels(64, 1024, 64, v17, 64, 1, v15, 65536, v19, 1024, 1);
                 // %20 = load Wk[k1 * 64 +: 64, 0 +: 1024]
-                const float *v20 = P1 + (0 / 1024) * 1048576 + k1 * 64 * 1024;
+                const float *v20 = P1 + (0 / 64) * 65536 + k1 * 64 * 64;
                 // %21 = dot %17, %20: accumulated in place by its add
                 // %22 = add %8, %21
                 float *v22 = B2;
-                blk_gemm(64, 1024, 64, v17, 64, 1, v20, 1024, v22, 1024, 1);
+                blk_gemm_panels(64, 1024, 64, v17, 64, 1, v20, 65536, v22, 1024, 1);
                 // %23 = load Wv[k1 * 64 +: 64, 0 +: 1024]
-                const float *v23 = P2 + (0 / 1024) * 1048576 + k1 * 64 * 1024;
+                const float *v23 = P2 + (0 / 64) * 65536 + k1 * 64 * 64;
                 // %24 = dot %17, %23: accumulated in place by its add
                 // %25 = add %9, %24
                 float *v25 = B3;
-                blk_gemm(64, 1024, 64, v17, 64, 1, v23, 1024, v25, 1024, 1);
+                blk_gemm_panels(64, 1024, 64, v17, 64, 1, v23, 65536, v25, 1024, 1);
                 // yield %13, %19, %22, %25
                 {
                 }
@@ -239,8 +239,8 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
         float *restrict B6 = blk_arena + 139392;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(1024, blk_imin(1024, 1024 - pt_ * 1024), blk_g_Wo + pl_ * 1048576 + pt_ * 1024, 1024, 1, P0 + (pl_ * 1 + pt_) * 1048576, 1024);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wo + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
             }
 #pragma omp for collapse(1) schedule(dynamic, 1)
         for (long i = 15; i >= 0; i--) {
@@ -401,10 +401,10 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     }
                 }
                 // %36 = load Wo[k1 * 64 +: 64, 0 +: 1024]
-                const float *v36 = P0 + (0 / 1024) * 1048576 + k1 * 64 * 1024;
+                const float *v36 = P0 + (0 / 64) * 65536 + k1 * 64 * 64;
                 // %37 = dot %12, %36
                 float *v37 = B4;
-                blk_gemm(64, 1024, 64, v15, 64, 1, v36, 1024, v37, 1024, 0);
+                blk_gemm_panels(64, 1024, 64, v15, 64, 1, v36, 65536, v37, 1024, 0);
                 // %38 = broadcast %11 axis 1
                 // %39 = div %37, %38
                 float *v39 = B4;
@@ -481,8 +481,8 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
-            for (long pt_ = 0; pt_ < 1; pt_++) {
-                blk_pack(2816, blk_imin(1024, 1024 - pt_ * 1024), blk_g_W2 + pl_ * 2883584 + pt_ * 1024, 1024, 1, P2 + (pl_ * 1 + pt_) * 2883584, 1024);
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(2816, blk_imin(64, 1024 - pt_ * 64), blk_g_W2 + pl_ * 2883584 + pt_ * 64, 1024, 1, P2 + (pl_ * 16 + pt_) * 180224, 64);
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 8; i++) {
@@ -635,11 +635,11 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                     }
                 }
                 // %35 = load W2[k1 * 64 +: 64, 0 +: 1024]
-                const float *v35 = P2 + (0 / 1024) * 2883584 + k1 * 64 * 1024;
+                const float *v35 = P2 + (0 / 64) * 180224 + k1 * 64 * 64;
                 // %36 = dot %34, %35: accumulated in place by its add
                 // %37 = add %7, %36
                 float *v37 = B0;
-                blk_gemm(128, 1024, 64, v34, 64, 1, v35, 1024, v37, 1024, 1);
+                blk_gemm_panels(128, 1024, 64, v34, 64, 1, v35, 180224, v37, 1024, 1);
                 // yield %37
                 {
                 }
