@@ -22,6 +22,7 @@ public struct GraphBuilder: Sendable {
     private var outputs: [NodeID] = []
     private var userNamed: Set<NodeID> = []
     private var offsetInputs: [String: Int] = [:]
+    private var segmentMaxLengths: [String: Int] = [:]
 
     /// Starts a graph.
     public init(name: String, dims: [DimBinding] = []) {
@@ -507,12 +508,14 @@ public struct GraphBuilder: Sendable {
         outputs.append(node)
     }
 
-    /// Marks an input as segment offsets into `length` positions (checked at run time); an input
-    /// marked twice keeps the smaller length. Other nodes are not marked.
-    public mutating func markSegmentOffsets(_ node: NodeID, length: Int) {
+    /// Marks an input as segment offsets into `length` positions, each segment holding at most
+    /// `maxLength` when given (checked at run time); an input marked twice keeps the smaller
+    /// length and the smaller most. Other nodes are not marked.
+    public mutating func markSegmentOffsets(_ node: NodeID, length: Int, maxLength: Int? = nil) {
         guard nodes[node.index].op == .input else { return }
         let name = nodes[node.index].name
         offsetInputs[name] = Swift.min(offsetInputs[name] ?? length, length)
+        if let m = maxLength { segmentMaxLengths[name] = Swift.min(segmentMaxLengths[name] ?? m, m) }
     }
 
     /// Finishes the graph: drops nodes that no output needs, and checks there is an output.
@@ -542,7 +545,7 @@ public struct GraphBuilder: Sendable {
         }
         return Graph(
             name: name, dims: dims, nodes: kept, outputs: outputs.map { NodeID(remap[$0.index]) },
-            offsetInputs: offsetInputs)
+            offsetInputs: offsetInputs, segmentMaxLengths: segmentMaxLengths)
     }
 
     static func remapOperands(_ op: GraphOp, _ f: (NodeID) -> NodeID) -> GraphOp {

@@ -20,6 +20,8 @@ final class NumPyTests: XCTestCase {
         ("attention_block_mask", ["--dim", "BH=2,N=150,d=24"], []),
         // Random offsets are valid ones (RandomInputs: 0, sorted uniform positions, N).
         ("attention_packed", ["--dim", "BH=2,N=150,d=24,D=4"], []),
+        // Random lengths of at most max_len; the reference attends sequence by sequence.
+        ("attention_jagged", ["--dim", "H=2,T=150,d=24,B=4,max_len=64"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),
         ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
         ("attention_rope", ["--dim", "B=1,H=2,N=90,d=24"], []),

@@ -28,6 +28,9 @@ final class VerifyTests: XCTestCase {
         // Random valid offsets (RandomInputs: 0, sorted, N); chosen ones in testBlockMaskOnStructuredMasks.
         ("attention_packed", "BH=2,N=300,d=40,D=4", nil),
         ("attention_packed", "BH=1,N=200,d=24,D=3", "i=16,j=32,k=8"),
+        // Random valid lengths of at most max_len (RandomInputs); chosen ones in JaggedTests.
+        ("attention_jagged", "H=2,T=300,d=40,B=5,max_len=100", nil),
+        ("attention_jagged", "H=1,T=200,d=24,B=4,max_len=70", "i=16,j=32,k=8"),
         ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
         ("attention_alibi", "B=2,H=2,N=200,d=24", "i=16,j=32,k=8"),
         // Reverse scan over keys carried in the key loop, which walks from the diagonal down.

@@ -35,6 +35,10 @@ extension FusionRule {
     ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
     /// }
     /// ```
+    /// The summary's loop runs over the consumer loop's own bounds when they name only the
+    /// summary's grid variables (R9's band of a sliding window or of `same_segment`'s
+    /// `max_len`), else over `0 ..< max hi`; the bits it does not write are never read.
+    ///
     /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
@@ -239,8 +243,16 @@ extension FusionRule {
         let none = b.emit(.fill(Float(m.trips)), scalar)
         let zero = b.emit(.fill(0), scalar)
         guard let blockType = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        // The blocks the consumer's loop can visit: its own bounds when they name only the
+        // summary's grid variables (a band of a sliding window or of a bounded segment length:
+        // the summary then does work proportional to the band, not to every pair of blocks),
+        // else every block. The bits outside are never written and never read.
+        let named = Set(m.variables.map(\.variable))
+        let bounded = (m.loop.lower.variables + m.loop.upper.variables).allSatisfy { named.contains($0) }
         let ends = b.loop(
-            m.loop.variable, from: .constant(0), to: .constant(m.trips), carrying: [none, zero],
+            m.loop.variable, from: bounded ? m.loop.lower : .constant(0),
+            to: bounded ? m.loop.upper : .constant(m.trips),
+            carrying: [none, zero],
             types: [scalar, scalar]
         ) { b, carried in
             b.instructions += m.slice
