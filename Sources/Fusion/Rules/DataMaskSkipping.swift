@@ -306,7 +306,9 @@ extension FusionRule {
                 + "not all false, skips the others"
                 + (allName == nil ? " " : ", and runs without the element test where it is all true ")
                 + "(summary \(([name] + (allName.map { [$0] } ?? []) + [rangeName]).joined(separator: ", ")), "
-                + "computed by \(kernelName))"
+                + "computed by \(kernelName)"
+                + (bounded && (m.loop.lower != .constant(0) || m.loop.upper != .constant(m.trips))
+                    ? " over the loop's own bounds)" : ")")
         )
     }
 
