@@ -261,6 +261,25 @@ final class JaggedTests: XCTestCase {
         XCTAssertThrowsError(try parse("same_segment(i, j, offsets, max_len=0)")) { error in
             XCTAssertTrue("\(error)".contains("at least 1"), "\(error)")
         }
+        // The same offsets bounded by max_len over 100 positions and used over 50 elsewhere: the
+        // check would count the last segment to 50, not 100.
+        XCTAssertThrowsError(
+            try GraphParser.parse(
+                """
+                graph g
+                dim T = 100
+                input S: [T, T]
+                input R: [50, 50]
+                input offsets: i32[5]
+                P = where(same_segment(i, j, offsets, max_len=40), S, -inf)
+                Q = where(same_segment(i, j, offsets), R, -inf)
+                output P
+                output Q
+                """, defaultName: "g")
+        ) { error in
+            XCTAssertTrue(
+                "\(error)".contains("split 100 positions where max_len bounds their segments and 50"), "\(error)")
+        }
         let plain = try parse("same_segment(i, j, offsets)")
         XCTAssertEqual(plain.segmentMaxLengths, [:])
         XCTAssertEqual(plain.offsetInputs, ["offsets": 100])
