@@ -22,6 +22,11 @@ Then packed documents: causal attention inside 8 documents of seeded random leng
 their boundaries a runtime input (`offsets`, cu_seqlens) of Examples/attention_packed.graph,
 against FlexAttention given the document mask (same document and causal; `create_block_mask` not
 timed) and SDPA given the dense boolean mask.
+
+Then jagged batches (`jagged_row`): 16 sequences of seeded random lengths in 1 ... 1024 stored back to
+back (values [H, T, d], T = Σ L_b, offsets [17]) of Examples/attention_jagged.graph (max_len = 1024),
+against padded dense SDPA (the batch padded to [B, H, 1024, d] with a key padding mask; padding not
+timed) and, where it runs, FlexAttention over the packed layout with a document mask.
 """
 import argparse
 import os
@@ -60,6 +65,56 @@ def block_pattern(nb, fraction, seed):
     if fraction >= 1.0:
         keep[:] = True
     return keep
+
+
+def jagged_row(args, torch, flex, create_block_mask, work, heads, d, blk, sequences=16, max_len=1024):
+    """Jagged batch: blockc's attention_jagged (offsets given) against padded dense SDPA (key padding
+    mask) and FlexAttention with a document mask on the packed layout. Returns the table row."""
+    lengths = np.random.default_rng(16).integers(1, max_len + 1, sequences)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    t = int(offsets[-1])
+    path = os.path.join(work, "jagged_offsets.npy")
+    np.save(path, offsets)
+    bench = subprocess.run([args.blockc, "bench", "Examples/attention_jagged.graph", "--dim",
+                            f"H={heads},T={t},d={d},B={sequences},max_len={max_len}", "--input", f"offsets={path}",
+                            "--reps", str(args.reps), "--peak", "1"], capture_output=True, text=True, cwd=REPO)
+    m = re.search(r"median ([\d.]+) ms", bench.stdout)
+    if bench.returncode != 0 or not m:
+        print(f"blockc bench failed on the jagged batch:\n{bench.stderr[-1500:]}")
+        return None
+    jagged_ms = float(m.group(1))
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(1, heads, t, d) for _ in range(3))
+
+    def padded(x):
+        out = torch.zeros(sequences, heads, max_len, d)
+        for b in range(sequences):
+            out[b, :, :lengths[b]] = x[0, :, offsets[b]:offsets[b + 1]]
+        return out
+
+    qp, kp, vp = padded(q), padded(k), padded(v)
+    key_mask = (torch.arange(max_len)[None, :] < torch.from_numpy(lengths)[:, None])[:, None, None, :]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    flex_ms, err = float("nan"), float("nan")
+    with torch.inference_mode():
+        sdpa_ms = timed(lambda: sdpa(qp, kp, vp, attn_mask=key_mask), args.reps)
+        try:
+            doc = torch.from_numpy(np.searchsorted(offsets[1:-1], np.arange(t), side="right"))
+            document_mask = create_block_mask(lambda b, h, qi, ki: doc[qi] == doc[ki], None, None, t, t,
+                                              device="cpu", BLOCK_SIZE=blk)
+            out = flex(q, k, v, block_mask=document_mask)
+            ref = sdpa(qp, kp, vp, attn_mask=key_mask)
+            err = max((out[0, :, offsets[b]:offsets[b + 1]] - ref[b, :, :lengths[b]]).abs().max().item()
+                      for b in range(sequences))
+            flex_ms = timed(lambda: flex(q, k, v, block_mask=document_mask), args.reps)
+        except Exception as e:  # FlexAttention's CPU path may not take this length: report it, keep the row.
+            print(f"  jagged: FlexAttention failed ({type(e).__name__}: {str(e)[:200]})")
+    work_fraction = float(np.sum(lengths.astype(np.int64) ** 2)) / (sequences * max_len ** 2)
+    print(f"  jagged: {sequences} sequences (lengths {', '.join(map(str, lengths))}, T={t}), blockc {jagged_ms:.1f} ms, "
+          f"flex {flex_ms:.1f} ms, padded sdpa {sdpa_ms:.1f} ms (flex vs padded sdpa max error {err:.1e})", flush=True)
+    return (f"| jagged, {sequences} sequences up to {max_len} (T = {t}; Σ L² = {work_fraction:.1%} of B·max_len²) | "
+            f"{jagged_ms:.1f} (—) | {flex_ms:.1f} ({flex_ms / jagged_ms:.2f}×, document mask) | "
+            f"{sdpa_ms:.1f} ({sdpa_ms / jagged_ms:.2f}×, padded + key mask) |")
 
 
 def main():
@@ -139,6 +194,7 @@ def main():
     kept_fraction = float(dense.float().mean())
     print(f"  packed: {documents} documents (lengths {', '.join(map(str, lengths))}), blockc {packed_ms:.1f} ms, "
           f"flex {flex_doc_ms:.1f} ms, sdpa {sdpa_doc_ms:.1f} ms (flex vs sdpa max error {err:.1e})", flush=True)
+    jagged = jagged_row(args, torch, flex, create_block_mask, work, bh, d, blk)
     full = rows[-1][2]
     print()
     print("| kept blocks | blockc ms (÷ full) | FlexAttention ms (÷ blockc) | SDPA + bool mask ms (÷ blockc) |")
@@ -149,6 +205,8 @@ def main():
     print(f"| packed, {documents} runtime documents, causal ({kept_fraction:.1%} of the elements) | "
           f"{packed_ms:.1f} ({packed_ms / full:.2f}) | {flex_doc_ms:.1f} ({flex_doc_ms / packed_ms:.2f}×) | "
           f"{sdpa_doc_ms:.1f} ({sdpa_doc_ms / packed_ms:.2f}×) |")
+    if jagged:
+        print(jagged)
     return 0
 
 

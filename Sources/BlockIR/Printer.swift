@@ -125,6 +125,7 @@ public enum BlockPrinter {
         if let view = tensor.viewOf { text += " view " + tensorName(view, program) }
         if let window = tensor.window { text += " at [" + window.map(String.init).joined(separator: ", ") + "]" }
         if let n = tensor.offsetsInto { text += " offsets into \(n)" }
+        if let m = tensor.segmentMaxLength { text += " max_len \(m)" }
         return text
     }
 

@@ -32,6 +32,10 @@ public struct GlobalTensor: Hashable, Sendable {
     /// in `0 ... offsetsInto` (`SegmentOffsets.problem`), which the interpreter and the C harness
     /// check before running.
     public var offsetsInto: Int?
+    /// For segment offsets, when set: the most positions one segment may hold (`same_segment`'s
+    /// `max_len`), checked at run time with the offsets (`SegmentOffsets.problem`). Fusion may
+    /// rely on it: two positions of one segment are less than `max_len` apart.
+    public var segmentMaxLength: Int?
 
     /// Makes a global tensor.
     public init(
@@ -45,6 +49,7 @@ public struct GlobalTensor: Hashable, Sendable {
         self.viewOf = viewOf
         self.window = window
         self.offsetsInto = nil
+        self.segmentMaxLength = nil
     }
 
     /// The number of elements.

@@ -227,6 +227,7 @@ private struct Parser {
             }
         }
         var offsetsInto: Int?
+        var segmentMaxLength: Int?
         if isKeyword("offsets") {
             // `offsets into N`: segment offsets checked at run time (non-decreasing, in 0 ... N).
             advance()
@@ -236,12 +237,20 @@ private struct Parser {
             guard role == .input, elementType == .i32, shape.count == 1 else {
                 throw error("'offsets into N' marks a rank-1 i32 input; '\(name)' is \(elementType)\(shape) \(role)")
             }
+            if isKeyword("max_len") {
+                // `max_len L`: no segment holds more than L positions (checked at run time).
+                advance()
+                let m = try integer("the most positions one segment may hold")
+                guard m >= 1 else { throw error("'max_len' must be at least 1, got \(m)") }
+                segmentMaxLength = m
+            }
         }
         try endOfLine(after: "the tensor declaration")
         tensorLines[name] = nameToken.location.line
         var tensor = GlobalTensor(
             name: name, shape: shape, role: role, viewOf: view, window: window, elementType: elementType)
         tensor.offsetsInto = offsetsInto
+        tensor.segmentMaxLength = segmentMaxLength
         tensors.append(tensor)
         sourceMap.tensors.append(nameToken.location)
     }

@@ -78,13 +78,14 @@ public enum CHarness {
     static func offsetsCheck(_ program: Program, _ t: TensorID, _ pointer: String) -> String? {
         guard let n = program[t].offsetsInto else { return nil }
         let name = CNames.stringLiteral(program[t].name)
-        return "if (blk_check_offsets(\(pointer), \(program[t].elementCount)L, \(n)L, \"\(name)\")) return 1;"
+        let m = program[t].segmentMaxLength ?? 0
+        return "if (blk_check_offsets(\(pointer), \(program[t].elementCount)L, \(n)L, \(m)L, \"\(name)\")) return 1;"
     }
 
     /// `.npy` reading and writing (little-endian, C order, format 1.0, any element size), a
     /// comparator, and the check of segment offsets.
     static let support = #"""
-        static int blk_check_offsets(const int32_t *o, long count, long length, const char *name) {
+        static int blk_check_offsets(const int32_t *o, long count, long length, long max_len, const char *name) {
             for (long k = 0; k < count; k++) {
                 if (o[k] < 0 || o[k] > length) {
                     fprintf(stderr, "error: input '%s' holds segment offsets into %ld positions, but element %ld is %d, "
@@ -95,6 +96,18 @@ public enum CHarness {
                 if (k > 0 && o[k] < o[k - 1]) {
                     fprintf(stderr, "error: input '%s' holds segment offsets, but element %ld (%d) is below element "
                             "%ld (%d); give non-decreasing offsets\n", name, k, (int)o[k], k - 1, (int)o[k - 1]);
+                    return 1;
+                }
+            }
+            /* max_len > 0: every segment (the first from 0, the last to length) holds at most max_len. */
+            long segments = count > 1 ? count - 1 : 1;
+            for (long s = 0; max_len > 0 && s < segments; s++) {
+                long start = s == 0 ? 0 : (long)o[s], end = s == segments - 1 ? length : (long)o[s + 1];
+                if (end - start > max_len) {
+                    fprintf(stderr, "error: input '%s' holds segments of at most %ld positions (max_len), but segment "
+                            "%ld (positions %ld ..< %ld) holds %ld; give offsets whose segments hold at most %ld "
+                            "positions, or compile with a larger max_len\n", name, max_len, s, start, end, end - start,
+                            max_len);
                     return 1;
                 }
             }

@@ -359,7 +359,8 @@ struct CodegenRun {
         do throws(DriverError) {
             let signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
             inputs = try RunCommand.makeInputs(
-                signature, bounds: program.gatherIndexBounds(), offsets: program.segmentOffsetInputs, given: given,
+                signature, bounds: program.gatherIndexBounds(), offsets: program.segmentOffsetInputs,
+                maxLengths: program.segmentMaxLengths, given: given,
                 weights: weights, seed: seed)
             for t in program.inputs {
                 let name = program[t].name

@@ -105,7 +105,8 @@ enum CudaBundle {
                 given[program[t].name]
                 ?? RandomInputs.values(
                     shape: program[t].shape, type: program[t].elementType, seed: seed, stream: UInt64(k),
-                    bound: bounds[program[t].name], offsetsInto: program[t].offsetsInto)
+                    bound: bounds[program[t].name], offsetsInto: program[t].offsetsInto,
+                    maxSegment: program[t].segmentMaxLength)
             inputs[program[t].name] = a
             try writeNPY(a, dir + "/inputs/" + program[t].name + ".npy")
         }

@@ -24,6 +24,7 @@ struct RunCommand {
         let outputNames: [String]
         let bounds: [String: Int]
         let offsets: [String: Int]
+        let maxLengths: [String: Int]
         let budget = MemoryBudget(options)
         let progress = Progress.forStandardError(console)
         if stage == "graph", case .graph(let graph) = try pipeline.parse() {
@@ -31,6 +32,7 @@ struct RunCommand {
             signature = graph.inputs.map { (graph[$0].name, graph[$0].shape, graph[$0].elementType) }
             bounds = graph.gatherIndexBounds()
             offsets = graph.offsetInputs
+            maxLengths = graph.segmentMaxLengths
             outputNames = graph.outputs.map { graph[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try GraphInterpreter.run(graph, inputs: inputs, progress: progress?.report)
@@ -41,6 +43,7 @@ struct RunCommand {
             signature = program.inputs.map { (program[$0].name, program[$0].shape, program[$0].elementType) }
             bounds = program.gatherIndexBounds()
             offsets = program.segmentOffsetInputs
+            maxLengths = program.segmentMaxLengths
             outputNames = program.outputs.map { program[$0].name }
             execute = { inputs throws(Diagnostic) in
                 try BlockInterpreter.run(program, inputs: inputs, progress: progress?.report)
@@ -54,7 +57,8 @@ struct RunCommand {
             try plan.check()
         }
         let weights = try Weights.load(pipeline, signature: signature, options: options, console: console)
-        let inputs = try makeInputs(signature, bounds: bounds, offsets: offsets, weights: weights)
+        let inputs = try makeInputs(
+            signature, bounds: bounds, offsets: offsets, maxLengths: maxLengths, weights: weights)
         if let dir = options.outputDir { try makeDirectory(dir) }
         if options.saveInputs, let dir = options.outputDir {
             for (name, _, _) in signature { try write(inputs[name]!, name: name, dir: dir) }
@@ -76,10 +80,11 @@ struct RunCommand {
 
     func makeInputs(
         _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
-        offsets: [String: Int] = [:], weights: [String: NDArray] = [:]
+        offsets: [String: Int] = [:], maxLengths: [String: Int] = [:], weights: [String: NDArray] = [:]
     ) throws(DriverError) -> [String: NDArray] {
         try Self.makeInputs(
-            signature, bounds: bounds, offsets: offsets, given: options.inputs, weights: weights, seed: options.seed)
+            signature, bounds: bounds, offsets: offsets, maxLengths: maxLengths, given: options.inputs,
+            weights: weights, seed: options.seed)
     }
 
     /// The inputs `--input NAME=FILE.npy` gives (checked against the signature's shapes and
@@ -87,7 +92,8 @@ struct RunCommand {
     /// segment offsets valid for their positions).
     static func makeInputs(
         _ signature: [(name: String, shape: [Int], type: ElementType)], bounds: [String: Int],
-        offsets: [String: Int] = [:], given list: [(key: String, value: String)], weights: [String: NDArray] = [:],
+        offsets: [String: Int] = [:], maxLengths: [String: Int] = [:], given list: [(key: String, value: String)],
+        weights: [String: NDArray] = [:],
         seed: UInt64
     ) throws(DriverError) -> [String: NDArray] {
         var given: [String: String] = [:]
@@ -107,7 +113,7 @@ struct RunCommand {
             } else {
                 inputs[name] = RandomInputs.values(
                     shape: shape, type: type, seed: seed, stream: UInt64(k), bound: bounds[name],
-                    offsetsInto: offsets[name])
+                    offsetsInto: offsets[name], maxSegment: maxLengths[name])
             }
         }
         return inputs

@@ -124,16 +124,22 @@ public struct Graph: Hashable, Sendable {
     /// The `i32` inputs `same_segment(i, j, offsets)` takes its boundaries from, by name, with
     /// the positions they split (`GlobalTensor.offsetsInto`): checked at run time.
     public var offsetInputs: [String: Int]
+    /// Of those inputs, the ones whose segments hold at most some number of positions
+    /// (`same_segment(i, j, offsets, max_len=L)`; `GlobalTensor.segmentMaxLength`): checked at
+    /// run time with the offsets.
+    public var segmentMaxLengths: [String: Int]
 
     /// Makes a graph.
     public init(
-        name: String, dims: [DimBinding], nodes: [Node], outputs: [NodeID], offsetInputs: [String: Int] = [:]
+        name: String, dims: [DimBinding], nodes: [Node], outputs: [NodeID], offsetInputs: [String: Int] = [:],
+        segmentMaxLengths: [String: Int] = [:]
     ) {
         self.name = name
         self.dims = dims
         self.nodes = nodes
         self.outputs = outputs
         self.offsetInputs = offsetInputs
+        self.segmentMaxLengths = segmentMaxLengths
     }
 
     /// The node with an ID.

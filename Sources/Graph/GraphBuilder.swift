@@ -22,6 +22,9 @@ public struct GraphBuilder: Sendable {
     private var outputs: [NodeID] = []
     private var userNamed: Set<NodeID> = []
     private var offsetInputs: [String: Int] = [:]
+    private var segmentMaxLengths: [String: Int] = [:]
+    /// The positions each input marked with a most per segment was marked for, in order.
+    private var boundedSegmentLengths: [(name: String, length: Int)] = []
 
     /// Starts a graph.
     public init(name: String, dims: [DimBinding] = []) {
@@ -507,17 +510,30 @@ public struct GraphBuilder: Sendable {
         outputs.append(node)
     }
 
-    /// Marks an input as segment offsets into `length` positions (checked at run time); an input
-    /// marked twice keeps the smaller length. Other nodes are not marked.
-    public mutating func markSegmentOffsets(_ node: NodeID, length: Int) {
+    /// Marks an input as segment offsets into `length` positions, each segment holding at most
+    /// `maxLength` when given (checked at run time); an input marked twice keeps the smaller
+    /// length and the smaller most. Other nodes are not marked.
+    public mutating func markSegmentOffsets(_ node: NodeID, length: Int, maxLength: Int? = nil) {
         guard nodes[node.index].op == .input else { return }
         let name = nodes[node.index].name
         offsetInputs[name] = Swift.min(offsetInputs[name] ?? length, length)
+        if let m = maxLength {
+            segmentMaxLengths[name] = Swift.min(segmentMaxLengths[name] ?? m, m)
+            boundedSegmentLengths.append((name, length))
+        }
     }
 
     /// Finishes the graph: drops nodes that no output needs, and checks there is an output.
     public func build() throws(GraphError) -> Graph {
         guard !outputs.isEmpty else { throw GraphError("the graph has no output; mark one with 'output NAME'") }
+        // A most per segment is checked over the positions the offsets are marked for (the
+        // smallest of their uses); the band it implies holds only where that is the mask's length.
+        for (name, length) in boundedSegmentLengths where offsetInputs[name] != length {
+            throw GraphError(
+                "the offsets '\(name)' split \(length) positions where max_len bounds their segments and "
+                    + "\(offsetInputs[name] ?? 0) elsewhere; use offsets with max_len in masks of one length only, "
+                    + "or give each length its own offsets")
+        }
         var live = Array(repeating: false, count: nodes.count)
         for o in outputs { live[o.index] = true }
         for node in nodes.reversed() where live[node.id.index] {
@@ -542,7 +558,7 @@ public struct GraphBuilder: Sendable {
         }
         return Graph(
             name: name, dims: dims, nodes: kept, outputs: outputs.map { NodeID(remap[$0.index]) },
-            offsetInputs: offsetInputs)
+            offsetInputs: offsetInputs, segmentMaxLengths: segmentMaxLengths)
     }
 
     static func remapOperands(_ op: GraphOp, _ f: (NodeID) -> NodeID) -> GraphOp {

@@ -202,8 +202,8 @@ extension GraphTextParser {
         var segments: [GraphExpr] = []
         var rest: [GraphExpr] = []
         for atom in [chain.first] + chain.steps.map(\.rhs) {
-            if case .call("same_segment", let args) = atom.kind, args.count == 3,
-                case .name(let n) = args[2].value.kind, symbols[n] != nil
+            if case .call("same_segment", let all) = atom.kind, case let args = all.filter({ $0.key == nil }),
+                args.count == 3, case .name(let n) = args[2].value.kind, symbols[n] != nil
             {
                 segments.append(atom)
             } else {
@@ -218,10 +218,39 @@ extension GraphTextParser {
     /// position `p`'s document is the number of starts `offsets[1 ..< D]` at or before `p`, and
     /// `x` is kept where the row's and the column's documents agree. Nothing is read at a position
     /// taken from the offsets, so no offsets (unsorted, past the end) can make a read leave a tensor.
-    mutating func segmentSelect(_ x: NodeID, _ atom: GraphExpr, fill: Float) throws(Diagnostic) -> NodeID {
-        guard case .call(_, let args) = atom.kind else { return x }
-        for a in args where a.key != nil {
-            throw error("same_segment takes no keyword arguments; write same_segment(i, j, offsets)", a.location)
+    ///
+    /// With `max_len=L` (jagged batches: no segment holds more than `L` positions, checked at run
+    /// time with the offsets), two positions of one segment are less than `L` apart, so the band
+    /// `i - j < L && j - i < L` is returned as mask atoms to add: they keep every element the
+    /// segments keep (given the check) and let R9 bound the loops by the band.
+    mutating func segmentSelect(
+        _ x: NodeID, _ atom: GraphExpr, fill: Float
+    ) throws(Diagnostic) -> (NodeID, [PredicateAtom]) {
+        guard case .call(_, let allArguments) = atom.kind else { return (x, []) }
+        var maxLength: Int?
+        var args: [GraphArgument] = []
+        for a in allArguments {
+            guard let key = a.key else {
+                args.append(a)
+                continue
+            }
+            guard key == "max_len", maxLength == nil else {
+                throw error(
+                    "same_segment takes one keyword argument, max_len (the most positions of one segment); write "
+                        + "same_segment(i, j, offsets) or same_segment(i, j, offsets, max_len=L)", a.location)
+            }
+            let m = try integer(a.value)
+            guard m >= 1 else {
+                throw error(
+                    "same_segment's max_len is the most positions of one segment; it must be at least 1, got \(m)",
+                    a.value.location)
+            }
+            maxLength = m
+        }
+        guard args.count == 3 else {
+            throw error(
+                "same_segment takes 3 arguments (i, j, offsets) and an optional max_len=L, got \(args.count)",
+                atom.location)
         }
         guard case .name("i") = args[0].value.kind, case .name("j") = args[1].value.kind,
             case .name(let name) = args[2].value.kind, let offsets = symbols[name]
@@ -244,9 +273,31 @@ extension GraphTextParser {
         }
         let documents = shape[0] - 1
         let (rows, columns) = (xShape[xShape.count - 2], xShape[xShape.count - 1])
-        builder.markSegmentOffsets(offsets, length: Swift.min(rows, columns))
-        guard documents > 1 else { return x }
-        return try guarded(atom.location) { (b: inout GraphBuilder) throws(GraphError) in
+        var band: [PredicateAtom] = []
+        if let m = maxLength {
+            guard rows == columns else {
+                throw error(
+                    "same_segment(i, j, \(name), max_len=\(m)) bounds the segments of one sequence of positions, but "
+                        + "the masked axes have \(rows) rows and \(columns) columns; drop max_len or mask a square "
+                        + "tensor", atom.location)
+            }
+            guard documents * m >= rows else {
+                throw error(
+                    "same_segment(i, j, \(name), max_len=\(m)): \(documents) segments of at most \(m) positions "
+                        + "cannot cover the \(rows) positions; give max_len at least \((rows + documents - 1) / documents) "
+                        + "or more offsets", atom.location)
+            }
+            // |i - j| < m, as two affine atoms, only where the band is narrower than the axes.
+            if m < rows {
+                band = [
+                    .affineNonNegative(rowCoefficient: -1, columnCoefficient: 1, constant: m - 1),
+                    .affineNonNegative(rowCoefficient: 1, columnCoefficient: -1, constant: m - 1),
+                ]
+            }
+        }
+        builder.markSegmentOffsets(offsets, length: Swift.min(rows, columns), maxLength: maxLength)
+        guard documents > 1 else { return (x, band) }
+        let selected = try guarded(atom.location) { (b: inout GraphBuilder) throws(GraphError) in
             let starts = try b.cast(try b.slice(offsets, axis: 0, start: 1, end: documents), to: .f32)
             func document(_ n: Int) throws(GraphError) -> NodeID {
                 let p = try b.position(shape: [n, documents - 1], axis: 0)
@@ -259,6 +310,7 @@ extension GraphTextParser {
                 .eq, try b.reshape(rowDocument, [rows, 1]), try b.reshape(columnDocument, [1, columns]))
             return try b.select(same, x, b.constant(fill))
         }
+        return (selected, band)
     }
 
     /// The location of the first `i / m`, `j / m`, `i % m` or `j % m` in an expression, if any.
@@ -529,10 +581,14 @@ extension GraphTextParser {
                 // the rest of the predicate as a mask.
                 var x = try build(v[1])
                 let fill = try float(v[2], "the fill value of where(...) (e.g. -inf or 0)")
-                for s in segments { x = try segmentSelect(x, s, fill: fill) }
-                guard !rest.isEmpty else { return x }
                 var atoms: [PredicateAtom] = []
+                for s in segments {
+                    let (kept, band) = try segmentSelect(x, s, fill: fill)
+                    x = kept
+                    atoms += band
+                }
                 for r in rest { atoms += try predicate(r).atoms }
+                guard !atoms.isEmpty else { return x }
                 let kept = x
                 return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
                     try b.mask(kept, Predicate(atoms), fill: fill)

@@ -134,7 +134,10 @@ private struct State {
         let id = TensorID(tensors.count)
         var tensor = GlobalTensor(
             name: node.name, shape: node.shape, role: role, viewOf: viewOf, elementType: node.elementType)
-        if node.op == .input { tensor.offsetsInto = graph.offsetInputs[node.name] }
+        if node.op == .input {
+            tensor.offsetsInto = graph.offsetInputs[node.name]
+            if tensor.offsetsInto != nil { tensor.segmentMaxLength = graph.segmentMaxLengths[node.name] }
+        }
         tensors.append(tensor)
         sources[node.id.index] = .tensor(id, shape: node.shape)
         return id

@@ -19,6 +19,15 @@ public enum BlockInterpreter {
     public static func run(
         _ program: Program, inputs: [String: NDArray], progress: ((Int, Int, String) -> Void)? = nil
     ) throws(Diagnostic) -> [String: NDArray] {
+        try runCountingIterations(program, inputs: inputs, progress: progress).outputs
+    }
+
+    /// Runs `program` as `run` does and also returns, per kernel name, the loop iterations its
+    /// instances ran, ran without the element test, and skipped by a guard (`LoopIterations`):
+    /// the blocks a data-dependent loop visited.
+    public static func runCountingIterations(
+        _ program: Program, inputs: [String: NDArray], progress: ((Int, Int, String) -> Void)? = nil
+    ) throws(Diagnostic) -> (outputs: [String: NDArray], iterations: [String: LoopIterations]) {
         var machine = try BlockMachine(program: program, computesData: true)
         for id in program.inputs {
             let tensor = program[id]
@@ -31,7 +40,8 @@ public enum BlockInterpreter {
                     "input '\(tensor.name)' has shape \(given.shape); the program expects shape \(tensor.shape)")
             }
             if let n = tensor.offsetsInto,
-                let problem = SegmentOffsets.problem(given.data, length: n, name: tensor.name)
+                let problem = SegmentOffsets.problem(
+                    given.data, length: n, maxLength: tensor.segmentMaxLength, name: tensor.name)
             {
                 throw Diagnostic(problem)
             }
@@ -48,6 +58,6 @@ public enum BlockInterpreter {
             outputs[tensor.name] = NDArray(
                 shape: tensor.shape, data: machine.memory[machine.storage[id.index]], elementType: tensor.elementType)
         }
-        return outputs
+        return (outputs, machine.iterations)
     }
 }

@@ -15,6 +15,21 @@ struct RuntimeBlock {
     var validCount: Int { extent.reduce(1, &*) }
 }
 
+/// How many loop iterations a kernel's instances ran (`BlockInterpreter.runCountingIterations`).
+public struct LoopIterations: Hashable, Sendable {
+    /// Iterations whose body ran (with or without the element test).
+    public var ran = 0
+    /// Of those, the iterations that ran the body without the element test (their *full*
+    /// element was 1: `Loop.bodyWhereTrue`).
+    public var full = 0
+    /// Iterations inside the loop's range that a guard element of 0 skipped (their body did not
+    /// run). Iterations outside run-time bounds (`within`) are not iterations at all.
+    public var skipped = 0
+
+    /// No iterations.
+    public init() {}
+}
+
 /// The shared walk over a block program: runs every kernel instance (grid indices in row-major
 /// order) and loop iteration with concrete index values, propagating block extents, counting
 /// global elements read and written and FLOPs, and, when `computesData` is set, computing the
@@ -49,6 +64,9 @@ struct BlockMachine {
     var writtenBytes = 0
     /// FLOPs over valid extents.
     var flops = 0
+    /// Per kernel name: the loop iterations its instances ran, over all its loops (with data
+    /// only: which iterations a guard or run-time bounds skip depends on the data).
+    var iterations: [String: LoopIterations] = [:]
     /// The current kernel's values by slot.
     var values: [RuntimeBlock?] = []
     /// The current kernel (for messages).
@@ -238,6 +256,7 @@ struct BlockMachine {
             if let (t, access) = loop.condition {
                 let element = try load(t, access, step, env)
                 if computesData && element.data.first == 0 {
+                    if let name = kernel?.name { iterations[name, default: LoopIterations()].skipped += 1 }
                     v += 1
                     continue
                 }
@@ -245,8 +264,14 @@ struct BlockMachine {
             for (k, slot) in loop.carried.enumerated() { values[slot] = current[k] }
             var body = loop.body
             var yielded = loop.yielded
+            var whole = false
             if let full = loop.full, computesData, try load(full.tensor, full.access, step, env).data.first != 0 {
                 (body, yielded) = (full.body, full.yielded)
+                whole = true
+            }
+            if computesData, let name = kernel?.name {
+                iterations[name, default: LoopIterations()].ran += 1
+                if whole { iterations[name, default: LoopIterations()].full += 1 }
             }
             try execute(body, env)
             for (k, slot) in yielded.enumerated() { current[k] = try value(slot, step, env) }

@@ -49,7 +49,8 @@ public enum GraphInterpreter {
                         "input '\(node.name)' has shape \(given.shape); the graph expects shape \(node.shape)")
                 }
                 if let n = graph.offsetInputs[node.name],
-                    let problem = SegmentOffsets.problem(given.data, length: n, name: node.name)
+                    let problem = SegmentOffsets.problem(
+                        given.data, length: n, maxLength: graph.segmentMaxLengths[node.name], name: node.name)
                 {
                     throw Diagnostic(problem)
                 }

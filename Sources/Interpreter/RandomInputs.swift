@@ -52,10 +52,32 @@ public enum RandomInputs {
     /// uniform integers in `0 ..< bound`: `next() mod bound` of the generator of
     /// `(seed, stream)`. A rank-1 `i32` input of segment offsets into `offsetsInto` positions
     /// (`GlobalTensor.offsetsInto`) gets valid ones: 0, then sorted uniform integers in
-    /// `0 ... offsetsInto` (`next() mod (offsetsInto + 1)`), then `offsetsInto`.
+    /// `0 ... offsetsInto` (`next() mod (offsetsInto + 1)`), then `offsetsInto`. With a
+    /// `maxSegment` that `D = count − 1` segments can meet (`D·maxSegment ≥ offsetsInto`), each
+    /// segment's length in turn is uniform among those that leave the rest coverable
+    /// (`next() mod` the choices), so every segment holds at most `maxSegment` positions.
     public static func values(
-        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64, bound: Int? = nil, offsetsInto: Int? = nil
+        shape: [Int], type: ElementType, seed: UInt64, stream: UInt64, bound: Int? = nil, offsetsInto: Int? = nil,
+        maxSegment: Int? = nil
     ) -> NDArray {
+        if type == .i32, let n = offsetsInto, n >= 0, shape.count == 1, shape[0] >= 2, let m = maxSegment, m >= 1,
+            (shape[0] - 1) * m >= n
+        {
+            var generator = SplitMix64(seed: seed, stream: stream)
+            let segments = shape[0] - 1
+            var data: [Float] = [0]
+            var remaining = n
+            for s in 0..<segments {
+                let low = Swift.max(0, remaining - (segments - 1 - s) * m)
+                let high = Swift.min(m, remaining)
+                let length = low + Int(generator.next() % UInt64(high - low + 1))
+                remaining -= length
+                data.append(Float(n - remaining))
+            }
+            var a = NDArray(shape: shape, data: data)
+            a.elementType = .i32
+            return a
+        }
         if type == .i32, let n = offsetsInto, n >= 0, shape.count == 1, shape[0] >= 2 {
             var generator = SplitMix64(seed: seed, stream: stream)
             let inner = (0..<(shape[0] - 2)).map { _ in Float(generator.next() % UInt64(n + 1)) }.sorted()

@@ -179,6 +179,30 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
+    /// Jagged batches on structured offsets (`NumPyTests.jaggedOffsets`: one sequence of max_len
+    /// and many short ones, empty sequences, given to the bundle as `--weights-dir DIR` holding
+    /// `offsets.npy`), both architectures, every block order.
+    func testJaggedOnStructuredOffsetsRunsOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-jagged")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let made = CLI.run("/usr/bin/env", ["python3", "-c", NumPyTests.jaggedOffsetsScript, root])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        for (name, segments) in NumPyTests.jaggedOffsets where name == "long-short" || name == "empty" {
+            let weights = "\(root)/\(name)-offsets"
+            try FileManager.default.createDirectory(atPath: weights, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "\(root)/\(name).npy", toPath: "\(weights)/offsets.npy")
+            for arch in [80, 90] {
+                let args = [
+                    Examples.path("attention_jagged"), "--dim", "H=2,T=300,d=40,B=\(segments),max_len=100",
+                    "--weights-dir", weights,
+                ]
+                let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(name)\(arch)", compiler: compiler)
+                XCTAssertEqual(problems, [], "\(name) sm_\(arch)")
+            }
+        }
+    }
+
     /// The guarded key loops of Examples/attention_block_mask.graph and attention_packed.graph (R16: `if (M_any[…] == 0)
     /// continue;` read by every thread of a block) and its summary kernel, on both architectures
     /// in every block order (also run by `testEveryExampleRunsOnTheEmulator`; this one alone is quick).
@@ -186,7 +210,7 @@ extension CudaTests {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mask")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        for example in ["attention_block_mask", "attention_packed"] {
+        for example in ["attention_block_mask", "attention_packed", "attention_jagged"] {
             for arch in [80, 90] {
                 let args = [Examples.path(example), "--dim", Self.reduced[example]!]
                 let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(example)\(arch)", compiler: compiler)

@@ -20,6 +20,8 @@ final class NumPyTests: XCTestCase {
         ("attention_block_mask", ["--dim", "BH=2,N=150,d=24"], []),
         // Random offsets are valid ones (RandomInputs: 0, sorted uniform positions, N).
         ("attention_packed", ["--dim", "BH=2,N=150,d=24,D=4"], []),
+        // Random lengths of at most max_len; the reference attends sequence by sequence.
+        ("attention_jagged", ["--dim", "H=2,T=150,d=24,B=4,max_len=64"], []),
         ("attention_alibi", ["--dim", "B=2,H=3,N=90,d=24"], []),
         ("attention_chunked", ["--dim", "BH=1,N=300,C=64,d=16"], ["64"]),
         ("attention_rope", ["--dim", "B=1,H=2,N=90,d=24"], []),
@@ -101,6 +103,47 @@ final class NumPyTests: XCTestCase {
             XCTAssertEqual(check.status, 0, "packed stage \(stage): \(check.stdout)\(check.stderr)")
         }
     }
+
+    /// Jagged batches (Examples/attention_jagged.graph, T = 300, max_len = 100) on structured
+    /// offsets given with `--input`: equal lengths, one sequence of max_len and many short ones,
+    /// empty sequences, lengths off the 64-blocks; at every stage against NumPy's attention
+    /// sequence by sequence (no mask, no padding).
+    func testJaggedBatchesOnStructuredOffsets() throws {
+        let dir = CLI.temporaryDirectory("jagged")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = CLI.run("/usr/bin/env", ["python3", "-c", Self.jaggedOffsetsScript, dir])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        for (name, segments) in Self.jaggedOffsets {
+            for stage in ["graph", "lower", "fuse"] {
+                let out = dir + "/" + name + "-" + stage
+                let run = CLI.blockc(
+                    [
+                        "run", "Examples/attention_jagged.graph", "--dim", "H=2,T=300,d=24,B=\(segments),max_len=100",
+                        "--seed", "1", "--input", "offsets=\(dir)/\(name).npy", "--save-inputs", "--output-dir", out,
+                        "--stage", stage,
+                    ])
+                XCTAssertEqual(run.status, 0, "\(name) \(stage): \(run.stderr)")
+                let check = CLI.run("/usr/bin/env", ["python3", "Tests/NumPy/reference.py", "attention_jagged", out])
+                XCTAssertEqual(check.status, 0, "\(name) stage \(stage): \(check.stdout)\(check.stderr)")
+            }
+        }
+    }
+
+    /// Structured jagged offsets into 300 positions with lengths of at most 100, by file name,
+    /// with their segment counts (`Self.jaggedOffsetsScript` writes them).
+    static let jaggedOffsets: [(name: String, segments: Int)] = [
+        ("equal", 5), ("long-short", 9), ("empty", 7), ("off-blocks", 5),
+    ]
+    static let jaggedOffsetsScript = """
+        import numpy as np, sys
+        offsets = {"equal": [0, 60, 120, 180, 240, 300],
+                   "long-short": [0, 100, 125, 150, 175, 200, 225, 250, 277, 300],
+                   "empty": [0, 0, 70, 70, 170, 250, 300, 300],
+                   "off-blocks": [0, 7, 71, 150, 229, 300]}
+        for name, o in offsets.items():
+            np.save(f"{sys.argv[1]}/{name}.npy", np.array(o, dtype=np.int32))
+        np.save(f"{sys.argv[1]}/long.npy", np.array([0, 50, 151, 200, 300], dtype=np.int32))
+        """
 
     /// The issue's acceptance check: the attention example writes Q, K, V and O, and O matches.
     func testAttentionSavesInputsAndOutput() throws {

@@ -28,6 +28,9 @@ final class VerifyTests: XCTestCase {
         // Random valid offsets (RandomInputs: 0, sorted, N); chosen ones in testBlockMaskOnStructuredMasks.
         ("attention_packed", "BH=2,N=300,d=40,D=4", nil),
         ("attention_packed", "BH=1,N=200,d=24,D=3", "i=16,j=32,k=8"),
+        // Random valid lengths of at most max_len (RandomInputs); chosen ones in JaggedTests.
+        ("attention_jagged", "H=2,T=300,d=40,B=5,max_len=100", nil),
+        ("attention_jagged", "H=1,T=200,d=24,B=4,max_len=70", "i=16,j=32,k=8"),
         ("attention_alibi", "B=1,H=3,N=300,d=24", nil),
         ("attention_alibi", "B=2,H=2,N=200,d=24", "i=16,j=32,k=8"),
         // Reverse scan over keys carried in the key loop, which walks from the diagonal down.
@@ -159,6 +162,51 @@ final class VerifyTests: XCTestCase {
             XCTAssertEqual(result.status, 0, "\(name): \(result.stdout)\(result.stderr)")
             XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
         }
+    }
+
+    /// Jagged batches on structured offsets (`NumPyTests.jaggedOffsets`): the compiled C matches
+    /// the interpreter fused, unfused, at other blocks and under the sanitizers. A sequence longer
+    /// than max_len stops the compiled harness (`blockc bench`, no interpreter) with the
+    /// interpreters' message; with the bound removed from the program's text, the C under the
+    /// sanitizers reads nothing out of bounds on those offsets and matches the interpreter (the
+    /// band only narrows the loops; nothing is read through the offsets).
+    func testJaggedBatchesOnStructuredOffsets() throws {
+        let dir = CLI.temporaryDirectory("jagged-verify")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = CLI.run("/usr/bin/env", ["python3", "-c", NumPyTests.jaggedOffsetsScript, dir])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        for (name, segments) in NumPyTests.jaggedOffsets {
+            for extra in [["--sanitize"], ["--no-fusion"], ["--block", "i=16,j=32,k=8", "--sanitize"]] {
+                let result = CLI.blockc(
+                    [
+                        "verify", "Examples/attention_jagged.graph", "--dim",
+                        "H=2,T=300,d=40,B=\(segments),max_len=100",
+                        "--seed", "3", "--input", "offsets=\(dir)/\(name).npy",
+                    ] + extra)
+                XCTAssertEqual(result.status, 0, "\(name) \(extra): \(result.stdout)\(result.stderr)")
+                XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+            }
+        }
+        let dims = ["--dim", "H=1,T=300,d=16,B=4,max_len=100"]
+        let bench = CLI.blockc(
+            [
+                "bench", "Examples/attention_jagged.graph", "--input", "offsets=\(dir)/long.npy", "--reps", "1",
+                "--peak", "1",
+            ]
+                + dims)
+        XCTAssertNotEqual(bench.status, 0)
+        XCTAssertTrue(
+            bench.stderr.contains(
+                "error: input 'offsets' holds segments of at most 100 positions (max_len), but segment 1 "
+                    + "(positions 50 ..< 151) holds 101"), bench.stderr)
+        let fused = CLI.blockc(["fuse", "Examples/attention_jagged.graph"] + dims)
+        XCTAssertEqual(fused.status, 0, fused.stderr)
+        XCTAssertTrue(fused.stdout.contains(" offsets into 300 max_len 100"), fused.stdout)
+        let unchecked = fused.stdout.replacingOccurrences(of: " max_len 100", with: "")
+        try unchecked.write(toFile: dir + "/p.block", atomically: true, encoding: .utf8)
+        let result = CLI.blockc(["verify", dir + "/p.block", "--sanitize", "--input", "offsets=\(dir)/long.npy"])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
     }
 
     func testUnfusedProgramsToo() {

@@ -181,6 +181,82 @@ final class DataMaskTests: XCTestCase {
         XCTAssertLessThanOrEqual(err, 1e-4 * scale)
     }
 
+    /// R16's all bit drops the condition from a select, so the select's valid elements then come
+    /// from its other operands: only sound where the condition's block has at least their valid
+    /// elements. Here the mask `M: bool[4, 40]` is narrower than `X: f32[4, 48]`: at k = 2 the
+    /// mask's block has 8 valid columns, X's 16. R16 still bounds and guards the loop but
+    /// records no all bit, and the fused program equals the unfused one (all-true M: the sum of
+    /// the first 40 columns); the same loop given the all bit anyway would sum 48 columns. With
+    /// `M: bool[4, 48]` (covering) the all bit is recorded.
+    func testAllBitNeedsTheConditionToCoverTheSelectedBlocks() throws {
+        func text(maskColumns: Int) -> String {
+            """
+            program p
+
+            tensor X: f32[4,48] @global input
+            tensor M: bool[4,\(maskColumns)] @global input
+            tensor Y: f32[4] @global output
+
+            kernel k grid(i < 1) {
+              %0 = fill 0.0 : f32[4] @local
+              %1 = fill 0.0 : f32[] @reg
+              %2 = for k in 0 ..< 3 iter(%3 = %0) : f32[4] @local {
+                %4 = load M[0 +: 4, k * 16 +: 16] : f32[4,16] @local
+                %5 = load X[0 +: 4, k * 16 +: 16] : f32[4,16] @local
+                %6 = select %4, %5, %1 : f32[4,16] @local
+                %7 = reduce_sum %6 axis 1 : f32[4] @local
+                %8 = add %3, %7 : f32[4] @local
+                yield %8
+              }
+              store %2 -> Y[0 +: 4]
+            }
+
+            """
+        }
+        let x = NDArray(shape: [4, 48], data: (0..<192).map { Float($0 % 48) })
+        for columns in [40, 48] {
+            let program = try BlockParser.parse(text(maskColumns: columns))
+            let inputs = [
+                "X": x,
+                "M": NDArray(shape: [4, columns], data: Array(repeating: 1, count: 4 * columns), elementType: .bool),
+            ]
+            let fused = Fusion.fuse(
+                program, options: FusionOptions(onlyRule: "data-mask-skipping", cores: CLI.pinnedCores)
+            ).program
+            XCTAssertEqual(fused.kernels.count, 2, "\(columns): R16 did not apply")
+            let loops = fused.kernels[1].body.compactMap { inst -> Loop? in
+                if case .loop(let loop) = inst.op { return loop }
+                return nil
+            }
+            XCTAssertEqual(loops.count, 1)
+            XCTAssertNotNil(loops.first?.condition, "\(columns)")
+            let expected = try BlockInterpreter.run(program, inputs: inputs)["Y"]!.data
+            // Row sums of 0 ..< columns.
+            XCTAssertEqual(expected, Array(repeating: Float(columns * (columns - 1) / 2), count: 4))
+            XCTAssertEqual(try BlockInterpreter.run(fused, inputs: inputs)["Y"]!.data, expected, "\(columns)")
+            if columns == 48 {
+                XCTAssertNotNil(loops.first?.full, "a covering mask keeps the all bit")
+                continue
+            }
+            XCTAssertNil(loops.first?.full, "a mask narrower than X must not get the all bit")
+            // The all bit forced onto the same loop (the any bit stands in: all true here) changes Y.
+            var forced = fused
+            guard case .loop(var loop) = forced.kernels[1].body[2].op, let c = loop.condition else {
+                return XCTFail("the guarded loop is not where expected: \(forced.kernels[1].body.map(\.op))")
+            }
+            guard
+                case .select(let condition, _, _)? = loop.body.first(where: {
+                    if case .select = $0.op { return true } else { return false }
+                })?.op
+            else { return XCTFail("no select in the loop") }
+            loop.full = LoopFullBlocks(element: c, trueValues: [condition])
+            forced.kernels[1].body[2].op = .loop(loop)
+            XCTAssertEqual(
+                try BlockInterpreter.run(forced, inputs: inputs)["Y"]!.data,
+                Array(repeating: Float(48 * 47 / 2), count: 4), "the forced all bit reads the 8 columns M lacks")
+        }
+    }
+
     /// The top-level loops with a full element, by kernel index and position.
     static func fullLoops(_ program: Program) -> [(kernel: Int, position: Int, loop: Loop)] {
         var out: [(Int, Int, Loop)] = []

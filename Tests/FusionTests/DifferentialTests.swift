@@ -16,7 +16,8 @@ final class DifferentialTests: XCTestCase {
         for (k, id) in program.inputs.enumerated() {
             out[program[id].name] = RandomInputs.values(
                 shape: program[id].shape, type: program[id].elementType, seed: seed, stream: UInt64(k),
-                bound: bounds[program[id].name], offsetsInto: program[id].offsetsInto)
+                bound: bounds[program[id].name], offsetsInto: program[id].offsetsInto,
+                maxSegment: program[id].segmentMaxLength)
         }
         return out
     }
@@ -101,6 +102,10 @@ final class DifferentialTests: XCTestCase {
             // A random mask here; structured ones in DataMaskTests.
             ("attention_block_mask", ["BH": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_packed", ["BH": 2, "N": 72, "d": 16, "D": 4], [("i", 16), ("j", 16), ("k", 16)]),
+            (
+                "attention_jagged", ["H": 2, "T": 90, "d": 16, "B": 4, "max_len": 40],
+                [("i", 16), ("j", 16), ("k", 16)]
+            ),
             ("attention_alibi", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_chunked", ["BH": 1, "N": 100, "C": 24, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_rope", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),

@@ -61,6 +61,21 @@ def attention_packed(t):
     return {"O": softmax(s) @ v}
 
 
+def attention_jagged(t):
+    """Attention over a jagged batch, sequence by sequence: sequence b is tokens
+    offsets[b] ..< offsets[b+1] of every head (offsets[0] = 0, offsets[B] = T), attending to its own
+    tokens only (no mask, no padding); the output has the same layout."""
+    q, k, v, offsets = t["Q"], t["K"], t["V"], t["offsets"].astype(np.int64)
+    assert offsets[0] == 0 and offsets[-1] == q.shape[-2], offsets
+    o = np.full(q.shape, np.nan)
+    for b in range(len(offsets) - 1):
+        lo, hi = offsets[b], offsets[b + 1]
+        if hi > lo:
+            s = q[..., lo:hi, :] @ np.swapaxes(k[..., lo:hi, :], -1, -2) / np.sqrt(q.shape[-1])
+            o[..., lo:hi, :] = softmax(s) @ v[..., lo:hi, :]
+    return {"O": o}
+
+
 def attention_gqa(t):
     """Query head h uses key/value head h // (H // Hkv)."""
     q, k, v = t["Q"], t["K"], t["V"]
@@ -242,6 +257,7 @@ EXAMPLES = {
     "decode_attention": attention,
     "attention_block_mask": attention_block_mask,
     "attention_packed": attention_packed,
+    "attention_jagged": attention_jagged,
     "attention_alibi": attention_alibi,
     # sys.argv[3] is the chunk size C: keys j <= i in the query's chunk or the one before.
     "attention_chunked": lambda t: attention(
@@ -269,6 +285,7 @@ INPUTS = {
     "decode_attention": ["Q", "K", "V"],
     "attention_block_mask": ["Q", "K", "V", "M"],
     "attention_packed": ["Q", "K", "V", "offsets"],
+    "attention_jagged": ["Q", "K", "V", "offsets"],
     "attention_alibi": ["Q", "K", "V"],
     "attention_chunked": ["Q", "K", "V"],
     "attention_rope": ["Q", "K", "V"],

@@ -35,6 +35,10 @@ extension FusionRule {
     ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
     /// }
     /// ```
+    /// The summary's loop runs over the consumer loop's own bounds when they name only the
+    /// summary's grid variables (R9's band of a sliding window or of `same_segment`'s
+    /// `max_len`), else over `0 ..< max hi`; the bits it does not write are never read.
+    ///
     /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
@@ -42,9 +46,9 @@ extension FusionRule {
     /// value; the iterations before the first block whose bit is 1 and after the last are such
     /// iterations, so `within` skips them without reading their bits. `M_all[i, k]` is 1 exactly
     /// when `c` is non-zero at every valid element, so there `select c, x, f` is `x` over the
-    /// extent of its other operands (`Loop.bodyWhereTrue`; the condition's block covers the
-    /// operands' where the mask is broadcastable to them, as lowering's selects are); the all
-    /// bit is only recorded when some select on `c` has a block operand. A mask broadcast over
+    /// extent of its other operands (`Loop.bodyWhereTrue`); the all bit is only recorded when
+    /// some select on `c` has a block operand and the condition's block is proved to cover the
+    /// selects' operands at every iteration (`conditionCoversOperands`). A mask broadcast over
     /// heads is read once per (row block, key block), never the scores. The rule adds a kernel,
     /// so the driver runs it after every other rule is stable (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
@@ -211,7 +215,11 @@ extension FusionRule {
         var trial = loop
         trial.full = LoopFullBlocks(
             element: LoopCondition(tensor: summary, indices: indices), trueValues: [m.condition])
-        if !trial.bodyWhereTrue().chosen.isEmpty {
+        let chosen = trial.bodyWhereTrue().chosen
+        if !chosen.isEmpty,
+            conditionCoversOperands(
+                chosen, loop: m.loop, before: Array(consumer.body[..<m.position]), program: program)
+        {
             let n = fresh(base + "_all")
             allName = n
             let all = TensorID(out.tensors.count)
@@ -239,8 +247,16 @@ extension FusionRule {
         let none = b.emit(.fill(Float(m.trips)), scalar)
         let zero = b.emit(.fill(0), scalar)
         guard let blockType = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        // The blocks the consumer's loop can visit: its own bounds when they name only the
+        // summary's grid variables (a band of a sliding window or of a bounded segment length:
+        // the summary then does work proportional to the band, not to every pair of blocks),
+        // else every block. The bits outside are never written and never read.
+        let named = Set(m.variables.map(\.variable))
+        let bounded = (m.loop.lower.variables + m.loop.upper.variables).allSatisfy { named.contains($0) }
         let ends = b.loop(
-            m.loop.variable, from: .constant(0), to: .constant(m.trips), carrying: [none, zero],
+            m.loop.variable, from: bounded ? m.loop.lower : .constant(0),
+            to: bounded ? m.loop.upper : .constant(m.trips),
+            carrying: [none, zero],
             types: [scalar, scalar]
         ) { b, carried in
             b.instructions += m.slice
@@ -294,8 +310,112 @@ extension FusionRule {
                 + "not all false, skips the others"
                 + (allName == nil ? " " : ", and runs without the element test where it is all true ")
                 + "(summary \(([name] + (allName.map { [$0] } ?? []) + [rangeName]).joined(separator: ", ")), "
-                + "computed by \(kernelName))"
+                + "computed by \(kernelName)"
+                + (bounded && (m.loop.lower != .constant(0) || m.loop.upper != .constant(m.trips))
+                    ? " over the loop's own bounds)" : ")")
         )
+    }
+
+    /// One bound on a block axis's extent: a slice from `start` of a tensor axis of `size`
+    /// elements has `clamp(size − start, 0, n)` valid elements.
+    private struct Clip: Hashable {
+        var start: IndexExpr
+        var size: Int
+    }
+
+    /// Whether, at every iteration, the condition's block of each chosen select has at least the
+    /// valid elements of the select's block operands: then dropping the condition from the select
+    /// (the all-bit path, `Loop.bodyWhereTrue`) changes no valid element. Lowered programs always
+    /// pass (the mask is broadcastable to what it selects); a hand-written program may not, and
+    /// then R16 records no all bit.
+    ///
+    /// Each block value's extent along an axis is the minimum over the clips of the slices it
+    /// comes from (loads; elementwise ops take the minimum of their operands', broadcasts add a
+    /// full axis, reductions drop one, dot and transpose move them); fills and positions are
+    /// full. The condition covers the operands when, axis by axis, each of its clips is matched by
+    /// a clip of the select's block operands with the same start and at most its size: then the
+    /// operands' minimum is at most each of the condition's clips, so at most their minimum. A value the analysis cannot follow (a gather, a scan, a loop's result, a carried
+    /// value) fails the check.
+    private static func conditionCoversOperands(
+        _ chosen: Set<ValueID>, loop: Loop, before: [Instruction], program: Program
+    ) -> Bool {
+        var clips: [ValueID: [Set<Clip>]] = [:]
+        for inst in before + loop.body {
+            guard let r = inst.result else { continue }
+            let rank = r.type.shape.count
+            func of(_ v: ValueID) -> [Set<Clip>]? {
+                if let c = clips[v] { return c }
+                return nil
+            }
+            // The clips of elementwise operands: a rank-0 operand adds none.
+            func merged(_ operands: [ValueID]) -> [Set<Clip>]? {
+                var out = Array(repeating: Set<Clip>(), count: rank)
+                for v in operands {
+                    guard let c = of(v) else { return nil }
+                    if c.isEmpty { continue }
+                    guard c.count == rank else { return nil }
+                    for axis in 0..<rank { out[axis].formUnion(c[axis]) }
+                }
+                return out
+            }
+            var result: [Set<Clip>]?
+            switch inst.op {
+            case .load(let t, let access):
+                var axes: [Set<Clip>] = []
+                for (axis, a) in access.enumerated() {
+                    if case .slice(let start, _) = a { axes.append([Clip(start: start, size: program[t].shape[axis])]) }
+                }
+                result = axes.count == rank ? axes : nil
+            case .fill, .index:
+                result = Array(repeating: [], count: rank)
+            case .unary(_, let a): result = merged([a])
+            case .binary(_, let a, let b): result = merged([a, b])
+            case .select(let c, let a, let b): result = merged([c, a, b])
+            case .mask(let a, _, _, _, _): result = merged([a])
+            case .broadcast(let a, let axis):
+                if var c = of(a), axis <= c.count, c.count + 1 == rank {
+                    c.insert([], at: axis)
+                    result = c
+                }
+            case .reduce(_, let a, let axis):
+                if var c = of(a), axis < c.count, c.count == rank + 1 {
+                    c.remove(at: axis)
+                    result = c
+                }
+            case .transpose(let a):
+                if let c = of(a), c.count == 2 { result = [c[1], c[0]] }
+            case .dot(let a, let b, let ta, let tb, _):
+                if let x = of(a), let y = of(b), x.count == 2, y.count == 2 {
+                    result = [ta ? x[1] : x[0], tb ? y[0] : y[1]]
+                }
+            case .scan, .concat, .gather, .loop, .store, .yield:
+                result = nil
+            }
+            if let result { clips[r.id] = result }
+        }
+        for inst in loop.body {
+            guard let r = inst.result, chosen.contains(r.id), case .select(let c, let a, let b) = inst.op else {
+                continue
+            }
+            guard let condition = clips[c] else { return false }
+            if condition.isEmpty { continue }  // a rank-0 condition has no extent to lose
+            let shape = r.type.shape
+            var operands = Array(repeating: Set<Clip>(), count: shape.count)
+            for v in [a, b] {
+                guard let x = clips[v] else { return false }
+                guard !x.isEmpty else { continue }
+                guard x.count == shape.count else { return false }
+                for axis in 0..<shape.count { operands[axis].formUnion(x[axis]) }
+            }
+            guard condition.count == shape.count else { return false }
+            for axis in 0..<shape.count {
+                for clip in condition[axis]
+                where !operands[axis].contains(where: { $0.start == clip.start && $0.size <= clip.size }) {
+                    return false
+                }
+            }
+        }
+        return true
     }
 
     /// Whether an op's result is 0 or 1 everywhere: a comparison, a logical op, a bool load.

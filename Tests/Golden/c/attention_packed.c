@@ -71,8 +71,8 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_t12, uint8_t *
     {
         float B0[4096] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-#pragma omp for collapse(1) schedule(static)
-        for (long i = 0; i < 16; i++) {
+#pragma omp for collapse(1) schedule(dynamic, 1)
+        for (long i = 15; i >= 0; i--) {
             // %0 = load t13[i * 64 +: 64, 0]
             const float *v0 = blk_g_t12 + i * 64;
             // %1 = broadcast %0 axis 1
@@ -80,10 +80,10 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_t12, uint8_t *
             const float s2 = 16.0f;
             // %3 = fill 0.0
             const float s3 = 0.0f;
-            // %4, %5 = for k2 in 0 ..< 16 iter(%6 = %2, %7 = %3)
+            // %4, %5 = for k2 in 0 ..< min(16, i + 1) iter(%6 = %2, %7 = %3)
             float s6 = s2;
             float s7 = s3;
-            for (long k2 = 0; k2 < 16; k2++) {
+            for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                 // %8 = load t14[0, k2 * 64 +: 64]
                 const float *v8 = blk_g_t12 + k2 * 64;
                 // %9 = broadcast %8 axis 0

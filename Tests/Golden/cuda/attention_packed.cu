@@ -84,10 +84,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_packed_k1(c
     const float s2 = 16.0f;
     // %3 = fill 0.0
     const float s3 = 0.0f;
-    // %4, %5 = for k2 in 0 ..< 16 iter(%6 = %2, %7 = %3)
+    // %4, %5 = for k2 in 0 ..< min(16, i + 1) iter(%6 = %2, %7 = %3)
     float s6 = s2;
     float s7 = s3;
-    for (long k2 = 0; k2 < 16; k2++) {
+    for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
         // %8 = load t14[0, k2 * 64 +: 64]
         const float *v8 = blk_g_t12 + k2 * 64;
         // %9 = broadcast %8 axis 0
