@@ -204,6 +204,9 @@ private struct State {
             }
         case .gather(let table, let index, let axis):
             try gather(node, table, index, axis: axis)
+        case .blockBroadcast(let a, let blocks):
+            let out = addTensor(node)
+            try blockBroadcast(node, out, a, blocks: blocks)
         case .cumsum(let a, let axis, let reverse, let exclusive):
             let out = addTensor(node)
             try cumsum(node, out, a, axis: axis, reverse: reverse, exclusive: exclusive)
@@ -325,6 +328,58 @@ private struct State {
         addKernel("gather", node, grid: t.grid, body: b.instructions)
     }
 
+    /// Lowers `block_broadcast`: an elementwise kernel whose blocks each lie inside one block of
+    /// the result's repetition (on an axis repeated `f` times, the tiling's block size divides
+    /// `f`: the default when it does, else the largest divisor of `f` below it), so each block
+    /// reads one element of the operand on that axis (a point `start / f`) and broadcasts it.
+    /// With the default block sizes dividing the repetition (a 128 x 128 block mask, 64 x 64
+    /// blocks), fusion inlines the kernel into the reader as one element load per block.
+    mutating func blockBroadcast(_ node: Node, _ out: TensorID, _ a: NodeID, blocks: [Int]) throws(GraphError) {
+        guard case .tensor(let operand, let operandShape) = source(a) else {
+            throw GraphError("block_broadcast '\(node.name)': the operand must be a tensor, not a constant")
+        }
+        let r = node.shape.count
+        guard blocks.count <= r, operandShape.count == r else {
+            throw GraphError("block_broadcast '\(node.name)': \(blocks.count) block sizes for shape \(operandShape)")
+        }
+        let factors = Array(repeating: 1, count: r - blocks.count) + blocks
+        func fitting(_ preferred: Int, _ n: Int, _ f: Int) -> Int {
+            var size = max(1, min(preferred, n, f))
+            while f % size != 0 { size -= 1 }
+            return f == 1 ? min(preferred, n) : size
+        }
+        let t = tiling(
+            node.shape, rowBlock: r >= 2 ? fitting(options.rowBlock, node.shape[r - 2], factors[r - 2]) : nil,
+            columnBlock: fitting(options.columnBlock, node.shape[r - 1], factors[r - 1]))
+        var access: [AxisAccess] = []
+        var loaded: [Int] = []
+        var kept: [Bool] = []  // per block axis: read as a slice (no repetition) or a point
+        for k in 0..<r {
+            switch t.access[k] {
+            case .point(let e):
+                access.append(.point(factors[k] == 1 ? e : IndexExpr.floorDiv(e, factors[k]).simplified()))
+            case .slice(let start, let size):
+                if factors[k] == 1 {
+                    access.append(.slice(start: start, size: size))
+                    loaded.append(size)
+                    kept.append(true)
+                } else {
+                    access.append(.point(IndexExpr.floorDiv(start, factors[k]).simplified()))
+                    kept.append(false)
+                }
+            }
+        }
+        var b = BodyBuilder()
+        var v = b.emit(.load(operand, access), BlockType(loaded, loaded.isEmpty ? .reg : .local))
+        var shape = loaded
+        for (axis, isKept) in kept.enumerated() where !isKept {
+            shape.insert(t.blockShape[axis], at: axis)
+            v = b.emit(.broadcast(v, axis: axis), BlockType(shape, .local))
+        }
+        b.emit(.store(v, out, t.access))
+        addKernel("block_broadcast", node, grid: t.grid, body: b.instructions)
+    }
+
     /// A fresh temporary holding a copy of `a` (read through its current source), for views
     /// that cannot be expressed over `a`'s storage.
     mutating func materialize(_ a: NodeID) -> TensorID {
@@ -400,7 +455,9 @@ private struct State {
     /// `[M, 1]` statistic is a `[64]` block whether it is produced or broadcast, and a single
     /// query row (`[BH, 1, d]`, decode) is a `[d]` block in the matmul that produces it as in the
     /// softmax that reads it.
-    func tiling(_ shape: [Int], skipping skipped: Int? = nil) -> OutputTiling {
+    func tiling(
+        _ shape: [Int], skipping skipped: Int? = nil, rowBlock: Int? = nil, columnBlock: Int? = nil
+    ) -> OutputTiling {
         var t = OutputTiling()
         let r = shape.count
         for (k, n) in shape.enumerated() where k != skipped {
@@ -412,7 +469,7 @@ private struct State {
                 t.access.append(.point(.variable(v)))
             } else {
                 let isRow = k == r - 2
-                let size = min(isRow ? options.rowBlock : options.columnBlock, n)
+                let size = min(isRow ? rowBlock ?? options.rowBlock : columnBlock ?? options.columnBlock, n)
                 let v = IndexVar(isRow ? "i" : "j")
                 t.grid.append(GridAxis(v, (n + size - 1) / size))
                 let start = IndexExpr.mul(.variable(v), size)

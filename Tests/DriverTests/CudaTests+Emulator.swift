@@ -179,14 +179,15 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
-    /// The guarded key loops of Examples/attention_block_mask.graph and attention_packed.graph (R16: `if (M_any[…] == 0)
-    /// continue;` read by every thread of a block) and its summary kernel, on both architectures
+    /// The guarded key loops of Examples/attention_block_mask.graph, attention_packed.graph and
+    /// attention_block_mask_blocks.graph (R16: `if (M_any[…] == 0) continue;` read by every thread of a
+    /// block, the links followed in sparse rows) and their summary kernels, on both architectures
     /// in every block order (also run by `testEveryExampleRunsOnTheEmulator`; this one alone is quick).
     func testBlockMaskRunsOnTheEmulator() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mask")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        for example in ["attention_block_mask", "attention_packed"] {
+        for example in ["attention_block_mask", "attention_packed", "attention_block_mask_blocks"] {
             for arch in [80, 90] {
                 let args = [Examples.path(example), "--dim", Self.reduced[example]!]
                 let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(example)\(arch)", compiler: compiler)

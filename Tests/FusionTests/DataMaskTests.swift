@@ -41,7 +41,8 @@ final class DataMaskTests: XCTestCase {
         for (label, m) in Self.masks {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 4, label: "attention_block_mask, \(label) mask", given: ["M": m])
-            XCTAssertEqual(result.program.kernels.count, 2, label)
+            // The bits kernel, the range-and-links kernel, the attention kernel.
+            XCTAssertEqual(result.program.kernels.count, 3, label)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(label): R16 did not apply")
             var guarded = 0
             for kernel in result.program.kernels {
@@ -53,9 +54,9 @@ final class DataMaskTests: XCTestCase {
             // The guarded loop also reads the all bit, vouching for the select's condition.
             XCTAssertEqual(Self.fullLoops(result.program).count, 1, label)
             // No N×N tensor in global memory: the only temporaries are the [row blocks, key blocks]
-            // any and all bits, and the first and last kept block of each row.
+            // any and all bits, each row's first and last kept block and links mode, and the links.
             let temps = result.program.tensors.filter { $0.role == .temp }
-            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6], [6, 2]], label)
+            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6], [6, 3], [6, 6]], label)
         }
     }
 
@@ -70,8 +71,9 @@ final class DataMaskTests: XCTestCase {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 6, label: "attention_packed, offsets \(offsets)", given: given)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(offsets): R16 did not apply")
-            // The documents' kernel, the block summary, the attention kernel; no N×N tensor.
-            XCTAssertEqual(result.program.kernels.count, 3, "\(offsets)")
+            // The documents' kernel, the block summary, the range and links, the attention kernel;
+            // no N×N tensor.
+            XCTAssertEqual(result.program.kernels.count, 4, "\(offsets)")
             let temps = result.program.tensors.filter { $0.role == .temp && $0.viewOf == nil }
             XCTAssertTrue(temps.allSatisfy { $0.elementCount <= Self.n }, "\(temps.map(\.shape))")
         }
