@@ -93,6 +93,29 @@ final class BlockMaskTests: XCTestCase {
         }
     }
 
+    /// A block mask per head (`B: bool[BH, N/bs, N/bs]`, heads with different patterns): the
+    /// range-and-links kernel runs per (head, row block), and the fused program matches the
+    /// unfused one after every step.
+    func testPerHeadBlockMask() throws {
+        let path = CLI.packageRoot + "/Examples/attention_block_mask_blocks.graph"
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+            of: "input B: bool[1, N / bs, N / bs]", with: "input B: bool[BH, N / bs, N / bs]")
+        XCTAssertTrue(text.contains("bool[BH, N / bs, N / bs]"))
+        let graph = try GraphParser.parse(text, defaultName: "g", dimOverrides: Self.dims(32))
+        var options = LoweringOptions()
+        try options.override(Self.kernelBlocks)
+        let program = try Lowering.lower(graph, options: options)
+        let patterns = Self.patterns(5)
+        let b = NDArray(
+            shape: [2, 5, 5], data: patterns[0].1.data + patterns[3].1.data, elementType: .bool)
+        let result = try DifferentialTests.checkEveryStep(program, seed: 8, label: "per-head", given: ["B": b])
+        XCTAssertEqual(result.program.kernels.count, 2)
+        XCTAssertEqual(result.program.kernels[0].grid.map(\.extent), [2, 10], "one instance per (head, row block)")
+        XCTAssertEqual(
+            result.program[try XCTUnwrap(DataMaskTests.fullLoops(result.program).first?.loop.condition).tensor].name,
+            "B")
+    }
+
     /// The graph interpreter's `block_broadcast` is NumPy's `repeat` on each blocked axis.
     func testGraphInterpreterRepeatsEachElementOverItsBlock() throws {
         let text = """
@@ -234,6 +257,26 @@ final class BlockMaskTests: XCTestCase {
         let result = CLI.blockc(arguments)
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+    }
+
+    /// The compiled C at odd shapes (N = 105, d = 24, 15-blocks of the mask and of the kernel;
+    /// N = 90 with 30-blocks of the mask at 15-blocks) on the structured patterns, under the
+    /// sanitizers, against the interpreter (`blockc verify --input B=…`).
+    func testCompiledCOnStructuredBlockMasksAtOddShapes() throws {
+        let dir = CLI.temporaryDirectory("blockmask-c")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (n, bs) in [(105, 15), (90, 30)] {
+            for (k, (label, b)) in Self.patterns(n / bs).enumerated() {
+                let path = "\(dir)/B\(n)_\(k).npy"
+                try NPY.writeFile(b, to: path)
+                let result = CLI.blockc([
+                    "verify", CLI.packageRoot + "/Examples/attention_block_mask_blocks.graph", "--dim",
+                    "BH=2,N=\(n),d=24,bs=\(bs)", "--block", "i=15,j=15,k=15", "--input", "B=\(path)", "--sanitize",
+                ])
+                XCTAssertEqual(result.status, 0, "N \(n), bs \(bs), \(label): \(result.stdout)\(result.stderr)")
+                XCTAssertTrue(result.stdout.contains("O: max abs error"), result.stdout)
+            }
+        }
     }
 
     /// `next … when …` prints as it parses; the verifier rejects links without bounds and links
