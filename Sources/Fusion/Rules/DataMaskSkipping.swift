@@ -22,30 +22,44 @@ extension FusionRule {
     /// ```
     /// tensor M_any: bool[16,16] @global temp
     /// tensor M_all: bool[16,16] @global temp
-    /// tensor M_range: i32[16,2] @global temp
+    /// tensor M_range: i32[16,3] @global temp
+    /// tensor M_next: i32[16,16] @global temp
     /// kernel kc_M_any grid(i < 16) {
-    ///   %f, %l = for k in 0 ..< 16 iter(%f0 = 16, %l0 = 0) {
+    ///   for k in 0 ..< 16 {
     ///     %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %any = reduce_max (reduce_max %0)
     ///     store %any -> M_any[i, k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, k]
-    ///     yield min(%f0, %any ? k : 16), max(%l0, %any ? k + 1 : 0)
     ///   }
-    ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]
+    /// }
+    /// kernel kc_M_range grid(i < 16) {
+    ///   %n, %f, %l, %c = for k in 0 ..< 16 iter(%n0 = 16, %f0 = 16, %l0 = 0, %c0 = 0) {   // block 15 - k
+    ///     %any = load M_any[i, 15 - k]; store %n0 -> M_next[i, 15 - k]
+    ///     yield %any ? 15 - k : %n0, min(%f0, %any ? 15 - k : 16), max(%l0, %any ? 16 - k : 0), %c0 + %any
+    ///   }
+    ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]; store 2 * %c <= %l - %f -> M_range[i, 2]
     /// }
     /// kernel kc grid(b < 8, i < 16) {
-    ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
+    ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] next M_next[i, k] when M_range[i, 2]
+    ///       if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
     /// }
     /// ```
-    /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
+    /// Where `c` is one element of a `bool` tensor broadcast over the block (a block mask read
+    /// at the block's point, `uniformElement`), that element is the any and the all bit: the
+    /// guard and the full element read it, there is no bits kernel, and the range kernel reads it.
+    ///
+    /// Exact: the bits kernel runs the slice at the same grid point and `k` on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
     /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
     /// value; the iterations before the first block whose bit is 1 and after the last are such
-    /// iterations, so `within` skips them without reading their bits. `M_all[i, k]` is 1 exactly
+    /// iterations, so `within` skips them without reading their bits, and so are those between a
+    /// block and its link (`M_next[i, k]`: the next block whose bit is 1), which the loop jumps
+    /// over where the row's kept blocks fill at most half its range (`M_range[i, 2]`, measured
+    /// at run time). `M_all[i, k]` is 1 exactly
     /// when `c` is non-zero at every valid element, so there `select c, x, f` is `x` over the
     /// extent of its other operands (`Loop.bodyWhereTrue`; the condition's block covers the
     /// operands' where the mask is broadcastable to them, as lowering's selects are); the all
     /// bit is only recorded when some select on `c` has a block operand. A mask broadcast over
-    /// heads is read once per (row block, key block), never the scores. The rule adds a kernel,
+    /// heads is read once per (row block, key block), never the scores. The rule adds kernels,
     /// so the driver runs it after every other rule is stable (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
         id: "R16", name: "data-mask-skipping",
