@@ -196,39 +196,44 @@ extension CudaTests {
         }
     }
 
-    /// A block mask computed in the program (of 10 key blocks, 0, the diagonal and 9 kept: every
-    /// row keeps at most 3 of a range of 10, so every row follows the links), 64-blocks of the mask
-    /// at the GPU's 64-blocks (B read directly), on both architectures in every block order.
+    /// A block mask computed in the program (0, the diagonal and the last block kept: every row
+    /// keeps at most 3 blocks of a range of all of them, so every row follows the links): 64-blocks
+    /// of the mask at the GPU's 64-blocks (B read directly), and 40-blocks (not aligned: B's
+    /// elements expanded in the kernels, the bits from them), on both architectures in every block
+    /// order.
     func testBlockMaskLinksRunOnTheEmulator() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-links")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let text = """
-            graph block_mask_links
-            dim BH = 2
-            dim N = 640
-            dim d = 40
-            dim bs = 64
-            input Q: [BH, N, d]
-            input K: [BH, N, d]
-            input V: [BH, N, d]
-            I = pos([1, N / bs, N / bs], axis=-2)
-            J = pos([1, N / bs, N / bs], axis=-1)
-            B = logical_or(logical_or(J == 0, I == J), J == N / bs - 1)
-            S = matmul(Q, K, transpose_b=true) * rsqrt(d)
-            P = softmax(where(block_broadcast(B, [bs, bs]), S, -inf), axis=-1)
-            O = matmul(P, V)
-            output O
-
-            """
-        let path = root + "/links.graph"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let explained = CLI.blockc(["explain", path, "--target", "sm_90"])
-        XCTAssertTrue(explained.stdout.contains("whose element of B is set"), explained.stdout + explained.stderr)
-        for arch in [80, 90] {
-            let problems = Self.emulate([path], arch: arch, dir: "\(root)/\(arch)", compiler: compiler)
-            XCTAssertEqual(problems, [], "sm_\(arch)")
+        for bs in [64, 40] {
+            let text = """
+                graph block_mask_links
+                dim BH = 2
+                dim N = 640
+                dim d = 40
+                dim bs = \(bs)
+                input Q: [BH, N, d]
+                input K: [BH, N, d]
+                input V: [BH, N, d]
+                I = pos([1, N / bs, N / bs], axis=-2)
+                J = pos([1, N / bs, N / bs], axis=-1)
+                B = logical_or(logical_or(J == 0, I == J), J == N / bs - 1)
+                S = matmul(Q, K, transpose_b=true) * rsqrt(d)
+                P = softmax(where(block_broadcast(B, [bs, bs]), S, -inf), axis=-1)
+                O = matmul(P, V)
+                output O
+
+                """
+            let path = root + "/links\(bs).graph"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let explained = CLI.blockc(["explain", path, "--target", "sm_90"])
+            let expected = bs == 64 ? "whose element of B is set" : "whose block of B is not all false"
+            XCTAssertTrue(explained.stdout.contains(expected), explained.stdout + explained.stderr)
+            for arch in [80, 90] {
+                let problems = Self.emulate([path], arch: arch, dir: "\(root)/\(bs)_\(arch)", compiler: compiler)
+                XCTAssertEqual(problems, [], "bs \(bs), sm_\(arch)")
+            }
         }
     }
 

@@ -19,7 +19,7 @@ final class NumPyTests: XCTestCase {
         // A random mask (each key kept with probability 1/2); structured ones below.
         ("attention_block_mask", ["--dim", "BH=2,N=150,d=24"], []),
         // A random block mask (rows of blocks kept by none are NaN, as NumPy's), read directly
-        // (32-blocks at 16-blocks) and through the element summary (15-blocks at 64-blocks).
+        // (32-blocks at 16-blocks) and expanded in the kernels (15-blocks at 64-blocks, not aligned).
         ("attention_block_mask_blocks", ["--dim", "BH=2,N=160,d=24,bs=32", "--block", "i=16,j=16,k=16"], ["32"]),
         ("attention_block_mask_blocks", ["--dim", "BH=2,N=150,d=24,bs=15"], ["15"]),
         // Random offsets are valid ones (RandomInputs: 0, sorted uniform positions, N).

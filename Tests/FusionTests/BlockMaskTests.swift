@@ -145,19 +145,33 @@ final class BlockMaskTests: XCTestCase {
         }
     }
 
-    /// Blocks of the kernel that do not lie inside one block of the mask (bs = 24 at 16-blocks):
-    /// the broadcast stays a kernel of its own (blocks of 12, dividing 24), its element mask is
-    /// summarized like any element mask, and the result still matches after every step.
-    func testUnalignedBlockMaskFallsBackToTheElementSummary() throws {
+    /// Blocks of the kernel that do not lie inside one block of the mask (bs = 24 and 8 at
+    /// 16-blocks): the broadcast reads the mask elements a block overlaps and repeats them (a
+    /// product with a 0/1 expansion matrix), R1 inlines it, and R16 builds the bits from B's
+    /// elements (the OR and AND of those a block covers): three kernels, no N × N tensor, the
+    /// output matching after every step and equal to the element-mask program's.
+    func testUnalignedBlockMaskReducesB() throws {
         let n = 96
-        let program = try DifferentialTests.example(
-            "attention_block_mask_blocks", dims: ["BH": 2, "N": n, "d": 16, "bs": 24], blocks: Self.kernelBlocks)
-        for (label, b) in Self.patterns(4) {
-            let result = try DifferentialTests.checkEveryStep(
-                program, seed: 5, label: "bs 24, \(label)", given: ["B": b])
-            XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, label)
-            XCTAssertTrue(
-                result.program.tensors.contains { $0.shape == [1, n, n] }, "\(label): the element mask is kept")
+        let element = try DifferentialTests.example(
+            "attention_block_mask", dims: ["BH": 2, "N": n, "d": 16], blocks: Self.kernelBlocks)
+        for bs in [24, 8] {
+            let program = try DifferentialTests.example(
+                "attention_block_mask_blocks", dims: ["BH": 2, "N": n, "d": 16, "bs": bs], blocks: Self.kernelBlocks)
+            for (label, b) in Self.patterns(n / bs) {
+                let what = "bs \(bs), \(label)"
+                let result = try DifferentialTests.checkEveryStep(program, seed: 5, label: what, given: ["B": b])
+                XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, what)
+                XCTAssertEqual(result.program.kernels.count, 3, what)
+                let temps = result.program.tensors.filter { $0.role == .temp }
+                XCTAssertTrue(temps.allSatisfy { $0.elementCount <= 6 * 6 * 3 }, "\(what): \(temps.map(\.shape))")
+                var inputs = DifferentialTests.inputs(program, seed: 5)
+                inputs["B"] = b
+                let got = try BlockInterpreter.run(result.program, inputs: inputs)
+                inputs["B"] = nil
+                inputs["M"] = Self.elementMask(b, bs)
+                let expected = try BlockInterpreter.run(element, inputs: inputs)
+                XCTAssertLessThanOrEqual(try DataMaskTests.error(expected, got), 1e-4, what)
+            }
         }
     }
 
@@ -260,12 +274,13 @@ final class BlockMaskTests: XCTestCase {
     }
 
     /// The compiled C at odd shapes (N = 105, d = 24, 15-blocks of the mask and of the kernel;
-    /// N = 90 with 30-blocks of the mask at 15-blocks) on the structured patterns, under the
-    /// sanitizers, against the interpreter (`blockc verify --input B=…`).
+    /// N = 90 with 30-blocks of the mask at 15-blocks; N = 100 with 20-blocks of the mask at
+    /// 15-blocks, which do not align: B's elements expanded, a partial last block) on the
+    /// structured patterns, under the sanitizers, against the interpreter (`blockc verify --input B=…`).
     func testCompiledCOnStructuredBlockMasksAtOddShapes() throws {
         let dir = CLI.temporaryDirectory("blockmask-c")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (n, bs) in [(105, 15), (90, 30)] {
+        for (n, bs) in [(105, 15), (90, 30), (100, 20)] {
             for (k, (label, b)) in Self.patterns(n / bs).enumerated() {
                 let path = "\(dir)/B\(n)_\(k).npy"
                 try NPY.writeFile(b, to: path)
