@@ -13,7 +13,11 @@ Examples/attention_block_mask.graph and times:
   summary kernel that reduces M to block bits is part of the timed program);
 - FlexAttention (torch.compile, Inductor's CPU template) with `create_block_mask` of the same pattern
   (mask construction not timed);
-- SDPA with the dense boolean mask (`attn_mask=M`).
+- SDPA with the dense boolean mask (`attn_mask=M`);
+- blockc given the block mask itself: `B: bool[1, N/128, N/128]` of
+  Examples/attention_block_mask_blocks.graph (`--input B=blocks.npy`), as Flex is given its BlockMask
+  (the element mask is never built; the timed program holds a kernel over B that writes each query
+  block's range of kept key blocks and its links, and the attention kernel, which reads B itself).
 
 Each row prints the medians and the ratios (peer ÷ blockc: above 1 means blockc is faster), and the
 time relative to the fully kept case next to the kept fraction (time should follow the fraction).
@@ -117,6 +121,21 @@ def jagged_row(args, torch, flex, create_block_mask, work, heads, d, blk, sequen
             f"{sdpa_ms:.1f} ({sdpa_ms / jagged_ms:.2f}×, padded + key mask) |")
 
 
+def blockc_block_mask_ms(blockc, keep, n, bh, d, blk, reps, work, label):
+    """Median ms of `blockc bench` on Examples/attention_block_mask_blocks.graph given the block
+    pattern `keep` ([n/blk, n/blk] bool) as B, or None (the error printed) when it fails."""
+    path = os.path.join(work, f"blocks{label}.npy")
+    np.save(path, keep.reshape(1, *keep.shape))
+    bench = subprocess.run([blockc, "bench", "Examples/attention_block_mask_blocks.graph", "--dim",
+                            f"BH={bh},N={n},d={d},bs={blk}", "--input", f"B={path}", "--reps", str(reps),
+                            "--peak", "1"], capture_output=True, text=True, cwd=REPO)
+    m = re.search(r"median ([\d.]+) ms", bench.stdout)
+    if bench.returncode != 0 or not m:
+        print(f"blockc bench (block-mask input) failed at {label}:\n{bench.stderr[-1500:]}")
+        return None
+    return float(m.group(1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--blockc", default=os.path.join(REPO, ".build/release/blockc"))
@@ -137,6 +156,7 @@ def main():
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, bh, n, d) for _ in range(3))
     rows = []
+    block_rows = []
     for fraction in (0.10, 0.25, 0.50, 1.00):
         keep = block_pattern(nb, fraction, seed=int(fraction * 100))
         element = np.kron(keep, np.ones((blk, blk), dtype=bool))
@@ -150,6 +170,10 @@ def main():
             print(f"blockc bench failed at {fraction:.0%}:\n{bench.stderr[-1500:]}")
             return 1
         blockc_ms = float(m.group(1))
+        blocks_ms = blockc_block_mask_ms(args.blockc, keep, n, bh, d, blk, args.reps, work, int(fraction * 100))
+        if blocks_ms is None:
+            return 1
+        block_rows.append((fraction, keep.mean(), blocks_ms))
         table = torch.from_numpy(keep)
         block_mask = create_block_mask(lambda b, h, qi, ki: table[qi // blk, ki // blk], None, None, n, n,
                                        device="cpu", BLOCK_SIZE=blk)
@@ -163,7 +187,8 @@ def main():
                             args.reps)
         kept = keep.mean()
         rows.append((fraction, kept, blockc_ms, flex_ms, sdpa_ms, err))
-        print(f"  {fraction:.0%}: blockc {blockc_ms:.1f} ms, flex {flex_ms:.1f} ms, sdpa {sdpa_ms:.1f} ms "
+        print(f"  {fraction:.0%}: blockc {blockc_ms:.1f} ms (block-mask input {blocks_ms:.1f} ms), "
+              f"flex {flex_ms:.1f} ms, sdpa {sdpa_ms:.1f} ms "
               f"(flex vs sdpa max error {err:.1e})", flush=True)
     # Packed documents: 8 documents, boundaries at seeded random positions (no empty document).
     documents = 8
@@ -207,6 +232,15 @@ def main():
           f"{sdpa_doc_ms:.1f} ({sdpa_doc_ms / packed_ms:.2f}×) |")
     if jagged:
         print(jagged)
+    # blockc given the block mask (B), as Flex is given its BlockMask; construction untimed for both.
+    full_blocks = block_rows[-1][2]
+    print()
+    print("| kept blocks | blockc, block-mask input ms (÷ full) | FlexAttention ms (÷ blockc) | "
+          "blockc, element mask ms (÷ block-mask input) |")
+    print("|---|---|---|---|")
+    for (fraction, kept, b), (_, _, e, f, _, _) in zip(block_rows, rows):
+        print(f"| {kept:.1%} (target {fraction:.0%}) | {b:.1f} ({b / full_blocks:.2f}) | {f:.1f} ({f / b:.2f}×) | "
+              f"{e:.1f} ({e / b:.2f}×) |")
     return 0
 
 

@@ -30,6 +30,10 @@ extension IndexExpr {
             if c == 1 { return x }
             if case .constant = x { return .constant(IndexExpr.floorDiv(x, c).evaluate([:])) }
             if case .mul(let u, let d) = x, c > 0, d % c == 0 { return IndexExpr.mul(u, d / c).simplified() }
+            // (u·d) / c = u / (c/d) when d divides c (d > 0): ⌊u·d / c⌋ = ⌊u / (c/d)⌋.
+            if case .mul(let u, let d) = x, c > 0, d > 0, c % d == 0 {
+                return IndexExpr.floorDiv(u, c / d).simplified()
+            }
             // (u·m + d) / c = u·(m/c) + ⌊d/c⌋ when c divides m.
             if case .add(.mul(let u, let m), .constant(let d)) = x, c > 0, m % c == 0 {
                 return IndexExpr.add(.mul(u, m / c), .constant(IndexExpr.floorDiv(.constant(d), c).evaluate([:])))

@@ -163,6 +163,12 @@ public struct Loop: Hashable, Sendable {
     /// With a guard, run-time bounds (R16): iterations outside `[lower element, upper element)`
     /// of an `i32` tensor are skipped as a guard's 0 skips them (never read outside `lower ..< upper`).
     public var bounds: LoopBounds?
+    /// With bounds, the links of a compacted traversal (R16): where the mode element (read once,
+    /// before the iterations) is non-zero, iteration `v` is followed by iteration
+    /// `max(v + 1, next element at v)` instead of `v + 1`. Fusion writes in the next element the
+    /// following iteration whose guard is set, so the iterations jumped over are ones the guard
+    /// skips: the loop visits only the kept blocks (a compacted list of them, as links).
+    public var links: LoopLinks?
 
     /// Makes a loop.
     public init(
@@ -178,11 +184,13 @@ public struct Loop: Hashable, Sendable {
         self.condition = nil
         self.full = nil
         self.bounds = nil
+        self.links = nil
     }
 
     /// Every element the loop reads before its iterations (guard, full bit, bounds), in text order.
     public var elementReads: [LoopCondition] {
-        (bounds.map { [$0.lower, $0.upper] } ?? []) + (condition.map { [$0] } ?? []) + (full.map { [$0.element] } ?? [])
+        (bounds.map { [$0.lower, $0.upper] } ?? []) + (links.map { [$0.next, $0.mode] } ?? [])
+            + (condition.map { [$0] } ?? []) + (full.map { [$0.element] } ?? [])
     }
 
     /// The loop with `f` applied to each element it reads before its iterations.
@@ -191,6 +199,7 @@ public struct Loop: Hashable, Sendable {
         out.condition = condition.map(f)
         if let full { out.full = LoopFullBlocks(element: f(full.element), trueValues: full.trueValues) }
         if let b = bounds { out.bounds = LoopBounds(lower: f(b.lower), upper: f(b.upper)) }
+        if let l = links { out.links = LoopLinks(next: f(l.next), mode: f(l.mode)) }
         return out
     }
 }
@@ -222,6 +231,24 @@ public struct LoopBounds: Hashable, Sendable {
     public init(lower: LoopCondition, upper: LoopCondition) {
         self.lower = lower
         self.upper = upper
+    }
+}
+
+/// A loop's compacted traversal (`next T[i, k] when R[i, 2]`): two elements of `i32` tensors,
+/// the next iteration to run after the current one (its indices name the counter) and whether
+/// to follow the links at all (read once before the iterations; its indices do not name the
+/// counter). A link never goes backwards: the loop continues at `max(v + 1, next)`.
+public struct LoopLinks: Hashable, Sendable {
+    /// The element holding the iteration that follows the current one.
+    public var next: LoopCondition
+    /// The element saying whether the links are followed (non-zero) or every iteration of the
+    /// range is visited (0).
+    public var mode: LoopCondition
+
+    /// Makes the links.
+    public init(next: LoopCondition, mode: LoopCondition) {
+        self.next = next
+        self.mode = mode
     }
 }
 

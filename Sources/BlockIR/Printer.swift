@@ -81,6 +81,7 @@ public enum BlockPrinter {
                 tensorName(c.tensor, program) + "[" + c.indices.map(\.description).joined(separator: ", ") + "]"
             }
             if let b = loop.bounds { text += " within " + element(b.lower) + " ..< " + element(b.upper) }
+            if let l = loop.links { text += " next " + element(l.next) + " when " + element(l.mode) }
             if let condition = loop.condition { text += " if " + element(condition) }
             if let f = loop.full {
                 text +=

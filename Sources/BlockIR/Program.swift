@@ -182,13 +182,15 @@ extension Program {
     /// `tensor`: always for floating-point storage (`f32`, and `f16`/`bf16`, whose rounding is
     /// a storage format: a fused kernel keeps such intermediates in f32, as Docs/IR.md says);
     /// for `bool` storage only when `definition` yields a truth value (a comparison or a
-    /// connective: exactly 0 or 1); never for `i32` storage, whose store truncates. `definition`
+    /// connective, or a load of a `bool` tensor: exactly 0 or 1); never for `i32` storage, whose store truncates. `definition`
     /// is the op that computes the stored value, when known.
     public func storeKeepsValue(_ definition: Op?, into tensor: TensorID) -> Bool {
         switch self[tensor].elementType {
         case .f32, .f16, .bf16: return true
         case .bool:
             if case .binary(let op, _, _)? = definition { return op.yieldsTruth }
+            // A load of a bool tensor is 0 or 1 already (callers look through broadcasts).
+            if case .load(let t, _)? = definition { return self[t].elementType == .bool }
             return false
         case .i32: return false
         }

@@ -483,9 +483,11 @@ private struct KernelChecker {
         for r in inst.results { checkFresh(r, label) }
         let savedVisible = visible
         indexScope.append(name)
-        let reads: [(String, LoopCondition)] =
-            (loop.bounds.map { [("bound", $0.lower), ("bound", $0.upper)] } ?? [])
-            + (loop.condition.map { [("condition", $0)] } ?? [])
+        var reads: [(String, LoopCondition)] = []
+        if let b = loop.bounds { reads += [("bound", b.lower), ("bound", b.upper)] }
+        if let l = loop.links { reads += [("link", l.next), ("bound", l.mode)] }
+        reads +=
+            (loop.condition.map { [("condition", $0)] } ?? [])
             + (loop.full.map { [("full element", $0.element)] } ?? [])
         for (what, read) in reads {
             guard let tensor = tensor(read.tensor, label) else { continue }
@@ -495,7 +497,8 @@ private struct KernelChecker {
                     "\(label): the loop's \(what) gives \(read.indices.count) indices for tensor "
                         + "'\(tensor.name)' of rank \(tensor.shape.count); give one element index per axis")
             }
-            let types: [ElementType] = what == "bound" ? [.i32] : what == "condition" ? [.bool, .i32] : [.bool]
+            let types: [ElementType] =
+                what == "bound" || what == "link" ? [.i32] : what == "condition" ? [.bool, .i32] : [.bool]
             if !types.contains(tensor.elementType) {
                 report(
                     "\(label): the loop's \(what) reads '\(tensor.name)' of type \(tensor.elementType); "
@@ -508,6 +511,11 @@ private struct KernelChecker {
         }
         if (loop.full != nil || loop.bounds != nil) && loop.condition == nil {
             report("\(label): a loop's 'within' and 'full' come with its guard ('if T[...]'); add one or drop them")
+        }
+        if loop.links != nil && loop.bounds == nil {
+            report(
+                "\(label): a loop's 'next ... when ...' links come with its 'within' bounds; add them or drop the links"
+            )
         }
         if let f = loop.full {
             let defined = Set(loop.body.flatMap(\.results).map(\.id))

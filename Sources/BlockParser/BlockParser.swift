@@ -564,6 +564,16 @@ private struct Parser {
             try expectSymbol("..<", "'..<' between the loop's run-time bounds")
             bounds = LoopBounds(lower: lowerBound, upper: try element("within", counter: false))
         }
+        var links: LoopLinks?
+        if isKeyword("next") {
+            advance()
+            let next = try element("next", counter: true)
+            guard isKeyword("when") else {
+                throw error("expected 'when T[...]' (whether to follow the links) after the loop's 'next' element")
+            }
+            advance()
+            links = LoopLinks(next: next, mode: try element("when", counter: false))
+        }
         var condition: LoopCondition?
         if isKeyword("if") {
             advance()
@@ -657,6 +667,7 @@ private struct Parser {
         loop.condition = condition
         loop.full = full
         loop.bounds = bounds
+        loop.links = links
         return Instruction(results, .loop(loop))
     }
 

@@ -719,7 +719,15 @@ extension KernelEmitter {
             w.line("const \(dialect.indexType) \(u) = blk_imin(\(end), (long)\(tensorElement(b.upper)));")
             (first, end) = (l, u)
         }
-        open("for (\(dialect.indexType) \(v) = \(first); \(v) < \(end); \(v)++)")
+        var step = "\(v)++"
+        if let l = loop.links {
+            // A compacted traversal: where the mode element is set, the loop follows the links to
+            // the next kept block (never backwards: at least one step), uniform over a GPU block.
+            let mode = temp("links")
+            w.line("const int \(mode) = \(tensorElement(l.mode)) != 0;")
+            step = "\(v) = \(mode) ? blk_imax(\(v) + 1, (long)\(tensorElement(l.next))) : \(v) + 1"
+        }
+        open("for (\(dialect.indexType) \(v) = \(first); \(v) < \(end); \(step))")
         if dialect.gpu != nil { w.line(BarrierPlan.loopBegin) }
         if let c = loop.condition {
             // The guard is read before anything in the iteration, so a skipped iteration leaves

@@ -56,6 +56,11 @@ public enum GraphOp: Hashable, Sendable {
     /// Cumulative sums along one axis (non-negative), same shape: element `e` sums the elements
     /// up to it (before it when `exclusive`), from the axis's end when `reverse`.
     case cumsum(NodeID, axis: Int, reverse: Bool, exclusive: Bool)
+    /// Each element of the operand repeated over a block: `blocks` gives one block size per
+    /// trailing axis, and element `[…, i, j]` is the operand's `[…, i / blocks[0], j / blocks[1]]`
+    /// (`block_broadcast(B, [128, 128])`: a block mask `bool[1, N/128, N/128]` as an element mask
+    /// `bool[1, N, N]`). The node's shape is the operand's with those axes multiplied.
+    case blockBroadcast(NodeID, blocks: [Int])
 
     /// The nodes the op reads.
     public var operands: [NodeID] {
@@ -70,6 +75,7 @@ public enum GraphOp: Hashable, Sendable {
         case .select(let c, let a, let b): return [c, a, b]
         case .gather(let t, let index, _): return [t, index]
         case .cumsum(let a, _, _, _): return [a]
+        case .blockBroadcast(let a, _): return [a]
         }
     }
 }

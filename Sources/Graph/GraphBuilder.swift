@@ -321,6 +321,29 @@ public struct GraphBuilder: Sendable {
         return add(.cumsum(x, axis: a, reverse: reverse, exclusive: exclusive), s, type)
     }
 
+    /// Each element of `x` repeated over a block of the result: `blocks` gives the block size of
+    /// each of the trailing axes (one to all of them), and the result's size on such an axis is
+    /// the operand's times the block size (element `[…, i, j]` is `x[…, i / blocks[0], j / blocks[1]]`).
+    public mutating func blockBroadcast(_ x: NodeID, blocks: [Int]) throws(GraphError) -> NodeID {
+        try check(x)
+        let s = shape(of: x)
+        guard !blocks.isEmpty, blocks.count <= s.count else {
+            throw GraphError(
+                "block_broadcast: give one block size per trailing axis (1 to \(s.count) of them), got \(blocks.count)")
+        }
+        guard blocks.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }) else {
+            throw GraphError("block_broadcast: block sizes \(blocks) must be between 1 and 2^20")
+        }
+        var out = s
+        for (k, n) in blocks.enumerated() {
+            let axis = s.count - blocks.count + k
+            let (size, overflow) = s[axis].multipliedReportingOverflow(by: n)
+            guard !overflow, size <= 1 << 40 else { throw GraphError("block_broadcast: the result is too large") }
+            out[axis] = size
+        }
+        return add(.blockBroadcast(x, blocks: blocks), out, elementType(of: x))
+    }
+
     /// Reduction over one axis (negative axes count from the end).
     public mutating func reduce(
         _ op: ReduceOp, _ x: NodeID, axis: Int, keepDims: Bool = false
@@ -573,6 +596,7 @@ public struct GraphBuilder: Sendable {
         case .slice(let a, let axis, let start): return .slice(f(a), axis: axis, start: start)
         case .concat(let parts, let axis): return .concat(parts.map(f), axis: axis)
         case .cumsum(let a, let axis, let r, let e): return .cumsum(f(a), axis: axis, reverse: r, exclusive: e)
+        case .blockBroadcast(let a, let blocks): return .blockBroadcast(f(a), blocks: blocks)
         case .cast(let a, let t): return .cast(f(a), t)
         case .mask(let a, let p, let fill): return .mask(f(a), p, fill: fill)
         case .select(let c, let a, let b): return .select(f(c), f(a), f(b))

@@ -432,6 +432,7 @@ extension GraphTextParser {
         UnaryOp.allCases.map(\.rawValue) + BinaryOp.allCases.map(\.rawValue) + [
             "matmul", "reduce_sum", "reduce_max", "reduce_mean", "transpose", "reshape", "where", "softmax",
             "layernorm", "rmsnorm", "cast", "slice", "concat", "pos", "gather", "logical_not", "cumsum",
+            "block_broadcast",
         ]
 
     /// Splits arguments into positional values and keywords, checking the keywords and the count.
@@ -534,6 +535,17 @@ extension GraphTextParser {
             }
             let x = try build(v[0])
             return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in try b.cast(x, to: type) }
+        case "block_broadcast":
+            // block_broadcast(B, [128, 128]): each element of B repeated over a 128 x 128 block.
+            let (v, _) = try arguments(name, args, positional: 2...2, keys: [], loc)
+            let blocks = try shapeList(v[1], what: "block_broadcast's block sizes")
+            let x = try build(v[0])
+            guard builder.constantValue(of: x) == nil else {
+                throw error("block_broadcast needs a tensor (a block mask), got a number", v[0].location)
+            }
+            return try guarded(loc) { (b: inout GraphBuilder) throws(GraphError) in
+                try b.blockBroadcast(x, blocks: blocks)
+            }
         case "reshape":
             let (v, _) = try arguments(name, args, positional: 2...2, keys: [], loc)
             let shape = try shapeList(v[1], what: "reshape")

@@ -48,6 +48,8 @@ public enum GraphPrinter {
                 rhs =
                     "cumsum(\(ref(a)), axis=\(axis)" + (reverse ? ", reverse=true" : "")
                     + (exclusive ? ", exclusive=true" : "") + ")"
+            case .blockBroadcast(let a, let blocks):
+                rhs = "block_broadcast(\(ref(a)), \(shape(blocks)))"
             case .mask(let a, let p, let fill):
                 rhs = "where(\(predicateText(p)), \(ref(a)), \(constantText(fill)))"
             case .select(let c, let a, let b): rhs = "where(\(ref(c)), \(ref(a)), \(ref(b)))"

@@ -207,6 +207,9 @@ private struct State {
             }
         case .gather(let table, let index, let axis):
             try gather(node, table, index, axis: axis)
+        case .blockBroadcast(let a, let blocks):
+            let out = addTensor(node)
+            try blockBroadcast(node, out, a, blocks: blocks)
         case .cumsum(let a, let axis, let reverse, let exclusive):
             let out = addTensor(node)
             try cumsum(node, out, a, axis: axis, reverse: reverse, exclusive: exclusive)
@@ -328,6 +331,147 @@ private struct State {
         addKernel("gather", node, grid: t.grid, body: b.instructions)
     }
 
+    /// Lowers `block_broadcast` as an elementwise kernel at the default blocks. On a blocked axis
+    /// repeated `f` times whose block size divides `f`, each block lies inside one element of the
+    /// operand: a point `start / f`, broadcast over the block (with a 128 x 128 block mask and
+    /// 64 x 64 blocks, fusion inlines it into the reader as one element load per block). Where
+    /// the block size does not divide `f` (mask blocks of 24, 96 or 32 at 64), the block reads the
+    /// operand's elements it overlaps (a slice of `m = (size - 1) / f + 2` from `start / f`) and
+    /// repeats each over its `f` positions by a product with a 0/1 expansion matrix,
+    /// `E[r, c] = (q·f <= start + r < q·f + f)` with `q = start / f + c` (one 1 per row: exact),
+    /// then `ne 0` (a truth value, so the stored bool is kept by fusion). A `bool` operand only,
+    /// with both trailing axes blocked; otherwise blocks that divide the repetitions.
+    mutating func blockBroadcast(_ node: Node, _ out: TensorID, _ a: NodeID, blocks: [Int]) throws(GraphError) {
+        guard case .tensor(let operand, let operandShape) = source(a) else {
+            throw GraphError("block_broadcast '\(node.name)': the operand must be a tensor, not a constant")
+        }
+        let r = node.shape.count
+        guard blocks.count <= r, operandShape.count == r else {
+            throw GraphError("block_broadcast '\(node.name)': \(blocks.count) block sizes for shape \(operandShape)")
+        }
+        let factors = Array(repeating: 1, count: r - blocks.count) + blocks
+        let natural = tiling(node.shape)
+        var aligned = true
+        for (k, a) in natural.access.enumerated() {
+            if case .slice(_, let size) = a, factors[k] % size != 0 { aligned = false }
+        }
+        if !aligned && graph[a].elementType == .bool && natural.blockShape.count == 2 {
+            expandBlocks(node, out, operand, operandShape, factors, natural)
+            return
+        }
+        func fitting(_ preferred: Int, _ n: Int, _ f: Int) -> Int {
+            var size = max(1, min(preferred, n, f))
+            while f % size != 0 { size -= 1 }
+            return f == 1 ? min(preferred, n) : size
+        }
+        let t =
+            aligned
+            ? natural
+            : tiling(
+                node.shape, rowBlock: r >= 2 ? fitting(options.rowBlock, node.shape[r - 2], factors[r - 2]) : nil,
+                columnBlock: fitting(options.columnBlock, node.shape[r - 1], factors[r - 1]))
+        var access: [AxisAccess] = []
+        var loaded: [Int] = []
+        var kept: [Bool] = []  // per block axis: read as a slice (no repetition) or a point
+        for k in 0..<r {
+            switch t.access[k] {
+            case .point(let e):
+                access.append(.point(factors[k] == 1 ? e : IndexExpr.floorDiv(e, factors[k]).simplified()))
+            case .slice(let start, let size):
+                if factors[k] == 1 {
+                    access.append(.slice(start: start, size: size))
+                    loaded.append(size)
+                    kept.append(true)
+                } else {
+                    access.append(.point(IndexExpr.floorDiv(start, factors[k]).simplified()))
+                    kept.append(false)
+                }
+            }
+        }
+        var b = BodyBuilder()
+        var v = b.emit(.load(operand, access), BlockType(loaded, loaded.isEmpty ? .reg : .local))
+        var shape = loaded
+        for (axis, isKept) in kept.enumerated() where !isKept {
+            shape.insert(t.blockShape[axis], at: axis)
+            v = b.emit(.broadcast(v, axis: axis), BlockType(shape, .local))
+        }
+        b.emit(.store(v, out, t.access))
+        addKernel("block_broadcast", node, grid: t.grid, body: b.instructions)
+    }
+
+    /// `block_broadcast` of a bool tensor at blocks that do not divide the repetition (see
+    /// `blockBroadcast`): per blocked axis a slice of the operand's elements the block overlaps,
+    /// repeated by a product with a 0/1 expansion matrix; points on the other axes.
+    private mutating func expandBlocks(
+        _ node: Node, _ out: TensorID, _ operand: TensorID, _ operandShape: [Int], _ factors: [Int],
+        _ t: OutputTiling
+    ) {
+        enum Read {
+            case kept, point
+            case expand(start: IndexExpr, size: Int, factor: Int, count: Int)
+        }
+        var access: [AxisAccess] = []
+        var reads: [Read] = []  // per block axis
+        var loaded: [Int] = []
+        for (k, a) in t.access.enumerated() {
+            let f = factors[k]
+            switch a {
+            case .point(let e):
+                access.append(.point(f == 1 ? e : IndexExpr.floorDiv(e, f).simplified()))
+            case .slice(let start, let size):
+                if f == 1 {
+                    access.append(.slice(start: start, size: size))
+                    reads.append(.kept)
+                    loaded.append(size)
+                } else if f % size == 0 {
+                    access.append(.point(IndexExpr.floorDiv(start, f).simplified()))
+                    reads.append(.point)
+                } else {
+                    let m = min(operandShape[k], (size - 1) / f + 2)
+                    access.append(.slice(start: IndexExpr.floorDiv(start, f).simplified(), size: m))
+                    reads.append(.expand(start: start, size: size, factor: f, count: m))
+                    loaded.append(m)
+                }
+            }
+        }
+        var b = BodyBuilder()
+        var x = b.emit(.load(operand, access), BlockType(loaded, loaded.isEmpty ? .reg : .local))
+        // Points become whole rows or columns of the block (broadcast), giving a 2-D block.
+        var shape = loaded
+        for (axis, read) in reads.enumerated() {
+            guard case .point = read else { continue }
+            shape.insert(t.blockShape[axis], at: axis)
+            x = b.emit(.broadcast(x, axis: axis), BlockType(shape, .local))
+        }
+        let f32 = { (s: [Int]) in BlockType(s, .local) }
+        /// E [size, m]: row r has its 1 at the operand element holding position start + r.
+        func expansion(_ start: IndexExpr, _ size: Int, _ f: Int, _ m: Int, _ b: inout BodyBuilder) -> ValueID {
+            let type = f32([size, m])
+            let p = b.emit(.index(start, axis: 0), type)
+            let q = b.emit(.index(IndexExpr.floorDiv(start, f).simplified(), axis: 1), type)
+            let factor = b.emit(.fill(Float(f)), BlockType([], .reg))
+            let low = b.emit(.binary(.mul, q, factor), type)
+            let high = b.emit(.binary(.add, low, factor), type)
+            let above = b.emit(.binary(.ge, p, low), type)
+            let below = b.emit(.binary(.lt, p, high), type)
+            return b.emit(.binary(.logicalAnd, above, below), type)
+        }
+        if case .expand(let start, let size, let f, let m) = reads[0] {
+            let e = expansion(start, size, f, m, &b)
+            shape[0] = size
+            x = b.emit(.dot(e, x, transposeA: false, transposeB: false), f32(shape))
+        }
+        if case .expand(let start, let size, let f, let m) = reads[1] {
+            let e = expansion(start, size, f, m, &b)
+            shape[1] = size
+            x = b.emit(.dot(x, e, transposeA: false, transposeB: true), f32(shape))
+        }
+        let zero = b.emit(.fill(0), BlockType([], .reg))
+        x = b.emit(.binary(.ne, x, zero), f32(shape))
+        b.emit(.store(x, out, t.access))
+        addKernel("block_broadcast", node, grid: t.grid, body: b.instructions)
+    }
+
     /// A fresh temporary holding a copy of `a` (read through its current source), for views
     /// that cannot be expressed over `a`'s storage.
     mutating func materialize(_ a: NodeID) -> TensorID {
@@ -403,7 +547,9 @@ private struct State {
     /// `[M, 1]` statistic is a `[64]` block whether it is produced or broadcast, and a single
     /// query row (`[BH, 1, d]`, decode) is a `[d]` block in the matmul that produces it as in the
     /// softmax that reads it.
-    func tiling(_ shape: [Int], skipping skipped: Int? = nil) -> OutputTiling {
+    func tiling(
+        _ shape: [Int], skipping skipped: Int? = nil, rowBlock: Int? = nil, columnBlock: Int? = nil
+    ) -> OutputTiling {
         var t = OutputTiling()
         let r = shape.count
         for (k, n) in shape.enumerated() where k != skipped {
@@ -415,7 +561,7 @@ private struct State {
                 t.access.append(.point(.variable(v)))
             } else {
                 let isRow = k == r - 2
-                let size = min(isRow ? options.rowBlock : options.columnBlock, n)
+                let size = min(isRow ? rowBlock ?? options.rowBlock : columnBlock ?? options.columnBlock, n)
                 let v = IndexVar(isRow ? "i" : "j")
                 t.grid.append(GridAxis(v, (n + size - 1) / size))
                 let start = IndexExpr.mul(.variable(v), size)

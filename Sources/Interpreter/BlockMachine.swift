@@ -246,6 +246,17 @@ struct BlockMachine {
             lower = Swift.max(lower, Int(try load(t, l, step, env).data[0]))
             upper = Swift.min(upper, Int(try load(t, u, step, env).data[0]))
         }
+        // Links (a compacted traversal): after iteration v, the next element's iteration when the
+        // mode element is set (never backwards). Without data every iteration counts.
+        var follow = false
+        if let l = loop.links, computesData, lower < upper {
+            follow = try load(l.mode, l.modeAccess, step, env).data[0] != 0
+        }
+        func advance(_ v: Int, _ machine: inout BlockMachine) throws(Diagnostic) -> Int {
+            guard follow, let l = loop.links else { return v + 1 }
+            let next = try machine.load(l.next, l.nextAccess, step, env).data[0]
+            return next.isFinite && next > Float(v + 1) ? Int(Swift.min(next, Float(Int32.max))) : v + 1
+        }
         var current: [RuntimeBlock] = []
         for slot in loop.initial { current.append(try value(slot, step, env)) }
         var v = lower
@@ -257,7 +268,7 @@ struct BlockMachine {
                 let element = try load(t, access, step, env)
                 if computesData && element.data.first == 0 {
                     if let name = kernel?.name { iterations[name, default: LoopIterations()].skipped += 1 }
-                    v += 1
+                    v = try advance(v, &self)
                     continue
                 }
             }
@@ -275,7 +286,8 @@ struct BlockMachine {
             }
             try execute(body, env)
             for (k, slot) in yielded.enumerated() { current[k] = try value(slot, step, env) }
-            v += 1
+            env[loop.indexSlot] = v
+            v = try advance(v, &self)
         }
         for (k, slot) in step.results.enumerated() { values[slot] = current[k] }
     }

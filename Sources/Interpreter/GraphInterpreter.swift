@@ -90,6 +90,12 @@ public enum GraphInterpreter {
                     throw Diagnostic("node '\(node.name)': cumsum axis \(axis) is out of range for shape \(x.shape)")
                 }
                 result = Self.cumsum(x, axis: axis, reverse: reverse, exclusive: exclusive)
+            case .blockBroadcast(let a, let blocks):
+                let x = try operand(a)
+                guard blocks.count <= x.shape.count, blocks.allSatisfy({ $0 >= 1 }) else {
+                    throw Diagnostic("node '\(node.name)': block sizes \(blocks) do not fit shape \(x.shape)")
+                }
+                result = Self.blockBroadcast(x, blocks: blocks, shape: node.shape)
             case .concat(let parts, let axis):
                 var arrays: [NDArray] = []
                 for p in parts { arrays.append(try operand(p)) }
@@ -124,6 +130,31 @@ public enum GraphInterpreter {
     }
 
     // MARK: Ops
+
+    /// Each element of `x` repeated over a block: on the trailing `blocks.count` axes, result
+    /// element `e` is `x`'s element `e / block`.
+    static func blockBroadcast(_ x: NDArray, blocks: [Int], shape: [Int]) -> NDArray {
+        let rank = shape.count
+        let factors = Array(repeating: 1, count: rank - blocks.count) + blocks
+        var strides = Array(repeating: 1, count: rank)
+        for k in stride(from: rank - 2, through: 0, by: -1) { strides[k] = strides[k + 1] * x.shape[k + 1] }
+        let count = shape.reduce(1, *)
+        var data = [Float](repeating: 0, count: count)
+        var index = Array(repeating: 0, count: rank)
+        for n in 0..<count {
+            var source = 0
+            for k in 0..<rank { source += (index[k] / factors[k]) * strides[k] }
+            data[n] = x.data[source]
+            var k = rank - 1
+            while k >= 0 {
+                index[k] += 1
+                if index[k] < shape[k] { break }
+                index[k] = 0
+                k -= 1
+            }
+        }
+        return NDArray(shape: shape, data: data)
+    }
 
     /// Cumulative sums along `axis` (`Dense.scan`).
     static func cumsum(_ x: NDArray, axis: Int, reverse: Bool, exclusive: Bool) -> NDArray {

@@ -68,6 +68,9 @@ struct CompiledLoop: Sendable {
     var full: (tensor: Int, access: [SlotAccess], body: [Step], yielded: [Int])?
     /// The run-time bounds: two elements read before the iterations.
     var bounds: (tensor: Int, lower: [SlotAccess], upper: [SlotAccess])?
+    /// The links of a compacted traversal: the next iteration's element (naming the counter)
+    /// and the mode element read before the iterations.
+    var links: (next: Int, nextAccess: [SlotAccess], mode: Int, modeAccess: [SlotAccess])?
 }
 
 /// The op of a compiled instruction; value operands are slots.
@@ -338,6 +341,13 @@ struct KernelCompiler {
             }
             bounds = (b.lower.tensor.index, try element(b.lower, indices), try element(b.upper, indices))
         }
+        var links: (next: Int, nextAccess: [SlotAccess], mode: Int, modeAccess: [SlotAccess])?
+        if let l = loop.links {
+            links = (
+                l.next.tensor.index, try element(l.next, innerIndices), l.mode.tensor.index,
+                try element(l.mode, indices)
+            )
+        }
         let outer = inner
         let (body, yielded) = try body(loop.body, values: &inner, indices: innerIndices, depth: depth + 1, inLoop: true)
         guard let yielded, yielded.count == carried.count else {
@@ -360,7 +370,7 @@ struct KernelCompiler {
         }
         return CompiledLoop(
             indexSlot: depth, lower: lower, upper: upper, initial: initial, carried: carried, body: body,
-            yielded: yielded, condition: condition, full: full, bounds: bounds)
+            yielded: yielded, condition: condition, full: full, bounds: bounds, links: links)
     }
 
     /// The largest block the interpreter allocates (elements).

@@ -203,18 +203,60 @@ extension CudaTests {
         }
     }
 
-    /// The guarded key loops of Examples/attention_block_mask.graph and attention_packed.graph (R16: `if (M_any[…] == 0)
-    /// continue;` read by every thread of a block) and its summary kernel, on both architectures
+    /// The guarded key loops of Examples/attention_block_mask.graph, attention_packed.graph and
+    /// attention_block_mask_blocks.graph (R16: `if (M_any[…] == 0) continue;` read by every thread of a
+    /// block, the links followed in sparse rows) and their summary kernels, on both architectures
     /// in every block order (also run by `testEveryExampleRunsOnTheEmulator`; this one alone is quick).
     func testBlockMaskRunsOnTheEmulator() throws {
         let compiler = try Self.hostCompiler()
         let root = CLI.temporaryDirectory("cuda-emulator-mask")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        for example in ["attention_block_mask", "attention_packed", "attention_jagged"] {
+        for example in ["attention_block_mask", "attention_packed", "attention_jagged", "attention_block_mask_blocks"] {
             for arch in [80, 90] {
                 let args = [Examples.path(example), "--dim", Self.reduced[example]!]
                 let problems = Self.emulate(args, arch: arch, dir: "\(root)/\(example)\(arch)", compiler: compiler)
                 XCTAssertEqual(problems, [], "\(example) sm_\(arch)")
+            }
+        }
+    }
+
+    /// A block mask computed in the program (0, the diagonal and the last block kept: every row
+    /// keeps at most 3 blocks of a range of all of them, so every row follows the links): 64-blocks
+    /// of the mask at the GPU's 64-blocks (B read directly), and 40-blocks (not aligned: B's
+    /// elements expanded in the kernels, the bits from them), on both architectures in every block
+    /// order.
+    func testBlockMaskLinksRunOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-links")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for bs in [64, 40] {
+            let text = """
+                graph block_mask_links
+                dim BH = 2
+                dim N = 640
+                dim d = 40
+                dim bs = \(bs)
+                input Q: [BH, N, d]
+                input K: [BH, N, d]
+                input V: [BH, N, d]
+                I = pos([1, N / bs, N / bs], axis=-2)
+                J = pos([1, N / bs, N / bs], axis=-1)
+                B = logical_or(logical_or(J == 0, I == J), J == N / bs - 1)
+                S = matmul(Q, K, transpose_b=true) * rsqrt(d)
+                P = softmax(where(block_broadcast(B, [bs, bs]), S, -inf), axis=-1)
+                O = matmul(P, V)
+                output O
+
+                """
+            let path = root + "/links\(bs).graph"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let explained = CLI.blockc(["explain", path, "--target", "sm_90"])
+            let expected = bs == 64 ? "whose element of B is set" : "whose block of B is not all false"
+            XCTAssertTrue(explained.stdout.contains(expected), explained.stdout + explained.stderr)
+            for arch in [80, 90] {
+                let problems = Self.emulate([path], arch: arch, dir: "\(root)/\(bs)_\(arch)", compiler: compiler)
+                XCTAssertEqual(problems, [], "bs \(bs), sm_\(arch)")
             }
         }
     }

@@ -22,6 +22,7 @@ final class CudaTests: XCTestCase {
         "rmsnorm_swiglu_bf16": "M=100,d=200,h=300", "attention_gqa": "B=1,Hkv=2,g=3,H=6,N=200,d=40",
         "decode_attention": "BH=3,N=300,d=40", "attention_block_mask": "BH=2,N=300,d=40",
         "attention_packed": "BH=2,N=300,d=40,D=4", "attention_jagged": "H=2,T=300,d=40,B=5,max_len=100",
+        "attention_block_mask_blocks": "BH=2,N=320,d=40,bs=64",
         "attention_alibi": "B=1,H=2,N=300,d=24",
         "attention_rope": "B=1,H=2,N=300,d=32", "attention_dca": "B=1,H=2,C=75,NC=4,d=32",
         "stick_breaking_attention": "BH=1,N=300,d=24", "llama_layer_prefill": "S=100,D=128,H=4,Hkv=2,F=200",

@@ -18,6 +18,10 @@ final class NumPyTests: XCTestCase {
         ("decode_attention", ["--dim", "BH=3,N=200,d=24"], []),
         // A random mask (each key kept with probability 1/2); structured ones below.
         ("attention_block_mask", ["--dim", "BH=2,N=150,d=24"], []),
+        // A random block mask (rows of blocks kept by none are NaN, as NumPy's), read directly
+        // (32-blocks at 16-blocks) and expanded in the kernels (15-blocks at 64-blocks, not aligned).
+        ("attention_block_mask_blocks", ["--dim", "BH=2,N=160,d=24,bs=32", "--block", "i=16,j=16,k=16"], ["32"]),
+        ("attention_block_mask_blocks", ["--dim", "BH=2,N=150,d=24,bs=15"], ["15"]),
         // Random offsets are valid ones (RandomInputs: 0, sorted uniform positions, N).
         ("attention_packed", ["--dim", "BH=2,N=150,d=24,D=4"], []),
         // Random lengths of at most max_len; the reference attends sequence by sequence.

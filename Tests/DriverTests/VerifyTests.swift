@@ -25,6 +25,11 @@ final class VerifyTests: XCTestCase {
         // A random bool mask (structured masks in testBlockMaskExampleOnStructuredMasks).
         ("attention_block_mask", "BH=2,N=300,d=40", nil),
         ("attention_block_mask", "BH=1,N=200,d=24", "i=16,j=32,k=8"),
+        // A random block mask: 64-blocks of the mask at the default blocks (B read directly), and
+        // 15-blocks at 15-blocks (odd sizes); 30-blocks at 64-blocks (not aligned) are expanded in the kernels.
+        ("attention_block_mask_blocks", "BH=2,N=320,d=40,bs=64", nil),
+        ("attention_block_mask_blocks", "BH=1,N=105,d=24,bs=15", "i=15,j=15,k=15"),
+        ("attention_block_mask_blocks", "BH=1,N=300,d=24,bs=30", nil),
         // Random valid offsets (RandomInputs: 0, sorted, N); chosen ones in testBlockMaskOnStructuredMasks.
         ("attention_packed", "BH=2,N=300,d=40,D=4", nil),
         ("attention_packed", "BH=1,N=200,d=24,D=3", "i=16,j=32,k=8"),

@@ -41,7 +41,8 @@ final class DataMaskTests: XCTestCase {
         for (label, m) in Self.masks {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 4, label: "attention_block_mask, \(label) mask", given: ["M": m])
-            XCTAssertEqual(result.program.kernels.count, 2, label)
+            // The bits kernel, the range-and-links kernel, the attention kernel.
+            XCTAssertEqual(result.program.kernels.count, 3, label)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(label): R16 did not apply")
             var guarded = 0
             for kernel in result.program.kernels {
@@ -53,9 +54,9 @@ final class DataMaskTests: XCTestCase {
             // The guarded loop also reads the all bit, vouching for the select's condition.
             XCTAssertEqual(Self.fullLoops(result.program).count, 1, label)
             // No N×N tensor in global memory: the only temporaries are the [row blocks, key blocks]
-            // any and all bits, and the first and last kept block of each row.
+            // any and all bits, each row's first and last kept block and links mode, and the links.
             let temps = result.program.tensors.filter { $0.role == .temp }
-            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6], [6, 2]], label)
+            XCTAssertEqual(temps.map(\.shape), [[6, 6], [6, 6], [6, 3], [6, 6]], label)
         }
     }
 
@@ -70,8 +71,9 @@ final class DataMaskTests: XCTestCase {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 6, label: "attention_packed, offsets \(offsets)", given: given)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(offsets): R16 did not apply")
-            // The documents' kernel, the block summary, the attention kernel; no N×N tensor.
-            XCTAssertEqual(result.program.kernels.count, 3, "\(offsets)")
+            // The documents' kernel, the block summary, the range and links, the attention kernel;
+            // no N×N tensor.
+            XCTAssertEqual(result.program.kernels.count, 4, "\(offsets)")
             let temps = result.program.tensors.filter { $0.role == .temp && $0.viewOf == nil }
             XCTAssertTrue(temps.allSatisfy { $0.elementCount <= Self.n }, "\(temps.map(\.shape))")
         }
@@ -223,8 +225,8 @@ final class DataMaskTests: XCTestCase {
             let fused = Fusion.fuse(
                 program, options: FusionOptions(onlyRule: "data-mask-skipping", cores: CLI.pinnedCores)
             ).program
-            XCTAssertEqual(fused.kernels.count, 2, "\(columns): R16 did not apply")
-            let loops = fused.kernels[1].body.compactMap { inst -> Loop? in
+            XCTAssertEqual(fused.kernels.count, 3, "\(columns): R16 did not apply")
+            let loops = fused.kernels[2].body.compactMap { inst -> Loop? in
                 if case .loop(let loop) = inst.op { return loop }
                 return nil
             }
@@ -241,8 +243,8 @@ final class DataMaskTests: XCTestCase {
             XCTAssertNil(loops.first?.full, "a mask narrower than X must not get the all bit")
             // The all bit forced onto the same loop (the any bit stands in: all true here) changes Y.
             var forced = fused
-            guard case .loop(var loop) = forced.kernels[1].body[2].op, let c = loop.condition else {
-                return XCTFail("the guarded loop is not where expected: \(forced.kernels[1].body.map(\.op))")
+            guard case .loop(var loop) = forced.kernels[2].body[2].op, let c = loop.condition else {
+                return XCTFail("the guarded loop is not where expected: \(forced.kernels[2].body.map(\.op))")
             }
             guard
                 case .select(let condition, _, _)? = loop.body.first(where: {
@@ -250,7 +252,7 @@ final class DataMaskTests: XCTestCase {
                 })?.op
             else { return XCTFail("no select in the loop") }
             loop.full = LoopFullBlocks(element: c, trueValues: [condition])
-            forced.kernels[1].body[2].op = .loop(loop)
+            forced.kernels[2].body[2].op = .loop(loop)
             XCTAssertEqual(
                 try BlockInterpreter.run(forced, inputs: inputs)["Y"]!.data,
                 Array(repeating: Float(48 * 47 / 2), count: 4), "the forced all bit reads the 8 columns M lacks")

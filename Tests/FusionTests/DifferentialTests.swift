@@ -106,6 +106,11 @@ final class DifferentialTests: XCTestCase {
                 "attention_jagged", ["H": 2, "T": 90, "d": 16, "B": 4, "max_len": 40],
                 [("i", 16), ("j", 16), ("k", 16)]
             ),
+            // A random block mask; structured ones in BlockMaskTests.
+            (
+                "attention_block_mask_blocks", ["BH": 2, "N": 96, "d": 16, "bs": 32],
+                [("i", 16), ("j", 16), ("k", 16)]
+            ),
             ("attention_alibi", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_chunked", ["BH": 1, "N": 100, "C": 24, "d": 8], [("i", 16), ("j", 16), ("k", 16)]),
             ("attention_rope", ["B": 1, "H": 2, "N": 72, "d": 16], [("i", 16), ("j", 16), ("k", 16)]),

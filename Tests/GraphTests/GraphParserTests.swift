@@ -56,6 +56,7 @@ final class GraphParserTests: XCTestCase {
             case .select: return "select"
             case .gather(_, _, let axis): return "gather@\(axis)"
             case .cumsum(_, let axis, let r, let e): return "cumsum\(axis)" + (r ? "r" : "") + (e ? "e" : "")
+            case .blockBroadcast(_, let blocks): return "block_broadcast\(blocks)"
             }
         }
     }

@@ -48,6 +48,14 @@ def attention_block_mask(t):
     return {"O": softmax(np.where(t["M"], s, -np.inf)) @ v}
 
 
+def attention_block_mask_blocks(t):
+    """Attention under a block mask B [1, N/bs, N/bs] (sys.argv[3] = bs): element (i, j) is kept
+    iff B[0, i // bs, j // bs]."""
+    bs = int(sys.argv[3])
+    m = np.repeat(np.repeat(t["B"], bs, axis=-2), bs, axis=-1)
+    return attention_block_mask({"Q": t["Q"], "K": t["K"], "V": t["V"], "M": m})
+
+
 def attention_packed(t):
     """Causal attention within packed documents: token p's document is the number of document
     starts offsets[1:D] at or before p (the cu_seqlens convention for monotone offsets)."""
@@ -256,6 +264,7 @@ EXAMPLES = {
     "attention_gqa": attention_gqa,
     "decode_attention": attention,
     "attention_block_mask": attention_block_mask,
+    "attention_block_mask_blocks": attention_block_mask_blocks,
     "attention_packed": attention_packed,
     "attention_jagged": attention_jagged,
     "attention_alibi": attention_alibi,
@@ -284,6 +293,7 @@ INPUTS = {
     "attention_gqa": ["Q", "K", "V"],
     "decode_attention": ["Q", "K", "V"],
     "attention_block_mask": ["Q", "K", "V", "M"],
+    "attention_block_mask_blocks": ["Q", "K", "V", "B"],
     "attention_packed": ["Q", "K", "V", "offsets"],
     "attention_jagged": ["Q", "K", "V", "offsets"],
     "attention_alibi": ["Q", "K", "V"],
@@ -314,7 +324,14 @@ def main():
             print(f"{name}.{out}: shape {got.shape} != reference {ref.shape}")
             ok = False
             continue
-        err = float(np.max(np.abs(got.astype(np.float64) - ref)))
+        # A row that a mask keeps nothing of is NaN (0/0) in NumPy and in blockc alike: NaN must
+        # meet NaN, and the other elements are compared.
+        nan = np.isnan(ref)
+        if not np.array_equal(nan, np.isnan(got)):
+            print(f"{name}.{out}: NaN at other positions than the reference's")
+            ok = False
+            continue
+        err = float(np.max(np.abs(got.astype(np.float64) - ref)[~nan], initial=0.0))
         # Attention outputs are averages of V rows: an absolute 1e-4. Others scale with |ref|.
         scale = max(1.0, float(np.max(np.abs(ref))))
         if name.endswith("_bf16"):

@@ -22,34 +22,49 @@ extension FusionRule {
     /// ```
     /// tensor M_any: bool[16,16] @global temp
     /// tensor M_all: bool[16,16] @global temp
-    /// tensor M_range: i32[16,2] @global temp
+    /// tensor M_range: i32[16,3] @global temp
+    /// tensor M_next: i32[16,16] @global temp
     /// kernel kc_M_any grid(i < 16) {
-    ///   %f, %l = for k in 0 ..< 16 iter(%f0 = 16, %l0 = 0) {
+    ///   for k in 0 ..< 16 {
     ///     %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %any = reduce_max (reduce_max %0)
     ///     store %any -> M_any[i, k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, k]
-    ///     yield min(%f0, %any ? k : 16), max(%l0, %any ? k + 1 : 0)
     ///   }
-    ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]
+    /// }
+    /// kernel kc_M_range grid(i < 16) {
+    ///   %n, %f, %l, %c = for k in 0 ..< 16 iter(%n0 = 16, %f0 = 16, %l0 = 0, %c0 = 0) {   // block 15 - k
+    ///     %any = load M_any[i, 15 - k]; store %n0 -> M_next[i, 15 - k]
+    ///     yield %any ? 15 - k : %n0, min(%f0, %any ? 15 - k : 16), max(%l0, %any ? 16 - k : 0), %c0 + %any
+    ///   }
+    ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]; store 2 * %c <= %l - %f -> M_range[i, 2]
     /// }
     /// kernel kc grid(b < 8, i < 16) {
-    ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
+    ///   for k in 0 ..< 16 within M_range[i, 0] ..< M_range[i, 1] next M_next[i, k] when M_range[i, 2]
+    ///       if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
     /// }
     /// ```
-    /// The summary's loop runs over the consumer loop's own bounds when they name only the
-    /// summary's grid variables (R9's band of a sliding window or of `same_segment`'s
-    /// `max_len`), else over `0 ..< max hi`; the bits it does not write are never read.
+    /// The bits kernel's loop (and the range kernel's) runs over the consumer loop's own bounds
+    /// when they name only the summary's grid variables (R9's band of a sliding window or of
+    /// `same_segment`'s `max_len`), else over `0 ..< max hi`; the bits it does not write are
+    /// never read.
     ///
-    /// Exact: the summary kernel runs the slice at the same grid point and `k` on the same inputs,
+    /// Where `c` is one element of a `bool` tensor broadcast over the block (a block mask read
+    /// at the block's point, `uniformElement`), that element is the any and the all bit: the
+    /// guard and the full element read it, there is no bits kernel, and the range kernel reads it.
+    ///
+    /// Exact: the bits kernel runs the slice at the same grid point and `k` on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
     /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
     /// value; the iterations before the first block whose bit is 1 and after the last are such
-    /// iterations, so `within` skips them without reading their bits. `M_all[i, k]` is 1 exactly
+    /// iterations, so `within` skips them without reading their bits, and so are those between a
+    /// block and its link (`M_next[i, k]`: the next block whose bit is 1), which the loop jumps
+    /// over where the row's kept blocks fill at most half its range (`M_range[i, 2]`, measured
+    /// at run time). `M_all[i, k]` is 1 exactly
     /// when `c` is non-zero at every valid element, so there `select c, x, f` is `x` over the
     /// extent of its other operands (`Loop.bodyWhereTrue`); the all bit is only recorded when
     /// some select on `c` has a block operand and the condition's block is proved to cover the
     /// selects' operands at every iteration (`conditionCoversOperands`). A mask broadcast over
-    /// heads is read once per (row block, key block), never the scores. The rule adds a kernel,
+    /// heads is read once per (row block, key block), never the scores. The rule adds kernels,
     /// so the driver runs it after every other rule is stable (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
         id: "R16", name: "data-mask-skipping",
@@ -82,6 +97,10 @@ extension FusionRule {
         var slice: [Instruction]
         var variables: [GridAxis]
         var trips: Int
+        /// Where the condition is one element of a `bool` tensor broadcast over the block (a
+        /// block mask read at the block's point: every element of the block the same), that
+        /// element: it is the block's any bit and its all bit at once.
+        var element: LoopCondition?
     }
 
     private static func guardLoop(
@@ -116,7 +135,8 @@ extension FusionRule {
                     position: position, loop: loop, condition: c,
                     prelude: slice.filter { inst in before.contains { $0 == inst } },
                     slice: slice.filter { inst in !before.contains { $0 == inst } },
-                    variables: kernel.grid.filter { names.contains($0.variable) }, trips: upper.upper)
+                    variables: kernel.grid.filter { names.contains($0.variable) }, trips: upper.upper,
+                    element: uniformElement(c, slice, program))
             }
         }
         return nil
@@ -147,6 +167,29 @@ extension FusionRule {
             pending += inst.op.operands
         }
         return chosen.keys.sorted().map { chosen[$0]! }
+    }
+
+    /// The element of a `bool` tensor that `c` broadcasts over its block, when `c` is such a
+    /// broadcast: a chain of `broadcast`s from a rank-0 load at point indices (what lowering's
+    /// `block_broadcast` gives when the block lies inside one block of the mask). Every element of
+    /// the block is then that element's 0 or 1, so it is the block's any and all bit.
+    static func uniformElement(_ c: ValueID, _ slice: [Instruction], _ program: Program) -> LoopCondition? {
+        var v = c
+        while let inst = slice.first(where: { $0.defines(v) }) {
+            switch inst.op {
+            case .broadcast(let x, _): v = x
+            case .load(let t, let access):
+                guard program[t].elementType == .bool, inst.result?.type.rank == 0 else { return nil }
+                var indices: [IndexExpr] = []
+                for a in access {
+                    guard case .point(let e) = a else { return nil }
+                    indices.append(e)
+                }
+                return LoopCondition(tensor: t, indices: indices)
+            default: return nil
+            }
+        }
+        return nil
     }
 
     /// The index variables an op's index expressions read.
@@ -202,117 +245,189 @@ extension FusionRule {
             names.insert(name)
             return name
         }
-        let name = fresh(base + "_any")
         let summaryShape = m.variables.map(\.extent) + [m.trips]
+        // The guard's tensor: the mask's own element where the condition is one (no bits to
+        // compute), else a new any-bit tensor the summary fills.
+        let name = m.element == nil ? fresh(base + "_any") : nil
         let summary = TensorID(out.tensors.count)
-        out.tensors.append(GlobalTensor(name: name, shape: summaryShape, role: .temp, elementType: .bool))
+        if let name {
+            out.tensors.append(GlobalTensor(name: name, shape: summaryShape, role: .temp, elementType: .bool))
+        }
         // The loop with a guard, and, where its body has a select on the condition whose result
         // takes its extent from a block operand, the full bit that lets it skip the element test.
         let indices = (m.variables.map(\.variable) + [m.loop.variable]).map { IndexExpr.variable($0) }
+        let anyElement = m.element ?? LoopCondition(tensor: summary, indices: indices)
         var loop = m.loop
-        loop.condition = LoopCondition(tensor: summary, indices: indices)
+        loop.condition = anyElement
         var allName: String?
         var trial = loop
-        trial.full = LoopFullBlocks(
-            element: LoopCondition(tensor: summary, indices: indices), trueValues: [m.condition])
+        trial.full = LoopFullBlocks(element: anyElement, trueValues: [m.condition])
         let chosen = trial.bodyWhereTrue().chosen
         if !chosen.isEmpty,
             conditionCoversOperands(
                 chosen, loop: m.loop, before: Array(consumer.body[..<m.position]), program: program)
         {
-            let n = fresh(base + "_all")
-            allName = n
-            let all = TensorID(out.tensors.count)
-            out.tensors.append(GlobalTensor(name: n, shape: summaryShape, role: .temp, elementType: .bool))
-            loop.full = LoopFullBlocks(element: LoopCondition(tensor: all, indices: indices), trueValues: [m.condition])
+            if let element = m.element {
+                // The element is the all bit too: a block is kept whole or not at all.
+                allName = program[element.tensor].name
+                loop.full = LoopFullBlocks(element: element, trueValues: [m.condition])
+            } else {
+                let n = fresh(base + "_all")
+                allName = n
+                let all = TensorID(out.tensors.count)
+                out.tensors.append(GlobalTensor(name: n, shape: summaryShape, role: .temp, elementType: .bool))
+                loop.full = LoopFullBlocks(
+                    element: LoopCondition(tensor: all, indices: indices), trueValues: [m.condition])
+            }
         }
-        // The first and last kept block of each row of blocks (i32 [rows…, 2]): the loop runs
-        // only between them (`within`), the guard still skipping the others inside.
+        // Each row's first kept block, the end of its last, and whether to follow the links
+        // (i32 [rows…, 3]): the loop runs only between the first two (`within`), the guard still
+        // skipping the others inside; and the links (i32 [rows…, K]: after block k, the next kept
+        // block), followed where the third is set (`next … when …`).
         let rangeName = fresh(base + "_range")
         let range = TensorID(out.tensors.count)
         out.tensors.append(
-            GlobalTensor(name: rangeName, shape: m.variables.map(\.extent) + [2], role: .temp, elementType: .i32))
+            GlobalTensor(name: rangeName, shape: m.variables.map(\.extent) + [3], role: .temp, elementType: .i32))
+        let nextName = fresh(base + "_next")
+        let next = TensorID(out.tensors.count)
+        out.tensors.append(GlobalTensor(name: nextName, shape: summaryShape, role: .temp, elementType: .i32))
         let rows = m.variables.map { IndexExpr.variable($0.variable) }
         loop.bounds = LoopBounds(
             lower: LoopCondition(tensor: range, indices: rows + [.constant(0)]),
             upper: LoopCondition(tensor: range, indices: rows + [.constant(1)]))
-        // One instance per row of blocks, one iteration per block the loop can read: the
-        // condition's block, recomputed as the consumer computes it (what it computes before the
-        // loop, before this loop too), reduced to one element (is any element true? is every
-        // one?), and the first and last block whose any bit is 1.
-        let ids = (m.prelude + m.slice).flatMap(\.results).map(\.id.number)
-        var b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
-        b.instructions = m.prelude
+        loop.links = LoopLinks(
+            next: LoopCondition(tensor: next, indices: indices),
+            mode: LoopCondition(tensor: range, indices: rows + [.constant(2)]))
         let scalar = BlockType([], .reg)
-        let none = b.emit(.fill(Float(m.trips)), scalar)
-        let zero = b.emit(.fill(0), scalar)
-        guard let blockType = m.slice.last?.results.first?.type else { preconditionFailure("an empty condition slice") }
+        let kernelNames = Set(program.kernels.map(\.name))
+        func kernelName(_ stem: String) -> String {
+            var n = consumer.name + "_" + stem
+            while kernelNames.contains(n) { n += "_" }
+            return n
+        }
         // The blocks the consumer's loop can visit: its own bounds when they name only the
         // summary's grid variables (a band of a sliding window or of a bounded segment length:
         // the summary then does work proportional to the band, not to every pair of blocks),
         // else every block. The bits outside are never written and never read.
         let named = Set(m.variables.map(\.variable))
         let bounded = (m.loop.lower.variables + m.loop.upper.variables).allSatisfy { named.contains($0) }
-        let ends = b.loop(
-            m.loop.variable, from: bounded ? m.loop.lower : .constant(0),
-            to: bounded ? m.loop.upper : .constant(m.trips),
-            carrying: [none, zero],
-            types: [scalar, scalar]
-        ) { b, carried in
-            b.instructions += m.slice
-            var truth = m.condition
-            if !producesTruth(m.slice.last!.op, program) {
-                // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
-                truth = b.emit(.binary(.ne, truth, zero), blockType)
+        let lowest = bounded ? m.loop.lower : .constant(0)
+        let highest = bounded ? m.loop.upper : .constant(m.trips)
+        var summaryKernels: [Kernel] = []
+        if m.element == nil {
+            // The bits: one instance per row of blocks, one iteration per block the loop can
+            // read: the condition's block, recomputed as the consumer computes it (what it
+            // computes before the loop, before this loop too), reduced to one element (is any
+            // element true? is every one?).
+            let ids = (m.prelude + m.slice).flatMap(\.results).map(\.id.number)
+            var b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
+            b.instructions = m.prelude
+            let zero = b.emit(.fill(0), scalar)
+            guard let blockType = m.slice.last?.results.first?.type else {
+                preconditionFailure("an empty condition slice")
             }
-            // all = not any(not truth): the reductions are maxima only (past the extent ignored;
-            // an empty block's maximum is -inf, so its any bit is 0 and it is never full).
-            func anyOf(_ x: ValueID, _ b: inout BodyBuilder) -> ValueID {
-                var type = blockType
-                var block = x
-                while !type.shape.isEmpty {
-                    type.shape.removeLast()
-                    type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
-                    block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
+            _ = b.loop(m.loop.variable, from: lowest, to: highest, carrying: [], types: []) { b, _ in
+                b.instructions += m.slice
+                var truth = m.condition
+                if !producesTruth(m.slice.last!.op, program) {
+                    // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
+                    truth = b.emit(.binary(.ne, truth, zero), blockType)
                 }
-                return block
+                // all = not any(not truth): the reductions are maxima only (past the extent
+                // ignored; an empty block's maximum is -inf, so its any bit is 0 and it is never full).
+                func anyOf(_ x: ValueID, _ b: inout BodyBuilder) -> ValueID {
+                    var type = blockType
+                    var block = x
+                    while !type.shape.isEmpty {
+                        type.shape.removeLast()
+                        type = BlockType(type.shape, type.shape.isEmpty ? .reg : .local)
+                        block = b.emit(.reduce(.max, block, axis: type.shape.count), type)
+                    }
+                    return block
+                }
+                let any = anyOf(truth, &b)
+                b.emit(.store(any, summary, indices.map { .point($0) }))
+                if let f = loop.full {
+                    let anyFalse = anyOf(b.emit(.binary(.eq, truth, zero), blockType), &b)
+                    let all = b.emit(.binary(.eq, anyFalse, zero), scalar)
+                    b.emit(.store(all, f.element.tensor, indices.map { .point($0) }))
+                }
+                return []
             }
-            let any = anyOf(truth, &b)
-            b.emit(.store(any, summary, indices.map { .point($0) }))
-            if let f = loop.full {
-                let anyFalse = anyOf(b.emit(.binary(.eq, truth, zero), blockType), &b)
-                let all = b.emit(.binary(.eq, anyFalse, zero), scalar)
-                b.emit(.store(all, f.element.tensor, indices.map { .point($0) }))
-            }
-            let k = IndexExpr.variable(m.loop.variable)
-            let here = b.emit(.index(k, axis: nil), scalar)
-            let after = b.emit(.index(.add(k, .constant(1)), axis: nil), scalar)
-            let first = b.emit(.binary(.min, carried[0], b.emit(.select(any, here, none), scalar)), scalar)
-            let last = b.emit(.binary(.max, carried[1], b.emit(.select(any, after, zero), scalar)), scalar)
-            return [first, last]
+            summaryKernels.append(
+                Kernel(name: kernelName(name!), grid: m.variables, body: b.instructions).renumbered())
         }
-        // No kept block: first = trips, end = 0, an empty range.
-        b.emit(.store(ends[0], range, (rows + [.constant(0)]).map { .point($0) }))
-        b.emit(.store(ends[1], range, (rows + [.constant(1)]).map { .point($0) }))
-        let kernelNames = Set(program.kernels.map(\.name))
-        var kernelName = consumer.name + "_" + name
-        while kernelNames.contains(kernelName) { kernelName += "_" }
-        let summaryKernel = Kernel(name: kernelName, grid: m.variables, body: b.instructions).renumbered()
+        // The range and the links, from the any bits (the mask's own elements where they are the
+        // bits): one pass over the blocks from the last to the first, carrying the next kept
+        // block (stored as block k's link before block k is looked at), the first kept block,
+        // the end of the last and the number kept. A row with no kept block gets the empty
+        // range K ..< 0. The links are followed where the kept blocks fill at most half the
+        // range (a measured density of 1/2 or less: the guard would skip at least as many).
+        var b = BodyBuilder()
+        let trips = Float(m.trips)
+        let none = b.emit(.fill(trips), scalar)
+        let zero = b.emit(.fill(0), scalar)
+        let one = b.emit(.fill(1), scalar)
+        let counter = m.loop.variable
+        // Block (lowest + highest − 1 − counter): the loop's range from its last block down.
+        let backwards = IndexExpr.add(
+            .add(lowest, highest), .add(.constant(-1), .mul(.variable(counter), -1))
+        ).simplified()
+        let here = [counter: backwards]
+        let ends = b.loop(
+            counter, from: lowest, to: highest, carrying: [none, none, zero, zero],
+            types: [scalar, scalar, scalar, scalar]
+        ) { b, carried in
+            let bit = m.element ?? LoopCondition(tensor: summary, indices: indices)
+            let any = b.emit(
+                .load(bit.tensor, bit.indices.map { .point($0.substituting(here).simplified()) }), scalar)
+            let at = (rows + [backwards]).map { AxisAccess.point($0.simplified()) }
+            b.emit(.store(carried[0], next, at))
+            let k = b.emit(.index(backwards, axis: nil), scalar)
+            let after = b.emit(.index(IndexExpr.add(backwards, .constant(1)).simplified(), axis: nil), scalar)
+            let nextKept = b.emit(.select(any, k, carried[0]), scalar)
+            let first = b.emit(.binary(.min, carried[1], b.emit(.select(any, k, none), scalar)), scalar)
+            let last = b.emit(.binary(.max, carried[2], b.emit(.select(any, after, zero), scalar)), scalar)
+            let count = b.emit(.binary(.add, carried[3], b.emit(.select(any, one, zero), scalar)), scalar)
+            return [nextKept, first, last, count]
+        }
+        let span = b.emit(.binary(.sub, ends[2], ends[1]), scalar)
+        let follow = b.emit(.binary(.le, b.emit(.binary(.add, ends[3], ends[3]), scalar), span), scalar)
+        b.emit(.store(ends[1], range, (rows + [.constant(0)]).map { .point($0) }))
+        b.emit(.store(ends[2], range, (rows + [.constant(1)]).map { .point($0) }))
+        b.emit(.store(follow, range, (rows + [.constant(2)]).map { .point($0) }))
+        let linksKernel = kernelName(rangeName)
+        summaryKernels.append(Kernel(name: linksKernel, grid: m.variables, body: b.instructions).renumbered())
         var guarded = consumer
         guarded.body[m.position].op = .loop(loop)
         out.kernels[kernelIndex] = guarded
-        out.kernels.insert(summaryKernel, at: kernelIndex)
+        out.kernels.insert(contentsOf: summaryKernels, at: kernelIndex)
+        let links =
+            "; where a row's kept blocks fill at most half its range, it follows their compacted list "
+            + "(\(nextName), links to the next kept block) instead, chosen per row at run time by \(linksKernel)"
         let what = read.map { "block of \(program[$0].name)" } ?? "condition block"
+        if let element = m.element {
+            let mask = program[element.tensor].name
+            return RuleApplication(
+                program: out, place: consumer.name,
+                detail:
+                    "loop \(m.loop.variable) now runs from the first to the last block of its row whose element of "
+                    + "\(mask) is set, skips the others"
+                    + (allName == nil ? "" : " and runs the kept ones without the element test")
+                    + " (each block lies inside one element of \(mask), its any and all bit: no summary over "
+                    + "elements; \(rangeName) computed from \(mask) by \(linksKernel))" + links)
+        }
         return RuleApplication(
             program: out, place: consumer.name,
             detail:
                 "loop \(m.loop.variable) now runs from the first to the last block of its row whose \(what) is "
                 + "not all false, skips the others"
                 + (allName == nil ? " " : ", and runs without the element test where it is all true ")
-                + "(summary \(([name] + (allName.map { [$0] } ?? []) + [rangeName]).joined(separator: ", ")), "
-                + "computed by \(kernelName)"
+                + "(summary \(([name!] + (allName.map { [$0] } ?? [])).joined(separator: ", ")) computed by "
+                + "\(summaryKernels[0].name)"
                 + (bounded && (m.loop.lower != .constant(0) || m.loop.upper != .constant(m.trips))
-                    ? " over the loop's own bounds)" : ")")
+                    ? " over the loop's own bounds" : "")
+                + ", \(rangeName) by \(linksKernel))" + links
         )
     }
 

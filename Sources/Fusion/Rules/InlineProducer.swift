@@ -163,7 +163,9 @@ private struct InlineSearch {
         let (stored, slice, sliceReads) = (block.value, block.slice, block.reads)
         // The load reads what the store rounded to T's element type: only a value the store
         // keeps unchanged may stand for it.
-        guard program.storeKeepsValue(slice.first(where: { $0.defines(stored) })?.op, into: tensor) else {
+        var definition = slice.first(where: { $0.defines(stored) })?.op
+        while case .broadcast(let x, _)? = definition { definition = slice.first(where: { $0.defines(x) })?.op }
+        guard program.storeKeepsValue(definition, into: tensor) else {
             return nil
         }
         // A producer grid axis that becomes a consumer loop, where the producer's loop runs over

@@ -41,7 +41,7 @@ static void blk_u_attention_chunked_k0(const float *restrict blk_g_Q, const floa
                     const float s4 = 0.0f;
                     // %5 = fill -3.4028235e+38
                     const float s5 = (-3.4028235e+38f);
-                    // %6, %7, %8 = for k2 in max(0, i * 64 / 256 * 4 + (-4)) ..< min(32, i + 1) iter(%9 = %3, %10 = %4, %11 = %0)
+                    // %6, %7, %8 = for k2 in max(0, i / 4 * 4 + (-4)) ..< min(32, i + 1) iter(%9 = %3, %10 = %4, %11 = %0)
                     float *v9 = B0;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
@@ -59,7 +59,7 @@ static void blk_u_attention_chunked_k0(const float *restrict blk_g_Q, const floa
                             v11[r_ * 64 + c_] = s0;
                         }
                     }
-                    for (long k2 = blk_imax(0, ((i * 64 / 256) * 4 - 4)); k2 < blk_imin(32, (i + 1)); k2++) {
+                    for (long k2 = blk_imax(0, ((i / 4) * 4 - 4)); k2 < blk_imin(32, (i + 1)); k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         const float *v12 = P0 + b0 * 131072 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %13 = dot %1, %12 transpose_b
