@@ -18,8 +18,13 @@ public struct TargetDescription: Hashable, Sendable {
     public var threadsPerBlock: Int?
     /// GPU targets: the multiprocessors a grid should fill; `nil` for CPUs (the machine's cores).
     public var cores: Int?
-    /// GPU targets: whether the tensor cores multiply bf16 (`mma.sync … m16n8k16 … .bf16`, sm_80 and later).
+    /// GPU targets: whether the tensor cores multiply bf16 (`mma.sync … m16n8k16 … .bf16`, sm_80 and later; the
+    /// same generation multiplies TF32, `mma.sync … m16n8k8 … .tf32`).
     public var bf16TensorCores: Bool
+    /// An option, not a property of the hardware (`--tf32`): f32 dots may run on the tensor cores as TF32
+    /// (`mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32`, operands rounded to TF32's 10-bit mantissa as
+    /// `cvt.rna.tf32.f32` does, products summed in f32). Off by default: f32 dots are exact f32 products.
+    public var tf32: Bool = false
 
     /// Makes a target.
     public init(

@@ -652,6 +652,9 @@ extension KernelEmitter {
         if case .tensorCores(let warpRows, let warpColumns)? = micro?.gpu {
             // The schedule chose the tensor cores: bf16 mma.sync, each warp a warpRows x warpColumns tile.
             name = "blk_gemm_mma_\(warpRows)x\(warpColumns)"
+        } else if case .tf32TensorCores(let warpRows, let warpColumns)? = micro?.gpu {
+            // The --tf32 option: an f32 product as TF32 mma.sync, operands rounded to TF32 as they are read.
+            name = "blk_gemm_mma_tf32_\(warpRows)x\(warpColumns)"
         }
         w.line(
             "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "

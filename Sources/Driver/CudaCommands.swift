@@ -32,6 +32,7 @@ extension Command {
                     "emit-cuda needs a GPU target; --target \(options.target.name) is a CPU (use sm_80 or sm_90)")
             }
             options.target = .sm90
+            options.target.tf32 = options.tf32
             console.err("note: no --target given; scheduling for sm_90\n")
         }
         let pipeline = try Pipeline(

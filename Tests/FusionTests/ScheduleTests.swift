@@ -202,6 +202,25 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(
             S.gpuProduct(precision: .bf16, m: 1, n: 64, threads: 256, target: .sm90),
             .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+        // The TF32 option: f32 dots on the tensor cores where a bf16 dot would be; bf16 dots unchanged.
+        var tf32 = TargetDescription.sm80
+        tf32.tf32 = true
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: tf32),
+            .tf32TensorCores(rows: 32, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 40, threads: 256, target: tf32),
+            .tf32TensorCores(rows: 16, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 256, target: tf32),
+            .tensorCores(rows: 32, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 1, n: 64, threads: 256, target: tf32),
+            .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+        older.tf32 = true
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: older),
+            .registerTiled(fallback: "sm_75 has no tf32 tensor cores"))
         for example in ["attention_bf16", "rmsnorm_swiglu_bf16"] {
             for target in [TargetDescription.sm80, .sm90] {
                 let program = try DifferentialTests.example(example, dims: [:], blocks: [])
