@@ -174,6 +174,107 @@ final class ScheduleTests: XCTestCase {
         XCTAssertLessThanOrEqual(err, 1e-4 * scale)
     }
 
+    /// The GPU cost model's parts: blocks per SM limited by threads, registers or shared memory (with the 1 KiB
+    /// CUDA reserves per block), the waves and fill of a grid, and the share of threads a product keeps busy.
+    func testGPUCostModelParts() throws {
+        typealias M = GPUCostModel
+        let h100 = try XCTUnwrap(TargetDescription.sm90.resources)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 16384, resources: h100), 8)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 72, sharedBytes: 16384, resources: h100), 3)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 100_000, resources: h100), 2)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 115_712, resources: h100), 2)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 115_713, resources: h100), 1)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 72, sharedBytes: 164_096, resources: h100), 1)
+        XCTAssertEqual(M.blocksPerSM(threads: 1024, registers: 32, sharedBytes: 0, resources: h100), 2)
+        let (waves, fill) = M.occupancy(instances: 192, sms: 132, blocksPerSM: 1)
+        XCTAssertEqual(waves, 2)
+        XCTAssertEqual(fill, 192.0 / 264, accuracy: 1e-12)
+        XCTAssertEqual(M.occupancy(instances: 64, sms: 132, blocksPerSM: 3).fill, 64.0 / 132, accuracy: 1e-12)
+        XCTAssertEqual(M.occupancy(instances: 1408, sms: 132, blocksPerSM: 3).waves, 4)
+        XCTAssertEqual(M.occupancy(instances: 1408, sms: 132, blocksPerSM: 3).fill, 1408.0 / 1584, accuracy: 1e-12)
+        XCTAssertEqual(M.occupancy(instances: 396, sms: 132, blocksPerSM: 3).fill, 1, accuracy: 1e-12)
+        // A 32x64 product (128 register tiles of 4x4) on 256 threads keeps half of them busy, a 64x64 one all.
+        for (rows, use) in [(32, 0.5), (64, 1.0)] {
+            let program = try BlockParser.parse(
+                """
+                program p
+
+                tensor A: f32[\(rows),64] @global input
+                tensor B: f32[64,64] @global input
+                tensor C: f32[\(rows),64] @global output
+
+                kernel k grid() {
+                  %0 = load A[0 +: \(rows), 0 +: 64] : f32[\(rows),64] @local
+                  %1 = load B[0 +: 64, 0 +: 64] : f32[64,64] @local
+                  %2 = dot %0, %1 : f32[\(rows),64] @local
+                  store %2 -> C[0 +: \(rows), 0 +: 64]
+                }
+                """)
+            let cost = try XCTUnwrap(GPUCostModel.estimate(program, target: .sm90))
+            XCTAssertEqual(cost.kernels.map(\.use), [use])
+            XCTAssertEqual(cost.kernels.map(\.registers), [GPUCostModel.registersWithProduct])
+            XCTAssertEqual(cost.kernels.map(\.dramBytes), [(2 * rows * 64 + 64 * 64) * 4])
+        }
+        XCTAssertNil(GPUCostModel.estimate(try DifferentialTests.example("layernorm_matmul", dims: [:]), target: .cpu))
+    }
+
+    /// The GPU plan's row block: where re-blocking was refused for shared memory at the default 64 rows
+    /// (RMSNorm+SwiGLU, the transformer layer, on sm_80 and sm_90), it fuses at 64, 32 and 16 rows and keeps the
+    /// candidate the cost model estimates fastest by more than the margin (recomputed here from each candidate's
+    /// fused program); the chosen program matches the unfused one. A CPU target, or a GPU plan without such a
+    /// refusal (attention), fuses the default only.
+    func testGPURowBlockChoice() throws {
+        let cases: [(String, [String: Int])] = [
+            ("rmsnorm_swiglu", ["M": 128, "d": 1024, "h": 512]), ("transformer_layer", ["S": 128, "F": 512]),
+        ]
+        for (name, dims) in cases {
+            for target in [TargetDescription.sm80, .sm90] {
+                let options = FusionOptions(target: target, cores: CLI.pinnedCores)
+                var lowered: [Int: Program] = [:]
+                let choice = try XCTUnwrap(
+                    Fusion.fuseChoosingRowBlock(defaultRowBlock: 64, options: options) { rows in
+                        let p = try? DifferentialTests.example(name, dims: dims, blocks: [("i", rows)])
+                        lowered[rows] = p
+                        return p
+                    })
+                XCTAssertEqual(lowered.keys.sorted(), [16, 32, 64], "\(name) \(target.name)")
+                XCTAssertEqual(choice.notes.count, 4, "\(name) \(target.name): \(choice.notes)")
+                var best = 64
+                var bestCost = Double.infinity
+                for rows in [64, 32, 16] {
+                    let fused = Fusion.fuse(try XCTUnwrap(lowered[rows]), options: options).program
+                    let cost = try XCTUnwrap(GPUCostModel.estimate(fused, target: target)).seconds
+                    if cost < (1 - Fusion.rowBlockMargin) * bestCost { (best, bestCost) = (rows, cost) }
+                }
+                XCTAssertEqual(choice.rowBlock, best, "\(name) \(target.name): \(choice.notes)")
+                XCTAssertTrue(choice.result.decisions.suffix(4).elementsEqual(choice.notes))
+                XCTAssertEqual(LocalStorage.verify(choice.result.program, target: target).map(\.description), [])
+                // The transformer layer's attention at D = 1024 with standard-normal weights (scores in the
+                // hundreds) amplifies reassociation past any f32 tolerance; its fused programs are checked at
+                // smaller sizes elsewhere (DifferentialTests).
+                guard name == "rmsnorm_swiglu" else { continue }
+                let program = choice.lowered
+                let inputs = DifferentialTests.inputs(program, seed: 5)
+                let (err, scale) = DifferentialTests.maxError(
+                    try BlockInterpreter.run(program, inputs: inputs),
+                    try BlockInterpreter.run(choice.result.program, inputs: inputs))
+                XCTAssertLessThanOrEqual(err, 1e-4 * scale, "\(name) \(target.name)")
+            }
+        }
+        for (name, target) in [("rmsnorm_swiglu", TargetDescription.cpu), ("attention", .sm90)] {
+            var tried: [Int] = []
+            let choice = try XCTUnwrap(
+                Fusion.fuseChoosingRowBlock(
+                    defaultRowBlock: 64, options: FusionOptions(target: target, cores: CLI.pinnedCores)
+                ) { rows in
+                    tried.append(rows)
+                    return try? DifferentialTests.example(name, dims: [:], blocks: [("i", rows)])
+                })
+            XCTAssertEqual(tried, [64], name)
+            XCTAssertEqual(choice.notes, [], name)
+        }
+    }
+
     func testGPUProductChoice() throws {
         typealias S = KernelSchedule
         XCTAssertEqual(
