@@ -641,11 +641,13 @@ extension KernelEmitter {
             ldb = p.tile
         } else if analysis.needsPacking(dotValue) {
             let packed = "B\(plan.packBufferOf[dotValue]!)"
-            let cols = analysis.types[dotValue]!.shape[1]
-            w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(cols));")
+            // Rows padded on a GPU (KernelAnalysis.packedRowStride): no shared-memory bank conflicts in the
+            // tensor cores' B fragment loads.
+            let stride = analysis.packedRowStride(dotValue)
+            w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(stride));")
             barrier()
             bPointer = packed
-            ldb = cols
+            ldb = stride
         }
         let prefetch = bf16 ? "" : nextBlock[b].map { ", " + $0 } ?? ""
         var name = bf16 ? "blk_gemm_bf16" : prefetch.isEmpty ? "blk_gemm" : "blk_gemm_pf"

@@ -193,7 +193,8 @@ package struct KernelSchedule: Sendable {
         KernelAnalysis, [Prepack], [ValueID: Int], BufferPlan
     ) {
         var analysis = KernelAnalysis(
-            program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packsRowsFarApart: !target.isGPU)
+            program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packsRowsFarApart: !target.isGPU,
+            padsPackedRows: target.isGPU)
         guard !target.isGPU else { return (analysis, [], [:], BufferPlan(analysis)) }
         let (prepacks, prepackedLoads) = Self.prepacks(program, kernel, analysis)
         let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)

@@ -275,6 +275,36 @@ final class ScheduleTests: XCTestCase {
         }
     }
 
+    /// A GPU schedule pads the packed right operand's rows of a product (64 → 68 floats, counted in the buffer
+    /// plan); a CPU schedule does not. With 68-float rows a bf16 mma's B fragment load (lane `(g, t)` reads row
+    /// `2t + 8r + h`, column `g`, h = 0 or 1) touches 32 different banks, with 64-float rows 8 (4-way conflicts).
+    func testGPUPadsPackedRows() throws {
+        let naive = try DifferentialTests.example("attention_bf16", dims: [:])
+        for (target, stride) in [(TargetDescription.sm90, 68), (.sm80, 68), (.cpu, 64)] {
+            let fused = Fusion.fuse(naive, options: FusionOptions(target: target, cores: CLI.pinnedCores)).program
+            let schedule = Scheduler.schedule(fused, target: target)
+            var packed = 0
+            for k in schedule.kernels {
+                for d in k.dots where d.packsRight {
+                    packed += 1
+                    XCTAssertEqual(k.analysis.packedRowStride(d.dot), stride, target.name)
+                    XCTAssertEqual(k.analysis.packedCount(d.dot), 64 * stride, target.name)
+                }
+            }
+            XCTAssertGreaterThan(packed, 0, target.name)
+        }
+        func banks(rowStride: Int) -> Set<Int> {
+            var out: Set<Int> = []
+            for lane in 0..<32 {
+                let (g, t) = (lane / 4, lane % 4)
+                out.insert(((2 * t) * rowStride + g) % 32)
+            }
+            return out
+        }
+        XCTAssertEqual(banks(rowStride: 68).count, 32)
+        XCTAssertEqual(banks(rowStride: 64).count, 8)
+    }
+
     func testGPUProductChoice() throws {
         typealias S = KernelSchedule
         XCTAssertEqual(

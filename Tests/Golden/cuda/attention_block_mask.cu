@@ -119,8 +119,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
     if (threadIdx.x == 0) blk_g_M_range[i * 2 + 1] = blk_f32_to_i32(s5);
 }
 
-/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
+/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 67072 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const uint8_t *__restrict__ blk_g_M, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_M_any, const uint8_t *__restrict__ blk_g_M_all, const int32_t *__restrict__ blk_g_M_range) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -173,9 +173,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             const float *v14 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
             // %15 = dot %1, %14 transpose_b
             float *v15 = B4;
-            blk_pack(64, 64, v14, 1, 64, B5, 64);
+            blk_pack(64, 64, v14, 1, 64, B5, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v1, 64, 1, B5, 64, v15, 64, 0);
+            blk_gemm(64, 64, 64, v1, 64, 1, B5, 68, v15, 64, 0);
             __syncthreads();
             // %16 = mul %15, %2
             float *v16 = B4;
@@ -306,9 +306,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             const float *v14 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
             // %15 = dot %1, %14 transpose_b
             float *v15 = B4;
-            blk_pack(64, 64, v14, 1, 64, B5, 64);
+            blk_pack(64, 64, v14, 1, 64, B5, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v1, 64, 1, B5, 64, v15, 64, 0);
+            blk_gemm(64, 64, 64, v1, 64, 1, B5, 68, v15, 64, 0);
             __syncthreads();
             // %16 = mul %15, %2
             float *v16 = B4;
@@ -467,8 +467,8 @@ extern "C" int blk_u_attention_block_mask_device(const float *blk_t_Q, const flo
     BLK_CHECK(cudaMemset(blk_g_M_range, 0, (size_t)32 * sizeof(int32_t)));
     blk_u_attention_block_mask_k0<<<16, 256, 16640>>>(blk_g_M, (uint8_t *)blk_g_M_any, (uint8_t *)blk_g_M_all, (int32_t *)blk_g_M_range); /* k8_matmul_O_M_any */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_block_mask_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    blk_u_attention_block_mask_k1<<<128, 256, 66048>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_M, (float *)blk_g_O, blk_g_M_any, blk_g_M_all, blk_g_M_range); /* k8_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_block_mask_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 67072));
+    blk_u_attention_block_mask_k1<<<128, 256, 67072>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_M, (float *)blk_g_O, blk_g_M_any, blk_g_M_all, blk_g_M_range); /* k8_matmul_O */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_M_any));
     BLK_CHECK(cudaFree(blk_g_M_all));
