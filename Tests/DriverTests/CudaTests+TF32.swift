@@ -274,6 +274,9 @@ extension CudaTests {
             jobs.append(("rmsnorm_swiglu", "M=100,d=200,h=300", arch, Self.tf32Relative))
             jobs.append(("rmsnorm_swiglu", "M=17,d=40,h=24", arch, Self.tf32Relative))
             jobs.append(("transformer_layer", "S=100,H=2,dh=40,F=200", arch, 0x1p-5))
+            // The plan the GPU cost model chooses for RMSNorm+SwiGLU with TF32 on sm_90 at full size (16-row
+            // blocks, G on chip; ScheduleTests.testGPURowBlockChoice), at a size the emulator runs.
+            jobs.append(("rmsnorm_swiglu", "M=40,d=1024,h=72 --block i=16", arch, Self.tf32Relative))
         }
         let all = jobs
         let failures = LockedStrings()
@@ -282,8 +285,9 @@ extension CudaTests {
             let job = all[k]
             let dir = "\(root)/\(k)"
             let label = "\(job.example) [\(job.dims)] sm_\(job.arch)"
+            let dims = job.dims.split(separator: " ").map(String.init)
             let problems = Self.emulate(
-                [Examples.path(job.example), "--dim", job.dims, "--tf32"], arch: job.arch, dir: dir,
+                [Examples.path(job.example), "--dim"] + dims + ["--tf32"], arch: job.arch, dir: dir,
                 compiler: compiler, f32Tolerance: { job.relative * Swift.max(1, $0) })
             for p in problems { failures.append("\(label): \(p)") }
             let source = Self.bundleSource(dir).flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""

@@ -261,6 +261,40 @@ final class ScheduleTests: XCTestCase {
                 XCTAssertLessThanOrEqual(err, 1e-4 * scale, "\(name) \(target.name)")
             }
         }
+        // With the TF32 option on sm_90 (its 132 SMs to fill) the products' warp tiles keep every warp busy at 16
+        // rows too, and the model chooses 16-row blocks for RMSNorm+SwiGLU at its full size: one fused kernel (and its split's merge) with
+        // the hidden layer G on chip, where the 64-row plan stores G ([2048, 2816]) in global memory.
+        var tf32 = TargetDescription.sm90
+        tf32.tf32 = true
+        // The cores a GPU plan fills by default: the target's SMs (R15 splits the fused kernel's reduction for them).
+        let options = FusionOptions(target: tf32, cores: tf32.cores)
+        var fusedAt: [Int: Program] = [:]
+        let choice = try XCTUnwrap(
+            Fusion.fuseChoosingRowBlock(defaultRowBlock: 64, options: options) { rows in
+                guard let p = try? DifferentialTests.example("rmsnorm_swiglu", dims: [:], blocks: [("i", rows)])
+                else { return nil }
+                fusedAt[rows] = Fusion.fuse(p, options: options).program
+                return p
+            })
+        var best = 64
+        var bestCost = Double.infinity
+        for rows in [64, 32, 16] {
+            let cost = try XCTUnwrap(GPUCostModel.estimate(try XCTUnwrap(fusedAt[rows]), target: tf32)).seconds
+            if cost < (1 - Fusion.rowBlockMargin) * bestCost { (best, bestCost) = (rows, cost) }
+        }
+        XCTAssertEqual(choice.rowBlock, best, choice.notes.joined(separator: "\n"))
+        func storesHidden(_ p: Program) -> Bool {
+            var found = false
+            for k in p.kernels {
+                k.walk { inst in
+                    if case .store(_, let t, _) = inst.op, p[t].shape == [2048, 2816] { found = true }
+                }
+            }
+            return found
+        }
+        XCTAssertTrue(storesHidden(try XCTUnwrap(fusedAt[64])))
+        XCTAssertEqual(choice.rowBlock, 16, choice.notes.joined(separator: "\n"))
+        XCTAssertFalse(storesHidden(choice.result.program), choice.notes.joined(separator: "\n"))
         for (name, target) in [("rmsnorm_swiglu", TargetDescription.cpu), ("attention", .sm90)] {
             var tried: [Int] = []
             let choice = try XCTUnwrap(
