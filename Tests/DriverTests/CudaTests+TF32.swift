@@ -392,5 +392,15 @@ extension CudaTests {
         let cuda = CLI.blockc(["emit-cuda", "Examples/layernorm_matmul.graph", "--tf32"])
         XCTAssertEqual(cuda.status, 0, cuda.stderr)
         XCTAssertTrue(cuda.stdout.contains("        blk_gemm_mma_tf32_32x16("), cuda.stdout)
+        // A TF32 bundle's run.sh compares with 2^-8 (rounded up) by default, an exact one with 1e-3.
+        let dir = CLI.temporaryDirectory("cuda-tf32-bundle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (flags, tolerance) in [(["--tf32"], "0.0039"), ([], "1e-3")] {
+            let b = CLI.blockc(
+                ["emit-cuda", "Examples/layernorm_matmul.graph", "--dim", "M=17,K=33,N=9", "--bundle", dir] + flags)
+            XCTAssertEqual(b.status, 0, b.stderr)
+            let script = (try? String(contentsOfFile: dir + "/run.sh", encoding: .utf8)) ?? ""
+            XCTAssertTrue(script.contains("python3 compare.py \"${TOL:-\(tolerance)}\""), script)
+        }
     }
 }
