@@ -18,14 +18,22 @@ public struct TargetDescription: Hashable, Sendable {
     public var threadsPerBlock: Int?
     /// GPU targets: the multiprocessors a grid should fill; `nil` for CPUs (the machine's cores).
     public var cores: Int?
-    /// GPU targets: whether the tensor cores multiply bf16 (`mma.sync … m16n8k16 … .bf16`, sm_80 and later).
+    /// GPU targets: whether the tensor cores multiply bf16 (`mma.sync … m16n8k16 … .bf16`, sm_80 and later; the
+    /// same generation multiplies TF32, `mma.sync … m16n8k8 … .tf32`).
     public var bf16TensorCores: Bool
+    /// An option, not a property of the hardware (`--tf32`): f32 dots may run on the tensor cores as TF32
+    /// (`mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32`, operands rounded to TF32's 10-bit mantissa as
+    /// `cvt.rna.tf32.f32` does, products summed in f32). Off by default: f32 dots are exact f32 products.
+    public var tf32: Bool = false
+    /// GPU targets: what one streaming multiprocessor holds and what the whole GPU delivers, for the plan's GPU cost
+    /// model (`GPUCostModel`); `nil` for CPUs.
+    public var resources: GPUResources?
 
     /// Makes a target.
     public init(
         name: String, localCapacityBytes: Int, registerCapacityBytes: Int, vectorLanes: Int, rowBlock: Int,
         columnBlock: Int, maxRowBlock: Int? = nil, threadsPerBlock: Int? = nil, cores: Int? = nil,
-        bf16TensorCores: Bool = false
+        bf16TensorCores: Bool = false, resources: GPUResources? = nil
     ) {
         self.name = name
         self.localCapacityBytes = localCapacityBytes
@@ -37,6 +45,7 @@ public struct TargetDescription: Hashable, Sendable {
         self.threadsPerBlock = threadsPerBlock
         self.cores = cores
         self.bf16TensorCores = bf16TensorCores
+        self.resources = resources
     }
 
     /// Whether the target is a GPU (its local tier is a CUDA block's shared memory).
@@ -52,12 +61,46 @@ public struct TargetDescription: Hashable, Sendable {
     /// registers per thread.
     public static let sm80 = TargetDescription(
         name: "sm_80", localCapacityBytes: 163 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 108, bf16TensorCores: true)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 108, bf16TensorCores: true,
+        resources: GPUResources(
+            sharedBytesPerSM: 164 * 1024, registersPerSM: 65536, threadsPerSM: 2048, dramBytesPerSecond: 2.039e12,
+            fp32FlopsPerSecond: 19.5e12))
     /// NVIDIA Hopper: 227 KiB (232,448 B) shared memory per block, the opt-in limit, 255 registers per thread.
     public static let sm90 = TargetDescription(
         name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
-        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 132, bf16TensorCores: true)
+        rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 132, bf16TensorCores: true,
+        resources: GPUResources(
+            sharedBytesPerSM: 228 * 1024, registersPerSM: 65536, threadsPerSM: 2048, dramBytesPerSecond: 3.35e12,
+            fp32FlopsPerSecond: 67e12))
 
     /// The known targets by name.
     public static let all: [TargetDescription] = [.cpu, .sm80, .sm90]
+}
+
+/// The resources of a GPU the plan's cost model counts with (the vendor's figures): per streaming multiprocessor
+/// (SM), the shared memory, registers and threads its resident blocks share; for the whole GPU, the DRAM bandwidth
+/// and the fp32 peak of its CUDA cores (2 FLOPs per FMA). sm_80: A100 SXM 80 GB; sm_90: H100 SXM.
+public struct GPUResources: Hashable, Sendable {
+    /// Shared memory of one SM (all its resident blocks together; CUDA reserves 1 KiB of it per block).
+    public var sharedBytesPerSM: Int
+    /// 32-bit registers of one SM.
+    public var registersPerSM: Int
+    /// The most threads resident on one SM.
+    public var threadsPerSM: Int
+    /// DRAM bandwidth, bytes per second.
+    public var dramBytesPerSecond: Double
+    /// fp32 peak of the CUDA cores, FLOPs per second.
+    public var fp32FlopsPerSecond: Double
+
+    /// Makes a description.
+    public init(
+        sharedBytesPerSM: Int, registersPerSM: Int, threadsPerSM: Int, dramBytesPerSecond: Double,
+        fp32FlopsPerSecond: Double
+    ) {
+        self.sharedBytesPerSM = sharedBytesPerSM
+        self.registersPerSM = registersPerSM
+        self.threadsPerSM = threadsPerSM
+        self.dramBytesPerSecond = dramBytesPerSecond
+        self.fp32FlopsPerSecond = fp32FlopsPerSecond
+    }
 }

@@ -274,10 +274,13 @@ public enum CUDAEmulator {
             bool mma;               /* waiting at mma.sync, not __shfl_xor_sync */
         };
 
-        /* One mma.sync m16n8k16 of a warp: every lane's fragments (a[4], b[2], c[4]), then every lane's d[4]. */
+        /* One mma.sync of a warp (bf16 m16n8k16 or tf32 m16n8k8, each lane's `shape`): every lane's fragments
+           (a[4], b[2], c[4]), then every lane's d[4]. */
+        enum MMAShape { bf16_m16n8k16, tf32_m16n8k8 };
         struct MMA {
             uint32_t a[32][4], b[32][2];
             float c[32][4], d[32][4];
+            MMAShape shape[32];
         };
 
         struct Warp {
@@ -480,12 +483,13 @@ public enum CUDAEmulator {
         /* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {d}, {a}, {b}, {d}: a warp collective. Every lane deposits
          * its fragments; once all 32 have (release_shuffles), mma_compute forms D = A·B + C from all of them by the
          * PTX ISA's fragment layouts and each lane takes its d. */
-        inline void mma_bf16_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+        inline void mma_sync(MMAShape shape, float d[4], const uint32_t a[4], const uint32_t b[2]) {
             Block &blk = inside("mma.sync");
             Thread *t = blk.current;
             unsigned index = (unsigned)(t - blk.threads.data());
             unsigned lane = index % 32;
             MMA &m = blk.warps[index / 32].mma[t->shuffles & 1];
+            m.shape[lane] = shape;
             for (int r = 0; r < 4; r++) m.a[lane][r] = a[r], m.c[lane][r] = d[r];
             for (int r = 0; r < 2; r++) m.b[lane][r] = b[r];
             t->state = at_shuffle;
@@ -495,6 +499,13 @@ public enum CUDAEmulator {
             for (int r = 0; r < 4; r++) d[r] = m.d[lane][r];
             t->mma = false;
             t->shuffles++;
+        }
+        inline void mma_bf16_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+            mma_sync(bf16_m16n8k16, d, a, b);
+        }
+        /* mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {d}, {a}, {b}, {d}: the same warp collective. */
+        inline void mma_tf32_m16n8k8(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+            mma_sync(tf32_m16n8k8, d, a, b);
         }
 
         inline float bf16_to_f32(uint32_t h) {
@@ -511,7 +522,12 @@ public enum CUDAEmulator {
          * C and D element c_i, i < 4, at row g (i < 2) or g + 8, column 2t + (i & 1). The products of bf16 values are
          * exact in f32; each output sums its 16 products in k order in double and adds c, rounded once to f32 (the
          * hardware's internal order and rounding are not specified by PTX; see Docs/CUDA.md). */
-        inline void mma_compute(MMA &m) {
+        inline void mma_compute_tf32(MMA &m);
+        inline void mma_compute(MMA &m, const char *kernel) {
+            for (int lane = 1; lane < 32; lane++)
+                if (m.shape[lane] != m.shape[0])
+                    fail(kernel, "lanes 0 and %d of a warp run different mma.sync shapes: divergence", lane);
+            if (m.shape[0] == tf32_m16n8k8) return mma_compute_tf32(m);
             float A[16][16], B[16][8], C[16][8];
             for (int lane = 0; lane < 32; lane++) {
                 int g = lane >> 2, t = lane & 3;
@@ -532,6 +548,37 @@ public enum CUDAEmulator {
                     int row = i < 2 ? g : g + 8, col = t * 2 + (i & 1);
                     double s = 0;
                     for (int k = 0; k < 16; k++) s += (double)(A[row][k] * B[k][col]);
+                    m.d[lane][i] = (float)(s + (double)C[row][col]);
+                }
+            }
+        }
+
+        inline float tf32_to_f32(uint32_t u) {
+            u &= 0xFFFFE000u; /* the mma reads a TF32 operand's sign, exponent and top 10 mantissa bits */
+            float x;
+            memcpy(&x, &u, 4);
+            return x;
+        }
+
+        /* D = A·B + C of one m16n8k8 with .tf32 operands from the lanes' fragments. With g = lane / 4 and t = lane % 4
+         * (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32): A (16x8, row) element a_i, i < 4, is register i, at
+         * row g for i in {0, 2} else g + 8, column t (+ 4 for i >= 2); B (8x8, col) element b_i, i < 2, is register i,
+         * at row (k) t + 4i, column g; C and D as for m16n8k16. The products of TF32 values are exact in double; each
+         * output sums its 8 products in k order in double and adds c, rounded once to f32. */
+        inline void mma_compute_tf32(MMA &m) {
+            float A[16][8], B[8][8], C[16][8];
+            for (int lane = 0; lane < 32; lane++) {
+                int g = lane >> 2, t = lane & 3;
+                for (int i = 0; i < 4; i++) A[(i & 1) ? g + 8 : g][t + (i >= 2 ? 4 : 0)] = tf32_to_f32(m.a[lane][i]);
+                for (int i = 0; i < 2; i++) B[t + 4 * i][g] = tf32_to_f32(m.b[lane][i]);
+                for (int i = 0; i < 4; i++) C[(i >> 1) ? g + 8 : g][2 * t + (i & 1)] = m.c[lane][i];
+            }
+            for (int lane = 0; lane < 32; lane++) {
+                int g = lane >> 2, t = lane & 3;
+                for (int i = 0; i < 4; i++) {
+                    int row = i < 2 ? g : g + 8, col = t * 2 + (i & 1);
+                    double s = 0;
+                    for (int k = 0; k < 8; k++) s += (double)A[row][k] * (double)B[k][col];
                     m.d[lane][i] = (float)(s + (double)C[row][col]);
                 }
             }
@@ -573,7 +620,7 @@ public enum CUDAEmulator {
                 }
                 if (!complete) continue;
                 const Thread &lead = b.threads[w * 32 + first];
-                if (lead.mma) mma_compute(b.warps[w].mma[lead.shuffles & 1]);
+                if (lead.mma) mma_compute(b.warps[w].mma[lead.shuffles & 1], b.kernel);
                 for (size_t l = 0; l < 32; l++)
                     if ((mask >> l) & 1u) b.threads[w * 32 + l].state = runnable;
                 released = true;

@@ -648,17 +648,22 @@ extension KernelEmitter {
             }
         } else if analysis.needsPacking(dotValue) {
             let packed = "B\(plan.packBufferOf[dotValue]!)"
-            let cols = analysis.types[dotValue]!.shape[1]
-            w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(cols));")
+            // Rows padded on a GPU (KernelAnalysis.packedRowStride): no shared-memory bank conflicts in the
+            // tensor cores' B fragment loads.
+            let stride = analysis.packedRowStride(dotValue)
+            w.line("blk_pack(\(k), \(n), \(bPointer), \(ks), \(js), \(packed), \(stride));")
             barrier()
             bPointer = packed
-            ldb = cols
+            ldb = stride
         }
         let prefetch = bf16 ? "" : nextBlock[b].map { ", " + $0 } ?? ""
         var name = bf16 ? "blk_gemm_bf16" : prefetch.isEmpty ? "blk_gemm" : "blk_gemm_pf"
         if case .tensorCores(let warpRows, let warpColumns)? = micro?.gpu {
             // The schedule chose the tensor cores: bf16 mma.sync, each warp a warpRows x warpColumns tile.
             name = "blk_gemm_mma_\(warpRows)x\(warpColumns)"
+        } else if case .tf32TensorCores(let warpRows, let warpColumns)? = micro?.gpu {
+            // The --tf32 option: an f32 product as TF32 mma.sync, operands rounded to TF32 as they are read.
+            name = "blk_gemm_mma_tf32_\(warpRows)x\(warpColumns)"
         }
         w.line(
             "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "

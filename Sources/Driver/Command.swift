@@ -40,7 +40,7 @@ struct Command: Sendable {
     /// The subcommand with a name.
     static func named(_ name: String) -> Command? { all.first { $0.name == name } }
 
-    static let common: Set<CommandLineOptions.Key> = [.dim, .block, .target, .cores, .printAfter]
+    static let common: Set<CommandLineOptions.Key> = [.dim, .block, .target, .tf32, .cores, .printAfter]
 
     static let lower = Command(
         name: "lower", summary: "print the naive block program of a .graph (one kernel per op)",

@@ -29,6 +29,8 @@ struct CommandLineOptions {
     var target: TargetDescription = .cpu
     /// Whether `--target` was given (commands with another default say which they chose).
     var targetGiven = false
+    /// `--tf32`: f32 products on a GPU's tensor cores as TF32 (`target.tf32`).
+    var tf32 = false
     /// `--cores N`: the cores a kernel's grid should fill (fusion splits reductions of smaller
     /// grids); `nil`: `Fusion.defaultCores(for:)`.
     var cores: Int?
@@ -63,7 +65,7 @@ struct CommandLineOptions {
     /// Which options a subcommand accepts (besides `--help`).
     enum Key: String, CaseIterable {
         case dim, block, input, output = "o", outputDir = "output-dir", seed, saveInputs = "save-inputs", stage
-        case printAfter = "print-after", json, target, cores
+        case printAfter = "print-after", json, target, tf32, cores
         case noFusion = "no-fusion", onlyRule = "only-rule"
         case reps, peak, sanitize, bundle
         case maxMemory = "max-memory"
@@ -138,6 +140,7 @@ struct CommandLineOptions {
                 o.printAfter.append(v)
             case .json: o.json = true
             case .noFusion: o.noFusion = true
+            case .tf32: o.tf32 = true
             case .reps:
                 let v = try value()
                 guard let n = Int(v), n > 0, n <= 100_000 else {
@@ -190,6 +193,16 @@ struct CommandLineOptions {
                 o.target = t
                 o.targetGiven = true
             }
+        }
+        if o.tf32 {
+            // emit-cuda chooses sm_90 when no --target is given; everything else defaults to the CPU.
+            guard o.target.isGPU || (!o.targetGiven && command == "emit-cuda") else {
+                throw fail(
+                    o.targetGiven
+                        ? "--tf32 applies to GPU targets; --target \(o.target.name) is a CPU (use sm_80 or sm_90)"
+                        : "--tf32 applies to GPU targets; give --target sm_80 or sm_90")
+            }
+            o.target.tf32 = true
         }
         return o
     }

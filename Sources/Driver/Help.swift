@@ -55,6 +55,11 @@ enum Help {
             return
                 "  --max-memory BYTES      interpreter: the most memory a run may need, e.g. 8G, 512M (default: half the RAM)"
         case .target: return "  --target NAME           target description: cpu, sm_80, sm_90 (default cpu)"
+        case .tf32:
+            return
+                "  --tf32                  GPU targets: f32 products on the tensor cores as TF32 (mma.sync m16n8k8,\n"
+                + "                          operands rounded to a 10-bit mantissa; about 1e-3 relative error);\n"
+                + "                          default: exact f32 products"
         case .cores:
             return
                 "  --cores N               the cores a grid should fill; fusion splits reductions of smaller grids (default: $BLOCKC_CORES, a GPU target's SMs, else this machine's)"

@@ -150,7 +150,21 @@ struct Pipeline {
         let naive = try lower(parsed)
         a.lowered = naive
         guard last > .lower else { return a }
-        let fused = try fuse(naive)
+        let fused: (program: Program, fusion: FusionResult?)
+        if let choice = gpuRowBlockChoice(parsed, naive) {
+            // The GPU plan chose the row block by its cost model (it fused every candidate it tried).
+            if choice.rowBlock != LoweringOptions(target: options.target).rowBlock {
+                try verify(choice.lowered, stage: "lower")
+            }
+            a.lowered = choice.lowered
+            if options.printAfter.contains("fuse") {
+                console.err("// after fuse\n" + BlockPrinter.print(choice.result.program))
+            }
+            try verify(choice.result.program, stage: "fuse")
+            fused = (choice.result.program, choice.result)
+        } else {
+            fused = try fuse(naive)
+        }
         a.fused = fused
         guard last > .fuse else { return a }
         let schedule = try self.schedule(fused.program)
@@ -249,6 +263,29 @@ struct Pipeline {
         let text = entry.blocks.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         console.err("note: using the tuned block sizes \(text) from \(path)\n")
         return entry.blocks
+    }
+
+    /// A GPU target's plan for a graph at the default blocks (no `--block`, no `--tuned`, all rules): the row
+    /// block `Fusion.fuseChoosingRowBlock` chooses by the GPU cost model, with the program lowered and fused at it;
+    /// nil otherwise (the pipeline fuses `naive` as it is).
+    func gpuRowBlockChoice(_ parsed: Parsed, _ naive: Program) -> Fusion.RowBlockChoice? {
+        guard case .graph(let graph) = parsed, options.target.isGPU, options.blocks.isEmpty, options.tunedPath == nil,
+            !options.noFusion, options.onlyRule == nil
+        else { return nil }
+        let target = options.target
+        let defaultRows = LoweringOptions(target: target).rowBlock
+        return Fusion.fuseChoosingRowBlock(
+            defaultRowBlock: defaultRows,
+            options: FusionOptions(target: target, cores: options.cores)
+        ) { rows in
+            if rows == defaultRows { return naive }
+            var lowering = LoweringOptions(target: target)
+            guard (try? lowering.override([(key: "i", value: rows)])) != nil,
+                let program = try? Lowering.lower(graph, options: lowering),
+                program.kernels.allSatisfy({ LocalStorage.capacityError($0, in: program, target: target) == nil })
+            else { return nil }
+            return program
+        }
     }
 
     /// `fuse`: the rules to a fixed point (nothing with `--no-fusion`), verified.

@@ -112,6 +112,7 @@ public enum Fusion {
             result.statistics.neighboursVisited += next.statistics.neighboursVisited
             result.statistics.producersVisited += next.statistics.producersVisited
             result.statistics.localRewritesSkipped += next.statistics.localRewritesSkipped
+            result.statistics.capacityRefusals += next.statistics.capacityRefusals
         }
         return result
     }
@@ -248,6 +249,7 @@ public enum Fusion {
         statistics.steps = trace.count
         statistics.producersVisited = plan.producersVisited
         statistics.localRewritesSkipped = plan.localRewritesSkipped
+        statistics.capacityRefusals = plan.capacityRefusals
         if profiling {
             var report = "fusion: \(statistics.examinations) kernel examinations, \(trace.count) steps\n"
             for (r, rule) in active.enumerated() {

@@ -97,6 +97,8 @@ public final class FusionPlan: @unchecked Sendable {
     var producersVisited = 0
     /// Kernel-local rewrites skipped on a kernel they had found nothing in (a work count).
     var localRewritesSkipped = 0
+    /// Re-blockings refused for the local tier's capacity (`FusionStatistics.capacityRefusals`).
+    var capacityRefusals = 0
 
     /// The index of the last kernel before `index` among `writers` (by name), if any.
     func lastWriter(among writers: Set<String>, before index: Int, _ program: Program) -> Int? {

@@ -55,6 +55,9 @@ public struct FusionStatistics: Hashable, Sendable {
     /// Kernel-local rewrites not tried again on a kernel they had found nothing in (it was looked
     /// at again unchanged, because a neighbour changed).
     public var localRewritesSkipped = 0
+    /// Re-blockings refused because the wider block does not fit the target's local tier (R11's "keep … blocked"):
+    /// a GPU plan then tries smaller row blocks (`Fusion.fuseChoosingRowBlock`).
+    public var capacityRefusals = 0
 
     /// Makes empty counts.
     public init() {}

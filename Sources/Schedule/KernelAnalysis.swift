@@ -41,14 +41,18 @@ package struct KernelAnalysis {
     /// GPU's product reads such a block where it is).
     package let packsRowsFarApart: Bool
 
+    /// Whether a packed right operand's rows are padded (a GPU's shared memory: `packedRowStride`).
+    package let padsPackedRows: Bool
+
     /// Analyses a kernel; `readsBF16InPlace` for targets whose bf16 product reads bf16 memory;
     /// `packedLoads`: loads whose blocks the schedule packs once per call; `packsRowsFarApart`
-    /// (false for a GPU): see `needsPacking`.
+    /// (false for a GPU): see `needsPacking`; `padsPackedRows` (a GPU): see `packedRowStride`.
     package init(
         program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedLoads: Set<ValueID> = [],
-        packsRowsFarApart: Bool = true
+        packsRowsFarApart: Bool = true, padsPackedRows: Bool = false
     ) {
         self.packsRowsFarApart = packsRowsFarApart
+        self.padsPackedRows = padsPackedRows
         self.program = program
         self.kernel = kernel
         self.types = kernel.valueTypes()
@@ -396,11 +400,25 @@ extension KernelAnalysis {
     /// The rows of the C runtime's register tile (`blk_gemm`: 6×64 with AVX-512, 6×16 with AVX2).
     package static let registerTileRows = 6
 
-    /// The elements of the packed right operand of a dot (`k × n` of its static shape).
+    /// The elements of the packed right operand of a dot (`k` rows of `packedRowStride` of its static shape).
     package func packedCount(_ dot: ValueID) -> Int {
         guard case .dot(_, let b, _, let tb, _)? = dots[dot], let shape = types[b]?.shape, shape.count == 2 else {
             return 0
         }
-        return tb ? shape[1] * shape[0] : shape[0] * shape[1]
+        return (tb ? shape[1] : shape[0]) * packedRowStride(dot)
+    }
+
+    /// The row stride (elements) of a dot's packed right operand: its `n` columns, padded by 4 on a GPU
+    /// (`padsPackedRows`) when `n` is a multiple of 32. Rows a multiple of 32 floats apart put a column's elements of
+    /// every row in one shared-memory bank: the tensor cores' B fragment reads rows `2t` (bf16) or `t` (tf32) of
+    /// column `g` in one load, 4 rows per bank (4-way conflicts); 4 more floats per row move each row 4 banks on,
+    /// so the 32 lanes read 32 different banks. A padded row of 16-byte-aligned floats stays 16-byte aligned (the
+    /// register-tiled product's `float4` reads).
+    package func packedRowStride(_ dot: ValueID) -> Int {
+        guard case .dot(_, let b, _, let tb, _)? = dots[dot], let shape = types[b]?.shape, shape.count == 2 else {
+            return 0
+        }
+        let n = tb ? shape[0] : shape[1]
+        return padsPackedRows && n % 32 == 0 ? n + 4 : n
     }
 }

@@ -47,21 +47,26 @@ package struct KernelSchedule: Sendable {
         /// `blk_gemm_mma_RxC`: bf16 `mma.sync.m16n8k16` on the tensor cores, each warp `rows × columns`
         /// outputs per tile (multiples of 16 and 8).
         case tensorCores(rows: Int, columns: Int)
+        /// `blk_gemm_mma_tf32_RxC`: an f32 dot as TF32 `mma.sync.m16n8k8` on the tensor cores (the target's `tf32`
+        /// option), each warp `rows × columns` outputs per tile.
+        case tf32TensorCores(rows: Int, columns: Int)
     }
 
     /// The warp tiles of the tensor-core product, largest first (the runtime's `blk_gemm_mma_RxC`).
     package static let warpTiles: [(rows: Int, columns: Int)] = [(32, 32), (32, 16), (16, 16), (16, 8)]
 
     /// How a GPU target computes a dot of precision `precision` with an `m × n` output (static sizes): a bf16
-    /// dot on tensor cores where the target has them, the block is whole warps and the output spans at least 8
-    /// along both axes (an mma computes 16 × 8); the warp tile is the largest that still gives every warp a
-    /// tile (else the smallest), so small products keep all warps busy.
+    /// dot (or, with the target's `tf32` option, an f32 dot as TF32) on tensor cores where the target has them,
+    /// the block is whole warps and the output spans at least 8 along both axes (an mma computes 16 × 8); the
+    /// warp tile is the largest that still gives every warp a tile (else the smallest), so small products keep
+    /// all warps busy. An f32 dot without the option stays register-tiled (exact f32 products).
     package static func gpuProduct(
         precision: DotPrecision, m: Int, n: Int, threads: Int, target: TargetDescription
     ) -> GPUProduct {
-        guard precision == .bf16 else { return .registerTiled(fallback: nil) }
+        guard precision == .bf16 || target.tf32 else { return .registerTiled(fallback: nil) }
+        let kind = precision == .bf16 ? "bf16" : "tf32"
         guard target.bf16TensorCores else {
-            return .registerTiled(fallback: "\(target.name) has no bf16 tensor cores")
+            return .registerTiled(fallback: "\(target.name) has no \(kind) tensor cores")
         }
         guard threads % 32 == 0 else {
             return .registerTiled(fallback: "\(threads) threads are not whole warps")
@@ -73,7 +78,9 @@ package struct KernelSchedule: Sendable {
         let tile =
             warpTiles.first { ((m + $0.rows - 1) / $0.rows) * ((n + $0.columns - 1) / $0.columns) >= warps }
             ?? warpTiles[warpTiles.count - 1]
-        return .tensorCores(rows: tile.rows, columns: tile.columns)
+        return precision == .bf16
+            ? .tensorCores(rows: tile.rows, columns: tile.columns)
+            : .tf32TensorCores(rows: tile.rows, columns: tile.columns)
     }
 
     /// A tensor packed once per call, before the grid runs, into the layout its products read
@@ -195,7 +202,8 @@ package struct KernelSchedule: Sendable {
         KernelAnalysis, [Prepack], [ValueID: Int], BufferPlan
     ) {
         var analysis = KernelAnalysis(
-            program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packsRowsFarApart: !target.isGPU)
+            program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packsRowsFarApart: !target.isGPU,
+            padsPackedRows: target.isGPU)
         guard !target.isGPU else { return (analysis, [], [:], BufferPlan(analysis)) }
         let (prepacks, prepackedLoads) = Self.prepacks(program, kernel, analysis)
         let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)

@@ -26,7 +26,8 @@ public enum LocalStorage {
     private static func plan(_ kernel: Kernel, in program: Program, target: TargetDescription?) -> (
         analysis: KernelAnalysis, plan: BufferPlan
     ) {
-        let analysis = KernelAnalysis(program: program, kernel: kernel, packsRowsFarApart: !(target?.isGPU ?? false))
+        let gpu = target?.isGPU ?? false
+        let analysis = KernelAnalysis(program: program, kernel: kernel, packsRowsFarApart: !gpu, padsPackedRows: gpu)
         guard let target, !target.isGPU else { return (analysis, BufferPlan(analysis)) }
         let packedOnce = KernelSchedule.packedOnceDots(program: program, kernel: kernel, analysis: analysis)
         return (analysis, BufferPlan(analysis, packedOnce: packedOnce))

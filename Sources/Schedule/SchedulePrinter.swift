@@ -77,6 +77,8 @@ public enum SchedulePrinter {
                     "register-tiled (4x4 outputs per thread)" + (fallback.map { ", not tensor cores: " + $0 } ?? ""))
             case .tensorCores(let rows, let columns)?:
                 facts.append("tensor cores (mma.sync m16n8k16 bf16, \(rows)x\(columns) outputs per warp)")
+            case .tf32TensorCores(let rows, let columns)?:
+                facts.append("tensor cores (mma.sync m16n8k8 tf32, \(rows)x\(columns) outputs per warp)")
             case nil:
                 break
             }

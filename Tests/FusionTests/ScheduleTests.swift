@@ -201,6 +201,171 @@ final class ScheduleTests: XCTestCase {
         XCTAssertLessThanOrEqual(err, 1e-4 * scale)
     }
 
+    /// The GPU cost model's parts: blocks per SM limited by threads, registers or shared memory (with the 1 KiB
+    /// CUDA reserves per block), the waves and fill of a grid, and the share of threads a product keeps busy.
+    func testGPUCostModelParts() throws {
+        typealias M = GPUCostModel
+        let h100 = try XCTUnwrap(TargetDescription.sm90.resources)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 16384, resources: h100), 8)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 72, sharedBytes: 16384, resources: h100), 3)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 100_000, resources: h100), 2)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 115_712, resources: h100), 2)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 32, sharedBytes: 115_713, resources: h100), 1)
+        XCTAssertEqual(M.blocksPerSM(threads: 256, registers: 72, sharedBytes: 164_096, resources: h100), 1)
+        XCTAssertEqual(M.blocksPerSM(threads: 1024, registers: 32, sharedBytes: 0, resources: h100), 2)
+        let (waves, fill) = M.occupancy(instances: 192, sms: 132, blocksPerSM: 1)
+        XCTAssertEqual(waves, 2)
+        XCTAssertEqual(fill, 192.0 / 264, accuracy: 1e-12)
+        XCTAssertEqual(M.occupancy(instances: 64, sms: 132, blocksPerSM: 3).fill, 64.0 / 132, accuracy: 1e-12)
+        XCTAssertEqual(M.occupancy(instances: 1408, sms: 132, blocksPerSM: 3).waves, 4)
+        XCTAssertEqual(M.occupancy(instances: 1408, sms: 132, blocksPerSM: 3).fill, 1408.0 / 1584, accuracy: 1e-12)
+        XCTAssertEqual(M.occupancy(instances: 396, sms: 132, blocksPerSM: 3).fill, 1, accuracy: 1e-12)
+        // A 32x64 product (128 register tiles of 4x4) on 256 threads keeps half of them busy, a 64x64 one all.
+        for (rows, use) in [(32, 0.5), (64, 1.0)] {
+            let program = try BlockParser.parse(
+                """
+                program p
+
+                tensor A: f32[\(rows),64] @global input
+                tensor B: f32[64,64] @global input
+                tensor C: f32[\(rows),64] @global output
+
+                kernel k grid() {
+                  %0 = load A[0 +: \(rows), 0 +: 64] : f32[\(rows),64] @local
+                  %1 = load B[0 +: 64, 0 +: 64] : f32[64,64] @local
+                  %2 = dot %0, %1 : f32[\(rows),64] @local
+                  store %2 -> C[0 +: \(rows), 0 +: 64]
+                }
+                """)
+            let cost = try XCTUnwrap(GPUCostModel.estimate(program, target: .sm90))
+            XCTAssertEqual(cost.kernels.map(\.use), [use])
+            XCTAssertEqual(cost.kernels.map(\.registers), [GPUCostModel.registersWithProduct])
+            XCTAssertEqual(cost.kernels.map(\.dramBytes), [(2 * rows * 64 + 64 * 64) * 4])
+        }
+        XCTAssertNil(GPUCostModel.estimate(try DifferentialTests.example("layernorm_matmul", dims: [:]), target: .cpu))
+    }
+
+    /// The GPU plan's row block: where re-blocking was refused for shared memory at the default 64 rows
+    /// (RMSNorm+SwiGLU, the transformer layer, on sm_80 and sm_90), it fuses at 64, 32 and 16 rows and keeps the
+    /// candidate the cost model estimates fastest by more than the margin (recomputed here from each candidate's
+    /// fused program); the chosen program matches the unfused one. A CPU target, or a GPU plan without such a
+    /// refusal (attention), fuses the default only.
+    func testGPURowBlockChoice() throws {
+        let cases: [(String, [String: Int])] = [
+            ("rmsnorm_swiglu", ["M": 128, "d": 1024, "h": 512]), ("transformer_layer", ["S": 128, "F": 512]),
+        ]
+        for (name, dims) in cases {
+            for target in [TargetDescription.sm80, .sm90] {
+                let options = FusionOptions(target: target, cores: CLI.pinnedCores)
+                var lowered: [Int: Program] = [:]
+                let choice = try XCTUnwrap(
+                    Fusion.fuseChoosingRowBlock(defaultRowBlock: 64, options: options) { rows in
+                        let p = try? DifferentialTests.example(name, dims: dims, blocks: [("i", rows)])
+                        lowered[rows] = p
+                        return p
+                    })
+                XCTAssertEqual(lowered.keys.sorted(), [16, 32, 64], "\(name) \(target.name)")
+                XCTAssertEqual(choice.notes.count, 4, "\(name) \(target.name): \(choice.notes)")
+                var best = 64
+                var bestCost = Double.infinity
+                for rows in [64, 32, 16] {
+                    let fused = Fusion.fuse(try XCTUnwrap(lowered[rows]), options: options).program
+                    let cost = try XCTUnwrap(GPUCostModel.estimate(fused, target: target)).seconds
+                    if cost < (1 - Fusion.rowBlockMargin) * bestCost { (best, bestCost) = (rows, cost) }
+                }
+                XCTAssertEqual(choice.rowBlock, best, "\(name) \(target.name): \(choice.notes)")
+                XCTAssertTrue(choice.result.decisions.suffix(4).elementsEqual(choice.notes))
+                XCTAssertEqual(LocalStorage.verify(choice.result.program, target: target).map(\.description), [])
+                // The transformer layer's attention at D = 1024 with standard-normal weights (scores in the
+                // hundreds) amplifies reassociation past any f32 tolerance; its fused programs are checked at
+                // smaller sizes elsewhere (DifferentialTests).
+                guard name == "rmsnorm_swiglu" else { continue }
+                let program = choice.lowered
+                let inputs = DifferentialTests.inputs(program, seed: 5)
+                let (err, scale) = DifferentialTests.maxError(
+                    try BlockInterpreter.run(program, inputs: inputs),
+                    try BlockInterpreter.run(choice.result.program, inputs: inputs))
+                XCTAssertLessThanOrEqual(err, 1e-4 * scale, "\(name) \(target.name)")
+            }
+        }
+        // With the TF32 option on sm_90 (its 132 SMs to fill) the products' warp tiles keep every warp busy at 16
+        // rows too, and the model chooses 16-row blocks for RMSNorm+SwiGLU at its full size: one fused kernel (and its split's merge) with
+        // the hidden layer G on chip, where the 64-row plan stores G ([2048, 2816]) in global memory.
+        var tf32 = TargetDescription.sm90
+        tf32.tf32 = true
+        // The cores a GPU plan fills by default: the target's SMs (R15 splits the fused kernel's reduction for them).
+        let options = FusionOptions(target: tf32, cores: tf32.cores)
+        var fusedAt: [Int: Program] = [:]
+        let choice = try XCTUnwrap(
+            Fusion.fuseChoosingRowBlock(defaultRowBlock: 64, options: options) { rows in
+                guard let p = try? DifferentialTests.example("rmsnorm_swiglu", dims: [:], blocks: [("i", rows)])
+                else { return nil }
+                fusedAt[rows] = Fusion.fuse(p, options: options).program
+                return p
+            })
+        var best = 64
+        var bestCost = Double.infinity
+        for rows in [64, 32, 16] {
+            let cost = try XCTUnwrap(GPUCostModel.estimate(try XCTUnwrap(fusedAt[rows]), target: tf32)).seconds
+            if cost < (1 - Fusion.rowBlockMargin) * bestCost { (best, bestCost) = (rows, cost) }
+        }
+        XCTAssertEqual(choice.rowBlock, best, choice.notes.joined(separator: "\n"))
+        func storesHidden(_ p: Program) -> Bool {
+            var found = false
+            for k in p.kernels {
+                k.walk { inst in
+                    if case .store(_, let t, _) = inst.op, p[t].shape == [2048, 2816] { found = true }
+                }
+            }
+            return found
+        }
+        XCTAssertTrue(storesHidden(try XCTUnwrap(fusedAt[64])))
+        XCTAssertEqual(choice.rowBlock, 16, choice.notes.joined(separator: "\n"))
+        XCTAssertFalse(storesHidden(choice.result.program), choice.notes.joined(separator: "\n"))
+        for (name, target) in [("rmsnorm_swiglu", TargetDescription.cpu), ("attention", .sm90)] {
+            var tried: [Int] = []
+            let choice = try XCTUnwrap(
+                Fusion.fuseChoosingRowBlock(
+                    defaultRowBlock: 64, options: FusionOptions(target: target, cores: CLI.pinnedCores)
+                ) { rows in
+                    tried.append(rows)
+                    return try? DifferentialTests.example(name, dims: [:], blocks: [("i", rows)])
+                })
+            XCTAssertEqual(tried, [64], name)
+            XCTAssertEqual(choice.notes, [], name)
+        }
+    }
+
+    /// A GPU schedule pads the packed right operand's rows of a product (64 → 68 floats, counted in the buffer
+    /// plan); a CPU schedule does not. With 68-float rows a bf16 mma's B fragment load (lane `(g, t)` reads row
+    /// `2t + 8r + h`, column `g`, h = 0 or 1) touches 32 different banks, with 64-float rows 8 (4-way conflicts).
+    func testGPUPadsPackedRows() throws {
+        let naive = try DifferentialTests.example("attention_bf16", dims: [:])
+        for (target, stride) in [(TargetDescription.sm90, 68), (.sm80, 68), (.cpu, 64)] {
+            let fused = Fusion.fuse(naive, options: FusionOptions(target: target, cores: CLI.pinnedCores)).program
+            let schedule = Scheduler.schedule(fused, target: target)
+            var packed = 0
+            for k in schedule.kernels {
+                for d in k.dots where d.packsRight {
+                    packed += 1
+                    XCTAssertEqual(k.analysis.packedRowStride(d.dot), stride, target.name)
+                    XCTAssertEqual(k.analysis.packedCount(d.dot), 64 * stride, target.name)
+                }
+            }
+            XCTAssertGreaterThan(packed, 0, target.name)
+        }
+        func banks(rowStride: Int) -> Set<Int> {
+            var out: Set<Int> = []
+            for lane in 0..<32 {
+                let (g, t) = (lane / 4, lane % 4)
+                out.insert(((2 * t) * rowStride + g) % 32)
+            }
+            return out
+        }
+        XCTAssertEqual(banks(rowStride: 68).count, 32)
+        XCTAssertEqual(banks(rowStride: 64).count, 8)
+    }
+
     func testGPUProductChoice() throws {
         typealias S = KernelSchedule
         XCTAssertEqual(
@@ -229,6 +394,25 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(
             S.gpuProduct(precision: .bf16, m: 1, n: 64, threads: 256, target: .sm90),
             .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+        // The TF32 option: f32 dots on the tensor cores where a bf16 dot would be; bf16 dots unchanged.
+        var tf32 = TargetDescription.sm80
+        tf32.tf32 = true
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: tf32),
+            .tf32TensorCores(rows: 32, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 40, threads: 256, target: tf32),
+            .tf32TensorCores(rows: 16, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 256, target: tf32),
+            .tensorCores(rows: 32, columns: 16))
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 1, n: 64, threads: 256, target: tf32),
+            .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+        older.tf32 = true
+        XCTAssertEqual(
+            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: older),
+            .registerTiled(fallback: "sm_75 has no tf32 tensor cores"))
         for example in ["attention_bf16", "rmsnorm_swiglu_bf16"] {
             for target in [TargetDescription.sm80, .sm90] {
                 let program = try DifferentialTests.example(example, dims: [:], blocks: [])

@@ -50,6 +50,7 @@ extension FusionRule {
                 else { continue }
                 guard let retyped = facts.widened(over: axis.variable, program, plan.target) else {
                     if facts.keptBlocked.insert(axis.variable).inserted {
+                        plan.capacityRefusals += 1
                         plan.note(
                             "keep \(kernel.name) blocked over \(axis.variable): a block \(axis.extent)× wider does not fit \(plan.target.name)'s local tier"
                         )

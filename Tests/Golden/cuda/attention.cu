@@ -8,8 +8,8 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
+/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 50944 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 50944 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -21,7 +21,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_k0(const fl
     float *__restrict__ B2 = blk_smem + 128;
     float *__restrict__ B3 = blk_smem + 4224;
     float *__restrict__ B4 = blk_smem + 8320;
-    float *__restrict__ B5 = blk_smem + 12416;
+    float *__restrict__ B5 = blk_smem + 12672;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
@@ -55,9 +55,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_k0(const fl
         const float *v12 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
         // %13 = dot %1, %12 transpose_b
         float *v13 = B3;
-        blk_pack(64, 64, v12, 1, 64, B4, 64);
+        blk_pack(64, 64, v12, 1, 64, B4, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0);
+        blk_gemm(64, 64, 64, v1, 64, 1, B4, 68, v13, 64, 0);
         __syncthreads();
         // %14 = mul %13, %2
         float *v14 = B3;
@@ -189,8 +189,8 @@ extern "C" int blk_u_attention_device(const float *blk_t_Q, const float *blk_t_K
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     float *blk_g_O = blk_t_O;
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 49920));
-    blk_u_attention_k0<<<128, 256, 49920>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k7_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 50944));
+    blk_u_attention_k0<<<128, 256, 50944>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k7_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }

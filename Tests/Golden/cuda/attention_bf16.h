@@ -14,7 +14,7 @@
 /*   blk_t_O: output 'O', bf16[8, 1024, 64], 524288 elements */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_attention_bf16_k0 (k7_matmul_O): 128 block(s) x 256 threads, 98816 bytes shared */
+/*   blk_u_attention_bf16_k0 (k7_matmul_O): 128 block(s) x 256 threads, 100864 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

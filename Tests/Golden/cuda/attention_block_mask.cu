@@ -160,8 +160,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
     if (threadIdx.x == 0) blk_g_M_range[i * 3 + 2] = blk_f32_to_i32(s23);
 }
 
-/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
+/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 67072 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_k2(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const uint8_t *__restrict__ blk_g_M, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_M_any, const uint8_t *__restrict__ blk_g_M_all, const int32_t *__restrict__ blk_g_M_range, const int32_t *__restrict__ blk_g_M_next) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -215,9 +215,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             const float *v14 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
             // %15 = dot %1, %14 transpose_b
             float *v15 = B4;
-            blk_pack(64, 64, v14, 1, 64, B5, 64);
+            blk_pack(64, 64, v14, 1, 64, B5, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v1, 64, 1, B5, 64, v15, 64, 0);
+            blk_gemm(64, 64, 64, v1, 64, 1, B5, 68, v15, 64, 0);
             __syncthreads();
             // %16 = mul %15, %2
             float *v16 = B4;
@@ -348,9 +348,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             const float *v14 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
             // %15 = dot %1, %14 transpose_b
             float *v15 = B4;
-            blk_pack(64, 64, v14, 1, 64, B5, 64);
+            blk_pack(64, 64, v14, 1, 64, B5, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v1, 64, 1, B5, 64, v15, 64, 0);
+            blk_gemm(64, 64, 64, v1, 64, 1, B5, 68, v15, 64, 0);
             __syncthreads();
             // %16 = mul %15, %2
             float *v16 = B4;
@@ -514,8 +514,8 @@ extern "C" int blk_u_attention_block_mask_device(const float *blk_t_Q, const flo
     BLK_CHECK(cudaGetLastError());
     blk_u_attention_block_mask_k1<<<16, 256, 0>>>(blk_g_M_any, (int32_t *)blk_g_M_range, (int32_t *)blk_g_M_next); /* k8_matmul_O_M_range */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_block_mask_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    blk_u_attention_block_mask_k2<<<128, 256, 66048>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_M, (float *)blk_g_O, blk_g_M_any, blk_g_M_all, blk_g_M_range, blk_g_M_next); /* k8_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_block_mask_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 67072));
+    blk_u_attention_block_mask_k2<<<128, 256, 67072>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_M, (float *)blk_g_O, blk_g_M_any, blk_g_M_all, blk_g_M_range, blk_g_M_next); /* k8_matmul_O */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_M_any));
     BLK_CHECK(cudaFree(blk_g_M_all));

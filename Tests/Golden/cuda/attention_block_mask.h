@@ -17,7 +17,7 @@
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
 /*   blk_u_attention_block_mask_k0 (k8_matmul_O_M_any): 16 block(s) x 256 threads, 16640 bytes shared */
 /*   blk_u_attention_block_mask_k1 (k8_matmul_O_M_range): 16 block(s) x 256 threads, 0 bytes shared */
-/*   blk_u_attention_block_mask_k2 (k8_matmul_O): 128 block(s) x 256 threads, 66048 bytes shared */
+/*   blk_u_attention_block_mask_k2 (k8_matmul_O): 128 block(s) x 256 threads, 67072 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

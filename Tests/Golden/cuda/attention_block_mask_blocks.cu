@@ -81,8 +81,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
     if (threadIdx.x == 0) blk_g_B_range[i * 3 + 2] = blk_f32_to_i32(s23);
 }
 
-/* kernel k9_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
+/* kernel k9_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 50944 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 50944 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_blocks_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const uint8_t *__restrict__ blk_g_B, float *__restrict__ blk_g_O, const int32_t *__restrict__ blk_g_B_range, const int32_t *__restrict__ blk_g_B_next) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -94,7 +94,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
     float *__restrict__ B2 = blk_smem + 128;
     float *__restrict__ B3 = blk_smem + 4224;
     float *__restrict__ B4 = blk_smem + 8320;
-    float *__restrict__ B5 = blk_smem + 12416;
+    float *__restrict__ B5 = blk_smem + 12672;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
@@ -136,9 +136,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             const float *v16 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
             // %17 = dot %1, %16 transpose_b
             float *v17 = B3;
-            blk_pack(64, 64, v16, 1, 64, B4, 64);
+            blk_pack(64, 64, v16, 1, 64, B4, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v1, 64, 1, B4, 64, v17, 64, 0);
+            blk_gemm(64, 64, 64, v1, 64, 1, B4, 68, v17, 64, 0);
             __syncthreads();
             // %18 = mul %17, %2
             float *v18 = B3;
@@ -265,9 +265,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             const float *v16 = blk_g_K + b0 * 65536 + k2 * 64 * 64;
             // %17 = dot %1, %16 transpose_b
             float *v17 = B3;
-            blk_pack(64, 64, v16, 1, 64, B4, 64);
+            blk_pack(64, 64, v16, 1, 64, B4, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v1, 64, 1, B4, 64, v17, 64, 0);
+            blk_gemm(64, 64, 64, v1, 64, 1, B4, 68, v17, 64, 0);
             __syncthreads();
             // %18 = mul %17, %2
             float *v18 = B3;
@@ -423,8 +423,8 @@ extern "C" int blk_u_attention_block_mask_blocks_device(const float *blk_t_Q, co
     BLK_CHECK(cudaMemset(blk_g_B_next, 0, (size_t)256 * sizeof(int32_t)));
     blk_u_attention_block_mask_blocks_k0<<<16, 256, 0>>>(blk_g_B, (int32_t *)blk_g_B_range, (int32_t *)blk_g_B_next); /* k9_matmul_O_B_range */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_block_mask_blocks_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 49920));
-    blk_u_attention_block_mask_blocks_k1<<<128, 256, 49920>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_B, (float *)blk_g_O, blk_g_B_range, blk_g_B_next); /* k9_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_block_mask_blocks_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 50944));
+    blk_u_attention_block_mask_blocks_k1<<<128, 256, 50944>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_B, (float *)blk_g_O, blk_g_B_range, blk_g_B_next); /* k9_matmul_O */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_B_range));
     BLK_CHECK(cudaFree(blk_g_B_next));

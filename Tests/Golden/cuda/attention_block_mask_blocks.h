@@ -16,7 +16,7 @@
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
 /*   blk_u_attention_block_mask_blocks_k0 (k9_matmul_O_B_range): 16 block(s) x 256 threads, 0 bytes shared */
-/*   blk_u_attention_block_mask_blocks_k1 (k9_matmul_O): 128 block(s) x 256 threads, 49920 bytes shared */
+/*   blk_u_attention_block_mask_blocks_k1 (k9_matmul_O): 128 block(s) x 256 threads, 50944 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

@@ -13,7 +13,7 @@
 /*   blk_t_O: output 'O', f32[8, 2048, 64], 1048576 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_attention_chunked_k0 (k8_matmul_O): 256 block(s) x 256 threads, 49920 bytes shared */
+/*   blk_u_attention_chunked_k0 (k8_matmul_O): 256 block(s) x 256 threads, 50944 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

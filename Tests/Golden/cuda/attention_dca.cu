@@ -35,13 +35,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k0(floa
     }
 }
 
-/* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 163968 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 163968 bytes of dynamic shared memory */
+/* kernel k62_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 11 buffer(s), 166016 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 166016 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t3, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
     const long j = (long)blockIdx.x % 1;
-    /* barriers: 25 of the 70 placed (the others separate no accesses of one shared element by different threads) */
+    /* barriers: 26 of the 70 placed (the others separate no accesses of one shared element by different threads) */
     extern __shared__ __align__(16) float blk_smem[];
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 4096;
@@ -53,7 +53,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
     float *__restrict__ B7 = blk_smem + 24608;
     float *__restrict__ B8 = blk_smem + 28704;
     float *__restrict__ B9 = blk_smem + 32800;
-    float *__restrict__ B10 = blk_smem + 36896;
+    float *__restrict__ B10 = blk_smem + 37152;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -372,9 +372,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
         __syncthreads();
         // %63 = dot %21, %62 transpose_b
         float *v63 = B8;
-        blk_pack(64, 64, v62, 1, 64, B10, 64);
+        blk_pack(64, 64, v62, 1, 64, B10, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v21, 64, 1, B10, 64, v63, 64, 0);
+        blk_gemm(64, 64, 64, v21, 64, 1, B10, 68, v63, 64, 0);
         __syncthreads();
         // %64 = mul %63, %22
         float *v64 = B8;
@@ -393,9 +393,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
         }
         // %66 = dot %31, %62 transpose_b
         float *v66 = B10;
-        blk_pack(64, 64, v62, 1, 64, B9, 64);
+        blk_pack(64, 64, v62, 1, 64, B9, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v31, 64, 1, B9, 64, v66, 64, 0);
+        blk_gemm(64, 64, 64, v31, 64, 1, B9, 68, v66, 64, 0);
         __syncthreads();
         // %67 = mul %66, %22
         float *v67 = B10;
@@ -418,11 +418,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_dca_k1(cons
             const long r_ = f_ / 64, c_ = f_ % 64;
             v69[r_ * 64 + c_] = (v65[r_ * 64 + c_] + v68[r_ * 64 + c_]);
         }
+        __syncthreads();
         // %70 = dot %41, %62 transpose_b
         float *v70 = B9;
-        blk_pack(64, 64, v62, 1, 64, B10, 64);
+        blk_pack(64, 64, v62, 1, 64, B10, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v41, 64, 1, B10, 64, v70, 64, 0);
+        blk_gemm(64, 64, 64, v41, 64, 1, B10, 68, v70, 64, 0);
         __syncthreads();
         // %71 = mul %70, %22
         float *v71 = B9;
@@ -582,8 +583,8 @@ extern "C" int blk_u_attention_dca_device(const float *blk_t_Q, const float *blk
     float *blk_g_O = blk_t_O;
     blk_u_attention_dca_k0<<<16, 256, 256>>>((float *)blk_g_t3); /* k0_pos_t3 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_dca_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 163968));
-    blk_u_attention_dca_k1<<<128, 256, 163968>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t3, (float *)blk_g_O); /* k62_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_dca_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 166016));
+    blk_u_attention_dca_k1<<<128, 256, 166016>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t3, (float *)blk_g_O); /* k62_matmul_O */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_t3));
     return 0;

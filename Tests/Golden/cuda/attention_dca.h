@@ -14,7 +14,7 @@
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
 /*   blk_u_attention_dca_k0 (k0_pos_t3): 16 block(s) x 256 threads, 256 bytes shared */
-/*   blk_u_attention_dca_k1 (k62_matmul_O): 128 block(s) x 256 threads, 163968 bytes shared */
+/*   blk_u_attention_dca_k1 (k62_matmul_O): 128 block(s) x 256 threads, 166016 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

@@ -218,8 +218,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k2(c
     if (threadIdx.x == 0) blk_g_t14_range[i * 3 + 2] = blk_f32_to_i32(s23);
 }
 
-/* kernel k15_matmul_O: grid(b0 < 8, i < 64, j < 1), 512 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-/* launch: 512 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
+/* kernel k15_matmul_O: grid(b0 < 8, i < 64, j < 1), 512 instance(s); local blocks: 6 buffer(s), 67072 bytes per thread */
+/* launch: 512 block(s) x 256 threads, 67072 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k3(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, const float *__restrict__ blk_g_t12, float *__restrict__ blk_g_O, const uint8_t *__restrict__ blk_g_t14_any, const uint8_t *__restrict__ blk_g_t14_all, const int32_t *__restrict__ blk_g_t14_range, const int32_t *__restrict__ blk_g_t14_next) {
     const long b0 = ((long)blockIdx.x / 64);
     const long i = (long)blockIdx.x % 64;
@@ -276,9 +276,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k3(c
             const float *v18 = blk_g_K + b0 * 262144 + k2 * 64 * 64;
             // %19 = dot %4, %18 transpose_b
             float *v19 = B4;
-            blk_pack(64, 64, v18, 1, 64, B5, 64);
+            blk_pack(64, 64, v18, 1, 64, B5, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v4, 64, 1, B5, 64, v19, 64, 0);
+            blk_gemm(64, 64, 64, v4, 64, 1, B5, 68, v19, 64, 0);
             __syncthreads();
             // %20 = mul %19, %5
             float *v20 = B4;
@@ -421,9 +421,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k3(c
             const float *v18 = blk_g_K + b0 * 262144 + k2 * 64 * 64;
             // %19 = dot %4, %18 transpose_b
             float *v19 = B4;
-            blk_pack(64, 64, v18, 1, 64, B5, 64);
+            blk_pack(64, 64, v18, 1, 64, B5, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v4, 64, 1, B5, 64, v19, 64, 0);
+            blk_gemm(64, 64, 64, v4, 64, 1, B5, 68, v19, 64, 0);
             __syncthreads();
             // %20 = mul %19, %5
             float *v20 = B4;
@@ -602,8 +602,8 @@ extern "C" int blk_u_attention_jagged_device(const float *blk_t_Q, const float *
     BLK_CHECK(cudaGetLastError());
     blk_u_attention_jagged_k2<<<64, 256, 0>>>(blk_g_t14_any, (int32_t *)blk_g_t14_range, (int32_t *)blk_g_t14_next); /* k15_matmul_O_t14_range */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_jagged_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    blk_u_attention_jagged_k3<<<512, 256, 66048>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t12, (float *)blk_g_O, blk_g_t14_any, blk_g_t14_all, blk_g_t14_range, blk_g_t14_next); /* k15_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_jagged_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 67072));
+    blk_u_attention_jagged_k3<<<512, 256, 67072>>>(blk_g_Q, blk_g_K, blk_g_V, blk_g_t12, (float *)blk_g_O, blk_g_t14_any, blk_g_t14_all, blk_g_t14_range, blk_g_t14_next); /* k15_matmul_O */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_t12));
     BLK_CHECK(cudaFree(blk_g_t14_any));

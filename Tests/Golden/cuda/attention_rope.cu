@@ -8,8 +8,8 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 114816 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 114816 bytes of dynamic shared memory */
+/* kernel k30_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 9 buffer(s), 115840 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 115840 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b1 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -245,9 +245,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_rope_k0(con
         __syncthreads();
         // %44 = dot %20, %43 transpose_b
         float *v44 = B5;
-        blk_pack(64, 64, v43, 1, 64, B8, 64);
+        blk_pack(64, 64, v43, 1, 64, B8, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v20, 64, 1, B8, 64, v44, 64, 0);
+        blk_gemm(64, 64, 64, v20, 64, 1, B8, 68, v44, 64, 0);
         __syncthreads();
         // %45 = mul %44, %21
         float *v45 = B5;
@@ -388,8 +388,8 @@ extern "C" int blk_u_attention_rope_device(const float *blk_t_Q, const float *bl
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     float *blk_g_O = blk_t_O;
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_rope_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 114816));
-    blk_u_attention_rope_k0<<<128, 256, 114816>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k30_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_attention_rope_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 115840));
+    blk_u_attention_rope_k0<<<128, 256, 115840>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k30_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }

@@ -13,7 +13,7 @@
 /*   blk_t_O: output 'O', f32[1, 8, 1024, 64], 524288 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_attention_rope_k0 (k30_matmul_O): 128 block(s) x 256 threads, 114816 bytes shared */
+/*   blk_u_attention_rope_k0 (k30_matmul_O): 128 block(s) x 256 threads, 115840 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,8 +8,8 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k7_matmul_O: grid(b0 < 32), 32 instance(s); local blocks: 3 buffer(s), 17152 bytes per thread */
-/* launch: 32 block(s) x 256 threads, 17152 bytes of dynamic shared memory */
+/* kernel k7_matmul_O: grid(b0 < 32), 32 instance(s); local blocks: 3 buffer(s), 18176 bytes per thread */
+/* launch: 32 block(s) x 256 threads, 18176 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_decode_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = (long)blockIdx.x;
     /* barriers: 11 of the 19 placed (the others separate no accesses of one shared element by different threads) */
@@ -54,9 +54,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_decode_attention_k0(c
             // %17 = dot %15, %16 transpose_b: accumulated in place by its add
             // %18 = add %13, %17
             float *v18 = B1;
-            blk_pack(64, 64, v16, 1, 128, B2, 64);
+            blk_pack(64, 64, v16, 1, 128, B2, 68);
             __syncthreads();
-            blk_gemm(1, 64, 64, v14, 0, 1, B2, 64, v18, 64, 1);
+            blk_gemm(1, 64, 64, v14, 0, 1, B2, 68, v18, 64, 1);
             // yield %18
             {
             }
@@ -184,7 +184,7 @@ extern "C" int blk_u_decode_attention_device(const float *blk_t_Q, const float *
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     float *blk_g_O = blk_t_O;
-    blk_u_decode_attention_k0<<<32, 256, 17152>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k7_matmul_O */
+    blk_u_decode_attention_k0<<<32, 256, 18176>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k7_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }

@@ -13,7 +13,7 @@
 /*   blk_t_O: output 'O', f32[32, 1, 128], 4096 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_decode_attention_k0 (k7_matmul_O): 32 block(s) x 256 threads, 17152 bytes shared */
+/*   blk_u_decode_attention_k0 (k7_matmul_O): 32 block(s) x 256 threads, 18176 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

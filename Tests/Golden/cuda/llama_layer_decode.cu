@@ -418,8 +418,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k4
     }
 }
 
-/* kernel k17_matmul_t33_split: grid(b0 < 4, i < 1, s < 4), 16 instance(s); local blocks: 6 buffer(s), 19648 bytes per thread */
-/* launch: 16 block(s) x 256 threads, 19648 bytes of dynamic shared memory */
+/* kernel k17_matmul_t33_split: grid(b0 < 4, i < 1, s < 4), 16 instance(s); local blocks: 6 buffer(s), 20672 bytes per thread */
+/* launch: 16 block(s) x 256 threads, 20672 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k5(const float *__restrict__ blk_g_Kc, const float *__restrict__ blk_g_Vc, const float *__restrict__ blk_g_t21, float *__restrict__ blk_g_k17_matmul_t33_split_state0, float *__restrict__ blk_g_k17_matmul_t33_split_state1, float *__restrict__ blk_g_k17_matmul_t33_split_state2) {
     const long b0 = ((long)blockIdx.x / 4);
     const long i = ((long)blockIdx.x / 4) % 1;
@@ -431,7 +431,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k5
     float *__restrict__ B2 = blk_smem + 32;
     float *__restrict__ B3 = blk_smem + 544;
     float *__restrict__ B4 = blk_smem + 800;
-    float *__restrict__ B5 = blk_smem + 4896;
+    float *__restrict__ B5 = blk_smem + 5152;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -475,9 +475,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k5
             // %16 = dot %14, %15 transpose_b: accumulated in place by its add
             // %17 = add %13, %16
             float *v17 = B3;
-            blk_pack(64, 64, v15, 1, 128, B4, 64);
+            blk_pack(64, 64, v15, 1, 128, B4, 68);
             __syncthreads();
-            blk_gemm(4, 64, 64, v14, 128, 1, B4, 64, v17, 64, 1);
+            blk_gemm(4, 64, 64, v14, 128, 1, B4, 68, v17, 64, 1);
             // yield %17
             {
             }
@@ -1103,7 +1103,7 @@ extern "C" int blk_u_llama_layer_decode_device(const float *blk_t_X, const float
     BLK_CHECK(cudaGetLastError());
     blk_u_llama_layer_decode_k4<<<8, 256, 512>>>((float *)blk_g_Vnew, blk_g_k9_matmul_Vnew_split_state0); /* k9_matmul_Vnew */
     BLK_CHECK(cudaGetLastError());
-    blk_u_llama_layer_decode_k5<<<16, 256, 19648>>>(blk_g_Kc, blk_g_Vc, blk_g_t21, (float *)blk_g_k17_matmul_t33_split_state0, (float *)blk_g_k17_matmul_t33_split_state1, (float *)blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33_split */
+    blk_u_llama_layer_decode_k5<<<16, 256, 20672>>>(blk_g_Kc, blk_g_Vc, blk_g_t21, (float *)blk_g_k17_matmul_t33_split_state0, (float *)blk_g_k17_matmul_t33_split_state1, (float *)blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33_split */
     BLK_CHECK(cudaGetLastError());
     blk_u_llama_layer_decode_k6<<<4, 256, 4352>>>((float *)blk_g_t33, blk_g_k17_matmul_t33_split_state0, blk_g_k17_matmul_t33_split_state1, blk_g_k17_matmul_t33_split_state2); /* k17_matmul_t33 */
     BLK_CHECK(cudaGetLastError());

@@ -29,7 +29,7 @@
 /*   blk_u_llama_layer_decode_k2 (k8_matmul_Knew): 8 block(s) x 256 threads, 512 bytes shared */
 /*   blk_u_llama_layer_decode_k3 (k9_matmul_Vnew_split): 16 block(s) x 256 threads, 512 bytes shared */
 /*   blk_u_llama_layer_decode_k4 (k9_matmul_Vnew): 8 block(s) x 256 threads, 512 bytes shared */
-/*   blk_u_llama_layer_decode_k5 (k17_matmul_t33_split): 16 block(s) x 256 threads, 19648 bytes shared */
+/*   blk_u_llama_layer_decode_k5 (k17_matmul_t33_split): 16 block(s) x 256 threads, 20672 bytes shared */
 /*   blk_u_llama_layer_decode_k6 (k17_matmul_t33): 4 block(s) x 256 threads, 4352 bytes shared */
 /*   blk_u_llama_layer_decode_k7 (k19_add_X1): 32 block(s) x 256 threads, 512 bytes shared */
 /*   blk_u_llama_layer_decode_k8 (k32_add_Y_split): 15 block(s) x 256 threads, 8960 bytes shared */

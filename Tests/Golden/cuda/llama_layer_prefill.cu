@@ -368,8 +368,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
     }
 }
 
-/* kernel k21_matmul_t37: grid(b0 < 4, b1 < 4, i < 16), 256 instance(s); local blocks: 6 buffer(s), 66304 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 66304 bytes of dynamic shared memory */
+/* kernel k21_matmul_t37: grid(b0 < 4, b1 < 4, i < 16), 256 instance(s); local blocks: 6 buffer(s), 67328 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 67328 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 64);
     const long b1 = ((long)blockIdx.x / 16) % 4;
@@ -381,7 +381,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
     float *__restrict__ B2 = blk_smem + 128;
     float *__restrict__ B3 = blk_smem + 8320;
     float *__restrict__ B4 = blk_smem + 12416;
-    float *__restrict__ B5 = blk_smem + 16512;
+    float *__restrict__ B5 = blk_smem + 16768;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -425,9 +425,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_prefill_k
             // %16 = dot %14, %15 transpose_b: accumulated in place by its add
             // %17 = add %13, %16
             float *v17 = B3;
-            blk_pack(64, 64, v15, 1, 512, B4, 64);
+            blk_pack(64, 64, v15, 1, 512, B4, 68);
             __syncthreads();
-            blk_gemm(64, 64, 64, v14, 2048, 1, B4, 64, v17, 64, 1);
+            blk_gemm(64, 64, 64, v14, 2048, 1, B4, 68, v17, 64, 1);
             // yield %17
             {
             }
@@ -854,8 +854,8 @@ extern "C" int blk_u_llama_layer_prefill_device(const float *blk_t_X, const floa
     BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
     blk_u_llama_layer_prefill_k2<<<128, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_t25); /* k11_matmul_t25 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 66304));
-    blk_u_llama_layer_prefill_k3<<<256, 256, 66304>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_llama_layer_prefill_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 67328));
+    blk_u_llama_layer_prefill_k3<<<256, 256, 67328>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
     BLK_CHECK(cudaGetLastError());
     blk_u_llama_layer_prefill_k4<<<512, 256, 16384>>>(blk_g_X, blk_g_Wo, blk_g_t37, (float *)blk_g_X1); /* k24_add_X1 */
     BLK_CHECK(cudaGetLastError());

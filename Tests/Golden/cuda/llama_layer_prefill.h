@@ -23,7 +23,7 @@
 /*   blk_u_llama_layer_prefill_k0 (k7_matmul_t19): 512 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_llama_layer_prefill_k1 (k9_matmul_t22): 128 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_llama_layer_prefill_k2 (k11_matmul_t25): 128 block(s) x 256 threads, 49664 bytes shared */
-/*   blk_u_llama_layer_prefill_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 66304 bytes shared */
+/*   blk_u_llama_layer_prefill_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 67328 bytes shared */
 /*   blk_u_llama_layer_prefill_k4 (k24_add_X1): 512 block(s) x 256 threads, 16384 bytes shared */
 /*   blk_u_llama_layer_prefill_k5 (k35_mul_G): 1408 block(s) x 256 threads, 66048 bytes shared */
 /*   blk_u_llama_layer_prefill_k6 (k37_add_Y): 512 block(s) x 256 threads, 16384 bytes shared */

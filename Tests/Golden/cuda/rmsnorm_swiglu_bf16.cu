@@ -16,8 +16,8 @@ __device__ __forceinline__ uint16_t blk_f32_to_bf16(float x) {
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 82176 bytes per thread */
-/* launch: 1408 block(s) x 256 threads, 82176 bytes of dynamic shared memory */
+/* kernel k10_mul_G: grid(i < 32, j < 44), 1408 instance(s); local blocks: 6 buffer(s), 83200 bytes per thread */
+/* launch: 1408 block(s) x 256 threads, 83200 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *__restrict__ blk_g_X, const uint16_t *__restrict__ blk_g_g, const uint16_t *__restrict__ blk_g_W1, const uint16_t *__restrict__ blk_g_W3, uint16_t *__restrict__ blk_g_G) {
     const long i = ((long)blockIdx.x / 44);
     const long j = (long)blockIdx.x % 44;
@@ -107,9 +107,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
         // %16 = dot %15, %13 bf16: accumulated in place by its add
         // %17 = add %6, %16
         float *v17 = B1;
-        blk_pack(64, 64, v13, 64, 1, B5, 64);
+        blk_pack(64, 64, v13, 64, 1, B5, 68);
         __syncthreads();
-        blk_gemm_mma_32x16(64, 64, 64, v15, 64, 1, B5, 64, v17, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v15, 64, 1, B5, 68, v17, 64, 1);
         // %18 = load W3[k1 * 64 +: 64, j * 64 +: 64]
         float *v18 = B4;
         const uint16_t *t4_src = blk_g_W3 + k1 * 64 * 2816 + j * 64;
@@ -121,9 +121,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
         // %19 = dot %15, %18 bf16: accumulated in place by its add
         // %20 = add %7, %19
         float *v20 = B2;
-        blk_pack(64, 64, v18, 64, 1, B5, 64);
+        blk_pack(64, 64, v18, 64, 1, B5, 68);
         __syncthreads();
-        blk_gemm_mma_32x16(64, 64, 64, v15, 64, 1, B5, 64, v20, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v15, 64, 1, B5, 68, v20, 64, 1);
         // yield %11, %17, %20
         {
         }
@@ -187,8 +187,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
     }
 }
 
-/* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 4 buffer(s), 65536 bytes per thread */
-/* launch: 512 block(s) x 256 threads, 65536 bytes of dynamic shared memory */
+/* kernel k11_matmul_Y: grid(i < 32, j < 16), 512 instance(s); local blocks: 4 buffer(s), 66560 bytes per thread */
+/* launch: 512 block(s) x 256 threads, 66560 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k1(const uint16_t *__restrict__ blk_g_W2, const uint16_t *__restrict__ blk_g_G, uint16_t *__restrict__ blk_g_Y) {
     const long i = ((long)blockIdx.x / 16);
     const long j = (long)blockIdx.x % 16;
@@ -225,9 +225,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_rmsnorm_swiglu_bf16_k
         // %5 = dot %3, %4 bf16: accumulated in place by its add
         // %6 = add %2, %5
         float *v6 = B0;
-        blk_pack(64, 64, v4, 64, 1, B3, 64);
+        blk_pack(64, 64, v4, 64, 1, B3, 68);
         __syncthreads();
-        blk_gemm_mma_32x16(64, 64, 64, v3, 64, 1, B3, 64, v6, 64, 1);
+        blk_gemm_mma_32x16(64, 64, 64, v3, 64, 1, B3, 68, v6, 64, 1);
         // yield %6
         {
         }
@@ -257,11 +257,11 @@ extern "C" int blk_u_rmsnorm_swiglu_bf16_device(const uint16_t *blk_t_X, const u
     BLK_CHECK(cudaMalloc((void **)&blk_g_G, (size_t)5767168 * sizeof(uint16_t)));
     BLK_CHECK(cudaMemset(blk_g_G, 0, (size_t)5767168 * sizeof(uint16_t)));
     uint16_t *blk_g_Y = blk_t_Y;
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_bf16_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 82176));
-    blk_u_rmsnorm_swiglu_bf16_k0<<<1408, 256, 82176>>>(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, (uint16_t *)blk_g_G); /* k10_mul_G */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_bf16_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 83200));
+    blk_u_rmsnorm_swiglu_bf16_k0<<<1408, 256, 83200>>>(blk_g_X, blk_g_g, blk_g_W1, blk_g_W3, (uint16_t *)blk_g_G); /* k10_mul_G */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_bf16_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 65536));
-    blk_u_rmsnorm_swiglu_bf16_k1<<<512, 256, 65536>>>(blk_g_W2, blk_g_G, (uint16_t *)blk_g_Y); /* k11_matmul_Y */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_rmsnorm_swiglu_bf16_k1, cudaFuncAttributeMaxDynamicSharedMemorySize, 66560));
+    blk_u_rmsnorm_swiglu_bf16_k1<<<512, 256, 66560>>>(blk_g_W2, blk_g_G, (uint16_t *)blk_g_Y); /* k11_matmul_Y */
     BLK_CHECK(cudaGetLastError());
     BLK_CHECK(cudaFree(blk_g_G));
     return 0;

@@ -16,8 +16,8 @@
 /*   blk_t_Y: output 'Y', bf16[2048, 1024], 2097152 elements */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_rmsnorm_swiglu_bf16_k0 (k10_mul_G): 1408 block(s) x 256 threads, 82176 bytes shared */
-/*   blk_u_rmsnorm_swiglu_bf16_k1 (k11_matmul_Y): 512 block(s) x 256 threads, 65536 bytes shared */
+/*   blk_u_rmsnorm_swiglu_bf16_k0 (k10_mul_G): 1408 block(s) x 256 threads, 83200 bytes shared */
+/*   blk_u_rmsnorm_swiglu_bf16_k1 (k11_matmul_Y): 512 block(s) x 256 threads, 66560 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {

@@ -235,3 +235,105 @@ __device__ __forceinline__ void blk_gemm_mma_32x32(long m, long n, long kk, cons
                                                  float *__restrict__ C, long ldc, int accumulate) {
     blk_gemm_mma<2, 4>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
 }
+/* ---- runtime (device): f32 products as TF32 on tensor cores (the --tf32 option; sm_80 and later) ---- */
+/* x rounded to TF32 (a 10-bit mantissa) by cvt.rna.tf32.f32: to nearest, ties away from zero, as an f32 bit
+   pattern whose low 13 bits the mma ignores (the emulator: the same rounding in integers, the low bits zero;
+   infinities stay infinite, a NaN stays a NaN). */
+__device__ __forceinline__ uint32_t blk_tf32_bits(float x) {
+#ifdef BLOCKC_CUDA_EMULATOR
+    const unsigned int u = __float_as_uint(x);
+    if ((u & 0x7F800000u) == 0x7F800000u) return (u & 0x007FFFFFu) ? u | 0x00400000u : u;
+    return (u + 0x1000u) & 0xFFFFE000u;
+#else
+    uint32_t u;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
+    return u;
+#endif
+}
+/* d += a·b for one 16x8 tile, k = 8: PTX mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, a warp collective.
+   With g = lane / 4 and t = lane % 4 (the PTX ISA's fragments for mma.m16n8k8 with .tf32): a[r] holds
+   A(g + 8 * (r & 1), t + 4 * (r >> 1)), b[r] holds B(t + 4r, g), d[r] is D(g + 8 * (r >> 1), 2t + (r & 1)).
+   The emulator computes it from every lane's fragments. */
+__device__ __forceinline__ void blk_mma_tf32_m16n8k8(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#ifdef BLOCKC_CUDA_EMULATOR
+    blk_emu::mma_tf32_m16n8k8(d, a, b);
+#else
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+/* C[i][j] (+)= sum_k tf32(A[i*ars + k*aks]) * tf32(B[k*ldb + j]) on tensor cores: blk_gemm_mma's tiles and
+   edges, k in steps of 8, each operand element rounded to TF32 as it is read. */
+template <int MT, int NT>
+__device__ __forceinline__ void blk_gemm_mma_tf32(long m, long n, long kk, const float *__restrict__ A,
+                                                  long ars, long aks, const float *__restrict__ B, long ldb,
+                                                  float *__restrict__ C, long ldc, int accumulate) {
+    const int lane = (int)(threadIdx.x & 31), g = lane >> 2, t = lane & 3, t2 = t * 2;
+    const int tn = (int)((n + 8 * NT - 1) / (8 * NT)), tiles = (int)((m + 16 * MT - 1) / (16 * MT)) * tn;
+    for (int q = (int)(threadIdx.x >> 5); q < tiles; q += (int)(blockDim.x >> 5)) {
+        const int i0 = q / tn * 16 * MT, j0 = q % tn * 8 * NT;
+        float acc[MT][NT][4];
+#pragma unroll
+        for (int s = 0; s < MT; s++)
+#pragma unroll
+            for (int u = 0; u < NT; u++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int i = i0 + 16 * s + g + 8 * (r >> 1), j = j0 + 8 * u + t2 + (r & 1);
+                    acc[s][u][r] = accumulate && i < m && j < n ? C[(long)i * ldc + j] : 0.0f;
+                }
+#pragma unroll 1
+        for (int k0 = 0; k0 < kk; k0 += 8) {
+            uint32_t a[MT][4], b[NT][2];
+#pragma unroll
+            for (int s = 0; s < MT; s++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int i = i0 + 16 * s + g + 8 * (r & 1), k = k0 + t + 4 * (r >> 1);
+                    a[s][r] = i < m && k < kk ? blk_tf32_bits(A[(long)i * ars + (long)k * aks]) : 0u;
+                }
+#pragma unroll
+            for (int u = 0; u < NT; u++)
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int j = j0 + 8 * u + g, k = k0 + t + 4 * r;
+                    b[u][r] = j < n && k < kk ? blk_tf32_bits(B[(long)k * ldb + j]) : 0u;
+                }
+#pragma unroll
+            for (int s = 0; s < MT; s++)
+#pragma unroll
+                for (int u = 0; u < NT; u++) blk_mma_tf32_m16n8k8(acc[s][u], a[s], b[u]);
+        }
+#pragma unroll
+        for (int s = 0; s < MT; s++)
+#pragma unroll
+            for (int u = 0; u < NT; u++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const int i = i0 + 16 * s + g + 8 * (r >> 1), j = j0 + 8 * u + t2 + (r & 1);
+                    if (i < m && j < n) C[(long)i * ldc + j] = acc[s][u][r];
+                }
+    }
+}
+__device__ __forceinline__ void blk_gemm_mma_tf32_16x8(long m, long n, long kk, const float *__restrict__ A,
+                                                       long ars, long aks, const float *__restrict__ B, long ldb,
+                                                       float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma_tf32<1, 1>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_mma_tf32_16x16(long m, long n, long kk, const float *__restrict__ A,
+                                                       long ars, long aks, const float *__restrict__ B, long ldb,
+                                                       float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma_tf32<1, 2>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_mma_tf32_32x16(long m, long n, long kk, const float *__restrict__ A,
+                                                       long ars, long aks, const float *__restrict__ B, long ldb,
+                                                       float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma_tf32<2, 2>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}
+__device__ __forceinline__ void blk_gemm_mma_tf32_32x32(long m, long n, long kk, const float *__restrict__ A,
+                                                       long ars, long aks, const float *__restrict__ B, long ldb,
+                                                       float *__restrict__ C, long ldc, int accumulate) {
+    blk_gemm_mma_tf32<2, 4>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+}

@@ -8,8 +8,8 @@
 
 /* ---- runtime: Tests/Golden/cuda/runtime.cu ---- */
 
-/* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
-/* launch: 128 block(s) x 256 threads, 66048 bytes of dynamic shared memory */
+/* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 68096 bytes per thread */
+/* launch: 128 block(s) x 256 threads, 68096 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_stick_breaking_attention_k0(const float *__restrict__ blk_g_Q, const float *__restrict__ blk_g_K, const float *__restrict__ blk_g_V, float *__restrict__ blk_g_O) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -19,9 +19,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_stick_breaking_attent
     float *__restrict__ B0 = blk_smem + 0;
     float *__restrict__ B1 = blk_smem + 64;
     float *__restrict__ B2 = blk_smem + 4160;
-    float *__restrict__ B3 = blk_smem + 8256;
-    float *__restrict__ B4 = blk_smem + 12352;
-    float *__restrict__ B5 = blk_smem + 16448;
+    float *__restrict__ B3 = blk_smem + 8512;
+    float *__restrict__ B4 = blk_smem + 12864;
+    float *__restrict__ B5 = blk_smem + 16960;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = load Q[b0, i * 64 +: 64, 0 +: 64]
@@ -41,9 +41,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_stick_breaking_attent
         const float *v6 = blk_g_K + b0 * 65536 + (k1 * (-64) + 960) * 64;
         // %7 = dot %1, %6 transpose_b
         float *v7 = B1;
-        blk_pack(64, 64, v6, 1, 64, B2, 64);
+        blk_pack(64, 64, v6, 1, 64, B2, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v1, 64, 1, B2, 64, v7, 64, 0);
+        blk_gemm(64, 64, 64, v1, 64, 1, B2, 68, v7, 64, 0);
         __syncthreads();
         // %8 = mul %7, %2
         float *v8 = B1;
@@ -107,9 +107,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_stick_breaking_attent
         const float *v18 = blk_g_K + b0 * 65536 + (k * (-64) + 960) * 64;
         // %19 = dot %1, %18 transpose_b
         float *v19 = B2;
-        blk_pack(64, 64, v18, 1, 64, B3, 64);
+        blk_pack(64, 64, v18, 1, 64, B3, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v1, 64, 1, B3, 64, v19, 64, 0);
+        blk_gemm(64, 64, 64, v1, 64, 1, B3, 68, v19, 64, 0);
         __syncthreads();
         // %20 = mul %19, %2
         float *v20 = B2;
@@ -240,8 +240,8 @@ extern "C" int blk_u_stick_breaking_attention_device(const float *blk_t_Q, const
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     float *blk_g_O = blk_t_O;
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_stick_breaking_attention_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 66048));
-    blk_u_stick_breaking_attention_k0<<<128, 256, 66048>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k11_matmul_O */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_stick_breaking_attention_k0, cudaFuncAttributeMaxDynamicSharedMemorySize, 68096));
+    blk_u_stick_breaking_attention_k0<<<128, 256, 68096>>>(blk_g_Q, blk_g_K, blk_g_V, (float *)blk_g_O); /* k11_matmul_O */
     BLK_CHECK(cudaGetLastError());
     return 0;
 }

@@ -368,8 +368,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k2(
     }
 }
 
-/* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
-/* launch: 256 block(s) x 256 threads, 49920 bytes of dynamic shared memory */
+/* kernel k21_matmul_t37: grid(b0 < 16, i < 16, j < 1), 256 instance(s); local blocks: 6 buffer(s), 50944 bytes per thread */
+/* launch: 256 block(s) x 256 threads, 50944 bytes of dynamic shared memory */
 extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(const float *__restrict__ blk_g_t19, const float *__restrict__ blk_g_t22, const float *__restrict__ blk_g_t25, float *__restrict__ blk_g_t37) {
     const long b0 = ((long)blockIdx.x / 16);
     const long i = (long)blockIdx.x % 16;
@@ -381,7 +381,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(
     float *__restrict__ B2 = blk_smem + 128;
     float *__restrict__ B3 = blk_smem + 4224;
     float *__restrict__ B4 = blk_smem + 8320;
-    float *__restrict__ B5 = blk_smem + 12416;
+    float *__restrict__ B5 = blk_smem + 12672;
     // %0 = fill 0.0
     const float s0 = 0.0f;
     // %1 = fill 0.0
@@ -415,9 +415,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_transformer_layer_k3(
         const float *v12 = blk_g_t22 + k2 * 64 * 1024 + b0 * 64;
         // %13 = dot %4, %12 transpose_b
         float *v13 = B3;
-        blk_pack(64, 64, v12, 1, 1024, B4, 64);
+        blk_pack(64, 64, v12, 1, 1024, B4, 68);
         __syncthreads();
-        blk_gemm(64, 64, 64, v4, 1024, 1, B4, 64, v13, 64, 0);
+        blk_gemm(64, 64, 64, v4, 1024, 1, B4, 68, v13, 64, 0);
         __syncthreads();
         // %14 = mul %13, %5
         float *v14 = B3;
@@ -839,8 +839,8 @@ extern "C" int blk_u_transformer_layer_device(const float *blk_t_X, const float 
     BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k2, cudaFuncAttributeMaxDynamicSharedMemorySize, 49664));
     blk_u_transformer_layer_k2<<<256, 256, 49664>>>(blk_g_X, blk_g_g_attn, blk_g_Wv, (float *)blk_g_t25); /* k11_matmul_t25 */
     BLK_CHECK(cudaGetLastError());
-    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 49920));
-    blk_u_transformer_layer_k3<<<256, 256, 49920>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
+    BLK_CHECK(cudaFuncSetAttribute(blk_u_transformer_layer_k3, cudaFuncAttributeMaxDynamicSharedMemorySize, 50944));
+    blk_u_transformer_layer_k3<<<256, 256, 50944>>>(blk_g_t19, blk_g_t22, blk_g_t25, (float *)blk_g_t37); /* k21_matmul_t37 */
     BLK_CHECK(cudaGetLastError());
     blk_u_transformer_layer_k4<<<256, 256, 16384>>>(blk_g_X, blk_g_Wo, blk_g_t37, (float *)blk_g_X1); /* k24_add_X1 */
     BLK_CHECK(cudaGetLastError());

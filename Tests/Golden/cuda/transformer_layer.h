@@ -23,7 +23,7 @@
 /*   blk_u_transformer_layer_k0 (k7_matmul_t19): 256 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_transformer_layer_k1 (k9_matmul_t22): 256 block(s) x 256 threads, 49664 bytes shared */
 /*   blk_u_transformer_layer_k2 (k11_matmul_t25): 256 block(s) x 256 threads, 49664 bytes shared */
-/*   blk_u_transformer_layer_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 49920 bytes shared */
+/*   blk_u_transformer_layer_k3 (k21_matmul_t37): 256 block(s) x 256 threads, 50944 bytes shared */
 /*   blk_u_transformer_layer_k4 (k24_add_X1): 256 block(s) x 256 threads, 16384 bytes shared */
 /*   blk_u_transformer_layer_k5 (k35_mul_G): 704 block(s) x 256 threads, 66048 bytes shared */
 /*   blk_u_transformer_layer_k6 (k37_add_Y): 256 block(s) x 256 threads, 16384 bytes shared */
