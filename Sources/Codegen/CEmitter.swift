@@ -156,7 +156,8 @@ public enum CEmitter {
         return w.text
     }
 
-    /// The entry: allocate temporaries, run the kernels in order, free.
+    /// The entry: take the temporaries (workspaces kept between calls, zeroed), run the kernels
+    /// in order, give them back.
     static func entry(_ program: Program, names: CNames, dialect: Dialect, into w: inout CodeWriter) {
         w.line("/* The entry point: runs the kernels in program order. */")
         w.block(signature(program, names: names, dialect: dialect)) { w in
@@ -170,9 +171,13 @@ public enum CEmitter {
                     type == dialect.abiType(t.elementType) ? "" : "(\(t.role == .input ? "const " : "")\(type) *)"
                 switch t.role {
                 case .temp:
-                    let alloc = dialect.fill(dialect.allocateZeroed, [("BYTES", bytes)])
+                    // Kept between calls (`blk_workspace`): its pages stay mapped, so a call does
+                    // not fault them in and clear them again; zeroed on every call.
                     let note = "temp \(CNames.comment(t.name)): \(t.elementType)\(t.shape)"
-                    w.line("\(type) *\(names.storage(id)) = \(alloc); /* \(note) */")
+                    w.line("static blk_workspace blk_tw\(index);")
+                    w.line(
+                        "\(type) *\(names.storage(id)) = blk_workspace_take(&blk_tw\(index), \(bytes)); /* \(note) */")
+                    w.line("memset(\(names.storage(id)), 0, \(bytes));")
                 case .input:
                     w.line("const \(type) *\(names.storage(id)) = \(cast)\(names.parameter(id));")
                 case .output:
@@ -198,7 +203,7 @@ public enum CEmitter {
                         + "sizeof(\(dialect.storageType(program[t].elementType))));")
             }
             for (index, t) in program.tensors.enumerated() where t.viewOf == nil && t.role == .temp {
-                w.line(dialect.fill(dialect.free, [("PTR", names.storage(TensorID(index)))]) + ";")
+                w.line("blk_workspace_give(&blk_tw\(index), \(names.storage(TensorID(index))));")
             }
         }
     }

@@ -6,15 +6,26 @@ import Fusion
 import Graph
 import XCTest
 
-/// A kernel's packed copies live in a workspace kept between calls (`blk_workspace`): repeated
-/// calls, and calls from two threads at once (the second finds the workspace taken and packs
-/// into a copy of its own), give the same bits as a first call on the same inputs.
+/// A kernel's packed copies and the entry's temporaries live in workspaces kept between calls
+/// (`blk_workspace`): repeated calls, and calls from two threads at once (the second finds the
+/// workspace taken and packs into, or computes in, a copy of its own), give the same bits as a
+/// first call on the same inputs.
 final class WorkspaceTests: XCTestCase {
     func testRepeatedAndConcurrentCallsAgree() throws {
-        for file in ["attention.graph", "attention_bf16.graph"] {
-            let program = try FusedCodegenTests.fused(file, dims: ["BH": 2, "N": 256, "d": 32], block: 32)
+        let dims = ["BH": 2, "N": 256, "d": 32]
+        // The unfused attention: its temporaries (S, P, …) are workspaces kept between calls too.
+        let text = try String(
+            contentsOf: FusedCodegenTests.examples.appendingPathComponent("attention.graph"), encoding: .utf8)
+        let unfused = try CodegenHarness.lower(
+            try GraphParser.parse(text, defaultName: "g", dimOverrides: dims), i: 32, j: 32, k: 32)
+        let cases = [
+            ("attention.graph", try FusedCodegenTests.fused("attention.graph", dims: dims, block: 32), "&W0"),
+            ("attention_bf16.graph", try FusedCodegenTests.fused("attention_bf16.graph", dims: dims, block: 32), "&W0"),
+            ("attention.graph unfused", unfused, "&blk_tw"),
+        ]
+        for (file, program, workspace) in cases {
             let source = CEmitter.emit(program)
-            XCTAssert(source.source.contains("blk_workspace_take(&W0"), "\(file): no operand packed once per call")
+            XCTAssert(source.source.contains("blk_workspace_take(\(workspace)"), "\(file): no workspace \(workspace)")
             let dir = CodegenHarness.scratch("workspace")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

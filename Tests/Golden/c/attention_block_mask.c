@@ -455,15 +455,23 @@ void blk_u_attention_block_mask(const float *restrict blk_t_Q, const float *rest
     const float *blk_g_V = blk_t_V;
     const uint8_t *blk_g_M = blk_t_M;
     float *blk_g_O = blk_t_O;
-    uint8_t *blk_g_M_any = blk_alloc_zeroed((size_t)256 * sizeof(uint8_t)); /* temp M_any: bool[16, 16] */
-    uint8_t *blk_g_M_all = blk_alloc_zeroed((size_t)256 * sizeof(uint8_t)); /* temp M_all: bool[16, 16] */
-    int32_t *blk_g_M_range = blk_alloc_zeroed((size_t)48 * sizeof(int32_t)); /* temp M_range: i32[16, 3] */
-    int32_t *blk_g_M_next = blk_alloc_zeroed((size_t)256 * sizeof(int32_t)); /* temp M_next: i32[16, 16] */
+    static blk_workspace blk_tw5;
+    uint8_t *blk_g_M_any = blk_workspace_take(&blk_tw5, (size_t)256 * sizeof(uint8_t)); /* temp M_any: bool[16, 16] */
+    memset(blk_g_M_any, 0, (size_t)256 * sizeof(uint8_t));
+    static blk_workspace blk_tw6;
+    uint8_t *blk_g_M_all = blk_workspace_take(&blk_tw6, (size_t)256 * sizeof(uint8_t)); /* temp M_all: bool[16, 16] */
+    memset(blk_g_M_all, 0, (size_t)256 * sizeof(uint8_t));
+    static blk_workspace blk_tw7;
+    int32_t *blk_g_M_range = blk_workspace_take(&blk_tw7, (size_t)48 * sizeof(int32_t)); /* temp M_range: i32[16, 3] */
+    memset(blk_g_M_range, 0, (size_t)48 * sizeof(int32_t));
+    static blk_workspace blk_tw8;
+    int32_t *blk_g_M_next = blk_workspace_take(&blk_tw8, (size_t)256 * sizeof(int32_t)); /* temp M_next: i32[16, 16] */
+    memset(blk_g_M_next, 0, (size_t)256 * sizeof(int32_t));
     blk_u_attention_block_mask_k0(blk_g_M, blk_g_M_any, blk_g_M_all); /* k8_matmul_O_M_any */
     blk_u_attention_block_mask_k1(blk_g_M_any, blk_g_M_range, blk_g_M_next); /* k8_matmul_O_M_range */
     blk_u_attention_block_mask_k2(blk_g_Q, blk_g_K, blk_g_V, blk_g_M, blk_g_O, blk_g_M_any, blk_g_M_all, blk_g_M_range, blk_g_M_next); /* k8_matmul_O */
-    free(blk_g_M_any);
-    free(blk_g_M_all);
-    free(blk_g_M_range);
-    free(blk_g_M_next);
+    blk_workspace_give(&blk_tw5, blk_g_M_any);
+    blk_workspace_give(&blk_tw6, blk_g_M_all);
+    blk_workspace_give(&blk_tw7, blk_g_M_range);
+    blk_workspace_give(&blk_tw8, blk_g_M_next);
 }

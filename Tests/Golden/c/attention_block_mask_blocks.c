@@ -393,10 +393,14 @@ void blk_u_attention_block_mask_blocks(const float *restrict blk_t_Q, const floa
     const float *blk_g_V = blk_t_V;
     const uint8_t *blk_g_B = blk_t_B;
     float *blk_g_O = blk_t_O;
-    int32_t *blk_g_B_range = blk_alloc_zeroed((size_t)48 * sizeof(int32_t)); /* temp B_range: i32[16, 3] */
-    int32_t *blk_g_B_next = blk_alloc_zeroed((size_t)256 * sizeof(int32_t)); /* temp B_next: i32[16, 16] */
+    static blk_workspace blk_tw5;
+    int32_t *blk_g_B_range = blk_workspace_take(&blk_tw5, (size_t)48 * sizeof(int32_t)); /* temp B_range: i32[16, 3] */
+    memset(blk_g_B_range, 0, (size_t)48 * sizeof(int32_t));
+    static blk_workspace blk_tw6;
+    int32_t *blk_g_B_next = blk_workspace_take(&blk_tw6, (size_t)256 * sizeof(int32_t)); /* temp B_next: i32[16, 16] */
+    memset(blk_g_B_next, 0, (size_t)256 * sizeof(int32_t));
     blk_u_attention_block_mask_blocks_k0(blk_g_B, blk_g_B_range, blk_g_B_next); /* k9_matmul_O_B_range */
     blk_u_attention_block_mask_blocks_k1(blk_g_Q, blk_g_K, blk_g_V, blk_g_B, blk_g_O, blk_g_B_range, blk_g_B_next); /* k9_matmul_O */
-    free(blk_g_B_range);
-    free(blk_g_B_next);
+    blk_workspace_give(&blk_tw5, blk_g_B_range);
+    blk_workspace_give(&blk_tw6, blk_g_B_next);
 }

@@ -649,9 +649,11 @@ void blk_u_attention_dca(const float *restrict blk_t_Q, const float *restrict bl
     const float *blk_g_Q = blk_t_Q;
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
-    float *blk_g_t3 = blk_alloc_zeroed((size_t)32768 * sizeof(float)); /* temp t3: f32[4, 256, 32] */
+    static blk_workspace blk_tw3;
+    float *blk_g_t3 = blk_workspace_take(&blk_tw3, (size_t)32768 * sizeof(float)); /* temp t3: f32[4, 256, 32] */
+    memset(blk_g_t3, 0, (size_t)32768 * sizeof(float));
     float *blk_g_O = blk_t_O;
     blk_u_attention_dca_k0(blk_g_t3); /* k0_pos_t3 */
     blk_u_attention_dca_k1(blk_g_Q, blk_g_K, blk_g_V, blk_g_t3, blk_g_O); /* k62_matmul_O */
-    free(blk_g_t3);
+    blk_workspace_give(&blk_tw3, blk_g_t3);
 }

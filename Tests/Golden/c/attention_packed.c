@@ -535,19 +535,29 @@ void blk_u_attention_packed(const float *restrict blk_t_Q, const float *restrict
     const float *blk_g_K = blk_t_K;
     const float *blk_g_V = blk_t_V;
     const int32_t *blk_g_offsets = blk_t_offsets;
-    float *blk_g_t12 = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp t12: f32[1024] */
+    static blk_workspace blk_tw5;
+    float *blk_g_t12 = blk_workspace_take(&blk_tw5, (size_t)1024 * sizeof(float)); /* temp t12: f32[1024] */
+    memset(blk_g_t12, 0, (size_t)1024 * sizeof(float));
     float *blk_g_O = blk_t_O;
-    uint8_t *blk_g_t14_any = blk_alloc_zeroed((size_t)256 * sizeof(uint8_t)); /* temp t14_any: bool[16, 16] */
-    uint8_t *blk_g_t14_all = blk_alloc_zeroed((size_t)256 * sizeof(uint8_t)); /* temp t14_all: bool[16, 16] */
-    int32_t *blk_g_t14_range = blk_alloc_zeroed((size_t)48 * sizeof(int32_t)); /* temp t14_range: i32[16, 3] */
-    int32_t *blk_g_t14_next = blk_alloc_zeroed((size_t)256 * sizeof(int32_t)); /* temp t14_next: i32[16, 16] */
+    static blk_workspace blk_tw9;
+    uint8_t *blk_g_t14_any = blk_workspace_take(&blk_tw9, (size_t)256 * sizeof(uint8_t)); /* temp t14_any: bool[16, 16] */
+    memset(blk_g_t14_any, 0, (size_t)256 * sizeof(uint8_t));
+    static blk_workspace blk_tw10;
+    uint8_t *blk_g_t14_all = blk_workspace_take(&blk_tw10, (size_t)256 * sizeof(uint8_t)); /* temp t14_all: bool[16, 16] */
+    memset(blk_g_t14_all, 0, (size_t)256 * sizeof(uint8_t));
+    static blk_workspace blk_tw11;
+    int32_t *blk_g_t14_range = blk_workspace_take(&blk_tw11, (size_t)48 * sizeof(int32_t)); /* temp t14_range: i32[16, 3] */
+    memset(blk_g_t14_range, 0, (size_t)48 * sizeof(int32_t));
+    static blk_workspace blk_tw12;
+    int32_t *blk_g_t14_next = blk_workspace_take(&blk_tw12, (size_t)256 * sizeof(int32_t)); /* temp t14_next: i32[16, 16] */
+    memset(blk_g_t14_next, 0, (size_t)256 * sizeof(int32_t));
     blk_u_attention_packed_k0(blk_g_offsets, blk_g_t12); /* k6_reduce_sum_t12 */
     blk_u_attention_packed_k1(blk_g_t12, blk_g_t14_any, blk_g_t14_all); /* k15_matmul_O_t14_any */
     blk_u_attention_packed_k2(blk_g_t14_any, blk_g_t14_range, blk_g_t14_next); /* k15_matmul_O_t14_range */
     blk_u_attention_packed_k3(blk_g_Q, blk_g_K, blk_g_V, blk_g_t12, blk_g_O, blk_g_t14_any, blk_g_t14_all, blk_g_t14_range, blk_g_t14_next); /* k15_matmul_O */
-    free(blk_g_t12);
-    free(blk_g_t14_any);
-    free(blk_g_t14_all);
-    free(blk_g_t14_range);
-    free(blk_g_t14_next);
+    blk_workspace_give(&blk_tw5, blk_g_t12);
+    blk_workspace_give(&blk_tw9, blk_g_t14_any);
+    blk_workspace_give(&blk_tw10, blk_g_t14_all);
+    blk_workspace_give(&blk_tw11, blk_g_t14_range);
+    blk_workspace_give(&blk_tw12, blk_g_t14_next);
 }

@@ -1071,18 +1071,36 @@ void blk_u_llama_layer_decode(const float *restrict blk_t_X, const float *restri
     const float *blk_g_W1 = blk_t_W1;
     const float *blk_g_W3 = blk_t_W3;
     const float *blk_g_W2 = blk_t_W2;
-    float *blk_g_t21 = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp t21: f32[1, 2048] */
+    static blk_workspace blk_tw12;
+    float *blk_g_t21 = blk_workspace_take(&blk_tw12, (size_t)2048 * sizeof(float)); /* temp t21: f32[1, 2048] */
+    memset(blk_g_t21, 0, (size_t)2048 * sizeof(float));
     float *blk_g_Knew = blk_t_Knew;
     float *blk_g_Vnew = blk_t_Vnew;
-    float *blk_g_t33 = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp t33: f32[4, 4, 128] */
-    float *blk_g_X1 = blk_alloc_zeroed((size_t)2048 * sizeof(float)); /* temp X1: f32[1, 2048] */
+    static blk_workspace blk_tw16;
+    float *blk_g_t33 = blk_workspace_take(&blk_tw16, (size_t)2048 * sizeof(float)); /* temp t33: f32[4, 4, 128] */
+    memset(blk_g_t33, 0, (size_t)2048 * sizeof(float));
+    static blk_workspace blk_tw18;
+    float *blk_g_X1 = blk_workspace_take(&blk_tw18, (size_t)2048 * sizeof(float)); /* temp X1: f32[1, 2048] */
+    memset(blk_g_X1, 0, (size_t)2048 * sizeof(float));
     float *blk_g_Y = blk_t_Y;
-    float *blk_g_k8_matmul_Knew_split_state0 = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp k8_matmul_Knew_split_state0: f32[8, 2, 1, 64] */
-    float *blk_g_k9_matmul_Vnew_split_state0 = blk_alloc_zeroed((size_t)1024 * sizeof(float)); /* temp k9_matmul_Vnew_split_state0: f32[8, 2, 1, 64] */
-    float *blk_g_k17_matmul_t33_split_state0 = blk_alloc_zeroed((size_t)64 * sizeof(float)); /* temp k17_matmul_t33_split_state0: f32[4, 1, 4, 4] */
-    float *blk_g_k17_matmul_t33_split_state1 = blk_alloc_zeroed((size_t)64 * sizeof(float)); /* temp k17_matmul_t33_split_state1: f32[4, 1, 4, 4] */
-    float *blk_g_k17_matmul_t33_split_state2 = blk_alloc_zeroed((size_t)8192 * sizeof(float)); /* temp k17_matmul_t33_split_state2: f32[4, 1, 4, 4, 128] */
-    float *blk_g_k32_add_Y_split_state0 = blk_alloc_zeroed((size_t)30720 * sizeof(float)); /* temp k32_add_Y_split_state0: f32[15, 1, 2048] */
+    static blk_workspace blk_tw20;
+    float *blk_g_k8_matmul_Knew_split_state0 = blk_workspace_take(&blk_tw20, (size_t)1024 * sizeof(float)); /* temp k8_matmul_Knew_split_state0: f32[8, 2, 1, 64] */
+    memset(blk_g_k8_matmul_Knew_split_state0, 0, (size_t)1024 * sizeof(float));
+    static blk_workspace blk_tw21;
+    float *blk_g_k9_matmul_Vnew_split_state0 = blk_workspace_take(&blk_tw21, (size_t)1024 * sizeof(float)); /* temp k9_matmul_Vnew_split_state0: f32[8, 2, 1, 64] */
+    memset(blk_g_k9_matmul_Vnew_split_state0, 0, (size_t)1024 * sizeof(float));
+    static blk_workspace blk_tw22;
+    float *blk_g_k17_matmul_t33_split_state0 = blk_workspace_take(&blk_tw22, (size_t)64 * sizeof(float)); /* temp k17_matmul_t33_split_state0: f32[4, 1, 4, 4] */
+    memset(blk_g_k17_matmul_t33_split_state0, 0, (size_t)64 * sizeof(float));
+    static blk_workspace blk_tw23;
+    float *blk_g_k17_matmul_t33_split_state1 = blk_workspace_take(&blk_tw23, (size_t)64 * sizeof(float)); /* temp k17_matmul_t33_split_state1: f32[4, 1, 4, 4] */
+    memset(blk_g_k17_matmul_t33_split_state1, 0, (size_t)64 * sizeof(float));
+    static blk_workspace blk_tw24;
+    float *blk_g_k17_matmul_t33_split_state2 = blk_workspace_take(&blk_tw24, (size_t)8192 * sizeof(float)); /* temp k17_matmul_t33_split_state2: f32[4, 1, 4, 4, 128] */
+    memset(blk_g_k17_matmul_t33_split_state2, 0, (size_t)8192 * sizeof(float));
+    static blk_workspace blk_tw25;
+    float *blk_g_k32_add_Y_split_state0 = blk_workspace_take(&blk_tw25, (size_t)30720 * sizeof(float)); /* temp k32_add_Y_split_state0: f32[15, 1, 2048] */
+    memset(blk_g_k32_add_Y_split_state0, 0, (size_t)30720 * sizeof(float));
     blk_u_llama_layer_decode_k0(blk_g_X, blk_g_g_attn, blk_g_Wq, blk_g_t21); /* k7_matmul_t21 */
     blk_u_llama_layer_decode_k1(blk_g_X, blk_g_g_attn, blk_g_Wk, blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew_split */
     blk_u_llama_layer_decode_k2(blk_g_Knew, blk_g_k8_matmul_Knew_split_state0); /* k8_matmul_Knew */
@@ -1093,13 +1111,13 @@ void blk_u_llama_layer_decode(const float *restrict blk_t_X, const float *restri
     blk_u_llama_layer_decode_k7(blk_g_X, blk_g_Wo, blk_g_t33, blk_g_X1); /* k19_add_X1 */
     blk_u_llama_layer_decode_k8(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_X1, blk_g_k32_add_Y_split_state0); /* k32_add_Y_split */
     blk_u_llama_layer_decode_k9(blk_g_X1, blk_g_Y, blk_g_k32_add_Y_split_state0); /* k32_add_Y */
-    free(blk_g_t21);
-    free(blk_g_t33);
-    free(blk_g_X1);
-    free(blk_g_k8_matmul_Knew_split_state0);
-    free(blk_g_k9_matmul_Vnew_split_state0);
-    free(blk_g_k17_matmul_t33_split_state0);
-    free(blk_g_k17_matmul_t33_split_state1);
-    free(blk_g_k17_matmul_t33_split_state2);
-    free(blk_g_k32_add_Y_split_state0);
+    blk_workspace_give(&blk_tw12, blk_g_t21);
+    blk_workspace_give(&blk_tw16, blk_g_t33);
+    blk_workspace_give(&blk_tw18, blk_g_X1);
+    blk_workspace_give(&blk_tw20, blk_g_k8_matmul_Knew_split_state0);
+    blk_workspace_give(&blk_tw21, blk_g_k9_matmul_Vnew_split_state0);
+    blk_workspace_give(&blk_tw22, blk_g_k17_matmul_t33_split_state0);
+    blk_workspace_give(&blk_tw23, blk_g_k17_matmul_t33_split_state1);
+    blk_workspace_give(&blk_tw24, blk_g_k17_matmul_t33_split_state2);
+    blk_workspace_give(&blk_tw25, blk_g_k32_add_Y_split_state0);
 }

@@ -682,16 +682,24 @@ void blk_u_transformer_layer(const float *restrict blk_t_X, const float *restric
     const float *blk_g_W1 = blk_t_W1;
     const float *blk_g_W3 = blk_t_W3;
     const float *blk_g_W2 = blk_t_W2;
-    float *blk_g_t19 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t19: f32[1024, 1024] */
-    float *blk_g_t22 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t22: f32[1024, 1024] */
-    float *blk_g_t25 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp t25: f32[1024, 1024] */
-    float *blk_g_X1 = blk_alloc_zeroed((size_t)1048576 * sizeof(float)); /* temp X1: f32[1024, 1024] */
+    static blk_workspace blk_tw10;
+    float *blk_g_t19 = blk_workspace_take(&blk_tw10, (size_t)1048576 * sizeof(float)); /* temp t19: f32[1024, 1024] */
+    memset(blk_g_t19, 0, (size_t)1048576 * sizeof(float));
+    static blk_workspace blk_tw12;
+    float *blk_g_t22 = blk_workspace_take(&blk_tw12, (size_t)1048576 * sizeof(float)); /* temp t22: f32[1024, 1024] */
+    memset(blk_g_t22, 0, (size_t)1048576 * sizeof(float));
+    static blk_workspace blk_tw14;
+    float *blk_g_t25 = blk_workspace_take(&blk_tw14, (size_t)1048576 * sizeof(float)); /* temp t25: f32[1024, 1024] */
+    memset(blk_g_t25, 0, (size_t)1048576 * sizeof(float));
+    static blk_workspace blk_tw16;
+    float *blk_g_X1 = blk_workspace_take(&blk_tw16, (size_t)1048576 * sizeof(float)); /* temp X1: f32[1024, 1024] */
+    memset(blk_g_X1, 0, (size_t)1048576 * sizeof(float));
     float *blk_g_Y = blk_t_Y;
     blk_u_transformer_layer_k0(blk_g_X, blk_g_g_attn, blk_g_Wq, blk_g_Wk, blk_g_Wv, blk_g_t19, blk_g_t22, blk_g_t25); /* k7_matmul_t19 */
     blk_u_transformer_layer_k1(blk_g_X, blk_g_Wo, blk_g_t19, blk_g_t22, blk_g_t25, blk_g_X1); /* k24_add_X1 */
     blk_u_transformer_layer_k2(blk_g_g_ffn, blk_g_W1, blk_g_W3, blk_g_W2, blk_g_X1, blk_g_Y); /* k37_add_Y */
-    free(blk_g_t19);
-    free(blk_g_t22);
-    free(blk_g_t25);
-    free(blk_g_X1);
+    blk_workspace_give(&blk_tw10, blk_g_t19);
+    blk_workspace_give(&blk_tw12, blk_g_t22);
+    blk_workspace_give(&blk_tw14, blk_g_t25);
+    blk_workspace_give(&blk_tw16, blk_g_X1);
 }
