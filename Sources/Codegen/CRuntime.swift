@@ -15,11 +15,6 @@ public enum CRuntime {
             if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) abort();
             return (float *)p;
         }
-        static inline float *blk_alloc_zeroed(size_t bytes) {
-            float *p = blk_alloc(bytes);
-            memset(p, 0, bytes);
-            return p;
-        }
         /* A workspace a kernel keeps between calls (its operands packed once per call): the pages
            stay mapped, so a call does not fault them in again. A call that finds it taken by a
            concurrent call allocates its own copy and frees it on return. */

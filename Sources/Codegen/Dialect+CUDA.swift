@@ -19,7 +19,6 @@ extension Dialect {
         d.parallelRegion = ""
         d.parallelFor = ""
         d.simdLoop = ""
-        d.allocateZeroed = "blk_device_zeroed(%BYTES%)"
         d.allocateScratch = "blk_device_zeroed(%BYTES%)"
         d.free = "cudaFree(%PTR%)"
         d.keywords.formUnion([

@@ -48,11 +48,9 @@ public struct Dialect: Hashable, Sendable {
     public var dynamicSchedule: String
     /// Asks for a vectorised inner loop (`#pragma omp simd`).
     public var simdLoop: String
-    /// Allocates `%BYTES%` bytes of aligned, zeroed memory (an expression of type `float *`).
-    public var allocateZeroed: String
     /// Allocates `%BYTES%` bytes of aligned scratch memory (an expression of type `float *`).
     public var allocateScratch: String
-    /// Frees memory from either allocation (`free(%PTR%)`).
+    /// Frees scratch memory (`free(%PTR%)`).
     public var free: String
     /// How each elementwise function of one operand is spelled (`blk_expf($0)`).
     public var unaryTemplates: [UnaryOp: String]
@@ -77,7 +75,7 @@ public struct Dialect: Hashable, Sendable {
         headerIncludes: [String], entryQualifier: String, kernelQualifier: String, helperQualifier: String,
         restrictQualifier: String, indexType: String, alignedArraySuffix: String, alignmentBytes: Int,
         vectorWidth: Int, stackLimitBytes: Int, parallelRegion: String, parallelFor: String,
-        staticSchedule: String, dynamicSchedule: String, simdLoop: String, allocateZeroed: String,
+        staticSchedule: String, dynamicSchedule: String, simdLoop: String,
         allocateScratch: String, free: String, unaryTemplates: [UnaryOp: String],
         binaryTemplates: [BinaryOp: String], reduceTemplates: [ReduceOp: String], keywords: Set<String>,
         runtime: String, gpu: GPUSpellings? = nil
@@ -101,7 +99,6 @@ public struct Dialect: Hashable, Sendable {
         self.staticSchedule = staticSchedule
         self.dynamicSchedule = dynamicSchedule
         self.simdLoop = simdLoop
-        self.allocateZeroed = allocateZeroed
         self.allocateScratch = allocateScratch
         self.free = free
         self.unaryTemplates = unaryTemplates
@@ -122,7 +119,7 @@ public struct Dialect: Hashable, Sendable {
         stackLimitBytes: 256 * 1024, parallelRegion: "#pragma omp parallel",
         parallelFor: "#pragma omp for collapse(%COLLAPSE%) schedule(%SCHEDULE%)", staticSchedule: "static",
         dynamicSchedule: "dynamic, 1", simdLoop: "#pragma omp simd",
-        allocateZeroed: "blk_alloc_zeroed(%BYTES%)", allocateScratch: "blk_alloc(%BYTES%)", free: "free(%PTR%)",
+        allocateScratch: "blk_alloc(%BYTES%)", free: "free(%PTR%)",
         unaryTemplates: [
             .neg: "(-$0)", .exp: "blk_expf($0)", .log: "blk_logf($0)", .sqrt: "sqrtf($0)",
             .rsqrt: "(1.0f / sqrtf($0))", .recip: "(1.0f / $0)", .tanh: "blk_tanhf($0)",
