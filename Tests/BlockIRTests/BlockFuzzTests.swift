@@ -33,7 +33,7 @@ final class BlockFuzzTests: XCTestCase {
         "@local", "@reg", "@global", "inf", "-inf", "nan", "1e-06", "1e99", "0.5", "i", "j", "k", "min(", "max(",
         "segments(", "view", "tensor", "kernel", "program", "é", "\u{0}", "\r", "\"", "$", "transpose_a",
         "9223372036854775807", "9223372036854775808", "-9223372036854775808", "1099511627777", "4294967296",
-        "99999999999999999999999", "0",
+        "99999999999999999999999", "0", "within", "next", "when", "if", "full", "true(", "max_len", "offsets into",
     ]
 
     private static let hugeNumbers = [

@@ -152,5 +152,33 @@ enum BlockSamples {
 
         """
 
-    static let all = [matmul, softmax, masks, nested, positions]
+    /// A loop guarded by data: a range, links followed by a run-time mode, any and all bits.
+    static let dataMasks = """
+        program links
+
+        tensor X: f32[2,20,16] @global input
+        tensor M: bool[1,20,16] @global input
+        tensor C: f32[2,16] @global output
+        tensor M_any: bool[2,5] @global input
+        tensor M_all: bool[2,5] @global input
+        tensor M_range: i32[2,3] @global input
+        tensor M_next: i32[2,5] @global input
+
+        kernel k0 grid(b < 2, j < 2) {
+          %0 = fill 0.0 : f32[8] @local
+          %1 = fill 0.0 : f32[] @reg
+          %2 = for k in 0 ..< 5 within M_range[j, 0] ..< M_range[j, 1] next M_next[j, k] when M_range[j, 2] if M_any[j, k] full M_all[j, k] true(%5) iter(%3 = %0) : f32[8] @local {
+            %4 = load X[b, k * 4 +: 4, j * 8 +: 8] : f32[4,8] @local
+            %5 = load M[0, k * 4 +: 4, j * 8 +: 8] : f32[4,8] @local
+            %6 = select %5, %4, %1 : f32[4,8] @local
+            %7 = reduce_sum %6 axis 0 : f32[8] @local
+            %8 = add %3, %7 : f32[8] @local
+            yield %8
+          }
+          store %2 -> C[b, j * 8 +: 8]
+        }
+
+        """
+
+    static let all = [matmul, softmax, masks, nested, positions, dataMasks]
 }

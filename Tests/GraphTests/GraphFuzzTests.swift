@@ -100,6 +100,26 @@ final class GraphFuzzTests: XCTestCase {
         C = matmul(transpose(B), pow(abs(Q), 0.5))
         output A, B, C
         """,
+        """
+        dim H = 2
+        dim T = 12
+        dim B = 3
+        dim max_len = 6
+        input Q: [H, T, 4]
+        input offsets: i32[B + 1]
+        S = matmul(Q, Q, transpose_b=true)
+        P = softmax(where(same_segment(i, j, offsets, max_len=max_len), S, -inf), axis=-1)
+        output P
+        """,
+        """
+        dim N = 8
+        dim bs = 4
+        input Q: [2, N, 4]
+        input M: bool[1, N / bs, N / bs]
+        S = matmul(Q, Q, transpose_b=true)
+        P = softmax(where(block_broadcast(M, [bs, bs]), S, -inf), axis=-1)
+        output P
+        """,
     ]
 
     /// Text inserted by mutations: punctuation, keywords, odd numbers, odd characters.
@@ -108,7 +128,8 @@ final class GraphFuzzTests: XCTestCase {
         "\n", " ", "\t", "#", ".", ";", "i", "j", "inf", "nan", "-inf", "1e-5", "1e99", "1e", "0", "-1", "0.5",
         "99999999999999999999", "9223372036854775807", "-9223372036854775808", "1099511627776", "4294967296",
         "dim", "input", "output", "graph", "matmul(", "softmax(", "where(", "reshape(", "transpose(", "perm=[",
-        "axis=", "keepdims=", "transpose_b=", "eps=", "true", "false", "same_segment(i, j, [", "é", "\u{0}", "$",
+        "axis=", "keepdims=", "transpose_b=", "eps=", "max_len=", "block_broadcast(", "i32", "bool", "true", "false",
+        "same_segment(i, j, [", "é", "\u{0}", "$",
         "\r\n", "\u{301}", "😀", "((((((((", "))))", "X", "Y = ", "dim Z = 0\n", "input Z: [",
     ]
 
