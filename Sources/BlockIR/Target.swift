@@ -64,14 +64,14 @@ public struct TargetDescription: Hashable, Sendable {
         rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 108, bf16TensorCores: true,
         resources: GPUResources(
             sharedBytesPerSM: 164 * 1024, registersPerSM: 65536, threadsPerSM: 2048, dramBytesPerSecond: 2.039e12,
-            fp32FlopsPerSecond: 19.5e12))
+            fp32FlopsPerSecond: 19.5e12, l2BytesPerSecond: 4.0e12, fmaPerClock: 64))
     /// NVIDIA Hopper: 227 KiB (232,448 B) shared memory per block, the opt-in limit, 255 registers per thread.
     public static let sm90 = TargetDescription(
         name: "sm_90", localCapacityBytes: 227 * 1024, registerCapacityBytes: 255 * 4 * 256, vectorLanes: 32,
         rowBlock: 64, columnBlock: 64, threadsPerBlock: 256, cores: 132, bf16TensorCores: true,
         resources: GPUResources(
             sharedBytesPerSM: 228 * 1024, registersPerSM: 65536, threadsPerSM: 2048, dramBytesPerSecond: 3.35e12,
-            fp32FlopsPerSecond: 67e12))
+            fp32FlopsPerSecond: 67e12, l2BytesPerSecond: 5.5e12, fmaPerClock: 128))
 
     /// The known targets by name.
     public static let all: [TargetDescription] = [.cpu, .sm80, .sm90]
@@ -91,12 +91,20 @@ public struct GPUResources: Hashable, Sendable {
     public var dramBytesPerSecond: Double
     /// fp32 peak of the CUDA cores, FLOPs per second.
     public var fp32FlopsPerSecond: Double
+    /// L2 bandwidth, bytes per second: what re-reads of a block by other CUDA blocks cost.
+    public var l2BytesPerSecond: Double
+    /// fp32 FMAs one SM issues per clock (its CUDA cores), and the bytes its shared memory delivers per clock.
+    public var fmaPerClock: Int
+    public var sharedBytesPerClock: Int
 
     /// Makes a description.
     public init(
         sharedBytesPerSM: Int, registersPerSM: Int, threadsPerSM: Int, dramBytesPerSecond: Double,
-        fp32FlopsPerSecond: Double
+        fp32FlopsPerSecond: Double, l2BytesPerSecond: Double, fmaPerClock: Int, sharedBytesPerClock: Int = 128
     ) {
+        self.l2BytesPerSecond = l2BytesPerSecond
+        self.fmaPerClock = fmaPerClock
+        self.sharedBytesPerClock = sharedBytesPerClock
         self.sharedBytesPerSM = sharedBytesPerSM
         self.registersPerSM = registersPerSM
         self.threadsPerSM = threadsPerSM

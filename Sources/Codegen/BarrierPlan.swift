@@ -14,7 +14,7 @@
 /// c_ = f_ % C` (or `C` a run-time extent, at most the block's columns, compared by the identity of its value: the
 /// walk follows `long` definitions and copies). Two such accesses of one buffer with the same decomposition and the
 /// same index are made by the same thread for every element, so they need no barrier between them; so is
-/// `blk_pack`'s output with constant `n` and `lds`. Every other access (a warp's row reduction, `blk_gemm`'s 4x4
+/// `blk_pack`'s output with constant `n` and `lds`. Every other access (a warp's row reduction, `blk_gemm`'s register
 /// tiles, the tensor cores' warp tiles, a broadcast read `v[r_]` in a 2-D loop) may involve any thread; a pointer
 /// passed to a call counts as written, except the operands the products and `blk_pack` only read. Conflicts are resolved greedily:
 /// the latest candidate between the two accesses is kept (the fewest barriers for a sequence), repeated to a fixed
@@ -215,15 +215,17 @@ struct BarrierPlan {
             return "2-D over \(Self.variableMark)\(divisor)\(Self.variableMark)|" + index
         }
 
-        /// Whether a call is a cooperative product (`blk_gemm`, `blk_gemm_bf16`, the tensor cores' `blk_gemm_mma_RxC`):
-        /// it reads its operands and writes its output (argument 8).
+        /// Whether a call is a cooperative product (`blk_gemm`, `blk_gemm_bf16`, their 4x1 tiles `blk_gemm_4x1` and
+        /// `blk_gemm_bf16_4x1`, the tensor cores' `blk_gemm_mma_RxC`): it reads its operands and writes its output
+        /// (argument 8).
         static func isProduct(_ name: String) -> Bool {
-            name == "blk_gemm" || name == "blk_gemm_bf16" || name.hasPrefix("blk_gemm_mma_")
+            ["blk_gemm", "blk_gemm_bf16", "blk_gemm_4x1", "blk_gemm_bf16_4x1"].contains(name)
+                || name.hasPrefix("blk_gemm_mma_")
         }
 
         /// The accesses of a cooperative product (`isProduct`) or `blk_pack` call: `blk_pack`'s output (`S[k * lds + j]`,
         /// element `f` on thread `f % blockDim.x` with `k = f / n, j = f % n`) with its mapping when `n` and `lds`
-        /// are constants; a product's output (`blk_gemm`'s 4x4 tiles per thread, the tensor cores' tiles per warp) by
+        /// are constants; a product's output (`blk_gemm`'s register tiles per thread, the tensor cores' tiles per warp) by
         /// any thread; the operands read by any thread. `nil` for any other line.
         func callAccesses(_ t: String) -> [Access]? {
             let output: Int

@@ -95,90 +95,114 @@ extension CRuntime {
                 S[k * lds + j] = B[k * ks + j * js];
             }
         }
-        /* C[i][j] (+)= sum_k A[i*ars + k*aks] * B[k*ldb + j], register-tiled: each thread owns 4x4 tiles of C (tile
-           q = threadIdx.x + s*blockDim.x, row-major over ceil(n/4) tile columns) and accumulates them in registers,
-           k ascending (the sum of the scalar product, fmaf by fmaf); a full tile reads A's rows and B's rows as
-           float4, four k at a time, when they are unit-stride and 16-byte aligned, else (and for k past a multiple
-           of 4, and at the edges) one float at a time; R (blk_gemm_bf16) rounds each operand element to bf16 first */
+        /* C[i][j] (+)= sum_k A[i*ars + k*aks] * B[k*ldb + j], register-tiled: each thread owns TRxTC tiles of C (tile
+           q = threadIdx.x + s*blockDim.x, row-major over ceil(n/TC) tile columns; 4x4, or 4x1 for outputs too small to
+           give every thread a 4x4 tile) and accumulates them in registers, k ascending (the sum of the scalar product,
+           fmaf by fmaf); a full tile reads A's rows as float4, four k at a time (and B's rows as float4 when TC is 4),
+           when they are unit-stride and 16-byte aligned, else (and for k past a multiple of 4, and at the edges) one
+           float at a time; R (blk_gemm_bf16) rounds each operand element to bf16 first */
         __device__ __forceinline__ float blk_round_bf16(float x) {
             const unsigned int u = __float_as_uint(x);
             return x != x ? x : __uint_as_float((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u);
         }
-        template <bool R>
+        template <bool R, int TR, int TC>
         __device__ __forceinline__ void blk_gemm_t(long m, long n, long kk, const float *__restrict__ A, long ars,
                                                    long aks, const float *__restrict__ B, long ldb,
                                                    float *__restrict__ C, long ldc, int accumulate) {
-            const int tn = (int)((n + 3) / 4), tiles = (int)((m + 3) / 4) * tn; /* int: fewer registers */
-            const bool vector = aks == 1 && ars % 4 == 0 && ((uintptr_t)A & 15) == 0 && ldb % 4 == 0 &&
-                                ((uintptr_t)B & 15) == 0;
+            const int tn = (int)((n + TC - 1) / TC), tiles = (int)((m + TR - 1) / TR) * tn; /* int: fewer registers */
+            const bool vector = aks == 1 && ars % 4 == 0 && ((uintptr_t)A & 15) == 0 &&
+                                (TC != 4 || (ldb % 4 == 0 && ((uintptr_t)B & 15) == 0));
             for (int q = threadIdx.x; q < tiles; q += blockDim.x) {
-                const int i0 = q / tn * 4, j0 = q % tn * 4;
-                const bool full = i0 + 4 <= m && j0 + 4 <= n;
-                float acc[4][4];
+                const int i0 = q / tn * TR, j0 = q % tn * TC;
+                const bool full = i0 + TR <= m && j0 + TC <= n;
+                float acc[TR][TC];
         #pragma unroll
-                for (int r = 0; r < 4; r++)
+                for (int r = 0; r < TR; r++)
         #pragma unroll
-                    for (int c = 0; c < 4; c++)
+                    for (int c = 0; c < TC; c++)
                         acc[r][c] = accumulate && i0 + r < m && j0 + c < n ? C[(i0 + r) * ldc + j0 + c] : 0.0f;
                 int k = 0;
                 if (full && vector) {
         #pragma unroll 1
                     for (; k + 4 <= kk; k += 4) {
-                        float a[4][4], b[4][4];
+                        float a[TR][4], b[4][TC];
         #pragma unroll
-                        for (int r = 0; r < 4; r++) {
+                        for (int r = 0; r < TR; r++) {
                             const float4 x = *(const float4 *)(A + (i0 + r) * ars + k);
                             a[r][0] = x.x, a[r][1] = x.y, a[r][2] = x.z, a[r][3] = x.w;
                         }
         #pragma unroll
                         for (int s = 0; s < 4; s++) {
-                            const float4 y = *(const float4 *)(B + (k + s) * ldb + j0);
-                            b[s][0] = y.x, b[s][1] = y.y, b[s][2] = y.z, b[s][3] = y.w;
+                            if constexpr (TC == 4) {
+                                const float4 y = *(const float4 *)(B + (k + s) * ldb + j0);
+                                b[s][0] = y.x, b[s][1] = y.y, b[s][2] = y.z, b[s][3] = y.w;
+                            } else {
+        #pragma unroll
+                                for (int c = 0; c < TC; c++) b[s][c] = B[(k + s) * ldb + j0 + c];
+                            }
                         }
-                        if (R)
+                        if (R) {
+        #pragma unroll
+                            for (int r = 0; r < TR; r++)
+        #pragma unroll
+                                for (int s = 0; s < 4; s++) a[r][s] = blk_round_bf16(a[r][s]);
         #pragma unroll
                             for (int s = 0; s < 4; s++)
         #pragma unroll
-                                for (int c = 0; c < 4; c++) a[s][c] = blk_round_bf16(a[s][c]), b[s][c] = blk_round_bf16(b[s][c]);
+                                for (int c = 0; c < TC; c++) b[s][c] = blk_round_bf16(b[s][c]);
+                        }
         #pragma unroll
                         for (int s = 0; s < 4; s++)
         #pragma unroll
-                            for (int r = 0; r < 4; r++)
+                            for (int r = 0; r < TR; r++)
         #pragma unroll
-                                for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r][s], b[s][c], acc[r][c]);
+                                for (int c = 0; c < TC; c++) acc[r][c] = fmaf(a[r][s], b[s][c], acc[r][c]);
                     }
                 }
         #pragma unroll 1 /* unrolling k makes ptxas spill */
                 for (; k < kk; k++) {
-                    float a[4], b[4];
+                    float a[TR], b[TC];
         #pragma unroll
-                    for (int r = 0; r < 4; r++) a[r] = i0 + r < m ? A[(i0 + r) * ars + k * aks] : 0.0f;
+                    for (int r = 0; r < TR; r++) a[r] = i0 + r < m ? A[(i0 + r) * ars + k * aks] : 0.0f;
         #pragma unroll
-                    for (int c = 0; c < 4; c++) b[c] = j0 + c < n ? B[k * ldb + j0 + c] : 0.0f;
-                    if (R)
+                    for (int c = 0; c < TC; c++) b[c] = j0 + c < n ? B[k * ldb + j0 + c] : 0.0f;
+                    if (R) {
         #pragma unroll
-                        for (int c = 0; c < 4; c++) a[c] = blk_round_bf16(a[c]), b[c] = blk_round_bf16(b[c]);
+                        for (int r = 0; r < TR; r++) a[r] = blk_round_bf16(a[r]);
         #pragma unroll
-                    for (int r = 0; r < 4; r++)
+                        for (int c = 0; c < TC; c++) b[c] = blk_round_bf16(b[c]);
+                    }
         #pragma unroll
-                        for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+                    for (int r = 0; r < TR; r++)
+        #pragma unroll
+                        for (int c = 0; c < TC; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
                 }
         #pragma unroll
-                for (int r = 0; r < 4; r++)
+                for (int r = 0; r < TR; r++)
         #pragma unroll
-                    for (int c = 0; c < 4; c++)
+                    for (int c = 0; c < TC; c++)
                         if (i0 + r < m && j0 + c < n) C[(i0 + r) * ldc + j0 + c] = acc[r][c];
             }
         }
         __device__ __forceinline__ void blk_gemm(long m, long n, long kk, const float *__restrict__ A, long ars, long aks,
                                                  const float *__restrict__ B, long ldb, float *__restrict__ C, long ldc,
                                                  int accumulate) {
-            blk_gemm_t<false>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+            blk_gemm_t<false, 4, 4>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
         }
         __device__ __forceinline__ void blk_gemm_bf16(long m, long n, long kk, const float *__restrict__ A, long ars,
                                                       long aks, const float *__restrict__ B, long ldb,
                                                       float *__restrict__ C, long ldc, int accumulate) {
-            blk_gemm_t<true>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+            blk_gemm_t<true, 4, 4>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+        }
+        __device__ __forceinline__ void blk_gemm_4x1(long m, long n, long kk, const float *__restrict__ A, long ars,
+                                                     long aks, const float *__restrict__ B, long ldb,
+                                                     float *__restrict__ C, long ldc, int accumulate) {
+            blk_gemm_t<false, 4, 1>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+        }
+        __device__ __forceinline__ void blk_gemm_bf16_4x1(long m, long n, long kk, const float *__restrict__ A,
+                                                          long ars, long aks, const float *__restrict__ B, long ldb,
+                                                          float *__restrict__ C, long ldc, int accumulate) {
+            blk_gemm_t<true, 4, 1>(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
         }
         /* ---- runtime (device): bf16 products on tensor cores (sm_80 and later) ---- */
         /* The bf16 bits of x rounded to nearest even (as blk_round_bf16); a NaN stays a NaN (quiet, its sign kept). */

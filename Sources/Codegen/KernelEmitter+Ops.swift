@@ -658,7 +658,10 @@ extension KernelEmitter {
         }
         let prefetch = bf16 ? "" : nextBlock[b].map { ", " + $0 } ?? ""
         var name = bf16 ? "blk_gemm_bf16" : prefetch.isEmpty ? "blk_gemm" : "blk_gemm_pf"
-        if case .tensorCores(let warpRows, let warpColumns)? = micro?.gpu {
+        if case .registerTiled(let tile, _)? = micro?.gpu, tile != KernelSchedule.registerTiles[0] {
+            // A product too small to give every thread a 4x4 tile: narrower tiles (KernelSchedule.registerTile).
+            name += "_\(tile)"
+        } else if case .tensorCores(let warpRows, let warpColumns)? = micro?.gpu {
             // The schedule chose the tensor cores: bf16 mma.sync, each warp a warpRows x warpColumns tile.
             name = "blk_gemm_mma_\(warpRows)x\(warpColumns)"
         } else if case .tf32TensorCores(let warpRows, let warpColumns)? = micro?.gpu {

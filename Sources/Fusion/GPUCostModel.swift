@@ -44,6 +44,8 @@ public enum GPUCostModel {
         /// FLOPs and DRAM bytes.
         public var flops: Int
         public var dramBytes: Int
+        /// The bytes every instance loads from global memory, summed over the grid (re-reads included): L2 traffic.
+        public var loadedBytes: Int
         /// The estimated time.
         public var seconds: Double
     }
@@ -81,7 +83,7 @@ public enum GPUCostModel {
                 threads: threads, registers: registers, sharedBytes: shared, resources: resources)
             let (waves, fill) = occupancy(instances: instances, sms: sms, blocksPerSM: blocks)
             let flops = kernel.estimatedFlops
-            let use = productUse(kernel, schedule: k, threads: threads, flops: flops)
+            let use = productUse(kernel, schedule: k, threads: threads, flops: flops, resources: resources)
             var bytes = 0
             for t in kernel.body.loadedTensors.map({ program.storage(of: $0) }).uniqued() {
                 bytes += program[t].byteCount
@@ -90,12 +92,15 @@ public enum GPUCostModel {
                 bytes += program[t].byteCount
                 if program[t].role == .temp { temporaries.insert(t) }
             }
+            let traffic = loadedBytes(kernel, program: program)
             let compute = Double(flops) / (resources.fp32FlopsPerSecond * fill * use)
-            let memory = Double(bytes) / resources.dramBytesPerSecond
+            let memory = max(
+                Double(bytes) / resources.dramBytesPerSecond, Double(traffic) / resources.l2BytesPerSecond)
             kernels.append(
                 KernelCost(
                     name: kernel.name, instances: instances, sharedBytes: shared, registers: registers,
                     blocksPerSM: blocks, waves: waves, fill: fill, use: use, flops: flops, dramBytes: bytes,
+                    loadedBytes: traffic,
                     seconds: max(compute, memory) + launchSeconds))
         }
         return ProgramCost(kernels: kernels, temporaryBytes: temporaries.reduce(0) { $0 + program[$1].byteCount })
@@ -120,7 +125,9 @@ public enum GPUCostModel {
     }
 
     /// The FLOP-weighted share of the block's threads the kernel's products keep busy (1 without products).
-    static func productUse(_ kernel: Kernel, schedule: KernelSchedule, threads: Int, flops: Int) -> Double {
+    static func productUse(
+        _ kernel: Kernel, schedule: KernelSchedule, threads: Int, flops: Int, resources: GPUResources
+    ) -> Double {
         var dotFlops = 0.0
         var weighted = 0.0
         var types: [ValueID: BlockType] = [:]
@@ -141,7 +148,14 @@ public enum GPUCostModel {
                     switch schedule.dots.first(where: { $0.dot == r.id })?.gpu {
                     case .tensorCores(let rows, let columns)?, .tf32TensorCores(let rows, let columns)?:
                         workers = (((m + rows - 1) / rows) * ((n + columns - 1) / columns), max(1, threads / 32))
-                    default:
+                    case .registerTiled(let tile, _)?:
+                        let e = KernelSchedule.registerTileEfficiency(
+                            m: m, n: n, threads: threads, tile: tile, fmaPerClock: resources.fmaPerClock,
+                            sharedBytesPerClock: resources.sharedBytesPerClock)
+                        dotFlops += f
+                        weighted += f * e.use * e.sharedMemory
+                        continue
+                    case nil:
                         workers = (((m + 3) / 4) * ((n + 3) / 4), threads)
                     }
                     let rounds = (workers.tiles + workers.workers - 1) / workers.workers
@@ -155,6 +169,28 @@ public enum GPUCostModel {
         let total = max(Double(flops), dotFlops)
         guard total > 0 else { return 1 }
         return (weighted + (total - dotFlops)) / total
+    }
+
+    /// The bytes a kernel's instances load from global memory, every block load counted at each trip of its loops
+    /// (bounds that depend on grid indices evaluated at index 0, as `Kernel.estimatedFlops`), in the tensor's
+    /// element size; a load whose tensor lives in local memory is not counted.
+    static func loadedBytes(_ kernel: Kernel, program: Program) -> Int {
+        func visit(_ body: [Instruction], trips: Int) -> Int {
+            var total = 0
+            for inst in body {
+                switch inst.op {
+                case .load(let t, _), .gather(let t, _, _, _):
+                    guard let r = inst.result else { continue }
+                    total += trips * r.type.elementCount * program[program.storage(of: t)].elementType.byteSize
+                case .loop(let loop):
+                    let n = max(0, loop.upper.evaluate([:]) - loop.lower.evaluate([:]))
+                    total += visit(loop.body, trips: trips * n)
+                default: continue
+                }
+            }
+            return total
+        }
+        return max(1, kernel.instanceCount) * visit(kernel.body, trips: 1)
     }
 
     /// One line per kernel: instances, shared bytes, registers, blocks per SM, waves, fill, use, and time.

@@ -41,15 +41,67 @@ package struct KernelSchedule: Sendable {
 
     /// How a GPU computes one `dot` (`DotKernel.gpu`).
     package enum GPUProduct: Hashable, Sendable {
-        /// `blk_gemm`/`blk_gemm_bf16`: each thread 4×4 outputs on the CUDA cores; for a bf16 dot, why it does not
-        /// use the tensor cores.
-        case registerTiled(fallback: String?)
+        /// `blk_gemm`/`blk_gemm_bf16` (4×4) or `blk_gemm_4x1`/`blk_gemm_bf16_4x1`: each thread a `tile` of outputs
+        /// on the CUDA cores (`registerTile`); for a bf16 dot, why it does not use the tensor cores.
+        case registerTiled(tile: RegisterTile, fallback: String?)
         /// `blk_gemm_mma_RxC`: bf16 `mma.sync.m16n8k16` on the tensor cores, each warp `rows × columns`
         /// outputs per tile (multiples of 16 and 8).
         case tensorCores(rows: Int, columns: Int)
         /// `blk_gemm_mma_tf32_RxC`: an f32 dot as TF32 `mma.sync.m16n8k8` on the tensor cores (the target's `tf32`
         /// option), each warp `rows × columns` outputs per tile.
         case tf32TensorCores(rows: Int, columns: Int)
+    }
+
+    /// The outputs one thread of a register-tiled GPU product computes: `rows × columns`, the tiles row-major over
+    /// the output, consecutive threads on consecutive tiles.
+    package struct RegisterTile: Hashable, Sendable, CustomStringConvertible {
+        package var rows: Int
+        package var columns: Int
+        package init(rows: Int, columns: Int) { (self.rows, self.columns) = (rows, columns) }
+        package var description: String { "\(rows)x\(columns)" }
+    }
+
+    /// The register tiles of the CUDA runtime, preferred first: 4×4 (`blk_gemm`), and 4×1 (`blk_gemm_4x1`) for
+    /// outputs too small to give every thread a 4×4 tile.
+    package static let registerTiles = [RegisterTile(rows: 4, columns: 4), RegisterTile(rows: 4, columns: 1)]
+
+    /// How well a register-tiled `m × n` product on `threads` threads keeps them busy with `tile`:
+    /// - `use`, the share of the threads with a tile in each round (`⌈m/r⌉·⌈n/c⌉` tiles over rounds of `threads`);
+    /// - `sharedMemory`, the share of the SM's FMA rate its shared-memory loads allow: per `k`, a warp (32
+    ///   consecutive tiles, over `C = min(32, ⌈n/c⌉)` tile columns and `R = min(⌈m/r⌉, ⌈32/C⌉)` tile rows) loads
+    ///   `4·R·r` distinct bytes of A and `4·C·c` of B (equal addresses in a warp are one broadcast read), at
+    ///   `sharedBytesPerClock` per SM, for `32·r·c` FMAs at `fmaPerClock` per SM: `min(1, FMA clocks / load clocks)`.
+    /// A 4×4 tile of a 64-wide product loads 288 bytes per `k` for 512 FMAs (compute-bound on both targets); a 4×1
+    /// tile 144 bytes for 128 FMAs (0.89 of sm_90's 128 FMAs per clock, 1.0 of sm_80's 64).
+    package static func registerTileEfficiency(
+        m: Int, n: Int, threads: Int, tile: RegisterTile, fmaPerClock: Int, sharedBytesPerClock: Int
+    ) -> (use: Double, sharedMemory: Double) {
+        let tileColumns = (n + tile.columns - 1) / tile.columns
+        let tiles = ((m + tile.rows - 1) / tile.rows) * tileColumns
+        let rounds = (tiles + threads - 1) / threads
+        let use = Double(tiles) / Double(max(1, rounds * threads))
+        let warpColumns = min(32, tileColumns)
+        let warpRows = min((m + tile.rows - 1) / tile.rows, (32 + warpColumns - 1) / warpColumns)
+        let bytes = 4 * (warpRows * tile.rows + warpColumns * tile.columns)
+        let loadClocks = Double(bytes) / Double(sharedBytesPerClock)
+        let fmaClocks = Double(32 * tile.rows * tile.columns) / Double(fmaPerClock)
+        return (use, min(1, fmaClocks / loadClocks))
+    }
+
+    /// The register tile of an `m × n` product on `threads` threads: the one whose use times shared-memory share
+    /// (`registerTileEfficiency`) is highest, the first of `registerTiles` on a tie (4×4 wherever the output gives
+    /// every thread one). Targets without `resources` take 4×4.
+    package static func registerTile(m: Int, n: Int, threads: Int, target: TargetDescription) -> RegisterTile {
+        guard let r = target.resources else { return registerTiles[0] }
+        var best = registerTiles[0]
+        var bestScore = -1.0
+        for tile in registerTiles {
+            let e = registerTileEfficiency(
+                m: m, n: n, threads: threads, tile: tile, fmaPerClock: r.fmaPerClock,
+                sharedBytesPerClock: r.sharedBytesPerClock)
+            if e.use * e.sharedMemory > bestScore + 1e-9 { (best, bestScore) = (tile, e.use * e.sharedMemory) }
+        }
+        return best
     }
 
     /// The warp tiles of the tensor-core product, largest first (the runtime's `blk_gemm_mma_RxC`).
@@ -63,24 +115,26 @@ package struct KernelSchedule: Sendable {
     package static func gpuProduct(
         precision: DotPrecision, m: Int, n: Int, threads: Int, target: TargetDescription
     ) -> GPUProduct {
-        guard precision == .bf16 || target.tf32 else { return .registerTiled(fallback: nil) }
+        let tile = registerTile(m: m, n: n, threads: threads, target: target)
+        guard precision == .bf16 || target.tf32 else { return .registerTiled(tile: tile, fallback: nil) }
         let kind = precision == .bf16 ? "bf16" : "tf32"
         guard target.bf16TensorCores else {
-            return .registerTiled(fallback: "\(target.name) has no \(kind) tensor cores")
+            return .registerTiled(tile: tile, fallback: "\(target.name) has no \(kind) tensor cores")
         }
         guard threads % 32 == 0 else {
-            return .registerTiled(fallback: "\(threads) threads are not whole warps")
+            return .registerTiled(tile: tile, fallback: "\(threads) threads are not whole warps")
         }
         guard m >= 8, n >= 8 else {
-            return .registerTiled(fallback: "its \(m)x\(n) output is under 8 along an axis (an mma computes 16x8)")
+            return .registerTiled(
+                tile: tile, fallback: "its \(m)x\(n) output is under 8 along an axis (an mma computes 16x8)")
         }
         let warps = threads / 32
-        let tile =
+        let warpTile =
             warpTiles.first { ((m + $0.rows - 1) / $0.rows) * ((n + $0.columns - 1) / $0.columns) >= warps }
             ?? warpTiles[warpTiles.count - 1]
         return precision == .bf16
-            ? .tensorCores(rows: tile.rows, columns: tile.columns)
-            : .tf32TensorCores(rows: tile.rows, columns: tile.columns)
+            ? .tensorCores(rows: warpTile.rows, columns: warpTile.columns)
+            : .tf32TensorCores(rows: warpTile.rows, columns: warpTile.columns)
     }
 
     /// A tensor packed once per call, before the grid runs, into the layout its products read

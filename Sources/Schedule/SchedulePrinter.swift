@@ -72,9 +72,10 @@ public enum SchedulePrinter {
             }
             if d.prefetchesNext { facts.append("prefetches the next block") }
             switch d.gpu {
-            case .registerTiled(let fallback)?:
+            case .registerTiled(let tile, let fallback)?:
                 facts.append(
-                    "register-tiled (4x4 outputs per thread)" + (fallback.map { ", not tensor cores: " + $0 } ?? ""))
+                    "register-tiled (\(tile) outputs per thread)" + (fallback.map { ", not tensor cores: " + $0 } ?? "")
+                )
             case .tensorCores(let rows, let columns)?:
                 facts.append("tensor cores (mma.sync m16n8k16 bf16, \(rows)x\(columns) outputs per warp)")
             case .tf32TensorCores(let rows, let columns)?:

@@ -186,6 +186,25 @@ extension CudaTests {
         for f in failures.values { XCTFail(f) }
     }
 
+    /// The 4x1 register tiles of f32 products whose outputs give fewer 4x4 tiles than threads
+    /// (`KernelSchedule.registerTile`): RMSNorm+SwiGLU at 16-row blocks (its `[16, 64]` products) and
+    /// at odd sizes (edge tiles, the scalar path), both architectures, every block order; the CUDA calls
+    /// `blk_gemm_4x1`.
+    func testNarrowRegisterTilesOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-narrow")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for arch in [80, 90] {
+            for dims in ["M=40,d=200,h=72", "M=19,d=37,h=9"] {
+                let dir = "\(root)/\(arch)-\(dims)"
+                let args = [Examples.path("rmsnorm_swiglu"), "--dim", dims, "--block", "i=16"]
+                XCTAssertEqual(Self.emulate(args, arch: arch, dir: dir, compiler: compiler), [], "\(dims) sm_\(arch)")
+                let source = Self.bundleSource(dir).flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+                XCTAssertTrue(source.contains("blk_gemm_4x1("), "\(dims) sm_\(arch): no 4x1 product")
+            }
+        }
+    }
+
     /// Jagged batches on structured offsets (`NumPyTests.jaggedOffsets`: one sequence of max_len
     /// and many short ones, empty sequences, given to the bundle as `--weights-dir DIR` holding
     /// `offsets.npy`), both architectures, every block order.

@@ -274,8 +274,8 @@ extension CudaTests {
             jobs.append(("rmsnorm_swiglu", "M=100,d=200,h=300", arch, Self.tf32Relative))
             jobs.append(("rmsnorm_swiglu", "M=17,d=40,h=24", arch, Self.tf32Relative))
             jobs.append(("transformer_layer", "S=100,H=2,dh=40,F=200", arch, 0x1p-5))
-            // The plan the GPU cost model chooses for RMSNorm+SwiGLU with TF32 on sm_90 at full size (16-row
-            // blocks, G on chip; ScheduleTests.testGPURowBlockChoice), at a size the emulator runs.
+            // RMSNorm+SwiGLU at 16-row blocks (G on chip: one fused kernel and its split's merge), at a size the
+            // emulator runs.
             jobs.append(("rmsnorm_swiglu", "M=40,d=1024,h=72 --block i=16", arch, Self.tf32Relative))
         }
         let all = jobs

@@ -220,8 +220,10 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(M.occupancy(instances: 1408, sms: 132, blocksPerSM: 3).waves, 4)
         XCTAssertEqual(M.occupancy(instances: 1408, sms: 132, blocksPerSM: 3).fill, 1408.0 / 1584, accuracy: 1e-12)
         XCTAssertEqual(M.occupancy(instances: 396, sms: 132, blocksPerSM: 3).fill, 1, accuracy: 1e-12)
-        // A 32x64 product (128 register tiles of 4x4) on 256 threads keeps half of them busy, a 64x64 one all.
-        for (rows, use) in [(32, 0.5), (64, 1.0)] {
+        // A 64x64 product (256 register tiles of 4x4) on 256 threads keeps all of them busy; a 32x64 one would keep
+        // half of them busy with 4x4 tiles, and takes 4x1 tiles (512): all busy, at 1/1.125 of sm_90's FMA rate
+        // (shared-memory loads, KernelSchedule.registerTileEfficiency).
+        for (rows, use) in [(32, 1 / 1.125), (64, 1.0)] {
             let program = try BlockParser.parse(
                 """
                 program p
@@ -238,7 +240,8 @@ final class ScheduleTests: XCTestCase {
                 }
                 """)
             let cost = try XCTUnwrap(GPUCostModel.estimate(program, target: .sm90))
-            XCTAssertEqual(cost.kernels.map(\.use), [use])
+            XCTAssertEqual(cost.kernels[0].use, use, accuracy: 1e-12)
+            XCTAssertEqual(cost.kernels.map(\.loadedBytes), [(rows * 64 + 64 * 64) * 4])
             XCTAssertEqual(cost.kernels.map(\.registers), [GPUCostModel.registersWithProduct])
             XCTAssertEqual(cost.kernels.map(\.dramBytes), [(2 * rows * 64 + 64 * 64) * 4])
         }
@@ -288,40 +291,54 @@ final class ScheduleTests: XCTestCase {
                 XCTAssertLessThanOrEqual(err, 1e-4 * scale, "\(name) \(target.name)")
             }
         }
-        // With the TF32 option on sm_90 (its 132 SMs to fill) the products' warp tiles keep every warp busy at 16
-        // rows too, and the model chooses 16-row blocks for RMSNorm+SwiGLU at its full size: one fused kernel (and its split's merge) with
-        // the hidden layer G on chip, where the 64-row plan stores G ([2048, 2816]) in global memory.
-        var tf32 = TargetDescription.sm90
-        tf32.tf32 = true
-        // The cores a GPU plan fills by default: the target's SMs (R15 splits the fused kernel's reduction for them).
-        let options = FusionOptions(target: tf32, cores: tf32.cores)
-        var fusedAt: [Int: Program] = [:]
-        let choice = try XCTUnwrap(
-            Fusion.fuseChoosingRowBlock(defaultRowBlock: 64, options: options) { rows in
-                guard let p = try? DifferentialTests.example("rmsnorm_swiglu", dims: [:], blocks: [("i", rows)])
-                else { return nil }
-                fusedAt[rows] = Fusion.fuse(p, options: options).program
-                return p
-            })
-        var best = 64
-        var bestCost = Double.infinity
-        for rows in [64, 32, 16] {
-            let cost = try XCTUnwrap(GPUCostModel.estimate(try XCTUnwrap(fusedAt[rows]), target: tf32)).seconds
-            if cost < (1 - Fusion.rowBlockMargin) * bestCost { (best, bestCost) = (rows, cost) }
-        }
-        XCTAssertEqual(choice.rowBlock, best, choice.notes.joined(separator: "\n"))
-        func storesHidden(_ p: Program) -> Bool {
-            var found = false
-            for k in p.kernels {
-                k.walk { inst in
-                    if case .store(_, let t, _) = inst.op, p[t].shape == [2048, 2816] { found = true }
-                }
+        // RMSNorm+SwiGLU at its full size on sm_90, with the TF32 option too (its 132 SMs to fill): at 16 rows the
+        // products keep every thread (4x1 tiles) or warp (tensor-core tiles) busy and the hidden layer G stays on
+        // chip, but each of the 128 row blocks re-reads all three weight matrices (35 MB) through L2: the fused
+        // kernel is bound by that traffic, above its compute time, and the 64-row plan, which stores G
+        // ([2048, 2816]) in global memory, stays the model's choice.
+        for tf32 in [false, true] {
+            var target = TargetDescription.sm90
+            target.tf32 = tf32
+            // The cores a GPU plan fills by default: the target's SMs (R15 splits the fused kernel's reduction for them).
+            let options = FusionOptions(target: target, cores: target.cores)
+            var fusedAt: [Int: Program] = [:]
+            let choice = try XCTUnwrap(
+                Fusion.fuseChoosingRowBlock(defaultRowBlock: 64, options: options) { rows in
+                    guard let p = try? DifferentialTests.example("rmsnorm_swiglu", dims: [:], blocks: [("i", rows)])
+                    else { return nil }
+                    fusedAt[rows] = Fusion.fuse(p, options: options).program
+                    return p
+                })
+            var best = 64
+            var bestCost = Double.infinity
+            for rows in [64, 32, 16] {
+                let cost = try XCTUnwrap(GPUCostModel.estimate(try XCTUnwrap(fusedAt[rows]), target: target)).seconds
+                if cost < (1 - Fusion.rowBlockMargin) * bestCost { (best, bestCost) = (rows, cost) }
             }
-            return found
+            XCTAssertEqual(choice.rowBlock, best, choice.notes.joined(separator: "\n"))
+            func storesHidden(_ p: Program) -> Bool {
+                var found = false
+                for k in p.kernels {
+                    k.walk { inst in
+                        if case .store(_, let t, _) = inst.op, p[t].shape == [2048, 2816] { found = true }
+                    }
+                }
+                return found
+            }
+            let at16 = try XCTUnwrap(fusedAt[16])
+            XCTAssertTrue(storesHidden(try XCTUnwrap(fusedAt[64])))
+            XCTAssertFalse(storesHidden(at16))
+            let cost16 = try XCTUnwrap(GPUCostModel.estimate(at16, target: target))
+            let fused16 = try XCTUnwrap(cost16.kernels.max { $0.seconds < $1.seconds })
+            let r = try XCTUnwrap(target.resources)
+            XCTAssertGreaterThan(fused16.use, 0.9, "\(tf32)")
+            XCTAssertGreaterThan(
+                Double(fused16.loadedBytes) / r.l2BytesPerSecond,
+                Double(fused16.flops) / (r.fp32FlopsPerSecond * fused16.fill * fused16.use), "\(tf32)")
+            XCTAssertGreaterThan(fused16.loadedBytes, 100 * 35 * 1024 * 1024, "the weights, re-read per row block")
+            XCTAssertEqual(choice.rowBlock, 64, choice.notes.joined(separator: "\n"))
+            XCTAssertTrue(storesHidden(choice.result.program))
         }
-        XCTAssertTrue(storesHidden(try XCTUnwrap(fusedAt[64])))
-        XCTAssertEqual(choice.rowBlock, 16, choice.notes.joined(separator: "\n"))
-        XCTAssertFalse(storesHidden(choice.result.program), choice.notes.joined(separator: "\n"))
         for (name, target) in [("rmsnorm_swiglu", TargetDescription.cpu), ("attention", .sm90)] {
             var tried: [Int] = []
             let choice = try XCTUnwrap(
@@ -366,8 +383,51 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(banks(rowStride: 64).count, 8)
     }
 
+    /// Register tiles of f32 products on a GPU: 4x4 wherever every thread gets one, 4x1 for narrower outputs (all
+    /// threads busy), by the use and shared-memory shares `registerTileEfficiency` computes.
+    func testRegisterTileChoice() throws {
+        typealias S = KernelSchedule
+        let (wide, narrow) = (S.RegisterTile(rows: 4, columns: 4), S.RegisterTile(rows: 4, columns: 1))
+        for target in [TargetDescription.sm80, .sm90] {
+            XCTAssertEqual(S.registerTile(m: 64, n: 64, threads: 256, target: target), wide)
+            XCTAssertEqual(S.registerTile(m: 128, n: 64, threads: 256, target: target), wide)
+            XCTAssertEqual(S.registerTile(m: 16, n: 64, threads: 256, target: target), narrow)
+            XCTAssertEqual(S.registerTile(m: 32, n: 64, threads: 256, target: target), narrow)
+            XCTAssertEqual(S.registerTile(m: 1, n: 64, threads: 256, target: target), narrow)
+        }
+        XCTAssertEqual(S.registerTile(m: 16, n: 64, threads: 256, target: .cpu), wide)
+        let r90 = try XCTUnwrap(TargetDescription.sm90.resources)
+        func efficiency(_ m: Int, _ n: Int, _ tile: S.RegisterTile, _ r: GPUResources) -> (Double, Double) {
+            let e = S.registerTileEfficiency(
+                m: m, n: n, threads: 256, tile: tile, fmaPerClock: r.fmaPerClock,
+                sharedBytesPerClock: r.sharedBytesPerClock)
+            return (e.use, e.sharedMemory)
+        }
+        // 64x64 in 4x4 tiles: 256 tiles; a warp reads 2 tile rows of A (32 bytes) and 16 tile columns of B (256
+        // bytes) per k for 512 FMAs: compute-bound.
+        XCTAssertEqual(efficiency(64, 64, wide, r90).0, 1)
+        XCTAssertEqual(efficiency(64, 64, wide, r90).1, 1)
+        // 16x64 in 4x4 tiles leaves three threads in four idle; in 4x1 tiles every thread works, and a warp's 144
+        // bytes per k (16 of A, 128 of B) for 128 FMAs take 1.125 clocks against sm_90's 1 clock of FMAs.
+        XCTAssertEqual(efficiency(16, 64, wide, r90).0, 0.25)
+        XCTAssertEqual(efficiency(16, 64, narrow, r90).0, 1)
+        XCTAssertEqual(efficiency(16, 64, narrow, r90).1, 1 / 1.125, accuracy: 1e-12)
+        // sm_80 issues 64 FMAs per clock per SM: the same loads keep up.
+        XCTAssertEqual(efficiency(16, 64, narrow, try XCTUnwrap(TargetDescription.sm80.resources)).1, 1)
+        // The schedule records the tile (CudaTests.testNarrowRegisterTilesOnTheEmulator runs it).
+        let program = try DifferentialTests.example(
+            "rmsnorm_swiglu", dims: ["M": 40, "d": 200, "h": 72], blocks: [("i", 16)])
+        let fused = Fusion.fuse(program, options: FusionOptions(target: .sm90, cores: CLI.pinnedCores)).program
+        let tiles = Scheduler.schedule(fused, target: .sm90).kernels.flatMap(\.dots).compactMap { d -> String? in
+            if case .registerTiled(let tile, _)? = d.gpu { return tile.description }
+            return nil
+        }
+        XCTAssertTrue(tiles.contains("4x1"), "\(tiles)")
+    }
+
     func testGPUProductChoice() throws {
         typealias S = KernelSchedule
+        let narrow = S.RegisterTile(rows: 4, columns: 1)
         XCTAssertEqual(
             S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 256, target: .sm90),
             .tensorCores(rows: 32, columns: 16))
@@ -381,19 +441,20 @@ final class ScheduleTests: XCTestCase {
             S.gpuProduct(precision: .bf16, m: 16, n: 8, threads: 256, target: .sm90), .tensorCores(rows: 16, columns: 8)
         )
         XCTAssertEqual(
-            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: .sm90), .registerTiled(fallback: nil))
+            S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: .sm90),
+            .registerTiled(tile: S.registerTiles[0], fallback: nil))
         var older = TargetDescription.sm80
         older.name = "sm_75"
         older.bf16TensorCores = false
         XCTAssertEqual(
             S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 256, target: older),
-            .registerTiled(fallback: "sm_75 has no bf16 tensor cores"))
+            .registerTiled(tile: S.registerTiles[0], fallback: "sm_75 has no bf16 tensor cores"))
         XCTAssertEqual(
             S.gpuProduct(precision: .bf16, m: 64, n: 64, threads: 200, target: .sm90),
-            .registerTiled(fallback: "200 threads are not whole warps"))
+            .registerTiled(tile: narrow, fallback: "200 threads are not whole warps"))
         XCTAssertEqual(
             S.gpuProduct(precision: .bf16, m: 1, n: 64, threads: 256, target: .sm90),
-            .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+            .registerTiled(tile: narrow, fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
         // The TF32 option: f32 dots on the tensor cores where a bf16 dot would be; bf16 dots unchanged.
         var tf32 = TargetDescription.sm80
         tf32.tf32 = true
@@ -408,11 +469,11 @@ final class ScheduleTests: XCTestCase {
             .tensorCores(rows: 32, columns: 16))
         XCTAssertEqual(
             S.gpuProduct(precision: .f32, m: 1, n: 64, threads: 256, target: tf32),
-            .registerTiled(fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
+            .registerTiled(tile: narrow, fallback: "its 1x64 output is under 8 along an axis (an mma computes 16x8)"))
         older.tf32 = true
         XCTAssertEqual(
             S.gpuProduct(precision: .f32, m: 64, n: 64, threads: 256, target: older),
-            .registerTiled(fallback: "sm_75 has no tf32 tensor cores"))
+            .registerTiled(tile: S.registerTiles[0], fallback: "sm_75 has no tf32 tensor cores"))
         for example in ["attention_bf16", "rmsnorm_swiglu_bf16"] {
             for target in [TargetDescription.sm80, .sm90] {
                 let program = try DifferentialTests.example(example, dims: [:], blocks: [])

@@ -56,7 +56,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_decode_attention_k0(c
             float *v18 = B1;
             blk_pack(64, 64, v16, 1, 128, B2, 68);
             __syncthreads();
-            blk_gemm(1, 64, 64, v14, 0, 1, B2, 68, v18, 64, 1);
+            blk_gemm_4x1(1, 64, 64, v14, 0, 1, B2, 68, v18, 64, 1);
             // yield %18
             {
             }
@@ -138,7 +138,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_decode_attention_k0(c
         // %34 = dot %33, %32: accumulated in place by its add
         // %35 = add %31, %34
         float *v35 = B0;
-        blk_gemm(1, 128, 64, v28, 0, 1, v32, 128, v35, 128, 1);
+        blk_gemm_4x1(1, 128, 64, v28, 0, 1, v32, 128, v35, 128, 1);
         // yield %22, %30, %35
         {
             const float t1_next = s22;

@@ -114,7 +114,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_layernorm_matmul_k0(c
         // %24 = broadcast %17 axis 0
         // %25 = dot %24, %19
         float *v25 = B8;
-        blk_gemm(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
+        blk_gemm_4x1(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
         __syncthreads();
         // %26 = reduce_sum %25 axis 0
         float *v26 = B9;
@@ -137,7 +137,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_layernorm_matmul_k0(c
         // %28 = broadcast %18 axis 0
         // %29 = dot %28, %19
         float *v29 = B9;
-        blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
+        blk_gemm_4x1(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
         __syncthreads();
         // %30 = reduce_sum %29 axis 0
         float *v30 = B7;

@@ -90,7 +90,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k0
         // %21 = dot %19, %20: accumulated in place by its add
         // %22 = add %14, %21
         float *v22 = B0;
-        blk_gemm(1, 64, 64, v18, 0, 1, v20, 2048, v22, 64, 1);
+        blk_gemm_4x1(1, 64, 64, v18, 0, 1, v20, 2048, v22, 64, 1);
         // yield %22
         {
         }
@@ -201,7 +201,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k1
         // %21 = dot %19, %20: accumulated in place by its add
         // %22 = add %14, %21
         float *v22 = B0;
-        blk_gemm(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1);
+        blk_gemm_4x1(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1);
         // yield %22
         {
         }
@@ -351,7 +351,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k3
         // %21 = dot %19, %20: accumulated in place by its add
         // %22 = add %14, %21
         float *v22 = B0;
-        blk_gemm(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1);
+        blk_gemm_4x1(1, 64, 64, v18, 0, 1, v20, 512, v22, 64, 1);
         // yield %22
         {
         }
@@ -477,7 +477,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k5
             float *v17 = B3;
             blk_pack(64, 64, v15, 1, 128, B4, 68);
             __syncthreads();
-            blk_gemm(4, 64, 64, v14, 128, 1, B4, 68, v17, 64, 1);
+            blk_gemm_4x1(4, 64, 64, v14, 128, 1, B4, 68, v17, 64, 1);
             // yield %17
             {
             }
@@ -575,7 +575,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k5
         // %33 = dot %29, %32: accumulated in place by its add
         // %34 = add %27, %33
         float *v34 = B2;
-        blk_gemm(4, 128, 64, v29, 64, 1, v32, 128, v34, 128, 1);
+        blk_gemm_4x1(4, 128, 64, v29, 64, 1, v32, 128, v34, 128, 1);
         // yield %20, %31, %34
         {
             for (long f_ = threadIdx.x; f_ < 4; f_ += blockDim.x) {
@@ -785,7 +785,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k7
         // %7 = dot %5, %6: accumulated in place by its add
         // %8 = add %3, %7
         float *v8 = B0;
-        blk_gemm(1, 64, 64, v4, 0, 1, v6, 2048, v8, 64, 1);
+        blk_gemm_4x1(1, 64, 64, v4, 0, 1, v6, 2048, v8, 64, 1);
         // yield %8
         {
         }
@@ -918,13 +918,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_llama_layer_decode_k8
             // %26 = dot %24, %25: accumulated in place by its add
             // %27 = add %18, %26
             float *v27 = B1;
-            blk_gemm(1, 64, 64, v23, 0, 1, v25, 5632, v27, 64, 1);
+            blk_gemm_4x1(1, 64, 64, v23, 0, 1, v25, 5632, v27, 64, 1);
             // %28 = load W3[k3 * 64 +: 64, k2 * 64 +: 64]
             const float *v28 = blk_g_W3 + k3 * 64 * 5632 + k2 * 64;
             // %29 = dot %24, %28: accumulated in place by its add
             // %30 = add %19, %29
             float *v30 = B2;
-            blk_gemm(1, 64, 64, v23, 0, 1, v28, 5632, v30, 64, 1);
+            blk_gemm_4x1(1, 64, 64, v23, 0, 1, v28, 5632, v30, 64, 1);
             // yield %27, %30
             {
             }
