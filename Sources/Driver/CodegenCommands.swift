@@ -262,6 +262,8 @@ extension Command {
             on 1 thread and on OMP_NUM_THREADS threads (default: every processor). Prints the CPU
             model and one line per thread count with the best and median of N reps (default 20, at
             most 64) of 0.1 s: 'peak_fma isa=… threads=… accumulators=… max … median … GFLOP/s (N reps)'.
+            Where the compiler's target has AVX512_BF16 it then measures the bf16 dot peak the same
+            way (vdpbf16ps chains, 64 FLOPs each): 'peak_dpbf16 isa=avx512_zmm_dpbf16 threads=… …'.
             """,
         options: [.output, .reps]
     ) { options, console throws(DriverError) in
