@@ -313,23 +313,53 @@ extension FusionRule {
         let bounded = (m.loop.lower.variables + m.loop.upper.variables).allSatisfy { named.contains($0) }
         let lowest = bounded ? m.loop.lower : .constant(0)
         let highest = bounded ? m.loop.upper : .constant(m.trips)
-        var summaryKernels: [Kernel] = []
+        // One kernel: one instance per row of blocks, one pass over the blocks the loop can read,
+        // from the last to the first. Where the condition is not the mask's own element, each
+        // iteration first recomputes the condition's block as the consumer computes it (what it
+        // computes before the loop, before this loop too), reduces it to one element (is any
+        // element true? is every one?) and stores the bits; then, from that any bit (the
+        // mask's element where it is the bit), it stores block k's link (the next kept block,
+        // carried from the iteration before: block k + 1) and carries the first kept block, the
+        // end of the last and the number kept. The bits never make a round trip through global
+        // memory within the kernel. A row with no kept block gets the empty range K ..< 0. The
+        // links are followed where the kept blocks fill at most half the range (a measured
+        // density of 1/2 or less: the guard would skip at least as many).
+        var b: BodyBuilder
         if m.element == nil {
-            // The bits: one instance per row of blocks, one iteration per block the loop can
-            // read: the condition's block, recomputed as the consumer computes it (what it
-            // computes before the loop, before this loop too), reduced to one element (is any
-            // element true? is every one?).
             let ids = (m.prelude + m.slice).flatMap(\.results).map(\.id.number)
-            var b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
+            b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
             b.instructions = m.prelude
-            let zero = b.emit(.fill(0), scalar)
-            guard let blockType = m.slice.last?.results.first?.type else {
-                preconditionFailure("an empty condition slice")
-            }
-            _ = b.loop(m.loop.variable, from: lowest, to: highest, carrying: [], types: []) { b, _ in
-                b.instructions += m.slice
+        } else {
+            b = BodyBuilder()
+        }
+        let trips = Float(m.trips)
+        let none = b.emit(.fill(trips), scalar)
+        let zero = b.emit(.fill(0), scalar)
+        let one = b.emit(.fill(1), scalar)
+        let counter = m.loop.variable
+        // Block (lowest + highest − 1 − counter): the loop's range from its last block down.
+        let backwards = IndexExpr.add(
+            .add(lowest, highest), .add(.constant(-1), .mul(.variable(counter), -1))
+        ).simplified()
+        let here = [counter: backwards]
+        let at = (rows + [backwards]).map { AxisAccess.point($0.simplified()) }
+        let ends = b.loop(
+            counter, from: lowest, to: highest, carrying: [none, none, zero, zero],
+            types: [scalar, scalar, scalar, scalar]
+        ) { b, carried in
+            let any: ValueID
+            if let bit = m.element {
+                any = b.emit(
+                    .load(bit.tensor, bit.indices.map { .point($0.substituting(here).simplified()) }), scalar)
+            } else {
+                // The bits of block (lowest + highest − 1 − counter): the slice at that block.
+                let slice = m.slice.substitutingIndices(here)
+                guard let blockType = slice.last?.results.first?.type else {
+                    preconditionFailure("an empty condition slice")
+                }
+                b.instructions += slice
                 var truth = m.condition
-                if !producesTruth(m.slice.last!.op, program) {
+                if !producesTruth(slice.last!.op, program) {
                     // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
                     truth = b.emit(.binary(.ne, truth, zero), blockType)
                 }
@@ -345,43 +375,14 @@ extension FusionRule {
                     }
                     return block
                 }
-                let any = anyOf(truth, &b)
-                b.emit(.store(any, summary, indices.map { .point($0) }))
+                any = anyOf(truth, &b)
+                b.emit(.store(any, summary, at))
                 if let f = loop.full {
                     let anyFalse = anyOf(b.emit(.binary(.eq, truth, zero), blockType), &b)
                     let all = b.emit(.binary(.eq, anyFalse, zero), scalar)
-                    b.emit(.store(all, f.element.tensor, indices.map { .point($0) }))
+                    b.emit(.store(all, f.element.tensor, at))
                 }
-                return []
             }
-            summaryKernels.append(
-                Kernel(name: kernelName(name!), grid: m.variables, body: b.instructions).renumbered())
-        }
-        // The range and the links, from the any bits (the mask's own elements where they are the
-        // bits): one pass over the blocks from the last to the first, carrying the next kept
-        // block (stored as block k's link before block k is looked at), the first kept block,
-        // the end of the last and the number kept. A row with no kept block gets the empty
-        // range K ..< 0. The links are followed where the kept blocks fill at most half the
-        // range (a measured density of 1/2 or less: the guard would skip at least as many).
-        var b = BodyBuilder()
-        let trips = Float(m.trips)
-        let none = b.emit(.fill(trips), scalar)
-        let zero = b.emit(.fill(0), scalar)
-        let one = b.emit(.fill(1), scalar)
-        let counter = m.loop.variable
-        // Block (lowest + highest − 1 − counter): the loop's range from its last block down.
-        let backwards = IndexExpr.add(
-            .add(lowest, highest), .add(.constant(-1), .mul(.variable(counter), -1))
-        ).simplified()
-        let here = [counter: backwards]
-        let ends = b.loop(
-            counter, from: lowest, to: highest, carrying: [none, none, zero, zero],
-            types: [scalar, scalar, scalar, scalar]
-        ) { b, carried in
-            let bit = m.element ?? LoopCondition(tensor: summary, indices: indices)
-            let any = b.emit(
-                .load(bit.tensor, bit.indices.map { .point($0.substituting(here).simplified()) }), scalar)
-            let at = (rows + [backwards]).map { AxisAccess.point($0.simplified()) }
             b.emit(.store(carried[0], next, at))
             let k = b.emit(.index(backwards, axis: nil), scalar)
             let after = b.emit(.index(IndexExpr.add(backwards, .constant(1)).simplified(), axis: nil), scalar)
@@ -396,12 +397,12 @@ extension FusionRule {
         b.emit(.store(ends[1], range, (rows + [.constant(0)]).map { .point($0) }))
         b.emit(.store(ends[2], range, (rows + [.constant(1)]).map { .point($0) }))
         b.emit(.store(follow, range, (rows + [.constant(2)]).map { .point($0) }))
-        let linksKernel = kernelName(rangeName)
-        summaryKernels.append(Kernel(name: linksKernel, grid: m.variables, body: b.instructions).renumbered())
+        let linksKernel = kernelName(m.element == nil ? base + "_summary" : rangeName)
+        let summaryKernel = Kernel(name: linksKernel, grid: m.variables, body: b.instructions).renumbered()
         var guarded = consumer
         guarded.body[m.position].op = .loop(loop)
         out.kernels[kernelIndex] = guarded
-        out.kernels.insert(contentsOf: summaryKernels, at: kernelIndex)
+        out.kernels.insert(summaryKernel, at: kernelIndex)
         let links =
             "; where a row's kept blocks fill at most half its range, it follows their compacted list "
             + "(\(nextName), links to the next kept block) instead, chosen per row at run time by \(linksKernel)"
@@ -423,11 +424,11 @@ extension FusionRule {
                 "loop \(m.loop.variable) now runs from the first to the last block of its row whose \(what) is "
                 + "not all false, skips the others"
                 + (allName == nil ? " " : ", and runs without the element test where it is all true ")
-                + "(summary \(([name!] + (allName.map { [$0] } ?? [])).joined(separator: ", ")) computed by "
-                + "\(summaryKernels[0].name)"
+                + "(summary \(([name!] + (allName.map { [$0] } ?? []) + [rangeName, nextName]).joined(separator: ", ")) "
+                + "computed by \(linksKernel) in one pass over each row's blocks from the last to the first"
                 + (bounded && (m.loop.lower != .constant(0) || m.loop.upper != .constant(m.trips))
-                    ? " over the loop's own bounds" : "")
-                + ", \(rangeName) by \(linksKernel))" + links
+                    ? ", over the loop's own bounds" : "")
+                + ")" + links
         )
     }
 
