@@ -66,7 +66,7 @@ final class BlockMaskTests: XCTestCase {
                 let what = "bs \(bs), \(label)"
                 let result = try DifferentialTests.checkEveryStep(
                     program, seed: 3, label: what, given: ["B": b])
-                // The range-and-links kernel over B, then the attention kernel: no bits computed.
+                // The summary kernel (range and links) over B, then the attention kernel: no bits computed.
                 XCTAssertEqual(result.program.kernels.count, 2, what)
                 let found = try XCTUnwrap(DataMaskTests.fullLoops(result.program).first, what)
                 let guardTensor = result.program[try XCTUnwrap(found.loop.condition).tensor]
@@ -94,7 +94,7 @@ final class BlockMaskTests: XCTestCase {
     }
 
     /// A block mask per head (`B: bool[BH, N/bs, N/bs]`, heads with different patterns): the
-    /// range-and-links kernel runs per (head, row block), and the fused program matches the
+    /// summary kernel (range and links) runs per (head, row block), and the fused program matches the
     /// unfused one after every step.
     func testPerHeadBlockMask() throws {
         let path = CLI.packageRoot + "/Examples/attention_block_mask_blocks.graph"

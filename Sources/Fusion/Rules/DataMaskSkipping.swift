@@ -24,15 +24,11 @@ extension FusionRule {
     /// tensor M_all: bool[16,16] @global temp
     /// tensor M_range: i32[16,3] @global temp
     /// tensor M_next: i32[16,16] @global temp
-    /// kernel kc_M_any grid(i < 16) {
-    ///   for k in 0 ..< 16 {
-    ///     %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %any = reduce_max (reduce_max %0)
-    ///     store %any -> M_any[i, k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, k]
-    ///   }
-    /// }
-    /// kernel kc_M_range grid(i < 16) {
+    /// kernel kc_M_summary grid(i < 16) {
     ///   %n, %f, %l, %c = for k in 0 ..< 16 iter(%n0 = 16, %f0 = 16, %l0 = 0, %c0 = 0) {   // block 15 - k
-    ///     %any = load M_any[i, 15 - k]; store %n0 -> M_next[i, 15 - k]
+    ///     %0 = load M[0, i * 64 +: 64, (15 - k) * 64 +: 64]; %any = reduce_max (reduce_max %0)
+    ///     store %any -> M_any[i, 15 - k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, 15 - k]
+    ///     store %n0 -> M_next[i, 15 - k]
     ///     yield %any ? 15 - k : %n0, min(%f0, %any ? 15 - k : 16), max(%l0, %any ? 16 - k : 0), %c0 + %any
     ///   }
     ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]; store 2 * %c <= %l - %f -> M_range[i, 2]
@@ -42,16 +38,19 @@ extension FusionRule {
     ///       if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
     /// }
     /// ```
-    /// The bits kernel's loop (and the range kernel's) runs over the consumer loop's own bounds
-    /// when they name only the summary's grid variables (R9's band of a sliding window or of
+    /// One summary kernel, one pass over each row's blocks from the last to the first: the any
+    /// bit the iteration computes is the one it carries into the range and the links (no round
+    /// trip through global memory). Its loop runs over the consumer loop's own bounds when they
+    /// name only the summary's grid variables (R9's band of a sliding window or of
     /// `same_segment`'s `max_len`), else over `0 ..< max hi`; the bits it does not write are
     /// never read.
     ///
     /// Where `c` is one element of a `bool` tensor broadcast over the block (a block mask read
     /// at the block's point, `uniformElement`), that element is the any and the all bit: the
-    /// guard and the full element read it, there is no bits kernel, and the range kernel reads it.
+    /// guard and the full element read it, no bits are computed, and the summary's pass reads
+    /// the element instead (`kc_B_range`).
     ///
-    /// Exact: the bits kernel runs the slice at the same grid point and `k` on the same inputs,
+    /// Exact: the summary runs the slice at the same grid point and block on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
     /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
@@ -64,7 +63,7 @@ extension FusionRule {
     /// extent of its other operands (`Loop.bodyWhereTrue`); the all bit is only recorded when
     /// some select on `c` has a block operand and the condition's block is proved to cover the
     /// selects' operands at every iteration (`conditionCoversOperands`). A mask broadcast over
-    /// heads is read once per (row block, key block), never the scores. The rule adds kernels,
+    /// heads is read once per (row block, key block), never the scores. The rule adds a kernel,
     /// so the driver runs it after every other rule is stable (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
         id: "R16", name: "data-mask-skipping",
