@@ -246,6 +246,51 @@ extension CudaTests {
         }
     }
 
+    /// Examples/attention_block_mask.graph at an odd shape (N = 300: five 64-row blocks, the last
+    /// partial) on a structured element mask, given to the bundle as `--weights-dir DIR` holding
+    /// `M.npy`: row block 0 keeps part of one key block, row block 1 every key, row block 2 none
+    /// (NaN rows, every stage), row block 3 random key blocks with the diagonal, row block 4 a
+    /// band. R16's one summary kernel computes the bits, ranges and links that the attention
+    /// kernel reads; both architectures, every block order.
+    func testStructuredElementMaskRunsOnTheEmulator() throws {
+        let compiler = try Self.hostCompiler()
+        let root = CLI.temporaryDirectory("cuda-emulator-element-mask")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let n = 300
+        var generator = SplitMix64(seed: 99)
+        let kept = (0..<5).map { _ in generator.next() % 2 == 0 }
+        var data: [Float] = []
+        for i in 0..<n {
+            for j in 0..<n {
+                let keep: Bool
+                switch i / 64 {
+                case 0: keep = j / 64 == 2 && (i + j) % 3 != 0
+                case 1: keep = true
+                case 2: keep = false
+                case 3: keep = i == j || kept[j / 64]
+                default: keep = abs(i - j) < 30
+                }
+                data.append(keep ? 1 : 0)
+            }
+        }
+        let weights = root + "/mask"
+        try FileManager.default.createDirectory(atPath: weights, withIntermediateDirectories: true)
+        try NPY.writeFile(NDArray(shape: [1, n, n], data: data, elementType: .bool), to: weights + "/M.npy")
+        for arch in [80, 90] {
+            let args = [
+                Examples.path("attention_block_mask"), "--dim", "BH=2,N=\(n),d=40", "--weights-dir", weights,
+            ]
+            let problems = Self.emulate(args, arch: arch, dir: "\(root)/sm\(arch)", compiler: compiler)
+            XCTAssertEqual(problems, [], "sm_\(arch)")
+            // The reference took the given mask: exactly the rows of row block 2 are NaN.
+            let expected = try NPY.readFile("\(root)/sm\(arch)/expected/O.npy")
+            for row in 0..<(2 * n) {
+                let values = expected.data[row * 40..<(row + 1) * 40]
+                XCTAssertEqual(values.allSatisfy(\.isNaN), (128..<192).contains(row % n), "sm_\(arch), row \(row)")
+            }
+        }
+    }
+
     /// A block mask computed in the program (0, the diagonal and the last block kept: every row
     /// keeps at most 3 blocks of a range of all of them, so every row follows the links): 64-blocks
     /// of the mask at the GPU's 64-blocks (B read directly), and 40-blocks (not aligned: B's

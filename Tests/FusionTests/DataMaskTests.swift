@@ -24,7 +24,9 @@ final class DataMaskTests: XCTestCase {
     }
 
     /// Banded, block-diagonal (documents of 25, crossing the 16-blocks), random 16×16 blocks
-    /// with the diagonal kept, and causal: every row keeps at least one key.
+    /// with the diagonal kept, causal, and the edge rows: row block 0 keeps one key block (3,
+    /// partly), row block 1 every key, row block 2 none (its rows are NaN in every stage: the
+    /// summary's empty range `K ..< 0`), the rest a band.
     static let masks: [(String, NDArray)] = {
         var generator = SplitMix64(seed: 7)
         let kept = (0..<36).map { _ in generator.next() % 3 == 0 }
@@ -33,6 +35,17 @@ final class DataMaskTests: XCTestCase {
             ("block-diagonal", mask { i, j in i / 25 == j / 25 }),
             ("random blocks", mask { i, j in i == j || kept[(i / 16) * 6 + j / 16] }),
             ("causal", mask { i, j in i >= j }),
+            (
+                "one kept block, an all-kept row, an empty row",
+                mask { i, j in
+                    switch i / 16 {
+                    case 0: return j / 16 == 3 && (i + j) % 3 != 0
+                    case 1: return true
+                    case 2: return false
+                    default: return abs(i - j) < 12
+                    }
+                }
+            ),
         ]
     }()
 
@@ -41,8 +54,8 @@ final class DataMaskTests: XCTestCase {
         for (label, m) in Self.masks {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 4, label: "attention_block_mask, \(label) mask", given: ["M": m])
-            // The bits kernel, the range-and-links kernel, the attention kernel.
-            XCTAssertEqual(result.program.kernels.count, 3, label)
+            // The summary kernel (bits, range and links in one pass), the attention kernel.
+            XCTAssertEqual(result.program.kernels.count, 2, label)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(label): R16 did not apply")
             var guarded = 0
             for kernel in result.program.kernels {
@@ -71,11 +84,69 @@ final class DataMaskTests: XCTestCase {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 6, label: "attention_packed, offsets \(offsets)", given: given)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(offsets): R16 did not apply")
-            // The documents' kernel, the block summary, the range and links, the attention kernel;
-            // no N×N tensor.
-            XCTAssertEqual(result.program.kernels.count, 4, "\(offsets)")
+            // The documents' kernel, the block summary (bits, range and links), the attention
+            // kernel; no N×N tensor.
+            XCTAssertEqual(result.program.kernels.count, 3, "\(offsets)")
             let temps = result.program.tensors.filter { $0.role == .temp && $0.viewOf == nil }
             XCTAssertTrue(temps.allSatisfy { $0.elementCount <= Self.n }, "\(temps.map(\.shape))")
+        }
+    }
+
+    /// Each data-mask example — an element mask (the edge rows: one kept block, an all-kept row,
+    /// an empty row; and random blocks), packed documents (an empty one), a jagged batch (empty
+    /// sequences at the start, inside and at the end) — fuses to ONE summary kernel, which alone
+    /// stores the any bits, the all bits, the ranges and the links (one pass over each row's
+    /// blocks), and one attention kernel whose key loop reads them; the offsets' examples have the
+    /// kernel of each position's segment before them (not R16's). No Nq × Nk tensor reaches global
+    /// memory (every global temporary holds at most max(N, blocks²) elements), and the
+    /// interpreter matches the unfused program after every step (`1e-4·max(1, max|ref|)`, NaN
+    /// only where the reference is NaN: the empty row).
+    func testEachExampleFusesToOneSummaryAndOneAttentionKernel() throws {
+        let element = try DifferentialTests.example("attention_block_mask", dims: Self.dims, blocks: Self.blocks)
+        let packed = try DifferentialTests.example(
+            "attention_packed", dims: ["BH": 2, "N": Self.n, "d": 16, "D": 4], blocks: Self.blocks)
+        let jagged = [0, 0, 40, 40, 100, 150, 150]
+        let cases: [(label: String, program: Program, given: [String: NDArray], rows: Int, kernels: Int)] = [
+            ("attention_block_mask, edge rows", element, ["M": Self.masks[4].1], Self.n, 2),
+            ("attention_block_mask, random blocks", element, ["M": Self.masks[2].1], Self.n, 2),
+            (
+                "attention_packed", packed,
+                ["offsets": NDArray(shape: [5], data: [0, 3, 45, 45, 90], elementType: .i32)], Self.n, 3
+            ),
+            (
+                "attention_jagged", try JaggedTests.program(segments: jagged.count - 1),
+                ["offsets": JaggedTests.offsets(jagged)], JaggedTests.t, 3
+            ),
+        ]
+        for c in cases {
+            let result = try DifferentialTests.checkEveryStep(c.program, seed: 8, label: c.label, given: c.given)
+            let fused = result.program
+            XCTAssertEqual(fused.kernels.count, c.kernels, c.label)
+            // The guarded loops and the summary tensors they read.
+            var guarded: [String] = []
+            var read: [TensorID] = []
+            for kernel in fused.kernels {
+                kernel.walk { inst in
+                    guard case .loop(let loop) = inst.op, let any = loop.condition else { return }
+                    guarded.append(kernel.name)
+                    read += [any.tensor, loop.full?.element.tensor, loop.bounds?.lower.tensor, loop.links?.next.tensor]
+                        .compactMap { $0 }
+                }
+            }
+            XCTAssertEqual(guarded, fused.kernels.last.map { [$0.name] }, "\(c.label): one guarded attention kernel")
+            let summary = Set(read)
+            XCTAssertEqual(
+                Set(summary.map { fused[$0].name.split(separator: "_").last.map(String.init) ?? "" }),
+                ["any", "all", "range", "next"], c.label)
+            let writers = fused.kernels.filter { !$0.body.storedTensors.isDisjoint(with: summary) }
+            XCTAssertEqual(writers.map(\.name), [fused.kernels[fused.kernels.count - 2].name], c.label)
+            XCTAssertEqual(
+                writers.first?.body.storedTensors, summary, "\(c.label): one kernel stores the whole summary")
+            let blocks = (c.rows + 15) / 16
+            for t in fused.tensors where t.role == .temp && t.viewOf == nil {
+                XCTAssertLessThanOrEqual(
+                    t.elementCount, max(c.rows, blocks * blocks), "\(c.label): \(t.name) \(t.shape)")
+            }
         }
     }
 
@@ -225,8 +296,8 @@ final class DataMaskTests: XCTestCase {
             let fused = Fusion.fuse(
                 program, options: FusionOptions(onlyRule: "data-mask-skipping", cores: CLI.pinnedCores)
             ).program
-            XCTAssertEqual(fused.kernels.count, 3, "\(columns): R16 did not apply")
-            let loops = fused.kernels[2].body.compactMap { inst -> Loop? in
+            XCTAssertEqual(fused.kernels.count, 2, "\(columns): R16 did not apply")
+            let loops = fused.kernels[1].body.compactMap { inst -> Loop? in
                 if case .loop(let loop) = inst.op { return loop }
                 return nil
             }
@@ -243,8 +314,8 @@ final class DataMaskTests: XCTestCase {
             XCTAssertNil(loops.first?.full, "a mask narrower than X must not get the all bit")
             // The all bit forced onto the same loop (the any bit stands in: all true here) changes Y.
             var forced = fused
-            guard case .loop(var loop) = forced.kernels[2].body[2].op, let c = loop.condition else {
-                return XCTFail("the guarded loop is not where expected: \(forced.kernels[2].body.map(\.op))")
+            guard case .loop(var loop) = forced.kernels[1].body[2].op, let c = loop.condition else {
+                return XCTFail("the guarded loop is not where expected: \(forced.kernels[1].body.map(\.op))")
             }
             guard
                 case .select(let condition, _, _)? = loop.body.first(where: {
@@ -252,7 +323,7 @@ final class DataMaskTests: XCTestCase {
                 })?.op
             else { return XCTFail("no select in the loop") }
             loop.full = LoopFullBlocks(element: c, trueValues: [condition])
-            forced.kernels[2].body[2].op = .loop(loop)
+            forced.kernels[1].body[2].op = .loop(loop)
             XCTAssertEqual(
                 try BlockInterpreter.run(forced, inputs: inputs)["Y"]!.data,
                 Array(repeating: Float(48 * 47 / 2), count: 4), "the forced all bit reads the 8 columns M lacks")

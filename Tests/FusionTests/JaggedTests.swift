@@ -81,7 +81,8 @@ final class JaggedTests: XCTestCase {
             let result = try DifferentialTests.checkEveryStep(
                 program, seed: 11, label: "attention_jagged, \(label)", given: given)
             XCTAssertTrue(result.trace.contains { $0.ruleID == "R16" }, "\(label): R16 did not apply")
-            XCTAssertEqual(result.program.kernels.count, 4, "\(label): segments, bits, range and links, attention")
+            XCTAssertEqual(
+                result.program.kernels.count, 3, "\(label): segments, summary (bits, range and links), attention")
             let temps = result.program.tensors.filter { $0.role == .temp && $0.viewOf == nil }
             let blockCount = (Self.t + 15) / 16
             XCTAssertTrue(
@@ -100,7 +101,7 @@ final class JaggedTests: XCTestCase {
 
     /// `max_len` is the band `|i − j| < max_len`: R9 bounds the attention kernel's key loop by it
     /// (a trip count that depends on max_len and the blocks, not on T), and R16's summary loop
-    /// runs over the same bounds (its bits kernel and its range-and-links kernel); the offsets input carries the bound for the run-time check.
+    /// runs over the same bounds (one loop computing the bits, the range and the links); the offsets input carries the bound for the run-time check.
     func testMaxLenBoundsTheKeyLoops() throws {
         let t = 1000
         let program = try Self.program(segments: 16, t: t, maxLength: 100)
@@ -112,8 +113,7 @@ final class JaggedTests: XCTestCase {
         for kernel in fused.kernels {
             for inst in kernel.body { if case .loop(let loop) = inst.op { loops.append((kernel, loop)) } }
         }
-        XCTAssertEqual(
-            loops.count, 3, "the bits kernel's loop, the range-and-links kernel's and the attention kernel's")
+        XCTAssertEqual(loops.count, 2, "the summary kernel's loop (bits, range and links) and the attention kernel's")
         for (kernel, loop) in loops {
             var ranges: [IndexVar: IndexRange] = [:]
             for axis in kernel.grid { ranges[axis.variable] = IndexRange(lower: 0, upper: axis.extent - 1) }

@@ -24,15 +24,11 @@ extension FusionRule {
     /// tensor M_all: bool[16,16] @global temp
     /// tensor M_range: i32[16,3] @global temp
     /// tensor M_next: i32[16,16] @global temp
-    /// kernel kc_M_any grid(i < 16) {
-    ///   for k in 0 ..< 16 {
-    ///     %0 = load M[0, i * 64 +: 64, k * 64 +: 64]; %any = reduce_max (reduce_max %0)
-    ///     store %any -> M_any[i, k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, k]
-    ///   }
-    /// }
-    /// kernel kc_M_range grid(i < 16) {
+    /// kernel kc_M_summary grid(i < 16) {
     ///   %n, %f, %l, %c = for k in 0 ..< 16 iter(%n0 = 16, %f0 = 16, %l0 = 0, %c0 = 0) {   // block 15 - k
-    ///     %any = load M_any[i, 15 - k]; store %n0 -> M_next[i, 15 - k]
+    ///     %0 = load M[0, i * 64 +: 64, (15 - k) * 64 +: 64]; %any = reduce_max (reduce_max %0)
+    ///     store %any -> M_any[i, 15 - k]; store not(reduce_max(reduce_max(%0 == 0))) -> M_all[i, 15 - k]
+    ///     store %n0 -> M_next[i, 15 - k]
     ///     yield %any ? 15 - k : %n0, min(%f0, %any ? 15 - k : 16), max(%l0, %any ? 16 - k : 0), %c0 + %any
     ///   }
     ///   store %f -> M_range[i, 0]; store %l -> M_range[i, 1]; store 2 * %c <= %l - %f -> M_range[i, 2]
@@ -42,16 +38,19 @@ extension FusionRule {
     ///       if M_any[i, k] full M_all[i, k] true(%c) iter(…) { … }
     /// }
     /// ```
-    /// The bits kernel's loop (and the range kernel's) runs over the consumer loop's own bounds
-    /// when they name only the summary's grid variables (R9's band of a sliding window or of
+    /// One summary kernel, one pass over each row's blocks from the last to the first: the any
+    /// bit the iteration computes is the one it carries into the range and the links (no round
+    /// trip through global memory). Its loop runs over the consumer loop's own bounds when they
+    /// name only the summary's grid variables (R9's band of a sliding window or of
     /// `same_segment`'s `max_len`), else over `0 ..< max hi`; the bits it does not write are
     /// never read.
     ///
     /// Where `c` is one element of a `bool` tensor broadcast over the block (a block mask read
     /// at the block's point, `uniformElement`), that element is the any and the all bit: the
-    /// guard and the full element read it, there is no bits kernel, and the range kernel reads it.
+    /// guard and the full element read it, no bits are computed, and the summary's pass reads
+    /// the element instead (`kc_B_range`).
     ///
-    /// Exact: the bits kernel runs the slice at the same grid point and `k` on the same inputs,
+    /// Exact: the summary runs the slice at the same grid point and block on the same inputs,
     /// so `M_any[i, k]` is 0 exactly when the iteration's `c` is 0 at every valid element
     /// (`reduce_max` ignores elements past the extent, as the select does; a condition that is
     /// not already 0 or 1 is compared with 0 first), and such an iteration changes no carried
@@ -64,7 +63,7 @@ extension FusionRule {
     /// extent of its other operands (`Loop.bodyWhereTrue`); the all bit is only recorded when
     /// some select on `c` has a block operand and the condition's block is proved to cover the
     /// selects' operands at every iteration (`conditionCoversOperands`). A mask broadcast over
-    /// heads is read once per (row block, key block), never the scores. The rule adds kernels,
+    /// heads is read once per (row block, key block), never the scores. The rule adds a kernel,
     /// so the driver runs it after every other rule is stable (Docs/Fusion.md).
     public static let dataMaskSkipping = FusionRule(
         id: "R16", name: "data-mask-skipping",
@@ -313,23 +312,53 @@ extension FusionRule {
         let bounded = (m.loop.lower.variables + m.loop.upper.variables).allSatisfy { named.contains($0) }
         let lowest = bounded ? m.loop.lower : .constant(0)
         let highest = bounded ? m.loop.upper : .constant(m.trips)
-        var summaryKernels: [Kernel] = []
+        // One kernel: one instance per row of blocks, one pass over the blocks the loop can read,
+        // from the last to the first. Where the condition is not the mask's own element, each
+        // iteration first recomputes the condition's block as the consumer computes it (what it
+        // computes before the loop, before this loop too), reduces it to one element (is any
+        // element true? is every one?) and stores the bits; then, from that any bit (the
+        // mask's element where it is the bit), it stores block k's link (the next kept block,
+        // carried from the iteration before: block k + 1) and carries the first kept block, the
+        // end of the last and the number kept. The bits never make a round trip through global
+        // memory within the kernel. A row with no kept block gets the empty range K ..< 0. The
+        // links are followed where the kept blocks fill at most half the range (a measured
+        // density of 1/2 or less: the guard would skip at least as many).
+        var b: BodyBuilder
         if m.element == nil {
-            // The bits: one instance per row of blocks, one iteration per block the loop can
-            // read: the condition's block, recomputed as the consumer computes it (what it
-            // computes before the loop, before this loop too), reduced to one element (is any
-            // element true? is every one?).
             let ids = (m.prelude + m.slice).flatMap(\.results).map(\.id.number)
-            var b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
+            b = BodyBuilder(firstNumber: (ids.max() ?? 0) + 1)
             b.instructions = m.prelude
-            let zero = b.emit(.fill(0), scalar)
-            guard let blockType = m.slice.last?.results.first?.type else {
-                preconditionFailure("an empty condition slice")
-            }
-            _ = b.loop(m.loop.variable, from: lowest, to: highest, carrying: [], types: []) { b, _ in
-                b.instructions += m.slice
+        } else {
+            b = BodyBuilder()
+        }
+        let trips = Float(m.trips)
+        let none = b.emit(.fill(trips), scalar)
+        let zero = b.emit(.fill(0), scalar)
+        let one = b.emit(.fill(1), scalar)
+        let counter = m.loop.variable
+        // Block (lowest + highest − 1 − counter): the loop's range from its last block down.
+        let backwards = IndexExpr.add(
+            .add(lowest, highest), .add(.constant(-1), .mul(.variable(counter), -1))
+        ).simplified()
+        let here = [counter: backwards]
+        let at = (rows + [backwards]).map { AxisAccess.point($0.simplified()) }
+        let ends = b.loop(
+            counter, from: lowest, to: highest, carrying: [none, none, zero, zero],
+            types: [scalar, scalar, scalar, scalar]
+        ) { b, carried in
+            let any: ValueID
+            if let bit = m.element {
+                any = b.emit(
+                    .load(bit.tensor, bit.indices.map { .point($0.substituting(here).simplified()) }), scalar)
+            } else {
+                // The bits of block (lowest + highest − 1 − counter): the slice at that block.
+                let slice = m.slice.substitutingIndices(here)
+                guard let blockType = slice.last?.results.first?.type else {
+                    preconditionFailure("an empty condition slice")
+                }
+                b.instructions += slice
                 var truth = m.condition
-                if !producesTruth(m.slice.last!.op, program) {
+                if !producesTruth(slice.last!.op, program) {
                     // A condition is true where it is non-zero (NaN included): make it 0 or 1 first.
                     truth = b.emit(.binary(.ne, truth, zero), blockType)
                 }
@@ -345,43 +374,14 @@ extension FusionRule {
                     }
                     return block
                 }
-                let any = anyOf(truth, &b)
-                b.emit(.store(any, summary, indices.map { .point($0) }))
+                any = anyOf(truth, &b)
+                b.emit(.store(any, summary, at))
                 if let f = loop.full {
                     let anyFalse = anyOf(b.emit(.binary(.eq, truth, zero), blockType), &b)
                     let all = b.emit(.binary(.eq, anyFalse, zero), scalar)
-                    b.emit(.store(all, f.element.tensor, indices.map { .point($0) }))
+                    b.emit(.store(all, f.element.tensor, at))
                 }
-                return []
             }
-            summaryKernels.append(
-                Kernel(name: kernelName(name!), grid: m.variables, body: b.instructions).renumbered())
-        }
-        // The range and the links, from the any bits (the mask's own elements where they are the
-        // bits): one pass over the blocks from the last to the first, carrying the next kept
-        // block (stored as block k's link before block k is looked at), the first kept block,
-        // the end of the last and the number kept. A row with no kept block gets the empty
-        // range K ..< 0. The links are followed where the kept blocks fill at most half the
-        // range (a measured density of 1/2 or less: the guard would skip at least as many).
-        var b = BodyBuilder()
-        let trips = Float(m.trips)
-        let none = b.emit(.fill(trips), scalar)
-        let zero = b.emit(.fill(0), scalar)
-        let one = b.emit(.fill(1), scalar)
-        let counter = m.loop.variable
-        // Block (lowest + highest − 1 − counter): the loop's range from its last block down.
-        let backwards = IndexExpr.add(
-            .add(lowest, highest), .add(.constant(-1), .mul(.variable(counter), -1))
-        ).simplified()
-        let here = [counter: backwards]
-        let ends = b.loop(
-            counter, from: lowest, to: highest, carrying: [none, none, zero, zero],
-            types: [scalar, scalar, scalar, scalar]
-        ) { b, carried in
-            let bit = m.element ?? LoopCondition(tensor: summary, indices: indices)
-            let any = b.emit(
-                .load(bit.tensor, bit.indices.map { .point($0.substituting(here).simplified()) }), scalar)
-            let at = (rows + [backwards]).map { AxisAccess.point($0.simplified()) }
             b.emit(.store(carried[0], next, at))
             let k = b.emit(.index(backwards, axis: nil), scalar)
             let after = b.emit(.index(IndexExpr.add(backwards, .constant(1)).simplified(), axis: nil), scalar)
@@ -396,12 +396,12 @@ extension FusionRule {
         b.emit(.store(ends[1], range, (rows + [.constant(0)]).map { .point($0) }))
         b.emit(.store(ends[2], range, (rows + [.constant(1)]).map { .point($0) }))
         b.emit(.store(follow, range, (rows + [.constant(2)]).map { .point($0) }))
-        let linksKernel = kernelName(rangeName)
-        summaryKernels.append(Kernel(name: linksKernel, grid: m.variables, body: b.instructions).renumbered())
+        let linksKernel = kernelName(m.element == nil ? base + "_summary" : rangeName)
+        let summaryKernel = Kernel(name: linksKernel, grid: m.variables, body: b.instructions).renumbered()
         var guarded = consumer
         guarded.body[m.position].op = .loop(loop)
         out.kernels[kernelIndex] = guarded
-        out.kernels.insert(contentsOf: summaryKernels, at: kernelIndex)
+        out.kernels.insert(summaryKernel, at: kernelIndex)
         let links =
             "; where a row's kept blocks fill at most half its range, it follows their compacted list "
             + "(\(nextName), links to the next kept block) instead, chosen per row at run time by \(linksKernel)"
@@ -423,11 +423,11 @@ extension FusionRule {
                 "loop \(m.loop.variable) now runs from the first to the last block of its row whose \(what) is "
                 + "not all false, skips the others"
                 + (allName == nil ? " " : ", and runs without the element test where it is all true ")
-                + "(summary \(([name!] + (allName.map { [$0] } ?? [])).joined(separator: ", ")) computed by "
-                + "\(summaryKernels[0].name)"
+                + "(summary \(([name!] + (allName.map { [$0] } ?? []) + [rangeName, nextName]).joined(separator: ", ")) "
+                + "computed by \(linksKernel) in one pass over each row's blocks from the last to the first"
                 + (bounded && (m.loop.lower != .constant(0) || m.loop.upper != .constant(m.trips))
-                    ? " over the loop's own bounds" : "")
-                + ", \(rangeName) by \(linksKernel))" + links
+                    ? ", over the loop's own bounds" : "")
+                + ")" + links
         )
     }
 

@@ -15,9 +15,8 @@
 /*   blk_t_O: output 'O', f32[8, 1024, 64], 524288 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_attention_block_mask_k0 (k8_matmul_O_M_any): 16 block(s) x 256 threads, 16640 bytes shared */
-/*   blk_u_attention_block_mask_k1 (k8_matmul_O_M_range): 16 block(s) x 256 threads, 0 bytes shared */
-/*   blk_u_attention_block_mask_k2 (k8_matmul_O): 128 block(s) x 256 threads, 67072 bytes shared */
+/*   blk_u_attention_block_mask_k0 (k8_matmul_O_M_summary): 16 block(s) x 256 threads, 16640 bytes shared */
+/*   blk_u_attention_block_mask_k1 (k8_matmul_O): 128 block(s) x 256 threads, 67072 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {
