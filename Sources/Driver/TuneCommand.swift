@@ -45,7 +45,7 @@ extension Command {
             ("i", defaults.rowBlock), ("j", defaults.columnBlock), ("k", defaults.reductionBlock),
         ]
         let space: [(axis: String, values: [Int])] = [
-            ("i", [32, 64, 128, 256]), ("j", [32, 64, 128]), ("k", [32, 64, 128, 256]),
+            ("i", [32, 64, 128, 256]), ("j", [32, 64, 128, 256, 512]), ("k", [32, 64, 128, 256]),
         ]
         if options.dryRun {
             var text = "graph \(graph.name)\nfingerprint \(key.fingerprint)\ncpu \(key.cpu)\nthreads \(key.threads)\n"
