@@ -39,6 +39,7 @@ extension KernelEmitter {
             emitIndex(result!.id, e, axis: axis)
         case .unary(let op, let a):
             let r = result!.id
+            if op == .exp, emitExpRows(r, a) { break }
             emitElementwise(r, operands: [a]) { me, x in me.dialect.apply(me.dialect.unaryTemplates[op]!, x) }
         case .binary(let op, let a, let b):
             let r = result!.id
@@ -274,6 +275,34 @@ extension KernelEmitter {
             let d = zip(stored, i).map { strides[$0] == 1 ? $1 : "\($1) * \(strides[$0])" }.joined(separator: " + ")
             me.w.line("v\(r.number)[\(d.isEmpty ? "0" : d)] = \(f(me, operands.map { me.element($0, at) }));")
         }
+    }
+
+    /// `r = exp(a)` a row at a time through the C runtime's `blk_exp_row` (16 lanes, `vscalefps`
+    /// with AVX-512), where `a` is a row-major f32 block of unit stride along its last axis (a
+    /// buffer, or a global tensor read in place) of the result's shape and the result owns its
+    /// row-major buffer; false (nothing emitted) elsewhere, on GPUs and for splats.
+    private mutating func emitExpRows(_ r: ValueID, _ a: ValueID) -> Bool {
+        guard dialect.gpu == nil, !analysis.isSplat(r), let lr = analysis.layouts[r], lr.ownsRowMajorBuffer,
+            case .buffer(let owner) = lr.base, owner == r, let la = analysis.layouts[a], la.shape == lr.shape,
+            (1...2).contains(la.shape.count), la.strides.last == 1
+        else { return false }
+        switch la.base {
+        case .buffer: break
+        case .global(let load): if analysis.bf16Views.contains(load) { return false }
+        case .scalar: return false
+        }
+        declareBuffer(r)
+        defineExtents(r, extents[a]!)
+        let e = extents[r]!
+        if e.count == 1 {
+            w.line("blk_exp_row(\(pointer(a)), v\(r.number), \(e[0]));")
+        } else {
+            let rowA = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
+            open("for (\(dialect.indexType) r_ = 0; r_ < \(e[0]); r_++)")
+            w.line("blk_exp_row(\(pointer(a))\(rowA), v\(r.number) + r_ * \(rowLength(r)), \(e[1]));")
+            close()
+        }
+        return true
     }
 
     /// `r = concat(a, b)` along `axis`: `a`'s valid elements, then `b`'s, shifted by `a`'s size

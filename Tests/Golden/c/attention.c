@@ -98,10 +98,7 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                         }
                         // %19 = exp %18
                         float *v19 = B0;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v19[r_] = blk_expf(v18[r_]);
-                        }
+                        blk_exp_row(v18, v19, 64);
                         // %20 = broadcast %17 axis 1
                         // %21 = mul %10, %19
                         float *v21 = B1;
@@ -120,10 +117,7 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                         // %23 = exp %22
                         float *v23 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v23[r_ * 64 + c_] = blk_expf(v22[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v22 + r_ * 64, v23 + r_ * 64, 64);
                         }
                         // %24 = reduce_sum %23 axis 1
                         float *v24 = B5;

@@ -166,10 +166,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         }
                         // %34 = exp %33
                         float *v34 = B1;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v34[r_] = blk_expf(v33[r_]);
-                        }
+                        blk_exp_row(v33, v34, 64);
                         // %35 = broadcast %32 axis 1
                         // %36 = mul %20, %34
                         float *v36 = B2;
@@ -188,10 +185,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         // %38 = exp %37
                         float *v38 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v38[r_ * 64 + c_] = blk_expf(v37[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v37 + r_ * 64, v38 + r_ * 64, 64);
                         }
                         // %39 = reduce_sum %38 axis 1
                         float *v39 = B6;

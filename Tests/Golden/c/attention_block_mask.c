@@ -226,10 +226,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                             // %22 = exp %21
                             float *v22 = B0;
-#pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v22[r_] = blk_expf(v21[r_]);
-                            }
+                            blk_exp_row(v21, v22, 64);
                             // %23 = broadcast %20 axis 1
                             // %24 = mul %11, %22
                             float *v24 = B1;
@@ -248,10 +245,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             // %26 = exp %25
                             float *v26 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v26[r_ * 64 + c_] = blk_expf(v25[r_ * 64 + c_]);
-                                }
+                                blk_exp_row(v25 + r_ * 64, v26 + r_ * 64, 64);
                             }
                             // %27 = reduce_sum %26 axis 1
                             float *v27 = B4;
@@ -342,10 +336,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                             // %22 = exp %21
                             float *v22 = B0;
-#pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v22[r_] = blk_expf(v21[r_]);
-                            }
+                            blk_exp_row(v21, v22, 64);
                             // %23 = broadcast %20 axis 1
                             // %24 = mul %11, %22
                             float *v24 = B1;
@@ -364,10 +355,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             // %26 = exp %25
                             float *v26 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v26[r_ * 64 + c_] = blk_expf(v25[r_ * 64 + c_]);
-                                }
+                                blk_exp_row(v25 + r_ * 64, v26 + r_ * 64, 64);
                             }
                             // %27 = reduce_sum %26 axis 1
                             float *v27 = B4;

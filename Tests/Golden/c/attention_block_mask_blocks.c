@@ -189,10 +189,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             }
                             // %24 = exp %23
                             float *v24 = B0;
-#pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v24[r_] = blk_expf(v23[r_]);
-                            }
+                            blk_exp_row(v23, v24, 64);
                             // %25 = broadcast %22 axis 1
                             // %26 = mul %11, %24
                             float *v26 = B1;
@@ -211,10 +208,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %28 = exp %27
                             float *v28 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v28[r_ * 64 + c_] = blk_expf(v27[r_ * 64 + c_]);
-                                }
+                                blk_exp_row(v27 + r_ * 64, v28 + r_ * 64, 64);
                             }
                             // %29 = reduce_sum %28 axis 1
                             float *v29 = B5;
@@ -300,10 +294,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             }
                             // %24 = exp %23
                             float *v24 = B0;
-#pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v24[r_] = blk_expf(v23[r_]);
-                            }
+                            blk_exp_row(v23, v24, 64);
                             // %25 = broadcast %22 axis 1
                             // %26 = mul %11, %24
                             float *v26 = B1;
@@ -322,10 +313,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %28 = exp %27
                             float *v28 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v28[r_ * 64 + c_] = blk_expf(v27[r_ * 64 + c_]);
-                                }
+                                blk_exp_row(v27 + r_ * 64, v28 + r_ * 64, 64);
                             }
                             // %29 = reduce_sum %28 axis 1
                             float *v29 = B5;

@@ -109,10 +109,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         }
                         // %20 = exp %19
                         float *v20 = B0;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v20[r_] = blk_expf(v19[r_]);
-                        }
+                        blk_exp_row(v19, v20, 64);
                         // %21 = broadcast %18 axis 1
                         // %22 = mul %10, %20
                         float *v22 = B1;
@@ -131,10 +128,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         // %24 = exp %23
                         float *v24 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v24[r_ * 64 + c_] = blk_expf(v23[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
                         }
                         // %25 = reduce_sum %24 axis 1
                         float *v25 = B5;

@@ -560,10 +560,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         }
                         // %79 = exp %78
                         float *v79 = B4;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v79[r_] = blk_expf(v78[r_]);
-                        }
+                        blk_exp_row(v78, v79, 64);
                         // %80 = broadcast %77 axis 1
                         // %81 = mul %48, %79
                         float *v81 = B5;
@@ -591,10 +588,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         // %85 = exp %84
                         float *v85 = B8;
                         for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v85[r_ * 64 + c_] = blk_expf(v84[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v84 + r_ * 64, v85 + r_ * 64, 64);
                         }
                         // %86 = reduce_sum %85 axis 1
                         float *v86 = B9;

@@ -294,10 +294,7 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                             }
                             // %27 = exp %26
                             float *v27 = B0;
-#pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v27[r_] = blk_expf(v26[r_]);
-                            }
+                            blk_exp_row(v26, v27, 64);
                             // %28 = broadcast %25 axis 1
                             // %29 = mul %13, %27
                             float *v29 = B1;
@@ -325,10 +322,7 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                             // %33 = exp %32
                             float *v33 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v33[r_ * 64 + c_] = blk_expf(v32[r_ * 64 + c_]);
-                                }
+                                blk_exp_row(v32 + r_ * 64, v33 + r_ * 64, 64);
                             }
                             // %34 = reduce_sum %33 axis 1
                             float *v34 = B4;
@@ -423,10 +417,7 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                             }
                             // %27 = exp %26
                             float *v27 = B0;
-#pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v27[r_] = blk_expf(v26[r_]);
-                            }
+                            blk_exp_row(v26, v27, 64);
                             // %28 = broadcast %25 axis 1
                             // %29 = mul %13, %27
                             float *v29 = B1;
@@ -454,10 +445,7 @@ static void blk_u_attention_packed_k2(const float *restrict blk_g_Q, const float
                             // %33 = exp %32
                             float *v33 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v33[r_ * 64 + c_] = blk_expf(v32[r_ * 64 + c_]);
-                                }
+                                blk_exp_row(v32 + r_ * 64, v33 + r_ * 64, 64);
                             }
                             // %34 = reduce_sum %33 axis 1
                             float *v34 = B4;

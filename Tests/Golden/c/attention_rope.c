@@ -327,10 +327,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                         // %51 = exp %50
                         float *v51 = B3;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v51[r_] = blk_expf(v50[r_]);
-                        }
+                        blk_exp_row(v50, v51, 64);
                         // %52 = broadcast %49 axis 1
                         // %53 = mul %29, %51
                         float *v53 = B0;
@@ -349,10 +346,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         // %55 = exp %54
                         float *v55 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v55[r_ * 64 + c_] = blk_expf(v54[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v54 + r_ * 64, v55 + r_ * 64, 64);
                         }
                         // %56 = reduce_sum %55 axis 1
                         float *v56 = B6;

@@ -101,10 +101,7 @@ static void blk_u_decode_attention_k0(const float *restrict blk_g_Q, const float
                 }
                 // %28 = exp %27
                 float *v28 = B2;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v28[r_] = blk_expf(v27[r_]);
-                }
+                blk_exp_row(v27, v28, 64);
                 // %29 = reduce_sum %28 axis 0
                 const float s29 = blk_sum_contig(v28, 64);
                 // %30 = add %26, %29

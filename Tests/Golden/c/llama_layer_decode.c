@@ -519,10 +519,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                         }
                         // %23 = exp %22
                         float *v23 = B0;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 4; r_++) {
-                            v23[r_] = blk_expf(v22[r_]);
-                        }
+                        blk_exp_row(v22, v23, 4);
                         // %24 = broadcast %21 axis 1
                         // %25 = mul %10, %23
                         float *v25 = B1;
@@ -550,10 +547,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                         // %29 = exp %28
                         float *v29 = B3;
                         for (long r_ = 0; r_ < 4; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v29[r_ * 64 + c_] = blk_expf(v28[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v28 + r_ * 64, v29 + r_ * 64, 64);
                         }
                         // %30 = reduce_sum %29 axis 1
                         float *v30 = B5;
@@ -677,10 +671,7 @@ static void blk_u_llama_layer_decode_k6(float *restrict blk_g_t33, const float *
                     }
                     // %16 = exp %15
                     float *v16 = B0;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 4; r_++) {
-                        v16[r_] = blk_expf(v15[r_]);
-                    }
+                    blk_exp_row(v15, v16, 4);
                     // %17 = sub %10, %14
                     float *v17 = B4;
 #pragma omp simd
@@ -689,10 +680,7 @@ static void blk_u_llama_layer_decode_k6(float *restrict blk_g_t33, const float *
                     }
                     // %18 = exp %17
                     float *v18 = B4;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 4; r_++) {
-                        v18[r_] = blk_expf(v17[r_]);
-                    }
+                    blk_exp_row(v17, v18, 4);
                     // %19 = mul %8, %16
                     float *v19 = B1;
 #pragma omp simd

@@ -207,10 +207,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         // %32 = exp %31
                         float *v32 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v32[r_ * 64 + c_] = blk_expf(v31[r_ * 64 + c_]);
-                            }
+                            blk_exp_row(v31 + r_ * 64, v32 + r_ * 64, 64);
                         }
                         // %33 = mask %32 at (i * 64, k * (-64) + 960) if i - j - 1 >= 0 else 0.0
                         float *v33 = B4;

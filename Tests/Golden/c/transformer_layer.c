@@ -338,10 +338,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     }
                     // %24 = exp %23
                     float *v24 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v24[r_] = blk_expf(v23[r_]);
-                    }
+                    blk_exp_row(v23, v24, 64);
                     // %25 = broadcast %22 axis 1
                     // %26 = mul %14, %24
                     float *v26 = B2;
@@ -369,10 +366,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     // %30 = exp %29
                     float *v30 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v30[r_ * 64 + c_] = blk_expf(v29[r_ * 64 + c_]);
-                        }
+                        blk_exp_row(v29 + r_ * 64, v30 + r_ * 64, 64);
                     }
                     // %31 = reduce_sum %30 axis 1
                     float *v31 = B6;
