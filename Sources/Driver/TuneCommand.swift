@@ -15,7 +15,8 @@ extension Command {
 
             Times the graph's compiled C (as 'blockc bench' does) for a small space of block sizes
             (rows i, columns j, reductions k; the kernels of a program share them) on this machine,
-            one axis at a time from the target's defaults, and keeps the fastest in the tuning cache
+            one axis at a time from the target's defaults, in rounds from the best so far until a
+            round changes nothing (blocks timed once are not timed again), and keeps the fastest in the tuning cache
             (--cache, default blockc-tune.json; other entries are kept). An entry is keyed by the
             graph's fingerprint (its ops and shapes, so --dim matters), the CPU model, the thread
             count (OMP_NUM_THREADS) and the target. 'emit-c', 'build', 'bench' and 'verify' use it
@@ -90,20 +91,36 @@ extension Command {
             throw DriverError("the default block sizes do not compile or run; nothing to compare candidates with")
         }
         var best = (blocks: start, ms: baseline)
+        var tried: [String: Double?] = [Self.blockText(start): baseline]  // blocks → median ms (nil: skipped)
         // The slowest candidate so far bounds the next one: stop before it could overrun the budget.
         var longest = Date().timeIntervalSince(began)
-        search: for (axis, values) in space {
-            for v in values where v != best.blocks.first(where: { $0.key == axis })?.value {
-                guard Date().timeIntervalSince(began) + longest <= options.budget else {
-                    console.err("tune: the budget of \(options.budget) s is spent; keeping the best so far\n")
-                    break search
+        // Rounds of one-axis-at-a-time search from the best so far, until a round changes nothing
+        // (the axes interact: LayerNorm+matmul's best k depends on j) or the budget is spent.
+        // Candidates whose C was timed before are not timed again.
+        var round = 0
+        search: while true {
+            round += 1
+            let start = best.blocks.map(\.value)
+            for (axis, values) in space {
+                for v in values where v != best.blocks.first(where: { $0.key == axis })?.value {
+                    let candidate = best.blocks.map { $0.key == axis ? (key: axis, value: v) : $0 }
+                    if round > 1, let known = tried[Self.blockText(candidate)] {
+                        if let known, known < best.ms { best = (candidate, known) }
+                        continue
+                    }
+                    guard Date().timeIntervalSince(began) + longest <= options.budget else {
+                        console.err("tune: the budget of \(options.budget) s is spent; keeping the best so far\n")
+                        break search
+                    }
+                    let before = Date()
+                    let ms = measure(candidate)
+                    tried[Self.blockText(candidate)] = ms
+                    longest = max(longest, Date().timeIntervalSince(before))
+                    if let ms, ms < best.ms { best = (candidate, ms) }
                 }
-                let candidate = best.blocks.map { $0.key == axis ? (key: axis, value: v) : $0 }
-                let before = Date()
-                let ms = measure(candidate)
-                longest = max(longest, Date().timeIntervalSince(before))
-                if let ms, ms < best.ms { best = (candidate, ms) }
             }
+            if best.blocks.map(\.value) == start { break }
+            console.err("tune: round \(round) moved to \(Self.blockText(best.blocks)); another round from there\n")
         }
         cache.insert(
             TuningCache.Entry(
