@@ -159,26 +159,10 @@ public enum PeakProbe {
           return _mm512_cvtss_f32(s);
         }
 
-        static double measure_bf16(int threads, long iters) {
-          double t0 = 0, t1 = 0;
-          float total = 0;
-        #pragma omp parallel num_threads(threads) reduction(+ : total)
-          {
-        #pragma omp barrier
-        #pragma omp master
-            t0 = omp_get_wtime();
-            total += bf16_chains(iters, (float)omp_get_thread_num());
-        #pragma omp barrier
-        #pragma omp master
-            t1 = omp_get_wtime();
-          }
-          sink = total;
-          return (double)threads * iters * 24 * 64 / (t1 - t0) / 1e9;
-        }
         #endif
 
-        // GFLOP/s of `threads` threads each running `iters` rounds.
-        static double measure(int threads, long iters) {
+        // GFLOP/s of `threads` threads each running `iters` rounds of `f` (`flops` per round).
+        static double timed(float (*f)(long, float), double flops, int threads, long iters) {
           double t0 = 0, t1 = 0;
           float total = 0;
         #pragma omp parallel num_threads(threads) reduction(+ : total)
@@ -186,14 +170,18 @@ public enum PeakProbe {
         #pragma omp barrier
         #pragma omp master
             t0 = omp_get_wtime();
-            total += chains(iters, (float)omp_get_thread_num());
+            total += f(iters, (float)omp_get_thread_num());
         #pragma omp barrier
         #pragma omp master
             t1 = omp_get_wtime();
           }
           sink = total;
-          return (double)threads * iters * NACC * LANES * 2 / (t1 - t0) / 1e9;
+          return (double)threads * iters * flops / (t1 - t0) / 1e9;
         }
+        static double measure(int threads, long iters) { return timed(chains, NACC * LANES * 2, threads, iters); }
+        #if defined(__AVX512BF16__)
+        static double measure_bf16(int threads, long iters) { return timed(bf16_chains, 24 * 64, threads, iters); }
+        #endif
 
         static int cmp(const void *x, const void *y) {
           double a = *(const double *)x, b = *(const double *)y;
