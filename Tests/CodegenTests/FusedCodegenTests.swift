@@ -33,6 +33,43 @@ final class FusedCodegenTests: XCTestCase {
         _ = try CodegenHarness.check(ffn)
     }
 
+    /// The runtime's paths for CPUs without AVX-512 (AVX2 and FMA: 6×16 `ymm` tiles, masked
+    /// loads) and without AVX (scalar loops), which `-march=native` never takes on the project's
+    /// machines: causal attention (`blk_exp_row`'s fallback, the row reductions, the mask) and
+    /// LayerNorm+matmul (products, packing) at odd sizes, compiled with `-mno-avx512f` and with
+    /// `-mno-avx` after the native flags, match the interpreter. A probe built with the same
+    /// flags shows which ISA macros remain, so the paths taken are the ones named.
+    func testRuntimeFallbacksWithoutAVX512OrAVX() throws {
+        let probe = """
+            #include <stdio.h>
+            int main(void) {
+            #ifdef __AVX512F__
+                puts("avx512f");
+            #endif
+            #ifdef __AVX2__
+                puts("avx2");
+            #endif
+            #ifdef __FMA__
+                puts("fma");
+            #endif
+                return 0;
+            }
+            """
+        let dir = CodegenHarness.scratch("fallbacks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let programs = [
+            try Self.fused("attention_causal.graph", dims: ["BH": 2, "N": 100, "d": 40], block: 64),
+            try Self.fused("layernorm_matmul.graph", dims: ["M": 70, "K": 72, "N": 90], block: 64),
+        ]
+        for (flags, macros) in [(["-mno-avx512f"], "avx2 fma"), (["-mno-avx"], "")] {
+            let exe = try CCompiler.buildProgram(
+                source: probe, name: "isa", directory: dir, flags: CCompiler.baseFlags + flags)
+            let isa = try CCompiler.run(exe, []).stdout.split(separator: "\n").joined(separator: " ")
+            XCTAssertEqual(isa, macros, "\(flags)")
+            for program in programs { _ = try CodegenHarness.check(program, extraFlags: flags) }
+        }
+    }
+
     /// Random graphs with slices and concatenations (window views, parts stored in place) and
     /// positions, naive and fused, in C: the generated addressing through windows matches the
     /// interpreter.

@@ -231,7 +231,7 @@ static inline float blk_sum_contig(const float *x, long n) {
     for (int w = 8; w > 0; w /= 2)
         for (int l = 0; l < w; l++) p[l] += p[l + w];
     float s = p[0];
-    for (; c < n; c++) s += x[c];
+    for (long t = 0; t < n - c; t++) s += x[c + t]; /* not `c < n`: gcc 12 warns of overflow there */
     return s;
 }
 static inline float blk_max_contig(const float *x, long n) {
