@@ -300,7 +300,8 @@ extension FusionRule {
         let scalar = BlockType([], .reg)
         let kernelNames = Set(program.kernels.map(\.name))
         func kernelName(_ stem: String) -> String {
-            var n = consumer.name + "_" + stem
+            // A computed condition names its tables after the consumer: no second copy of it.
+            var n = stem.hasPrefix(consumer.name + "_") ? stem : consumer.name + "_" + stem
             while kernelNames.contains(n) { n += "_" }
             return n
         }

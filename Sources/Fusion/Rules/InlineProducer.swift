@@ -13,6 +13,9 @@ extension FusionRule {
     /// producer's chunks in a loop of the consumer (a grid axis of the producer bound to a
     /// consumer loop, with the producer's loop bounds reading it: not below the cores); and the
     /// consumer with the computation inlined still fits the target's local tier (`LocalStorage`).
+    /// A load of a reshape view that only inserts unit axes, reading each at its one position
+    /// (`t13[i * 64 +: 64, 0]` of a `[N, 1]` view of `[N]`), counts as the same load of the
+    /// viewed tensor (`t12[i * 64 +: 64]`): the same elements, in the same shape.
     ///
     /// ```
     /// kernel p grid(b0 < 8, i < 16, j < 16) { %0 = load S[b0, i * 64 +: 64, j * 64 +: 64] …
@@ -132,9 +135,12 @@ private struct InlineSearch {
     }
 
     /// The producer's computation of the block, ready to insert, and the value standing for it.
-    mutating func inlined(_ tensor: TensorID, _ access: [AxisAccess], _ result: Value, reads: Double) -> (
+    mutating func inlined(_ loaded: TensorID, _ loadAccess: [AxisAccess], _ result: Value, reads: Double) -> (
         instructions: [Instruction], value: ValueID
     )? {
+        // A load of a reshape view that only adds unit axes, read at their single position
+        // (`t[i * 64 +: 64, 0]` of a `[N, 1]` view of `[N]`), reads the viewed tensor's block.
+        let (tensor, access) = Self.unitAxesDropped(loaded, loadAccess, program)
         let storage = program.storage(of: tensor)
         // A consumer that also gathers rows of the tensor keeps reading it from memory: leave
         // its loads alone (conservative; the gather's rows are not a block the producer stores).
@@ -210,6 +216,26 @@ private struct InlineSearch {
         producerName = producer.name
         detail = "inlined \(producer.name)'s \(program[tensor].name) block at \(result.id)"
         return (renumbered, ValueID(stored.number + base))
+    }
+
+    /// The viewed tensor and the access into it, where `tensor` is a reshape view of it that
+    /// inserts unit axes and `access` reads each of those at a point; else `tensor` and `access`.
+    static func unitAxesDropped(_ tensor: TensorID, _ access: [AxisAccess], _ program: Program) -> (
+        TensorID, [AxisAccess]
+    ) {
+        let view = program[tensor]
+        guard let base = view.viewOf, view.window == nil, access.count == view.shape.count else {
+            return (tensor, access)
+        }
+        var kept: [AxisAccess] = []
+        var shape: [Int] = []
+        for (axis, a) in access.enumerated() {
+            if view.shape[axis] == 1, case .point = a { continue }
+            kept.append(a)
+            shape.append(view.shape[axis])
+        }
+        guard shape == program[base].shape, kept.count < access.count else { return (tensor, access) }
+        return (base, kept)
     }
 
     /// Solves the producer's grid variables from its store access and the consumer's load.

@@ -15,9 +15,8 @@
 /*   blk_t_O: output 'O', f32[8, 4096, 64], 2097152 floats */
 /* Launch requirements (one CUDA block per grid instance, 256 threads each,
    dynamic shared memory; more than 48 KiB needs sm_80 or newer, set by the launcher): */
-/*   blk_u_attention_jagged_k0 (k6_reduce_sum_t12): 64 block(s) x 256 threads, 2112 bytes shared */
-/*   blk_u_attention_jagged_k1 (k15_matmul_O_t14_summary): 64 block(s) x 256 threads, 16640 bytes shared */
-/*   blk_u_attention_jagged_k2 (k15_matmul_O): 512 block(s) x 256 threads, 67072 bytes shared */
+/*   blk_u_attention_jagged_k0 (k15_matmul_O_summary): 64 block(s) x 256 threads, 18496 bytes shared */
+/*   blk_u_attention_jagged_k1 (k15_matmul_O): 512 block(s) x 256 threads, 68928 bytes shared */
 
 #ifdef __cplusplus
 extern "C" {
