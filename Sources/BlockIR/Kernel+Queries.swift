@@ -78,3 +78,14 @@ extension Kernel {
         return ok ? size : nil
     }
 }
+
+extension Kernel {
+    /// The instruction that defines `value` (a result; for a loop, one of its results), at any depth.
+    public func instruction(defining value: ValueID) -> Instruction? {
+        var found: Instruction?
+        walk { inst in
+            if found == nil, inst.defines(value) { found = inst }
+        }
+        return found
+    }
+}

@@ -26,11 +26,13 @@ public enum CEmitter {
             header: header(schedule, names: names, dialect: dialect), name: names.entry, headerName: stem)
     }
 
-    /// Emits a program scheduled as it is for the dialect's usual target (`cpu` for C, `sm_90`
-    /// for CUDA); the driver schedules for the target the user names instead.
+    /// Emits a program scheduled at its own block sizes (`Scheduler.scheduleKeepingBlocks`) for
+    /// the dialect's usual target (`cpu` for C, `sm_90` for CUDA); the driver schedules for the
+    /// target the user names instead.
     public static func emit(_ program: Program, dialect: Dialect = .c, headerName: String? = nil) -> CSource {
         let target: TargetDescription = dialect.gpu == nil ? .cpu : .sm90
-        return emit(ProgramSchedule(program, target: target), dialect: dialect, headerName: headerName)
+        return emit(
+            Scheduler.scheduleKeepingBlocks(program, target: target), dialect: dialect, headerName: headerName)
     }
 
     /// The element types other than f32 a program's tensors use, in `ElementType` order.

@@ -43,6 +43,14 @@ extension KernelEmitter {
             emitElementwise(r, operands: [a]) { me, x in me.dialect.apply(me.dialect.unaryTemplates[op]!, x) }
         case .binary(let op, let a, let b):
             let r = result!.id
+            if let load = analysis.packedScaledBlocks[r], let k = schedule.prepackedLoads[r],
+                case .load(let t, let access)? = kernel.instruction(defining: load)?.op
+            {
+                // Computed where the block is packed once per call (its rows scaled): read the copy.
+                w.line("// computed in P\(k), the copy packed once per call")
+                emitPackedBlock(result!, t, access, pack: k)
+                break
+            }
             if let d = analysis.fusedDotOfAdd[r] {
                 emitAccumulatingDot(r, other: a == d ? b : a, dot: d)
             } else {
@@ -125,24 +133,7 @@ extension KernelEmitter {
             return
         }
         if let k = schedule.prepackedLoads[r] {
-            // A block of a tensor packed once per call: its tile in the packed copy (bf16 pairs, or f32).
-            let p = schedule.prepacks[k]
-            let shape = program[t].shape
-            var terms: [String] = []
-            var step = p.tiles * p.kRows * p.tile
-            for axis in stride(from: shape.count - 3, through: 0, by: -1) {
-                if case .point(let e) = access[axis] { terms.append("\(index(e)) * \(step)") }
-                step *= shape[axis]
-            }
-            guard case .slice(let rowStart, _) = access[shape.count - 2],
-                case .slice(let columnStart, _) = access[shape.count - 1]
-            else { return }
-            let (kStart, jStart) = p.kAlongRows ? (rowStart, columnStart) : (columnStart, rowStart)
-            terms.append("(\(index(jStart)) / \(p.tile)) * \(p.kRows * p.tile)")
-            terms.append((p.precision == .bf16 ? "(\(index(kStart)) / 2)" : index(kStart)) + " * \(p.tile)")
-            let type = p.precision == .bf16 ? "uint32_t" : "float"
-            w.line("const \(type) *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
-            defineExtents(r, ext)
+            emitPackedBlock(result, t, access, pack: k)
             return
         }
         if case .global = analysis.layouts[r]!.base {
@@ -162,6 +153,30 @@ extension KernelEmitter {
             let s = zip(i, strides).map { $1 == 1 ? $0 : "\($0) * \($1)" }.joined(separator: " + ")
             me.w.line("v\(r.number)[\(dst)] = \(me.dialect.loaded(type, "\(src)[\(s)]"));")
         }
+    }
+
+    /// A block of a tensor packed once per call, read as its tile in the packed copy (bf16 pairs,
+    /// or f32): `result` is the load, or the scaled block the packing computed.
+    private mutating func emitPackedBlock(_ result: Value, _ t: TensorID, _ access: [AxisAccess], pack k: Int) {
+        let r = result.id
+        let (_, _, ext) = address(t, access)
+        let p = schedule.prepacks[k]
+        let shape = program[t].shape
+        var terms: [String] = []
+        var step = p.tiles * p.kRows * p.tile
+        for axis in stride(from: shape.count - 3, through: 0, by: -1) {
+            if case .point(let e) = access[axis] { terms.append("\(index(e)) * \(step)") }
+            step *= shape[axis]
+        }
+        guard case .slice(let rowStart, _) = access[shape.count - 2],
+            case .slice(let columnStart, _) = access[shape.count - 1]
+        else { return }
+        let (kStart, jStart) = p.kAlongRows ? (rowStart, columnStart) : (columnStart, rowStart)
+        terms.append("(\(index(jStart)) / \(p.tile)) * \(p.kRows * p.tile)")
+        terms.append((p.precision == .bf16 ? "(\(index(kStart)) / 2)" : index(kStart)) + " * \(p.tile)")
+        let type = p.precision == .bf16 ? "uint32_t" : "float"
+        w.line("const \(type) *v\(r.number) = P\(k) + \(terms.joined(separator: " + "));")
+        defineExtents(r, ext)
     }
 
     /// A gather: element `(pre, q, post)` reads the tensor at row `idx[q]` along `axis`. An index

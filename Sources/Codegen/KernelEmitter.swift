@@ -104,6 +104,7 @@ struct KernelEmitter {
         w.flushLeft(dialect.parallelRegion)
         open("")
         declareBuffers()
+        declareHoistingState()
         emitPrepacks()
         let balance = schedule.balance == .dynamic ? dialect.dynamicSchedule : dialect.staticSchedule
         w.flushLeft(
@@ -121,13 +122,88 @@ struct KernelEmitter {
                 w.indent()
             }
         }
-        emitBody(kernel.body, carried: [])
+        emitInstance()
         close()
         for _ in 0..<(kernel.grid.count - 1) { w.dedent() }
         releaseBuffers()
         close()
         for k in schedule.prepacks.indices { w.line("blk_workspace_give(&W\(k), P\(k));") }
         close()
+    }
+
+    // MARK: Grid hoisting
+
+    /// The thread's own state for `KernelSchedule.hoisting`: the other grid variables of the
+    /// instance that last computed the hoisted runs, the storage of the values kept, and the
+    /// extents that are not constants.
+    private mutating func declareHoistingState() {
+        guard let h = schedule.hoisting else { return }
+        let aligned = dialect.fill(dialect.alignedArraySuffix, [("BYTES", "\(dialect.alignmentBytes)")])
+        w.line("/* hoisted along \(names.index(h.axis)): computed when the other grid variables change */")
+        w.line("int blk_h_valid = 0;")
+        for axis in kernel.grid.dropLast() { w.line("\(dialect.indexType) blk_h_\(names.index(axis.variable)) = 0;") }
+        for (n, k) in h.kept.enumerated() {
+            w.line(k.floats == 0 ? "float H\(n) = 0.0f;" : "float H\(n)[\(k.floats)] \(aligned);")
+        }
+        for kv in h.keptValues {
+            for axis in hoistedExtentAxes(kv.value) { w.line("\(dialect.indexType) hx\(kv.value.number)_\(axis) = 0;") }
+        }
+    }
+
+    /// The axes of a kept value whose extent is not a constant of its layout.
+    private func hoistedExtentAxes(_ v: ValueID) -> [Int] {
+        let l = analysis.layouts[v]!
+        return l.shape.indices.filter { $0 >= l.staticExtents.count || l.staticExtents[$0] == nil }
+    }
+
+    /// One instance's body; with grid hoisting, each hoisted run under a test of whether the
+    /// other grid variables changed since this thread's last instance, its kept values copied
+    /// into the thread's storage and read from there after the run.
+    private mutating func emitInstance() {
+        guard let h = schedule.hoisting else {
+            emitBody(kernel.body, carried: [])
+            return
+        }
+        let others = kernel.grid.dropLast().map { names.index($0.variable) }
+        let same = (["blk_h_valid"] + others.map { "blk_h_\($0) == \($0)" }).joined(separator: " && ")
+        w.line("const int blk_h_again = \(same);")
+        w.line((["blk_h_valid = 1;"] + others.map { "blk_h_\($0) = \($0);" }).joined(separator: " "))
+        var k = 0
+        while k < kernel.body.count {
+            guard let n = h.runs.firstIndex(where: { $0.lowerBound == k }) else {
+                emitBody([kernel.body[k]], carried: [])
+                k += 1
+                continue
+            }
+            let run = h.runs[n]
+            open("if (!blk_h_again)")
+            emitBody(Array(kernel.body[run]), carried: [])
+            for (m, kept) in h.kept.enumerated() where kept.run == n {
+                if kept.floats == 0 {
+                    w.line("H\(m) = s\(kept.owner.number);")
+                } else {
+                    w.line(
+                        "for (\(dialect.indexType) r_ = 0; r_ < \(kept.floats); r_++) H\(m)[r_] = v\(kept.owner.number)[r_];"
+                    )
+                }
+            }
+            var kept: [(ValueID, [String])] = []
+            for kv in h.keptValues where kv.run == n {
+                var e = extents[kv.value]!
+                for axis in hoistedExtentAxes(kv.value) {
+                    let holder = "hx\(kv.value.number)_\(axis)"
+                    w.line("\(holder) = \(e[axis]);")
+                    e[axis] = holder
+                }
+                kept.append((kv.value, e))
+            }
+            close()
+            for (m, k) in h.kept.enumerated() where k.run == n {
+                w.line(k.floats == 0 ? "const float s\(k.owner.number) = H\(m);" : "float *v\(k.owner.number) = H\(m);")
+            }
+            for (v, e) in kept { extents[v] = e }
+            k = run.upperBound
+        }
     }
 
     /// Packs each tensor the schedule packs once (`KernelSchedule.Prepack`) into its tiles (bf16
@@ -153,6 +229,19 @@ struct KernelEmitter {
                 w.line(
                     "blk_pack(\(p.kRows), \(width), \(g) + pl_ * \(p.rows * p.columns) + \(first), \(ks), \(js), \(tile), "
                         + "\(p.tile));")
+                if let s = p.scale {
+                    // Each packed row k scaled by the vector's element k (R4a's column scale).
+                    let v = names.storage(program.storage(of: s))
+                    w.line("float *pp_ = \(tile);")
+                    w.line("const long pw_ = \(width);")
+                    open("for (\(dialect.indexType) pk_ = 0; pk_ < \(p.kRows); pk_++)")
+                    w.line("const float ps_ = \(v)[pk_];")
+                    w.flushLeft("#pragma omp simd")
+                    w.line(
+                        "for (\(dialect.indexType) pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * \(p.tile) + pj_] \(p.scaleDivides ? "/=" : "*=") ps_;"
+                    )
+                    close()
+                }
             }
             close()
             w.dedent()

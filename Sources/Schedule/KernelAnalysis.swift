@@ -36,6 +36,10 @@ package struct KernelAnalysis {
     package private(set) var copiedWideBlocks: Set<ValueID> = []
     /// Loads the schedule reads from a copy packed once per call: views, never copied.
     package let packedLoads: Set<ValueID>
+    /// Scaled blocks (`mul(load, broadcast(vector))`) the schedule computes where it packs the
+    /// block once per call (`KernelSchedule.Prepack.scale`): each reads its packed copy like a
+    /// load, with the load's strides and extents, and computes nothing here.
+    package let packedScaledBlocks: [ValueID: ValueID]
 
     /// Whether an f32 product packs a right operand whose rows lie far apart (a CPU's L1 sets; a
     /// GPU's product reads such a block where it is).
@@ -49,8 +53,9 @@ package struct KernelAnalysis {
     /// (false for a GPU): see `needsPacking`; `padsPackedRows` (a GPU): see `packedRowStride`.
     package init(
         program: Program, kernel: Kernel, readsBF16InPlace: Bool = false, packedLoads: Set<ValueID> = [],
-        packsRowsFarApart: Bool = true, padsPackedRows: Bool = false
+        packedScaledBlocks: [ValueID: ValueID] = [:], packsRowsFarApart: Bool = true, padsPackedRows: Bool = false
     ) {
+        self.packedScaledBlocks = packedScaledBlocks
         self.packsRowsFarApart = packsRowsFarApart
         self.padsPackedRows = padsPackedRows
         self.program = program
@@ -208,7 +213,10 @@ package struct KernelAnalysis {
                 if axis >= access.count { ext += extents(index, layouts[index]?.shape ?? []) }
                 layouts[id] = owned(id, shape, ext)
             case .binary(_, let a, let b):
-                if shape.isEmpty {
+                if let load = packedScaledBlocks[id], let l = layouts[load] {
+                    layouts[id] = BlockLayout(
+                        shape: shape, base: .global(id), strides: l.strides, staticExtents: l.staticExtents)
+                } else if shape.isEmpty {
                     layouts[id] = BlockLayout(shape: [], base: .scalar(id), strides: [], staticExtents: [])
                 } else {
                     let ea = extents(a, shape)

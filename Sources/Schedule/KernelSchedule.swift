@@ -146,6 +146,12 @@ package struct KernelSchedule: Sendable {
         package var tensor: TensorID
         /// The products' precision: bf16 pairs (`uint32_t` words) or f32 elements.
         package var precision: DotPrecision
+        /// f32: a vector along the contracted axis (a 1-D tensor, `k`-th element for `B(k, ·)`)
+        /// that multiplies (or, `scaleDivides`, divides) each packed row: the products read
+        /// `mul(block, broadcast(vector))` (R4a's column scale moved onto the right operand,
+        /// LayerNorm's γ) from the copy, which computes it once per call.
+        package var scale: TensorID? = nil
+        package var scaleDivides = false
         /// Whether the products contract the tensor's rows (`B(k, j) = T[…, k, j]`), else its
         /// columns (`B(k, j) = T[…, j, k]`, a transposed operand such as `K` in `Q·Kᵀ`).
         package var kAlongRows: Bool
@@ -204,6 +210,8 @@ package struct KernelSchedule: Sendable {
     /// The tensors packed once per call (CPU), and the loads that read their packed copy.
     package let prepacks: [Prepack]
     package let prepackedLoads: [ValueID: Int]
+    /// The work a CPU thread computes once per run of instances along the grid's last axis.
+    package let hoisting: GridHoisting?
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -213,6 +221,7 @@ package struct KernelSchedule: Sendable {
         self.analysis = analysis
         (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         self.buffers = buffers
+        hoisting = GridHoisting.plan(program, kernel, analysis, buffers, target: target)
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []
@@ -248,6 +257,14 @@ package struct KernelSchedule: Sendable {
         packedOnceDots(kernel, prepacks(program, kernel, analysis).1)
     }
 
+    /// The scaled blocks a CPU computes where it packs their tensor once per call, each with the
+    /// load it scales (`KernelAnalysis.packedScaledBlocks`).
+    package static func packedScaledBlocks(program: Program, kernel: Kernel, analysis: KernelAnalysis) -> [ValueID:
+        ValueID]
+    {
+        prepacks(program, kernel, analysis).2
+    }
+
     /// A kernel's storage on `target`: its analysis, the tensors a CPU packs once per call and the
     /// loads that read them, and the buffer plan. A wide block several ops read is read from its
     /// packed copy (dense tiles), not copied; an f32 product whose right operand is packed once
@@ -259,10 +276,12 @@ package struct KernelSchedule: Sendable {
             program: program, kernel: kernel, readsBF16InPlace: !target.isGPU, packsRowsFarApart: !target.isGPU,
             padsPackedRows: target.isGPU)
         guard !target.isGPU else { return (analysis, [], [:], BufferPlan(analysis)) }
-        let (prepacks, prepackedLoads) = Self.prepacks(program, kernel, analysis)
+        let (prepacks, prepackedLoads, scaledBlocks) = Self.prepacks(program, kernel, analysis)
         let packedWide = analysis.copiedWideBlocks.intersection(prepackedLoads.keys)
-        if !packedWide.isEmpty {
-            analysis = KernelAnalysis(program: program, kernel: kernel, readsBF16InPlace: true, packedLoads: packedWide)
+        if !packedWide.isEmpty || !scaledBlocks.isEmpty {
+            analysis = KernelAnalysis(
+                program: program, kernel: kernel, readsBF16InPlace: true, packedLoads: packedWide,
+                packedScaledBlocks: scaledBlocks)
         }
         let buffers = BufferPlan(analysis, packedOnce: packedOnceDots(kernel, prepackedLoads))
         return (analysis, prepacks, prepackedLoads, buffers)
@@ -287,12 +306,32 @@ package struct KernelSchedule: Sendable {
     /// each pack it.
     private static func prepacks(
         _ program: Program, _ kernel: Kernel, _ analysis: KernelAnalysis
-    ) -> ([Prepack], [ValueID: Int]) {
+    ) -> ([Prepack], [ValueID: Int], [ValueID: ValueID]) {
         var orientation: [ValueID: Bool] = [:]  // load -> transposeB of its dots
         var excluded: Set<ValueID> = []
         var loads: [(ValueID, TensorID, [AxisAccess])] = []
         var otherReaders: Set<ValueID> = []
+        var defs: [ValueID: Instruction] = [:]
+        kernel.walk { inst in for r in inst.results { defs[r.id] = inst } }
+        // `mul(L, broadcast(S))` (or `div`) of a 2-D f32 load L by a 1-D f32 tensor S the kernel
+        // does not write: packed from L's tensor, each row scaled as it is packed.
+        var scaled: [ValueID: (load: ValueID, scale: ValueID, divides: Bool, axis: Int)] = [:]
+        func scaledBlock(_ inst: Instruction) -> (load: ValueID, scale: ValueID, divides: Bool, axis: Int)? {
+            guard case .binary(let op, let a, let b) = inst.op, op == .mul || op == .div,
+                let ad = defs[a], case .load(let lt, _) = ad.op, program[lt].elementType == .f32,
+                let bd = defs[b], case .broadcast(let s, let axis) = bd.op,
+                let sd = defs[s], case .load(let st, _) = sd.op, program[st].shape.count == 1,
+                program[st].viewOf == nil, program[st].elementType == .f32,
+                !analysis.storedStorage.contains(program.storage(of: st))
+            else { return nil }
+            return (a, s, op == .div, axis)
+        }
         kernel.walk { inst in
+            if let r = inst.result, let found = scaledBlock(inst) {
+                scaled[r.id] = found
+                if case .load(let t, let access) = defs[found.load]!.op { loads.append((r.id, t, access)) }
+                return
+            }
             switch inst.op {
             case .dot(let a, let b, _, let tb, let precision):
                 excluded.insert(a)
@@ -301,7 +340,7 @@ package struct KernelSchedule: Sendable {
                 // An f32 block is packed once only where each f32 product would pack it; a bf16
                 // product packs pairs only of a bf16 tensor's block.
                 if let r = inst.result, precision == .f32, !analysis.needsPacking(r.id),
-                    !analysis.copiedWideBlocks.contains(b)
+                    !analysis.copiedWideBlocks.contains(b), scaled[b] == nil
                 {
                     excluded.insert(b)
                 }
@@ -343,10 +382,21 @@ package struct KernelSchedule: Sendable {
             let precision: DotPrecision = program[t].elementType == .f32 ? .f32 : .bf16
             let width = tb ? rowSize : columnSize
             let panels = precision == .f32 && width > Prepack.panelWidth && width % Prepack.panelWidth == 0
-            let p = Prepack(
+            var p = Prepack(
                 tensor: t, precision: precision, kAlongRows: !tb,
                 leading: shape.dropLast(2).reduce(1, *), rows: shape[shape.count - 2],
                 columns: shape[shape.count - 1], tile: panels ? Prepack.panelWidth : width)
+            if let s = scaled[r] {
+                // The vector runs along the contracted axis, at the block's offset there.
+                guard precision == .f32, s.axis == (tb ? 0 : 1),
+                    case .load(let st, let sAccess) = defs[s.scale]!.op,
+                    program[st].shape[0] == (tb ? shape[shape.count - 1] : shape[shape.count - 2]),
+                    case .slice(let sStart, let sSize)? = sAccess.first,
+                    sStart == (tb ? columnStart : rowStart), sSize == (tb ? columnSize : rowSize)
+                else { continue }
+                p.scale = st
+                p.scaleDivides = s.divides
+            }
             if let k = out.firstIndex(of: p) {
                 byLoad[r] = k
             } else {
@@ -354,7 +404,9 @@ package struct KernelSchedule: Sendable {
                 out.append(p)
             }
         }
-        return (out, byLoad)
+        var scaledBlocks: [ValueID: ValueID] = [:]
+        for (r, s) in scaled where byLoad[r] != nil { scaledBlocks[r] = s.load }
+        return (out, byLoad, scaledBlocks)
     }
 
     /// Whether a loop bound reads a grid variable (instances then do unequal work).

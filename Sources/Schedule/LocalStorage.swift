@@ -30,7 +30,11 @@ public enum LocalStorage {
         let analysis = KernelAnalysis(program: program, kernel: kernel, packsRowsFarApart: !gpu, padsPackedRows: gpu)
         guard let target, !target.isGPU else { return (analysis, BufferPlan(analysis)) }
         let packedOnce = KernelSchedule.packedOnceDots(program: program, kernel: kernel, analysis: analysis)
-        return (analysis, BufferPlan(analysis, packedOnce: packedOnce))
+        // A block scaled where it is packed once per call (R4a's column scale) has no buffer.
+        let scaled = KernelSchedule.packedScaledBlocks(program: program, kernel: kernel, analysis: analysis)
+        guard !scaled.isEmpty else { return (analysis, BufferPlan(analysis, packedOnce: packedOnce)) }
+        let views = KernelAnalysis(program: program, kernel: kernel, packedScaledBlocks: scaled)
+        return (views, BufferPlan(views, packedOnce: packedOnce))
     }
 
     /// Whether a kernel's buffers fit `capacity` bytes. Cheap when twice the bytes of all its

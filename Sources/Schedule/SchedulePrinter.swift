@@ -48,6 +48,17 @@ public enum SchedulePrinter {
         lines.append(
             "  local: \(k.buffers.totalBytes) bytes in \(caps.count) buffer(s)"
                 + (caps.isEmpty ? "" : ": " + caps.joined(separator: ", ")))
+        if let h = k.hoisting {
+            let others = kernel.grid.dropLast().map(\.variable.name)
+            let when = others.isEmpty ? "once per thread" : "when \(others.joined(separator: ", ")) change(s)"
+            let hoisted = h.runs.flatMap { run in run.flatMap { kernel.body[$0].results.map { "\($0.id)" } } }
+            lines.append(
+                "  hoisted along \(h.axis.name), computed \(when): " + hoisted.joined(separator: ", "))
+            let kept = h.kept.map {
+                $0.floats == 0 ? "\($0.owner) (a scalar)" : "\($0.owner)'s storage (\($0.floats * 4) bytes)"
+            }
+            lines.append("  kept between instances: " + (kept.isEmpty ? "nothing" : kept.joined(separator: ", ")))
+        }
         var values: [(ValueID, BlockType)] = k.analysis.types.map { ($0.key, $0.value) }
         values.sort { $0.0.number < $1.0.number }
         for (v, type) in values {
@@ -59,7 +70,11 @@ public enum SchedulePrinter {
             lines.append(
                 "  P\(n): \(t.name) packed once per call into "
                     + (p.precision == .bf16 ? "bf16 pairs along its " : "f32 tiles \(p.tile) wide, k along its ")
-                    + "\(p.kAlongRows ? "rows" : "columns") (\(p.words * 4) bytes), before the grid")
+                    + "\(p.kAlongRows ? "rows" : "columns") (\(p.words * 4) bytes)"
+                    + (p.scale.map {
+                        ", each k \(p.scaleDivides ? "divided" : "multiplied") by \(k.analysis.program[$0].name)[k]"
+                    } ?? "")
+                    + ", before the grid")
         }
         for d in k.dots {
             var facts: [String] = []

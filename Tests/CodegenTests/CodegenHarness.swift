@@ -37,8 +37,8 @@ enum CodegenHarness {
 
     /// Emits, compiles, runs and compares; returns the comparisons and the harness's stderr.
     static func check(
-        _ program: Program, seed: UInt64 = 1, extraFlags: [String] = [], file: StaticString = #filePath,
-        line: UInt = #line
+        _ program: Program, seed: UInt64 = 1, extraFlags: [String] = [], threads: Int = 2,
+        file: StaticString = #filePath, line: UInt = #line
     ) throws -> (comparisons: [Comparison], stderr: String) {
         let errors = Verifier.verify(program, target: .cpu)
         XCTAssertEqual(errors.map(\.description), [], "the program does not verify", file: file, line: line)
@@ -56,7 +56,7 @@ enum CodegenHarness {
             try? source.source.write(toFile: dump + "/" + program.name + ".c", atomically: true, encoding: .utf8)
         }
         let exe = try CCompiler.buildHarness(program: program, source: source, directory: dir, extraFlags: extraFlags)
-        let run = try CCompiler.run(exe, [dir], environment: ["OMP_NUM_THREADS": "2"])
+        let run = try CCompiler.run(exe, [dir], environment: ["OMP_NUM_THREADS": "\(threads)"])
         XCTAssertEqual(run.status, 0, "harness failed: \(run.stderr)", file: file, line: line)
         var out: [Comparison] = []
         for t in program.outputs {

@@ -4,6 +4,7 @@ import Codegen
 import Foundation
 import Fusion
 import Graph
+import Schedule
 import XCTest
 
 /// The examples, fused, compiled and compared with the interpreter at small sizes.
@@ -31,6 +32,33 @@ final class FusedCodegenTests: XCTestCase {
         _ = try CodegenHarness.check(ln)
         let ffn = try Self.fused("rmsnorm_swiglu.graph", dims: ["M": 40, "d": 48, "h": 72], block: 32)
         _ = try CodegenHarness.check(ffn)
+    }
+
+    /// LayerNorm+matmul on a CPU: the schedule splits the loop over K (`InvariantFission`), so a
+    /// thread computes the row statistics once per run of column blocks of one row block and
+    /// keeps them (`GridHoisting`), and packs W once per call both as it is and with its rows
+    /// scaled by γ (R4a moved γ onto W; `Prepack.scale`). A 4×3 grid with partial last row and
+    /// column blocks, run by 1, 2, 3 and 5 threads (whose runs start inside a row block, so the
+    /// statistics must be recomputed where the row block changes), matches the interpreter.
+    func testGridHoistingAndScaledPackAcrossColumnBlocks() throws {
+        let ln = try Self.fused("layernorm_matmul.graph", dims: ["M": 100, "K": 72, "N": 90], block: 32)
+        let kernel = try XCTUnwrap(Scheduler.scheduleKeepingBlocks(ln, target: .cpu).kernels.first)
+        XCTAssertEqual(kernel.kernel.grid.map(\.extent), [4, 3])
+        let hoisting = try XCTUnwrap(kernel.hoisting, "the statistics are hoisted")
+        XCTAssertEqual(hoisting.axis.name, "j")
+        // The mean and r (and the statistics they come from) are kept between instances.
+        XCTAssertGreaterThanOrEqual(hoisting.kept.count, 2)
+        XCTAssertTrue(hoisting.kept.allSatisfy { $0.floats <= 32 }, "\(hoisting.kept)")
+        let scales = kernel.prepacks.compactMap { $0.scale.map { ln[$0].name } }
+        XCTAssertEqual(scales, ["gamma"], "W packed with its rows scaled by gamma")
+        // No instance multiplies X by gamma: the only products read X in place or the packed copies.
+        let source = CEmitter.emit(ln).source
+        XCTAssertTrue(source.contains("if (!blk_h_again)"), "the hoisted run is guarded")
+        for threads in [1, 2, 3, 5] { _ = try CodegenHarness.check(ln, threads: threads) }
+        // The same kernel where hoisting is impossible (one column block): no guard, same values.
+        let narrow = try Self.fused("layernorm_matmul.graph", dims: ["M": 100, "K": 72, "N": 30], block: 32)
+        XCTAssertNil(try XCTUnwrap(Scheduler.scheduleKeepingBlocks(narrow, target: .cpu).kernels.first).hoisting)
+        _ = try CodegenHarness.check(narrow, threads: 3)
     }
 
     /// The runtime's paths for CPUs without AVX-512 (AVX2 and FMA: 6×16 `ymm` tiles, masked

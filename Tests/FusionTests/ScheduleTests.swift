@@ -93,7 +93,10 @@ final class ScheduleTests: XCTestCase {
             let fused = Fusion.fuse(program, options: FusionOptions(target: target, cores: CLI.pinnedCores)).program
             let schedule = Scheduler.schedule(fused, target: target)
             return schedule.kernels.flatMap { k in
-                k.prepacks.map { "\(fused[$0.tensor].name) \($0.precision) \($0.kAlongRows ? "rows" : "columns")" }
+                k.prepacks.map {
+                    "\(fused[$0.tensor].name) \($0.precision) \($0.kAlongRows ? "rows" : "columns")"
+                        + ($0.scale.map { " times \(fused[$0].name)" } ?? "")
+                }
             }
         }
         XCTAssertEqual(try prepacked("attention", ["N": 256]), ["K f32 columns"])
@@ -102,9 +105,13 @@ final class ScheduleTests: XCTestCase {
             try prepacked("rmsnorm_swiglu_bf16", ["M": 256, "d": 128, "h": 256]),
             ["W1 bf16 rows", "W3 bf16 rows", "W2 bf16 rows"])
         XCTAssertEqual(try prepacked("attention_bf16", ["N": 256], target: .sm90), [])
-        // W's 64×64 blocks, rows 4 KiB apart, read by three products (x·W, γ·W, β·W): packed once
-        // and read in place from the packed tiles, not copied into a buffer by every instance.
-        XCTAssertEqual(try prepacked("layernorm_matmul"), ["W f32 rows"])
+        // W's 64×64 blocks, rows 4 KiB apart, read by three products (x·(γ∘W), γ·W, β·W): packed
+        // once as they are and once with each row scaled by γ (R4a's column scale), and read in
+        // place from the packed tiles, not copied into a buffer (nor scaled) by every instance.
+        XCTAssertEqual(try prepacked("layernorm_matmul"), ["W f32 rows", "W f32 rows times gamma"])
+        XCTAssertEqual(
+            try prepacked("rmsnorm_swiglu", ["M": 256, "d": 128, "h": 256]),
+            ["W1 f32 rows times g", "W3 f32 rows times g"])
         let ln = Scheduler.schedule(
             Fusion.fuse(
                 try DifferentialTests.example("layernorm_matmul", dims: [:]),

@@ -17,13 +17,21 @@ extension FusionRule {
     /// A block scale `x ∘ s` with a scalar `s` (rank 0: one factor for the whole block, as the
     /// softmax sum of a single query row) moves the same way out of either operand of a dot, a
     /// sum along any axis and a broadcast: `broadcast(x ∘ s) = broadcast(x) ∘ s`.
+    ///
+    /// On a CPU, a column scale of an f32 product's left operand (`x ∘ broadcast(v, axis 0)`,
+    /// one factor per element of the contracted axis: LayerNorm's and RMSNorm's γ) moves onto the
+    /// rows of its right operand when that is a block of a tensor and `v` a loaded vector:
+    /// `dot(x, y ∘ broadcast(v, axis 1))` (axis 0 for a transposed `y`). Exact over the reals,
+    /// `(X·D)·Y = X·(D·Y)`; the schedule computes `y ∘ v` where it packs `y` once per call
+    /// (`KernelSchedule.Prepack.scale`), so no instance scales a block of either operand.
     public static let scaleMotion = FusionRule(
         id: "R4a", name: "scale-motion", summary: "move a row scale out of a matmul's left operand or a row sum"
     ) { program, plan in
         KernelRewrite.body(program, plan, local: .scaleMotion) { kernel, program in
             let facts = plan.facts(of: kernel, in: program)
             var next = facts.nextValueNumber
-            return moveScales(kernel.body, types: facts.valueTypes, next: &next)
+            return moveScales(
+                kernel.body, types: facts.valueTypes, next: &next, moveColumnScales: !plan.target.isGPU)
         }
     }
 
@@ -36,6 +44,25 @@ extension FusionRule {
         }
         func scale(_ s: ValueID) -> ValueID? {
             guard let d = defs[s], case .broadcast(let v, axis: 1) = d.op, types[v]?.rank == 1 else { return nil }
+            return v
+        }
+        if let v = scale(b), types[a]?.rank == 2 { return (a, v, op) }
+        if op == .mul, let v = scale(a), types[b]?.rank == 2 { return (b, v, op) }
+        return nil
+    }
+
+    /// Finds `(x, v, op)` when `id` is `x op broadcast(v, axis 0)` (one factor per column) with
+    /// `op` ∈ {mul, div}.
+    private static func columnScaled(
+        _ id: ValueID, _ defs: [ValueID: Instruction], _ types: [ValueID: BlockType]
+    ) -> (x: ValueID, v: ValueID, op: BinaryOp)? {
+        guard let inst = defs[id], case .binary(let op, let a, let b) = inst.op, op == .mul || op == .div else {
+            return nil
+        }
+        func scale(_ s: ValueID) -> ValueID? {
+            guard let d = defs[s], case .broadcast(let v, axis: 0) = d.op, types[v]?.rank == 1,
+                types[s]?.rank == 2
+            else { return nil }
             return v
         }
         if let v = scale(b), types[a]?.rank == 2 { return (a, v, op) }
@@ -90,14 +117,17 @@ extension FusionRule {
     }
 
     private static func moveScales(
-        _ body: [Instruction], types: [ValueID: BlockType], next: inout Int, outer: [ValueID: Instruction] = [:]
+        _ body: [Instruction], types: [ValueID: BlockType], next: inout Int, moveColumnScales: Bool,
+        outer: [ValueID: Instruction] = [:]
     ) -> ([Instruction], String)? {
         var defs = outer
         for (index, inst) in body.enumerated() {
             for r in inst.results { defs[r.id] = inst }
             switch inst.op {
             case .loop(var loop):
-                if let (inner, detail) = moveScales(loop.body, types: types, next: &next, outer: defs) {
+                if let (inner, detail) = moveScales(
+                    loop.body, types: types, next: &next, moveColumnScales: moveColumnScales, outer: defs)
+                {
                     loop.body = inner
                     var out = body
                     out[index].op = .loop(loop)
@@ -110,6 +140,28 @@ extension FusionRule {
                     var out = body
                     out.replaceSubrange(index...index, with: replacement)
                     return (out, "moved the block scale \(scale) out of the dot \(inst.results[0].id)")
+                }
+                if moveColumnScales, case .dot(_, _, false, let tb, .f32) = inst.op, let r = inst.result,
+                    let (x, v, op) = columnScaled(a, defs, types), let y = defs[b], case .load = y.op,
+                    let vd = defs[v], case .load = vd.op, let yType = types[b], yType.rank == 2
+                {
+                    // The right operand scaled along its rows (columns when transposed): a block
+                    // of a tensor and a vector the schedule can apply where it packs the block
+                    // once per call (`KernelSchedule.Prepack.scale`).
+                    let scale = Value(ValueID(next), BlockType(yType.shape, yType.tier))
+                    let scaled = Value(ValueID(next + 1), yType)
+                    next += 2
+                    let replacement = [
+                        Instruction([scale], .broadcast(v, axis: tb ? 0 : 1)),
+                        Instruction([scaled], .binary(op, b, scale.id)),
+                        Instruction([r], .dot(x, scaled.id, transposeA: false, transposeB: tb, precision: .f32)),
+                    ]
+                    var out = body
+                    out.replaceSubrange(index...index, with: replacement)
+                    return (
+                        out,
+                        "moved the column scale \(v) of the dot \(r.id)'s left operand onto its right operand's rows"
+                    )
                 }
                 guard case .dot(_, _, false, let tb, let precision) = inst.op, let r = inst.result,
                     let (x, v, op) = rowScaled(a, defs, types)

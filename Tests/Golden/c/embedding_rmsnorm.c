@@ -16,7 +16,7 @@ static inline int32_t blk_f32_to_i32(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k8_matmul_y: grid(i < 4, j < 8), 32 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
+/* kernel k8_matmul_y: grid(i < 4, j < 8), 32 instance(s); local blocks: 4 buffer(s), 33280 bytes per thread */
 static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, const float *restrict blk_g_E, const float *restrict blk_g_g, const float *restrict blk_g_W, float *restrict blk_g_y) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 1048576);
@@ -26,16 +26,28 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
         float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
-        float B4[4096] __attribute__((aligned(64)));
-        float B5[64] __attribute__((aligned(64)));
+        /* hoisted along j: computed when the other grid variables change */
+        int blk_h_valid = 0;
+        long blk_h_i = 0;
+        float H0[64] __attribute__((aligned(64)));
+        float H1[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 8; pt_++) {
                 blk_pack(512, blk_imin(64, 512 - pt_ * 64), blk_g_W + pl_ * 262144 + pt_ * 64, 512, 1, P0 + (pl_ * 8 + pt_) * 32768, 64);
+                float *pp_ = P0 + (pl_ * 8 + pt_) * 32768;
+                const long pw_ = blk_imin(64, 512 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 512; pk_++) {
+                    const float ps_ = blk_g_g[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 4; i++)
             for (long j = 0; j < 8; j++) {
+                const int blk_h_again = blk_h_valid && blk_h_i == i;
+                blk_h_valid = 1; blk_h_i = i;
                 // %0 = fill 0.0
                 const float s0 = 0.0f;
                 // %1 = load tokens[i * 64 +: 64]
@@ -47,12 +59,50 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                 }
                 // %2 = fill 0.0
                 const float s2 = 0.0f;
-                // %3, %4 = for k1 in 0 ..< 8 iter(%5 = %2, %6 = %0)
-                float *v5 = B1;
+                if (!blk_h_again) {
+                    // %3 = for k1 in 0 ..< 8 iter(%5 = %2)
+                    float *v5 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v5[r_] = s2;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v5[r_] = s2;
+                    }
+                    for (long k1 = 0; k1 < 8; k1++) {
+                        // %7 = gather E[%1, k1 * 64 +: 64]
+                        const float *t2_src = blk_g_E + k1 * 64;
+                        float *v7 = B2;
+                        for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                            for (long c_ = 0; c_ < 64; c_++) {
+                                v7[r_ * 64 + c_] = ((v1[r_]) >= 0.0f && (v1[r_]) < 1000.0f) ? t2_src[(long)(v1[r_]) * 512 + c_] : 0.0f;
+                            }
+                        }
+                        // %8 = square %7
+                        float *v8 = B2;
+                        for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                            for (long c_ = 0; c_ < 64; c_++) {
+                                v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v7[r_ * 64 + c_]);
+                            }
+                        }
+                        // %9 = reduce_sum %8 axis 1
+                        float *v9 = B3;
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v9[r_] = blk_sum_contig(v8 + r_ * 64, 64);
+                        }
+                        // %10 = add %5, %9
+                        float *v10 = B1;
+#pragma omp simd
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v10[r_] = (v5[r_] + v9[r_]);
+                        }
+                        // yield %10
+                        {
+                        }
+                    }
+                    for (long r_ = 0; r_ < 64; r_++) H0[r_] = v5[r_];
                 }
+                float *v5 = H0;
+                // %4 = for k1 in 0 ..< 8 iter(%6 = %0)
                 float *v6 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
@@ -61,77 +111,57 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                     }
                 }
                 for (long k1 = 0; k1 < 8; k1++) {
-                    // %7 = gather E[%1, k1 * 64 +: 64]
-                    const float *t2_src = blk_g_E + k1 * 64;
-                    float *v7 = B3;
+                    // %24 = gather E[%1, k1 * 64 +: 64]
+                    const float *t3_src = blk_g_E + k1 * 64;
+                    float *v24 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v7[r_ * 64 + c_] = ((v1[r_]) >= 0.0f && (v1[r_]) < 1000.0f) ? t2_src[(long)(v1[r_]) * 512 + c_] : 0.0f;
+                            v24[r_ * 64 + c_] = ((v1[r_]) >= 0.0f && (v1[r_]) < 1000.0f) ? t3_src[(long)(v1[r_]) * 512 + c_] : 0.0f;
                         }
                     }
-                    // %8 = square %7
-                    float *v8 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v7[r_ * 64 + c_]);
-                        }
-                    }
-                    // %9 = reduce_sum %8 axis 1
-                    float *v9 = B5;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v9[r_] = blk_sum_contig(v8 + r_ * 64, 64);
-                    }
-                    // %10 = add %5, %9
-                    float *v10 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v10[r_] = (v5[r_] + v9[r_]);
-                    }
-                    // %11 = load g[k1 * 64 +: 64]
-                    const float *v11 = blk_g_g + k1 * 64;
-                    // %12 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v12 = P0 + (j * 64 / 64) * 32768 + k1 * 64 * 64;
-                    // %13 = broadcast %11 axis 0
-                    // %14 = mul %7, %13
-                    float *v14 = B3;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v11[c_]);
-                        }
-                    }
-                    // %15 = dot %14, %12: accumulated in place by its add
-                    // %16 = add %6, %15
-                    float *v16 = B2;
-                    blk_gemm(64, 64, 64, v14, 64, 1, v12, 64, v16, 64, 1);
-                    // yield %10, %16
+                    // %25 = load g[k1 * 64 +: 64]
+                    const float *v25 = blk_g_g + k1 * 64;
+                    // %26 = load W[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v26 = blk_g_W + k1 * 64 * 512 + j * 64;
+                    // %27 = broadcast %25 axis 1
+                    // %28 = mul %26, %27
+                    // computed in P0, the copy packed once per call
+                    const float *v28 = P0 + (j * 64 / 64) * 32768 + k1 * 64 * 64;
+                    // %29 = dot %24, %28: accumulated in place by its add
+                    // %30 = add %6, %29
+                    float *v30 = B2;
+                    blk_gemm(64, 64, 64, v24, 64, 1, v28, 64, v30, 64, 1);
+                    // yield %30
                     {
                     }
                 }
                 // %17 = fill 0.001953125
                 const float s17 = 0.001953125f;
-                // %18 = mul %3, %17
-                float *v18 = B1;
+                if (!blk_h_again) {
+                    // %18 = mul %3, %17
+                    float *v18 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v18[r_] = (v5[r_] * s17);
-                }
-                // %19 = fill 1e-06
-                const float s19 = 1e-06f;
-                // %20 = add %18, %19
-                float *v20 = B1;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v18[r_] = (v5[r_] * s17);
+                    }
+                    // %19 = fill 1e-06
+                    const float s19 = 1e-06f;
+                    // %20 = add %18, %19
+                    float *v20 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v20[r_] = (v18[r_] + s19);
-                }
-                // %21 = rsqrt %20
-                float *v21 = B1;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v20[r_] = (v18[r_] + s19);
+                    }
+                    // %21 = rsqrt %20
+                    float *v21 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v21[r_] = (1.0f / sqrtf(v20[r_]));
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v21[r_] = (1.0f / sqrtf(v20[r_]));
+                    }
+                    for (long r_ = 0; r_ < 64; r_++) H1[r_] = v21[r_];
                 }
+                float *v21 = H1;
                 // %22 = broadcast %21 axis 1
                 // %23 = mul %4, %22
                 float *v23 = B2;
@@ -143,11 +173,11 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                 }
                 // store %23 -> y[i * 64 +: 64, j * 64 +: 64]
                 {
-                    float *t3_dst = blk_g_y + i * 64 * 512 + j * 64;
+                    float *t4_dst = blk_g_y + i * 64 * 512 + j * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            t3_dst[r_ * 512 + c_] = v23[r_ * 64 + c_];
+                            t4_dst[r_ * 512 + c_] = v23[r_ * 64 + c_];
                         }
                     }
                 }

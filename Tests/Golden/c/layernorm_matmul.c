@@ -8,260 +8,300 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 9 buffer(s), 50688 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 64, j < 16), 1024 instance(s); local blocks: 8 buffer(s), 50432 bytes per thread */
 static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float *restrict blk_g_gamma, const float *restrict blk_g_beta, const float *restrict blk_g_W, float *restrict blk_g_Y) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 4194304);
+    static blk_workspace W1;
+    float *P1 = (float *)blk_workspace_take(&W1, 4194304);
 #pragma omp parallel
     {
-        float B0[64] __attribute__((aligned(64)));
-        float B1[4096] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
-        float B3[64] __attribute__((aligned(64)));
-        float B4[64] __attribute__((aligned(64)));
+        float B3[4096] __attribute__((aligned(64)));
+        float B4[4096] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
-        float B6[4096] __attribute__((aligned(64)));
-        float B7[4096] __attribute__((aligned(64)));
-        float B8[64] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
+        float B7[64] __attribute__((aligned(64)));
+        /* hoisted along j: computed when the other grid variables change */
+        int blk_h_valid = 0;
+        long blk_h_i = 0;
+        float H0[64] __attribute__((aligned(64)));
+        float H1[64] __attribute__((aligned(64)));
+        float H2[64] __attribute__((aligned(64)));
+        float H3[64] __attribute__((aligned(64)));
+        float H4[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
                 blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_W + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
             }
 #pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 1; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_W + pl_ * 1048576 + pt_ * 64, 1024, 1, P1 + (pl_ * 16 + pt_) * 65536, 64);
+                float *pp_ = P1 + (pl_ * 16 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 1024 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_gamma[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
+            }
+#pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
+                const int blk_h_again = blk_h_valid && blk_h_i == i;
+                blk_h_valid = 1; blk_h_i = i;
                 // %0 = fill 0.0
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2, %3, %4, %5, %6, %7 = for k1 in 0 ..< 16 iter(%8 = %1, %9 = %0, %10 = %1, %11 = %1, %12 = %1, %13 = %1)
-                float *v8 = B0;
+                if (!blk_h_again) {
+                    // %2, %6, %7 = for k1 in 0 ..< 16 iter(%8 = %1, %12 = %1, %13 = %1)
+                    float *v8 = B0;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v8[r_] = s1;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v8[r_] = s1;
+                    }
+                    float *v12 = B1;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v12[r_] = s1;
+                    }
+                    float *v13 = B2;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v13[r_] = s1;
+                    }
+                    for (long k1 = 0; k1 < 16; k1++) {
+                        // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                        float *v14 = B3;
+                        const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
+                        for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                            for (long c_ = 0; c_ < 64; c_++) {
+                                v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                            }
+                        }
+                        // %15 = reduce_sum %14 axis 1
+                        float *v15 = B4;
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
+                        }
+                        // %16 = add %8, %15
+                        float *v16 = B0;
+#pragma omp simd
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v16[r_] = (v8[r_] + v15[r_]);
+                        }
+                        // %32 = square %14
+                        float *v32 = B4;
+                        for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                            for (long c_ = 0; c_ < 64; c_++) {
+                                v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
+                            }
+                        }
+                        // %33 = reduce_sum %32 axis 1
+                        float *v33 = B5;
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
+                        }
+                        // %34 = add %12, %33
+                        float *v34 = B1;
+#pragma omp simd
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v34[r_] = (v12[r_] + v33[r_]);
+                        }
+                        // %35 = one %14
+                        const float s35 = 1.0f;
+                        // %36 = reduce_sum %35 axis 1
+                        const float s36 = (s35 * 64.0f);
+                        // %37 = add %13, %36
+                        float *v37 = B2;
+#pragma omp simd
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v37[r_] = (v13[r_] + s36);
+                        }
+                        // yield %16, %34, %37
+                        {
+                        }
+                    }
+                    for (long r_ = 0; r_ < 64; r_++) H0[r_] = v8[r_];
+                    for (long r_ = 0; r_ < 64; r_++) H1[r_] = v12[r_];
+                    for (long r_ = 0; r_ < 64; r_++) H2[r_] = v13[r_];
                 }
-                float *v9 = B1;
+                float *v8 = H0;
+                float *v12 = H1;
+                float *v13 = H2;
+                // %3, %4, %5 = for k1 in 0 ..< 16 iter(%9 = %0, %10 = %1, %11 = %1)
+                float *v9 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v9[r_ * 64 + c_] = s0;
                     }
                 }
-                float *v10 = B2;
+                float *v10 = B5;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v10[r_] = s1;
                 }
-                float *v11 = B3;
+                float *v11 = B4;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v11[r_] = s1;
                 }
-                float *v12 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = s1;
-                }
-                float *v13 = B5;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v13[r_] = s1;
-                }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %14 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    float *v14 = B6;
-                    const float *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
-                        }
-                    }
-                    // %15 = reduce_sum %14 axis 1
-                    float *v15 = B7;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
-                    }
-                    // %16 = add %8, %15
-                    float *v16 = B0;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v16[r_] = (v8[r_] + v15[r_]);
-                    }
-                    // %17 = load gamma[k1 * 64 +: 64]
-                    const float *v17 = blk_g_gamma + k1 * 64;
-                    // %18 = load beta[k1 * 64 +: 64]
-                    const float *v18 = blk_g_beta + k1 * 64;
-                    // %19 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v19 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %20 = broadcast %17 axis 0
-                    // %21 = mul %14, %20
-                    float *v21 = B7;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v21[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v17[c_]);
-                        }
-                    }
-                    // %22 = dot %21, %19: accumulated in place by its add
-                    // %23 = add %9, %22
-                    float *v23 = B1;
-                    blk_gemm(64, 64, 64, v21, 64, 1, v19, 64, v23, 64, 1);
-                    // %24 = broadcast %17 axis 0
-                    // %25 = dot %24, %19
-                    float *v25 = B7;
-                    blk_gemm(1, 64, 64, v17, 0, 1, v19, 64, v25, 64, 0);
-                    // %26 = reduce_sum %25 axis 0
-                    float *v26 = B8;
+                    // %62 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v62 = blk_g_X + i * 64 * 1024 + k1 * 64;
+                    // %63 = load gamma[k1 * 64 +: 64]
+                    const float *v63 = blk_g_gamma + k1 * 64;
+                    // %64 = load beta[k1 * 64 +: 64]
+                    const float *v64 = blk_g_beta + k1 * 64;
+                    // %65 = load W[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v65 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %66 = broadcast %63 axis 1
+                    // %67 = mul %65, %66
+                    // computed in P1, the copy packed once per call
+                    const float *v67 = P1 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %68 = dot %62, %67: accumulated in place by its add
+                    // %69 = add %9, %68
+                    float *v69 = B3;
+                    blk_gemm(64, 64, 64, v62, 1024, 1, v67, 64, v69, 64, 1);
+                    // %70 = broadcast %63 axis 0
+                    // %71 = dot %70, %65
+                    float *v71 = B6;
+                    blk_gemm(1, 64, 64, v63, 0, 1, v65, 64, v71, 64, 0);
+                    // %72 = reduce_sum %71 axis 0
+                    float *v72 = B7;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v26[r_] = 0.0f;
+                        v72[r_] = 0.0f;
                     }
                     for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v26[c_] = (v26[c_] + v25[r_ * 64 + c_]);
+                            v72[c_] = (v72[c_] + v71[r_ * 64 + c_]);
                         }
                     }
-                    // %27 = add %10, %26
-                    float *v27 = B2;
+                    // %73 = add %10, %72
+                    float *v73 = B5;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v27[r_] = (v10[r_] + v26[r_]);
+                        v73[r_] = (v10[r_] + v72[r_]);
                     }
-                    // %28 = broadcast %18 axis 0
-                    // %29 = dot %28, %19
-                    float *v29 = B8;
-                    blk_gemm(1, 64, 64, v18, 0, 1, v19, 64, v29, 64, 0);
-                    // %30 = reduce_sum %29 axis 0
-                    float *v30 = B7;
+                    // %74 = broadcast %64 axis 0
+                    // %75 = dot %74, %65
+                    float *v75 = B6;
+                    blk_gemm(1, 64, 64, v64, 0, 1, v65, 64, v75, 64, 0);
+                    // %76 = reduce_sum %75 axis 0
+                    float *v76 = B7;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v30[r_] = 0.0f;
+                        v76[r_] = 0.0f;
                     }
                     for (long r_ = 0; r_ < 1; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v30[c_] = (v30[c_] + v29[r_ * 64 + c_]);
+                            v76[c_] = (v76[c_] + v75[r_ * 64 + c_]);
                         }
                     }
-                    // %31 = add %11, %30
-                    float *v31 = B3;
+                    // %77 = add %11, %76
+                    float *v77 = B4;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
-                        v31[r_] = (v11[r_] + v30[r_]);
+                        v77[r_] = (v11[r_] + v76[r_]);
                     }
-                    // %32 = square %14
-                    float *v32 = B7;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
-                        }
-                    }
-                    // %33 = reduce_sum %32 axis 1
-                    float *v33 = B8;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
-                    }
-                    // %34 = add %12, %33
-                    float *v34 = B4;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v34[r_] = (v12[r_] + v33[r_]);
-                    }
-                    // %35 = one %14
-                    const float s35 = 1.0f;
-                    // %36 = reduce_sum %35 axis 1
-                    const float s36 = (s35 * 64.0f);
-                    // %37 = add %13, %36
-                    float *v37 = B5;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v37[r_] = (v13[r_] + s36);
-                    }
-                    // yield %16, %23, %27, %31, %34, %37
+                    // yield %69, %73, %77
                     {
                     }
                 }
                 // %38 = fill 0.0009765625
                 const float s38 = 0.0009765625f;
-                // %39 = mul %2, %38
-                float *v39 = B8;
+                if (!blk_h_again) {
+                    // %39 = mul %2, %38
+                    float *v39 = B6;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v39[r_] = (v8[r_] * s38);
-                }
-                // %40 = fill 2.0
-                const float s40 = 2.0f;
-                // %41 = mul %39, %2
-                float *v41 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v39[r_] = (v8[r_] * s38);
+                    }
+                    // %40 = fill 2.0
+                    const float s40 = 2.0f;
+                    // %41 = mul %39, %2
+                    float *v41 = B0;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v41[r_] = (v39[r_] * v8[r_]);
-                }
-                // %42 = mul %41, %40
-                float *v42 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v41[r_] = (v39[r_] * v8[r_]);
+                    }
+                    // %42 = mul %41, %40
+                    float *v42 = B0;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v42[r_] = (v41[r_] * s40);
-                }
-                // %43 = mul %39, %39
-                float *v43 = B6;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v42[r_] = (v41[r_] * s40);
+                    }
+                    // %43 = mul %39, %39
+                    float *v43 = B7;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v43[r_] = (v39[r_] * v39[r_]);
-                }
-                // %44 = mul %43, %7
-                float *v44 = B6;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v43[r_] = (v39[r_] * v39[r_]);
+                    }
+                    // %44 = mul %43, %7
+                    float *v44 = B7;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v44[r_] = (v43[r_] * v13[r_]);
-                }
-                // %45 = sub %6, %42
-                float *v45 = B4;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v44[r_] = (v43[r_] * v13[r_]);
+                    }
+                    // %45 = sub %6, %42
+                    float *v45 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v45[r_] = (v12[r_] - v42[r_]);
-                }
-                // %46 = add %45, %44
-                float *v46 = B4;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v45[r_] = (v12[r_] - v42[r_]);
+                    }
+                    // %46 = add %45, %44
+                    float *v46 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v46[r_] = (v45[r_] + v44[r_]);
-                }
-                // %47 = mul %46, %38
-                float *v47 = B4;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v46[r_] = (v45[r_] + v44[r_]);
+                    }
+                    // %47 = mul %46, %38
+                    float *v47 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v47[r_] = (v46[r_] * s38);
-                }
-                // %48 = fill 1e-05
-                const float s48 = 1e-05f;
-                // %49 = add %47, %48
-                float *v49 = B4;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v47[r_] = (v46[r_] * s38);
+                    }
+                    // %48 = fill 1e-05
+                    const float s48 = 1e-05f;
+                    // %49 = add %47, %48
+                    float *v49 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v49[r_] = (v47[r_] + s48);
-                }
-                // %50 = rsqrt %49
-                float *v50 = B4;
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v49[r_] = (v47[r_] + s48);
+                    }
+                    // %50 = rsqrt %49
+                    float *v50 = B1;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v50[r_] = (1.0f / sqrtf(v49[r_]));
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v50[r_] = (1.0f / sqrtf(v49[r_]));
+                    }
+                    for (long r_ = 0; r_ < 64; r_++) H3[r_] = v39[r_];
+                    for (long r_ = 0; r_ < 64; r_++) H4[r_] = v50[r_];
                 }
+                float *v39 = H3;
+                float *v50 = H4;
                 // %51 = fill -1.0
                 const float s51 = (-1.0f);
                 // %52 = mul %4, %51
-                float *v52 = B2;
+                float *v52 = B5;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v52[r_] = (v10[r_] * s51);
                 }
                 // %53 = broadcast %50 axis 1
                 // %54 = mul %3, %53
-                float *v54 = B1;
+                float *v54 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -271,7 +311,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 // %55 = broadcast %52 axis 0
                 // %56 = broadcast %39 axis 1
                 // %57 = mul %55, %56
-                float *v57 = B6;
+                float *v57 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -279,7 +319,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                 }
                 // %58 = mul %57, %53
-                float *v58 = B6;
+                float *v58 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -287,7 +327,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                 }
                 // %59 = add %54, %58
-                float *v59 = B1;
+                float *v59 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -296,7 +336,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 }
                 // %60 = broadcast %5 axis 0
                 // %61 = add %59, %60
-                float *v61 = B1;
+                float *v61 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -316,6 +356,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
             }
     }
     blk_workspace_give(&W0, P0);
+    blk_workspace_give(&W1, P1);
 }
 
 /* The entry point: runs the kernels in program order. */

@@ -14,43 +14,52 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
+        /* hoisted along j: computed when the other grid variables change */
+        int blk_h_valid = 0;
+        float H0 = 0.0f;
 #pragma omp for collapse(1) schedule(static)
         for (long j = 0; j < 32; j++) {
+            const int blk_h_again = blk_h_valid;
+            blk_h_valid = 1;
             // %0 = fill 0.0
             const float s0 = 0.0f;
             // %1 = fill 0.0
             const float s1 = 0.0f;
-            // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
-            float s3 = s1;
-            for (long k1 = 0; k1 < 32; k1++) {
-                // %4 = load X[0, k1 * 64 +: 64]
-                const float *v4 = blk_g_X + k1 * 64;
-                // %5 = square %4
-                float *v5 = B0;
+            if (!blk_h_again) {
+                // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
+                float s3 = s1;
+                for (long k1 = 0; k1 < 32; k1++) {
+                    // %4 = load X[0, k1 * 64 +: 64]
+                    const float *v4 = blk_g_X + k1 * 64;
+                    // %5 = square %4
+                    float *v5 = B0;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v5[r_] = (v4[r_] * v4[r_]);
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v5[r_] = (v4[r_] * v4[r_]);
+                    }
+                    // %6 = reduce_sum %5 axis 0
+                    const float s6 = blk_sum_contig(v5, 64);
+                    // %7 = add %3, %6
+                    const float s7 = (s3 + s6);
+                    // yield %7
+                    {
+                        const float t1_next = s7;
+                        s3 = t1_next;
+                    }
                 }
-                // %6 = reduce_sum %5 axis 0
-                const float s6 = blk_sum_contig(v5, 64);
-                // %7 = add %3, %6
-                const float s7 = (s3 + s6);
-                // yield %7
-                {
-                    const float t1_next = s7;
-                    s3 = t1_next;
-                }
+                // %8 = fill 0.00048828125
+                const float s8 = 0.00048828125f;
+                // %9 = mul %2, %8
+                const float s9 = (s3 * s8);
+                // %10 = fill 1e-06
+                const float s10 = 1e-06f;
+                // %11 = add %9, %10
+                const float s11 = (s9 + s10);
+                // %12 = rsqrt %11
+                const float s12 = (1.0f / sqrtf(s11));
+                H0 = s12;
             }
-            // %8 = fill 0.00048828125
-            const float s8 = 0.00048828125f;
-            // %9 = mul %2, %8
-            const float s9 = (s3 * s8);
-            // %10 = fill 1e-06
-            const float s10 = 1e-06f;
-            // %11 = add %9, %10
-            const float s11 = (s9 + s10);
-            // %12 = rsqrt %11
-            const float s12 = (1.0f / sqrtf(s11));
+            const float s12 = H0;
             // %13 = for k in 0 ..< 32 iter(%14 = %0)
             float *v14 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
@@ -117,44 +126,54 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
+        /* hoisted along s: computed when the other grid variables change */
+        int blk_h_valid = 0;
+        long blk_h_j = 0;
+        float H0 = 0.0f;
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
+                const int blk_h_again = blk_h_valid && blk_h_j == j;
+                blk_h_valid = 1; blk_h_j = j;
                 // %0 = fill 0.0
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
-                float s3 = s1;
-                for (long k1 = 0; k1 < 32; k1++) {
-                    // %4 = load X[0, k1 * 64 +: 64]
-                    const float *v4 = blk_g_X + k1 * 64;
-                    // %5 = square %4
-                    float *v5 = B0;
+                if (!blk_h_again) {
+                    // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
+                    float s3 = s1;
+                    for (long k1 = 0; k1 < 32; k1++) {
+                        // %4 = load X[0, k1 * 64 +: 64]
+                        const float *v4 = blk_g_X + k1 * 64;
+                        // %5 = square %4
+                        float *v5 = B0;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v5[r_] = (v4[r_] * v4[r_]);
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v5[r_] = (v4[r_] * v4[r_]);
+                        }
+                        // %6 = reduce_sum %5 axis 0
+                        const float s6 = blk_sum_contig(v5, 64);
+                        // %7 = add %3, %6
+                        const float s7 = (s3 + s6);
+                        // yield %7
+                        {
+                            const float t1_next = s7;
+                            s3 = t1_next;
+                        }
                     }
-                    // %6 = reduce_sum %5 axis 0
-                    const float s6 = blk_sum_contig(v5, 64);
-                    // %7 = add %3, %6
-                    const float s7 = (s3 + s6);
-                    // yield %7
-                    {
-                        const float t1_next = s7;
-                        s3 = t1_next;
-                    }
+                    // %8 = fill 0.00048828125
+                    const float s8 = 0.00048828125f;
+                    // %9 = mul %2, %8
+                    const float s9 = (s3 * s8);
+                    // %10 = fill 1e-06
+                    const float s10 = 1e-06f;
+                    // %11 = add %9, %10
+                    const float s11 = (s9 + s10);
+                    // %12 = rsqrt %11
+                    const float s12 = (1.0f / sqrtf(s11));
+                    H0 = s12;
                 }
-                // %8 = fill 0.00048828125
-                const float s8 = 0.00048828125f;
-                // %9 = mul %2, %8
-                const float s9 = (s3 * s8);
-                // %10 = fill 1e-06
-                const float s10 = 1e-06f;
-                // %11 = add %9, %10
-                const float s11 = (s9 + s10);
-                // %12 = rsqrt %11
-                const float s12 = (1.0f / sqrtf(s11));
+                const float s12 = H0;
                 // %13 = for k in s * 16 ..< min(32, s * 16 + 16) iter(%14 = %0)
                 float *v14 = B0;
                 for (long r_ = 0; r_ < 1; r_++) {
@@ -268,44 +287,54 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
+        /* hoisted along s: computed when the other grid variables change */
+        int blk_h_valid = 0;
+        long blk_h_j = 0;
+        float H0 = 0.0f;
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
+                const int blk_h_again = blk_h_valid && blk_h_j == j;
+                blk_h_valid = 1; blk_h_j = j;
                 // %0 = fill 0.0
                 const float s0 = 0.0f;
                 // %1 = fill 0.0
                 const float s1 = 0.0f;
-                // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
-                float s3 = s1;
-                for (long k1 = 0; k1 < 32; k1++) {
-                    // %4 = load X[0, k1 * 64 +: 64]
-                    const float *v4 = blk_g_X + k1 * 64;
-                    // %5 = square %4
-                    float *v5 = B0;
+                if (!blk_h_again) {
+                    // %2 = for k1 in 0 ..< 32 iter(%3 = %1)
+                    float s3 = s1;
+                    for (long k1 = 0; k1 < 32; k1++) {
+                        // %4 = load X[0, k1 * 64 +: 64]
+                        const float *v4 = blk_g_X + k1 * 64;
+                        // %5 = square %4
+                        float *v5 = B0;
 #pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v5[r_] = (v4[r_] * v4[r_]);
+                        for (long r_ = 0; r_ < 64; r_++) {
+                            v5[r_] = (v4[r_] * v4[r_]);
+                        }
+                        // %6 = reduce_sum %5 axis 0
+                        const float s6 = blk_sum_contig(v5, 64);
+                        // %7 = add %3, %6
+                        const float s7 = (s3 + s6);
+                        // yield %7
+                        {
+                            const float t1_next = s7;
+                            s3 = t1_next;
+                        }
                     }
-                    // %6 = reduce_sum %5 axis 0
-                    const float s6 = blk_sum_contig(v5, 64);
-                    // %7 = add %3, %6
-                    const float s7 = (s3 + s6);
-                    // yield %7
-                    {
-                        const float t1_next = s7;
-                        s3 = t1_next;
-                    }
+                    // %8 = fill 0.00048828125
+                    const float s8 = 0.00048828125f;
+                    // %9 = mul %2, %8
+                    const float s9 = (s3 * s8);
+                    // %10 = fill 1e-06
+                    const float s10 = 1e-06f;
+                    // %11 = add %9, %10
+                    const float s11 = (s9 + s10);
+                    // %12 = rsqrt %11
+                    const float s12 = (1.0f / sqrtf(s11));
+                    H0 = s12;
                 }
-                // %8 = fill 0.00048828125
-                const float s8 = 0.00048828125f;
-                // %9 = mul %2, %8
-                const float s9 = (s3 * s8);
-                // %10 = fill 1e-06
-                const float s10 = 1e-06f;
-                // %11 = add %9, %10
-                const float s11 = (s9 + s10);
-                // %12 = rsqrt %11
-                const float s12 = (1.0f / sqrtf(s11));
+                const float s12 = H0;
                 // %13 = for k in s * 16 ..< min(32, s * 16 + 16) iter(%14 = %0)
                 float *v14 = B0;
                 for (long r_ = 0; r_ < 1; r_++) {
@@ -828,45 +857,54 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
         float B1[64] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
         float B3[64] __attribute__((aligned(64)));
+        /* hoisted along s: computed when the other grid variables change */
+        int blk_h_valid = 0;
+        float H0 = 0.0f;
 #pragma omp for collapse(1) schedule(dynamic, 1)
         for (long s = 0; s < 15; s++) {
+            const int blk_h_again = blk_h_valid;
+            blk_h_valid = 1;
             // %0 = fill 0.0
             const float s0 = 0.0f;
             // %1 = fill 0.0
             const float s1 = 0.0f;
             // %2 = fill 0.0
             const float s2 = 0.0f;
-            // %3 = for k1 in 0 ..< 32 iter(%4 = %2)
-            float s4 = s2;
-            for (long k1 = 0; k1 < 32; k1++) {
-                // %5 = load X1[0, k1 * 64 +: 64]
-                const float *v5 = blk_g_X1 + k1 * 64;
-                // %6 = square %5
-                float *v6 = B0;
+            if (!blk_h_again) {
+                // %3 = for k1 in 0 ..< 32 iter(%4 = %2)
+                float s4 = s2;
+                for (long k1 = 0; k1 < 32; k1++) {
+                    // %5 = load X1[0, k1 * 64 +: 64]
+                    const float *v5 = blk_g_X1 + k1 * 64;
+                    // %6 = square %5
+                    float *v6 = B0;
 #pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v6[r_] = (v5[r_] * v5[r_]);
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v6[r_] = (v5[r_] * v5[r_]);
+                    }
+                    // %7 = reduce_sum %6 axis 0
+                    const float s7 = blk_sum_contig(v6, 64);
+                    // %8 = add %4, %7
+                    const float s8 = (s4 + s7);
+                    // yield %8
+                    {
+                        const float t1_next = s8;
+                        s4 = t1_next;
+                    }
                 }
-                // %7 = reduce_sum %6 axis 0
-                const float s7 = blk_sum_contig(v6, 64);
-                // %8 = add %4, %7
-                const float s8 = (s4 + s7);
-                // yield %8
-                {
-                    const float t1_next = s8;
-                    s4 = t1_next;
-                }
+                // %9 = fill 0.00048828125
+                const float s9 = 0.00048828125f;
+                // %10 = mul %3, %9
+                const float s10 = (s4 * s9);
+                // %11 = fill 1e-06
+                const float s11 = 1e-06f;
+                // %12 = add %10, %11
+                const float s12 = (s10 + s11);
+                // %13 = rsqrt %12
+                const float s13 = (1.0f / sqrtf(s12));
+                H0 = s13;
             }
-            // %9 = fill 0.00048828125
-            const float s9 = 0.00048828125f;
-            // %10 = mul %3, %9
-            const float s10 = (s4 * s9);
-            // %11 = fill 1e-06
-            const float s11 = 1e-06f;
-            // %12 = add %10, %11
-            const float s12 = (s10 + s11);
-            // %13 = rsqrt %12
-            const float s13 = (1.0f / sqrtf(s12));
+            const float s13 = H0;
             // %14 = for k2 in s * 6 ..< min(88, s * 6 + 6) iter(%15 = %0)
             float *v15 = B0;
             for (long r_ = 0; r_ < 1; r_++) {

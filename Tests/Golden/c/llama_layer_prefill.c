@@ -31,16 +31,37 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 32; pt_++) {
                 blk_pack(2048, blk_imin(64, 2048 - pt_ * 64), blk_g_Wq + pl_ * 4194304 + pt_ * 64, 2048, 1, P0 + (pl_ * 32 + pt_) * 131072, 64);
+                float *pp_ = P0 + (pl_ * 32 + pt_) * 131072;
+                const long pw_ = blk_imin(64, 2048 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 2048; pk_++) {
+                    const float ps_ = blk_g_g_attn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 8; pt_++) {
                 blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 512, 1, P1 + (pl_ * 8 + pt_) * 131072, 64);
+                float *pp_ = P1 + (pl_ * 8 + pt_) * 131072;
+                const long pw_ = blk_imin(64, 512 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 2048; pk_++) {
+                    const float ps_ = blk_g_g_attn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 8; pt_++) {
                 blk_pack(2048, blk_imin(64, 512 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 512, 1, P2 + (pl_ * 8 + pt_) * 131072, 64);
+                float *pp_ = P2 + (pl_ * 8 + pt_) * 131072;
+                const long pw_ = blk_imin(64, 512 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 2048; pk_++) {
+                    const float ps_ = blk_g_g_attn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
@@ -109,111 +130,113 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                 // %15 = load g_attn[k1 * 64 +: 64]
                 const float *v15 = blk_g_g_attn + k1 * 64;
                 // %16 = load Wq[k1 * 64 +: 64, 0 +: 2048]
-                const float *v16 = P0 + (0 / 64) * 131072 + k1 * 64 * 64;
-                // %17 = broadcast %15 axis 0
-                // %18 = mul %11, %17
-                float *v18 = B4;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v18[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v15[c_]);
-                    }
-                }
-                // %19 = dot %18, %16: accumulated in place by its add
+                const float *v16 = blk_g_Wq + k1 * 64 * 2048;
+                // %17 = broadcast %15 axis 1
+                // %18 = mul %16, %17
+                // computed in P0, the copy packed once per call
+                const float *v18 = P0 + (0 / 64) * 131072 + k1 * 64 * 64;
+                // %19 = dot %11, %18: accumulated in place by its add
                 // %20 = add %8, %19
                 float *v20 = B1;
-                blk_gemm_panels(64, 2048, 64, v18, 64, 1, v16, 131072, v20, 2048, 1);
+                blk_gemm_panels(64, 2048, 64, v11, 64, 1, v18, 131072, v20, 2048, 1);
                 // %21 = load Wk[k1 * 64 +: 64, 0 +: 512]
-                const float *v21 = P1 + (0 / 64) * 131072 + k1 * 64 * 64;
-                // %22 = dot %18, %21: accumulated in place by its add
-                // %23 = add %9, %22
-                float *v23 = B2;
-                blk_gemm_panels(64, 512, 64, v18, 64, 1, v21, 131072, v23, 512, 1);
-                // %24 = load Wv[k1 * 64 +: 64, 0 +: 512]
-                const float *v24 = P2 + (0 / 64) * 131072 + k1 * 64 * 64;
-                // %25 = dot %18, %24: accumulated in place by its add
-                // %26 = add %10, %25
-                float *v26 = B3;
-                blk_gemm_panels(64, 512, 64, v18, 64, 1, v24, 131072, v26, 512, 1);
-                // yield %14, %20, %23, %26
+                const float *v21 = blk_g_Wk + k1 * 64 * 512;
+                // %22 = broadcast %15 axis 1
+                // %23 = mul %21, %22
+                // computed in P1, the copy packed once per call
+                const float *v23 = P1 + (0 / 64) * 131072 + k1 * 64 * 64;
+                // %24 = dot %11, %23: accumulated in place by its add
+                // %25 = add %9, %24
+                float *v25 = B2;
+                blk_gemm_panels(64, 512, 64, v11, 64, 1, v23, 131072, v25, 512, 1);
+                // %26 = load Wv[k1 * 64 +: 64, 0 +: 512]
+                const float *v26 = blk_g_Wv + k1 * 64 * 512;
+                // %27 = mul %26, %22
+                // computed in P2, the copy packed once per call
+                const float *v27 = P2 + (0 / 64) * 131072 + k1 * 64 * 64;
+                // %28 = dot %11, %27: accumulated in place by its add
+                // %29 = add %10, %28
+                float *v29 = B3;
+                blk_gemm_panels(64, 512, 64, v11, 64, 1, v27, 131072, v29, 512, 1);
+                // yield %14, %20, %25, %29
                 {
                 }
             }
-            // %27 = fill 0.00048828125
-            const float s27 = 0.00048828125f;
-            // %28 = mul %3, %27
-            float *v28 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v28[r_] = (v7[r_] * s27);
-            }
-            // %29 = fill 1e-06
-            const float s29 = 1e-06f;
-            // %30 = add %28, %29
-            float *v30 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v30[r_] = (v28[r_] + s29);
-            }
-            // %31 = rsqrt %30
+            // %30 = fill 0.00048828125
+            const float s30 = 0.00048828125f;
+            // %31 = mul %3, %30
             float *v31 = B0;
 #pragma omp simd
             for (long r_ = 0; r_ < 64; r_++) {
-                v31[r_] = (1.0f / sqrtf(v30[r_]));
+                v31[r_] = (v7[r_] * s30);
             }
-            // %32 = broadcast %31 axis 1
-            // %33 = mul %4, %32
-            float *v33 = B1;
+            // %32 = fill 1e-06
+            const float s32 = 1e-06f;
+            // %33 = add %31, %32
+            float *v33 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v33[r_] = (v31[r_] + s32);
+            }
+            // %34 = rsqrt %33
+            float *v34 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v34[r_] = (1.0f / sqrtf(v33[r_]));
+            }
+            // %35 = broadcast %34 axis 1
+            // %36 = mul %4, %35
+            float *v36 = B1;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 2048; c_++) {
-                    v33[r_ * 2048 + c_] = (v8[r_ * 2048 + c_] * v31[r_]);
+                    v36[r_ * 2048 + c_] = (v8[r_ * 2048 + c_] * v34[r_]);
                 }
             }
-            // store %33 -> t19[i * 64 +: 64, 0 +: 2048]
+            // store %36 -> t19[i * 64 +: 64, 0 +: 2048]
             {
                 float *t2_dst = blk_g_t19 + i * 64 * 2048;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 2048; c_++) {
-                        t2_dst[r_ * 2048 + c_] = v33[r_ * 2048 + c_];
+                        t2_dst[r_ * 2048 + c_] = v36[r_ * 2048 + c_];
                     }
                 }
             }
-            // %34 = broadcast %31 axis 1
-            // %35 = mul %5, %34
-            float *v35 = B2;
+            // %37 = broadcast %34 axis 1
+            // %38 = mul %5, %37
+            float *v38 = B2;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 512; c_++) {
-                    v35[r_ * 512 + c_] = (v9[r_ * 512 + c_] * v31[r_]);
+                    v38[r_ * 512 + c_] = (v9[r_ * 512 + c_] * v34[r_]);
                 }
             }
-            // store %35 -> t22[i * 64 +: 64, 0 +: 512]
+            // store %38 -> t22[i * 64 +: 64, 0 +: 512]
             {
                 float *t3_dst = blk_g_t22 + i * 64 * 512;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 512; c_++) {
-                        t3_dst[r_ * 512 + c_] = v35[r_ * 512 + c_];
+                        t3_dst[r_ * 512 + c_] = v38[r_ * 512 + c_];
                     }
                 }
             }
-            // %36 = mul %6, %34
-            float *v36 = B3;
+            // %39 = mul %6, %37
+            float *v39 = B3;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 512; c_++) {
-                    v36[r_ * 512 + c_] = (v10[r_ * 512 + c_] * v31[r_]);
+                    v39[r_ * 512 + c_] = (v10[r_ * 512 + c_] * v34[r_]);
                 }
             }
-            // store %36 -> t25[i * 64 +: 64, 0 +: 512]
+            // store %39 -> t25[i * 64 +: 64, 0 +: 512]
             {
                 float *t4_dst = blk_g_t25 + i * 64 * 512;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 512; c_++) {
-                        t4_dst[r_ * 512 + c_] = v36[r_ * 512 + c_];
+                        t4_dst[r_ * 512 + c_] = v39[r_ * 512 + c_];
                     }
                 }
             }
@@ -502,11 +525,25 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 88; pt_++) {
                 blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W1 + pl_ * 11534336 + pt_ * 64, 5632, 1, P0 + (pl_ * 88 + pt_) * 131072, 64);
+                float *pp_ = P0 + (pl_ * 88 + pt_) * 131072;
+                const long pw_ = blk_imin(64, 5632 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 2048; pk_++) {
+                    const float ps_ = blk_g_g_ffn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 88; pt_++) {
                 blk_pack(2048, blk_imin(64, 5632 - pt_ * 64), blk_g_W3 + pl_ * 11534336 + pt_ * 64, 5632, 1, P1 + (pl_ * 88 + pt_) * 131072, 64);
+                float *pp_ = P1 + (pl_ * 88 + pt_) * 131072;
+                const long pw_ = blk_imin(64, 5632 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 2048; pk_++) {
+                    const float ps_ = blk_g_g_ffn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
@@ -587,107 +624,105 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
                     }
                     // %18 = load g_ffn[k2 * 64 +: 64]
                     const float *v18 = blk_g_g_ffn + k2 * 64;
-                    // %19 = broadcast %18 axis 0
-                    // %20 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v20 = P0 + (k1 * 64 / 64) * 131072 + k2 * 64 * 64;
-                    // %21 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v21 = P1 + (k1 * 64 / 64) * 131072 + k2 * 64 * 64;
-                    // %22 = mul %14, %19
-                    float *v22 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v18[c_]);
-                        }
-                    }
-                    // %23 = dot %22, %20: accumulated in place by its add
-                    // %24 = add %12, %23
-                    float *v24 = B2;
-                    blk_gemm(64, 64, 64, v22, 64, 1, v20, 64, v24, 64, 1);
-                    // %25 = dot %22, %21: accumulated in place by its add
-                    // %26 = add %13, %25
-                    float *v26 = B3;
-                    blk_gemm(64, 64, 64, v22, 64, 1, v21, 64, v26, 64, 1);
-                    // yield %17, %24, %26
+                    // %19 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
+                    const float *v19 = blk_g_W1 + k2 * 64 * 5632 + k1 * 64;
+                    // %20 = broadcast %18 axis 1
+                    // %21 = mul %19, %20
+                    // computed in P0, the copy packed once per call
+                    const float *v21 = P0 + (k1 * 64 / 64) * 131072 + k2 * 64 * 64;
+                    // %22 = dot %14, %21: accumulated in place by its add
+                    // %23 = add %12, %22
+                    float *v23 = B2;
+                    blk_gemm(64, 64, 64, v14, 64, 1, v21, 64, v23, 64, 1);
+                    // %24 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
+                    const float *v24 = blk_g_W3 + k2 * 64 * 5632 + k1 * 64;
+                    // %25 = mul %24, %20
+                    // computed in P1, the copy packed once per call
+                    const float *v25 = P1 + (k1 * 64 / 64) * 131072 + k2 * 64 * 64;
+                    // %26 = dot %14, %25: accumulated in place by its add
+                    // %27 = add %13, %26
+                    float *v27 = B3;
+                    blk_gemm(64, 64, 64, v14, 64, 1, v25, 64, v27, 64, 1);
+                    // yield %17, %23, %27
                     {
                     }
                 }
-                // %27 = mul %8, %4
-                float *v27 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v27[r_] = (v11[r_] * s4);
-                }
-                // %28 = add %27, %5
+                // %28 = mul %8, %4
                 float *v28 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v28[r_] = (v27[r_] + s5);
+                    v28[r_] = (v11[r_] * s4);
                 }
-                // %29 = rsqrt %28
+                // %29 = add %28, %5
                 float *v29 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
-                    v29[r_] = (1.0f / sqrtf(v28[r_]));
+                    v29[r_] = (v28[r_] + s5);
                 }
-                // %30 = broadcast %29 axis 1
-                // %31 = mul %10, %30
-                float *v31 = B3;
+                // %30 = rsqrt %29
+                float *v30 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v30[r_] = (1.0f / sqrtf(v29[r_]));
+                }
+                // %31 = broadcast %30 axis 1
+                // %32 = mul %10, %31
+                float *v32 = B3;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v31[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v29[r_]);
+                        v32[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v30[r_]);
                     }
                 }
-                // %32 = mul %9, %30
-                float *v32 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v29[r_]);
-                    }
-                }
-                // %33 = silu %32
+                // %33 = mul %9, %31
                 float *v33 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v33[r_ * 64 + c_] = blk_siluf(v32[r_ * 64 + c_]);
+                        v33[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v30[r_]);
                     }
                 }
-                // %34 = mul %33, %31
+                // %34 = silu %33
                 float *v34 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v34[r_ * 64 + c_] = (v33[r_ * 64 + c_] * v31[r_ * 64 + c_]);
+                        v34[r_ * 64 + c_] = blk_siluf(v33[r_ * 64 + c_]);
                     }
                 }
-                // %35 = load W2[k1 * 64 +: 64, 0 +: 2048]
-                const float *v35 = P2 + (0 / 64) * 360448 + k1 * 64 * 64;
-                // %36 = dot %34, %35: accumulated in place by its add
-                // %37 = add %7, %36
-                float *v37 = B0;
-                blk_gemm_panels(64, 2048, 64, v34, 64, 1, v35, 360448, v37, 2048, 1);
-                // yield %37
+                // %35 = mul %34, %32
+                float *v35 = B2;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v35[r_ * 64 + c_] = (v34[r_ * 64 + c_] * v32[r_ * 64 + c_]);
+                    }
+                }
+                // %36 = load W2[k1 * 64 +: 64, 0 +: 2048]
+                const float *v36 = P2 + (0 / 64) * 360448 + k1 * 64 * 64;
+                // %37 = dot %35, %36: accumulated in place by its add
+                // %38 = add %7, %37
+                float *v38 = B0;
+                blk_gemm_panels(64, 2048, 64, v35, 64, 1, v36, 360448, v38, 2048, 1);
+                // yield %38
                 {
                 }
             }
-            // %38 = add %0, %6
-            float *v38 = B0;
+            // %39 = add %0, %6
+            float *v39 = B0;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 2048; c_++) {
-                    v38[r_ * 2048 + c_] = (v0[r_ * 2048 + c_] + v7[r_ * 2048 + c_]);
+                    v39[r_ * 2048 + c_] = (v0[r_ * 2048 + c_] + v7[r_ * 2048 + c_]);
                 }
             }
-            // store %38 -> Y[i * 64 +: 64, 0 +: 2048]
+            // store %39 -> Y[i * 64 +: 64, 0 +: 2048]
             {
                 float *t2_dst = blk_g_Y + i * 64 * 2048;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 2048; c_++) {
-                        t2_dst[r_ * 2048 + c_] = v38[r_ * 2048 + c_];
+                        t2_dst[r_ * 2048 + c_] = v39[r_ * 2048 + c_];
                     }
                 }
             }

@@ -31,11 +31,25 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
                 blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W1 + pl_ * 2883584 + pt_ * 64, 2816, 1, P0 + (pl_ * 44 + pt_) * 65536, 64);
+                float *pp_ = P0 + (pl_ * 44 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 2816 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
                 blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W3 + pl_ * 2883584 + pt_ * 64, 2816, 1, P1 + (pl_ * 44 + pt_) * 65536, 64);
+                float *pp_ = P1 + (pl_ * 44 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 2816 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
@@ -115,88 +129,86 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     // %17 = load g[k1 * 64 +: 64]
                     const float *v17 = blk_g_g + k1 * 64;
                     // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v18 = P0 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %19 = broadcast %17 axis 0
-                    // %20 = mul %13, %19
-                    float *v20 = B4;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
-                        }
-                    }
-                    // %21 = dot %20, %18: accumulated in place by its add
+                    const float *v18 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
+                    // %19 = broadcast %17 axis 1
+                    // %20 = mul %18, %19
+                    // computed in P0, the copy packed once per call
+                    const float *v20 = P0 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %21 = dot %13, %20: accumulated in place by its add
                     // %22 = add %11, %21
                     float *v22 = B2;
-                    blk_gemm(128, 64, 64, v20, 64, 1, v18, 64, v22, 64, 1);
+                    blk_gemm(128, 64, 64, v13, 64, 1, v20, 64, v22, 64, 1);
                     // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v23 = P1 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %24 = dot %20, %23: accumulated in place by its add
-                    // %25 = add %12, %24
-                    float *v25 = B3;
-                    blk_gemm(128, 64, 64, v20, 64, 1, v23, 64, v25, 64, 1);
-                    // yield %16, %22, %25
+                    const float *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
+                    // %24 = mul %23, %19
+                    // computed in P1, the copy packed once per call
+                    const float *v24 = P1 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %25 = dot %13, %24: accumulated in place by its add
+                    // %26 = add %12, %25
+                    float *v26 = B3;
+                    blk_gemm(128, 64, 64, v13, 64, 1, v24, 64, v26, 64, 1);
+                    // yield %16, %22, %26
                     {
                     }
                 }
-                // %26 = mul %7, %3
-                float *v26 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v26[r_] = (v10[r_] * s3);
-                }
-                // %27 = add %26, %4
+                // %27 = mul %7, %3
                 float *v27 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v27[r_] = (v26[r_] + s4);
+                    v27[r_] = (v10[r_] * s3);
                 }
-                // %28 = rsqrt %27
+                // %28 = add %27, %4
                 float *v28 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v28[r_] = (1.0f / sqrtf(v27[r_]));
+                    v28[r_] = (v27[r_] + s4);
                 }
-                // %29 = broadcast %28 axis 1
-                // %30 = mul %8, %29
-                float *v30 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                // %29 = rsqrt %28
+                float *v29 = B1;
 #pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v30[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v28[r_]);
-                    }
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v29[r_] = (1.0f / sqrtf(v28[r_]));
                 }
-                // %31 = silu %30
+                // %30 = broadcast %29 axis 1
+                // %31 = mul %8, %30
                 float *v31 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v31[r_ * 64 + c_] = blk_siluf(v30[r_ * 64 + c_]);
+                        v31[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v29[r_]);
                     }
                 }
-                // %32 = mul %9, %29
-                float *v32 = B3;
+                // %32 = silu %31
+                float *v32 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v28[r_]);
+                        v32[r_ * 64 + c_] = blk_siluf(v31[r_ * 64 + c_]);
                     }
                 }
-                // %33 = mul %31, %32
-                float *v33 = B2;
+                // %33 = mul %9, %30
+                float *v33 = B3;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v33[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v32[r_ * 64 + c_]);
+                        v33[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v29[r_]);
                     }
                 }
-                // %34 = load W2[k * 64 +: 64, 0 +: 1024]
-                const float *v34 = P2 + (0 / 64) * 180224 + k * 64 * 64;
-                // %35 = dot %33, %34: accumulated in place by its add
-                // %36 = add %6, %35
-                float *v36 = B0;
-                blk_gemm_panels(128, 1024, 64, v33, 64, 1, v34, 180224, v36, 1024, 1);
-                // yield %36
+                // %34 = mul %32, %33
+                float *v34 = B2;
+                for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v34[r_ * 64 + c_] = (v32[r_ * 64 + c_] * v33[r_ * 64 + c_]);
+                    }
+                }
+                // %35 = load W2[k * 64 +: 64, 0 +: 1024]
+                const float *v35 = P2 + (0 / 64) * 180224 + k * 64 * 64;
+                // %36 = dot %34, %35: accumulated in place by its add
+                // %37 = add %6, %36
+                float *v37 = B0;
+                blk_gemm_panels(128, 1024, 64, v34, 64, 1, v35, 180224, v37, 1024, 1);
+                // yield %37
                 {
                 }
             }

@@ -31,16 +31,37 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
                 blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wq + pl_ * 1048576 + pt_ * 64, 1024, 1, P0 + (pl_ * 16 + pt_) * 65536, 64);
+                float *pp_ = P0 + (pl_ * 16 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 1024 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g_attn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
                 blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wk + pl_ * 1048576 + pt_ * 64, 1024, 1, P1 + (pl_ * 16 + pt_) * 65536, 64);
+                float *pp_ = P1 + (pl_ * 16 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 1024 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g_attn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
                 blk_pack(1024, blk_imin(64, 1024 - pt_ * 64), blk_g_Wv + pl_ * 1048576 + pt_ * 64, 1024, 1, P2 + (pl_ * 16 + pt_) * 65536, 64);
+                float *pp_ = P2 + (pl_ * 16 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 1024 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g_attn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(1) schedule(static)
         for (long i = 0; i < 16; i++) {
@@ -107,110 +128,111 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                 // %14 = load g_attn[k1 * 64 +: 64]
                 const float *v14 = blk_g_g_attn + k1 * 64;
                 // %15 = load Wq[k1 * 64 +: 64, 0 +: 1024]
-                const float *v15 = P0 + (0 / 64) * 65536 + k1 * 64 * 64;
-                // %16 = broadcast %14 axis 0
-                // %17 = mul %10, %16
-                float *v17 = B4;
-                for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v17[r_ * 64 + c_] = (v10[r_ * 64 + c_] * v14[c_]);
-                    }
-                }
-                // %18 = dot %17, %15: accumulated in place by its add
+                const float *v15 = blk_g_Wq + k1 * 64 * 1024;
+                // %16 = broadcast %14 axis 1
+                // %17 = mul %15, %16
+                // computed in P0, the copy packed once per call
+                const float *v17 = P0 + (0 / 64) * 65536 + k1 * 64 * 64;
+                // %18 = dot %10, %17: accumulated in place by its add
                 // %19 = add %7, %18
                 float *v19 = B1;
-                blk_gemm_panels(64, 1024, 64, v17, 64, 1, v15, 65536, v19, 1024, 1);
+                blk_gemm_panels(64, 1024, 64, v10, 64, 1, v17, 65536, v19, 1024, 1);
                 // %20 = load Wk[k1 * 64 +: 64, 0 +: 1024]
-                const float *v20 = P1 + (0 / 64) * 65536 + k1 * 64 * 64;
-                // %21 = dot %17, %20: accumulated in place by its add
-                // %22 = add %8, %21
-                float *v22 = B2;
-                blk_gemm_panels(64, 1024, 64, v17, 64, 1, v20, 65536, v22, 1024, 1);
-                // %23 = load Wv[k1 * 64 +: 64, 0 +: 1024]
-                const float *v23 = P2 + (0 / 64) * 65536 + k1 * 64 * 64;
-                // %24 = dot %17, %23: accumulated in place by its add
-                // %25 = add %9, %24
-                float *v25 = B3;
-                blk_gemm_panels(64, 1024, 64, v17, 64, 1, v23, 65536, v25, 1024, 1);
-                // yield %13, %19, %22, %25
+                const float *v20 = blk_g_Wk + k1 * 64 * 1024;
+                // %21 = mul %20, %16
+                // computed in P1, the copy packed once per call
+                const float *v21 = P1 + (0 / 64) * 65536 + k1 * 64 * 64;
+                // %22 = dot %10, %21: accumulated in place by its add
+                // %23 = add %8, %22
+                float *v23 = B2;
+                blk_gemm_panels(64, 1024, 64, v10, 64, 1, v21, 65536, v23, 1024, 1);
+                // %24 = load Wv[k1 * 64 +: 64, 0 +: 1024]
+                const float *v24 = blk_g_Wv + k1 * 64 * 1024;
+                // %25 = mul %24, %16
+                // computed in P2, the copy packed once per call
+                const float *v25 = P2 + (0 / 64) * 65536 + k1 * 64 * 64;
+                // %26 = dot %10, %25: accumulated in place by its add
+                // %27 = add %9, %26
+                float *v27 = B3;
+                blk_gemm_panels(64, 1024, 64, v10, 64, 1, v25, 65536, v27, 1024, 1);
+                // yield %13, %19, %23, %27
                 {
                 }
             }
-            // %26 = fill 0.0009765625
-            const float s26 = 0.0009765625f;
-            // %27 = mul %2, %26
-            float *v27 = B0;
-#pragma omp simd
-            for (long r_ = 0; r_ < 64; r_++) {
-                v27[r_] = (v6[r_] * s26);
-            }
-            // %28 = fill 1e-06
-            const float s28 = 1e-06f;
-            // %29 = add %27, %28
+            // %28 = fill 0.0009765625
+            const float s28 = 0.0009765625f;
+            // %29 = mul %2, %28
             float *v29 = B0;
 #pragma omp simd
             for (long r_ = 0; r_ < 64; r_++) {
-                v29[r_] = (v27[r_] + s28);
+                v29[r_] = (v6[r_] * s28);
             }
-            // %30 = rsqrt %29
-            float *v30 = B0;
+            // %30 = fill 1e-06
+            const float s30 = 1e-06f;
+            // %31 = add %29, %30
+            float *v31 = B0;
 #pragma omp simd
             for (long r_ = 0; r_ < 64; r_++) {
-                v30[r_] = (1.0f / sqrtf(v29[r_]));
+                v31[r_] = (v29[r_] + s30);
             }
-            // %31 = broadcast %30 axis 1
-            // %32 = mul %3, %31
-            float *v32 = B1;
+            // %32 = rsqrt %31
+            float *v32 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v32[r_] = (1.0f / sqrtf(v31[r_]));
+            }
+            // %33 = broadcast %32 axis 1
+            // %34 = mul %3, %33
+            float *v34 = B1;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
-                    v32[r_ * 1024 + c_] = (v7[r_ * 1024 + c_] * v30[r_]);
+                    v34[r_ * 1024 + c_] = (v7[r_ * 1024 + c_] * v32[r_]);
                 }
             }
-            // store %32 -> t19[i * 64 +: 64, 0 +: 1024]
+            // store %34 -> t19[i * 64 +: 64, 0 +: 1024]
             {
                 float *t2_dst = blk_g_t19 + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t2_dst[r_ * 1024 + c_] = v32[r_ * 1024 + c_];
+                        t2_dst[r_ * 1024 + c_] = v34[r_ * 1024 + c_];
                     }
                 }
             }
-            // %33 = mul %4, %31
-            float *v33 = B2;
+            // %35 = mul %4, %33
+            float *v35 = B2;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
-                    v33[r_ * 1024 + c_] = (v8[r_ * 1024 + c_] * v30[r_]);
+                    v35[r_ * 1024 + c_] = (v8[r_ * 1024 + c_] * v32[r_]);
                 }
             }
-            // store %33 -> t22[i * 64 +: 64, 0 +: 1024]
+            // store %35 -> t22[i * 64 +: 64, 0 +: 1024]
             {
                 float *t3_dst = blk_g_t22 + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t3_dst[r_ * 1024 + c_] = v33[r_ * 1024 + c_];
+                        t3_dst[r_ * 1024 + c_] = v35[r_ * 1024 + c_];
                     }
                 }
             }
-            // %34 = mul %5, %31
-            float *v34 = B3;
+            // %36 = mul %5, %33
+            float *v36 = B3;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
-                    v34[r_ * 1024 + c_] = (v9[r_ * 1024 + c_] * v30[r_]);
+                    v36[r_ * 1024 + c_] = (v9[r_ * 1024 + c_] * v32[r_]);
                 }
             }
-            // store %34 -> t25[i * 64 +: 64, 0 +: 1024]
+            // store %36 -> t25[i * 64 +: 64, 0 +: 1024]
             {
                 float *t4_dst = blk_g_t25 + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t4_dst[r_ * 1024 + c_] = v34[r_ * 1024 + c_];
+                        t4_dst[r_ * 1024 + c_] = v36[r_ * 1024 + c_];
                     }
                 }
             }
@@ -467,11 +489,25 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
                 blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W1 + pl_ * 2883584 + pt_ * 64, 2816, 1, P0 + (pl_ * 44 + pt_) * 65536, 64);
+                float *pp_ = P0 + (pl_ * 44 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 2816 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g_ffn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
                 blk_pack(1024, blk_imin(64, 2816 - pt_ * 64), blk_g_W3 + pl_ * 2883584 + pt_ * 64, 2816, 1, P1 + (pl_ * 44 + pt_) * 65536, 64);
+                float *pp_ = P1 + (pl_ * 44 + pt_) * 65536;
+                const long pw_ = blk_imin(64, 2816 - pt_ * 64);
+                for (long pk_ = 0; pk_ < 1024; pk_++) {
+                    const float ps_ = blk_g_g_ffn[pk_];
+#pragma omp simd
+                    for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
+                }
             }
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
@@ -552,107 +588,105 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                     }
                     // %18 = load g_ffn[k2 * 64 +: 64]
                     const float *v18 = blk_g_g_ffn + k2 * 64;
-                    // %19 = broadcast %18 axis 0
-                    // %20 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v20 = P0 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
-                    // %21 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v21 = P1 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
-                    // %22 = mul %14, %19
-                    float *v22 = B4;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v18[c_]);
-                        }
-                    }
-                    // %23 = dot %22, %20: accumulated in place by its add
-                    // %24 = add %12, %23
-                    float *v24 = B2;
-                    blk_gemm(128, 64, 64, v22, 64, 1, v20, 64, v24, 64, 1);
-                    // %25 = dot %22, %21: accumulated in place by its add
-                    // %26 = add %13, %25
-                    float *v26 = B3;
-                    blk_gemm(128, 64, 64, v22, 64, 1, v21, 64, v26, 64, 1);
-                    // yield %17, %24, %26
+                    // %19 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
+                    const float *v19 = blk_g_W1 + k2 * 64 * 2816 + k1 * 64;
+                    // %20 = broadcast %18 axis 1
+                    // %21 = mul %19, %20
+                    // computed in P0, the copy packed once per call
+                    const float *v21 = P0 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
+                    // %22 = dot %14, %21: accumulated in place by its add
+                    // %23 = add %12, %22
+                    float *v23 = B2;
+                    blk_gemm(128, 64, 64, v14, 64, 1, v21, 64, v23, 64, 1);
+                    // %24 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
+                    const float *v24 = blk_g_W3 + k2 * 64 * 2816 + k1 * 64;
+                    // %25 = mul %24, %20
+                    // computed in P1, the copy packed once per call
+                    const float *v25 = P1 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
+                    // %26 = dot %14, %25: accumulated in place by its add
+                    // %27 = add %13, %26
+                    float *v27 = B3;
+                    blk_gemm(128, 64, 64, v14, 64, 1, v25, 64, v27, 64, 1);
+                    // yield %17, %23, %27
                     {
                     }
                 }
-                // %27 = mul %8, %4
-                float *v27 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v27[r_] = (v11[r_] * s4);
-                }
-                // %28 = add %27, %5
+                // %28 = mul %8, %4
                 float *v28 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v28[r_] = (v27[r_] + s5);
+                    v28[r_] = (v11[r_] * s4);
                 }
-                // %29 = rsqrt %28
+                // %29 = add %28, %5
                 float *v29 = B1;
 #pragma omp simd
                 for (long r_ = 0; r_ < 128; r_++) {
-                    v29[r_] = (1.0f / sqrtf(v28[r_]));
+                    v29[r_] = (v28[r_] + s5);
                 }
-                // %30 = broadcast %29 axis 1
-                // %31 = mul %10, %30
-                float *v31 = B3;
+                // %30 = rsqrt %29
+                float *v30 = B1;
+#pragma omp simd
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v30[r_] = (1.0f / sqrtf(v29[r_]));
+                }
+                // %31 = broadcast %30 axis 1
+                // %32 = mul %10, %31
+                float *v32 = B3;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v31[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v29[r_]);
+                        v32[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v30[r_]);
                     }
                 }
-                // %32 = mul %9, %30
-                float *v32 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                    for (long c_ = 0; c_ < 64; c_++) {
-                        v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v29[r_]);
-                    }
-                }
-                // %33 = silu %32
+                // %33 = mul %9, %31
                 float *v33 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v33[r_ * 64 + c_] = blk_siluf(v32[r_ * 64 + c_]);
+                        v33[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v30[r_]);
                     }
                 }
-                // %34 = mul %33, %31
+                // %34 = silu %33
                 float *v34 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
-                        v34[r_ * 64 + c_] = (v33[r_ * 64 + c_] * v31[r_ * 64 + c_]);
+                        v34[r_ * 64 + c_] = blk_siluf(v33[r_ * 64 + c_]);
                     }
                 }
-                // %35 = load W2[k1 * 64 +: 64, 0 +: 1024]
-                const float *v35 = P2 + (0 / 64) * 180224 + k1 * 64 * 64;
-                // %36 = dot %34, %35: accumulated in place by its add
-                // %37 = add %7, %36
-                float *v37 = B0;
-                blk_gemm_panels(128, 1024, 64, v34, 64, 1, v35, 180224, v37, 1024, 1);
-                // yield %37
+                // %35 = mul %34, %32
+                float *v35 = B2;
+                for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v35[r_ * 64 + c_] = (v34[r_ * 64 + c_] * v32[r_ * 64 + c_]);
+                    }
+                }
+                // %36 = load W2[k1 * 64 +: 64, 0 +: 1024]
+                const float *v36 = P2 + (0 / 64) * 180224 + k1 * 64 * 64;
+                // %37 = dot %35, %36: accumulated in place by its add
+                // %38 = add %7, %37
+                float *v38 = B0;
+                blk_gemm_panels(128, 1024, 64, v35, 64, 1, v36, 180224, v38, 1024, 1);
+                // yield %38
                 {
                 }
             }
-            // %38 = add %0, %6
-            float *v38 = B0;
+            // %39 = add %0, %6
+            float *v39 = B0;
             for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
-                    v38[r_ * 1024 + c_] = (v0[r_ * 1024 + c_] + v7[r_ * 1024 + c_]);
+                    v39[r_ * 1024 + c_] = (v0[r_ * 1024 + c_] + v7[r_ * 1024 + c_]);
                 }
             }
-            // store %38 -> Y[i * 128 +: 128, 0 +: 1024]
+            // store %39 -> Y[i * 128 +: 128, 0 +: 1024]
             {
                 float *t2_dst = blk_g_Y + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t2_dst[r_ * 1024 + c_] = v38[r_ * 1024 + c_];
+                        t2_dst[r_ * 1024 + c_] = v39[r_ * 1024 + c_];
                     }
                 }
             }

@@ -1,0 +1,131 @@
+import BlockIR
+
+/// Loop fission for grid hoisting (CPU): a top-level loop whose carried values split into a group
+/// invariant along the grid's last axis and a group that is not becomes two loops, the
+/// invariant one first, so `GridHoisting` can compute it once per run of a thread's instances.
+///
+/// LayerNorm+matmul's loop over `K` carries `Σx`, `Σx²` and the count (the same for every
+/// column block `j` of a row block `i`) beside the product's accumulators (which name `j`):
+///
+/// ```
+/// %2, %3, … = for k in 0 ..< 16 iter(%8 = …, %9 = …, …) { %14 = load X[i…, k…]; Σx; X∘γ·W[k…, j…]; Σx²; … }
+/// ```
+/// → `%2, %6, %7 = for k … { %14 = load X[i…, k…]; Σx; Σx²; count }` then
+/// `%3, %4, %5 = for k … { %14' = load X[i…, k…]; X∘γ·W[k…, j…]; … }`, an instruction both need
+/// (the load of `X`) computed in each.
+///
+/// Legality: the loop stores nothing and has no guard, run-time bounds or links; the invariant
+/// group's values (their initial values, yields and everything they read in the body) name no
+/// `j`, read no storage the kernel writes and read no value of the other group; the other group
+/// reads no carried value of the invariant one inside the loop. Exact: each loop computes its
+/// carried values from the same iterations and inputs as before; the two groups never read each
+/// other's iterations.
+enum InvariantFission {
+    /// The program with every kernel's qualifying top-level loops split, and one line per split.
+    static func apply(_ program: Program, target: TargetDescription) -> (program: Program, decisions: [String]) {
+        var out = program
+        var decisions: [String] = []
+        for c in out.kernels.indices {
+            let kernel = out.kernels[c]
+            guard let axis = GridHoisting.axis(of: kernel, target: target) else { continue }
+            let outside = kernel.valuesInvariant(along: axis, in: program)
+            let written = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
+            var next = kernel.nextValueNumber
+            var body: [Instruction] = []
+            for inst in kernel.body {
+                if let pair = split(inst, axis: axis, invariantOutside: outside, written: written, program, &next) {
+                    body += pair
+                    decisions.append(
+                        "split loop \(pair[0].loopVariable?.name ?? "?") of \(kernel.name): "
+                            + "\(pair[0].results.map { "\($0.id)" }.joined(separator: ", ")) do not depend on "
+                            + "\(axis.name), computed once per run of instances along it")
+                } else {
+                    body.append(inst)
+                }
+            }
+            out.kernels[c].body = body
+        }
+        return (out, decisions)
+    }
+
+    private static func split(
+        _ inst: Instruction, axis v: IndexVar, invariantOutside: Set<ValueID>, written: Set<TensorID>,
+        _ program: Program, _ next: inout Int
+    ) -> [Instruction]? {
+        guard case .loop(let loop) = inst.op, loop.condition == nil, loop.full == nil, loop.bounds == nil,
+            loop.links == nil, !loop.lower.variables.contains(v), !loop.upper.variables.contains(v),
+            loop.body.isStoreFree, case .yield(let yields)? = loop.body.last?.op,
+            yields.count == loop.carried.count, loop.carried.count >= 2
+        else { return nil }
+        let body = Array(loop.body.dropLast())
+        // Values that vary along v: defined outside and not invariant, or computed from such.
+        var varying = Set(
+            loop.carried.indices.filter { !invariantOutside.contains(loop.initial[$0]) }.map {
+                loop.carried[$0].id
+            })
+        let definedHere = body.definedValues.union(loop.carried.map(\.id))
+        func isVarying(_ x: ValueID) -> Bool {
+            varying.contains(x) || (!definedHere.contains(x) && !invariantOutside.contains(x))
+        }
+        var changed = true
+        while changed {
+            changed = false
+            for b in body where !b.results.contains(where: { varying.contains($0.id) }) {
+                let one = [b]
+                if one.names(v) || one.loadedTensors.contains(where: { written.contains(program.storage(of: $0)) })
+                    || one.freeValues.contains(where: isVarying)
+                {
+                    varying.formUnion(b.results.map(\.id))
+                    changed = true
+                }
+            }
+            for (k, c) in loop.carried.enumerated() where !varying.contains(c.id) && isVarying(yields[k]) {
+                varying.insert(c.id)
+                changed = true
+            }
+        }
+        let invariant = loop.carried.indices.filter { !varying.contains(loop.carried[$0].id) }
+        let dependent = loop.carried.indices.filter { varying.contains(loop.carried[$0].id) }
+        guard !invariant.isEmpty, !dependent.isEmpty else { return nil }
+        func slice(_ roots: [ValueID]) -> [Instruction] {
+            var needed = Set(roots)
+            var kept: [Instruction] = []
+            for b in body.reversed() where b.results.contains(where: { needed.contains($0.id) }) {
+                kept.append(b)
+                needed.formUnion([b].freeValues)
+            }
+            return kept.reversed()
+        }
+        let first = slice(invariant.map { yields[$0] })
+        let second = slice(dependent.map { yields[$0] })
+        // The dependent group must not read the invariant group's running values.
+        let invariantCarried = Set(invariant.map { loop.carried[$0].id })
+        guard second.freeValues.isDisjoint(with: invariantCarried) else { return nil }
+        func loopOf(_ group: [Int], _ instructions: [Instruction]) -> Instruction {
+            var l = loop
+            l.initial = group.map { loop.initial[$0] }
+            l.carried = group.map { loop.carried[$0] }
+            l.body = instructions + [Instruction([], .yield(group.map { yields[$0] }))]
+            return Instruction(group.map { inst.results[$0] }, .loop(l))
+        }
+        // The second loop's own values (those it shares with the first computed again) renumbered.
+        let renumbered = (second + [Instruction([], .yield(dependent.map { yields[$0] }))]).renumberingDefinitions {
+            _ in
+            defer { next += 1 }
+            return ValueID(next)
+        }
+        var l2 = loop
+        l2.initial = dependent.map { loop.initial[$0] }
+        l2.carried = dependent.map { loop.carried[$0] }
+        l2.body = renumbered
+        return [loopOf(invariant, first), Instruction(dependent.map { inst.results[$0] }, .loop(l2))]
+    }
+}
+
+extension Instruction {
+    /// The counter of a loop instruction.
+    fileprivate var loopVariable: IndexVar? {
+        if case .loop(let l) = op { return l.variable }
+        return nil
+    }
+}
