@@ -101,11 +101,16 @@ struct KernelEmitter {
             w.line("static blk_workspace W\(k);")
             w.line("\(type) *P\(k) = (\(type) *)blk_workspace_take(&W\(k), \(p.words * 4));")
         }
+        if let t = schedule.hoisting?.table {
+            w.line("static blk_workspace WT;")
+            w.line("float *blk_table = (float *)blk_workspace_take(&WT, \(t.stride * t.extent * 4));")
+        }
         w.flushLeft(dialect.parallelRegion)
         open("")
         declareBuffers()
         declareHoistingState()
         emitPrepacks()
+        emitTable()
         let balance = schedule.balance == .dynamic ? dialect.dynamicSchedule : dialect.staticSchedule
         w.flushLeft(
             dialect.fill(dialect.parallelFor, [("COLLAPSE", "\(schedule.parallelAxes.count)"), ("SCHEDULE", balance)]))
@@ -128,6 +133,7 @@ struct KernelEmitter {
         releaseBuffers()
         close()
         for k in schedule.prepacks.indices { w.line("blk_workspace_give(&W\(k), P\(k));") }
+        if schedule.hoisting?.table != nil { w.line("blk_workspace_give(&WT, blk_table);") }
         close()
     }
 
@@ -137,7 +143,7 @@ struct KernelEmitter {
     /// instance that last computed the hoisted runs, the storage of the values kept, and the
     /// extents that are not constants.
     private mutating func declareHoistingState() {
-        guard let h = schedule.hoisting else { return }
+        guard let h = schedule.hoisting, !h.runs.isEmpty else { return }
         let aligned = dialect.fill(dialect.alignedArraySuffix, [("BYTES", "\(dialect.alignmentBytes)")])
         w.line("/* hoisted along \(names.index(h.axis)): computed when the other grid variables change */")
         w.line("int blk_h_valid = 0;")
@@ -156,6 +162,29 @@ struct KernelEmitter {
         return l.shape.indices.filter { $0 >= l.staticExtents.count || l.staticExtents[$0] == nil }
     }
 
+    /// The values computed once per call (`GridHoisting.Table`): for each index of the grid's last
+    /// axis, shared out over the threads, the prelude and the runs, their kept storage copied into
+    /// the table; the loop's closing barrier orders it before the grid reads it.
+    private mutating func emitTable() {
+        guard let t = schedule.hoisting?.table else { return }
+        let j = names.index(t.index)
+        w.flushLeft(dialect.fill(dialect.parallelFor, [("COLLAPSE", "1"), ("SCHEDULE", dialect.staticSchedule)]))
+        open("for (\(dialect.indexType) \(j) = 0; \(j) < \(t.extent); \(j)++)")
+        let positions = (t.prelude + t.part.runs.flatMap { Array($0) }).sorted()
+        emitBody(positions.map { kernel.body[$0] }, carried: [])
+        for (m, kept) in t.part.kept.enumerated() {
+            let at = "blk_table + \(j) * \(t.stride) + \(t.offsets[m])"
+            if kept.floats == 0 {
+                w.line("*(\(at)) = s\(kept.owner.number);")
+            } else {
+                w.line(
+                    "for (\(dialect.indexType) r_ = 0; r_ < \(kept.floats); r_++) (\(at))[r_] = v\(kept.owner.number)[r_];"
+                )
+            }
+        }
+        close()
+    }
+
     /// One instance's body; with grid hoisting, each hoisted run under a test of whether the
     /// other grid variables changed since this thread's last instance, its kept values copied
     /// into the thread's storage and read from there after the run.
@@ -164,12 +193,27 @@ struct KernelEmitter {
             emitBody(kernel.body, carried: [])
             return
         }
-        let others = kernel.grid.dropLast().map { names.index($0.variable) }
-        let same = (["blk_h_valid"] + others.map { "blk_h_\($0) == \($0)" }).joined(separator: " && ")
-        w.line("const int blk_h_again = \(same);")
-        w.line((["blk_h_valid = 1;"] + others.map { "blk_h_\($0) = \($0);" }).joined(separator: " "))
+        if !h.runs.isEmpty {
+            let others = kernel.grid.dropLast().map { names.index($0.variable) }
+            let same = (["blk_h_valid"] + others.map { "blk_h_\($0) == \($0)" }).joined(separator: " && ")
+            w.line("const int blk_h_again = \(same);")
+            w.line((["blk_h_valid = 1;"] + others.map { "blk_h_\($0) = \($0);" }).joined(separator: " "))
+        }
         var k = 0
         while k < kernel.body.count {
+            if let t = h.table, let n = t.part.runs.firstIndex(where: { $0.lowerBound == k }) {
+                // Computed once per call before the grid (`emitTable`): read this instance's entry.
+                let j = names.index(t.index)
+                w.line("/* computed before the grid, for each \(j) */")
+                for (m, kept) in t.part.kept.enumerated() where kept.run == n {
+                    let at = "blk_table + \(j) * \(t.stride) + \(t.offsets[m])"
+                    w.line(
+                        kept.floats == 0
+                            ? "const float s\(kept.owner.number) = *(\(at));" : "float *v\(kept.owner.number) = \(at);")
+                }
+                k = t.part.runs[n].upperBound
+                continue
+            }
             guard let n = h.runs.firstIndex(where: { $0.lowerBound == k }) else {
                 emitBody([kernel.body[k]], carried: [])
                 k += 1

@@ -10,10 +10,14 @@ import BlockIR
 /// when the other grid variables change and keeps the ones read outside their computation in
 /// buffers of its own, so every other instance of the run reads them instead of recomputing them.
 ///
+/// A value invariant along the grid's *first* axis of a two-axis grid (LayerNorm+matmul's `ΣγW`
+/// and `ΣβW`: the same for every row block `i` of a column block `j`) is computed once per call
+/// instead, before the grid, for each `j` in turn, into a table the instances read (`Table`).
+///
 /// Exact: the kept values are the ones the instance would compute, from the same inputs.
 package struct GridHoisting: Hashable, Sendable {
     /// A value kept between instances: the storage it lives in (its layout's base), copied after
-    /// its run into `floats` floats of the thread's own (0: a scalar).
+    /// its run into `floats` floats (0: a scalar).
     package struct Kept: Hashable, Sendable {
         package var value: ValueID
         package var owner: ValueID
@@ -22,41 +26,139 @@ package struct GridHoisting: Hashable, Sendable {
         package var run: Int
     }
 
-    /// The grid axis along which the hoisted values are invariant (the last).
-    package var axis: IndexVar
-    /// Runs of consecutive top-level instructions (positions in the kernel's body) computed
-    /// only when the other grid variables change.
-    package var runs: [Range<Int>]
-    /// The storages kept: one per storage (a view and the value it views share one).
-    package var kept: [Kept]
     /// A value read outside its run (its extents are kept with it).
     package struct KeptValue: Hashable, Sendable {
         package var value: ValueID
         package var run: Int
     }
-    /// Every value read outside its run.
-    package var keptValues: [KeptValue]
 
-    /// The most bytes a thread keeps between instances.
+    /// Runs of consecutive top-level instructions (positions in the kernel's body) invariant
+    /// along an axis, and what is read of them outside.
+    package struct Part: Hashable, Sendable {
+        /// The grid axis along which the runs are invariant.
+        package var axis: IndexVar
+        package var runs: [Range<Int>]
+        /// The storages kept: one per storage (a view and the value it views share one).
+        package var kept: [Kept]
+        /// Every value read outside its run.
+        package var keptValues: [KeptValue]
+        /// The bytes kept (per instance of the other axes, for a table).
+        package var keptBytes: Int { kept.reduce(0) { $0 + max(1, $1.floats) } * 4 }
+    }
+
+    /// Values computed once per call, before the grid, for each index of the grid's last axis:
+    /// the runs (invariant along the first axis), the cheap instructions they read that are
+    /// computed again there (`prelude`: constants, blocks read in place), and the table's layout
+    /// (`extent` entries of `stride` floats; kept storage `k` at `offsets[k]` in each).
+    package struct Table: Hashable, Sendable {
+        package var part: Part
+        package var prelude: [Int]
+        /// The grid axis the table is indexed by (the last) and its extent.
+        package var index: IndexVar
+        package var extent: Int
+        package var offsets: [Int]
+        package var stride: Int
+    }
+
+    /// Runs computed only when the other grid variables change (invariant along the last axis);
+    /// empty when only a table hoists.
+    package var guarded: Part
+    /// The table computed once per call, if any.
+    package var table: Table?
+
+    /// The grid axis of the guarded runs, their runs and kept values.
+    package var axis: IndexVar { guarded.axis }
+    package var runs: [Range<Int>] { guarded.runs }
+    package var kept: [Kept] { guarded.kept }
+    package var keptValues: [KeptValue] { guarded.keptValues }
+
+    /// The most bytes a thread keeps between instances, and the most a table holds.
     package static let keptBytesLimit = 64 * 1024
+    package static let tableBytesLimit = 16 << 20
 
-    /// The axis a CPU hoists along: the grid's last, when it has 2 or more instances. The fusion
-    /// plan asks the same question before fusing an invariant loop into one that is not (R3).
+    /// The axis a CPU hoists along: the grid's last, when it has 2 or more instances.
     package static func axis(of kernel: Kernel, target: TargetDescription) -> IndexVar? {
         guard !target.isGPU, let last = kernel.grid.last, last.extent >= 2 else { return nil }
         return last.variable
     }
 
+    /// The axis along which a CPU computes a table once per call: the first of a two-axis grid
+    /// (both of 2 or more instances).
+    package static func tableAxis(of kernel: Kernel, target: TargetDescription) -> IndexVar? {
+        guard !target.isGPU, kernel.grid.count == 2, kernel.grid.allSatisfy({ $0.extent >= 2 }) else { return nil }
+        return kernel.grid[0].variable
+    }
+
     /// The hoisting of a kernel scheduled for `target`, or `nil` when there is nothing to hoist
     /// (no invariant loop, reduction or product) or a kept value cannot be kept (it is a view of
-    /// global memory, shares its storage with another kept value, or they exceed
-    /// `keptBytesLimit`).
+    /// global memory, or the kept values exceed `keptBytesLimit`; a table's also when an extent is
+    /// not a constant, or it needs a value that is not invariant along the first axis).
     package static func plan(
         _ program: Program, _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan,
         target: TargetDescription
     ) -> GridHoisting? {
         guard let axis = axis(of: kernel, target: target) else { return nil }
-        let invariant = kernel.valuesInvariant(along: axis, in: program)
+        var guarded =
+            part(kernel, analysis, buffers, axis: axis, invariant: kernel.valuesInvariant(along: axis, in: program))
+            ?? Part(axis: axis, runs: [], kept: [], keptValues: [])
+        if guarded.keptBytes > keptBytesLimit { guarded = Part(axis: axis, runs: [], kept: [], keptValues: []) }
+        let table = tableAxis(of: kernel, target: target).flatMap { first in
+            Self.table(program, kernel, analysis, buffers, first: first, excluding: guarded.runs)
+        }
+        guard !guarded.runs.isEmpty || table != nil else { return nil }
+        return GridHoisting(guarded: guarded, table: table)
+    }
+
+    private static func table(
+        _ program: Program, _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan, first: IndexVar,
+        excluding guardedRuns: [Range<Int>]
+    ) -> Table? {
+        let taken = Set(guardedRuns.flatMap { Array($0) })
+        var invariant = kernel.valuesInvariant(along: first, in: program)
+        for k in taken { for r in kernel.body[k].results { invariant.remove(r.id) } }
+        guard let part = part(kernel, analysis, buffers, axis: first, invariant: invariant), !part.kept.isEmpty
+        else { return nil }
+        // Every kept value's extents are constants (the instances read them without the pass's
+        // variables), and every value the runs read is computed by them or cheaply again.
+        for kv in part.keptValues {
+            guard let l = analysis.layouts[kv.value], l.staticExtents.count == l.shape.count,
+                l.staticExtents.allSatisfy({ $0 != nil })
+            else { return nil }
+        }
+        let inRuns = Set(part.runs.flatMap { Array($0) })
+        var definer: [ValueID: Int] = [:]
+        for (k, inst) in kernel.body.enumerated() { for r in inst.results { definer[r.id] = k } }
+        var prelude: Set<Int> = []
+        var pending = inRuns.flatMap { [kernel.body[$0]].freeValues }
+        while let v = pending.popLast() {
+            guard let k = definer[v], !inRuns.contains(k), !prelude.contains(k) else { continue }
+            let inst = kernel.body[k]
+            switch inst.op {
+            case .fill, .load, .index, .broadcast, .transpose: break
+            default: return nil
+            }
+            guard invariant.contains(v) else { return nil }
+            prelude.insert(k)
+            pending += [inst].freeValues
+        }
+        let last = kernel.grid[kernel.grid.count - 1]
+        var offsets: [Int] = []
+        var stride = 0
+        for k in part.kept {
+            offsets.append(stride)
+            stride += max(1, k.floats)
+        }
+        guard stride * last.extent * 4 <= tableBytesLimit else { return nil }
+        return Table(
+            part: part, prelude: prelude.sorted(), index: last.variable, extent: last.extent, offsets: offsets,
+            stride: stride)
+    }
+
+    /// The runs of a kernel's top-level instructions in `invariant` that do work, and the values
+    /// read of them outside.
+    private static func part(
+        _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan, axis: IndexVar, invariant: Set<ValueID>
+    ) -> Part? {
         guard !invariant.isEmpty else { return nil }
         // The work: invariant loops, reductions, scans and products, and the computations
         // (not views) that read them.
@@ -145,12 +247,7 @@ package struct GridHoisting: Hashable, Sendable {
                 }
             }
         }
-        let hoisting = GridHoisting(
-            axis: axis, runs: runs, kept: kept, keptValues: values.map { KeptValue(value: $0.0, run: $0.1) })
-        guard hoisting.keptBytes <= keptBytesLimit else { return nil }
-        return hoisting
+        return Part(axis: axis, runs: runs, kept: kept, keptValues: values.map { KeptValue(value: $0.0, run: $0.1) })
     }
 
-    /// The bytes a thread keeps.
-    package var keptBytes: Int { kept.reduce(0) { $0 + max(1, $1.floats) } * 4 }
 }

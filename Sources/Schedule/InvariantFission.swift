@@ -26,24 +26,31 @@ enum InvariantFission {
         var out = program
         var decisions: [String] = []
         for c in out.kernels.indices {
-            let kernel = out.kernels[c]
-            guard let axis = GridHoisting.axis(of: kernel, target: target) else { continue }
-            let outside = kernel.valuesInvariant(along: axis, in: program)
-            let written = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
-            var next = kernel.nextValueNumber
-            var body: [Instruction] = []
-            for inst in kernel.body {
-                if let pair = split(inst, axis: axis, invariantOutside: outside, written: written, program, &next) {
-                    body += pair
-                    decisions.append(
-                        "split loop \(pair[0].loopVariable?.name ?? "?") of \(kernel.name): "
-                            + "\(pair[0].results.map { "\($0.id)" }.joined(separator: ", ")) do not depend on "
-                            + "\(axis.name), computed once per run of instances along it")
-                } else {
-                    body.append(inst)
+            // Along the last axis (a thread's runs), then along the first (a table per call).
+            let axes = [
+                GridHoisting.axis(of: out.kernels[c], target: target),
+                GridHoisting.tableAxis(of: out.kernels[c], target: target),
+            ]
+            for case let (n, axis?) in axes.enumerated() {
+                let kernel = out.kernels[c]
+                let outside = kernel.valuesInvariant(along: axis, in: program)
+                let written = Set(kernel.body.storedTensors.map { program.storage(of: $0) })
+                var next = kernel.nextValueNumber
+                var body: [Instruction] = []
+                for inst in kernel.body {
+                    if let pair = split(inst, axis: axis, invariantOutside: outside, written: written, program, &next) {
+                        body += pair
+                        decisions.append(
+                            "split loop \(pair[0].loopVariable?.name ?? "?") of \(kernel.name): "
+                                + "\(pair[0].results.map { "\($0.id)" }.joined(separator: ", ")) do not depend on "
+                                + "\(axis.name), computed "
+                                + (n == 0 ? "once per run of instances along it" : "once per call, before the grid"))
+                    } else {
+                        body.append(inst)
+                    }
                 }
+                out.kernels[c].body = body
             }
-            out.kernels[c].body = body
         }
         return (out, decisions)
     }

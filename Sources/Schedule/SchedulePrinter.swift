@@ -48,7 +48,18 @@ public enum SchedulePrinter {
         lines.append(
             "  local: \(k.buffers.totalBytes) bytes in \(caps.count) buffer(s)"
                 + (caps.isEmpty ? "" : ": " + caps.joined(separator: ", ")))
-        if let h = k.hoisting {
+        if let t = k.hoisting?.table {
+            let hoisted = t.part.runs.flatMap { run in run.flatMap { kernel.body[$0].results.map { "\($0.id)" } } }
+            lines.append(
+                "  tabled along \(t.part.axis.name), computed once per call before the grid for each "
+                    + "\(t.index.name): " + hoisted.joined(separator: ", "))
+            let kept = t.part.kept.map {
+                $0.floats == 0 ? "\($0.owner) (a scalar)" : "\($0.owner)'s storage (\($0.floats * 4) bytes)"
+            }
+            lines.append(
+                "  table: " + kept.joined(separator: ", ") + " per \(t.index.name), \(t.stride * t.extent * 4) bytes")
+        }
+        if let h = k.hoisting, !h.runs.isEmpty {
             let others = kernel.grid.dropLast().map(\.variable.name)
             let when = others.isEmpty ? "once per thread" : "when \(others.joined(separator: ", ")) change(s)"
             let hoisted = h.runs.flatMap { run in run.flatMap { kernel.body[$0].results.map { "\($0.id)" } } }

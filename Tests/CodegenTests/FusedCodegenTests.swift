@@ -36,7 +36,8 @@ final class FusedCodegenTests: XCTestCase {
 
     /// LayerNorm+matmul on a CPU: the schedule splits the loop over K (`InvariantFission`), so a
     /// thread computes the row statistics once per run of column blocks of one row block and
-    /// keeps them (`GridHoisting`), and packs W once per call both as it is and with its rows
+    /// keeps them (`GridHoisting`), computes the column sums `ΣγW`, `ΣβW` once per call where the
+    /// column blocks are full (`GridHoisting.Table`), and packs W once per call with its rows
     /// scaled by γ (R4a moved γ onto W; `Prepack.scale`). A 4×3 grid with partial last row and
     /// column blocks, run by 1, 2, 3 and 5 threads (whose runs start inside a row block, so the
     /// statistics must be recomputed where the row block changes), matches the interpreter.
@@ -55,6 +56,16 @@ final class FusedCodegenTests: XCTestCase {
         let source = CEmitter.emit(ln).source
         XCTAssertTrue(source.contains("if (!blk_h_again)"), "the hoisted run is guarded")
         for threads in [1, 2, 3, 5] { _ = try CodegenHarness.check(ln, threads: threads) }
+        // Full column blocks: `ΣγW` and `ΣβW` (the same for every row block) are computed once per
+        // call, before the grid, into a table per column block (`GridHoisting.Table`).
+        let full = try Self.fused("layernorm_matmul.graph", dims: ["M": 100, "K": 72, "N": 96], block: 32)
+        let tabled = try XCTUnwrap(Scheduler.scheduleKeepingBlocks(full, target: .cpu).kernels.first?.hoisting)
+        let table = try XCTUnwrap(tabled.table, "the column sums are computed once per call")
+        XCTAssertEqual(table.part.axis.name, "i")
+        XCTAssertEqual(table.extent, 3)
+        XCTAssertFalse(tabled.runs.isEmpty, "the row statistics are still hoisted along j")
+        XCTAssertTrue(CEmitter.emit(full).source.contains("blk_table"))
+        for threads in [1, 2, 3] { _ = try CodegenHarness.check(full, threads: threads) }
         // The same kernel where hoisting is impossible (one column block): no guard, same values.
         let narrow = try Self.fused("layernorm_matmul.graph", dims: ["M": 100, "K": 72, "N": 30], block: 32)
         XCTAssertNil(try XCTUnwrap(Scheduler.scheduleKeepingBlocks(narrow, target: .cpu).kernels.first).hoisting)

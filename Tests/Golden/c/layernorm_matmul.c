@@ -14,6 +14,8 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
     float *P0 = (float *)blk_workspace_take(&W0, 4194304);
     static blk_workspace W1;
     float *P1 = (float *)blk_workspace_take(&W1, 4194304);
+    static blk_workspace WT;
+    float *blk_table = (float *)blk_workspace_take(&WT, 12288);
 #pragma omp parallel
     {
         float B0[4096] __attribute__((aligned(64)));
@@ -49,6 +51,88 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     for (long pj_ = 0; pj_ < pw_; pj_++) pp_[pk_ * 64 + pj_] *= ps_;
                 }
             }
+#pragma omp for collapse(1) schedule(static)
+        for (long j = 0; j < 16; j++) {
+            // %1 = fill 0.0
+            const float s1 = 0.0f;
+            // %4, %5 = for k1 in 0 ..< 16 iter(%10 = %1, %11 = %1)
+            float *v10 = B5;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v10[r_] = s1;
+            }
+            float *v11 = B3;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v11[r_] = s1;
+            }
+            for (long k1 = 0; k1 < 16; k1++) {
+                // %63 = load gamma[k1 * 64 +: 64]
+                const float *v63 = blk_g_gamma + k1 * 64;
+                // %64 = load beta[k1 * 64 +: 64]
+                const float *v64 = blk_g_beta + k1 * 64;
+                // %65 = load W[k1 * 64 +: 64, j * 64 +: 64]
+                const float *v65 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
+                // %70 = broadcast %63 axis 0
+                // %71 = dot %70, %65
+                float *v71 = B4;
+                blk_gemm(1, 64, 64, v63, 0, 1, v65, 64, v71, 64, 0);
+                // %72 = reduce_sum %71 axis 0
+                float *v72 = B6;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v72[r_] = 0.0f;
+                }
+                for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v72[c_] = (v72[c_] + v71[r_ * 64 + c_]);
+                    }
+                }
+                // %73 = add %10, %72
+                float *v73 = B5;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v73[r_] = (v10[r_] + v72[r_]);
+                }
+                // %74 = broadcast %64 axis 0
+                // %75 = dot %74, %65
+                float *v75 = B6;
+                blk_gemm(1, 64, 64, v64, 0, 1, v65, 64, v75, 64, 0);
+                // %76 = reduce_sum %75 axis 0
+                float *v76 = B4;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v76[r_] = 0.0f;
+                }
+                for (long r_ = 0; r_ < 1; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v76[c_] = (v76[c_] + v75[r_ * 64 + c_]);
+                    }
+                }
+                // %77 = add %11, %76
+                float *v77 = B3;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v77[r_] = (v11[r_] + v76[r_]);
+                }
+                // yield %73, %77
+                {
+                }
+            }
+            // %51 = fill -1.0
+            const float s51 = (-1.0f);
+            // %52 = mul %4, %51
+            float *v52 = B5;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v52[r_] = (v10[r_] * s51);
+            }
+            for (long r_ = 0; r_ < 64; r_++) (blk_table + j * 192 + 0)[r_] = v10[r_];
+            for (long r_ = 0; r_ < 64; r_++) (blk_table + j * 192 + 64)[r_] = v11[r_];
+            for (long r_ = 0; r_ < 64; r_++) (blk_table + j * 192 + 128)[r_] = v52[r_];
+        }
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < 64; i++)
             for (long j = 0; j < 16; j++) {
@@ -136,86 +220,33 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 float *v8 = H0;
                 float *v12 = H1;
                 float *v13 = H2;
-                // %3, %4, %5 = for k1 in 0 ..< 16 iter(%9 = %0, %10 = %1, %11 = %1)
-                float *v9 = B3;
+                /* computed before the grid, for each j */
+                float *v10 = blk_table + j * 192 + 0;
+                float *v11 = blk_table + j * 192 + 64;
+                // %3 = for k1 in 0 ..< 16 iter(%9 = %0)
+                float *v9 = B4;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v9[r_ * 64 + c_] = s0;
                     }
                 }
-                float *v10 = B5;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v10[r_] = s1;
-                }
-                float *v11 = B4;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v11[r_] = s1;
-                }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %62 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    const float *v62 = blk_g_X + i * 64 * 1024 + k1 * 64;
-                    // %63 = load gamma[k1 * 64 +: 64]
-                    const float *v63 = blk_g_gamma + k1 * 64;
-                    // %64 = load beta[k1 * 64 +: 64]
-                    const float *v64 = blk_g_beta + k1 * 64;
-                    // %65 = load W[k1 * 64 +: 64, j * 64 +: 64]
-                    const float *v65 = P0 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %66 = broadcast %63 axis 1
-                    // %67 = mul %65, %66
+                    // %78 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    const float *v78 = blk_g_X + i * 64 * 1024 + k1 * 64;
+                    // %79 = load gamma[k1 * 64 +: 64]
+                    const float *v79 = blk_g_gamma + k1 * 64;
+                    // %80 = load W[k1 * 64 +: 64, j * 64 +: 64]
+                    const float *v80 = blk_g_W + k1 * 64 * 1024 + j * 64;
+                    // %81 = broadcast %79 axis 1
+                    // %82 = mul %80, %81
                     // computed in P1, the copy packed once per call
-                    const float *v67 = P1 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %68 = dot %62, %67: accumulated in place by its add
-                    // %69 = add %9, %68
-                    float *v69 = B3;
-                    blk_gemm(64, 64, 64, v62, 1024, 1, v67, 64, v69, 64, 1);
-                    // %70 = broadcast %63 axis 0
-                    // %71 = dot %70, %65
-                    float *v71 = B6;
-                    blk_gemm(1, 64, 64, v63, 0, 1, v65, 64, v71, 64, 0);
-                    // %72 = reduce_sum %71 axis 0
-                    float *v72 = B7;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v72[r_] = 0.0f;
-                    }
-                    for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v72[c_] = (v72[c_] + v71[r_ * 64 + c_]);
-                        }
-                    }
-                    // %73 = add %10, %72
-                    float *v73 = B5;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v73[r_] = (v10[r_] + v72[r_]);
-                    }
-                    // %74 = broadcast %64 axis 0
-                    // %75 = dot %74, %65
-                    float *v75 = B6;
-                    blk_gemm(1, 64, 64, v64, 0, 1, v65, 64, v75, 64, 0);
-                    // %76 = reduce_sum %75 axis 0
-                    float *v76 = B7;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v76[r_] = 0.0f;
-                    }
-                    for (long r_ = 0; r_ < 1; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v76[c_] = (v76[c_] + v75[r_ * 64 + c_]);
-                        }
-                    }
-                    // %77 = add %11, %76
-                    float *v77 = B4;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v77[r_] = (v11[r_] + v76[r_]);
-                    }
-                    // yield %69, %73, %77
+                    const float *v82 = P1 + (j * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %83 = dot %78, %82: accumulated in place by its add
+                    // %84 = add %9, %83
+                    float *v84 = B4;
+                    blk_gemm(64, 64, 64, v78, 1024, 1, v82, 64, v84, 64, 1);
+                    // yield %84
                     {
                     }
                 }
@@ -293,15 +324,11 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 float *v50 = H4;
                 // %51 = fill -1.0
                 const float s51 = (-1.0f);
-                // %52 = mul %4, %51
-                float *v52 = B5;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v52[r_] = (v10[r_] * s51);
-                }
+                /* computed before the grid, for each j */
+                float *v52 = blk_table + j * 192 + 128;
                 // %53 = broadcast %50 axis 1
                 // %54 = mul %3, %53
-                float *v54 = B3;
+                float *v54 = B4;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -327,7 +354,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     }
                 }
                 // %59 = add %54, %58
-                float *v59 = B3;
+                float *v59 = B4;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -336,7 +363,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 }
                 // %60 = broadcast %5 axis 0
                 // %61 = add %59, %60
-                float *v61 = B3;
+                float *v61 = B4;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -357,6 +384,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
     }
     blk_workspace_give(&W0, P0);
     blk_workspace_give(&W1, P1);
+    blk_workspace_give(&WT, blk_table);
 }
 
 /* The entry point: runs the kernels in program order. */
