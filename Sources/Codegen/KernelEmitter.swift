@@ -149,7 +149,7 @@ struct KernelEmitter {
         w.line("int blk_h_valid = 0;")
         for axis in kernel.grid.dropLast() { w.line("\(dialect.indexType) blk_h_\(names.index(axis.variable)) = 0;") }
         for (n, k) in h.kept.enumerated() {
-            w.line(k.floats == 0 ? "float H\(n) = 0.0f;" : "float H\(n)[\(k.floats)] \(aligned);")
+            w.line("float H\(n)[\(max(1, k.floats))] \(aligned);")
         }
         for kv in h.keptValues {
             for axis in hoistedExtentAxes(kv.value) { w.line("\(dialect.indexType) hx\(kv.value.number)_\(axis) = 0;") }
@@ -173,16 +173,28 @@ struct KernelEmitter {
         let positions = (t.prelude + t.part.runs.flatMap { Array($0) }).sorted()
         emitBody(positions.map { kernel.body[$0] }, carried: [])
         for (m, kept) in t.part.kept.enumerated() {
-            let at = "blk_table + \(j) * \(t.stride) + \(t.offsets[m])"
-            if kept.floats == 0 {
-                w.line("*(\(at)) = s\(kept.owner.number);")
-            } else {
-                w.line(
-                    "for (\(dialect.indexType) r_ = 0; r_ < \(kept.floats); r_++) (\(at))[r_] = v\(kept.owner.number)[r_];"
-                )
-            }
+            copyKept(kept, into: "(blk_table + \(j) * \(t.stride) + \(t.offsets[m]))")
         }
         close()
+    }
+
+    /// Copies a kept value's storage (a scalar, or `floats` floats) into `place`, the thread's or
+    /// the table's: a scalar is `place[0]`.
+    private mutating func copyKept(_ kept: GridHoisting.Kept, into place: String) {
+        if kept.floats == 0 {
+            w.line("\(place)[0] = s\(kept.owner.number);")
+        } else {
+            w.line(
+                "for (\(dialect.indexType) r_ = 0; r_ < \(kept.floats); r_++) \(place)[r_] = v\(kept.owner.number)[r_];"
+            )
+        }
+    }
+
+    /// Names a kept value's storage in `place` after its run, as its owner's scalar or pointer.
+    private mutating func readKept(_ kept: GridHoisting.Kept, from place: String) {
+        w.line(
+            kept.floats == 0
+                ? "const float s\(kept.owner.number) = \(place)[0];" : "float *v\(kept.owner.number) = \(place);")
     }
 
     /// One instance's body; with grid hoisting, each hoisted run under a test of whether the
@@ -206,10 +218,7 @@ struct KernelEmitter {
                 let j = names.index(t.index)
                 w.line("/* computed before the grid, for each \(j) */")
                 for (m, kept) in t.part.kept.enumerated() where kept.run == n {
-                    let at = "blk_table + \(j) * \(t.stride) + \(t.offsets[m])"
-                    w.line(
-                        kept.floats == 0
-                            ? "const float s\(kept.owner.number) = *(\(at));" : "float *v\(kept.owner.number) = \(at);")
+                    readKept(kept, from: "(blk_table + \(j) * \(t.stride) + \(t.offsets[m]))")
                 }
                 k = t.part.runs[n].upperBound
                 continue
@@ -222,15 +231,7 @@ struct KernelEmitter {
             let run = h.runs[n]
             open("if (!blk_h_again)")
             emitBody(Array(kernel.body[run]), carried: [])
-            for (m, kept) in h.kept.enumerated() where kept.run == n {
-                if kept.floats == 0 {
-                    w.line("H\(m) = s\(kept.owner.number);")
-                } else {
-                    w.line(
-                        "for (\(dialect.indexType) r_ = 0; r_ < \(kept.floats); r_++) H\(m)[r_] = v\(kept.owner.number)[r_];"
-                    )
-                }
-            }
+            for (m, kept) in h.kept.enumerated() where kept.run == n { copyKept(kept, into: "H\(m)") }
             var kept: [(ValueID, [String])] = []
             for kv in h.keptValues where kv.run == n {
                 var e = extents[kv.value]!
@@ -242,9 +243,7 @@ struct KernelEmitter {
                 kept.append((kv.value, e))
             }
             close()
-            for (m, k) in h.kept.enumerated() where k.run == n {
-                w.line(k.floats == 0 ? "const float s\(k.owner.number) = H\(m);" : "float *v\(k.owner.number) = H\(m);")
-            }
+            for (m, kept) in h.kept.enumerated() where kept.run == n { readKept(kept, from: "H\(m)") }
             for (v, e) in kept { extents[v] = e }
             k = run.upperBound
         }

@@ -19,7 +19,6 @@ package struct GridHoisting: Hashable, Sendable {
     /// A value kept between instances: the storage it lives in (its layout's base), copied after
     /// its run into `floats` floats (0: a scalar).
     package struct Kept: Hashable, Sendable {
-        package var value: ValueID
         package var owner: ValueID
         package var floats: Int
         /// The run (index into `runs`) that computes it.
@@ -231,7 +230,7 @@ package struct GridHoisting: Hashable, Sendable {
                     switch layout.base {
                     case .global: return nil
                     case .scalar(let o):
-                        if keptOwners.insert(o).inserted { kept.append(Kept(value: r.id, owner: o, floats: 0, run: n)) }
+                        if keptOwners.insert(o).inserted { kept.append(Kept(owner: o, floats: 0, run: n)) }
                     case .buffer(let o):
                         // The elements its layout spans (a view of the storage spans no more).
                         guard let b = buffers.bufferOf[o] else { return nil }
@@ -241,7 +240,7 @@ package struct GridHoisting: Hashable, Sendable {
                             kept[m].floats = max(kept[m].floats, floats)
                         } else {
                             keptOwners.insert(o)
-                            kept.append(Kept(value: r.id, owner: o, floats: floats, run: n))
+                            kept.append(Kept(owner: o, floats: floats, run: n))
                         }
                     }
                 }

@@ -108,24 +108,20 @@ enum InvariantFission {
         // The dependent group must not read the invariant group's running values.
         let invariantCarried = Set(invariant.map { loop.carried[$0].id })
         guard second.freeValues.isDisjoint(with: invariantCarried) else { return nil }
-        func loopOf(_ group: [Int], _ instructions: [Instruction]) -> Instruction {
+        func loopOf(_ group: [Int], _ body: [Instruction]) -> Instruction {
             var l = loop
             l.initial = group.map { loop.initial[$0] }
             l.carried = group.map { loop.carried[$0] }
-            l.body = instructions + [Instruction([], .yield(group.map { yields[$0] }))]
+            l.body = body
             return Instruction(group.map { inst.results[$0] }, .loop(l))
         }
+        func yielding(_ group: [Int]) -> Instruction { Instruction([], .yield(group.map { yields[$0] })) }
         // The second loop's own values (those it shares with the first computed again) renumbered.
-        let renumbered = (second + [Instruction([], .yield(dependent.map { yields[$0] }))]).renumberingDefinitions {
-            _ in
+        let renumbered = (second + [yielding(dependent)]).renumberingDefinitions { _ in
             defer { next += 1 }
             return ValueID(next)
         }
-        var l2 = loop
-        l2.initial = dependent.map { loop.initial[$0] }
-        l2.carried = dependent.map { loop.carried[$0] }
-        l2.body = renumbered
-        return [loopOf(invariant, first), Instruction(dependent.map { inst.results[$0] }, .loop(l2))]
+        return [loopOf(invariant, first + [yielding(invariant)]), loopOf(dependent, renumbered)]
     }
 }
 

@@ -221,8 +221,8 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 float *v12 = H1;
                 float *v13 = H2;
                 /* computed before the grid, for each j */
-                float *v10 = blk_table + j * 192 + 0;
-                float *v11 = blk_table + j * 192 + 64;
+                float *v10 = (blk_table + j * 192 + 0);
+                float *v11 = (blk_table + j * 192 + 64);
                 // %3 = for k1 in 0 ..< 16 iter(%9 = %0)
                 float *v9 = B4;
                 for (long r_ = 0; r_ < 64; r_++) {
@@ -325,7 +325,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                 // %51 = fill -1.0
                 const float s51 = (-1.0f);
                 /* computed before the grid, for each j */
-                float *v52 = blk_table + j * 192 + 128;
+                float *v52 = (blk_table + j * 192 + 128);
                 // %53 = broadcast %50 axis 1
                 // %54 = mul %3, %53
                 float *v54 = B4;

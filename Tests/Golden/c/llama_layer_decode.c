@@ -16,7 +16,7 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
         float B1[64] __attribute__((aligned(64)));
         /* hoisted along j: computed when the other grid variables change */
         int blk_h_valid = 0;
-        float H0 = 0.0f;
+        float H0[1] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(static)
         for (long j = 0; j < 32; j++) {
             const int blk_h_again = blk_h_valid;
@@ -57,9 +57,9 @@ static void blk_u_llama_layer_decode_k0(const float *restrict blk_g_X, const flo
                 const float s11 = (s9 + s10);
                 // %12 = rsqrt %11
                 const float s12 = (1.0f / sqrtf(s11));
-                H0 = s12;
+                H0[0] = s12;
             }
-            const float s12 = H0;
+            const float s12 = H0[0];
             // %13 = for k in 0 ..< 32 iter(%14 = %0)
             float *v14 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
@@ -129,7 +129,7 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
         /* hoisted along s: computed when the other grid variables change */
         int blk_h_valid = 0;
         long blk_h_j = 0;
-        float H0 = 0.0f;
+        float H0[1] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
@@ -171,9 +171,9 @@ static void blk_u_llama_layer_decode_k1(const float *restrict blk_g_X, const flo
                     const float s11 = (s9 + s10);
                     // %12 = rsqrt %11
                     const float s12 = (1.0f / sqrtf(s11));
-                    H0 = s12;
+                    H0[0] = s12;
                 }
-                const float s12 = H0;
+                const float s12 = H0[0];
                 // %13 = for k in s * 16 ..< min(32, s * 16 + 16) iter(%14 = %0)
                 float *v14 = B0;
                 for (long r_ = 0; r_ < 1; r_++) {
@@ -290,7 +290,7 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
         /* hoisted along s: computed when the other grid variables change */
         int blk_h_valid = 0;
         long blk_h_j = 0;
-        float H0 = 0.0f;
+        float H0[1] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (long j = 0; j < 8; j++)
             for (long s = 0; s < 2; s++) {
@@ -332,9 +332,9 @@ static void blk_u_llama_layer_decode_k3(const float *restrict blk_g_X, const flo
                     const float s11 = (s9 + s10);
                     // %12 = rsqrt %11
                     const float s12 = (1.0f / sqrtf(s11));
-                    H0 = s12;
+                    H0[0] = s12;
                 }
-                const float s12 = H0;
+                const float s12 = H0[0];
                 // %13 = for k in s * 16 ..< min(32, s * 16 + 16) iter(%14 = %0)
                 float *v14 = B0;
                 for (long r_ = 0; r_ < 1; r_++) {
@@ -859,7 +859,7 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
         float B3[64] __attribute__((aligned(64)));
         /* hoisted along s: computed when the other grid variables change */
         int blk_h_valid = 0;
-        float H0 = 0.0f;
+        float H0[1] __attribute__((aligned(64)));
 #pragma omp for collapse(1) schedule(dynamic, 1)
         for (long s = 0; s < 15; s++) {
             const int blk_h_again = blk_h_valid;
@@ -902,9 +902,9 @@ static void blk_u_llama_layer_decode_k8(const float *restrict blk_g_g_ffn, const
                 const float s12 = (s10 + s11);
                 // %13 = rsqrt %12
                 const float s13 = (1.0f / sqrtf(s12));
-                H0 = s13;
+                H0[0] = s13;
             }
-            const float s13 = H0;
+            const float s13 = H0[0];
             // %14 = for k2 in s * 6 ..< min(88, s * 6 + 6) iter(%15 = %0)
             float *v15 = B0;
             for (long r_ = 0; r_ < 1; r_++) {
