@@ -167,6 +167,19 @@ public struct Program: Hashable, Sendable {
         return current
     }
 
+    /// Whether a tensor's elements are its storage's, in the same row-major order from offset 0:
+    /// a storage tensor, or a reshape view of one (every view on the way has no window).
+    public func isRowMajorStorage(_ id: TensorID) -> Bool {
+        var current = id
+        var steps = 0
+        while let next = tensors[current.index].viewOf, steps < tensors.count {
+            guard tensors[current.index].window == nil else { return false }
+            current = next
+            steps += 1
+        }
+        return tensors[current.index].viewOf == nil
+    }
+
     /// The IDs of the inputs, in declaration order.
     public var inputs: [TensorID] { ids(of: .input) }
     /// The IDs of the outputs, in declaration order.

@@ -301,7 +301,7 @@ package struct KernelSchedule: Sendable {
     /// (`KernelAnalysis.bf16Views`) that is only ever the right operand of bf16 dots, all with the
     /// same orientation; sliced along the tensor's last two axes (points elsewhere) at an even
     /// offset along the contracted axis and a multiple of the block along the other; of a
-    /// row-major storage tensor; and read alike by the
+    /// row-major storage tensor or a reshape view of one, which the kernel does not write; and read alike by the
     /// instances of a grid axis (of 2 or more) its access does not name, which would otherwise
     /// each pack it.
     private static func prepacks(
@@ -368,7 +368,9 @@ package struct KernelSchedule: Sendable {
         var out: [Prepack] = []
         var byLoad: [ValueID: Int] = [:]
         for (r, t, access) in loads {
-            guard !excluded.contains(r), let tb = orientation[r], program[t].viewOf == nil else { continue }
+            guard !excluded.contains(r), let tb = orientation[r], program.isRowMajorStorage(t),
+                !analysis.storedStorage.contains(program.storage(of: t))
+            else { continue }
             let shape = program[t].shape
             guard shape.count >= 2, access.count == shape.count,
                 access.dropLast(2).allSatisfy({ if case .point = $0 { true } else { false } }),

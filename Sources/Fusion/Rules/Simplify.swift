@@ -8,6 +8,11 @@ extension FusionRule {
     ///   runs is replaced by its initial values.
     /// - `add(x, fill 0)`, `sub(x, fill 0)`, `mul(x, fill 1)`, `div(x, fill 1)` → `x` when `x`
     ///   has the result's shape (the identities of the ops, `BinaryOp.rightIdentity`).
+    /// - `dot(a, transpose(x))` → `dot(a, x)` with `transpose_b` flipped, and likewise for the
+    ///   left operand: the product reads `x` in the other orientation instead of a transposed
+    ///   copy (`(xᵀ)ᵀ = x`). The transpose stays for its other readers, or dead-code removal
+    ///   drops it. An exported `Q·Kᵀ` then reads `K` in place, where the schedule can pack it
+    ///   once per call for every query block.
     ///
     /// ```
     /// %1 = for k in 0 ..< 1 iter(%2 = %0) : T { %3 = … k …; yield %3 }
@@ -17,11 +22,17 @@ extension FusionRule {
         id: "R0", name: "simplify", summary: "unroll single-trip loops; drop operations with an identity operand"
     ) { program, plan in
         KernelRewrite.body(program, plan, local: .simplify) { kernel, program in
-            simplify(kernel.body, plan.facts(of: kernel, in: program).valueTypes)
+            var transposed: [ValueID: ValueID] = [:]
+            kernel.walk { inst in
+                if case .transpose(let x) = inst.op, let r = inst.result { transposed[r.id] = x }
+            }
+            return simplify(kernel.body, plan.facts(of: kernel, in: program).valueTypes, transposed)
         }
     }
 
-    private static func simplify(_ body: [Instruction], _ types: [ValueID: BlockType]) -> ([Instruction], String)? {
+    private static func simplify(
+        _ body: [Instruction], _ types: [ValueID: BlockType], _ transposed: [ValueID: ValueID]
+    ) -> ([Instruction], String)? {
         var fills: [ValueID: Float] = [:]
         for (index, inst) in body.enumerated() {
             if case .fill(let c) = inst.op, let r = inst.result { fills[r.id] = c }
@@ -45,7 +56,7 @@ extension FusionRule {
                     out += Array(body[(index + 1)...]).replacingUses(resultMap)
                     return (out, "unrolled loop \(loop.variable), which runs once")
                 }
-                if let (inner, detail) = simplify(loop.body, types) {
+                if let (inner, detail) = simplify(loop.body, types, transposed) {
                     var newLoop = loop
                     newLoop.body = inner
                     var out = body
@@ -66,6 +77,14 @@ extension FusionRule {
                 out.remove(at: index)
                 out = out.replacingUses([r.id: x])
                 return (out, "\(op.rawValue) with its identity \(formatFloat(op.rightIdentity!)) dropped at \(r.id)")
+            case .dot(let a, let b, let ta, let tb, let precision):
+                guard let r = inst.result, transposed[a] != nil || transposed[b] != nil else { continue }
+                var out = body
+                out[index].op = .dot(
+                    transposed[a] ?? a, transposed[b] ?? b, transposeA: transposed[a] == nil ? ta : !ta,
+                    transposeB: transposed[b] == nil ? tb : !tb, precision: precision)
+                let side = transposed[b] != nil ? "right" : "left"
+                return (out, "\(r.id) reads its \(side) operand untransposed, in the other orientation")
             default: continue
             }
         }

@@ -8,16 +8,23 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k7_matmul_Og: grid(b1 < 2, b2 < 4, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
+/* kernel k7_matmul_Og: grid(b1 < 2, b2 < 4, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 33792 bytes per thread */
 static void blk_u_attention_gqa_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
+    static blk_workspace W0;
+    float *P0 = (float *)blk_workspace_take(&W0, 524288);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
-        float B4[4096] __attribute__((aligned(64)));
+        float B4[64] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
+#pragma omp for collapse(2) schedule(static)
+        for (long pl_ = 0; pl_ < 2; pl_++)
+            for (long pt_ = 0; pt_ < 16; pt_++) {
+                blk_pack(64, blk_imin(64, 1024 - pt_ * 64), blk_g_K + pl_ * 65536 + pt_ * 4096, 1, 64, P0 + (pl_ * 16 + pt_) * 4096, 64);
+            }
 #pragma omp for collapse(4) schedule(static)
         for (long b1 = 0; b1 < 2; b1++)
             for (long b2 = 0; b2 < 4; b2++)
@@ -55,11 +62,10 @@ static void blk_u_attention_gqa_k0(const float *restrict blk_g_Q, const float *r
                         }
                         for (long k2 = 0; k2 < 16; k2++) {
                             // %12 = load Kg[0, b1, 0, k2 * 64 +: 64, 0 +: 64]
-                            const float *v12 = blk_g_K + b1 * 65536 + k2 * 64 * 64;
+                            const float *v12 = P0 + 0 * 65536 + b1 * 65536 + 0 * 131072 + (k2 * 64 / 64) * 4096 + 0 * 64;
                             // %13 = dot %1, %12 transpose_b
                             float *v13 = B3;
-                            blk_pack(64, 64, v12, 1, 64, B4, 64);
-                            blk_gemm_pf(64, 64, 64, v1, 64, 1, B4, 64, v13, 64, 0, k2 + 1 < 16 ? blk_g_K + b1 * 65536 + (k2 + 1) * 64 * 64 : 0, 64, 64, 64);
+                            blk_gemm(64, 64, 64, v1, 64, 1, v12, 64, v13, 64, 0);
                             // %14 = mul %13, %2
                             float *v14 = B3;
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -169,6 +175,7 @@ static void blk_u_attention_gqa_k0(const float *restrict blk_g_Q, const float *r
                         }
                     }
     }
+    blk_workspace_give(&W0, P0);
 }
 
 /* The entry point: runs the kernels in program order. */
