@@ -25,6 +25,23 @@ enum InvariantFission {
     static func apply(_ program: Program, target: TargetDescription) -> (program: Program, decisions: [String]) {
         var out = program
         var decisions: [String] = []
+        for c in out.kernels.indices where !target.isGPU {
+            let written = Set(out.kernels[c].body.storedTensors.map { program.storage(of: $0) })
+            var next = out.kernels[c].nextValueNumber
+            var lines: [String] = []
+            var moved = out.kernels[c]
+            moved.body = hoistFromLoops(moved.body, written: written, program, &next, &lines)
+            // Moved values live across their loop: kept only within the local tier (or no larger).
+            let bytes = LocalStorage.bytes(moved, in: out, target: target)
+            guard
+                bytes <= target.localCapacityBytes
+                    || bytes <= LocalStorage.bytes(out.kernels[c], in: out, target: target)
+            else {
+                continue
+            }
+            out.kernels[c] = moved
+            decisions += lines.map { "\($0) of \(moved.name)" }
+        }
         for c in out.kernels.indices {
             // Along the last axis (a thread's runs), then along the first (a table per call).
             let axes = [
@@ -38,7 +55,9 @@ enum InvariantFission {
                 var next = kernel.nextValueNumber
                 var body: [Instruction] = []
                 for inst in kernel.body {
-                    if let pair = split(inst, axis: axis, invariantOutside: outside, written: written, program, &next) {
+                    if let pair = split(
+                        inst, axis: axis, invariantOutside: { outside.contains($0) }, written: written, program, &next)
+                    {
                         body += pair
                         decisions.append(
                             "split loop \(pair[0].loopVariable?.name ?? "?") of \(kernel.name): "
@@ -56,7 +75,7 @@ enum InvariantFission {
     }
 
     private static func split(
-        _ inst: Instruction, axis v: IndexVar, invariantOutside: Set<ValueID>, written: Set<TensorID>,
+        _ inst: Instruction, axis v: IndexVar, invariantOutside: (ValueID) -> Bool, written: Set<TensorID>,
         _ program: Program, _ next: inout Int
     ) -> [Instruction]? {
         guard case .loop(let loop) = inst.op, loop.condition == nil, loop.full == nil, loop.bounds == nil,
@@ -67,12 +86,12 @@ enum InvariantFission {
         let body = Array(loop.body.dropLast())
         // Values that vary along v: defined outside and not invariant, or computed from such.
         var varying = Set(
-            loop.carried.indices.filter { !invariantOutside.contains(loop.initial[$0]) }.map {
+            loop.carried.indices.filter { !invariantOutside(loop.initial[$0]) }.map {
                 loop.carried[$0].id
             })
         let definedHere = body.definedValues.union(loop.carried.map(\.id))
         func isVarying(_ x: ValueID) -> Bool {
-            varying.contains(x) || (!definedHere.contains(x) && !invariantOutside.contains(x))
+            varying.contains(x) || (!definedHere.contains(x) && !invariantOutside(x))
         }
         var changed = true
         while changed {
@@ -122,6 +141,88 @@ enum InvariantFission {
             return ValueID(next)
         }
         return [loopOf(invariant, first + [yielding(invariant)]), loopOf(dependent, renumbered)]
+    }
+}
+
+extension InvariantFission {
+    /// Loops inside loops (CPU): within each loop `L` with constant bounds that runs at least
+    /// once, an inner loop whose carried values split into a group that does not depend on `L`'s
+    /// counter and the rest becomes two loops (as for the grid's axes), and then every top-level
+    /// instruction of `L`'s body that stores nothing, names not `L`'s counter, reads no storage the
+    /// kernel writes and reads only values defined outside `L` or moved with it, moves before `L`.
+    ///
+    /// RMSNorm+SwiGLU's loop over hidden blocks `k1` holds the loop over `k2` that sums `x²` beside
+    /// the gate and up products (which name `k1`): the sum (and `1/rms` from it) is now computed
+    /// once per row block, not once per hidden block.
+    ///
+    /// Exact: a moved instruction computes the same value in every iteration of `L`, which runs.
+    static func hoistFromLoops(
+        _ body: [Instruction], written: Set<TensorID>, _ program: Program, _ next: inout Int,
+        _ decisions: inout [String]
+    ) -> [Instruction] {
+        var out: [Instruction] = []
+        for inst in body {
+            guard case .loop(var loop) = inst.op else {
+                out.append(inst)
+                continue
+            }
+            loop.body = hoistFromLoops(loop.body, written: written, program, &next, &decisions)
+            var current = inst
+            current.op = .loop(loop)
+            guard case .constant(let lower) = loop.lower, case .constant(let upper) = loop.upper, upper > lower,
+                loop.condition == nil, loop.bounds == nil, loop.links == nil
+            else {
+                out.append(current)
+                continue
+            }
+            // Values of L's body (and its carried values) that vary with L's iterations.
+            var varying = Set(loop.carried.map(\.id))
+            let inside = loop.body.definedValues.union(varying)
+            var invariantHere: Set<ValueID> = []
+            func isInvariant(_ x: ValueID) -> Bool { !inside.contains(x) || invariantHere.contains(x) }
+            func movable(_ b: Instruction) -> Bool {
+                if case .yield = b.op { return false }
+                let one = [b]
+                return one.isStoreFree && !one.names(loop.variable)
+                    && !one.loadedTensors.contains(where: { written.contains(program.storage(of: $0)) })
+                    && one.freeValues.allSatisfy(isInvariant)
+            }
+            var newBody: [Instruction] = []
+            var moved: [Instruction] = []
+            var splits: [String] = []
+            for b in loop.body {
+                var parts = [b]
+                if !movable(b),
+                    let pair = split(
+                        b, axis: loop.variable, invariantOutside: isInvariant, written: written, program, &next)
+                {
+                    parts = pair
+                    splits.append(pair[0].results.map { "\($0.id)" }.joined(separator: ", "))
+                }
+                for part in parts {
+                    if movable(part) {
+                        moved.append(part)
+                        invariantHere.formUnion(part.results.map(\.id))
+                    } else {
+                        newBody.append(part)
+                        varying.formUnion(part.results.map(\.id))
+                    }
+                }
+            }
+            guard !moved.isEmpty else {
+                out.append(current)
+                continue
+            }
+            loop.body = newBody
+            current.op = .loop(loop)
+            out += moved
+            out.append(current)
+            decisions.append(
+                "moved \(moved.count) instruction\(moved.count == 1 ? "" : "s") out of loop \(loop.variable.name)"
+                    + (splits.isEmpty
+                        ? "" : " (split off \(splits.joined(separator: "; ")), which do not depend on it)"))
+        }
+        return out
     }
 }
 

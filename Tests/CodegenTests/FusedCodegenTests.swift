@@ -72,6 +72,30 @@ final class FusedCodegenTests: XCTestCase {
         _ = try CodegenHarness.check(narrow, threads: 3)
     }
 
+    /// RMSNorm+SwiGLU on a CPU: inside the loop over hidden blocks, the loop over `d` carries the
+    /// sum of `x²` beside the gate and up products. The schedule splits it and moves the sum (and
+    /// `1/rms` from it) out of the loop over hidden blocks (`InvariantFission.hoistFromLoops`), so
+    /// each row block computes it once instead of once per hidden block. At odd sizes (partial
+    /// last blocks), run by 1, 2 and 3 threads, the C matches the interpreter.
+    func testLoopInvariantsMoveOutOfTheHiddenLoop() throws {
+        let ffn = try Self.fused("rmsnorm_swiglu.graph", dims: ["M": 40, "d": 48, "h": 72], block: 32)
+        let schedule = Scheduler.scheduleKeepingBlocks(ffn, target: .cpu)
+        XCTAssertTrue(
+            schedule.decisions.contains { $0.hasPrefix("moved ") && $0.contains("out of loop") },
+            "\(schedule.decisions)")
+        let kernel = try XCTUnwrap(schedule.kernels.first).kernel
+        // Two top-level loops: the sum of squares alone, then the hidden loop, whose inner loop
+        // carries only the two products.
+        let loops = kernel.body.compactMap { if case .loop(let l) = $0.op { l } else { nil } }
+        XCTAssertEqual(loops.map(\.carried.count), [1, 1])
+        let inner = loops.last?.body.compactMap { if case .loop(let l) = $0.op { l } else { nil } }
+        XCTAssertEqual(inner?.map(\.carried.count), [2])
+        for threads in [1, 2, 3] { _ = try CodegenHarness.check(ffn, threads: threads) }
+        // A GPU target keeps the loops as fusion left them.
+        let gpu = Scheduler.scheduleKeepingBlocks(ffn, target: .sm90)
+        XCTAssertFalse(gpu.decisions.contains { $0.hasPrefix("moved ") }, "\(gpu.decisions)")
+    }
+
     /// The runtime's paths for CPUs without AVX-512 (AVX2 and FMA: 6×16 `ymm` tiles, masked
     /// loads) and without AVX (scalar loops), which `-march=native` never takes on the project's
     /// machines: causal attention (`blk_exp_row`'s fallback, the row reductions, the mask) and

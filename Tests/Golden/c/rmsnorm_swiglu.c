@@ -8,7 +8,7 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 656384 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 16), 16 instance(s); local blocks: 5 buffer(s), 623104 bytes per thread */
 static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *restrict blk_g_g, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, float *restrict blk_g_Y) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 11534336);
@@ -18,15 +18,13 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
     float *P2 = (float *)blk_workspace_take(&W2, 11534336);
 #pragma omp parallel
     {
-        /* 656384 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)656384);
+        /* 623104 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)623104);
         float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 131072;
+        float *restrict B1 = blk_arena + 128;
         float *restrict B2 = blk_arena + 131200;
         float *restrict B3 = blk_arena + 139392;
         float *restrict B4 = blk_arena + 147584;
-        float *restrict B5 = blk_arena + 155776;
-        float *restrict B6 = blk_arena + 163968;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
@@ -68,8 +66,59 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
             const float s3 = 0.0009765625f;
             // %4 = fill 1e-06
             const float s4 = 1e-06f;
+            // %7 = for k1 in 0 ..< 16 iter(%10 = %2)
+            float *v10 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v10[r_] = s2;
+            }
+            for (long k1 = 0; k1 < 16; k1++) {
+                // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
+                const float *v13 = blk_g_X + i * 128 * 1024 + k1 * 64;
+                // %14 = square %13
+                float *v14 = B1;
+                for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v14[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v13[r_ * 1024 + c_]);
+                    }
+                }
+                // %15 = reduce_sum %14 axis 1
+                float *v15 = B2;
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
+                }
+                // %16 = add %10, %15
+                float *v16 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v16[r_] = (v10[r_] + v15[r_]);
+                }
+                // yield %16
+                {
+                }
+            }
+            // %27 = mul %7, %3
+            float *v27 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v27[r_] = (v10[r_] * s3);
+            }
+            // %28 = add %27, %4
+            float *v28 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v28[r_] = (v27[r_] + s4);
+            }
+            // %29 = rsqrt %28
+            float *v29 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v29[r_] = (1.0f / sqrtf(v28[r_]));
+            }
+            // %30 = broadcast %29 axis 1
             // %5 = for k in 0 ..< 44 iter(%6 = %0)
-            float *v6 = B0;
+            float *v6 = B1;
             for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
@@ -77,12 +126,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                 }
             }
             for (long k = 0; k < 44; k++) {
-                // %7, %8, %9 = for k1 in 0 ..< 16 iter(%10 = %2, %11 = %1, %12 = %1)
-                float *v10 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v10[r_] = s2;
-                }
+                // %8, %9 = for k1 in 0 ..< 16 iter(%11 = %1, %12 = %1)
                 float *v11 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
@@ -98,78 +142,40 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     }
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
-                    float *v13 = B4;
+                    // %38 = load X[i * 128 +: 128, k1 * 64 +: 64]
+                    float *v38 = B4;
                     const float *t1_src = blk_g_X + i * 128 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v13[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                            v38[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
                         }
                     }
-                    // %14 = square %13
-                    float *v14 = B5;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
-                        }
-                    }
-                    // %15 = reduce_sum %14 axis 1
-                    float *v15 = B6;
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
-                    }
-                    // %16 = add %10, %15
-                    float *v16 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v16[r_] = (v10[r_] + v15[r_]);
-                    }
-                    // %17 = load g[k1 * 64 +: 64]
-                    const float *v17 = blk_g_g + k1 * 64;
-                    // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v18 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
-                    // %19 = broadcast %17 axis 1
-                    // %20 = mul %18, %19
+                    // %39 = load g[k1 * 64 +: 64]
+                    const float *v39 = blk_g_g + k1 * 64;
+                    // %40 = load W1[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v40 = blk_g_W1 + k1 * 64 * 2816 + k * 64;
+                    // %41 = broadcast %39 axis 1
+                    // %42 = mul %40, %41
                     // computed in P0, the copy packed once per call
-                    const float *v20 = P0 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %21 = dot %13, %20: accumulated in place by its add
-                    // %22 = add %11, %21
-                    float *v22 = B2;
-                    blk_gemm(128, 64, 64, v13, 64, 1, v20, 64, v22, 64, 1);
-                    // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const float *v23 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
-                    // %24 = mul %23, %19
+                    const float *v42 = P0 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %43 = dot %38, %42: accumulated in place by its add
+                    // %44 = add %11, %43
+                    float *v44 = B2;
+                    blk_gemm(128, 64, 64, v38, 64, 1, v42, 64, v44, 64, 1);
+                    // %45 = load W3[k1 * 64 +: 64, k * 64 +: 64]
+                    const float *v45 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
+                    // %46 = mul %45, %41
                     // computed in P1, the copy packed once per call
-                    const float *v24 = P1 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
-                    // %25 = dot %13, %24: accumulated in place by its add
-                    // %26 = add %12, %25
-                    float *v26 = B3;
-                    blk_gemm(128, 64, 64, v13, 64, 1, v24, 64, v26, 64, 1);
-                    // yield %16, %22, %26
+                    const float *v46 = P1 + (k * 64 / 64) * 65536 + k1 * 64 * 64;
+                    // %47 = dot %38, %46: accumulated in place by its add
+                    // %48 = add %12, %47
+                    float *v48 = B3;
+                    blk_gemm(128, 64, 64, v38, 64, 1, v46, 64, v48, 64, 1);
+                    // yield %44, %48
                     {
                     }
                 }
-                // %27 = mul %7, %3
-                float *v27 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v27[r_] = (v10[r_] * s3);
-                }
-                // %28 = add %27, %4
-                float *v28 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v28[r_] = (v27[r_] + s4);
-                }
-                // %29 = rsqrt %28
-                float *v29 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v29[r_] = (1.0f / sqrtf(v28[r_]));
-                }
-                // %30 = broadcast %29 axis 1
                 // %31 = mul %8, %30
                 float *v31 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
@@ -206,7 +212,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                 const float *v35 = P2 + (0 / 64) * 180224 + k * 64 * 64;
                 // %36 = dot %34, %35: accumulated in place by its add
                 // %37 = add %6, %36
-                float *v37 = B0;
+                float *v37 = B1;
                 blk_gemm_panels(128, 1024, 64, v34, 64, 1, v35, 180224, v37, 1024, 1);
                 // yield %37
                 {

@@ -22,7 +22,7 @@ static inline uint16_t blk_f32_to_bf16(float x) {
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
+/* kernel k11_matmul_Y: grid(i < 32), 32 instance(s); local blocks: 6 buffer(s), 573696 bytes per thread */
 static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const uint16_t *restrict blk_g_g, const uint16_t *restrict blk_g_W1, const uint16_t *restrict blk_g_W3, const uint16_t *restrict blk_g_W2, uint16_t *restrict blk_g_Y) {
     static blk_workspace W0;
     uint32_t *P0 = (uint32_t *)blk_workspace_take(&W0, 5767168);
@@ -32,15 +32,14 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
     uint32_t *P2 = (uint32_t *)blk_workspace_take(&W2, 5767168);
 #pragma omp parallel
     {
-        /* 573952 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)573952);
+        /* 573696 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)573696);
         float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 65536;
+        float *restrict B1 = blk_arena + 64;
         float *restrict B2 = blk_arena + 65600;
         float *restrict B3 = blk_arena + 69696;
         float *restrict B4 = blk_arena + 135232;
         float *restrict B5 = blk_arena + 139328;
-        float *restrict B6 = blk_arena + 143424;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
@@ -68,8 +67,66 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
             const float s3 = 0.0009765625f;
             // %4 = fill 1e-06
             const float s4 = 1e-06f;
+            // %7 = for k1 in 0 ..< 16 iter(%10 = %2)
+            float *v10 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v10[r_] = s2;
+            }
+            for (long k1 = 0; k1 < 16; k1++) {
+                // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                float *v13 = B1;
+                const uint16_t *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v13[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 1024 + c_]);
+                    }
+                }
+                // %14 = square %13
+                float *v14 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
+                    }
+                }
+                // %15 = reduce_sum %14 axis 1
+                float *v15 = B2;
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
+                }
+                // %16 = add %10, %15
+                float *v16 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 64; r_++) {
+                    v16[r_] = (v10[r_] + v15[r_]);
+                }
+                // yield %16
+                {
+                }
+            }
+            // %26 = mul %7, %3
+            float *v26 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v26[r_] = (v10[r_] * s3);
+            }
+            // %27 = add %26, %4
+            float *v27 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v27[r_] = (v26[r_] + s4);
+            }
+            // %28 = rsqrt %27
+            float *v28 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 64; r_++) {
+                v28[r_] = (1.0f / sqrtf(v27[r_]));
+            }
+            // %29 = broadcast %28 axis 1
             // %5 = for k in 0 ..< 44 iter(%6 = %0)
-            float *v6 = B0;
+            float *v6 = B1;
             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
@@ -77,12 +134,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                 }
             }
             for (long k = 0; k < 44; k++) {
-                // %7, %8, %9 = for k1 in 0 ..< 16 iter(%10 = %2, %11 = %1, %12 = %1)
-                float *v10 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v10[r_] = s2;
-                }
+                // %8, %9 = for k1 in 0 ..< 16 iter(%11 = %1, %12 = %1)
                 float *v11 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
@@ -98,85 +150,47 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     }
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
-                    // %13 = load X[i * 64 +: 64, k1 * 64 +: 64]
-                    float *v13 = B4;
-                    const uint16_t *t1_src = blk_g_X + i * 64 * 1024 + k1 * 64;
+                    // %37 = load X[i * 64 +: 64, k1 * 64 +: 64]
+                    float *v37 = B4;
+                    const uint16_t *t2_src = blk_g_X + i * 64 * 1024 + k1 * 64;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v13[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 1024 + c_]);
+                            v37[r_ * 64 + c_] = blk_bf16_to_f32(t2_src[r_ * 1024 + c_]);
                         }
                     }
-                    // %14 = square %13
-                    float *v14 = B5;
+                    // %38 = load g[k1 * 64 +: 64]
+                    float *v38 = B5;
+                    const uint16_t *t3_src = blk_g_g + k1 * 64;
+#pragma omp simd
+                    for (long r_ = 0; r_ < 64; r_++) {
+                        v38[r_] = blk_bf16_to_f32(t3_src[r_]);
+                    }
+                    // %39 = load W1[k1 * 64 +: 64, k * 64 +: 64]
+                    const uint32_t *v39 = P0 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
+                    // %40 = broadcast %38 axis 0
+                    // %41 = mul %37, %40
+                    float *v41 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
+                            v41[r_ * 64 + c_] = (v37[r_ * 64 + c_] * v38[c_]);
                         }
                     }
-                    // %15 = reduce_sum %14 axis 1
-                    float *v15 = B6;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
-                    }
-                    // %16 = add %10, %15
-                    float *v16 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v16[r_] = (v10[r_] + v15[r_]);
-                    }
-                    // %17 = load g[k1 * 64 +: 64]
-                    float *v17 = B6;
-                    const uint16_t *t2_src = blk_g_g + k1 * 64;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v17[r_] = blk_bf16_to_f32(t2_src[r_]);
-                    }
-                    // %18 = load W1[k1 * 64 +: 64, k * 64 +: 64]
-                    const uint32_t *v18 = P0 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
-                    // %19 = broadcast %17 axis 0
-                    // %20 = mul %13, %19
-                    float *v20 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v20[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v17[c_]);
-                        }
-                    }
-                    // %21 = dot %20, %18 bf16: accumulated in place by its add
-                    // %22 = add %11, %21
-                    float *v22 = B2;
-                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v18, 64, v22, 64, 1, B5);
-                    // %23 = load W3[k1 * 64 +: 64, k * 64 +: 64]
-                    const uint32_t *v23 = P1 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
-                    // %24 = dot %20, %23 bf16: accumulated in place by its add
-                    // %25 = add %12, %24
-                    float *v25 = B3;
-                    blk_gemm_bf16p(64, 64, 64, v20, 0, 64, 1, v23, 64, v25, 64, 1, B5);
-                    // yield %16, %22, %25
+                    // %42 = dot %41, %39 bf16: accumulated in place by its add
+                    // %43 = add %11, %42
+                    float *v43 = B2;
+                    blk_gemm_bf16p(64, 64, 64, v41, 0, 64, 1, v39, 64, v43, 64, 1, B5);
+                    // %44 = load W3[k1 * 64 +: 64, k * 64 +: 64]
+                    const uint32_t *v44 = P1 + (k * 64 / 64) * 32768 + (k1 * 64 / 2) * 64;
+                    // %45 = dot %41, %44 bf16: accumulated in place by its add
+                    // %46 = add %12, %45
+                    float *v46 = B3;
+                    blk_gemm_bf16p(64, 64, 64, v41, 0, 64, 1, v44, 64, v46, 64, 1, B5);
+                    // yield %43, %46
                     {
                     }
                 }
-                // %26 = mul %7, %3
-                float *v26 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v26[r_] = (v10[r_] * s3);
-                }
-                // %27 = add %26, %4
-                float *v27 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v27[r_] = (v26[r_] + s4);
-                }
-                // %28 = rsqrt %27
-                float *v28 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v28[r_] = (1.0f / sqrtf(v27[r_]));
-                }
-                // %29 = broadcast %28 axis 1
                 // %30 = mul %8, %29
                 float *v30 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
@@ -213,7 +227,7 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                 const uint32_t *v34 = P2 + (0 / 1024) * 1441792 + (k * 64 / 2) * 1024;
                 // %35 = dot %33, %34 bf16: accumulated in place by its add
                 // %36 = add %6, %35
-                float *v36 = B0;
+                float *v36 = B1;
                 blk_gemm_bf16p(64, 1024, 64, v33, 0, 64, 1, v34, 1024, v36, 1024, 1, B3);
                 // yield %36
                 {
@@ -221,11 +235,11 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
             }
             // store %5 -> Y[i * 64 +: 64, 0 +: 1024]
             {
-                uint16_t *t3_dst = blk_g_Y + i * 64 * 1024;
+                uint16_t *t4_dst = blk_g_Y + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t3_dst[r_ * 1024 + c_] = blk_f32_to_bf16(v6[r_ * 1024 + c_]);
+                        t4_dst[r_ * 1024 + c_] = blk_f32_to_bf16(v6[r_ * 1024 + c_]);
                     }
                 }
             }

@@ -466,7 +466,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
     blk_workspace_give(&W0, P0);
 }
 
-/* kernel k37_add_Y: grid(i < 8), 8 instance(s); local blocks: 7 buffer(s), 656384 bytes per thread */
+/* kernel k37_add_Y: grid(i < 8), 8 instance(s); local blocks: 5 buffer(s), 623104 bytes per thread */
 static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const float *restrict blk_g_W1, const float *restrict blk_g_W3, const float *restrict blk_g_W2, const float *restrict blk_g_X1, float *restrict blk_g_Y) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 11534336);
@@ -476,15 +476,13 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
     float *P2 = (float *)blk_workspace_take(&W2, 11534336);
 #pragma omp parallel
     {
-        /* 656384 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)656384);
+        /* 623104 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)623104);
         float *restrict B0 = blk_arena + 0;
-        float *restrict B1 = blk_arena + 131072;
+        float *restrict B1 = blk_arena + 128;
         float *restrict B2 = blk_arena + 131200;
         float *restrict B3 = blk_arena + 139392;
         float *restrict B4 = blk_arena + 147584;
-        float *restrict B5 = blk_arena + 155776;
-        float *restrict B6 = blk_arena + 163968;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 44; pt_++) {
@@ -528,8 +526,59 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
             const float s4 = 0.0009765625f;
             // %5 = fill 1e-06
             const float s5 = 1e-06f;
+            // %8 = for k2 in 0 ..< 16 iter(%11 = %3)
+            float *v11 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v11[r_] = s3;
+            }
+            for (long k2 = 0; k2 < 16; k2++) {
+                // %14 = load X1[i * 128 +: 128, k2 * 64 +: 64]
+                const float *v14 = blk_g_X1 + i * 128 * 1024 + k2 * 64;
+                // %15 = square %14
+                float *v15 = B1;
+                for (long r_ = 0; r_ < 128; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v15[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v14[r_ * 1024 + c_]);
+                    }
+                }
+                // %16 = reduce_sum %15 axis 1
+                float *v16 = B2;
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
+                }
+                // %17 = add %11, %16
+                float *v17 = B0;
+#pragma omp simd
+                for (long r_ = 0; r_ < 128; r_++) {
+                    v17[r_] = (v11[r_] + v16[r_]);
+                }
+                // yield %17
+                {
+                }
+            }
+            // %28 = mul %8, %4
+            float *v28 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v28[r_] = (v11[r_] * s4);
+            }
+            // %29 = add %28, %5
+            float *v29 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v29[r_] = (v28[r_] + s5);
+            }
+            // %30 = rsqrt %29
+            float *v30 = B0;
+#pragma omp simd
+            for (long r_ = 0; r_ < 128; r_++) {
+                v30[r_] = (1.0f / sqrtf(v29[r_]));
+            }
+            // %31 = broadcast %30 axis 1
             // %6 = for k1 in 0 ..< 44 iter(%7 = %1)
-            float *v7 = B0;
+            float *v7 = B1;
             for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
@@ -537,12 +586,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                 }
             }
             for (long k1 = 0; k1 < 44; k1++) {
-                // %8, %9, %10 = for k2 in 0 ..< 16 iter(%11 = %3, %12 = %2, %13 = %2)
-                float *v11 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v11[r_] = s3;
-                }
+                // %9, %10 = for k2 in 0 ..< 16 iter(%12 = %2, %13 = %2)
                 float *v12 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
@@ -558,78 +602,40 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                     }
                 }
                 for (long k2 = 0; k2 < 16; k2++) {
-                    // %14 = load X1[i * 128 +: 128, k2 * 64 +: 64]
-                    float *v14 = B4;
+                    // %40 = load X1[i * 128 +: 128, k2 * 64 +: 64]
+                    float *v40 = B4;
                     const float *t1_src = blk_g_X1 + i * 128 * 1024 + k2 * 64;
                     for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
-                            v14[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
+                            v40[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
                         }
                     }
-                    // %15 = square %14
-                    float *v15 = B5;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v15[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
-                        }
-                    }
-                    // %16 = reduce_sum %15 axis 1
-                    float *v16 = B6;
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
-                    }
-                    // %17 = add %11, %16
-                    float *v17 = B1;
-#pragma omp simd
-                    for (long r_ = 0; r_ < 128; r_++) {
-                        v17[r_] = (v11[r_] + v16[r_]);
-                    }
-                    // %18 = load g_ffn[k2 * 64 +: 64]
-                    const float *v18 = blk_g_g_ffn + k2 * 64;
-                    // %19 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v19 = blk_g_W1 + k2 * 64 * 2816 + k1 * 64;
-                    // %20 = broadcast %18 axis 1
-                    // %21 = mul %19, %20
+                    // %41 = load g_ffn[k2 * 64 +: 64]
+                    const float *v41 = blk_g_g_ffn + k2 * 64;
+                    // %42 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
+                    const float *v42 = blk_g_W1 + k2 * 64 * 2816 + k1 * 64;
+                    // %43 = broadcast %41 axis 1
+                    // %44 = mul %42, %43
                     // computed in P0, the copy packed once per call
-                    const float *v21 = P0 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
-                    // %22 = dot %14, %21: accumulated in place by its add
-                    // %23 = add %12, %22
-                    float *v23 = B2;
-                    blk_gemm(128, 64, 64, v14, 64, 1, v21, 64, v23, 64, 1);
-                    // %24 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
-                    const float *v24 = blk_g_W3 + k2 * 64 * 2816 + k1 * 64;
-                    // %25 = mul %24, %20
+                    const float *v44 = P0 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
+                    // %45 = dot %40, %44: accumulated in place by its add
+                    // %46 = add %12, %45
+                    float *v46 = B2;
+                    blk_gemm(128, 64, 64, v40, 64, 1, v44, 64, v46, 64, 1);
+                    // %47 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
+                    const float *v47 = blk_g_W3 + k2 * 64 * 2816 + k1 * 64;
+                    // %48 = mul %47, %43
                     // computed in P1, the copy packed once per call
-                    const float *v25 = P1 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
-                    // %26 = dot %14, %25: accumulated in place by its add
-                    // %27 = add %13, %26
-                    float *v27 = B3;
-                    blk_gemm(128, 64, 64, v14, 64, 1, v25, 64, v27, 64, 1);
-                    // yield %17, %23, %27
+                    const float *v48 = P1 + (k1 * 64 / 64) * 65536 + k2 * 64 * 64;
+                    // %49 = dot %40, %48: accumulated in place by its add
+                    // %50 = add %13, %49
+                    float *v50 = B3;
+                    blk_gemm(128, 64, 64, v40, 64, 1, v48, 64, v50, 64, 1);
+                    // yield %46, %50
                     {
                     }
                 }
-                // %28 = mul %8, %4
-                float *v28 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v28[r_] = (v11[r_] * s4);
-                }
-                // %29 = add %28, %5
-                float *v29 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v29[r_] = (v28[r_] + s5);
-                }
-                // %30 = rsqrt %29
-                float *v30 = B1;
-#pragma omp simd
-                for (long r_ = 0; r_ < 128; r_++) {
-                    v30[r_] = (1.0f / sqrtf(v29[r_]));
-                }
-                // %31 = broadcast %30 axis 1
                 // %32 = mul %10, %31
                 float *v32 = B3;
                 for (long r_ = 0; r_ < 128; r_++) {
@@ -666,14 +672,14 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                 const float *v36 = P2 + (0 / 64) * 180224 + k1 * 64 * 64;
                 // %37 = dot %35, %36: accumulated in place by its add
                 // %38 = add %7, %37
-                float *v38 = B0;
+                float *v38 = B1;
                 blk_gemm_panels(128, 1024, 64, v35, 64, 1, v36, 180224, v38, 1024, 1);
                 // yield %38
                 {
                 }
             }
             // %39 = add %0, %6
-            float *v39 = B0;
+            float *v39 = B1;
             for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                 for (long c_ = 0; c_ < 1024; c_++) {
