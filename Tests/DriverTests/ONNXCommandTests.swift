@@ -110,6 +110,23 @@ final class ONNXCommandTests: XCTestCase {
         }
     }
 
+    /// The exporter's causal mask fills with the lowest float (`finfo.min`), not `-inf`: with
+    /// 8-row blocks (two key blocks at seq 16) R9 still skips the key block right of the diagonal
+    /// (`blockc fuse` shows the bounded loop), and the compiled C, which skips it, matches the
+    /// interpreter on the stored inputs, and so ONNX Runtime's outputs.
+    func testExportedCausalMasksSkipTheBlocksRightOfTheDiagonal() {
+        for name in ["gpt2_torch", "llama_torch"] {
+            let model = Self.fixtures + "/\(name).onnx"
+            let options = ["--block", "i=8,j=8,k=8", "--input", "x=\(Self.fixtures)/\(name).input.x.npy"]
+            let fuse = CLI.blockc(["fuse", model] + options.prefix(2))
+            XCTAssertEqual(fuse.status, 0, name + ": " + fuse.stderr)
+            XCTAssertTrue(fuse.stdout.contains(" in 0 ..< min(2, i + 1) iter("), name + ": " + fuse.stdout)
+            let verify = CLI.blockc(["verify", model] + options)
+            XCTAssertEqual(verify.status, 0, name + ": " + verify.stderr + verify.stdout)
+            XCTAssertTrue(verify.stdout.hasSuffix(") ok\n"), verify.stdout)
+        }
+    }
+
     func testImportNeverOverwritesTheModel() throws {
         let dir = CLI.temporaryDirectory("onnx-overwrite")
         defer { try? FileManager.default.removeItem(atPath: dir) }

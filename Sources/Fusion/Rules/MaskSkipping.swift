@@ -16,6 +16,19 @@ extension FusionRule {
     /// rows and columns bounds `k` to the blocks where some element satisfies every affine atom.
     /// Exact: the skipped iterations would not have changed any carried value. Partly masked
     /// blocks keep the element test.
+    ///
+    /// A finite fill, the lowest float (what `torch.onnx` writes for a causal mask, `finfo.min`,
+    /// where a hand-written graph says `-inf`), is not an identity: `exp(lowest − m)` is 0 only
+    /// once the running maximum `m` holds a score above `lowest`, and a row that has seen only
+    /// masked elements would give them weight. So with that fill only the trailing iterations are
+    /// skipped (the upper bound shrinks, the lower stays), and only when (a) the first element of
+    /// the loop's first block is kept in every row of every instance (the predicate's affine
+    /// atoms, evaluated at that column, are sums of grid variables with non-negative coefficients
+    /// and a non-negative constant), and (b) a carried value is the running maximum of that mask's
+    /// row maxima (`yield max(m, reduce_max(mask …))`): from the first iteration on, `m` then
+    /// holds each row's kept score, and `lowest − m` counts as `-inf` in the check above. Exact
+    /// for scores above `lowest` (every finite score short of overflow); a causal row always
+    /// keeps its diagonal.
     public static let maskSkipping = FusionRule(
         id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
     ) { program, plan in
@@ -25,41 +38,57 @@ extension FusionRule {
             kernel.walk { inst in
                 if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
             }
-            return skip(kernel.body, constants: constants)
+            return skip(kernel.body, constants: constants, grid: Set(kernel.gridVariables))
         }
     }
 
-    private static func skip(_ body: [Instruction], constants: [ValueID: Float]) -> ([Instruction], String)? {
+    private static func skip(
+        _ body: [Instruction], constants: [ValueID: Float], grid: Set<IndexVar>
+    ) -> ([Instruction], String)? {
         for (index, inst) in body.enumerated() {
             guard case .loop(var loop) = inst.op else { continue }
-            if let (inner, detail) = skip(loop.body, constants: constants) {
+            if let (inner, detail) = skip(loop.body, constants: constants, grid: grid) {
                 loop.body = inner
                 var out = body
                 out[index].op = .loop(loop)
                 return (out, detail)
             }
             // The masks whose position moves with k.
-            var masks: [(row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int])] = []
+            var masks:
+                [(row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int], fill: Float, id: ValueID)] =
+                    []
             for b in loop.body {
-                if case .mask(_, let r, let c, let p, _) = b.op,
+                if case .mask(_, let r, let c, let p, let fill) = b.op,
                     r.variables.contains(loop.variable) || c.variables.contains(loop.variable)
                 {
-                    masks.append((r, c, p, b.results[0].type.shape))
+                    masks.append((r, c, p, b.results[0].type.shape, fill, b.results[0].id))
                 }
             }
             // Skipped iterations must change nothing: no carried value, and no store.
             guard loop.body.isStoreFree else { continue }
             // Each distinct moving mask in turn: the first whose fully masked blocks leave every
             // carried value unchanged (the other masks then count as unknown blocks) bounds k.
-            var chosen: (row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int])?
+            var chosen:
+                (row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int], fill: Float, id: ValueID)?
             var bounded: (IndexExpr?, IndexExpr?)?
             for mask in masks {
-                guard
-                    unchangedWhenMasked(loop, constants: constants, mask: (mask.row, mask.column, mask.predicate)),
+                let key = (mask.row, mask.column, mask.predicate)
+                if unchangedWhenMasked(loop, constants: constants, mask: key),
                     let b = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape)
+                {
+                    chosen = mask
+                    bounded = b
+                    break
+                }
+                // The lowest float as the fill: only trailing iterations, after every row kept one.
+                guard mask.fill == -Float.greatestFiniteMagnitude, mask.shape.count == 2,
+                    firstElementKept(loop, mask.row, mask.column, mask.predicate, grid: grid),
+                    let m = runningMaximum(loop, of: mask.id),
+                    unchangedWhenMasked(loop, constants: constants, mask: key, runningMaximum: m),
+                    case (_, let upper?)? = bounds(loop, mask.row, mask.column, mask.predicate, mask.shape)
                 else { continue }
                 chosen = mask
-                bounded = b
+                bounded = (nil, upper)
                 break
             }
             guard chosen != nil, let (lower, upper) = bounded else { continue }
@@ -251,6 +280,46 @@ extension FusionRule {
         return e
     }
 
+    /// Whether the mask keeps the first element (its block's first column, at the loop's first
+    /// iteration) of every row of its block, in every instance: each affine atom, at that column
+    /// and the block's worst row, is a sum of grid variables (never negative) with non-negative
+    /// coefficients plus a non-negative constant. Only masks whose columns move with `k`.
+    private static func firstElementKept(
+        _ loop: Loop, _ row: IndexExpr, _ column: IndexExpr, _ predicate: Predicate, grid: Set<IndexVar>
+    ) -> Bool {
+        guard !row.variables.contains(loop.variable), column.variables.contains(loop.variable) else { return false }
+        let first = column.substituting([loop.variable: loop.lower]).simplified()
+        func nonNegative(_ e: IndexExpr) -> Bool {
+            var rest = e.simplified()
+            for v in Set(rest.variables).sorted() {
+                guard grid.contains(v), let (c, r) = rest.affine(in: v), c >= 0 else { return false }
+                rest = r.simplified()
+            }
+            guard case .constant(let c) = rest else { return false }
+            return c >= 0
+        }
+        return !predicate.atoms.isEmpty
+            && predicate.atoms.allSatisfy { atom in
+                // a·row + b·first + c ≥ 0 for every row of the block: at its first row when a ≥ 0.
+                guard case .affineNonNegative(let a, let b, let c) = atom, a >= 0 else { return false }
+                return nonNegative(.add(.add(.mul(row, a), .mul(first, b)), .constant(c)))
+            }
+    }
+
+    /// The carried value that is the running maximum of the mask's row maxima: its yield is
+    /// `max(carried, reduce_max(mask, axis 1))`.
+    private static func runningMaximum(_ loop: Loop, of mask: ValueID) -> Int? {
+        guard case .yield(let ys)? = loop.body.last?.op else { return nil }
+        var defs: [ValueID: Instruction] = [:]
+        for b in loop.body { for r in b.results { defs[r.id] = b } }
+        for (i, c) in loop.carried.enumerated() where i < ys.count {
+            guard case .binary(.max, let x, let y)? = defs[ys[i]]?.op else { continue }
+            let other = x == c.id ? y : (y == c.id ? x : nil)
+            if let other, case .reduce(.max, let z, 1)? = defs[other]?.op, z == mask { return i }
+        }
+        return nil
+    }
+
     /// Abstract values for the "fully masked iteration" check.
     private enum Abstract: Hashable {
         case carried(Int)
@@ -263,11 +332,13 @@ extension FusionRule {
     /// R16 with the bool block a select chooses by).
     static func unchangedWhenMasked(
         _ loop: Loop, constants: [ValueID: Float], mask chosen: (IndexExpr, IndexExpr, Predicate)?,
-        zeros: Set<ValueID> = []
+        zeros: Set<ValueID> = [], runningMaximum: Int? = nil
     ) -> Bool {
         var env = constants.mapValues { Abstract.constant($0) }
         for (i, c) in loop.carried.enumerated() { env[c.id] = .carried(i) }
         func get(_ v: ValueID) -> Abstract { env[v] ?? .unknown }
+        // A row value broadcast along the columns (the running maximum in `S − m`).
+        var broadcastOf: [ValueID: ValueID] = [:]
         for inst in loop.body {
             guard let r = inst.result else {
                 if case .yield(let ys) = inst.op {
@@ -288,6 +359,7 @@ extension FusionRule {
                     value = .unknown
                 }
             case .broadcast(let x, _), .transpose(let x):
+                if case .broadcast = inst.op { broadcastOf[r.id] = x }
                 if case .constant = get(x) { value = get(x) } else { value = .unknown }
             case .reduce(let op, let x, _):
                 if case .constant(let c) = get(x), c == op.identity || op == .max {
@@ -303,7 +375,14 @@ extension FusionRule {
             case .dot(let x, let y, _, _, _):
                 value = get(x) == .constant(0) || get(y) == .constant(0) ? .constant(0) : .unknown
             case .binary(let op, let x, let y):
-                value = binary(op, get(x), get(y))
+                // lowest − m where m holds a kept score above lowest: at most −2·10³¹, exp gives 0.
+                if op == .sub, let m = runningMaximum, get(x) == .constant(-Float.greatestFiniteMagnitude),
+                    get(broadcastOf[y] ?? y) == .carried(m)
+                {
+                    value = .constant(-.infinity)
+                } else {
+                    value = binary(op, get(x), get(y))
+                }
             case .concat(let x, let y, _):
                 if case .constant = get(x), get(x) == get(y) { value = get(x) } else { value = .unknown }
             case .select(let c, let x, let y):
