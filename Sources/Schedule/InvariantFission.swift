@@ -175,9 +175,8 @@ extension InvariantFission {
                 out.append(current)
                 continue
             }
-            // Values of L's body (and its carried values) that vary with L's iterations.
-            var varying = Set(loop.carried.map(\.id))
-            let inside = loop.body.definedValues.union(varying)
+            // Values of L's body and its carried values: invariant only once moved.
+            let inside = loop.body.definedValues.union(loop.carried.map(\.id))
             var invariantHere: Set<ValueID> = []
             func isInvariant(_ x: ValueID) -> Bool { !inside.contains(x) || invariantHere.contains(x) }
             func movable(_ b: Instruction) -> Bool {
@@ -205,7 +204,6 @@ extension InvariantFission {
                         invariantHere.formUnion(part.results.map(\.id))
                     } else {
                         newBody.append(part)
-                        varying.formUnion(part.results.map(\.id))
                     }
                 }
             }

@@ -54,9 +54,7 @@ extension FusionRule {
                 return (out, detail)
             }
             // The masks whose position moves with k.
-            var masks:
-                [(row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int], fill: Float, id: ValueID)] =
-                    []
+            var masks: [MovingMask] = []
             for b in loop.body {
                 if case .mask(_, let r, let c, let p, let fill) = b.op,
                     r.variables.contains(loop.variable) || c.variables.contains(loop.variable)
@@ -68,8 +66,7 @@ extension FusionRule {
             guard loop.body.isStoreFree else { continue }
             // Each distinct moving mask in turn: the first whose fully masked blocks leave every
             // carried value unchanged (the other masks then count as unknown blocks) bounds k.
-            var chosen:
-                (row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int], fill: Float, id: ValueID)?
+            var chosen: MovingMask?
             var bounded: (IndexExpr?, IndexExpr?)?
             for mask in masks {
                 let key = (mask.row, mask.column, mask.predicate)
@@ -107,6 +104,11 @@ extension FusionRule {
         }
         return nil
     }
+
+    /// A mask in a loop body whose position moves with the loop's counter, and its result.
+    private typealias MovingMask = (
+        row: IndexExpr, column: IndexExpr, predicate: Predicate, shape: [Int], fill: Float, id: ValueID
+    )
 
     /// Whether `bound` already includes the clamp `extra`.
     private static func covers(_ bound: IndexExpr, _ extra: IndexExpr, isMax: Bool) -> Bool {
