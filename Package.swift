@@ -41,6 +41,8 @@ let package = Package(
             dependencies: ["Fusion", "Schedule", "Graph", "BlockIR", "BlockParser", "Interpreter", "BlockTestSupport"]),
         .testTarget(
             name: "CodegenTests",
-            dependencies: ["Codegen", "Schedule", "BlockIR", "Graph", "Interpreter", "Fusion", "BlockTestSupport"]),
+            dependencies: [
+                "Codegen", "Schedule", "BlockIR", "BlockParser", "Graph", "Interpreter", "Fusion", "BlockTestSupport",
+            ]),
     ]
 )

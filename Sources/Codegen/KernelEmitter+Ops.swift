@@ -19,6 +19,11 @@ extension KernelEmitter {
     /// Declares the buffer pointer of a value that owns storage.
     private mutating func declareBuffer(_ v: ValueID) {
         let b = plan.bufferOf[v].map { "B\($0)" } ?? "NULL"
+        if let window = rowWindow, let s = window.restriction.rowStrides[v], s != 0, plan.bufferOf[v] != nil {
+            // An aligned value of a row-restricted iteration: its buffer from the first row computed.
+            w.line("float *v\(v.number) = \(b) + \(window.first) * \(s);")
+            return
+        }
         w.line("float *v\(v.number) = \(b);")
     }
 
@@ -369,7 +374,10 @@ extension KernelEmitter {
         defineExtents(r, extents[a]!)
         let rowBase = temp("row0")
         let colBase = temp("col0")
-        w.line("const \(dialect.indexType) \(rowBase) = \(index(row)), \(colBase) = \(index(column));")
+        // In a row-restricted iteration the block starts at the first row computed.
+        let shift = rowWindow.flatMap { $0.restriction.aligned.contains(r) ? " + \($0.first)" : nil } ?? ""
+        w.line(
+            "const \(dialect.indexType) \(rowBase) = \(index(row))\(shift), \(colBase) = \(index(column));")
         let n = rowLength(r)
         // Blocks wholly inside the predicate (checked at the block's corners: the atoms are
         // affine or piecewise constant) copy without the element test.
@@ -788,6 +796,9 @@ extension KernelEmitter {
             w.line("if (\(tensorElement(c)) == 0) continue;")
         }
         loops.append((loop.variable, loop.upper))
+        let restricted = dialect.gpu == nil ? schedule.rowRestrictions[loop.variable] : nil
+        var savedExtents: [ValueID: [String]] = [:]
+        if let rr = restricted { savedExtents = openRowWindow(rr, counter: v) }
         if let f = loop.full {
             // A full block runs the body without its element test; the choice is uniform too.
             let (fast, chosen) = loop.bodyWhereTrue()
@@ -804,6 +815,11 @@ extension KernelEmitter {
         } else {
             emitBody(loop.body, carried: loop.carried)
         }
+        if restricted != nil {
+            rowWindow = nil
+            for (value, e) in savedExtents { extents[value] = e }
+            close()
+        }
         loops.removeLast()
         if dialect.gpu != nil { w.line(BarrierPlan.loopEnd) }
         close()
@@ -811,6 +827,51 @@ extension KernelEmitter {
         for (k, r) in inst.results.enumerated() where k < loop.carried.count {
             extents[r.id] = extents[loop.carried[k].id]
         }
+    }
+
+    /// Starts a row-restricted iteration (`RowRestriction`): its first row and row end, the
+    /// storage of the aligned values defined before the loop renamed from that row on (in a scope
+    /// of its own), and their row extents the rows computed. Returns the extents it replaced.
+    private mutating func openRowWindow(_ rr: RowRestriction, counter v: String) -> [ValueID: [String]] {
+        let it = dialect.indexType
+        let first = "blk_rs_\(v)"
+        w.line(
+            "const \(it) \(first) = " + (rr.first.map { "blk_imin(\(rr.rows), blk_imax(0, \(index($0))))" } ?? "0")
+                + ";")
+        let end = rr.end.map { e -> String in
+            let name = "blk_re_\(v)"
+            w.line("const \(it) \(name) = \(index(e));")
+            return name
+        }
+        var owners: [ValueID] = []
+        for value in rr.outside {
+            switch analysis.layouts[value]?.base {
+            case .buffer(let o)?, .global(let o)?:
+                if let s = rr.rowStrides[o], s != 0, !owners.contains(o) { owners.append(o) }
+            default: break
+            }
+        }
+        for o in owners {
+            w.line("__typeof__(v\(o.number)) blk_o\(o.number)_ = v\(o.number) + \(first) * \(rr.rowStrides[o]!);")
+        }
+        open("")
+        for o in owners { w.line("__typeof__(blk_o\(o.number)_) v\(o.number) = blk_o\(o.number)_;") }
+        var saved: [ValueID: [String]] = [:]
+        var counts: [String: String] = [:]
+        for value in rr.outside {
+            guard var e = extents[value], !e.isEmpty else { continue }
+            saved[value] = e
+            if counts[e[0]] == nil {
+                let name = "blk_rn_\(v)_\(counts.count)"
+                let last = end.map { "blk_imin(\(e[0]), \($0))" } ?? e[0]
+                w.line("const \(it) \(name) = blk_imax(0, \(last) - \(first));")
+                counts[e[0]] = name
+            }
+            e[0] = counts[e[0]]!
+            extents[value] = e
+        }
+        rowWindow = (rr, first)
+        return saved
     }
 
     private mutating func emitYield(_ ys: [ValueID], carried: [Value]) {
@@ -832,7 +893,9 @@ extension KernelEmitter {
                 updates.append("s\(c.number) = \(t);")
                 continue
             }
-            for (axis, e) in extents[c]!.enumerated() where Int(e) == nil {
+            // A row-restricted iteration computes fewer rows of the same block: its row extent stays.
+            let keepsRows = rowWindow?.restriction.aligned.contains(c) ?? false
+            for (axis, e) in extents[c]!.enumerated() where Int(e) == nil && !(axis == 0 && keepsRows) {
                 let t = temp("ext")
                 w.line("const \(dialect.indexType) \(t) = \(extents[y]![axis]);")
                 updates.append("\(e) = \(t);")

@@ -32,6 +32,10 @@ struct KernelEmitter {
     var nextBlock: [ValueID: String] = [:]
     /// The selects that take their `then` operand in the body being written (`Loop.bodyWhereTrue`).
     var chosenSelects: Set<ValueID> = []
+    /// In the body of a loop that skips the rows its mask removes (`RowRestriction`): the
+    /// restriction and the C name of the iteration's first row. Every aligned value's storage is
+    /// then named from that row on, and its row extent counts the rows computed.
+    var rowWindow: (restriction: RowRestriction, first: String)?
     private var tempCounter = 0
 
     init(program: Program, schedule: KernelSchedule, names: CNames, dialect: Dialect) {
@@ -408,6 +412,17 @@ struct KernelEmitter {
         let l = analysis.layouts[v]!
         var out: [String] = []
         for (k, e) in exprs.enumerated() {
+            if k == 0, let window = rowWindow, window.restriction.aligned.contains(v) {
+                // The rows this iteration computes, from the operands' (never the static block's).
+                if Int(e) != nil && !mutable {
+                    out.append(e)
+                } else {
+                    let name = "e\(v.number)_\(k)"
+                    w.line("const \(dialect.indexType) \(name) = \(e);")
+                    out.append(name)
+                }
+                continue
+            }
             if k < l.staticExtents.count, let s = l.staticExtents[k] {
                 out.append("\(s)")
             } else if Int(e) != nil && !mutable {

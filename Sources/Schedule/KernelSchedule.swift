@@ -212,6 +212,8 @@ package struct KernelSchedule: Sendable {
     package let prepackedLoads: [ValueID: Int]
     /// The work a CPU thread computes once per run of instances along the grid's last axis.
     package let hoisting: GridHoisting?
+    /// The loops whose iterations skip the rows their mask removes entirely (CPU), by counter.
+    package let rowRestrictions: [IndexVar: RowRestriction]
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -222,6 +224,7 @@ package struct KernelSchedule: Sendable {
         (self.prepacks, self.prepackedLoads) = (prepacks, prepackedLoads)
         self.buffers = buffers
         hoisting = GridHoisting.plan(program, kernel, analysis, buffers, target: target)
+        rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []

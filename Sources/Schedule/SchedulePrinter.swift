@@ -14,6 +14,9 @@ import BlockIR
 ///   %5 f32[64,64] @local: B0
 ///   dot %9: accumulates into %10, packs its right operand, prefetches the next block
 /// ```
+///
+/// A loop that skips fully masked rows (`RowRestriction`) adds a line such as
+/// `loop k2: each iteration computes rows max(0, k2 * 64 + i * -128) ..< 128 of its 128-row block, …`.
 public enum SchedulePrinter {
     /// The text of a schedule.
     public static func print(_ schedule: ProgramSchedule) -> String {
@@ -69,6 +72,13 @@ public enum SchedulePrinter {
                 $0.floats == 0 ? "\($0.owner) (a scalar)" : "\($0.owner)'s storage (\($0.floats * 4) bytes)"
             }
             lines.append("  kept between instances: " + (kept.isEmpty ? "nothing" : kept.joined(separator: ", ")))
+        }
+        for (variable, r) in k.rowRestrictions.sorted(by: { $0.key.name < $1.key.name }) {
+            let range =
+                "\(r.first.map { "max(0, \($0))" } ?? "0") ..< \(r.end.map { "min(\(r.rows), \($0))" } ?? "\(r.rows)")"
+            lines.append(
+                "  loop \(variable.name): each iteration computes rows \(range) of its \(r.rows)-row block, "
+                    + "the others fully masked (\(r.aligned.count) values row by row)")
         }
         var values: [(ValueID, BlockType)] = k.analysis.types.map { ($0.key, $0.value) }
         values.sort { $0.0.number < $1.0.number }

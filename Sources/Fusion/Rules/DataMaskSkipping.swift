@@ -127,7 +127,7 @@ extension FusionRule {
                 guard case .select(let c, _, _) = candidate.op,
                     let slice = conditionSlice(c, definitions, stored: stored, program: program, ranges: ranges),
                     slice.contains(where: { readsVariable($0.op, loop.variable) }),
-                    unchangedWhenMasked(loop, constants: constants, mask: nil, zeros: [c])
+                    loop.isUnchangedWhenMasked(constants: constants, mask: nil, zeros: [c])
                 else { continue }
                 let names = Set(slice.flatMap { indexVariables($0.op) })
                 return DataMaskMatch(

@@ -60,107 +60,135 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                         }
                     }
                     for (long k2 = blk_imax(0, (i - 4)); k2 < blk_imin(32, (i + 1)); k2++) {
-                        // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
-                        const float *v12 = P0 + b0 * 131072 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                        // %13 = dot %1, %12 transpose_b
-                        float *v13 = B3;
-                        blk_gemm(64, 64, 64, v1, 64, 1, v12, 64, v13, 64, 0);
-                        // %14 = mul %13, %2
-                        float *v14 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
-                            }
-                        }
-                        // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 && -i + j + 255 >= 0 else -inf
-                        float *v15 = B3;
-                        const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-                        if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0) && (-1 * (t1_row0 + 64 - 1) + 1 * t2_col0 + 255 >= 0)))) {
-                            for (long r_ = 0; r_ < 64; r_++) {
+                        const long blk_rs_k2 = 0;
+                        const long blk_re_k2 = ((k2 * 64 + 319) + i * (-64));
+                        __typeof__(v1) blk_o1_ = v1 + blk_rs_k2 * 64;
+                        __typeof__(v9) blk_o9_ = v9 + blk_rs_k2 * 1;
+                        __typeof__(v10) blk_o10_ = v10 + blk_rs_k2 * 1;
+                        __typeof__(v11) blk_o11_ = v11 + blk_rs_k2 * 64;
+                        {
+                            __typeof__(blk_o1_) v1 = blk_o1_;
+                            __typeof__(blk_o9_) v9 = blk_o9_;
+                            __typeof__(blk_o10_) v10 = blk_o10_;
+                            __typeof__(blk_o11_) v11 = blk_o11_;
+                            const long blk_rn_k2_0 = blk_imax(0, blk_imin(64, blk_re_k2) - blk_rs_k2);
+                            // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
+                            const float *v12 = P0 + b0 * 131072 + (k2 * 64 / 64) * 4096 + 0 * 64;
+                            // %13 = dot %1, %12 transpose_b
+                            float *v13 = B3 + blk_rs_k2 * 64;
+                            const long e13_0 = blk_rn_k2_0;
+                            blk_gemm(blk_rn_k2_0, 64, 64, v1, 64, 1, v12, 64, v13, 64, 0);
+                            // %14 = mul %13, %2
+                            float *v14 = B3 + blk_rs_k2 * 64;
+                            const long e14_0 = e13_0;
+                            for (long r_ = 0; r_ < e14_0; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
-                                    v15[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0) && (-1 * (t1_row0 + r_) + (t2_col0 + c_) + 255 >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
+                                    v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
                                 }
                             }
-                        }
-                        // %16 = reduce_max %15 axis 1
-                        float *v16 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v16[r_] = blk_max_contig(v15 + r_ * 64, 64);
-                        }
-                        // %17 = max %9, %16
-                        float *v17 = B4;
+                            // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 && -i + j + 255 >= 0 else -inf
+                            float *v15 = B3 + blk_rs_k2 * 64;
+                            const long e15_0 = e14_0;
+                            const long t1_row0 = i * 64 + blk_rs_k2, t2_col0 = k2 * 64;
+                            if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0) && (-1 * (t1_row0 + e15_0 - 1) + 1 * t2_col0 + 255 >= 0)))) {
+                                for (long r_ = 0; r_ < e15_0; r_++) {
 #pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v17[r_] = blk_maxf(v9[r_], v16[r_]);
-                        }
-                        // %18 = max %17, %5
-                        float *v18 = B5;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v18[r_] = blk_maxf(v17[r_], s5);
-                        }
-                        // %19 = sub %9, %18
-                        float *v19 = B0;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v19[r_] = (v9[r_] - v18[r_]);
-                        }
-                        // %20 = exp %19
-                        float *v20 = B0;
-                        blk_exp_row(v19, v20, 64);
-                        // %21 = broadcast %18 axis 1
-                        // %22 = mul %10, %20
-                        float *v22 = B1;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v22[r_] = (v10[r_] * v20[r_]);
-                        }
-                        // %23 = sub %15, %21
-                        float *v23 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v23[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
+                                    for (long c_ = 0; c_ < 64; c_++) {
+                                        v15[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0) && (-1 * (t1_row0 + r_) + (t2_col0 + c_) + 255 >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
+                                    }
+                                }
                             }
-                        }
-                        // %24 = exp %23
-                        float *v24 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
-                        }
-                        // %25 = reduce_sum %24 axis 1
-                        float *v25 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
-                        }
-                        // %26 = add %22, %25
-                        float *v26 = B1;
-#pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v26[r_] = (v22[r_] + v25[r_]);
-                        }
-                        // %27 = broadcast %20 axis 1
-                        // %28 = mul %11, %27
-                        float *v28 = B2;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v20[r_]);
+                            // %16 = reduce_max %15 axis 1
+                            float *v16 = B4 + blk_rs_k2 * 1;
+                            const long e16_0 = e15_0;
+                            for (long r_ = 0; r_ < e16_0; r_++) {
+                                v16[r_] = blk_max_contig(v15 + r_ * 64, 64);
                             }
-                        }
-                        // %29 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
-                        const float *v29 = blk_g_V + b0 * 131072 + k2 * 64 * 64 + j * 64;
-                        // %30 = dot %24, %29: accumulated in place by its add
-                        // %31 = add %28, %30
-                        float *v31 = B2;
-                        blk_gemm_pf(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(32, (i + 1)) ? blk_g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
-                        // yield %17, %26, %31
-                        {
+                            // %17 = max %9, %16
+                            float *v17 = B4 + blk_rs_k2 * 1;
+                            const long e17_0 = blk_imin(blk_rn_k2_0, e16_0);
 #pragma omp simd
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v9[r_] = v17[r_];
+                            for (long r_ = 0; r_ < e17_0; r_++) {
+                                v17[r_] = blk_maxf(v9[r_], v16[r_]);
+                            }
+                            // %18 = max %17, %5
+                            float *v18 = B5 + blk_rs_k2 * 1;
+                            const long e18_0 = e17_0;
+#pragma omp simd
+                            for (long r_ = 0; r_ < e18_0; r_++) {
+                                v18[r_] = blk_maxf(v17[r_], s5);
+                            }
+                            // %19 = sub %9, %18
+                            float *v19 = B0 + blk_rs_k2 * 1;
+                            const long e19_0 = blk_imin(blk_rn_k2_0, e18_0);
+#pragma omp simd
+                            for (long r_ = 0; r_ < e19_0; r_++) {
+                                v19[r_] = (v9[r_] - v18[r_]);
+                            }
+                            // %20 = exp %19
+                            float *v20 = B0 + blk_rs_k2 * 1;
+                            const long e20_0 = e19_0;
+                            blk_exp_row(v19, v20, e20_0);
+                            // %21 = broadcast %18 axis 1
+                            // %22 = mul %10, %20
+                            float *v22 = B1 + blk_rs_k2 * 1;
+                            const long e22_0 = blk_imin(blk_rn_k2_0, e20_0);
+#pragma omp simd
+                            for (long r_ = 0; r_ < e22_0; r_++) {
+                                v22[r_] = (v10[r_] * v20[r_]);
+                            }
+                            // %23 = sub %15, %21
+                            float *v23 = B3 + blk_rs_k2 * 64;
+                            const long e23_0 = blk_imin(e15_0, e18_0);
+                            for (long r_ = 0; r_ < e23_0; r_++) {
+#pragma omp simd
+                                for (long c_ = 0; c_ < 64; c_++) {
+                                    v23[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
+                                }
+                            }
+                            // %24 = exp %23
+                            float *v24 = B3 + blk_rs_k2 * 64;
+                            const long e24_0 = e23_0;
+                            for (long r_ = 0; r_ < e24_0; r_++) {
+                                blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
+                            }
+                            // %25 = reduce_sum %24 axis 1
+                            float *v25 = B5 + blk_rs_k2 * 1;
+                            const long e25_0 = e24_0;
+                            for (long r_ = 0; r_ < e25_0; r_++) {
+                                v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
+                            }
+                            // %26 = add %22, %25
+                            float *v26 = B1 + blk_rs_k2 * 1;
+                            const long e26_0 = blk_imin(e22_0, e25_0);
+#pragma omp simd
+                            for (long r_ = 0; r_ < e26_0; r_++) {
+                                v26[r_] = (v22[r_] + v25[r_]);
+                            }
+                            // %27 = broadcast %20 axis 1
+                            // %28 = mul %11, %27
+                            float *v28 = B2 + blk_rs_k2 * 64;
+                            const long e28_0 = blk_imin(blk_rn_k2_0, e20_0);
+                            for (long r_ = 0; r_ < e28_0; r_++) {
+#pragma omp simd
+                                for (long c_ = 0; c_ < 64; c_++) {
+                                    v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v20[r_]);
+                                }
+                            }
+                            // %29 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
+                            const float *v29 = blk_g_V + b0 * 131072 + k2 * 64 * 64 + j * 64;
+                            // %30 = dot %24, %29: accumulated in place by its add
+                            // %31 = add %28, %30
+                            float *v31 = B2 + blk_rs_k2 * 64;
+                            const long e31_0 = blk_imin(e28_0, e24_0);
+                            blk_gemm_pf(e31_0, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(32, (i + 1)) ? blk_g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            // yield %17, %26, %31
+                            {
+#pragma omp simd
+                                for (long r_ = 0; r_ < e17_0; r_++) {
+                                    v9[r_] = v17[r_];
+                                }
                             }
                         }
                     }

@@ -44,59 +44,74 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         v5[r_] = s3;
                     }
                     for (long k1 = blk_imax(0, (i * (-1) + 15)); k1 < (blk_imin(16, (i + 1)) * (-1) + 16); k1++) {
-                        // %6 = load K[b0, k1 * (-64) + 960 +: 64, 0 +: 64]
-                        const float *v6 = P0 + b0 * 65536 + ((k1 * (-64) + 960) / 64) * 4096 + 0 * 64;
-                        // %7 = dot %1, %6 transpose_b
-                        float *v7 = B1;
-                        blk_gemm(64, 64, 64, v1, 64, 1, v6, 64, v7, 64, 0);
-                        // %8 = mul %7, %2
-                        float *v8 = B1;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * s2);
-                            }
-                        }
-                        // %9 = softplus %8
-                        float *v9 = B1;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v9[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
-                            }
-                        }
-                        // %10 = neg %9
-                        float *v10 = B1;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v10[r_ * 64 + c_] = (-v9[r_ * 64 + c_]);
-                            }
-                        }
-                        // %11 = mask %10 at (i * 64, k1 * (-64) + 960) if i - j - 1 >= 0 else 0.0
-                        float *v11 = B1;
-                        const long t1_row0 = i * 64, t2_col0 = (k1 * (-64) + 960);
-                        if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + -1 >= 0)))) {
-                            for (long r_ = 0; r_ < 64; r_++) {
+                        const long blk_rs_k1 = blk_imin(64, blk_imax(0, ((k1 * (-64) + 961) + i * (-64))));
+                        __typeof__(v1) blk_o1_ = v1 + blk_rs_k1 * 64;
+                        __typeof__(v5) blk_o5_ = v5 + blk_rs_k1 * 1;
+                        {
+                            __typeof__(blk_o1_) v1 = blk_o1_;
+                            __typeof__(blk_o5_) v5 = blk_o5_;
+                            const long blk_rn_k1_0 = blk_imax(0, 64 - blk_rs_k1);
+                            // %6 = load K[b0, k1 * (-64) + 960 +: 64, 0 +: 64]
+                            const float *v6 = P0 + b0 * 65536 + ((k1 * (-64) + 960) / 64) * 4096 + 0 * 64;
+                            // %7 = dot %1, %6 transpose_b
+                            float *v7 = B1 + blk_rs_k1 * 64;
+                            const long e7_0 = blk_rn_k1_0;
+                            blk_gemm(blk_rn_k1_0, 64, 64, v1, 64, 1, v6, 64, v7, 64, 0);
+                            // %8 = mul %7, %2
+                            float *v8 = B1 + blk_rs_k1 * 64;
+                            const long e8_0 = e7_0;
+                            for (long r_ = 0; r_ < e8_0; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
-                                    v11[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) + -1 >= 0)) ? v10[r_ * 64 + c_] : 0.0f;
+                                    v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * s2);
                                 }
                             }
-                        }
-                        // %12 = reduce_sum %11 axis 1
-                        float *v12 = B2;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
-                        }
-                        // %13 = add %5, %12
-                        float *v13 = B0;
+                            // %9 = softplus %8
+                            float *v9 = B1 + blk_rs_k1 * 64;
+                            const long e9_0 = e8_0;
+                            for (long r_ = 0; r_ < e9_0; r_++) {
 #pragma omp simd
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v13[r_] = (v5[r_] + v12[r_]);
-                        }
-                        // yield %13
-                        {
+                                for (long c_ = 0; c_ < 64; c_++) {
+                                    v9[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
+                                }
+                            }
+                            // %10 = neg %9
+                            float *v10 = B1 + blk_rs_k1 * 64;
+                            const long e10_0 = e9_0;
+                            for (long r_ = 0; r_ < e10_0; r_++) {
+#pragma omp simd
+                                for (long c_ = 0; c_ < 64; c_++) {
+                                    v10[r_ * 64 + c_] = (-v9[r_ * 64 + c_]);
+                                }
+                            }
+                            // %11 = mask %10 at (i * 64, k1 * (-64) + 960) if i - j - 1 >= 0 else 0.0
+                            float *v11 = B1 + blk_rs_k1 * 64;
+                            const long e11_0 = e10_0;
+                            const long t1_row0 = i * 64 + blk_rs_k1, t2_col0 = (k1 * (-64) + 960);
+                            if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + -1 >= 0)))) {
+                                for (long r_ = 0; r_ < e11_0; r_++) {
+#pragma omp simd
+                                    for (long c_ = 0; c_ < 64; c_++) {
+                                        v11[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) + -1 >= 0)) ? v10[r_ * 64 + c_] : 0.0f;
+                                    }
+                                }
+                            }
+                            // %12 = reduce_sum %11 axis 1
+                            float *v12 = B2 + blk_rs_k1 * 1;
+                            const long e12_0 = e11_0;
+                            for (long r_ = 0; r_ < e12_0; r_++) {
+                                v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
+                            }
+                            // %13 = add %5, %12
+                            float *v13 = B0 + blk_rs_k1 * 1;
+                            const long e13_0 = blk_imin(blk_rn_k1_0, e12_0);
+#pragma omp simd
+                            for (long r_ = 0; r_ < e13_0; r_++) {
+                                v13[r_] = (v5[r_] + v12[r_]);
+                            }
+                            // yield %13
+                            {
+                            }
                         }
                     }
                     // %14, %15 = for k in max(min(16, i + 1) * (-1) + 16, i * (-1) + 15) ..< 16 iter(%16 = %4, %17 = %0)
