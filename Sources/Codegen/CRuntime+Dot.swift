@@ -20,6 +20,33 @@ extension CRuntime {
     /// gcc vectorises along `j` stands in.
     public static let dot = #"""
         /* ---- runtime: block dot ---- */
+        #ifdef __AVX512F__
+        /* v[r] lane c becomes v[c] lane r (a 16 x 16 transpose of 32-bit elements) */
+        static inline __attribute__((always_inline)) void blk_transpose16(__m512i *v) {
+            __m512i t[16];
+            for (int i = 0; i < 16; i += 2) {
+                t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+                t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+            }
+            for (int i = 0; i < 16; i += 4) {
+                v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+                v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+                v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+                v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+            }
+            for (int e = 0; e < 4; e++) {
+                __m512i s0 = _mm512_shuffle_i32x4(v[e], v[4 + e], 0x44);
+                __m512i s1 = _mm512_shuffle_i32x4(v[e], v[4 + e], 0xEE);
+                __m512i s2 = _mm512_shuffle_i32x4(v[8 + e], v[12 + e], 0x44);
+                __m512i s3 = _mm512_shuffle_i32x4(v[8 + e], v[12 + e], 0xEE);
+                t[e] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+                t[4 + e] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
+                t[8 + e] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+                t[12 + e] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
+            }
+            for (int i = 0; i < 16; i++) v[i] = t[i];
+        }
+        #endif
         /* S[k][j] = B[k*ks + j*js] for k < kk, j < n: gives a unit-stride B to blk_gemm */
         static inline void blk_pack(long kk, long n, const float *restrict B, long ks, long js,
                                     float *restrict S, long lds) {
@@ -36,6 +63,16 @@ extension CRuntime {
             for (long k0 = 0; k0 < kk; k0 += 16)
                 for (long j0 = 0; j0 < n; j0 += 16) {
                     long k1 = k0 + 16 < kk ? k0 + 16 : kk, j1 = j0 + 16 < n ? j0 + 16 : n;
+        #ifdef __AVX512F__
+                    if (ks == 1 && k1 - k0 == 16 && j1 - j0 == 16) {
+                        /* a transposed operand (K in Q·Kᵀ): whole 16x16 tiles in registers */
+                        __m512i v[16];
+                        for (int r = 0; r < 16; r++) v[r] = _mm512_loadu_si512(B + k0 + (j0 + r) * js);
+                        blk_transpose16(v);
+                        for (int c = 0; c < 16; c++) _mm512_storeu_si512(S + (k0 + c) * lds + j0, v[c]);
+                        continue;
+                    }
+        #endif
                     for (long j = j0; j < j1; j++)
                         for (long k = k0; k < k1; k++) S[k * lds + j] = B[k * ks + j * js];
                 }

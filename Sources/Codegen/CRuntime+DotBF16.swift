@@ -68,31 +68,6 @@ extension CRuntime {
             if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u;
             return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
         }
-        /* v[r] lane c becomes v[c] lane r (a 16 x 16 transpose of 32-bit elements) */
-        static inline __attribute__((always_inline)) void blk_transpose16(__m512i *v) {
-            __m512i t[16];
-            for (int i = 0; i < 16; i += 2) {
-                t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
-                t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
-            }
-            for (int i = 0; i < 16; i += 4) {
-                v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-                v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-                v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-                v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-            }
-            for (int e = 0; e < 4; e++) {
-                __m512i s0 = _mm512_shuffle_i32x4(v[e], v[4 + e], 0x44);
-                __m512i s1 = _mm512_shuffle_i32x4(v[e], v[4 + e], 0xEE);
-                __m512i s2 = _mm512_shuffle_i32x4(v[8 + e], v[12 + e], 0x44);
-                __m512i s3 = _mm512_shuffle_i32x4(v[8 + e], v[12 + e], 0xEE);
-                t[e] = _mm512_shuffle_i32x4(s0, s2, 0x88);
-                t[4 + e] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
-                t[8 + e] = _mm512_shuffle_i32x4(s1, s3, 0x88);
-                t[12 + e] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
-            }
-            for (int i = 0; i < 16; i++) v[i] = t[i];
-        }
         /* W[p*ldw + j] = the pair (B(2p,j), B(2p+1,j)) as bf16, low half first, for p < np, j < n */
         static inline void blk_bf16_pack_b(long np, long kk, long n, const float *restrict B, long ks, long js,
                                            uint32_t *restrict W, long ldw) {
