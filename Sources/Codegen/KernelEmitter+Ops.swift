@@ -720,6 +720,17 @@ extension KernelEmitter {
             // The --tf32 option: an f32 product as TF32 mma.sync, operands rounded to TF32 as they are read.
             name = "blk_gemm_mma_tf32_\(warpRows)x\(warpColumns)"
         }
+        if let whole = schedule.wholeReductions[dotValue], prepacked != nil, accumulate, dialect.gpu == nil {
+            // `group` iterations' reduction in every `group`-th iteration, from its blocks' addresses:
+            // the packed rows run on contiguously, the accumulator stays in registers throughout.
+            let v = names.index(whole.variable)
+            let done = whole.first == 0 ? v : "(\(v) - \(whole.first))"
+            w.line(
+                "if (\(done) % \(whole.group) == 0) \(name)(\(rows), \(cols), blk_imin(\(whole.group * whole.size), "
+                    + "\(whole.depth) - \(done) * \(whole.size)), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
+                    + "\(rowLength(dst)), 1);")
+            return
+        }
         w.line(
             "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
                 + "\(rowLength(dst)), \(accumulate ? 1 : 0)\(prefetch));")

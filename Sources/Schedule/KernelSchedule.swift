@@ -214,6 +214,8 @@ package struct KernelSchedule: Sendable {
     package let hoisting: GridHoisting?
     /// The loops whose iterations skip the rows their mask removes entirely (CPU), by counter.
     package let rowRestrictions: [IndexVar: RowRestriction]
+    /// The products that run their loop's whole reduction in its first iteration (CPU), by `dot`.
+    package let wholeReductions: [ValueID: WholeReduction]
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -225,6 +227,8 @@ package struct KernelSchedule: Sendable {
         self.buffers = buffers
         hoisting = GridHoisting.plan(program, kernel, analysis, buffers, target: target)
         rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
+        wholeReductions = WholeReduction.plan(
+            program, kernel, analysis, buffers, prepacks: prepacks, prepackedLoads: prepackedLoads, target: target)
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []

@@ -107,6 +107,11 @@ public enum SchedulePrinter {
                 facts.append("packs its right operand into B\(k.buffers.packBufferOf[d.dot] ?? -1)")
             }
             if d.prefetchesNext { facts.append("prefetches the next block") }
+            if let whole = k.wholeReductions[d.dot] {
+                facts.append(
+                    "runs \(whole.group) iterations of loop \(whole.variable.name) in one call (\(whole.group * whole.size) "
+                        + "deep, of \(whole.depth))")
+            }
             switch d.gpu {
             case .registerTiled(let tile, let fallback)?:
                 facts.append(

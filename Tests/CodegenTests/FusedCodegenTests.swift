@@ -96,6 +96,25 @@ final class FusedCodegenTests: XCTestCase {
         XCTAssertFalse(gpu.decisions.contains { $0.hasPrefix("moved ") }, "\(gpu.decisions)")
     }
 
+    /// LayerNorm+matmul's product loop on a CPU (`WholeReduction`): a call every `group`
+    /// iterations runs `group` blocks of K from the packed weights, the last call shorter where K
+    /// is not a multiple of the group's depth (330 = 256 + 74 with 32-deep blocks) or of the block
+    /// (a partial last block); at 1, 2 and 3 threads against the interpreter. A GPU target keeps
+    /// one call per block.
+    func testProductsRunSeveralBlocksOfTheReductionPerCall() throws {
+        for (k, depth, group) in [(330, 330, 8), (200, 200, 7)] {
+            let ln = try Self.fused("layernorm_matmul.graph", dims: ["M": 300, "K": k, "N": 90], block: 32)
+            let schedule = Scheduler.scheduleKeepingBlocks(ln, target: .cpu)
+            let whole = schedule.kernels.flatMap { $0.wholeReductions.values }
+            XCTAssertEqual(whole.map(\.depth), [depth], "K = \(k)")
+            XCTAssertEqual(whole.map(\.group), [group], "K = \(k)")
+            XCTAssertEqual(whole.map(\.size), [32], "K = \(k)")
+            for threads in [1, 2, 3] { _ = try CodegenHarness.check(ln, threads: threads) }
+            let gpu = Scheduler.scheduleKeepingBlocks(ln, target: .sm90)
+            XCTAssertTrue(gpu.kernels.allSatisfy { $0.wholeReductions.isEmpty })
+        }
+    }
+
     /// The runtime's paths for CPUs without AVX-512 (AVX2 and FMA: 6×16 `ymm` tiles, masked
     /// loads) and without AVX (scalar loops), which `-march=native` never takes on the project's
     /// machines: causal attention (`blk_exp_row`'s fallback, the row reductions, the mask) and

@@ -245,7 +245,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                     // %83 = dot %78, %82: accumulated in place by its add
                     // %84 = add %9, %83
                     float *v84 = B4;
-                    blk_gemm(64, 64, 64, v78, 1024, 1, v82, 64, v84, 64, 1);
+                    if (k1 % 4 == 0) blk_gemm(64, 64, blk_imin(256, 1024 - k1 * 64), v78, 1024, 1, v82, 64, v84, 64, 1);
                     // yield %84
                     {
                     }

@@ -510,7 +510,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                             // %16 = dot %14, %15 transpose_b: accumulated in place by its add
                             // %17 = add %13, %16
                             float *v17 = B3;
-                            blk_gemm(4, 64, 64, v14, 128, 1, v15, 64, v17, 64, 1);
+                            if (k4 % 2 == 0) blk_gemm(4, 64, blk_imin(128, 128 - k4 * 64), v14, 128, 1, v15, 64, v17, 64, 1);
                             // yield %17
                             {
                             }
