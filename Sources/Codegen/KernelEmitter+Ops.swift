@@ -141,6 +141,12 @@ extension KernelEmitter {
             emitPackedBlock(result, t, access, pack: k)
             return
         }
+        if schedule.loadsReadInPlace.contains(r) {
+            // Read where it lies by the products that run several blocks per call (`WholeReduction`).
+            w.line("const \(dialect.storageType(type)) *v\(r.number) = \(g) + \(offset);")
+            defineExtents(r, ext)
+            return
+        }
         if case .global = analysis.layouts[r]!.base {
             // A bf16 block only bf16 dots read stays bf16: `blk_gemm_bf16` packs it directly.
             w.line("const \(dialect.storageType(type)) *v\(r.number) = \(g) + \(offset);")
@@ -655,7 +661,10 @@ extension KernelEmitter {
             declareBuffer(r)
             defineExtents(r, [m, n])
         }
-        let sa = analysis.layouts[a]!.strides
+        var sa = analysis.layouts[a]!.strides
+        if schedule.loadsReadInPlace.contains(a), case .load(let t, let access)? = kernel.instruction(defining: a)?.op {
+            sa = address(t, access).strides
+        }
         let (ars, aks) = transposeA ? (sa[1], sa[0]) : (sa[0], sa[1])
         let (ks, js) = analysis.rightStrides(b, transposed: transposeB)
         var bPointer = pointer(b)

@@ -214,8 +214,10 @@ package struct KernelSchedule: Sendable {
     package let hoisting: GridHoisting?
     /// The loops whose iterations skip the rows their mask removes entirely (CPU), by counter.
     package let rowRestrictions: [IndexVar: RowRestriction]
-    /// The products that run their loop's whole reduction in its first iteration (CPU), by `dot`.
+    /// The products that run several iterations of their loop's reduction per call (CPU), by
+    /// `dot`, and the blocks they read in place that the storage analysis would copy.
     package let wholeReductions: [ValueID: WholeReduction]
+    package let loadsReadInPlace: Set<ValueID>
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -227,7 +229,7 @@ package struct KernelSchedule: Sendable {
         self.buffers = buffers
         hoisting = GridHoisting.plan(program, kernel, analysis, buffers, target: target)
         rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
-        wholeReductions = WholeReduction.plan(
+        (wholeReductions, loadsReadInPlace) = WholeReduction.plan(
             program, kernel, analysis, buffers, prepacks: prepacks, prepackedLoads: prepackedLoads, target: target)
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even

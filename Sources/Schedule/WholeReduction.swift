@@ -31,32 +31,37 @@ package struct WholeReduction: Hashable, Sendable {
     /// The contracted elements one call runs at most.
     package static let groupDepth = 256
 
-    /// The products of a kernel that qualify, by `dot` value.
+    /// The products of a kernel that qualify, by `dot` value, and the loads they read in place
+    /// that the storage analysis copies (a block two products read): only those products read
+    /// them, so the copy is not made.
     package static func plan(
         _ program: Program, _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan,
         prepacks: [KernelSchedule.Prepack], prepackedLoads: [ValueID: Int], target: TargetDescription
-    ) -> [ValueID: WholeReduction] {
-        guard !target.isGPU else { return [:] }
+    ) -> (products: [ValueID: WholeReduction], inPlace: Set<ValueID>) {
+        guard !target.isGPU else { return ([:], []) }
         var out: [ValueID: WholeReduction] = [:]
+        var inPlace: Set<ValueID> = []
         var definitions: [ValueID: Instruction] = [:]
         kernel.walk { inst in for r in inst.results { definitions[r.id] = inst } }
         kernel.walk { inst in
-            guard case .loop(let loop) = inst.op else { return }
-            for (dot, r) in products(loop, program, analysis, buffers, prepacks, prepackedLoads, definitions) {
-                out[dot] = r
-            }
+            guard case .loop(let loop) = inst.op,
+                let (found, copied) = products(loop, program, analysis, buffers, prepacks, prepackedLoads, definitions)
+            else { return }
+            for (dot, r) in found { out[dot] = r }
+            inPlace.formUnion(copied)
         }
-        return out
+        return (out, inPlace)
     }
 
     private static func products(
         _ loop: Loop, _ program: Program, _ analysis: KernelAnalysis, _ buffers: BufferPlan,
         _ prepacks: [KernelSchedule.Prepack], _ prepackedLoads: [ValueID: Int], _ definitions: [ValueID: Instruction]
-    ) -> [(ValueID, WholeReduction)] {
+    ) -> ([(ValueID, WholeReduction)], Set<ValueID>)? {
         guard loop.bounds == nil, loop.condition == nil, loop.links == nil, loop.full == nil,
             case .constant(let lo) = loop.lower, case .constant(let hi) = loop.upper, hi > lo + 1,
             case .yield(let ys)? = loop.body.last?.op
-        else { return [] }
+        else { return nil }
+        var copied: Set<ValueID> = []
         let k = loop.variable
         let carried = loop.carried.map(\.id)
         var found: [(ValueID, WholeReduction)] = []
@@ -72,30 +77,38 @@ package struct WholeReduction: Hashable, Sendable {
                     slot < ys.count, ys[slot] == add, buffers.yieldsInPlace(add, into: c),
                     let p = prepackedLoads[b].map({ prepacks[$0] }), p.precision == .f32,
                     (d.type.shape.last ?? 0) <= p.tile,
-                    case .global(let aLoad)? = analysis.layouts[a]?.base, aLoad == a,
-                    case .load(let at, let aAccess)? = definitions[a]?.op,
+                    let aBase = analysis.layouts[a]?.base, aBase == .global(a) || aBase == .buffer(a),
+                    case .load(let at, let aAccess)? = definitions[a]?.op, program[at].elementType == .f32,
                     let bLoadID = analysis.packedScaledBlocks[b] ?? (definitions[b].map { _ in b }),
                     case .load(let bt, let bAccess)? = definitions[bLoadID]?.op,
                     let aSpan = span(aAccess, program[at].shape, axisOfBlock: 1, k),
                     let bSpan = span(bAccess, program[bt].shape, axisOfBlock: p.kAlongRows ? 0 : 1, k),
                     aSpan.size == bSpan.size
-                else { return [] }
+                else { return nil }
+                if aBase == .buffer(a) { copied.insert(a) }
                 let size = aSpan.size
                 let depth = min(
                     (hi - lo) * size, aSpan.dimension - aSpan.offset - lo * size,
                     bSpan.dimension - bSpan.offset - lo * size)
-                guard depth > 0 else { return [] }
+                guard depth > 0 else { return nil }
                 let group = max(1, min(hi - lo, (groupDepth + size - 1) / size))
-                guard group > 1 else { return [] }
+                guard group > 1 else { return nil }
                 found.append((d.id, WholeReduction(variable: k, first: lo, depth: depth, size: size, group: group)))
             case .binary(.add, _, _) where inst.result.map({ analysis.fusedDotOfAdd[$0.id] != nil }) ?? false:
                 continue
-            default: return []
+            default: return nil
             }
         }
-        // Every carried value is one of the products' accumulators.
-        guard found.count == carried.count else { return [] }
-        return found
+        // Every carried value is one of the products' accumulators, and a copied block is read
+        // by these products only (as their left operand).
+        guard found.count == carried.count else { return nil }
+        let products = Set(found.map(\.0))
+        for inst in loop.body where inst.op.operands.contains(where: copied.contains) {
+            guard let r = inst.result, products.contains(r.id), case .dot(let a, let b, _, _, _) = inst.op,
+                !copied.contains(b), copied.contains(a)
+            else { return nil }
+        }
+        return (found, copied)
     }
 
     /// For an access whose block axis `axisOfBlock` is sliced at `size·k + c` (a constant `c`,

@@ -100,7 +100,7 @@ final class FusedCodegenTests: XCTestCase {
     /// iterations runs `group` blocks of K from the packed weights, the last call shorter where K
     /// is not a multiple of the group's depth (330 = 256 + 74 with 32-deep blocks) or of the block
     /// (a partial last block); at 1, 2 and 3 threads against the interpreter. A GPU target keeps
-    /// one call per block.
+    /// one call per block. RMSNorm+SwiGLU's two products read their shared block of X in place.
     func testProductsRunSeveralBlocksOfTheReductionPerCall() throws {
         for (k, depth, group) in [(330, 330, 8), (200, 200, 7)] {
             let ln = try Self.fused("layernorm_matmul.graph", dims: ["M": 300, "K": k, "N": 90], block: 32)
@@ -113,6 +113,14 @@ final class FusedCodegenTests: XCTestCase {
             let gpu = Scheduler.scheduleKeepingBlocks(ln, target: .sm90)
             XCTAssertTrue(gpu.kernels.allSatisfy { $0.wholeReductions.isEmpty })
         }
+        // RMSNorm+SwiGLU: the gate and up products read one block of X, which the storage analysis
+        // copies for its two readers (rows 600 apart); they read it in place instead (K = 600: calls
+        // 256, 256 and 88 deep).
+        let ffn = try Self.fused("rmsnorm_swiglu.graph", dims: ["M": 100, "d": 600, "h": 90], block: 32)
+        let schedule = Scheduler.scheduleKeepingBlocks(ffn, target: .cpu)
+        XCTAssertEqual(schedule.kernels.map(\.wholeReductions.count), [2])
+        XCTAssertEqual(schedule.kernels.map(\.loadsReadInPlace.count), [1])
+        for threads in [1, 3] { _ = try CodegenHarness.check(ffn, threads: threads) }
     }
 
     /// The runtime's paths for CPUs without AVX-512 (AVX2 and FMA: 6×16 `ymm` tiles, masked

@@ -143,14 +143,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                 }
                 for (long k1 = 0; k1 < 16; k1++) {
                     // %38 = load X[i * 128 +: 128, k1 * 64 +: 64]
-                    float *v38 = B4;
-                    const float *t1_src = blk_g_X + i * 128 * 1024 + k1 * 64;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v38[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
-                        }
-                    }
+                    const float *v38 = blk_g_X + i * 128 * 1024 + k1 * 64;
                     // %39 = load g[k1 * 64 +: 64]
                     const float *v39 = blk_g_g + k1 * 64;
                     // %40 = load W1[k1 * 64 +: 64, k * 64 +: 64]
@@ -162,7 +155,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     // %43 = dot %38, %42: accumulated in place by its add
                     // %44 = add %11, %43
                     float *v44 = B2;
-                    blk_gemm(128, 64, 64, v38, 64, 1, v42, 64, v44, 64, 1);
+                    if (k1 % 4 == 0) blk_gemm(128, 64, blk_imin(256, 1024 - k1 * 64), v38, 1024, 1, v42, 64, v44, 64, 1);
                     // %45 = load W3[k1 * 64 +: 64, k * 64 +: 64]
                     const float *v45 = blk_g_W3 + k1 * 64 * 2816 + k * 64;
                     // %46 = mul %45, %41
@@ -171,7 +164,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     // %47 = dot %38, %46: accumulated in place by its add
                     // %48 = add %12, %47
                     float *v48 = B3;
-                    blk_gemm(128, 64, 64, v38, 64, 1, v46, 64, v48, 64, 1);
+                    if (k1 % 4 == 0) blk_gemm(128, 64, blk_imin(256, 1024 - k1 * 64), v38, 1024, 1, v46, 64, v48, 64, 1);
                     // yield %44, %48
                     {
                     }
@@ -220,11 +213,11 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
             }
             // store %5 -> Y[i * 128 +: 128, 0 +: 1024]
             {
-                float *t2_dst = blk_g_Y + i * 128 * 1024;
+                float *t1_dst = blk_g_Y + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t2_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
+                        t1_dst[r_ * 1024 + c_] = v6[r_ * 1024 + c_];
                     }
                 }
             }

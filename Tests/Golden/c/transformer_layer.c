@@ -603,14 +603,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                 }
                 for (long k2 = 0; k2 < 16; k2++) {
                     // %40 = load X1[i * 128 +: 128, k2 * 64 +: 64]
-                    float *v40 = B4;
-                    const float *t1_src = blk_g_X1 + i * 128 * 1024 + k2 * 64;
-                    for (long r_ = 0; r_ < 128; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v40[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
-                        }
-                    }
+                    const float *v40 = blk_g_X1 + i * 128 * 1024 + k2 * 64;
                     // %41 = load g_ffn[k2 * 64 +: 64]
                     const float *v41 = blk_g_g_ffn + k2 * 64;
                     // %42 = load W1[k2 * 64 +: 64, k1 * 64 +: 64]
@@ -622,7 +615,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                     // %45 = dot %40, %44: accumulated in place by its add
                     // %46 = add %12, %45
                     float *v46 = B2;
-                    blk_gemm(128, 64, 64, v40, 64, 1, v44, 64, v46, 64, 1);
+                    if (k2 % 4 == 0) blk_gemm(128, 64, blk_imin(256, 1024 - k2 * 64), v40, 1024, 1, v44, 64, v46, 64, 1);
                     // %47 = load W3[k2 * 64 +: 64, k1 * 64 +: 64]
                     const float *v47 = blk_g_W3 + k2 * 64 * 2816 + k1 * 64;
                     // %48 = mul %47, %43
@@ -631,7 +624,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                     // %49 = dot %40, %48: accumulated in place by its add
                     // %50 = add %13, %49
                     float *v50 = B3;
-                    blk_gemm(128, 64, 64, v40, 64, 1, v48, 64, v50, 64, 1);
+                    if (k2 % 4 == 0) blk_gemm(128, 64, blk_imin(256, 1024 - k2 * 64), v40, 1024, 1, v48, 64, v50, 64, 1);
                     // yield %46, %50
                     {
                     }
@@ -688,11 +681,11 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
             }
             // store %39 -> Y[i * 128 +: 128, 0 +: 1024]
             {
-                float *t2_dst = blk_g_Y + i * 128 * 1024;
+                float *t1_dst = blk_g_Y + i * 128 * 1024;
                 for (long r_ = 0; r_ < 128; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t2_dst[r_ * 1024 + c_] = v39[r_ * 1024 + c_];
+                        t1_dst[r_ * 1024 + c_] = v39[r_ * 1024 + c_];
                     }
                 }
             }
