@@ -141,17 +141,16 @@ extension KernelEmitter {
             emitPackedBlock(result, t, access, pack: k)
             return
         }
-        if schedule.loadsReadInPlace.contains(r) {
-            // Read where it lies by the products that run several blocks per call (`WholeReduction`).
+        // A block read where it lies: a view of global memory (a bf16 block only bf16 dots read stays
+        // bf16: `blk_gemm_bf16` packs it directly), or a block that products running several blocks
+        // per call read in place (`WholeReduction`) where the storage analysis would copy it.
+        let readInPlace = schedule.loadsReadInPlace.contains(r)
+        let isView: Bool
+        if case .global = analysis.layouts[r]!.base { isView = true } else { isView = false }
+        if readInPlace || isView {
             w.line("const \(dialect.storageType(type)) *v\(r.number) = \(g) + \(offset);")
             defineExtents(r, ext)
-            return
-        }
-        if case .global = analysis.layouts[r]!.base {
-            // A bf16 block only bf16 dots read stays bf16: `blk_gemm_bf16` packs it directly.
-            w.line("const \(dialect.storageType(type)) *v\(r.number) = \(g) + \(offset);")
-            defineExtents(r, ext)
-            planPrefetch(r, t, access)
+            if !readInPlace { planPrefetch(r, t, access) }
             return
         }
         declareBuffer(r)

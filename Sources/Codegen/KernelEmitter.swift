@@ -412,18 +412,10 @@ struct KernelEmitter {
         let l = analysis.layouts[v]!
         var out: [String] = []
         for (k, e) in exprs.enumerated() {
-            if k == 0, let window = rowWindow, window.restriction.aligned.contains(v) {
-                // The rows this iteration computes, from the operands' (never the static block's).
-                if Int(e) != nil && !mutable {
-                    out.append(e)
-                } else {
-                    let name = "e\(v.number)_\(k)"
-                    w.line("const \(dialect.indexType) \(name) = \(e);")
-                    out.append(name)
-                }
-                continue
-            }
-            if k < l.staticExtents.count, let s = l.staticExtents[k] {
+            // In a row-restricted iteration an aligned value's rows are those computed, from its
+            // operands' extents (never the static block's).
+            let rowsComputed = k == 0 && (rowWindow?.restriction.aligned.contains(v) ?? false)
+            if !rowsComputed, k < l.staticExtents.count, let s = l.staticExtents[k] {
                 out.append("\(s)")
             } else if Int(e) != nil && !mutable {
                 out.append(e)
