@@ -4,7 +4,18 @@ import Schedule
 extension KernelEmitter {
     /// Emits a body; `carried` are the enclosing loop's carried values (for its `yield`).
     mutating func emitBody(_ body: [Instruction], carried: [Value]) {
-        for inst in body {
+        var position = 0
+        while position < body.count {
+            let inst = body[position]
+            if dialect.gpu == nil, let r = inst.result, let pass = schedule.rowPasses[r.id],
+                body.count - position >= pass.values.count,
+                zip(body[position...], pass.values).allSatisfy({ $0.result?.id == $1 })
+            {
+                emitRowPass(Array(body[position..<(position + pass.values.count)]), rows: pass.rows)
+                position += pass.values.count
+                continue
+            }
+            position += 1
             if let r = inst.result, analysis.fusedDots.contains(r.id) {
                 w.line("// \(Self.describe(inst, program)): accumulated in place by its add")
                 continue
@@ -17,7 +28,7 @@ extension KernelEmitter {
     }
 
     /// Declares the buffer pointer of a value that owns storage.
-    private mutating func declareBuffer(_ v: ValueID) {
+    mutating func declareBuffer(_ v: ValueID) {
         let b = plan.bufferOf[v].map { "B\($0)" } ?? "NULL"
         if let window = rowWindow, let s = window.restriction.rowStrides[v], s != 0, plan.bufferOf[v] != nil {
             // An aligned value of a row-restricted iteration: its buffer from the first row computed.
@@ -28,9 +39,9 @@ extension KernelEmitter {
     }
 
     /// The row length of a value's own buffer.
-    private func rowLength(_ v: ValueID) -> Int { analysis.layouts[v]!.shape.last ?? 1 }
+    func rowLength(_ v: ValueID) -> Int { analysis.layouts[v]!.shape.last ?? 1 }
 
-    private mutating func emit(_ inst: Instruction, carried: [Value]) {
+    mutating func emit(_ inst: Instruction, carried: [Value]) {
         let result = inst.result
         switch inst.op {
         case .load(let t, let access):
@@ -45,8 +56,9 @@ extension KernelEmitter {
         case .unary(let op, let a):
             let r = result!.id
             if op == .exp, emitExpRows(r, a) { break }
-            emitElementwise(r, operands: [a]) { me, x in me.dialect.apply(me.dialect.unaryTemplates[op]!, x) }
-        case .binary(let op, let a, let b):
+            let (operands, f) = elementwiseForm(inst.op, r)!
+            emitElementwise(r, operands: operands, f)
+        case .binary(_, let a, let b):
             let r = result!.id
             if let load = analysis.packedScaledBlocks[r], let k = schedule.prepackedLoads[r],
                 case .load(let t, let access)? = kernel.instruction(defining: load)?.op
@@ -59,16 +71,12 @@ extension KernelEmitter {
             if let d = analysis.fusedDotOfAdd[r] {
                 emitAccumulatingDot(r, other: a == d ? b : a, dot: d)
             } else {
-                emitElementwise(r, operands: [a, b]) { me, x in me.dialect.apply(me.dialect.binaryTemplates[op]!, x) }
+                let (operands, f) = elementwiseForm(inst.op, r)!
+                emitElementwise(r, operands: operands, f)
             }
-        case .select(let c, let a, let b):
-            if chosenSelects.contains(result!.id) {
-                // Its condition is known non-zero (a full block): `a`, over the extent of `a` and `b`.
-                emitElementwise(result!.id, operands: [a, b]) { _, x in x[0] }
-                break
-            }
-            // A choice, never arithmetic: the branch not taken (NaN, inf) does not reach the result.
-            emitElementwise(result!.id, operands: [c, a, b]) { _, x in "((\(x[0])) != 0.0f ? (\(x[1])) : (\(x[2])))" }
+        case .select:
+            let (operands, f) = elementwiseForm(inst.op, result!.id)!
+            emitElementwise(result!.id, operands: operands, f)
         case .gather(let t, let access, let index, let axis):
             emitGather(result!, t, access, index: index, axis: axis)
         case .broadcast(let a, let axis):
@@ -302,20 +310,31 @@ extension KernelEmitter {
         }
     }
 
+    /// The operands and the C expression of an elementwise op's element (`nil`: not elementwise).
+    func elementwiseForm(_ op: Op, _ r: ValueID) -> ([ValueID], (KernelEmitter, [String]) -> String)? {
+        switch op {
+        case .unary(let u, let a):
+            return ([a], { me, x in me.dialect.apply(me.dialect.unaryTemplates[u]!, x) })
+        case .binary(let b, let x, let y):
+            return ([x, y], { me, v in me.dialect.apply(me.dialect.binaryTemplates[b]!, v) })
+        case .select(let c, let a, let b):
+            if chosenSelects.contains(r) {
+                // Its condition is known non-zero (a full block): `a`, over the extent of `a` and `b`.
+                return ([a, b], { _, x in x[0] })
+            }
+            // A choice, never arithmetic: the branch not taken (NaN, inf) does not reach the result.
+            return ([c, a, b], { _, x in "((\(x[0])) != 0.0f ? (\(x[1])) : (\(x[2])))" })
+        default:
+            return nil
+        }
+    }
+
     /// `r = exp(a)` a row at a time through the C runtime's `blk_exp_row` (16 lanes, `vscalefps`
     /// with AVX-512), where `a` is a row-major f32 block of unit stride along its last axis (a
     /// buffer, or a global tensor read in place) of the result's shape and the result owns its
     /// row-major buffer; false (nothing emitted) elsewhere, on GPUs and for splats.
     private mutating func emitExpRows(_ r: ValueID, _ a: ValueID) -> Bool {
-        guard dialect.gpu == nil, !analysis.isSplat(r), let lr = analysis.layouts[r], lr.ownsRowMajorBuffer,
-            case .buffer(let owner) = lr.base, owner == r, let la = analysis.layouts[a], la.shape == lr.shape,
-            (1...2).contains(la.shape.count), la.strides.last == 1
-        else { return false }
-        switch la.base {
-        case .buffer: break
-        case .global(let load): if analysis.bf16Views.contains(load) { return false }
-        case .scalar: return false
-        }
+        guard expRowsApply(r, a), let la = analysis.layouts[a] else { return false }
         declareBuffer(r)
         defineExtents(r, extents[a]!)
         let e = extents[r]!
@@ -328,6 +347,19 @@ extension KernelEmitter {
             close()
         }
         return true
+    }
+
+    /// Whether `r = exp(a)` runs a row at a time through `blk_exp_row` (`emitExpRows`).
+    func expRowsApply(_ r: ValueID, _ a: ValueID) -> Bool {
+        guard dialect.gpu == nil, !analysis.isSplat(r), let lr = analysis.layouts[r], lr.ownsRowMajorBuffer,
+            case .buffer(let owner) = lr.base, owner == r, let la = analysis.layouts[a], la.shape == lr.shape,
+            (1...2).contains(la.shape.count), la.strides.last == 1
+        else { return false }
+        switch la.base {
+        case .buffer: return true
+        case .global(let load): return !analysis.bf16Views.contains(load)
+        case .scalar: return false
+        }
     }
 
     /// `r = concat(a, b)` along `axis`: `a`'s valid elements, then `b`'s, shifted by `a`'s size

@@ -36,6 +36,9 @@ struct KernelEmitter {
     /// restriction and the C name of the iteration's first row. Every aligned value's storage is
     /// then named from that row on, and its row extent counts the rows computed.
     var rowWindow: (restriction: RowRestriction, first: String)?
+    /// The expression each constant extent variable was declared with, its names followed
+    /// (`canonicalExtent`): two extents of one scope are equal where their expressions are.
+    var extentExpressions: [String: String] = [:]
     private var tempCounter = 0
 
     init(program: Program, schedule: KernelSchedule, names: CNames, dialect: Dialect) {
@@ -422,10 +425,20 @@ struct KernelEmitter {
             } else {
                 let name = "e\(v.number)_\(k)"
                 w.line("\(mutable ? "" : "const ")\(dialect.indexType) \(name) = \(e);")
+                // A variable a yield updates stands for itself only.
+                extentExpressions[name] = mutable ? name : canonicalExtent(e)
                 out.append(name)
             }
         }
         extents[v] = out
+    }
+
+    /// The expression an extent stands for: a constant variable's declared expression, followed
+    /// through the variables it names.
+    func canonicalExtent(_ e: String) -> String {
+        var e = e
+        while let d = extentExpressions[e], d != e { e = d }
+        return e
     }
 
     /// `min` of two extent expressions, folded when both are constants.

@@ -218,6 +218,8 @@ package struct KernelSchedule: Sendable {
     /// `dot`, and the blocks they read in place that the storage analysis would copy.
     package let wholeReductions: [ValueID: WholeReduction]
     package let loadsReadInPlace: Set<ValueID>
+    /// The runs of row-local ops computed in one pass over the rows (CPU), by their first value.
+    package let rowPasses: [ValueID: RowPass]
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -231,6 +233,7 @@ package struct KernelSchedule: Sendable {
         rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
         (wholeReductions, loadsReadInPlace) = WholeReduction.plan(
             program, kernel, analysis, buffers, prepacks: prepacks, prepackedLoads: prepackedLoads, target: target)
+        rowPasses = RowPass.plan(kernel, analysis, buffers, rowRestrictions: rowRestrictions, target: target)
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []

@@ -80,6 +80,10 @@ public enum SchedulePrinter {
                 "  loop \(variable.name): each iteration computes rows \(range) of its \(r.rows)-row block, "
                     + "the others fully masked (\(r.aligned.count) values row by row)")
         }
+        for pass in k.rowPasses.values.sorted(by: { $0.values[0].number < $1.values[0].number }) {
+            lines.append(
+                "  one pass over the \(pass.rows) rows: " + pass.values.map(\.description).joined(separator: ", "))
+        }
         var values: [(ValueID, BlockType)] = k.analysis.types.map { ($0.key, $0.value) }
         values.sort { $0.0.number < $1.0.number }
         for (v, type) in values {

@@ -106,25 +106,22 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         for (long r_ = 0; r_ < 64; r_++) {
                             v25[r_] = (float)(t2_pos0 + r_);
                         }
-                        // %26 = sub %12, %25
+                        // one pass over the rows: %26, %27, %28
                         float *v26 = B6;
+                        float *v27 = B6;
+                        float *v28 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %26 = sub %12, %25
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v26[r_ * 64 + c_] = (v12[r_] - v25[c_]);
                             }
-                        }
-                        // %27 = mul %11, %26
-                        float *v27 = B6;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %27 = mul %11, %26
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v27[r_ * 64 + c_] = (s11 * v26[r_ * 64 + c_]);
                             }
-                        }
-                        // %28 = sub %24, %27
-                        float *v28 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %28 = sub %24, %27
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v28[r_ * 64 + c_] = (v24[r_ * 64 + c_] - v27[r_ * 64 + c_]);
@@ -174,22 +171,19 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         for (long r_ = 0; r_ < 64; r_++) {
                             v36[r_] = (v20[r_] * v34[r_]);
                         }
-                        // %37 = sub %29, %35
+                        // one pass over the rows: %37, %38, %39
                         float *v37 = B4;
+                        float *v38 = B4;
+                        float *v39 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %37 = sub %29, %35
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v37[r_ * 64 + c_] = (v29[r_ * 64 + c_] - v32[r_]);
                             }
-                        }
-                        // %38 = exp %37
-                        float *v38 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %38 = exp %37
                             blk_exp_row(v37 + r_ * 64, v38 + r_ * 64, 64);
-                        }
-                        // %39 = reduce_sum %38 axis 1
-                        float *v39 = B6;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %39 = reduce_sum %38 axis 1
                             v39[r_] = blk_sum_contig(v38 + r_ * 64, 64);
                         }
                         // %40 = add %36, %39

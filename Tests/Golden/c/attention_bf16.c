@@ -86,17 +86,16 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         // %13 = dot %1, %12 transpose_b bf16
                         float *v13 = B3;
                         blk_gemm_bf16p(64, 64, 64, v1, 1, 64, 1, v12, 64, v13, 64, 0, B4);
-                        // %14 = mul %13, %2
+                        // one pass over the rows: %14, %15
                         float *v14 = B3;
+                        float *v15 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %14 = mul %13, %2
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
                             }
-                        }
-                        // %15 = reduce_max %14 axis 1
-                        float *v15 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %15 = reduce_max %14 axis 1
                             v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
                         }
                         // %16 = max %9, %15
@@ -127,22 +126,19 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         for (long r_ = 0; r_ < 64; r_++) {
                             v21[r_] = (v10[r_] * v19[r_]);
                         }
-                        // %22 = sub %14, %20
+                        // one pass over the rows: %22, %23, %24
                         float *v22 = B3;
+                        float *v23 = B3;
+                        float *v24 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %22 = sub %14, %20
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v22[r_ * 64 + c_] = (v14[r_ * 64 + c_] - v17[r_]);
                             }
-                        }
-                        // %23 = exp %22
-                        float *v23 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %23 = exp %22
                             blk_exp_row(v22 + r_ * 64, v23 + r_ * 64, 64);
-                        }
-                        // %24 = reduce_sum %23 axis 1
-                        float *v24 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %24 = reduce_sum %23 axis 1
                             v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
                         }
                         // %25 = add %21, %24

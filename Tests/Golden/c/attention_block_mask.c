@@ -54,17 +54,16 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
                 const float s13 = blk_max_contig(v12, 64);
                 // store %13 -> M_any[i, k2 * (-1) + 15]
                 blk_g_M_any[i * 16 + (k2 * (-1) + 15)] = (uint8_t)((s13) != 0.0f);
-                // %14 = eq %11, %1
+                // one pass over the rows: %14, %15
                 float *v14 = B0;
+                float *v15 = B1;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %14 = eq %11, %1
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v14[r_ * 64 + c_] = ((v11[r_ * 64 + c_] == s1) ? 1.0f : 0.0f);
                     }
-                }
-                // %15 = reduce_max %14 axis 1
-                float *v15 = B1;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %15 = reduce_max %14 axis 1
                     v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
                 }
                 // %16 = reduce_max %15 axis 0
@@ -185,17 +184,16 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             // %15 = dot %1, %14 transpose_b
                             float *v15 = B4;
                             blk_gemm(64, 64, 64, v1, 64, 1, v14, 64, v15, 64, 0);
-                            // %16 = mul %15, %2
+                            // one pass over the rows: %16, %17
                             float *v16 = B4;
+                            float *v17 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %16 = mul %15, %2
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * s2);
                                 }
-                            }
-                            // %17 = select %13, %16, %3: its condition is true in a full block
-                            float *v17 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %17 = select %13, %16, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v17[r_ * 64 + c_] = v16[r_ * 64 + c_];
@@ -234,22 +232,19 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v24[r_] = (v11[r_] * v22[r_]);
                             }
-                            // %25 = sub %17, %23
+                            // one pass over the rows: %25, %26, %27
                             float *v25 = B5;
+                            float *v26 = B5;
+                            float *v27 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %25 = sub %17, %23
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v25[r_ * 64 + c_] = (v17[r_ * 64 + c_] - v20[r_]);
                                 }
-                            }
-                            // %26 = exp %25
-                            float *v26 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %26 = exp %25
                                 blk_exp_row(v25 + r_ * 64, v26 + r_ * 64, 64);
-                            }
-                            // %27 = reduce_sum %26 axis 1
-                            float *v27 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %27 = reduce_sum %26 axis 1
                                 v27[r_] = blk_sum_contig(v26 + r_ * 64, 64);
                             }
                             // %28 = add %24, %27
@@ -295,17 +290,16 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             // %15 = dot %1, %14 transpose_b
                             float *v15 = B4;
                             blk_gemm(64, 64, 64, v1, 64, 1, v14, 64, v15, 64, 0);
-                            // %16 = mul %15, %2
+                            // one pass over the rows: %16, %17
                             float *v16 = B4;
+                            float *v17 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %16 = mul %15, %2
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * s2);
                                 }
-                            }
-                            // %17 = select %13, %16, %3
-                            float *v17 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %17 = select %13, %16, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v17[r_ * 64 + c_] = ((v13[r_ * 64 + c_]) != 0.0f ? (v16[r_ * 64 + c_]) : (s3));
@@ -344,22 +338,19 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v24[r_] = (v11[r_] * v22[r_]);
                             }
-                            // %25 = sub %17, %23
+                            // one pass over the rows: %25, %26, %27
                             float *v25 = B5;
+                            float *v26 = B5;
+                            float *v27 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %25 = sub %17, %23
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v25[r_ * 64 + c_] = (v17[r_ * 64 + c_] - v20[r_]);
                                 }
-                            }
-                            // %26 = exp %25
-                            float *v26 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %26 = exp %25
                                 blk_exp_row(v25 + r_ * 64, v26 + r_ * 64, 64);
-                            }
-                            // %27 = reduce_sum %26 axis 1
-                            float *v27 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %27 = reduce_sum %26 axis 1
                                 v27[r_] = blk_sum_contig(v26 + r_ * 64, 64);
                             }
                             // %28 = add %24, %27

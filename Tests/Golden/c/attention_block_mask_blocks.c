@@ -148,17 +148,16 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %17 = dot %1, %16 transpose_b
                             float *v17 = B3;
                             blk_gemm(64, 64, 64, v1, 64, 1, v16, 64, v17, 64, 0);
-                            // %18 = mul %17, %2
+                            // one pass over the rows: %18, %19
                             float *v18 = B3;
+                            float *v19 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %18 = mul %17, %2
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v18[r_ * 64 + c_] = (v17[r_ * 64 + c_] * s2);
                                 }
-                            }
-                            // %19 = select %15, %18, %3: its condition is true in a full block
-                            float *v19 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %19 = select %15, %18, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v19[r_ * 64 + c_] = v18[r_ * 64 + c_];
@@ -197,22 +196,19 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v26[r_] = (v11[r_] * v24[r_]);
                             }
-                            // %27 = sub %19, %25
+                            // one pass over the rows: %27, %28, %29
                             float *v27 = B4;
+                            float *v28 = B4;
+                            float *v29 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %27 = sub %19, %25
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v27[r_ * 64 + c_] = (v19[r_ * 64 + c_] - v22[r_]);
                                 }
-                            }
-                            // %28 = exp %27
-                            float *v28 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %28 = exp %27
                                 blk_exp_row(v27 + r_ * 64, v28 + r_ * 64, 64);
-                            }
-                            // %29 = reduce_sum %28 axis 1
-                            float *v29 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %29 = reduce_sum %28 axis 1
                                 v29[r_] = blk_sum_contig(v28 + r_ * 64, 64);
                             }
                             // %30 = add %26, %29
@@ -253,17 +249,16 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %17 = dot %1, %16 transpose_b
                             float *v17 = B3;
                             blk_gemm(64, 64, 64, v1, 64, 1, v16, 64, v17, 64, 0);
-                            // %18 = mul %17, %2
+                            // one pass over the rows: %18, %19
                             float *v18 = B3;
+                            float *v19 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %18 = mul %17, %2
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v18[r_ * 64 + c_] = (v17[r_ * 64 + c_] * s2);
                                 }
-                            }
-                            // %19 = select %15, %18, %3
-                            float *v19 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %19 = select %15, %18, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v19[r_ * 64 + c_] = ((s13) != 0.0f ? (v18[r_ * 64 + c_]) : (s3));
@@ -302,22 +297,19 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v26[r_] = (v11[r_] * v24[r_]);
                             }
-                            // %27 = sub %19, %25
+                            // one pass over the rows: %27, %28, %29
                             float *v27 = B4;
+                            float *v28 = B4;
+                            float *v29 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %27 = sub %19, %25
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v27[r_ * 64 + c_] = (v19[r_ * 64 + c_] - v22[r_]);
                                 }
-                            }
-                            // %28 = exp %27
-                            float *v28 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %28 = exp %27
                                 blk_exp_row(v27 + r_ * 64, v28 + r_ * 64, 64);
-                            }
-                            // %29 = reduce_sum %28 axis 1
-                            float *v29 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %29 = reduce_sum %28 axis 1
                                 v29[r_] = blk_sum_contig(v28 + r_ * 64, 64);
                             }
                             // %30 = add %26, %29

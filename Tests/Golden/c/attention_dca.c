@@ -373,17 +373,16 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                                 v53[r_ * 64 + (c_ + 32)] = v52[r_ * 32 + c_];
                             }
                         }
-                        // %54 = cos %53
+                        // one pass over the rows: %54, %55
                         float *v54 = B7;
+                        float *v55 = B7;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %54 = cos %53
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v54[r_ * 64 + c_] = blk_cosf(v53[r_ * 64 + c_]);
                             }
-                        }
-                        // %55 = mul %50, %54
-                        float *v55 = B7;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %55 = mul %50, %54
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v55[r_ * 64 + c_] = (v50[r_ * 64 + c_] * v54[r_ * 64 + c_]);
@@ -415,25 +414,22 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                                 v59[r_ * 64 + (c_ + 32)] = v58[r_ * 64 + c_];
                             }
                         }
-                        // %60 = sin %53
+                        // one pass over the rows: %60, %61, %62
                         float *v60 = B8;
+                        float *v61 = B10;
+                        float *v62 = B7;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %60 = sin %53
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v60[r_ * 64 + c_] = blk_sinf(v53[r_ * 64 + c_]);
                             }
-                        }
-                        // %61 = mul %59, %60
-                        float *v61 = B10;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %61 = mul %59, %60
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v61[r_ * 64 + c_] = (v59[r_ * 64 + c_] * v60[r_ * 64 + c_]);
                             }
-                        }
-                        // %62 = add %55, %61
-                        float *v62 = B7;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %62 = add %55, %61
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v62[r_ * 64 + c_] = (v55[r_ * 64 + c_] + v61[r_ * 64 + c_]);
@@ -569,30 +565,25 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                             v81[r_] = (v48[r_] * v79[r_]);
                         }
                         // %82 = broadcast %79 axis 1
-                        // %83 = mul %49, %82
+                        // one pass over the rows: %83, %84, %85, %86
                         float *v83 = B6;
+                        float *v84 = B8;
+                        float *v85 = B8;
+                        float *v86 = B9;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %83 = mul %49, %82
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v83[r_ * 64 + c_] = (v49[r_ * 64 + c_] * v79[r_]);
                             }
-                        }
-                        // %84 = sub %74, %80
-                        float *v84 = B8;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %84 = sub %74, %80
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v84[r_ * 64 + c_] = (v74[r_ * 64 + c_] - v77[r_]);
                             }
-                        }
-                        // %85 = exp %84
-                        float *v85 = B8;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %85 = exp %84
                             blk_exp_row(v84 + r_ * 64, v85 + r_ * 64, 64);
-                        }
-                        // %86 = reduce_sum %85 axis 1
-                        float *v86 = B9;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %86 = reduce_sum %85 axis 1
                             v86[r_] = blk_sum_contig(v85 + r_ * 64, 64);
                         }
                         // %87 = add %81, %86

@@ -117,22 +117,19 @@ static void blk_u_attention_documents_k0(const float *restrict blk_g_Q, const fl
                         for (long r_ = 0; r_ < 64; r_++) {
                             v22[r_] = (v10[r_] * v20[r_]);
                         }
-                        // %23 = sub %15, %21
+                        // one pass over the rows: %23, %24, %25
                         float *v23 = B3;
+                        float *v24 = B3;
+                        float *v25 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %23 = sub %15, %21
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v23[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
                             }
-                        }
-                        // %24 = exp %23
-                        float *v24 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %24 = exp %23
                             blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
-                        }
-                        // %25 = reduce_sum %24 axis 1
-                        float *v25 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %25 = reduce_sum %24 axis 1
                             v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
                         }
                         // %26 = add %22, %25

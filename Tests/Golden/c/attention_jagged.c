@@ -74,17 +74,16 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                 for (long r_ = 0; r_ < 64; r_++) {
                     v17[r_] = (float)(t3_pos0 + r_);
                 }
-                // %18 = ge %17, %2
+                // one pass over the rows: %18, %19
                 float *v18 = B3;
+                float *v19 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %18 = ge %17, %2
 #pragma omp simd
                     for (long c_ = 0; c_ < 7; c_++) {
                         v18[r_ * 7 + c_] = ((v17[r_] >= v1[c_]) ? 1.0f : 0.0f);
                     }
-                }
-                // %19 = reduce_sum %18 axis 1
-                float *v19 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %19 = reduce_sum %18 axis 1
                     v19[r_] = blk_sum_contig(v18 + r_ * 7, 7);
                 }
                 // %20 = broadcast %19 axis 0
@@ -105,17 +104,16 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                 const float s23 = blk_max_contig(v22, 64);
                 // store %23 -> k15_matmul_O_any[i, max(0, i + (-16)) + min(64, i + 17) + (k2 * (-1) + (-1))]
                 blk_g_k15_matmul_O_any[i * 64 + ((blk_imax(0, (i - 16)) + blk_imin(64, (i + 17))) + (k2 * (-1) - 1))] = (uint8_t)((s23) != 0.0f);
-                // %24 = eq %21, %7
+                // one pass over the rows: %24, %25
                 float *v24 = B3;
+                float *v25 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %24 = eq %21, %7
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v24[r_ * 64 + c_] = ((v21[r_ * 64 + c_] == s7) ? 1.0f : 0.0f);
                     }
-                }
-                // %25 = reduce_max %24 axis 1
-                float *v25 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %25 = reduce_max %24 axis 1
                     v25[r_] = blk_max_contig(v24 + r_ * 64, 64);
                 }
                 // %26 = reduce_max %25 axis 0
@@ -267,17 +265,16 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             // %25 = dot %7, %24 transpose_b
                             float *v25 = B5;
                             blk_gemm(64, 64, 64, v7, 64, 1, v24, 64, v25, 64, 0);
-                            // %26 = mul %25, %8
+                            // one pass over the rows: %26, %27
                             float *v26 = B5;
+                            float *v27 = B7;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %26 = mul %25, %8
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v26[r_ * 64 + c_] = (v25[r_ * 64 + c_] * s8);
                                 }
-                            }
-                            // %27 = select %23, %26, %9: its condition is true in a full block
-                            float *v27 = B7;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %27 = select %23, %26, %9
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v27[r_ * 64 + c_] = v26[r_ * 64 + c_];
@@ -327,22 +324,19 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v35[r_] = (v17[r_] * v33[r_]);
                             }
-                            // %36 = sub %28, %34
+                            // one pass over the rows: %36, %37, %38
                             float *v36 = B7;
+                            float *v37 = B7;
+                            float *v38 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %36 = sub %28, %34
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v36[r_ * 64 + c_] = (v28[r_ * 64 + c_] - v31[r_]);
                                 }
-                            }
-                            // %37 = exp %36
-                            float *v37 = B7;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %37 = exp %36
                                 blk_exp_row(v36 + r_ * 64, v37 + r_ * 64, 64);
-                            }
-                            // %38 = reduce_sum %37 axis 1
-                            float *v38 = B6;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %38 = reduce_sum %37 axis 1
                                 v38[r_] = blk_sum_contig(v37 + r_ * 64, 64);
                             }
                             // %39 = add %35, %38
@@ -381,17 +375,16 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v19[r_] = (float)(t8_pos0 + r_);
                             }
-                            // %20 = ge %19, %3
+                            // one pass over the rows: %20, %21
                             float *v20 = B6;
+                            float *v21 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %20 = ge %19, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 7; c_++) {
                                     v20[r_ * 7 + c_] = ((v19[r_] >= v2[c_]) ? 1.0f : 0.0f);
                                 }
-                            }
-                            // %21 = reduce_sum %20 axis 1
-                            float *v21 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %21 = reduce_sum %20 axis 1
                                 v21[r_] = blk_sum_contig(v20 + r_ * 7, 7);
                             }
                             // %22 = broadcast %21 axis 0
@@ -408,17 +401,16 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             // %25 = dot %7, %24 transpose_b
                             float *v25 = B5;
                             blk_gemm(64, 64, 64, v7, 64, 1, v24, 64, v25, 64, 0);
-                            // %26 = mul %25, %8
+                            // one pass over the rows: %26, %27
                             float *v26 = B5;
+                            float *v27 = B7;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %26 = mul %25, %8
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v26[r_ * 64 + c_] = (v25[r_ * 64 + c_] * s8);
                                 }
-                            }
-                            // %27 = select %23, %26, %9
-                            float *v27 = B7;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %27 = select %23, %26, %9
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v27[r_ * 64 + c_] = ((v23[r_ * 64 + c_]) != 0.0f ? (v26[r_ * 64 + c_]) : (s9));
@@ -468,22 +460,19 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v35[r_] = (v17[r_] * v33[r_]);
                             }
-                            // %36 = sub %28, %34
+                            // one pass over the rows: %36, %37, %38
                             float *v36 = B7;
+                            float *v37 = B7;
+                            float *v38 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %36 = sub %28, %34
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v36[r_ * 64 + c_] = (v28[r_ * 64 + c_] - v31[r_]);
                                 }
-                            }
-                            // %37 = exp %36
-                            float *v37 = B7;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %37 = exp %36
                                 blk_exp_row(v36 + r_ * 64, v37 + r_ * 64, 64);
-                            }
-                            // %38 = reduce_sum %37 axis 1
-                            float *v38 = B6;
-                            for (long r_ = 0; r_ < 64; r_++) {
+                                // %38 = reduce_sum %37 axis 1
                                 v38[r_] = blk_sum_contig(v37 + r_ * 64, 64);
                             }
                             // %39 = add %35, %38

@@ -213,17 +213,16 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                                 v34[r_ * 64 + (c_ + 32)] = v33[r_ * 32 + c_];
                             }
                         }
-                        // %35 = cos %34
+                        // one pass over the rows: %35, %36
                         float *v35 = B6;
+                        float *v36 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %35 = cos %34
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v35[r_ * 64 + c_] = blk_cosf(v34[r_ * 64 + c_]);
                             }
-                        }
-                        // %36 = mul %31, %35
-                        float *v36 = B6;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %36 = mul %31, %35
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v36[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v35[r_ * 64 + c_]);
@@ -255,25 +254,22 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                                 v40[r_ * 64 + (c_ + 32)] = v39[r_ * 64 + c_];
                             }
                         }
-                        // %41 = sin %34
+                        // one pass over the rows: %41, %42, %43
                         float *v41 = B5;
+                        float *v42 = B8;
+                        float *v43 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %41 = sin %34
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v41[r_ * 64 + c_] = blk_sinf(v34[r_ * 64 + c_]);
                             }
-                        }
-                        // %42 = mul %40, %41
-                        float *v42 = B8;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %42 = mul %40, %41
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v42[r_ * 64 + c_] = (v40[r_ * 64 + c_] * v41[r_ * 64 + c_]);
                             }
-                        }
-                        // %43 = add %36, %42
-                        float *v43 = B6;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %43 = add %36, %42
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v43[r_ * 64 + c_] = (v36[r_ * 64 + c_] + v42[r_ * 64 + c_]);
@@ -335,22 +331,19 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         for (long r_ = 0; r_ < 64; r_++) {
                             v53[r_] = (v29[r_] * v51[r_]);
                         }
-                        // %54 = sub %46, %52
+                        // one pass over the rows: %54, %55, %56
                         float *v54 = B5;
+                        float *v55 = B5;
+                        float *v56 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %54 = sub %46, %52
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v54[r_ * 64 + c_] = (v46[r_ * 64 + c_] - v49[r_]);
                             }
-                        }
-                        // %55 = exp %54
-                        float *v55 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %55 = exp %54
                             blk_exp_row(v54 + r_ * 64, v55 + r_ * 64, 64);
-                        }
-                        // %56 = reduce_sum %55 axis 1
-                        float *v56 = B6;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %56 = reduce_sum %55 axis 1
                             v56[r_] = blk_sum_contig(v55 + r_ * 64, 64);
                         }
                         // %57 = add %53, %56

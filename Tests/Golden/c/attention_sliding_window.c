@@ -138,25 +138,22 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                             for (long r_ = 0; r_ < e22_0; r_++) {
                                 v22[r_] = (v10[r_] * v20[r_]);
                             }
-                            // %23 = sub %15, %21
+                            // one pass over the rows: %23, %24, %25
                             float *v23 = B3 + blk_rs_k2 * 64;
                             const long e23_0 = blk_imin(e15_0, e18_0);
+                            float *v24 = B3 + blk_rs_k2 * 64;
+                            const long e24_0 = e23_0;
+                            float *v25 = B5 + blk_rs_k2 * 1;
+                            const long e25_0 = e24_0;
                             for (long r_ = 0; r_ < e23_0; r_++) {
+                                // %23 = sub %15, %21
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v23[r_ * 64 + c_] = (v15[r_ * 64 + c_] - v18[r_]);
                                 }
-                            }
-                            // %24 = exp %23
-                            float *v24 = B3 + blk_rs_k2 * 64;
-                            const long e24_0 = e23_0;
-                            for (long r_ = 0; r_ < e24_0; r_++) {
+                                // %24 = exp %23
                                 blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
-                            }
-                            // %25 = reduce_sum %24 axis 1
-                            float *v25 = B5 + blk_rs_k2 * 1;
-                            const long e25_0 = e24_0;
-                            for (long r_ = 0; r_ < e25_0; r_++) {
+                                // %25 = reduce_sum %24 axis 1
                                 v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
                             }
                             // %26 = add %22, %25

@@ -76,17 +76,16 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                                 v7[r_ * 64 + c_] = ((v1[r_]) >= 0.0f && (v1[r_]) < 1000.0f) ? t2_src[(long)(v1[r_]) * 512 + c_] : 0.0f;
                             }
                         }
-                        // %8 = square %7
+                        // one pass over the rows: %8, %9
                         float *v8 = B2;
+                        float *v9 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %8 = square %7
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v7[r_ * 64 + c_]);
                             }
-                        }
-                        // %9 = reduce_sum %8 axis 1
-                        float *v9 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %9 = reduce_sum %8 axis 1
                             v9[r_] = blk_sum_contig(v8 + r_ * 64, 64);
                         }
                         // %10 = add %5, %9

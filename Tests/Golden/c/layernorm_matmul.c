@@ -180,17 +180,16 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                         for (long r_ = 0; r_ < 64; r_++) {
                             v16[r_] = (v8[r_] + v15[r_]);
                         }
-                        // %32 = square %14
+                        // one pass over the rows: %32, %33
                         float *v32 = B4;
+                        float *v33 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %32 = square %14
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
                             }
-                        }
-                        // %33 = reduce_sum %32 axis 1
-                        float *v33 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %33 = reduce_sum %32 axis 1
                             v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
                         }
                         // %34 = add %12, %33

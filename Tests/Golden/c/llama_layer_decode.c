@@ -515,17 +515,16 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                             {
                             }
                         }
-                        // %18 = mul %12, %3
+                        // one pass over the rows: %18, %19
                         float *v18 = B3;
+                        float *v19 = B4;
                         for (long r_ = 0; r_ < 4; r_++) {
+                            // %18 = mul %12, %3
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v18[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s3);
                             }
-                        }
-                        // %19 = reduce_max %18 axis 1
-                        float *v19 = B4;
-                        for (long r_ = 0; r_ < 4; r_++) {
+                            // %19 = reduce_max %18 axis 1
                             v19[r_] = blk_max_contig(v18 + r_ * 64, 64);
                         }
                         // %20 = max %9, %19
@@ -557,30 +556,25 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                             v25[r_] = (v10[r_] * v23[r_]);
                         }
                         // %26 = broadcast %23 axis 1
-                        // %27 = mul %11, %26
+                        // one pass over the rows: %27, %28, %29, %30
                         float *v27 = B2;
+                        float *v28 = B3;
+                        float *v29 = B3;
+                        float *v30 = B5;
                         for (long r_ = 0; r_ < 4; r_++) {
+                            // %27 = mul %11, %26
 #pragma omp simd
                             for (long c_ = 0; c_ < 128; c_++) {
                                 v27[r_ * 128 + c_] = (v11[r_ * 128 + c_] * v23[r_]);
                             }
-                        }
-                        // %28 = sub %18, %24
-                        float *v28 = B3;
-                        for (long r_ = 0; r_ < 4; r_++) {
+                            // %28 = sub %18, %24
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v28[r_ * 64 + c_] = (v18[r_ * 64 + c_] - v21[r_]);
                             }
-                        }
-                        // %29 = exp %28
-                        float *v29 = B3;
-                        for (long r_ = 0; r_ < 4; r_++) {
+                            // %29 = exp %28
                             blk_exp_row(v28 + r_ * 64, v29 + r_ * 64, 64);
-                        }
-                        // %30 = reduce_sum %29 axis 1
-                        float *v30 = B5;
-                        for (long r_ = 0; r_ < 4; r_++) {
+                            // %30 = reduce_sum %29 axis 1
                             v30[r_] = blk_sum_contig(v29 + r_ * 64, 64);
                         }
                         // %31 = add %25, %30
@@ -729,26 +723,22 @@ static void blk_u_llama_layer_decode_k6(float *restrict blk_g_t33, const float *
                         v21[r_] = (v19[r_] + v20[r_]);
                     }
                     // %22 = broadcast %16 axis 1
-                    // %23 = mul %9, %22
+                    // one pass over the rows: %23, %24, %25, %26
                     float *v23 = B2;
+                    float *v25 = B5;
+                    float *v26 = B2;
                     for (long r_ = 0; r_ < 4; r_++) {
+                        // %23 = mul %9, %22
 #pragma omp simd
                         for (long c_ = 0; c_ < 128; c_++) {
                             v23[r_ * 128 + c_] = (v9[r_ * 128 + c_] * v16[r_]);
                         }
-                    }
-                    // %24 = broadcast %18 axis 1
-                    // %25 = mul %12, %24
-                    float *v25 = B5;
-                    for (long r_ = 0; r_ < 4; r_++) {
+                        // %25 = mul %12, %24
 #pragma omp simd
                         for (long c_ = 0; c_ < 128; c_++) {
                             v25[r_ * 128 + c_] = (v12[r_ * 128 + c_] * v18[r_]);
                         }
-                    }
-                    // %26 = add %23, %25
-                    float *v26 = B2;
-                    for (long r_ = 0; r_ < 4; r_++) {
+                        // %26 = add %23, %25
 #pragma omp simd
                         for (long c_ = 0; c_ < 128; c_++) {
                             v26[r_ * 128 + c_] = (v23[r_ * 128 + c_] + v25[r_ * 128 + c_]);

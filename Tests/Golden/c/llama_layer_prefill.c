@@ -108,17 +108,16 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                         v11[r_ * 64 + c_] = t1_src[r_ * 2048 + c_];
                     }
                 }
-                // %12 = square %11
+                // one pass over the rows: %12, %13
                 float *v12 = B5;
+                float *v13 = B6;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %12 = square %11
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v12[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v11[r_ * 64 + c_]);
                     }
-                }
-                // %13 = reduce_sum %12 axis 1
-                float *v13 = B6;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %13 = reduce_sum %12 axis 1
                     v13[r_] = blk_sum_contig(v12 + r_ * 64, 64);
                 }
                 // %14 = add %7, %13
@@ -368,30 +367,25 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                             v26[r_] = (v10[r_] * v24[r_]);
                         }
                         // %27 = broadcast %24 axis 1
-                        // %28 = mul %11, %27
+                        // one pass over the rows: %28, %29, %30, %31
                         float *v28 = B2;
+                        float *v29 = B3;
+                        float *v30 = B3;
+                        float *v31 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %28 = mul %11, %27
 #pragma omp simd
                             for (long c_ = 0; c_ < 128; c_++) {
                                 v28[r_ * 128 + c_] = (v11[r_ * 128 + c_] * v24[r_]);
                             }
-                        }
-                        // %29 = sub %19, %25
-                        float *v29 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %29 = sub %19, %25
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v29[r_ * 64 + c_] = (v19[r_ * 64 + c_] - v22[r_]);
                             }
-                        }
-                        // %30 = exp %29
-                        float *v30 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %30 = exp %29
                             blk_exp_row(v29 + r_ * 64, v30 + r_ * 64, 64);
-                        }
-                        // %31 = reduce_sum %30 axis 1
-                        float *v31 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %31 = reduce_sum %30 axis 1
                             v31[r_] = blk_sum_contig(v30 + r_ * 64, 64);
                         }
                         // %32 = add %26, %31
@@ -571,17 +565,16 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
             for (long k2 = 0; k2 < 32; k2++) {
                 // %14 = load X1[i * 64 +: 64, k2 * 64 +: 64]
                 const float *v14 = blk_g_X1 + i * 64 * 2048 + k2 * 64;
-                // %15 = square %14
+                // one pass over the rows: %15, %16
                 float *v15 = B1;
+                float *v16 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %15 = square %14
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v15[r_ * 64 + c_] = (v14[r_ * 2048 + c_] * v14[r_ * 2048 + c_]);
                     }
-                }
-                // %16 = reduce_sum %15 axis 1
-                float *v16 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %16 = reduce_sum %15 axis 1
                     v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
                 }
                 // %17 = add %11, %16
@@ -665,33 +658,28 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
                     {
                     }
                 }
-                // %32 = mul %10, %31
+                // one pass over the rows: %32, %33, %34, %35
                 float *v32 = B3;
+                float *v33 = B2;
+                float *v34 = B2;
+                float *v35 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %32 = mul %10, %31
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v32[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v30[r_]);
                     }
-                }
-                // %33 = mul %9, %31
-                float *v33 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %33 = mul %9, %31
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v33[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v30[r_]);
                     }
-                }
-                // %34 = silu %33
-                float *v34 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %34 = silu %33
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v34[r_ * 64 + c_] = blk_siluf(v33[r_ * 64 + c_]);
                     }
-                }
-                // %35 = mul %34, %32
-                float *v35 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %35 = mul %34, %32
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v35[r_ * 64 + c_] = (v34[r_ * 64 + c_] * v32[r_ * 64 + c_]);

@@ -75,17 +75,16 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
             for (long k1 = 0; k1 < 16; k1++) {
                 // %13 = load X[i * 128 +: 128, k1 * 64 +: 64]
                 const float *v13 = blk_g_X + i * 128 * 1024 + k1 * 64;
-                // %14 = square %13
+                // one pass over the rows: %14, %15
                 float *v14 = B1;
+                float *v15 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
+                    // %14 = square %13
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v14[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v13[r_ * 1024 + c_]);
                     }
-                }
-                // %15 = reduce_sum %14 axis 1
-                float *v15 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %15 = reduce_sum %14 axis 1
                     v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                 }
                 // %16 = add %10, %15
@@ -169,33 +168,28 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                     {
                     }
                 }
-                // %31 = mul %8, %30
+                // one pass over the rows: %31, %32, %33, %34
                 float *v31 = B2;
+                float *v32 = B2;
+                float *v33 = B3;
+                float *v34 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
+                    // %31 = mul %8, %30
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v31[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v29[r_]);
                     }
-                }
-                // %32 = silu %31
-                float *v32 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %32 = silu %31
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v32[r_ * 64 + c_] = blk_siluf(v31[r_ * 64 + c_]);
                     }
-                }
-                // %33 = mul %9, %30
-                float *v33 = B3;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %33 = mul %9, %30
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v33[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v29[r_]);
                     }
-                }
-                // %34 = mul %32, %33
-                float *v34 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %34 = mul %32, %33
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v34[r_ * 64 + c_] = (v32[r_ * 64 + c_] * v33[r_ * 64 + c_]);

@@ -83,17 +83,16 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                         v13[r_ * 64 + c_] = blk_bf16_to_f32(t1_src[r_ * 1024 + c_]);
                     }
                 }
-                // %14 = square %13
+                // one pass over the rows: %14, %15
                 float *v14 = B1;
+                float *v15 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %14 = square %13
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v13[r_ * 64 + c_]);
                     }
-                }
-                // %15 = reduce_sum %14 axis 1
-                float *v15 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %15 = reduce_sum %14 axis 1
                     v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
                 }
                 // %16 = add %10, %15
@@ -191,33 +190,28 @@ static void blk_u_rmsnorm_swiglu_bf16_k0(const uint16_t *restrict blk_g_X, const
                     {
                     }
                 }
-                // %30 = mul %8, %29
+                // one pass over the rows: %30, %31, %32, %33
                 float *v30 = B2;
+                float *v31 = B2;
+                float *v32 = B3;
+                float *v33 = B2;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %30 = mul %8, %29
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v30[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v28[r_]);
                     }
-                }
-                // %31 = silu %30
-                float *v31 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %31 = silu %30
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v31[r_ * 64 + c_] = blk_siluf(v30[r_ * 64 + c_]);
                     }
-                }
-                // %32 = mul %9, %29
-                float *v32 = B3;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %32 = mul %9, %29
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v28[r_]);
                     }
-                }
-                // %33 = mul %31, %32
-                float *v33 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %33 = mul %31, %32
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v33[r_ * 64 + c_] = (v31[r_ * 64 + c_] * v32[r_ * 64 + c_]);

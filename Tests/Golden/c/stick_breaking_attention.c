@@ -57,28 +57,25 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             float *v7 = B1 + blk_rs_k1 * 64;
                             const long e7_0 = blk_rn_k1_0;
                             blk_gemm(blk_rn_k1_0, 64, 64, v1, 64, 1, v6, 64, v7, 64, 0);
-                            // %8 = mul %7, %2
+                            // one pass over the rows: %8, %9, %10
                             float *v8 = B1 + blk_rs_k1 * 64;
                             const long e8_0 = e7_0;
+                            float *v9 = B1 + blk_rs_k1 * 64;
+                            const long e9_0 = e8_0;
+                            float *v10 = B1 + blk_rs_k1 * 64;
+                            const long e10_0 = e9_0;
                             for (long r_ = 0; r_ < e8_0; r_++) {
+                                // %8 = mul %7, %2
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * s2);
                                 }
-                            }
-                            // %9 = softplus %8
-                            float *v9 = B1 + blk_rs_k1 * 64;
-                            const long e9_0 = e8_0;
-                            for (long r_ = 0; r_ < e9_0; r_++) {
+                                // %9 = softplus %8
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v9[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v8[r_ * 64 + c_]))) + blk_maxf(v8[r_ * 64 + c_], 0.0f));
                                 }
-                            }
-                            // %10 = neg %9
-                            float *v10 = B1 + blk_rs_k1 * 64;
-                            const long e10_0 = e9_0;
-                            for (long r_ = 0; r_ < e10_0; r_++) {
+                                // %10 = neg %9
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v10[r_ * 64 + c_] = (-v9[r_ * 64 + c_]);
@@ -129,25 +126,22 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         // %19 = dot %1, %18 transpose_b
                         float *v19 = B2;
                         blk_gemm(64, 64, 64, v1, 64, 1, v18, 64, v19, 64, 0);
-                        // %20 = mul %19, %2
+                        // one pass over the rows: %20, %21, %22
                         float *v20 = B2;
+                        float *v21 = B3;
+                        float *v22 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %20 = mul %19, %2
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v20[r_ * 64 + c_] = (v19[r_ * 64 + c_] * s2);
                             }
-                        }
-                        // %21 = softplus %20
-                        float *v21 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %21 = softplus %20
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v21[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v20[r_ * 64 + c_]))) + blk_maxf(v20[r_ * 64 + c_], 0.0f));
                             }
-                        }
-                        // %22 = neg %21
-                        float *v22 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %22 = neg %21
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v22[r_ * 64 + c_] = (-v21[r_ * 64 + c_]);
@@ -176,17 +170,16 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             }
                         }
                         // %25 = broadcast %16 axis 1
-                        // %26 = add %24, %25
+                        // one pass over the rows: %26, %27
                         float *v26 = B4;
+                        float *v27 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %26 = add %24, %25
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v26[r_ * 64 + c_] = (v24[r_ * 64 + c_] + v16[r_]);
                             }
-                        }
-                        // %27 = reduce_sum %23 axis 1
-                        float *v27 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %27 = reduce_sum %23 axis 1
                             v27[r_] = blk_sum_contig(v23 + r_ * 64, 64);
                         }
                         // %28 = add %16, %27
@@ -195,33 +188,28 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         for (long r_ = 0; r_ < 64; r_++) {
                             v28[r_] = (v16[r_] + v27[r_]);
                         }
-                        // %29 = neg %20
+                        // one pass over the rows: %29, %30, %31, %32
                         float *v29 = B2;
+                        float *v30 = B2;
+                        float *v31 = B4;
+                        float *v32 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
+                            // %29 = neg %20
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v29[r_ * 64 + c_] = (-v20[r_ * 64 + c_]);
                             }
-                        }
-                        // %30 = softplus %29
-                        float *v30 = B2;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %30 = softplus %29
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v30[r_ * 64 + c_] = (blk_log1pf(blk_expf(-fabsf(v29[r_ * 64 + c_]))) + blk_maxf(v29[r_ * 64 + c_], 0.0f));
                             }
-                        }
-                        // %31 = sub %26, %30
-                        float *v31 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %31 = sub %26, %30
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
                                 v31[r_ * 64 + c_] = (v26[r_ * 64 + c_] - v30[r_ * 64 + c_]);
                             }
-                        }
-                        // %32 = exp %31
-                        float *v32 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
+                            // %32 = exp %31
                             blk_exp_row(v31 + r_ * 64, v32 + r_ * 64, 64);
                         }
                         // %33 = mask %32 at (i * 64, k * (-64) + 960) if i - j - 1 >= 0 else 0.0

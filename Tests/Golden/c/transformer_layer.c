@@ -106,17 +106,16 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                         v10[r_ * 64 + c_] = t1_src[r_ * 1024 + c_];
                     }
                 }
-                // %11 = square %10
+                // one pass over the rows: %11, %12
                 float *v11 = B5;
+                float *v12 = B6;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %11 = square %10
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v11[r_ * 64 + c_] = (v10[r_ * 64 + c_] * v10[r_ * 64 + c_]);
                     }
-                }
-                // %12 = reduce_sum %11 axis 1
-                float *v12 = B6;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %12 = reduce_sum %11 axis 1
                     v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
                 }
                 // %13 = add %6, %12
@@ -369,30 +368,25 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                         v26[r_] = (v14[r_] * v24[r_]);
                     }
                     // %27 = broadcast %24 axis 1
-                    // %28 = mul %15, %27
+                    // one pass over the rows: %28, %29, %30, %31
                     float *v28 = B3;
+                    float *v29 = B4;
+                    float *v30 = B4;
+                    float *v31 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
+                        // %28 = mul %15, %27
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v28[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v24[r_]);
                         }
-                    }
-                    // %29 = sub %19, %25
-                    float *v29 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                        // %29 = sub %19, %25
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
                             v29[r_ * 64 + c_] = (v19[r_ * 64 + c_] - v22[r_]);
                         }
-                    }
-                    // %30 = exp %29
-                    float *v30 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                        // %30 = exp %29
                         blk_exp_row(v29 + r_ * 64, v30 + r_ * 64, 64);
-                    }
-                    // %31 = reduce_sum %30 axis 1
-                    float *v31 = B6;
-                    for (long r_ = 0; r_ < 64; r_++) {
+                        // %31 = reduce_sum %30 axis 1
                         v31[r_] = blk_sum_contig(v30 + r_ * 64, 64);
                     }
                     // %32 = add %26, %31
@@ -422,17 +416,16 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                 float *v37 = B4;
                 blk_gemm_panels(64, 1024, 64, v15, 64, 1, v36, 65536, v37, 1024, 0);
                 // %38 = broadcast %11 axis 1
-                // %39 = div %37, %38
+                // one pass over the rows: %39, %40
                 float *v39 = B4;
+                float *v40 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
+                    // %39 = div %37, %38
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
                         v39[r_ * 1024 + c_] = (v37[r_ * 1024 + c_] / v14[r_]);
                     }
-                }
-                // %40 = add %8, %39
-                float *v40 = B0;
-                for (long r_ = 0; r_ < 64; r_++) {
+                    // %40 = add %8, %39
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
                         v40[r_ * 1024 + c_] = (v8[r_ * 1024 + c_] + v39[r_ * 1024 + c_]);
@@ -535,17 +528,16 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
             for (long k2 = 0; k2 < 16; k2++) {
                 // %14 = load X1[i * 128 +: 128, k2 * 64 +: 64]
                 const float *v14 = blk_g_X1 + i * 128 * 1024 + k2 * 64;
-                // %15 = square %14
+                // one pass over the rows: %15, %16
                 float *v15 = B1;
+                float *v16 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
+                    // %15 = square %14
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v15[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v14[r_ * 1024 + c_]);
                     }
-                }
-                // %16 = reduce_sum %15 axis 1
-                float *v16 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %16 = reduce_sum %15 axis 1
                     v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
                 }
                 // %17 = add %11, %16
@@ -629,33 +621,28 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                     {
                     }
                 }
-                // %32 = mul %10, %31
+                // one pass over the rows: %32, %33, %34, %35
                 float *v32 = B3;
+                float *v33 = B2;
+                float *v34 = B2;
+                float *v35 = B2;
                 for (long r_ = 0; r_ < 128; r_++) {
+                    // %32 = mul %10, %31
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v32[r_ * 64 + c_] = (v13[r_ * 64 + c_] * v30[r_]);
                     }
-                }
-                // %33 = mul %9, %31
-                float *v33 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %33 = mul %9, %31
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v33[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v30[r_]);
                     }
-                }
-                // %34 = silu %33
-                float *v34 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %34 = silu %33
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v34[r_ * 64 + c_] = blk_siluf(v33[r_ * 64 + c_]);
                     }
-                }
-                // %35 = mul %34, %32
-                float *v35 = B2;
-                for (long r_ = 0; r_ < 128; r_++) {
+                    // %35 = mul %34, %32
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
                         v35[r_ * 64 + c_] = (v34[r_ * 64 + c_] * v32[r_ * 64 + c_]);

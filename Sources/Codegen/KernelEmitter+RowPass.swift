@@ -1,0 +1,78 @@
+import BlockIR
+import Schedule
+
+extension KernelEmitter {
+    /// A run of row-local ops (`RowPass`) as one loop over the rows: every result's storage and
+    /// extents first, then per row each op's row in program order (an op whose row extent may
+    /// differ from the pass's computes only its own rows).
+    mutating func emitRowPass(_ insts: [Instruction], rows: Int) {
+        w.line("// one pass over the rows: " + insts.compactMap { $0.result?.id.description }.joined(separator: ", "))
+        var code: [Instruction] = []
+        for inst in insts {
+            let r = inst.result!.id
+            switch inst.op {
+            case .broadcast:
+                emit(inst, carried: [])
+                continue
+            case .reduce(_, let a, _):
+                declareBuffer(r)
+                defineExtents(r, [extents[a]![0]])
+            default:
+                declareBuffer(r)
+                if case .unary(.exp, let a) = inst.op, expRowsApply(r, a) {
+                    defineExtents(r, extents[a]!)
+                } else {
+                    let (operands, _) = elementwiseForm(inst.op, r)!
+                    var bounds: [String] = []
+                    for a in operands where !(analysis.layouts[a]!.shape.isEmpty) {
+                        bounds = bounds.isEmpty ? extents[a]! : zip(bounds, extents[a]!).map { minExtent($0, $1) }
+                    }
+                    defineExtents(r, bounds.isEmpty ? analysis.layouts[r]!.shape.map { "\($0)" } : bounds)
+                }
+            }
+            code.append(inst)
+        }
+        let rowExtents = code.map { extents[$0.result!.id]![0] }
+        let same = Set(rowExtents.map { canonicalExtent($0) }).count == 1
+        let it = dialect.indexType
+        open("for (\(it) r_ = 0; r_ < \(same ? rowExtents[0] : "\(rows)"); r_++)")
+        for (inst, rowExtent) in zip(code, rowExtents) {
+            let r = inst.result!.id
+            w.line("// \(Self.describe(inst, program))")
+            let guarded = !same && canonicalExtent(rowExtent) != "\(rows)"
+            if guarded { open("if (r_ < \(rowExtent))") }
+            let out = "v\(r.number)"
+            let e = extents[r]!
+            switch inst.op {
+            case .reduce(let op, let a, _):
+                let la = analysis.layouts[a]!
+                let ea = extents[a]!
+                let row = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
+                if la.strides[1] == 1 {
+                    let contiguous = op == .sum ? "blk_sum_contig" : "blk_max_contig"
+                    w.line("\(out)[r_] = \(contiguous)(\(pointer(a))\(row), \(ea[1]));")
+                } else {
+                    w.line("float acc_ = \(Self.float(op.identity));")
+                    w.flushLeft(dialect.simdLoop)
+                    open("for (\(it) c_ = 0; c_ < \(ea[1]); c_++)")
+                    w.line("acc_ = \(dialect.apply(dialect.reduceTemplates[op]!, ["acc_", element(a, ["r_", "c_"])]));")
+                    close()
+                    w.line("\(out)[r_] = acc_;")
+                }
+            case .unary(.exp, let a) where expRowsApply(r, a):
+                let la = analysis.layouts[a]!
+                let row = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
+                w.line("blk_exp_row(\(pointer(a))\(row), \(out) + r_ * \(analysis.layouts[r]!.strides[0]), \(e[1]));")
+            default:
+                let (operands, f) = elementwiseForm(inst.op, r)!
+                w.flushLeft(dialect.simdLoop)
+                open("for (\(it) c_ = 0; c_ < \(e[1]); c_++)")
+                let value = f(self, operands.map { element($0, ["r_", "c_"]) })
+                w.line("\(out)[r_ * \(analysis.layouts[r]!.strides[0]) + c_] = \(value);")
+                close()
+            }
+            if guarded { close() }
+        }
+        close()
+    }
+}
