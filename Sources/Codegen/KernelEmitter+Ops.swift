@@ -244,14 +244,20 @@ extension KernelEmitter {
     /// the access moves with that loop: the CPU `blk_gemm` prefetches it while it computes.
     private mutating func planPrefetch(_ r: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
         guard schedule.prefetchedLoads.contains(r), let loop = loops.last else { return }
-        let next = access.map { $0.substituting([loop.variable: .add(.variable(loop.variable), .constant(1))]) }
+        // The next iteration: the one after, or in a compacted traversal the one its links give.
+        let following: IndexExpr =
+            loop.linked
+            ? .variable(Self.followingIteration(loop.variable)) : .add(.variable(loop.variable), .constant(1))
+        let next = access.map { $0.substituting([loop.variable: following]) }
         let (offset, strides, _) = address(t, next)
         let e = extents[r]!
-        let v = names.index(loop.variable)
         let g = names.storage(program.storage(of: t))
-        nextBlock[r] =
-            "\(v) + 1 < \(index(loop.upper)) ? \(g) + \(offset) : 0, \(e[0]), \(strides[0]), \(e[1])"
+        let nextIndex = loop.linked ? index(following) : "\(names.index(loop.variable)) + 1"
+        nextBlock[r] = "\(nextIndex) < \(index(loop.upper)) ? \(g) + \(offset) : 0, \(e[0]), \(strides[0]), \(e[1])"
     }
+
+    /// The C variable of a compacted loop's next iteration.
+    static func followingIteration(_ v: IndexVar) -> IndexVar { IndexVar("blk_following_" + v.name) }
 
     private mutating func emitStore(_ v: ValueID, _ t: TensorID, _ access: [AxisAccess]) {
         let g = names.storage(program.storage(of: t))
@@ -831,12 +837,14 @@ extension KernelEmitter {
             (first, end) = (l, u)
         }
         var step = "\(v)++"
+        var following: String?
         if let l = loop.links {
             // A compacted traversal: where the mode element is set, the loop follows the links to
             // the next kept block (never backwards: at least one step), uniform over a GPU block.
             let mode = temp("links")
             w.line("const int \(mode) = \(tensorElement(l.mode)) != 0;")
-            step = "\(v) = \(mode) ? blk_imax(\(v) + 1, (long)\(tensorElement(l.next))) : \(v) + 1"
+            following = "\(mode) ? blk_imax(\(v) + 1, (long)\(tensorElement(l.next))) : \(v) + 1"
+            step = "\(v) = \(following!)"
         }
         open("for (\(dialect.indexType) \(v) = \(first); \(v) < \(end); \(step))")
         if dialect.gpu != nil { w.line(BarrierPlan.loopBegin) }
@@ -846,7 +854,12 @@ extension KernelEmitter {
             // GPU block reads the same element: the skip is uniform.
             w.line("if (\(tensorElement(c)) == 0) continue;")
         }
-        loops.append((loop.variable, loop.upper))
+        if let f = following, dialect.gpu == nil {
+            // The iteration the loop runs next, for the blocks `blk_gemm` prefetches (`planPrefetch`).
+            let name = names.index(Self.followingIteration(loop.variable))
+            w.line("const \(dialect.indexType) \(name) = \(f);")
+        }
+        loops.append((loop.variable, loop.upper, following != nil && dialect.gpu == nil))
         let restricted = dialect.gpu == nil ? schedule.rowRestrictions[loop.variable] : nil
         var savedExtents: [ValueID: [String]] = [:]
         if let rr = restricted { savedExtents = openRowWindow(rr, counter: v) }

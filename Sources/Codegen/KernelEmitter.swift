@@ -25,8 +25,9 @@ struct KernelEmitter {
     var extents: [ValueID: [String]] = [:]
     /// Index ranges of the variables in scope (to drop needless floor-division helpers).
     var ranges: [IndexVar: IndexRange] = [:]
-    /// The enclosing loops, innermost last: counter and upper bound.
-    var loops: [(variable: IndexVar, upper: IndexExpr)] = []
+    /// The enclosing loops, innermost last: counter, upper bound, and whether the next iteration is
+    /// `followingIteration(variable)` (a compacted traversal on a CPU) rather than `variable + 1`.
+    var loops: [(variable: IndexVar, upper: IndexExpr, linked: Bool)] = []
     /// For a block read in place from global memory inside a loop: the C arguments that let
     /// `blk_gemm` prefetch the same block of the loop's next iteration (CPU only).
     var nextBlock: [ValueID: String] = [:]

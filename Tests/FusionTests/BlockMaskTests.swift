@@ -295,6 +295,23 @@ final class BlockMaskTests: XCTestCase {
         }
     }
 
+    /// In the compacted traversal the product prefetches the block of the iteration the links give
+    /// next, not of the one after (which a sparse row skips).
+    func testPrefetchFollowsTheLinks() throws {
+        let result = CLI.blockc([
+            "emit-c", CLI.packageRoot + "/Examples/attention_block_mask_blocks.graph", "--dim", "BH=2,N=256,d=16,bs=32",
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let prefetches = result.stdout.split(separator: "\n").filter {
+            $0.contains("blk_gemm_pf(") && !$0.contains("static")
+        }
+        XCTAssertFalse(prefetches.isEmpty)
+        for line in prefetches {
+            XCTAssertTrue(line.contains("blk_v_blk_following_"), String(line))
+        }
+        XCTAssertTrue(result.stdout.contains("const long blk_v_blk_following_"))
+    }
+
     /// `next … when …` prints as it parses; the verifier rejects links without bounds and links
     /// of a non-i32 tensor; the parser, a mode element that names the counter.
     func testLinksRoundTripAndAreChecked() throws {

@@ -178,6 +178,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                     const int t3_links = blk_g_M_range[i * 3 + 2] != 0;
                     for (long k2 = t1_first; k2 < t2_end; k2 = t3_links ? blk_imax(k2 + 1, (long)blk_g_M_next[i * 16 + k2]) : k2 + 1) {
                         if (blk_g_M_any[i * 16 + k2] == 0) continue;
+                        const long blk_v_blk_following_k2 = t3_links ? blk_imax(k2 + 1, (long)blk_g_M_next[i * 16 + k2]) : k2 + 1;
                         if (blk_g_M_all[i * 16 + k2] != 0) {
                             // %14 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v14 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
@@ -267,7 +268,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             // %32 = dot %26, %31: accumulated in place by its add
                             // %33 = add %30, %32
                             float *v33 = B2;
-                            blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %19, %28, %33
                             {
 #pragma omp simd
@@ -373,7 +374,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             // %32 = dot %26, %31: accumulated in place by its add
                             // %33 = add %30, %32
                             float *v33 = B2;
-                            blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %19, %28, %33
                             {
 #pragma omp simd

@@ -142,6 +142,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                     const int t3_links = blk_g_B_range[i * 3 + 2] != 0;
                     for (long k2 = t1_first; k2 < t2_end; k2 = t3_links ? blk_imax(k2 + 1, (long)blk_g_B_next[i * 16 + k2]) : k2 + 1) {
                         if (blk_g_B[(i / 2) * 8 + (k2 / 2)] == 0) continue;
+                        const long blk_v_blk_following_k2 = t3_links ? blk_imax(k2 + 1, (long)blk_g_B_next[i * 16 + k2]) : k2 + 1;
                         if (blk_g_B[(i / 2) * 8 + (k2 / 2)] != 0) {
                             // %16 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v16 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
@@ -231,7 +232,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %34 = dot %28, %33: accumulated in place by its add
                             // %35 = add %32, %34
                             float *v35 = B2;
-                            blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %21, %30, %35
                             {
 #pragma omp simd
@@ -332,7 +333,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %34 = dot %28, %33: accumulated in place by its add
                             // %35 = add %32, %34
                             float *v35 = B2;
-                            blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %21, %30, %35
                             {
 #pragma omp simd

@@ -259,6 +259,7 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                     const int t5_links = blk_g_k15_matmul_O_range[i * 3 + 2] != 0;
                     for (long k2 = t3_first; k2 < t4_end; k2 = t5_links ? blk_imax(k2 + 1, (long)blk_g_k15_matmul_O_next[i * 16 + k2]) : k2 + 1) {
                         if (blk_g_k15_matmul_O_any[i * 16 + k2] == 0) continue;
+                        const long blk_v_blk_following_k2 = t5_links ? blk_imax(k2 + 1, (long)blk_g_k15_matmul_O_next[i * 16 + k2]) : k2 + 1;
                         if (blk_g_k15_matmul_O_all[i * 16 + k2] != 0) {
                             // %24 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v24 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
@@ -359,7 +360,7 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
                             float *v44 = B4;
-                            blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %30, %39, %44
                             {
 #pragma omp simd
@@ -495,7 +496,7 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
                             float *v44 = B4;
-                            blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %30, %39, %44
                             {
 #pragma omp simd
