@@ -564,21 +564,9 @@ extension KernelEmitter {
         defineExtents(r, [kept])
         let out = "v\(r.number)"
         if axis == 1 {
-            if la.strides[1] == 1 {
-                open("for (\(dialect.indexType) r_ = 0; r_ < \(extents[r]![0]); r_++)")
-                let rowStride = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
-                w.line("\(out)[r_] = \(contiguous)(\(pointer(a))\(rowStride), \(ea[1]));")
-                close()
-            } else {
-                open("for (\(dialect.indexType) r_ = 0; r_ < \(extents[r]![0]); r_++)")
-                w.line("float acc_ = \(identity);")
-                w.flushLeft(dialect.simdLoop)
-                open("for (\(dialect.indexType) c_ = 0; c_ < \(ea[1]); c_++)")
-                w.line("acc_ = \(dialect.apply(comb, ["acc_", element(a, ["r_", "c_"])]));")
-                close()
-                w.line("\(out)[r_] = acc_;")
-                close()
-            }
+            open("for (\(dialect.indexType) r_ = 0; r_ < \(extents[r]![0]); r_++)")
+            emitRowOfReduction(out, op, a)
+            close()
         } else {
             forEach([extents[r]![0]]) { me, i in me.w.line("\(out)[\(i[0])] = \(identity);") }
             open("for (\(dialect.indexType) r_ = 0; r_ < \(ea[0]); r_++)")
@@ -587,6 +575,24 @@ extension KernelEmitter {
             w.line("\(out)[c_] = \(dialect.apply(comb, ["\(out)[c_]", element(a, ["r_", "c_"])]));")
             close()
             close()
+        }
+    }
+
+    /// Row `r_` of a reduction of the block `a` along its columns, into `out[r_]`.
+    mutating func emitRowOfReduction(_ out: String, _ op: ReduceOp, _ a: ValueID) {
+        let la = analysis.layouts[a]!
+        let ea = extents[a]!
+        if la.strides[1] == 1 {
+            let contiguous = op == .sum ? "blk_sum_contig" : "blk_max_contig"
+            let rowStride = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
+            w.line("\(out)[r_] = \(contiguous)(\(pointer(a))\(rowStride), \(ea[1]));")
+        } else {
+            w.line("float acc_ = \(Self.float(op.identity));")
+            w.flushLeft(dialect.simdLoop)
+            open("for (\(dialect.indexType) c_ = 0; c_ < \(ea[1]); c_++)")
+            w.line("acc_ = \(dialect.apply(dialect.reduceTemplates[op]!, ["acc_", element(a, ["r_", "c_"])]));")
+            close()
+            w.line("\(out)[r_] = acc_;")
         }
     }
 

@@ -45,20 +45,7 @@ extension KernelEmitter {
             let e = extents[r]!
             switch inst.op {
             case .reduce(let op, let a, _):
-                let la = analysis.layouts[a]!
-                let ea = extents[a]!
-                let row = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
-                if la.strides[1] == 1 {
-                    let contiguous = op == .sum ? "blk_sum_contig" : "blk_max_contig"
-                    w.line("\(out)[r_] = \(contiguous)(\(pointer(a))\(row), \(ea[1]));")
-                } else {
-                    w.line("float acc_ = \(Self.float(op.identity));")
-                    w.flushLeft(dialect.simdLoop)
-                    open("for (\(it) c_ = 0; c_ < \(ea[1]); c_++)")
-                    w.line("acc_ = \(dialect.apply(dialect.reduceTemplates[op]!, ["acc_", element(a, ["r_", "c_"])]));")
-                    close()
-                    w.line("\(out)[r_] = acc_;")
-                }
+                emitRowOfReduction(out, op, a)
             case .unary(.exp, let a) where expRowsApply(r, a):
                 let la = analysis.layouts[a]!
                 let row = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"

@@ -8,18 +8,19 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 33792 bytes per thread */
+/* kernel k7_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 50176 bytes per thread */
 static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
-        float B0[64] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-        float B2[4096] __attribute__((aligned(64)));
+        float B2[64] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
-        float B4[64] __attribute__((aligned(64)));
+        float B4[4096] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -41,18 +42,26 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                     const float s4 = 0.0f;
                     // %5 = fill -3.4028235e+38
                     const float s5 = (-3.4028235e+38f);
+                    // %33 = mul %1, %2
+                    float *v33 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v33[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %6, %7, %8 = for k2 in 0 ..< 16 iter(%9 = %3, %10 = %4, %11 = %0)
-                    float *v9 = B0;
+                    float *v9 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v9[r_] = s3;
                     }
-                    float *v10 = B1;
+                    float *v10 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
-                    float *v11 = B2;
+                    float *v11 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -62,53 +71,46 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                     for (long k2 = 0; k2 < 16; k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         const float *v12 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                        // %13 = dot %1, %12 transpose_b
-                        float *v13 = B3;
-                        blk_gemm(64, 64, 64, v1, 64, 1, v12, 64, v13, 64, 0);
-                        // one pass over the rows: %14, %15
-                        float *v14 = B3;
-                        float *v15 = B4;
+                        // %14 = dot %33, %12 transpose_b
+                        float *v14 = B4;
+                        blk_gemm(64, 64, 64, v33, 64, 1, v12, 64, v14, 64, 0);
+                        // %15 = reduce_max %14 axis 1
+                        float *v15 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
-                            // %14 = mul %13, %2
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
-                            }
-                            // %15 = reduce_max %14 axis 1
                             v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
                         }
                         // %16 = max %9, %15
-                        float *v16 = B4;
+                        float *v16 = B5;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v16[r_] = blk_maxf(v9[r_], v15[r_]);
                         }
                         // %17 = max %16, %5
-                        float *v17 = B5;
+                        float *v17 = B6;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v17[r_] = blk_maxf(v16[r_], s5);
                         }
                         // %18 = sub %9, %17
-                        float *v18 = B0;
+                        float *v18 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v18[r_] = (v9[r_] - v17[r_]);
                         }
                         // %19 = exp %18
-                        float *v19 = B0;
+                        float *v19 = B1;
                         blk_exp_row(v18, v19, 64);
                         // %20 = broadcast %17 axis 1
                         // %21 = mul %10, %19
-                        float *v21 = B1;
+                        float *v21 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v21[r_] = (v10[r_] * v19[r_]);
                         }
                         // one pass over the rows: %22, %23, %24
-                        float *v22 = B3;
-                        float *v23 = B3;
-                        float *v24 = B5;
+                        float *v22 = B4;
+                        float *v23 = B4;
+                        float *v24 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %22 = sub %14, %20
 #pragma omp simd
@@ -121,14 +123,14 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                             v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
                         }
                         // %25 = add %21, %24
-                        float *v25 = B1;
+                        float *v25 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v25[r_] = (v21[r_] + v24[r_]);
                         }
                         // %26 = broadcast %19 axis 1
                         // %27 = mul %11, %26
-                        float *v27 = B2;
+                        float *v27 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -139,7 +141,7 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                         const float *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
-                        float *v30 = B2;
+                        float *v30 = B3;
                         blk_gemm_pf(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %16, %25, %30
                         {
@@ -151,7 +153,7 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                     }
                     // %31 = broadcast %7 axis 1
                     // %32 = div %8, %31
-                    float *v32 = B2;
+                    float *v32 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

@@ -8,19 +8,20 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 50176 bytes per thread */
+/* kernel k18_matmul_O: grid(b1 < 8, i < 16, j < 1), 128 instance(s); local blocks: 8 buffer(s), 66560 bytes per thread */
 static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
         float B0[64] __attribute__((aligned(64)));
-        float B1[64] __attribute__((aligned(64)));
+        float B1[4096] __attribute__((aligned(64)));
         float B2[64] __attribute__((aligned(64)));
-        float B3[4096] __attribute__((aligned(64)));
+        float B3[64] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[64] __attribute__((aligned(64)));
-        float B6[4096] __attribute__((aligned(64)));
+        float B5[4096] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
+        float B7[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -67,18 +68,26 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     const float s14 = 0.0f;
                     // %15 = fill -3.4028235e+38
                     const float s15 = (-3.4028235e+38f);
+                    // %48 = mul %1, %2
+                    float *v48 = B1;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v48[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %16, %17, %18 = for k2 in 0 ..< min(16, i + 1) iter(%19 = %13, %20 = %14, %21 = %0)
-                    float *v19 = B1;
+                    float *v19 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v19[r_] = s13;
                     }
-                    float *v20 = B2;
+                    float *v20 = B3;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v20[r_] = s14;
                     }
-                    float *v21 = B3;
+                    float *v21 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -88,28 +97,20 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                         // %22 = load K[0, b1, k2 * 64 +: 64, 0 +: 64]
                         const float *v22 = P0 + b1 * 65536 + 0 * 524288 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                        // %23 = dot %1, %22 transpose_b
-                        float *v23 = B4;
-                        blk_gemm(64, 64, 64, v1, 64, 1, v22, 64, v23, 64, 0);
-                        // %24 = mul %23, %2
-                        float *v24 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v24[r_ * 64 + c_] = (v23[r_ * 64 + c_] * s2);
-                            }
-                        }
+                        // %24 = dot %48, %22 transpose_b
+                        float *v24 = B5;
+                        blk_gemm(64, 64, 64, v48, 64, 1, v22, 64, v24, 64, 0);
                         // %25 = index k2 * 64 axis 1
-                        float *v25 = B5;
+                        float *v25 = B6;
                         const long t2_pos0 = k2 * 64;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v25[r_] = (float)(t2_pos0 + r_);
                         }
                         // one pass over the rows: %26, %27, %28
-                        float *v26 = B6;
-                        float *v27 = B6;
-                        float *v28 = B4;
+                        float *v26 = B7;
+                        float *v27 = B7;
+                        float *v28 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %26 = sub %12, %25
 #pragma omp simd
@@ -128,7 +129,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %29 = mask %28 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-                        float *v29 = B4;
+                        float *v29 = B5;
                         const long t3_row0 = i * 64, t4_col0 = k2 * 64;
                         if (!(((1 * t3_row0 + -1 * (t4_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -139,42 +140,42 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             }
                         }
                         // %30 = reduce_max %29 axis 1
-                        float *v30 = B5;
+                        float *v30 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
                             v30[r_] = blk_max_contig(v29 + r_ * 64, 64);
                         }
                         // %31 = max %19, %30
-                        float *v31 = B5;
+                        float *v31 = B6;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v31[r_] = blk_maxf(v19[r_], v30[r_]);
                         }
                         // %32 = max %31, %15
-                        float *v32 = B6;
+                        float *v32 = B7;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v32[r_] = blk_maxf(v31[r_], s15);
                         }
                         // %33 = sub %19, %32
-                        float *v33 = B1;
+                        float *v33 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v33[r_] = (v19[r_] - v32[r_]);
                         }
                         // %34 = exp %33
-                        float *v34 = B1;
+                        float *v34 = B2;
                         blk_exp_row(v33, v34, 64);
                         // %35 = broadcast %32 axis 1
                         // %36 = mul %20, %34
-                        float *v36 = B2;
+                        float *v36 = B3;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v36[r_] = (v20[r_] * v34[r_]);
                         }
                         // one pass over the rows: %37, %38, %39
-                        float *v37 = B4;
-                        float *v38 = B4;
-                        float *v39 = B6;
+                        float *v37 = B5;
+                        float *v38 = B5;
+                        float *v39 = B7;
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %37 = sub %29, %35
 #pragma omp simd
@@ -187,14 +188,14 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             v39[r_] = blk_sum_contig(v38 + r_ * 64, 64);
                         }
                         // %40 = add %36, %39
-                        float *v40 = B2;
+                        float *v40 = B3;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v40[r_] = (v36[r_] + v39[r_]);
                         }
                         // %41 = broadcast %34 axis 1
                         // %42 = mul %21, %41
-                        float *v42 = B3;
+                        float *v42 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -205,7 +206,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         const float *v43 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
                         // %44 = dot %38, %43: accumulated in place by its add
                         // %45 = add %42, %44
-                        float *v45 = B3;
+                        float *v45 = B4;
                         blk_gemm_pf(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %31, %40, %45
                         {
@@ -217,7 +218,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     }
                     // %46 = broadcast %17 axis 1
                     // %47 = div %18, %46
-                    float *v47 = B3;
+                    float *v47 = B4;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

@@ -120,18 +120,19 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
     }
 }
 
-/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
+/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
 static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const uint8_t *restrict blk_g_M, float *restrict blk_g_O, const uint8_t *restrict blk_g_M_any, const uint8_t *restrict blk_g_M_all, const int32_t *restrict blk_g_M_range, const int32_t *restrict blk_g_M_next) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
-        float B0[64] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-        float B2[4096] __attribute__((aligned(64)));
+        float B2[64] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
+        float B6[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -155,18 +156,26 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                     const float s5 = 0.0f;
                     // %6 = fill -3.4028235e+38
                     const float s6 = (-3.4028235e+38f);
+                    // %36 = mul %1, %2
+                    float *v36 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v36[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %7, %8, %9 = for k2 in 0 ..< 16 iter(%10 = %4, %11 = %5, %12 = %0)
-                    float *v10 = B0;
+                    float *v10 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
-                    float *v11 = B1;
+                    float *v11 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v11[r_] = s5;
                     }
-                    float *v12 = B2;
+                    float *v12 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -182,61 +191,54 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                         if (blk_g_M_all[i * 16 + k2] != 0) {
                             // %14 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v14 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                            // %15 = dot %1, %14 transpose_b
-                            float *v15 = B4;
-                            blk_gemm(64, 64, 64, v1, 64, 1, v14, 64, v15, 64, 0);
-                            // one pass over the rows: %16, %17
-                            float *v16 = B4;
-                            float *v17 = B5;
+                            // %16 = dot %36, %14 transpose_b
+                            float *v16 = B5;
+                            blk_gemm(64, 64, 64, v36, 64, 1, v14, 64, v16, 64, 0);
+                            // %17 = select %13, %16, %3: its condition is true in a full block
+                            float *v17 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
-                                // %16 = mul %15, %2
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * s2);
-                                }
-                                // %17 = select %13, %16, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v17[r_ * 64 + c_] = v16[r_ * 64 + c_];
                                 }
                             }
                             // %18 = reduce_max %17 axis 1
-                            float *v18 = B3;
+                            float *v18 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v18[r_] = blk_max_contig(v17 + r_ * 64, 64);
                             }
                             // %19 = max %10, %18
-                            float *v19 = B3;
+                            float *v19 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v19[r_] = blk_maxf(v10[r_], v18[r_]);
                             }
                             // %20 = max %19, %6
-                            float *v20 = B4;
+                            float *v20 = B5;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v20[r_] = blk_maxf(v19[r_], s6);
                             }
                             // %21 = sub %10, %20
-                            float *v21 = B0;
+                            float *v21 = B1;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v21[r_] = (v10[r_] - v20[r_]);
                             }
                             // %22 = exp %21
-                            float *v22 = B0;
+                            float *v22 = B1;
                             blk_exp_row(v21, v22, 64);
                             // %23 = broadcast %20 axis 1
                             // %24 = mul %11, %22
-                            float *v24 = B1;
+                            float *v24 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v24[r_] = (v11[r_] * v22[r_]);
                             }
                             // one pass over the rows: %25, %26, %27
-                            float *v25 = B5;
-                            float *v26 = B5;
-                            float *v27 = B4;
+                            float *v25 = B6;
+                            float *v26 = B6;
+                            float *v27 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %25 = sub %17, %23
 #pragma omp simd
@@ -249,14 +251,14 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 v27[r_] = blk_sum_contig(v26 + r_ * 64, 64);
                             }
                             // %28 = add %24, %27
-                            float *v28 = B1;
+                            float *v28 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v28[r_] = (v24[r_] + v27[r_]);
                             }
                             // %29 = broadcast %22 axis 1
                             // %30 = mul %12, %29
-                            float *v30 = B2;
+                            float *v30 = B3;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -267,7 +269,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             const float *v31 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %32 = dot %26, %31: accumulated in place by its add
                             // %33 = add %30, %32
-                            float *v33 = B2;
+                            float *v33 = B3;
                             blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %19, %28, %33
                             {
@@ -278,7 +280,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                         } else {
                             // %13 = load M[0, i * 64 +: 64, k2 * 64 +: 64]
-                            float *v13 = B3;
+                            float *v13 = B4;
                             const uint8_t *t4_src = blk_g_M + i * 64 * 1024 + k2 * 64;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
@@ -288,61 +290,54 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                             // %14 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v14 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                            // %15 = dot %1, %14 transpose_b
-                            float *v15 = B4;
-                            blk_gemm(64, 64, 64, v1, 64, 1, v14, 64, v15, 64, 0);
-                            // one pass over the rows: %16, %17
-                            float *v16 = B4;
-                            float *v17 = B5;
+                            // %16 = dot %36, %14 transpose_b
+                            float *v16 = B5;
+                            blk_gemm(64, 64, 64, v36, 64, 1, v14, 64, v16, 64, 0);
+                            // %17 = select %13, %16, %3
+                            float *v17 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
-                                // %16 = mul %15, %2
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v16[r_ * 64 + c_] = (v15[r_ * 64 + c_] * s2);
-                                }
-                                // %17 = select %13, %16, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v17[r_ * 64 + c_] = ((v13[r_ * 64 + c_]) != 0.0f ? (v16[r_ * 64 + c_]) : (s3));
                                 }
                             }
                             // %18 = reduce_max %17 axis 1
-                            float *v18 = B3;
+                            float *v18 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v18[r_] = blk_max_contig(v17 + r_ * 64, 64);
                             }
                             // %19 = max %10, %18
-                            float *v19 = B3;
+                            float *v19 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v19[r_] = blk_maxf(v10[r_], v18[r_]);
                             }
                             // %20 = max %19, %6
-                            float *v20 = B4;
+                            float *v20 = B5;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v20[r_] = blk_maxf(v19[r_], s6);
                             }
                             // %21 = sub %10, %20
-                            float *v21 = B0;
+                            float *v21 = B1;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v21[r_] = (v10[r_] - v20[r_]);
                             }
                             // %22 = exp %21
-                            float *v22 = B0;
+                            float *v22 = B1;
                             blk_exp_row(v21, v22, 64);
                             // %23 = broadcast %20 axis 1
                             // %24 = mul %11, %22
-                            float *v24 = B1;
+                            float *v24 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v24[r_] = (v11[r_] * v22[r_]);
                             }
                             // one pass over the rows: %25, %26, %27
-                            float *v25 = B5;
-                            float *v26 = B5;
-                            float *v27 = B4;
+                            float *v25 = B6;
+                            float *v26 = B6;
+                            float *v27 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %25 = sub %17, %23
 #pragma omp simd
@@ -355,14 +350,14 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 v27[r_] = blk_sum_contig(v26 + r_ * 64, 64);
                             }
                             // %28 = add %24, %27
-                            float *v28 = B1;
+                            float *v28 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v28[r_] = (v24[r_] + v27[r_]);
                             }
                             // %29 = broadcast %22 axis 1
                             // %30 = mul %12, %29
-                            float *v30 = B2;
+                            float *v30 = B3;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -373,7 +368,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             const float *v31 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %32 = dot %26, %31: accumulated in place by its add
                             // %33 = add %30, %32
-                            float *v33 = B2;
+                            float *v33 = B3;
                             blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %19, %28, %33
                             {
@@ -386,7 +381,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                     }
                     // %34 = broadcast %8 axis 1
                     // %35 = div %9, %34
-                    float *v35 = B2;
+                    float *v35 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

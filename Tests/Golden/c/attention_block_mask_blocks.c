@@ -84,18 +84,19 @@ static void blk_u_attention_block_mask_blocks_k0(const uint8_t *restrict blk_g_B
     }
 }
 
-/* kernel k9_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 49920 bytes per thread */
+/* kernel k9_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
 static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const uint8_t *restrict blk_g_B, float *restrict blk_g_O, const int32_t *restrict blk_g_B_range, const int32_t *restrict blk_g_B_next) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
-        float B0[64] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-        float B2[4096] __attribute__((aligned(64)));
+        float B2[64] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[64] __attribute__((aligned(64)));
+        float B5[4096] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -119,18 +120,26 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                     const float s5 = 0.0f;
                     // %6 = fill -3.4028235e+38
                     const float s6 = (-3.4028235e+38f);
+                    // %38 = mul %1, %2
+                    float *v38 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v38[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %7, %8, %9 = for k2 in 0 ..< 16 iter(%10 = %4, %11 = %5, %12 = %0)
-                    float *v10 = B0;
+                    float *v10 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
-                    float *v11 = B1;
+                    float *v11 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v11[r_] = s5;
                     }
-                    float *v12 = B2;
+                    float *v12 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -146,61 +155,54 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                         if (blk_g_B[(i / 2) * 8 + (k2 / 2)] != 0) {
                             // %16 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v16 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                            // %17 = dot %1, %16 transpose_b
-                            float *v17 = B3;
-                            blk_gemm(64, 64, 64, v1, 64, 1, v16, 64, v17, 64, 0);
-                            // one pass over the rows: %18, %19
-                            float *v18 = B3;
-                            float *v19 = B4;
+                            // %18 = dot %38, %16 transpose_b
+                            float *v18 = B4;
+                            blk_gemm(64, 64, 64, v38, 64, 1, v16, 64, v18, 64, 0);
+                            // %19 = select %15, %18, %3: its condition is true in a full block
+                            float *v19 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
-                                // %18 = mul %17, %2
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v18[r_ * 64 + c_] = (v17[r_ * 64 + c_] * s2);
-                                }
-                                // %19 = select %15, %18, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v19[r_ * 64 + c_] = v18[r_ * 64 + c_];
                                 }
                             }
                             // %20 = reduce_max %19 axis 1
-                            float *v20 = B3;
+                            float *v20 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
                             }
                             // %21 = max %10, %20
-                            float *v21 = B3;
+                            float *v21 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v21[r_] = blk_maxf(v10[r_], v20[r_]);
                             }
                             // %22 = max %21, %6
-                            float *v22 = B5;
+                            float *v22 = B6;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v22[r_] = blk_maxf(v21[r_], s6);
                             }
                             // %23 = sub %10, %22
-                            float *v23 = B0;
+                            float *v23 = B1;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v23[r_] = (v10[r_] - v22[r_]);
                             }
                             // %24 = exp %23
-                            float *v24 = B0;
+                            float *v24 = B1;
                             blk_exp_row(v23, v24, 64);
                             // %25 = broadcast %22 axis 1
                             // %26 = mul %11, %24
-                            float *v26 = B1;
+                            float *v26 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v26[r_] = (v11[r_] * v24[r_]);
                             }
                             // one pass over the rows: %27, %28, %29
-                            float *v27 = B4;
-                            float *v28 = B4;
-                            float *v29 = B5;
+                            float *v27 = B5;
+                            float *v28 = B5;
+                            float *v29 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %27 = sub %19, %25
 #pragma omp simd
@@ -213,14 +215,14 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                                 v29[r_] = blk_sum_contig(v28 + r_ * 64, 64);
                             }
                             // %30 = add %26, %29
-                            float *v30 = B1;
+                            float *v30 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v30[r_] = (v26[r_] + v29[r_]);
                             }
                             // %31 = broadcast %24 axis 1
                             // %32 = mul %12, %31
-                            float *v32 = B2;
+                            float *v32 = B3;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -231,7 +233,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             const float *v33 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %34 = dot %28, %33: accumulated in place by its add
                             // %35 = add %32, %34
-                            float *v35 = B2;
+                            float *v35 = B3;
                             blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %21, %30, %35
                             {
@@ -247,61 +249,54 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %15 = broadcast %14 axis 1
                             // %16 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v16 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                            // %17 = dot %1, %16 transpose_b
-                            float *v17 = B3;
-                            blk_gemm(64, 64, 64, v1, 64, 1, v16, 64, v17, 64, 0);
-                            // one pass over the rows: %18, %19
-                            float *v18 = B3;
-                            float *v19 = B4;
+                            // %18 = dot %38, %16 transpose_b
+                            float *v18 = B4;
+                            blk_gemm(64, 64, 64, v38, 64, 1, v16, 64, v18, 64, 0);
+                            // %19 = select %15, %18, %3
+                            float *v19 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
-                                // %18 = mul %17, %2
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v18[r_ * 64 + c_] = (v17[r_ * 64 + c_] * s2);
-                                }
-                                // %19 = select %15, %18, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v19[r_ * 64 + c_] = ((s13) != 0.0f ? (v18[r_ * 64 + c_]) : (s3));
                                 }
                             }
                             // %20 = reduce_max %19 axis 1
-                            float *v20 = B3;
+                            float *v20 = B4;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
                             }
                             // %21 = max %10, %20
-                            float *v21 = B3;
+                            float *v21 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v21[r_] = blk_maxf(v10[r_], v20[r_]);
                             }
                             // %22 = max %21, %6
-                            float *v22 = B5;
+                            float *v22 = B6;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v22[r_] = blk_maxf(v21[r_], s6);
                             }
                             // %23 = sub %10, %22
-                            float *v23 = B0;
+                            float *v23 = B1;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v23[r_] = (v10[r_] - v22[r_]);
                             }
                             // %24 = exp %23
-                            float *v24 = B0;
+                            float *v24 = B1;
                             blk_exp_row(v23, v24, 64);
                             // %25 = broadcast %22 axis 1
                             // %26 = mul %11, %24
-                            float *v26 = B1;
+                            float *v26 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v26[r_] = (v11[r_] * v24[r_]);
                             }
                             // one pass over the rows: %27, %28, %29
-                            float *v27 = B4;
-                            float *v28 = B4;
-                            float *v29 = B5;
+                            float *v27 = B5;
+                            float *v28 = B5;
+                            float *v29 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %27 = sub %19, %25
 #pragma omp simd
@@ -314,14 +309,14 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                                 v29[r_] = blk_sum_contig(v28 + r_ * 64, 64);
                             }
                             // %30 = add %26, %29
-                            float *v30 = B1;
+                            float *v30 = B2;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v30[r_] = (v26[r_] + v29[r_]);
                             }
                             // %31 = broadcast %24 axis 1
                             // %32 = mul %12, %31
-                            float *v32 = B2;
+                            float *v32 = B3;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -332,7 +327,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             const float *v33 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %34 = dot %28, %33: accumulated in place by its add
                             // %35 = add %32, %34
-                            float *v35 = B2;
+                            float *v35 = B3;
                             blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %21, %30, %35
                             {
@@ -345,7 +340,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                     }
                     // %36 = broadcast %8 axis 1
                     // %37 = div %9, %36
-                    float *v37 = B2;
+                    float *v37 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

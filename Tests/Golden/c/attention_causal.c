@@ -8,18 +8,19 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 33792 bytes per thread */
+/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 50176 bytes per thread */
 static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
-        float B0[64] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
         float B1[64] __attribute__((aligned(64)));
-        float B2[4096] __attribute__((aligned(64)));
+        float B2[64] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
-        float B4[64] __attribute__((aligned(64)));
+        float B4[4096] __attribute__((aligned(64)));
         float B5[64] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -41,18 +42,26 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                     const float s4 = 0.0f;
                     // %5 = fill -3.4028235e+38
                     const float s5 = (-3.4028235e+38f);
+                    // %34 = mul %1, %2
+                    float *v34 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v34[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %6, %7, %8 = for k2 in 0 ..< min(16, i + 1) iter(%9 = %3, %10 = %4, %11 = %0)
-                    float *v9 = B0;
+                    float *v9 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v9[r_] = s3;
                     }
-                    float *v10 = B1;
+                    float *v10 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v10[r_] = s4;
                     }
-                    float *v11 = B2;
+                    float *v11 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -62,19 +71,11 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                     for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                         // %12 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                         const float *v12 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                        // %13 = dot %1, %12 transpose_b
-                        float *v13 = B3;
-                        blk_gemm(64, 64, 64, v1, 64, 1, v12, 64, v13, 64, 0);
-                        // %14 = mul %13, %2
-                        float *v14 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
-                            }
-                        }
+                        // %14 = dot %34, %12 transpose_b
+                        float *v14 = B4;
+                        blk_gemm(64, 64, 64, v34, 64, 1, v12, 64, v14, 64, 0);
                         // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-                        float *v15 = B3;
+                        float *v15 = B4;
                         const long t1_row0 = i * 64, t2_col0 = k2 * 64;
                         if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -85,42 +86,42 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                             }
                         }
                         // %16 = reduce_max %15 axis 1
-                        float *v16 = B4;
+                        float *v16 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
                             v16[r_] = blk_max_contig(v15 + r_ * 64, 64);
                         }
                         // %17 = max %9, %16
-                        float *v17 = B4;
+                        float *v17 = B5;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v17[r_] = blk_maxf(v9[r_], v16[r_]);
                         }
                         // %18 = max %17, %5
-                        float *v18 = B5;
+                        float *v18 = B6;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v18[r_] = blk_maxf(v17[r_], s5);
                         }
                         // %19 = sub %9, %18
-                        float *v19 = B0;
+                        float *v19 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v19[r_] = (v9[r_] - v18[r_]);
                         }
                         // %20 = exp %19
-                        float *v20 = B0;
+                        float *v20 = B1;
                         blk_exp_row(v19, v20, 64);
                         // %21 = broadcast %18 axis 1
                         // %22 = mul %10, %20
-                        float *v22 = B1;
+                        float *v22 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v22[r_] = (v10[r_] * v20[r_]);
                         }
                         // one pass over the rows: %23, %24, %25
-                        float *v23 = B3;
-                        float *v24 = B3;
-                        float *v25 = B5;
+                        float *v23 = B4;
+                        float *v24 = B4;
+                        float *v25 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %23 = sub %15, %21
 #pragma omp simd
@@ -133,14 +134,14 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                             v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
                         }
                         // %26 = add %22, %25
-                        float *v26 = B1;
+                        float *v26 = B2;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v26[r_] = (v22[r_] + v25[r_]);
                         }
                         // %27 = broadcast %20 axis 1
                         // %28 = mul %11, %27
-                        float *v28 = B2;
+                        float *v28 = B3;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -151,7 +152,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         const float *v29 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                         // %30 = dot %24, %29: accumulated in place by its add
                         // %31 = add %28, %30
-                        float *v31 = B2;
+                        float *v31 = B3;
                         blk_gemm_pf(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %17, %26, %31
                         {
@@ -163,7 +164,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                     }
                     // %32 = broadcast %7 axis 1
                     // %33 = div %8, %32
-                    float *v33 = B2;
+                    float *v33 = B3;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

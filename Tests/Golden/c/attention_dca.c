@@ -328,6 +328,30 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     const float s42 = (-INFINITY);
                     // %43 = fill -3.4028235e+38
                     const float s43 = (-3.4028235e+38f);
+                    // %93 = mul %21, %22
+                    float *v93 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v93[r_ * 64 + c_] = (v21[r_ * 64 + c_] * s22);
+                        }
+                    }
+                    // %94 = mul %31, %22
+                    float *v94 = B3;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v94[r_ * 64 + c_] = (v31[r_ * 64 + c_] * s22);
+                        }
+                    }
+                    // %95 = mul %41, %22
+                    float *v95 = B2;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v95[r_ * 64 + c_] = (v41[r_ * 64 + c_] * s22);
+                        }
+                    }
                     // %44, %45, %46 = for k2 in 0 ..< min(16, i + 1) iter(%47 = %42, %48 = %1, %49 = %0)
                     float *v47 = B4;
 #pragma omp simd
@@ -435,18 +459,10 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                                 v62[r_ * 64 + c_] = (v55[r_ * 64 + c_] + v61[r_ * 64 + c_]);
                             }
                         }
-                        // %63 = dot %21, %62 transpose_b
-                        float *v63 = B8;
-                        blk_pack(64, 64, v62, 1, 64, B10, 64);
-                        blk_gemm(64, 64, 64, v21, 64, 1, B10, 64, v63, 64, 0);
-                        // %64 = mul %63, %22
+                        // %64 = dot %93, %62 transpose_b
                         float *v64 = B8;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v64[r_ * 64 + c_] = (v63[r_ * 64 + c_] * s22);
-                            }
-                        }
+                        blk_pack(64, 64, v62, 1, 64, B10, 64);
+                        blk_gemm(64, 64, 64, v93, 64, 1, B10, 64, v64, 64, 0);
                         // %65 = mask %64 at (i * 64, k2 * 64) if i/256 - j/256 == 0 else 0.0
                         float *v65 = B8;
                         const long t2_row0 = i * 64, t3_col0 = k2 * 64;
@@ -458,18 +474,10 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                                 }
                             }
                         }
-                        // %66 = dot %31, %62 transpose_b
-                        float *v66 = B10;
-                        blk_pack(64, 64, v62, 1, 64, B9, 64);
-                        blk_gemm(64, 64, 64, v31, 64, 1, B9, 64, v66, 64, 0);
-                        // %67 = mul %66, %22
+                        // %67 = dot %94, %62 transpose_b
                         float *v67 = B10;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v67[r_ * 64 + c_] = (v66[r_ * 64 + c_] * s22);
-                            }
-                        }
+                        blk_pack(64, 64, v62, 1, 64, B9, 64);
+                        blk_gemm(64, 64, 64, v94, 64, 1, B9, 64, v67, 64, 0);
                         // %68 = mask %67 at (i * 64, k2 * 64) if i/256 - j/256 - 1 == 0 else 0.0
                         float *v68 = B10;
                         const long t4_row0 = i * 64, t5_col0 = k2 * 64;
@@ -489,18 +497,10 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                                 v69[r_ * 64 + c_] = (v65[r_ * 64 + c_] + v68[r_ * 64 + c_]);
                             }
                         }
-                        // %70 = dot %41, %62 transpose_b
-                        float *v70 = B9;
-                        blk_pack(64, 64, v62, 1, 64, B10, 64);
-                        blk_gemm(64, 64, 64, v41, 64, 1, B10, 64, v70, 64, 0);
-                        // %71 = mul %70, %22
+                        // %71 = dot %95, %62 transpose_b
                         float *v71 = B9;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v71[r_ * 64 + c_] = (v70[r_ * 64 + c_] * s22);
-                            }
-                        }
+                        blk_pack(64, 64, v62, 1, 64, B10, 64);
+                        blk_gemm(64, 64, 64, v95, 64, 1, B10, 64, v71, 64, 0);
                         // %72 = mask %71 at (i * 64, k2 * 64) if i/256 - j/256 - 2 >= 0 else 0.0
                         float *v72 = B9;
                         const long t6_row0 = i * 64, t7_col0 = k2 * 64;

@@ -170,7 +170,7 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
     }
 }
 
-/* kernel k15_matmul_O: grid(b0 < 8, i < 64, j < 1), 512 instance(s); local blocks: 8 buffer(s), 67904 bytes per thread */
+/* kernel k15_matmul_O: grid(b0 < 8, i < 64, j < 1), 512 instance(s); local blocks: 9 buffer(s), 82752 bytes per thread */
 static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const int32_t *restrict blk_g_offsets, float *restrict blk_g_O, const uint8_t *restrict blk_g_k15_matmul_O_any, const uint8_t *restrict blk_g_k15_matmul_O_all, const int32_t *restrict blk_g_k15_matmul_O_range, const int32_t *restrict blk_g_k15_matmul_O_next) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 8388608);
@@ -178,12 +178,13 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
     {
         float B0[64] __attribute__((aligned(64)));
         float B1[16] __attribute__((aligned(64)));
-        float B2[448] __attribute__((aligned(64)));
+        float B2[4096] __attribute__((aligned(64)));
         float B3[64] __attribute__((aligned(64)));
-        float B4[4096] __attribute__((aligned(64)));
+        float B4[64] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
         float B7[4096] __attribute__((aligned(64)));
+        float B8[4096] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 64; pt_++) {
@@ -236,18 +237,26 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                     const float s11 = 0.0f;
                     // %12 = fill -3.4028235e+38
                     const float s12 = (-3.4028235e+38f);
+                    // %47 = mul %7, %8
+                    float *v47 = B2;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v47[r_ * 64 + c_] = (v7[r_ * 64 + c_] * s8);
+                        }
+                    }
                     // %13, %14, %15 = for k2 in max(0, i + (-16)) ..< min(64, i + 17) iter(%16 = %10, %17 = %11, %18 = %0)
-                    float *v16 = B2;
+                    float *v16 = B3;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v16[r_] = s10;
                     }
-                    float *v17 = B3;
+                    float *v17 = B4;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v17[r_] = s11;
                     }
-                    float *v18 = B4;
+                    float *v18 = B5;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -263,26 +272,19 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                         if (blk_g_k15_matmul_O_all[i * 64 + k2] != 0) {
                             // %24 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v24 = P0 + b0 * 262144 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                            // %25 = dot %7, %24 transpose_b
-                            float *v25 = B5;
-                            blk_gemm(64, 64, 64, v7, 64, 1, v24, 64, v25, 64, 0);
-                            // one pass over the rows: %26, %27
-                            float *v26 = B5;
-                            float *v27 = B7;
+                            // %26 = dot %47, %24 transpose_b
+                            float *v26 = B6;
+                            blk_gemm(64, 64, 64, v47, 64, 1, v24, 64, v26, 64, 0);
+                            // %27 = select %23, %26, %9: its condition is true in a full block
+                            float *v27 = B8;
                             for (long r_ = 0; r_ < 64; r_++) {
-                                // %26 = mul %25, %8
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v26[r_ * 64 + c_] = (v25[r_ * 64 + c_] * s8);
-                                }
-                                // %27 = select %23, %26, %9
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v27[r_ * 64 + c_] = v26[r_ * 64 + c_];
                                 }
                             }
                             // %28 = mask %27 at (i * 64, k2 * 64) if -i + j + 1023 >= 0 && i - j + 1023 >= 0 else -inf
-                            float *v28 = B7;
+                            float *v28 = B8;
                             const long t6_row0 = i * 64, t7_col0 = k2 * 64;
                             if (!(((-1 * (t6_row0 + 64 - 1) + 1 * t7_col0 + 1023 >= 0) && (1 * t6_row0 + -1 * (t7_col0 + 64 - 1) + 1023 >= 0)))) {
                                 for (long r_ = 0; r_ < 64; r_++) {
@@ -293,42 +295,42 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 }
                             }
                             // %29 = reduce_max %28 axis 1
-                            float *v29 = B5;
+                            float *v29 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v29[r_] = blk_max_contig(v28 + r_ * 64, 64);
                             }
                             // %30 = max %16, %29
-                            float *v30 = B5;
+                            float *v30 = B6;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v30[r_] = blk_maxf(v16[r_], v29[r_]);
                             }
                             // %31 = max %30, %12
-                            float *v31 = B6;
+                            float *v31 = B7;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v31[r_] = blk_maxf(v30[r_], s12);
                             }
                             // %32 = sub %16, %31
-                            float *v32 = B2;
+                            float *v32 = B3;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v32[r_] = (v16[r_] - v31[r_]);
                             }
                             // %33 = exp %32
-                            float *v33 = B2;
+                            float *v33 = B3;
                             blk_exp_row(v32, v33, 64);
                             // %34 = broadcast %31 axis 1
                             // %35 = mul %17, %33
-                            float *v35 = B3;
+                            float *v35 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v35[r_] = (v17[r_] * v33[r_]);
                             }
                             // one pass over the rows: %36, %37, %38
-                            float *v36 = B7;
-                            float *v37 = B7;
-                            float *v38 = B6;
+                            float *v36 = B8;
+                            float *v37 = B8;
+                            float *v38 = B7;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %36 = sub %28, %34
 #pragma omp simd
@@ -341,14 +343,14 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 v38[r_] = blk_sum_contig(v37 + r_ * 64, 64);
                             }
                             // %39 = add %35, %38
-                            float *v39 = B3;
+                            float *v39 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v39[r_] = (v35[r_] + v38[r_]);
                             }
                             // %40 = broadcast %33 axis 1
                             // %41 = mul %18, %40
-                            float *v41 = B4;
+                            float *v41 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -359,7 +361,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             const float *v42 = blk_g_V + b0 * 262144 + k2 * 64 * 64 + j * 64;
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
-                            float *v44 = B4;
+                            float *v44 = B5;
                             blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, blk_v_blk_following_k2 < blk_imin(64, (i + 17)) ? blk_g_V + b0 * 262144 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %30, %39, %44
                             {
@@ -370,15 +372,15 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             }
                         } else {
                             // %19 = index k2 * 64 axis 0
-                            float *v19 = B5;
+                            float *v19 = B6;
                             const long t8_pos0 = k2 * 64;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v19[r_] = (float)(t8_pos0 + r_);
                             }
                             // one pass over the rows: %20, %21
-                            float *v20 = B6;
-                            float *v21 = B5;
+                            float *v20 = B7;
+                            float *v21 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %20 = ge %19, %3
 #pragma omp simd
@@ -390,7 +392,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             }
                             // %22 = broadcast %21 axis 0
                             // %23 = eq %6, %22
-                            float *v23 = B6;
+                            float *v23 = B7;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -399,26 +401,19 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             }
                             // %24 = load K[b0, k2 * 64 +: 64, 0 +: 64]
                             const float *v24 = P0 + b0 * 262144 + (k2 * 64 / 64) * 4096 + 0 * 64;
-                            // %25 = dot %7, %24 transpose_b
-                            float *v25 = B5;
-                            blk_gemm(64, 64, 64, v7, 64, 1, v24, 64, v25, 64, 0);
-                            // one pass over the rows: %26, %27
-                            float *v26 = B5;
-                            float *v27 = B7;
+                            // %26 = dot %47, %24 transpose_b
+                            float *v26 = B6;
+                            blk_gemm(64, 64, 64, v47, 64, 1, v24, 64, v26, 64, 0);
+                            // %27 = select %23, %26, %9
+                            float *v27 = B8;
                             for (long r_ = 0; r_ < 64; r_++) {
-                                // %26 = mul %25, %8
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v26[r_ * 64 + c_] = (v25[r_ * 64 + c_] * s8);
-                                }
-                                // %27 = select %23, %26, %9
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v27[r_ * 64 + c_] = ((v23[r_ * 64 + c_]) != 0.0f ? (v26[r_ * 64 + c_]) : (s9));
                                 }
                             }
                             // %28 = mask %27 at (i * 64, k2 * 64) if -i + j + 1023 >= 0 && i - j + 1023 >= 0 else -inf
-                            float *v28 = B7;
+                            float *v28 = B8;
                             const long t9_row0 = i * 64, t10_col0 = k2 * 64;
                             if (!(((-1 * (t9_row0 + 64 - 1) + 1 * t10_col0 + 1023 >= 0) && (1 * t9_row0 + -1 * (t10_col0 + 64 - 1) + 1023 >= 0)))) {
                                 for (long r_ = 0; r_ < 64; r_++) {
@@ -429,42 +424,42 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 }
                             }
                             // %29 = reduce_max %28 axis 1
-                            float *v29 = B5;
+                            float *v29 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v29[r_] = blk_max_contig(v28 + r_ * 64, 64);
                             }
                             // %30 = max %16, %29
-                            float *v30 = B5;
+                            float *v30 = B6;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v30[r_] = blk_maxf(v16[r_], v29[r_]);
                             }
                             // %31 = max %30, %12
-                            float *v31 = B6;
+                            float *v31 = B7;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v31[r_] = blk_maxf(v30[r_], s12);
                             }
                             // %32 = sub %16, %31
-                            float *v32 = B2;
+                            float *v32 = B3;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v32[r_] = (v16[r_] - v31[r_]);
                             }
                             // %33 = exp %32
-                            float *v33 = B2;
+                            float *v33 = B3;
                             blk_exp_row(v32, v33, 64);
                             // %34 = broadcast %31 axis 1
                             // %35 = mul %17, %33
-                            float *v35 = B3;
+                            float *v35 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v35[r_] = (v17[r_] * v33[r_]);
                             }
                             // one pass over the rows: %36, %37, %38
-                            float *v36 = B7;
-                            float *v37 = B7;
-                            float *v38 = B6;
+                            float *v36 = B8;
+                            float *v37 = B8;
+                            float *v38 = B7;
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %36 = sub %28, %34
 #pragma omp simd
@@ -477,14 +472,14 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 v38[r_] = blk_sum_contig(v37 + r_ * 64, 64);
                             }
                             // %39 = add %35, %38
-                            float *v39 = B3;
+                            float *v39 = B4;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v39[r_] = (v35[r_] + v38[r_]);
                             }
                             // %40 = broadcast %33 axis 1
                             // %41 = mul %18, %40
-                            float *v41 = B4;
+                            float *v41 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -495,7 +490,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             const float *v42 = blk_g_V + b0 * 262144 + k2 * 64 * 64 + j * 64;
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
-                            float *v44 = B4;
+                            float *v44 = B5;
                             blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, blk_v_blk_following_k2 < blk_imin(64, (i + 17)) ? blk_g_V + b0 * 262144 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %30, %39, %44
                             {
@@ -508,7 +503,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                     }
                     // %45 = broadcast %14 axis 1
                     // %46 = div %15, %45
-                    float *v46 = B4;
+                    float *v46 = B5;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {

@@ -163,6 +163,14 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     const float s23 = 0.0f;
                     // %24 = fill -3.4028235e+38
                     const float s24 = (-3.4028235e+38f);
+                    // %65 = mul %20, %21
+                    float *v65 = B1;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v65[r_ * 64 + c_] = (v20[r_ * 64 + c_] * s21);
+                        }
+                    }
                     // %25, %26, %27 = for k2 in 0 ..< min(16, i + 1) iter(%28 = %22, %29 = %23, %30 = %0)
                     float *v28 = B3;
 #pragma omp simd
@@ -275,18 +283,10 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                                 v43[r_ * 64 + c_] = (v36[r_ * 64 + c_] + v42[r_ * 64 + c_]);
                             }
                         }
-                        // %44 = dot %20, %43 transpose_b
-                        float *v44 = B5;
-                        blk_pack(64, 64, v43, 1, 64, B8, 64);
-                        blk_gemm(64, 64, 64, v20, 64, 1, B8, 64, v44, 64, 0);
-                        // %45 = mul %44, %21
+                        // %45 = dot %65, %43 transpose_b
                         float *v45 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v45[r_ * 64 + c_] = (v44[r_ * 64 + c_] * s21);
-                            }
-                        }
+                        blk_pack(64, 64, v43, 1, 64, B8, 64);
+                        blk_gemm(64, 64, 64, v65, 64, 1, B8, 64, v45, 64, 0);
                         // %46 = mask %45 at (i * 64, k2 * 64) if i - j >= 0 else -inf
                         float *v46 = B5;
                         const long t4_row0 = i * 64, t5_col0 = k2 * 64;

@@ -8,18 +8,19 @@
 
 /* ---- runtime: Tests/Golden/c/runtime.c ---- */
 
-/* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 6 buffer(s), 66048 bytes per thread */
+/* kernel k11_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
 static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, float *restrict blk_g_O) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
 #pragma omp parallel
     {
-        float B0[64] __attribute__((aligned(64)));
-        float B1[4096] __attribute__((aligned(64)));
+        float B0[4096] __attribute__((aligned(64)));
+        float B1[64] __attribute__((aligned(64)));
         float B2[4096] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[64] __attribute__((aligned(64)));
+        float B5[4096] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -37,39 +38,40 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                     const float s2 = 0.125f;
                     // %3 = fill 0.0
                     const float s3 = 0.0f;
+                    // %37 = mul %1, %2
+                    float *v37 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v37[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %4 = for k1 in max(0, i * (-1) + 15) ..< min(16, i + 1) * (-1) + 16 iter(%5 = %3)
-                    float *v5 = B0;
+                    float *v5 = B1;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v5[r_] = s3;
                     }
                     for (long k1 = blk_imax(0, (i * (-1) + 15)); k1 < (blk_imin(16, (i + 1)) * (-1) + 16); k1++) {
                         const long blk_rs_k1 = blk_imin(64, blk_imax(0, ((k1 * (-64) + 961) + i * (-64))));
-                        __typeof__(v1) blk_o1_ = v1 + blk_rs_k1 * 64;
                         __typeof__(v5) blk_o5_ = v5 + blk_rs_k1 * 1;
+                        __typeof__(v37) blk_o37_ = v37 + blk_rs_k1 * 64;
                         {
-                            __typeof__(blk_o1_) v1 = blk_o1_;
                             __typeof__(blk_o5_) v5 = blk_o5_;
+                            __typeof__(blk_o37_) v37 = blk_o37_;
                             const long blk_rn_k1_0 = blk_imax(0, 64 - blk_rs_k1);
                             // %6 = load K[b0, k1 * (-64) + 960 +: 64, 0 +: 64]
                             const float *v6 = P0 + b0 * 65536 + ((k1 * (-64) + 960) / 64) * 4096 + 0 * 64;
-                            // %7 = dot %1, %6 transpose_b
-                            float *v7 = B1 + blk_rs_k1 * 64;
-                            const long e7_0 = blk_rn_k1_0;
-                            blk_gemm(blk_rn_k1_0, 64, 64, v1, 64, 1, v6, 64, v7, 64, 0);
-                            // one pass over the rows: %8, %9, %10
-                            float *v8 = B1 + blk_rs_k1 * 64;
-                            const long e8_0 = e7_0;
-                            float *v9 = B1 + blk_rs_k1 * 64;
+                            // %8 = dot %37, %6 transpose_b
+                            float *v8 = B2 + blk_rs_k1 * 64;
+                            const long e8_0 = blk_rn_k1_0;
+                            blk_gemm(blk_rn_k1_0, 64, 64, v37, 64, 1, v6, 64, v8, 64, 0);
+                            // one pass over the rows: %9, %10
+                            float *v9 = B2 + blk_rs_k1 * 64;
                             const long e9_0 = e8_0;
-                            float *v10 = B1 + blk_rs_k1 * 64;
+                            float *v10 = B2 + blk_rs_k1 * 64;
                             const long e10_0 = e9_0;
-                            for (long r_ = 0; r_ < e8_0; r_++) {
-                                // %8 = mul %7, %2
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * s2);
-                                }
+                            for (long r_ = 0; r_ < e9_0; r_++) {
                                 // %9 = softplus %8
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -82,7 +84,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                                 }
                             }
                             // %11 = mask %10 at (i * 64, k1 * (-64) + 960) if i - j - 1 >= 0 else 0.0
-                            float *v11 = B1 + blk_rs_k1 * 64;
+                            float *v11 = B2 + blk_rs_k1 * 64;
                             const long e11_0 = e10_0;
                             const long t1_row0 = i * 64 + blk_rs_k1, t2_col0 = (k1 * (-64) + 960);
                             if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + -1 >= 0)))) {
@@ -94,13 +96,13 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                                 }
                             }
                             // %12 = reduce_sum %11 axis 1
-                            float *v12 = B2 + blk_rs_k1 * 1;
+                            float *v12 = B3 + blk_rs_k1 * 1;
                             const long e12_0 = e11_0;
                             for (long r_ = 0; r_ < e12_0; r_++) {
                                 v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
                             }
                             // %13 = add %5, %12
-                            float *v13 = B0 + blk_rs_k1 * 1;
+                            float *v13 = B1 + blk_rs_k1 * 1;
                             const long e13_0 = blk_imin(blk_rn_k1_0, e12_0);
 #pragma omp simd
                             for (long r_ = 0; r_ < e13_0; r_++) {
@@ -111,9 +113,17 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             }
                         }
                     }
+                    // %38 = mul %1, %2
+                    float *v38 = B0;
+                    for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                        for (long c_ = 0; c_ < 64; c_++) {
+                            v38[r_ * 64 + c_] = (v1[r_ * 64 + c_] * s2);
+                        }
+                    }
                     // %14, %15 = for k in max(min(16, i + 1) * (-1) + 16, i * (-1) + 15) ..< 16 iter(%16 = %4, %17 = %0)
-                    float *v16 = B0;
-                    float *v17 = B1;
+                    float *v16 = B1;
+                    float *v17 = B2;
                     for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -123,19 +133,13 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                     for (long k = blk_imax((blk_imin(16, (i + 1)) * (-1) + 16), (i * (-1) + 15)); k < 16; k++) {
                         // %18 = load K[b0, k * (-64) + 960 +: 64, 0 +: 64]
                         const float *v18 = P0 + b0 * 65536 + ((k * (-64) + 960) / 64) * 4096 + 0 * 64;
-                        // %19 = dot %1, %18 transpose_b
-                        float *v19 = B2;
-                        blk_gemm(64, 64, 64, v1, 64, 1, v18, 64, v19, 64, 0);
-                        // one pass over the rows: %20, %21, %22
-                        float *v20 = B2;
-                        float *v21 = B3;
-                        float *v22 = B3;
+                        // %20 = dot %38, %18 transpose_b
+                        float *v20 = B3;
+                        blk_gemm(64, 64, 64, v38, 64, 1, v18, 64, v20, 64, 0);
+                        // one pass over the rows: %21, %22
+                        float *v21 = B4;
+                        float *v22 = B4;
                         for (long r_ = 0; r_ < 64; r_++) {
-                            // %20 = mul %19, %2
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v20[r_ * 64 + c_] = (v19[r_ * 64 + c_] * s2);
-                            }
                             // %21 = softplus %20
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -148,7 +152,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             }
                         }
                         // %23 = mask %22 at (i * 64, k * (-64) + 960) if i - j - 1 >= 0 else 0.0
-                        float *v23 = B3;
+                        float *v23 = B4;
                         const long t3_row0 = i * 64, t4_col0 = (k * (-64) + 960);
                         if (!(((1 * t3_row0 + -1 * (t4_col0 + 64 - 1) + -1 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -159,7 +163,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             }
                         }
                         // %24 = scan_sum %23 axis 1 reverse exclusive
-                        float *v24 = B4;
+                        float *v24 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
                             float acc_ = 0.0f;
                             for (long t_ = 0; t_ < 64; t_++) {
@@ -171,8 +175,8 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         }
                         // %25 = broadcast %16 axis 1
                         // one pass over the rows: %26, %27
-                        float *v26 = B4;
-                        float *v27 = B5;
+                        float *v26 = B5;
+                        float *v27 = B6;
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %26 = add %24, %25
 #pragma omp simd
@@ -183,16 +187,16 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             v27[r_] = blk_sum_contig(v23 + r_ * 64, 64);
                         }
                         // %28 = add %16, %27
-                        float *v28 = B0;
+                        float *v28 = B1;
 #pragma omp simd
                         for (long r_ = 0; r_ < 64; r_++) {
                             v28[r_] = (v16[r_] + v27[r_]);
                         }
                         // one pass over the rows: %29, %30, %31, %32
-                        float *v29 = B2;
-                        float *v30 = B2;
-                        float *v31 = B4;
-                        float *v32 = B4;
+                        float *v29 = B3;
+                        float *v30 = B3;
+                        float *v31 = B5;
+                        float *v32 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %29 = neg %20
 #pragma omp simd
@@ -213,7 +217,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             blk_exp_row(v31 + r_ * 64, v32 + r_ * 64, 64);
                         }
                         // %33 = mask %32 at (i * 64, k * (-64) + 960) if i - j - 1 >= 0 else 0.0
-                        float *v33 = B4;
+                        float *v33 = B5;
                         const long t5_row0 = i * 64, t6_col0 = (k * (-64) + 960);
                         if (!(((1 * t5_row0 + -1 * (t6_col0 + 64 - 1) + -1 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
@@ -227,7 +231,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         const float *v34 = blk_g_V + b0 * 65536 + (k * (-64) + 960) * 64 + j * 64;
                         // %35 = dot %33, %34: accumulated in place by its add
                         // %36 = add %17, %35
-                        float *v36 = B1;
+                        float *v36 = B2;
                         blk_gemm_pf(64, 64, 64, v33, 64, 1, v34, 64, v36, 64, 1, k + 1 < 16 ? blk_g_V + b0 * 65536 + ((k + 1) * (-64) + 960) * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %28, %36
                         {

@@ -243,21 +243,22 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
     blk_workspace_give(&W2, P2);
 }
 
-/* kernel k24_add_X1: grid(i < 16), 16 instance(s); local blocks: 7 buffer(s), 573952 bytes per thread */
+/* kernel k24_add_X1: grid(i < 16), 16 instance(s); local blocks: 8 buffer(s), 590336 bytes per thread */
 static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const float *restrict blk_g_Wo, const float *restrict blk_g_t19, const float *restrict blk_g_t22, const float *restrict blk_g_t25, float *restrict blk_g_X1) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 4194304);
 #pragma omp parallel
     {
-        /* 573952 bytes of blocks: one allocation per thread, not the stack */
-        float *blk_arena = blk_alloc((size_t)573952);
+        /* 590336 bytes of blocks: one allocation per thread, not the stack */
+        float *blk_arena = blk_alloc((size_t)590336);
         float *restrict B0 = blk_arena + 0;
         float *restrict B1 = blk_arena + 65536;
-        float *restrict B2 = blk_arena + 65600;
-        float *restrict B3 = blk_arena + 65664;
-        float *restrict B4 = blk_arena + 69760;
+        float *restrict B2 = blk_arena + 131072;
+        float *restrict B3 = blk_arena + 131136;
+        float *restrict B4 = blk_arena + 131200;
         float *restrict B5 = blk_arena + 135296;
         float *restrict B6 = blk_arena + 139392;
+        float *restrict B7 = blk_arena + 143488;
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 1; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -290,18 +291,26 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
             for (long k1 = 0; k1 < 16; k1++) {
                 // %9 = load t20[i * 64 +: 64, k1, 0 +: 64]
                 const float *v9 = blk_g_t19 + i * 64 * 1024 + k1 * 64;
+                // %42 = mul %9, %6
+                float *v42 = B1;
+                for (long r_ = 0; r_ < 64; r_++) {
+#pragma omp simd
+                    for (long c_ = 0; c_ < 64; c_++) {
+                        v42[r_ * 64 + c_] = (v9[r_ * 1024 + c_] * s6);
+                    }
+                }
                 // %10, %11, %12 = for k2 in 0 ..< min(16, i + 1) iter(%13 = %4, %14 = %3, %15 = %2)
-                float *v13 = B1;
+                float *v13 = B2;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v13[r_] = s4;
                 }
-                float *v14 = B2;
+                float *v14 = B3;
 #pragma omp simd
                 for (long r_ = 0; r_ < 64; r_++) {
                     v14[r_] = s3;
                 }
-                float *v15 = B3;
+                float *v15 = B4;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 64; c_++) {
@@ -311,20 +320,12 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                 for (long k2 = 0; k2 < blk_imin(16, (i + 1)); k2++) {
                     // %16 = load t23[k2 * 64 +: 64, k1, 0 +: 64]
                     const float *v16 = blk_g_t22 + k2 * 64 * 1024 + k1 * 64;
-                    // %17 = dot %9, %16 transpose_b
-                    float *v17 = B4;
-                    blk_pack(64, 64, v16, 1, 1024, B5, 64);
-                    blk_gemm_pf(64, 64, 64, v9, 1024, 1, B5, 64, v17, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t22 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
-                    // %18 = mul %17, %6
-                    float *v18 = B4;
-                    for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v18[r_ * 64 + c_] = (v17[r_ * 64 + c_] * s6);
-                        }
-                    }
+                    // %18 = dot %42, %16 transpose_b
+                    float *v18 = B5;
+                    blk_pack(64, 64, v16, 1, 1024, B6, 64);
+                    blk_gemm_pf(64, 64, 64, v42, 64, 1, B6, 64, v18, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t22 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
                     // %19 = mask %18 at (i * 64, k2 * 64) if i - j >= 0 else -inf
-                    float *v19 = B4;
+                    float *v19 = B5;
                     const long t1_row0 = i * 64, t2_col0 = k2 * 64;
                     if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0)))) {
                         for (long r_ = 0; r_ < 64; r_++) {
@@ -335,44 +336,44 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                         }
                     }
                     // %20 = reduce_max %19 axis 1
-                    float *v20 = B5;
+                    float *v20 = B6;
                     for (long r_ = 0; r_ < 64; r_++) {
                         v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
                     }
                     // %21 = max %13, %20
-                    float *v21 = B5;
+                    float *v21 = B6;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v21[r_] = blk_maxf(v13[r_], v20[r_]);
                     }
                     // %22 = max %21, %5
-                    float *v22 = B6;
+                    float *v22 = B7;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v22[r_] = blk_maxf(v21[r_], s5);
                     }
                     // %23 = sub %13, %22
-                    float *v23 = B1;
+                    float *v23 = B2;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v23[r_] = (v13[r_] - v22[r_]);
                     }
                     // %24 = exp %23
-                    float *v24 = B1;
+                    float *v24 = B2;
                     blk_exp_row(v23, v24, 64);
                     // %25 = broadcast %22 axis 1
                     // %26 = mul %14, %24
-                    float *v26 = B2;
+                    float *v26 = B3;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v26[r_] = (v14[r_] * v24[r_]);
                     }
                     // %27 = broadcast %24 axis 1
                     // one pass over the rows: %28, %29, %30, %31
-                    float *v28 = B3;
-                    float *v29 = B4;
-                    float *v30 = B4;
-                    float *v31 = B6;
+                    float *v28 = B4;
+                    float *v29 = B5;
+                    float *v30 = B5;
+                    float *v31 = B7;
                     for (long r_ = 0; r_ < 64; r_++) {
                         // %28 = mul %15, %27
 #pragma omp simd
@@ -390,7 +391,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                         v31[r_] = blk_sum_contig(v30 + r_ * 64, 64);
                     }
                     // %32 = add %26, %31
-                    float *v32 = B2;
+                    float *v32 = B3;
 #pragma omp simd
                     for (long r_ = 0; r_ < 64; r_++) {
                         v32[r_] = (v26[r_] + v31[r_]);
@@ -399,9 +400,9 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     const float *v33 = blk_g_t25 + k2 * 64 * 1024 + k1 * 64;
                     // %34 = dot %30, %33: accumulated in place by its add
                     // %35 = add %28, %34
-                    float *v35 = B3;
-                    blk_pack(64, 64, v33, 1024, 1, B6, 64);
-                    blk_gemm_pf(64, 64, 64, v30, 64, 1, B6, 64, v35, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
+                    float *v35 = B4;
+                    blk_pack(64, 64, v33, 1024, 1, B7, 64);
+                    blk_gemm_pf(64, 64, 64, v30, 64, 1, B7, 64, v35, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
                     // yield %21, %32, %35
                     {
 #pragma omp simd
@@ -413,11 +414,11 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                 // %36 = load Wo[k1 * 64 +: 64, 0 +: 1024]
                 const float *v36 = P0 + (0 / 64) * 65536 + k1 * 64 * 64;
                 // %37 = dot %12, %36
-                float *v37 = B4;
+                float *v37 = B1;
                 blk_gemm_panels(64, 1024, 64, v15, 64, 1, v36, 65536, v37, 1024, 0);
                 // %38 = broadcast %11 axis 1
                 // one pass over the rows: %39, %40
-                float *v39 = B4;
+                float *v39 = B1;
                 float *v40 = B0;
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %39 = div %37, %38
