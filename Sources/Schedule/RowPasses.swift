@@ -86,16 +86,6 @@ extension RowPass {
         }
     }
 
-    /// The operands an instruction reads.
-    private static func operands(_ op: Op) -> [ValueID] {
-        switch op {
-        case .unary(_, let a), .reduce(_, let a, _), .broadcast(let a, _): return [a]
-        case .binary(_, let a, let b): return [a, b]
-        case .select(let c, let a, let b): return [c, a, b]
-        default: return []
-        }
-    }
-
     /// The owner of a value's storage, when it is a buffer.
     private static func bufferOwner(_ layout: BlockLayout) -> ValueID? {
         if case .buffer(let o) = layout.base { return o }
@@ -166,7 +156,7 @@ extension RowPass {
             if role(inst, analysis) == .free { continue }
             guard let first = lr.shape.first, rows == nil || rows == first else { return false }
             rows = first
-            for a in operands(inst.op) {
+            for a in inst.op.operands {
                 guard let la = analysis.layouts[a] else { return false }
                 if la.strides.allSatisfy({ $0 == 0 }) && bufferOwner(la) == nil { continue }  // a scalar
                 guard la.shape.first == first, la.shape.count == lr.shape.count || inst.op.isReduce else {
