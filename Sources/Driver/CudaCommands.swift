@@ -210,7 +210,9 @@ enum CudaBundle {
     }
 
     /// `compare.py`: max absolute and relative errors of each output (bf16 outputs, stored as their `<u2` bit
-    /// patterns, compared as the values they hold).
+    /// patterns, compared as the values they hold). As `blockc verify`, a NaN matches only a NaN (a fully masked
+    /// attention row is NaN in every stage) and an infinity only the same infinity; the errors are over the
+    /// elements finite in both.
     static func compareScript(_ outputs: [String]) -> String {
         let list = outputs.map { "\"\($0)\"" }.joined(separator: ", ")
         return """
@@ -232,12 +234,21 @@ enum CudaBundle {
                 got, _ = load(f"out/{name}.npy")
                 want, floor = load(f"expected/{name}.npy")
                 tol = max(float(sys.argv[1]) if len(sys.argv) > 1 else 1e-3, floor)
-                err = float(np.max(np.abs(got - want))) if got.size else 0.0
-                scale = float(np.max(np.abs(want))) if want.size else 0.0
+                if got.shape != want.shape:
+                    ok = False
+                    print(f"{name}: shape {got.shape}, expected {want.shape} MISMATCH")
+                    continue
+                finite = np.isfinite(got) & np.isfinite(want)
+                # A NaN matches only a NaN, an infinity only the same infinity.
+                special = int(np.count_nonzero(~finite))
+                unmatched = int(np.count_nonzero(~finite & ~((np.isnan(got) & np.isnan(want)) | (got == want))))
+                err = float(np.max(np.abs(got[finite] - want[finite]))) if finite.any() else 0.0
+                scale = float(np.max(np.abs(want[finite]))) if finite.any() else 0.0
                 rel = err / max(scale, 1e-30)
-                good = got.shape == want.shape and rel <= tol
+                good = rel <= tol and unmatched == 0
                 ok = ok and good
-                print(f"{name}: max_abs_err {err:.3e} max_rel_err {rel:.3e} {'ok' if good else 'MISMATCH'}")
+                note = f" non-finite {special} ({unmatched} unmatched)" if special else ""
+                print(f"{name}: max_abs_err {err:.3e} max_rel_err {rel:.3e}{note} {'ok' if good else 'MISMATCH'}")
             sys.exit(0 if ok else 1)
 
             """

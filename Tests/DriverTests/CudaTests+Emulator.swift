@@ -679,6 +679,50 @@ extension CudaTests {
         XCTAssertEqual(synchronized.stdout, "2 0\n", synchronized.stderr)
     }
 
+    /// A bundle's `compare.py` matches a NaN only with a NaN, as `blockc verify`: attention under a block mask
+    /// whose query blocks keep no key block has NaN rows in every stage (Docs/Fusion.md, "Fully masked rows"),
+    /// and these rows made it report a mismatch on a GPU. A NaN where a number is expected, or a number where
+    /// a NaN is, is still a mismatch.
+    func testBundleMatchesNaNOnlyWithNaN() throws {
+        let compiler = try Self.hostCompiler()
+        let dir = CLI.temporaryDirectory("cuda-bundle-nan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let emitted = CLI.blockc([
+            "emit-cuda", "Examples/attention_block_mask_blocks.graph", "--dim", "BH=2,N=320,d=40,bs=64", "--bundle",
+            dir,
+        ])
+        XCTAssertEqual(emitted.status, 0, emitted.stderr)
+        let want = try NPY.readFile(dir + "/expected/O.npy")
+        let nans = want.data.filter { $0.isNaN }.count
+        XCTAssertGreaterThan(nans, 0, "the bundle's block mask leaves no query block fully masked: the test needs one")
+        XCTAssertLessThan(nans, want.data.count)
+        let run = CLI.run("/usr/bin/env", ["CXX=\(compiler)", "EMU_ARCH=90", "sh", "\(dir)/run.sh", "--emulate"])
+        let log = run.stdout + run.stderr
+        XCTAssertEqual(Self.mismatches(dir, out: dir + "/out"), [], log)
+        // compare.py needs NumPy; where it is missing, only the build and the run are checked.
+        guard run.status == 0 || !log.contains("No module named") else { return }
+        XCTAssertEqual(run.status, 0, log)
+        XCTAssertTrue(log.contains("O: max_abs_err "), log)
+        XCTAssertTrue(log.contains(" non-finite \(nans) (0 unmatched) ok"), log)
+        // One expected NaN replaced by a number, then one expected number replaced by a NaN: each a mismatch.
+        for (label, edit) in [
+            ("a number for a NaN", "k = np.flatnonzero(np.isnan(o))[0]; o.flat[k] = 0.0"),
+            ("a NaN for a number", "k = np.flatnonzero(~np.isnan(o))[0]; o.flat[k] = np.nan"),
+        ] {
+            let script = """
+                import numpy as np
+                o = np.load("expected/O.npy")
+                \(edit)
+                np.save("out/O.npy", o)
+                """
+            let poked = CLI.run("/usr/bin/env", ["sh", "-c", "cd '\(dir)' && python3 -c '\(script)'"])
+            XCTAssertEqual(poked.status, 0, label + ": " + poked.stderr)
+            let compared = CLI.run("/usr/bin/env", ["sh", "-c", "cd '\(dir)' && python3 compare.py"])
+            XCTAssertEqual(compared.status, 1, label + ": " + compared.stdout)
+            XCTAssertTrue(compared.stdout.contains("(1 unmatched) MISMATCH"), label + ": " + compared.stdout)
+        }
+    }
+
     /// `run.sh --emulate` builds the bundle's harness against the emulator it carries and runs it.
     func testBundleRunsOnTheEmulator() throws {
         let compiler = try Self.hostCompiler()

@@ -140,6 +140,22 @@ final class CudaTests: XCTestCase {
             ["blk_u_attention_k0": 49920])
     }
 
+    /// The GPU check (`Benchmarks/gpu/check.sh`) runs every example at the sizes of this table, which its
+    /// `reduced.txt` repeats (one `NAME DIMS` line each): the two agree, and cover every example.
+    func testGPUCheckUsesTheReducedSizes() throws {
+        let text = try String(contentsOfFile: CLI.packageRoot + "/Benchmarks/gpu/reduced.txt", encoding: .utf8)
+        var listed: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            XCTAssertEqual(words.count, 2, "reduced.txt: '\(line)' is not 'NAME DIMS'")
+            guard words.count == 2 else { continue }
+            XCTAssertNil(listed[String(words[0])], "reduced.txt names \(words[0]) twice")
+            listed[String(words[0])] = String(words[1])
+        }
+        XCTAssertEqual(listed, Self.reduced)
+        Examples.assertCovered(by: Array(listed.keys).sorted(), in: "Benchmarks/gpu/reduced.txt")
+    }
+
     func testEveryExampleCompilesWithoutSpills() throws {
         let nvcc = try Self.nvcc()
         var jobs: [(example: String, dims: String?, arch: String, limit: Int)] = []
