@@ -13,7 +13,11 @@ extension CRuntime {
     /// global tensor at an offset that moves with the loop), so those misses overlap the FMAs.
     /// Both stay out of line (`noinline`): inlined into the kernel, gcc schedules them worse.
     /// `blk_gemm_panels` is the product of a `B` packed once per call in 64-column panels (the
-    /// schedule's `Prepack`), a panel at a time.
+    /// schedule's `Prepack`), a panel at a time. `blk_gemm_rs` and `blk_gemm_pf_rs` accumulate onto
+    /// `C` with its row `i` multiplied by `rs[i]` first (`C = rs⊙C + A·B`, the schedule's
+    /// `RowScaledAccumulation`): with AVX-512 the tiles scale each row of `C` as they load it
+    /// (`sum + rs[i]·C[i][j]`, the unfused add's operands); otherwise the rows are scaled, then
+    /// `blk_gemm` accumulates onto them.
     /// With AVX2 and FMA (no AVX-512) it walks 16-column strips register-blocked 6 rows × 16
     /// columns (12 `ymm` accumulators, 2 loads and 6 broadcasts per 12 FMAs; `vmaskmovps` for a
     /// partial strip); `blk_gemm_pf` does not prefetch there. Without either, a scalar loop that
@@ -80,7 +84,7 @@ extension CRuntime {
         #ifdef __AVX512F__
         static inline __attribute__((always_inline)) void blk_gemm_tile(
             const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
-            float *restrict C, long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+            float *restrict C, long ldc, __mmask16 m0, __mmask16 m1, int accumulate, const float *rs) {
             __m512 c0[8], c1[8];
             for (int r = 0; r < R; r++) {
                 c0[r] = _mm512_setzero_ps();
@@ -100,8 +104,13 @@ extension CRuntime {
             for (int r = 0; r < R; r++) {
                 float *c = C + r * ldc;
                 if (accumulate) {
-                    c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
-                    c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+                    __m512 o0 = _mm512_maskz_loadu_ps(m0, c), o1 = _mm512_maskz_loadu_ps(m1, c + 16);
+                    if (rs) {
+                        o0 = _mm512_mul_ps(o0, _mm512_set1_ps(rs[r]));
+                        o1 = _mm512_mul_ps(o1, _mm512_set1_ps(rs[r]));
+                    }
+                    c0[r] = _mm512_add_ps(c0[r], o0);
+                    c1[r] = _mm512_add_ps(c1[r], o1);
                 }
                 _mm512_mask_storeu_ps(c, m0, c0[r]);
                 _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
@@ -110,7 +119,7 @@ extension CRuntime {
         /* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 FMAs */
         static inline __attribute__((always_inline)) void blk_gemm_tile64(
             const int R, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
-            float *restrict C, long ldc, const __mmask16 *m, int accumulate) {
+            float *restrict C, long ldc, const __mmask16 *m, int accumulate, const float *rs) {
             __m512 c[6][4];
             for (int r = 0; r < R; r++)
                 for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
@@ -132,7 +141,11 @@ extension CRuntime {
             for (int r = 0; r < R; r++) {
                 float *cr = C + r * ldc;
                 for (int q = 0; q < 4; q++) {
-                    if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+                    if (accumulate) {
+                        __m512 o = _mm512_maskz_loadu_ps(m[q], cr + 16 * q);
+                        if (rs) o = _mm512_mul_ps(o, _mm512_set1_ps(rs[r]));
+                        c[r][q] = _mm512_add_ps(c[r][q], o);
+                    }
                     _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
                 }
             }
@@ -156,7 +169,8 @@ extension CRuntime {
         }
         static inline __attribute__((always_inline)) void blk_gemm_impl(
             long m, long n, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
-            float *restrict C, long ldc, int accumulate, const float *pf, long pfr, long pfld, long pfc) {
+            float *restrict C, long ldc, int accumulate, const float *pf, long pfr, long pfld, long pfc,
+            const float *rs) {
             blk_prefetcher q = blk_prefetch_plan(pf, pfr, pfld, pfc, ((n + 63) / 64) * ((m + 5) / 6));
             long js = 0;
             for (; js + 32 < n; js += 64) {
@@ -165,16 +179,17 @@ extension CRuntime {
                 long i0 = 0;
                 for (; i0 + 6 <= m; i0 += 6) {
                     blk_prefetch_step(&q);
-                    blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate);
+                    blk_gemm_tile64(6, kk, A + i0 * ars, ars, aks, B + js, ldb, C + i0 * ldc + js, ldc, mk, accumulate,
+                                    rs ? rs + i0 : NULL);
                 }
-                const float *a = A + i0 * ars;
+                const float *a = A + i0 * ars, *ra = rs ? rs + i0 : NULL;
                 float *c = C + i0 * ldc + js;
                 switch (m - i0) {
-                case 5: blk_gemm_tile64(5, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
-                case 4: blk_gemm_tile64(4, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
-                case 3: blk_gemm_tile64(3, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
-                case 2: blk_gemm_tile64(2, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
-                case 1: blk_gemm_tile64(1, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate); break;
+                case 5: blk_gemm_tile64(5, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ra); break;
+                case 4: blk_gemm_tile64(4, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ra); break;
+                case 3: blk_gemm_tile64(3, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ra); break;
+                case 2: blk_gemm_tile64(2, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ra); break;
+                case 1: blk_gemm_tile64(1, kk, a, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ra); break;
                 default: break;
                 }
             }
@@ -186,31 +201,42 @@ extension CRuntime {
                 for (; i0 + 8 <= m; i0 += 8) {
                     blk_prefetch_step(&q);
                     blk_gemm_tile(8, kk, A + i0 * ars, ars, aks, B + j0, ldb, C + i0 * ldc + j0, ldc, m0, m1,
-                                  accumulate);
+                                  accumulate, rs ? rs + i0 : NULL);
                 }
-                const float *a = A + i0 * ars;
+                const float *a = A + i0 * ars, *ra = rs ? rs + i0 : NULL;
                 float *c = C + i0 * ldc + j0;
                 switch (m - i0) {
-                case 7: blk_gemm_tile(7, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
-                case 6: blk_gemm_tile(6, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
-                case 5: blk_gemm_tile(5, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
-                case 4: blk_gemm_tile(4, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
-                case 3: blk_gemm_tile(3, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
-                case 2: blk_gemm_tile(2, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
-                case 1: blk_gemm_tile(1, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate); break;
+                case 7: blk_gemm_tile(7, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
+                case 6: blk_gemm_tile(6, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
+                case 5: blk_gemm_tile(5, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
+                case 4: blk_gemm_tile(4, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
+                case 3: blk_gemm_tile(3, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
+                case 2: blk_gemm_tile(2, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
+                case 1: blk_gemm_tile(1, kk, a, ars, aks, B + j0, ldb, c, ldc, m0, m1, accumulate, ra); break;
                 default: break;
                 }
             }
         }
         static __attribute__((noinline)) void blk_gemm(long m, long n, long kk, const float *restrict A, long ars, long aks,
                              const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate) {
-            blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, NULL, 0, 0, 0);
+            blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, NULL, 0, 0, 0, NULL);
         }
         /* blk_gemm that also prefetches the block the next loop iteration reads */
         static __attribute__((noinline)) void blk_gemm_pf(long m, long n, long kk, const float *restrict A, long ars, long aks,
                                 const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
                                 const float *pf, long pfr, long pfld, long pfc) {
-            blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, pf, pfr, pfld, pfc);
+            blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate, pf, pfr, pfld, pfc, NULL);
+        }
+        /* C[i][j] = rs[i]·C[i][j] + Σ_k A(i,k)·B[k][j]: an accumulator rescaled row by row as the tiles load it */
+        static __attribute__((noinline)) void blk_gemm_rs(long m, long n, long kk, const float *restrict A, long ars,
+                                long aks, const float *restrict B, long ldb, float *restrict C, long ldc,
+                                const float *restrict rs) {
+            blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, NULL, 0, 0, 0, rs);
+        }
+        static __attribute__((noinline)) void blk_gemm_pf_rs(long m, long n, long kk, const float *restrict A, long ars,
+                                   long aks, const float *restrict B, long ldb, float *restrict C, long ldc,
+                                   const float *restrict rs, const float *pf, long pfr, long pfld, long pfc) {
+            blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, pf, pfr, pfld, pfc, rs);
         }
         #elif defined(__AVX2__) && defined(__FMA__)
         /* The first w of 8 lanes (all for w >= 8, none for w <= 0), for masked loads and stores. */
@@ -316,6 +342,27 @@ extension CRuntime {
                                 const float *pf, long pfr, long pfld, long pfc) {
             (void)pf, (void)pfr, (void)pfld, (void)pfc;
             blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, accumulate);
+        }
+        #endif
+        #ifndef __AVX512F__
+        /* blk_gemm_rs without AVX-512: the rows rescaled first, then the product accumulates onto them */
+        static inline void blk_scale_rows(long m, long n, const float *restrict rs, float *restrict C, long ldc) {
+            for (long i = 0; i < m; i++) {
+                float *c = C + i * ldc;
+        #pragma omp simd
+                for (long j = 0; j < n; j++) c[j] = c[j] * rs[i];
+            }
+        }
+        static void blk_gemm_rs(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                                const float *restrict B, long ldb, float *restrict C, long ldc, const float *restrict rs) {
+            blk_scale_rows(m, n, rs, C, ldc);
+            blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1);
+        }
+        static void blk_gemm_pf_rs(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                                   const float *restrict B, long ldb, float *restrict C, long ldc, const float *restrict rs,
+                                   const float *pf, long pfr, long pfld, long pfc) {
+            blk_scale_rows(m, n, rs, C, ldc);
+            blk_gemm_pf(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, pf, pfr, pfld, pfc);
         }
         #endif
         /* blk_gemm of a B packed in panels 64 columns wide (each kk x 64, rows 64 apart), ps words apart */

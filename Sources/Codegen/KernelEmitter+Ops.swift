@@ -68,7 +68,12 @@ extension KernelEmitter {
                 emitPackedBlock(result!, t, access, pack: k)
                 break
             }
-            if let d = analysis.fusedDotOfAdd[r] {
+            if let fold = schedule.rowScaledAccumulations[r] {
+                // Computed by the product that accumulates onto it (or just before it): no code here.
+                // Its extents are those the op would have (the smaller of its operands'), as expressions.
+                w.line("// computed by the product of \(fold.add): each row of \(fold.block) times \(fold.scale)")
+                extents[r] = zip(extents[a]!, extents[b]!).map { minExtent($0, $1) }
+            } else if let d = analysis.fusedDotOfAdd[r] {
                 emitAccumulatingDot(r, other: a == d ? b : a, dot: d)
             } else {
                 let (operands, f) = elementwiseForm(inst.op, r)!
@@ -690,7 +695,7 @@ extension KernelEmitter {
     /// `r = dot(a, b)` into `r`'s buffer, or added to its content when `accumulate`.
     private mutating func emitDot(
         _ r: ValueID, _ a: ValueID, _ b: ValueID, transposeA: Bool, transposeB: Bool, accumulate: Bool,
-        into target: ValueID? = nil, dotID: ValueID? = nil
+        into target: ValueID? = nil, dotID: ValueID? = nil, rowScale: String? = nil
     ) {
         let ea = extents[a]!
         let eb = extents[b]!
@@ -783,6 +788,13 @@ extension KernelEmitter {
                     + "\(rowLength(dst)), 1);")
             return
         }
+        if let scale = rowScale {
+            // C = α⊙C + A·B: the accumulator's rows scaled as the tiles load them (RowScaledAccumulation).
+            w.line(
+                "\(name)_rs(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), "
+                    + "v\(dst.number), \(rowLength(dst)), \(scale)\(prefetch));")
+            return
+        }
         w.line(
             "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
                 + "\(rowLength(dst)), \(accumulate ? 1 : 0)\(prefetch));")
@@ -799,11 +811,27 @@ extension KernelEmitter {
         let n = tb ? eb[0] : eb[1]
         let ex = extents[x]!
         defineExtents(r, [minExtent(ex[0], m), minExtent(ex[1], n)])
+        var rowScale: String?
+        if let fold = schedule.rowScaledAccumulations[x], let mul = kernel.instruction(defining: x)?.op {
+            // x = the accumulator's rows scaled (RowScaledAccumulation), in place in r's buffer: the
+            // f32 product scales each row of r's extents (within x's, and x has no other reader) as
+            // its tiles load it; another product (bf16, panels, a whole reduction) has the scaling
+            // run here, just before it.
+            let micro = schedule.dots.first { $0.dot == d }
+            let prepacked = micro?.prepackedRight.map { schedule.prepacks[$0] }
+            let panels = prepacked.map { analysis.types[d]!.shape[1] > $0.tile } ?? false
+            if micro?.precision == .f32, !panels, schedule.wholeReductions[d] == nil {
+                rowScale = pointer(fold.scale)
+            } else {
+                let (operands, f) = elementwiseForm(mul, x)!
+                emitElementwise(x, operands: operands, f)
+            }
+        }
         if !plan.inPlace.contains(r) {
             copy(x, into: "v\(r.number)", row: rowLength(r))
             barrier()
         }
-        emitDot(r, a, b, transposeA: ta, transposeB: tb, accumulate: true, into: r, dotID: d)
+        emitDot(r, a, b, transposeA: ta, transposeB: tb, accumulate: true, into: r, dotID: d, rowScale: rowScale)
     }
 
     // MARK: Loops

@@ -220,6 +220,9 @@ package struct KernelSchedule: Sendable {
     package let loadsReadInPlace: Set<ValueID>
     /// The runs of row-local ops computed in one pass over the rows (CPU), by their first value.
     package let rowPasses: [ValueID: RowPass]
+    /// The accumulators' rescales computed by the product that accumulates onto them (CPU), by
+    /// the rescale's value.
+    package let rowScaledAccumulations: [ValueID: RowScaledAccumulation]
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -233,7 +236,10 @@ package struct KernelSchedule: Sendable {
         rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
         (wholeReductions, loadsReadInPlace) = WholeReduction.plan(
             program, kernel, analysis, buffers, prepacks: prepacks, prepackedLoads: prepackedLoads, target: target)
-        rowPasses = RowPass.plan(kernel, analysis, buffers, rowRestrictions: rowRestrictions, target: target)
+        rowScaledAccumulations = RowScaledAccumulation.plan(kernel, analysis, buffers, target: target)
+        rowPasses = RowPass.plan(
+            kernel, analysis, buffers, rowRestrictions: rowRestrictions,
+            computedElsewhere: Set(rowScaledAccumulations.keys), target: target)
         parallelAxes = kernel.grid
         balance = Self.gridInLoopBounds(kernel) ? .dynamic : .even
         heaviestFirst = balance == .dynamic && !target.isGPU ? Self.axesOfGrowingWork(kernel) : []

@@ -42,13 +42,13 @@ extension RowPass {
     /// The runs of a kernel's loop bodies (CPU), by the result of their first instruction.
     package static func plan(
         _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan,
-        rowRestrictions: [IndexVar: RowRestriction], target: TargetDescription
+        rowRestrictions: [IndexVar: RowRestriction], computedElsewhere: Set<ValueID> = [], target: TargetDescription
     ) -> [ValueID: RowPass] {
         guard !target.isGPU else { return [:] }
         var out: [ValueID: RowPass] = [:]
         func visit(_ body: [Instruction], inLoop restriction: RowRestriction?, isLoopBody: Bool) {
             if isLoopBody {
-                for run in runs(body, analysis, buffers, restriction: restriction) {
+                for run in runs(body, analysis, buffers, restriction: restriction, excluded: computedElsewhere) {
                     out[run.values[0]] = run
                 }
             }
@@ -111,9 +111,11 @@ extension RowPass {
         }
     }
 
-    /// The maximal runs of a body, greedily: an op joins the run when the run with it is legal.
+    /// The maximal runs of a body, greedily: an op joins the run when the run with it is legal. An
+    /// op computed elsewhere (a rescale a product computes: `RowScaledAccumulation`) ends a run.
     private static func runs(
-        _ body: [Instruction], _ analysis: KernelAnalysis, _ buffers: BufferPlan, restriction: RowRestriction?
+        _ body: [Instruction], _ analysis: KernelAnalysis, _ buffers: BufferPlan, restriction: RowRestriction?,
+        excluded: Set<ValueID>
     ) -> [RowPass] {
         var out: [RowPass] = []
         var current: [Instruction] = []
@@ -128,7 +130,7 @@ extension RowPass {
             current = []
         }
         for inst in body {
-            guard role(inst, analysis) != nil else {
+            guard role(inst, analysis) != nil, !excluded.contains(inst.result!.id) else {
                 flush()
                 continue
             }

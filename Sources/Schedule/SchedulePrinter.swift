@@ -84,6 +84,11 @@ public enum SchedulePrinter {
             lines.append(
                 "  one pass over the \(pass.rows) rows: " + pass.values.map(\.description).joined(separator: ", "))
         }
+        for fold in k.rowScaledAccumulations.values.sorted(by: { $0.scaled.number < $1.scaled.number }) {
+            lines.append(
+                "  \(fold.scaled) = \(fold.block)·\(fold.scale) computed by the product of \(fold.add) "
+                    + "(each row of the accumulator scaled as its tiles load it)")
+        }
         var values: [(ValueID, BlockType)] = k.analysis.types.map { ($0.key, $0.value) }
         values.sort { $0.0.number < $1.0.number }
         for (v, type) in values {

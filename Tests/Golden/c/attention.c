@@ -130,19 +130,13 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                         }
                         // %26 = broadcast %19 axis 1
                         // %27 = mul %11, %26
-                        float *v27 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v19[r_]);
-                            }
-                        }
+                        // computed by the product of %30: each row of %11 times %19
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                         const float *v28 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                         // %29 = dot %23, %28: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B3;
-                        blk_gemm_pf(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, 1, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf_rs(64, 64, 64, v23, 64, 1, v28, 64, v30, 64, v19, k2 + 1 < 16 ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %16, %25, %30
                         {
 #pragma omp simd

@@ -195,19 +195,13 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         }
                         // %41 = broadcast %34 axis 1
                         // %42 = mul %21, %41
-                        float *v42 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v42[r_ * 64 + c_] = (v21[r_ * 64 + c_] * v34[r_]);
-                            }
-                        }
+                        // computed by the product of %45: each row of %21 times %34
                         // %43 = load V[0, b1, k2 * 64 +: 64, j * 64 +: 64]
                         const float *v43 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
                         // %44 = dot %38, %43: accumulated in place by its add
                         // %45 = add %42, %44
                         float *v45 = B4;
-                        blk_gemm_pf(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf_rs(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, v34, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %31, %40, %45
                         {
 #pragma omp simd

@@ -258,19 +258,13 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                             // %29 = broadcast %22 axis 1
                             // %30 = mul %12, %29
-                            float *v30 = B3;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v30[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v22[r_]);
-                                }
-                            }
+                            // computed by the product of %33: each row of %12 times %22
                             // %31 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                             const float *v31 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %32 = dot %26, %31: accumulated in place by its add
                             // %33 = add %30, %32
                             float *v33 = B3;
-                            blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf_rs(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, v22, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %19, %28, %33
                             {
 #pragma omp simd
@@ -357,19 +351,13 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                             // %29 = broadcast %22 axis 1
                             // %30 = mul %12, %29
-                            float *v30 = B3;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v30[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v22[r_]);
-                                }
-                            }
+                            // computed by the product of %33: each row of %12 times %22
                             // %31 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                             const float *v31 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %32 = dot %26, %31: accumulated in place by its add
                             // %33 = add %30, %32
                             float *v33 = B3;
-                            blk_gemm_pf(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf_rs(64, 64, 64, v26, 64, 1, v31, 64, v33, 64, v22, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %19, %28, %33
                             {
 #pragma omp simd

@@ -222,19 +222,13 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             }
                             // %31 = broadcast %24 axis 1
                             // %32 = mul %12, %31
-                            float *v32 = B3;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v24[r_]);
-                                }
-                            }
+                            // computed by the product of %35: each row of %12 times %24
                             // %33 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                             const float *v33 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %34 = dot %28, %33: accumulated in place by its add
                             // %35 = add %32, %34
                             float *v35 = B3;
-                            blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf_rs(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, v24, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %21, %30, %35
                             {
 #pragma omp simd
@@ -316,19 +310,13 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             }
                             // %31 = broadcast %24 axis 1
                             // %32 = mul %12, %31
-                            float *v32 = B3;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v32[r_ * 64 + c_] = (v12[r_ * 64 + c_] * v24[r_]);
-                                }
-                            }
+                            // computed by the product of %35: each row of %12 times %24
                             // %33 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                             const float *v33 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %34 = dot %28, %33: accumulated in place by its add
                             // %35 = add %32, %34
                             float *v35 = B3;
-                            blk_gemm_pf(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, 1, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf_rs(64, 64, 64, v28, 64, 1, v33, 64, v35, 64, v24, blk_v_blk_following_k2 < 16 ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %21, %30, %35
                             {
 #pragma omp simd

@@ -141,19 +141,13 @@ static void blk_u_attention_chunked_k0(const float *restrict blk_g_Q, const floa
                         }
                         // %27 = broadcast %20 axis 1
                         // %28 = mul %11, %27
-                        float *v28 = B3;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v28[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v20[r_]);
-                            }
-                        }
+                        // computed by the product of %31: each row of %11 times %20
                         // %29 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                         const float *v29 = blk_g_V + b0 * 131072 + k2 * 64 * 64 + j * 64;
                         // %30 = dot %24, %29: accumulated in place by its add
                         // %31 = add %28, %30
                         float *v31 = B3;
-                        blk_gemm_pf(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, k2 + 1 < blk_imin(32, (i + 1)) ? blk_g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf_rs(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, v20, k2 + 1 < blk_imin(32, (i + 1)) ? blk_g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %17, %26, %31
                         {
 #pragma omp simd

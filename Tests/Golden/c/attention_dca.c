@@ -565,17 +565,13 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                             v81[r_] = (v48[r_] * v79[r_]);
                         }
                         // %82 = broadcast %79 axis 1
-                        // one pass over the rows: %83, %84, %85, %86
-                        float *v83 = B6;
+                        // %83 = mul %49, %82
+                        // computed by the product of %90: each row of %49 times %79
+                        // one pass over the rows: %84, %85, %86
                         float *v84 = B8;
                         float *v85 = B8;
                         float *v86 = B9;
                         for (long r_ = 0; r_ < 64; r_++) {
-                            // %83 = mul %49, %82
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v83[r_ * 64 + c_] = (v49[r_ * 64 + c_] * v79[r_]);
-                            }
                             // %84 = sub %74, %80
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -597,7 +593,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         // %89 = dot %85, %88: accumulated in place by its add
                         // %90 = add %83, %89
                         float *v90 = B6;
-                        blk_gemm_pf(64, 64, 64, v85, 64, 1, v88, 64, v90, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf_rs(64, 64, 64, v85, 64, 1, v88, 64, v90, 64, v79, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %76, %87, %90
                         {
 #pragma omp simd

@@ -350,19 +350,13 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             }
                             // %40 = broadcast %33 axis 1
                             // %41 = mul %18, %40
-                            float *v41 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v41[r_ * 64 + c_] = (v18[r_ * 64 + c_] * v33[r_]);
-                                }
-                            }
+                            // computed by the product of %44: each row of %18 times %33
                             // %42 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                             const float *v42 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
                             float *v44 = B5;
-                            blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf_rs(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, v33, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %30, %39, %44
                             {
 #pragma omp simd
@@ -479,19 +473,13 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             }
                             // %40 = broadcast %33 axis 1
                             // %41 = mul %18, %40
-                            float *v41 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v41[r_ * 64 + c_] = (v18[r_ * 64 + c_] * v33[r_]);
-                                }
-                            }
+                            // computed by the product of %44: each row of %18 times %33
                             // %42 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                             const float *v42 = blk_g_V + b0 * 65536 + k2 * 64 * 64 + j * 64;
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
                             float *v44 = B5;
-                            blk_gemm_pf(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            blk_gemm_pf_rs(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, v33, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
                             // yield %30, %39, %44
                             {
 #pragma omp simd

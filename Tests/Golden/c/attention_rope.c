@@ -354,19 +354,13 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                         // %58 = broadcast %51 axis 1
                         // %59 = mul %30, %58
-                        float *v59 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v59[r_ * 64 + c_] = (v30[r_ * 64 + c_] * v51[r_]);
-                            }
-                        }
+                        // computed by the product of %62: each row of %30 times %51
                         // %60 = load V[0, b1, k2 * 64 +: 64, j * 64 +: 64]
                         const float *v60 = blk_g_V + b1 * 65536 + k2 * 64 * 64 + j * 64;
                         // %61 = dot %55, %60: accumulated in place by its add
                         // %62 = add %59, %61
                         float *v62 = B4;
-                        blk_gemm_pf(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        blk_gemm_pf_rs(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, v51, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
                         // yield %48, %57, %62
                         {
 #pragma omp simd

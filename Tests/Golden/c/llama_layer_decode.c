@@ -556,17 +556,13 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                             v25[r_] = (v10[r_] * v23[r_]);
                         }
                         // %26 = broadcast %23 axis 1
-                        // one pass over the rows: %27, %28, %29, %30
-                        float *v27 = B2;
+                        // %27 = mul %11, %26
+                        // computed by the product of %34: each row of %11 times %23
+                        // one pass over the rows: %28, %29, %30
                         float *v28 = B3;
                         float *v29 = B3;
                         float *v30 = B5;
                         for (long r_ = 0; r_ < 4; r_++) {
-                            // %27 = mul %11, %26
-#pragma omp simd
-                            for (long c_ = 0; c_ < 128; c_++) {
-                                v27[r_ * 128 + c_] = (v11[r_ * 128 + c_] * v23[r_]);
-                            }
                             // %28 = sub %18, %24
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -588,7 +584,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                         // %33 = dot %29, %32: accumulated in place by its add
                         // %34 = add %27, %33
                         float *v34 = B2;
-                        blk_gemm_pf(4, 128, 64, v29, 64, 1, v32, 128, v34, 128, 1, k3 + 1 < blk_imin(64, (s * 16 + 16)) ? blk_g_Vc + b0 * 524288 + (k3 + 1) * 64 * 128 : 0, 64, 128, 128);
+                        blk_gemm_pf_rs(4, 128, 64, v29, 64, 1, v32, 128, v34, 128, v23, k3 + 1 < blk_imin(64, (s * 16 + 16)) ? blk_g_Vc + b0 * 524288 + (k3 + 1) * 64 * 128 : 0, 64, 128, 128);
                         // yield %20, %31, %34
                         {
 #pragma omp simd

@@ -367,17 +367,13 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                             v26[r_] = (v10[r_] * v24[r_]);
                         }
                         // %27 = broadcast %24 axis 1
-                        // one pass over the rows: %28, %29, %30, %31
-                        float *v28 = B2;
+                        // %28 = mul %11, %27
+                        // computed by the product of %35: each row of %11 times %24
+                        // one pass over the rows: %29, %30, %31
                         float *v29 = B3;
                         float *v30 = B3;
                         float *v31 = B5;
                         for (long r_ = 0; r_ < 64; r_++) {
-                            // %28 = mul %11, %27
-#pragma omp simd
-                            for (long c_ = 0; c_ < 128; c_++) {
-                                v28[r_ * 128 + c_] = (v11[r_ * 128 + c_] * v24[r_]);
-                            }
                             // %29 = sub %19, %25
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
@@ -400,7 +396,7 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                         // %35 = add %28, %34
                         float *v35 = B2;
                         blk_pack(64, 128, v33, 512, 1, B5, 128);
-                        blk_gemm_pf(64, 128, 64, v30, 64, 1, B5, 128, v35, 128, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 512 + b0 * 128 : 0, 64, 512, 128);
+                        blk_gemm_pf_rs(64, 128, 64, v30, 64, 1, B5, 128, v35, 128, v24, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 512 + b0 * 128 : 0, 64, 512, 128);
                         // yield %21, %32, %35
                         {
 #pragma omp simd

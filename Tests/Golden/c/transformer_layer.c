@@ -369,17 +369,13 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                         v26[r_] = (v14[r_] * v24[r_]);
                     }
                     // %27 = broadcast %24 axis 1
-                    // one pass over the rows: %28, %29, %30, %31
-                    float *v28 = B4;
+                    // %28 = mul %15, %27
+                    // computed by the product of %35: each row of %15 times %24
+                    // one pass over the rows: %29, %30, %31
                     float *v29 = B5;
                     float *v30 = B5;
                     float *v31 = B7;
                     for (long r_ = 0; r_ < 64; r_++) {
-                        // %28 = mul %15, %27
-#pragma omp simd
-                        for (long c_ = 0; c_ < 64; c_++) {
-                            v28[r_ * 64 + c_] = (v15[r_ * 64 + c_] * v24[r_]);
-                        }
                         // %29 = sub %19, %25
 #pragma omp simd
                         for (long c_ = 0; c_ < 64; c_++) {
@@ -402,7 +398,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     // %35 = add %28, %34
                     float *v35 = B4;
                     blk_pack(64, 64, v33, 1024, 1, B7, 64);
-                    blk_gemm_pf(64, 64, 64, v30, 64, 1, B7, 64, v35, 64, 1, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
+                    blk_gemm_pf_rs(64, 64, 64, v30, 64, 1, B7, 64, v35, 64, v24, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
                     // yield %21, %32, %35
                     {
 #pragma omp simd
