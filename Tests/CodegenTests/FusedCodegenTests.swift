@@ -13,9 +13,14 @@ final class FusedCodegenTests: XCTestCase {
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Examples")
 
     static func fused(_ file: String, dims: [String: Int], block: Int) throws -> Program {
+        try fused(file, dims: dims, i: block, j: block, k: block)
+    }
+
+    /// An example lowered at blocks `i × j` (reductions `k`) and fused.
+    static func fused(_ file: String, dims: [String: Int], i: Int, j: Int, k: Int) throws -> Program {
         let text = try String(contentsOf: Self.examples.appendingPathComponent(file), encoding: .utf8)
         let graph = try GraphParser.parse(text, defaultName: "g", dimOverrides: dims)
-        let lowered = try CodegenHarness.lower(graph, i: block, j: block, k: block)
+        let lowered = try CodegenHarness.lower(graph, i: i, j: j, k: k)
         return Fusion.fuse(lowered, options: FusionOptions(cores: CLI.pinnedCores)).program
     }
 

@@ -13,10 +13,7 @@ import XCTest
 /// the storage rule leaves alone.
 final class RowScaledAccumulationTests: XCTestCase {
     private func fused(_ file: String, _ dims: [String: Int]) throws -> Program {
-        let text = try String(contentsOf: FusedCodegenTests.examples.appendingPathComponent(file), encoding: .utf8)
-        let graph = try GraphParser.parse(text, defaultName: "g", dimOverrides: dims)
-        let lowered = try CodegenHarness.lower(graph, i: 32, j: 16, k: 16)
-        return Fusion.fuse(lowered, options: FusionOptions(cores: CLI.pinnedCores)).program
+        try FusedCodegenTests.fused(file, dims: dims, i: 32, j: 16, k: 16)
     }
 
     /// The folds of every kernel of a program scheduled for a target.

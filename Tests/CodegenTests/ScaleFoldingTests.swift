@@ -12,10 +12,7 @@ import XCTest
 /// applies, that the C still matches the interpreter, and what it leaves alone.
 final class ScaleFoldingTests: XCTestCase {
     private func fused(_ file: String, _ dims: [String: Int]) throws -> Program {
-        let text = try String(contentsOf: FusedCodegenTests.examples.appendingPathComponent(file), encoding: .utf8)
-        let graph = try GraphParser.parse(text, defaultName: "g", dimOverrides: dims)
-        let lowered = try CodegenHarness.lower(graph, i: 32, j: 16, k: 16)
-        return Fusion.fuse(lowered, options: FusionOptions(cores: CLI.pinnedCores)).program
+        try FusedCodegenTests.fused(file, dims: dims, i: 32, j: 16, k: 16)
     }
 
     /// The multiplications by a product of the scheduled program's kernels.
