@@ -69,7 +69,7 @@ extension KernelEmitter {
                 break
             }
             if let fold = schedule.rowScaledAccumulations[r] {
-                // Computed by the product that accumulates onto it (or just before it): no code here.
+                // Computed by the product that accumulates onto it: no code here.
                 // Its extents are those the op would have (the smaller of its operands'), as expressions.
                 w.line("// computed by the product of \(fold.add): each row of \(fold.block) times \(fold.scale)")
                 extents[r] = zip(extents[a]!, extents[b]!).map { minExtent($0, $1) }
@@ -811,22 +811,10 @@ extension KernelEmitter {
         let n = tb ? eb[0] : eb[1]
         let ex = extents[x]!
         defineExtents(r, [minExtent(ex[0], m), minExtent(ex[1], n)])
-        var rowScale: String?
-        if let fold = schedule.rowScaledAccumulations[x], let mul = kernel.instruction(defining: x)?.op {
-            // x = the accumulator's rows scaled (RowScaledAccumulation), in place in r's buffer: the
-            // f32 product scales each row of r's extents (within x's, and x has no other reader) as
-            // its tiles load it; another product (bf16, panels, a whole reduction) has the scaling
-            // run here, just before it.
-            let micro = schedule.dots.first { $0.dot == d }
-            let prepacked = micro?.prepackedRight.map { schedule.prepacks[$0] }
-            let panels = prepacked.map { analysis.types[d]!.shape[1] > $0.tile } ?? false
-            if micro?.precision == .f32, !panels, schedule.wholeReductions[d] == nil {
-                rowScale = pointer(fold.scale)
-            } else {
-                let (operands, f) = elementwiseForm(mul, x)!
-                emitElementwise(x, operands: operands, f)
-            }
-        }
+        // x = the accumulator's rows scaled (RowScaledAccumulation), in place in r's buffer: the
+        // product scales each row of r's extents (within x's, and x has no other reader) as its
+        // tiles load it.
+        let rowScale = schedule.rowScaledAccumulations[x].map { pointer($0.scale) }
         if !plan.inPlace.contains(r) {
             copy(x, into: "v\(r.number)", row: rowLength(r))
             barrier()

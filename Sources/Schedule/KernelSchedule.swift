@@ -236,7 +236,9 @@ package struct KernelSchedule: Sendable {
         rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
         (wholeReductions, loadsReadInPlace) = WholeReduction.plan(
             program, kernel, analysis, buffers, prepacks: prepacks, prepackedLoads: prepackedLoads, target: target)
-        rowScaledAccumulations = RowScaledAccumulation.plan(kernel, analysis, buffers, target: target)
+        rowScaledAccumulations = RowScaledAccumulation.plan(
+            kernel, analysis, buffers, wholeReductions: Set(wholeReductions.keys),
+            panelProducts: Self.panelProducts(kernel, analysis, prepacks, prepackedLoads), target: target)
         rowPasses = RowPass.plan(
             kernel, analysis, buffers, rowRestrictions: rowRestrictions,
             computedElsewhere: Set(rowScaledAccumulations.keys), target: target)
@@ -266,6 +268,21 @@ package struct KernelSchedule: Sendable {
             LaunchConfiguration(
                 kernel: kernel, plan: buffers, threads: threads, sharedLimitBytes: target.localCapacityBytes)
         }
+    }
+
+    /// The f32 products whose right operand, packed once per call, is wider than a tile: they walk its
+    /// panels (`blk_gemm_panels`).
+    package static func panelProducts(
+        _ kernel: Kernel, _ analysis: KernelAnalysis, _ prepacks: [Prepack], _ prepackedLoads: [ValueID: Int]
+    ) -> Set<ValueID> {
+        var out: Set<ValueID> = []
+        kernel.walk { inst in
+            guard case .dot(_, let b, _, _, .f32) = inst.op, let r = inst.result, let k = prepackedLoads[b],
+                r.type.shape.count == 2, r.type.shape[1] > prepacks[k].tile
+            else { return }
+            out.insert(r.id)
+        }
+        return out
     }
 
     /// The f32 dots of a kernel scheduled for a CPU whose right operand is read from a copy packed

@@ -22,10 +22,11 @@ import BlockIR
 /// - nothing between the rescale and the add writes that buffer or `α`'s (the rescale now
 ///   happens at the add, later than in program order, so both must still hold their values).
 ///
+/// - the product is one call of `blk_gemm` (or `blk_gemm_pf`), which takes the row scales: not a
+///   whole reduction (`WholeReduction`) nor a walk over a packed operand's panels.
+///
 /// Exact: each element is `sum + α[i]·C[i, j]`, with the product `α[i]·C[i, j]` rounded to f32
 /// and added to the tile's sum as the unfused add does (the tile's sum starts at zero there too).
-/// Where the emitter calls a product without the row scale (a bf16 product, a whole reduction,
-/// panels), it computes the rescale just before the product instead: the same operation, later.
 package struct RowScaledAccumulation: Hashable, Sendable {
     /// The accumulating add, whose product rescales the accumulator.
     package var add: ValueID
@@ -39,7 +40,8 @@ package struct RowScaledAccumulation: Hashable, Sendable {
 extension RowScaledAccumulation {
     /// The folds of a kernel (CPU), by the rescale's value.
     package static func plan(
-        _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan, target: TargetDescription
+        _ kernel: Kernel, _ analysis: KernelAnalysis, _ buffers: BufferPlan, wholeReductions: Set<ValueID>,
+        panelProducts: Set<ValueID>, target: TargetDescription
     ) -> [ValueID: RowScaledAccumulation] {
         guard !target.isGPU else { return [:] }
         var out: [ValueID: RowScaledAccumulation] = [:]
@@ -50,7 +52,8 @@ extension RowScaledAccumulation {
                 if case .loop(let loop) = inst.op { visit(loop.body) }
                 guard let r = inst.result?.id, let d = analysis.fusedDotOfAdd[r],
                     case .binary(.add, let p, let q) = inst.op,
-                    case .dot(_, _, _, _, let precision)? = analysis.dots[d], precision == .f32
+                    case .dot(_, _, _, _, let precision)? = analysis.dots[d], precision == .f32,
+                    !wholeReductions.contains(d), !panelProducts.contains(d)
                 else { continue }
                 let x = p == d ? q : p
                 guard let at = position[x], let fold = fold(r, x, body[at], analysis, buffers),
