@@ -19,7 +19,8 @@ Examples/attention_block_mask.graph and times:
   (the element mask is never built; the timed program holds a kernel over B that writes each query
   block's range of kept key blocks and its links, and the attention kernel, which reads B itself).
 
-Each row prints the medians and the ratios (peer ÷ blockc: above 1 means blockc is faster), and the
+Every time is the median of --reps timed runs (default 15, after a warm-up), for blockc and the
+peers alike. Each row prints the medians and the ratios (peer ÷ blockc: above 1 means blockc is faster), and the
 time relative to the fully kept case next to the kept fraction (time should follow the fraction).
 
 Then packed documents: causal attention inside 8 documents of seeded random lengths summing to N,
@@ -139,7 +140,7 @@ def blockc_block_mask_ms(blockc, keep, n, bh, d, blk, reps, work, label):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--blockc", default=os.path.join(REPO, ".build/release/blockc"))
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--n", type=int, default=4096)
     args = ap.parse_args()
     import torch

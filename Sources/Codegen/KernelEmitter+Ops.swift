@@ -788,16 +788,42 @@ extension KernelEmitter {
                     + "\(rowLength(dst)), 1);")
             return
         }
-        if let scale = rowScale {
-            // C = α⊙C + A·B: the accumulator's rows scaled as the tiles load them (RowScaledAccumulation).
-            w.line(
-                "\(name)_rs(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), "
-                    + "v\(dst.number), \(rowLength(dst)), \(scale)\(prefetch));")
+        let operands =
+            "\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), \(rowLength(dst))"
+        // C = α⊙C + A·B: the accumulator's rows scaled as the tiles load them (RowScaledAccumulation).
+        let call =
+            rowScale.map { "\(name)_rs(\(operands), \($0)\(prefetch));" }
+            ?? "\(name)(\(operands), \(accumulate ? 1 : 0)\(prefetch));"
+        guard dialect.gpu == nil, let masked = schedule.maskedProducts[dotValue],
+            case .mask(_, let row, let column, _, _)? = kernel.instruction(defining: masked.mask)?.op
+        else {
+            w.line(call)
             return
         }
+        // MaskedProduct: row r of the mask's block keeps at most its first lim + slope·r columns;
+        // where that cuts the block, the product skips the rest tile by tile.
+        let shift = rowWindow.flatMap { $0.restriction.aligned.contains(masked.mask) ? " + \($0.first)" : nil } ?? ""
+        let lim = temp("lim")
         w.line(
-            "\(name)(\(rows), \(cols), \(k), \(pointer(a)), \(ars), \(aks), \(bPointer), \(ldb), v\(dst.number), "
-                + "\(rowLength(dst)), \(accumulate ? 1 : 0)\(prefetch));")
+            "const \(dialect.indexType) \(lim) = \(masked.slope) * (\(index(row))\(shift)) + \(masked.constant) - "
+                + "(\(index(column))) + 1;")
+        switch masked.limit {
+        case .columns:
+            open("if (\(lim) >= \(cols))")
+            w.line(call)
+            close()
+            open("else")
+            w.line("blk_gemm_cl(\(operands), \(lim), \(masked.slope));")
+            close()
+        case .reduction:
+            open("if (\(lim) >= \(k))")
+            w.line(call)
+            close()
+            open("else")
+            w.line(
+                "blk_gemm_kl(\(operands), \(accumulate ? 1 : 0), \(rowScale ?? "NULL"), \(lim), \(masked.slope));")
+            close()
+        }
     }
 
     /// `r = add(x, dot(a, b))`: `x` lands in `r`'s buffer (in place when it dies here), then

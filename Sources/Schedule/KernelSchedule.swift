@@ -223,6 +223,8 @@ package struct KernelSchedule: Sendable {
     /// The accumulators' rescales computed by the product that accumulates onto them (CPU), by
     /// the rescale's value.
     package let rowScaledAccumulations: [ValueID: RowScaledAccumulation]
+    /// The products that skip the elements an index mask removes, tile by tile (CPU), by `dot`.
+    package let maskedProducts: [ValueID: MaskedProduct]
 
     /// Schedules one kernel of `program` for `target`.
     package init(program: Program, index: Int, target: TargetDescription) {
@@ -236,9 +238,12 @@ package struct KernelSchedule: Sendable {
         rowRestrictions = RowRestriction.plan(kernel, analysis, target: target)
         (wholeReductions, loadsReadInPlace) = WholeReduction.plan(
             program, kernel, analysis, buffers, prepacks: prepacks, prepackedLoads: prepackedLoads, target: target)
+        let panelProducts = Self.panelProducts(kernel, analysis, prepacks, prepackedLoads)
         rowScaledAccumulations = RowScaledAccumulation.plan(
-            kernel, analysis, buffers, wholeReductions: Set(wholeReductions.keys),
-            panelProducts: Self.panelProducts(kernel, analysis, prepacks, prepackedLoads), target: target)
+            kernel, analysis, buffers, wholeReductions: Set(wholeReductions.keys), panelProducts: panelProducts,
+            target: target)
+        maskedProducts = MaskedProduct.plan(
+            kernel, analysis, wholeReductions: Set(wholeReductions.keys), panelProducts: panelProducts, target: target)
         rowPasses = RowPass.plan(
             kernel, analysis, buffers, rowRestrictions: rowRestrictions,
             computedElsewhere: Set(rowScaledAccumulations.keys), target: target)

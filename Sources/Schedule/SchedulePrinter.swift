@@ -89,6 +89,19 @@ public enum SchedulePrinter {
                 "  \(fold.scaled) = \(fold.block)·\(fold.scale) computed by the product of \(fold.add) "
                     + "(each row of the accumulator scaled as its tiles load it)")
         }
+        for p in k.maskedProducts.values.sorted(by: { $0.dot.number < $1.dot.number }) {
+            let constant = p.constant == 0 ? "" : p.constant > 0 ? " + \(p.constant)" : " − \(-p.constant)"
+            let bound = "j ≤ \(p.slope == 1 ? "" : "\(p.slope)·")i\(constant)"
+            switch p.limit {
+            case .columns:
+                lines.append(
+                    "  dot \(p.dot): computes only the columns its mask \(p.mask) keeps (\(bound)), tile by tile")
+            case .reduction:
+                lines.append(
+                    "  dot \(p.dot): reduces only over the columns mask \(p.mask) keeps (\(bound)), tile by tile; "
+                        + "its left operand is 0 at the others")
+            }
+        }
         var values: [(ValueID, BlockType)] = k.analysis.types.map { ($0.key, $0.value) }
         values.sort { $0.0.number < $1.0.number }
         for (v, type) in values {

@@ -201,7 +201,13 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         // %44 = dot %38, %43: accumulated in place by its add
                         // %45 = add %42, %44
                         float *v45 = B4;
-                        blk_gemm_pf_rs(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, v34, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        const long t5_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t5_lim >= 64) {
+                            blk_gemm_pf_rs(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, v34, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        }
+                        else {
+                            blk_gemm_kl(64, 64, 64, v38, 64, 1, v43, 64, v45, 64, 1, v34, t5_lim, 1);
+                        }
                         // yield %31, %40, %45
                         {
 #pragma omp simd
@@ -221,11 +227,11 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                     }
                     // store %47 -> O[0, b1, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t5_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
+                        float *t6_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t5_dst[r_ * 64 + c_] = v47[r_ * 64 + c_];
+                                t6_dst[r_ * 64 + c_] = v47[r_ * 64 + c_];
                             }
                         }
                     }

@@ -73,15 +73,21 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         const float *v12 = P0 + b0 * 65536 + (k2 * 64 / 64) * 4096 + 0 * 64;
                         // %14 = dot %34, %12 transpose_b
                         float *v14 = B4;
-                        blk_gemm(64, 64, 64, v34, 64, 1, v12, 64, v14, 64, 0);
+                        const long t1_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t1_lim >= 64) {
+                            blk_gemm(64, 64, 64, v34, 64, 1, v12, 64, v14, 64, 0);
+                        }
+                        else {
+                            blk_gemm_cl(64, 64, 64, v34, 64, 1, v12, 64, v14, 64, t1_lim, 1);
+                        }
                         // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 else -inf
                         float *v15 = B4;
-                        const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-                        if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0)))) {
+                        const long t2_row0 = i * 64, t3_col0 = k2 * 64;
+                        if (!(((1 * t2_row0 + -1 * (t3_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
-                                    v15[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
+                                    v15[r_ * 64 + c_] = (((t2_row0 + r_) + -1 * (t3_col0 + c_) >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
                                 }
                             }
                         }
@@ -147,7 +153,13 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         // %30 = dot %24, %29: accumulated in place by its add
                         // %31 = add %28, %30
                         float *v31 = B3;
-                        blk_gemm_pf_rs(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, v20, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        const long t4_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t4_lim >= 64) {
+                            blk_gemm_pf_rs(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, v20, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        }
+                        else {
+                            blk_gemm_kl(64, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, v20, t4_lim, 1);
+                        }
                         // yield %17, %26, %31
                         {
 #pragma omp simd
@@ -167,11 +179,11 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                     }
                     // store %33 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t3_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        float *t5_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t3_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
+                                t5_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
                             }
                         }
                     }

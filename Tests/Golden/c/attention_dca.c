@@ -593,7 +593,13 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         // %89 = dot %85, %88: accumulated in place by its add
                         // %90 = add %83, %89
                         float *v90 = B6;
-                        blk_gemm_pf_rs(64, 64, 64, v85, 64, 1, v88, 64, v90, 64, v79, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        const long t10_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t10_lim >= 64) {
+                            blk_gemm_pf_rs(64, 64, 64, v85, 64, 1, v88, 64, v90, 64, v79, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        }
+                        else {
+                            blk_gemm_kl(64, 64, 64, v85, 64, 1, v88, 64, v90, 64, 1, v79, t10_lim, 1);
+                        }
                         // yield %76, %87, %90
                         {
 #pragma omp simd
@@ -613,11 +619,11 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                     }
                     // store %92 -> O[0, b1, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t10_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
+                        float *t11_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t10_dst[r_ * 64 + c_] = v92[r_ * 64 + c_];
+                                t11_dst[r_ * 64 + c_] = v92[r_ * 64 + c_];
                             }
                         }
                     }

@@ -356,7 +356,13 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
                             float *v44 = B5;
-                            blk_gemm_pf_rs(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, v33, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            const long t8_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                            if (t8_lim >= 64) {
+                                blk_gemm_pf_rs(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, v33, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            }
+                            else {
+                                blk_gemm_kl(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, v33, t8_lim, 1);
+                            }
                             // yield %30, %39, %44
                             {
 #pragma omp simd
@@ -367,10 +373,10 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                         } else {
                             // %19 = index k2 * 64 axis 0
                             float *v19 = B6;
-                            const long t8_pos0 = k2 * 64;
+                            const long t9_pos0 = k2 * 64;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
-                                v19[r_] = (float)(t8_pos0 + r_);
+                                v19[r_] = (float)(t9_pos0 + r_);
                             }
                             // one pass over the rows: %20, %21
                             float *v20 = B7;
@@ -408,12 +414,12 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             }
                             // %28 = mask %27 at (i * 64, k2 * 64) if i - j >= 0 else -inf
                             float *v28 = B8;
-                            const long t9_row0 = i * 64, t10_col0 = k2 * 64;
-                            if (!(((1 * t9_row0 + -1 * (t10_col0 + 64 - 1) + 0 >= 0)))) {
+                            const long t10_row0 = i * 64, t11_col0 = k2 * 64;
+                            if (!(((1 * t10_row0 + -1 * (t11_col0 + 64 - 1) + 0 >= 0)))) {
                                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                     for (long c_ = 0; c_ < 64; c_++) {
-                                        v28[r_ * 64 + c_] = (((t9_row0 + r_) + -1 * (t10_col0 + c_) >= 0)) ? v27[r_ * 64 + c_] : (-INFINITY);
+                                        v28[r_ * 64 + c_] = (((t10_row0 + r_) + -1 * (t11_col0 + c_) >= 0)) ? v27[r_ * 64 + c_] : (-INFINITY);
                                     }
                                 }
                             }
@@ -479,7 +485,13 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                             // %43 = dot %37, %42: accumulated in place by its add
                             // %44 = add %41, %43
                             float *v44 = B5;
-                            blk_gemm_pf_rs(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, v33, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            const long t12_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                            if (t12_lim >= 64) {
+                                blk_gemm_pf_rs(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, v33, blk_v_blk_following_k2 < blk_imin(16, (i + 1)) ? blk_g_V + b0 * 65536 + blk_v_blk_following_k2 * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            }
+                            else {
+                                blk_gemm_kl(64, 64, 64, v37, 64, 1, v42, 64, v44, 64, 1, v33, t12_lim, 1);
+                            }
                             // yield %30, %39, %44
                             {
 #pragma omp simd
@@ -500,11 +512,11 @@ static void blk_u_attention_packed_k1(const float *restrict blk_g_Q, const float
                     }
                     // store %46 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t11_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        float *t13_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t11_dst[r_ * 64 + c_] = v46[r_ * 64 + c_];
+                                t13_dst[r_ * 64 + c_] = v46[r_ * 64 + c_];
                             }
                         }
                     }

@@ -286,15 +286,21 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         // %45 = dot %65, %43 transpose_b
                         float *v45 = B5;
                         blk_pack(64, 64, v43, 1, 64, B8, 64);
-                        blk_gemm(64, 64, 64, v65, 64, 1, B8, 64, v45, 64, 0);
+                        const long t4_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t4_lim >= 64) {
+                            blk_gemm(64, 64, 64, v65, 64, 1, B8, 64, v45, 64, 0);
+                        }
+                        else {
+                            blk_gemm_cl(64, 64, 64, v65, 64, 1, B8, 64, v45, 64, t4_lim, 1);
+                        }
                         // %46 = mask %45 at (i * 64, k2 * 64) if i - j >= 0 else -inf
                         float *v46 = B5;
-                        const long t4_row0 = i * 64, t5_col0 = k2 * 64;
-                        if (!(((1 * t4_row0 + -1 * (t5_col0 + 64 - 1) + 0 >= 0)))) {
+                        const long t5_row0 = i * 64, t6_col0 = k2 * 64;
+                        if (!(((1 * t5_row0 + -1 * (t6_col0 + 64 - 1) + 0 >= 0)))) {
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
-                                    v46[r_ * 64 + c_] = (((t4_row0 + r_) + -1 * (t5_col0 + c_) >= 0)) ? v45[r_ * 64 + c_] : (-INFINITY);
+                                    v46[r_ * 64 + c_] = (((t5_row0 + r_) + -1 * (t6_col0 + c_) >= 0)) ? v45[r_ * 64 + c_] : (-INFINITY);
                                 }
                             }
                         }
@@ -360,7 +366,13 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         // %61 = dot %55, %60: accumulated in place by its add
                         // %62 = add %59, %61
                         float *v62 = B4;
-                        blk_gemm_pf_rs(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, v51, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        const long t7_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t7_lim >= 64) {
+                            blk_gemm_pf_rs(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, v51, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_V + b1 * 65536 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                        }
+                        else {
+                            blk_gemm_kl(64, 64, 64, v55, 64, 1, v60, 64, v62, 64, 1, v51, t7_lim, 1);
+                        }
                         // yield %48, %57, %62
                         {
 #pragma omp simd
@@ -380,11 +392,11 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                     }
                     // store %64 -> O[0, b1, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t6_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
+                        float *t8_dst = blk_g_O + b1 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t6_dst[r_ * 64 + c_] = v64[r_ * 64 + c_];
+                                t8_dst[r_ * 64 + c_] = v64[r_ * 64 + c_];
                             }
                         }
                     }

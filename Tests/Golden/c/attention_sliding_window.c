@@ -86,16 +86,22 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                             // %14 = dot %34, %12 transpose_b
                             float *v14 = B4 + blk_rs_k2 * 64;
                             const long e14_0 = blk_rn_k2_0;
-                            blk_gemm(blk_rn_k2_0, 64, 64, v34, 64, 1, v12, 64, v14, 64, 0);
+                            const long t1_lim = 1 * (i * 64 + blk_rs_k2) + 0 - (k2 * 64) + 1;
+                            if (t1_lim >= 64) {
+                                blk_gemm(blk_rn_k2_0, 64, 64, v34, 64, 1, v12, 64, v14, 64, 0);
+                            }
+                            else {
+                                blk_gemm_cl(blk_rn_k2_0, 64, 64, v34, 64, 1, v12, 64, v14, 64, t1_lim, 1);
+                            }
                             // %15 = mask %14 at (i * 64, k2 * 64) if i - j >= 0 && -i + j + 255 >= 0 else -inf
                             float *v15 = B4 + blk_rs_k2 * 64;
                             const long e15_0 = e14_0;
-                            const long t1_row0 = i * 64 + blk_rs_k2, t2_col0 = k2 * 64;
-                            if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0) && (-1 * (t1_row0 + e15_0 - 1) + 1 * t2_col0 + 255 >= 0)))) {
+                            const long t2_row0 = i * 64 + blk_rs_k2, t3_col0 = k2 * 64;
+                            if (!(((1 * t2_row0 + -1 * (t3_col0 + 64 - 1) + 0 >= 0) && (-1 * (t2_row0 + e15_0 - 1) + 1 * t3_col0 + 255 >= 0)))) {
                                 for (long r_ = 0; r_ < e15_0; r_++) {
 #pragma omp simd
                                     for (long c_ = 0; c_ < 64; c_++) {
-                                        v15[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0) && (-1 * (t1_row0 + r_) + (t2_col0 + c_) + 255 >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
+                                        v15[r_ * 64 + c_] = (((t2_row0 + r_) + -1 * (t3_col0 + c_) >= 0) && (-1 * (t2_row0 + r_) + (t3_col0 + c_) + 255 >= 0)) ? v14[r_ * 64 + c_] : (-INFINITY);
                                     }
                                 }
                             }
@@ -172,7 +178,13 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                             // %31 = add %28, %30
                             float *v31 = B3 + blk_rs_k2 * 64;
                             const long e31_0 = blk_imin(blk_imin(blk_rn_k2_0, e20_0), e24_0);
-                            blk_gemm_pf_rs(e31_0, 64, 64, v24, 64, 1, v29, 64, v31, 64, v20, k2 + 1 < blk_imin(32, (i + 1)) ? blk_g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            const long t4_lim = 1 * (i * 64 + blk_rs_k2) + 0 - (k2 * 64) + 1;
+                            if (t4_lim >= 64) {
+                                blk_gemm_pf_rs(e31_0, 64, 64, v24, 64, 1, v29, 64, v31, 64, v20, k2 + 1 < blk_imin(32, (i + 1)) ? blk_g_V + b0 * 131072 + (k2 + 1) * 64 * 64 + j * 64 : 0, 64, 64, 64);
+                            }
+                            else {
+                                blk_gemm_kl(e31_0, 64, 64, v24, 64, 1, v29, 64, v31, 64, 1, v20, t4_lim, 1);
+                            }
                             // yield %17, %26, %31
                             {
 #pragma omp simd
@@ -193,11 +205,11 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                     }
                     // store %33 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t3_dst = blk_g_O + b0 * 131072 + i * 64 * 64 + j * 64;
+                        float *t5_dst = blk_g_O + b0 * 131072 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t3_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
+                                t5_dst[r_ * 64 + c_] = v33[r_ * 64 + c_];
                             }
                         }
                     }

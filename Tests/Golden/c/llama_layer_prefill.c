@@ -396,7 +396,13 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                         // %35 = add %28, %34
                         float *v35 = B2;
                         blk_pack(64, 128, v33, 512, 1, B5, 128);
-                        blk_gemm_pf_rs(64, 128, 64, v30, 64, 1, B5, 128, v35, 128, v24, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 512 + b0 * 128 : 0, 64, 512, 128);
+                        const long t3_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                        if (t3_lim >= 64) {
+                            blk_gemm_pf_rs(64, 128, 64, v30, 64, 1, B5, 128, v35, 128, v24, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 512 + b0 * 128 : 0, 64, 512, 128);
+                        }
+                        else {
+                            blk_gemm_kl(64, 128, 64, v30, 64, 1, B5, 128, v35, 128, 1, v24, t3_lim, 1);
+                        }
                         // yield %21, %32, %35
                         {
 #pragma omp simd
@@ -416,11 +422,11 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                     }
                     // store %37 -> t37[b0, b1, i * 64 +: 64, 0 +: 128]
                     {
-                        float *t3_dst = blk_g_t37 + b0 * 524288 + b1 * 131072 + i * 64 * 128;
+                        float *t4_dst = blk_g_t37 + b0 * 524288 + b1 * 131072 + i * 64 * 128;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 128; c_++) {
-                                t3_dst[r_ * 128 + c_] = v37[r_ * 128 + c_];
+                                t4_dst[r_ * 128 + c_] = v37[r_ * 128 + c_];
                             }
                         }
                     }

@@ -455,6 +455,98 @@ static __attribute__((noinline)) void blk_gemm_pf_rs(long m, long n, long kk, co
                            const float *restrict rs, const float *pf, long pfr, long pfld, long pfc) {
     blk_gemm_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, pf, pfr, pfld, pfc, rs);
 }
+/* R (<= 6) rows x the first Q (<= 4) of 4 16-column vectors, masked by m: C = A·B there */
+static inline __attribute__((always_inline)) void blk_gemm_tileq(
+    const int R, const int Q, long kk, const float *restrict A, long ars, long aks, const float *restrict B,
+    long ldb, float *restrict C, long ldc, const __mmask16 *m) {
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++) c[r][q] = _mm512_setzero_ps();
+    for (long k = 0; k < kk; k++) {
+        const float *b = B + k * ldb;
+        __m512 bv[4];
+        for (int q = 0; q < Q; q++) bv[q] = _mm512_maskz_loadu_ps(m[q], b + 16 * q);
+        const float *a = A + k * aks;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * ars]);
+            for (int q = 0; q < Q; q++) c[r][q] = _mm512_fmadd_ps(av, bv[q], c[r][q]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++) _mm512_mask_storeu_ps(C + r * ldc + 16 * q, m[q], c[r][q]);
+}
+static inline __attribute__((always_inline)) void blk_gemm_tileq6(
+    long q, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, const __mmask16 *m) {
+    switch (q) {
+    case 1: blk_gemm_tileq(6, 1, kk, A, ars, aks, B, ldb, C, ldc, m); break;
+    case 2: blk_gemm_tileq(6, 2, kk, A, ars, aks, B, ldb, C, ldc, m); break;
+    case 3: blk_gemm_tileq(6, 3, kk, A, ars, aks, B, ldb, C, ldc, m); break;
+    default: blk_gemm_tileq(6, 4, kk, A, ars, aks, B, ldb, C, ldc, m); break;
+    }
+}
+/* C = A·B (not accumulated) where row i needs only its first lim + a·i columns (a >= 0): each
+   register tile computes the 16-column vectors its last row needs; the other elements of C are
+   left as they were (MaskedProduct's columns: a mask that never reads them follows). */
+static __attribute__((noinline)) void blk_gemm_cl(long m, long n, long kk, const float *restrict A, long ars,
+                        long aks, const float *restrict B, long ldb, float *restrict C, long ldc, long lim,
+                        long a) {
+    for (long js = 0; js < n; js += 64) {
+        for (long i0 = 0; i0 < m; i0 += 6) {
+            long R = m - i0 < 6 ? m - i0 : 6;
+            long w = lim + a * (i0 + R - 1) - js;
+            if (w > n - js) w = n - js;
+            if (w <= 0) continue;
+            __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+            const float *ai = A + i0 * ars;
+            float *c = C + i0 * ldc + js;
+            switch (R) {
+            case 6: blk_gemm_tileq6((w + 15) / 16, kk, ai, ars, aks, B + js, ldb, c, ldc, mk); break;
+            case 5: blk_gemm_tileq(5, 4, kk, ai, ars, aks, B + js, ldb, c, ldc, mk); break;
+            case 4: blk_gemm_tileq(4, 4, kk, ai, ars, aks, B + js, ldb, c, ldc, mk); break;
+            case 3: blk_gemm_tileq(3, 4, kk, ai, ars, aks, B + js, ldb, c, ldc, mk); break;
+            case 2: blk_gemm_tileq(2, 4, kk, ai, ars, aks, B + js, ldb, c, ldc, mk); break;
+            default: blk_gemm_tileq(1, 4, kk, ai, ars, aks, B + js, ldb, c, ldc, mk); break;
+            }
+        }
+    }
+}
+static inline __attribute__((always_inline)) void blk_gemm_kl_impl(
+    long m, long n, long kk, const float *restrict A, long ars, long aks, const float *restrict B, long ldb,
+    float *restrict C, long ldc, int accumulate, const float *restrict rs, long lim, long a) {
+    for (long js = 0; js < n; js += 64) {
+        long w = n - js < 64 ? n - js : 64;
+        __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
+        for (long i0 = 0; i0 < m; i0 += 6) {
+            long R = m - i0 < 6 ? m - i0 : 6;
+            long t = lim + a * (i0 + R - 1);
+            t = t < 0 ? 0 : (t > kk ? kk : t);
+            const float *ai = A + i0 * ars, *ri = rs ? rs + i0 : NULL;
+            float *c = C + i0 * ldc + js;
+            switch (R) {
+            case 6: blk_gemm_tile64(6, t, ai, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ri); break;
+            case 5: blk_gemm_tile64(5, t, ai, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ri); break;
+            case 4: blk_gemm_tile64(4, t, ai, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ri); break;
+            case 3: blk_gemm_tile64(3, t, ai, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ri); break;
+            case 2: blk_gemm_tile64(2, t, ai, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ri); break;
+            default: blk_gemm_tile64(1, t, ai, ars, aks, B + js, ldb, c, ldc, mk, accumulate, ri); break;
+            }
+        }
+    }
+}
+/* C (+)= A·B (rows rescaled by rs first where rs is given) where A(i, k) = 0 for k >= lim + a·i
+   (a >= 0): each register tile reduces over the first lim + a·(its last row) of the kk terms
+   (MaskedProduct's reduction); one copy per kind of accumulation, each with its constants */
+static __attribute__((noinline)) void blk_gemm_kl(long m, long n, long kk, const float *restrict A, long ars,
+                        long aks, const float *restrict B, long ldb, float *restrict C, long ldc,
+                        int accumulate, const float *restrict rs, long lim, long a) {
+    if (rs)
+        blk_gemm_kl_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, rs, lim, a);
+    else if (accumulate)
+        blk_gemm_kl_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, NULL, lim, a);
+    else
+        blk_gemm_kl_impl(m, n, kk, A, ars, aks, B, ldb, C, ldc, 0, NULL, lim, a);
+}
 #elif defined(__AVX2__) && defined(__FMA__)
 /* The first w of 8 lanes (all for w >= 8, none for w <= 0), for masked loads and stores. */
 static inline __m256i blk_mask8(long w) {
@@ -580,6 +672,24 @@ static void blk_gemm_pf_rs(long m, long n, long kk, const float *restrict A, lon
                            const float *pf, long pfr, long pfld, long pfc) {
     blk_scale_rows(m, n, rs, C, ldc);
     blk_gemm_pf(m, n, kk, A, ars, aks, B, ldb, C, ldc, 1, pf, pfr, pfld, pfc);
+}
+/* blk_gemm_cl and blk_gemm_kl without AVX-512: every column (the mask discards the extra ones),
+   and the reduction cut 8 rows at a time */
+static void blk_gemm_cl(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, long lim, long a) {
+    (void)lim, (void)a;
+    blk_gemm(m, n, kk, A, ars, aks, B, ldb, C, ldc, 0);
+}
+static void blk_gemm_kl(long m, long n, long kk, const float *restrict A, long ars, long aks,
+                        const float *restrict B, long ldb, float *restrict C, long ldc, int accumulate,
+                        const float *restrict rs, long lim, long a) {
+    for (long i0 = 0; i0 < m; i0 += 8) {
+        long R = m - i0 < 8 ? m - i0 : 8;
+        long t = lim + a * (i0 + R - 1);
+        t = t < 0 ? 0 : (t > kk ? kk : t);
+        if (rs) blk_scale_rows(R, n, rs + i0, C + i0 * ldc, ldc);
+        blk_gemm(R, n, t, A + i0 * ars, ars, aks, B, ldb, C + i0 * ldc, ldc, accumulate);
+    }
 }
 #endif
 /* blk_gemm of a B packed in panels 64 columns wide (each kk x 64, rows 64 apart), ps words apart */

@@ -232,18 +232,24 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         // %35 = dot %33, %34: accumulated in place by its add
                         // %36 = add %17, %35
                         float *v36 = B2;
-                        blk_gemm_pf(64, 64, 64, v33, 64, 1, v34, 64, v36, 64, 1, k + 1 < 16 ? blk_g_V + b0 * 65536 + ((k + 1) * (-64) + 960) * 64 + j * 64 : 0, 64, 64, 64);
+                        const long t7_lim = 1 * (i * 64) + -1 - ((k * (-64) + 960)) + 1;
+                        if (t7_lim >= 64) {
+                            blk_gemm_pf(64, 64, 64, v33, 64, 1, v34, 64, v36, 64, 1, k + 1 < 16 ? blk_g_V + b0 * 65536 + ((k + 1) * (-64) + 960) * 64 + j * 64 : 0, 64, 64, 64);
+                        }
+                        else {
+                            blk_gemm_kl(64, 64, 64, v33, 64, 1, v34, 64, v36, 64, 1, NULL, t7_lim, 1);
+                        }
                         // yield %28, %36
                         {
                         }
                     }
                     // store %15 -> O[b0, i * 64 +: 64, j * 64 +: 64]
                     {
-                        float *t7_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
+                        float *t8_dst = blk_g_O + b0 * 65536 + i * 64 * 64 + j * 64;
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                t7_dst[r_ * 64 + c_] = v17[r_ * 64 + c_];
+                                t8_dst[r_ * 64 + c_] = v17[r_ * 64 + c_];
                             }
                         }
                     }

@@ -323,15 +323,21 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     // %18 = dot %42, %16 transpose_b
                     float *v18 = B5;
                     blk_pack(64, 64, v16, 1, 1024, B6, 64);
-                    blk_gemm_pf(64, 64, 64, v42, 64, 1, B6, 64, v18, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t22 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
+                    const long t1_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                    if (t1_lim >= 64) {
+                        blk_gemm_pf(64, 64, 64, v42, 64, 1, B6, 64, v18, 64, 0, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t22 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
+                    }
+                    else {
+                        blk_gemm_cl(64, 64, 64, v42, 64, 1, B6, 64, v18, 64, t1_lim, 1);
+                    }
                     // %19 = mask %18 at (i * 64, k2 * 64) if i - j >= 0 else -inf
                     float *v19 = B5;
-                    const long t1_row0 = i * 64, t2_col0 = k2 * 64;
-                    if (!(((1 * t1_row0 + -1 * (t2_col0 + 64 - 1) + 0 >= 0)))) {
+                    const long t2_row0 = i * 64, t3_col0 = k2 * 64;
+                    if (!(((1 * t2_row0 + -1 * (t3_col0 + 64 - 1) + 0 >= 0)))) {
                         for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                             for (long c_ = 0; c_ < 64; c_++) {
-                                v19[r_ * 64 + c_] = (((t1_row0 + r_) + -1 * (t2_col0 + c_) >= 0)) ? v18[r_ * 64 + c_] : (-INFINITY);
+                                v19[r_ * 64 + c_] = (((t2_row0 + r_) + -1 * (t3_col0 + c_) >= 0)) ? v18[r_ * 64 + c_] : (-INFINITY);
                             }
                         }
                     }
@@ -398,7 +404,13 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     // %35 = add %28, %34
                     float *v35 = B4;
                     blk_pack(64, 64, v33, 1024, 1, B7, 64);
-                    blk_gemm_pf_rs(64, 64, 64, v30, 64, 1, B7, 64, v35, 64, v24, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
+                    const long t4_lim = 1 * (i * 64) + 0 - (k2 * 64) + 1;
+                    if (t4_lim >= 64) {
+                        blk_gemm_pf_rs(64, 64, 64, v30, 64, 1, B7, 64, v35, 64, v24, k2 + 1 < blk_imin(16, (i + 1)) ? blk_g_t25 + (k2 + 1) * 64 * 1024 + k1 * 64 : 0, 64, 1024, 64);
+                    }
+                    else {
+                        blk_gemm_kl(64, 64, 64, v30, 64, 1, B7, 64, v35, 64, 1, v24, t4_lim, 1);
+                    }
                     // yield %21, %32, %35
                     {
 #pragma omp simd
@@ -442,11 +454,11 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
             }
             // store %41 -> X1[i * 64 +: 64, 0 +: 1024]
             {
-                float *t3_dst = blk_g_X1 + i * 64 * 1024;
+                float *t5_dst = blk_g_X1 + i * 64 * 1024;
                 for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                     for (long c_ = 0; c_ < 1024; c_++) {
-                        t3_dst[r_ * 1024 + c_] = v41[r_ * 1024 + c_];
+                        t5_dst[r_ * 1024 + c_] = v41[r_ * 1024 + c_];
                     }
                 }
             }
