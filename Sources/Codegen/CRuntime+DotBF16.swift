@@ -237,7 +237,7 @@ extension CRuntime {
         /* R (<= 6) rows x 64 columns: 24 zmm accumulators, 4 loads and 6 broadcasts per 24 vdpbf16ps */
         static inline __attribute__((always_inline)) void blk_bf16_tile64(
             const int R, long pc, const uint32_t *restrict P, const uint32_t *restrict W, long ldw, float *restrict C,
-            long ldc, const __mmask16 *m, int accumulate) {
+            long ldc, const __mmask16 *m, int accumulate, const float *rs) {
             __m512 c[6][4];
             for (int r = 0; r < R; r++)
                 for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
@@ -258,7 +258,11 @@ extension CRuntime {
             for (int r = 0; r < R; r++) {
                 float *cr = C + r * ldc;
                 for (int q = 0; q < 4; q++) {
-                    if (accumulate) c[r][q] = _mm512_add_ps(c[r][q], _mm512_maskz_loadu_ps(m[q], cr + 16 * q));
+                    if (accumulate) {
+                        __m512 o = _mm512_maskz_loadu_ps(m[q], cr + 16 * q);
+                        if (rs) o = _mm512_mul_ps(o, _mm512_set1_ps(rs[r]));
+                        c[r][q] = _mm512_add_ps(c[r][q], o);
+                    }
                     _mm512_mask_storeu_ps(cr + 16 * q, m[q], c[r][q]);
                 }
             }
@@ -266,7 +270,7 @@ extension CRuntime {
         /* R (<= 8) rows x 32 columns: 16 zmm accumulators */
         static inline __attribute__((always_inline)) void blk_bf16_tile32(
             const int R, long pc, const uint32_t *restrict P, const uint32_t *restrict W, long ldw, float *restrict C,
-            long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+            long ldc, __mmask16 m0, __mmask16 m1, int accumulate, const float *rs) {
             __m512 c0[8], c1[8];
             for (int r = 0; r < R; r++) {
                 c0[r] = _mm512_setzero_ps();
@@ -285,32 +289,40 @@ extension CRuntime {
             for (int r = 0; r < R; r++) {
                 float *c = C + r * ldc;
                 if (accumulate) {
-                    c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
-                    c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+                    __m512 o0 = _mm512_maskz_loadu_ps(m0, c), o1 = _mm512_maskz_loadu_ps(m1, c + 16);
+                    if (rs) {
+                        o0 = _mm512_mul_ps(o0, _mm512_set1_ps(rs[r]));
+                        o1 = _mm512_mul_ps(o1, _mm512_set1_ps(rs[r]));
+                    }
+                    c0[r] = _mm512_add_ps(c0[r], o0);
+                    c1[r] = _mm512_add_ps(c1[r], o1);
                 }
                 _mm512_mask_storeu_ps(c, m0, c0[r]);
                 _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
             }
         }
-        /* C (+)= the packed rows P (mb <= BLK_BF16_MB) times the packed pairs W, over pc pairs */
+        /* C (+)= the packed rows P (mb <= BLK_BF16_MB) times the packed pairs W, over pc pairs; C's row i
+           scaled by rs[i] first where rs is given (and accumulate set) */
         static inline void blk_bf16_block(long mb, long n, long pc, const uint32_t *restrict P,
                                           const uint32_t *restrict W, long ldw, float *restrict C, long ldc,
-                                          int accumulate) {
+                                          int accumulate, const float *rs) {
             long j0 = 0;
             for (; j0 + 32 < n; j0 += 64) {
                 long w = n - j0 < 64 ? n - j0 : 64;
                 __mmask16 mk[4] = {blk_mask(w), blk_mask(w - 16), blk_mask(w - 32), blk_mask(w - 48)};
                 long i0 = 0;
                 for (; i0 + 6 <= mb; i0 += 6)
-                    blk_bf16_tile64(6, pc, P + i0 * BLK_BF16_KC, W + j0, ldw, C + i0 * ldc + j0, ldc, mk, accumulate);
+                    blk_bf16_tile64(6, pc, P + i0 * BLK_BF16_KC, W + j0, ldw, C + i0 * ldc + j0, ldc, mk, accumulate,
+                                    rs ? rs + i0 : NULL);
                 const uint32_t *p = P + i0 * BLK_BF16_KC;
+                const float *ra = rs ? rs + i0 : NULL;
                 float *c = C + i0 * ldc + j0;
                 switch (mb - i0) {
-                case 5: blk_bf16_tile64(5, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
-                case 4: blk_bf16_tile64(4, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
-                case 3: blk_bf16_tile64(3, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
-                case 2: blk_bf16_tile64(2, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
-                case 1: blk_bf16_tile64(1, pc, p, W + j0, ldw, c, ldc, mk, accumulate); break;
+                case 5: blk_bf16_tile64(5, pc, p, W + j0, ldw, c, ldc, mk, accumulate, ra); break;
+                case 4: blk_bf16_tile64(4, pc, p, W + j0, ldw, c, ldc, mk, accumulate, ra); break;
+                case 3: blk_bf16_tile64(3, pc, p, W + j0, ldw, c, ldc, mk, accumulate, ra); break;
+                case 2: blk_bf16_tile64(2, pc, p, W + j0, ldw, c, ldc, mk, accumulate, ra); break;
+                case 1: blk_bf16_tile64(1, pc, p, W + j0, ldw, c, ldc, mk, accumulate, ra); break;
                 default: break;
                 }
             }
@@ -320,17 +332,18 @@ extension CRuntime {
                 long i0 = 0;
                 for (; i0 + 8 <= mb; i0 += 8)
                     blk_bf16_tile32(8, pc, P + i0 * BLK_BF16_KC, W + j0, ldw, C + i0 * ldc + j0, ldc, m0, m1,
-                                    accumulate);
+                                    accumulate, rs ? rs + i0 : NULL);
                 const uint32_t *p = P + i0 * BLK_BF16_KC;
+                const float *ra = rs ? rs + i0 : NULL;
                 float *c = C + i0 * ldc + j0;
                 switch (mb - i0) {
-                case 7: blk_bf16_tile32(7, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
-                case 6: blk_bf16_tile32(6, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
-                case 5: blk_bf16_tile32(5, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
-                case 4: blk_bf16_tile32(4, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
-                case 3: blk_bf16_tile32(3, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
-                case 2: blk_bf16_tile32(2, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
-                case 1: blk_bf16_tile32(1, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate); break;
+                case 7: blk_bf16_tile32(7, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
+                case 6: blk_bf16_tile32(6, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
+                case 5: blk_bf16_tile32(5, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
+                case 4: blk_bf16_tile32(4, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
+                case 3: blk_bf16_tile32(3, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
+                case 2: blk_bf16_tile32(2, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
+                case 1: blk_bf16_tile32(1, pc, p, W + j0, ldw, c, ldc, m0, m1, accumulate, ra); break;
                 default: break;
                 }
             }
@@ -354,7 +367,7 @@ extension CRuntime {
         /* C (+)= A times the packed pairs W (np pairs of kk, rows ldw words apart), A packed a panel at a time */
         static inline __attribute__((always_inline)) void blk_bf16_product(long m, long n, long kk,
                 const void *restrict A, int a16, long ars, long aks, const uint32_t *restrict W32, long ldw,
-                float *restrict C, long ldc, int accumulate, blk_bf16_prefetcher *q) {
+                float *restrict C, long ldc, int accumulate, const float *rs, blk_bf16_prefetcher *q) {
             long np = (kk + 1) / 2;
             uint32_t P[BLK_BF16_MB * BLK_BF16_KC] __attribute__((aligned(64)));
             for (long i0 = 0; i0 < m; i0 += BLK_BF16_MB) {
@@ -364,14 +377,16 @@ extension CRuntime {
                     if (a16) blk_bf16_pack_a16(mb, pc, p0, kk, (const uint16_t *)A + i0 * ars, ars, aks, P);
                     else blk_bf16_pack_a(mb, pc, p0, kk, (const float *)A + i0 * ars, ars, aks, P);
                     blk_bf16_prefetch_step(q);
-                    blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0);
+                    /* the row scales apply once, where the first chunk loads C */
+                    blk_bf16_block(mb, n, pc, P, W32 + p0 * ldw, ldw, C + i0 * ldc, ldc, accumulate || p0 > 0,
+                                   rs && p0 == 0 ? rs + i0 : NULL);
                 }
             }
         }
         static inline __attribute__((always_inline)) void blk_gemm_bf16_impl(long m, long n, long kk,
                 const void *restrict A, int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js,
                 float *restrict C, long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld,
-                long pfc) {
+                long pfc, const float *rs) {
             long np = (kk + 1) / 2;
             const long size = b16 ? 2 : 4;
             blk_bf16_prefetcher q = blk_bf16_prefetch_plan(pf, pfr, pfld * size, pfc * size,
@@ -382,7 +397,7 @@ extension CRuntime {
             uint32_t *W32 = (uint32_t *)W;
             if (b16) blk_bf16_pack_b16(np, kk, n, (const uint16_t *)B, ks, js, W32, ldw);
             else blk_bf16_pack_b(np, kk, n, (const float *)B, ks, js, W32, ldw);
-            blk_bf16_product(m, n, kk, A, a16, ars, aks, W32, ldw, C, ldc, accumulate, &q);
+            blk_bf16_product(m, n, kk, A, a16, ars, aks, W32, ldw, C, ldc, accumulate, rs, &q);
         }
         /* The pairs of an R x C bf16 matrix T (row-major) for j = c0 .. c0+cw-1, pair rows ldp words apart: with
            kAlongRows P[p*ldp + j-c0] = (T[2p][j], T[2p+1][j]), else P[p*ldp + j-c0] = (T[j][2p], T[j][2p+1]);
@@ -398,19 +413,38 @@ extension CRuntime {
                 float *restrict W) {
             (void)W;
             blk_bf16_prefetcher q = blk_bf16_prefetch_plan(NULL, 0, 0, 0, 0);
-            blk_bf16_product(m, n, kk, A, a16, ars, aks, Bp, ldp, C, ldc, accumulate, &q);
+            blk_bf16_product(m, n, kk, A, a16, ars, aks, Bp, ldp, C, ldc, accumulate, NULL, &q);
         }
         static __attribute__((noinline)) void blk_gemm_bf16(long m, long n, long kk, const void *restrict A, int a16,
                 long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
                 int accumulate, float *restrict W) {
-            blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W, NULL, 0, 0, 0);
+            blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W, NULL, 0, 0, 0, NULL);
         }
         /* blk_gemm_bf16 that also prefetches the block the enclosing loop's next iteration reads (pfr rows of pfc
            elements, pfld elements apart, of B's type) */
         static __attribute__((noinline)) void blk_gemm_bf16_pf(long m, long n, long kk, const void *restrict A,
                 int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C,
                 long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld, long pfc) {
-            blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W, pf, pfr, pfld, pfc);
+            blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W, pf, pfr, pfld, pfc,
+                               NULL);
+        }
+        /* C = rs⊙C + A·B: the accumulator's rows rescaled as the tiles load them (RowScaledAccumulation) */
+        static __attribute__((noinline)) void blk_gemm_bf16_rs(long m, long n, long kk, const void *restrict A,
+                int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C,
+                long ldc, const float *restrict rs, float *restrict W) {
+            blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, 1, W, NULL, 0, 0, 0, rs);
+        }
+        static __attribute__((noinline)) void blk_gemm_bf16_pf_rs(long m, long n, long kk, const void *restrict A,
+                int a16, long ars, long aks, const void *restrict B, int b16, long ks, long js, float *restrict C,
+                long ldc, const float *restrict rs, float *restrict W, const void *pf, long pfr, long pfld, long pfc) {
+            blk_gemm_bf16_impl(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, 1, W, pf, pfr, pfld, pfc, rs);
+        }
+        static __attribute__((noinline)) void blk_gemm_bf16p_rs(long m, long n, long kk, const void *restrict A,
+                int a16, long ars, long aks, const uint32_t *restrict Bp, long ldp, float *restrict C, long ldc,
+                const float *restrict rs, float *restrict W) {
+            (void)W;
+            blk_bf16_prefetcher q = blk_bf16_prefetch_plan(NULL, 0, 0, 0, 0);
+            blk_bf16_product(m, n, kk, A, a16, ars, aks, Bp, ldp, C, ldc, 1, rs, &q);
         }
         #else
         /* x rounded to the nearest bf16, ties to even, as a float (NaN stays NaN) */
@@ -489,6 +523,30 @@ extension CRuntime {
                 long ldc, int accumulate, float *restrict W, const void *pf, long pfr, long pfld, long pfc) {
             (void)pf, (void)pfr, (void)pfld, (void)pfc;
             blk_gemm_bf16(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, accumulate, W);
+        }
+        /* the _rs products without AVX512_BF16: C's rows rescaled first, then the product accumulates onto them */
+        static inline void blk_bf16_scale_rows(long m, long n, const float *restrict rs, float *restrict C, long ldc) {
+            for (long i = 0; i < m; i++)
+                for (long j = 0; j < n; j++) C[i * ldc + j] = C[i * ldc + j] * rs[i];
+        }
+        static void blk_gemm_bf16_rs(long m, long n, long kk, const void *restrict A, int a16, long ars, long aks,
+                                     const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
+                                     const float *restrict rs, float *restrict W) {
+            blk_bf16_scale_rows(m, n, rs, C, ldc);
+            blk_gemm_bf16(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, 1, W);
+        }
+        static void blk_gemm_bf16_pf_rs(long m, long n, long kk, const void *restrict A, int a16, long ars, long aks,
+                                        const void *restrict B, int b16, long ks, long js, float *restrict C, long ldc,
+                                        const float *restrict rs, float *restrict W, const void *pf, long pfr,
+                                        long pfld, long pfc) {
+            (void)pf, (void)pfr, (void)pfld, (void)pfc;
+            blk_gemm_bf16_rs(m, n, kk, A, a16, ars, aks, B, b16, ks, js, C, ldc, rs, W);
+        }
+        static void blk_gemm_bf16p_rs(long m, long n, long kk, const void *restrict A, int a16, long ars, long aks,
+                                      const uint32_t *restrict Bp, long ldp, float *restrict C, long ldc,
+                                      const float *restrict rs, float *restrict W) {
+            blk_bf16_scale_rows(m, n, rs, C, ldc);
+            blk_gemm_bf16p(m, n, kk, A, a16, ars, aks, Bp, ldp, C, ldc, 1, W);
         }
         #endif
         """#

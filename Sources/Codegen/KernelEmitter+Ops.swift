@@ -731,18 +731,21 @@ extension KernelEmitter {
                 if case .global(let load) = analysis.layouts[v]!.base, analysis.bf16Views.contains(load) { return 1 }
                 return 0
             }
+            // With the row scales (RowScaledAccumulation) the `_rs` product takes them where the flag
+            // `accumulate` would be.
+            let (suffix, accumulation) = rowScale.map { ("_rs", $0) } ?? ("", accumulate ? "1" : "0")
             if let p = prepacked {
                 // B packed once per call: the product reads its pairs.
                 w.line(
-                    "blk_gemm_bf16p(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), \(pointer(b)), "
-                        + "\(p.tile), v\(dst.number), \(rowLength(dst)), \(accumulate ? 1 : 0), \(packed));")
+                    "blk_gemm_bf16p\(suffix)(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), \(aks), "
+                        + "\(pointer(b)), \(p.tile), v\(dst.number), \(rowLength(dst)), \(accumulation), \(packed));")
                 return
             }
             let prefetch = nextBlock[b].map { ", " + $0 } ?? ""
             w.line(
-                "blk_gemm_bf16\(prefetch.isEmpty ? "" : "_pf")(\(rows), \(cols), \(k), \(pointer(a)), \(bits(a)), \(ars), "
-                    + "\(aks), \(bPointer), \(bits(b)), \(ks), \(js), v\(dst.number), \(rowLength(dst)), "
-                    + "\(accumulate ? 1 : 0), \(packed)\(prefetch));")
+                "blk_gemm_bf16\(prefetch.isEmpty ? "" : "_pf")\(suffix)(\(rows), \(cols), \(k), \(pointer(a)), "
+                    + "\(bits(a)), \(ars), \(aks), \(bPointer), \(bits(b)), \(ks), \(js), v\(dst.number), "
+                    + "\(rowLength(dst)), \(accumulation), \(packed)\(prefetch));")
             return
         }
         if let p = prepacked {

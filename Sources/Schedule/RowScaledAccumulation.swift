@@ -1,8 +1,8 @@
 import BlockIR
 
-/// An accumulator's rescale folded into the product that accumulates onto it (CPU, f32): for
-/// `r = add(mul(x, broadcast(α, axis 1)), dot(a, b))`, with the product accumulated in place
-/// (`KernelAnalysis.fusedDotOfAdd`), the product's register tiles load each row `i` of the
+/// An accumulator's rescale folded into the product that accumulates onto it (CPU, f32 and bf16
+/// products): for `r = add(mul(x, broadcast(α, axis 1)), dot(a, b))`, with the product accumulated
+/// in place (`KernelAnalysis.fusedDotOfAdd`), the product's register tiles load each row `i` of the
 /// accumulator, multiply it by `α[i]` and add their sums (`C = α⊙C + A·B`), so the rescale is
 /// not a pass over the block of its own.
 ///
@@ -15,18 +15,21 @@ import BlockIR
 /// → `blk_gemm_rs(…, v30, 64, v19)`: no loop over `%11` for `%27`.
 ///
 /// Legality (every condition is on the schedule's storage, `BufferPlan`):
-/// - the product is f32 and `x`'s only reader is the add; `α` is an `[R]` vector stored with
+/// - `x`'s only reader is the add; `α` is an `[R]` vector stored with
 ///   unit stride, broadcast along the columns, and `x`'s block operand has the add's shape;
 /// - `x`, its block operand and `r` share one buffer with the same strides (the rescale and the
 ///   add both in place), so the product reads the unscaled block where `x` would have been;
 /// - nothing between the rescale and the add writes that buffer or `α`'s (the rescale now
-///   happens at the add, later than in program order, so both must still hold their values).
+///   happens at the add, later than in program order, so both must still hold their values; a
+///   bf16 product's pack buffer, written before its tiles load `C`, included);
+/// - the product is one call of `blk_gemm`, `blk_gemm_pf` or their bf16 counterparts (`_rs`
+///   takes the row scales; a bf16 product split along `k` scales where its first chunk loads
+///   `C`): not a whole reduction (`WholeReduction`) nor a walk over a packed operand's panels.
 ///
-/// - the product is one call of `blk_gemm` (or `blk_gemm_pf`), which takes the row scales: not a
-///   whole reduction (`WholeReduction`) nor a walk over a packed operand's panels.
-///
-/// Exact: each element is `sum + α[i]·C[i, j]`, with the product `α[i]·C[i, j]` rounded to f32
-/// and added to the tile's sum as the unfused add does (the tile's sum starts at zero there too).
+/// The unfused add's operations: each element is `sum + α[i]·C[i, j]`, the product `α[i]·C[i, j]`
+/// added to the tile's sum as the unfused add does (the tile's sum starts at zero there too; a bf16
+/// product's later chunks add onto `C` as they do without the fold). gcc may contract the product
+/// and the add into one FMA (one rounding fewer), within `verify`'s tolerance.
 package struct RowScaledAccumulation: Hashable, Sendable {
     /// The accumulating add, whose product rescales the accumulator.
     package var add: ValueID
@@ -52,8 +55,7 @@ extension RowScaledAccumulation {
                 if case .loop(let loop) = inst.op { visit(loop.body) }
                 guard let r = inst.result?.id, let d = analysis.fusedDotOfAdd[r],
                     case .binary(.add, let p, let q) = inst.op,
-                    case .dot(_, _, _, _, let precision)? = analysis.dots[d], precision == .f32,
-                    !wholeReductions.contains(d), !panelProducts.contains(d)
+                    case .dot? = analysis.dots[d], !wholeReductions.contains(d), !panelProducts.contains(d)
                 else { continue }
                 let x = p == d ? q : p
                 guard let at = position[x], let fold = fold(r, x, body[at], analysis, buffers),

@@ -149,19 +149,13 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         }
                         // %26 = broadcast %19 axis 1
                         // %27 = mul %11, %26
-                        float *v27 = B2;
-                        for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                            for (long c_ = 0; c_ < 64; c_++) {
-                                v27[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v19[r_]);
-                            }
-                        }
+                        // computed by the product of %30: each row of %11 times %19
                         // %28 = load V[b0, k2 * 64 +: 64, j * 64 +: 64]
                         const uint32_t *v28 = P1 + b0 * 32768 + (j * 64 / 64) * 32768 + (k2 * 64 / 2) * 64;
                         // %29 = dot %23, %28 bf16: accumulated in place by its add
                         // %30 = add %27, %29
                         float *v30 = B2;
-                        blk_gemm_bf16p(64, 64, 64, v23, 0, 64, 1, v28, 64, v30, 64, 1, B5);
+                        blk_gemm_bf16p_rs(64, 64, 64, v23, 0, 64, 1, v28, 64, v30, 64, v19, B5);
                         // yield %16, %25, %30
                         {
 #pragma omp simd
