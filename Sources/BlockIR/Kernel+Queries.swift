@@ -89,3 +89,22 @@ extension Kernel {
         return found
     }
 }
+
+extension Kernel {
+    /// The value of every `fill` at any depth (fills are constants wherever they are defined:
+    /// hoisting moves them out of loops).
+    public func fillConstants() -> [ValueID: Float] {
+        var constants: [ValueID: Float] = [:]
+        walk { inst in
+            if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
+        }
+        return constants
+    }
+
+    /// The instruction that defines each value (a loop for each of its results), at any depth.
+    public func definitions() -> [ValueID: Instruction] {
+        var definitions: [ValueID: Instruction] = [:]
+        walk { inst in for r in inst.results { definitions[r.id] = inst } }
+        return definitions
+    }
+}

@@ -52,12 +52,8 @@ extension MaskedProduct {
         target: TargetDescription
     ) -> [ValueID: MaskedProduct] {
         guard !target.isGPU else { return [:] }
-        var constants: [ValueID: Float] = [:]
-        var definitions: [ValueID: Instruction] = [:]
-        kernel.walk { inst in
-            for r in inst.results { definitions[r.id] = inst }
-            if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
-        }
+        let constants = kernel.fillConstants()
+        let definitions = kernel.definitions()
         func oneCall(_ d: ValueID) -> Bool {
             guard case .dot(_, _, _, _, .f32)? = analysis.dots[d] else { return false }
             return !wholeReductions.contains(d) && !panelProducts.contains(d)

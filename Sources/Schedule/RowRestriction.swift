@@ -52,12 +52,8 @@ package struct RowRestriction: Hashable, Sendable {
         RowRestriction]
     {
         guard !target.isGPU else { return [:] }
-        var constants: [ValueID: Float] = [:]
-        var definitions: [ValueID: Instruction] = [:]
-        kernel.walk { inst in
-            for r in inst.results { definitions[r.id] = inst }
-            if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
-        }
+        let constants = kernel.fillConstants()
+        let definitions = kernel.definitions()
         let grid = Set(kernel.gridVariables)
         var out: [IndexVar: RowRestriction] = [:]
         for inst in kernel.body {

@@ -41,8 +41,7 @@ package struct WholeReduction: Hashable, Sendable {
         guard !target.isGPU else { return ([:], []) }
         var out: [ValueID: WholeReduction] = [:]
         var inPlace: Set<ValueID> = []
-        var definitions: [ValueID: Instruction] = [:]
-        kernel.walk { inst in for r in inst.results { definitions[r.id] = inst } }
+        let definitions = kernel.definitions()
         kernel.walk { inst in
             guard case .loop(let loop) = inst.op,
                 let (found, copied) = products(loop, program, analysis, buffers, prepacks, prepackedLoads, definitions)

@@ -71,11 +71,9 @@ extension FusionRule {
             "skip the loop iterations whose block of a select's condition is all false and the element test where it is all true, by a block summary kernel"
     ) { program, _ in
         for (index, kernel) in program.kernels.enumerated() {
-            var constants: [ValueID: Float] = [:]
-            kernel.walk { inst in
-                if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
-            }
-            guard let found = guardLoop(kernel.body, kernel: kernel, program: program, constants: constants) else {
+            guard
+                let found = guardLoop(kernel.body, kernel: kernel, program: program, constants: kernel.fillConstants())
+            else {
                 continue
             }
             return summarize(program, kernelIndex: index, found)

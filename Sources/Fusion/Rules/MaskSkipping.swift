@@ -33,12 +33,7 @@ extension FusionRule {
         id: "R9", name: "mask-skipping", summary: "shrink a loop to the blocks an index-predicate mask keeps"
     ) { program, plan in
         KernelRewrite.body(program, plan, local: .maskSkipping) { kernel, _ in
-            // Fills are constants wherever they are defined (hoisting moves them out of loops).
-            var constants: [ValueID: Float] = [:]
-            kernel.walk { inst in
-                if case .fill(let c) = inst.op, let r = inst.result { constants[r.id] = c }
-            }
-            return skip(kernel.body, constants: constants, grid: Set(kernel.gridVariables))
+            skip(kernel.body, constants: kernel.fillConstants(), grid: Set(kernel.gridVariables))
         }
     }
 
