@@ -422,10 +422,8 @@ extension KernelEmitter {
         defineExtents(r, extents[a]!)
         let rowBase = temp("row0")
         let colBase = temp("col0")
-        // In a row-restricted iteration the block starts at the first row computed.
-        let shift = rowWindow.flatMap { $0.restriction.aligned.contains(r) ? " + \($0.first)" : nil } ?? ""
         w.line(
-            "const \(dialect.indexType) \(rowBase) = \(index(row))\(shift), \(colBase) = \(index(column));")
+            "const \(dialect.indexType) \(rowBase) = \(index(row))\(rowShift(r)), \(colBase) = \(index(column));")
         let n = rowLength(r)
         // Blocks wholly inside the predicate (checked at the block's corners: the atoms are
         // affine or piecewise constant) copy without the element test.
@@ -454,6 +452,12 @@ extension KernelEmitter {
             me.w.line("v\(r.number)[\(i[0]) * \(n) + \(i[1])] = \(cond) ? \(me.element(a, i)) : \(Self.float(fill));")
         }
         close()
+    }
+
+    /// What a block's first row moves by: in a row-restricted iteration an aligned block starts at
+    /// the first row computed (`" + first"`), elsewhere nothing.
+    private func rowShift(_ v: ValueID) -> String {
+        rowWindow.flatMap { $0.restriction.aligned.contains(v) ? " + \($0.first)" : nil } ?? ""
     }
 
     /// A C condition that holds when every element of the rows `row ... lastRow` and columns
@@ -804,29 +808,22 @@ extension KernelEmitter {
             return
         }
         // MaskedProduct: row r of the mask's block keeps at most its first lim + slope·r columns;
-        // where that cuts the block, the product skips the rest tile by tile.
-        let shift = rowWindow.flatMap { $0.restriction.aligned.contains(masked.mask) ? " + \($0.first)" : nil } ?? ""
+        // where that cuts the block (the columns, or the reduction's terms), the product skips the
+        // rest tile by tile.
         let lim = temp("lim")
         w.line(
-            "const \(dialect.indexType) \(lim) = \(masked.slope) * (\(index(row))\(shift)) + \(masked.constant) - "
-                + "(\(index(column))) + 1;")
-        switch masked.limit {
-        case .columns:
-            open("if (\(lim) >= \(cols))")
-            w.line(call)
-            close()
-            open("else")
-            w.line("blk_gemm_cl(\(operands), \(lim), \(masked.slope));")
-            close()
-        case .reduction:
-            open("if (\(lim) >= \(k))")
-            w.line(call)
-            close()
-            open("else")
-            w.line(
-                "blk_gemm_kl(\(operands), \(accumulate ? 1 : 0), \(rowScale ?? "NULL"), \(lim), \(masked.slope));")
-            close()
-        }
+            "const \(dialect.indexType) \(lim) = \(masked.slope) * (\(index(row))\(rowShift(masked.mask))) + "
+                + "\(masked.constant) - (\(index(column))) + 1;")
+        let (extent, bounded) =
+            masked.limit == .columns
+            ? (cols, "blk_gemm_cl(\(operands), \(lim), \(masked.slope));")
+            : (k, "blk_gemm_kl(\(operands), \(accumulate ? 1 : 0), \(rowScale ?? "NULL"), \(lim), \(masked.slope));")
+        open("if (\(lim) >= \(extent))")
+        w.line(call)
+        close()
+        open("else")
+        w.line(bounded)
+        close()
     }
 
     /// `r = add(x, dot(a, b))`: `x` lands in `r`'s buffer (in place when it dies here), then

@@ -83,7 +83,7 @@ extension MaskedProduct {
                 // reduction: products whose left operand is 0 where the mask removes elements.
                 let zeros = zeroWhereMasked(body, mask: m.id, constants: constants, definitions: definitions)
                 for other in body {
-                    guard case .dot(let p, _, false, _, .f32) = other.op, let d = other.result?.id, zeros.contains(p),
+                    guard case .dot(let p, _, false, _, _) = other.op, let d = other.result?.id, zeros.contains(p),
                         oneCall(d), out[d] == nil
                     else { continue }
                     out[d] = MaskedProduct(dot: d, mask: m.id, limit: .reduction, slope: slope, constant: constant)
