@@ -91,6 +91,64 @@ public enum CRuntime {
             }
             return nan ? NAN : _mm512_reduce_max_ps(acc);
         }
+        /* A row's 16 partial results (lane l combines the elements c ≡ l mod 16), stored at `lanes`
+           (64-byte aligned); blk_*_of_lanes combines 16 rows' partials at once, so no row waits
+           on a horizontal reduction of its own. A lane that saw a NaN holds NaN. */
+        static inline void blk_sum_lanes(const float *x, long n, float *lanes) {
+            __m512 acc = _mm512_setzero_ps();
+            long c = 0;
+            for (; c + 16 <= n; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
+            if (c < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - c)) - 1u), x + c));
+            _mm512_store_ps(lanes, acc);
+        }
+        static inline void blk_max_lanes(const float *x, long n, float *lanes) {
+            const __m512 lowest = _mm512_set1_ps(-INFINITY);
+            __m512 acc = lowest;
+            __mmask16 nan = 0;
+            long c = 0;
+            for (; c + 16 <= n; c += 16) {
+                __m512 v = _mm512_loadu_ps(x + c);
+                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                acc = _mm512_max_ps(acc, v);
+            }
+            if (c < n) {
+                __m512 v = _mm512_mask_loadu_ps(lowest, (__mmask16)((1u << (n - c)) - 1u), x + c);
+                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                acc = _mm512_max_ps(acc, v);
+            }
+            _mm512_store_ps(lanes, _mm512_mask_blend_ps(nan, acc, _mm512_set1_ps(NAN)));
+        }
+        /* the larger of a and b lane by lane, NaN where either is NaN */
+        static inline __m512 blk_max16(__m512 a, __m512 b) {
+            return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+        }
+        /* out[r] = the combination of row r's 16 partials, r < rows (≤ 16): a transposing tree
+           (pairs of rows, then pairs of 64-bit halves, then 128-bit quarters), 15 combines */
+        static inline __attribute__((always_inline)) void blk_of_lanes16(const float *lanes, long rows, float *out,
+                                                                         const int max) {
+            __m512 v[16], t[8], u[4], w[2];
+            const __m512 identity = _mm512_set1_ps(max ? -INFINITY : 0.0f);
+            for (int r = 0; r < 16; r++) v[r] = r < rows ? _mm512_load_ps(lanes + 16 * r) : identity;
+        #define BLK_COMBINE(a, b) (max ? blk_max16((a), (b)) : _mm512_add_ps((a), (b)))
+            for (int p = 0; p < 8; p++)
+                t[p] = BLK_COMBINE(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]), _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+            for (int p = 0; p < 4; p++) {
+                __m512d a = _mm512_castps_pd(t[2 * p]), b = _mm512_castps_pd(t[2 * p + 1]);
+                u[p] = BLK_COMBINE(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+            }
+            for (int p = 0; p < 2; p++)
+                w[p] = BLK_COMBINE(_mm512_shuffle_f32x4(u[2 * p], u[2 * p + 1], 0x88),
+                                   _mm512_shuffle_f32x4(u[2 * p], u[2 * p + 1], 0xDD));
+            __m512 all = BLK_COMBINE(_mm512_shuffle_f32x4(w[0], w[1], 0x88), _mm512_shuffle_f32x4(w[0], w[1], 0xDD));
+        #undef BLK_COMBINE
+            _mm512_mask_storeu_ps(out, (__mmask16)(rows >= 16 ? 0xFFFF : (1u << rows) - 1u), all);
+        }
+        static inline void blk_sum_of_lanes(const float *lanes, long rows, float *out) {
+            for (long r0 = 0; r0 < rows; r0 += 16) blk_of_lanes16(lanes + 16 * r0, rows - r0, out + r0, 0);
+        }
+        static inline void blk_max_of_lanes(const float *lanes, long rows, float *out) {
+            for (long r0 = 0; r0 < rows; r0 += 16) blk_of_lanes16(lanes + 16 * r0, rows - r0, out + r0, 1);
+        }
         #else
         static inline float blk_sum_contig(const float *x, long n) {
             float p[16] = {0};
@@ -108,6 +166,39 @@ public enum CRuntime {
             for (long c = 0; c < n; c++) s = blk_maxf(s, x[c]);
             return s;
         }
+        /* without AVX-512 a row's result sits in lane 0, the other lanes hold the identity */
+        static inline void blk_sum_lanes(const float *x, long n, float *lanes) {
+            for (int l = 1; l < 16; l++) lanes[l] = 0.0f;
+            lanes[0] = blk_sum_contig(x, n);
+        }
+        static inline void blk_max_lanes(const float *x, long n, float *lanes) {
+            for (int l = 1; l < 16; l++) lanes[l] = -INFINITY;
+            lanes[0] = blk_max_contig(x, n);
+        }
+        static inline void blk_sum_of_lanes(const float *lanes, long rows, float *out) {
+            for (long r = 0; r < rows; r++) out[r] = blk_sum_contig(lanes + 16 * r, 16);
+        }
+        static inline void blk_max_of_lanes(const float *lanes, long rows, float *out) {
+            for (long r = 0; r < rows; r++) out[r] = blk_max_contig(lanes + 16 * r, 16);
+        }
         #endif
+        /* out[r] = the sum (the maximum) of row r's n contiguous elements, r < rows (rows ld apart),
+           16 rows at a time through their lanes */
+        static inline void blk_sum_rows(const float *x, long ld, long rows, long n, float *out) {
+            float lanes[256] __attribute__((aligned(64)));
+            for (long r0 = 0; r0 < rows; r0 += 16) {
+                long m = rows - r0 < 16 ? rows - r0 : 16;
+                for (long r = 0; r < m; r++) blk_sum_lanes(x + (r0 + r) * ld, n, lanes + 16 * r);
+                blk_sum_of_lanes(lanes, m, out + r0);
+            }
+        }
+        static inline void blk_max_rows(const float *x, long ld, long rows, long n, float *out) {
+            float lanes[256] __attribute__((aligned(64)));
+            for (long r0 = 0; r0 < rows; r0 += 16) {
+                long m = rows - r0 < 16 ? rows - r0 : 16;
+                for (long r = 0; r < m; r++) blk_max_lanes(x + (r0 + r) * ld, n, lanes + 16 * r);
+                blk_max_of_lanes(lanes, m, out + r0);
+            }
+        }
         """#
 }

@@ -79,9 +79,18 @@ extension KernelEmitter {
                 let (operands, f) = elementwiseForm(inst.op, r)!
                 emitElementwise(r, operands: operands, f)
             }
-        case .select:
-            let (operands, f) = elementwiseForm(inst.op, result!.id)!
-            emitElementwise(result!.id, operands: operands, f)
+        case .select(_, let a, let b):
+            let r = result!.id
+            if selectIsOperand(r, a) {
+                // Its condition is known non-zero and it is written over `a`: `a` is already there.
+                declareBuffer(r)
+                var bounds = extents[a]!
+                if !analysis.layouts[b]!.shape.isEmpty { bounds = zip(bounds, extents[b]!).map { minExtent($0, $1) } }
+                defineExtents(r, bounds)
+                break
+            }
+            let (operands, f) = elementwiseForm(inst.op, r)!
+            emitElementwise(r, operands: operands, f)
         case .gather(let t, let access, let index, let axis):
             emitGather(result!, t, access, index: index, axis: axis)
         case .broadcast(let a, let axis):
@@ -319,6 +328,14 @@ extension KernelEmitter {
             let d = zip(stored, i).map { strides[$0] == 1 ? $1 : "\($1) * \(strides[$0])" }.joined(separator: " + ")
             me.w.line("v\(r.number)[\(d.isEmpty ? "0" : d)] = \(f(me, operands.map { me.element($0, at) }));")
         }
+    }
+
+    /// Whether the select `r` needs no code: its condition is known non-zero (a full block) and it
+    /// is written in place over its chosen operand `a`, which is therefore already there.
+    func selectIsOperand(_ r: ValueID, _ a: ValueID) -> Bool {
+        guard chosenSelects.contains(r), plan.inPlace.contains(r), !analysis.isSplat(r), let ba = plan.bufferOf[a]
+        else { return false }
+        return plan.bufferOf[r] == ba
     }
 
     /// The operands and the C expression of an elementwise op's element (`nil`: not elementwise).
@@ -572,7 +589,11 @@ extension KernelEmitter {
         let kept = axis == 1 ? ea[0] : ea[1]
         defineExtents(r, [kept])
         let out = "v\(r.number)"
-        if axis == 1 {
+        if axis == 1, la.strides[1] == 1, la.strides[0] != 0 {
+            // Rows of unit stride: 16 rows at a time through their lanes (no horizontal reduction per row).
+            let rows = op == .sum ? "blk_sum_rows" : "blk_max_rows"
+            w.line("\(rows)(\(pointer(a)), \(la.strides[0]), \(extents[r]![0]), \(ea[1]), \(out));")
+        } else if axis == 1 {
             open("for (\(dialect.indexType) r_ = 0; r_ < \(extents[r]![0]); r_++)")
             emitRowOfReduction(out, op, a)
             close()

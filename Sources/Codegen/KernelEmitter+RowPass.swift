@@ -35,6 +35,21 @@ extension KernelEmitter {
         let rowExtents = code.map { extents[$0.result!.id]![0] }
         let same = Set(rowExtents.map { canonicalExtent($0) }).count == 1
         let it = dialect.indexType
+        // Reductions of unit-stride rows whose results the rest of the pass neither reads (directly
+        // or through a broadcast, which is one of `insts`) nor overwrites: each row leaves its 16
+        // partials, combined 16 rows at a time after the loop.
+        var laned: [ValueID: String] = [:]
+        for (n, inst) in insts.enumerated() {
+            guard case .reduce(_, let a, _) = inst.op, rows <= 256, let la = analysis.layouts[a], la.strides[1] == 1
+            else { continue }
+            let r = inst.result!.id
+            let later = insts[(n + 1)...]
+            guard !later.contains(where: { $0.op.operands.contains(r) }),
+                !later.contains(where: { $0.result.map { plan.bufferOf[$0.id] == plan.bufferOf[r] } ?? false })
+            else { continue }
+            laned[r] = "L\(r.number)"
+            w.line("float L\(r.number)[\(rows * 16)] __attribute__((aligned(64)));")
+        }
         open("for (\(it) r_ = 0; r_ < \(same ? rowExtents[0] : "\(rows)"); r_++)")
         for (inst, rowExtent) in zip(code, rowExtents) {
             let r = inst.result!.id
@@ -45,7 +60,17 @@ extension KernelEmitter {
             let e = extents[r]!
             switch inst.op {
             case .reduce(let op, let a, _):
-                emitRowOfReduction(out, op, a)
+                if let lanes = laned[r] {
+                    let la = analysis.layouts[a]!
+                    let row = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
+                    w.line(
+                        "blk_\(op == .sum ? "sum" : "max")_lanes(\(pointer(a))\(row), \(extents[a]![1]), \(lanes) + r_ * 16);"
+                    )
+                } else {
+                    emitRowOfReduction(out, op, a)
+                }
+            case .select(_, let a, _) where selectIsOperand(r, a):
+                break
             case .unary(.exp, let a) where expRowsApply(r, a):
                 let la = analysis.layouts[a]!
                 let row = la.strides[0] == 0 ? "" : " + r_ * \(la.strides[0])"
@@ -61,5 +86,10 @@ extension KernelEmitter {
             if guarded { close() }
         }
         close()
+        for inst in code {
+            guard case .reduce(let op, _, _) = inst.op, let lanes = laned[inst.result!.id] else { continue }
+            let r = inst.result!.id
+            w.line("blk_\(op == .sum ? "sum" : "max")_of_lanes(\(lanes), \(extents[r]![0]), v\(r.number));")
+        }
     }
 }

@@ -2,7 +2,7 @@ import BlockIR
 
 /// Which thread-private buffer holds each block value of a kernel.
 ///
-/// Every value that owns storage gets a *virtual buffer*; an elementwise op whose operand dies
+/// Every value that owns storage gets a *virtual buffer*; an elementwise op (a `select` too) whose operand dies
 /// at it writes into the operand's virtual buffer (in place), a loop's carried value takes over
 /// its initial value's buffer when that dies at the loop, and loop results share their carried
 /// value's buffer. Virtual buffers are then packed into physical ones by a linear scan over
@@ -183,14 +183,15 @@ package struct BufferPlan {
                 }
             case .yield(let ys):
                 planYield(ys, carried: carried, at: p)
-            case .unary, .binary, .mask:
+            case .unary, .binary, .mask, .select:
                 guard let r = inst.result, owner(r.id) == r.id else { break }
                 let candidates: [ValueID]
                 switch inst.op {
                 case .unary(_, let a), .mask(let a, _, _, _, _): candidates = [a]
+                case .select(_, let a, let b): candidates = [a, b]
                 case .binary(_, let a, let b):
                     candidates = analysis.fusedDotOfAdd[r.id].map { d in [a, b].filter { $0 != d } } ?? [a, b]
-                case .load, .store, .fill, .index, .select, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
+                case .load, .store, .fill, .index, .gather, .broadcast, .reduce, .scan, .dot, .transpose,
                     .concat, .loop,
                     .yield:
                     candidates = []
@@ -213,7 +214,7 @@ package struct BufferPlan {
                 if analysis.needsPacking(r.id), !packedOnce.contains(r.id) {
                     packBufferOf[r.id] = scratch(at: p, floats: analysis.packedCount(r.id))
                 }
-            case .load, .reduce, .scan, .index(_, axis: .some), .concat, .select, .gather:
+            case .load, .reduce, .scan, .index(_, axis: .some), .concat, .gather:
                 guard let r = inst.result, owner(r.id) == r.id else { break }
                 newVirtual(r.id, start: p, floats: floats(r.id))
             case .store, .fill, .index, .broadcast, .transpose:

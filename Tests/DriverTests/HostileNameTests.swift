@@ -37,10 +37,11 @@ final class HostileNameTests: XCTestCase {
         "blk_alloc", "blk_alloc_zeroed", "blk_gemm", "blk_pack", "blk_floordiv", "blk_imin", "blk_imax",
         "blk_extent", "blk_maxf", "blk_minf", "blk_expf", "blk_tanhf", "blk_sigmoidf", "blk_siluf", "blk_geluf",
         "blk_warp_sum", "blk_warp_max", "blk_smem", "blk_scratch0", "blk_arena", "blk_sum_contig",
-        "blk_device_zeroed", "blk_u_a", "blk_t_x", "blk_g_x", "blk_d_x", "BLK_U_a_H",
+        "blk_max_rows", "blk_sum_lanes", "blk_of_lanes16", "blk_device_zeroed", "blk_u_a", "blk_t_x", "blk_g_x",
+        "blk_d_x", "BLK_U_a_H",
     ]
     static let temporaries = [
-        "v0", "v12", "s3", "e4_0", "B0", "t0", "f_", "e_", "status_", "g_x", "d_x", "x_", "dir", "reps", "times",
+        "v0", "v12", "s3", "e4_0", "B0", "L20", "t0", "f_", "e_", "status_", "g_x", "d_x", "x_", "dir", "reps", "times",
         "shape", "ms", "start", "stop", "devices", "status", "npy_read", "npy_write", "cmp_double", "main", "argv",
         "threadIdx", "blockIdx", "blockDim", "gridDim", "warpSize", "i", "j", "k", "b0",
     ]

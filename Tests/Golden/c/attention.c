@@ -76,9 +76,7 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                         blk_gemm(64, 64, 64, v33, 64, 1, v12, 64, v14, 64, 0);
                         // %15 = reduce_max %14 axis 1
                         float *v15 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
-                        }
+                        blk_max_rows(v14, 64, 64, 64, v15);
                         // %16 = max %9, %15
                         float *v16 = B5;
 #pragma omp simd
@@ -111,6 +109,7 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                         float *v22 = B4;
                         float *v23 = B4;
                         float *v24 = B6;
+                        float L24[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %22 = sub %14, %20
 #pragma omp simd
@@ -120,8 +119,9 @@ static void blk_u_attention_k0(const float *restrict blk_g_Q, const float *restr
                             // %23 = exp %22
                             blk_exp_row(v22 + r_ * 64, v23 + r_ * 64, 64);
                             // %24 = reduce_sum %23 axis 1
-                            v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
+                            blk_sum_lanes(v23 + r_ * 64, 64, L24 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L24, 64, v24);
                         // %25 = add %21, %24
                         float *v25 = B2;
 #pragma omp simd

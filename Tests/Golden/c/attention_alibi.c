@@ -141,9 +141,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         }
                         // %30 = reduce_max %29 axis 1
                         float *v30 = B6;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v30[r_] = blk_max_contig(v29 + r_ * 64, 64);
-                        }
+                        blk_max_rows(v29, 64, 64, 64, v30);
                         // %31 = max %19, %30
                         float *v31 = B6;
 #pragma omp simd
@@ -176,6 +174,7 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                         float *v37 = B5;
                         float *v38 = B5;
                         float *v39 = B7;
+                        float L39[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %37 = sub %29, %35
 #pragma omp simd
@@ -185,8 +184,9 @@ static void blk_u_attention_alibi_k0(const float *restrict blk_g_Q, const float 
                             // %38 = exp %37
                             blk_exp_row(v37 + r_ * 64, v38 + r_ * 64, 64);
                             // %39 = reduce_sum %38 axis 1
-                            v39[r_] = blk_sum_contig(v38 + r_ * 64, 64);
+                            blk_sum_lanes(v38 + r_ * 64, 64, L39 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L39, 64, v39);
                         // %40 = add %36, %39
                         float *v40 = B3;
 #pragma omp simd

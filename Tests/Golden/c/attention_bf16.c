@@ -89,6 +89,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         // one pass over the rows: %14, %15
                         float *v14 = B3;
                         float *v15 = B4;
+                        float L15[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %14 = mul %13, %2
 #pragma omp simd
@@ -96,8 +97,9 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                                 v14[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s2);
                             }
                             // %15 = reduce_max %14 axis 1
-                            v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
+                            blk_max_lanes(v14 + r_ * 64, 64, L15 + r_ * 16);
                         }
+                        blk_max_of_lanes(L15, 64, v15);
                         // %16 = max %9, %15
                         float *v16 = B4;
 #pragma omp simd
@@ -130,6 +132,7 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                         float *v22 = B3;
                         float *v23 = B3;
                         float *v24 = B5;
+                        float L24[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %22 = sub %14, %20
 #pragma omp simd
@@ -139,8 +142,9 @@ static void blk_u_attention_bf16_k0(const uint16_t *restrict blk_g_Q, const uint
                             // %23 = exp %22
                             blk_exp_row(v22 + r_ * 64, v23 + r_ * 64, 64);
                             // %24 = reduce_sum %23 axis 1
-                            v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
+                            blk_sum_lanes(v23 + r_ * 64, 64, L24 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L24, 64, v24);
                         // %25 = add %21, %24
                         float *v25 = B1;
 #pragma omp simd

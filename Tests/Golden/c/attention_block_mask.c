@@ -47,9 +47,7 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
                 }
                 // %12 = reduce_max %11 axis 1
                 float *v12 = B1;
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v12[r_] = blk_max_contig(v11 + r_ * 64, 64);
-                }
+                blk_max_rows(v11, 64, 64, 64, v12);
                 // %13 = reduce_max %12 axis 0
                 const float s13 = blk_max_contig(v12, 64);
                 // store %13 -> M_any[i, k2 * (-1) + 15]
@@ -57,6 +55,7 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
                 // one pass over the rows: %14, %15
                 float *v14 = B0;
                 float *v15 = B1;
+                float L15[1024] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %14 = eq %11, %1
 #pragma omp simd
@@ -64,8 +63,9 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
                         v14[r_ * 64 + c_] = ((v11[r_ * 64 + c_] == s1) ? 1.0f : 0.0f);
                     }
                     // %15 = reduce_max %14 axis 1
-                    v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
+                    blk_max_lanes(v14 + r_ * 64, 64, L15 + r_ * 16);
                 }
+                blk_max_of_lanes(L15, 64, v15);
                 // %16 = reduce_max %15 axis 0
                 const float s16 = blk_max_contig(v15, 64);
                 // %17 = eq %16, %1
@@ -120,7 +120,7 @@ static void blk_u_attention_block_mask_k0(const uint8_t *restrict blk_g_M, uint8
     }
 }
 
-/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 82432 bytes per thread */
+/* kernel k8_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
 static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const uint8_t *restrict blk_g_M, float *restrict blk_g_O, const uint8_t *restrict blk_g_M_any, const uint8_t *restrict blk_g_M_all, const int32_t *restrict blk_g_M_range, const int32_t *restrict blk_g_M_next) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
@@ -132,7 +132,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
         float B5[4096] __attribute__((aligned(64)));
-        float B6[4096] __attribute__((aligned(64)));
+        float B6[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 16; pt_++) {
@@ -195,18 +195,10 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             float *v16 = B5;
                             blk_gemm(64, 64, 64, v36, 64, 1, v14, 64, v16, 64, 0);
                             // %17 = select %13, %16, %3: its condition is true in a full block
-                            float *v17 = B6;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v17[r_ * 64 + c_] = v16[r_ * 64 + c_];
-                                }
-                            }
+                            float *v17 = B5;
                             // %18 = reduce_max %17 axis 1
                             float *v18 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v18[r_] = blk_max_contig(v17 + r_ * 64, 64);
-                            }
+                            blk_max_rows(v17, 64, 64, 64, v18);
                             // %19 = max %10, %18
                             float *v19 = B4;
 #pragma omp simd
@@ -214,7 +206,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 v19[r_] = blk_maxf(v10[r_], v18[r_]);
                             }
                             // %20 = max %19, %6
-                            float *v20 = B5;
+                            float *v20 = B6;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v20[r_] = blk_maxf(v19[r_], s6);
@@ -236,9 +228,10 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 v24[r_] = (v11[r_] * v22[r_]);
                             }
                             // one pass over the rows: %25, %26, %27
-                            float *v25 = B6;
-                            float *v26 = B6;
-                            float *v27 = B5;
+                            float *v25 = B5;
+                            float *v26 = B5;
+                            float *v27 = B6;
+                            float L27[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %25 = sub %17, %23
 #pragma omp simd
@@ -248,8 +241,9 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 // %26 = exp %25
                                 blk_exp_row(v25 + r_ * 64, v26 + r_ * 64, 64);
                                 // %27 = reduce_sum %26 axis 1
-                                v27[r_] = blk_sum_contig(v26 + r_ * 64, 64);
+                                blk_sum_lanes(v26 + r_ * 64, 64, L27 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L27, 64, v27);
                             // %28 = add %24, %27
                             float *v28 = B2;
 #pragma omp simd
@@ -288,7 +282,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             float *v16 = B5;
                             blk_gemm(64, 64, 64, v36, 64, 1, v14, 64, v16, 64, 0);
                             // %17 = select %13, %16, %3
-                            float *v17 = B6;
+                            float *v17 = B5;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -297,9 +291,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                             }
                             // %18 = reduce_max %17 axis 1
                             float *v18 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v18[r_] = blk_max_contig(v17 + r_ * 64, 64);
-                            }
+                            blk_max_rows(v17, 64, 64, 64, v18);
                             // %19 = max %10, %18
                             float *v19 = B4;
 #pragma omp simd
@@ -307,7 +299,7 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 v19[r_] = blk_maxf(v10[r_], v18[r_]);
                             }
                             // %20 = max %19, %6
-                            float *v20 = B5;
+                            float *v20 = B6;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v20[r_] = blk_maxf(v19[r_], s6);
@@ -329,9 +321,10 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 v24[r_] = (v11[r_] * v22[r_]);
                             }
                             // one pass over the rows: %25, %26, %27
-                            float *v25 = B6;
-                            float *v26 = B6;
-                            float *v27 = B5;
+                            float *v25 = B5;
+                            float *v26 = B5;
+                            float *v27 = B6;
+                            float L27[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %25 = sub %17, %23
 #pragma omp simd
@@ -341,8 +334,9 @@ static void blk_u_attention_block_mask_k1(const float *restrict blk_g_Q, const f
                                 // %26 = exp %25
                                 blk_exp_row(v25 + r_ * 64, v26 + r_ * 64, 64);
                                 // %27 = reduce_sum %26 axis 1
-                                v27[r_] = blk_sum_contig(v26 + r_ * 64, 64);
+                                blk_sum_lanes(v26 + r_ * 64, 64, L27 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L27, 64, v27);
                             // %28 = add %24, %27
                             float *v28 = B2;
 #pragma omp simd

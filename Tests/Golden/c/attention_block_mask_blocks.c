@@ -84,7 +84,7 @@ static void blk_u_attention_block_mask_blocks_k0(const uint8_t *restrict blk_g_B
     }
 }
 
-/* kernel k9_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 66304 bytes per thread */
+/* kernel k9_matmul_O: grid(b0 < 8, i < 16, j < 1), 128 instance(s); local blocks: 7 buffer(s), 50176 bytes per thread */
 static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const uint8_t *restrict blk_g_B, float *restrict blk_g_O, const int32_t *restrict blk_g_B_range, const int32_t *restrict blk_g_B_next) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 2097152);
@@ -95,7 +95,7 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
         float B2[64] __attribute__((aligned(64)));
         float B3[4096] __attribute__((aligned(64)));
         float B4[4096] __attribute__((aligned(64)));
-        float B5[4096] __attribute__((aligned(64)));
+        float B5[64] __attribute__((aligned(64)));
         float B6[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
@@ -158,21 +158,18 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %18 = dot %38, %16 transpose_b
                             float *v18 = B4;
                             blk_gemm(64, 64, 64, v38, 64, 1, v16, 64, v18, 64, 0);
-                            // %19 = select %15, %18, %3: its condition is true in a full block
-                            float *v19 = B5;
+                            // one pass over the rows: %19, %20
+                            float *v19 = B4;
+                            float *v20 = B5;
+                            float L20[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v19[r_ * 64 + c_] = v18[r_ * 64 + c_];
-                                }
+                                // %19 = select %15, %18, %3
+                                // %20 = reduce_max %19 axis 1
+                                blk_max_lanes(v19 + r_ * 64, 64, L20 + r_ * 16);
                             }
-                            // %20 = reduce_max %19 axis 1
-                            float *v20 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
-                            }
+                            blk_max_of_lanes(L20, 64, v20);
                             // %21 = max %10, %20
-                            float *v21 = B4;
+                            float *v21 = B5;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v21[r_] = blk_maxf(v10[r_], v20[r_]);
@@ -200,9 +197,10 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                                 v26[r_] = (v11[r_] * v24[r_]);
                             }
                             // one pass over the rows: %27, %28, %29
-                            float *v27 = B5;
-                            float *v28 = B5;
+                            float *v27 = B4;
+                            float *v28 = B4;
                             float *v29 = B6;
+                            float L29[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %27 = sub %19, %25
 #pragma omp simd
@@ -212,8 +210,9 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                                 // %28 = exp %27
                                 blk_exp_row(v27 + r_ * 64, v28 + r_ * 64, 64);
                                 // %29 = reduce_sum %28 axis 1
-                                v29[r_] = blk_sum_contig(v28 + r_ * 64, 64);
+                                blk_sum_lanes(v28 + r_ * 64, 64, L29 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L29, 64, v29);
                             // %30 = add %26, %29
                             float *v30 = B2;
 #pragma omp simd
@@ -246,21 +245,22 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                             // %18 = dot %38, %16 transpose_b
                             float *v18 = B4;
                             blk_gemm(64, 64, 64, v38, 64, 1, v16, 64, v18, 64, 0);
-                            // %19 = select %15, %18, %3
-                            float *v19 = B5;
+                            // one pass over the rows: %19, %20
+                            float *v19 = B4;
+                            float *v20 = B5;
+                            float L20[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
+                                // %19 = select %15, %18, %3
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
                                     v19[r_ * 64 + c_] = ((s13) != 0.0f ? (v18[r_ * 64 + c_]) : (s3));
                                 }
+                                // %20 = reduce_max %19 axis 1
+                                blk_max_lanes(v19 + r_ * 64, 64, L20 + r_ * 16);
                             }
-                            // %20 = reduce_max %19 axis 1
-                            float *v20 = B4;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
-                            }
+                            blk_max_of_lanes(L20, 64, v20);
                             // %21 = max %10, %20
-                            float *v21 = B4;
+                            float *v21 = B5;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v21[r_] = blk_maxf(v10[r_], v20[r_]);
@@ -288,9 +288,10 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                                 v26[r_] = (v11[r_] * v24[r_]);
                             }
                             // one pass over the rows: %27, %28, %29
-                            float *v27 = B5;
-                            float *v28 = B5;
+                            float *v27 = B4;
+                            float *v28 = B4;
                             float *v29 = B6;
+                            float L29[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %27 = sub %19, %25
 #pragma omp simd
@@ -300,8 +301,9 @@ static void blk_u_attention_block_mask_blocks_k1(const float *restrict blk_g_Q, 
                                 // %28 = exp %27
                                 blk_exp_row(v27 + r_ * 64, v28 + r_ * 64, 64);
                                 // %29 = reduce_sum %28 axis 1
-                                v29[r_] = blk_sum_contig(v28 + r_ * 64, 64);
+                                blk_sum_lanes(v28 + r_ * 64, 64, L29 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L29, 64, v29);
                             // %30 = add %26, %29
                             float *v30 = B2;
 #pragma omp simd

@@ -93,9 +93,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         }
                         // %16 = reduce_max %15 axis 1
                         float *v16 = B5;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v16[r_] = blk_max_contig(v15 + r_ * 64, 64);
-                        }
+                        blk_max_rows(v15, 64, 64, 64, v16);
                         // %17 = max %9, %16
                         float *v17 = B5;
 #pragma omp simd
@@ -128,6 +126,7 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                         float *v23 = B4;
                         float *v24 = B4;
                         float *v25 = B6;
+                        float L25[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %23 = sub %15, %21
 #pragma omp simd
@@ -137,8 +136,9 @@ static void blk_u_attention_causal_k0(const float *restrict blk_g_Q, const float
                             // %24 = exp %23
                             blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
                             // %25 = reduce_sum %24 axis 1
-                            v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
+                            blk_sum_lanes(v24 + r_ * 64, 64, L25 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L25, 64, v25);
                         // %26 = add %22, %25
                         float *v26 = B2;
 #pragma omp simd

@@ -533,9 +533,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         }
                         // %75 = reduce_max %74 axis 1
                         float *v75 = B7;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v75[r_] = blk_max_contig(v74 + r_ * 64, 64);
-                        }
+                        blk_max_rows(v74, 64, 64, 64, v75);
                         // %76 = max %47, %75
                         float *v76 = B7;
 #pragma omp simd
@@ -571,6 +569,7 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                         float *v84 = B8;
                         float *v85 = B8;
                         float *v86 = B9;
+                        float L86[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %84 = sub %74, %80
 #pragma omp simd
@@ -580,8 +579,9 @@ static void blk_u_attention_dca_k1(const float *restrict blk_g_Q, const float *r
                             // %85 = exp %84
                             blk_exp_row(v84 + r_ * 64, v85 + r_ * 64, 64);
                             // %86 = reduce_sum %85 axis 1
-                            v86[r_] = blk_sum_contig(v85 + r_ * 64, 64);
+                            blk_sum_lanes(v85 + r_ * 64, 64, L86 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L86, 64, v86);
                         // %87 = add %81, %86
                         float *v87 = B5;
 #pragma omp simd

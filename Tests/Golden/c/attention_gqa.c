@@ -77,9 +77,7 @@ static void blk_u_attention_gqa_k0(const float *restrict blk_g_Q, const float *r
                             blk_gemm(64, 64, 64, v33, 64, 1, v12, 64, v14, 64, 0);
                             // %15 = reduce_max %14 axis 1
                             float *v15 = B5;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v15[r_] = blk_max_contig(v14 + r_ * 64, 64);
-                            }
+                            blk_max_rows(v14, 64, 64, 64, v15);
                             // %16 = max %9, %15
                             float *v16 = B5;
 #pragma omp simd
@@ -112,6 +110,7 @@ static void blk_u_attention_gqa_k0(const float *restrict blk_g_Q, const float *r
                             float *v22 = B4;
                             float *v23 = B4;
                             float *v24 = B6;
+                            float L24[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %22 = sub %14, %20
 #pragma omp simd
@@ -121,8 +120,9 @@ static void blk_u_attention_gqa_k0(const float *restrict blk_g_Q, const float *r
                                 // %23 = exp %22
                                 blk_exp_row(v22 + r_ * 64, v23 + r_ * 64, 64);
                                 // %24 = reduce_sum %23 axis 1
-                                v24[r_] = blk_sum_contig(v23 + r_ * 64, 64);
+                                blk_sum_lanes(v23 + r_ * 64, 64, L24 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L24, 64, v24);
                             // %25 = add %21, %24
                             float *v25 = B2;
 #pragma omp simd

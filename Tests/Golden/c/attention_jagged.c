@@ -51,9 +51,7 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
             }
             // %4 = reduce_sum %3 axis 1
             float *v4 = B0;
-            for (long r_ = 0; r_ < 64; r_++) {
-                v4[r_] = blk_sum_contig(v3 + r_ * 7, 7);
-            }
+            blk_sum_rows(v3, 7, 64, 7, v4);
             // %5 = broadcast %4 axis 1
             // %6 = fill 64.0
             const float s6 = 64.0f;
@@ -77,6 +75,7 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                 // one pass over the rows: %18, %19
                 float *v18 = B3;
                 float *v19 = B2;
+                float L19[1024] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %18 = ge %17, %2
 #pragma omp simd
@@ -84,8 +83,9 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                         v18[r_ * 7 + c_] = ((v17[r_] >= v1[c_]) ? 1.0f : 0.0f);
                     }
                     // %19 = reduce_sum %18 axis 1
-                    v19[r_] = blk_sum_contig(v18 + r_ * 7, 7);
+                    blk_sum_lanes(v18 + r_ * 7, 7, L19 + r_ * 16);
                 }
+                blk_sum_of_lanes(L19, 64, v19);
                 // %20 = broadcast %19 axis 0
                 // %21 = eq %5, %20
                 float *v21 = B3;
@@ -97,9 +97,7 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                 }
                 // %22 = reduce_max %21 axis 1
                 float *v22 = B2;
-                for (long r_ = 0; r_ < 64; r_++) {
-                    v22[r_] = blk_max_contig(v21 + r_ * 64, 64);
-                }
+                blk_max_rows(v21, 64, 64, 64, v22);
                 // %23 = reduce_max %22 axis 0
                 const float s23 = blk_max_contig(v22, 64);
                 // store %23 -> k15_matmul_O_any[i, max(0, i + (-16)) + min(64, i + 17) + (k2 * (-1) + (-1))]
@@ -107,6 +105,7 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                 // one pass over the rows: %24, %25
                 float *v24 = B3;
                 float *v25 = B2;
+                float L25[1024] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %24 = eq %21, %7
 #pragma omp simd
@@ -114,8 +113,9 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
                         v24[r_ * 64 + c_] = ((v21[r_ * 64 + c_] == s7) ? 1.0f : 0.0f);
                     }
                     // %25 = reduce_max %24 axis 1
-                    v25[r_] = blk_max_contig(v24 + r_ * 64, 64);
+                    blk_max_lanes(v24 + r_ * 64, 64, L25 + r_ * 16);
                 }
+                blk_max_of_lanes(L25, 64, v25);
                 // %26 = reduce_max %25 axis 0
                 const float s26 = blk_max_contig(v25, 64);
                 // %27 = eq %26, %7
@@ -170,7 +170,7 @@ static void blk_u_attention_jagged_k0(const int32_t *restrict blk_g_offsets, uin
     }
 }
 
-/* kernel k15_matmul_O: grid(b0 < 8, i < 64, j < 1), 512 instance(s); local blocks: 9 buffer(s), 82752 bytes per thread */
+/* kernel k15_matmul_O: grid(b0 < 8, i < 64, j < 1), 512 instance(s); local blocks: 9 buffer(s), 66624 bytes per thread */
 static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float *restrict blk_g_K, const float *restrict blk_g_V, const int32_t *restrict blk_g_offsets, float *restrict blk_g_O, const uint8_t *restrict blk_g_k15_matmul_O_any, const uint8_t *restrict blk_g_k15_matmul_O_all, const int32_t *restrict blk_g_k15_matmul_O_range, const int32_t *restrict blk_g_k15_matmul_O_next) {
     static blk_workspace W0;
     float *P0 = (float *)blk_workspace_take(&W0, 8388608);
@@ -184,7 +184,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
         float B5[4096] __attribute__((aligned(64)));
         float B6[4096] __attribute__((aligned(64)));
         float B7[4096] __attribute__((aligned(64)));
-        float B8[4096] __attribute__((aligned(64)));
+        float B8[64] __attribute__((aligned(64)));
 #pragma omp for collapse(2) schedule(static)
         for (long pl_ = 0; pl_ < 8; pl_++)
             for (long pt_ = 0; pt_ < 64; pt_++) {
@@ -221,9 +221,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                     }
                     // %5 = reduce_sum %4 axis 1
                     float *v5 = B0;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v5[r_] = blk_sum_contig(v4 + r_ * 7, 7);
-                    }
+                    blk_sum_rows(v4, 7, 64, 7, v5);
                     // %6 = broadcast %5 axis 1
                     // %7 = load Q[b0, i * 64 +: 64, 0 +: 64]
                     const float *v7 = blk_g_Q + b0 * 262144 + i * 64 * 64;
@@ -276,15 +274,9 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             float *v26 = B6;
                             blk_gemm(64, 64, 64, v47, 64, 1, v24, 64, v26, 64, 0);
                             // %27 = select %23, %26, %9: its condition is true in a full block
-                            float *v27 = B8;
-                            for (long r_ = 0; r_ < 64; r_++) {
-#pragma omp simd
-                                for (long c_ = 0; c_ < 64; c_++) {
-                                    v27[r_ * 64 + c_] = v26[r_ * 64 + c_];
-                                }
-                            }
+                            float *v27 = B6;
                             // %28 = mask %27 at (i * 64, k2 * 64) if -i + j + 1023 >= 0 && i - j + 1023 >= 0 else -inf
-                            float *v28 = B8;
+                            float *v28 = B6;
                             const long t6_row0 = i * 64, t7_col0 = k2 * 64;
                             if (!(((-1 * (t6_row0 + 64 - 1) + 1 * t7_col0 + 1023 >= 0) && (1 * t6_row0 + -1 * (t7_col0 + 64 - 1) + 1023 >= 0)))) {
                                 for (long r_ = 0; r_ < 64; r_++) {
@@ -295,18 +287,16 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 }
                             }
                             // %29 = reduce_max %28 axis 1
-                            float *v29 = B6;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v29[r_] = blk_max_contig(v28 + r_ * 64, 64);
-                            }
+                            float *v29 = B7;
+                            blk_max_rows(v28, 64, 64, 64, v29);
                             // %30 = max %16, %29
-                            float *v30 = B6;
+                            float *v30 = B7;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v30[r_] = blk_maxf(v16[r_], v29[r_]);
                             }
                             // %31 = max %30, %12
-                            float *v31 = B7;
+                            float *v31 = B8;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v31[r_] = blk_maxf(v30[r_], s12);
@@ -328,9 +318,10 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 v35[r_] = (v17[r_] * v33[r_]);
                             }
                             // one pass over the rows: %36, %37, %38
-                            float *v36 = B8;
-                            float *v37 = B8;
-                            float *v38 = B7;
+                            float *v36 = B6;
+                            float *v37 = B6;
+                            float *v38 = B8;
+                            float L38[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %36 = sub %28, %34
 #pragma omp simd
@@ -340,8 +331,9 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 // %37 = exp %36
                                 blk_exp_row(v36 + r_ * 64, v37 + r_ * 64, 64);
                                 // %38 = reduce_sum %37 axis 1
-                                v38[r_] = blk_sum_contig(v37 + r_ * 64, 64);
+                                blk_sum_lanes(v37 + r_ * 64, 64, L38 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L38, 64, v38);
                             // %39 = add %35, %38
                             float *v39 = B4;
 #pragma omp simd
@@ -381,6 +373,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             // one pass over the rows: %20, %21
                             float *v20 = B7;
                             float *v21 = B6;
+                            float L21[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %20 = ge %19, %3
 #pragma omp simd
@@ -388,8 +381,9 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                     v20[r_ * 7 + c_] = ((v19[r_] >= v2[c_]) ? 1.0f : 0.0f);
                                 }
                                 // %21 = reduce_sum %20 axis 1
-                                v21[r_] = blk_sum_contig(v20 + r_ * 7, 7);
+                                blk_sum_lanes(v20 + r_ * 7, 7, L21 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L21, 64, v21);
                             // %22 = broadcast %21 axis 0
                             // %23 = eq %6, %22
                             float *v23 = B7;
@@ -405,7 +399,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                             float *v26 = B6;
                             blk_gemm(64, 64, 64, v47, 64, 1, v24, 64, v26, 64, 0);
                             // %27 = select %23, %26, %9
-                            float *v27 = B8;
+                            float *v27 = B6;
                             for (long r_ = 0; r_ < 64; r_++) {
 #pragma omp simd
                                 for (long c_ = 0; c_ < 64; c_++) {
@@ -413,7 +407,7 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 }
                             }
                             // %28 = mask %27 at (i * 64, k2 * 64) if -i + j + 1023 >= 0 && i - j + 1023 >= 0 else -inf
-                            float *v28 = B8;
+                            float *v28 = B6;
                             const long t10_row0 = i * 64, t11_col0 = k2 * 64;
                             if (!(((-1 * (t10_row0 + 64 - 1) + 1 * t11_col0 + 1023 >= 0) && (1 * t10_row0 + -1 * (t11_col0 + 64 - 1) + 1023 >= 0)))) {
                                 for (long r_ = 0; r_ < 64; r_++) {
@@ -424,18 +418,16 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 }
                             }
                             // %29 = reduce_max %28 axis 1
-                            float *v29 = B6;
-                            for (long r_ = 0; r_ < 64; r_++) {
-                                v29[r_] = blk_max_contig(v28 + r_ * 64, 64);
-                            }
+                            float *v29 = B7;
+                            blk_max_rows(v28, 64, 64, 64, v29);
                             // %30 = max %16, %29
-                            float *v30 = B6;
+                            float *v30 = B7;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v30[r_] = blk_maxf(v16[r_], v29[r_]);
                             }
                             // %31 = max %30, %12
-                            float *v31 = B7;
+                            float *v31 = B8;
 #pragma omp simd
                             for (long r_ = 0; r_ < 64; r_++) {
                                 v31[r_] = blk_maxf(v30[r_], s12);
@@ -457,9 +449,10 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 v35[r_] = (v17[r_] * v33[r_]);
                             }
                             // one pass over the rows: %36, %37, %38
-                            float *v36 = B8;
-                            float *v37 = B8;
-                            float *v38 = B7;
+                            float *v36 = B6;
+                            float *v37 = B6;
+                            float *v38 = B8;
+                            float L38[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < 64; r_++) {
                                 // %36 = sub %28, %34
 #pragma omp simd
@@ -469,8 +462,9 @@ static void blk_u_attention_jagged_k1(const float *restrict blk_g_Q, const float
                                 // %37 = exp %36
                                 blk_exp_row(v36 + r_ * 64, v37 + r_ * 64, 64);
                                 // %38 = reduce_sum %37 axis 1
-                                v38[r_] = blk_sum_contig(v37 + r_ * 64, 64);
+                                blk_sum_lanes(v37 + r_ * 64, 64, L38 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L38, 64, v38);
                             // %39 = add %35, %38
                             float *v39 = B4;
 #pragma omp simd

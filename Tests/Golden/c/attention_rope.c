@@ -306,9 +306,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         }
                         // %47 = reduce_max %46 axis 1
                         float *v47 = B7;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v47[r_] = blk_max_contig(v46 + r_ * 64, 64);
-                        }
+                        blk_max_rows(v46, 64, 64, 64, v47);
                         // %48 = max %28, %47
                         float *v48 = B7;
 #pragma omp simd
@@ -341,6 +339,7 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                         float *v54 = B5;
                         float *v55 = B5;
                         float *v56 = B6;
+                        float L56[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %54 = sub %46, %52
 #pragma omp simd
@@ -350,8 +349,9 @@ static void blk_u_attention_rope_k0(const float *restrict blk_g_Q, const float *
                             // %55 = exp %54
                             blk_exp_row(v54 + r_ * 64, v55 + r_ * 64, 64);
                             // %56 = reduce_sum %55 axis 1
-                            v56[r_] = blk_sum_contig(v55 + r_ * 64, 64);
+                            blk_sum_lanes(v55 + r_ * 64, 64, L56 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L56, 64, v56);
                         // %57 = add %53, %56
                         float *v57 = B0;
 #pragma omp simd

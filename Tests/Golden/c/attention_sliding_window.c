@@ -108,9 +108,7 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                             // %16 = reduce_max %15 axis 1
                             float *v16 = B5 + blk_rs_k2 * 1;
                             const long e16_0 = e15_0;
-                            for (long r_ = 0; r_ < e16_0; r_++) {
-                                v16[r_] = blk_max_contig(v15 + r_ * 64, 64);
-                            }
+                            blk_max_rows(v15, 64, e16_0, 64, v16);
                             // %17 = max %9, %16
                             float *v17 = B5 + blk_rs_k2 * 1;
                             const long e17_0 = blk_imin(blk_rn_k2_0, e16_0);
@@ -151,6 +149,7 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                             const long e24_0 = e23_0;
                             float *v25 = B6 + blk_rs_k2 * 1;
                             const long e25_0 = e24_0;
+                            float L25[1024] __attribute__((aligned(64)));
                             for (long r_ = 0; r_ < e23_0; r_++) {
                                 // %23 = sub %15, %21
 #pragma omp simd
@@ -160,8 +159,9 @@ static void blk_u_attention_sliding_window_k0(const float *restrict blk_g_Q, con
                                 // %24 = exp %23
                                 blk_exp_row(v23 + r_ * 64, v24 + r_ * 64, 64);
                                 // %25 = reduce_sum %24 axis 1
-                                v25[r_] = blk_sum_contig(v24 + r_ * 64, 64);
+                                blk_sum_lanes(v24 + r_ * 64, 64, L25 + r_ * 16);
                             }
+                            blk_sum_of_lanes(L25, e25_0, v25);
                             // %26 = add %22, %25
                             float *v26 = B2 + blk_rs_k2 * 1;
                             const long e26_0 = blk_imin(e22_0, e25_0);

@@ -79,6 +79,7 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                         // one pass over the rows: %8, %9
                         float *v8 = B2;
                         float *v9 = B3;
+                        float L9[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %8 = square %7
 #pragma omp simd
@@ -86,8 +87,9 @@ static void blk_u_embedding_rmsnorm_k0(const int32_t *restrict blk_g_tokens, con
                                 v8[r_ * 64 + c_] = (v7[r_ * 64 + c_] * v7[r_ * 64 + c_]);
                             }
                             // %9 = reduce_sum %8 axis 1
-                            v9[r_] = blk_sum_contig(v8 + r_ * 64, 64);
+                            blk_sum_lanes(v8 + r_ * 64, 64, L9 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L9, 64, v9);
                         // %10 = add %5, %9
                         float *v10 = B1;
 #pragma omp simd

@@ -171,9 +171,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                         }
                         // %15 = reduce_sum %14 axis 1
                         float *v15 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
-                        }
+                        blk_sum_rows(v14, 64, 64, 64, v15);
                         // %16 = add %8, %15
                         float *v16 = B0;
 #pragma omp simd
@@ -183,6 +181,7 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                         // one pass over the rows: %32, %33
                         float *v32 = B4;
                         float *v33 = B5;
+                        float L33[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %32 = square %14
 #pragma omp simd
@@ -190,8 +189,9 @@ static void blk_u_layernorm_matmul_k0(const float *restrict blk_g_X, const float
                                 v32[r_ * 64 + c_] = (v14[r_ * 64 + c_] * v14[r_ * 64 + c_]);
                             }
                             // %33 = reduce_sum %32 axis 1
-                            v33[r_] = blk_sum_contig(v32 + r_ * 64, 64);
+                            blk_sum_lanes(v32 + r_ * 64, 64, L33 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L33, 64, v33);
                         // %34 = add %12, %33
                         float *v34 = B1;
 #pragma omp simd

@@ -518,6 +518,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                         // one pass over the rows: %18, %19
                         float *v18 = B3;
                         float *v19 = B4;
+                        float L19[64] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 4; r_++) {
                             // %18 = mul %12, %3
 #pragma omp simd
@@ -525,8 +526,9 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                                 v18[r_ * 64 + c_] = (v13[r_ * 64 + c_] * s3);
                             }
                             // %19 = reduce_max %18 axis 1
-                            v19[r_] = blk_max_contig(v18 + r_ * 64, 64);
+                            blk_max_lanes(v18 + r_ * 64, 64, L19 + r_ * 16);
                         }
+                        blk_max_of_lanes(L19, 4, v19);
                         // %20 = max %9, %19
                         float *v20 = B4;
 #pragma omp simd
@@ -562,6 +564,7 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                         float *v28 = B3;
                         float *v29 = B3;
                         float *v30 = B5;
+                        float L30[64] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 4; r_++) {
                             // %28 = sub %18, %24
 #pragma omp simd
@@ -571,8 +574,9 @@ static void blk_u_llama_layer_decode_k5(const float *restrict blk_g_Kc, const fl
                             // %29 = exp %28
                             blk_exp_row(v28 + r_ * 64, v29 + r_ * 64, 64);
                             // %30 = reduce_sum %29 axis 1
-                            v30[r_] = blk_sum_contig(v29 + r_ * 64, 64);
+                            blk_sum_lanes(v29 + r_ * 64, 64, L30 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L30, 4, v30);
                         // %31 = add %25, %30
                         float *v31 = B1;
 #pragma omp simd

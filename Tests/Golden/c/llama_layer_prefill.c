@@ -111,6 +111,7 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                 // one pass over the rows: %12, %13
                 float *v12 = B5;
                 float *v13 = B6;
+                float L13[1024] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %12 = square %11
 #pragma omp simd
@@ -118,8 +119,9 @@ static void blk_u_llama_layer_prefill_k0(const float *restrict blk_g_X, const fl
                         v12[r_ * 64 + c_] = (v11[r_ * 64 + c_] * v11[r_ * 64 + c_]);
                     }
                     // %13 = reduce_sum %12 axis 1
-                    v13[r_] = blk_sum_contig(v12 + r_ * 64, 64);
+                    blk_sum_lanes(v12 + r_ * 64, 64, L13 + r_ * 16);
                 }
+                blk_sum_of_lanes(L13, 64, v13);
                 // %14 = add %7, %13
                 float *v14 = B0;
 #pragma omp simd
@@ -335,9 +337,7 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                         }
                         // %20 = reduce_max %19 axis 1
                         float *v20 = B4;
-                        for (long r_ = 0; r_ < 64; r_++) {
-                            v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
-                        }
+                        blk_max_rows(v19, 64, 64, 64, v20);
                         // %21 = max %9, %20
                         float *v21 = B4;
 #pragma omp simd
@@ -373,6 +373,7 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                         float *v29 = B3;
                         float *v30 = B3;
                         float *v31 = B5;
+                        float L31[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %29 = sub %19, %25
 #pragma omp simd
@@ -382,8 +383,9 @@ static void blk_u_llama_layer_prefill_k1(const float *restrict blk_g_t19, const 
                             // %30 = exp %29
                             blk_exp_row(v29 + r_ * 64, v30 + r_ * 64, 64);
                             // %31 = reduce_sum %30 axis 1
-                            v31[r_] = blk_sum_contig(v30 + r_ * 64, 64);
+                            blk_sum_lanes(v30 + r_ * 64, 64, L31 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L31, 64, v31);
                         // %32 = add %26, %31
                         float *v32 = B1;
 #pragma omp simd
@@ -570,6 +572,7 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
                 // one pass over the rows: %15, %16
                 float *v15 = B1;
                 float *v16 = B2;
+                float L16[1024] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %15 = square %14
 #pragma omp simd
@@ -577,8 +580,9 @@ static void blk_u_llama_layer_prefill_k3(const float *restrict blk_g_g_ffn, cons
                         v15[r_ * 64 + c_] = (v14[r_ * 2048 + c_] * v14[r_ * 2048 + c_]);
                     }
                     // %16 = reduce_sum %15 axis 1
-                    v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
+                    blk_sum_lanes(v15 + r_ * 64, 64, L16 + r_ * 16);
                 }
+                blk_sum_of_lanes(L16, 64, v16);
                 // %17 = add %11, %16
                 float *v17 = B0;
 #pragma omp simd

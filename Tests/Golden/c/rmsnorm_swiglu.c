@@ -78,6 +78,7 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                 // one pass over the rows: %14, %15
                 float *v14 = B1;
                 float *v15 = B2;
+                float L15[2048] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 128; r_++) {
                     // %14 = square %13
 #pragma omp simd
@@ -85,8 +86,9 @@ static void blk_u_rmsnorm_swiglu_k0(const float *restrict blk_g_X, const float *
                         v14[r_ * 64 + c_] = (v13[r_ * 1024 + c_] * v13[r_ * 1024 + c_]);
                     }
                     // %15 = reduce_sum %14 axis 1
-                    v15[r_] = blk_sum_contig(v14 + r_ * 64, 64);
+                    blk_sum_lanes(v14 + r_ * 64, 64, L15 + r_ * 16);
                 }
+                blk_sum_of_lanes(L15, 128, v15);
                 // %16 = add %10, %15
                 float *v16 = B0;
 #pragma omp simd

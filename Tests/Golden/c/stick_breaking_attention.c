@@ -98,9 +98,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                             // %12 = reduce_sum %11 axis 1
                             float *v12 = B3 + blk_rs_k1 * 1;
                             const long e12_0 = e11_0;
-                            for (long r_ = 0; r_ < e12_0; r_++) {
-                                v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
-                            }
+                            blk_sum_rows(v11, 64, e12_0, 64, v12);
                             // %13 = add %5, %12
                             float *v13 = B1 + blk_rs_k1 * 1;
                             const long e13_0 = blk_imin(blk_rn_k1_0, e12_0);
@@ -177,6 +175,7 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                         // one pass over the rows: %26, %27
                         float *v26 = B5;
                         float *v27 = B6;
+                        float L27[1024] __attribute__((aligned(64)));
                         for (long r_ = 0; r_ < 64; r_++) {
                             // %26 = add %24, %25
 #pragma omp simd
@@ -184,8 +183,9 @@ static void blk_u_stick_breaking_attention_k0(const float *restrict blk_g_Q, con
                                 v26[r_ * 64 + c_] = (v24[r_ * 64 + c_] + v16[r_]);
                             }
                             // %27 = reduce_sum %23 axis 1
-                            v27[r_] = blk_sum_contig(v23 + r_ * 64, 64);
+                            blk_sum_lanes(v23 + r_ * 64, 64, L27 + r_ * 16);
                         }
+                        blk_sum_of_lanes(L27, 64, v27);
                         // %28 = add %16, %27
                         float *v28 = B1;
 #pragma omp simd

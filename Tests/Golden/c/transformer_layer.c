@@ -109,6 +109,7 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                 // one pass over the rows: %11, %12
                 float *v11 = B5;
                 float *v12 = B6;
+                float L12[1024] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 64; r_++) {
                     // %11 = square %10
 #pragma omp simd
@@ -116,8 +117,9 @@ static void blk_u_transformer_layer_k0(const float *restrict blk_g_X, const floa
                         v11[r_ * 64 + c_] = (v10[r_ * 64 + c_] * v10[r_ * 64 + c_]);
                     }
                     // %12 = reduce_sum %11 axis 1
-                    v12[r_] = blk_sum_contig(v11 + r_ * 64, 64);
+                    blk_sum_lanes(v11 + r_ * 64, 64, L12 + r_ * 16);
                 }
+                blk_sum_of_lanes(L12, 64, v12);
                 // %13 = add %6, %12
                 float *v13 = B0;
 #pragma omp simd
@@ -343,9 +345,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     }
                     // %20 = reduce_max %19 axis 1
                     float *v20 = B6;
-                    for (long r_ = 0; r_ < 64; r_++) {
-                        v20[r_] = blk_max_contig(v19 + r_ * 64, 64);
-                    }
+                    blk_max_rows(v19, 64, 64, 64, v20);
                     // %21 = max %13, %20
                     float *v21 = B6;
 #pragma omp simd
@@ -381,6 +381,7 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                     float *v29 = B5;
                     float *v30 = B5;
                     float *v31 = B7;
+                    float L31[1024] __attribute__((aligned(64)));
                     for (long r_ = 0; r_ < 64; r_++) {
                         // %29 = sub %19, %25
 #pragma omp simd
@@ -390,8 +391,9 @@ static void blk_u_transformer_layer_k1(const float *restrict blk_g_X, const floa
                         // %30 = exp %29
                         blk_exp_row(v29 + r_ * 64, v30 + r_ * 64, 64);
                         // %31 = reduce_sum %30 axis 1
-                        v31[r_] = blk_sum_contig(v30 + r_ * 64, 64);
+                        blk_sum_lanes(v30 + r_ * 64, 64, L31 + r_ * 16);
                     }
+                    blk_sum_of_lanes(L31, 64, v31);
                     // %32 = add %26, %31
                     float *v32 = B3;
 #pragma omp simd
@@ -540,6 +542,7 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                 // one pass over the rows: %15, %16
                 float *v15 = B1;
                 float *v16 = B2;
+                float L16[2048] __attribute__((aligned(64)));
                 for (long r_ = 0; r_ < 128; r_++) {
                     // %15 = square %14
 #pragma omp simd
@@ -547,8 +550,9 @@ static void blk_u_transformer_layer_k2(const float *restrict blk_g_g_ffn, const 
                         v15[r_ * 64 + c_] = (v14[r_ * 1024 + c_] * v14[r_ * 1024 + c_]);
                     }
                     // %16 = reduce_sum %15 axis 1
-                    v16[r_] = blk_sum_contig(v15 + r_ * 64, 64);
+                    blk_sum_lanes(v15 + r_ * 64, 64, L16 + r_ * 16);
                 }
+                blk_sum_of_lanes(L16, 128, v16);
                 // %17 = add %11, %16
                 float *v17 = B0;
 #pragma omp simd

@@ -210,11 +210,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %17 = select %13, %16, %3: its condition is true in a full block
-            float *v17 = B5;
-            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-                const long r_ = f_ / 64, c_ = f_ % 64;
-                v17[r_ * 64 + c_] = v16[r_ * 64 + c_];
-            }
+            float *v17 = B4;
             __syncthreads();
             // %18 = reduce_max %17 axis 1
             float *v18 = B3;
@@ -235,7 +231,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %20 = max %19, %6
-            float *v20 = B4;
+            float *v20 = B5;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v20[r_] = blk_maxf(v19[r_], s6);
@@ -264,21 +260,21 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %25 = sub %17, %23
-            float *v25 = B5;
+            float *v25 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v25[r_ * 64 + c_] = (v17[r_ * 64 + c_] - v20[r_]);
             }
             __syncthreads();
             // %26 = exp %25
-            float *v26 = B5;
+            float *v26 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v26[r_ * 64 + c_] = blk_expf(v25[r_ * 64 + c_]);
             }
             __syncthreads();
             // %27 = reduce_sum %26 axis 1
-            float *v27 = B4;
+            float *v27 = B5;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = 0.0f;
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -343,7 +339,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %17 = select %13, %16, %3
-            float *v17 = B5;
+            float *v17 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v17[r_ * 64 + c_] = ((v13[r_ * 64 + c_]) != 0.0f ? (v16[r_ * 64 + c_]) : (s3));
@@ -368,7 +364,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %20 = max %19, %6
-            float *v20 = B4;
+            float *v20 = B5;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v20[r_] = blk_maxf(v19[r_], s6);
@@ -397,21 +393,21 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %25 = sub %17, %23
-            float *v25 = B5;
+            float *v25 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v25[r_ * 64 + c_] = (v17[r_ * 64 + c_] - v20[r_]);
             }
             __syncthreads();
             // %26 = exp %25
-            float *v26 = B5;
+            float *v26 = B4;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v26[r_ * 64 + c_] = blk_expf(v25[r_ * 64 + c_]);
             }
             __syncthreads();
             // %27 = reduce_sum %26 axis 1
-            float *v27 = B4;
+            float *v27 = B5;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = 0.0f;
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {

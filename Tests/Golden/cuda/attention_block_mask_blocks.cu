@@ -148,14 +148,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %19 = select %15, %18, %3: its condition is true in a full block
-            float *v19 = B4;
-            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-                const long r_ = f_ / 64, c_ = f_ % 64;
-                v19[r_ * 64 + c_] = v18[r_ * 64 + c_];
-            }
+            float *v19 = B3;
             __syncthreads();
             // %20 = reduce_max %19 axis 1
-            float *v20 = B3;
+            float *v20 = B4;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = (-INFINITY);
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -166,7 +162,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %21 = max %10, %20
-            float *v21 = B3;
+            float *v21 = B4;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v21[r_] = blk_maxf(v10[r_], v20[r_]);
@@ -202,14 +198,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %27 = sub %19, %25
-            float *v27 = B4;
+            float *v27 = B3;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v27[r_ * 64 + c_] = (v19[r_ * 64 + c_] - v22[r_]);
             }
             __syncthreads();
             // %28 = exp %27
-            float *v28 = B4;
+            float *v28 = B3;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v28[r_ * 64 + c_] = blk_expf(v27[r_ * 64 + c_]);
@@ -277,14 +273,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %19 = select %15, %18, %3
-            float *v19 = B4;
+            float *v19 = B3;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v19[r_ * 64 + c_] = ((s13) != 0.0f ? (v18[r_ * 64 + c_]) : (s3));
             }
             __syncthreads();
             // %20 = reduce_max %19 axis 1
-            float *v20 = B3;
+            float *v20 = B4;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = (-INFINITY);
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -295,7 +291,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %21 = max %10, %20
-            float *v21 = B3;
+            float *v21 = B4;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v21[r_] = blk_maxf(v10[r_], v20[r_]);
@@ -331,14 +327,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_block_mask_
             }
             __syncthreads();
             // %27 = sub %19, %25
-            float *v27 = B4;
+            float *v27 = B3;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v27[r_ * 64 + c_] = (v19[r_ * 64 + c_] - v22[r_]);
             }
             __syncthreads();
             // %28 = exp %27
-            float *v28 = B4;
+            float *v28 = B3;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v28[r_ * 64 + c_] = blk_expf(v27[r_ * 64 + c_]);

@@ -311,14 +311,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %27 = select %23, %26, %9: its condition is true in a full block
-            float *v27 = B7;
-            for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
-                const long r_ = f_ / 64, c_ = f_ % 64;
-                v27[r_ * 64 + c_] = v26[r_ * 64 + c_];
-            }
+            float *v27 = B5;
             __syncthreads();
             // %28 = mask %27 at (i * 64, k2 * 64) if -i + j + 1023 >= 0 && i - j + 1023 >= 0 else -inf
-            float *v28 = B7;
+            float *v28 = B5;
             const long t6_row0 = i * 64, t7_col0 = k2 * 64;
             if (!(((-1 * (t6_row0 + 64 - 1) + 1 * t7_col0 + 1023 >= 0) && (1 * t6_row0 + -1 * (t7_col0 + 64 - 1) + 1023 >= 0)))) {
                 for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -328,7 +324,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %29 = reduce_max %28 axis 1
-            float *v29 = B5;
+            float *v29 = B6;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = (-INFINITY);
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -339,14 +335,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %30 = max %16, %29
-            float *v30 = B5;
+            float *v30 = B6;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v30[r_] = blk_maxf(v16[r_], v29[r_]);
             }
             __syncthreads();
             // %31 = max %30, %12
-            float *v31 = B6;
+            float *v31 = B7;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v31[r_] = blk_maxf(v30[r_], s12);
@@ -375,21 +371,21 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %36 = sub %28, %34
-            float *v36 = B7;
+            float *v36 = B5;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v36[r_ * 64 + c_] = (v28[r_ * 64 + c_] - v31[r_]);
             }
             __syncthreads();
             // %37 = exp %36
-            float *v37 = B7;
+            float *v37 = B5;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v37[r_ * 64 + c_] = blk_expf(v36[r_ * 64 + c_]);
             }
             __syncthreads();
             // %38 = reduce_sum %37 axis 1
-            float *v38 = B6;
+            float *v38 = B7;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = 0.0f;
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -480,14 +476,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %27 = select %23, %26, %9
-            float *v27 = B7;
+            float *v27 = B5;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v27[r_ * 64 + c_] = ((v23[r_ * 64 + c_]) != 0.0f ? (v26[r_ * 64 + c_]) : (s9));
             }
             __syncthreads();
             // %28 = mask %27 at (i * 64, k2 * 64) if -i + j + 1023 >= 0 && i - j + 1023 >= 0 else -inf
-            float *v28 = B7;
+            float *v28 = B5;
             const long t9_row0 = i * 64, t10_col0 = k2 * 64;
             if (!(((-1 * (t9_row0 + 64 - 1) + 1 * t10_col0 + 1023 >= 0) && (1 * t9_row0 + -1 * (t10_col0 + 64 - 1) + 1023 >= 0)))) {
                 for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
@@ -497,7 +493,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %29 = reduce_max %28 axis 1
-            float *v29 = B5;
+            float *v29 = B6;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = (-INFINITY);
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
@@ -508,14 +504,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %30 = max %16, %29
-            float *v30 = B5;
+            float *v30 = B6;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v30[r_] = blk_maxf(v16[r_], v29[r_]);
             }
             __syncthreads();
             // %31 = max %30, %12
-            float *v31 = B6;
+            float *v31 = B7;
             for (long f_ = threadIdx.x; f_ < 64; f_ += blockDim.x) {
                 const long r_ = f_;
                 v31[r_] = blk_maxf(v30[r_], s12);
@@ -544,21 +540,21 @@ extern "C" __global__ void __launch_bounds__(256, 1) blk_u_attention_jagged_k1(c
             }
             __syncthreads();
             // %36 = sub %28, %34
-            float *v36 = B7;
+            float *v36 = B5;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v36[r_ * 64 + c_] = (v28[r_ * 64 + c_] - v31[r_]);
             }
             __syncthreads();
             // %37 = exp %36
-            float *v37 = B7;
+            float *v37 = B5;
             for (long f_ = threadIdx.x; f_ < 4096; f_ += blockDim.x) {
                 const long r_ = f_ / 64, c_ = f_ % 64;
                 v37[r_ * 64 + c_] = blk_expf(v36[r_ * 64 + c_]);
             }
             __syncthreads();
             // %38 = reduce_sum %37 axis 1
-            float *v38 = B6;
+            float *v38 = B7;
             for (long r_ = (threadIdx.x >> 5); r_ < 64; r_ += (blockDim.x >> 5)) {
                 float acc_ = 0.0f;
                 for (long c_ = (threadIdx.x & 31); c_ < 64; c_ += 32) {
