@@ -62,12 +62,11 @@ static inline float blk_expf(float x) {
     float n = nm - shifter;
     float r = fmaf(n, -0.693145751953125f, x);
     r = fmaf(n, -1.428606765330187045e-06f, r);
-    float p = 1.3888888888888889e-3f;
-    p = fmaf(p, r, 8.3333333333333333e-3f);
-    p = fmaf(p, r, 4.1666666666666667e-2f);
-    p = fmaf(p, r, 1.6666666666666667e-1f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
+    float p = 8.29028618e-3f; /* minimax for relative error on |r| <= ln2/2, p(0) = 1 */
+    p = fmaf(p, r, 4.18978781e-2f);
+    p = fmaf(p, r, 1.66676357e-1f);
+    p = fmaf(p, r, 4.99991506e-1f);
+    p = fmaf(p, r, 9.99999702e-1f);
     p = fmaf(p, r, 1.0f);
     uint32_t u, bits;
     memcpy(&u, &nm, 4);
@@ -87,12 +86,11 @@ static inline __attribute__((always_inline)) __m512 blk_exp16(__m512 x) {
     __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter), shifter);
     __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), x);
     r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.428606765330187045e-06f), r);
-    __m512 p = _mm512_set1_ps(1.3888888888888889e-3f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3333333333333333e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1666666666666667e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666666666666667e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_set1_ps(8.29028618e-3f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.18978781e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66676357e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.99991506e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99999702e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     __mmask16 kept = _mm512_cmp_ps_mask(n, _mm512_set1_ps(-126.0f), _CMP_NLE_UQ);
     return _mm512_maskz_mov_ps(kept, _mm512_scalef_ps(p, n));
