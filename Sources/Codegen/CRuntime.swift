@@ -67,55 +67,46 @@ public enum CRuntime {
     public static let reductions = #"""
         /* ---- runtime: contiguous reductions (vectorised; max propagates NaN) ---- */
         #ifdef __AVX512F__
-        static inline float blk_sum_contig(const float *x, long n) {
+        /* A row's 16 partial results: lane l combines the elements c ≡ l mod 16 (the maxima also
+           give, in *nan, the lanes that saw a NaN, which _mm512_max_ps does not keep) */
+        static inline __m512 blk_lanes_sum(const float *x, long n) {
             __m512 acc = _mm512_setzero_ps();
             long c = 0;
             for (; c + 16 <= n; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
             if (c < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - c)) - 1u), x + c));
-            return _mm512_reduce_add_ps(acc);
+            return acc;
         }
-        static inline float blk_max_contig(const float *x, long n) {
+        static inline __m512 blk_lanes_max(const float *x, long n, __mmask16 *nan) {
             const __m512 lowest = _mm512_set1_ps(-INFINITY);
             __m512 acc = lowest;
-            __mmask16 nan = 0;
+            __mmask16 seen = 0;
             long c = 0;
             for (; c + 16 <= n; c += 16) {
                 __m512 v = _mm512_loadu_ps(x + c);
-                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                seen |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
                 acc = _mm512_max_ps(acc, v);
             }
             if (c < n) {
                 __m512 v = _mm512_mask_loadu_ps(lowest, (__mmask16)((1u << (n - c)) - 1u), x + c);
-                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                seen |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
                 acc = _mm512_max_ps(acc, v);
             }
+            *nan = seen;
+            return acc;
+        }
+        static inline float blk_sum_contig(const float *x, long n) { return _mm512_reduce_add_ps(blk_lanes_sum(x, n)); }
+        static inline float blk_max_contig(const float *x, long n) {
+            __mmask16 nan;
+            __m512 acc = blk_lanes_max(x, n, &nan);
             return nan ? NAN : _mm512_reduce_max_ps(acc);
         }
-        /* A row's 16 partial results (lane l combines the elements c ≡ l mod 16), stored at `lanes`
-           (64-byte aligned); blk_*_of_lanes combines 16 rows' partials at once, so no row waits
-           on a horizontal reduction of its own. A lane that saw a NaN holds NaN. */
-        static inline void blk_sum_lanes(const float *x, long n, float *lanes) {
-            __m512 acc = _mm512_setzero_ps();
-            long c = 0;
-            for (; c + 16 <= n; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
-            if (c < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - c)) - 1u), x + c));
-            _mm512_store_ps(lanes, acc);
-        }
+        /* The partials stored at `lanes` (64-byte aligned); blk_*_of_lanes combines 16 rows'
+           partials at once, so no row waits on a horizontal reduction of its own. A lane that saw
+           a NaN holds NaN. */
+        static inline void blk_sum_lanes(const float *x, long n, float *lanes) { _mm512_store_ps(lanes, blk_lanes_sum(x, n)); }
         static inline void blk_max_lanes(const float *x, long n, float *lanes) {
-            const __m512 lowest = _mm512_set1_ps(-INFINITY);
-            __m512 acc = lowest;
-            __mmask16 nan = 0;
-            long c = 0;
-            for (; c + 16 <= n; c += 16) {
-                __m512 v = _mm512_loadu_ps(x + c);
-                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-                acc = _mm512_max_ps(acc, v);
-            }
-            if (c < n) {
-                __m512 v = _mm512_mask_loadu_ps(lowest, (__mmask16)((1u << (n - c)) - 1u), x + c);
-                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-                acc = _mm512_max_ps(acc, v);
-            }
+            __mmask16 nan;
+            __m512 acc = blk_lanes_max(x, n, &nan);
             _mm512_store_ps(lanes, _mm512_mask_blend_ps(nan, acc, _mm512_set1_ps(NAN)));
         }
         /* the larger of a and b lane by lane, NaN where either is NaN */
@@ -184,21 +175,20 @@ public enum CRuntime {
         #endif
         /* out[r] = the sum (the maximum) of row r's n contiguous elements, r < rows (rows ld apart),
            16 rows at a time through their lanes */
-        static inline void blk_sum_rows(const float *x, long ld, long rows, long n, float *out) {
+        static inline __attribute__((always_inline)) void blk_reduce_rows(const float *x, long ld, long rows, long n,
+                                                                          float *out, const int max) {
             float lanes[256] __attribute__((aligned(64)));
             for (long r0 = 0; r0 < rows; r0 += 16) {
                 long m = rows - r0 < 16 ? rows - r0 : 16;
-                for (long r = 0; r < m; r++) blk_sum_lanes(x + (r0 + r) * ld, n, lanes + 16 * r);
-                blk_sum_of_lanes(lanes, m, out + r0);
+                for (long r = 0; r < m; r++) (max ? blk_max_lanes : blk_sum_lanes)(x + (r0 + r) * ld, n, lanes + 16 * r);
+                (max ? blk_max_of_lanes : blk_sum_of_lanes)(lanes, m, out + r0);
             }
         }
+        static inline void blk_sum_rows(const float *x, long ld, long rows, long n, float *out) {
+            blk_reduce_rows(x, ld, rows, n, out, 0);
+        }
         static inline void blk_max_rows(const float *x, long ld, long rows, long n, float *out) {
-            float lanes[256] __attribute__((aligned(64)));
-            for (long r0 = 0; r0 < rows; r0 += 16) {
-                long m = rows - r0 < 16 ? rows - r0 : 16;
-                for (long r = 0; r < m; r++) blk_max_lanes(x + (r0 + r) * ld, n, lanes + 16 * r);
-                blk_max_of_lanes(lanes, m, out + r0);
-            }
+            blk_reduce_rows(x, ld, rows, n, out, 1);
         }
         """#
 }
