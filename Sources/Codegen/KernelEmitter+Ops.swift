@@ -84,9 +84,7 @@ extension KernelEmitter {
             if selectIsOperand(r, a) {
                 // Its condition is known non-zero and it is written over `a`: `a` is already there.
                 declareBuffer(r)
-                var bounds = extents[a]!
-                if !analysis.layouts[b]!.shape.isEmpty { bounds = zip(bounds, extents[b]!).map { minExtent($0, $1) } }
-                defineExtents(r, bounds)
+                defineExtents(r, elementwiseExtents([a, b], r))
                 break
             }
             let (operands, f) = elementwiseForm(inst.op, r)!
@@ -314,11 +312,7 @@ extension KernelEmitter {
             return
         }
         declareBuffer(r)
-        var bounds: [String] = []
-        for a in operands where !(analysis.layouts[a]!.shape.isEmpty) {
-            bounds = bounds.isEmpty ? extents[a]! : zip(bounds, extents[a]!).map { minExtent($0, $1) }
-        }
-        defineExtents(r, bounds.isEmpty ? shape.map { "\($0)" } : bounds)
+        defineExtents(r, elementwiseExtents(operands, r))
         // The loops run over the axes the result's buffer stores (not those its layout repeats).
         let strides = analysis.layouts[r]!.strides
         let stored = shape.indices.filter { strides[$0] != 0 }
@@ -328,6 +322,16 @@ extension KernelEmitter {
             let d = zip(stored, i).map { strides[$0] == 1 ? $1 : "\($1) * \(strides[$0])" }.joined(separator: " + ")
             me.w.line("v\(r.number)[\(d.isEmpty ? "0" : d)] = \(f(me, operands.map { me.element($0, at) }));")
         }
+    }
+
+    /// The extents of the elementwise result `r`: along each axis the smallest of its block
+    /// operands' extents (expressions), or `r`'s shape where every operand is a scalar.
+    func elementwiseExtents(_ operands: [ValueID], _ r: ValueID) -> [String] {
+        var bounds: [String] = []
+        for a in operands where !(analysis.layouts[a]!.shape.isEmpty) {
+            bounds = bounds.isEmpty ? extents[a]! : zip(bounds, extents[a]!).map { minExtent($0, $1) }
+        }
+        return bounds.isEmpty ? analysis.layouts[r]!.shape.map { "\($0)" } : bounds
     }
 
     /// Whether the select `r` needs no code: its condition is known non-zero (a full block) and it

@@ -23,11 +23,7 @@ extension KernelEmitter {
                     defineExtents(r, extents[a]!)
                 } else {
                     let (operands, _) = elementwiseForm(inst.op, r)!
-                    var bounds: [String] = []
-                    for a in operands where !(analysis.layouts[a]!.shape.isEmpty) {
-                        bounds = bounds.isEmpty ? extents[a]! : zip(bounds, extents[a]!).map { minExtent($0, $1) }
-                    }
-                    defineExtents(r, bounds.isEmpty ? analysis.layouts[r]!.shape.map { "\($0)" } : bounds)
+                    defineExtents(r, elementwiseExtents(operands, r))
                 }
             }
             code.append(inst)
